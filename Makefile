@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint bench-env bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m dataward.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmark environments: peers (some AGPL, some heavy) live here only, never in the runtime deps.
+# One venv per benchmark family, so that peers' pins cannot fight each other.
+.venv-bench-%/.stamp: benchmarks/requirements-%.txt pyproject.toml
+	test -x .venv-bench-$*/bin/python || $(PYTHON) -m venv .venv-bench-$*
+	.venv-bench-$*/bin/python -m pip install -q --upgrade pip
+	.venv-bench-$*/bin/python -m pip install -q -e . -r benchmarks/requirements-$*.txt
+	touch $@
+
+bench-env: $(patsubst benchmarks/requirements-%.txt,.venv-bench-%/.stamp,$(wildcard benchmarks/requirements-*.txt))

@@ -1,0 +1,33 @@
+"""dataward: defend ML training and fine-tuning data against poisoning.
+
+The public API is what this module exports (``__all__``); everything else is private and may change.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from dataward.errors import (
+    AuthorizationError,
+    ConflictError,
+    Error,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    PolicyError,
+    SignatureError,
+    WorkspaceError,
+)
+
+__all__ = [
+    "AuthorizationError",
+    "ConflictError",
+    "Error",
+    "InputError",
+    "IntegrityError",
+    "NotFoundError",
+    "PolicyError",
+    "SignatureError",
+    "WorkspaceError",
+    "__version__",
+]

@@ -1,0 +1,48 @@
+"""The ``dataward`` command line: a thin layer over the library.
+
+Each command group lives in its own private module and registers itself on the root group. Errors of the
+:class:`dataward.errors.Error` family are caught once, here, and printed as one line plus advice.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from dataward.cli._app import cli
+from dataward.errors import Error
+
+
+def _register_commands() -> None:
+    # Imported for their side effect: each module adds its commands to ``cli``.
+    from dataward.cli import _commands  # noqa: F401
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status (also used by tests)."""
+    _register_commands()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="dataward")
+    except Error as exc:
+        click.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.advice:
+            click.echo(f"hint: {exc.advice}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except SystemExit as exc:  # commands may end with sys.exit(status)
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

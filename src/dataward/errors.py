@@ -1,0 +1,82 @@
+"""The one error hierarchy of dataward.
+
+Every error raised on purpose derives from :class:`Error` and carries a one-line message that names the
+file, record, rule or principal concerned, plus advice a user can act on. The CLI catches :class:`Error`
+once, at the top, prints both lines and exits non-zero; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base of all dataward errors."""
+
+    #: process exit status the CLI uses for this kind of error
+    exit_code: int = 1
+    #: default advice when the raiser gives none
+    default_advice: str = ""
+
+    def __init__(self, message: str, *, advice: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.advice = advice if advice is not None else self.default_advice
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(Error):
+    """Bad input: a malformed, unreadable, empty or hostile file or argument."""
+
+    exit_code = 2
+    default_advice = "Fix the input named above and run the command again."
+
+
+class NotFoundError(Error):
+    """A named workspace object (source, batch, principal, key, version...) does not exist."""
+
+    exit_code = 2
+    default_advice = "Check the name; list what exists with the matching `list` command."
+
+
+class WorkspaceError(Error):
+    """The workspace is missing, of an unknown schema version, or otherwise unusable."""
+
+    exit_code = 2
+    default_advice = "Create a workspace with `dataward init DIR` or point DATAWARD_WORKSPACE at one."
+
+
+class IntegrityError(Error):
+    """Stored or delivered data does not match its recorded digests, Merkle roots or log."""
+
+    exit_code = 3
+    default_advice = (
+        "Treat the data as tampered with: do not use it; investigate with `dataward verify` and the audit log."
+    )
+
+
+class SignatureError(IntegrityError):
+    """A signature is missing, forged, made with an unknown, expired, retired or revoked key."""
+
+    default_advice = "Check that the signer's key is registered, valid at signing time, and not revoked."
+
+
+class AuthorizationError(Error):
+    """The acting principal's roles do not allow the action (deny by default)."""
+
+    exit_code = 4
+    default_advice = "Ask an admin to grant the needed role, or act as a principal that has it (--as)."
+
+
+class PolicyError(Error):
+    """A policy rule refuses the action, or the policy file itself is invalid."""
+
+    exit_code = 5
+    default_advice = "Run `dataward policy check` to see every rule and what it needs."
+
+
+class ConflictError(Error):
+    """The action conflicts with the current state (wrong lifecycle state, duplicate name, concurrent change)."""
+
+    exit_code = 6
+    default_advice = "Inspect the current state with the matching `show` command and retry."
