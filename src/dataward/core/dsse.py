@@ -1,0 +1,204 @@
+"""DSSE envelopes carrying in-toto Statement v1, signed with Ed25519.
+
+Pure functions over bytes and key objects. The wire format is the one the reference implementation
+(securesystemslib.dsse) reads: ``{"payload": b64, "payloadType": ..., "signatures": [{"keyid", "sig"}]}``.
+Key IDs are the hex SHA-256 of the raw 32-byte Ed25519 public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from dataward.core.canonical import canonical_json
+from dataward.errors import InputError, SignatureError
+
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_PREFIX = "https://dataward.dev/"
+
+#: predicate types of dataward's own attestations
+PREDICATE_MANIFEST = PREDICATE_PREFIX + "manifest/v1"
+PREDICATE_SUPPLIER_MANIFEST = PREDICATE_PREFIX + "supplier-manifest/v1"
+
+
+def public_key_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """The key ID dataward uses everywhere: hex SHA-256 of the raw public key."""
+    return hashlib.sha256(public_key_bytes(key)).hexdigest()
+
+
+def public_key_from_hex(text: str) -> Ed25519PublicKey:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise InputError(f"public key {text[:16]!r}... is not hex") from None
+    if len(raw) != 32:
+        raise InputError(f"public key {text[:16]!r}... is {len(raw)} bytes, an Ed25519 key has 32")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def _b64decode_strict(text: str, what: str) -> bytes:
+    # Strict and canonical: a byte changed in the encoding must never decode to the same bytes.
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise SignatureError(f"envelope {what} is not valid base64") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise SignatureError(f"envelope {what} is not canonical base64")
+    return raw
+
+
+@dataclass(frozen=True)
+class Signature:
+    keyid: str
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload_type: str
+    payload: bytes
+    signatures: tuple[Signature, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payload": base64.b64encode(self.payload).decode("ascii"),
+            "payloadType": self.payload_type,
+            "signatures": [
+                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode("ascii")} for s in self.signatures
+            ],
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SignatureError(f"envelope is not valid JSON: {exc}") from None
+        return cls.from_dict(obj)
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Envelope:
+        if not isinstance(obj, dict):
+            raise SignatureError("envelope is not a JSON object")
+        payload = obj.get("payload")
+        payload_type = obj.get("payloadType")
+        sigs = obj.get("signatures")
+        if not isinstance(payload, str) or not isinstance(payload_type, str) or not isinstance(sigs, list):
+            raise SignatureError("envelope lacks payload, payloadType or signatures")
+        parsed: list[Signature] = []
+        for s in sigs:
+            if not isinstance(s, dict) or not isinstance(s.get("sig"), str) or not isinstance(s.get("keyid"), str):
+                raise SignatureError("envelope signature entry is malformed")
+            parsed.append(Signature(s["keyid"], _b64decode_strict(s["sig"], "signature")))
+        return cls(payload_type, _b64decode_strict(payload, "payload"), tuple(parsed))
+
+
+def sign_envelope(
+    payload: bytes, private_key: Ed25519PrivateKey, payload_type: str = INTOTO_PAYLOAD_TYPE
+) -> Envelope:
+    sig = private_key.sign(pae(payload_type, payload))
+    return Envelope(payload_type, payload, (Signature(key_id(private_key.public_key()), sig),))
+
+
+def add_signature(envelope: Envelope, private_key: Ed25519PrivateKey) -> Envelope:
+    sig = private_key.sign(pae(envelope.payload_type, envelope.payload))
+    return Envelope(
+        envelope.payload_type,
+        envelope.payload,
+        (*envelope.signatures, Signature(key_id(private_key.public_key()), sig)),
+    )
+
+
+def verify_envelope(
+    envelope: Envelope, trusted: Mapping[str, Ed25519PublicKey], *, threshold: int = 1
+) -> list[str]:
+    """Verify ``envelope`` against ``trusted`` keys (keyid -> key); return the key IDs that verified.
+
+    Raises :class:`SignatureError` unless at least ``threshold`` distinct trusted keys verify.
+    """
+    good: list[str] = []
+    for s in envelope.signatures:
+        key = None
+        for kid, candidate in trusted.items():
+            if hmac.compare_digest(kid.encode(), s.keyid.encode()):
+                key = candidate
+                break
+        if key is None or s.keyid in good:
+            continue
+        try:
+            key.verify(s.sig, pae(envelope.payload_type, envelope.payload))
+        except InvalidSignature:
+            raise SignatureError(f"signature by key {s.keyid[:16]} does not verify: the payload was altered") from None
+        good.append(s.keyid)
+    if len(good) < threshold:
+        if not envelope.signatures:
+            raise SignatureError("envelope carries no signature")
+        ids = ", ".join(s.keyid[:16] for s in envelope.signatures)
+        raise SignatureError(f"envelope is not signed by a trusted key (signed by {ids})")
+    return good
+
+
+def make_statement(subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: Any) -> bytes:
+    """in-toto Statement v1 as canonical JSON; ``subjects`` are (name, sha256 hex) pairs."""
+    return canonical_json(
+        {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": n, "digest": {"sha256": d}} for n, d in subjects],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Statement:
+    subjects: tuple[tuple[str, str], ...]
+    predicate_type: str
+    predicate: Any
+
+
+def parse_statement(envelope: Envelope) -> Statement:
+    if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise SignatureError(f"envelope payloadType is {envelope.payload_type!r}, expected an in-toto statement")
+    try:
+        obj = json.loads(envelope.payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SignatureError("statement is not valid JSON") from None
+    if not isinstance(obj, dict) or obj.get("_type") != STATEMENT_TYPE:
+        raise SignatureError("payload is not an in-toto Statement v1")
+    subjects: list[tuple[str, str]] = []
+    for s in obj.get("subject") or []:
+        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not isinstance(s.get("digest"), dict):
+            raise SignatureError("statement subject is malformed")
+        digest = s["digest"].get("sha256")
+        if not isinstance(digest, str):
+            raise SignatureError(f"statement subject {s['name']!r} has no sha256 digest")
+        subjects.append((s["name"], digest))
+    ptype = obj.get("predicateType")
+    if not isinstance(ptype, str):
+        raise SignatureError("statement has no predicateType")
+    return Statement(tuple(subjects), ptype, obj.get("predicate"))
