@@ -1,0 +1,155 @@
+"""Content-addressed object store over fsspec.
+
+Objects are named by the SHA-256 of their bytes, stored under an *area* (``quarantine`` for deliveries
+not yet approved, ``released`` for data in a dataset version, ``meta`` for manifests and record-digest
+lists). Writes go to a temporary name and are renamed into place; objects are made read-only once written
+(on local disks). Readers re-hash what they read when integrity matters (``verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from typing import IO, Any
+
+import fsspec
+
+from dataward.errors import IntegrityError, NotFoundError
+
+AREAS = ("quarantine", "released", "meta")
+CHUNK = 1 << 20
+
+
+def _check_digest(digest: str) -> str:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise NotFoundError(f"{digest[:70]!r} is not a SHA-256 object name")
+    return digest
+
+
+class ObjectStore:
+    """A content-addressed store rooted at an fsspec URL (a local directory by default)."""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.root: str = root.rstrip("/")
+        self.url = url
+        self._local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+    # naming ---------------------------------------------------------------------------------------
+    def path(self, area: str, digest: str) -> str:
+        if area not in AREAS:
+            raise ValueError(f"unknown object area {area!r}")
+        d = _check_digest(digest)
+        return f"{self.root}/{area}/{d[:2]}/{d}"
+
+    def _tmp_path(self) -> str:
+        return f"{self.root}/incoming/{secrets.token_hex(16)}"
+
+    def exists(self, area: str, digest: str) -> bool:
+        return bool(self.fs.exists(self.path(area, digest)))
+
+    # writing --------------------------------------------------------------------------------------
+    def open_writer(self) -> ObjectWriter:
+        """A writer that hashes as it writes; ``commit(area)`` renames it into place under its digest."""
+        return ObjectWriter(self)
+
+    def put_bytes(self, area: str, data: bytes) -> str:
+        with self.open_writer() as w:
+            w.write(data)
+            return w.commit(area)
+
+    def _publish(self, tmp: str, area: str, digest: str) -> None:
+        final = self.path(area, digest)
+        if self.fs.exists(final):
+            self.fs.rm(tmp)
+            return
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        if self._local:
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)  # atomic on one filesystem
+        else:
+            self.fs.mv(tmp, final)
+
+    def copy(self, src_area: str, dst_area: str, digest: str) -> None:
+        """Copy an object between areas, re-hashing it on the way (no unverified bytes move)."""
+        with self.open_writer() as w:
+            for chunk in self.iter_chunks(src_area, digest):
+                w.write(chunk)
+            got = w.commit(dst_area, expect=digest)
+        assert got == digest
+
+    # reading --------------------------------------------------------------------------------------
+    def open(self, area: str, digest: str) -> IO[bytes]:
+        p = self.path(area, digest)
+        try:
+            f: IO[bytes] = self.fs.open(p, "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"object {digest[:16]}... is missing from the {area} store") from None
+        return f
+
+    def iter_chunks(self, area: str, digest: str) -> Iterator[bytes]:
+        with self.open(area, digest) as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def read_bytes(self, area: str, digest: str, *, verify: bool = True) -> bytes:
+        with self.open(area, digest) as f:
+            data = f.read()
+        if verify and hashlib.sha256(data).hexdigest() != digest:
+            raise IntegrityError(f"object {digest[:16]}... in the {area} store does not match its name")
+        return data
+
+    def local_path(self, area: str, digest: str) -> str | None:
+        """The object's path on the local disk, if the store is local (for zero-copy readers)."""
+        return self.path(area, digest) if self._local else None
+
+
+class ObjectWriter:
+    """Writes a temporary object while hashing it; nothing is visible under a digest before ``commit``."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._tmp = store._tmp_path()
+        store.fs.makedirs(self._tmp.rsplit("/", 1)[0], exist_ok=True)
+        self._f: IO[bytes] = store.fs.open(self._tmp, "wb")
+        self._h = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._h.update(data)
+        self._f.write(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+    def commit(self, area: str, *, expect: str | None = None) -> str:
+        self._f.flush()
+        if self._store._local:
+            os.fsync(self._f.fileno())
+        self._f.close()
+        digest = self._h.hexdigest()
+        if expect is not None and digest != expect:
+            self.abort()
+            raise IntegrityError(f"object {expect[:16]}... changed while it was copied (now {digest[:16]}...)")
+        self._store._publish(self._tmp, area, digest)
+        self._done = True
+        return digest
+
+    def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            if not self._f.closed:
+                self._f.close()
+            if self._store.fs.exists(self._tmp):
+                self._store.fs.rm(self._tmp)
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()

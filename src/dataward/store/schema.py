@@ -1,0 +1,148 @@
+"""Catalog tables (SQLAlchemy Core). Times are ISO-8601 UTC strings so SQLite and PostgreSQL agree.
+
+These definitions are the latest schema. Migrations (``migrations.py``) create them version by version;
+a migration that changes an existing table uses explicit DDL, never these definitions.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", String(32), nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("principal", String(128), ForeignKey("principals.name"), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("source", String(128), nullable=True),  # None: the role applies to every source
+    Column("granted_at", String(32), nullable=False),
+    Column("granted_by", String(128), nullable=True),
+    UniqueConstraint("principal", "role", "source", name="uq_role_grant"),
+)
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("keyid", String(64), primary_key=True),
+    Column("principal", String(128), nullable=False),  # a principal name, or "@workspace-log"
+    Column("public_key", String(64), nullable=False),  # raw Ed25519 key, hex
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=True),
+    Column("status", String(16), nullable=False),  # active | retired | revoked
+    Column("retired_at", String(32), nullable=True),
+    Column("revoked_at", String(32), nullable=True),
+    Column("revocation_reason", Text, nullable=True),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("license", Text, nullable=True),
+    Column("license_status", String(16), nullable=False),  # spdx | non-spdx | invalid | missing
+    Column("supplier", Text, nullable=True),
+    Column("supplier_key", String(64), nullable=True),  # raw Ed25519 public key, hex
+    Column("update_frequency", String(32), nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source", String(128), ForeignKey("sources.name"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("manifest_digest", String(64), nullable=False),  # SHA-256 of the signed envelope object
+    Column("merkle_root", String(64), nullable=False),
+    Column("record_count", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("byte_count", BigInteger, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+batch_files = Table(
+    "batch_files",
+    metadata,
+    Column("batch_id", String(64), ForeignKey("batches.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("record_count", BigInteger, nullable=False),
+    Column("records_digest", String(64), nullable=True),  # object holding the record leaf hashes
+    Column("merkle_root", String(64), nullable=False),
+)
+
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", String(32), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("entry", LargeBinary, nullable=False),  # canonical JSON, the signed bytes
+    Column("keyid", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+)
+
+log_nodes = Table(
+    "log_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", Text, nullable=False),
+    Column("time", String(32), nullable=False),
+)
