@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from dataward.detect.api import detect
 from dataward.errors import (
     AuthorizationError,
     ConflictError,
@@ -30,4 +31,5 @@ __all__ = [
     "SignatureError",
     "WorkspaceError",
     "__version__",
+    "detect",
 ]

@@ -102,6 +102,8 @@ class Detector(ABC):
     modalities: ClassVar[frozenset[Modality]]
     #: whether the detector needs class labels
     needs_labels: ClassVar[bool] = True
+    #: whether ``detect`` runs it unless asked not to (opt-in detectors set this to False)
+    default_enabled: ClassVar[bool] = True
 
     @abstractmethod
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:

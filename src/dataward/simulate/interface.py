@@ -1,0 +1,212 @@
+"""The attack simulator's plug-in interface: attacks, their registry, and the ground truth they record.
+
+An attack takes the clean data as a pandas DataFrame plus the column roles (:class:`Roles`), a poisoning
+rate, an optional target label, a seed and attack parameters, and returns the poisoned copy together with a
+:class:`GroundTruth` (which records were changed or added, and how). Images travel in the same shape: an
+image folder is read into a frame with ``path``, ``label`` and ``image`` columns, where ``image`` holds a
+uint8 array (H, W) or (H, W, 3). Attacks never modify their input frame.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from dataward.detect.interface import Modality
+from dataward.errors import InputError
+
+
+class SimulationError(InputError):
+    """The attack cannot be applied to this data (no such column, unknown target label, bad rate...)."""
+
+    default_advice = "Check the attack name, --rate, --target and the column options."
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which column plays which part. ``image`` holds decoded uint8 arrays inside a frame."""
+
+    label: str | None = None
+    text: str | None = None
+    prompt: str | None = None
+    response: str | None = None
+    messages: str | None = None
+    image: str | None = None
+    features: tuple[str, ...] | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What an attack did. Indices refer to records of the poisoned data, in its order.
+
+    ``changed`` lists every modified or added record; ``how`` says what happened to each (e.g.
+    ``"label 3 -> 7"``, ``"patch added"``, ``"added: near-duplicate of 12"``). ``trigger`` describes a
+    backdoor trigger when there is one (location/size/value of a patch, the token, ...).
+    """
+
+    attack: str
+    n_records: int
+    changed: tuple[int, ...]
+    how: Mapping[int, str]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    target: str | None = None
+    trigger: Mapping[str, Any] | None = None
+    ids: Mapping[int, str] = field(default_factory=dict)  # index -> record id, when ids are meaningful
+    seed: int = 0
+    rate: float = 0.0
+
+    def mask(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        out = np.zeros(self.n_records, dtype=bool)
+        out[list(self.changed)] = True
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attack": self.attack,
+            "n_records": self.n_records,
+            "rate": self.rate,
+            "seed": self.seed,
+            "target": self.target,
+            "trigger": _plain(self.trigger),
+            "params": _plain(self.params),
+            "changed": list(self.changed),
+            "how": {str(k): v for k, v in sorted(self.how.items())},
+            "ids": {str(k): v for k, v in sorted(self.ids.items())},
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> GroundTruth:
+        try:
+            return GroundTruth(
+                attack=str(data["attack"]),
+                n_records=int(data["n_records"]),
+                changed=tuple(int(i) for i in data["changed"]),
+                how={int(k): str(v) for k, v in dict(data.get("how", {})).items()},
+                params=dict(data.get("params") or {}),
+                target=data.get("target"),
+                trigger=data.get("trigger"),
+                ids={int(k): str(v) for k, v in dict(data.get("ids", {})).items()},
+                seed=int(data.get("seed", 0)),
+                rate=float(data.get("rate", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"not a dataward ground-truth file ({exc})", advice="Use the truth.json `simulate` wrote."
+            ) from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class PoisonResult:
+    data: pd.DataFrame
+    truth: GroundTruth
+
+
+class Attack(ABC):
+    """A registered attack. Subclasses set ``name``, ``modalities`` and ``description``."""
+
+    name: ClassVar[str]
+    modalities: ClassVar[frozenset[Modality]]
+    description: ClassVar[str] = ""
+    default_rate: ClassVar[float] = 0.05
+
+    @abstractmethod
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        """Return a poisoned copy of ``data`` and the ground truth; never modifies ``data``."""
+
+
+_A = TypeVar("_A", bound=type[Attack])
+_ATTACKS: dict[str, type[Attack]] = {}
+
+
+def register_attack(cls: _A) -> _A:
+    if cls.name in _ATTACKS and _ATTACKS[cls.name] is not cls:
+        raise ValueError(f"attack name {cls.name!r} registered twice")
+    _ATTACKS[cls.name] = cls
+    return cls
+
+
+def get_attack(name: str) -> type[Attack]:
+    _load_builtin()
+    try:
+        return _ATTACKS[name]
+    except KeyError:
+        raise SimulationError(
+            f"unknown attack {name!r}", advice=f"Known attacks: {', '.join(attack_names())}."
+        ) from None
+
+
+def attack_names() -> list[str]:
+    _load_builtin()
+    return sorted(_ATTACKS)
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in ("labels", "images", "tabular", "text"):
+        try:
+            importlib.import_module(f"dataward.simulate.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"dataward.simulate.{module}":
+                raise
+
+
+# ------------------------------------------------------------------------------------- shared helpers
+
+
+def check_rate(rate: float) -> None:
+    if not 0.0 < rate < 1.0:
+        raise SimulationError(f"rate {rate} is outside (0, 1)", advice="Pass --rate as a fraction, e.g. 0.05.")
+
+
+def label_column(data: pd.DataFrame, roles: Roles, attack: str) -> str:
+    if roles.label is None or roles.label not in data.columns:
+        raise SimulationError(f"attack {attack!r} needs a label column", advice="Pass --label COLUMN.")
+    return roles.label
+
+
+def pick(rng: np.random.Generator, candidates: np.ndarray[Any, Any], rate: float, n_total: int) -> list[int]:
+    """Choose ``round(rate * n_total)`` (at least one) of ``candidates``, sorted."""
+    k = max(1, round(rate * n_total))
+    if len(candidates) == 0:
+        raise SimulationError("no record is eligible for this attack", advice="Check --target and the data.")
+    k = min(k, len(candidates))
+    return sorted(int(i) for i in rng.choice(candidates, size=k, replace=False))
+
+
+def resolve_target(data: pd.DataFrame, label: str, target: str | None) -> Any:
+    """The label value ``target`` names (matched as a string), or ``None``."""
+    if target is None:
+        return None
+    for value in pd.unique(data[label]):
+        if str(value) == str(target) or (isinstance(value, float) and value.is_integer() and str(int(value)) == target):
+            return value
+    known = ", ".join(str(v) for v in pd.unique(data[label])[:20])
+    raise SimulationError(f"target label {target!r} is not in column {label!r}", advice=f"Known labels: {known}.")
