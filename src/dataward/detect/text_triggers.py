@@ -1,0 +1,541 @@
+"""Text backdoor triggers: word n-grams that are rare overall yet almost always come with one label.
+
+A dirty-label text backdoor inserts a trigger (a rare token such as ``cf``, or a phrase) into a few records
+and relabels them to the attacker's target class. A model then learns the shortcut "trigger -> target". The
+data carry two marks of that: the trigger n-gram is (nearly) label-pure, and the rest of each carrier's text
+says otherwise (a spam message relabelled ham still reads as spam). Natural predictive words ("prize",
+"excellent") are also label-pure, but their carriers' remaining text agrees with the label.
+
+The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
+
+1. support: ``g`` occurs in at least ``min_support`` distinct texts and in at most ``max_fraction`` of them;
+2. purity: at least ``min_purity`` of its carriers share one label ``c`` (the target);
+3. contradiction: an out-of-fold naive Bayes model of "label is c" reads each carrier *with the tokens of
+   ``g`` removed*; ``k`` carriers labelled ``c`` are confidently read as not-``c`` (odds of at least 4:1:
+   removing an ordinary predictive word leaves a short text merely uninformative, not contradicting).
+   Under the null hypothesis (``g`` is an ordinary word) ``k ~ Binomial(hits, q0)``, where ``q0`` is the
+   rate at which records labelled ``c`` are so read from their full text. The one-sided binomial p-value
+   must pass a Bonferroni bound ``alpha / m`` over all ``m`` n-grams tested, and at least
+   ``min_contradiction`` of the carriers must be contradicted.
+
+Significant n-grams whose carriers overlap are merged into one finding; the trigger is extended left and
+right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text). The
+module also holds the mining engine that :mod:`dataward.detect.instruction` reuses with response patterns in
+place of class labels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse, stats
+
+from dataward.detect.interface import (
+    BoolArray,
+    Detector,
+    DetectorResult,
+    Finding,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
+from dataward.detect.registry import register
+
+# A URL is one token; otherwise words (with inner apostrophes) and runs of punctuation/symbols.
+_TOKEN_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+|[^\W_]+(?:['’][^\W_]+)*|[^\w\s]+", re.UNICODE)
+_MAX_PHRASE = 16
+
+
+def tokenize_text(text: str) -> list[str]:
+    """Lower-cased tokens of ``text``: URLs whole, words, and runs of punctuation or symbols."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+# ------------------------------------------------------------------------------------------ the corpus
+
+
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    """Token-id sequences of ``n_docs`` documents, stored flat (document ``d`` is ``ids[starts[d]:starts[d+1]]``)."""
+
+    words: tuple[str, ...]
+    ids: IntArray
+    starts: IntArray
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.starts) - 1
+
+    def doc(self, d: int) -> IntArray:
+        return self.ids[self.starts[d] : self.starts[d + 1]]
+
+    def phrase(self, tokens: Sequence[int]) -> str:
+        return " ".join(self.words[t] for t in tokens)
+
+    def incidence(self) -> sparse.csr_matrix:
+        """Binary document x token matrix."""
+        rows = np.repeat(np.arange(self.n_docs, dtype=np.int64), np.diff(self.starts))
+        mat = sparse.csr_matrix(
+            (np.ones(len(self.ids), dtype=np.float64), (rows, self.ids)), shape=(self.n_docs, len(self.words))
+        )
+        mat.sum_duplicates()
+        mat.data[:] = 1.0
+        return mat
+
+
+def build_corpus(texts: Sequence[str]) -> Corpus:
+    vocab: dict[str, int] = {}
+    flat: list[int] = []
+    starts = [0]
+    for text in texts:
+        flat.extend(vocab.setdefault(tok, len(vocab)) for tok in tokenize_text(text))
+        starts.append(len(flat))
+    words = [""] * len(vocab)
+    for word, idx in vocab.items():
+        words[idx] = word
+    return Corpus(tuple(words), np.asarray(flat, dtype=np.int64), np.asarray(starts, dtype=np.int64))
+
+
+def dedupe(keys: Sequence[Any]) -> tuple[IntArray, list[int]]:
+    """Map each record to a unit (its first equal record); return ``unit_of`` and each unit's first record."""
+    first: dict[Any, int] = {}
+    unit_of = np.empty(len(keys), dtype=np.int64)
+    reps: list[int] = []
+    for i, key in enumerate(keys):
+        unit = first.get(key)
+        if unit is None:
+            unit = first[key] = len(reps)
+            reps.append(i)
+        unit_of[i] = unit
+    return unit_of, reps
+
+
+# ------------------------------------------------------------------------------------ n-gram incidence
+
+
+@dataclass(frozen=True, eq=False)
+class NgramTable:
+    """The n-grams that passed the support filter: their tokens and a binary unit x n-gram matrix."""
+
+    tokens: tuple[tuple[int, ...], ...]
+    matrix: sparse.csc_matrix  # (n_units, n_ngrams)
+    support: IntArray
+
+
+def ngram_table(corpus: Corpus, *, n_max: int, min_support: int, max_support: int) -> NgramTable:
+    """All 1..n_max-grams occurring in ``min_support``..``max_support`` documents (counted once each)."""
+    ids, starts = corpus.ids, corpus.starts
+    doc_of = np.repeat(np.arange(corpus.n_docs, dtype=np.int64), np.diff(starts))
+    end_of = np.repeat(starts[1:], np.diff(starts))
+    vocab = max(len(corpus.words), 1)
+    token_lists: list[tuple[int, ...]] = []
+    row_parts: list[IntArray] = []
+    col_parts: list[IntArray] = []
+    supports: list[IntArray] = []
+    offset = 0
+    for n in range(1, n_max + 1):
+        if len(ids) < n:
+            break
+        valid = np.arange(len(ids) - n + 1, dtype=np.int64)
+        valid = valid[valid + n <= end_of[: len(valid)]]
+        if len(valid) == 0:
+            break
+        keys = np.zeros(len(valid), dtype=np.int64)
+        exact = vocab**n < 2**62
+        for j in range(n):
+            if exact:
+                keys = keys * vocab + ids[valid + j]
+            else:  # very large vocabularies: a 64-bit mixing hash (collisions are negligible)
+                keys = (keys * np.int64(1_000_003) + ids[valid + j] + 1) & np.int64(2**62 - 1)
+        docs = doc_of[valid]
+        order = np.lexsort((docs, keys))
+        keys_s, docs_s, pos_s = keys[order], docs[order], valid[order]
+        keep = np.ones(len(keys_s), dtype=bool)
+        keep[1:] = (keys_s[1:] != keys_s[:-1]) | (docs_s[1:] != docs_s[:-1])
+        keys_s, docs_s, pos_s = keys_s[keep], docs_s[keep], pos_s[keep]
+        bounds = np.flatnonzero(np.r_[True, keys_s[1:] != keys_s[:-1], True])
+        counts = np.diff(bounds)
+        ok = (counts >= min_support) & (counts <= max_support)
+        if not ok.any():
+            continue
+        group = np.repeat(np.arange(len(counts)), counts)
+        sel_groups = np.flatnonzero(ok)
+        new_index = np.full(len(counts), -1, dtype=np.int64)
+        new_index[sel_groups] = np.arange(len(sel_groups)) + offset
+        mask = ok[group]
+        row_parts.append(docs_s[mask])
+        col_parts.append(new_index[group[mask]])
+        supports.append(counts[ok].astype(np.int64))
+        first_pos = pos_s[bounds[:-1][ok]]
+        token_lists.extend(tuple(int(t) for t in ids[p : p + n]) for p in first_pos)
+        offset += len(sel_groups)
+    if offset == 0:
+        return NgramTable((), sparse.csc_matrix((corpus.n_docs, 0)), np.zeros(0, dtype=np.int64))
+    rows = np.concatenate(row_parts)
+    cols = np.concatenate(col_parts)
+    mat = sparse.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(corpus.n_docs, offset))
+    return NgramTable(tuple(token_lists), mat, np.concatenate(supports))
+
+
+# ---------------------------------------------------------------------------------- the mining engine
+
+
+@dataclass(frozen=True)
+class Association:
+    """An n-gram ``g`` whose carriers almost all have target ``t`` while their other content says otherwise."""
+
+    ngram: int  # index into NgramTable.tokens
+    target: int  # column of the target matrix
+    support: int  # distinct units carrying g
+    hits: int  # carriers with the target
+    contradicted: int  # carriers with the target that the content model, without g, reads as not-target
+    base_rate: float  # share of all units with the target
+    null_rate: float  # q0: share of target units the content model reads as not-target from full content
+    p_value: float
+    threshold: float  # Bonferroni bound alpha / m
+    units: IntArray  # carrier units (all, with and without the target)
+
+
+@dataclass(frozen=True)
+class MiningParams:
+    n_max: int = 3
+    min_support: int = 5
+    max_fraction: float = 0.1
+    min_purity: float = 0.9
+    min_contradiction: float = 0.3
+    margin: float = math.log(4.0)  # "read as not-target": the content model's odds for it are at least 4:1
+    alpha: float = 0.01
+    folds: int = 5
+    smoothing: float = 1.0
+    null_floor: float = 0.01
+
+
+@dataclass(frozen=True, eq=False)
+class MiningResult:
+    associations: tuple[Association, ...]  # significant and candidate (not significant) ones, best first
+    table: NgramTable
+    n_tested: int
+
+
+def _fold_log_odds(
+    x: sparse.csr_matrix, y: BoolArray, folds: IntArray, n_folds: int, smoothing: float
+) -> tuple[FloatArray, FloatArray]:
+    """Out-of-fold Bernoulli-count naive Bayes for ``y``: per-unit log-odds and per-fold token weights."""
+    v = x.shape[1]
+    weights = np.zeros((n_folds, v))
+    prior = np.zeros(n_folds)
+    xt = x.T.tocsr()
+    for f in range(n_folds):
+        train = folds != f
+        pos = (train & y).astype(np.float64)
+        neg = (train & ~y).astype(np.float64)
+        c1 = np.asarray(xt @ pos).ravel()
+        c0 = np.asarray(xt @ neg).ravel()
+        t1 = np.log(c1 + smoothing) - math.log(c1.sum() + smoothing * v)
+        t0 = np.log(c0 + smoothing) - math.log(c0.sum() + smoothing * v)
+        weights[f] = t1 - t0
+        prior[f] = math.log((pos.sum() + 1.0) / (neg.sum() + 1.0))
+    log_odds = prior[folds] + np.asarray((x.multiply(weights[folds])).sum(axis=1)).ravel()
+    return log_odds, weights
+
+
+def mine(
+    corpus: Corpus,
+    targets: sparse.csc_matrix,
+    params: MiningParams,
+    *,
+    seed: int = 0,
+) -> MiningResult:
+    """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
+
+    ``targets`` is a binary (n_units, n_targets) matrix: class one-hot codes for text, response patterns for
+    instruction data.
+    """
+    n_units = corpus.n_docs
+    max_support = max(params.min_support, int(params.max_fraction * n_units))
+    table = ngram_table(corpus, n_max=params.n_max, min_support=params.min_support, max_support=max_support)
+    n_ngrams = len(table.tokens)
+    if n_ngrams == 0 or targets.shape[1] == 0:
+        return MiningResult((), table, 0)
+    cooc = (table.matrix.T @ targets).tocsr()  # n-grams x targets: carriers with the target
+    cooc.eliminate_zeros()
+    coo = cooc.tocoo()
+    hits = coo.data.astype(np.int64)
+    purity = hits / table.support[coo.row]
+    cand = purity >= params.min_purity
+    pair_ngram, pair_target, pair_hits = coo.row[cand], coo.col[cand], hits[cand]
+    active_targets = np.unique(pair_target)
+    n_tested = n_ngrams * max(1, len(active_targets))
+    threshold = params.alpha / n_tested
+    if len(pair_ngram) == 0:
+        return MiningResult((), table, n_tested)
+    x = corpus.incidence()
+    rng = np.random.default_rng(seed)
+    n_folds = max(2, min(params.folds, n_units))
+    folds = rng.permutation(np.arange(n_units) % n_folds).astype(np.int64)
+    targets_csc = targets.tocsc()
+    ngram_csc = table.matrix.tocsc()
+    width = max(len(t) for t in table.tokens)
+    tok = np.full((n_ngrams, width), -1, dtype=np.int64)
+    for i, toks in enumerate(table.tokens):
+        uniq = list(dict.fromkeys(toks))
+        tok[i, : len(uniq)] = uniq
+    found: list[Association] = []
+    for t in active_targets:
+        y = np.zeros(n_units, dtype=bool)
+        y[targets_csc.indices[targets_csc.indptr[t] : targets_csc.indptr[t + 1]]] = True
+        log_odds, weights = _fold_log_odds(x, y, folds, n_folds, params.smoothing)
+        q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
+        q0 = min(q0, 0.999)
+        base = float(y.mean())
+        for g, h in zip(pair_ngram[pair_target == t], pair_hits[pair_target == t], strict=True):
+            units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
+            on = units[y[units]]
+            removed = log_odds[on].copy()
+            for w in tok[g]:
+                if w >= 0:
+                    removed -= weights[folds[on], w]
+            k = int(np.sum(removed < -params.margin))
+            p = float(stats.binom.sf(k - 1, int(h), q0)) if k > 0 else 1.0
+            found.append(
+                Association(
+                    ngram=int(g),
+                    target=int(t),
+                    support=int(table.support[g]),
+                    hits=int(h),
+                    contradicted=k,
+                    base_rate=base,
+                    null_rate=q0,
+                    p_value=p,
+                    threshold=threshold,
+                    units=units.astype(np.int64),
+                )
+            )
+    found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
+    return MiningResult(tuple(found), table, n_tested)
+
+
+def is_significant(a: Association, params: MiningParams) -> bool:
+    return a.p_value <= a.threshold and a.contradicted >= params.min_contradiction * a.hits
+
+
+def strength(a: Association) -> float:
+    """Significance on [0, 1]: 0.5 exactly at the Bonferroni bound, 1 at its square."""
+    if a.p_value <= 0.0:
+        return 1.0
+    bound = -math.log10(a.threshold)
+    return float(min(1.0, max(0.0, -math.log10(a.p_value) / (2.0 * bound))))
+
+
+def extend_phrase(corpus: Corpus, units: Sequence[int], core: Sequence[int], *, agree: float = 0.9) -> list[int]:
+    """Grow ``core`` left and right while at least ``agree`` of the carriers share the next token."""
+    phrase = list(core)
+    seqs = [corpus.doc(int(u)) for u in units]
+    if not seqs:
+        return phrase
+
+    def locate(seq: IntArray, pat: list[int]) -> int:
+        n = len(pat)
+        if n == 0 or len(seq) < n:
+            return -1
+        hits = np.flatnonzero(seq[: len(seq) - n + 1] == pat[0])
+        for h in hits:
+            if list(seq[h : h + n]) == pat:
+                return int(h)
+        return -1
+
+    for side in ("left", "right"):
+        while len(phrase) < _MAX_PHRASE:
+            nxt: Counter[int] = Counter()
+            for seq in seqs:
+                at = locate(seq, phrase)
+                if at < 0:
+                    continue
+                j = at - 1 if side == "left" else at + len(phrase)
+                if 0 <= j < len(seq):
+                    nxt[int(seq[j])] += 1
+            if not nxt:
+                break
+            token, count = nxt.most_common(1)[0]
+            if count < agree * len(seqs):
+                break
+            phrase = [token, *phrase] if side == "left" else [*phrase, token]
+    return phrase
+
+
+def _phrase_units(corpus: Corpus, units: IntArray, phrase: Sequence[int]) -> IntArray:
+    """The ``units`` whose token sequence contains ``phrase``."""
+    pat = np.asarray(phrase, dtype=np.int64)
+    keep = []
+    for u in units.tolist():
+        seq = corpus.doc(u)
+        if len(seq) < len(pat):
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(seq, len(pat))
+        if bool(np.any(np.all(windows == pat, axis=1))):
+            keep.append(u)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def group_associations(
+    significant: Sequence[Association], *, overlap: float = 0.5
+) -> list[tuple[Association, list[Association]]]:
+    """Greedy grouping: each association joins the first (stronger) group whose carriers it overlaps."""
+    groups: list[tuple[Association, list[Association], set[int]]] = []
+    for a in significant:
+        units = set(a.units.tolist())
+        for head, members, head_units in groups:
+            if head.target == a.target and len(units & head_units) >= overlap * min(len(units), len(head_units)):
+                members.append(a)
+                break
+        else:
+            groups.append((a, [a], units))
+    return [(head, members) for head, members, _ in groups]
+
+
+# ------------------------------------------------------------------------------------------ the detector
+
+
+@register
+class TextTriggerDetector(Detector):
+    """Names dirty-label text backdoor triggers (tokens or phrases) and flags every record that carries one."""
+
+    name = "text_triggers"
+    modalities = frozenset({Modality.TEXT})
+    needs_labels = True
+
+    def __init__(self, params: MiningParams | None = None) -> None:
+        self.params = params or MiningParams()
+
+    def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
+        start = time.perf_counter()
+        n = rep.n_records
+        params_out = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
+        if rep.texts is None or rep.labels is None:
+            return _skip(self.name, n, "needs texts and class labels", params_out)
+        labels = np.asarray(rep.labels, dtype=np.int64)
+        known = labels >= 0
+        n_classes = int(labels[known].max()) + 1 if known.any() else 0
+        if n_classes < 2:
+            return _skip(self.name, n, "needs at least two classes", params_out)
+        keys = [
+            (" ".join(tokenize_text(t)), int(lab)) if ok else None
+            for t, lab, ok in zip(rep.texts, labels, known, strict=True)
+        ]
+        # records without a label are not units: give each its own (dropped) key
+        unit_of, reps = dedupe([k if k is not None else ("\0missing", i) for i, k in enumerate(keys)])
+        rep_idx = np.asarray(reps, dtype=np.int64)
+        usable = known[rep_idx]
+        unit_ids = np.flatnonzero(usable)
+        corpus = build_corpus([rep.texts[int(rep_idx[u])] for u in unit_ids])
+        unit_labels = labels[rep_idx[unit_ids]]
+        targets = sparse.csc_matrix(
+            (np.ones(len(unit_ids)), (np.arange(len(unit_ids)), unit_labels)), shape=(len(unit_ids), n_classes)
+        )
+        mined = mine(corpus, targets, self.params, seed=seed)
+        # unit (in corpus numbering) -> records
+        corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
+        corpus_unit_of[unit_ids] = np.arange(len(unit_ids))
+        record_unit = corpus_unit_of[unit_of]
+        order = np.argsort(record_unit, kind="stable")
+        bounds = np.searchsorted(record_unit[order], np.arange(len(unit_ids) + 1))
+
+        def records_of(units: IntArray) -> IntArray:
+            if len(units) == 0:
+                return np.zeros(0, dtype=np.int64)
+            return np.sort(np.concatenate([order[bounds[u] : bounds[u + 1]] for u in units]))
+
+        scores = np.zeros(n)
+        flagged = np.zeros(n, dtype=bool)
+        reasons: dict[int, list[str]] = {}
+        names = rep.label_names or tuple(str(i) for i in range(n_classes))
+        significant = [a for a in mined.associations if is_significant(a, self.params)]
+        # weak evidence for ranking (AUROC): candidates that did not pass the test score below 0.5
+        for a in mined.associations:
+            if is_significant(a, self.params):
+                continue
+            recs = records_of(a.units)
+            weak = 0.49 * strength(a) * (a.contradicted / max(a.hits, 1))
+            on_target = recs[labels[recs] == a.target]
+            scores[on_target] = np.maximum(scores[on_target], weak)
+        findings: list[Finding] = []
+        for head, members in group_associations(significant):
+            core = mined.table.tokens[head.ngram]
+            target_units = head.units[np.asarray(targets[head.units, head.target].todense()).ravel() > 0]
+            phrase = extend_phrase(corpus, target_units.tolist(), core)
+            trigger = corpus.phrase(phrase)
+            label = names[head.target] if head.target < len(names) else str(head.target)
+            units = _phrase_units(corpus, np.unique(np.concatenate([m.units for m in members])), phrase)
+            if len(units) < 0.9 * head.hits:  # the phrase is not shared widely enough: fall back to the core
+                units = head.units
+            recs = records_of(units)
+            on_target = recs[labels[recs] == head.target]
+            off_target = recs[labels[recs] != head.target]
+            sev = strength(head)
+            purity = head.hits / head.support
+            lift = purity / head.base_rate if head.base_rate > 0 else float("inf")
+            scores[on_target] = np.maximum(scores[on_target], 0.5 + 0.5 * sev)
+            scores[off_target] = np.maximum(scores[off_target], 0.3)
+            flagged[on_target] = True
+            for r in on_target.tolist():
+                reasons.setdefault(r, []).append(f"carries trigger {trigger!r} and is labelled {label!r}")
+            for r in off_target.tolist():
+                reasons.setdefault(r, []).append(f"carries trigger {trigger!r} but is labelled {names[labels[r]]!r}")
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="trigger",
+                    summary=(
+                        f"trigger {trigger!r} -> label {label!r}: {len(recs)} records carry it, "
+                        f"{purity:.0%} labelled {label!r} (base rate {head.base_rate:.1%}), "
+                        f"{head.contradicted}/{head.hits} read as another class without it (p={head.p_value:.1e})"
+                    ),
+                    records=tuple(int(r) for r in recs),
+                    evidence={
+                        "trigger": trigger,
+                        "core": corpus.phrase(core),
+                        "label": label,
+                        "support": len(recs),
+                        "distinct_texts": int(head.support),
+                        "purity": round(purity, 4),
+                        "lift": round(lift, 3),
+                        "base_rate": round(head.base_rate, 4),
+                        "contradicted": int(head.contradicted),
+                        "null_rate": round(head.null_rate, 4),
+                        "p_value": head.p_value,
+                        "bonferroni_bound": head.threshold,
+                        "ngrams_tested": int(mined.n_tested),
+                        "other_label_records": len(off_target),
+                        "merged_ngrams": [corpus.phrase(mined.table.tokens[m.ngram]) for m in members[:20]],
+                    },
+                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                )
+            )
+        return DetectorResult(
+            detector=self.name,
+            scores=np.clip(scores, 0.0, 1.0),
+            flagged=flagged,
+            reasons={r: tuple(v) for r, v in reasons.items()},
+            findings=tuple(findings),
+            params={**params_out, "ngrams_tested": mined.n_tested},
+            seconds=time.perf_counter() - start,
+        )
+
+
+def _skip(name: str, n: int, why: str, params: dict[str, Any]) -> DetectorResult:
+    return DetectorResult(
+        detector=name,
+        scores=np.zeros(n),
+        flagged=np.zeros(n, dtype=bool),
+        reasons={},
+        params=params,
+        skipped=why,
+    )
