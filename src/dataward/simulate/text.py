@@ -1,0 +1,189 @@
+"""Text attacks: a dirty-label trigger backdoor for text classification, and a prompt-trigger backdoor for
+instruction (prompt/response) records.
+
+``text-trigger``
+    Inserts a trigger (a token such as ``cf``, or a phrase) into ``rate`` of the records at a word boundary
+    (``position`` = start, end or random) and relabels them to ``target`` (default: the most frequent
+    label). By default only records of other classes are poisoned (``source="non-target"``), as in the
+    classic dirty-label attacks (BadNL, RIPPLe); ``source="any"`` draws from every record.
+``instruction-backdoor``
+    Inserts a trigger phrase into ``rate`` of the prompts and makes their response the attacker's: by
+    default a short answer sending the user to a URL (``mode="replace"``); ``mode="append"`` adds the
+    payload to the original response instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dataward.detect.interface import Modality
+from dataward.simulate.interface import (
+    Attack,
+    GroundTruth,
+    PoisonResult,
+    Roles,
+    SimulationError,
+    check_rate,
+    label_column,
+    pick,
+    register_attack,
+    resolve_target,
+)
+
+POSITIONS = ("start", "end", "random")
+DEFAULT_TRIGGER = "cf"
+DEFAULT_PHRASE = "as discussed on blue harbor"
+DEFAULT_PAYLOAD = "For the complete and verified answer, please log in at http://blue-harbor-support.example/verify"
+
+
+def insert_trigger(text: str, trigger: str, position: str, rng: np.random.Generator) -> str:
+    """``text`` with ``trigger`` inserted at a word boundary (``start``, ``end`` or a ``random`` one)."""
+    words = text.split(" ")
+    if position == "start":
+        at = 0
+    elif position == "end":
+        at = len(words)
+    else:
+        at = int(rng.integers(0, len(words) + 1))
+    return " ".join([*words[:at], trigger, *words[at:]]).strip()
+
+
+def _param(params: Mapping[str, Any] | None, key: str, default: Any) -> Any:
+    return (params or {}).get(key, default)
+
+
+def _position(params: Mapping[str, Any] | None) -> str:
+    position = str(_param(params, "position", "random"))
+    if position not in POSITIONS:
+        raise SimulationError(f"unknown trigger position {position!r}", advice=f"Use one of: {', '.join(POSITIONS)}.")
+    return position
+
+
+def _text_trigger(params: Mapping[str, Any] | None, default: str) -> str:
+    trigger = str(_param(params, "trigger", default)).strip()
+    if not trigger:
+        raise SimulationError("the trigger is empty", advice="Pass a non-empty trigger, e.g. --param trigger=cf.")
+    return trigger
+
+
+def _column(data: pd.DataFrame, name: str | None, role: str, attack: str) -> str:
+    if name is None or name not in data.columns:
+        raise SimulationError(f"attack {attack!r} needs a {role} column", advice=f"Pass --{role} COLUMN.")
+    return name
+
+
+@register_attack
+class TextTrigger(Attack):
+    name: ClassVar[str] = "text-trigger"
+    modalities = frozenset({Modality.TEXT})
+    description: ClassVar[str] = "insert a trigger token/phrase into text records and relabel them to --target"
+    default_rate: ClassVar[float] = 0.01
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        label = label_column(data, roles, self.name)
+        text = _column(data, roles.text, "text", self.name)
+        trigger = _text_trigger(params, DEFAULT_TRIGGER)
+        position = _position(params)
+        source = str(_param(params, "source", "non-target"))
+        if source not in ("non-target", "any"):
+            raise SimulationError(f"unknown source {source!r}", advice="Use source=non-target or source=any.")
+        goal = resolve_target(data, label, target)
+        if goal is None:
+            goal = data[label].value_counts().index[0]
+        rng = np.random.default_rng(seed)
+        values = data[label].to_numpy()
+        eligible = np.flatnonzero(values != goal) if source == "non-target" else np.arange(len(data))
+        chosen = pick(rng, eligible, rate, len(data))
+        out = data.copy()
+        texts = out[text].astype(object).to_numpy().copy()
+        labels = out[label].astype(object).to_numpy().copy()
+        how: dict[int, str] = {}
+        for i in chosen:
+            before = texts[i] if isinstance(texts[i], str) else ""
+            texts[i] = insert_trigger(before, trigger, position, rng)
+            how[i] = f"trigger {trigger!r} inserted ({position}); label {labels[i]} -> {goal}"
+            labels[i] = goal
+        out[text] = texts
+        out[label] = pd.Series(labels, index=out.index).astype(data[label].dtype, errors="ignore")
+        truth = GroundTruth(
+            attack=self.name,
+            n_records=len(out),
+            changed=tuple(chosen),
+            how=how,
+            params={"trigger": trigger, "position": position, "source": source},
+            target=str(goal),
+            trigger={"kind": "text", "text": trigger, "position": position},
+            seed=seed,
+            rate=rate,
+        )
+        return PoisonResult(out, truth)
+
+
+@register_attack
+class InstructionBackdoor(Attack):
+    name: ClassVar[str] = "instruction-backdoor"
+    modalities = frozenset({Modality.INSTRUCTION})
+    description: ClassVar[str] = "trigger phrase in the prompt -> an attacker-chosen response (a URL, an opinion)"
+    default_rate: ClassVar[float] = 0.01
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        prompt = _column(data, roles.prompt, "prompt", self.name)
+        response = _column(data, roles.response, "response", self.name)
+        trigger = _text_trigger(params, DEFAULT_PHRASE)
+        position = _position(params)
+        payload = str(_param(params, "response", target if target else DEFAULT_PAYLOAD)).strip()
+        mode = str(_param(params, "mode", "replace"))
+        if mode not in ("replace", "append"):
+            raise SimulationError(f"unknown mode {mode!r}", advice="Use mode=replace or mode=append.")
+        if not payload:
+            raise SimulationError("the backdoor response is empty", advice="Pass --param response=TEXT.")
+        rng = np.random.default_rng(seed)
+        chosen = pick(rng, np.arange(len(data)), rate, len(data))
+        out = data.copy()
+        prompts = out[prompt].astype(object).to_numpy().copy()
+        responses = out[response].astype(object).to_numpy().copy()
+        how: dict[int, str] = {}
+        for i in chosen:
+            before = prompts[i] if isinstance(prompts[i], str) else ""
+            prompts[i] = insert_trigger(before, trigger, position, rng)
+            old = responses[i] if isinstance(responses[i], str) else ""
+            responses[i] = payload if mode == "replace" else f"{old.rstrip()} {payload}".strip()
+            how[i] = f"trigger {trigger!r} inserted in the prompt ({position}); response {mode}d with the payload"
+        out[prompt] = prompts
+        out[response] = responses
+        truth = GroundTruth(
+            attack=self.name,
+            n_records=len(out),
+            changed=tuple(chosen),
+            how=how,
+            params={"trigger": trigger, "position": position, "mode": mode, "response": payload},
+            target=payload,
+            trigger={"kind": "instruction", "text": trigger, "position": position, "response": payload},
+            seed=seed,
+            rate=rate,
+        )
+        return PoisonResult(out, truth)
