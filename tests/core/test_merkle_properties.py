@@ -29,7 +29,7 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1 << 16)
 def _ref_mth(data: tuple[bytes, ...]) -> bytes:
     n = len(data)
     if n == 0:
