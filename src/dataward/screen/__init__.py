@@ -1,0 +1,1 @@
+"""Screening: baselines, rule checks, drift, outliers, duplicates, PII, licences, intel, model scans."""

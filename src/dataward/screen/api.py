@@ -1,0 +1,401 @@
+"""The screening API: profile trusted data into a baseline, and check a batch (file, directory or table).
+
+One pass over the data feeds every check (and the batch's own profile); a second pass runs only when a
+check needs the records of a finding it knew only at the end. Memory stays bounded by the record-batch
+size plus each check's capped state.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pyarrow as pa
+
+from dataward.screen import registry
+from dataward.screen._io import Conformer, ReadStats, raw_batches, table_batches
+from dataward.screen.baseline import Baseline, ProfileBuilder
+from dataward.screen.interface import (
+    Check,
+    CheckContext,
+    CheckResult,
+    Finding,
+    Options,
+    ScreenError,
+    ScreenReport,
+    Severity,
+)
+from dataward.screen.policy import ScreenPolicy
+
+PathOrTable: TypeAlias = str | Path | pa.Table | pa.RecordBatch
+
+__all__ = ["check_path", "check_table", "create_baseline", "load_baseline"]
+
+
+def _columns(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(c for c in value.split(",") if c)
+    return tuple(value)
+
+
+def _source(
+    path_or_table: PathOrTable, fmt: str | None, stats: ReadStats
+) -> tuple[str, list[str], Callable[[], Iterator[pa.RecordBatch]]]:
+    if isinstance(path_or_table, pa.Table | pa.RecordBatch):
+        return "<table>", [], table_batches(path_or_table)
+    path = Path(path_or_table)
+    _fmt, files, factory = raw_batches(path, fmt, stats)
+    return str(path), [str(f) for f in files], factory
+
+
+class _Progress:
+    def __init__(self, enabled: bool, what: str) -> None:
+        self.enabled = enabled
+        self.what = what
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.completed:,} records"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.what, total=None)
+        return self
+
+    def advance(self, n: int, what: str | None = None) -> None:
+        if self._progress is not None:
+            if what:
+                self._progress.update(self._task, description=what)
+            self._progress.advance(self._task, n)
+
+    def reset(self, what: str) -> None:
+        if self._progress is not None:
+            self._progress.reset(self._task, description=what)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ScreenError(f"cannot read baseline {p}: {exc.strerror}") from None
+    return Baseline.from_json(data, where=str(p))
+
+
+def create_baseline(
+    path_or_table: PathOrTable,
+    *,
+    format: str | None = None,
+    label: str | None = None,
+    text: str | Iterable[str] | None = None,
+    group: str | Iterable[str] | None = None,
+    sample_size: int = 10_000,
+    max_values: int = 1000,
+    max_tokens: int = 20_000,
+    partition: str = "",
+    seed: int = 0,
+    progress: bool = False,
+) -> Baseline:
+    """Profile trusted data (see :mod:`dataward.screen.baseline`); the result merges with other partitions'."""
+    stats = ReadStats()
+    subject, _files, factory = _source(path_or_table, format, stats)
+    builder = ProfileBuilder(
+        label=label,
+        text=_columns(text),
+        group=_columns(group),
+        sample_size=sample_size,
+        max_values=max_values,
+        max_tokens=max_tokens,
+        partition=partition or subject,
+        seed=seed,
+    )
+    conformer = Conformer(None)
+    offset = 0
+    with _Progress(progress, f"profiling {subject}") as bar:
+        for raw in factory():
+            batch = conformer.conform(raw, offset)
+            builder.update(batch, offset)
+            offset += batch.num_rows
+            bar.advance(batch.num_rows)
+    prof = builder.result()
+    if label and label not in prof.columns:
+        raise ScreenError(f"{subject}: label column {label!r} not found", advice=f"Columns: {', '.join(prof.columns)}.")
+    return Baseline(
+        prof,
+        source=subject,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        meta={
+            "invalid_utf8_blocks": stats.invalid_utf8,
+            "type_violations": sum(v.count for v in conformer.violations.values()),
+        },
+    )
+
+
+def check_table(table: pa.Table | pa.RecordBatch, **kwargs: Any) -> ScreenReport:
+    """Screen an in-memory Arrow table (same keyword arguments as :func:`check_path`)."""
+    return check_path(table, **kwargs)
+
+
+def _indicators(intel: Iterable[Any]) -> list[Any]:
+    from dataward.screen.intel import Feed, Indicator
+
+    out: list[Indicator] = []
+    for item in intel:
+        if isinstance(item, Feed):
+            out.extend(item.indicators)
+        elif isinstance(item, Indicator):
+            out.append(item)
+        else:
+            raise ScreenError(
+                f"intel item {item!r} is neither a Feed nor an Indicator",
+                advice="Load feeds with dataward.screen.intel.load_feed().",
+            )
+    return out
+
+
+def check_path(
+    path: PathOrTable,
+    *,
+    format: str | None = None,
+    baseline: Baseline | str | Path | None = None,
+    intel: Iterable[Any] = (),
+    label: str | None = None,
+    text: str | Iterable[str] | None = None,
+    group: str | Iterable[str] | None = None,
+    image: str | Iterable[str] | None = None,
+    licence_column: str | None = None,
+    policy: ScreenPolicy | None = None,
+    checks: Sequence[str] | None = None,
+    progress: bool = False,
+    seed: int = 0,
+) -> ScreenReport:
+    """Screen one batch (a file, a directory of files, or an Arrow table) and return the report.
+
+    ``baseline`` is a :class:`Baseline` or the path of one; ``intel`` holds loaded feeds or indicators;
+    ``checks`` names the checks to run (default: all registered). Column options name the label, text,
+    group and image columns; without them the baseline's roles are used.
+    """
+    t0 = time.perf_counter()
+    if isinstance(baseline, str | Path):
+        baseline = load_baseline(baseline)
+    policy = policy or ScreenPolicy()
+    opts = Options(
+        label=label or (baseline.profile.label if baseline else None),
+        text=_columns(text),
+        group=_columns(group),
+        image=_columns(image),
+        licence_column=licence_column,
+        seed=seed,
+    )
+    stats = ReadStats()
+    subject, files, factory = _source(path, format, stats)
+    target = baseline.schema if baseline is not None else None
+    conformer = Conformer(target)
+
+    def first_pass() -> Iterator[pa.RecordBatch]:
+        offset = 0
+        for raw in factory():
+            batch = conformer.conform(raw, offset)
+            offset += batch.num_rows
+            yield batch
+
+    ctx = CheckContext(
+        subject=subject,
+        schema=target if target is not None else pa.schema([]),
+        batches=first_pass,
+        options=opts,
+        policy=policy,
+        baseline=baseline,
+        indicators=_indicators(intel),
+        files=files,
+    )
+    classes = [registry.get(n) for n in checks] if checks else registry.default_checks()
+    instances: list[Check] = [cls() for cls in classes]
+    results: dict[str, CheckResult] = {}
+    active: list[Check] = []
+    timings: dict[str, float] = {}
+
+    def guarded(check: Check, fn: Callable[[], Any]) -> bool:
+        start = time.perf_counter()
+        try:
+            fn()
+            return True
+        except Exception as exc:  # a check must never take the whole screen down, nor hide a failure
+            results[check.name] = _crashed(check, exc)
+            return False
+        finally:
+            timings[check.name] = timings.get(check.name, 0.0) + time.perf_counter() - start
+
+    text_cols = list(opts.text) or (
+        [c.name for c in baseline.profile.columns.values() if c.role == "text"] if baseline else []
+    )
+    builder = ProfileBuilder(label=opts.label, text=text_cols, group=opts.group, seed=seed, partition="batch")
+    offset = 0
+    first = True
+    with _Progress(progress, f"screening {subject}") as bar:
+        for batch in first_pass():
+            if first:
+                ctx.schema = conformer.schema
+                for check in instances:
+                    reason = check.applies(ctx)
+                    if reason:
+                        results[check.name] = CheckResult(check.name, skipped=reason)
+                    elif guarded(check, lambda c=check: c.begin(ctx)):  # type: ignore[misc]
+                        active.append(check)
+                first = False
+            ctx.schema = conformer.schema
+            builder.update(batch, offset)
+            for check in list(active):
+                if not guarded(check, lambda c=check, b=batch, o=offset: c.update(b, o)):  # type: ignore[misc]
+                    active.remove(check)
+            offset += batch.num_rows
+            bar.advance(batch.num_rows)
+        if first:  # no batch at all: an empty input
+            ctx.schema = conformer.schema
+            for check in instances:
+                reason = check.applies(ctx)
+                if reason:
+                    results[check.name] = CheckResult(check.name, skipped=reason)
+                elif guarded(check, lambda c=check: c.begin(ctx)):  # type: ignore[misc]
+                    active.append(check)
+        ctx.n_records = offset
+        ctx.schema = conformer.schema
+        ctx.batch_profile = builder.result()
+        ctx.conform_issues = _conform_findings(conformer, stats, offset)
+        second = [c for c in active if _wants(c, results, guarded)]
+        if second:
+            bar.reset(f"screening {subject} (second pass)")
+            pass2 = Conformer(conformer.schema)
+            off = 0
+            for raw in factory():
+                batch = pass2.conform(raw, off)
+                for check in list(second):
+                    if not guarded(check, lambda c=check, b=batch, o=off: c.update_second(b, o)):  # type: ignore[misc]
+                        second.remove(check)
+                        active.remove(check)
+                off += batch.num_rows
+                bar.advance(batch.num_rows)
+    for check in active:
+        if check.name in results:
+            continue
+        box: list[CheckResult] = []
+        if guarded(check, lambda c=check, o=box: o.append(c.finish())):  # type: ignore[misc]
+            res = box[0]
+            results[check.name] = CheckResult(
+                res.check, res.findings, res.stats, timings.get(check.name, 0.0), res.skipped
+            )
+    ordered = tuple(results[c.name] for c in instances if c.name in results)
+    return ScreenReport(
+        subject=subject,
+        n_records=offset,
+        columns=tuple(conformer.schema.names),
+        results=ordered,
+        params={
+            "baseline": baseline.digest() if baseline is not None else None,
+            "label": opts.label,
+            "text": list(opts.text) or text_cols,
+            "group": list(opts.group),
+            "indicators": len(ctx.indicators),
+            "policy": {"pii": policy.pii, "licence_missing": policy.licence_missing},
+        },
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _wants(check: Check, results: dict[str, CheckResult], guarded: Callable[[Check, Callable[[], Any]], bool]) -> bool:
+    box: list[bool] = []
+    ok = guarded(check, lambda: box.append(check.wants_second_pass()))
+    return ok and bool(box and box[0])
+
+
+def _crashed(check: Check, exc: Exception) -> CheckResult:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    loc = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    msg = f"{type(exc).__name__}: {str(exc)[:200]}{loc}"
+    return CheckResult(
+        check.name,
+        (
+            Finding(
+                check.name,
+                "check_error",
+                Severity.MEDIUM,
+                f"check {check.name!r} could not finish on this input ({msg}); review the batch by hand",
+                evidence={"error": msg},
+            ),
+        ),
+        skipped=f"error: {msg}",
+    )
+
+
+def _conform_findings(conformer: Conformer, stats: ReadStats, n: int) -> list[Finding]:
+    out = []
+    for v in conformer.violations.values():
+        if v.count:
+            share = v.count / max(n, 1)
+            out.append(
+                Finding(
+                    "schema",
+                    "type_violation",
+                    Severity.HIGH if share >= 0.01 else Severity.MEDIUM,
+                    f"{v.count} value(s) of {v.column!r} are not {v.expected}",
+                    tuple(v.records),
+                    {
+                        "column": v.column,
+                        "expected": v.expected,
+                        "n_records": v.count,
+                        "examples": [e[:40] for e in v.examples],
+                    },
+                )
+            )
+    if stats.invalid_utf8:
+        out.append(
+            Finding(
+                "schema",
+                "invalid_utf8",
+                Severity.MEDIUM,
+                f"invalid UTF-8 in {stats.invalid_utf8} block(s) or line(s); replaced by U+FFFD",
+                evidence={"blocks": stats.invalid_utf8},
+            )
+        )
+    if stats.invalid_json_lines:
+        out.append(
+            Finding(
+                "schema",
+                "invalid_json",
+                Severity.HIGH if len(stats.invalid_json_lines) > 10 else Severity.MEDIUM,
+                f"{len(stats.invalid_json_lines)} line(s) are not valid JSON",
+                tuple(stats.invalid_json_lines[:1000]),
+                {"n_records": len(stats.invalid_json_lines)},
+            )
+        )
+    if conformer.truncated_cells:
+        out.append(
+            Finding(
+                "schema",
+                "huge_cells",
+                Severity.MEDIUM,
+                f"{conformer.truncated_cells} cell(s) longer than 1 MiB characters (screened truncated)",
+                evidence={"n_cells": conformer.truncated_cells},
+            )
+        )
+    return out

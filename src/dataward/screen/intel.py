@@ -1,0 +1,9 @@
+"""(being written)"""
+
+
+class Feed:  # placeholder
+    indicators: list = []
+
+
+class Indicator:  # placeholder
+    pass

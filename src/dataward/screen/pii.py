@@ -1,0 +1,5 @@
+"""(being written)"""
+
+
+def redact(text: str) -> str:
+    return text

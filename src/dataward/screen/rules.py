@@ -1,0 +1,721 @@
+"""Rule checks against a baseline: schema, formats, ranges, missing rates, never-seen values, tails, clusters.
+
+These are the explicit rules that distribution distances miss (issue 6): a never-seen category or a tight
+cluster planted in 0.1-2% of rows moves Jensen-Shannon and Wasserstein distances by far less than their
+usual 0.1 thresholds, so each gets a rule of its own with a share threshold and a significance test.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataward.screen._util import (
+    RecordSink,
+    as_float,
+    binom_z,
+    bool_mask,
+    fmt_share,
+    is_numeric,
+    is_string,
+    share_severity,
+    short,
+)
+from dataward.screen.baseline import ColumnProfile, kind_of, tokenize
+from dataward.screen.interface import Check, CheckResult, Finding, Severity
+from dataward.screen.registry import register
+
+
+def redact(text: str) -> str:
+    from dataward.screen.pii import redact as _redact
+
+    return _redact(text)
+
+
+def _baseline_columns(check: Check) -> dict[str, ColumnProfile]:
+    bl = check.context.baseline
+    return dict(bl.profile.columns) if bl is not None else {}
+
+
+@register
+class SchemaCheck(Check):
+    name = "schema"
+    description = "columns missing or added, type changes, values that do not fit the type, new nulls"
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        cols = _baseline_columns(self)
+        self._never_null = {n for n, c in cols.items() if c.n_null == 0 and c.n > 0}
+        self._nulls: dict[str, RecordSink] = {n: RecordSink() for n in self._never_null}
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name in self._never_null:
+            if name in batch.schema.names:
+                arr = batch.column(name)
+                if arr.null_count:
+                    self._nulls[name].add_mask(bool_mask(pc.is_null(arr)), offset)
+
+    def finish(self) -> CheckResult:
+        ctx = self.context
+        findings = list(ctx.conform_issues)
+        n = max(ctx.n_records, 1)
+        if ctx.baseline is not None and ctx.batch_profile is not None:
+            base = ctx.baseline.profile.columns
+            batch = ctx.batch_profile.columns
+            absent = [c for c in base if c not in batch or batch[c].n_null == batch[c].n]
+            if absent and ctx.n_records:
+                findings.append(
+                    Finding(
+                        self.name,
+                        "missing_columns",
+                        Severity.HIGH,
+                        f"{len(absent)} baseline column(s) absent or entirely null: {', '.join(absent[:10])}",
+                        evidence={"columns": absent},
+                    )
+                )
+            extra = [c for c in batch if c not in base]
+            if extra:
+                findings.append(
+                    Finding(
+                        self.name,
+                        "extra_columns",
+                        Severity.LOW,
+                        f"{len(extra)} column(s) not in the baseline: {', '.join(extra[:10])}",
+                        evidence={"columns": extra},
+                    )
+                )
+            for name, prof in batch.items():
+                if name in base and prof.kind != base[name].kind and prof.n_null < prof.n:
+                    findings.append(
+                        Finding(
+                            self.name,
+                            "type_change",
+                            Severity.HIGH,
+                            f"column {name!r} is {prof.kind} ({prof.type}); the baseline has {base[name].kind} "
+                            f"({base[name].type})",
+                            evidence={"column": name, "baseline": base[name].type, "batch": prof.type},
+                        )
+                    )
+            for name, sink in self._nulls.items():
+                if sink.count:
+                    share = sink.count / n
+                    findings.append(
+                        Finding(
+                            self.name,
+                            "new_nulls",
+                            Severity.MEDIUM if share >= 0.001 else Severity.LOW,
+                            f"column {name!r} was never null in the baseline; {sink.count} null values "
+                            f"({fmt_share(share)})",
+                            sink.tuple,
+                            {"column": name, "n_records": sink.count, "share": share},
+                        )
+                    )
+        return CheckResult(self.name, tuple(findings))
+
+
+@register
+class FormatCheck(Check):
+    name = "format"
+    description = "string values that do not match the baseline's format class (regex) for their column"
+    needs_baseline = True
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        self._rules: dict[str, str] = {}
+        for name, col in _baseline_columns(self).items():
+            rx = col.regex()
+            if rx is not None and col.role not in ("text", "label"):
+                self._rules[name] = rx
+        self._sinks = {n: RecordSink() for n in self._rules}
+        self._examples: dict[str, list[str]] = {n: [] for n in self._rules}
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name, rx in self._rules.items():
+            if name not in batch.schema.names or not is_string(batch.column(name).type):
+                continue
+            arr = batch.column(name)
+            ok = pc.match_substring_regex(arr, rx)
+            bad = bool_mask(pc.and_(pc.invert(ok), pc.is_valid(arr)))
+            if bad.any():
+                self._sinks[name].add_mask(bad, offset)
+                ex = self._examples[name]
+                if len(ex) < 5:
+                    for i in np.flatnonzero(bad)[: 5 - len(ex)]:
+                        ex.append(short(redact(str(arr[int(i)].as_py()))))
+
+    def finish(self) -> CheckResult:
+        n = max(self.context.n_records, 1)
+        findings = []
+        for name, sink in self._sinks.items():
+            if not sink.count:
+                continue
+            share = sink.count / n
+            findings.append(
+                Finding(
+                    self.name,
+                    "format_violation",
+                    share_severity(share),
+                    f"{sink.count} value(s) of {name!r} ({fmt_share(share)}) do not match the baseline format "
+                    f"{short(self._rules[name], 60)}",
+                    sink.tuple,
+                    {
+                        "column": name,
+                        "regex": self._rules[name],
+                        "n_records": sink.count,
+                        "share": share,
+                        "examples": self._examples[name],
+                    },
+                )
+            )
+        return CheckResult(self.name, tuple(findings), {"columns_with_format": sorted(self._rules)})
+
+
+@register
+class RangeCheck(Check):
+    name = "range"
+    description = "numeric values outside the baseline's range (with a 10% margin), new NaN or infinities"
+    needs_baseline = True
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        self._bounds: dict[str, tuple[float, float]] = {}
+        self._nonfinite_ok: dict[str, bool] = {}
+        for name, col in _baseline_columns(self).items():
+            if col.kind in ("numeric", "integer") and col.min is not None and col.max is not None:
+                span = col.max - col.min
+                margin = 0.1 * span if span > 0 else max(abs(col.max) * 0.1, 1e-9)
+                self._bounds[name] = (col.min - margin, col.max + margin)
+                self._nonfinite_ok[name] = (col.n_nan + col.n_inf) > 0
+        self._out = {n: RecordSink() for n in self._bounds}
+        self._nonfinite = {n: RecordSink() for n in self._bounds}
+        self._extremes: dict[str, list[float]] = {n: [math.inf, -math.inf] for n in self._bounds}
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name, (lo, hi) in self._bounds.items():
+            if name not in batch.schema.names or not is_numeric(batch.column(name).type):
+                continue
+            x = as_float(batch.column(name))
+            valid = ~np.isnan(x)
+            if pa.types.is_floating(batch.column(name).type):
+                nulls = bool_mask(pc.is_null(batch.column(name)))
+                nonfinite = (~np.isfinite(x)) & ~nulls
+                if not self._nonfinite_ok[name]:
+                    self._nonfinite[name].add_mask(nonfinite, offset)
+            finite = np.isfinite(x)
+            out = finite & ((x < lo) | (x > hi))
+            self._out[name].add_mask(out, offset)
+            if out.any():
+                ext = self._extremes[name]
+                ext[0] = min(ext[0], float(x[out].min()))
+                ext[1] = max(ext[1], float(x[out].max()))
+            del valid
+
+    def finish(self) -> CheckResult:
+        n = max(self.context.n_records, 1)
+        findings = []
+        for name, sink in self._out.items():
+            if sink.count:
+                share = sink.count / n
+                lo, hi = self._bounds[name]
+                findings.append(
+                    Finding(
+                        self.name,
+                        "out_of_range",
+                        share_severity(share),
+                        f"{sink.count} value(s) of {name!r} ({fmt_share(share)}) outside the baseline range "
+                        f"[{lo:.6g}, {hi:.6g}]",
+                        sink.tuple,
+                        {
+                            "column": name,
+                            "low": lo,
+                            "high": hi,
+                            "n_records": sink.count,
+                            "share": share,
+                            "batch_min": self._extremes[name][0],
+                            "batch_max": self._extremes[name][1],
+                        },
+                    )
+                )
+        for name, sink in self._nonfinite.items():
+            if sink.count:
+                share = sink.count / n
+                findings.append(
+                    Finding(
+                        self.name,
+                        "non_finite",
+                        share_severity(share, high=0.001, medium=0.0),
+                        f"{sink.count} NaN/infinite value(s) in {name!r}; the baseline had none",
+                        sink.tuple,
+                        {"column": name, "n_records": sink.count, "share": share},
+                    )
+                )
+        return CheckResult(self.name, tuple(findings))
+
+
+@register
+class MissingCheck(Check):
+    name = "missing"
+    description = "missing-rate changes per column (absolute change and a two-proportion z-test)"
+    needs_baseline = True
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        self._cols = _baseline_columns(self)
+        self._sinks = {n: RecordSink() for n in self._cols}
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name, sink in self._sinks.items():
+            if name in batch.schema.names:
+                arr = batch.column(name)
+                if arr.null_count and len(sink.records) < sink.cap:
+                    sink.add_mask(bool_mask(pc.is_null(arr)), offset)
+
+    def finish(self) -> CheckResult:
+        ctx = self.context
+        findings = []
+        bp = ctx.batch_profile
+        if bp is None or not ctx.n_records:
+            return CheckResult(self.name)
+        for name, base in self._cols.items():
+            col = bp.columns.get(name)
+            if col is None or base.n == 0 or col.n == 0:
+                continue
+            p0, p1 = base.null_rate, col.null_rate
+            delta = p1 - p0
+            pooled = (base.n_null + col.n_null) / (base.n + col.n)
+            sd = math.sqrt(max(pooled * (1 - pooled) * (1 / base.n + 1 / col.n), 1e-18))
+            z = delta / sd
+            if abs(delta) >= ctx.policy.missing_delta and abs(z) >= 4:
+                sev = Severity.HIGH if abs(delta) >= 0.1 else Severity.MEDIUM
+                direction = "rose" if delta > 0 else "fell"
+                findings.append(
+                    Finding(
+                        self.name,
+                        "missing_rate",
+                        sev,
+                        f"missing rate of {name!r} {direction} from {fmt_share(p0)} to {fmt_share(p1)}",
+                        self._sinks[name].tuple if delta > 0 else (),
+                        {"column": name, "baseline": p0, "batch": p1, "z": z, "n_records": col.n_null},
+                    )
+                )
+        return CheckResult(self.name, tuple(findings))
+
+
+def _re2_escape(token: str) -> str:
+    return re.sub(r"([^\w])", r"\\\1", token)
+
+
+@register
+class NewValuesCheck(Check):
+    name = "new_values"
+    description = "never-seen categories, and never-seen tokens that are frequent in the batch"
+    needs_baseline = True
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        self._sets: dict[str, pa.Array] = {}
+        for name, col in _baseline_columns(self).items():
+            if col.is_categorical or (col.role in ("label", "group") and not col.values_overflow and col.values):
+                self._sets[name] = pa.array(sorted(col.values), pa.string())
+        self._counts: dict[str, dict[str, int]] = {n: {} for n in self._sets}
+        self._records: dict[str, dict[str, RecordSink]] = {n: {} for n in self._sets}
+        self._text = {c.name: c for c in _baseline_columns(self).values() if c.role == "text" and c.tokens}
+        for t in ctx.options.text:
+            bc = _baseline_columns(self).get(t)
+            if bc is not None and bc.tokens:
+                self._text[t] = bc
+        self._tok_counts: dict[str, dict[str, int]] = {n: {} for n in self._text}
+        self._flagged_tokens: dict[str, list[str]] = {}
+        self._token_sinks: dict[tuple[str, str], RecordSink] = {}
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name, value_set in self._sets.items():
+            if name not in batch.schema.names:
+                continue
+            arr = batch.column(name)
+            if kind_of(arr.type) not in ("string", "integer", "boolean", "numeric"):
+                continue
+            keys = arr if is_string(arr.type) else pc.cast(arr, pa.string())
+            unseen = pc.and_(pc.invert(pc.is_in(keys, value_set)), pc.is_valid(keys))
+            mask = bool_mask(unseen)
+            if not mask.any():
+                continue
+            counts = self._counts[name]
+            vc = pc.value_counts(pc.filter(keys, unseen))
+            values, cnts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+            sinks = self._records[name]
+            for v, c in zip(values, cnts, strict=True):
+                if v not in counts and len(counts) >= 10_000:
+                    continue
+                counts[v] = counts.get(v, 0) + int(c)
+                if v in sinks or len(sinks) < 50:
+                    sink = sinks.setdefault(v, RecordSink())
+                    if len(sink.records) < sink.cap:
+                        sink.records.extend(
+                            int(i) + offset
+                            for i in np.flatnonzero(bool_mask(pc.equal(keys, v)))[: sink.cap - len(sink.records)]
+                        )
+        for name in self._text:
+            if name not in batch.schema.names or not is_string(batch.column(name).type):
+                continue
+            toks = tokenize(batch.column(name))
+            flat = pc.list_flatten(toks)
+            flat = pc.filter(flat, pc.greater(pc.utf8_length(flat), 0))
+            vc = pc.value_counts(flat)
+            tc = self._tok_counts[name]
+            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+                tc[v] = tc.get(v, 0) + int(c)
+            if len(tc) > 200_000:
+                keep = sorted(tc.items(), key=lambda kv: -kv[1])[:100_000]
+                self._tok_counts[name] = dict(keep)
+
+    def _flag_tokens(self) -> None:
+        ctx = self.context
+        n = ctx.n_records
+        pol = ctx.policy
+        threshold = max(pol.new_value_min_records, pol.new_value_min_share * n)
+        for name, base in self._text.items():
+            base_total = max(base.n_tokens, 1)
+            batch_total = max(sum(self._tok_counts[name].values()), 1)
+            flagged = []
+            for tok, count in sorted(self._tok_counts[name].items(), key=lambda kv: -kv[1]):
+                if count < threshold:
+                    break
+                base_count = base.tokens.get(tok)
+                bound = base.tokens_dropped_max if base_count is None else base_count
+                if (count / batch_total) >= 10 * ((bound + 1) / base_total):
+                    flagged.append(tok)
+                if len(flagged) >= 20:
+                    break
+            if flagged:
+                self._flagged_tokens[name] = flagged
+                for tok in flagged:
+                    self._token_sinks[(name, tok)] = RecordSink()
+
+    def wants_second_pass(self) -> bool:
+        self._flag_tokens()
+        return bool(self._flagged_tokens)
+
+    def update_second(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name, toks in self._flagged_tokens.items():
+            if name not in batch.schema.names:
+                continue
+            lowered = pc.utf8_lower(batch.column(name))
+            for tok in toks:
+                rx = r"(^|[^\pL\pN_])" + _re2_escape(tok) + r"($|[^\pL\pN_])"
+                self._token_sinks[(name, tok)].add_mask(bool_mask(pc.match_substring_regex(lowered, rx)), offset)
+
+    def finish(self) -> CheckResult:
+        ctx = self.context
+        n = max(ctx.n_records, 1)
+        pol = ctx.policy
+        threshold = max(pol.new_value_min_records, pol.new_value_min_share * n)
+        findings = []
+        for name, counts in self._counts.items():
+            frequent = {v: c for v, c in counts.items() if c >= threshold}
+            if frequent:
+                total = sum(frequent.values())
+                share = total / n
+                records = sorted(
+                    {r for v in frequent if v in self._records[name] for r in self._records[name][v].records}
+                )
+                sev = Severity.HIGH if share >= pol.cluster_min_share else Severity.MEDIUM
+                top = sorted(frequent.items(), key=lambda kv: -kv[1])[:10]
+                findings.append(
+                    Finding(
+                        self.name,
+                        "unseen_category",
+                        sev,
+                        f"{len(frequent)} never-seen value(s) in {name!r} cover {total} records ({fmt_share(share)}): "
+                        + ", ".join(f"{short(redact(v), 24)!r}" for v, _ in top[:3]),
+                        tuple(records[:1000]),
+                        {
+                            "column": name,
+                            "values": {short(redact(v)): c for v, c in top},
+                            "n_records": total,
+                            "share": share,
+                        },
+                    )
+                )
+            rare = sum(c for c in counts.values() if c < threshold)
+            if rare:
+                findings.append(
+                    Finding(
+                        self.name,
+                        "unseen_rare",
+                        Severity.INFO,
+                        f"{rare} record(s) in {name!r} carry rare never-seen values (each below the threshold)",
+                        evidence={"column": name, "n_records": rare},
+                    )
+                )
+        for name, toks in self._flagged_tokens.items():
+            base = self._text[name]
+            total = sum(self._token_sinks[(name, t)].count for t in toks)
+            recs = sorted({r for t in toks for r in self._token_sinks[(name, t)].records})
+            details = {
+                short(redact(t)): {
+                    "batch_count": self._tok_counts[name].get(t, 0),
+                    "baseline_count": base.tokens.get(t, 0),
+                    "records": self._token_sinks[(name, t)].count,
+                }
+                for t in toks
+            }
+            unseen = [t for t in toks if t not in base.tokens]
+            share = max(self._token_sinks[(name, t)].count for t in toks) / n
+            findings.append(
+                Finding(
+                    self.name,
+                    "unseen_tokens" if unseen else "token_surge",
+                    Severity.HIGH if unseen and share >= pol.cluster_min_share else Severity.MEDIUM,
+                    f"{len(toks)} token(s) in {name!r} {'never seen in' if unseen else 'far more frequent than in'} "
+                    f"the baseline and frequent here: " + ", ".join(repr(short(redact(t), 24)) for t in toks[:5]),
+                    tuple(recs[:1000]),
+                    {"column": name, "tokens": details, "n_records": total},
+                )
+            )
+        return CheckResult(self.name, tuple(findings))
+
+
+# --- tails and tight clusters -----------------------------------------------------------------------------
+
+_TAILS = ((0.001, "low"), (0.01, "low"), (0.99, "high"), (0.999, "high"))
+_BINS, _SUB = 100, 10
+
+
+class _NumericGrid:
+    """Cells for one column: 100 baseline-quantile bins x 10 equal-width sub-bins, plus cells beyond the range."""
+
+    def __init__(self, sample: np.ndarray, col: ColumnProfile) -> None:
+        qs = np.quantile(sample, np.linspace(0, 1, _BINS + 1))
+        edges = [float(qs[0])]
+        for i in range(_BINS):
+            lo, hi = float(qs[i]), float(qs[i + 1])
+            if hi > lo:
+                edges.extend(np.linspace(lo, hi, _SUB + 1)[1:].tolist())
+        self.edges = np.unique(np.array(edges))
+        self.lo = float(col.min if col.min is not None else qs[0])
+        self.hi = float(col.max if col.max is not None else qs[-1])
+        inner = np.searchsorted(self.edges, sample, side="right")
+        self.expected = np.bincount(inner, minlength=self.edges.size + 1).astype(np.float64) / sample.size
+        self.n_sample = sample.size
+        q01, q99 = np.quantile(sample, [0.01, 0.99])
+        width = (float(q99) - float(q01)) / 200
+        self.ext_width = width if width > 0 else max(abs(self.hi) * 1e-3, 1e-9)
+        self.tail_q = {q: float(np.quantile(sample, q)) for q, _ in _TAILS}
+        self.counts = np.zeros(self.edges.size + 1, dtype=np.int64)
+        self.beyond: dict[int, int] = {}
+        self.tail_counts = dict.fromkeys(self.tail_q, 0)
+        self.n = 0
+
+    def update(self, x: np.ndarray) -> None:
+        x = x[np.isfinite(x)]
+        self.n += x.size
+        if not x.size:
+            return
+        self.counts += np.bincount(np.searchsorted(self.edges, x, side="right"), minlength=self.counts.size)
+        for q, side in _TAILS:
+            t = self.tail_q[q]
+            self.tail_counts[q] += int(np.count_nonzero(x < t if side == "low" else x > t))
+        out = x[(x < self.lo) | (x > self.hi)]
+        if out.size:
+            cells = np.where(
+                out > self.hi,
+                np.floor((out - self.hi) / self.ext_width) + 1,
+                -np.floor((self.lo - out) / self.ext_width) - 1,
+            )
+            cells = np.clip(cells, -1e15, 1e15).astype(np.int64)
+            u, c = np.unique(cells, return_counts=True)
+            for cell, cnt in zip(u.tolist(), c.tolist(), strict=True):
+                self.beyond[cell] = self.beyond.get(cell, 0) + cnt
+
+    def cell_interval(self, i: int) -> tuple[float, float]:
+        lo = -math.inf if i == 0 else float(self.edges[i - 1])
+        hi = math.inf if i >= self.edges.size else float(self.edges[i])
+        return lo, hi
+
+    def beyond_interval(self, cell: int) -> tuple[float, float]:
+        if cell > 0:
+            return self.hi + (cell - 1) * self.ext_width, self.hi + cell * self.ext_width
+        return self.lo - (-cell) * self.ext_width, self.lo - (-cell - 1) * self.ext_width
+
+
+@register
+class TailsCheck(Check):
+    name = "tails"
+    description = "tail mass beyond baseline quantiles, and tight clusters (spikes) a baseline does not explain"
+    needs_baseline = True
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        self._grids: dict[str, _NumericGrid] = {}
+        bl = ctx.baseline
+        assert bl is not None
+        for name, col in bl.profile.columns.items():
+            if col.kind not in ("numeric", "integer") or col.role == "label":
+                continue
+            if col.kind == "integer" and col.is_categorical:
+                continue
+            sample = bl.profile.finite_sample(name)
+            if sample.size >= 200 and sample[-1] > sample[0]:
+                self._grids[name] = _NumericGrid(sample, col)
+        self._intervals: dict[tuple[str, str, float, float], RecordSink] = {}
+        self._pending: list[dict[str, Any]] = []
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        for name, grid in self._grids.items():
+            if name in batch.schema.names and is_numeric(batch.column(name).type):
+                grid.update(as_float(batch.column(name)))
+
+    def _evaluate(self) -> None:
+        pol = self.context.policy
+        for name, g in self._grids.items():
+            n = g.n
+            if n < 100:
+                continue
+            min_excess = max(pol.cluster_min_share, 10 / n)
+            # tail mass
+            best = None
+            for q, side in _TAILS:
+                p = q if side == "low" else 1 - q
+                n_obs = g.tail_counts[q]
+                share = n_obs / n
+                sd_base = math.sqrt(p * (1 - p) / g.n_sample)
+                if (
+                    share - p >= max(min_excess, 5 * sd_base)
+                    and share >= 2 * p
+                    and binom_z(n_obs, n, p + 2 * sd_base) >= 5
+                ) and (best is None or share - p > best[2]):
+                    best = (q, side, share - p, share, p)
+            if best is not None:
+                q, side, excess, share, p = best
+                lo, hi = (-math.inf, g.tail_q[q]) if side == "low" else (g.tail_q[q], math.inf)
+                self._pending.append(
+                    {
+                        "kind": "tail_mass",
+                        "column": name,
+                        "lo": lo,
+                        "hi": hi,
+                        "share": share,
+                        "expected": p,
+                        "excess": excess,
+                        "quantile": q,
+                        "side": side,
+                    }
+                )
+            # tight clusters inside the baseline's range (windows of one and two adjacent cells)
+            obs: np.ndarray = g.counts / n
+            exp = g.expected
+            sd = np.sqrt(np.maximum(exp * (1 - exp), 1.0 / g.n_sample) / g.n_sample) + np.sqrt(
+                np.maximum(exp * (1 - exp), 1.0 / n) / n
+            )
+            found: list[tuple[int, int, float, float, float]] = []
+            for width in (1, 2):
+                if obs.size < width:
+                    continue
+                o = np.convolve(obs, np.ones(width), "valid")
+                e = np.convolve(exp, np.ones(width), "valid")
+                s = np.convolve(sd, np.ones(width), "valid")
+                over = o - e
+                ok = (over >= np.maximum(min_excess, 5 * s)) & (o >= 2 * e)
+                ok[0] = False  # the open cells below/above the sample are the tail and beyond-range rules' job
+                ok[-1] = False
+                hits = np.flatnonzero(ok)
+                for i in hits.tolist():
+                    found.append((i, i + width - 1, float(over[i]), float(o[i]), float(e[i])))
+            found.sort(key=lambda t: -t[2])
+            taken: set[int] = set()
+            for a, b, excess_v, o_v, e_v in found:
+                if any(i in taken for i in range(a - 1, b + 2)):
+                    continue
+                taken.update(range(a, b + 1))
+                lo, _ = g.cell_interval(a)
+                _, hi = g.cell_interval(b)
+                self._pending.append(
+                    {
+                        "kind": "tight_cluster",
+                        "column": name,
+                        "lo": lo,
+                        "hi": hi,
+                        "share": o_v,
+                        "expected": e_v,
+                        "excess": excess_v,
+                    }
+                )
+                if len(taken) > 40:
+                    break
+            # clusters beyond the baseline's range
+            runs: list[tuple[int, int, int]] = []  # adjacent cells beyond the range form one run
+            for cell in sorted(g.beyond):
+                if runs and cell == runs[-1][1] + 1 and (cell > 0) == (runs[-1][0] > 0):
+                    a, _, c = runs[-1]
+                    runs[-1] = (a, cell, c + g.beyond[cell])
+                else:
+                    runs.append((cell, cell, g.beyond[cell]))
+            for a, b, cnt in sorted(runs, key=lambda r: -r[2])[:5]:
+                if cnt >= max(pol.duplicate_min_cluster, min_excess * n) and b - a < 50:
+                    lo, hi = g.beyond_interval(a)[0], g.beyond_interval(b)[1]
+                    self._pending.append(
+                        {
+                            "kind": "tight_cluster",
+                            "column": name,
+                            "lo": lo,
+                            "hi": hi,
+                            "share": cnt / n,
+                            "expected": 0.0,
+                            "excess": cnt / n,
+                            "beyond_range": True,
+                        }
+                    )
+        for item in self._pending:
+            self._intervals[(item["column"], item["kind"], item["lo"], item["hi"])] = RecordSink()
+
+    def wants_second_pass(self) -> bool:
+        self._evaluate()
+        return bool(self._pending)
+
+    def update_second(self, batch: pa.RecordBatch, offset: int) -> None:
+        for (name, _kind, lo, hi), sink in self._intervals.items():
+            if name in batch.schema.names and is_numeric(batch.column(name).type):
+                x = as_float(batch.column(name))
+                with np.errstate(invalid="ignore"):
+                    mask = (x > lo) & (x <= hi) if math.isfinite(lo) else x < hi
+                    if not math.isfinite(hi):
+                        mask = x > lo
+                sink.add_mask(mask & np.isfinite(x), offset)
+
+    def finish(self) -> CheckResult:
+        findings = []
+        n = max(self.context.n_records, 1)
+        for item in self._pending:
+            sink = self._intervals[(item["column"], item["kind"], item["lo"], item["hi"])]
+            col, lo, hi = item["column"], item["lo"], item["hi"]
+            excess = item["excess"]
+            sev = Severity.HIGH if excess >= self.context.policy.cluster_min_share else Severity.MEDIUM
+            if item["kind"] == "tail_mass":
+                summary = (
+                    f"{fmt_share(item['share'])} of {col!r} lies {'below' if item['side'] == 'low' else 'above'} "
+                    f"the baseline's {item['quantile']:g} quantile ({(hi if item['side'] == 'low' else lo):.6g}); "
+                    f"expected {fmt_share(item['expected'])}"
+                )
+            else:
+                where = "beyond the baseline range" if item.get("beyond_range") else "inside the baseline range"
+                summary = (
+                    f"tight cluster of {sink.count} values of {col!r} ({fmt_share(item['share'])}) in "
+                    f"({lo:.6g}, {hi:.6g}] {where}; the baseline expects {fmt_share(item['expected'])}"
+                )
+            findings.append(
+                Finding(
+                    self.name,
+                    item["kind"],
+                    sev,
+                    summary,
+                    sink.tuple,
+                    {**item, "n_records": sink.count, "batch_share": sink.count / n},
+                )
+            )
+        return CheckResult(self.name, tuple(findings), {"columns": sorted(self._grids)})
