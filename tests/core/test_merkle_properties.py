@@ -273,6 +273,27 @@ def test_frontier_persisted_nodes_serve_the_same_proofs(size: int, data: st.Data
     assert rebuilt.root() == frontier.root() == m.MerkleTree([*m.leaf_hashes(_records(size)), extra]).root()
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 70), min_size=1, max_size=8))
+def test_frontier_extend_in_chunks_equals_append(chunks: list[int]) -> None:
+    leaves = m.leaf_hashes(_records(sum(chunks)))
+    by_append, by_extend = m.MerkleFrontier(), m.MerkleFrontier()
+    appended: dict[tuple[int, int], bytes] = {}
+    extended: dict[tuple[int, int], bytes] = {}
+    pos = 0
+    for k in chunks:
+        for h in leaves[pos : pos + k]:
+            appended.update(((lv, ix), nh) for lv, ix, nh in by_append.append(h))
+        batch = by_extend.extend(leaves[pos : pos + k])
+        assert len({(lv, ix) for lv, ix, _ in batch}) == len(batch), "a node is emitted once"
+        extended.update(((lv, ix), nh) for lv, ix, nh in batch)
+        pos += k
+        assert by_extend.size == by_append.size == pos
+        assert by_extend.hashes == by_append.hashes
+        assert by_extend.root() == m.root_from_leaf_hashes(leaves[:pos])
+    assert extended == appended
+
+
 def test_frontier_extend_and_validation() -> None:
     leaves = m.leaf_hashes(_records(37))
     a, b = m.MerkleFrontier(), m.MerkleFrontier()
