@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.cli._app import cli
 from dataward.errors import Error
@@ -38,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except SQLAlchemyError as exc:
+        # the catalog failed beneath us (locked, unreachable, damaged): one line, no traceback
+        click.secho(f"error: catalog failure: {str(exc).splitlines()[0]}", fg="red", err=True)
+        click.echo("hint: retry; if it persists, check the catalog with `dataward log verify`.", err=True)
+        return 7
     except SystemExit as exc:  # commands may end with sys.exit(status)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

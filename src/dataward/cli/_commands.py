@@ -1,5 +1,11 @@
-"""Imports every command module so that each registers its commands on the root group."""
+"""Imports every command module so that each registers its commands on the root group.
+
+One import per line, so that adding a command module is a one-line change.
+"""
 
 from __future__ import annotations
 
-from dataward.cli import _detect  # noqa: F401
+import dataward.cli._acquire
+import dataward.cli._detect
+import dataward.cli._log
+import dataward.cli._workspace  # noqa: F401

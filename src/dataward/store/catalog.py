@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -35,7 +37,15 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (no lock upgrade deadlocks); readers use a deferred BEGIN.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("dataward_write") else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read-write transaction: serialized against other writers from its first statement."""
+    with engine.connect().execution_options(dataward_write=True) as conn, conn.begin():
+        yield conn
 
 
 def is_sqlite(conn: Connection | Engine) -> bool:

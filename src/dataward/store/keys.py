@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
 from dataward.core.dsse import key_id
 from dataward.errors import InputError, NotFoundError, SignatureError
 
-PASSPHRASE_ENV = "DATAWARD_PASSPHRASE"
+PASSPHRASE_ENV = "DATAWARD_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
 
 class KeyDirectory:

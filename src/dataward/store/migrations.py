@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, insert, inspect, select
 
 from dataward.errors import WorkspaceError
 from dataward.store import schema
+from dataward.store.catalog import write_transaction
 from dataward.timeutil import now_iso
 
 
@@ -54,7 +55,7 @@ def upgrade(engine: Engine) -> int:
     """Apply pending migrations, one transaction each; return how many were applied."""
     applied = 0
     while True:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             schema.schema_version.create(conn, checkfirst=True)
             have = current_version(conn)
             if have > LATEST:

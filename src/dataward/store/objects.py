@@ -119,7 +119,7 @@ class ObjectWriter:
         self.size = 0
         self._done = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._h.update(data)
         self._f.write(data)
         self.size += len(data)

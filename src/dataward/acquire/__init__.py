@@ -1,0 +1,1 @@
+"""Acquisition: fingerprint every file and record, check supplier digests and signatures, sign a manifest."""

@@ -1,0 +1,287 @@
+"""Acquire a delivery: copy into quarantine, fingerprint files and records, check the supplier, sign."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from dataward.access import require
+from dataward.acquire.inputs import InputFile, collect_inputs, parse_sha256sums, safe_relative_name
+from dataward.acquire.records import FORMATS, RecordDigests, detect_format, record_digests
+from dataward.batches import Batch, BatchState, get_batch
+from dataward.core import dsse, merkle
+from dataward.errors import AuthorizationError, Error, InputError, IntegrityError, SignatureError
+from dataward.identity import Actor
+from dataward.sources import get_source
+from dataward.store import schema
+from dataward.store.objects import CHUNK, ObjectStore
+from dataward.timeutil import now, now_iso
+from dataward.workspace import Workspace
+
+Progress = Callable[[str, int], None]  # (what, bytes done) callback for progress bars
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str
+    sha256: str
+    size: int
+
+
+def copy_into_quarantine(store: ObjectStore, item: InputFile, progress: Progress | None = None) -> StoredFile:
+    """Stream ``item`` into the quarantine area, hashing as it goes; refuse a file that changes meanwhile."""
+    try:
+        f = open(item.path, "rb")  # noqa: SIM115 - closed below; fstat needs the descriptor
+    except PermissionError:
+        raise InputError(f"{item.path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{item.path}: cannot read ({exc.strerror})") from None
+    with f, store.open_writer() as w:
+        before = os.fstat(f.fileno())
+        if not stat.S_ISREG(before.st_mode):
+            raise InputError(f"{item.path}: not a regular file")
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        try:
+            while n := f.readinto(buf):
+                w.write(view[:n])
+                if progress:
+                    progress(item.name, n)
+        except OSError as exc:
+            raise InputError(f"{item.path}: read failed ({exc.strerror})") from None
+        after = os.fstat(f.fileno())
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or after.st_size != w.size:
+            raise InputError(
+                f"{item.path}: changed while it was read ({before.st_size} -> {after.st_size} bytes)",
+                advice="Acquire deliveries only after the supplier has finished writing them.",
+            )
+        digest = w.commit("quarantine")
+        return StoredFile(item.name, digest, w.size)
+
+
+def _expected_from_signed(path: Path, supplier_key_hex: str | None, source: str) -> tuple[dict[str, str], str]:
+    if not supplier_key_hex:
+        raise SignatureError(
+            f"source {source!r} has no supplier key to check {path} against",
+            advice="Register the supplier public key on a source (`dataward source add ... --supplier-key HEX`).",
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    env = dsse.Envelope.from_bytes(data)
+    pub = dsse.public_key_from_hex(supplier_key_hex)
+    try:
+        dsse.verify_envelope(env, {dsse.key_id(pub): pub})
+    except SignatureError as exc:
+        raise SignatureError(
+            f"{path}: {exc.message}", advice="The delivery does not come from the registered supplier key."
+        ) from None
+    st = dsse.parse_statement(env)
+    out: dict[str, str] = {}
+    for name, digest in st.subjects:
+        n = safe_relative_name(name, str(path))
+        if n in out:
+            raise InputError(f"{path}: subject {n!r} is listed twice")
+        out[n] = digest.lower()
+    if not out:
+        raise InputError(f"{path}: the signed manifest lists no files")
+    return out, dsse.key_id(pub)
+
+
+def _compare_expected(expected: dict[str, str], stored: Sequence[StoredFile], where: str) -> None:
+    have = {s.name: s.sha256 for s in stored}
+    for name, digest in expected.items():
+        if name not in have:
+            raise IntegrityError(f"{where}: lists {name!r}, which is not in the delivery")
+        # both are public digests; compare_digest keeps the habit
+        import hmac
+
+        if not hmac.compare_digest(have[name], digest):
+            raise IntegrityError(
+                f"{name}: SHA-256 {have[name][:16]}... does not match the supplier's {digest[:16]}... ({where})"
+            )
+    extra = sorted(set(have) - set(expected))
+    if extra:
+        raise IntegrityError(
+            f"{extra[0]}: delivered but not listed in {where}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
+
+
+def new_batch_id() -> str:
+    return f"b-{now().strftime('%Y%m%d')}-{secrets.token_hex(4)}"
+
+
+def acquire(
+    ws: Workspace,
+    actor: Actor,
+    source: str,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    expect: str | os.PathLike[str] | None = None,
+    expect_signed: str | os.PathLike[str] | None = None,
+    format: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Batch:
+    """Acquire ``paths`` from ``source`` into a new quarantined batch; refuse the whole batch on any mismatch."""
+    src = get_source(ws, source)
+    with ws.engine.connect() as conn:
+        grants = ws.grants(conn, actor.name)
+    try:
+        require(actor.name, grants, "batch.acquire", source)
+    except AuthorizationError as exc:
+        ws.record_denial(actor.name, "batch.acquire", f"source:{source}", str(exc))
+        raise
+    if format is not None and format not in FORMATS:
+        raise InputError(f"unknown format {format!r}; one of {', '.join(FORMATS)}")
+    if expect and expect_signed:
+        raise InputError("give --expect or --expect-signed, not both")
+    try:
+        inputs = collect_inputs(paths)
+        expected: dict[str, str] | None = None
+        verification: dict[str, Any] = {"method": "none"}
+        if expect is not None:
+            p = Path(expect)
+            try:
+                expected = parse_sha256sums(p.read_bytes(), str(p))
+            except OSError as exc:
+                raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+            verification = {"method": "sha256sums", "file": p.name}
+        elif expect_signed is not None:
+            p = Path(expect_signed)
+            expected, kid = _expected_from_signed(p, src.supplier_key, source)
+            verification = {"method": "dsse", "file": p.name, "supplier_keyid": kid}
+        n_workers = workers or max(2, min(8, (os.cpu_count() or 2)))
+        with ThreadPoolExecutor(n_workers) as pool:
+            stored = list(pool.map(lambda it: copy_into_quarantine(ws.objects, it, progress), inputs))
+        if expected is not None:
+            _compare_expected(expected, stored, verification["file"])
+        warnings: list[str] = []
+        seen: dict[str, str] = {}
+        for s in stored:
+            if s.size == 0:
+                warnings.append(f"{s.name}: empty file")
+            if s.sha256 in seen:
+                warnings.append(f"{s.name}: same content as {seen[s.sha256]}")
+            seen.setdefault(s.sha256, s.name)
+        digests: list[RecordDigests] = []
+        for s in stored:
+            fmt = format or detect_format(s.name)
+            rd = record_digests(
+                lambda s=s: ws.objects.open("quarantine", s.sha256), s.name, fmt, file_sha256=s.sha256, strict=True
+            )
+            warnings.extend(rd.warnings)
+            digests.append(rd)
+    except (InputError, IntegrityError) as exc:
+        _record_refusal(ws, actor, source, paths, exc)
+        raise
+    return _create_batch(ws, actor, src.name, stored, digests, verification, warnings)
+
+
+def _record_refusal(ws: Workspace, actor: Actor, source: str, paths: Sequence[Any], exc: Error) -> None:
+    ws.record(
+        actor, "batch.refuse", f"source:{source}", {"reason": exc.message, "paths": [str(p) for p in paths][:100]}
+    )
+
+
+def _create_batch(
+    ws: Workspace,
+    actor: Actor,
+    source: str,
+    stored: Sequence[StoredFile],
+    digests: Sequence[RecordDigests],
+    verification: dict[str, Any],
+    warnings: list[str],
+) -> Batch:
+    batch_id = new_batch_id()
+    files: list[dict[str, Any]] = []
+    all_leaves: list[bytes] = []
+    for s, rd in zip(stored, digests, strict=True):
+        records_digest = ws.objects.put_bytes("meta", rd.leaves)
+        leaves = rd.leaf_list()
+        all_leaves.extend(leaves)
+        files.append(
+            {
+                "name": s.name,
+                "sha256": s.sha256,
+                "size": s.size,
+                "format": rd.format,
+                "encoding": rd.encoding,
+                "records": rd.count,
+                "records_digest": records_digest,
+                "merkle_root": merkle.root_from_leaf_hashes(leaves).hex(),
+            }
+        )
+    root = merkle.root_from_leaf_hashes(all_leaves).hex()
+    acquired_at = now_iso()
+    predicate = {
+        "batch": batch_id,
+        "source": source,
+        "acquired_by": actor.name,
+        "acquired_at": acquired_at,
+        "files": files,
+        "record_count": len(all_leaves),
+        "merkle_root": root,
+        "record_digest": "rfc6962-leaf-sha256",
+        "supplier_verification": verification,
+        "warnings": warnings,
+    }
+    statement = dsse.make_statement([(f["name"], f["sha256"]) for f in files], dsse.PREDICATE_MANIFEST, predicate)
+    envelope = dsse.sign_envelope(statement, actor.key)
+    manifest_digest = ws.objects.put_bytes("meta", envelope.to_bytes())
+    with ws.change(actor, "batch.acquire", f"batch:{batch_id}", source=source) as ch:
+        ch.conn.execute(
+            insert(schema.batches).values(
+                id=batch_id,
+                source=source,
+                state=BatchState.QUARANTINED.value,
+                manifest_digest=manifest_digest,
+                merkle_root=root,
+                record_count=len(all_leaves),
+                file_count=len(files),
+                byte_count=sum(f["size"] for f in files),
+                created_at=acquired_at,
+                created_by=actor.name,
+                updated_at=acquired_at,
+            )
+        )
+        if files:
+            ch.conn.execute(
+                insert(schema.batch_files),
+                [
+                    {
+                        "batch_id": batch_id,
+                        "position": i,
+                        "name": f["name"],
+                        "sha256": f["sha256"],
+                        "size": f["size"],
+                        "format": f["format"],
+                        "record_count": f["records"],
+                        "records_digest": f["records_digest"],
+                        "merkle_root": f["merkle_root"],
+                    }
+                    for i, f in enumerate(files)
+                ],
+            )
+        ch.details.update(
+            {
+                "source": source,
+                "manifest_sha256": manifest_digest,
+                "merkle_root": root,
+                "records": len(all_leaves),
+                "files": len(files),
+                "supplier_verification": verification["method"],
+                "warnings": warnings[:20],
+            }
+        )
+    return get_batch(ws, batch_id)

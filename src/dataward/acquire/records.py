@@ -1,0 +1,269 @@
+"""Record segmentation and record digests.
+
+A record's digest is its RFC 6962 leaf hash, SHA-256(0x00 || canonical record bytes), so record digests
+are directly the leaves of the batch's Merkle tree. Canonical record bytes per format:
+
+- ``text``, ``csv``, ``tsv``, ``jsonl`` (line formats; TSV has no quoting, as in IANA
+  text/tab-separated-values): the record's bytes as delivered, CRLF folded to LF,
+  without the final line terminator; blank lines are not records; a CSV/TSV header is not a record.
+  CSV records whose quoted fields span lines keep their inner newlines (encoding ``csv-records``).
+- ``parquet``: canonical JSON of the row as an object of column name -> value.
+- anything else (images, binaries): the whole file is one record whose canonical bytes are its raw
+  SHA-256 digest (the file is hashed once, not twice).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import decimal
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import IO, Any
+
+from dataward.core import merkle
+from dataward.core.canonical import canonical_json
+from dataward.errors import InputError
+
+LINE_FORMATS = ("text", "csv", "tsv", "jsonl")
+FORMATS = (*LINE_FORMATS, "parquet", "file")
+_EXT = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "text",
+    ".text": "text",
+}
+CHUNK = 16 << 20
+
+
+def detect_format(name: str) -> str:
+    return _EXT.get(PurePosixPath(name).suffix.lower(), "file")
+
+
+@dataclass(frozen=True)
+class RecordDigests:
+    format: str
+    encoding: str  # lines | csv-records | parquet-rows | file
+    leaves: bytes  # concatenated 32-byte leaf hashes, in record order
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def count(self) -> int:
+        return len(self.leaves) // 32
+
+    def leaf(self, i: int) -> bytes:
+        return self.leaves[32 * i : 32 * i + 32]
+
+    def leaf_list(self) -> list[bytes]:
+        b = self.leaves
+        return [b[i : i + 32] for i in range(0, len(b), 32)]
+
+    def root(self) -> bytes:
+        return merkle.root_from_leaf_hashes(self.leaf_list())
+
+
+def _iter_lines(f: IO[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield (line number of the first line, lines) per chunk; lines keep empties, CRLF folded."""
+    rest = b""
+    lineno = 1
+    while True:
+        chunk = f.read(CHUNK)
+        if not chunk:
+            break
+        buf = rest + chunk
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            rest = buf
+            continue
+        block, rest = buf[:cut], buf[cut + 1 :]
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+        lines = block.split(b"\n")
+        yield lineno, lines
+        lineno += len(lines)
+    if rest:
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        yield lineno, [rest]
+
+
+def _check_utf8(name: str, first_line: int, lines: list[bytes]) -> None:
+    try:
+        b"\n".join(lines).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        for i, line in enumerate(lines):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"{name} line {first_line + i}: invalid UTF-8 at byte {e.start}",
+                    advice="Re-encode the file as UTF-8, or acquire it with --format file (one opaque record).",
+                ) from None
+        raise InputError(f"{name}: invalid UTF-8 ({exc.reason})") from None
+
+
+def line_leaves(f: IO[bytes], name: str, *, skip_header: bool, strict: bool) -> tuple[bytes, int]:
+    """Leaf hashes of the non-blank lines of ``f``; returns (leaves, number of data lines)."""
+    sha = hashlib.sha256
+    out: list[bytes] = []
+    header_seen = not skip_header
+    for first, lines in _iter_lines(f):
+        if strict:
+            _check_utf8(name, first, lines)
+        if not header_seen:
+            for j, line in enumerate(lines):
+                if line:
+                    lines = lines[j + 1 :]
+                    header_seen = True
+                    break
+            else:
+                continue
+        out.extend([sha(b"\x00" + line).digest() for line in lines if line])
+    return b"".join(out), len(out)
+
+
+def _csv_row_count(path_or_file: Any, name: str, delimiter: str) -> int:
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    try:
+        reader = pacsv.open_csv(
+            path_or_file,
+            read_options=pacsv.ReadOptions(block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=delimiter == ",", quote_char='"' if delimiter == "," else False
+            ),
+            convert_options=pacsv.ConvertOptions(check_utf8=True, column_types=None, strings_can_be_null=False),
+        )
+        n = 0
+        for rb in reader:
+            n += rb.num_rows
+        return n
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise InputError(f"{name}: malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {msg}") from None
+
+
+def csv_record_leaves(f: IO[bytes], name: str, delimiter: str) -> bytes:
+    """Records of a CSV whose quoted fields may span lines: exact raw bytes of each record."""
+    sha = hashlib.sha256
+    raw = f.read().replace(b"\r\n", b"\n")
+    physical = raw.split(b"\n")
+    if physical and physical[-1] == b"":
+        physical.pop()
+    text = io.StringIO(raw.decode("utf-8"), newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    out: list[bytes] = []
+    prev = 0
+    header = True
+    try:
+        for row in reader:
+            start, prev = prev, reader.line_num
+            if not row:
+                continue
+            if header:
+                header = False
+                continue
+            out.append(sha(b"\x00" + b"\n".join(physical[start:prev])).digest())
+    except csv.Error as exc:
+        raise InputError(f"{name} line {reader.line_num}: malformed CSV: {exc}") from None
+    return b"".join(out)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else repr(v)
+    if isinstance(v, bytes):
+        return {"$base64": base64.b64encode(v).decode("ascii")}
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
+        return v.isoformat()
+    if isinstance(v, (decimal.Decimal, _dt.timedelta)):
+        return str(v)
+    return v
+
+
+def parquet_leaves(f: IO[bytes], name: str) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sha = hashlib.sha256
+    out: list[bytes] = []
+    try:
+        pf = pq.ParquetFile(f)
+        for rb in pf.iter_batches(batch_size=65536):
+            for row in rb.to_pylist():
+                out.append(sha(b"\x00" + canonical_json(_jsonable(row))).digest())
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{name}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+    return b"".join(out)
+
+
+def _check_jsonl(f: IO[bytes], name: str) -> None:
+    for first, lines in _iter_lines(f):
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{name} line {first + i}: malformed JSON: {exc}") from None
+
+
+def file_leaf(sha256_hex: str) -> bytes:
+    return merkle.leaf_hash(bytes.fromhex(sha256_hex))
+
+
+def record_digests(
+    open_file: Any, name: str, fmt: str, *, file_sha256: str, strict: bool = True, encoding: str | None = None
+) -> RecordDigests:
+    """Compute record leaves. ``open_file()`` returns a fresh binary file object each call.
+
+    ``strict`` (acquisition) validates UTF-8, CSV shape and JSON; verification passes ``strict=False``
+    with the ``encoding`` recorded in the manifest, so that tampered bytes still yield per-record results.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"{name}: unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    if fmt == "file":
+        return RecordDigests(fmt, "file", file_leaf(file_sha256))
+    if fmt == "parquet":
+        with open_file() as f:
+            return RecordDigests(fmt, "parquet-rows", parquet_leaves(f, name))
+    warnings: list[str] = []
+    if fmt == "jsonl" and strict:
+        with open_file() as f:
+            _check_jsonl(f, name)
+    skip_header = fmt in ("csv", "tsv")
+    if encoding == "csv-records" and not strict:
+        with open_file() as f:
+            return RecordDigests(fmt, "csv-records", csv_record_leaves(f, name, "\t" if fmt == "tsv" else ","))
+    with open_file() as f:
+        leaves, n = line_leaves(f, name, skip_header=skip_header, strict=strict)
+    if skip_header and strict:
+        delim = "\t" if fmt == "tsv" else ","
+        with open_file() as f:
+            rows = _csv_row_count(f, name, delim)
+        if rows != n:
+            # quoted fields span lines: segment by CSV records instead of physical lines
+            with open_file() as f:
+                leaves = csv_record_leaves(f, name, delim)
+            if len(leaves) // 32 != rows:
+                raise InputError(f"{name}: CSV record count is ambiguous ({rows} by Arrow, {len(leaves) // 32} by csv)")
+            return RecordDigests(fmt, "csv-records", leaves, tuple(warnings))
+    if n == 0:
+        warnings.append(f"{name}: no records")
+    return RecordDigests(fmt, "lines", leaves, tuple(warnings))

@@ -1,0 +1,308 @@
+"""A workspace: catalog + object store + key directory + audit log, and who is acting.
+
+Every state change goes through :meth:`Workspace.change`: one catalog transaction that checks the acting
+principal's roles (deny by default), makes the change, and appends the signed log entry. A denied attempt
+is rolled back and then recorded in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Connection, Engine, insert, select
+
+from dataward.access import Grant, Role, require
+from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
+from dataward.errors import AuthorizationError, Error, NotFoundError, SignatureError, WorkspaceError
+from dataward.identity import LOG_PRINCIPAL, Actor
+from dataward.log import auditlog
+from dataward.store import migrations, schema
+from dataward.store.catalog import make_engine, redact_url, write_transaction
+from dataward.store.keys import KeyDirectory
+from dataward.store.objects import ObjectStore
+from dataward.timeutil import now, now_iso, parse_iso
+
+CONFIG_NAME = "dataward.toml"
+
+
+@dataclass
+class Change:
+    """What a state-changing action records: the connection to change the catalog, and the log entry."""
+
+    conn: Connection
+    actor: Actor
+    action: str
+    subject: str
+    details: dict[str, Any] = field(default_factory=dict)
+    extra_entries: list[auditlog.PendingEntry] = field(default_factory=list)
+    entries: list[auditlog.LogEntry] = field(default_factory=list)
+
+
+class Workspace:
+    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+        self.path = path
+        self.config = config
+        self.id: str = config["workspace_id"]
+        self.origin: str = config["log_origin"]
+        self.catalog_url: str = config["catalog"]
+        self.engine: Engine = make_engine(self.catalog_url)
+        self.objects = ObjectStore(config["objects"])
+        self.keys = KeyDirectory(Path(config.get("keys", str(path / "keys"))))
+        self._log_actor: Actor | None = None
+
+    # creation and opening -----------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        path: Path | str,
+        *,
+        admin: str,
+        catalog: str | None = None,
+        objects: str | None = None,
+        passphrase: bytes | None = None,
+    ) -> Workspace:
+        """Create a workspace at ``path`` with a first principal ``admin`` holding the admin role."""
+        path = Path(path).absolute()
+        cfg_file = path / CONFIG_NAME
+        if cfg_file.exists():
+            raise WorkspaceError(
+                f"{path} is already a dataward workspace", advice="Open it instead, or pick another DIR."
+            )
+        _check_name(admin, "principal")
+        path.mkdir(parents=True, exist_ok=True)
+        wid = secrets.token_hex(8)
+        config: dict[str, Any] = {
+            "workspace_id": wid,
+            "log_origin": f"dataward.local/{wid}",
+            "catalog": catalog or f"sqlite:///{path / 'catalog.db'}",
+            "objects": objects or str(path / "objects"),
+        }
+        ws = cls(path, config)
+        migrations.upgrade(ws.engine)
+        with write_transaction(ws.engine) as conn:
+            if conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "workspace_id")).scalar():
+                raise WorkspaceError(f"catalog {redact_url(ws.catalog_url)} already belongs to a workspace")
+            conn.execute(
+                insert(schema.meta),
+                [{"key": "workspace_id", "value": wid}, {"key": "log_origin", "value": config["log_origin"]}],
+            )
+            log_key = Ed25519PrivateKey.generate()
+            ws._register_key(conn, LOG_PRINCIPAL, log_key.public_key(), expires_at=None)
+            ws.keys.save(log_key)
+            log_actor = Actor.of(LOG_PRINCIPAL, log_key)
+            ws._log_actor = log_actor
+            conn.execute(
+                insert(schema.principals).values(name=admin, created_at=now_iso(), created_by=None, disabled=False)
+            )
+            conn.execute(
+                insert(schema.role_grants).values(
+                    principal=admin, role="admin", source=None, granted_at=now_iso(), granted_by=None
+                )
+            )
+            admin_key = Ed25519PrivateKey.generate()
+            ws._register_key(conn, admin, admin_key.public_key(), expires_at=None)
+            ws.keys.save(admin_key, passphrase)
+            admin_actor = Actor.of(admin, admin_key)
+            auditlog.append(
+                conn,
+                [
+                    auditlog.PendingEntry(
+                        log_actor, "workspace.init", f"workspace:{wid}", {"catalog": redact_url(ws.catalog_url)}
+                    ),
+                    auditlog.PendingEntry(
+                        admin_actor,
+                        "principal.add",
+                        f"principal:{admin}",
+                        {"roles": ["admin"], "keyid": admin_actor.keyid},
+                    ),
+                ],
+                log_key=log_actor,
+                origin=ws.origin,
+            )
+        _write_config(cfg_file, config)
+        return ws
+
+    @classmethod
+    def open(cls, path: Path | str) -> Workspace:
+        path = Path(path).absolute()
+        cfg_file = path / CONFIG_NAME
+        try:
+            raw = cfg_file.read_bytes()
+        except FileNotFoundError:
+            raise WorkspaceError(f"{path} is not a dataward workspace (no {CONFIG_NAME})") from None
+        try:
+            config = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise WorkspaceError(f"{cfg_file} is not valid TOML: {exc}") from None
+        for k in ("workspace_id", "log_origin", "catalog", "objects"):
+            if not isinstance(config.get(k), str):
+                raise WorkspaceError(f"{cfg_file} lacks the setting {k!r}")
+        ws = cls(path, config)
+        migrations.upgrade(ws.engine)
+        with ws.engine.connect() as conn:
+            wid = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "workspace_id")).scalar()
+        if wid != ws.id:
+            raise WorkspaceError(
+                f"catalog {redact_url(ws.catalog_url)} belongs to workspace {wid}, not {ws.id}",
+                advice="The configuration points at another workspace's catalog; restore the right one.",
+            )
+        return ws
+
+    # keys and actors ----------------------------------------------------------------------------
+    def _register_key(self, conn: Connection, principal: str, pub: Ed25519PublicKey, *, expires_at: str | None) -> str:
+        kid = key_id(pub)
+        conn.execute(
+            insert(schema.keys).values(
+                keyid=kid,
+                principal=principal,
+                public_key=public_key_bytes(pub).hex(),
+                created_at=now_iso(),
+                expires_at=expires_at,
+                status="active",
+            )
+        )
+        return kid
+
+    def active_key_row(self, conn: Connection, principal: str) -> Any:
+        t = schema.keys
+        return conn.execute(
+            select(t).where(t.c.principal == principal, t.c.status == "active").order_by(t.c.created_at.desc()).limit(1)
+        ).first()
+
+    def actor(self, principal: str | None, *, passphrase: bytes | None = None) -> Actor:
+        """Load the acting principal's active private key. Refuses unknown, disabled or expired principals."""
+        if not principal:
+            raise AuthorizationError(
+                "no acting principal", advice="Pass --as NAME or set DATAWARD_PRINCIPAL to the principal you act as."
+            )
+        with self.engine.connect() as conn:
+            p = conn.execute(select(schema.principals).where(schema.principals.c.name == principal)).first()
+            if p is None:
+                raise AuthorizationError(
+                    f"unknown principal {principal!r}", advice="An admin adds principals with `dataward principal add`."
+                )
+            if p.disabled:
+                raise AuthorizationError(f"principal {principal!r} is disabled")
+            row = self.active_key_row(conn, principal)
+        if row is None:
+            raise SignatureError(
+                f"principal {principal!r} has no active key",
+                advice=f"Run `dataward key generate {principal}` as an admin.",
+            )
+        if row.expires_at is not None and parse_iso(row.expires_at) <= now():
+            raise SignatureError(
+                f"key {row.keyid[:16]} of {principal} expired at {row.expires_at}",
+                advice=f"Rotate it: `dataward key rotate {principal}`.",
+            )
+        key = self.keys.load(row.keyid, passphrase)
+        if key_id(key.public_key()) != row.keyid:
+            raise SignatureError(f"key file for {row.keyid[:16]} holds another key")
+        return Actor(principal, key, row.keyid)
+
+    def log_actor(self) -> Actor:
+        if self._log_actor is None:
+            with self.engine.connect() as conn:
+                row = self.active_key_row(conn, LOG_PRINCIPAL)
+            if row is None:
+                raise WorkspaceError("the workspace log key is missing from the catalog")
+            self._log_actor = Actor(LOG_PRINCIPAL, self.keys.load(row.keyid), row.keyid)
+        return self._log_actor
+
+    def public_keys(self, conn: Connection) -> dict[str, Any]:
+        """keyid -> catalog row, for every key ever registered."""
+        return {r.keyid: r for r in conn.execute(select(schema.keys))}
+
+    def log_public_key(self) -> Ed25519PublicKey:
+        with self.engine.connect() as conn:
+            row = self.active_key_row(conn, LOG_PRINCIPAL)
+        if row is None:
+            raise WorkspaceError("the workspace log key is missing from the catalog")
+        return public_key_from_hex(row.public_key)
+
+    # authorization ------------------------------------------------------------------------------
+    @staticmethod
+    def grants(conn: Connection, principal: str) -> list[Grant]:
+        t = schema.role_grants
+        return [
+            Grant(Role(r.role), r.source)
+            for r in conn.execute(select(t.c.role, t.c.source).where(t.c.principal == principal))
+        ]
+
+    @contextmanager
+    def change(self, actor: Actor, action: str, subject: str, *, source: str | None = None) -> Iterator[Change]:
+        """One transaction: authorize ``actor`` for ``action``, yield for the change, append the log entry."""
+        log_key = self.log_actor()
+        try:
+            with write_transaction(self.engine) as conn:
+                require(actor.name, self.grants(conn, actor.name), action, source)
+                ch = Change(conn, actor, action, subject)
+                yield ch
+                ch.entries = auditlog.append(
+                    conn,
+                    [auditlog.PendingEntry(actor, action, subject, ch.details), *ch.extra_entries],
+                    log_key=log_key,
+                    origin=self.origin,
+                )
+        except AuthorizationError as exc:
+            self.record_denial(actor.name, action, subject, str(exc))
+            raise
+
+    def record(self, actor: Actor, action: str, subject: str, details: dict[str, Any]) -> list[auditlog.LogEntry]:
+        """Append an entry that changes nothing else (e.g. a refusal), authorized as ``action``."""
+        with self.change(actor, action, subject) as ch:
+            ch.details.update(details)
+        return ch.entries
+
+    def record_denial(self, principal: str, action: str, subject: str, reason: str) -> None:
+        log = self.log_actor()
+        with write_transaction(self.engine) as conn:
+            auditlog.append(
+                conn,
+                [
+                    auditlog.PendingEntry(
+                        log, "access.denied", subject, {"principal": principal, "action": action, "reason": reason}
+                    )
+                ],
+                log_key=log,
+                origin=self.origin,
+            )
+
+
+def _check_name(name: str, what: str) -> str:
+    if not name or len(name) > 128 or not all(c.isalnum() or c in "-_.@" for c in name) or name.startswith("@"):
+        raise Error(
+            f"{what} name {name!r} is not allowed",
+            advice="Use letters, digits, '-', '_', '.', '@' (not first), at most 128 characters.",
+        )
+    return name
+
+
+check_name = _check_name
+
+
+def _write_config(path: Path, config: dict[str, Any]) -> None:
+    lines = [f'{k} = "{_toml_escape(str(v))}"' for k, v in config.items()]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _toml_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def find_principal_exists(conn: Connection, name: str) -> bool:
+    return conn.execute(select(schema.principals.c.name).where(schema.principals.c.name == name)).first() is not None
+
+
+def require_principal(conn: Connection, name: str) -> None:
+    if not find_principal_exists(conn, name):
+        raise NotFoundError(f"no principal named {name!r}")
