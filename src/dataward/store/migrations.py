@@ -40,30 +40,44 @@ def _v1(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial catalog", _v1),)
+def _v2(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.attestations])
+
+
+# Version numbers reserved while work is in flight: 3 workflow (audit, policy, approvals), 4 versions and
+# lineage, 5 screening store (baselines, intel feeds), 6 incidents and red-team, 7 web tokens.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial catalog", _v1),
+    Migration(2, "signed attestations", _v2),
+)
 LATEST = MIGRATIONS[-1].version
 
 
-def current_version(conn: Connection) -> int:
+def applied_versions(conn: Connection) -> set[int]:
     if not inspect(conn).has_table("schema_version"):
-        return 0
-    versions: list[int] = list(conn.execute(select(schema.schema_version.c.version)).scalars().all())
-    return max(versions, default=0)
+        return set()
+    return set(conn.execute(select(schema.schema_version.c.version)).scalars().all())
+
+
+def current_version(conn: Connection) -> int:
+    return max(applied_versions(conn), default=0)
 
 
 def upgrade(engine: Engine) -> int:
-    """Apply pending migrations, one transaction each; return how many were applied."""
+    """Apply every migration not yet applied (in version order), one transaction each; return how many."""
+    known = {m.version for m in MIGRATIONS}
     applied = 0
     while True:
         with write_transaction(engine) as conn:
             schema.schema_version.create(conn, checkfirst=True)
-            have = current_version(conn)
-            if have > LATEST:
+            have = applied_versions(conn)
+            unknown = sorted(have - known)
+            if unknown:
                 raise WorkspaceError(
-                    f"catalog schema version {have} is newer than this dataward knows ({LATEST})",
+                    f"catalog has schema version {unknown[-1]}, which this dataward does not know (latest {LATEST})",
                     advice="Upgrade dataward before using this workspace.",
                 )
-            pending = [m for m in MIGRATIONS if m.version > have]
+            pending = [m for m in MIGRATIONS if m.version not in have]
             if not pending:
                 return applied
             m = pending[0]

@@ -146,3 +146,16 @@ checkpoints = Table(
     Column("note", Text, nullable=False),
     Column("time", String(32), nullable=False),
 )
+
+attestations = Table(
+    "attestations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(64), nullable=True),
+    Column("subject", Text, nullable=False),
+    Column("predicate_type", Text, nullable=False),
+    Column("envelope_digest", String(64), nullable=False),  # object in the meta area
+    Column("principal", String(128), nullable=False),
+    Column("keyid", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)

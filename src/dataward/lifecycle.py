@@ -1,0 +1,106 @@
+"""The batch lifecycle: allowed transitions, and signed attestations recorded with each of them.
+
+```
+quarantined -> screened -> audited -> approved -> released -> revoked
+     \\             \\           \\-> rejected
+      \\-------------+--> rejected
+```
+No arrow may be skipped. Each transition happens inside a :meth:`Workspace.change` (so it is authorized
+and logged in the same transaction) and usually carries a signed in-toto attestation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from dataward.batches import BatchState
+from dataward.core import dsse
+from dataward.errors import ConflictError, NotFoundError
+from dataward.store import schema
+from dataward.timeutil import now_iso
+from dataward.workspace import Change, Workspace
+
+S = BatchState
+ALLOWED: dict[BatchState, frozenset[BatchState]] = {
+    S.QUARANTINED: frozenset({S.SCREENED, S.REJECTED}),
+    S.SCREENED: frozenset({S.AUDITED, S.REJECTED}),
+    S.AUDITED: frozenset({S.APPROVED, S.REJECTED}),
+    S.APPROVED: frozenset({S.RELEASED, S.REJECTED}),
+    S.RELEASED: frozenset({S.REVOKED}),
+    S.REJECTED: frozenset(),
+    S.REVOKED: frozenset(),
+}
+
+#: predicate types of dataward's own attestations
+PREDICATE_REPORT = dsse.PREDICATE_PREFIX + "screening-report/v1"
+PREDICATE_AUDIT = dsse.PREDICATE_PREFIX + "label-audit/v1"
+PREDICATE_APPROVAL = dsse.PREDICATE_PREFIX + "approval/v1"
+PREDICATE_REJECTION = dsse.PREDICATE_PREFIX + "rejection/v1"
+PREDICATE_RELEASE = dsse.PREDICATE_PREFIX + "release/v1"
+PREDICATE_REVOCATION = dsse.PREDICATE_PREFIX + "revocation/v1"
+
+
+def current_state(ch: Change, batch_id: str) -> BatchState:
+    t = schema.batches
+    state = ch.conn.execute(select(t.c.state).where(t.c.id == batch_id)).scalar()
+    if state is None:
+        raise NotFoundError(f"no batch {batch_id!r}")
+    return BatchState(state)
+
+
+def transition(ch: Change, batch_id: str, to: BatchState) -> BatchState:
+    """Move ``batch_id`` to ``to`` inside the change's transaction; refuse skipped or backward arrows."""
+    have = current_state(ch, batch_id)
+    if to not in ALLOWED[have]:
+        allowed = ", ".join(sorted(ALLOWED[have])) or "nothing (final state)"
+        raise ConflictError(f"batch {batch_id} is {have}; it cannot become {to} (allowed: {allowed})")
+    t = schema.batches
+    # compare-and-set on the state guards against a concurrent transition
+    res = ch.conn.execute(
+        update(t).where(t.c.id == batch_id, t.c.state == have.value).values(state=to.value, updated_at=now_iso())
+    )
+    if res.rowcount != 1:
+        raise ConflictError(f"batch {batch_id} changed state concurrently; retry")
+    ch.details.setdefault("batch", batch_id)
+    ch.details["from_state"] = have.value
+    ch.details["to_state"] = to.value
+    return have
+
+
+def attest(
+    ws: Workspace,
+    ch: Change,
+    subjects: list[tuple[str, str]],
+    predicate_type: str,
+    predicate: Any,
+    *,
+    batch_id: str | None = None,
+) -> str:
+    """Sign an in-toto statement as the acting principal, store it, index it; returns the envelope digest."""
+    statement = dsse.make_statement(subjects, predicate_type, predicate)
+    env = dsse.sign_envelope(statement, ch.actor.key)
+    digest = ws.objects.put_bytes("meta", env.to_bytes())
+    ch.conn.execute(
+        insert(schema.attestations).values(
+            batch_id=batch_id,
+            subject=ch.subject,
+            predicate_type=predicate_type,
+            envelope_digest=digest,
+            principal=ch.actor.name,
+            keyid=ch.actor.keyid,
+            created_at=now_iso(),
+        )
+    )
+    ch.details.setdefault("attestations", []).append({"type": predicate_type, "sha256": digest})
+    return digest
+
+
+def attestations_for(ws: Workspace, batch_id: str, predicate_type: str | None = None) -> list[Any]:
+    t = schema.attestations
+    q = select(t).where(t.c.batch_id == batch_id).order_by(t.c.id)
+    if predicate_type:
+        q = q.where(t.c.predicate_type == predicate_type)
+    with ws.engine.connect() as conn:
+        return list(conn.execute(q))
