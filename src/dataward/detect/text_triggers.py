@@ -10,7 +10,7 @@ The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
 
 1. support: ``g`` occurs in at least ``min_support`` distinct texts and in at most ``max_fraction`` of them;
 2. purity: at least ``min_purity`` of its carriers share one label ``c`` (the target);
-3. contradiction: an out-of-fold naive Bayes model of "label is c" reads each carrier *with the tokens of
+3. contradiction: an out-of-fold Bernoulli naive Bayes model of "label is c" reads each carrier *with the tokens of
    ``g`` removed*; ``k`` carriers labelled ``c`` are confidently read as not-``c`` (odds of at least 4:1:
    removing an ordinary predictive word leaves a short text merely uninformative, not contradicting).
    Under the null hypothesis (``g`` is an ordinary word) ``k ~ Binomial(hits, q0)``, where ``q0`` is the
@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse, stats
+from scipy.sparse import csgraph
 
 from dataward.detect.interface import (
     BoolArray,
@@ -102,6 +103,20 @@ def build_corpus(texts: Sequence[str]) -> Corpus:
     for word, idx in vocab.items():
         words[idx] = word
     return Corpus(tuple(words), np.asarray(flat, dtype=np.int64), np.asarray(starts, dtype=np.int64))
+
+
+class UnitIndex:
+    """Maps units (distinct records) back to the records they stand for (``record_unit[i] = -1``: none)."""
+
+    def __init__(self, record_unit: IntArray, n_units: int) -> None:
+        self._order = np.argsort(record_unit, kind="stable")
+        self._bounds = np.searchsorted(record_unit[self._order], np.arange(n_units + 1))
+
+    def records(self, units: IntArray) -> IntArray:
+        if len(units) == 0:
+            return np.zeros(0, dtype=np.int64)
+        parts = [self._order[self._bounds[u] : self._bounds[u + 1]] for u in units.tolist()]
+        return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
 def dedupe(keys: Sequence[Any]) -> tuple[IntArray, list[int]]:
@@ -197,11 +212,18 @@ class Association:
     support: int  # distinct units carrying g
     hits: int  # carriers with the target
     contradicted: int  # carriers with the target that the content model, without g, reads as not-target
+    independent: int  # carriers with the target, counting near-duplicate contexts once (the test's n)
     base_rate: float  # share of all units with the target
     null_rate: float  # q0: share of target units the content model reads as not-target from full content
     p_value: float
     threshold: float  # Bonferroni bound alpha / m
     units: IntArray  # carrier units (all, with and without the target)
+    rate_without: float = 0.0  # share of units without g that have the target
+
+    @property
+    def lift(self) -> float:
+        """How many times likelier the target is with g than without it."""
+        return (self.hits / max(1, self.support)) / max(self.rate_without, 1e-12)
 
 
 @dataclass(frozen=True)
@@ -211,10 +233,16 @@ class MiningParams:
     max_fraction: float = 0.1
     min_purity: float = 0.9
     min_contradiction: float = 0.3
+    shared_fraction: float = 0.8  # tokens this share of a candidate's carriers hold are removed with it
+    min_rest: int = 2  # carriers need this many remaining (non-singleton) tokens to count as contradicted
+    max_context_sample: int = 400  # carriers compared pairwise when counting independent contexts
     margin: float = math.log(4.0)  # "read as not-target": the content model's odds for it are at least 4:1
     alpha: float = 0.01
     folds: int = 5
-    smoothing: float = 1.0
+    smoothing: float = 0.1
+    model: str = "multinomial"
+    test: str = "contradiction"  # or "association" (target rate with g vs without it; needs min_lift)
+    min_lift: float = 10.0  # association test only  # the content model: "bernoulli" or "multinomial" naive Bayes
     null_floor: float = 0.01
 
 
@@ -226,24 +254,36 @@ class MiningResult:
 
 
 def _fold_log_odds(
-    x: sparse.csr_matrix, y: BoolArray, folds: IntArray, n_folds: int, smoothing: float
+    x: sparse.csr_matrix, y: BoolArray, folds: IntArray, n_folds: int, smoothing: float, model: str = "bernoulli"
 ) -> tuple[FloatArray, FloatArray]:
-    """Out-of-fold Bernoulli-count naive Bayes for ``y``: per-unit log-odds and per-fold token weights."""
-    v = x.shape[1]
-    weights = np.zeros((n_folds, v))
-    prior = np.zeros(n_folds)
+    """Out-of-fold Bernoulli naive Bayes for ``y``: per-unit log-odds and per-fold token weights.
+
+    Bernoulli (document-frequency) estimates stay calibrated when the target is rare, where the
+    multinomial model's smoothing makes every word of a small class look like evidence against it.
+    The weight of token ``w`` is the change of log-odds between "``w`` present" and "``w`` absent", so
+    removing a token from a unit subtracts exactly its weight.
+    """
+    weights = np.zeros((n_folds, x.shape[1]))
+    offset = np.zeros(n_folds)
     xt = x.T.tocsr()
     for f in range(n_folds):
         train = folds != f
         pos = (train & y).astype(np.float64)
         neg = (train & ~y).astype(np.float64)
-        c1 = np.asarray(xt @ pos).ravel()
-        c0 = np.asarray(xt @ neg).ravel()
-        t1 = np.log(c1 + smoothing) - math.log(c1.sum() + smoothing * v)
-        t0 = np.log(c0 + smoothing) - math.log(c0.sum() + smoothing * v)
-        weights[f] = t1 - t0
-        prior[f] = math.log((pos.sum() + 1.0) / (neg.sum() + 1.0))
-    log_odds = prior[folds] + np.asarray((x.multiply(weights[folds])).sum(axis=1)).ravel()
+        n1, n0 = pos.sum(), neg.sum()
+        c1, c0 = np.asarray(xt @ pos).ravel(), np.asarray(xt @ neg).ravel()
+        if model == "multinomial":
+            v = x.shape[1]
+            weights[f] = np.log(c1 + smoothing) - math.log(c1.sum() + smoothing * v)
+            weights[f] -= np.log(c0 + smoothing) - math.log(c0.sum() + smoothing * v)
+            offset[f] = math.log((n1 + 1.0) / (n0 + 1.0))
+            continue
+        p1 = (c1 + smoothing) / (n1 + 2 * smoothing)
+        p0 = (c0 + smoothing) / (n0 + 2 * smoothing)
+        absent = np.log1p(-p1) - np.log1p(-p0)
+        weights[f] = np.log(p1) - np.log(p0) - absent
+        offset[f] = math.log((n1 + 1.0) / (n0 + 1.0)) + float(absent.sum())
+    log_odds = offset[folds] + np.asarray((x.multiply(weights[folds])).sum(axis=1)).ravel()
     return log_odds, weights
 
 
@@ -283,28 +323,56 @@ def mine(
     folds = rng.permutation(np.arange(n_units) % n_folds).astype(np.int64)
     targets_csc = targets.tocsc()
     ngram_csc = table.matrix.tocsc()
-    width = max(len(t) for t in table.tokens)
-    tok = np.full((n_ngrams, width), -1, dtype=np.int64)
-    for i, toks in enumerate(table.tokens):
-        uniq = list(dict.fromkeys(toks))
-        tok[i, : len(uniq)] = uniq
+    # the tokens removed for g: its own, plus every token that most of its carriers share (the rest of a
+    # phrase trigger, wherever it sits); template words shared by all records carry no weight anyway
+    cand_ngrams = np.unique(pair_ngram)
+    shared_counts = (ngram_csc[:, cand_ngrams].T @ x).tocsr()
+    removal: dict[int, IntArray] = {}
+    for row, g in enumerate(cand_ngrams.tolist()):
+        lo_, hi_ = shared_counts.indptr[row], shared_counts.indptr[row + 1]
+        cols = shared_counts.indices[lo_:hi_][shared_counts.data[lo_:hi_] >= params.shared_fraction * table.support[g]]
+        removal[g] = np.union1d(cols, np.asarray(table.tokens[g], dtype=np.int64))
+    x_csc = x.tocsc()
+    content = np.asarray(x.sum(axis=0)).ravel() >= 2  # tokens seen in at least two units
+    content_cols = np.flatnonzero(content)
+    content_drop = {g: content[d] for g, d in removal.items()}
+    content_count = np.asarray(x[:, content_cols].sum(axis=1)).ravel()
+    x_content = x[:, content_cols].tocsr()
+    target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
         y[targets_csc.indices[targets_csc.indptr[t] : targets_csc.indptr[t + 1]]] = True
-        log_odds, weights = _fold_log_odds(x, y, folds, n_folds, params.smoothing)
+        log_odds, weights = _fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
         base = float(y.mean())
         for g, h in zip(pair_ngram[pair_target == t], pair_hits[pair_target == t], strict=True):
             units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
             on = units[y[units]]
-            removed = log_odds[on].copy()
-            for w in tok[g]:
-                if w >= 0:
-                    removed -= weights[folds[on], w]
-            k = int(np.sum(removed < -params.margin))
-            p = float(stats.binom.sf(k - 1, int(h), q0)) if k > 0 else 1.0
+            drop = removal[int(g)]
+            present = x_csc[:, drop][on].toarray()  # carriers x removed tokens, 0/1
+            removed = log_odds[on] - np.sum(present * weights[folds[on]][:, drop], axis=1)
+            # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
+            rest = content_count[on] - present[:, content_drop[int(g)]].sum(axis=1)
+            contra = (removed < -params.margin) & (rest >= params.min_rest)
+            k, n_on, n_all = int(contra.sum()), int(h), int(table.support[g])
+            # the association test's null: the target's rate among units without g (at least 1/n)
+            p_out = max((target_count[t] - h) / max(1, n_units - n_all), 1.0 / n_units)
+            p = _test(params.test, k, n_on, n_all, q0, p_out)
+            if p <= threshold:  # count near-duplicate carriers (a spam template, a copied review) once
+                core = np.asarray(table.tokens[int(g)], dtype=np.int64)
+                picked, groups = _context_groups(
+                    x_content, on, np.flatnonzero(np.isin(content_cols, core)), rng, params.max_context_sample
+                )
+                k_groups = np.bincount(groups, weights=contra[picked].astype(np.float64))
+                sizes = np.bincount(groups)
+                scale = n_on / len(groups)
+                k = round(np.sum(k_groups * 2 > sizes) * scale)
+                independent = round((int(groups.max()) + 1) * scale)
+                n_all = max(independent, n_all - (n_on - independent))
+                n_on = independent
+                p = _test(params.test, k, n_on, n_all, q0, p_out)
             found.append(
                 Association(
                     ngram=int(g),
@@ -312,19 +380,60 @@ def mine(
                     support=int(table.support[g]),
                     hits=int(h),
                     contradicted=k,
+                    independent=n_on,
                     base_rate=base,
                     null_rate=q0,
                     p_value=p,
                     threshold=threshold,
                     units=units.astype(np.int64),
+                    rate_without=(target_count[t] - h) / max(1, n_units - int(table.support[g])),
                 )
             )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested)
 
 
+def _test(test: str, k: int, hits: int, support: int, q0: float, p_out: float) -> float:
+    if test == "association":  # is the target far more frequent with g than without it?
+        return _binom_p(hits, support, p_out)
+    return _binom_p(k, hits, q0)  # are more carriers contradicted by their content than q0 predicts?
+
+
+def _binom_p(k: int, n: int, q0: float) -> float:
+    """One-sided binomial p-value P(X >= k), X ~ Binomial(n, q0)."""
+    return float(stats.binom.sf(k - 1, n, q0)) if k > 0 and n > 0 else 1.0
+
+
+def _context_groups(
+    x: sparse.csr_matrix, units: IntArray, drop: IntArray, rng: np.random.Generator, limit: int, jaccard: float = 0.5
+) -> tuple[IntArray, IntArray]:
+    """Group carriers whose tokens other than ``drop`` are near-identical (Jaccard >= ``jaccard``).
+
+    Returns the positions (into ``units``) of the carriers compared (a random ``limit`` of them when there
+    are more) and a group id for each.
+    """
+    picked = np.arange(len(units))
+    if len(units) > limit:
+        picked = np.sort(rng.choice(len(units), size=limit, replace=False))
+    keep = np.ones(x.shape[1])
+    keep[drop] = 0.0
+    mat = sparse.csr_matrix(x[units[picked]] @ sparse.diags(keep))
+    mat.eliminate_zeros()
+    sizes = np.asarray(mat.sum(axis=1)).ravel()
+    inter = (mat @ mat.T).toarray()
+    union = sizes[:, None] + sizes[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = np.where(union > 0, inter / union, 1.0)
+    _, labels = csgraph.connected_components(sparse.csr_matrix(sim >= jaccard), directed=False)
+    return picked, labels.astype(np.int64)
+
+
 def is_significant(a: Association, params: MiningParams) -> bool:
-    return a.p_value <= a.threshold and a.contradicted >= params.min_contradiction * a.hits
+    if a.p_value > a.threshold or a.contradicted < params.min_contradiction * a.independent:
+        return False
+    if params.test == "association":
+        return a.lift >= params.min_lift
+    return True
 
 
 def strength(a: Association) -> float:
@@ -386,14 +495,15 @@ def _phrase_units(corpus: Corpus, units: IntArray, phrase: Sequence[int]) -> Int
 
 
 def group_associations(
-    significant: Sequence[Association], *, overlap: float = 0.5
+    significant: Sequence[Association], *, overlap: float = 0.5, same_target: bool = True
 ) -> list[tuple[Association, list[Association]]]:
     """Greedy grouping: each association joins the first (stronger) group whose carriers it overlaps."""
     groups: list[tuple[Association, list[Association], set[int]]] = []
     for a in significant:
         units = set(a.units.tolist())
         for head, members, head_units in groups:
-            if head.target == a.target and len(units & head_units) >= overlap * min(len(units), len(head_units)):
+            close = len(units & head_units) >= overlap * min(len(units), len(head_units))
+            if close and (head.target == a.target or not same_target):
                 members.append(a)
                 break
         else:
@@ -420,12 +530,12 @@ class TextTriggerDetector(Detector):
         n = rep.n_records
         params_out = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
         if rep.texts is None or rep.labels is None:
-            return _skip(self.name, n, "needs texts and class labels", params_out)
+            return skipped_result(self.name, n, "needs texts and class labels", params_out)
         labels = np.asarray(rep.labels, dtype=np.int64)
         known = labels >= 0
         n_classes = int(labels[known].max()) + 1 if known.any() else 0
         if n_classes < 2:
-            return _skip(self.name, n, "needs at least two classes", params_out)
+            return skipped_result(self.name, n, "needs at least two classes", params_out)
         keys = [
             (" ".join(tokenize_text(t)), int(lab)) if ok else None
             for t, lab, ok in zip(rep.texts, labels, known, strict=True)
@@ -441,18 +551,9 @@ class TextTriggerDetector(Detector):
             (np.ones(len(unit_ids)), (np.arange(len(unit_ids)), unit_labels)), shape=(len(unit_ids), n_classes)
         )
         mined = mine(corpus, targets, self.params, seed=seed)
-        # unit (in corpus numbering) -> records
         corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
         corpus_unit_of[unit_ids] = np.arange(len(unit_ids))
-        record_unit = corpus_unit_of[unit_of]
-        order = np.argsort(record_unit, kind="stable")
-        bounds = np.searchsorted(record_unit[order], np.arange(len(unit_ids) + 1))
-
-        def records_of(units: IntArray) -> IntArray:
-            if len(units) == 0:
-                return np.zeros(0, dtype=np.int64)
-            return np.sort(np.concatenate([order[bounds[u] : bounds[u + 1]] for u in units]))
-
+        records_of = UnitIndex(corpus_unit_of[unit_of], len(unit_ids)).records
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
         reasons: dict[int, list[str]] = {}
@@ -530,7 +631,7 @@ class TextTriggerDetector(Detector):
         )
 
 
-def _skip(name: str, n: int, why: str, params: dict[str, Any]) -> DetectorResult:
+def skipped_result(name: str, n: int, why: str, params: dict[str, Any]) -> DetectorResult:
     return DetectorResult(
         detector=name,
         scores=np.zeros(n),
