@@ -44,11 +44,17 @@ def _v2(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.attestations])
 
 
+def _v3(conn: Connection) -> None:
+    tables = [schema.screening_reports, schema.audits, schema.audit_items, schema.audit_decisions, schema.approvals]
+    schema.metadata.create_all(conn, tables=tables)
+
+
 # Version numbers reserved while work is in flight: 3 workflow (audit, policy, approvals), 4 versions and
 # lineage, 5 screening store (baselines, intel feeds), 6 incidents and red-team, 7 web tokens.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial catalog", _v1),
     Migration(2, "signed attestations", _v2),
+    Migration(3, "workflow: screening reports, label audits, approvals", _v3),
 )
 LATEST = MIGRATIONS[-1].version
 

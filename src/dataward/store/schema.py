@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -158,4 +159,75 @@ attestations = Table(
     Column("principal", String(128), nullable=False),
     Column("keyid", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+# --- workflow (migration 3): screening reports, label audits, approvals ---------------------------------------
+
+screening_reports = Table(
+    "screening_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(64), nullable=False),
+    Column("envelope_digest", String(64), nullable=False),  # the signed report attestation (meta object)
+    Column("flagged_digest", String(64), nullable=False),  # meta object: JSON list of flagged record indices
+    Column("flagged_count", BigInteger, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+audits = Table(
+    "audits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(64), nullable=False, unique=True),
+    Column("report_id", Integer, nullable=False),
+    Column("seed", String(64), nullable=False),
+    Column("population", BigInteger, nullable=False),
+    Column("flagged_population", BigInteger, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("margin", Float, nullable=True),
+    Column("status", String(16), nullable=False),  # open | complete
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("completed_at", String(32), nullable=True),
+    Column("completed_by", String(128), nullable=True),
+    Column("envelope_digest", String(64), nullable=True),
+)
+
+audit_items = Table(
+    "audit_items",
+    metadata,
+    Column("audit_id", Integer, ForeignKey("audits.id"), primary_key=True),
+    Column("record", BigInteger, primary_key=True, autoincrement=False),  # record number within the batch
+    Column("stratum", String(16), nullable=False),  # random | flagged
+    Column("draw", Integer, nullable=False),  # order of drawing, for display
+    Column("file_position", Integer, nullable=False),
+    Column("file_record", BigInteger, nullable=False),
+    Column("record_digest", String(64), nullable=False),  # RFC 6962 leaf hash, hex
+)
+
+audit_decisions = Table(
+    "audit_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_id", Integer, ForeignKey("audits.id"), nullable=False),
+    Column("record", BigInteger, nullable=False),
+    Column("reviewer", String(128), nullable=False),
+    Column("decision", String(16), nullable=False),  # ok | wrong-label | malicious | unsure
+    Column("new_label", Text, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("decided_at", String(32), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(64), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("keyid", String(64), nullable=False),
+    Column("envelope_digest", String(64), nullable=False),
+    Column("policy_digest", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("batch_id", "principal", name="uq_approval_principal"),
 )
