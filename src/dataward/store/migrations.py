@@ -49,12 +49,25 @@ def _v3(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v4(conn: Connection) -> None:
+    tables = [
+        schema.datasets,
+        schema.dataset_versions,
+        schema.version_batches,
+        schema.runs,
+        schema.run_inputs,
+        schema.run_outputs,
+    ]
+    schema.metadata.create_all(conn, tables=tables)
+
+
 # Version numbers reserved while work is in flight: 3 workflow (audit, policy, approvals), 4 versions and
 # lineage, 5 screening store (baselines, intel feeds), 6 incidents and red-team, 7 web tokens.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial catalog", _v1),
     Migration(2, "signed attestations", _v2),
     Migration(3, "workflow: screening reports, label audits, approvals", _v3),
+    Migration(4, "dataset versions and training-run lineage", _v4),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -231,3 +231,71 @@ approvals = Table(
     Column("created_at", String(32), nullable=False),
     UniqueConstraint("batch_id", "principal", name="uq_approval_principal"),
 )
+
+# --- versions and lineage (migration 4): datasets, immutable versions, training runs --------------------------
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("dataset", String(128), ForeignKey("datasets.name"), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("parent", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),  # release | rollback
+    Column("manifest_digest", String(64), nullable=False),  # signed release envelope (meta object)
+    Column("merkle_root", String(64), nullable=False),
+    Column("record_count", BigInteger, nullable=False),
+    Column("batch_count", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+version_batches = Table(
+    "version_batches",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("batch_id", String(64), ForeignKey("batches.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),  # a UUID (OpenLineage runId)
+    Column("dataset", String(128), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("version_manifest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # completed | failed
+    Column("principal", String(128), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32), nullable=False),
+    Column("provenance_digest", String(64), nullable=False),  # signed SLSA provenance (meta object)
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),  # version | base-model
+    Column("ref", Text, nullable=False),  # DATASET@N, or the base model's path
+    Column("sha256", String(64), nullable=False),  # version manifest envelope, or model file digest
+)
+
+run_outputs = Table(
+    "run_outputs",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
