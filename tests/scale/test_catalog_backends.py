@@ -37,7 +37,7 @@ def _delivery(tmp_path: Path) -> Path:
     d = tmp_path / "delivery"
     d.mkdir()
     (d / "a.jsonl").write_bytes(b'{"text": "one", "label": 0}\r\n\n{"text": "two", "label": 1}\n')
-    (d / "b.csv").write_bytes(b"text,label\nhello,0\n\"multi\nline\",1\n")
+    (d / "b.csv").write_bytes(b'text,label\nhello,0\n"multi\nline",1\n')
     (d / "c.bin").write_bytes(bytes(range(256)))
     return d
 
