@@ -283,7 +283,10 @@ def _fold_log_odds(
         absent = np.log1p(-p1) - np.log1p(-p0)
         weights[f] = np.log(p1) - np.log(p0) - absent
         offset[f] = math.log((n1 + 1.0) / (n0 + 1.0)) + float(absent.sum())
-    log_odds = offset[folds] + np.asarray((x.multiply(weights[folds])).sum(axis=1)).ravel()
+    log_odds = offset[folds].copy()
+    for f in range(n_folds):
+        rows = np.flatnonzero(folds == f)
+        log_odds[rows] += x[rows] @ weights[f]
     return log_odds, weights
 
 
@@ -327,18 +330,26 @@ def mine(
     # phrase trigger, wherever it sits); template words shared by all records carry no weight anyway
     cand_ngrams = np.unique(pair_ngram)
     shared_counts = (ngram_csc[:, cand_ngrams].T @ x).tocsr()
-    removal: dict[int, IntArray] = {}
+    rem_start = np.zeros(n_ngrams, dtype=np.int64)
+    rem_len = np.zeros(n_ngrams, dtype=np.int64)
+    rem_parts: list[IntArray] = []
+    filled = 0
     for row, g in enumerate(cand_ngrams.tolist()):
         lo_, hi_ = shared_counts.indptr[row], shared_counts.indptr[row + 1]
         cols = shared_counts.indices[lo_:hi_][shared_counts.data[lo_:hi_] >= params.shared_fraction * table.support[g]]
-        removal[g] = np.union1d(cols, np.asarray(table.tokens[g], dtype=np.int64))
-    x_csc = x.tocsc()
+        drop = np.union1d(cols, np.asarray(table.tokens[g], dtype=np.int64))
+        rem_start[g], rem_len[g] = filled, len(drop)
+        rem_parts.append(drop)
+        filled += len(drop)
+    rem_tok = np.concatenate(rem_parts).astype(np.int64)
     content = np.asarray(x.sum(axis=0)).ravel() >= 2  # tokens seen in at least two units
     content_cols = np.flatnonzero(content)
-    content_drop = {g: content[d] for g, d in removal.items()}
     content_count = np.asarray(x[:, content_cols].sum(axis=1)).ravel()
     x_content = x[:, content_cols].tocsr()
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
+    x.sort_indices()
+    vocab = x.shape[1]
+    x_keys = np.repeat(np.arange(n_units, dtype=np.int64), np.diff(x.indptr)) * vocab + x.indices
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
@@ -347,50 +358,104 @@ def mine(
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
         base = float(y.mean())
-        for g, h in zip(pair_ngram[pair_target == t], pair_hits[pair_target == t], strict=True):
-            units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
-            on = units[y[units]]
-            drop = removal[int(g)]
-            present = x_csc[:, drop][on].toarray()  # carriers x removed tokens, 0/1
-            removed = log_odds[on] - np.sum(present * weights[folds[on]][:, drop], axis=1)
-            # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
-            rest = content_count[on] - present[:, content_drop[int(g)]].sum(axis=1)
-            contra = (removed < -params.margin) & (rest >= params.min_rest)
-            k, n_on, n_all = int(contra.sum()), int(h), int(table.support[g])
-            # the association test's null: the target's rate among units without g (at least 1/n)
-            p_out = max((target_count[t] - h) / max(1, n_units - n_all), 1.0 / n_units)
-            p = _test(params.test, k, n_on, n_all, q0, p_out)
-            if p <= threshold:  # count near-duplicate carriers (a spam template, a copied review) once
-                core = np.asarray(table.tokens[int(g)], dtype=np.int64)
-                picked, groups = _context_groups(
-                    x_content, on, np.flatnonzero(np.isin(content_cols, core)), rng, params.max_context_sample
-                )
-                k_groups = np.bincount(groups, weights=contra[picked].astype(np.float64))
-                sizes = np.bincount(groups)
-                scale = n_on / len(groups)
-                k = round(np.sum(k_groups * 2 > sizes) * scale)
-                independent = round((int(groups.max()) + 1) * scale)
-                n_all = max(independent, n_all - (n_on - independent))
-                n_on = independent
-                p = _test(params.test, k, n_on, n_all, q0, p_out)
-            found.append(
-                Association(
-                    ngram=int(g),
-                    target=int(t),
-                    support=int(table.support[g]),
-                    hits=int(h),
-                    contradicted=k,
-                    independent=n_on,
-                    base_rate=base,
-                    null_rate=q0,
-                    p_value=p,
-                    threshold=threshold,
-                    units=units.astype(np.int64),
-                    rate_without=(target_count[t] - h) / max(1, n_units - int(table.support[g])),
-                )
+        sel = pair_target == t
+        for gs, hs in _chunks(pair_ngram[sel], pair_hits[sel], ngram_csc.indptr):
+            # every (pair, carrier with the target) entry, then every (entry, removed token) triple
+            starts, lens = ngram_csc.indptr[gs], np.diff(ngram_csc.indptr)[gs]
+            ent_pair = np.repeat(np.arange(len(gs)), lens)
+            ent_unit = ngram_csc.indices[_ranges(starts, lens)].astype(np.int64)
+            keep = y[ent_unit]
+            ent_pair, ent_unit = ent_pair[keep], ent_unit[keep]
+            rlen = rem_len[gs[ent_pair]]
+            tri_ent = np.repeat(np.arange(len(ent_unit)), rlen)
+            tri_tok = rem_tok[_ranges(rem_start[gs[ent_pair]], rlen)]
+            tri_unit = ent_unit[tri_ent]
+            keys = tri_unit * vocab + tri_tok
+            pos = np.minimum(np.searchsorted(x_keys, keys), len(x_keys) - 1)
+            present = x_keys[pos] == keys
+            drop_weight = np.bincount(
+                tri_ent, weights=np.where(present, weights[folds[tri_unit], tri_tok], 0.0), minlength=len(ent_unit)
             )
+            drop_content = np.bincount(tri_ent, weights=present & content[tri_tok], minlength=len(ent_unit))
+            removed = log_odds[ent_unit] - drop_weight
+            # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
+            rest = content_count[ent_unit] - drop_content
+            contra = (removed < -params.margin) & (rest >= params.min_rest)
+            ks = np.bincount(ent_pair, weights=contra, minlength=len(gs)).astype(np.int64)
+            supports = table.support[gs]
+            # the association test's null: the target's rate among units without g (at least 1/n)
+            p_outs = np.maximum((target_count[t] - hs) / np.maximum(1, n_units - supports), 1.0 / n_units)
+            ps = _tests(params.test, ks, hs, supports, q0, p_outs)
+            ent_bounds = np.searchsorted(ent_pair, np.arange(len(gs) + 1))
+            for i, g in enumerate(gs.tolist()):
+                k, n_on, n_all, p = int(ks[i]), int(hs[i]), int(supports[i]), float(ps[i])
+                units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
+                on = ent_unit[ent_bounds[i] : ent_bounds[i + 1]]
+                contra_g = contra[ent_bounds[i] : ent_bounds[i + 1]]
+                p_out = float(p_outs[i])
+                hits = n_on
+                if p <= threshold:  # count near-duplicate carriers (a spam template, a copied review) once
+                    core = np.flatnonzero(np.isin(content_cols, np.asarray(table.tokens[g], dtype=np.int64)))
+                    picked, groups = _context_groups(x_content, on, core, rng, params.max_context_sample)
+                    k_groups = np.bincount(groups, weights=contra_g[picked].astype(np.float64))
+                    sizes = np.bincount(groups)
+                    scale = n_on / len(groups)
+                    k = round(np.sum(k_groups * 2 > sizes) * scale)
+                    independent = round((int(groups.max()) + 1) * scale)
+                    n_all = max(independent, n_all - (n_on - independent))
+                    n_on = independent
+                    p = _test(params.test, k, n_on, n_all, q0, p_out)
+                found.append(
+                    Association(
+                        ngram=g,
+                        target=int(t),
+                        support=int(table.support[g]),
+                        hits=hits,
+                        contradicted=k,
+                        independent=n_on,
+                        base_rate=base,
+                        null_rate=q0,
+                        p_value=p,
+                        threshold=threshold,
+                        units=units.astype(np.int64),
+                        rate_without=(target_count[t] - hits) / max(1, n_units - int(table.support[g])),
+                    )
+                )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested)
+
+
+def _ranges(starts: IntArray, lens: IntArray) -> IntArray:
+    """Concatenated ``arange(s, s + n)`` for each start ``s`` and length ``n``."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens)
+    return (offsets + np.arange(total)).astype(np.int64)
+
+
+def _chunks(
+    ngrams: IntArray, hits: IntArray, indptr: IntArray, budget: int = 1_000_000
+) -> list[tuple[IntArray, IntArray]]:
+    """Split candidate pairs into blocks of at most ~``budget`` carrier entries."""
+    sizes = np.diff(indptr)[ngrams]
+    out: list[tuple[IntArray, IntArray]] = []
+    begin, acc = 0, 0
+    for i, size in enumerate(sizes.tolist()):
+        if acc and acc + size > budget:
+            out.append((ngrams[begin:i], hits[begin:i]))
+            begin, acc = i, 0
+        acc += size
+    if begin < len(ngrams):
+        out.append((ngrams[begin:], hits[begin:]))
+    return out
+
+
+def _tests(test: str, ks: IntArray, hits: IntArray, supports: IntArray, q0: float, p_out: FloatArray) -> FloatArray:
+    """Vectorised :func:`_test`."""
+    if test == "association":
+        return np.where(hits > 0, stats.binom.sf(hits - 1, supports, p_out), 1.0)
+    return np.where(ks > 0, stats.binom.sf(ks - 1, hits, q0), 1.0)
 
 
 def _test(test: str, k: int, hits: int, support: int, q0: float, p_out: float) -> float:
