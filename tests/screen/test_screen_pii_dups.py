@@ -97,7 +97,7 @@ def test_exact_duplicate_flood_and_conflicting_labels() -> None:
 
 def test_near_duplicate_text_flood() -> None:
     r = np.random.default_rng(2)
-    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho"]
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()  # noqa: SIM905
     texts = [" ".join(r.choice(words, 15)) for _ in range(3000)]
     spam = "limited offer buy cheap pills online today with free shipping worldwide guaranteed"
     for i in range(0, 3000, 50):  # 60 variants with small edits

@@ -116,7 +116,8 @@ def render_html(report: ScreenReport) -> str:
     findings = report.findings
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
+        "<meta http-equiv='Content-Security-Policy' "
+        "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
         f"<title>dataward screen: {_e(report.subject)}</title><style>{_CSS}</style></head><body>",
         f"<h1>dataward screening report</h1><div class='muted'>{_e(report.subject)} · {report.n_records:,} records · "
         f"{len(report.columns)} columns · {report.seconds:.2f} s</div>",
@@ -137,9 +138,11 @@ def render_html(report: ScreenReport) -> str:
         sizes = r.stats.get("cluster_sizes") if isinstance(r.stats, Mapping) else None
         if sizes:
             top = list(sizes)[:40]
+            svg = svg_bars(
+                [("cluster size", _BATCH, top)], [str(i + 1) for i in range(len(top))], "cluster sizes", log=True
+            )
             extra_plots.append(
-                f"<figure>{svg_bars([('cluster size', _BATCH, top)], [str(i + 1) for i in range(len(top))], 'duplicate cluster sizes', log=True)}"
-                "<figcaption>duplicate cluster sizes (largest first, log scale)</figcaption></figure>"
+                f"<figure>{svg}<figcaption>duplicate cluster sizes (largest first, log scale)</figcaption></figure>"
             )
         hist = r.stats.get("score_histogram") if isinstance(r.stats, Mapping) else None
         if isinstance(hist, Mapping) and hist.get("counts"):
