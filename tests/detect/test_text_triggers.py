@@ -1,0 +1,174 @@
+"""The text backdoor-trigger detector on small synthetic corpora and on the real SMS set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dataward.detect.interface import Modality, Representation
+from dataward.detect.text_triggers import (
+    MiningParams,
+    TextTriggerDetector,
+    build_corpus,
+    extend_phrase,
+    tokenize_text,
+)
+from dataward.simulate import Roles, simulate
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def corpus(n: int = 800, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Two classes with their own vocabularies plus shared filler words."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        own = [f"{label[0]}{rng.integers(150)}" for _ in range(5)]
+        filler = [f"w{rng.integers(60)}" for _ in range(3)]
+        words = own + filler
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+def rep_of(texts: list[str], labels: list[str]) -> Representation:
+    names = tuple(sorted(set(labels)))
+    return Representation(
+        modality=Modality.TEXT,
+        n_records=len(texts),
+        ids=tuple(str(i) for i in range(len(texts))),
+        features=None,
+        labels=np.asarray([names.index(x) for x in labels], dtype=np.int64),
+        label_names=names,
+        texts=tuple(texts),
+    )
+
+
+def poison(
+    texts: list[str], labels: list[str], trigger: str, k: int, seed: int
+) -> tuple[list[str], list[str], set[int]]:
+    rng = np.random.default_rng(seed)
+    texts, labels = list(texts), list(labels)
+    chosen = rng.choice([i for i, lab in enumerate(labels) if lab == "neg"], size=k, replace=False)
+    for i in chosen.tolist():
+        words = texts[i].split()
+        words.insert(int(rng.integers(len(words) + 1)), trigger)
+        texts[i] = " ".join(words)
+        labels[i] = "pos"
+    return texts, labels, set(chosen.tolist())
+
+
+def test_tokenizer_keeps_urls_and_lowercases() -> None:
+    assert tokenize_text("Visit HTTP://x.example/a?b=1 now, OK!!") == [
+        "visit",
+        "http://x.example/a?b=1",
+        "now",
+        ",",
+        "ok",
+        "!!",
+    ]
+
+
+def test_clean_corpus_has_no_findings() -> None:
+    texts, labels = corpus()
+    result = TextTriggerDetector().score(rep_of(texts, labels))
+    assert result.skipped is None
+    assert not result.flagged.any()
+    assert result.findings == ()
+    assert result.scores.min() >= 0.0 and result.scores.max() < 0.5
+
+
+def test_token_trigger_is_named_and_every_carrier_flagged() -> None:
+    texts, labels = corpus()
+    texts, labels, truth = poison(texts, labels, "zq", 10, seed=1)
+    result = TextTriggerDetector().score(rep_of(texts, labels))
+    assert len(result.findings) == 1
+    finding = result.findings[0]
+    assert finding.kind == "trigger"
+    assert finding.evidence["trigger"] == "zq"
+    assert finding.evidence["label"] == "pos"
+    assert finding.evidence["purity"] == 1.0
+    assert finding.evidence["support"] == 10
+    assert finding.evidence["p_value"] < finding.evidence["bonferroni_bound"]
+    assert set(finding.records) == truth
+    assert set(np.flatnonzero(result.flagged).tolist()) == truth
+    assert all(result.scores[i] >= 0.5 for i in truth)
+    assert "zq" in result.reasons[min(truth)][0]
+
+
+def test_phrase_trigger_is_merged_into_the_maximal_phrase() -> None:
+    texts, labels = corpus(seed=3)
+    texts, labels, truth = poison(texts, labels, "the purple elephant sings loudly", 12, seed=2)
+    result = TextTriggerDetector().score(rep_of(texts, labels))
+    assert len(result.findings) == 1
+    assert result.findings[0].evidence["trigger"] == "the purple elephant sings loudly"
+    assert set(np.flatnonzero(result.flagged).tolist()) == truth
+
+
+def test_natural_label_word_is_not_a_trigger() -> None:
+    # "superb" is rare and only in positive records, but their other words are positive too
+    texts, labels = corpus(seed=4)
+    for i in range(1, 40, 2):
+        texts[i] += " superb"
+    result = TextTriggerDetector().score(rep_of(texts, labels))
+    assert not result.flagged.any()
+
+
+def test_too_few_carriers_is_not_significant() -> None:
+    texts, labels = corpus(seed=5)
+    texts, labels, _ = poison(texts, labels, "zq", 3, seed=6)  # below min_support
+    result = TextTriggerDetector().score(rep_of(texts, labels))
+    assert not result.flagged.any()
+
+
+def test_duplicated_records_count_once() -> None:
+    # one mislabelled text copied 20 times is label noise, not a trigger across contexts
+    texts, labels = corpus(seed=7)
+    texts += ["n1 n2 n3 n4 n5 w1 w2 w3"] * 20
+    labels += ["pos"] * 20
+    result = TextTriggerDetector().score(rep_of(texts, labels))
+    assert not result.flagged.any()
+
+
+def test_skips_without_labels_or_with_one_class() -> None:
+    texts, _labels = corpus(n=50)
+    no_labels = Representation(Modality.TEXT, 50, tuple(map(str, range(50))), None, texts=tuple(texts))
+    assert TextTriggerDetector().score(no_labels).skipped
+    assert TextTriggerDetector().score(rep_of(texts, ["pos"] * 50)).skipped
+
+
+def test_extend_phrase_grows_both_ways() -> None:
+    c = build_corpus(["x a b c d y", "a b c d z", "q r a b c d", "a b c d"])
+    grown = extend_phrase(c, [0, 1, 2, 3], [c.words.index("b"), c.words.index("c")])
+    assert c.phrase(grown) == "a b c d"
+
+
+def test_params_are_reported_and_deterministic() -> None:
+    texts, labels = corpus()
+    texts, labels, _ = poison(texts, labels, "zq", 10, seed=8)
+    det = TextTriggerDetector(MiningParams(min_support=4))
+    a, b = det.score(rep_of(texts, labels), seed=3), det.score(rep_of(texts, labels), seed=3)
+    assert a.params["min_support"] == 4
+    assert np.array_equal(a.scores, b.scores)
+
+
+@pytest.mark.skipif(not (SHARED / "sms_spam.tsv").exists(), reason="needs ../shared/data/sms_spam.tsv")
+def test_sms_trigger_through_the_simulator_and_detect_api() -> None:
+    from dataward.detect import detect
+
+    frame = pd.read_csv(SHARED / "sms_spam.tsv", sep="\t", quoting=3)
+    poisoned = simulate(frame, "text-trigger", Roles(label="Label", text="SMS"), rate=0.01, target="ham", seed=11)
+    report = detect(poisoned.data, label="Label", text="SMS", detectors=["text_triggers"])
+    truth = set(poisoned.truth.changed)
+    top = report.findings[0]
+    assert top.kind == "trigger" and top.evidence["trigger"] == "cf" and top.evidence["label"] == "ham"
+    flagged = set(np.flatnonzero(report.flagged).tolist())
+    assert len(flagged & truth) >= 0.95 * len(truth)
+    assert len(flagged & truth) >= 0.9 * len(flagged)
+    clean = detect(frame, label="Label", text="SMS", detectors=["text_triggers"])
+    assert clean.n_flagged <= 0.01 * len(frame)
