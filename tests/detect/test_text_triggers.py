@@ -172,3 +172,9 @@ def test_sms_trigger_through_the_simulator_and_detect_api() -> None:
     assert len(flagged & truth) >= 0.9 * len(flagged)
     clean = detect(frame, label="Label", text="SMS", detectors=["text_triggers"])
     assert clean.n_flagged <= 0.01 * len(frame)
+
+
+def test_keyword_overrides_and_unknown_parameter() -> None:
+    assert TextTriggerDetector(min_support=7).params.min_support == 7
+    with pytest.raises(TypeError, match="unknown parameter"):
+        TextTriggerDetector(min_sup=7)

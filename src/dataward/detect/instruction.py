@@ -43,6 +43,7 @@ from dataward.detect.text_triggers import (
     skipped_result,
     strength,
     tokenize_text,
+    with_overrides,
 )
 
 _URL_RE = re.compile(r"^(?:https?://|www\.)")
@@ -94,8 +95,8 @@ class InstructionBackdoorDetector(Detector):
     modalities = frozenset({Modality.INSTRUCTION})
     needs_labels = False
 
-    def __init__(self, params: MiningParams | None = None, cluster_threshold: float = 0.8) -> None:
-        self.params = params or MiningParams(test="association")
+    def __init__(self, params: MiningParams | None = None, cluster_threshold: float = 0.8, **overrides: Any) -> None:
+        self.params = with_overrides(params or MiningParams(test="association"), overrides)
         self.cluster_threshold = cluster_threshold
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:

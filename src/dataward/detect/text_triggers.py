@@ -26,6 +26,7 @@ place of class labels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -587,8 +588,8 @@ class TextTriggerDetector(Detector):
     modalities = frozenset({Modality.TEXT})
     needs_labels = True
 
-    def __init__(self, params: MiningParams | None = None) -> None:
-        self.params = params or MiningParams()
+    def __init__(self, params: MiningParams | None = None, **overrides: Any) -> None:
+        self.params = with_overrides(params or MiningParams(), overrides)
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         start = time.perf_counter()
@@ -694,6 +695,15 @@ class TextTriggerDetector(Detector):
             params={**params_out, "ngrams_tested": mined.n_tested},
             seconds=time.perf_counter() - start,
         )
+
+
+def with_overrides(params: MiningParams, overrides: dict[str, Any]) -> MiningParams:
+    """``params`` with fields replaced by keyword overrides (``--param text_triggers.min_support=8``)."""
+    fields = params.__dataclass_fields__
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    return dataclasses.replace(params, **overrides)
 
 
 def skipped_result(name: str, n: int, why: str, params: dict[str, Any]) -> DetectorResult:
