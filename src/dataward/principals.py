@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -12,9 +15,11 @@ from dataward.access import Grant, Role
 from dataward.core.dsse import key_id, public_key_bytes
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import LOG_PRINCIPAL, Actor
+from dataward.log import auditlog
 from dataward.store import schema
+from dataward.store.catalog import write_transaction
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
-from dataward.workspace import Workspace, check_name, find_principal_exists
+from dataward.workspace import Change, Workspace, check_name, find_principal_exists
 
 
 def parse_grant(text: str) -> Grant:
@@ -125,57 +130,85 @@ def rotate_key(
 ) -> dict[str, Any]:
     """Issue a new key and retire the old one: old signatures stay verifiable, new ones with it are refused."""
     action = "key.rotate"
-    # a principal may always rotate its own key; rotating someone else's needs the admin role
-    with (
-        ws.change(actor, action, f"principal:{principal}")
-        if actor.name != principal
-        else _self_change(ws, actor, action, principal) as ch
-    ):
-        old = ws.active_key_row(ch.conn, principal)
-        if old is None:
-            raise NotFoundError(
-                f"{principal} has no active key to rotate", advice=f"Use `dataward key generate {principal}`."
-            )
-        t = schema.keys
-        ch.conn.execute(update(t).where(t.c.keyid == old.keyid).values(status="retired", retired_at=now_iso()))
-        kid, expires_at = _new_key(ws, ch.conn, principal, expires_days, passphrase)
-        ch.details.update({"old_keyid": old.keyid, "keyid": kid, "expires_at": expires_at})
+    if actor.name != principal:
+        # rotating someone else's key needs the admin role
+        with ws.change(actor, action, f"principal:{principal}") as ch:
+            old = _active_key_or_fail(ws, ch.conn, principal)
+            _retire(ch.conn, old.keyid, now_iso())
+            kid, expires_at = _new_key(ws, ch.conn, principal, expires_days, passphrase)
+            ch.details.update({"old_keyid": old.keyid, "keyid": kid, "expires_at": expires_at})
+    else:
+        # a principal may always rotate its own key: the entry is signed with the old key, which is retired
+        # at the entry's own time (so that signature stays valid and no later one is)
+        with _self_change(ws, actor, action, principal) as ch:
+            old = _active_key_or_fail(ws, ch.conn, principal)
+            if old.keyid != actor.keyid:
+                raise ConflictError(
+                    f"{principal} acts with key {actor.keyid[:16]}, but its active key is {old.keyid[:16]}",
+                    advice="Open the workspace again to act with the current key.",
+                )
+            kid, expires_at = _new_key(ws, ch.conn, principal, expires_days, passphrase)
+            ch.details.update({"old_keyid": old.keyid, "keyid": kid, "expires_at": expires_at})
+            ch.after_append.append(lambda entries: _retire(ch.conn, old.keyid, entries[0].time))
     return {"principal": principal, "keyid": kid, "retired": old.keyid, "expires_at": expires_at}
 
 
-def _self_change(ws: Workspace, actor: Actor, action: str, principal: str) -> Any:
-    # Self-service: the transaction and log entry of ws.change, without the admin-role requirement.
-    from contextlib import contextmanager
+def _active_key_or_fail(ws: Workspace, conn: Connection, principal: str) -> Any:
+    old = ws.active_key_row(conn, principal)
+    if old is None:
+        raise NotFoundError(
+            f"{principal} has no active key to rotate", advice=f"Use `dataward key generate {principal}`."
+        )
+    return old
 
-    from dataward.log import auditlog
-    from dataward.store.catalog import write_transaction
-    from dataward.workspace import Change
 
+def _retire(conn: Connection, keyid: str, at: str) -> None:
+    t = schema.keys
+    conn.execute(update(t).where(t.c.keyid == keyid).values(status="retired", retired_at=at))
+
+
+@dataclass
+class _SelfChange(Change):
+    after_append: list[Callable[[list[auditlog.LogEntry]], None]] = field(default_factory=list)
+
+
+@contextmanager
+def _self_change(ws: Workspace, actor: Actor, action: str, principal: str) -> Iterator[_SelfChange]:
+    """Self-service: the transaction and log entry of ``ws.change``, without the admin-role requirement."""
     log_key = ws.log_actor()
-
-    @contextmanager
-    def cm() -> Any:
-        with write_transaction(ws.engine) as conn:
-            ch = Change(conn, actor, action, f"principal:{principal}")
-            yield ch
-            ch.details["self_service"] = True
-            ch.entries = auditlog.append(
-                conn,
-                [auditlog.PendingEntry(actor, action, ch.subject, ch.details)],
-                log_key=log_key,
-                origin=ws.origin,
-            )
-
-    return cm()
+    with write_transaction(ws.engine) as conn:
+        ch = _SelfChange(conn, actor, action, f"principal:{principal}")
+        yield ch
+        ch.details["self_service"] = True
+        ch.entries = auditlog.append(
+            conn,
+            [auditlog.PendingEntry(actor, action, ch.subject, ch.details)],
+            log_key=log_key,
+            origin=ws.origin,
+        )
+        for fn in ch.after_append:
+            fn(ch.entries)
 
 
 def revoke_key(ws: Workspace, actor: Actor, keyid_prefix: str, *, reason: str, at: str | None = None) -> dict[str, Any]:
     """Revoke a key from ``at`` (default now): later signatures are rejected, earlier ones stay valid, marked."""
     if not reason.strip():
         raise InputError("a revocation needs a reason (--reason)")
-    when = to_iso(parse_iso(at)) if at else now_iso()
+    try:
+        when = to_iso(parse_iso(at)) if at else now_iso()
+    except ValueError:
+        raise InputError(f"revocation time {at!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z)") from None
+    if when > now_iso():
+        raise InputError(
+            f"revocation time {at} is in the future", advice="Revoke now, or at the time the key was compromised."
+        )
     with ws.change(actor, "key.revoke", f"key:{keyid_prefix}") as ch:
         row = _find_key(ch.conn, keyid_prefix)
+        if row.keyid == actor.keyid:
+            raise ConflictError(
+                f"{actor.name} cannot revoke key {row.keyid[:16]}: it is the key this action is signed with",
+                advice=f"Rotate first (`dataward key rotate {actor.name}`), then revoke the old key with the new one.",
+            )
         if row.principal == LOG_PRINCIPAL:
             raise ConflictError(
                 "the workspace log key cannot be revoked here",

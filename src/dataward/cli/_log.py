@@ -1,15 +1,23 @@
-"""Commands: log checkpoint | verify | prove | consistency | show."""
+"""Commands: log checkpoint | key | verify | prove | consistency | verify-proof | show."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, emit_json, json_option, open_workspace
+from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace
+from dataward.core.checkpoint import verifier_key_string
+from dataward.errors import InputError
 from dataward.log import query
-from dataward.log.verify import verify_log
+from dataward.log.proofcheck import verify_proof
+from dataward.log.verify import LogVerification, verify_log
 from dataward.log.witness import current_checkpoint
+from dataward.workspace import Workspace
 
 
 @cli.group()
@@ -34,13 +42,51 @@ def log_checkpoint(ctx: click.Context, as_json: bool) -> None:
     )
 
 
-@log.command("verify")
+@log.command("key")
 @json_option
 @click.pass_context
-def log_verify(ctx: click.Context, as_json: bool) -> None:
-    """Recompute the tree from every entry; check every signature and the latest checkpoint."""
+def log_key(ctx: click.Context, as_json: bool) -> None:
+    """Print the log's verifier key (name+id+key), for `dataward log verify-proof --key`."""
     ws = open_workspace(ctx)
-    result = verify_log(ws)
+    vkey = verifier_key_string(ws.origin, ws.log_public_key())
+    emit(as_json, {"origin": ws.origin, "verifier_key": vkey}, lambda: click.echo(vkey))
+
+
+def _verify_with_progress(ws: Workspace, incremental: bool, workers: int | None) -> LogVerification:
+    progress = Progress(
+        TextColumn("[bold]verifying log"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("verify", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return verify_log(ws, incremental=incremental, workers=workers, remember=True, progress=advance)
+
+
+@log.command("verify")
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="Trust entries this client fully verified before (tree check only for them); check the rest fully.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=None, help="Processes for signature checks (default: all cores)."
+)
+@json_option
+@click.pass_context
+def log_verify(ctx: click.Context, incremental: bool, workers: int | None, as_json: bool) -> None:
+    """Recompute the tree from every entry; check every signature, the keys over time and the checkpoint."""
+    ws = open_workspace(ctx)
+    result = _verify_with_progress(ws, incremental, workers)
     if result.ok:
         acting_name = ctx.find_root().obj.get("principal")
         if acting_name:
@@ -48,11 +94,15 @@ def log_verify(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
     elif result.ok:
+        how = f" ({result.trusted_prefix:,} verified earlier: tree check)" if result.mode == "incremental" else ""
         console.print(
-            f"[green]OK[/] {result.entries:,} entries, {result.signatures_checked:,} signatures, root {result.root}"
+            f"[green]OK[/] {result.entries:,} entries{how}, {result.signatures_checked:,} signatures, "
+            f"root {result.root}"
         )
         for m in result.marked[:10]:
-            console.print(f"  [yellow]note[/] {m}", markup=True)
+            console.print(f"  [yellow]note[/] {m}", markup=False)
+        if result.marked_count > 10:
+            console.print(f"  ... {result.marked_count - 10:,} more entries signed before a later revocation")
     else:
         console.print(f"[red]FAILED[/] {len(result.problems)} problem(s) in the audit log")
         for p in result.problems:
@@ -96,6 +146,47 @@ def log_consistency(ctx: click.Context, old_size: int, new_size: int | None, as_
     emit(as_json, p.to_json(), human)
 
 
+@log.command("verify-proof")
+@click.argument("proof_file", metavar="PROOF.json", type=click.Path(dir_okay=False))
+@click.option("--key", "log_key", required=True, help="The log's verifier key (from `dataward log key`).")
+@click.option(
+    "--old-checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Consistency: the checkpoint you kept for the old size (default: the one in the proof).",
+)
+@click.option("--signer-key", default=None, help="Inclusion: the entry signer's public key (hex), to check it too.")
+@json_option
+def log_verify_proof(
+    proof_file: str, log_key: str, old_checkpoint: str | None, signer_key: str | None, as_json: bool
+) -> None:
+    """Check an inclusion or consistency proof standalone: needs only PROOF.json and the log key."""
+    try:
+        data = json.loads(Path(proof_file).read_text(encoding="utf-8"))
+        old = Path(old_checkpoint).read_bytes() if old_checkpoint else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{proof_file}: cannot read the proof ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{proof_file}: a proof is a JSON object")
+    result = verify_proof(data, log_key, old_checkpoint=old, signer_key=signer_key)
+
+    def human() -> None:
+        if result["kind"] == "inclusion":
+            e = result.get("entry") or {}
+            what = f" ({e.get('action')} by {e.get('principal')})" if e else ""
+            console.print(
+                f"[green]OK[/] entry {result['index']}{what} is in the log {result['origin']} "
+                f"of {result['tree_size']} entries (root {result['root']})"
+            )
+        else:
+            console.print(
+                f"[green]OK[/] the log {result['origin']} at {result['size2']} entries extends its state at "
+                f"{result['size1']} entries"
+            )
+
+    emit(as_json, {"ok": True, **result}, human)
+
+
 @log.command("show")
 @click.option("--action", default=None, help="Filter by action (wildcard *).")
 @click.option("--principal", default=None)
@@ -113,7 +204,7 @@ def log_show(
     def human() -> None:
         t = Table("#", "time", "principal", "action", "subject", "details")
         for e in entries:
-            d = ", ".join(f"{k}={v}" for k, v in list(e.details.items())[:4])
+            d = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(e.details.items())[:4])
             t.add_row(str(e.seq), e.time[:19], e.principal, e.action, e.subject, d[:80])
         console.print(t)
 

@@ -1,13 +1,21 @@
 """Appending to and reading the audit log inside catalog transactions.
 
-Each entry is canonical JSON signed by the acting principal; its bytes are a leaf of an RFC 6962 Merkle
-tree whose perfect subtrees are stored in ``log_nodes`` (level, index), so proofs need O(log n) reads.
-Appends happen in the same transaction as the change they record; after each append (or batch of
-appends) the workspace log key signs a C2SP checkpoint.
+Each entry body is canonical JSON (seq, time, principal, action, subject, details, keyid) signed by the
+acting principal. The Merkle leaf is the canonical JSON ``{"entry": <body>, "signature": "<base64>"}``
+(see :func:`leaf_data`), so the tree commits to the signature too: a changed signature is a changed leaf.
+Leaves form an RFC 6962 Merkle tree whose perfect subtrees are stored in ``log_nodes`` (level, index), so
+proofs need O(log n) reads. Appends happen in the same transaction as the change they record; after each
+append (or batch of appends) the workspace log key signs a C2SP checkpoint.
+
+Appenders are serialized (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock)
+and read the log's size only after taking the lock, so two processes cannot fork the tree. Entry times
+never go backwards (a clock that steps back is clamped to the previous entry's time), and every signing
+key must be the principal's active, unexpired key at the moment of the append.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +25,11 @@ from sqlalchemy import Connection, func, insert, select
 from dataward.core import merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import Checkpoint, sign_checkpoint
+from dataward.errors import SignatureError
 from dataward.identity import Actor
 from dataward.store import schema
 from dataward.store.catalog import lock_for_append
-from dataward.timeutil import now_iso
+from dataward.timeutil import now_iso, parse_iso
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,19 @@ def entry_body(
     )
 
 
+def leaf_data(entry: bytes, signature: bytes) -> bytes:
+    """The bytes of an entry's Merkle leaf: canonical JSON ``{"entry": <body>, "signature": "<base64>"}``.
+
+    Built by concatenation: ``entry`` is already canonical JSON and the keys sort as written, so this is the
+    canonical encoding of that object.
+    """
+    return b'{"entry":' + entry + b',"signature":"' + base64.b64encode(signature) + b'"}'
+
+
+def entry_leaf_hash(entry: bytes, signature: bytes) -> bytes:
+    return merkle.leaf_hash(leaf_data(entry, signature))
+
+
 def log_size(conn: Connection) -> int:
     n = conn.execute(select(func.max(schema.log_entries.c.seq))).scalar()
     return 0 if n is None else int(n) + 1
@@ -108,19 +130,56 @@ def root_at(size: int, get_node: NodeReader) -> bytes:
     return merkle.subtree_root(0, size, get_node)
 
 
+def _last_entry(conn: Connection) -> tuple[int, str]:
+    """(size, time of the last entry or '')."""
+    t = schema.log_entries
+    row = conn.execute(select(t.c.seq, t.c.time).order_by(t.c.seq.desc()).limit(1)).first()
+    return (0, "") if row is None else (int(row.seq) + 1, str(row.time))
+
+
+def check_signing_keys(conn: Connection, actors: Sequence[Actor], at: str) -> None:
+    """Each actor's key must be its principal's active, unexpired key at ``at`` (a retired key cannot sign)."""
+    t = schema.keys
+    seen: set[str] = set()
+    for a in actors:
+        if a.keyid in seen:
+            continue
+        seen.add(a.keyid)
+        row = conn.execute(select(t).where(t.c.keyid == a.keyid)).first()
+        if row is None or row.principal != a.name:
+            raise SignatureError(f"key {a.keyid[:16]} is not a registered key of {a.name}")
+        if row.status != "active":
+            raise SignatureError(
+                f"key {a.keyid[:16]} of {a.name} is {row.status} and can no longer sign",
+                advice=f"Act with {a.name}'s current key (open the workspace again), or ask an admin for a new one.",
+            )
+        if row.expires_at is not None and parse_iso(row.expires_at) <= parse_iso(at):
+            raise SignatureError(
+                f"key {a.keyid[:16]} of {a.name} expired at {row.expires_at}",
+                advice=f"Rotate it: `dataward key rotate {a.name}`.",
+            )
+
+
 def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor, origin: str) -> list[LogEntry]:
-    """Append ``entries`` (in order) and sign one checkpoint for the new size; same transaction as the caller."""
+    """Append ``entries`` (in order) and sign one checkpoint for the new size; same transaction as the caller.
+
+    Raises :class:`SignatureError` (and so rolls the caller's change back) if a signing key is not active.
+    """
     lock_for_append(conn)
-    size = log_size(conn)
+    size, last_time = _last_entry(conn)
+    if entries:
+        check_signing_keys(conn, [pe.actor for pe in entries] + [log_key], max(now_iso(), last_time))
     nodes = NodeReader(conn)
     rows: list[dict[str, Any]] = []
     node_rows: list[dict[str, Any]] = []
     out: list[LogEntry] = []
     for pe in entries:
-        t = now_iso()
+        # never go back in time: the order of entries is also their time order (the verifier checks it)
+        t = max(now_iso(), last_time)
+        last_time = t
         body = entry_body(size, t, pe.actor.name, pe.action, pe.subject, pe.details, pe.actor.keyid)
         sig = pe.actor.sign(body)
-        leaf = merkle.leaf_hash(body)
+        leaf = merkle.leaf_hash(leaf_data(body, sig))
         rows.append(
             {
                 "seq": size,

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from dataward.core import merkle
-from dataward.errors import InputError, NotFoundError
-from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint, log_size
+from dataward.core.checkpoint import Checkpoint, parse_note
+from dataward.errors import InputError, IntegrityError, NotFoundError
+from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint
 from dataward.store import schema
 from dataward.workspace import Workspace
 
@@ -72,14 +73,19 @@ class InclusionProof:
     leaf_hash: bytes
     proof: tuple[bytes, ...]
     checkpoint: bytes  # the signed note the proof is against
+    entry: bytes = b""  # the signed entry body (canonical JSON) and its signature: the leaf's content
+    signature: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "type": "dataward-log-inclusion/v1",
             "index": self.seq,
             "tree_size": self.size,
             "leaf_hash": base64.b64encode(self.leaf_hash).decode(),
             "proof": [base64.b64encode(h).decode() for h in self.proof],
             "checkpoint": self.checkpoint.decode("utf-8"),
+            "entry": self.entry.decode("utf-8"),
+            "signature": base64.b64encode(self.signature).decode(),
         }
 
 
@@ -88,34 +94,67 @@ class ConsistencyProof:
     size1: int
     size2: int
     proof: tuple[bytes, ...]
-    checkpoint: bytes
+    checkpoint: bytes  # the latest checkpoint (the new one when size2 is the latest size)
+    old_checkpoint: bytes | None = None  # the signed checkpoints of size1 and size2, when the log has them
+    new_checkpoint: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "type": "dataward-log-consistency/v1",
             "size1": self.size1,
             "size2": self.size2,
             "proof": [base64.b64encode(h).decode() for h in self.proof],
             "checkpoint": self.checkpoint.decode("utf-8"),
+            "old_checkpoint": None if self.old_checkpoint is None else self.old_checkpoint.decode("utf-8"),
+            "new_checkpoint": None if self.new_checkpoint is None else self.new_checkpoint.decode("utf-8"),
         }
 
 
+def checkpoint_at(conn: Any, size: int) -> bytes | None:
+    """The signed checkpoint of exactly ``size`` entries, if one was made (one per append transaction)."""
+    t = schema.checkpoints
+    note = conn.execute(select(t.c.note).where(t.c.size == size)).scalar()
+    return None if note is None else str(note).encode("utf-8")
+
+
+def _checkpoint_size(note: bytes | None) -> int:
+    """The tree size a stored checkpoint claims (its signature is checked by whoever uses the proof)."""
+    if note is None:
+        return 0
+    return Checkpoint.from_text(parse_note(note).text).size
+
+
 def prove_inclusion(ws: Workspace, seq: int) -> InclusionProof:
+    """Inclusion proof of entry ``seq`` in the tree of the latest signed checkpoint."""
     with ws.engine.connect() as conn:
         note = latest_checkpoint(conn)
-        size = log_size(conn)
+        size = _checkpoint_size(note)
         if note is None or not 0 <= seq < size:
             raise NotFoundError(f"no log entry {seq} (log has {size})")
-        leaf = conn.execute(select(schema.log_entries.c.leaf_hash).where(schema.log_entries.c.seq == seq)).scalar()
-        proof = merkle.inclusion_proof(seq, size, NodeReader(conn))
-    return InclusionProof(seq, size, bytes(leaf or b""), tuple(proof), note)
+        t = schema.log_entries
+        row = conn.execute(select(t.c.leaf_hash, t.c.entry, t.c.signature).where(t.c.seq == seq)).first()
+        if row is None:
+            raise NotFoundError(f"log entry {seq} is missing", advice="Run `dataward log verify`.")
+        try:
+            proof = merkle.inclusion_proof(seq, size, NodeReader(conn))
+        except LookupError as exc:
+            raise IntegrityError(f"cannot prove entry {seq}: {exc}", advice="Run `dataward log verify`.") from None
+    return InclusionProof(seq, size, bytes(row.leaf_hash), tuple(proof), note, bytes(row.entry), bytes(row.signature))
 
 
 def prove_consistency(ws: Workspace, size1: int, size2: int | None = None) -> ConsistencyProof:
+    """Consistency proof from ``size1`` to ``size2`` (default: the latest checkpoint's size)."""
     with ws.engine.connect() as conn:
         note = latest_checkpoint(conn)
-        size = log_size(conn)
+        size = _checkpoint_size(note)
         size2 = size if size2 is None else size2
         if note is None or not 0 < size1 <= size2 <= size:
             raise InputError(f"sizes must satisfy 0 < OLD_SIZE <= NEW_SIZE <= {size}")
-        proof = merkle.consistency_proof(size1, size2, NodeReader(conn))
-    return ConsistencyProof(size1, size2, tuple(proof), note)
+        try:
+            proof = merkle.consistency_proof(size1, size2, NodeReader(conn))
+        except LookupError as exc:
+            raise IntegrityError(
+                f"cannot prove {size1} -> {size2}: {exc}", advice="Run `dataward log verify`."
+            ) from None
+        old_note, new_note = checkpoint_at(conn, size1), checkpoint_at(conn, size2)
+    return ConsistencyProof(size1, size2, tuple(proof), note, old_note, new_note)

@@ -1,29 +1,57 @@
-"""Verify the whole audit log: entries, signatures, tree, stored nodes and the latest checkpoint."""
+"""Verify the whole audit log: entries, signatures, keys over time, the tree, stored nodes, the checkpoint.
+
+Full mode checks every entry: canonical JSON, the indexed columns against the signed body, the sequence
+number, time order, the signature (Ed25519, the dominant cost: 50-140 us each), and that the key was
+valid when the entry was signed. The rows are cut into aligned chunks of :data:`CHUNK` sequence numbers;
+with ``workers > 1`` the chunks are checked in a process pool (each worker reads its own rows), the
+parent only joins the leaf hashes and builds the tree.
+
+Incremental mode (docs/adr/0005-log-verification.md) re-uses an earlier successful full verification that
+this client recorded in its witness file: ``(size, root, rows digest)``. Entries below that size only need
+the tree check (their leaf hashes, which commit to body and signature, must still give the recorded root)
+plus a digest of every stored column (so an edited index column is caught) and the key-validity check
+(a revocation recorded since may reject them); entries from that size on get the full check.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import select
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Connection, func, select
 
 from dataward.core import merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
-from dataward.core.dsse import public_key_from_hex
-from dataward.errors import Error
-from dataward.log.auditlog import iter_entries, latest_checkpoint
+from dataward.core.dsse import key_id, public_key_from_hex
+from dataward.errors import Error, InputError
+from dataward.log.auditlog import entry_leaf_hash, latest_checkpoint
 from dataward.store import schema
-from dataward.timeutil import parse_iso
+from dataward.store.catalog import make_engine
+from dataward.timeutil import parse_iso, to_iso
 from dataward.workspace import Workspace
+
+#: sequence numbers per chunk (the unit of parallel work and of the rows digest)
+CHUNK = 1 << 15
+#: below this many entries the pool's start-up costs more than it saves
+PARALLEL_MIN_ENTRIES = 50_000
+#: most "marked" lines kept (their total is counted)
+MAX_MARKED = 1000
 
 
 @dataclass(frozen=True)
 class LogProblem:
     seq: int | None
-    kind: str  # entry | signature | key | missing | order | tree | checkpoint | node
+    kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness
     detail: str
 
     def line(self) -> str:
@@ -41,6 +69,10 @@ class LogVerification:
     root: str
     problems: tuple[LogProblem, ...] = field(default=())
     marked: tuple[str, ...] = field(default=())  # valid but noteworthy (signed before a later revocation)
+    marked_count: int = 0
+    mode: str = "full"  # full | incremental
+    trusted_prefix: int = 0  # incremental: entries below this were fully verified earlier (tree check only)
+    rows_digest: str = ""
 
     @property
     def ok(self) -> bool:
@@ -49,12 +81,15 @@ class LogVerification:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "mode": self.mode,
             "entries": self.entries,
+            "trusted_prefix": self.trusted_prefix,
             "signatures_checked": self.signatures_checked,
             "checkpoint_size": self.checkpoint_size,
             "root": self.root,
             "problems": [p.to_json() for p in self.problems],
             "marked": list(self.marked),
+            "marked_count": max(self.marked_count, len(self.marked)),
         }
 
 
@@ -63,89 +98,369 @@ _COLUMNS = ("time", "principal", "action", "subject", "keyid")
 
 def key_valid_at(row: Any, t: str) -> str | None:
     """Why a signature made at ``t`` with key ``row`` is invalid, or None if it is valid."""
-    when = parse_iso(t)
-    if parse_iso(row.created_at) > when:
-        return f"key {row.keyid[:16]} did not exist yet"
-    if row.expires_at and parse_iso(row.expires_at) < when:
-        return f"key {row.keyid[:16]} had expired"
-    if row.retired_at and parse_iso(row.retired_at) < when:
-        return f"key {row.keyid[:16]} had been retired by rotation"
-    if row.revoked_at and parse_iso(row.revoked_at) <= when:
-        return f"key {row.keyid[:16]} had been revoked"
-    return None
+    return _KeyInfo.of(row).invalid_at(_norm(t) or t)
 
 
-def verify_log(ws: Workspace, *, max_problems: int = 100) -> LogVerification:
+def _norm(t: str | None) -> str | None:
+    """Times as the log writes them (sortable as strings); None stays None."""
+    if t is None:
+        return None
+    try:
+        return to_iso(parse_iso(t))
+    except ValueError:
+        return t
+
+
+@dataclass(frozen=True)
+class _KeyInfo:
+    keyid: str
+    principal: str
+    public_key: bytes
+    created_at: str
+    expires_at: str | None
+    retired_at: str | None
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> _KeyInfo:
+        return cls(
+            row.keyid,
+            row.principal,
+            bytes.fromhex(row.public_key),
+            _norm(row.created_at) or "",
+            _norm(row.expires_at),
+            _norm(row.retired_at),
+            _norm(row.revoked_at),
+        )
+
+    def invalid_at(self, t: str) -> str | None:
+        k = self.keyid[:16]
+        if self.created_at > t:
+            return f"key {k} did not exist yet"
+        if self.expires_at and self.expires_at < t:
+            return f"key {k} had expired"
+        if self.retired_at and self.retired_at < t:
+            return f"key {k} had been retired by rotation"
+        if self.revoked_at and self.revoked_at <= t:
+            return f"key {k} had been revoked"
+        return None
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Check the rows with ``lo <= seq < hi``; rows below ``trusted`` get the tree-only check."""
+
+    lo: int
+    hi: int
+    trusted: int
+    max_problems: int
+
+
+@dataclass
+class _ChunkResult:
+    lo: int
+    hi: int
+    leaves: list[bytes] = field(default_factory=list)
+    problems: list[LogProblem] = field(default_factory=list)
+    n_sigs: int = 0
+    marked: list[str] = field(default_factory=list)
+    marked_count: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    first_time: str = ""
+    last_time: str = ""
+    digest_all: bytes = b""
+    digest_trusted: bytes = b""
+
+
+def _row_digest_update(h: Any, r: Any) -> None:
+    for v in (
+        str(int(r.seq)).encode(),
+        str(r.time).encode(),
+        str(r.principal).encode(),
+        str(r.action).encode(),
+        str(r.subject).encode(),
+        str(r.keyid).encode(),
+        bytes(r.entry),
+        bytes(r.signature),
+        bytes(r.leaf_hash),
+    ):
+        h.update(len(v).to_bytes(8, "big"))
+        h.update(v)
+
+
+def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
+    """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
+    res = _ChunkResult(task.lo, task.hi)
+    pubs: dict[str, Ed25519PublicKey] = {}
+    h_all = hashlib.sha256()
+    h_trusted = hashlib.sha256()
+    expected = task.lo
+    last_time = ""
+    problems = res.problems
+
+    def problem(seq: int | None, kind: str, detail: str) -> None:
+        if len(problems) < task.max_problems:
+            problems.append(LogProblem(seq, kind, detail))
+
+    for r in rows:
+        seq = int(r.seq)
+        if res.first_seq is None:
+            res.first_seq = seq  # a gap before a chunk's first row is found when the chunks are joined
+        elif seq != expected:
+            problem(expected, "missing", f"entries {expected}..{seq - 1} are missing (deleted)")
+        if seq < 0:
+            problem(seq, "order", "entry has a negative sequence number (inserted)")
+        res.last_seq = seq
+        expected = seq + 1
+        body = bytes(r.entry)
+        sig = bytes(r.signature)
+        leaf = entry_leaf_hash(body, sig)
+        res.leaves.append(leaf)
+        _row_digest_update(h_all, r)
+        trusted = 0 <= seq < task.trusted
+        if trusted:
+            _row_digest_update(h_trusted, r)
+        if not hmac.compare_digest(bytes(r.leaf_hash), leaf):
+            problem(seq, "entry", "stored leaf hash differs from the entry's")
+        if trusted:
+            # fully verified earlier: the rows digest and the root (checked by the caller) cover body,
+            # signature and columns; only a revocation recorded since can change the verdict.
+            t = str(r.time)
+            krow = keys.get(str(r.keyid))
+            if krow is None:
+                why: str | None = "its key is no longer registered"
+            elif krow.principal != r.principal:
+                why = f"key {krow.keyid[:16]} now belongs to {krow.principal}, not {r.principal}"
+            else:
+                why = krow.invalid_at(t)
+            if why:
+                problem(seq, "key", f"signature made when {why}")
+            elif krow is not None and krow.revoked_at:
+                res.marked_count += 1
+                if len(res.marked) < MAX_MARKED:
+                    res.marked.append(f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation")
+            if not res.first_time:
+                res.first_time = t
+            if t < last_time:
+                problem(seq, "order", "entry is older than the one before it (reordered)")
+            last_time = max(last_time, t)
+            continue
+        try:
+            obj = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            problem(seq, "entry", "entry is not valid JSON (altered)")
+            continue
+        if not isinstance(obj, dict) or canonical_json(obj) != body:
+            problem(seq, "entry", "entry is not canonical JSON (altered)")
+            continue
+        if obj.get("seq") != seq:
+            problem(seq, "order", f"entry says it is number {obj.get('seq')} (rows swapped or renumbered)")
+        for col in _COLUMNS:
+            if obj.get(col) != getattr(r, col):
+                problem(seq, "entry", f"column {col!r} was changed ({getattr(r, col)!r}, signed {obj.get(col)!r})")
+        t = str(obj.get("time", ""))
+        if not res.first_time:
+            res.first_time = t
+        if t < last_time:
+            problem(seq, "order", "entry is older than the one before it (reordered)")
+        last_time = max(last_time, t)
+        kid = str(obj.get("keyid"))
+        krow = keys.get(kid)
+        if krow is None:
+            problem(seq, "signature", f"signed by unknown key {kid[:16]} (forged entry)")
+            continue
+        pub = pubs.get(kid)
+        if pub is None:
+            pub = pubs[kid] = Ed25519PublicKey.from_public_bytes(krow.public_key)
+        try:
+            pub.verify(sig, body)
+            res.n_sigs += 1
+        except InvalidSignature:
+            problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
+            continue
+        if krow.principal != obj.get("principal"):
+            problem(seq, "signature", f"signed by {krow.principal}'s key but claims principal {obj.get('principal')!r}")
+        why = krow.invalid_at(t)
+        if why:
+            problem(seq, "key", f"signature made when {why}")
+        elif krow.revoked_at:
+            res.marked_count += 1
+            if len(res.marked) < MAX_MARKED:
+                res.marked.append(
+                    f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation at {krow.revoked_at}"
+                )
+    res.last_time = last_time
+    res.digest_all = h_all.digest()
+    res.digest_trusted = h_trusted.digest()
+    return res
+
+
+def _range_rows(conn: Connection, lo: int, hi: int) -> Iterator[Any]:
+    t = schema.log_entries
+    q = select(t).where(t.c.seq >= lo, t.c.seq < hi).order_by(t.c.seq)
+    yield from conn.execution_options(stream_results=True, yield_per=5000).execute(q)
+
+
+# worker state (set once per pool process by the initializer)
+_W: dict[str, Any] = {}
+
+
+def _worker_init(url: str, keys: dict[str, _KeyInfo]) -> None:
+    _W["engine"] = make_engine(url)
+    _W["keys"] = keys
+
+
+def _worker_run(task: _Task) -> _ChunkResult:
+    with _W["engine"].connect() as conn:
+        return _check_rows(_range_rows(conn, task.lo, task.hi), task, _W["keys"])
+
+
+def _tasks(lo: int, hi: int, trusted: int, max_problems: int) -> list[_Task]:
+    """Aligned chunks covering ``[lo, hi]`` (negative sequence numbers get a chunk of their own)."""
+    out: list[_Task] = []
+    if lo < 0:
+        out.append(_Task(lo, 0, trusted, max_problems))
+    k = 0
+    while k * CHUNK <= hi:
+        out.append(_Task(k * CHUNK, (k + 1) * CHUNK, trusted, max_problems))
+        k += 1
+    return out
+
+
+def _rows_digest(chunks: list[_ChunkResult], attr: str, size: int) -> str:
+    h = hashlib.sha256()
+    for c in chunks:
+        if c.lo >= 0 and c.lo < size:
+            h.update(getattr(c, attr))
+    return h.hexdigest()
+
+
+def default_workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def verify_log(
+    ws: Workspace,
+    *,
+    max_problems: int = 100,
+    workers: int | None = 1,
+    incremental: bool = False,
+    remember: bool = False,
+    witness_path: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    parallel_min_entries: int = PARALLEL_MIN_ENTRIES,
+) -> LogVerification:
+    """Verify the audit log of ``ws``.
+
+    ``workers``: processes for the entry checks (None: every available core). ``incremental``: use this
+    client's record of an earlier full verification (in the witness file) to skip signature checks of the
+    entries it covered. ``remember``: after a successful verification, record it there for next time.
+    ``progress(done, total)`` is called as chunks finish.
+    """
+    from dataward.log import witness
+
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    n_workers = default_workers() if workers is None else workers
     problems: list[LogProblem] = []
-    marked: list[str] = []
 
     def problem(seq: int | None, kind: str, detail: str) -> None:
         if len(problems) < max_problems:
             problems.append(LogProblem(seq, kind, detail))
 
+    mark = witness.verified_mark(ws, witness_path) if incremental else None
+    trusted = int(mark["size"]) if mark else 0
+    with ws.engine.connect() as conn:
+        key_rows = ws.public_keys(conn)
+        counts: Any = conn.execute(
+            select(func.count(), func.min(schema.log_entries.c.seq), func.max(schema.log_entries.c.seq))
+        ).one()
+        n_rows, lo, hi = counts
+        note = latest_checkpoint(conn)
+    keys: dict[str, _KeyInfo] = {}
+    for kid, r in key_rows.items():
+        try:
+            pub = public_key_from_hex(r.public_key)
+        except (Error, ValueError):
+            problem(None, "key", f"registered key {kid[:16]} of {r.principal} is not an Ed25519 public key")
+            continue
+        if not hmac.compare_digest(key_id(pub), kid):
+            problem(None, "key", f"registered key {kid[:16]} of {r.principal} was replaced (ID does not match)")
+            continue
+        keys[kid] = _KeyInfo.of(r)
+    n_rows = int(n_rows or 0)
+    tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), trusted, max_problems)
+    chunks: list[_ChunkResult] = []
+    total = len(tasks)
+    if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(
+            min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
+        ) as pool:
+            futures: list[Future[_ChunkResult]] = [pool.submit(_worker_run, t) for t in tasks]
+            for i, f in enumerate(futures):
+                chunks.append(f.result())
+                if progress:
+                    progress(i + 1, total)
+    else:
+        with ws.engine.connect() as conn:
+            for i, t in enumerate(tasks):
+                chunks.append(_check_rows(_range_rows(conn, t.lo, t.hi), t, keys))
+                if progress:
+                    progress(i + 1, total)
+
+    # join the chunks: gaps between them, time order across their boundaries
     leaves: list[bytes] = []
     n_sigs = 0
+    marked: list[str] = []
+    marked_count = 0
+    expected = 0
+    last_time = ""
+    for c in chunks:
+        if c.first_seq is not None and c.first_seq >= 0 and c.last_seq is not None:
+            if c.first_seq > expected:
+                problem(expected, "missing", f"entries {expected}..{c.first_seq - 1} are missing (deleted)")
+            expected = c.last_seq + 1
+            if c.first_time and c.first_time < last_time:
+                problem(c.first_seq, "order", "entry is older than the one before it (reordered)")
+            last_time = max(last_time, c.last_time)
+        for p in c.problems:
+            problem(p.seq, p.kind, p.detail)
+        leaves.extend(c.leaves)
+        n_sigs += c.n_sigs
+        marked_count += c.marked_count
+        marked.extend(c.marked[: max(0, MAX_MARKED - len(marked))])
+    root = merkle.root_from_leaf_hashes(leaves)
+    if mark and not _trusted_prefix_intact(mark, leaves, chunks):
+        # something below the verified size changed: verify everything, which names the entries
+        full = verify_log(
+            ws,
+            max_problems=max_problems,
+            workers=workers,
+            incremental=False,
+            remember=False,
+            witness_path=witness_path,
+            progress=progress,
+            parallel_min_entries=parallel_min_entries,
+        )
+        note_problem = LogProblem(
+            None, "witness", f"entries below {mark['size']} changed since this client verified them (rewritten)"
+        )
+        return LogVerification(
+            full.entries,
+            full.signatures_checked,
+            full.checkpoint_size,
+            full.root,
+            (*full.problems, note_problem),
+            full.marked,
+            full.marked_count,
+            "full",
+            0,
+            full.rows_digest,
+        )
     with ws.engine.connect() as conn:
-        keys = ws.public_keys(conn)
-        pubs = {k: public_key_from_hex(r.public_key) for k, r in keys.items()}
-        expected = 0
-        last_time = ""
-        for row in iter_entries(conn):
-            seq = int(row.seq)
-            if seq != expected:
-                if seq > expected:
-                    problem(expected, "missing", f"entries {expected}..{seq - 1} are missing (deleted)")
-                expected = seq
-            expected += 1
-            body = bytes(row.entry)
-            leaf = merkle.leaf_hash(body)
-            leaves.append(leaf)
-            try:
-                obj = json.loads(body)
-                canonical = canonical_json(obj) == body
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                problem(seq, "entry", "entry is not valid JSON")
-                continue
-            if not canonical or not isinstance(obj, dict):
-                problem(seq, "entry", "entry is not canonical JSON")
-                continue
-            if obj.get("seq") != seq:
-                problem(seq, "order", f"entry says it is number {obj.get('seq')} (rows swapped or renumbered)")
-            for col in _COLUMNS:
-                if obj.get(col) != getattr(row, col):
-                    problem(
-                        seq, "entry", f"column {col!r} was changed ({getattr(row, col)!r}, signed {obj.get(col)!r})"
-                    )
-            if bytes(row.leaf_hash) != leaf:
-                problem(seq, "entry", "stored leaf hash differs from the entry's")
-            t = str(obj.get("time", ""))
-            if t < last_time:
-                problem(seq, "order", "entry is older than the one before it (reordered)")
-            last_time = max(last_time, t)
-            krow = keys.get(str(obj.get("keyid")))
-            if krow is None:
-                problem(seq, "signature", f"signed by unknown key {str(obj.get('keyid'))[:16]}")
-                continue
-            try:
-                pubs[krow.keyid].verify(bytes(row.signature), body)
-                n_sigs += 1
-            except InvalidSignature:
-                problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
-                continue
-            if krow.principal != obj.get("principal"):
-                problem(
-                    seq, "signature", f"signed by {krow.principal}'s key but claims principal {obj.get('principal')!r}"
-                )
-            why = key_valid_at(krow, t)
-            if why:
-                problem(seq, "key", f"signature made when {why}")
-            elif krow.revoked_at:
-                marked.append(
-                    f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation at {krow.revoked_at}"
-                )
-        root = merkle.root_from_leaf_hashes(leaves)
         _check_nodes(conn, leaves, problem)
-        note = latest_checkpoint(conn)
     cp_size = None
     if note is None:
         if leaves:
@@ -154,38 +469,77 @@ def verify_log(ws: Workspace, *, max_problems: int = 100) -> LogVerification:
         try:
             cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
             cp_size = cp.size
-            if cp.size != len(leaves):
-                what = "deleted or truncated" if cp.size > len(leaves) else "inserted without a checkpoint"
+            if cp.size > len(leaves):
                 problem(
-                    None,
-                    "checkpoint",
-                    f"the signed checkpoint covers {cp.size} entries, the log has {len(leaves)} (entries {what})",
+                    len(leaves),
+                    "missing",
+                    f"entries {len(leaves)}..{cp.size - 1} are missing: the signed checkpoint covers {cp.size} "
+                    f"entries, the log has {len(leaves)} (deleted or truncated)",
                 )
-            elif cp.root_hash != root:
+            elif cp.size < len(leaves):
+                problem(
+                    cp.size,
+                    "checkpoint",
+                    f"entries {cp.size}..{len(leaves) - 1} are not covered by the signed checkpoint of size "
+                    f"{cp.size} (inserted without a checkpoint)",
+                )
+            elif not hmac.compare_digest(cp.root_hash, root):
                 problem(None, "tree", "the entries do not hash to the signed checkpoint's root")
         except Error as exc:
             problem(None, "checkpoint", f"latest checkpoint does not verify: {exc.message}")
-    return LogVerification(len(leaves), n_sigs, cp_size, root.hex(), tuple(problems), tuple(marked))
+    result = LogVerification(
+        len(leaves),
+        n_sigs,
+        cp_size,
+        root.hex(),
+        tuple(problems),
+        tuple(marked),
+        marked_count,
+        "incremental" if mark else "full",
+        trusted,
+        _rows_digest(chunks, "digest_all", len(leaves)),
+    )
+    if remember and result.ok and cp_size == len(leaves):
+        witness.record_verified(ws, result, witness_path)
+    return result
 
 
-def _check_nodes(conn: Any, leaves: list[bytes], problem: Any) -> None:
-    """The stored perfect-subtree nodes (used for proofs) must match the entries."""
+def _trusted_prefix_intact(mark: dict[str, Any], leaves: list[bytes], chunks: list[_ChunkResult]) -> bool:
+    """The entries below the verified size still give the verified root, and their columns the same digest."""
+    size = int(mark["size"])
+    if len(leaves) < size:
+        return False
+    root = merkle.root_from_leaf_hashes(leaves[:size]).hex()
+    return hmac.compare_digest(root, str(mark["root"])) and hmac.compare_digest(
+        _rows_digest(chunks, "digest_trusted", size), str(mark["rows_digest"])
+    )
+
+
+def _check_nodes(conn: Connection, leaves: list[bytes], problem: Callable[[int | None, str, str], None]) -> None:
+    """The stored perfect-subtree nodes (used for proofs) must be exactly the tree's perfect nodes."""
     t = schema.log_nodes
-    stored = {(int(r.level), int(r.idx)): bytes(r.hash) for r in conn.execute(select(t.c.level, t.c.idx, t.c.hash))}
-    level = leaves
-    lv = 0
+    tree = merkle.MerkleTree(leaves)
     bad = 0
-    while level:
-        for i, h in enumerate(level):
-            if stored.get((lv, i)) != h:
-                bad += 1
-                if bad <= 3:
-                    problem(
-                        i if lv == 0 else None, "node", f"stored tree node (level {lv}, index {i}) is wrong or missing"
-                    )
-        if len(level) < 2:
-            break
-        level = [merkle.node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        lv += 1
+    good = 0
+    rows = conn.execution_options(stream_results=True, yield_per=20_000).execute(
+        select(t.c.level, t.c.idx, t.c.hash).order_by(t.c.level, t.c.idx)
+    )
+    r: Any
+    for r in rows:
+        lv, ix, h = int(r[0]), int(r[1]), bytes(r[2])
+        try:
+            ok = lv >= 0 and ix >= 0 and hmac.compare_digest(h, tree.get_node(lv, ix))
+        except IndexError:
+            ok = False
+        if ok:
+            good += 1
+        else:
+            bad += 1
+            if bad <= 3:
+                problem(ix if lv == 0 else None, "node", f"stored tree node (level {lv}, index {ix}) is wrong")
+    n = len(leaves)
+    missing = sum(n >> lv for lv in range(n.bit_length())) - good
+    if missing > 0:
+        problem(None, "node", f"{missing} stored tree node(s) are missing")
     if bad > 3:
-        problem(None, "node", f"{bad} stored tree nodes are wrong or missing")
+        problem(None, "node", f"{bad} stored tree nodes are wrong")

@@ -4,16 +4,24 @@ Every command checks that the workspace's log still extends what the witness saw
 from the witnessed size to the current one). A log that shrank, or whose history differs, was rewound or
 forked: someone restored an old catalog or rewrote entries. The witness also pins the log's public key
 on first use, so a swapped log key is caught too.
+
+The witness file also keeps, per workspace, the last *full* verification this client made (size, root,
+digest of the stored rows): ``dataward log verify --incremental`` trusts the entries it covers after a tree
+check (docs/adr/0005-log-verification.md). Read-check-write of the file happens under an exclusive lock,
+so concurrent commands neither lose each other's updates nor move the witness backwards.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -24,6 +32,9 @@ from dataward.core.dsse import key_id
 from dataward.errors import Error, IntegrityError
 from dataward.log.auditlog import NodeReader, latest_checkpoint
 from dataward.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataward.log.verify import LogVerification
 
 WITNESS_ENV = "DATAWARD_WITNESS"
 
@@ -54,6 +65,23 @@ def _load(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (a sibling ``.lock`` file) for a read-check-write of the witness."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, same behaviour otherwise
+        yield
+        return
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _save(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
@@ -74,6 +102,11 @@ def current_checkpoint(ws: Workspace) -> tuple[Checkpoint, bytes] | None:
 def check_witness(ws: Workspace, path: Path | None = None) -> Checkpoint | None:
     """Check the workspace's log against the witness, then advance the witness. Raises if rewound/forked."""
     path = path or witness_path()
+    with _locked(path):
+        return _check_locked(ws, path)
+
+
+def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
     got = current_checkpoint(ws)
     if got is None:
         return None
@@ -91,8 +124,10 @@ def check_witness(ws: Workspace, path: Path | None = None) -> Checkpoint | None:
         if cp.size < psize:
             raise RewoundLogError(f"workspace {ws.id}: the audit log was rewound from {psize} to {cp.size} entries")
         if cp.size == psize:
-            if proot != cp.root_hash:
-                raise RewoundLogError(f"workspace {ws.id}: the audit log forked at size {psize} (root differs)")
+            if not hmac.compare_digest(proot, cp.root_hash):
+                raise RewoundLogError(
+                    f"workspace {ws.id}: the audit log was forked or rewound at size {psize} (root differs)"
+                )
         elif psize > 0:
             with ws.engine.connect() as conn:
                 try:
@@ -100,18 +135,58 @@ def check_witness(ws: Workspace, path: Path | None = None) -> Checkpoint | None:
                     merkle.verify_consistency(psize, cp.size, proot, cp.root_hash, proof)
                 except (Error, LookupError) as exc:
                     raise RewoundLogError(
-                        f"workspace {ws.id}: the audit log of {cp.size} entries does not extend "
-                        f"the {psize} this client saw ({exc})"
+                        f"workspace {ws.id}: the audit log of {cp.size} entries was forked or rewound: it does "
+                        f"not extend the {psize} entries this client saw ({exc})"
                     ) from None
-    data[ws.id] = {
+    entry: dict[str, Any] = {
         "origin": ws.origin,
         "size": cp.size,
         "root": base64.b64encode(cp.root_hash).decode(),
         "log_keyid": log_kid,
         "checkpoint": note.decode("utf-8"),
     }
+    if isinstance(prev, dict) and isinstance(prev.get("verified"), dict):
+        entry["verified"] = prev["verified"]
+    data[ws.id] = entry
     _save(path, data)
     return cp
+
+
+def verified_mark(ws: Workspace, path: Path | None = None) -> dict[str, Any] | None:
+    """The last full verification of ``ws`` this client recorded, if it is well-formed and current."""
+    data = _load(path or witness_path())
+    prev = data.get(ws.id)
+    if not isinstance(prev, dict):
+        return None
+    mark = prev.get("verified")
+    if not isinstance(mark, dict) or mark.get("log_keyid") != key_id(ws.log_public_key()):
+        return None
+    try:
+        size = int(mark["size"])
+        ok = size >= 0 and len(bytes.fromhex(str(mark["root"]))) == 32 and len(str(mark["rows_digest"])) == 64
+    except (KeyError, ValueError, TypeError):
+        return None
+    return mark if ok else None
+
+
+def record_verified(ws: Workspace, result: LogVerification, path: Path | None = None) -> None:
+    """Remember a successful full or incremental verification of ``ws`` (for ``--incremental`` next time)."""
+    path = path or witness_path()
+    with _locked(path):
+        data = _load(path)
+        prev = data.get(ws.id)
+        entry = prev if isinstance(prev, dict) else {"origin": ws.origin}
+        old = entry.get("verified")
+        if isinstance(old, dict) and int(old.get("size", 0)) > result.entries:
+            return  # never move the mark backwards (a concurrent verification saw more)
+        entry["verified"] = {
+            "size": result.entries,
+            "root": result.root,
+            "rows_digest": result.rows_digest,
+            "log_keyid": key_id(ws.log_public_key()),
+        }
+        data[ws.id] = entry
+        _save(path, data)
 
 
 def pinned_public_key(ws: Workspace) -> Ed25519PublicKey:
