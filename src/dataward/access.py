@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "batch.screen": frozenset({Role.SCREENER}),
     "audit.sample": frozenset({Role.REVIEWER, Role.SCREENER}),
     "audit.decide": frozenset({Role.REVIEWER}),
+    "audit.complete": frozenset({Role.REVIEWER}),
     "batch.approve": frozenset({Role.APPROVER}),
     "batch.reject": frozenset({Role.APPROVER, Role.SCREENER}),
     "dataset.release": frozenset({Role.APPROVER}),

@@ -1,0 +1,374 @@
+"""Approvals (k-of-n, signed, separated from the acquirer) and rejections.
+
+An approval is an in-toto statement (predicate type :data:`dataward.lifecycle.PREDICATE_APPROVAL`) whose
+subject is the batch's signed manifest and whose predicate binds the screening report, the audit
+attestation and the policy (all by SHA-256) and names the approver. It is signed in a DSSE envelope by
+the approver's registered key: either here (``dataward approve BATCH``) or elsewhere
+(``approve --prepare OUT`` writes the unsigned statement, ``dataward sign-statement`` signs it offline,
+``approve --statement FILE`` records it; the web console uses the same path).
+
+Recording checks, in order: the batch is ``audited``; the approver's roles allow ``batch.approve`` on the
+source and include one of the tier's ``approver_roles``; separation of duties (never the acquirer; per
+policy also the screener / the audit's completer); not a second approval by the same principal; every
+policy rule passes; the statement matches the batch, report, audit and policy as they are now. The k-th
+distinct approval moves the batch to ``approved``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert, select
+
+from dataward import lifecycle
+from dataward.access import Grant, require, require_separation
+from dataward.batches import Batch, BatchState, load_batch
+from dataward.core import dsse
+from dataward.core.canonical import canonical_json
+from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError, PolicyError, SignatureError
+from dataward.identity import Actor
+from dataward.log import auditlog
+from dataward.store import schema
+from dataward.store.catalog import write_transaction
+from dataward.timeutil import now, now_iso, parse_iso
+from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate
+from dataward.workspace import Change, Workspace
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    batch: str
+    approver: str
+    attestation: str
+    approvals: int
+    required: int
+    state: str
+
+    @property
+    def complete(self) -> bool:
+        return self.state == BatchState.APPROVED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "approver": self.approver,
+            "attestation": self.attestation,
+            "approvals": self.approvals,
+            "required": self.required,
+            "state": self.state,
+            "complete": self.complete,
+        }
+
+
+def _current_refs(ws: Workspace, batch_id: str) -> dict[str, str | None]:
+    from dataward.workflow.screening import latest_report
+
+    report = latest_report(ws, batch_id)
+    with ws.engine.connect() as conn:
+        audit = conn.execute(
+            select(schema.audits.c.envelope_digest).where(schema.audits.c.batch_id == batch_id)
+        ).scalar()
+    return {"screening_report": report.envelope_digest, "audit": audit}
+
+
+def prepare_statement(ws: Workspace, batch_id: str, approver: str) -> bytes:
+    """The unsigned approval statement for ``approver`` (canonical JSON), to be signed elsewhere."""
+    with ws.engine.connect() as conn:
+        batch = load_batch(conn, batch_id)
+    _require_audited(batch)
+    decision = evaluate(ws, batch_id)
+    predicate = {
+        "batch": batch.id,
+        "source": batch.source,
+        "manifest": batch.manifest_digest,
+        "merkle_root": batch.merkle_root,
+        **_current_refs(ws, batch_id),
+        "policy": decision.policy_digest,
+        "tier": decision.tier,
+        "approver": approver,
+        "prepared_at": now_iso(),
+    }
+    return dsse.make_statement([(f"batch:{batch.id}", batch.manifest_digest)], lifecycle.PREDICATE_APPROVAL, predicate)
+
+
+def sign_statement(statement: bytes, key: Ed25519PrivateKey) -> bytes:
+    """Sign an approval statement (offline: needs only the private key); returns the DSSE envelope JSON."""
+    try:
+        obj = json.loads(statement)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"statement is not JSON: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("_type") != dsse.STATEMENT_TYPE:
+        raise InputError("the file is not an in-toto Statement v1")
+    if obj.get("predicateType") != lifecycle.PREDICATE_APPROVAL:
+        raise InputError(f"statement has predicateType {obj.get('predicateType')!r}, not a dataward approval")
+    return dsse.sign_envelope(canonical_json(obj), key).to_bytes()
+
+
+def _eq(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and hmac.compare_digest(a.encode(), b.encode())
+
+
+def _check_statement(ws: Workspace, batch: Batch, env: dsse.Envelope) -> tuple[str, str, dict[str, Any]]:
+    """Verify the envelope's signature and content; returns (approver, keyid, predicate)."""
+    st = dsse.parse_statement(env)
+    if st.predicate_type != lifecycle.PREDICATE_APPROVAL:
+        raise SignatureError(f"statement is a {st.predicate_type}, not a dataward approval")
+    p = st.predicate
+    if not isinstance(p, dict) or not isinstance(p.get("approver"), str):
+        raise SignatureError("approval statement names no approver")
+    approver = p["approver"]
+    now_t = now()
+    t = schema.keys
+    with ws.engine.connect() as conn:
+        rows = list(conn.execute(select(t).where(t.c.principal == approver, t.c.status == "active")))
+    keys = {}
+    for r in rows:
+        if r.expires_at is None or parse_iso(r.expires_at) > now_t:
+            keys[r.keyid] = dsse.public_key_from_hex(r.public_key)
+    if not keys:
+        raise SignatureError(f"approver {approver!r} has no active key", advice="An admin generates or rotates it.")
+    try:
+        good = dsse.verify_envelope(env, keys)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"approval statement is not signed by {approver}'s active key: {exc.message}",
+            advice="Sign it with `dataward sign-statement` as the approver it names.",
+        ) from None
+    if len(st.subjects) != 1 or not _eq(st.subjects[0][1], batch.manifest_digest):
+        raise SignatureError(f"approval statement's subject is not batch {batch.id}'s manifest")
+    if p.get("batch") != batch.id or not _eq(p.get("manifest"), batch.manifest_digest):
+        raise SignatureError(f"approval statement is for batch {p.get('batch')!r}, not {batch.id}")
+    current = _current_refs(ws, batch.id)
+    for k, v in current.items():
+        if v is None or not _eq(p.get(k), v):
+            raise ConflictError(
+                f"approval statement names another {k.replace('_', ' ')} than batch {batch.id} has now",
+                advice="Prepare a fresh statement with `dataward approve BATCH --prepare OUT`.",
+            )
+    return approver, good[0], p
+
+
+@contextmanager
+def _approval_change(ws: Workspace, submitter: Actor, approver: str, batch: Batch) -> Iterator[Change]:
+    """Like :meth:`Workspace.change`, but authorizing the *approver* (whose signature carries the approval)."""
+    subject = f"batch:{batch.id}"
+    log_key = ws.log_actor()
+    try:
+        with write_transaction(ws.engine) as conn:
+            require(approver, ws.grants(conn, approver), "batch.approve", batch.source)
+            ch = Change(conn, submitter, "batch.approve", subject)
+            yield ch
+            ch.entries = auditlog.append(
+                conn,
+                [auditlog.PendingEntry(submitter, "batch.approve", subject, ch.details), *ch.extra_entries],
+                log_key=log_key,
+                origin=ws.origin,
+            )
+    except AuthorizationError as exc:
+        ws.record_denial(approver, "batch.approve", subject, str(exc))
+        raise
+
+
+def _has_role(grants: list[Grant], roles: tuple[str, ...], source: str) -> bool:
+    return any(g.role.value in roles and (g.source is None or g.source == source) for g in grants)
+
+
+def _separation(ws: Workspace, batch: Batch, approver: str, duties: tuple[str, ...]) -> None:
+    require_separation(approver, batch.created_by, "approve")
+    from dataward.workflow.screening import latest_report
+
+    if "screener" in duties and latest_report(ws, batch.id).screened_by == approver:
+        raise AuthorizationError(
+            f"{approver} screened batch {batch.id} and may not approve it (policy: separation of duties)",
+            advice="Another approver must do this.",
+        )
+    if "auditor" in duties:
+        with ws.engine.connect() as conn:
+            who = conn.execute(
+                select(schema.audits.c.completed_by).where(schema.audits.c.batch_id == batch.id)
+            ).scalar()
+        if who == approver:
+            raise AuthorizationError(
+                f"{approver} completed the label audit of batch {batch.id} and may not approve it "
+                "(policy: separation of duties)",
+                advice="Another approver must do this.",
+            )
+
+
+def _require_audited(batch: Batch) -> None:
+    if batch.state != BatchState.AUDITED:
+        advice = {
+            "quarantined": f"Screen it (`dataward screen {batch.id}`), then audit it.",
+            "screened": f"Complete its label audit first (`dataward audit complete {batch.id}`).",
+        }.get(str(batch.state))
+        raise ConflictError(f"batch {batch.id} is {batch.state}; only an audited batch can be approved", advice=advice)
+
+
+def _record(ws: Workspace, submitter: Actor, batch_id: str, envelope: dsse.Envelope) -> ApprovalResult:
+    with ws.engine.connect() as conn:
+        batch = load_batch(conn, batch_id)
+    subject = f"batch:{batch_id}"
+    _require_audited(batch)
+    approver, keyid, predicate = _check_statement(ws, batch, envelope)
+    decision: PolicyDecision = evaluate(ws, batch_id, reverify=True)
+    with ws.engine.connect() as conn:
+        grants = ws.grants(conn, approver)
+    try:
+        require(approver, grants, "batch.approve", batch.source)
+        if not _has_role(grants, decision.approver_roles, batch.source):
+            raise AuthorizationError(
+                f"{approver} holds none of the roles the {decision.tier}-tier policy accepts for approval "
+                f"({', '.join(decision.approver_roles)})"
+            )
+        _separation(ws, batch, approver, decision.separation_of_duties)
+    except AuthorizationError as exc:
+        ws.record_denial(approver, "batch.approve", subject, str(exc))
+        raise
+    if any(a.principal == approver for a in decision.approvals):
+        raise ConflictError(
+            f"{approver} already approved batch {batch_id}",
+            advice=f"{decision.approvals_required} distinct approvers are needed; another must approve.",
+        )
+    if not decision.passed:
+        raise PolicyError(
+            f"policy refuses approval of batch {batch_id}: " + "; ".join(decision.failing()),
+            advice=f"See every rule with `dataward policy check {batch_id}`.",
+        )
+    if not _eq(predicate.get("policy"), decision.policy_digest):
+        raise ConflictError(
+            "the approval statement was prepared under another policy than the current one",
+            advice="Prepare a fresh statement with `dataward approve BATCH --prepare OUT`.",
+        )
+    digest = ws.objects.put_bytes("meta", envelope.to_bytes())
+    with _approval_change(ws, submitter, approver, batch) as ch:
+        if lifecycle.current_state(ch, batch_id) != BatchState.AUDITED:
+            raise ConflictError(f"batch {batch_id} changed state meanwhile; retry")
+        t = schema.approvals
+        have: set[str] = set(ch.conn.execute(select(t.c.principal).where(t.c.batch_id == batch_id)).scalars())
+        if approver in have:
+            raise ConflictError(f"{approver} already approved batch {batch_id}")
+        at = now_iso()
+        ch.conn.execute(
+            insert(t).values(
+                batch_id=batch_id,
+                principal=approver,
+                keyid=keyid,
+                envelope_digest=digest,
+                policy_digest=decision.policy_digest,
+                created_at=at,
+            )
+        )
+        ch.conn.execute(
+            insert(schema.attestations).values(
+                batch_id=batch_id,
+                subject=subject,
+                predicate_type=lifecycle.PREDICATE_APPROVAL,
+                envelope_digest=digest,
+                principal=approver,
+                keyid=keyid,
+                created_at=at,
+            )
+        )
+        count = len(have) + 1
+        state = BatchState.AUDITED
+        if count >= decision.approvals_required:
+            lifecycle.transition(ch, batch_id, BatchState.APPROVED)
+            state = BatchState.APPROVED
+        ch.details.update(
+            {
+                "batch": batch_id,
+                "approver": approver,
+                "keyid": keyid,
+                "approvals": count,
+                "required": decision.approvals_required,
+                "tier": decision.tier,
+                "policy": decision.policy_digest,
+                "attestations": [{"type": lifecycle.PREDICATE_APPROVAL, "sha256": digest}],
+            }
+        )
+        if submitter.name != approver:
+            ch.details["submitted_by"] = submitter.name
+    return ApprovalResult(batch_id, approver, digest, count, decision.approvals_required, str(state))
+
+
+def approve(ws: Workspace, actor: Actor, batch_id: str) -> ApprovalResult:
+    """Approve ``batch_id`` as ``actor``: prepare the statement, sign it with the actor's key, record it."""
+    with ws.engine.connect() as conn:
+        batch = load_batch(conn, batch_id)
+    with ws.engine.connect() as conn:
+        grants = ws.grants(conn, actor.name)
+    try:
+        require(actor.name, grants, "batch.approve", batch.source)
+    except AuthorizationError as exc:
+        ws.record_denial(actor.name, "batch.approve", f"batch:{batch_id}", str(exc))
+        raise
+    _require_audited(batch)
+    statement = prepare_statement(ws, batch_id, actor.name)
+    return _record(ws, actor, batch_id, dsse.sign_envelope(statement, actor.key))
+
+
+def approve_with_statement(ws: Workspace, submitter: Actor, batch_id: str, envelope_bytes: bytes) -> ApprovalResult:
+    """Record an approval signed elsewhere; authority comes from the signature of the approver it names."""
+    return _record(ws, submitter, batch_id, dsse.Envelope.from_bytes(envelope_bytes))
+
+
+def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str, Any]:
+    """Reject a batch (from quarantined, screened, audited or approved); signed and logged."""
+    if not reason or not reason.strip():
+        raise InputError("a rejection needs a reason (--reason)")
+    with ws.engine.connect() as conn:
+        batch = load_batch(conn, batch_id)
+    subject = f"batch:{batch_id}"
+    with ws.change(actor, "batch.reject", subject, source=batch.source) as ch:
+        before = lifecycle.transition(ch, batch_id, BatchState.REJECTED)
+        predicate = {
+            "batch": batch_id,
+            "source": batch.source,
+            "manifest": batch.manifest_digest,
+            "merkle_root": batch.merkle_root,
+            "from_state": before.value,
+            "reason": reason.strip(),
+            "rejected_by": actor.name,
+            "rejected_at": now_iso(),
+        }
+        digest = lifecycle.attest(
+            ws, ch, [(subject, batch.manifest_digest)], lifecycle.PREDICATE_REJECTION, predicate, batch_id=batch_id
+        )
+        ch.details["reason"] = reason.strip()
+    return {
+        "batch": batch_id,
+        "state": "rejected",
+        "from_state": before.value,
+        "reason": reason.strip(),
+        "attestation": digest,
+    }
+
+
+def approval_envelope(ws: Workspace, batch_id: str, principal: str) -> bytes:
+    """The stored DSSE envelope of ``principal``'s approval of ``batch_id``."""
+    t = schema.approvals
+    with ws.engine.connect() as conn:
+        d = conn.execute(
+            select(t.c.envelope_digest).where(t.c.batch_id == batch_id, t.c.principal == principal)
+        ).scalar()
+    if d is None:
+        raise NotFoundError(f"{principal} has not approved batch {batch_id}")
+    return ws.objects.read_bytes("meta", str(d))
+
+
+__all__ = [
+    "ApprovalResult",
+    "approval_envelope",
+    "approvals_of",
+    "approve",
+    "approve_with_statement",
+    "prepare_statement",
+    "reject",
+    "sign_statement",
+]

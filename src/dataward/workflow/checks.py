@@ -1,0 +1,403 @@
+"""The registry of batch checks that ``dataward screen BATCH`` runs.
+
+Each check adapts ONE engine to the batch: ``integrity`` re-verifies the signed manifest, files, records and
+Merkle roots (:func:`dataward.acquire.verify.verify_batch`); ``detection`` runs the poison-detector ensemble
+(:func:`dataward.detect.api.detect`) on every record file; ``screening`` runs the screening suite
+(:func:`dataward.screen.api.check_path`) on every record file. Whatever an engine gives is normalised into a
+:class:`CheckOutcome`: findings with one severity scale, record numbers relative to the whole batch, flagged
+records, PII counts and drift. An engine that cannot run on a file (no columns to infer, a format it does
+not read, a module not installed) gives a *skipped* outcome with the reason; a crash gives an *error*
+outcome. Results are values, never exceptions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from dataward.batches import Batch
+from dataward.errors import Error, InputError
+from dataward.workspace import Workspace
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+#: a screening finding at or above this severity flags the records it names
+FLAG_SEVERITY = "medium"
+#: at most this many record numbers are kept per finding in reports (counts stay exact)
+MAX_FINDING_RECORDS = 100
+
+
+def severity_rank(severity: str) -> int:
+    return _RANK.get(severity, 0)
+
+
+def severity_of_score(score: float) -> str:
+    """Map a 0..1 detector severity onto the screening scale."""
+    if score >= 0.9:
+        return "critical"
+    if score >= 0.7:
+        return "high"
+    if score >= 0.4:
+        return "medium"
+    if score >= 0.2:
+        return "low"
+    return "info"
+
+
+@dataclass(frozen=True)
+class RecordFile:
+    """One file of the batch as the engines read it: a local path, its format, its first record's number."""
+
+    position: int
+    name: str
+    format: str
+    path: Path
+    offset: int  # number of the file's first record within the batch
+    records: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    ws: Workspace
+    batch: Batch
+    files: tuple[RecordFile, ...]
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def opts(self, check: str) -> dict[str, Any]:
+        return dict(self.options.get(check, {}))
+
+
+@dataclass(frozen=True)
+class NormalFinding:
+    engine: str
+    check: str
+    kind: str
+    severity: str
+    summary: str
+    file: str | None = None
+    records: tuple[int, ...] = ()  # record numbers within the batch (may be capped; see n_records)
+    n_records: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "check": self.check,
+            "kind": self.kind,
+            "severity": self.severity,
+            "summary": self.summary,
+            "file": self.file,
+            "records": list(self.records[:MAX_FINDING_RECORDS]),
+            "n_records": self.n_records,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> NormalFinding:
+        return cls(
+            str(d["engine"]),
+            str(d["check"]),
+            str(d["kind"]),
+            str(d["severity"]),
+            str(d["summary"]),
+            d.get("file"),
+            tuple(int(r) for r in d.get("records", ())),
+            int(d.get("n_records", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What one check found. ``status``: passed | failed | skipped | error."""
+
+    name: str
+    engine: str
+    status: str
+    reason: str | None = None
+    findings: tuple[NormalFinding, ...] = ()
+    flagged: frozenset[int] = frozenset()
+    pii_counts: Mapping[str, int] = field(default_factory=dict)
+    drift: tuple[Mapping[str, Any], ...] = ()
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> bool:
+        return self.status in ("passed", "failed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "engine": self.engine,
+            "status": self.status,
+            "reason": self.reason,
+            "findings": len(self.findings),
+            "flagged": len(self.flagged),
+            "stats": dict(self.stats),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class BatchCheck(ABC):
+    """A registered batch check: adapts one engine; ``run`` never raises for bad input."""
+
+    name: ClassVar[str]
+    engine: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def run(self, ctx: CheckContext) -> CheckOutcome: ...
+
+
+_C = TypeVar("_C", bound=type[BatchCheck])
+_REGISTRY: dict[str, type[BatchCheck]] = {}
+
+
+def register(cls: _C) -> _C:
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"batch check {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[BatchCheck]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown batch check {name!r}", advice=f"Known checks: {', '.join(names())}.") from None
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def run_check(check: BatchCheck, ctx: CheckContext) -> CheckOutcome:
+    """Run ``check``; an unexpected exception becomes an ``error`` outcome naming where it happened."""
+    t0 = time.perf_counter()
+    try:
+        out = check.run(ctx)
+    except Exception as exc:  # an engine bug must not take screening down, nor hide that it did not run
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        loc = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+        out = CheckOutcome(check.name, check.engine, "error", f"{type(exc).__name__}: {str(exc)[:200]}{loc}")
+    return CheckOutcome(
+        out.name,
+        out.engine,
+        out.status,
+        out.reason,
+        out.findings,
+        out.flagged,
+        out.pii_counts,
+        out.drift,
+        out.stats,
+        time.perf_counter() - t0,
+    )
+
+
+def _status(findings: Iterable[NormalFinding], flagged: frozenset[int]) -> str:
+    bad = any(severity_rank(f.severity) >= severity_rank(FLAG_SEVERITY) for f in findings)
+    return "failed" if bad or flagged else "passed"
+
+
+def _per_file(
+    ctx: CheckContext,
+    supported: Mapping[str, str],
+    run_file: Callable[[RecordFile, str], tuple[list[NormalFinding], set[int], str | None]],
+) -> tuple[list[NormalFinding], set[int], list[str], int]:
+    """Run ``run_file(file, engine_format)`` on every file; collect findings, flags and skip reasons."""
+    findings: list[NormalFinding] = []
+    flagged: set[int] = set()
+    skipped: list[str] = []
+    ran = 0
+    for rf in ctx.files:
+        fmt = supported.get(rf.format)
+        if fmt is None:
+            skipped.append(f"{rf.name}: format {rf.format} is not read by this engine")
+            continue
+        if rf.records == 0:
+            skipped.append(f"{rf.name}: no records")
+            continue
+        try:
+            fs, fl, why = run_file(rf, fmt)
+        except Error as exc:
+            skipped.append(f"{rf.name}: {exc.message}")
+            continue
+        if why is not None:
+            skipped.append(f"{rf.name}: {why}")
+            continue
+        ran += 1
+        findings.extend(fs)
+        flagged |= fl
+    return findings, flagged, skipped, ran
+
+
+def _globalise(rf: RecordFile, records: Iterable[int], n_engine: int) -> tuple[int, ...]:
+    """Record numbers within the file -> within the batch (only when the engine saw the same records)."""
+    if n_engine != rf.records:
+        return ()
+    return tuple(rf.offset + int(r) for r in records if 0 <= int(r) < rf.records)
+
+
+def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> NormalFinding:
+    return NormalFinding(
+        engine,
+        check,
+        "record_count_mismatch",
+        "medium",
+        f"{engine} read {n_engine} records in {rf.name}, the manifest has {rf.records}; its findings are "
+        "not mapped to records",
+        rf.name,
+    )
+
+
+# --- integrity -----------------------------------------------------------------------------------------------
+
+
+@register
+class IntegrityCheck(BatchCheck):
+    name = "integrity"
+    engine = "dataward.acquire.verify"
+    description = "re-hash every quarantined object; check records, Merkle roots and the manifest signature"
+
+    def run(self, ctx: CheckContext) -> CheckOutcome:
+        from dataward.acquire.verify import verify_batch
+
+        report = verify_batch(ctx.ws, ctx.batch.id, area="quarantine")
+        findings = tuple(
+            NormalFinding(
+                self.engine,
+                self.name,
+                p.kind,
+                "critical",
+                p.line(),
+                p.file,
+                () if p.record is None else (p.record,),
+                0 if p.record is None else 1,
+            )
+            for p in report.problems
+        )
+        stats: dict[str, Any] = {"files_checked": report.files_checked, "records_checked": report.records_checked}
+        stats["signer"] = report.signer
+        return CheckOutcome(self.name, self.engine, "passed" if report.ok else "failed", None, findings, stats=stats)
+
+
+# --- detection -----------------------------------------------------------------------------------------------
+
+_DETECT_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet"}
+_DETECT_OPTIONS = ("label", "text", "prompt", "response", "messages", "image", "features", "detectors", "exclude")
+
+
+@register
+class DetectionCheck(BatchCheck):
+    name = "detection"
+    engine = "dataward.detect"
+    description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
+
+    def run(self, ctx: CheckContext) -> CheckOutcome:
+        try:
+            api = importlib.import_module("dataward.detect.api")
+        except ModuleNotFoundError as exc:
+            return CheckOutcome(self.name, self.engine, "skipped", f"detection engine not available ({exc.name})")
+        opts = ctx.opts(self.name)
+        kwargs = {k: opts[k] for k in _DETECT_OPTIONS if opts.get(k) is not None}
+        seed = int(opts.get("seed", 0))
+        detectors_run: dict[str, int] = {}
+
+        def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
+            report = api.detect(rf.path, format=fmt, seed=seed, **kwargs)
+            ran = [d for d in report.detectors if not d.get("skipped")]
+            if not ran:
+                why = "; ".join(f"{d['name']}: {d['skipped']}" for d in report.detectors) or "no detector applies"
+                return [], set(), f"no detector ran ({why})"
+            for d in ran:
+                detectors_run[d["name"]] = detectors_run.get(d["name"], 0) + 1
+            n = report.n_records
+            out: list[NormalFinding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
+            for f in report.findings:
+                recs = _globalise(rf, f.records, n)
+                out.append(
+                    NormalFinding(
+                        self.engine,
+                        f.detector,
+                        f.kind,
+                        severity_of_score(float(f.severity)),
+                        f.summary,
+                        rf.name,
+                        recs,
+                        len(f.records),
+                    )
+                )
+            flagged = set(_globalise(rf, (int(i) for i in report.flagged.nonzero()[0]), n))
+            return out, flagged, None
+
+        findings, flagged, skipped, ran = _per_file(ctx, _DETECT_FORMATS, run_file)
+        stats: dict[str, Any] = {"files_run": ran, "files_skipped": skipped, "detectors": detectors_run}
+        if not ran:
+            return CheckOutcome(self.name, self.engine, "skipped", "; ".join(skipped) or "no files", stats=stats)
+        fl = frozenset(flagged)
+        return CheckOutcome(self.name, self.engine, _status(findings, fl), None, tuple(findings), fl, stats=stats)
+
+
+# --- screening suite -----------------------------------------------------------------------------------------
+
+_SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "txt"}
+_SCREEN_OPTIONS = ("baseline", "label", "text", "group", "image", "licence_column", "checks")
+_DRIFT_CHECKS = ("drift", "labels", "group_bias")
+
+
+@register
+class ScreeningCheck(BatchCheck):
+    name = "screening"
+    engine = "dataward.screen"
+    description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"
+
+    def run(self, ctx: CheckContext) -> CheckOutcome:
+        try:
+            api = importlib.import_module("dataward.screen.api")
+        except ModuleNotFoundError as exc:
+            return CheckOutcome(self.name, self.engine, "skipped", f"screening suite not available ({exc.name})")
+        opts = ctx.opts(self.name)
+        kwargs = {k: opts[k] for k in _SCREEN_OPTIONS if opts.get(k) is not None}
+        pii: dict[str, int] = {}
+        drift: list[dict[str, Any]] = []
+        check_status: dict[str, str] = {}
+
+        def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
+            report = api.check_path(rf.path, format=fmt, seed=int(opts.get("seed", 0)), **kwargs)
+            n = report.n_records
+            out: list[NormalFinding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
+            flagged: set[int] = set()
+            for r in report.results:
+                if r.skipped and not r.findings:
+                    check_status.setdefault(r.check, f"skipped: {r.skipped}")
+                else:
+                    check_status[r.check] = "ran"
+                for f in r.findings:
+                    sev = str(f.severity.value)
+                    recs = _globalise(rf, f.records, n)
+                    count = int(f.evidence.get("n_records", len(f.records)))
+                    out.append(NormalFinding(self.engine, f.check, f.kind, sev, f.summary, rf.name, recs, count))
+                    if severity_rank(sev) >= severity_rank(FLAG_SEVERITY):
+                        flagged.update(recs)
+                    if f.check == "pii":
+                        pii[f.kind] = pii.get(f.kind, 0) + count
+                    if f.check in _DRIFT_CHECKS:
+                        column = f.evidence.get("column")
+                        drift.append(
+                            {"file": rf.name, "check": f.check, "kind": f.kind, "severity": sev, "column": column}
+                        )
+            return out, flagged, None
+
+        findings, flagged, skipped, ran = _per_file(ctx, _SCREEN_FORMATS, run_file)
+        stats: dict[str, Any] = {"files_run": ran, "files_skipped": skipped, "checks": check_status}
+        if not ran:
+            return CheckOutcome(self.name, self.engine, "skipped", "; ".join(skipped) or "no files", stats=stats)
+        fl = frozenset(flagged)
+        return CheckOutcome(
+            self.name, self.engine, _status(findings, fl), None, tuple(findings), fl, pii, tuple(drift), stats
+        )
