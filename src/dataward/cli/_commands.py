@@ -8,4 +8,5 @@ from __future__ import annotations
 import dataward.cli._acquire
 import dataward.cli._detect
 import dataward.cli._log
+import dataward.cli._screen
 import dataward.cli._workspace  # noqa: F401

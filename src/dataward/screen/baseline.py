@@ -528,17 +528,26 @@ class ProfileBuilder:
             if len(col.shapes) > MAX_SHAPES:
                 col.shapes_overflow, col.shapes = True, {}
         if self._text_like[name]:
-            toks = tokenize(s)
+            toks = tokenize(distinct)
             per_record = np.asarray(pc.list_value_length(toks).to_numpy(zero_copy_only=False), dtype=np.int64)
             flat = pc.list_flatten(toks)
-            flat = pc.filter(flat, pc.greater(pc.utf8_length(flat), 0))
-            col.n_tokens += len(flat)
-            _add_counts(col.tokens, value_counts(flat))
+            parents = np.asarray(pc.list_parent_indices(toks).to_numpy(zero_copy_only=False), dtype=np.int64)
+            nonempty = bool_np(pc.greater(pc.utf8_length(flat), 0))
+            w = weights[parents[nonempty]]
+            col.n_tokens += int(w.sum())
+            if w.size:
+                grouped = (
+                    pa.table({"t": pc.filter(flat, pa.array(nonempty)), "w": w}).group_by("t").aggregate([("w", "sum")])
+                )
+                _add_counts(
+                    col.tokens, zip(grouped.column("t").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True)
+                )
             col.tokens, dropped = _top(col.tokens, self.profile.max_tokens)
             col.tokens_dropped_max = max(col.tokens_dropped_max, dropped)
             pb = np.minimum(per_record, 1 << 20)
             tb = np.where(pb <= 64, pb, 1 << np.ceil(np.log2(np.maximum(pb, 1))).astype(np.int64))
-            ub, uc = np.unique(tb, return_counts=True)
+            ub, inv = np.unique(tb, return_inverse=True)
+            uc = np.bincount(inv, weights=weights).astype(np.int64)
             _add_counts(col.tokens_per_record, ((str(int(b)), int(c)) for b, c in zip(ub, uc, strict=True)))
 
     def _update_sample(self, batch: pa.RecordBatch, offset: int) -> None:

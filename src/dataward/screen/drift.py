@@ -127,10 +127,10 @@ class DriftCheck(Check):
             row: dict[str, Any] | None = None
             if base.kind in ("numeric", "integer") and not (base.kind == "integer" and base.is_categorical):
                 row = self._numeric(name, base, bl.profile, bp)
-            elif base.is_categorical or base.role in ("categorical", "group"):
-                row = self._categorical(base, col)
             elif base.role == "text":
                 row = self._text(base, col)
+            elif base.is_categorical or base.role in ("categorical", "group"):
+                row = self._categorical(base, col)
             if row is None:
                 continue
             table[name] = {k: v for k, v in row.items() if k != "histogram"}

@@ -1,1 +1,175 @@
-"""(being written)"""
+"""Robust multivariate outliers on the numeric features.
+
+The robust location and covariance (concentration steps of the Minimum Covariance Determinant on the 90%
+most central rows) are fitted on trusted
+rows when there is a baseline (its row sample is aligned across columns) or else on a sample of the batch,
+after a median/MAD scaling per column. Each record's squared robust Mahalanobis distance is compared with
+the chi-square quantile ``1 - 1e-4`` for its dimension; the record's score is the chi-square CDF of its
+distance (in [0, 1], 1 = most suspicious). The finding lists the farthest records (at most
+``ScreenPolicy.outlier_max_share`` of the batch) and the columns that push each of them out.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from dataward.screen._util import as_float, fmt_share, is_numeric
+from dataward.screen.interface import Check, CheckResult, Finding, Severity
+from dataward.screen.registry import register
+
+_FIT_ROWS = 5000
+_MAX_DIMS = 50
+_TAIL = 1e-4
+
+
+def trimmed_covariance(z: np.ndarray, keep: float = 0.9, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Location and covariance of the ``keep`` share of rows nearest the centre, refined a few rounds
+    (concentration steps as in FastMCD, from the coordinate-wise median start)."""
+    subset = z
+    loc = np.median(z, axis=0)
+    cov = np.cov(z, rowvar=False) + 1e-9 * np.eye(z.shape[1])
+    for _ in range(rounds):
+        prec = np.linalg.pinv(cov)
+        d = z - loc
+        d2 = np.einsum("ij,jk,ik->i", d, prec, d)
+        subset = z[d2 <= np.quantile(d2, keep)]
+        loc = subset.mean(axis=0)
+        cov = np.cov(subset, rowvar=False) + 1e-9 * np.eye(z.shape[1])
+    # consistency factor for a trimmed normal sample
+    factor = keep / stats.chi2.cdf(stats.chi2.ppf(keep, z.shape[1]), z.shape[1] + 2)
+    return loc, cov * factor
+
+
+@register
+class OutliersCheck(Check):
+    name = "outliers"
+    description = "robust multivariate outliers (MCD Mahalanobis distance) on numeric features"
+
+    def begin(self, ctx: Any) -> None:
+        super().begin(ctx)
+        self._cols: list[str] | None = None
+        self._center: np.ndarray | None = None
+        self._scale: np.ndarray | None = None
+        self._loc: np.ndarray | None = None
+        self._prec: np.ndarray | None = None
+        self._threshold = 0.0
+        self._heap: list[tuple[float, int, int]] = []  # (distance, record, top column index)
+        self._count = 0
+        self._hist = np.zeros(20, dtype=np.int64)
+        self._skip: str | None = None
+
+    def _choose(self, batch: pa.RecordBatch) -> list[str]:
+        ctx = self.context
+        skip = {ctx.options.label, *ctx.options.group}
+        if ctx.baseline is not None:
+            cols = [
+                c.name
+                for c in ctx.baseline.profile.columns.values()
+                if c.role == "numeric" and c.name in batch.schema.names and c.name not in skip and c.std > 0
+            ]
+        else:
+            cols = [n for n in batch.schema.names if is_numeric(batch.column(n).type) and n not in skip]
+        return cols[:_MAX_DIMS]
+
+    def _fit(self, batch: pa.RecordBatch) -> None:
+        ctx = self.context
+        cols = self._cols or []
+        if ctx.baseline is not None:
+            prof = ctx.baseline.profile
+            fit = np.column_stack(
+                [np.array([np.nan if v is None else v for v in prof.sample.get(c, [])], dtype=np.float64) for c in cols]
+            )
+        else:
+            fit = np.column_stack([as_float(batch.column(c)) for c in cols])
+        fit = fit[np.all(np.isfinite(fit), axis=1)]
+        if fit.shape[0] > _FIT_ROWS:
+            rng = np.random.default_rng(ctx.options.seed)
+            fit = fit[rng.choice(fit.shape[0], _FIT_ROWS, replace=False)]
+        if fit.shape[0] < max(50, 5 * len(cols)):
+            self._skip = "too few complete numeric rows to fit a robust covariance"
+            return
+        center = np.median(fit, axis=0)
+        scale = 1.4826 * np.median(np.abs(fit - center), axis=0)
+        scale = np.where(scale > 0, scale, np.std(fit, axis=0))
+        scale = np.where(scale > 0, scale, 1.0)
+        z = (fit - center) / scale
+        loc, cov = trimmed_covariance(z)
+        self._center, self._scale = center, scale
+        self._loc, self._prec = loc, np.linalg.pinv(cov)
+        self._threshold = float(stats.chi2.ppf(1 - _TAIL, len(cols)))
+
+    def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        if self._skip:
+            return
+        if self._cols is None:
+            self._cols = self._choose(batch)
+            if len(self._cols) < 2:
+                self._skip = "fewer than two numeric columns"
+                return
+            self._fit(batch)
+            if self._skip:
+                return
+        assert self._center is not None and self._scale is not None and self._loc is not None
+        assert self._prec is not None
+        x = np.column_stack(
+            [
+                as_float(batch.column(c)) if c in batch.schema.names else np.full(batch.num_rows, np.nan)
+                for c in self._cols
+            ]
+        )
+        z = (x - self._center) / self._scale - self._loc
+        z = np.where(np.isfinite(z), z, 0.0)  # missing or non-finite values do not push a record out
+        d2 = np.einsum("ij,jk,ik->i", z, self._prec, z)
+        score = stats.chi2.cdf(d2, len(self._cols))
+        self._hist += np.histogram(score, bins=20, range=(0.0, 1.0))[0]
+        out = np.flatnonzero(d2 > self._threshold)
+        self._count += out.size
+        for i in out[np.argsort(-d2[out])][:2000].tolist():
+            item = (float(d2[i]), offset + i, int(np.argmax(np.abs(z[i]))))
+            if len(self._heap) < 2000:
+                heapq.heappush(self._heap, item)
+            elif item[0] > self._heap[0][0]:
+                heapq.heapreplace(self._heap, item)
+
+    def finish(self) -> CheckResult:
+        ctx = self.context
+        n = max(ctx.n_records, 1)
+        stats_ = {
+            "score_histogram": {"edges": np.linspace(0, 1, 21).tolist(), "counts": self._hist.tolist()},
+            "columns": self._cols or [],
+            "threshold_d2": self._threshold,
+        }
+        if self._skip:
+            return CheckResult(self.name, stats=stats_, skipped=self._skip)
+        if not self._count:
+            return CheckResult(self.name, stats=stats_)
+        limit = max(1, int(ctx.policy.outlier_max_share * n))
+        top = sorted(self._heap, reverse=True)[: min(limit, 1000)]
+        cols = self._cols or []
+        pushed: dict[str, int] = {}
+        for _d, _r, ci in top:
+            pushed[cols[ci]] = pushed.get(cols[ci], 0) + 1
+        share = self._count / n
+        expected = _TAIL * (50 if ctx.baseline is None else 5)
+        sev = Severity.MEDIUM if share >= max(0.002, expected) else Severity.LOW
+        finding = Finding(
+            self.name,
+            "multivariate_outliers",
+            sev,
+            f"{self._count} record(s) ({fmt_share(share)}) lie beyond the robust distance threshold over "
+            f"{len(cols)} numeric columns; most pushed by {', '.join(sorted(pushed, key=lambda c: -pushed[c])[:3])}",
+            tuple(sorted(r for _d, r, _c in top)),
+            {
+                "n_records": self._count,
+                "share": share,
+                "columns_pushing": pushed,
+                "top": [{"record": r, "d2": round(d, 3), "column": cols[c]} for d, r, c in top[:20]],
+                "fitted_on": "baseline" if ctx.baseline is not None else "batch",
+            },
+        )
+        return CheckResult(self.name, (finding,), stats_)

@@ -320,6 +320,8 @@ class NewValuesCheck(Check):
         super().begin(ctx)
         self._sets: dict[str, pa.Array] = {}
         for name, col in _baseline_columns(self).items():
+            if col.role == "text":
+                continue
             if col.is_categorical or (col.role in ("label", "group") and not col.values_overflow and col.values):
                 self._sets[name] = pa.array(sorted(col.values), pa.string())
         self._counts: dict[str, dict[str, int]] = {n: {} for n in self._sets}
