@@ -19,6 +19,11 @@ from dataward.errors import (
     SignatureError,
     WorkspaceError,
 )
+from dataward.lineage.runs import training_run
+from dataward.release.reader import export_version as export
+from dataward.release.reader import open_dataset
+
+open = open_dataset  # shadows the builtin only inside this module's namespace
 
 __all__ = [
     "AuthorizationError",
@@ -32,4 +37,8 @@ __all__ = [
     "WorkspaceError",
     "__version__",
     "detect",
+    "export",
+    "open",
+    "open_dataset",
+    "training_run",
 ]

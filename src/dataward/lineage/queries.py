@@ -1,0 +1,181 @@
+"""Lineage queries over the catalog: up- and downstream of a model, version, batch or source; blast radius.
+
+The graph: source -> batch (supplied), batch -> version (contained in), version -> run (trained on),
+model -> run (base model of), run -> model (produced). A version's parent is shown but not followed:
+a child version need not contain its parent's records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from dataward.errors import InputError, NotFoundError
+from dataward.lineage.runs import hash_file
+from dataward.release.versions import parse_spec
+from dataward.store import schema
+from dataward.workspace import Workspace
+
+_HEX64 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+
+
+@dataclass
+class Graph:
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    down: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    up: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    parents: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, **attrs: Any) -> None:
+        node = self.nodes.setdefault(key, {"id": key, "type": key.split(":", 1)[0]})
+        node.update(attrs)
+
+    def link(self, a: str, b: str, rel: str) -> None:
+        self.down[a].add(b)
+        self.up[b].add(a)
+        self.edges.append((a, b, rel))
+
+    def walk(self, start: str, direction: str) -> list[str]:
+        nxt = self.down if direction == "down" else self.up
+        seen: set[str] = {start}
+        q = deque([start])
+        order: list[str] = []
+        while q:
+            k = q.popleft()
+            for m in sorted(nxt.get(k, ())):
+                if m not in seen:
+                    seen.add(m)
+                    order.append(m)
+                    q.append(m)
+        return order
+
+
+def build_graph(ws: Workspace) -> Graph:
+    g = Graph()
+    with ws.engine.connect() as conn:
+        for s in conn.execute(select(schema.sources.c.name, schema.sources.c.kind)):
+            g.add(f"source:{s.name}", kind=s.kind)
+        b = schema.batches
+        for r in conn.execute(select(b.c.id, b.c.source, b.c.state, b.c.record_count)):
+            g.add(f"batch:{r.id}", source=r.source, state=r.state, records=int(r.record_count))
+            g.link(f"source:{r.source}", f"batch:{r.id}", "supplied")
+        v = schema.dataset_versions
+        for r in conn.execute(select(v)):
+            key = f"version:{r.dataset}@{r.number}"
+            g.add(key, records=int(r.record_count), kind=r.kind, created_at=r.created_at, merkle_root=r.merkle_root)
+            if r.parent is not None:
+                g.parents[key] = f"version:{r.dataset}@{r.parent}"
+        vb = schema.version_batches
+        for r in conn.execute(select(vb)):
+            g.link(f"batch:{r.batch_id}", f"version:{r.dataset}@{r.number}", "contained in")
+        for r in conn.execute(select(schema.runs)):
+            g.add(f"run:{r.id}", principal=r.principal, status=r.status, finished_at=r.finished_at)
+        for r in conn.execute(select(schema.run_inputs)):
+            if r.kind == "version":
+                g.link(f"version:{r.ref}", f"run:{r.run_id}", "trained on")
+            else:
+                g.add(f"model:{r.sha256}", name=r.ref)
+                g.link(f"model:{r.sha256}", f"run:{r.run_id}", "base model of")
+        for r in conn.execute(select(schema.run_outputs)):
+            g.add(f"model:{r.sha256}", name=r.name, size=int(r.size))
+            g.link(f"run:{r.run_id}", f"model:{r.sha256}", "produced")
+    return g
+
+
+def resolve(ws: Workspace, g: Graph, target: str) -> str:
+    """The graph key of ``target``: DATASET@N, a batch id, a source, a run id, a model digest or path."""
+    if "@" in target:
+        try:
+            ds, n = parse_spec(target)
+        except InputError:
+            ds, n = "", None
+        if ds:
+            if n is None:
+                ns = [int(k.rsplit("@", 1)[1]) for k in g.nodes if k.startswith(f"version:{ds}@")]
+                n = max(ns) if ns else 0
+            if f"version:{ds}@{n}" in g.nodes:
+                return f"version:{ds}@{n}"
+    for kind in ("batch", "source", "run"):
+        if f"{kind}:{target}" in g.nodes:
+            return f"{kind}:{target}"
+    t = target.lower()
+    if _HEX64.match(t):
+        key = f"model:{t.removeprefix('sha256:')}"
+        if key in g.nodes:
+            return key
+        raise NotFoundError(f"no recorded model with SHA-256 {t[:16]}...")
+    p = Path(target)
+    if p.is_file():
+        a = hash_file(p)
+        key = f"model:{a.sha256}"
+        if key in g.nodes:
+            return key
+        raise NotFoundError(
+            f"{p}: no recorded run produced or used this file (SHA-256 {a.sha256[:16]}...)",
+            advice="Record the run that made it with `dataward run record`.",
+        )
+    raise NotFoundError(f"{target!r} is not a model, version, batch, source or run of this workspace")
+
+
+def _subgraph_edges(g: Graph, keys: set[str]) -> list[dict[str, str]]:
+    return [{"from": a, "to": b, "relation": r} for a, b, r in g.edges if a in keys and b in keys]
+
+
+def lineage(ws: Workspace, target: str) -> dict[str, Any]:
+    """Everything upstream (what it came from) and downstream (what came from it) of ``target``."""
+    g = build_graph(ws)
+    key = resolve(ws, g, target)
+    up = g.walk(key, "up")
+    down = g.walk(key, "down")
+    keys = {key, *up, *down}
+    out: dict[str, Any] = {
+        "target": g.nodes[key],
+        "upstream": [g.nodes[k] for k in up],
+        "downstream": [g.nodes[k] for k in down],
+        "edges": _subgraph_edges(g, keys),
+    }
+    if key in g.parents:
+        out["parent_version"] = g.parents[key].split(":", 1)[1]
+    return out
+
+
+def blast_radius(ws: Workspace, target: str) -> dict[str, Any]:
+    """Every version that contains records from a batch or source, every run and model made from them."""
+    g = build_graph(ws)
+    key = resolve(ws, g, target)
+    if g.nodes[key]["type"] not in ("batch", "source"):
+        raise InputError(f"blast radius starts at a batch or a source, not a {g.nodes[key]['type']}")
+    down = g.walk(key, "down")
+    batches = [key] if key.startswith("batch:") else [k for k in down if k.startswith("batch:")]
+    bset = set(batches)
+    versions = []
+    for k in down:
+        if k.startswith("version:"):
+            contained = sorted(b.split(":", 1)[1] for b in g.up[k] if b in bset)
+            versions.append(
+                {
+                    "version": k.split(":", 1)[1],
+                    "batches": contained,
+                    "records_from_target": sum(int(g.nodes[f"batch:{b}"].get("records", 0)) for b in contained),
+                    "records": g.nodes[k].get("records"),
+                }
+            )
+    runs = [g.nodes[k] for k in down if k.startswith("run:")]
+    models = []
+    for k in down:
+        if k.startswith("model:"):
+            producers = sorted(r.split(":", 1)[1] for r in g.up[k] if r.startswith("run:"))
+            models.append({"sha256": k.split(":", 1)[1], "name": g.nodes[k].get("name"), "runs": producers})
+    return {
+        "target": g.nodes[key],
+        "batches": [g.nodes[b] for b in batches],
+        "versions": versions,
+        "runs": runs,
+        "models": models,
+    }

@@ -1,0 +1,259 @@
+"""Import the outputs a DVC repository tracks, without DVC: ``*.dvc`` files and ``dvc.lock``.
+
+Each tracked output (``outs: - md5: ..., path: ...``) becomes one quarantined batch of an ``internal``
+source. Data comes from the DVC cache (DVC 3: ``.dvc/cache/files/md5/ab/cdef...``; DVC 2:
+``.dvc/cache/ab/cdef...``; a ``[cache] dir`` in ``.dvc/config`` is honoured), or from the working tree
+when the cache lacks it. DVC records only MD5, so every byte is checked against its MD5 while it is copied
+to a private staging directory, then acquired (fingerprinted with SHA-256) as usual. An object whose MD5
+does not match is refused. Directories are ``.dir`` objects: a JSON list of ``{"md5", "relpath"}``.
+DVC 2 hashed text files after converting CRLF to LF; for DVC 2 entries that form is accepted too.
+Only the working tree's tracked versions are imported (not every git revision).
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import hmac
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from dataward.acquire.acquire import acquire
+from dataward.acquire.inputs import safe_relative_name
+from dataward.core import dsse
+from dataward.errors import InputError, IntegrityError
+from dataward.identity import Actor
+from dataward.lifecycle import attest
+from dataward.sources import SourceKind, get_source
+from dataward.workspace import Workspace
+
+PREDICATE_DVC_IMPORT = dsse.PREDICATE_PREFIX + "dvc-import/v1"
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_SKIP_DIRS = {".git", ".dvc"}
+
+
+@dataclass(frozen=True)
+class Tracked:
+    path: str  # the output's path relative to the repository root (POSIX)
+    md5: str  # as DVC recorded it ("...".dir for directories)
+    tracked_in: str  # the .dvc file or dvc.lock (relative to the root)
+    legacy: bool  # DVC 2 entry (no "hash: md5"): text may have been hashed after CRLF -> LF
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+def _load_yaml(path: Path, root: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path.relative_to(root)}: not readable YAML ({str(exc).splitlines()[0]})") from None
+
+
+def _out(entry: Any, base: PurePosixPath, where: str) -> Tracked | None:
+    if not isinstance(entry, dict) or "path" not in entry:
+        raise InputError(f"{where}: an `outs` entry has no path")
+    md5 = entry.get("md5")
+    if md5 is None:
+        return None  # not cached by DVC (e.g. metrics with cache: false and no hash)
+    md5 = str(md5).lower()
+    if not _MD5.match(md5):
+        raise InputError(f"{where}: {entry['path']!r} has md5 {md5!r}, not an MD5 digest")
+    rel = safe_relative_name(str(base / str(entry["path"])), where)
+    return Tracked(rel, md5, where, legacy=entry.get("hash") != "md5")
+
+
+def find_tracked(root: Path) -> list[Tracked]:
+    """Every output tracked by a ``*.dvc`` file or a ``dvc.lock`` below ``root`` (sorted by path)."""
+    found: dict[str, Tracked] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part in _SKIP_DIRS for part in rel.parts[:-1]) or not p.is_file():
+            continue
+        base = PurePosixPath(rel.parent.as_posix())
+        where = rel.as_posix()
+        outs: list[Any] = []
+        if p.suffix == ".dvc":
+            doc = _load_yaml(p, root)
+            outs = (doc.get("outs") or []) if isinstance(doc, dict) else []
+        elif p.name == "dvc.lock":
+            doc = _load_yaml(p, root)
+            stages = (doc.get("stages") or {}) if isinstance(doc, dict) else {}
+            for stage in stages.values() if isinstance(stages, dict) else []:
+                if isinstance(stage, dict):
+                    outs.extend(stage.get("outs") or [])
+        for o in outs:
+            t = _out(o, base, where)
+            if t is not None:
+                found.setdefault(t.path, t)
+    return [found[k] for k in sorted(found)]
+
+
+def cache_dirs(root: Path) -> list[Path]:
+    dirs = [root / ".dvc" / "cache"]
+    cfg = root / ".dvc" / "config"
+    if cfg.is_file():
+        cp = configparser.ConfigParser()
+        try:
+            cp.read(cfg, encoding="utf-8")
+            d = cp.get("cache", "dir", fallback=None)
+        except (configparser.Error, UnicodeDecodeError):
+            d = None
+        if d:
+            dirs.insert(0, (root / ".dvc" / d).resolve())
+    return dirs
+
+
+def _candidates(root: Path, md5: str, legacy: bool) -> list[Path]:
+    v3 = [c / "files" / "md5" / md5[:2] / md5[2:] for c in cache_dirs(root)]
+    v2 = [c / md5[:2] / md5[2:] for c in cache_dirs(root)]
+    return v2 + v3 if legacy else v3 + v2
+
+
+def _looks_text(head: bytes) -> bool:
+    return b"\x00" not in head
+
+
+def _copy_checked(src: Path, dest: Path | None, md5: str, legacy: bool, what: str) -> bytes:
+    """Copy ``src`` to ``dest`` (if given), checking its MD5 on the way; returns the bytes if dest is None."""
+    raw = hashlib.md5(usedforsecurity=False)
+    d2u = hashlib.md5(usedforsecurity=False)
+    keep: list[bytes] = []
+    carry = b""
+    head = b""
+    try:
+        with open(src, "rb") as f, open(dest, "xb") if dest is not None else _NullWriter() as out:
+            while chunk := f.read(1 << 20):
+                if len(head) < 8000:
+                    head += chunk[: 8000 - len(head)]
+                raw.update(chunk)
+                buf = carry + chunk
+                carry = b"\r" if buf.endswith(b"\r") else b""
+                d2u.update((buf[:-1] if carry else buf).replace(b"\r\n", b"\n"))
+                out.write(chunk)
+                if dest is None:
+                    keep.append(chunk)
+            d2u.update(carry)
+    except OSError as exc:
+        raise InputError(f"{src}: cannot read ({exc.strerror})") from None
+    want = md5.removesuffix(".dir")
+    ok = hmac.compare_digest(raw.hexdigest(), want) or (
+        legacy and _looks_text(head) and hmac.compare_digest(d2u.hexdigest(), want)
+    )
+    if not ok:
+        if dest is not None:
+            dest.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{what}: {src} has MD5 {raw.hexdigest()}, DVC recorded {want}",
+            advice="The DVC cache object was altered or corrupted; refusing it. Re-fetch it (`dvc pull`).",
+        )
+    return b"".join(keep)
+
+
+class _NullWriter:
+    def write(self, _b: bytes) -> int:
+        return 0
+
+    def __enter__(self) -> _NullWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _fetch(root: Path, md5: str, legacy: bool, fallback: Path | None, dest: Path | None, what: str) -> bytes:
+    for c in _candidates(root, md5, legacy):
+        if c.is_file():
+            return _copy_checked(c, dest, md5, legacy, what)
+    if fallback is not None and fallback.is_file():
+        return _copy_checked(fallback, dest, md5, legacy, what)
+    raise InputError(
+        f"{what}: object {md5} is neither in the DVC cache nor in the working tree",
+        advice="Run `dvc pull` (or `dvc checkout`) in the repository first.",
+    )
+
+
+def stage_output(root: Path, t: Tracked, staging: Path) -> dict[str, str]:
+    """Copy output ``t`` into ``staging`` (under its repository path), MD5-checked; returns name -> md5."""
+    md5s: dict[str, str] = {}
+    if not t.is_dir:
+        dest = staging / t.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _fetch(root, t.md5, t.legacy, root / t.path, dest, f"{t.tracked_in}: {t.path}")
+        md5s[t.path] = t.md5
+        return md5s
+    listing = _fetch(root, t.md5, t.legacy, None, None, f"{t.tracked_in}: {t.path} (.dir listing)")
+    try:
+        entries = json.loads(listing)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{t.tracked_in}: the .dir listing of {t.path} is not JSON") from None
+    if not isinstance(entries, list):
+        raise InputError(f"{t.tracked_in}: the .dir listing of {t.path} is not a list")
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("relpath"), str) or not isinstance(e.get("md5"), str):
+            raise InputError(f"{t.tracked_in}: malformed entry in the .dir listing of {t.path}")
+        rel = safe_relative_name(f"{t.path}/{e['relpath']}", f"{t.tracked_in} ({t.path}.dir)")
+        md5 = e["md5"].lower()
+        if not _MD5.match(md5) or md5.endswith(".dir"):
+            raise InputError(f"{t.tracked_in}: {rel} has md5 {md5!r}, not an MD5 digest")
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _fetch(root, md5, t.legacy, root / rel, dest, f"{t.tracked_in}: {rel}")
+        md5s[rel] = md5
+    if not md5s:
+        raise InputError(f"{t.tracked_in}: directory {t.path} is empty")
+    return md5s
+
+
+def import_dvc(ws: Workspace, actor: Actor, repo: Path, source: str) -> list[dict[str, Any]]:
+    """Import every output tracked in ``repo`` as a batch of the internal ``source``; one dict per batch."""
+    src = get_source(ws, source)
+    if src.kind != SourceKind.INTERNAL:
+        raise InputError(
+            f"source {source!r} is {src.kind}; DVC repositories are imported into an internal source",
+            advice="Add one with `dataward source add NAME --kind internal ...`.",
+        )
+    root = Path(repo).resolve()
+    tracked = find_tracked(root)
+    if not tracked:
+        raise InputError(f"{repo}: no .dvc files or dvc.lock outputs found", advice="Point at a DVC repository root.")
+    out: list[dict[str, Any]] = []
+    for t in tracked:
+        with tempfile.TemporaryDirectory(prefix="dataward-dvc-") as tmp:
+            staging = Path(tmp) / "stage"
+            staging.mkdir()
+            md5s = stage_output(root, t, staging)
+            batch = acquire(ws, actor, source, [staging])
+        by_name = {f.name: f for f in batch.files}
+        mapping = [{"name": n, "md5": m, "sha256": by_name[n].sha256} for n, m in sorted(md5s.items()) if n in by_name]
+        predicate = {
+            "batch": batch.id,
+            "repository": str(root),
+            "tracked_in": t.tracked_in,
+            "path": t.path,
+            "dvc_md5": t.md5,
+            "files": mapping,
+        }
+        with ws.change(actor, "batch.acquire", f"dvc-import:{batch.id}", source=source) as ch:
+            attest(
+                ws, ch, [(m["name"], m["sha256"]) for m in mapping], PREDICATE_DVC_IMPORT, predicate, batch_id=batch.id
+            )
+            ch.details.update({"batch": batch.id, "tracked_in": t.tracked_in, "path": t.path, "dvc_md5": t.md5})
+        out.append(
+            {
+                "path": t.path,
+                "tracked_in": t.tracked_in,
+                "dvc_md5": t.md5,
+                "batch": batch.id,
+                "files": batch.file_count,
+                "records": batch.record_count,
+            }
+        )
+    return out

@@ -1,0 +1,237 @@
+"""The only way training code reads data: :func:`open_dataset` and :func:`export_version`.
+
+Both verify the whole version first (release log entry in the signed log, version and batch manifest
+signatures, approvals, states, every file and record digest, the version's Merkle root), then read each
+released object re-hashing the very bytes they hand out. Anything unapproved, revoked, unreleased or
+failing verification is refused with an :class:`~dataward.errors.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dataward.acquire.inputs import safe_relative_name
+from dataward.core.canonical import canonical_json
+from dataward.errors import Error, InputError, IntegrityError, WorkspaceError
+from dataward.identity import Actor
+from dataward.release.versions import Version, file_leaves, require_verified
+from dataward.workspace import Workspace
+
+FORMATS_OUT = ("arrow", "pandas", "polars", "paths")
+#: provenance columns added to every table
+COLUMNS = ("_batch", "_file", "_record", "_record_digest")
+
+
+def resolve_workspace(workspace: Workspace | str | os.PathLike[str] | None) -> Workspace:
+    if isinstance(workspace, Workspace):
+        return workspace
+    path = workspace if workspace is not None else os.environ.get("DATAWARD_WORKSPACE", ".")
+    ws = Workspace.open(os.fspath(path))
+    from dataward.log.witness import check_witness
+
+    check_witness(ws)
+    return ws
+
+
+def resolve_actor(ws: Workspace, principal: str | Actor | None) -> Actor:
+    if isinstance(principal, Actor):
+        return principal
+    return ws.actor(principal or os.environ.get("DATAWARD_PRINCIPAL"))
+
+
+def _authorized_read(ws: Workspace, actor: Actor, spec: str, how: str) -> tuple[Version, dict[str, Any]]:
+    """Authorize (data.read), verify fully, and log the read (who read which manifest, how)."""
+    with ws.change(actor, "data.read", f"version:{spec}") as ch:
+        ch.details["how"] = how  # authorization happens here, before any data is touched
+    try:
+        v, pred = require_verified(ws, spec)
+    except IntegrityError as exc:
+        ws.record(actor, "data.read", f"version:{spec}", {"how": how, "refused": exc.message})
+        raise
+    return v, pred
+
+
+def _released_bytes(ws: Workspace, f: dict[str, Any], where: str) -> bytes:
+    try:
+        data = ws.objects.read_bytes("released", str(f["sha256"]), verify=False)
+    except Error as exc:
+        raise IntegrityError(f"{where}: {exc.message}") from None
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest().encode(), str(f["sha256"]).encode()):
+        raise IntegrityError(f"{where}: released object changed after verification")
+    return data
+
+
+def iter_files(ws: Workspace, pred: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for e in pred["batches"]:
+        for f in e["files"]:
+            yield e["batch"], f
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return [ln for ln in data.replace(b"\r\n", b"\n").split(b"\n") if ln]
+
+
+def _file_table(data: bytes, f: dict[str, Any], where: str) -> Any:
+    import pyarrow as pa
+
+    fmt = f["format"]
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(io.BytesIO(data))
+        if fmt in ("csv", "tsv"):
+            from pyarrow import csv as pacsv
+
+            delim = "\t" if fmt == "tsv" else ","
+            return pacsv.read_csv(
+                io.BytesIO(data),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=delim, newlines_in_values=fmt == "csv", quote_char='"' if fmt == "csv" else False
+                ),
+            )
+        if fmt == "jsonl":
+            rows = [json.loads(ln) for ln in _lines(data)]
+            if not all(isinstance(r, dict) for r in rows):
+                return pa.table({"value": pa.array([json.dumps(r) for r in rows], pa.string())})
+            return pa.Table.from_pylist(rows)
+        if fmt == "text":
+            return pa.table({"text": pa.array([ln.decode("utf-8") for ln in _lines(data)], pa.string())})
+        return pa.table({"content": pa.array([data], pa.binary())})
+    except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{where}: cannot be read as {fmt}: {str(exc).splitlines()[0]}",
+            advice="Read it with as_='paths' and parse it yourself.",
+        ) from None
+
+
+def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    tables = []
+    for batch_id, f in iter_files(ws, pred):
+        where = f"batch {batch_id} file {f['name']}"
+        data = _released_bytes(ws, f, where)
+        t = _file_table(data, f, where)
+        leaves = file_leaves(ws, f["records_digest"], where)
+        if t.num_rows != len(leaves):
+            raise IntegrityError(f"{where}: {t.num_rows} rows read, {len(leaves)} records signed")
+        n = len(leaves)
+        t = t.append_column("_batch", pa.array([batch_id] * n, pa.string()))
+        t = t.append_column("_file", pa.array([f["name"]] * n, pa.string()))
+        t = t.append_column("_record", pa.array(range(n), pa.int64()))
+        t = t.append_column("_record_digest", pa.array([lf.hex() for lf in leaves], pa.string()))
+        tables.append(t)
+    if not tables:
+        return pa.table({c: pa.array([], pa.int64() if c == "_record" else pa.string()) for c in COLUMNS})
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(
+            f"the files of {pred['dataset']}@{pred['version']} do not share a schema: {str(exc).splitlines()[0]}",
+            advice="Read them with as_='paths', or export the version and parse each file.",
+        ) from None
+
+
+def open_dataset(
+    spec: str,
+    *,
+    as_: str = "arrow",
+    workspace: Workspace | str | os.PathLike[str] | None = None,
+    principal: str | Actor | None = None,
+) -> Any:
+    """Read a released dataset version, verified: ``"DATASET@VERSION"``.
+
+    ``as_``: ``"arrow"`` (a pyarrow Table), ``"pandas"``, ``"polars"`` (DataFrames), or ``"paths"`` (the
+    verified, read-only released objects: a list of ``(name, path)`` pairs, name being ``BATCH/FILE``).
+    Every row carries its provenance: ``_batch``, ``_file``, ``_record`` (index in the file) and
+    ``_record_digest`` (the RFC 6962 leaf hash the version's Merkle root covers).
+    The workspace defaults to ``$DATAWARD_WORKSPACE`` (or ``.``), the principal to ``$DATAWARD_PRINCIPAL``.
+    """
+    if as_ not in FORMATS_OUT:
+        raise InputError(f"as_={as_!r} is not one of {', '.join(FORMATS_OUT)}")
+    ws = resolve_workspace(workspace)
+    actor = resolve_actor(ws, principal)
+    _v, pred = _authorized_read(ws, actor, spec, as_)
+    if as_ == "paths":
+        out: list[tuple[str, Path]] = []
+        for batch_id, f in iter_files(ws, pred):
+            _released_bytes(ws, f, f"batch {batch_id} file {f['name']}")
+            p = ws.objects.local_path("released", f["sha256"])
+            if p is None:
+                raise WorkspaceError("as_='paths' needs a local object store", advice="Use export() instead.")
+            out.append((f"{batch_id}/{f['name']}", Path(p)))
+        return out
+    table = _to_table(ws, pred)
+    if as_ == "arrow":
+        return table
+    if as_ == "pandas":
+        return table.to_pandas()
+    try:
+        import polars as pl
+    except ImportError:
+        raise InputError("as_='polars' needs polars installed", advice="pip install polars") from None
+    return pl.from_arrow(table)
+
+
+def export_version(
+    spec: str,
+    dest: str | os.PathLike[str],
+    *,
+    workspace: Workspace | str | os.PathLike[str] | None = None,
+    principal: str | Actor | None = None,
+) -> dict[str, Any]:
+    """Write a verified version's files to ``dest/BATCH/FILE`` plus its signed manifest and SHA256SUMS.
+
+    ``dest`` must not exist or be an empty directory; the export appears there atomically (renamed in).
+    """
+    ws = resolve_workspace(workspace)
+    actor = resolve_actor(ws, principal)
+    out = Path(dest)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: exists and is not an empty directory", advice="Export into a new directory.")
+    v, pred = _authorized_read(ws, actor, spec, "export")
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{out.name}.dataward-{secrets.token_hex(6)}"
+    tmp.mkdir()
+    sums: list[str] = []
+    total = 0
+    try:
+        for batch_id, f in iter_files(ws, pred):
+            name = safe_relative_name(f"{batch_id}/{f['name']}", f"manifest of {v.spec}")
+            data = _released_bytes(ws, f, f"batch {batch_id} file {f['name']}")
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as fh:
+                fh.write(data)
+            total += len(data)
+            sums.append(f"{f['sha256']}  {name}")
+        (tmp / "SHA256SUMS").write_text("".join(s + "\n" for s in sums), encoding="utf-8")
+        (tmp / "dataward-version.dsse.json").write_bytes(ws.objects.read_bytes("meta", v.manifest_digest))
+        info = {"version": v.spec, "manifest_sha256": v.manifest_digest, "merkle_root": v.merkle_root}
+        (tmp / "dataward-version.json").write_bytes(canonical_json(info) + b"\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {
+        "version": v.spec,
+        "dir": str(out),
+        "files": len(sums),
+        "bytes": total,
+        "records": v.record_count,
+        "merkle_root": v.merkle_root,
+        "manifest_sha256": v.manifest_digest,
+    }

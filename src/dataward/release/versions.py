@@ -1,0 +1,662 @@
+"""Dataset versions: release (approved -> released), signed version manifests, and their verification.
+
+A version's manifest (predicate :data:`PREDICATE_RELEASE`) lists its batches in a defined order (sorted by
+batch id), each with its signed batch manifest digest and its files' record-digest lists; the version's
+Merkle root is the RFC 6962 root over the record leaves of those batches in that order (files in batch
+order, records in file order). Creating a version is one catalog transaction with its log entry
+(subject ``version:DATASET@N``); the batch state transitions happen in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from sqlalchemy import Connection, insert, select
+
+from dataward.access import require_separation
+from dataward.acquire.verify import batch_manifest, verify_batch
+from dataward.batches import Batch, BatchState, load_batch
+from dataward.core import dsse, merkle
+from dataward.core.checkpoint import parse_signed_checkpoint
+from dataward.errors import ConflictError, Error, InputError, IntegrityError, NotFoundError, PolicyError
+from dataward.identity import Actor
+from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_RELEASE, attest, transition
+from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint, log_size
+from dataward.log.verify import key_valid_at
+from dataward.store import schema
+from dataward.timeutil import now_iso
+from dataward.workspace import Change, Workspace, check_name
+
+RELEASE_ACTIONS = ("dataset.release", "dataset.rollback")
+ORDER = "batches sorted by id; files in batch order; records in file order"
+_SPEC = re.compile(r"^(?P<ds>[A-Za-z0-9_.\-][A-Za-z0-9_.@\-]*)@(?:v)?(?P<n>[0-9]{1,9}|latest)$")
+
+Progress = Callable[[str, int], None]
+
+
+# naming -----------------------------------------------------------------------------------------------------
+def parse_spec(text: str) -> tuple[str, int | None]:
+    """``DATASET@N`` (or ``@vN``, or ``@latest`` -> None) into (dataset, number)."""
+    m = _SPEC.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        hint = (
+            "Batches are never read directly: release them into a dataset version first."
+            if text.startswith("b-") or "@" not in text
+            else "Name a version as DATASET@N, e.g. train@3."
+        )
+        raise InputError(f"{text!r} is not DATASET@VERSION", advice=hint)
+    n = m.group("n")
+    number = None if n == "latest" else int(n)
+    if number is not None and number < 1:
+        raise InputError(f"{text!r}: versions are numbered from 1")
+    return m.group("ds"), number
+
+
+def version_subject(dataset: str, number: int) -> str:
+    return f"version:{dataset}@{number}"
+
+
+@dataclass(frozen=True)
+class Version:
+    dataset: str
+    number: int
+    parent: int | None
+    kind: str
+    manifest_digest: str
+    merkle_root: str
+    record_count: int
+    batches: tuple[str, ...]
+    created_at: str
+    created_by: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.spec,
+            "dataset": self.dataset,
+            "number": self.number,
+            "parent": self.parent,
+            "kind": self.kind,
+            "manifest_sha256": self.manifest_digest,
+            "merkle_root": self.merkle_root,
+            "records": self.record_count,
+            "batches": list(self.batches),
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
+
+
+def _row_to_version(conn: Connection, r: Any) -> Version:
+    t = schema.version_batches
+    q = select(t.c.batch_id).where(t.c.dataset == r.dataset, t.c.number == r.number).order_by(t.c.position)
+    ids: list[str] = list(conn.execute(q).scalars())
+    return Version(
+        r.dataset,
+        int(r.number),
+        None if r.parent is None else int(r.parent),
+        r.kind,
+        r.manifest_digest,
+        r.merkle_root,
+        int(r.record_count),
+        tuple(ids),
+        r.created_at,
+        r.created_by,
+    )
+
+
+def latest_number(conn: Connection, dataset: str) -> int | None:
+    t = schema.dataset_versions
+    r = conn.execute(select(t.c.number).where(t.c.dataset == dataset).order_by(t.c.number.desc()).limit(1)).scalar()
+    return None if r is None else int(r)
+
+
+def load_version(conn: Connection, dataset: str, number: int | None) -> Version:
+    t = schema.dataset_versions
+    if number is None:
+        number = latest_number(conn, dataset)
+        if number is None:
+            raise NotFoundError(f"dataset {dataset!r} has no versions", advice="Create one with `dataward release`.")
+    r = conn.execute(select(t).where(t.c.dataset == dataset, t.c.number == number)).first()
+    if r is None:
+        known = conn.execute(select(schema.datasets.c.name).where(schema.datasets.c.name == dataset)).first()
+        what = f"no version {number} of dataset {dataset!r}" if known else f"no dataset {dataset!r}"
+        raise NotFoundError(what, advice="List versions with `dataward dataset list`.")
+    return _row_to_version(conn, r)
+
+
+def get_version(ws: Workspace, spec: str) -> Version:
+    ds, n = parse_spec(spec)
+    with ws.engine.connect() as conn:
+        return load_version(conn, ds, n)
+
+
+def list_versions(ws: Workspace, dataset: str | None = None) -> list[Version]:
+    t = schema.dataset_versions
+    q = select(t).order_by(t.c.dataset, t.c.number)
+    if dataset:
+        q = q.where(t.c.dataset == dataset)
+    with ws.engine.connect() as conn:
+        return [_row_to_version(conn, r) for r in conn.execute(q)]
+
+
+def versions_containing(conn: Connection, batch_ids: Iterable[str]) -> list[tuple[str, int]]:
+    t = schema.version_batches
+    ids = list(batch_ids)
+    if not ids:
+        return []
+    rows = conn.execute(select(t.c.dataset, t.c.number).where(t.c.batch_id.in_(ids)).distinct())
+    return sorted((r.dataset, int(r.number)) for r in rows)
+
+
+# envelopes --------------------------------------------------------------------------------------------------
+def _eq(a: str, b: str) -> bool:
+    return hmac.compare_digest(str(a).encode(), str(b).encode())
+
+
+def read_envelope(ws: Workspace, digest: str, what: str) -> dsse.Envelope:
+    """The stored envelope named ``digest``, re-hashed and in canonical form."""
+    data = ws.objects.read_bytes("meta", digest, verify=False)
+    if not _eq(hashlib.sha256(data).hexdigest(), digest):
+        raise IntegrityError(f"{what}: the stored signed envelope was modified (its SHA-256 no longer matches)")
+    env = dsse.Envelope.from_bytes(data)
+    if env.to_bytes() != data:
+        raise IntegrityError(f"{what}: the signed envelope is not in canonical form")
+    return env
+
+
+def verify_signed_by(env: dsse.Envelope, keys: dict[str, Any], principal: str, signed_at: str, what: str) -> list[str]:
+    """Problems unless ``env`` carries a valid signature by ``principal``'s key valid at ``signed_at``."""
+    problems: list[str] = []
+    for s in env.signatures:
+        row = keys.get(s.keyid)
+        if row is None:
+            problems.append(f"{what}: signed by unknown key {s.keyid[:16]}")
+            continue
+        try:
+            dsse.verify_envelope(env, {s.keyid: dsse.public_key_from_hex(row.public_key)})
+        except Error as exc:
+            problems.append(f"{what}: {exc.message}")
+            continue
+        if row.principal != principal:
+            problems.append(f"{what}: signed by {row.principal}, but recorded as made by {principal}")
+            continue
+        why = key_valid_at(row, signed_at)
+        if why:
+            problems.append(f"{what}: signed when {why}")
+            continue
+        return []
+    return problems or [f"{what}: not signed"]
+
+
+# approvals --------------------------------------------------------------------------------------------------
+def approval_problem(ws: Workspace, conn: Connection, batch: Batch, keys: dict[str, Any]) -> str | None:
+    """None if ``batch`` carries a valid signed approval by someone other than its acquirer."""
+    t = schema.attestations
+    cands: list[tuple[str, str, str]] = [
+        (r.envelope_digest, r.principal, r.created_at)
+        for r in conn.execute(
+            select(t).where(t.c.batch_id == batch.id, t.c.predicate_type == PREDICATE_APPROVAL).order_by(t.c.id)
+        )
+    ]
+    a = schema.approvals
+    cands += [
+        (r.envelope_digest, r.principal, r.created_at) for r in conn.execute(select(a).where(a.c.batch_id == batch.id))
+    ]
+    if not cands:
+        return f"batch {batch.id} has no signed approval"
+    last = ""
+    for digest, principal, created_at in dict.fromkeys(cands):
+        what = f"approval of batch {batch.id}"
+        if principal == batch.created_by:
+            last = f"{what} was signed by its acquirer {principal} (separation of duties)"
+            continue
+        try:
+            env = read_envelope(ws, digest, what)
+            st = dsse.parse_statement(env)
+        except Error as exc:
+            last = exc.message
+            continue
+        if st.predicate_type != PREDICATE_APPROVAL:
+            last = f"{what}: unexpected predicate type {st.predicate_type}"
+            continue
+        pred = st.predicate
+        if isinstance(pred, dict) and "batch" in pred and pred["batch"] != batch.id:
+            last = f"{what}: the signed approval is for batch {pred['batch']!r}"
+            continue
+        problems = verify_signed_by(env, keys, principal, created_at, what)
+        if problems:
+            last = problems[0]
+            continue
+        return None
+    return last
+
+
+# leaves -----------------------------------------------------------------------------------------------------
+def file_leaves(ws: Workspace, records_digest: str, where: str) -> list[bytes]:
+    try:
+        raw = ws.objects.read_bytes("meta", records_digest, verify=True)
+    except Error as exc:
+        raise IntegrityError(f"{where}: record-digest list: {exc.message}") from None
+    if len(raw) % 32:
+        raise IntegrityError(f"{where}: record-digest list has a partial leaf")
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+
+def batch_entry(ws: Workspace, batch: Batch) -> dict[str, Any]:
+    """The manifest entry of ``batch`` (from its signed batch manifest, which the caller has verified)."""
+    m = batch_manifest(ws, batch.id)
+    files = [
+        {
+            "name": f["name"],
+            "sha256": f["sha256"],
+            "size": f["size"],
+            "format": f["format"],
+            "encoding": f.get("encoding"),
+            "records": f["records"],
+            "records_digest": f["records_digest"],
+        }
+        for f in m.get("files", [])
+    ]
+    return {
+        "batch": batch.id,
+        "source": batch.source,
+        "manifest_sha256": batch.manifest_digest,
+        "merkle_root": batch.merkle_root,
+        "records": batch.record_count,
+        "files": files,
+    }
+
+
+def entry_leaves(ws: Workspace, entry: dict[str, Any]) -> list[bytes]:
+    out: list[bytes] = []
+    for f in entry["files"]:
+        leaves = file_leaves(ws, f["records_digest"], f"batch {entry['batch']} file {f['name']}")
+        if len(leaves) != f["records"]:
+            raise IntegrityError(f"batch {entry['batch']} file {f['name']}: record-digest list length differs")
+        out.extend(leaves)
+    return out
+
+
+# release ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    dataset: str
+    number: int
+    parent: Version | None
+    batch_ids: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    entries: tuple[dict[str, Any], ...]
+    to_release: tuple[str, ...]  # added batches still approved (they move to released)
+    leaves_root: str
+    record_count: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _unique(items: Sequence[str], what: str) -> list[str]:
+    seen: list[str] = []
+    for i in items:
+        if i in seen:
+            raise InputError(f"{what} {i!r} is given twice")
+        seen.append(i)
+    return seen
+
+
+def parent_entries(ws: Workspace, parent: Version) -> dict[str, dict[str, Any]]:
+    """Batch entries of a verified parent version's signed manifest, by batch id."""
+    st = dsse.parse_statement(read_envelope(ws, parent.manifest_digest, f"version {parent.spec}"))
+    pred = st.predicate if isinstance(st.predicate, dict) else {}
+    return {e["batch"]: e for e in pred.get("batches", []) if isinstance(e, dict) and "batch" in e}
+
+
+def plan_version(
+    ws: Workspace,
+    actor: Actor,
+    dataset: str,
+    keep: Sequence[str],
+    add: Sequence[str],
+    removed: Sequence[str],
+    parent: Version | None,
+    *,
+    progress: Progress | None = None,
+) -> Plan:
+    """Check and verify what a new version of ``dataset`` would hold; copies added batches into released."""
+    with ws.engine.connect() as conn:
+        keys = ws.public_keys(conn)
+        batches = {i: load_batch(conn, i) for i in [*keep, *add]}
+        for i in add:
+            b = batches[i]
+            if b.state not in (BatchState.APPROVED, BatchState.RELEASED):
+                raise ConflictError(
+                    f"batch {i} is {b.state}; only approved batches can be released",
+                    advice="Screen, audit and approve it first (`dataward approve`).",
+                )
+            require_separation(actor.name, b.created_by, "release")
+            why = approval_problem(ws, conn, b, keys)
+            if why:
+                raise PolicyError(why, advice="Only batches with a valid signed approval can be released.")
+        for i in keep:
+            if batches[i].state != BatchState.RELEASED:
+                raise ConflictError(
+                    f"batch {i} of {parent.spec if parent else dataset} is {batches[i].state}",
+                    advice="Drop it first with `dataward rollback --without`.",
+                )
+    prev = parent_entries(ws, parent) if parent and keep else {}
+    entries: dict[str, dict[str, Any]] = {}
+    for i in keep:
+        if i not in prev:
+            raise IntegrityError(f"batch {i} is in the catalog's {parent.spec if parent else ''} but not its manifest")
+        entries[i] = prev[i]
+    for i in add:
+        b = batches[i]
+        area = "quarantine" if b.state == BatchState.APPROVED else "released"
+        rep = verify_batch(ws, i, area=area)
+        if not rep.ok:
+            raise IntegrityError(f"batch {i} fails verification: {rep.problems[0].line()}")
+        if b.state == BatchState.APPROVED:
+            for f in b.files:
+                ws.objects.copy("quarantine", "released", f.sha256)  # re-hashes on the way
+                if progress:
+                    progress(f.name, f.size)
+        entries[i] = batch_entry(ws, b)
+    order = tuple(sorted(entries))
+    leaves: list[bytes] = []
+    for i in order:
+        leaves.extend(entry_leaves(ws, entries[i]))
+    return Plan(
+        dataset,
+        (parent.number + 1) if parent else 1,
+        parent,
+        order,
+        tuple(add),
+        tuple(removed),
+        tuple(entries[i] for i in order),
+        tuple(i for i in add if batches[i].state == BatchState.APPROVED),
+        merkle.root_from_leaf_hashes(leaves).hex(),
+        len(leaves),
+    )
+
+
+def commit_version(ws: Workspace, ch: Change, plan: Plan, kind: str, details: dict[str, Any]) -> str:
+    """Inside ``ch``: insert the version, move batches, sign the manifest; returns the manifest digest."""
+    conn = ch.conn
+    have = latest_number(conn, plan.dataset)
+    if have != (plan.parent.number if plan.parent else None):
+        raise ConflictError(f"dataset {plan.dataset} got version {have} meanwhile; retry", advice="Run it again.")
+    created_at = now_iso()
+    if plan.parent is None:
+        exists = conn.execute(select(schema.datasets.c.name).where(schema.datasets.c.name == plan.dataset)).first()
+        if exists is None:
+            conn.execute(
+                insert(schema.datasets).values(name=plan.dataset, created_at=created_at, created_by=ch.actor.name)
+            )
+    for i in plan.to_release:
+        transition(ch, i, BatchState.RELEASED)
+    predicate = {
+        "dataset": plan.dataset,
+        "version": plan.number,
+        "kind": kind,
+        "parent": plan.parent.number if plan.parent else None,
+        "parent_manifest": plan.parent.manifest_digest if plan.parent else None,
+        "batches": list(plan.entries),
+        "added": list(plan.added),
+        "removed": list(plan.removed),
+        "record_count": plan.record_count,
+        "merkle_root": plan.leaves_root,
+        "record_digest": "rfc6962-leaf-sha256",
+        "order": ORDER,
+        "released_by": ch.actor.name,
+        "released_at": created_at,
+        **details,
+    }
+    subjects = [(f"{plan.dataset}@{plan.number}", plan.leaves_root)] + [
+        (f"{e['batch']}/{f['name']}", f["sha256"]) for e in plan.entries for f in e["files"]
+    ]
+    digest = attest(ws, ch, subjects, PREDICATE_RELEASE, predicate)
+    conn.execute(
+        insert(schema.dataset_versions).values(
+            dataset=plan.dataset,
+            number=plan.number,
+            parent=plan.parent.number if plan.parent else None,
+            kind=kind,
+            manifest_digest=digest,
+            merkle_root=plan.leaves_root,
+            record_count=plan.record_count,
+            batch_count=len(plan.batch_ids),
+            created_at=created_at,
+            created_by=ch.actor.name,
+        )
+    )
+    if plan.batch_ids:
+        conn.execute(
+            insert(schema.version_batches),
+            [
+                {"dataset": plan.dataset, "number": plan.number, "batch_id": b, "position": i}
+                for i, b in enumerate(plan.batch_ids)
+            ],
+        )
+    for k in ("batch", "from_state", "to_state"):
+        ch.details.pop(k, None)
+    ch.details.update(
+        {
+            "dataset": plan.dataset,
+            "version": plan.number,
+            "parent": plan.parent.number if plan.parent else None,
+            "manifest_sha256": digest,
+            "merkle_root": plan.leaves_root,
+            "records": plan.record_count,
+            "batches": list(plan.batch_ids),
+            "added": list(plan.added),
+            "removed": list(plan.removed),
+            "released": list(plan.to_release),
+        }
+    )
+    return digest
+
+
+def release(
+    ws: Workspace,
+    actor: Actor,
+    dataset: str,
+    add: Sequence[str],
+    remove: Sequence[str] = (),
+    *,
+    progress: Progress | None = None,
+) -> Version:
+    """Create the next version of ``dataset``: its parent's batches, minus ``remove``, plus ``add``."""
+    check_name(dataset, "dataset")
+    add = _unique(add, "batch")
+    remove = _unique(remove, "batch")
+    if not add and not remove:
+        raise InputError("nothing to release", advice="Name batches with --add BATCH (and/or --remove BATCH).")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise InputError(f"batch {both[0]} is both added and removed")
+    with ws.engine.connect() as conn:
+        n = latest_number(conn, dataset)
+        parent = load_version(conn, dataset, n) if n is not None else None
+    have = list(parent.batches) if parent else []
+    for i in add:
+        if i in have:
+            raise ConflictError(f"batch {i} is already in {parent.spec if parent else dataset}")
+    for i in remove:
+        if i not in have:
+            raise ConflictError(f"batch {i} is not in {parent.spec if parent else dataset + ' (no versions yet)'}")
+    keep = [i for i in have if i not in remove]
+    if parent is not None:
+        rep = verify_version(ws, parent.spec, full=False)
+        if not rep.ok:
+            raise IntegrityError(f"parent version {parent.spec} fails verification: {rep.problems[0]}")
+    plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
+    with ws.change(actor, "dataset.release", version_subject(dataset, plan.number)) as ch:
+        commit_version(ws, ch, plan, "release", {})
+    return get_version(ws, f"{dataset}@{plan.number}")
+
+
+# verification -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VersionReport:
+    version: str
+    batches_checked: int
+    records: int
+    signer: str | None
+    full: bool
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "ok": self.ok,
+            "full": self.full,
+            "batches_checked": self.batches_checked,
+            "records": self.records,
+            "signer": self.signer,
+            "problems": list(self.problems),
+        }
+
+
+def check_release_entry(ws: Workspace, conn: Connection, v: Version, keys: dict[str, Any]) -> list[str]:
+    """The version's log entry: present, signed by its creator, naming its manifest, in the signed log."""
+    t = schema.log_entries
+    rows = list(
+        conn.execute(
+            select(t).where(t.c.subject == version_subject(v.dataset, v.number), t.c.action.in_(RELEASE_ACTIONS))
+        )
+    )
+    if len(rows) != 1:
+        return [f"version {v.spec}: {len(rows)} release log entries (expected exactly one)"]
+    row = rows[0]
+    body = bytes(row.entry)
+    obj = json.loads(body)
+    krow = keys.get(row.keyid)
+    if krow is None or krow.principal != v.created_by or obj.get("principal") != v.created_by:
+        return [f"version {v.spec}: its log entry was not made by {v.created_by}"]
+    try:
+        dsse.public_key_from_hex(krow.public_key).verify(bytes(row.signature), body)
+    except InvalidSignature:
+        return [f"version {v.spec}: its log entry's signature does not verify"]
+    details = obj.get("details") or {}
+    if not _eq(str(details.get("manifest_sha256")), v.manifest_digest):
+        return [f"version {v.spec}: the catalog's manifest differs from the one its log entry names"]
+    note = latest_checkpoint(conn)
+    if note is None:
+        return ["the log has no signed checkpoint"]
+    try:
+        cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
+        seq = int(row.seq)
+        if cp.size != log_size(conn):
+            return [f"the signed checkpoint covers {cp.size} log entries, the log has {log_size(conn)}"]
+        proof = merkle.inclusion_proof(seq, cp.size, NodeReader(conn))
+        merkle.verify_inclusion(entry_leaf_hash(body, bytes(row.signature)), seq, cp.size, proof, cp.root_hash)
+    except (Error, LookupError) as exc:
+        return [f"version {v.spec}: its log entry is not in the signed log ({exc})"]
+    return []
+
+
+def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionReport:
+    """Check a version end to end. ``full`` also re-hashes every released file and record."""
+    ds, n = parse_spec(spec)
+    problems: list[str] = []
+    with ws.engine.connect() as conn:
+        v = load_version(conn, ds, n)
+        keys = ws.public_keys(conn)
+        batches: dict[str, Batch] = {}
+        for i in v.batches:
+            try:
+                batches[i] = load_batch(conn, i)
+            except NotFoundError:
+                problems.append(f"batch {i} of {v.spec} is missing from the catalog")
+        problems += check_release_entry(ws, conn, v, keys)
+        for b in batches.values():
+            if b.state != BatchState.RELEASED:
+                why = "revoked" if b.state == BatchState.REVOKED else f"{b.state}, not released"
+                problems.append(f"batch {b.id} of {v.spec} is {why}")
+            why2 = approval_problem(ws, conn, b, keys)
+            if why2:
+                problems.append(why2)
+    signer = None
+    pred: dict[str, Any] = {}
+    try:
+        env = read_envelope(ws, v.manifest_digest, f"version {v.spec}")
+        sig = verify_signed_by(env, keys, v.created_by, v.created_at, f"manifest of {v.spec}")
+        problems += sig
+        signer = None if sig else v.created_by
+        st = dsse.parse_statement(env)
+        if st.predicate_type != PREDICATE_RELEASE or not isinstance(st.predicate, dict):
+            problems.append(f"manifest of {v.spec} has predicate type {st.predicate_type}")
+        else:
+            pred = st.predicate
+    except Error as exc:
+        problems.append(f"manifest of {v.spec}: {exc.message}")
+    records = 0
+    if pred:
+        problems += _check_predicate(v, pred)
+        entries = [e for e in pred.get("batches", []) if isinstance(e, dict)]
+        leaves: list[bytes] = []
+        for e in entries:
+            b2 = batches.get(str(e.get("batch")))
+            if b2 is None:
+                continue
+            if not _eq(str(e.get("manifest_sha256")), b2.manifest_digest) or e.get("merkle_root") != b2.merkle_root:
+                problems.append(f"batch {b2.id}: its catalog manifest differs from the one {v.spec} signed")
+            try:
+                leaves.extend(entry_leaves(ws, e))
+            except (Error, KeyError, TypeError) as exc:
+                problems.append(f"batch {b2.id}: {exc}")
+            if full:
+                rep = verify_batch(ws, b2.id, area="released")
+                problems += [f"batch {b2.id}: {p.line()}" for p in rep.problems]
+        records = len(leaves)
+        if not problems and not _eq(merkle.root_from_leaf_hashes(leaves).hex(), v.merkle_root):
+            problems.append(f"version {v.spec}: record leaves do not hash to its signed Merkle root")
+    return VersionReport(v.spec, len(batches), records, signer, full, tuple(problems))
+
+
+def _check_predicate(v: Version, pred: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    want = {
+        "dataset": v.dataset,
+        "version": v.number,
+        "parent": v.parent,
+        "merkle_root": v.merkle_root,
+        "record_count": v.record_count,
+        "kind": v.kind,
+    }
+    for k, val in want.items():
+        if pred.get(k) != val:
+            out.append(f"version {v.spec}: catalog {k} {val!r} differs from the signed manifest's {pred.get(k)!r}")
+    ids = [str(e.get("batch")) for e in pred.get("batches", []) if isinstance(e, dict)]
+    if ids != list(v.batches):
+        out.append(f"version {v.spec}: the catalog's batch list differs from the signed manifest's")
+    if ids != sorted(ids):
+        out.append(f"version {v.spec}: the signed batch list is not in the defined order")
+    return out
+
+
+def require_verified(ws: Workspace, spec: str, *, full: bool = True) -> tuple[Version, dict[str, Any]]:
+    """Raise unless ``spec`` verifies; return it and its signed manifest predicate."""
+    rep = verify_version(ws, spec, full=full)
+    if not rep.ok:
+        more = f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""
+        raise IntegrityError(
+            f"{rep.version} fails verification: {rep.problems[0]}{more}",
+            advice="Refusing to hand out this data; see `dataward dataset verify " + rep.version + "`.",
+        )
+    v = get_version(ws, rep.version)
+    st = dsse.parse_statement(read_envelope(ws, v.manifest_digest, f"version {v.spec}"))
+    assert isinstance(st.predicate, dict)
+    return v, st.predicate

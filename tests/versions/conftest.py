@@ -1,0 +1,108 @@
+"""Fixtures for the release side: a workspace with one principal per role, and batches driven to approved.
+
+``approve_batch`` uses the workflow's real `approve` command when it exists, and otherwise drives the
+lifecycle directly (quarantined -> screened -> audited -> approved) with a signed approval attestation,
+each step as a principal holding the right role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataward import principals
+from dataward.access import Grant, Role
+from dataward.acquire.acquire import acquire
+from dataward.batches import BatchState, get_batch
+from dataward.identity import Actor
+from dataward.lifecycle import PREDICATE_APPROVAL, attest, transition
+from dataward.sources import add_source
+from dataward.workspace import Workspace
+
+ROLES = {
+    "ingrid": Role.INGESTER,
+    "sam": Role.SCREENER,
+    "rita": Role.REVIEWER,
+    "alice": Role.APPROVER,
+    "tom": Role.TRAINER,
+    "aud": Role.AUDITOR,
+}
+
+
+@dataclass
+class Env:
+    ws: Workspace
+    path: Path
+    actors: dict[str, Actor] = field(default_factory=dict)
+    counter: int = 0
+
+    def actor(self, name: str) -> Actor:
+        if name not in self.actors:
+            self.actors[name] = self.ws.actor(name)
+        return self.actors[name]
+
+    def cli(self, *args: str, principal: str | None = "alice") -> int:
+        from dataward.cli import main
+
+        pre = ["-w", str(self.ws.path)] + (["--as", principal] if principal else [])
+        return main([*pre, *args])
+
+    def write(self, name: str, text: str) -> Path:
+        self.counter += 1
+        d = self.path / "in" / str(self.counter)
+        d.mkdir(parents=True)
+        p = d / name
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    def acquire(self, text: str, name: str = "data.csv", source: str = "vendor") -> str:
+        return acquire(self.ws, self.actor("ingrid"), source, [self.write(name, text)]).id
+
+    def approve(self, batch_id: str) -> None:
+        approve_batch(self.ws, self.actor("sam"), self.actor("rita"), self.actor("alice"), batch_id)
+
+    def approved(self, text: str, name: str = "data.csv", source: str = "vendor") -> str:
+        b = self.acquire(text, name, source)
+        self.approve(b)
+        return b
+
+
+def approve_batch(ws: Workspace, screener: Actor, reviewer: Actor, approver: Actor, batch_id: str) -> None:
+    """Drive a quarantined batch to approved as three different principals."""
+    for actor, action, state in (
+        (screener, "batch.screen", BatchState.SCREENED),
+        (reviewer, "audit.decide", BatchState.AUDITED),
+    ):
+        with ws.change(actor, action, f"batch:{batch_id}") as ch:
+            transition(ch, batch_id, state)
+    with ws.change(approver, "batch.approve", f"batch:{batch_id}") as ch:
+        transition(ch, batch_id, BatchState.APPROVED)
+        b = get_batch(ws, batch_id)
+        predicate: dict[str, Any] = {"batch": batch_id, "manifest_sha256": b.manifest_digest}
+        attest(ws, ch, [(batch_id, b.manifest_digest)], PREDICATE_APPROVAL, predicate, batch_id=batch_id)
+
+
+def make_env(tmp_path: Path) -> Env:
+    ws = Workspace.init(tmp_path / "ws", admin="admin")
+    admin = ws.actor("admin")
+    for name, role in ROLES.items():
+        principals.add_principal(ws, admin, name, [Grant(role)])
+        principals.generate_key(ws, admin, name)
+    add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
+    add_source(ws, admin, "web", kind="web-scraped", origin="https://crawl.example", license="CC-BY-4.0")
+    add_source(ws, admin, "inhouse", kind="internal", origin="git@example:data", license="Apache-2.0")
+    return Env(ws, tmp_path)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    monkeypatch.setenv("DATAWARD_WITNESS", str(tmp_path / "witness.json"))
+    monkeypatch.delenv("DATAWARD_WORKSPACE", raising=False)
+    monkeypatch.delenv("DATAWARD_PRINCIPAL", raising=False)
+    e = make_env(tmp_path)
+    yield e
+    e.ws.engine.dispose()
