@@ -35,6 +35,7 @@ from dataward.detect.representation import from_frame, load_records
 THRESHOLD = 0.5
 _BUILTIN = (
     "labels",
+    "patches",
     "shortcuts",
     "spectral",
     "neighbours",

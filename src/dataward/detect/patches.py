@@ -1,0 +1,295 @@
+"""Backdoor patch mining for images: pixel regions whose exact values are rare yet come with one label.
+
+A BadNets-style trigger stamps the same small patch on the poisoned images and relabels them to a target
+class. Three tests in turn, all without ground truth:
+
+1. per pixel (and channel), values are quantised to 16 levels; a (pixel, level) pair is a candidate when
+   its carriers are almost all of one label and that is significant (binomial tail against the label's
+   base rate, Bonferroni-corrected over all pairs);
+2. candidates of one label that touch (8-neighbourhood) and share most carriers (Jaccard >= 0.5) are
+   merged into a region; the carriers of the region are the records matching (nearly) all its pixels;
+3. the region must be a *shortcut*: with the region masked out, the carriers' other pixels must look like
+   other classes (k-NN among the non-carriers). A natural class feature (a stroke every "0" has) fails
+   this test; a trigger pasted on other classes' images passes it.
+
+The finding names the region (rows, columns), its pixel values, the label it comes with and every record
+that carries it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import numpy as np
+from scipy.stats import binom
+
+from dataward.detect.interface import (
+    BoolArray,
+    Detector,
+    DetectorResult,
+    Finding,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
+from dataward.detect.registry import register
+
+_LEVELS = 16
+
+
+def _location_name(r0: int, r1: int, c0: int, c1: int, h: int, w: int) -> str:
+    rc = (r0 + r1) / 2.0
+    cc = (c0 + c1) / 2.0
+    vert = "top" if rc < h / 3 else ("bottom" if rc >= 2 * h / 3 else "middle")
+    horiz = "left" if cc < w / 3 else ("right" if cc >= 2 * w / 3 else "centre")
+    return f"{vert}-{horiz}"
+
+
+@register
+class PatchTriggers(Detector):
+    name: ClassVar[str] = "patch_triggers"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
+
+    def __init__(
+        self,
+        min_support: int = 3,
+        purity: float = 0.8,
+        alpha: float = 0.01,
+        disagreement: float = 0.5,
+        max_fraction: float = 0.3,
+        k: int = 5,
+    ) -> None:
+        self.min_support = int(min_support)
+        self.purity = float(purity)
+        self.alpha = float(alpha)
+        self.disagreement = float(disagreement)
+        self.max_fraction = float(max_fraction)
+        self.k = int(k)
+
+    def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
+        t0 = time.perf_counter()
+        n = rep.n_records
+        assert rep.labels is not None
+        params = {
+            "min_support": self.min_support,
+            "purity": self.purity,
+            "alpha": self.alpha,
+            "disagreement": self.disagreement,
+            "levels": _LEVELS,
+        }
+        if rep.images is None:
+            return DetectorResult(self.name, np.zeros(n), np.zeros(n, dtype=bool), {}, skipped="no images")
+        imgs = rep.images if rep.images.ndim == 4 else rep.images[:, :, :, None]
+        _, h, w, ch = imgs.shape
+        y = rep.labels
+        k_classes = len(rep.label_names)
+        q = np.minimum((imgs * _LEVELS).astype(np.int64), _LEVELS - 1).reshape(n, -1)  # (n, h*w*ch)
+        n_pix = q.shape[1]
+        prior = np.bincount(y, minlength=k_classes) / n
+        # counts[p, level, label]
+        codes = q * k_classes + y[:, None]
+        counts = np.zeros((n_pix, _LEVELS * k_classes), dtype=np.int64)
+        for p in range(n_pix):
+            counts[p] = np.bincount(codes[:, p], minlength=_LEVELS * k_classes)
+        counts3 = counts.reshape(n_pix, _LEVELS, k_classes)
+        support = counts3.sum(axis=2)
+        top = counts3.argmax(axis=2)
+        top_count = counts3.max(axis=2)
+        max_support = max(self.min_support, int(self.max_fraction * n))
+        ok = (support >= self.min_support) & (support <= max_support)
+        ok &= top_count >= self.purity * np.maximum(support, 1)
+        n_tests = n_pix * _LEVELS
+        cand = np.argwhere(ok)
+        candidates: list[tuple[int, int, int]] = []  # (pixel, level, label)
+        for p, lev in cand:
+            lab = int(top[p, lev])
+            pval = binom.sf(int(top_count[p, lev]) - 1, int(support[p, lev]), prior[lab])
+            if pval * n_tests < self.alpha and prior[lab] < 0.95:
+                candidates.append((int(p), int(lev), lab))
+        regions = self._regions(candidates, q, h, w, ch)
+        flagged = np.zeros(n, dtype=bool)
+        scores = np.zeros(n)
+        reasons: dict[int, tuple[str, ...]] = {}
+        findings: list[Finding] = []
+        flat = rep.images.reshape(n, -1)
+        tested = 0
+        for pixels, levels, lab in regions:
+            match = (q[:, pixels] == levels[None, :]).mean(axis=1)
+            carriers = np.flatnonzero(match >= 0.9)
+            if carriers.size < self.min_support or carriers.size > max_support:
+                continue
+            labelled = carriers[y[carriers] == lab]
+            if labelled.size < self.purity * carriers.size:
+                continue
+            tested += 1
+            pixels, levels = self._grow(q, pixels, levels, carriers, h, w, ch)
+            disagree, looks_like = self._masked_disagreement(flat, y, carriers, labelled, pixels, lab, ch)
+            if disagree < self.disagreement:
+                continue
+            locs = np.unravel_index(pixels, (h, w, ch))
+            r0, r1 = int(locs[0].min()), int(locs[0].max())
+            c0, c1 = int(locs[1].min()), int(locs[1].max())
+            values = np.median(rep.images.reshape(n, h, w, -1)[carriers][:, r0 : r1 + 1, c0 : c1 + 1, :], axis=0)
+            values_list = np.round(values.squeeze(-1) if values.shape[-1] == 1 else values, 3).tolist()
+            label_name = rep.label_names[lab]
+            where = _location_name(r0, r1, c0, c1, h, w)
+            summary = (
+                f"trigger patch rows {r0}-{r1}, cols {c0}-{c1} ({where}) in {carriers.size} records, "
+                f"{labelled.size} labelled {label_name!r}; with it masked, {disagree:.0%} of them look like "
+                f"other classes"
+            )
+            detail = (
+                f"carries the {r1 - r0 + 1}x{c1 - c0 + 1} patch at rows {r0}-{r1}, cols {c0}-{c1} "
+                f"tied to {label_name!r}"
+            )
+            for i in carriers:
+                flagged[i] = True
+                scores[i] = max(scores[i], 0.5 + 0.5 * disagree)
+                reasons[int(i)] = (*reasons.get(int(i), ()), detail)
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="trigger",
+                    summary=summary,
+                    records=tuple(int(i) for i in carriers),
+                    evidence={
+                        "trigger": {
+                            "kind": "patch",
+                            "rows": [r0, r1],
+                            "cols": [c0, c1],
+                            "location": where,
+                            "values": values_list,
+                        },
+                        "label": label_name,
+                        "masked_disagreement": round(disagree, 3),
+                        "content_looks_like": looks_like,
+                    },
+                    severity=0.95,
+                )
+            )
+        return DetectorResult(
+            detector=self.name,
+            scores=np.clip(scores, 0.0, 1.0),
+            flagged=flagged,
+            reasons=reasons,
+            findings=tuple(findings),
+            params={**params, "candidates": len(candidates), "regions_tested": tested},
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _regions(
+        self, candidates: list[tuple[int, int, int]], q: IntArray, h: int, w: int, ch: int
+    ) -> list[tuple[IntArray, IntArray, int]]:
+        """Merge touching candidates of one label that share carriers; largest regions first."""
+        if not candidates:
+            return []
+        carriers = [set(np.flatnonzero(q[:, p] == lev).tolist()) for p, lev, _ in candidates]
+        parent = list(range(len(candidates)))
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        coords = [np.unravel_index(p, (h, w, ch)) for p, _, _ in candidates]
+        order = sorted(range(len(candidates)), key=lambda i: (candidates[i][2], coords[i][0], coords[i][1]))
+        for ai, a in enumerate(order):
+            for b in order[ai + 1 :]:
+                if candidates[b][2] != candidates[a][2]:
+                    break
+                if abs(int(coords[a][0]) - int(coords[b][0])) > 1:
+                    if int(coords[b][0]) - int(coords[a][0]) > 1:
+                        break
+                    continue
+                if abs(int(coords[a][1]) - int(coords[b][1])) > 1:
+                    continue
+                inter = len(carriers[a] & carriers[b])
+                union = len(carriers[a] | carriers[b])
+                if union and inter / union >= 0.5:
+                    parent[find(a)] = find(b)
+        groups: dict[int, list[int]] = {}
+        for i in range(len(candidates)):
+            groups.setdefault(find(i), []).append(i)
+        out: list[tuple[IntArray, IntArray, int]] = []
+        for members in groups.values():
+            # one level per pixel: keep the candidate with most carriers
+            best: dict[int, int] = {}
+            for i in members:
+                p = candidates[i][0]
+                if p not in best or len(carriers[i]) > len(carriers[best[p]]):
+                    best[p] = i
+            pix = np.array(sorted(best), dtype=np.int64)
+            lev = np.array([candidates[best[p]][1] for p in pix], dtype=np.int64)
+            out.append((pix, lev, candidates[members[0]][2]))
+        out.sort(key=lambda t: -t[0].size)
+        return out
+
+    @staticmethod
+    def _grow(
+        q: IntArray, pixels: IntArray, levels: IntArray, carriers: IntArray, h: int, w: int, ch: int
+    ) -> tuple[IntArray, IntArray]:
+        """Add neighbouring pixels on which (almost) all carriers agree and most other records differ."""
+        n = q.shape[0]
+        others = np.ones(n, dtype=bool)
+        others[carriers] = False
+        have = {int(p): int(v) for p, v in zip(pixels, levels, strict=True)}
+        sub = q[carriers]
+        for _ in range(max(h, w)):
+            added = False
+            rows, cols, _ = np.unravel_index(np.array(sorted(have)), (h, w, ch))
+            for r, c in {(int(a), int(b)) for a, b in zip(rows, cols, strict=True)}:
+                for dr in (-1, 0, 1):
+                    for dc in (-1, 0, 1):
+                        rr, cc = r + dr, c + dc
+                        if not (0 <= rr < h and 0 <= cc < w):
+                            continue
+                        for z in range(ch):
+                            p = int(np.ravel_multi_index((rr, cc, z), (h, w, ch)))
+                            if p in have:
+                                continue
+                            vals = np.bincount(sub[:, p], minlength=_LEVELS)
+                            lev = int(vals.argmax())
+                            if vals[lev] < 0.95 * carriers.size:
+                                continue
+                            if others.any() and np.mean(q[others, p] == lev) > 0.5:
+                                continue
+                            have[p] = lev
+                            added = True
+            if not added:
+                break
+        pix = np.array(sorted(have), dtype=np.int64)
+        return pix, np.array([have[int(p)] for p in pix], dtype=np.int64)
+
+    def _masked_disagreement(
+        self,
+        flat: FloatArray,
+        y: IntArray,
+        carriers: IntArray,
+        labelled: IntArray,
+        pixels: IntArray,
+        lab: int,
+        ch: int,
+    ) -> tuple[float, dict[str, int]]:
+        """Fraction of carriers labelled ``lab`` whose unmasked pixels' k-NN majority is another label."""
+        n, d = flat.shape
+        keep_cols = np.ones(d, dtype=bool)
+        keep_cols[pixels] = False
+        others: BoolArray = np.ones(n, dtype=bool)
+        others[carriers] = False
+        ref = flat[others][:, keep_cols]
+        ref_y = y[others]
+        if ref.shape[0] < self.k:
+            return 0.0, {}
+        query = flat[labelled][:, keep_cols]
+        d2 = (query**2).sum(1)[:, None] - 2.0 * query @ ref.T + (ref**2).sum(1)[None, :]
+        nn = np.argpartition(d2, self.k - 1, axis=1)[:, : self.k]
+        votes = ref_y[nn]
+        majority = np.array([np.bincount(v).argmax() for v in votes])
+        disagree = float(np.mean(majority != lab)) if majority.size else 0.0
+        looks: dict[str, int] = {}
+        for m in majority[majority != lab]:
+            looks[str(int(m))] = looks.get(str(int(m)), 0) + 1
+        return disagree, looks
