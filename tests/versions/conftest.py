@@ -82,8 +82,8 @@ def approve_batch(ws: Workspace, screener: Actor, reviewer: Actor, approver: Act
     with ws.change(approver, "batch.approve", f"batch:{batch_id}") as ch:
         transition(ch, batch_id, BatchState.APPROVED)
         b = get_batch(ws, batch_id)
-        predicate: dict[str, Any] = {"batch": batch_id, "manifest_sha256": b.manifest_digest}
-        attest(ws, ch, [(batch_id, b.manifest_digest)], PREDICATE_APPROVAL, predicate, batch_id=batch_id)
+        predicate: dict[str, Any] = {"batch": batch_id, "manifest": b.manifest_digest, "approver": approver.name}
+        attest(ws, ch, [(f"batch:{batch_id}", b.manifest_digest)], PREDICATE_APPROVAL, predicate, batch_id=batch_id)
 
 
 def make_env(tmp_path: Path) -> Env:

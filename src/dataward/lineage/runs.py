@@ -17,15 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from dataward.access import require
 from dataward.acquire.inputs import collect_inputs
 from dataward.core import dsse
-from dataward.errors import AuthorizationError, InputError, NotFoundError
+from dataward.errors import InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.lifecycle import attest
 from dataward.lineage.slsa import PREDICATE_SLSA, provenance_predicate
 from dataward.release.reader import open_dataset, resolve_actor, resolve_workspace
-from dataward.release.versions import Version, read_envelope, require_verified
+from dataward.release.versions import Version, check_may, read_envelope, require_verified
 from dataward.store import schema
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace
@@ -98,17 +97,6 @@ def hash_model(path: str | os.PathLike[str]) -> list[Artifact]:
     if not p.is_file():
         raise InputError(f"{p}: no such model file or directory")
     return [hash_file(p)]
-
-
-def check_may(ws: Workspace, actor: Actor, action: str, subject: str) -> None:
-    """Refuse early (and log the denial) when ``actor`` may not take ``action``."""
-    with ws.engine.connect() as conn:
-        grants = ws.grants(conn, actor.name)
-    try:
-        require(actor.name, grants, action)
-    except AuthorizationError as exc:
-        ws.record_denial(actor.name, action, subject, str(exc))
-        raise
 
 
 def record_run(

@@ -12,6 +12,7 @@ from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_REVOCATION, attest, transition
 from dataward.release.versions import (
     Version,
+    check_may,
     commit_version,
     get_version,
     latest_number,
@@ -46,6 +47,7 @@ def rollback(
 ) -> tuple[Version, list[str]]:
     """A new version of ``dataset`` holding the batches of version ``to``, or the latest version minus
     ``without`` (batch ids or source names). Returns the new version and the batches it revoked."""
+    check_may(ws, actor, "dataset.rollback", f"dataset:{dataset}")
     if (to is None) == (not without):
         raise InputError("give exactly one of --to VERSION or --without BATCH|SOURCE")
     with ws.engine.connect() as conn:

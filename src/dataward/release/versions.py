@@ -20,12 +20,20 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection, insert, select
 
-from dataward.access import require_separation
+from dataward.access import require, require_separation
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core import dsse, merkle
 from dataward.core.checkpoint import parse_signed_checkpoint
-from dataward.errors import ConflictError, Error, InputError, IntegrityError, NotFoundError, PolicyError
+from dataward.errors import (
+    AuthorizationError,
+    ConflictError,
+    Error,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    PolicyError,
+)
 from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_RELEASE, attest, transition
 from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint, log_size
@@ -57,6 +65,26 @@ def parse_spec(text: str) -> tuple[str, int | None]:
     if number is not None and number < 1:
         raise InputError(f"{text!r}: versions are numbered from 1")
     return m.group("ds"), number
+
+
+def check_may(ws: Workspace, actor: Actor, action: str, subject: str) -> None:
+    """Refuse early (and log the denial) when ``actor`` may not take ``action`` at all."""
+    with ws.engine.connect() as conn:
+        grants = ws.grants(conn, actor.name)
+    try:
+        require(actor.name, grants, action)
+    except AuthorizationError as exc:
+        ws.record_denial(actor.name, action, subject, str(exc))
+        raise
+
+
+def check_dataset_name(name: str) -> None:
+    if "@" in name:
+        raise InputError(f"dataset name {name!r} contains '@'", advice="'@' separates a dataset from its version.")
+    try:
+        check_name(name, "dataset")
+    except Error as exc:
+        raise InputError(exc.message, advice=exc.advice) from None
 
 
 def version_subject(dataset: str, number: int) -> str:
@@ -232,6 +260,9 @@ def approval_problem(ws: Workspace, conn: Connection, batch: Batch, keys: dict[s
         pred = st.predicate
         if isinstance(pred, dict) and "batch" in pred and pred["batch"] != batch.id:
             last = f"{what}: the signed approval is for batch {pred['batch']!r}"
+            continue
+        if isinstance(pred, dict) and "manifest" in pred and not _eq(str(pred["manifest"]), batch.manifest_digest):
+            last = f"{what}: the signed approval is for another manifest of the batch"
             continue
         problems = verify_signed_by(env, keys, principal, created_at, what)
         if problems:
@@ -474,7 +505,8 @@ def release(
     progress: Progress | None = None,
 ) -> Version:
     """Create the next version of ``dataset``: its parent's batches, minus ``remove``, plus ``add``."""
-    check_name(dataset, "dataset")
+    check_dataset_name(dataset)
+    check_may(ws, actor, "dataset.release", f"dataset:{dataset}")
     add = _unique(add, "batch")
     remove = _unique(remove, "batch")
     if not add and not remove:
