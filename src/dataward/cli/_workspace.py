@@ -126,11 +126,16 @@ def source_add(
 
 
 @source.command("list")
+@click.option("--by-risk", is_flag=True, help="Order by risk score, with each score explained.")
 @json_option
 @click.pass_context
-def source_list(ctx: click.Context, as_json: bool) -> None:
+def source_list(ctx: click.Context, by_risk: bool, as_json: bool) -> None:
     """List sources."""
     ws = open_workspace(ctx)
+    if by_risk:
+        from dataward.cli._workflow import print_risk
+
+        return print_risk(ws, as_json)
     items = list_sources(ws)
 
     def human() -> None:
@@ -297,7 +302,9 @@ def principal_list(ctx: click.Context, as_json: bool) -> None:
 def doctor(ctx: click.Context, rotate_days: int | None, as_json: bool) -> None:
     """Health checks: keys due for rotation, key file permissions, the log's witness."""
     ws = open_workspace(ctx)
-    days = rotate_days or 90
+    from dataward.workflow.policy import rotation_max_age_days
+
+    days = rotate_days or rotation_max_age_days(ws)
     due = identity_admin.keys_due_for_rotation(ws, days)
     result = {"rotation_max_age_days": days, "keys_due_for_rotation": due}
 
