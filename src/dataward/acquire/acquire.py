@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
@@ -25,6 +25,9 @@ from dataward.store import schema
 from dataward.store.objects import CHUNK, ObjectStore
 from dataward.timeutil import now, now_iso
 from dataward.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataward.scale.interface import Executor
 
 Progress = Callable[[str, int], None]  # (what, bytes done) callback for progress bars
 
@@ -132,6 +135,7 @@ def acquire(
     format: str | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> Batch:
     """Acquire ``paths`` from ``source`` into a new quarantined batch; refuse the whole batch on any mismatch."""
     src = get_source(ws, source)
@@ -175,7 +179,13 @@ def acquire(
                 warnings.append(f"{s.name}: same content as {seen[s.sha256]}")
             seen.setdefault(s.sha256, s.name)
         digests: list[RecordDigests] = []
-        for s in stored:
+        if executor is not None:  # record leaves in partitions on the executor (identical results)
+            from dataward.scale.records import FileRef, partitioned_record_digests
+
+            refs = [FileRef(s.name, s.sha256, s.size, format or detect_format(s.name)) for s in stored]
+            digests = partitioned_record_digests(executor, ws.objects, refs)
+            warnings.extend(w for rd in digests for w in rd.warnings)
+        for s in stored[len(digests) :]:
             fmt = format or detect_format(s.name)
             rd = record_digests(
                 lambda s=s: ws.objects.open("quarantine", s.sha256), s.name, fmt, file_sha256=s.sha256, strict=True

@@ -87,6 +87,8 @@ def _iter_lines(f: IO[bytes]) -> Iterator[tuple[int, list[bytes]]]:
             rest = buf
             continue
         block, rest = buf[:cut], buf[cut + 1 :]
+        if block.endswith(b"\r"):  # the CR of a CRLF that ends this chunk's last line
+            block = block[:-1]
         if b"\r" in block:
             block = block.replace(b"\r\n", b"\n")
         lines = block.split(b"\n")

@@ -37,6 +37,8 @@ def _total_bytes(paths: tuple[str, ...]) -> int:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default=None, help="Record format (default: by extension)."
 )
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Hash records on this Dask cluster.")
+@click.option("--workers", type=click.IntRange(1, 1024), help="Hash records on a local Dask cluster of N workers.")
 @json_option
 @click.pass_context
 def acquire_cmd(
@@ -46,14 +48,29 @@ def acquire_cmd(
     expect: str | None,
     expect_signed: str | None,
     fmt: str | None,
+    scheduler: str | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Acquire PATHS from SOURCE into a new quarantined batch."""
+    from dataward.scale.dask import make_executor
+
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    with byte_progress(_total_bytes(paths), "acquiring") as progress:
+    with contextlib.ExitStack() as stack, byte_progress(_total_bytes(paths), "acquiring") as progress:
+        executor = make_executor(scheduler, workers)
+        if executor is not None:
+            stack.enter_context(executor)
         batch = acquire(
-            ws, actor, source_name, paths, expect=expect, expect_signed=expect_signed, format=fmt, progress=progress
+            ws,
+            actor,
+            source_name,
+            paths,
+            expect=expect,
+            expect_signed=expect_signed,
+            format=fmt,
+            progress=progress,
+            executor=executor,
         )
 
     def human() -> None:

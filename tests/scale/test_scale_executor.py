@@ -1,0 +1,142 @@
+"""Partitioned record leaves on the local and the Dask executors equal the single-process results exactly."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataward.acquire.acquire import acquire
+from dataward.acquire.records import record_digests
+from dataward.cli import main
+from dataward.errors import Error, InputError
+from dataward.scale.interface import Executor
+from dataward.scale.local import LocalExecutor
+from dataward.scale.records import FileRef, newline_cuts, partitioned_record_digests
+from dataward.store.objects import ObjectStore
+
+pytest.importorskip("distributed")
+
+from dataward.scale.dask import DaskExecutor, SchedulerError  # noqa: E402
+
+SAMPLES = {
+    "a.jsonl": b'{"t": "one"}\r\n\n{"t": "two"}\n\n\n{"t": "three \\u00e9"}\n{"t": 4}',
+    "b.csv": b"text,label\r\nhello,0\n\nworld,1\nagain,0\n",
+    "c.tsv": b"\n\ntext\tlabel\nx\t1\ny\t2\n",
+    "d.txt": b"line one\nline two\r\n\r\n" + b"word " * 50 + b"\nlast without newline\r",
+    "e.csv": b'text,label\nhello,0\n"multi\nline",1\nplain,2\n',
+    "f.txt": b"",
+    "g.bin": bytes(range(256)),
+}
+FORMATS = {"jsonl": "jsonl", "csv": "csv", "tsv": "tsv", "txt": "text", "bin": "file"}
+
+
+@pytest.fixture(scope="module")
+def dask_executor() -> Iterator[Executor]:
+    with DaskExecutor(workers=2) as ex:
+        yield ex
+
+
+def _store(tmp_path: Path, blobs: dict[str, bytes]) -> tuple[ObjectStore, list[FileRef]]:
+    store = ObjectStore(str(tmp_path / "objects"))
+    refs = []
+    for name, data in blobs.items():
+        digest = store.put_bytes("quarantine", data)
+        refs.append(FileRef(name, digest, len(data), FORMATS[name.rsplit(".", 1)[1]]))
+    return store, refs
+
+
+def _single(store: ObjectStore, refs: list[FileRef]) -> list[Any]:
+    return [
+        record_digests(lambda r=r: store.open("quarantine", r.sha256), r.name, r.fmt, file_sha256=r.sha256)
+        for r in refs
+    ]
+
+
+@pytest.mark.parametrize("partition_bytes", [1, 7, 64, 1 << 20])
+def test_partitions_match_single_process(tmp_path: Path, dask_executor: Executor, partition_bytes: int) -> None:
+    store, refs = _store(tmp_path, SAMPLES)
+    expected = _single(store, refs)
+    for ex in (LocalExecutor(), LocalExecutor(threads=3), dask_executor):
+        got = partitioned_record_digests(ex, store, refs, partition_bytes=partition_bytes)
+        assert got == expected, ex.name
+    assert [rd.encoding for rd in expected] == ["lines", "lines", "lines", "lines", "csv-records", "lines", "file"]
+    assert [rd.count for rd in expected] == [4, 3, 2, 4, 3, 0, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(["", "a", "é", "x,y", "\r", " ", "long line " * 5, "{}"]), max_size=30),
+    trailing=st.booleans(),
+    target=st.integers(1, 40),
+)
+def test_partitioned_text_matches_any_cut(lines: list[str], trailing: bool, target: int) -> None:
+    data = "\n".join(lines).encode() + (b"\n" if trailing else b"")
+    cuts = newline_cuts(io.BytesIO(data), len(data), target)
+    assert cuts[0][0] == 0 and cuts[-1][1] == len(data)
+    assert all(a[1] == b[0] and data[a[1] - 1 : a[1]] == b"\n" for a, b in zip(cuts, cuts[1:], strict=False))
+    store = ObjectStore("memory://dw-test-" + str(abs(hash((tuple(lines), trailing, target)))))
+    digest = store.put_bytes("quarantine", data)
+    ref = FileRef("t.txt", digest, len(data), "text")
+    got = partitioned_record_digests(LocalExecutor(), store, [ref], partition_bytes=target)
+    assert got == _single(store, [ref])
+
+
+def test_bad_input_in_a_partition_names_the_same_line(tmp_path: Path, dask_executor: Executor) -> None:
+    store, refs = _store(tmp_path, {"bad.jsonl": b'{"a": 1}\n' * 50 + b"{not json}\n" + b'{"a": 2}\n' * 5})
+    with pytest.raises(InputError) as single:
+        _single(store, refs)
+    with pytest.raises(InputError) as parted:
+        partitioned_record_digests(dask_executor, store, refs, partition_bytes=64)
+    assert parted.value.message == single.value.message and "line 51" in parted.value.message
+    store2, refs2 = _store(tmp_path / "2", {"bad.txt": b"ok\n" * 40 + b"\xff\xfe\n"})
+    with pytest.raises(InputError, match="line 41: invalid UTF-8"):
+        partitioned_record_digests(LocalExecutor(), store2, refs2, partition_bytes=16)
+
+
+def _workspace(make_workspace: Any, tmp_path: Path) -> Any:
+    from dataward.access import Grant, Role
+    from dataward.principals import add_principal, generate_key
+    from dataward.sources import add_source
+
+    ws = make_workspace(tmp_path)
+    admin = ws.actor("admin")
+    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
+    generate_key(ws, admin, "ingrid")
+    add_source(ws, admin, "feed", kind="internal", origin="tests")
+    return ws
+
+
+def test_acquire_on_dask_gives_the_same_manifest_roots(
+    make_workspace: Any, tmp_path: Path, dask_executor: Executor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = _workspace(make_workspace, tmp_path)
+    d = tmp_path / "delivery"
+    d.mkdir()
+    for name, data in SAMPLES.items():
+        (d / name).write_bytes(data)
+    ingrid = ws.actor("ingrid")
+    plain = acquire(ws, ingrid, "feed", [d])
+    on_dask = acquire(ws, ingrid, "feed", [d], executor=dask_executor)
+    assert on_dask.merkle_root == plain.merkle_root and on_dask.record_count == plain.record_count == 17
+    assert [f.merkle_root for f in on_dask.files] == [f.merkle_root for f in plain.files]
+
+    capsys.readouterr()
+    assert isinstance(dask_executor, DaskExecutor)
+    argv = ["-w", str(ws.path), "--as", "ingrid", "acquire", "feed", str(d), "--scheduler", dask_executor.scheduler]
+    argv.append("--json")
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["merkle_root"] == plain.merkle_root
+
+
+def test_unreachable_scheduler_is_a_clean_error() -> None:
+    with pytest.raises(SchedulerError, match=r"tcp://127\.0\.0\.1:1"):
+        DaskExecutor(scheduler="tcp://127.0.0.1:1", timeout=1)
+    assert issubclass(SchedulerError, Error)
