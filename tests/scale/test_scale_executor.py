@@ -23,7 +23,9 @@ from dataward.store.objects import ObjectStore
 
 pytest.importorskip("distributed")
 
-from dataward.scale.dask import DaskExecutor, SchedulerError  # noqa: E402
+import itertools
+
+from dataward.scale.dask import DaskExecutor, SchedulerError
 
 SAMPLES = {
     "a.jsonl": b'{"t": "one"}\r\n\n{"t": "two"}\n\n\n{"t": "three \\u00e9"}\n{"t": 4}',
@@ -80,7 +82,7 @@ def test_partitioned_text_matches_any_cut(lines: list[str], trailing: bool, targ
     data = "\n".join(lines).encode() + (b"\n" if trailing else b"")
     cuts = newline_cuts(io.BytesIO(data), len(data), target)
     assert cuts[0][0] == 0 and cuts[-1][1] == len(data)
-    assert all(a[1] == b[0] and data[a[1] - 1 : a[1]] == b"\n" for a, b in zip(cuts, cuts[1:], strict=False))
+    assert all(a[1] == b[0] and data[a[1] - 1 : a[1]] == b"\n" for a, b in itertools.pairwise(cuts))
     store = ObjectStore("memory://dw-test-" + str(abs(hash((tuple(lines), trailing, target)))))
     digest = store.put_bytes("quarantine", data)
     ref = FileRef("t.txt", digest, len(data), "text")
