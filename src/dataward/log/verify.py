@@ -73,6 +73,7 @@ class LogVerification:
     mode: str = "full"  # full | incremental
     trusted_prefix: int = 0  # incremental: entries below this were fully verified earlier (tree check only)
     rows_digest: str = ""
+    chunk: int = CHUNK
 
     @property
     def ok(self) -> bool:
@@ -316,15 +317,18 @@ def _worker_run(task: _Task) -> _ChunkResult:
         return _check_rows(_range_rows(conn, task.lo, task.hi), task, _W["keys"])
 
 
-def _tasks(lo: int, hi: int, trusted: int, max_problems: int) -> list[_Task]:
-    """Aligned chunks covering ``[lo, hi]`` (negative sequence numbers get a chunk of their own)."""
+def _tasks(lo: int, hi: int, n_rows: int, trusted: int, max_problems: int, chunk: int) -> list[_Task]:
+    """Aligned chunks covering ``[lo, hi]``; sequence numbers below 0 or far beyond the row count (a
+    tampered row) get one chunk each side, so a forged huge number cannot blow up the task list."""
     out: list[_Task] = []
     if lo < 0:
         out.append(_Task(lo, 0, trusted, max_problems))
     k = 0
-    while k * CHUNK <= hi:
-        out.append(_Task(k * CHUNK, (k + 1) * CHUNK, trusted, max_problems))
+    while k * chunk <= hi and k * chunk < n_rows:
+        out.append(_Task(k * chunk, (k + 1) * chunk, trusted, max_problems))
         k += 1
+    if k * chunk <= hi:
+        out.append(_Task(k * chunk, hi + 1, trusted, max_problems))
     return out
 
 
@@ -350,6 +354,7 @@ def verify_log(
     witness_path: Any = None,
     progress: Callable[[int, int], None] | None = None,
     parallel_min_entries: int = PARALLEL_MIN_ENTRIES,
+    chunk: int = CHUNK,
 ) -> LogVerification:
     """Verify the audit log of ``ws``.
 
@@ -369,7 +374,11 @@ def verify_log(
         if len(problems) < max_problems:
             problems.append(LogProblem(seq, kind, detail))
 
+    if chunk < 1:
+        raise InputError(f"chunk must be at least 1, got {chunk}")
     mark = witness.verified_mark(ws, witness_path) if incremental else None
+    if mark is not None and mark.get("chunk", CHUNK) != chunk:
+        chunk = int(mark.get("chunk", CHUNK))  # the rows digest was taken in chunks of this size
     trusted = int(mark["size"]) if mark else 0
     with ws.engine.connect() as conn:
         key_rows = ws.public_keys(conn)
@@ -390,7 +399,7 @@ def verify_log(
             continue
         keys[kid] = _KeyInfo.of(r)
     n_rows = int(n_rows or 0)
-    tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), trusted, max_problems)
+    tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), n_rows, trusted, max_problems, chunk)
     chunks: list[_ChunkResult] = []
     total = len(tasks)
     if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
@@ -443,6 +452,7 @@ def verify_log(
             witness_path=witness_path,
             progress=progress,
             parallel_min_entries=parallel_min_entries,
+            chunk=chunk,
         )
         note_problem = LogProblem(
             None, "witness", f"entries below {mark['size']} changed since this client verified them (rewritten)"
@@ -458,6 +468,7 @@ def verify_log(
             "full",
             0,
             full.rows_digest,
+            full.chunk,
         )
     with ws.engine.connect() as conn:
         _check_nodes(conn, leaves, problem)
@@ -498,6 +509,7 @@ def verify_log(
         "incremental" if mark else "full",
         trusted,
         _rows_digest(chunks, "digest_all", len(leaves)),
+        chunk,
     )
     if remember and result.ok and cp_size == len(leaves):
         witness.record_verified(ws, result, witness_path)

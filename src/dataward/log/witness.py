@@ -163,7 +163,13 @@ def verified_mark(ws: Workspace, path: Path | None = None) -> dict[str, Any] | N
         return None
     try:
         size = int(mark["size"])
-        ok = size >= 0 and len(bytes.fromhex(str(mark["root"]))) == 32 and len(str(mark["rows_digest"])) == 64
+        chunk = int(mark.get("chunk", 1))
+        ok = (
+            size >= 0
+            and chunk >= 1
+            and len(bytes.fromhex(str(mark["root"]))) == 32
+            and len(str(mark["rows_digest"])) == 64
+        )
     except (KeyError, ValueError, TypeError):
         return None
     return mark if ok else None
@@ -183,6 +189,7 @@ def record_verified(ws: Workspace, result: LogVerification, path: Path | None = 
             "size": result.entries,
             "root": result.root,
             "rows_digest": result.rows_digest,
+            "chunk": result.chunk,
             "log_keyid": key_id(ws.log_public_key()),
         }
         data[ws.id] = entry
