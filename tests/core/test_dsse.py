@@ -18,9 +18,7 @@ from dataward.errors import SignatureError
 
 def _sslib_key(priv: Ed25519PrivateKey) -> SSlibKey:
     pub = priv.public_key()
-    return SSlibKey(
-        dsse.key_id(pub), "ed25519", "ed25519", {"public": dsse.public_key_bytes(pub).hex()}
-    )
+    return SSlibKey(dsse.key_id(pub), "ed25519", "ed25519", {"public": dsse.public_key_bytes(pub).hex()})
 
 
 def _envelope(priv: Ed25519PrivateKey) -> dsse.Envelope:

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status (also used by tests)."""
     _register_commands()
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="dataward")
+        rv = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="dataward")
     except Error as exc:
         click.secho(f"error: {exc.message}", fg="red", err=True)
         if exc.advice:
@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # commands may end with sys.exit(status)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    # without standalone mode click returns the status of ctx.exit(N) instead of raising
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:
