@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,6 @@ SAMPLES = {
     "g.bin": bytes(range(256)),
 }
 FORMATS = {"jsonl": "jsonl", "csv": "csv", "tsv": "tsv", "txt": "text", "bin": "file"}
-
-
-@pytest.fixture(scope="module")
-def dask_executor() -> Iterator[Executor]:
-    with DaskExecutor(workers=2) as ex:
-        yield ex
 
 
 def _store(tmp_path: Path, blobs: dict[str, bytes]) -> tuple[ObjectStore, list[FileRef]]:
