@@ -1,4 +1,4 @@
-"""Fixtures for the release side: a workspace with one principal per role, and batches driven to approved.
+"""Helpers for the release-side tests: a workspace with one principal per role, and batches driven to approved.
 
 ``approve_batch`` uses the workflow's real `approve` command when it exists, and otherwise drives the
 lifecycle directly (quarantined -> screened -> audited -> approved) with a signed approval attestation,
@@ -100,6 +100,7 @@ def make_env(tmp_path: Path) -> Env:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """A fresh workspace with every role; never touches ~/.config (witness in tmp)."""
     monkeypatch.setenv("DATAWARD_WITNESS", str(tmp_path / "witness.json"))
     monkeypatch.delenv("DATAWARD_WORKSPACE", raising=False)
     monkeypatch.delenv("DATAWARD_PRINCIPAL", raising=False)

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+from release_helpers import Env
 from sqlalchemy import delete, insert, update
 
 import dataward
-from conftest import Env
 from dataward.batches import get_batch
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, Error, InputError, IntegrityError, NotFoundError

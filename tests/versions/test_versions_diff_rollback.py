@@ -6,9 +6,9 @@ import hashlib
 import json
 
 import pytest
+from release_helpers import Env
 
 import dataward
-from conftest import Env
 from dataward.batches import get_batch
 from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError
 from dataward.lifecycle import PREDICATE_REVOCATION, attestations_for

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from release_helpers import Env
 
-from conftest import Env
 from dataward.batches import get_batch, list_batches
 from dataward.errors import InputError, IntegrityError
 from dataward.lifecycle import attestations_for

@@ -7,11 +7,11 @@ import hashlib
 import json
 
 import pytest
+from release_helpers import Env
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 from sqlalchemy import select
 
-from conftest import Env
 from dataward import open_dataset
 from dataward.batches import BatchState, get_batch
 from dataward.core import dsse, merkle
