@@ -602,10 +602,11 @@ def read_decisions_file(path: Path, sample: Sequence[SampleItem] = ()) -> list[D
             rec = int(str(obj.get("record", "")).strip())
         except ValueError:
             raise InputError(f"{where}: record must be a record number, not {obj.get('record')!r}") from None
-        decision, label = parse_decision(str(obj.get("decision") or ""), where)
+        text = str(obj.get("decision") or "")
         extra = obj.get("new_label")
-        if decision == "wrong-label" and label is None and extra:
-            label = str(extra)
+        if extra and ":" not in text:
+            text = f"{text}:{extra}"
+        decision, label = parse_decision(text, where)
         digest = obj.get("digest")
         if digest and rec in digests and not hmac.compare_digest(str(digest).lower().encode(), digests[rec].encode()):
             raise InputError(f"{where}: digest of record {rec} does not match the sampled record")

@@ -1,0 +1,231 @@
+"""Source risk, the batch-check registry, and authorization of every workflow action."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+from typing import Any
+
+import pytest
+from workflow_helpers import Flow
+
+from dataward.batches import BatchState, get_batch
+from dataward.errors import AuthorizationError
+from dataward.log.query import show_entries
+from dataward.sources import add_source
+from dataward.workflow import approval, audit, checks, screening
+from dataward.workflow.risk import assess, tier_of
+
+
+def test_kind_orders_risk_when_all_else_is_equal(flow: Flow) -> None:
+    admin = flow.actor("admin")
+    kinds = ["web-scraped", "third-party", "checkpoint", "internal", "synthetic"]
+    for k in kinds:
+        add_source(flow.ws, admin, f"s-{k}", kind=k, origin="o", license="MIT", update_frequency="monthly")
+    scores = [assess(flow.ws, f"s-{k}").score for k in kinds]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+
+
+def test_history_raises_risk_and_is_explained(flow: Flow, tmp_path: Any) -> None:
+    before = assess(flow.ws, "vendor")
+    # a refused delivery (checksum mismatch) and a rejected batch
+    bad = flow.tmp / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    sums = flow.tmp / "SHA256SUMS"
+    sums.write_text(f"{'0' * 64}  x.csv\n")
+    from dataward.acquire.acquire import acquire
+    from dataward.errors import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        acquire(flow.ws, flow.actor("ingrid"), "vendor", [bad], expect=sums)
+    b = flow.batch(20)
+    approval.reject(flow.ws, flow.actor("sam"), b.id, "garbage")
+    after = assess(flow.ws, "vendor")
+    points = {f.name: f.points for f in after.factors}
+    assert points["refusals"] > 0 and points["rejections"] > 0
+    assert after.score > before.score
+    assert "1 refusals in the log" in after.explain() and "1 rejections in the log" in after.explain()
+    assert tier_of(after.score) == after.tier
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert flow.cli("source", "list", "--by-risk", "--json") == 0
+    listed = json.loads(buf.getvalue())
+    assert [r["score"] for r in listed] == sorted((r["score"] for r in listed), reverse=True)
+    assert {r["source"] for r in listed} == {"vendor", "house"} and all(r["factors"] for r in listed)
+
+
+def test_tiers() -> None:
+    assert [tier_of(s) for s in (0, 24.9, 25, 50, 74, 75, 100)] == [
+        "low",
+        "low",
+        "medium",
+        "high",
+        "high",
+        "critical",
+        "critical",
+    ]
+    assert tier_of(30, {"medium": 40}) == "low"
+
+
+def test_registry_has_one_adapter_per_engine() -> None:
+    assert checks.names()[:3] == ["integrity", "detection", "screening"]
+    with pytest.raises(Exception, match="unknown batch check"):
+        checks.get("nope")
+
+
+def test_engine_missing_or_crashing_is_a_value_not_an_exception(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def fake(name: str, *a: Any) -> Any:
+        if name == "dataward.screen.api":
+            raise ModuleNotFoundError(name=name)
+        if name == "dataward.detect.api":
+            raise RuntimeError("boom")
+        return real(name, *a)
+
+    monkeypatch.setattr(checks.importlib, "import_module", fake)
+    b = flow.batch(30)
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id)
+    by = {c["name"]: c for c in rep.checks}
+    assert by["integrity"]["status"] == "passed"
+    assert by["screening"]["status"] == "skipped" and "not available" in by["screening"]["reason"]
+    assert by["detection"]["status"] == "error" and "RuntimeError: boom" in by["detection"]["reason"]
+    # the policy then refuses: screening is a required check that did not run
+    from dataward.workflow.gate import evaluate
+
+    assert any("required-checks" in f for f in evaluate(flow.ws, b.id).failing())
+
+
+def test_detection_skips_formats_it_cannot_read(flow: Flow) -> None:
+    p = flow.tmp / "notes.txt"
+    p.write_text("one\ntwo\nthree\n")
+    from dataward.acquire.acquire import acquire
+
+    b = acquire(flow.ws, flow.actor("ingrid"), "vendor", [p])
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "detection"])
+    det = rep.check("detection")
+    assert det is not None and det["status"] == "skipped" and "format text" in det["reason"]
+
+
+def test_detection_runs_through_the_registry(flow: Flow) -> None:
+    b = flow.batch(80)
+    opts = {"detection": {"label": "label", "text": "text", "detectors": ["text_triggers"]}}
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "detection"], options=opts)
+    det = rep.check("detection")
+    assert det is not None and det["status"] == "passed", det
+    assert det["stats"]["detectors"] == {"text_triggers": 1}
+
+
+def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flags and findings of every file land on the right record of the whole batch."""
+    import types
+
+    import numpy as np
+
+    from dataward.detect.interface import Finding
+
+    calls: list[dict[str, Any]] = []
+
+    def detect(path: Any, **kw: Any) -> Any:
+        calls.append(kw)
+        n = sum(1 for _ in open(path)) - 1
+        flagged = np.zeros(n, dtype=bool)
+        flagged[[1, 3]] = True
+        finding = Finding("fake", "trigger", "a trigger", (1, 3), {}, 0.95)
+        meta = ({"name": "fake", "skipped": None},)
+        return types.SimpleNamespace(n_records=n, flagged=flagged, findings=(finding,), detectors=meta)
+
+    real = importlib.import_module
+    fake_api = types.SimpleNamespace(detect=detect)
+    monkeypatch.setattr(
+        checks.importlib,
+        "import_module",
+        lambda name, *a: fake_api if name == "dataward.detect.api" else real(name, *a),
+    )
+    from workflow_helpers import write_csv
+
+    from dataward.acquire.acquire import acquire
+
+    paths = [write_csv(flow.tmp / "a.csv", 10), write_csv(flow.tmp / "b.csv", 7)]
+    b = acquire(flow.ws, flow.actor("ingrid"), "vendor", paths)
+    opts = {"detection": {"label": "label", "seed": 3}}
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "detection"], options=opts)
+    offset = {f.name: sum(g.record_count for g in b.files if g.position < f.position) for f in b.files}
+    expected = sorted(o + r for o in offset.values() for r in (1, 3))
+    assert list(rep.flagged_records) == expected
+    assert rep.findings_by_severity["critical"] == 2  # detector severity 0.95 -> critical
+    assert sorted(r for f in rep.findings for r in f.records) == expected
+    assert calls == [{"format": "csv", "seed": 3, "label": "label"}] * 2
+
+
+@pytest.mark.parametrize(
+    ("who", "action"),
+    [
+        ("ingrid", "screen"),
+        ("rita", "screen"),
+        ("alice", "sample"),
+        ("sam", "decide"),
+        ("alice", "decide"),
+        ("sam", "complete"),
+        ("ingrid", "approve"),
+        ("rita", "approve"),
+        ("sam", "approve"),
+        ("carl", "approve"),  # an approver who acquired the batch himself
+        ("ingrid", "reject"),
+        ("rita", "reject"),
+    ],
+)
+def test_each_action_is_authorized(flow: Flow, who: str, action: str) -> None:
+    ws = flow.ws
+    b = flow.batch(60, by="carl")
+    bid = b.id
+    if action != "screen":
+        screening.screen_batch(ws, flow.actor("sam"), bid, checks=["integrity", "screening"])
+    if action in ("decide", "complete", "approve"):
+        audit.draw_sample(ws, flow.actor("rita"), bid, size=40)
+    if action in ("complete", "approve"):
+        items = audit.sample_items(ws, bid)
+        audit.record_decisions(ws, flow.actor("rita"), bid, [audit.Decision(i.record, "ok") for i in items])
+    if action == "approve":
+        audit.complete_audit(ws, flow.actor("rita"), bid)
+    state = get_batch(ws, bid).state
+    actor = flow.actor(who)
+    call = {
+        "screen": lambda: screening.screen_batch(ws, actor, bid, checks=["integrity"]),
+        "sample": lambda: audit.draw_sample(ws, actor, bid, size=5),
+        "decide": lambda: audit.record_decisions(
+            ws, actor, bid, [audit.Decision(audit.sample_items(ws, bid)[0].record, "ok")]
+        ),
+        "complete": lambda: audit.complete_audit(ws, actor, bid),
+        "approve": lambda: approval.approve(ws, actor, bid),
+        "reject": lambda: approval.reject(ws, actor, bid, "no"),
+    }[action]
+    with pytest.raises(AuthorizationError):
+        call()
+    assert get_batch(ws, bid).state == state
+    denied = show_entries(ws, action="access.denied", subject=f"batch:{bid}")
+    assert denied and denied[0].details["principal"] == who
+
+
+def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
+    from dataward import principals
+    from dataward.access import Grant, Role
+    from dataward.workflow.policy import default_policy_text, set_policy
+
+    admin = flow.actor("admin")
+    principals.grant_roles(flow.ws, admin, "sam", [Grant(Role.APPROVER)])
+    text = default_policy_text().replace(
+        "[tiers.medium]\n", '[tiers.medium]\nseparation_of_duties = ["acquirer", "screener"]\n'
+    )
+    set_policy(flow.ws, admin, text, where="t")
+    b = flow.batch(60)
+    screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "screening"])
+    audit.draw_sample(flow.ws, flow.actor("rita"), b.id, size=40)
+    items = audit.sample_items(flow.ws, b.id)
+    audit.record_decisions(flow.ws, flow.actor("rita"), b.id, [audit.Decision(i.record, "ok") for i in items])
+    audit.complete_audit(flow.ws, flow.actor("rita"), b.id)
+    with pytest.raises(AuthorizationError, match="screened batch"):
+        approval.approve(flow.ws, flow.actor("sam"), b.id)
+    assert approval.approve(flow.ws, flow.actor("alice"), b.id).state == BatchState.APPROVED
