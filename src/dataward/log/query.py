@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from dataward.core import merkle
 from dataward.core.checkpoint import Checkpoint, parse_note
 from dataward.errors import InputError, IntegrityError, NotFoundError
-from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint
+from dataward.log.auditlog import LogEntry, latest_checkpoint
 from dataward.store import schema
 from dataward.workspace import Workspace
 
@@ -117,6 +118,36 @@ def checkpoint_at(conn: Any, size: int) -> bytes | None:
     return None if note is None else str(note).encode("utf-8")
 
 
+def _prefetch(conn: Any, compute: Callable[[merkle.GetNode], list[bytes]]) -> list[bytes]:
+    """Run a proof computation with every node it needs read in one query (not one query per node).
+
+    The nodes a proof asks for depend only on the sizes and the index, never on hash values, so a dry run
+    with a recording accessor lists them.
+    """
+    wanted: list[tuple[int, int]] = []
+
+    def record(level: int, index: int) -> bytes:
+        wanted.append((level, index))
+        return bytes(32)
+
+    compute(record)
+    t = schema.log_nodes
+    found: dict[tuple[int, int], bytes] = {}
+    keys = sorted(set(wanted))
+    for i in range(0, len(keys), 200):
+        part = keys[i : i + 200]
+        q = select(t.c.level, t.c.idx, t.c.hash).where(tuple_(t.c.level, t.c.idx).in_(part))
+        found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in conn.execute(q)})
+
+    def get(level: int, index: int) -> bytes:
+        h = found.get((level, index))
+        if h is None:
+            raise LookupError(f"log node ({level}, {index}) is missing")
+        return h
+
+    return compute(get)
+
+
 def _checkpoint_size(note: bytes | None) -> int:
     """The tree size a stored checkpoint claims (its signature is checked by whoever uses the proof)."""
     if note is None:
@@ -136,7 +167,7 @@ def prove_inclusion(ws: Workspace, seq: int) -> InclusionProof:
         if row is None:
             raise NotFoundError(f"log entry {seq} is missing", advice="Run `dataward log verify`.")
         try:
-            proof = merkle.inclusion_proof(seq, size, NodeReader(conn))
+            proof = _prefetch(conn, lambda get: merkle.inclusion_proof(seq, size, get))
         except LookupError as exc:
             raise IntegrityError(f"cannot prove entry {seq}: {exc}", advice="Run `dataward log verify`.") from None
     return InclusionProof(seq, size, bytes(row.leaf_hash), tuple(proof), note, bytes(row.entry), bytes(row.signature))
@@ -151,7 +182,7 @@ def prove_consistency(ws: Workspace, size1: int, size2: int | None = None) -> Co
         if note is None or not 0 < size1 <= size2 <= size:
             raise InputError(f"sizes must satisfy 0 < OLD_SIZE <= NEW_SIZE <= {size}")
         try:
-            proof = merkle.consistency_proof(size1, size2, NodeReader(conn))
+            proof = _prefetch(conn, lambda get: merkle.consistency_proof(size1, size2, get))
         except LookupError as exc:
             raise IntegrityError(
                 f"cannot prove {size1} -> {size2}: {exc}", advice="Run `dataward log verify`."

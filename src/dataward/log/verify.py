@@ -19,6 +19,8 @@ import hashlib
 import hmac
 import json
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -403,7 +405,9 @@ def verify_log(
     chunks: list[_ChunkResult] = []
     total = len(tasks)
     if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
-        ctx = get_context("spawn")
+        # fork is quick and safe while this process has no other thread; otherwise start clean interpreters
+        single = threading.active_count() == 1 and sys.platform == "linux"
+        ctx = get_context("fork" if single else "spawn")
         with ProcessPoolExecutor(
             min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
         ) as pool:
