@@ -22,14 +22,12 @@ import time
 from typing import ClassVar
 
 import numpy as np
-from scipy.stats import binom
 
+from dataward.detect._shortcuts import enriched_tokens, masked_disagreement
 from dataward.detect.interface import (
-    BoolArray,
     Detector,
     DetectorResult,
     Finding,
-    FloatArray,
     IntArray,
     Modality,
     Representation,
@@ -86,28 +84,17 @@ class PatchTriggers(Detector):
         y = rep.labels
         k_classes = len(rep.label_names)
         q = np.minimum((imgs * _LEVELS).astype(np.int64), _LEVELS - 1).reshape(n, -1)  # (n, h*w*ch)
-        n_pix = q.shape[1]
-        prior = np.bincount(y, minlength=k_classes) / n
-        # counts[p, level, label]
-        codes = q * k_classes + y[:, None]
-        counts = np.zeros((n_pix, _LEVELS * k_classes), dtype=np.int64)
-        for p in range(n_pix):
-            counts[p] = np.bincount(codes[:, p], minlength=_LEVELS * k_classes)
-        counts3 = counts.reshape(n_pix, _LEVELS, k_classes)
-        support = counts3.sum(axis=2)
-        top = counts3.argmax(axis=2)
-        top_count = counts3.max(axis=2)
         max_support = max(self.min_support, int(self.max_fraction * n))
-        ok = (support >= self.min_support) & (support <= max_support)
-        ok &= top_count >= self.purity * np.maximum(support, 1)
-        n_tests = n_pix * _LEVELS
-        cand = np.argwhere(ok)
-        candidates: list[tuple[int, int, int]] = []  # (pixel, level, label)
-        for p, lev in cand:
-            lab = int(top[p, lev])
-            pval = binom.sf(int(top_count[p, lev]) - 1, int(support[p, lev]), prior[lab])
-            if pval * n_tests < self.alpha and prior[lab] < 0.95:
-                candidates.append((int(p), int(lev), lab))
+        candidates = enriched_tokens(
+            q,
+            y,
+            k_classes,
+            _LEVELS,
+            min_support=self.min_support,
+            max_support=max_support,
+            purity=self.purity,
+            alpha=self.alpha,
+        )
         regions = self._regions(candidates, q, h, w, ch)
         flagged = np.zeros(n, dtype=bool)
         scores = np.zeros(n)
@@ -125,7 +112,8 @@ class PatchTriggers(Detector):
                 continue
             tested += 1
             pixels, levels = self._grow(q, pixels, levels, carriers, h, w, ch)
-            disagree, looks_like = self._masked_disagreement(flat, y, carriers, labelled, pixels, lab, ch)
+            disagree, looks = masked_disagreement(flat, y, carriers, labelled, pixels, lab, self.k)
+            looks_like = {rep.label_names[c]: v for c, v in looks.items()}
             if disagree < self.disagreement:
                 continue
             locs = np.unravel_index(pixels, (h, w, ch))
@@ -262,34 +250,3 @@ class PatchTriggers(Detector):
                 break
         pix = np.array(sorted(have), dtype=np.int64)
         return pix, np.array([have[int(p)] for p in pix], dtype=np.int64)
-
-    def _masked_disagreement(
-        self,
-        flat: FloatArray,
-        y: IntArray,
-        carriers: IntArray,
-        labelled: IntArray,
-        pixels: IntArray,
-        lab: int,
-        ch: int,
-    ) -> tuple[float, dict[str, int]]:
-        """Fraction of carriers labelled ``lab`` whose unmasked pixels' k-NN majority is another label."""
-        n, d = flat.shape
-        keep_cols = np.ones(d, dtype=bool)
-        keep_cols[pixels] = False
-        others: BoolArray = np.ones(n, dtype=bool)
-        others[carriers] = False
-        ref = flat[others][:, keep_cols]
-        ref_y = y[others]
-        if ref.shape[0] < self.k:
-            return 0.0, {}
-        query = flat[labelled][:, keep_cols]
-        d2 = (query**2).sum(1)[:, None] - 2.0 * query @ ref.T + (ref**2).sum(1)[None, :]
-        nn = np.argpartition(d2, self.k - 1, axis=1)[:, : self.k]
-        votes = ref_y[nn]
-        majority = np.array([np.bincount(v).argmax() for v in votes])
-        disagree = float(np.mean(majority != lab)) if majority.size else 0.0
-        looks: dict[str, int] = {}
-        for m in majority[majority != lab]:
-            looks[str(int(m))] = looks.get(str(int(m)), 0) + 1
-        return disagree, looks

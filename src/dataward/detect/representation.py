@@ -111,6 +111,8 @@ def from_frame(
     n = len(frame)
     if n == 0:
         raise DetectionError(f"{source} has no records", advice="Detection needs at least a few records.")
+    if any(not isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)
     issues: list[dict[str, Any]] = []
     # ---- roles
     if messages is None and prompt is None and response is None and text is None and image is None:

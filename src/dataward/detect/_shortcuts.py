@@ -1,0 +1,81 @@
+"""Shared machinery of shortcut mining (image patches, tabular feature-value conjunctions).
+
+A *token* is (column, level) on a discretised matrix ``q`` (n x columns, small non-negative ints). A token
+is a candidate shortcut when its carriers are almost all of one label and that is significant: the
+binomial tail of seeing that many carriers with the label, given the label's base rate, is below
+``alpha`` after Bonferroni correction over all tokens. Candidates then face the masked-content test:
+with the token's columns removed, do the carriers labelled with the token's label look like other
+classes (k-NN among non-carriers)? A natural class feature fails that test; a trigger passes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binom
+
+from dataward.detect.interface import BoolArray, FloatArray, IntArray
+
+
+def enriched_tokens(
+    q: IntArray,
+    y: IntArray,
+    n_classes: int,
+    levels: int,
+    *,
+    min_support: int,
+    max_support: int,
+    purity: float,
+    alpha: float,
+) -> list[tuple[int, int, int]]:
+    """Significant (column, level, label) tokens of ``q``, strongest first."""
+    n, n_cols = q.shape
+    prior = np.bincount(y, minlength=n_classes) / n
+    codes = q * n_classes + y[:, None]
+    counts = np.zeros((n_cols, levels * n_classes), dtype=np.int64)
+    for p in range(n_cols):
+        counts[p] = np.bincount(codes[:, p], minlength=levels * n_classes)
+    counts3 = counts.reshape(n_cols, levels, n_classes)
+    support = counts3.sum(axis=2)
+    top = counts3.argmax(axis=2)
+    top_count = counts3.max(axis=2)
+    ok = (support >= min_support) & (support <= max_support) & (top_count >= purity * np.maximum(support, 1))
+    n_tests = max(1, int(np.count_nonzero(support)))
+    found: list[tuple[float, int, int, int]] = []
+    for p, lev in np.argwhere(ok):
+        lab = int(top[p, lev])
+        if prior[lab] >= 0.95:
+            continue
+        pval = float(binom.sf(int(top_count[p, lev]) - 1, int(support[p, lev]), prior[lab]))
+        if pval * n_tests < alpha:
+            found.append((pval, int(p), int(lev), lab))
+    found.sort()
+    return [(p, lev, lab) for _, p, lev, lab in found]
+
+
+def masked_disagreement(
+    flat: FloatArray,
+    y: IntArray,
+    carriers: IntArray,
+    labelled: IntArray,
+    drop_cols: IntArray | BoolArray,
+    lab: int,
+    k: int,
+) -> tuple[float, dict[int, int]]:
+    """Share of ``labelled`` carriers whose k-NN majority (non-carriers, ``drop_cols`` removed) is not ``lab``."""
+    n, d = flat.shape
+    keep_cols = np.ones(d, dtype=bool)
+    keep_cols[drop_cols] = False
+    others: BoolArray = np.ones(n, dtype=bool)
+    others[carriers] = False
+    if others.sum() < k or labelled.size == 0 or not keep_cols.any():
+        return 0.0, {}
+    ref = flat[others][:, keep_cols]
+    ref_y = y[others]
+    query = flat[labelled][:, keep_cols]
+    d2 = (query**2).sum(1)[:, None] - 2.0 * query @ ref.T + (ref**2).sum(1)[None, :]
+    nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    majority = np.array([np.bincount(v).argmax() for v in ref_y[nn]])
+    looks: dict[int, int] = {}
+    for m in majority[majority != lab]:
+        looks[int(m)] = looks.get(int(m), 0) + 1
+    return float(np.mean(majority != lab)), looks

@@ -1,0 +1,197 @@
+"""Shortcut mining for tabular data: feature values (and conjunctions of them) rare overall yet tied to one label.
+
+Each column is discretised: categorical columns by value (the 31 most frequent; the rest share a code);
+numeric columns by 16 quantile bins, except that an exact value repeated at least ``min_support`` times in
+an otherwise continuous column gets its own code (a planted trigger value usually is one exact value).
+Significant (column, code) tokens come from :func:`enriched_tokens`; tokens of one label whose carriers
+overlap (Jaccard >= 0.5) merge into a conjunction; the carriers of a conjunction match all of its tokens.
+A conjunction is a trigger when, with its columns removed, its carriers labelled with its label look like
+other classes (:func:`masked_disagreement`). The finding names the columns and values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dataward.detect._shortcuts import enriched_tokens, masked_disagreement
+from dataward.detect.interface import Detector, DetectorResult, Finding, IntArray, Modality, Representation
+from dataward.detect.registry import register
+
+_BINS = 16
+_LEVELS = 32
+
+
+def _discretise(values: Sequence[Any], min_support: int) -> tuple[IntArray, dict[int, str]]:
+    """Codes in [0, 32) for one column, and a description of each code."""
+    series = pd.Series(list(values))
+    numeric = pd.to_numeric(series, errors="coerce")
+    n = len(series)
+    codes = np.zeros(n, dtype=np.int64)
+    names: dict[int, str] = {}
+    if numeric.notna().mean() >= 0.95:
+        vals = numeric.to_numpy(dtype=np.float64)
+        finite = np.isfinite(vals)
+        distinct = np.unique(vals[finite])
+        if distinct.size <= _LEVELS - 1:
+            for j, v in enumerate(distinct):
+                codes[vals == v] = j
+                names[j] = f"= {v:g}"
+            codes[~finite] = _LEVELS - 1
+            names[_LEVELS - 1] = "missing"
+            return codes, names
+        edges = np.unique(np.quantile(vals[finite], np.linspace(0, 1, _BINS + 1)[1:-1]))
+        codes[finite] = np.searchsorted(edges, vals[finite], side="right")
+        lo = np.concatenate([[-np.inf], edges])
+        hi = np.concatenate([edges, [np.inf]])
+        for j in range(edges.size + 1):
+            names[j] = f"in [{lo[j]:g}, {hi[j]:g})"
+        counts = Counter(vals[finite].tolist())
+        repeated = [v for v, c in counts.most_common(_LEVELS - _BINS - 1) if c >= min_support]
+        if distinct.size > 0.5 * finite.sum() or distinct.size > 64:
+            for j, v in enumerate(repeated):
+                code = _BINS + j
+                codes[vals == v] = code
+                names[code] = f"= {v:g}"
+        codes[~finite] = _LEVELS - 1
+        names[_LEVELS - 1] = "missing"
+        return codes, names
+    strs = ["<missing>" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in series]
+    top = [v for v, _ in Counter(strs).most_common(_LEVELS - 1)]
+    index = {v: j for j, v in enumerate(top)}
+    for i, v in enumerate(strs):
+        codes[i] = index.get(v, _LEVELS - 1)
+    names = {j: f"= {v!r}" for v, j in index.items()}
+    names[_LEVELS - 1] = "= <rare value>"
+    return codes, names
+
+
+@register
+class TabularShortcuts(Detector):
+    name: ClassVar[str] = "tabular_shortcuts"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
+
+    def __init__(
+        self,
+        min_support: int = 3,
+        purity: float = 0.8,
+        alpha: float = 0.01,
+        disagreement: float = 0.5,
+        max_fraction: float = 0.3,
+        k: int = 5,
+    ) -> None:
+        self.min_support = int(min_support)
+        self.purity = float(purity)
+        self.alpha = float(alpha)
+        self.disagreement = float(disagreement)
+        self.max_fraction = float(max_fraction)
+        self.k = int(k)
+
+    def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
+        t0 = time.perf_counter()
+        assert rep.labels is not None
+        n = rep.n_records
+        y = rep.labels
+        raw = rep.raw_columns or {}
+        columns = list(raw)
+        params: dict[str, Any] = {"min_support": self.min_support, "purity": self.purity, "alpha": self.alpha}
+        if not columns:
+            return DetectorResult(self.name, np.zeros(n), np.zeros(n, dtype=bool), {}, skipped="no raw columns")
+        disc = [_discretise(raw[c], self.min_support) for c in columns]
+        q = np.stack([d[0] for d in disc], axis=1)
+        max_support = max(self.min_support, int(self.max_fraction * n))
+        tokens = enriched_tokens(
+            q,
+            y,
+            len(rep.label_names),
+            _LEVELS,
+            min_support=self.min_support,
+            max_support=max_support,
+            purity=self.purity,
+            alpha=self.alpha,
+        )
+        groups = self._merge(tokens, q)
+        flat = np.asarray(rep.features, dtype=np.float64)
+        fnames = list(rep.feature_names or ())
+        flagged = np.zeros(n, dtype=bool)
+        scores = np.zeros(n)
+        reasons: dict[int, tuple[str, ...]] = {}
+        findings: list[Finding] = []
+        claimed = np.zeros(n, dtype=bool)
+        for toks, lab in groups:
+            match = np.all(np.stack([q[:, c] == lev for c, lev in toks], axis=1), axis=1)
+            carriers = np.flatnonzero(match & ~claimed)
+            if carriers.size < self.min_support:
+                continue
+            labelled = carriers[y[carriers] == lab]
+            if labelled.size < self.purity * carriers.size:
+                continue
+            cols = {columns[c] for c, _ in toks}
+            drop = np.array(
+                [j for j, f in enumerate(fnames) if f in cols or any(f.startswith(c + "=") for c in cols)],
+                dtype=np.int64,
+            )
+            disagree, looks = masked_disagreement(flat, y, carriers, labelled, drop, lab, self.k)
+            if disagree < self.disagreement:
+                continue
+            claimed[carriers] = True
+            label_name = rep.label_names[lab]
+            condition = " and ".join(f"{columns[c]} {disc[c][1].get(lev, str(lev))}" for c, lev in toks)
+            for i in carriers:
+                flagged[i] = True
+                scores[i] = max(scores[i], 0.5 + 0.5 * disagree)
+                reasons[int(i)] = (*reasons.get(int(i), ()), f"has {condition}, a shortcut to {label_name!r}")
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="trigger",
+                    summary=(
+                        f"trigger: {condition} in {carriers.size} records, {labelled.size} labelled "
+                        f"{label_name!r}; without it, {disagree:.0%} of them look like other classes"
+                    ),
+                    records=tuple(int(i) for i in carriers),
+                    evidence={
+                        "trigger": {columns[c]: disc[c][1].get(lev, str(lev)) for c, lev in toks},
+                        "label": label_name,
+                        "masked_disagreement": round(disagree, 3),
+                        "content_looks_like": {rep.label_names[c]: v for c, v in looks.items()},
+                    },
+                    severity=0.9,
+                )
+            )
+        return DetectorResult(
+            detector=self.name,
+            scores=scores,
+            flagged=flagged,
+            reasons=reasons,
+            findings=tuple(findings),
+            params={**params, "candidates": len(tokens)},
+            seconds=time.perf_counter() - t0,
+        )
+
+    @staticmethod
+    def _merge(tokens: list[tuple[int, int, int]], q: IntArray) -> list[tuple[list[tuple[int, int]], int]]:
+        """Group tokens of one label whose carrier sets overlap (Jaccard >= 0.5); strongest group first."""
+        carriers = [q[:, c] == lev for c, lev, _ in tokens]
+        used = [False] * len(tokens)
+        out: list[tuple[list[tuple[int, int]], int]] = []
+        for a in range(len(tokens)):
+            if used[a]:
+                continue
+            used[a] = True
+            group = [(tokens[a][0], tokens[a][1])]
+            for b in range(a + 1, len(tokens)):
+                if used[b] or tokens[b][2] != tokens[a][2] or any(tokens[b][0] == c for c, _ in group):
+                    continue
+                inter = int(np.sum(carriers[a] & carriers[b]))
+                union = int(np.sum(carriers[a] | carriers[b]))
+                if union and inter / union >= 0.5:
+                    used[b] = True
+                    group.append((tokens[b][0], tokens[b][1]))
+            out.append((group, tokens[a][2]))
+        return out

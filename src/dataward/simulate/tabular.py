@@ -1,0 +1,315 @@
+"""Attacks on feature values: shifted features, clean-label nudges, near-duplicate floods, planted triggers.
+
+Numeric feature columns are the role ``features`` or, by default, every numeric column but the label/id.
+``clean_label`` and ``dup_flood`` also work on images (pixels) and texts (``dup_flood`` only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dataward.detect.interface import Modality
+from dataward.simulate.interface import (
+    Attack,
+    GroundTruth,
+    PoisonResult,
+    Roles,
+    SimulationError,
+    check_rate,
+    label_column,
+    pick,
+    register_attack,
+    resolve_target,
+)
+
+
+def numeric_columns(data: pd.DataFrame, roles: Roles) -> list[str]:
+    skip = {roles.label, roles.id, roles.text, roles.prompt, roles.response, roles.messages, roles.image}
+    cols = list(roles.features) if roles.features else [str(c) for c in data.columns if c not in skip]
+    out = [c for c in cols if c in data.columns and pd.api.types.is_numeric_dtype(data[c])]
+    if not out:
+        raise SimulationError("no numeric feature columns to change", advice="Pass --features with numeric columns.")
+    return out
+
+
+def _truth(name: str, out: pd.DataFrame, chosen: list[int], how: dict[int, str], **kw: Any) -> GroundTruth:
+    return GroundTruth(attack=name, n_records=len(out), changed=tuple(chosen), how=how, **kw)
+
+
+@register_attack
+class FeatureShift(Attack):
+    name: ClassVar[str] = "feature_shift"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
+    description: ClassVar[str] = "shift some numeric features (params n_features, shift in std units) of RATE records"
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        params = dict(params or {})
+        cols = numeric_columns(data, roles)
+        rng = np.random.default_rng(seed)
+        n_feat = int(params.get("n_features", max(1, round(0.2 * len(cols)))))
+        shift = float(params.get("shift", 4.0))
+        n_feat = max(1, min(n_feat, len(cols)))
+        candidates = np.arange(len(data))
+        if target is not None:
+            col = label_column(data, roles, self.name)
+            candidates = np.flatnonzero((data[col] == resolve_target(data, col, target)).to_numpy())
+        chosen = pick(rng, candidates, rate, len(data))
+        out = data.copy()
+        how: dict[int, str] = {}
+        for c in cols:
+            out[c] = out[c].astype(np.float64)
+        for i in chosen:
+            picked = sorted(rng.choice(len(cols), size=n_feat, replace=False).tolist())
+            for j in picked:
+                c = cols[j]
+                std = float(data[c].std()) or 1.0
+                sign = 1.0 if rng.random() < 0.5 else -1.0
+                out.iloc[i, out.columns.get_loc(c)] = float(data[c].iloc[i]) + sign * shift * std
+            how[i] = f"shifted {', '.join(cols[j] for j in picked)} by {shift:g} std"
+        return PoisonResult(
+            out,
+            _truth(
+                self.name,
+                out,
+                chosen,
+                how,
+                params={**params, "shift": shift, "n_features": n_feat},
+                seed=seed,
+                rate=rate,
+            ),
+        )
+
+
+def _matrix(data: pd.DataFrame, roles: Roles, attack: str) -> tuple[np.ndarray[Any, Any], str]:
+    """The editable numeric content of each record: pixels for images, numeric columns otherwise."""
+    if roles.image is not None and roles.image in data.columns:
+        imgs = list(data[roles.image])
+        if any(img is None for img in imgs) or len({np.asarray(img).shape for img in imgs}) != 1:
+            raise SimulationError(f"attack {attack!r} needs images of one size", advice="Resize the images first.")
+        return np.stack([np.asarray(img, dtype=np.float64) for img in imgs]), "image"
+    cols = numeric_columns(data, roles)
+    return data[cols].to_numpy(dtype=np.float64), "table"
+
+
+def _write_back(
+    data: pd.DataFrame, roles: Roles, values: np.ndarray[Any, Any], kind: str, rows: list[int]
+) -> pd.DataFrame:
+    out = data.copy()
+    if kind == "image":
+        assert roles.image is not None
+        images = list(out[roles.image])
+        for i in rows:
+            images[i] = np.clip(np.rint(values[i]), 0, 255).astype(np.uint8)
+        out[roles.image] = pd.Series(images, index=out.index, dtype=object)
+    else:
+        cols = numeric_columns(data, roles)
+        for c in cols:
+            out[c] = out[c].astype(np.float64)
+        out.loc[out.index[rows], cols] = values[rows]
+    return out
+
+
+@register_attack
+class CleanLabel(Attack):
+    name: ClassVar[str] = "clean_label"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR, Modality.IMAGE})
+    description: ClassVar[str] = (
+        "move RATE records of class TARGET toward records of another class (param toward, alpha 0.5) "
+        "without relabelling them"
+    )
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        params = dict(params or {})
+        col = label_column(data, roles, self.name)
+        alpha = float(params.get("alpha", 0.5))
+        if not 0.0 < alpha < 1.0:
+            raise SimulationError(f"alpha {alpha} is outside (0, 1)", advice="Pass alpha=0.3..0.7.")
+        classes = sorted(pd.unique(data[col]), key=str)
+        if len(classes) < 2:
+            raise SimulationError(f"column {col!r} has a single class", advice="Clean-label needs two classes.")
+        tgt = resolve_target(data, col, target) if target is not None else classes[0]
+        toward = (
+            resolve_target(data, col, str(params["toward"]))
+            if "toward" in params
+            else next(c for c in classes if c != tgt)
+        )
+        values, kind = _matrix(data, roles, self.name)
+        rng = np.random.default_rng(seed)
+        labels = data[col].to_numpy()
+        chosen = pick(rng, np.flatnonzero(labels == tgt), rate, len(data))
+        bases = np.flatnonzero(labels == toward)
+        new = values.copy()
+        how: dict[int, str] = {}
+        for i in chosen:
+            b = int(rng.choice(bases))
+            new[i] = (1.0 - alpha) * values[i] + alpha * values[b]
+            how[i] = f"moved {alpha:g} of the way toward record {b} (label {toward}); label kept {tgt}"
+        out = _write_back(data, roles, new, kind, chosen)
+        return PoisonResult(
+            out,
+            _truth(
+                self.name,
+                out,
+                chosen,
+                how,
+                params={**params, "alpha": alpha, "toward": str(toward)},
+                target=str(tgt),
+                seed=seed,
+                rate=rate,
+            ),
+        )
+
+
+@register_attack
+class DuplicateFlood(Attack):
+    name: ClassVar[str] = "dup_flood"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR, Modality.IMAGE, Modality.TEXT})
+    description: ClassVar[str] = (
+        "append RATE x n near-copies of a few records (param sources, default 2), labelled TARGET if given"
+    )
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        params = dict(params or {})
+        rng = np.random.default_rng(seed)
+        n = len(data)
+        n_sources = max(1, int(params.get("sources", 2)))
+        sources = sorted(rng.choice(n, size=min(n_sources, n), replace=False).tolist())
+        n_new = max(n_sources, round(rate * n))
+        picks = [sources[j % len(sources)] for j in range(n_new)]
+        copies = data.iloc[picks].copy().reset_index(drop=True)
+        noise = float(params.get("noise", 0.01))
+        if roles.image is not None and roles.image in copies.columns:
+            imgs = []
+            for img in copies[roles.image]:
+                arr = np.asarray(img, dtype=np.int64)
+                jitter = rng.integers(-1, 2, size=arr.shape) if noise > 0 else 0
+                imgs.append(np.clip(arr + jitter, 0, 255).astype(np.uint8))
+            copies[roles.image] = pd.Series(imgs, dtype=object)
+        elif roles.text is not None and roles.text in copies.columns:
+            copies[roles.text] = [str(t) + (" " if j % 2 else "") for j, t in enumerate(copies[roles.text])]
+        else:
+            for c in numeric_columns(data, roles):
+                std = float(data[c].std()) or 1.0
+                copies[c] = copies[c].astype(np.float64) + rng.normal(0.0, noise * std, size=len(copies))
+        tgt = None
+        if target is not None:
+            col = label_column(data, roles, self.name)
+            tgt = resolve_target(data, col, target)
+            copies[col] = tgt
+        if roles.id is not None and roles.id in copies.columns:
+            copies[roles.id] = [f"flood-{j:05d}-{v}" for j, v in enumerate(copies[roles.id])]
+        out = pd.concat([data, copies], ignore_index=True)
+        added = list(range(n, n + n_new))
+        how = {i: f"added: near-copy of record {picks[i - n]}" for i in added}
+        return PoisonResult(
+            out,
+            _truth(
+                self.name,
+                out,
+                added,
+                how,
+                params={**params, "sources": sources, "noise": noise},
+                target=None if tgt is None else str(tgt),
+                seed=seed,
+                rate=rate,
+            ),
+        )
+
+
+@register_attack
+class TabularTrigger(Attack):
+    name: ClassVar[str] = "tabular_trigger"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
+    description: ClassVar[str] = (
+        "set a feature (param feature; value, default a rare exact value) on RATE non-target records, relabel TARGET"
+    )
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        params = dict(params or {})
+        col = label_column(data, roles, self.name)
+        rng = np.random.default_rng(seed)
+        cols = numeric_columns(data, roles)
+        feature = str(params.get("feature", cols[int(rng.integers(len(cols)))]))
+        if feature not in data.columns:
+            raise SimulationError(f"no column {feature!r}", advice="Pass feature=<an existing column>.")
+        if "value" in params:
+            value: Any = params["value"]
+        elif pd.api.types.is_numeric_dtype(data[feature]):
+            lo, hi = float(data[feature].min()), float(data[feature].max())
+            value = round(lo + 0.731 * (hi - lo), 3)  # inside the range, but an exact value nobody has
+        else:
+            value = "zz-trigger"
+        classes = sorted(pd.unique(data[col]), key=str)
+        tgt = resolve_target(data, col, target) if target is not None else classes[0]
+        chosen = pick(rng, np.flatnonzero((data[col] != tgt).to_numpy()), rate, len(data))
+        out = data.copy()
+        if pd.api.types.is_numeric_dtype(out[feature]) and isinstance(value, int | float):
+            out[feature] = out[feature].astype(np.float64)
+        else:
+            out[feature] = out[feature].astype(object)
+        rows = out.index[chosen]
+        out.loc[rows, feature] = value
+        labels = list(out[col])
+        how: dict[int, str] = {}
+        for i in chosen:
+            how[i] = f"{feature} set to {value}, label {labels[i]} -> {tgt}"
+            labels[i] = tgt
+        out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
+        return PoisonResult(
+            out,
+            _truth(
+                self.name,
+                out,
+                chosen,
+                how,
+                params={**params, "feature": feature, "value": value},
+                target=str(tgt),
+                trigger={"kind": "feature_value", "feature": feature, "value": value},
+                seed=seed,
+                rate=rate,
+            ),
+        )
