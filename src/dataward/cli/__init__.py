@@ -12,13 +12,14 @@ from collections.abc import Sequence
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from dataward.cli._app import cli
+from dataward.cli._app import LazyGroup, cli
 from dataward.errors import Error
 
 
 def _register_commands() -> None:
-    # Imported for their side effect: each module adds its commands to ``cli``.
-    from dataward.cli import _commands  # noqa: F401
+    from dataward.cli._commands import COMMAND_MODULES
+
+    LazyGroup.lazy = COMMAND_MODULES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
