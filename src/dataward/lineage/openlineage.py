@@ -20,7 +20,7 @@ SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 VERSION_FACET = (
     "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet"
 )
-JOB_TYPE_FACET = "https://openlineage.io/spec/facets/2-0-3/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
+JOB_TYPE_FACET = "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
 OWN_FACET = "https://dataward.dev/spec/facets/1-0-0/DatawardFacet.json#/$defs/DatawardFacet"
 
 
