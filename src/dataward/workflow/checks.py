@@ -153,6 +153,22 @@ class BatchCheck(ABC):
     @abstractmethod
     def run(self, ctx: CheckContext) -> CheckOutcome: ...
 
+    def _engine(
+        self, ctx: CheckContext, module: str, known: Iterable[str]
+    ) -> tuple[Any, dict[str, Any], dict[str, Any], CheckOutcome | None]:
+        """Import an engine module lazily: (module, this check's options, engine kwargs, skip outcome)."""
+        opts = ctx.opts(self.name)
+        kwargs = {k: opts[k] for k in known if opts.get(k) is not None}
+        try:
+            return importlib.import_module(module), opts, kwargs, None
+        except ModuleNotFoundError as exc:
+            return (
+                None,
+                opts,
+                kwargs,
+                CheckOutcome(self.name, self.engine, "skipped", f"{module} not available ({exc.name})"),
+            )
+
 
 _C = TypeVar("_C", bound=type[BatchCheck])
 _REGISTRY: dict[str, type[BatchCheck]] = {}
@@ -299,12 +315,9 @@ class DetectionCheck(BatchCheck):
     description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
-        try:
-            api = importlib.import_module("dataward.detect.api")
-        except ModuleNotFoundError as exc:
-            return CheckOutcome(self.name, self.engine, "skipped", f"detection engine not available ({exc.name})")
-        opts = ctx.opts(self.name)
-        kwargs = {k: opts[k] for k in _DETECT_OPTIONS if opts.get(k) is not None}
+        api, opts, kwargs, missing = self._engine(ctx, "dataward.detect.api", _DETECT_OPTIONS)
+        if missing is not None:
+            return missing
         seed = int(opts.get("seed", 0))
         detectors_run: dict[str, int] = {}
 
@@ -357,12 +370,9 @@ class ScreeningCheck(BatchCheck):
     description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
-        try:
-            api = importlib.import_module("dataward.screen.api")
-        except ModuleNotFoundError as exc:
-            return CheckOutcome(self.name, self.engine, "skipped", f"screening suite not available ({exc.name})")
-        opts = ctx.opts(self.name)
-        kwargs = {k: opts[k] for k in _SCREEN_OPTIONS if opts.get(k) is not None}
+        api, opts, kwargs, missing = self._engine(ctx, "dataward.screen.api", _SCREEN_OPTIONS)
+        if missing is not None:
+            return missing
         pii: dict[str, int] = {}
         drift: list[dict[str, Any]] = []
         check_status: dict[str, str] = {}
