@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dataward.lineage.openlineage import events, run_events
-from dataward.lineage.runs import record_run
+from dataward.lineage.runs import get_run, record_run
 from dataward.release.versions import release
 
 if TYPE_CHECKING:
@@ -184,6 +184,4 @@ def test_cli_writes_openlineage_for_a_lineage_and_for_one_run(env: Env, capsys: 
     assert result["openlineage"]["events"] == 4  # m2 comes from run 2, whose base model came from run 1
     one = env.path / "one.json"
     assert env.cli("run", "provenance", ids[0], "--openlineage", "-o", str(one)) == 0
-    assert json.loads(one.read_text()) == run_events(
-        env.ws, __import__("dataward").lineage.runs.get_run(env.ws, ids[0])
-    )
+    assert json.loads(one.read_text()) == run_events(env.ws, get_run(env.ws, ids[0]))
