@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from dataward.scale.interface import Executor
-from dataward.scale.records import PARTITION_BYTES, newline_cuts
+from dataward.scale.records import newline_cuts, partition_target
 from dataward.screen._io import (
     Conformer,
     ReadStats,
@@ -197,7 +197,7 @@ def partitioned_baseline(
     max_values: int = 1000,
     max_tokens: int = 20_000,
     seed: int = 0,
-    partition_bytes: int = PARTITION_BYTES,
+    partition_bytes: int | None = None,
 ) -> Baseline:
     """A baseline of one file, profiled in partitions on ``executor`` and merged in order."""
     p = Path(path)
@@ -206,7 +206,7 @@ def partitioned_baseline(
     fmt = format or detect_format(p)
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned", advice="Use create_baseline() for it.")
-    ranges, header, types, schema = _plan(p, fmt, partition_bytes)
+    ranges, header, types, schema = _plan(p, fmt, partition_target(p.stat().st_size, partition_bytes))
     options = {
         "label": label,
         "text": tuple(text),

@@ -28,6 +28,16 @@ from dataward.scale.interface import Executor
 from dataward.store.objects import ObjectStore
 
 PARTITION_BYTES = 64 << 20
+MIN_PARTITION_BYTES = 1 << 20
+TARGET_PARTITIONS = 16
+
+
+def partition_target(size: int, partition_bytes: int | None = None) -> int:
+    """Partition size for a file of ``size`` bytes: about 16 partitions, each 1-64 MiB (data-dependent only,
+    never executor-dependent, so every executor computes the same partitions)."""
+    if partition_bytes is not None:
+        return max(1, partition_bytes)
+    return max(MIN_PARTITION_BYTES, min(PARTITION_BYTES, -(-size // TARGET_PARTITIONS)))
 _SCAN = 1 << 16
 
 
@@ -135,7 +145,7 @@ def partitioned_record_digests(
     *,
     area: str = "quarantine",
     strict: bool = True,
-    partition_bytes: int = PARTITION_BYTES,
+    partition_bytes: int | None = None,
 ) -> list[RecordDigests]:
     """:func:`dataward.acquire.records.record_digests` for every file, the line files in partitions."""
     tasks: list[LeafTask] = []
@@ -148,7 +158,7 @@ def partitioned_record_digests(
         if fr.fmt not in LINE_FORMATS:
             continue
         with store.open(area, fr.sha256) as f:
-            ranges = newline_cuts(f, fr.size, partition_bytes)
+            ranges = newline_cuts(f, fr.size, partition_target(fr.size, partition_bytes))
         for start, end in ranges:
             tasks.append(LeafTask(store.url, area, fr.sha256, fr.name, fr.fmt, start, end, strict))
             owner.append(i)

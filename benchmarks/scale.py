@@ -1,0 +1,198 @@
+"""Scale-out benchmark: one process vs a 2-worker Dask LocalCluster, on generated CSV data sets.
+
+Steps (each run in a fresh subprocess, so peak memory is per step):
+  leaves   record leaves of one large CSV already in the object store (acquisition's CPU-bound part)
+  acquire  the whole `acquire()` (streamed copy + SHA-256 into quarantine, leaves, manifest, signing)
+  profile  a screening baseline profile (create_baseline vs partitioned profiles merged)
+
+Peers: the single-process code path (the reference) vs the Dask executor with 2 workers. Reported:
+wall time, speed-up ratio, peak RSS of the driver and of each Dask worker, and growth from the small to
+the large data set (time and memory ratio per 10x rows).
+
+    .venv/bin/python benchmarks/scale.py                      # 1M and 10M rows (data under /tmp)
+    .venv/bin/python benchmarks/scale.py --rows 200000 2000000 --steps leaves profile --json out.json
+
+Data sets are generated once under $DATAWARD_BENCH_DIR (default /tmp/dataward-bench-scale), never in git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(os.environ.get("DATAWARD_BENCH_DIR", "/tmp/dataward-bench-scale"))
+STEPS = ("leaves", "acquire", "profile")
+
+
+def generate(rows: int) -> Path:
+    path = BENCH_DIR / f"data-{rows}.csv"
+    if path.exists():
+        return path
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(rows)
+    vocab = [f"w{i}" for i in range(2000)] + ["free", "money", "click", "here", "naïve", "café"]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("text,label,score,group\n")
+        chunk: list[str] = []
+        for i in range(rows):
+            words = " ".join(rng.choices(vocab, k=rng.randint(3, 12)))
+            chunk.append(f"{words},{i % 2},{rng.gauss(0, 1):.4f},g{i % 7}\n")
+            if len(chunk) >= 100_000:
+                f.write("".join(chunk))
+                chunk = []
+        f.write("".join(chunk))
+    tmp.rename(path)
+    return path
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker_peaks(ex: Any) -> list[float]:
+    def peak() -> float:
+        import resource as r
+
+        return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 1024
+
+    return [round(v, 1) for v in ex._client.run(peak).values()]
+
+
+def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
+    """One measurement (in this process)."""
+    os.environ.setdefault("DATAWARD_WITNESS", str(BENCH_DIR / "witness.json"))
+    from dataward.scale.dask import DaskExecutor
+    from dataward.scale.interface import Executor
+
+    data = generate(rows)
+    ex: Executor | None = DaskExecutor(workers=2) if mode == "dask" else None
+    workdir = Path(tempfile.mkdtemp(dir=BENCH_DIR))
+    try:
+        if ex is not None:  # warm the workers (imports) outside the timing
+            ex.map(abs, [-1, -2])
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        if step == "leaves":
+            from dataward.acquire.records import record_digests
+            from dataward.scale.records import FileRef, partitioned_record_digests
+            from dataward.store.objects import ObjectStore
+
+            store = ObjectStore(str(workdir / "objects"))
+            with open(data, "rb") as f, store.open_writer() as w:
+                while chunk := f.read(1 << 20):
+                    w.write(chunk)
+                sha = w.commit("quarantine")
+            t0, c0 = time.perf_counter(), time.process_time()
+            if ex is None:
+                rd = record_digests(lambda: store.open("quarantine", sha), data.name, "csv", file_sha256=sha)
+            else:
+                ref = FileRef(data.name, sha, data.stat().st_size, "csv")
+                rd = partitioned_record_digests(ex, store, [ref])[0]
+            result = {"records": rd.count, "root": rd.root().hex()}
+        elif step == "acquire":
+            from dataward.access import Grant, Role
+            from dataward.acquire.acquire import acquire
+            from dataward.principals import add_principal, generate_key
+            from dataward.sources import add_source
+            from dataward.workspace import Workspace
+
+            ws = Workspace.init(workdir / "ws", admin="admin")
+            admin = ws.actor("admin")
+            add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
+            generate_key(ws, admin, "ingrid")
+            add_source(ws, admin, "feed", kind="synthetic", origin="benchmark")
+            t0, c0 = time.perf_counter(), time.process_time()
+            batch = acquire(ws, ws.actor("ingrid"), "feed", [data], executor=ex)
+            result = {"records": batch.record_count, "root": batch.merkle_root}
+        else:
+            from dataward.scale.profile import partitioned_baseline
+            from dataward.screen.api import create_baseline
+
+            if ex is None:
+                b = create_baseline(data, label="label", group=("group",))
+            else:
+                b = partitioned_baseline(ex, data, label="label", group=("group",))
+            result = {"records": b.profile.n_records, "columns": len(b.profile.columns)}
+        wall = time.perf_counter() - t0
+        out = {
+            "step": step,
+            "rows": rows,
+            "mode": mode,
+            "seconds": round(wall, 2),
+            "driver_cpu_seconds": round(time.process_time() - c0, 2),
+            "driver_peak_rss_mb": round(_peak_rss_mb(), 1),
+            "worker_peak_rss_mb": _worker_peaks(ex) if ex is not None else [],
+            **result,
+        }
+    finally:
+        if ex is not None:
+            ex.close()
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    ap.add_argument("--json", type=Path, help="write all measurements here")
+    ap.add_argument("--one", nargs=3, metavar=("STEP", "ROWS", "MODE"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        print(json.dumps(run_step(a.one[0], int(a.one[1]), a.one[2])))
+        return 0
+    results: list[dict[str, Any]] = []
+    for rows in a.rows:
+        t = time.perf_counter()
+        generate(rows)
+        print(f"data set {rows:,} rows ready ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+        for step in a.steps:
+            pair = {}
+            for mode in ("single", "dask"):
+                cmd = [sys.executable, __file__, "--one", step, str(rows), mode]
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    print(proc.stderr[-2000:], file=sys.stderr)
+                    return 1
+                pair[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+                results.append(pair[mode])
+            same = {k: v for k, v in pair["single"].items() if k in ("records", "root", "columns")}
+            assert same == {k: pair["dask"][k] for k in same}, f"{step}: results differ {pair}"
+            s, d = pair["single"], pair["dask"]
+            workers = "/".join(f"{m:.0f}" for m in d["worker_peak_rss_mb"])
+            print(
+                f"{step:8s} {rows:>11,} rows  single {s['seconds']:7.1f} s ({s['driver_peak_rss_mb']:.0f} MB)  "
+                f"dask x2 {d['seconds']:7.1f} s (driver {d['driver_peak_rss_mb']:.0f} MB, workers "
+                f"{workers} MB)  speed-up {s['seconds'] / d['seconds']:.2f}x",
+                file=sys.stderr,
+            )
+    if len(a.rows) >= 2:
+        lo, hi = min(a.rows), max(a.rows)
+        for step in a.steps:
+            for mode in ("single", "dask"):
+                r0 = next(r for r in results if (r["step"], r["rows"], r["mode"]) == (step, lo, mode))
+                r1 = next(r for r in results if (r["step"], r["rows"], r["mode"]) == (step, hi, mode))
+                print(
+                    f"growth {step:8s} {mode:6s} {lo:,} -> {hi:,} rows ({hi / lo:.0f}x): time "
+                    f"{r1['seconds'] / r0['seconds']:.1f}x, driver memory "
+                    f"{r1['driver_peak_rss_mb'] / r0['driver_peak_rss_mb']:.1f}x",
+                    file=sys.stderr,
+                )
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
