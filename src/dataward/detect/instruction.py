@@ -36,6 +36,7 @@ from dataward.detect.text_triggers import (
     build_corpus,
     dedupe,
     extend_phrase,
+    fold_log_odds,
     group_associations,
     is_significant,
     mine,
@@ -209,12 +210,16 @@ class InstructionBackdoorDetector(Detector):
                     severity=float(min(1.0, 0.9 + 0.1 * sev)),
                 )
             )
+        x_prompts = prompts.incidence()
+        folds = np.random.default_rng(seed).permutation(np.arange(n_units) % max(2, min(p.folds, n_units)))
         for c in big.tolist():
             if c in explained:
                 continue
             units = np.flatnonzero(cluster == c)
             if len(units) > p.max_fraction * n_units:
                 continue  # a common answer template, not a suspicious repetition
+            if _predicted_by_prompts(x_prompts, units, folds, p):
+                continue  # the prompts call for this answer (e.g. "spam." for spam messages)
             recs = records_of(units)
             distinct_prompts = len({keys[int(r)][0] for r in recs.tolist()})
             example = rep.responses[int(recs[0])]
@@ -247,6 +252,14 @@ class InstructionBackdoorDetector(Detector):
             params={**params_out, "pairs_tested": mined.n_tested},
             seconds=time.perf_counter() - start,
         )
+
+
+def _predicted_by_prompts(x: sparse.csr_matrix, units: IntArray, folds: IntArray, p: MiningParams) -> bool:
+    """Whether most of ``units`` are predicted (out of fold) to belong to their response cluster by their prompts."""
+    y = np.zeros(x.shape[0], dtype=bool)
+    y[units] = True
+    log_odds, _ = fold_log_odds(x, y, folds.astype(np.int64), int(folds.max()) + 1, p.smoothing, p.model)
+    return bool(np.mean(log_odds[units] > 0) >= 0.5)
 
 
 def _distinct_columns(mat: sparse.csc_matrix) -> IntArray:

@@ -254,7 +254,7 @@ class MiningResult:
     n_tested: int
 
 
-def _fold_log_odds(
+def fold_log_odds(
     x: sparse.csr_matrix, y: BoolArray, folds: IntArray, n_folds: int, smoothing: float, model: str = "bernoulli"
 ) -> tuple[FloatArray, FloatArray]:
     """Out-of-fold Bernoulli naive Bayes for ``y``: per-unit log-odds and per-fold token weights.
@@ -355,7 +355,7 @@ def mine(
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
         y[targets_csc.indices[targets_csc.indptr[t] : targets_csc.indptr[t + 1]]] = True
-        log_odds, weights = _fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
+        log_odds, weights = fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
         base = float(y.mean())
