@@ -89,3 +89,24 @@ def test_record_digests_stream_large_files_in_chunks(tmp_path: Path) -> None:
     rd = record_digests(lambda: open(p, "rb"), "big.txt", "text", file_sha256="0" * 64)
     assert rd.count == 20_000
     assert set(rd.leaf_list()) == {hashlib.sha256(b"\x00" + line[:-1]).digest()}
+
+
+def test_batch_manifest_verifies_with_securesystemslib(env: Any) -> None:
+    import copy
+
+    import pytest
+    from securesystemslib.dsse import Envelope as SslibEnvelope
+    from securesystemslib.exceptions import VerificationError
+    from securesystemslib.signer import SSlibKey
+
+    from dataward.core import dsse
+
+    p = _write(env.path / "a.csv", b"x\n1\n2\n")
+    batch = acquire(env.ws, env.ingester, "vendor", [p])
+    raw = json.loads(env.ws.objects.read_bytes("meta", batch.manifest_digest))
+    pub = env.ingester.key.public_key()
+    key = SSlibKey(dsse.key_id(pub), "ed25519", "ed25519", {"public": dsse.public_key_bytes(pub).hex()})
+    assert list(SslibEnvelope.from_dict(copy.deepcopy(raw)).verify([key], 1)) == [env.ingester.keyid]
+    raw["payload"] = raw["payload"][:-4] + ("AAAA" if raw["payload"][-4:] != "AAAA" else "BBBB")
+    with pytest.raises(VerificationError):
+        SslibEnvelope.from_dict(raw).verify([key], 1)
