@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dataward.sources import Source, SourceKind, get_source, list_sources
 from dataward.store import schema
@@ -108,36 +108,37 @@ class _History:
 
 
 def _history(ws: Workspace, source: str) -> _History:
+    """The source's record in the log; only its own entries are read (and incident entries, which are few)."""
     h = _History()
     le = schema.log_entries
     b = schema.batches
     with ws.engine.connect() as conn:
-        batch_ids: set[str] = set(conn.execute(select(b.c.id).where(b.c.source == source)).scalars())
-        subjects = {f"batch:{i}" for i in batch_ids}
-        actions = ("batch.acquire", "batch.refuse", "batch.screen", "batch.reject", "incident.open")
-        rows = conn.execute(
-            select(le.c.action, le.c.subject, le.c.entry).where(le.c.action.in_(actions)).order_by(le.c.seq)
+        batch_ids: list[str] = list(conn.execute(select(b.c.id).where(b.c.source == source)).scalars())
+        h.refusals = int(
+            conn.execute(
+                select(func.count()).where(le.c.action == "batch.refuse", le.c.subject == f"source:{source}")
+            ).scalar()
+            or 0
         )
-        for row in rows:
-            action, subject, entry = str(row.action), str(row.subject), bytes(row.entry)
-            if action == "batch.refuse":
-                h.refusals += subject == f"source:{source}"
-                continue
-            if action == "incident.open":
-                h.incidents += _mentions(json.loads(entry).get("details", {}), source, batch_ids, subject)
-                continue
-            if subject not in subjects:
-                continue
-            details = json.loads(entry).get("details", {})
-            if action == "batch.acquire":
-                h.deliveries += 1
-                method = details.get("supplier_verification")
-                h.signed += method == "dsse"
-                h.checksummed += method == "sha256sums"
-            elif action == "batch.screen":
-                h.integrity_failures += details.get("integrity") == "failed"
-            elif action == "batch.reject":
-                h.rejections += 1
+        for row in conn.execute(select(le.c.subject, le.c.entry).where(le.c.action == "incident.open")):
+            details = json.loads(bytes(row.entry)).get("details", {})
+            h.incidents += _mentions(details, source, set(batch_ids), str(row.subject))
+        actions = ("batch.acquire", "batch.screen", "batch.reject")
+        for start in range(0, len(batch_ids), 500):
+            subjects = [f"batch:{i}" for i in batch_ids[start : start + 500]]
+            q = select(le.c.action, le.c.entry).where(le.c.action.in_(actions), le.c.subject.in_(subjects))
+            for row in conn.execute(q):
+                action = str(row.action)
+                details = json.loads(bytes(row.entry)).get("details", {})
+                if action == "batch.acquire":
+                    h.deliveries += 1
+                    method = details.get("supplier_verification")
+                    h.signed += method == "dsse"
+                    h.checksummed += method == "sha256sums"
+                elif action == "batch.screen":
+                    h.integrity_failures += details.get("integrity") == "failed"
+                else:
+                    h.rejections += 1
     return h
 
 
