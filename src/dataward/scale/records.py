@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 from dataward.acquire.records import (
     FORMATS,
@@ -121,13 +121,20 @@ def leaf_task(t: LeafTask) -> tuple[bytes, str | None]:
     return leaves, None
 
 
-def csv_rows_task(args: tuple[str, str, str, str, str]) -> tuple[int, str | None]:
+RowTask = tuple[str, str, str, str, str]  # store URL, area, digest, name, delimiter
+
+
+def csv_rows_task(args: RowTask) -> tuple[int, str | None]:
     store_url, area, digest, name, delimiter = args
     try:
         with ObjectStore(store_url).open(area, digest) as f:
             return _csv_row_count(f, name, delimiter), None
     except InputError as exc:
         return -1, exc.message
+
+
+def run_task(task: LeafTask | RowTask) -> tuple[bytes, str | None] | tuple[int, str | None]:
+    return leaf_task(task) if isinstance(task, LeafTask) else csv_rows_task(task)
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,7 @@ def partitioned_record_digests(
     """:func:`dataward.acquire.records.record_digests` for every file, the line files in partitions."""
     tasks: list[LeafTask] = []
     owner: list[int] = []
-    row_tasks: list[tuple[str, str, str, str, str]] = []
+    row_tasks: list[RowTask] = []
     row_owner: list[int] = []
     for i, fr in enumerate(files):
         if fr.fmt not in FORMATS:
@@ -165,8 +172,11 @@ def partitioned_record_digests(
         if fr.fmt in ("csv", "tsv") and strict:
             row_tasks.append((store.url, area, fr.sha256, fr.name, "\t" if fr.fmt == "tsv" else ","))
             row_owner.append(i)
-    results = executor.map(leaf_task, tasks)
-    rows = dict(zip(row_owner, executor.map(csv_rows_task, row_tasks), strict=True))
+    # one map for both kinds of task, so the whole-file CSV row counts run alongside the leaves
+    all_tasks: list[LeafTask | RowTask] = [*tasks, *row_tasks]
+    done = executor.map(run_task, all_tasks)
+    results = cast(list[tuple[bytes, str | None]], done[: len(tasks)])
+    rows = dict(zip(row_owner, cast(list[tuple[int, str | None]], done[len(tasks) :]), strict=True))
     parts: dict[int, list[tuple[bytes, str | None]]] = {}
     for i, res in zip(owner, results, strict=True):
         parts.setdefault(i, []).append(res)
