@@ -267,11 +267,11 @@ def list_principals(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def keys_due_for_rotation(ws: Workspace, max_age_days: int) -> list[dict[str, Any]]:
-    """Active keys older than ``max_age_days`` or expiring within a week."""
+    """Active principals' keys older than ``max_age_days``, or expiring within a week (or expired)."""
     due = []
     for k in list_keys(ws):
-        if k["status"] != "active":
-            continue
+        if k["status"] != "active" or k["principal"] == LOG_PRINCIPAL:
+            continue  # the log key is pinned by every client's witness: it is not rotated like a principal's
         age = now() - parse_iso(k["created_at"])
         expiring = k["expires_at"] is not None and parse_iso(k["expires_at"]) - now() < timedelta(days=7)
         if age > timedelta(days=max_age_days) or expiring:

@@ -335,8 +335,12 @@ def test_doctor_lists_keys_due(world: World, capsys: pytest.CaptureFixture[str])
     principals.generate_key(ws, admin, "oldtimer")
     kid = ws.actor("oldtimer").keyid
     _sql(ws, "UPDATE keys SET created_at = ? WHERE keyid = ?", ("2024-01-01T00:00:00.000000Z", kid))
+    log_kid = ws.log_actor().keyid
+    _sql(ws, "UPDATE keys SET created_at = ? WHERE keyid = ?", ("2024-01-01T00:00:00.000000Z", log_kid))
     capsys.readouterr()
     assert main(["-w", str(ws.path), "doctor", "--rotate-days", "30", "--json"]) == 0
     due = json.loads(capsys.readouterr().out)["keys_due_for_rotation"]
     assert kid in {k["keyid"] for k in due}
-    assert all(k["principal"] != "@workspace-log" for k in due)
+    assert log_kid not in {k["keyid"] for k in due}  # the log key is not a principal's key to rotate
+    fresh = {k["keyid"] for k in due if k["principal"].startswith("r-")}
+    assert not fresh  # keys made minutes ago are not due
