@@ -1,12 +1,15 @@
 """Helpers for the release-side tests: a workspace with one principal per role, and batches driven to approved.
 
-``approve_batch`` uses the workflow's real `approve` command when it exists, and otherwise drives the
-lifecycle directly (quarantined -> screened -> audited -> approved) with a signed approval attestation,
-each step as a principal holding the right role.
+``approve_batch`` takes a batch through the real workflow: screening (integrity and screening checks),
+a label audit whose sampled records are all decided ``ok``, and a signed approval, each by a principal
+holding the right role, under a test policy that lets tiny batches pass (audit bound and flagged fraction 1.0,
+one approval, no detection requirement). ``drive_to_approved`` is the bare lifecycle path (transitions plus a signed
+approval attestation) for the crash test's many small batches.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,14 +68,42 @@ class Env:
     def approve(self, batch_id: str) -> None:
         approve_batch(self.ws, self.actor("sam"), self.actor("rita"), self.actor("alice"), batch_id)
 
+    def drive(self, batch_id: str) -> None:
+        drive_to_approved(self.ws, self.actor("sam"), self.actor("rita"), self.actor("alice"), batch_id)
+
     def approved(self, text: str, name: str = "data.csv", source: str = "vendor") -> str:
         b = self.acquire(text, name, source)
         self.approve(b)
         return b
 
 
+def lenient_policy() -> str:
+    from dataward.workflow import policy
+
+    text = policy.default_policy_text()
+    text = re.sub(r"max_audit_error_upper = [0-9.]+", "max_audit_error_upper = 1.0", text)
+    text = re.sub(r"max_flagged_fraction = [0-9.]+", "max_flagged_fraction = 1.0", text)
+    text = text.replace("approvals = 2", "approvals = 1").replace(', "detection"]', "]")
+    return text.replace('block_severity = "high"', 'block_severity = "critical"').replace(
+        "licence_required = true", "licence_required = false"
+    )
+
+
 def approve_batch(ws: Workspace, screener: Actor, reviewer: Actor, approver: Actor, batch_id: str) -> None:
-    """Drive a quarantined batch to approved as three different principals."""
+    """The real gate: screen, audit (every sampled record ok), approve."""
+    from dataward.workflow import approval, audit, screening
+
+    screening.screen_batch(ws, screener, batch_id, checks=["integrity", "screening"])
+    audit.draw_sample(ws, reviewer, batch_id)
+    items = audit.sample_items(ws, batch_id)
+    audit.record_decisions(ws, reviewer, batch_id, [audit.Decision(i.record, "ok") for i in items])
+    audit.complete_audit(ws, reviewer, batch_id)
+    result = approval.approve(ws, approver, batch_id)
+    assert result.state == "approved", result
+
+
+def drive_to_approved(ws: Workspace, screener: Actor, reviewer: Actor, approver: Actor, batch_id: str) -> None:
+    """The bare lifecycle: quarantined -> screened -> audited -> approved, with a signed approval."""
     for actor, action, state in (
         (screener, "batch.screen", BatchState.SCREENED),
         (reviewer, "audit.decide", BatchState.AUDITED),
@@ -95,6 +126,9 @@ def make_env(tmp_path: Path) -> Env:
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     add_source(ws, admin, "web", kind="web-scraped", origin="https://crawl.example", license="CC-BY-4.0")
     add_source(ws, admin, "inhouse", kind="internal", origin="git@example:data", license="Apache-2.0")
+    from dataward.workflow import policy
+
+    policy.set_policy(ws, admin, lenient_policy(), where="tests/versions lenient policy")
     return Env(ws, tmp_path)
 
 

@@ -222,8 +222,8 @@ def test_an_approval_removed_from_the_catalog(env: Env) -> None:
 
 def test_an_approval_re_signed_by_the_acquirer(env: Env) -> None:
     b, _v = _released(env)
-    t = schema.attestations
-    _sql(env, update(t).where(t.c.batch_id == b).values(principal="ingrid"))
+    for t in (schema.attestations, schema.approvals):
+        _sql(env, update(t).where(t.c.batch_id == b).values(principal="ingrid"))
     _refused(env, "train@1", IntegrityError, "acquirer")
 
 
