@@ -202,10 +202,13 @@ def main() -> int:
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="dw-bench-log-"))
     witness = tmp / "witness.json"
     os.environ["DATAWARD_WITNESS"] = str(witness)
-    ws = Workspace.init(tmp / "ws", admin="admin")
-    admin = ws.actor("admin")
-    principals.add_principal(ws, admin, "bench", [Grant(Role.AUDITOR)])
-    principals.generate_key(ws, admin, "bench")
+    if (tmp / "ws" / "dataward.toml").exists():  # --dir of an earlier run: reuse its log
+        ws = Workspace.open(tmp / "ws")
+    else:
+        ws = Workspace.init(tmp / "ws", admin="admin")
+        admin = ws.actor("admin")
+        principals.add_principal(ws, admin, "bench", [Grant(Role.AUDITOR)])
+        principals.generate_key(ws, admin, "bench")
     bench = ws.actor("bench")
     res: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "

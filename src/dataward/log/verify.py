@@ -176,20 +176,12 @@ class _ChunkResult:
     digest_trusted: bytes = b""
 
 
-def _row_digest_update(h: Any, r: Any) -> None:
-    for v in (
-        str(int(r.seq)).encode(),
-        str(r.time).encode(),
-        str(r.principal).encode(),
-        str(r.action).encode(),
-        str(r.subject).encode(),
-        str(r.keyid).encode(),
-        bytes(r.entry),
-        bytes(r.signature),
-        bytes(r.leaf_hash),
-    ):
-        h.update(len(v).to_bytes(8, "big"))
-        h.update(v)
+def _row_digest(r: Any) -> bytes:
+    """The stored index columns of a row, length-prefixed (entry and signature are covered by the leaf, and
+    the leaf_hash column is compared with the computed leaf)."""
+    t, p, a, sj, k = str(r.time), str(r.principal), str(r.action), str(r.subject), str(r.keyid)
+    text = f"{int(r.seq)}|{len(t)}:{t}|{len(p)}:{p}|{len(a)}:{a}|{len(sj)}:{sj}|{len(k)}:{k}\n"
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
@@ -220,10 +212,13 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         sig = bytes(r.signature)
         leaf = entry_leaf_hash(body, sig)
         res.leaves.append(leaf)
-        _row_digest_update(h_all, r)
+        rd = _row_digest(r)
+        h_all.update(rd)
+        h_all.update(leaf)
         trusted = 0 <= seq < task.trusted
         if trusted:
-            _row_digest_update(h_trusted, r)
+            h_trusted.update(rd)
+            h_trusted.update(leaf)
         if not hmac.compare_digest(bytes(r.leaf_hash), leaf):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         if trusted:
