@@ -59,6 +59,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "log.verify": ALL_ROLES,
     "token.create": frozenset({Role.ADMIN}),
     "token.revoke": frozenset({Role.ADMIN}),
+    "console.read": ALL_ROLES - {Role.INGESTER},  # the web console's read pages and API
 }
 
 

@@ -46,4 +46,7 @@ COMMAND_MODULES: dict[str, str] = {
     "run": "dataward.cli._release",
     "lineage": "dataward.cli._release",
     "blast-radius": "dataward.cli._release",
+    # web console
+    "serve": "dataward.cli._web",
+    "token": "dataward.cli._web",
 }

@@ -61,6 +61,10 @@ def _v4(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v7(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.tokens])
+
+
 # Version numbers reserved while work is in flight: 3 workflow (audit, policy, approvals), 4 versions and
 # lineage, 5 screening store (baselines, intel feeds), 6 incidents and red-team, 7 web tokens.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -68,6 +72,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "signed attestations", _v2),
     Migration(3, "workflow: screening reports, label audits, approvals", _v3),
     Migration(4, "dataset versions and training-run lineage", _v4),
+    Migration(7, "web console API tokens", _v7),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -299,3 +299,17 @@ run_outputs = Table(
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
 )
+
+# web console API tokens (migration 7): only the SHA-256 of each token is stored
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public id (shown in lists, used to revoke)
+    Column("principal", String(128), ForeignKey("principals.name"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the secret token
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked_at", String(32), nullable=True),
+    Column("revoked_by", String(128), nullable=True),
+)

@@ -1,0 +1,139 @@
+"""The console application: FastAPI, server-rendered pages, /api/v1 with Bearer tokens, static assets.
+
+``create_app(workspace_path, server_side_signing=False)`` builds the app; ``dataward serve`` runs it with
+uvicorn on 127.0.0.1 by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from dataward.errors import (
+    AuthorizationError,
+    ConflictError,
+    Error,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    PolicyError,
+)
+from dataward.web.auth import Session, SessionStore, Viewer, viewer_for_token_id
+from dataward.workspace import Workspace
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "dw_session"
+
+
+class LoginRequired(Exception):
+    """A page was asked for without a (valid) session: redirect to the sign-in page."""
+
+
+@dataclass
+class ConsoleState:
+    ws: Workspace
+    server_side_signing: bool
+    secure_cookies: bool | None  # None: Secure when the request came over https
+    sessions: SessionStore = field(default_factory=SessionStore)
+
+
+def state(request: Request) -> ConsoleState:
+    st = request.app.state.console
+    assert isinstance(st, ConsoleState)
+    return st
+
+
+def page_session(request: Request) -> tuple[Viewer, Session]:
+    """The browser session's principal, re-checked against its token (revoked or expired: signed out)."""
+    st = state(request)
+    session = st.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise LoginRequired
+    try:
+        viewer = viewer_for_token_id(st.ws, session.token_id)
+    except AuthorizationError:
+        st.sessions.close(session.id)
+        raise LoginRequired from None
+    return viewer, session
+
+
+def status_of(exc: Error) -> int:
+    if isinstance(exc, AuthorizationError):
+        return 403
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError | PolicyError):
+        return 409
+    if isinstance(exc, IntegrityError):
+        return 409
+    if isinstance(exc, InputError):
+        return 400
+    return 400
+
+
+def create_app(
+    workspace: Path | str | Workspace, *, server_side_signing: bool = False, secure_cookies: bool | None = None
+) -> FastAPI:
+    from dataward.log.witness import check_witness
+    from dataward.web import routes_api, routes_pages
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    check_witness(ws)
+    app = FastAPI(
+        title="dataward console API",
+        version="1",
+        description="The dataward workflow over HTTP: Bearer tokens (`dataward token create`), "
+        "the same JSON the CLI prints with --json.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.console = ConsoleState(ws, server_side_signing, secure_cookies)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(routes_api.router)
+    app.include_router(routes_pages.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(Error)
+    async def _error(request: Request, exc: Error) -> Response:
+        code = status_of(exc)
+        if request.url.path.startswith("/api/"):
+            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+            return JSONResponse({"error": str(exc), "advice": exc.advice or None}, status_code=code, headers=headers)
+        return page_error(request, code, str(exc), exc.advice)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def page_error(request: Request, code: int, message: str, advice: str | None = None) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"code": code, "message": message, "advice": advice, "viewer": None, "csrf": ""},
+        status_code=code,
+    )

@@ -1,0 +1,234 @@
+"""/api/v1: the workflow as JSON (what the CLI prints with --json), authenticated by Bearer tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from dataward.errors import AuthorizationError
+from dataward.web import services as svc
+from dataward.web.app import state
+from dataward.web.auth import TOKEN_PREFIX, Viewer, authenticate, require
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+bearer = HTTPBearer(auto_error=False, description="An API token from `dataward token create PRINCIPAL`.")
+
+BatchId = Annotated[str, Path(min_length=1, max_length=128, description="batch id")]
+Seq = Annotated[int, Path(ge=0, le=2**53, description="log entry sequence number")]
+_NAME = Query(max_length=200)
+
+
+def api_viewer(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Viewer:
+    st = state(request)
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "a Bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return authenticate(st.ws, credentials.credentials)
+    except AuthorizationError as exc:
+        if credentials.credentials.startswith(TOKEN_PREFIX):  # log refused tokens of our format, not noise
+            st.ws.record_denial("(token)", "console.login", "api", str(exc))
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+ApiViewer = Annotated[Viewer, Depends(api_viewer)]
+
+
+class DecisionIn(BaseModel):
+    record: int = Field(ge=0, le=2**53)
+    decision: str = Field(min_length=1, max_length=300, description="ok, wrong-label:NEW, malicious or unsure")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _signer(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
+    """Authorize like the CLI would (logging a denial), then the principal's actor (server-side signing)."""
+    st = state(request)
+    from dataward.batches import get_batch
+
+    b = get_batch(st.ws, batch_id)
+    require(st.ws, viewer, action, f"batch:{batch_id}", b.source)
+    return svc.actor_for(st.ws, viewer, st.server_side_signing)
+
+
+@router.get("/whoami")
+def whoami(request: Request, viewer: ApiViewer) -> dict[str, Any]:
+    """The principal the token stands for, its roles, and whether the server signs for it."""
+    return {
+        "principal": viewer.name,
+        "roles": sorted(f"{g.role}" + (f"@{g.source}" if g.source else "") for g in viewer.grants),
+        "token": viewer.token_id,
+        "server_side_signing": state(request).server_side_signing,
+    }
+
+
+@router.get("/overview")
+def overview(request: Request, viewer: ApiViewer) -> dict[str, Any]:
+    return svc.overview(state(request).ws, viewer)
+
+
+@router.get("/sources")
+def sources(request: Request, viewer: ApiViewer) -> list[dict[str, Any]]:
+    """Sources by risk (as `dataward source list --by-risk --json`)."""
+    return svc.sources_by_risk(state(request).ws, viewer)
+
+
+@router.get("/batches")
+def batches(
+    request: Request, viewer: ApiViewer, state_: Annotated[str | None, Query(alias="state", max_length=32)] = None
+) -> list[dict[str, Any]]:
+    return svc.batches(state(request).ws, viewer, state_)
+
+
+@router.get("/batches/{batch_id}")
+def batch(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    """The batch, its signed manifest and its latest screening report (as `dataward screen BATCH --show`)."""
+    return svc.batch_detail(state(request).ws, viewer, batch_id)
+
+
+@router.get("/batches/{batch_id}/records")
+def records(
+    request: Request,
+    viewer: ApiViewer,
+    batch_id: BatchId,
+    n: Annotated[list[int], Query(max_length=20)],
+) -> list[dict[str, Any]]:
+    """Record contents (needs data.read), PII masked; up to 20 record numbers."""
+    if any(not 0 <= i <= 2**53 for i in n):
+        raise HTTPException(422, "record numbers must be between 0 and 2**53")
+    return svc.records(state(request).ws, viewer, batch_id, list(n))
+
+
+@router.get("/batches/{batch_id}/audit")
+def audit(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    """The label audit: sampled records with decisions, and the error estimate (as `audit report --json`)."""
+    return svc.audit_state(state(request).ws, viewer, batch_id)
+
+
+@router.post("/batches/{batch_id}/audit/sample")
+def audit_sample(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    actor = _signer(request, viewer, "audit.sample", batch_id)
+    return svc.draw_sample(state(request).ws, actor, batch_id)
+
+
+@router.post("/batches/{batch_id}/audit/decisions")
+def audit_decide(request: Request, viewer: ApiViewer, batch_id: BatchId, body: DecisionIn) -> dict[str, Any]:
+    actor = _signer(request, viewer, "audit.decide", batch_id)
+    return svc.decide(state(request).ws, viewer, actor, batch_id, body.record, body.decision, body.note)
+
+
+@router.post("/batches/{batch_id}/audit/complete")
+def audit_complete(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    actor = _signer(request, viewer, "audit.complete", batch_id)
+    return svc.complete_audit(state(request).ws, actor, batch_id)
+
+
+@router.get("/batches/{batch_id}/policy")
+def policy(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    """Rule-by-rule evaluation (as `dataward policy check BATCH --json`)."""
+    return svc.policy_check(state(request).ws, viewer, batch_id)
+
+
+@router.get("/batches/{batch_id}/approval-statement")
+def approval_statement(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    """The unsigned approval statement for this principal (as `dataward approve BATCH --prepare`)."""
+    data: dict[str, Any] = json.loads(svc.prepare_statement(state(request).ws, viewer, batch_id))
+    return data
+
+
+@router.post("/batches/{batch_id}/approvals")
+def approve(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
+    """Approve with the principal's key held by the server (only with `serve --server-side-signing`)."""
+    actor = _signer(request, viewer, "batch.approve", batch_id)
+    return svc.approve(state(request).ws, actor, batch_id)
+
+
+@router.post("/batches/{batch_id}/approvals/statement")
+def approve_statement(
+    request: Request, viewer: ApiViewer, batch_id: BatchId, envelope: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Record an approval signed offline: the DSSE envelope `dataward sign-statement` wrote."""
+    st = state(request)
+    submitter = st.ws.actor(viewer.name) if st.server_side_signing else st.ws.log_actor()
+    data = json.dumps(envelope).encode()
+    return svc.approve_with_statement(st.ws, viewer, submitter, batch_id, data)
+
+
+@router.post("/batches/{batch_id}/reject")
+def reject(request: Request, viewer: ApiViewer, batch_id: BatchId, body: RejectIn) -> dict[str, Any]:
+    actor = _signer(request, viewer, "batch.reject", batch_id)
+    return svc.reject(state(request).ws, actor, batch_id, body.reason)
+
+
+@router.get("/versions")
+def versions(request: Request, viewer: ApiViewer, dataset: Annotated[str | None, _NAME] = None) -> list[dict[str, Any]]:
+    return svc.versions(state(request).ws, viewer, dataset)
+
+
+@router.get("/versions/{spec}")
+def version(request: Request, viewer: ApiViewer, spec: Annotated[str, Path(max_length=200)]) -> dict[str, Any]:
+    """One version (DATASET@N) with a quick verification."""
+    return svc.version(state(request).ws, viewer, spec)
+
+
+@router.get("/diff")
+def diff(
+    request: Request,
+    viewer: ApiViewer,
+    a: Annotated[str, Query(alias="from", max_length=200)],
+    b: Annotated[str, Query(alias="to", max_length=200)],
+) -> dict[str, Any]:
+    """Records added and removed between two versions (as `dataward diff A B --json`)."""
+    return svc.diff(state(request).ws, viewer, a, b)
+
+
+@router.get("/lineage")
+def lineage(request: Request, viewer: ApiViewer, target: Annotated[str | None, _NAME] = None) -> dict[str, Any]:
+    return svc.lineage_graph(state(request).ws, viewer, target)
+
+
+@router.get("/log")
+def log(
+    request: Request,
+    viewer: ApiViewer,
+    action: Annotated[str | None, _NAME] = None,
+    principal: Annotated[str | None, _NAME] = None,
+    subject: Annotated[str | None, _NAME] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+) -> list[dict[str, Any]]:
+    """Log entries, newest first (as `dataward log show --json`)."""
+    return svc.log_entries(
+        state(request).ws, viewer, action=action, principal=principal, subject=subject, limit=limit, offset=offset
+    )
+
+
+@router.get("/log/checkpoint")
+def checkpoint(request: Request, viewer: ApiViewer) -> dict[str, Any]:
+    return svc.checkpoint(state(request).ws, viewer)
+
+
+@router.get("/log/key")
+def log_key(request: Request, viewer: ApiViewer) -> dict[str, Any]:
+    ws = state(request).ws
+    svc.read(ws, viewer, "log")
+    return {"origin": ws.origin, "verifier_key": svc.log_key(ws)}
+
+
+@router.get("/log/{seq}")
+def log_entry(request: Request, viewer: ApiViewer, seq: Seq) -> dict[str, Any]:
+    return svc.log_entry(state(request).ws, viewer, seq)
+
+
+@router.get("/log/{seq}/proof")
+def log_proof(request: Request, viewer: ApiViewer, seq: Seq) -> dict[str, Any]:
+    """Inclusion proof (as `dataward log prove --json`), with the server's check against the log key."""
+    return svc.inclusion_proof(state(request).ws, viewer, seq)

@@ -1,0 +1,31 @@
+"""Fixtures for the web console tests: one prepared workspace per module, a live server per test module."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web_helpers import World, build_world
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("web")
+    old = os.environ.get("DATAWARD_WITNESS")
+    os.environ["DATAWARD_WITNESS"] = str(tmp / "witness.json")
+    w = build_world(tmp)
+    yield w
+    w.ws.engine.dispose()
+    if old is None:
+        os.environ.pop("DATAWARD_WITNESS", None)
+    else:
+        os.environ["DATAWARD_WITNESS"] = old
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    d = Path(__file__).parent / "artifacts"
+    d.mkdir(exist_ok=True)
+    return d
