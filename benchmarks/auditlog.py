@@ -10,6 +10,7 @@ Measures:
 Peers (same machine, same run, ratios printed):
 - ``sqlite-insert``: the same rows inserted with no signature, tree or checkpoint (the storage floor);
 - ``ed25519-verify``: the bare signature checks verify must do (the crypto floor of a full verify);
+- ``ed25519-sign``: the bare signing every appended entry needs (the crypto ceiling of append throughput);
 - ``pymerkle-sqlite``: pymerkle 7 ``SqliteTree`` (RFC 9162 hashing, unsigned entries) append and
   inclusion proofs, when installed (``make bench-env`` builds ``.venv-bench-merkle``).
 
@@ -104,6 +105,15 @@ def peer_ed25519(n: int) -> float:
     t0 = time.perf_counter()
     for _ in range(n):
         pub.verify(sig, body)
+    return time.perf_counter() - t0
+
+
+def peer_ed25519_sign(n: int) -> float:
+    k = Ed25519PrivateKey.generate()
+    body = b"y" * 330
+    t0 = time.perf_counter()
+    for _ in range(n):
+        k.sign(body)
     return time.perf_counter() - t0
 
 
@@ -224,6 +234,7 @@ def main() -> int:
     res["append_single_per_s"] = args.single / dt
     res["peer_sqlite_insert_per_s"] = n_tp / peer_sqlite_insert(tmp, n_tp)
     res["peer_ed25519_verify_per_s"] = 20_000 / peer_ed25519(20_000)
+    res["peer_ed25519_sign_per_s"] = 20_000 / peer_ed25519_sign(20_000)
     print(
         f"append batched ({args.batch}/tx): {_fmt(res['append_batched_per_s'])} entries/s; "
         f"one per transaction: {_fmt(res['append_single_per_s'])} entries/s",
@@ -268,7 +279,9 @@ def markdown(res: dict[str, Any]) -> str:
         "| --- | --- | --- | --- |",
         f"| append, batched (1000 entries/transaction) | {_fmt(res['append_batched_per_s'])} entries/s | "
         f">= 20,000/s | raw SQLite insert of the same rows: {_fmt(res['peer_sqlite_insert_per_s'])}/s "
-        f"(ratio {res['append_batched_per_s'] / res['peer_sqlite_insert_per_s']:.3f}) |",
+        f"(ratio {res['append_batched_per_s'] / res['peer_sqlite_insert_per_s']:.3f}); bare Ed25519 signing "
+        f"alone: {_fmt(res['peer_ed25519_sign_per_s'])}/s (ratio "
+        f"{res['append_batched_per_s'] / res['peer_ed25519_sign_per_s']:.2f}) |",
         f"| append, one per transaction (`ws.record`) | {_fmt(res['append_single_per_s'])} entries/s | - | - |",
     ]
     pm = res.get("peer_pymerkle_sqlite")
