@@ -25,6 +25,7 @@ import pyarrow.json as pajson
 from dataward.scale.interface import Executor
 from dataward.scale.records import newline_cuts, partition_target
 from dataward.screen._io import (
+    BATCH_ROWS,
     Conformer,
     ReadStats,
     _cast_strings,
@@ -36,7 +37,9 @@ from dataward.screen.baseline import Baseline, Profile, ProfileBuilder
 from dataward.screen.interface import ScreenError
 
 PROFILE_FORMATS = ("csv", "tsv", "jsonl", "txt")
+MIN_PROFILE_PARTITION = 16 << 20  # profiling has a per-batch cost: fewer, larger partitions
 _SCAN = 8 << 20
+_BLOCK = 16 << 20
 
 
 def quoted_safe_cuts(path: Path, target: int, start_at: int = 0) -> list[tuple[int, int]]:
@@ -106,13 +109,14 @@ def _batches(t: ProfileTask, stats: ReadStats) -> list[pa.RecordBatch]:
             return []
         table = pacsv.read_csv(
             io.BytesIO(t.header + data),
+            read_options=pacsv.ReadOptions(block_size=_BLOCK),
             parse_options=pacsv.ParseOptions(delimiter="\t" if t.fmt == "tsv" else ",", newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, check_utf8=False
             ),
         )
         types = {n: _type(s) for n, s in t.types.items()}
-        return [_cast_strings(b, types) for b in table.to_batches()]
+        return [_cast_strings(b, types) for b in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS)]
     lines = [ln for ln in data.split(b"\n") if ln.strip()]
     if t.fmt == "txt":
         text = [ln.decode("utf-8").rstrip("\r") for ln in data.split(b"\n")]
@@ -206,7 +210,8 @@ def partitioned_baseline(
     fmt = format or detect_format(p)
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned", advice="Use create_baseline() for it.")
-    ranges, header, types, schema = _plan(p, fmt, partition_target(p.stat().st_size, partition_bytes))
+    target = partition_target(p.stat().st_size, partition_bytes, minimum=MIN_PROFILE_PARTITION)
+    ranges, header, types, schema = _plan(p, fmt, target)
     options = {
         "label": label,
         "text": tuple(text),

@@ -32,12 +32,12 @@ MIN_PARTITION_BYTES = 1 << 20
 TARGET_PARTITIONS = 16
 
 
-def partition_target(size: int, partition_bytes: int | None = None) -> int:
-    """Partition size for a file of ``size`` bytes: about 16 partitions, each 1-64 MiB (data-dependent only,
-    never executor-dependent, so every executor computes the same partitions)."""
+def partition_target(size: int, partition_bytes: int | None = None, *, minimum: int = MIN_PARTITION_BYTES) -> int:
+    """Partition size for a file of ``size`` bytes: about 16 partitions, each ``minimum``-64 MiB (data-dependent
+    only, never executor-dependent, so every executor computes the same partitions)."""
     if partition_bytes is not None:
         return max(1, partition_bytes)
-    return max(MIN_PARTITION_BYTES, min(PARTITION_BYTES, -(-size // TARGET_PARTITIONS)))
+    return max(minimum, min(PARTITION_BYTES, -(-size // TARGET_PARTITIONS)))
 _SCAN = 1 << 16
 
 
