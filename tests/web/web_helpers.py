@@ -94,7 +94,7 @@ def build_world(tmp: Path) -> World:
     w.audited = to_audited(40, "second ")
     rb = acquire(ws, a["ingrid"], "vendor", [write_csv(data / "review.csv", 60, pii=True, tag="third ")])
     screening.screen_batch(ws, a["sam"], rb.id, checks=FAST)
-    audit.draw_sample(ws, a["rita"], rb.id, size=4)
+    audit.draw_sample(ws, a["rita"], rb.id, size=8)
     w.review = rb.id
     w.fresh = acquire(ws, a["ingrid"], "vendor", [write_csv(data / "fresh.csv", 20, tag="fourth ")]).id
     return w

@@ -75,7 +75,7 @@ def histogram(values: Sequence[float], lo: float, hi: float, title: str, *, bins
 
 def interval(rate: float, lower: float, upper: float, limit: float | None, title: str) -> str:
     """A point estimate with its interval on a 0..max axis, and the policy limit when there is one."""
-    width, left, plot_w = 420, 20, 380
+    width, left, plot_w = 420, 50, 320
     top = max(upper, limit or 0.0, 0.05) * 1.15
 
     def x(v: float) -> float:
@@ -105,7 +105,7 @@ def _label(node: Mapping[str, Any]) -> tuple[str, str]:
     key = str(node.get("id", ""))
     name = key.split(":", 1)[1] if ":" in key else key
     if kind in ("run", "model"):
-        short = str(node.get("name") or "")[:22] if kind == "model" else ""
+        short = str(node.get("name") or "").replace("\\", "/").rsplit("/", 1)[-1][:22] if kind == "model" else ""
         name = short or name[:12] + "…"
     elif len(name) > 22:
         name = name[:21] + "…"
@@ -138,7 +138,8 @@ def lineage(nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, str
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>'
     ]
     for ci, c in enumerate(used):
-        body.append(f'<text x="{20 + ci * col_w}" y="24" class="plot-title">{escape(c)}s</text>')
+        plural = "batches" if c == "batch" else f"{c}s"
+        body.append(f'<text x="{20 + ci * col_w}" y="24" class="plot-title">{escape(plural)}</text>')
     for e in edges:
         a, b = pos.get(str(e.get("from"))), pos.get(str(e.get("to")))
         if a is None or b is None:

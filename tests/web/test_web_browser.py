@@ -1,0 +1,188 @@
+"""The console in a real browser (Debian's Chromium, headless, driven by Playwright) against a live server:
+sign in, review a sample with the keyboard, approve with two principals (server-side signing and an
+uploaded offline signature), see the release, browse the log and check an inclusion proof in the page.
+
+Screenshots of every page go to tests/web/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_helpers import World, live_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        if _in_ci():
+            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run must install Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _sign_in(page: Any, base: str, token: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#token", token)
+    with page.expect_navigation():
+        page.click("#login-form button[type=submit]")
+
+
+def _sign_out(page: Any) -> None:
+    with page.expect_navigation():
+        page.click("header form[action='/logout'] button")
+
+
+def _shot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def test_review_approve_release_and_log(browser: Any, world: World, artifacts: Path, tmp_path: Path) -> None:
+    from dataward.lineage.runs import record_run
+    from dataward.release.versions import release
+    from dataward.workflow.approval import sign_statement
+
+    ws, bid = world.ws, world.review
+    errors: list[str] = []
+    with live_server(ws, server_side_signing=True) as base:
+        ctx = browser.new_context(accept_downloads=True, viewport={"width": 1360, "height": 900})
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        # sign-in: a wrong token is refused, the reviewer's token opens a session
+        page.goto(f"{base}/batches/{bid}")
+        assert "/login" in page.url
+        page.fill("#token", "dwt_not-a-real-token")
+        page.click("#login-form button[type=submit]")
+        assert "unknown API token" in page.text_content("#login-error")
+        _shot(page, artifacts, "01-login")
+        errors.clear()  # the refused sign-in above answered 403 on purpose
+        _sign_in(page, base, world.token("rita"))
+        assert page.text_content("#principal") == "rita"
+        cookie = next(c for c in ctx.cookies() if c["name"] == "dw_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        _shot(page, artifacts, "02-overview")
+        assert page.locator("#sources tbody tr").count() == 1
+        assert bid in page.text_content("#batches")
+
+        # the batch: manifest, findings with plots, records behind them with PII masked
+        page.goto(f"{base}/batches/{bid}")
+        assert page.text_content("#batch-id") == bid
+        assert page.locator("svg.plot").count() >= 3
+        body = page.text_content("main")
+        assert "person0@example.com" not in body and "p***@e***.com" in body
+        _shot(page, artifacts, "03-batch")
+
+        # the label audit with the keyboard: w + label, n (skip), then o for the rest
+        page.goto(f"{base}/batches/{bid}/audit")
+        total = page.locator("table.sample tbody tr").count()
+        assert total >= 8
+        first = page.get_attribute("#review", "data-record")
+        page.keyboard.press("w")
+        page.fill("#new-label", "pos")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        second = page.get_attribute("#review", "data-record")
+        assert second != first
+        with page.expect_navigation():
+            page.keyboard.press("n")
+        assert page.get_attribute("#review", "data-record") != second
+        _shot(page, artifacts, "04-audit-review")
+        for _ in range(total + 2):
+            if page.locator("#all-decided").count():
+                break
+            with page.expect_navigation():
+                page.keyboard.press("o")
+        assert page.locator("#all-decided").count() == 1
+        assert f"{total}</strong> of <strong>{total}" in page.inner_html("#progress")
+        assert "label-error rate" in page.text_content("#estimate")
+        _shot(page, artifacts, "05-audit-done")
+        with page.expect_navigation():
+            page.click("#complete-audit")
+        assert page.text_content("#batch-state") == "audited"
+        _sign_out(page)
+
+        # approval 1: alice, signed on the server
+        _sign_in(page, base, world.token("alice"))
+        page.goto(f"{base}/batches/{bid}/approval")
+        assert page.text_content("#policy-verdict") == "passes"
+        _shot(page, artifacts, "06-approval")
+        with page.expect_navigation():
+            page.click("#approve")
+        assert page.text_content("#approval-count") == "1"
+        _sign_out(page)
+
+        # approval 2: bob downloads the statement, signs it offline, uploads the envelope
+        _sign_in(page, base, world.token("bob"))
+        page.goto(f"{base}/batches/{bid}/approval")
+        with page.expect_download() as dl:
+            page.click("#download-statement")
+        statement = Path(dl.value.path()).read_bytes()
+        assert json.loads(statement)["predicate"]["approver"] == "bob"
+        signed = tmp_path / "approval.dsse"
+        signed.write_bytes(sign_statement(statement, ws.actor("bob").key))
+        page.set_input_files("#statement-file", str(signed))
+        with page.expect_navigation():
+            page.click("#upload-statement")
+        assert page.text_content("#batch-state") == "approved"
+        assert page.text_content("#approval-count") == "2"
+        _shot(page, artifacts, "07-approved")
+
+        # the release (by the CLI's library call) shows up with its diff and lineage
+        release(ws, ws.actor("alice"), "reviews", [bid])
+        model = tmp_path / "model.bin"
+        model.write_bytes(b"weights")
+        record_run(ws, ws.actor("tina"), "reviews@2", [model])
+        page.goto(f"{base}/versions")
+        assert "reviews@2" in page.text_content("#versions")
+        page.goto(f"{base}/versions/reviews@2")
+        assert "verified" in page.text_content("h1")
+        assert bid in page.text_content("#diff")
+        _shot(page, artifacts, "08-version")
+        page.goto(f"{base}/lineage")
+        graph = page.locator("#lineage-graph svg")
+        for kind in ("source", "batch", "version", "run", "model"):
+            assert graph.locator(f"g.node-{kind}").count() >= 1, kind
+        _shot(page, artifacts, "09-lineage")
+
+        # the log: filter, open an entry, the inclusion proof is verified in the page
+        page.goto(f"{base}/log?action=batch.approve")
+        rows = page.locator("table.entries tbody tr")
+        assert rows.count() >= 2
+        assert all("batch.approve" in t for t in rows.all_text_contents())
+        _shot(page, artifacts, "10-log")
+        with page.expect_navigation():
+            rows.first.locator("a").click()
+        page.wait_for_function("document.getElementById('proof-result').textContent !== 'checking…'")
+        assert page.text_content("#proof-result") == "verified", page.text_content("#proof-detail")
+        assert page.text_content("#server-check") == "verified"
+        _shot(page, artifacts, "11-log-entry")
+        ctx.close()
+    assert not errors, errors
+    print(f"screenshots in {artifacts}")
