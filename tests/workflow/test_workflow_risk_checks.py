@@ -215,3 +215,14 @@ def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     with pytest.raises(AuthorizationError, match="screened batch"):
         approval.approve(flow.ws, flow.actor("sam"), b.id)
     assert approval.approve(flow.ws, flow.actor("alice"), b.id).state == BatchState.APPROVED
+
+
+def test_licence_recorded_on_the_source_softens_the_suite_missing_licence_finding(flow: Flow) -> None:
+    add_source(flow.ws, flow.actor("admin"), "nolic", kind="third-party", origin="o")
+    sev = {}
+    for source in ("vendor", "nolic"):
+        b = flow.batch(30, source=source)
+        rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "screening"])
+        (f,) = [f for f in rep.findings if f.check == "licences" and f.kind == "missing_licence"]
+        sev[source] = f.severity
+    assert sev == {"vendor": "medium", "nolic": "high"}

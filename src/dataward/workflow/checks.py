@@ -358,6 +358,23 @@ class DetectionCheck(BatchCheck):
 
 # --- screening suite -----------------------------------------------------------------------------------------
 
+
+def _screen_policy(ctx: CheckContext, path: Any) -> Any:
+    """The suite's policy: from ``screening.policy=FILE``, else its defaults; a licence recorded on the source
+    (in the catalog) makes files that do not repeat it a medium finding, not a high one."""
+    from dataclasses import replace
+
+    from dataward.screen.policy import ScreenPolicy
+    from dataward.sources import get_source
+
+    if path:
+        return ScreenPolicy.load(str(path))
+    policy = ScreenPolicy()
+    if get_source(ctx.ws, ctx.batch.source).license:
+        policy = replace(policy, licence_missing="warn")
+    return policy
+
+
 _SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "txt"}
 _SCREEN_OPTIONS = ("baseline", "label", "text", "group", "image", "licence_column", "checks")
 _DRIFT_CHECKS = ("drift", "labels", "group_bias")
@@ -373,6 +390,7 @@ class ScreeningCheck(BatchCheck):
         api, opts, kwargs, missing = self._engine(ctx, "dataward.screen.api", _SCREEN_OPTIONS)
         if missing is not None:
             return missing
+        kwargs["policy"] = _screen_policy(ctx, opts.get("policy"))
         pii: dict[str, int] = {}
         drift: list[dict[str, Any]] = []
         check_status: dict[str, str] = {}
