@@ -70,10 +70,16 @@ class Grant:
 
 
 def allowed(grants: Iterable[Grant], action: str, source: str | None = None) -> bool:
+    """Whether ``grants`` allow ``action`` (on ``source``). Unknown actions and no grants are denied.
+
+    A scoped grant counts only for its source, except for the actions every role may take (verifying a
+    batch or the log): those need some role, wherever it is scoped.
+    """
     roles = PERMISSIONS.get(action)
     if roles is None:
         return False  # unknown actions are denied
-    return any(g.role in roles and (g.source is None or g.source == source) for g in grants)
+    everyone = roles == ALL_ROLES
+    return any(g.role in roles and (g.source is None or g.source == source or everyone) for g in grants)
 
 
 def require(principal: str, grants: Iterable[Grant], action: str, source: str | None = None) -> None:

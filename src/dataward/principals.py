@@ -74,12 +74,16 @@ def grant_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]
 
 def revoke_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]) -> None:
     with ws.change(actor, "role.revoke", f"principal:{principal}") as ch:
+        if not find_principal_exists(ch.conn, principal):
+            raise NotFoundError(f"no principal named {principal!r}")
         t = schema.role_grants
+        removed = 0
         for g in grants:
             q = delete(t).where(t.c.principal == principal, t.c.role == g.role.value)
             q = q.where(t.c.source.is_(None)) if g.source is None else q.where(t.c.source == g.source)
-            ch.conn.execute(q)
+            removed += ch.conn.execute(q).rowcount or 0
         ch.details["roles"] = [_grant_text(g) for g in grants]
+        ch.details["removed"] = removed
 
 
 def _new_key(

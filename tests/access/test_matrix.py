@@ -216,6 +216,9 @@ def test_permissions_table_least_privilege() -> None:
     assert allowed([Grant(Role.INGESTER, "feed")], "batch.acquire", "feed")
     assert not allowed([Grant(Role.INGESTER, "feed")], "batch.acquire", "other")
     assert not allowed([Grant(Role.INGESTER, "feed")], "batch.acquire", None)
+    # verifying needs some role, wherever it is scoped
+    assert allowed([Grant(Role.INGESTER, "feed")], "batch.verify", None)
+    assert allowed([Grant(Role.INGESTER, "feed")], "log.verify", None)
 
 
 def test_scoped_grant_only_on_its_source(world: World) -> None:
@@ -233,6 +236,7 @@ def test_scoped_grant_only_on_its_source(world: World) -> None:
         "scoped",
         "batch.acquire",
     )
+    ws.record(scoped, "log.verify", "log:x", {})  # verifying needs a role, scoped or not
 
 
 def test_separation_of_duties() -> None:

@@ -191,15 +191,35 @@ def log_verify_proof(
 @click.option("--action", default=None, help="Filter by action (wildcard *).")
 @click.option("--principal", default=None)
 @click.option("--subject", default=None, help="Filter by subject (wildcard *).")
+@click.option("--since", default=None, help="Only entries at or after this time (ISO-8601).")
+@click.option("--until", default=None, help="Only entries before this time (ISO-8601).")
+@click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
 @json_option
 @click.pass_context
 def log_show(
-    ctx: click.Context, action: str | None, principal: str | None, subject: str | None, limit: int, as_json: bool
+    ctx: click.Context,
+    action: str | None,
+    principal: str | None,
+    subject: str | None,
+    since: str | None,
+    until: str | None,
+    oldest_first: bool,
+    limit: int,
+    as_json: bool,
 ) -> None:
-    """Browse log entries, newest first."""
+    """Browse log entries (filters combine), newest first."""
     ws = open_workspace(ctx)
-    entries = query.show_entries(ws, action=action, principal=principal, subject=subject, limit=limit)
+    entries = query.show_entries(
+        ws,
+        action=action,
+        principal=principal,
+        subject=subject,
+        since=since,
+        until=until,
+        limit=limit,
+        newest_first=not oldest_first,
+    )
 
     def human() -> None:
         t = Table("#", "time", "principal", "action", "subject", "details")

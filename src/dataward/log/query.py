@@ -15,6 +15,7 @@ from dataward.core.checkpoint import Checkpoint, parse_note
 from dataward.errors import InputError, IntegrityError, NotFoundError
 from dataward.log.auditlog import LogEntry, latest_checkpoint
 from dataward.store import schema
+from dataward.timeutil import parse_iso, to_iso
 from dataward.workspace import Workspace
 
 
@@ -44,9 +45,17 @@ def show_entries(
     limit: int = 100,
     offset: int = 0,
     newest_first: bool = True,
+    since: str | None = None,
+    until: str | None = None,
 ) -> list[LogEntry]:
+    """Entries matching every filter given (``*`` is a wildcard in action and subject; times are ISO-8601,
+    ``since`` inclusive, ``until`` exclusive)."""
     t = schema.log_entries
     q = select(t)
+    if since:
+        q = q.where(t.c.time >= _iso(since, "--since"))
+    if until:
+        q = q.where(t.c.time < _iso(until, "--until"))
     if action:
         q = q.where(t.c.action.like(action.replace("*", "%")))
     if principal:
@@ -56,6 +65,13 @@ def show_entries(
     q = q.order_by(t.c.seq.desc() if newest_first else t.c.seq).limit(limit).offset(offset)
     with ws.engine.connect() as conn:
         return [_row_to_entry(r) for r in conn.execute(q)]
+
+
+def _iso(text: str, what: str) -> str:
+    try:
+        return to_iso(parse_iso(text))
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not an ISO-8601 time (e.g. 2026-11-25 or 2026-11-25T10:00:00Z)") from None
 
 
 def get_entry(ws: Workspace, seq: int) -> LogEntry:

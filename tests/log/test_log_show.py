@@ -1,0 +1,41 @@
+"""`dataward log show` filters: action and subject wildcards, principal, time window, order, limit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dataward.cli import main
+
+LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
+
+
+def _show(env: LogEnv, *args: str) -> list[dict[str, Any]]:
+    env.capsys.readouterr()
+    assert main(["-w", str(env.path), "log", "show", "--json", *args]) == 0
+    return list(json.loads(env.capsys.readouterr().out))
+
+
+def test_filters_combine(logenv: LogEnv) -> None:
+    everything = _show(logenv, "--limit", "1000")
+    assert [e["seq"] for e in everything] == sorted((e["seq"] for e in everything), reverse=True)
+    adds = _show(logenv, "--action", "principal.*")
+    assert adds and {e["action"] for e in adds} == {"principal.add"}
+    assert {e["seq"] for e in adds} == {e["seq"] for e in everything if e["action"] == "principal.add"}
+    by_ingrid = _show(logenv, "--principal", "ingrid")
+    assert [e["action"] for e in by_ingrid] == ["batch.acquire"]
+    sources = _show(logenv, "--subject", "source:*", "--principal", "admin")
+    assert [e["subject"] for e in sources] == ["source:feed"]
+    oldest = _show(logenv, "--oldest-first", "--limit", "2")
+    assert [e["seq"] for e in oldest] == [0, 1] and oldest[0]["action"] == "workspace.init"
+    middle = everything[len(everything) // 2]["time"]
+    later = _show(logenv, "--since", middle, "--limit", "1000")
+    earlier = _show(logenv, "--until", middle, "--limit", "1000")
+    assert len(later) + len(earlier) == len(everything)
+    assert all(e["time"] >= middle for e in later) and all(e["time"] < middle for e in earlier)
+    assert _show(logenv, "--since", "2999-01-01") == []
+
+
+def test_bad_time_is_a_clean_error(logenv: LogEnv) -> None:
+    rc, out = logenv.cli("log", "show", "--since", "yesterday-ish", who=None)
+    assert rc == 2 and "not an ISO-8601 time" in out and "Traceback" not in out
