@@ -237,7 +237,9 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             elif krow is not None and krow.revoked_at:
                 res.marked_count += 1
                 if len(res.marked) < MAX_MARKED:
-                    res.marked.append(f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation")
+                    res.marked.append(
+                        f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation at {krow.revoked_at}"
+                    )
             if not res.first_time:
                 res.first_time = t
             if t < last_time:
