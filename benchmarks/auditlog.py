@@ -73,6 +73,8 @@ def append_single(ws: Any, actor: Any, n: int) -> float:
 def peer_sqlite_insert(tmp: Path, n: int) -> float:
     """The same rows (a 330-byte body, a 64-byte signature, a leaf hash) with no crypto and no tree."""
     db = tmp / "peer.db"
+    for f in tmp.glob("peer.db*"):
+        f.unlink()
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
@@ -122,6 +124,8 @@ def peer_pymerkle(tmp: Path, n: int, proofs: int) -> dict[str, float] | None:
         from pymerkle import SqliteTree  # optional peer (benchmark venv)
     except ImportError:
         return None
+    for f in tmp.glob("pymerkle.db*"):
+        f.unlink()
     tree = SqliteTree(str(tmp / "pymerkle.db"))
     data = [b"y" * 330 + str(i).encode() for i in range(n)]
     t0 = time.perf_counter()
