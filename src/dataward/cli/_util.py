@@ -29,6 +29,7 @@ def open_workspace(ctx: click.Context) -> Workspace:
         from dataward.log.witness import check_witness
 
         check_witness(ws)
+        ctx.find_root().call_on_close(lambda: check_witness(ws))  # witness this command's own entries too
         obj["_ws"] = ws
     assert isinstance(ws, Workspace)
     return ws
