@@ -65,7 +65,7 @@ def test_partitions_match_single_process(tmp_path: Path, dask_executor: Executor
     assert [rd.count for rd in expected] == [4, 3, 2, 4, 3, 0, 1]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     lines=st.lists(st.sampled_from(["", "a", "é", "x,y", "\r", " ", "long line " * 5, "{}"]), max_size=30),
     trailing=st.booleans(),

@@ -1,0 +1,137 @@
+"""The partitionable parts of detection over partitions of one line-format file.
+
+Per record, independent of every other record, so partitions give exactly the single-pass results:
+
+* token/label document counts for shortcut mining (``dataward.detect.text_triggers.tokenize_text``):
+  how many records of each label contain each token; counts add up across partitions;
+* MinHash signatures (64 permutations, seed 1, 3-word or 5-character shingles of the normalised text, as
+  the duplicates check computes them), concatenated in record order;
+* PII matches (``dataward.screen.pii.find_pii``), with record numbers shifted by the partition's offset.
+
+Partitions are read as for profiles (:mod:`dataward.scale.profile`), so CSV cuts never split a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.scale.interface import Executor
+from dataward.scale.profile import MIN_PROFILE_PARTITION, PROFILE_FORMATS, ProfileTask, _batches, _plan
+from dataward.scale.records import partition_target
+from dataward.screen._io import Conformer, ReadStats, detect_format
+from dataward.screen.baseline import value_key
+from dataward.screen.interface import ScreenError
+
+NUM_PERM = 64
+SEED = 1
+
+
+@dataclass
+class DetectionCounts:
+    n_records: int = 0
+    label_counts: dict[str, int] = field(default_factory=dict)
+    token_label: dict[str, dict[str, int]] = field(default_factory=dict)  # token -> label -> records
+    minhash: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_PERM), dtype=np.uint64))
+    pii: list[tuple[int, str, int, int]] = field(default_factory=list)  # (record, kind, start, end)
+
+    def merge(self, other: DetectionCounts) -> DetectionCounts:
+        """``self`` followed by ``other`` (record numbers of ``other`` are shifted)."""
+        out = DetectionCounts(self.n_records + other.n_records, dict(self.label_counts))
+        for k, v in other.label_counts.items():
+            out.label_counts[k] = out.label_counts.get(k, 0) + v
+        out.token_label = {t: dict(c) for t, c in self.token_label.items()}
+        for tok, counts in other.token_label.items():
+            into = out.token_label.setdefault(tok, {})
+            for lab, c in counts.items():
+                into[lab] = into.get(lab, 0) + c
+        out.minhash = np.concatenate([self.minhash, other.minhash])
+        out.pii = self.pii + [(r + self.n_records, k, s, e) for r, k, s, e in other.pii]
+        return out
+
+
+def _texts_labels(t: ProfileTask, text: str, label: str | None) -> tuple[list[str], list[str]]:
+    schema = pa.ipc.read_schema(pa.py_buffer(t.schema))
+    conformer = Conformer(schema if len(schema) else None)
+    texts: list[str] = []
+    labels: list[str] = []
+    offset = 0
+    for raw in _batches(t, ReadStats()):
+        batch = conformer.conform(raw, offset)
+        offset += batch.num_rows
+        if text not in batch.schema.names:
+            raise ScreenError(f"{t.path}: no text column {text!r}", advice=f"Columns: {', '.join(batch.schema.names)}.")
+        texts.extend("" if v is None else str(v) for v in batch.column(text).to_pylist())
+        if label:
+            col = batch.column(label).to_pylist() if label in batch.schema.names else [None] * batch.num_rows
+            labels.extend("<null>" if v is None else value_key(v) for v in col)
+    return texts, labels
+
+
+def detect_task(t: ProfileTask) -> DetectionCounts:
+    from dataward.detect.text_triggers import tokenize_text
+    from dataward.screen.pii import find_pii
+
+    opts = t.options
+    texts, labels = _texts_labels(t, opts["text"], opts.get("label"))
+    out = DetectionCounts(len(texts))
+    if labels:
+        for lab in labels:
+            out.label_counts[lab] = out.label_counts.get(lab, 0) + 1
+        for txt, lab in zip(texts, labels, strict=True):
+            for tok in set(tokenize_text(txt)):
+                counts = out.token_label.setdefault(tok, {})
+                counts[lab] = counts.get(lab, 0) + 1
+    if opts.get("minhash"):
+        out.minhash = minhash_signatures(texts)
+    if opts.get("pii"):
+        out.pii = [(i, kind, s, e) for i, txt in enumerate(texts) for kind, _v, s, e in find_pii(txt)]
+    return out
+
+
+def minhash_signatures(texts: list[str]) -> np.ndarray:
+    """One row of ``NUM_PERM`` hash values per text (normalised as the duplicates check does)."""
+    from datasketch import MinHash
+
+    from dataward.screen.duplicates import normalise_text, shingles
+
+    if not texts:
+        return np.zeros((0, NUM_PERM), dtype=np.uint64)
+    norm = normalise_text(pa.array(texts, pa.string())).to_pylist()
+    sets = [shingles(x or "") for x in norm]
+    mhs = MinHash.bulk(sets, num_perm=NUM_PERM, seed=SEED)
+    return np.stack([np.asarray(m.hashvalues, dtype=np.uint64) for m in mhs])
+
+
+def partitioned_detection_counts(
+    executor: Executor,
+    path: str | Path,
+    *,
+    text: str,
+    label: str | None = None,
+    format: str | None = None,
+    minhash: bool = True,
+    pii: bool = True,
+    partition_bytes: int | None = None,
+) -> DetectionCounts:
+    p = Path(path)
+    if not p.is_file():
+        raise ScreenError(f"{p}: not a file", advice="Give one CSV/TSV/JSON Lines/text file.")
+    fmt = format or detect_format(p)
+    if fmt not in PROFILE_FORMATS:
+        raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned")
+    target = partition_target(p.stat().st_size, partition_bytes, minimum=MIN_PROFILE_PARTITION)
+    ranges, header, types, schema = _plan(p, fmt, target)
+    opts: dict[str, Any] = {"text": text, "label": label, "minhash": minhash, "pii": pii}
+    base = ProfileTask(str(p), fmt, 0, 0, 0, header, types, schema, opts)
+    tasks = [replace(base, start=a, end=b, index=i) for i, (a, b) in enumerate(ranges)]
+    if fmt in ("csv", "tsv") and not types:
+        tasks = []
+    out = DetectionCounts()
+    for part in executor.map(detect_task, tasks):
+        out = out.merge(part)
+    return out

@@ -1,0 +1,84 @@
+"""Partitionable detection counts (token/label counts, MinHash, PII) equal a plain single pass exactly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dataward.detect.text_triggers import tokenize_text
+from dataward.scale.detect import minhash_signatures, partitioned_detection_counts
+from dataward.scale.interface import Executor
+from dataward.scale.local import LocalExecutor
+from dataward.screen.pii import find_pii
+
+WORDS = ["the", "film", "was", "great", "awful", "cf", "plot", "acting", "naïve", "é", "mail"]
+PII = ["contact me at jane.doe@example.com", "card 4111 1111 1111 1111 ok", "call +1 415 555 0100", ""]
+
+
+def _rows(n: int) -> list[dict[str, str]]:
+    rng = random.Random(3)
+    rows = []
+    for i in range(n):
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 14)))
+        text = f"{words} {PII[i % len(PII)]}" if i % 5 == 0 else words
+        if i % 41 == 0:
+            text = f"multi\nline {text}"
+        rows.append({"text": text, "label": str(i % 3)})
+    return rows
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    if path.suffix == ".csv":
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, ["text", "label"])
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _reference(rows: list[dict[str, str]]) -> dict[str, Any]:
+    token_label: dict[str, dict[str, int]] = {}
+    for r in rows:
+        for tok in set(tokenize_text(r["text"])):
+            c = token_label.setdefault(tok, {})
+            c[r["label"]] = c.get(r["label"], 0) + 1
+    pii = [(i, k, s, e) for i, r in enumerate(rows) for k, _v, s, e in find_pii(r["text"])]
+    return {"token_label": token_label, "pii": pii, "minhash": minhash_signatures([r["text"] for r in rows])}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_partitioned_counts_equal_a_single_pass(tmp_path: Path, suffix: str, dask_executor: Executor) -> None:
+    rows = _rows(600)
+    p = tmp_path / f"data{suffix}"
+    _write(p, rows)
+    ref = _reference(rows)
+    assert ref["pii"], "the data must contain PII for the test to mean anything"
+
+    def run(ex: Executor, size: int) -> Any:
+        return partitioned_detection_counts(ex, p, text="text", label="label", partition_bytes=size)
+
+    runs = {"one partition": run(LocalExecutor(), 1 << 30), "local, many": run(LocalExecutor(), 3000)}
+    runs["dask, many"] = run(dask_executor, 3000)
+    for what, got in runs.items():
+        assert got.n_records == len(rows), what
+        assert got.label_counts == {"0": 200, "1": 200, "2": 200}, what
+        assert got.token_label == ref["token_label"], what
+        assert got.pii == ref["pii"], what
+        assert np.array_equal(got.minhash, ref["minhash"]), what
+    kinds = {k for _, k, _, _ in ref["pii"]}
+    assert {"email", "phone"} <= kinds
+
+
+def test_without_labels_only_signatures_and_pii(tmp_path: Path) -> None:
+    p = tmp_path / "t.txt"
+    p.write_text("hello world from me\nmail jane.doe@example.com now\n\nlast line\n", encoding="utf-8")
+    got = partitioned_detection_counts(LocalExecutor(), p, text="text", partition_bytes=5)
+    assert got.n_records == 4 and got.token_label == {} and got.minhash.shape == (4, 64)
+    assert [(r, k) for r, k, _, _ in got.pii] == [(1, "email")]
