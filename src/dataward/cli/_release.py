@@ -304,9 +304,10 @@ def run_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.argument("run_id", metavar="RUN")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the envelope here.")
 @click.option("--openlineage", "ol", is_flag=True, help="Print the run's OpenLineage events instead.")
+@json_option
 @click.pass_context
-def run_provenance(ctx: click.Context, run_id: str, output: str | None, ol: bool) -> None:
-    """Print the run's signed SLSA provenance (DSSE envelope), or its OpenLineage events."""
+def run_provenance(ctx: click.Context, run_id: str, output: str | None, ol: bool, as_json: bool) -> None:
+    """Print the run's signed SLSA provenance (DSSE envelope), or its OpenLineage events (JSON either way)."""
     from dataward.lineage.openlineage import events
     from dataward.lineage.runs import get_run, provenance_envelope
 
