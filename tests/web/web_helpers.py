@@ -130,7 +130,15 @@ def live_server(ws: Workspace, *, server_side_signing: bool) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def denials(ws: Workspace) -> list[dict[str, Any]]:
+def log_size(ws: Workspace) -> int:
     from dataward.log.query import show_entries
 
-    return [e.details for e in show_entries(ws, action="access.denied", limit=100000)]
+    last = show_entries(ws, limit=1)
+    return last[0].seq + 1 if last else 0
+
+
+def denials_since(ws: Workspace, size: int) -> list[dict[str, Any]]:
+    """The access.denied entries appended since the log had ``size`` entries."""
+    from dataward.log.query import show_entries
+
+    return [e.details for e in show_entries(ws, action="access.denied", limit=1000) if e.seq >= size]
