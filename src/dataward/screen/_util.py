@@ -65,7 +65,7 @@ def bool_mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def as_float(arr: pa.Array) -> np.ndarray:
     """A numeric array as float64 with nulls as NaN."""
     if pa.types.is_decimal(arr.type) or not pa.types.is_floating(arr.type):
-        arr = pc.cast(arr, pa.float64())
+        arr = pc.cast(arr, pa.float64(), safe=False)
     return np.asarray(pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 

@@ -31,6 +31,8 @@ from dataward.screen.interface import (
 )
 from dataward.screen.policy import ScreenPolicy
 
+registry.names()  # import every check module now, so that their imports are not charged to a run
+
 PathOrTable: TypeAlias = str | Path | pa.Table | pa.RecordBatch
 
 __all__ = ["check_path", "check_table", "create_baseline", "load_baseline"]
@@ -134,7 +136,13 @@ def create_baseline(
     with _Progress(progress, f"profiling {subject}") as bar:
         for raw in factory():
             batch = conformer.conform(raw, offset)
-            builder.update(batch, offset)
+            try:
+                builder.update(batch, offset)
+            except (pa.ArrowException, ValueError, TypeError, OverflowError, MemoryError) as exc:
+                raise ScreenError(
+                    f"{subject}: cannot profile the records from {offset}: {type(exc).__name__}: {str(exc)[:160]}",
+                    advice="Fix the input or report this file to the dataward maintainers.",
+                ) from None
             offset += batch.num_rows
             bar.advance(batch.num_rows)
     prof = builder.result()
@@ -249,7 +257,10 @@ def check_path(
     text_cols = list(opts.text) or (
         [c.name for c in baseline.profile.columns.values() if c.role == "text"] if baseline else []
     )
-    builder = ProfileBuilder(label=opts.label, text=text_cols, group=opts.group, seed=seed, partition="batch")
+    builder: ProfileBuilder | None = ProfileBuilder(
+        label=opts.label, text=text_cols, group=opts.group, seed=seed, partition="batch"
+    )
+    profile_error: str | None = None
     offset = 0
     first = True
     with _Progress(progress, f"screening {subject}") as bar:
@@ -264,7 +275,12 @@ def check_path(
                         active.append(check)
                 first = False
             ctx.schema = conformer.schema
-            builder.update(batch, offset)
+            if builder is not None:
+                try:
+                    builder.update(batch, offset)
+                except Exception as exc:  # the batch profile feeds drift checks; losing it must be visible
+                    builder = None
+                    profile_error = f"{type(exc).__name__}: {str(exc)[:200]}"
             for check in list(active):
                 if not guarded(check, lambda c=check, b=batch, o=offset: c.update(b, o)):  # type: ignore[misc]
                     active.remove(check)
@@ -280,8 +296,18 @@ def check_path(
                     active.append(check)
         ctx.n_records = offset
         ctx.schema = conformer.schema
-        ctx.batch_profile = builder.result()
+        ctx.batch_profile = builder.result() if builder is not None else None
         ctx.conform_issues = _conform_findings(conformer, stats, offset)
+        if profile_error:
+            ctx.conform_issues.append(
+                Finding(
+                    "schema",
+                    "check_error",
+                    Severity.MEDIUM,
+                    f"the batch profile could not be built ({profile_error}); drift checks did not run",
+                    evidence={"error": profile_error},
+                )
+            )
         second = [c for c in active if _wants(c, results, guarded)]
         if second:
             bar.reset(f"screening {subject} (second pass)")

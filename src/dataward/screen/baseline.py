@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -462,6 +463,9 @@ class ProfileBuilder:
             cap = self.profile.max_values
             if kind == "numeric" and not col.values and col.n > len(arr):
                 col.values_overflow = True  # a float column is counted only if its first batch is categorical
+            elif len(arr) > 8 * cap and len(pc.unique(arr.slice(0, 4 * cap))) > cap:
+                col.values_overflow = True  # high cardinality shows in a prefix: skip the full count
+                col.values = {} if kind == "numeric" else _top(col.values, cap)[0]
             else:
                 counts = value_counts(arr, cap + 1)
                 _add_counts(col.values, counts)
@@ -474,7 +478,7 @@ class ProfileBuilder:
     def _update_numeric(self, col: ColumnProfile, arr: pa.Array) -> None:
         x = pc.drop_null(arr)
         if pa.types.is_decimal(x.type):
-            x = pc.cast(x, pa.float64())
+            x = pc.cast(x, pa.float64(), safe=False)
         v = np.asarray(x.to_numpy(zero_copy_only=False), dtype=np.float64)
         if pa.types.is_floating(arr.type):
             col.n_nan += int(np.isnan(v).sum())
@@ -568,8 +572,10 @@ class ProfileBuilder:
         for name in numeric:
             col = pc.take(batch.column(name), idx)
             if pa.types.is_decimal(col.type):
-                col = pc.cast(col, pa.float64())
-            new_vals[name] = np.asarray(pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(), dtype=np.float64)
+                col = pc.cast(col, pa.float64(), safe=False)
+            new_vals[name] = np.asarray(
+                pc.fill_null(pc.cast(col, pa.float64(), safe=False), np.nan).to_numpy(), dtype=np.float64
+            )
         all_prio = np.concatenate([self._prio, prio[take]])
         keep = np.argsort(all_prio, kind="stable")[:k]
         old_n = self._prio.size
@@ -629,8 +635,12 @@ class Baseline:
         """Canonical JSON (sorted keys, no white space): the same baseline always has the same bytes."""
         return canonical_json(self.to_dict())
 
-    def digest(self) -> str:
+    @cached_property
+    def _digest(self) -> str:
         return sha256_hex(self.to_json())
+
+    def digest(self) -> str:
+        return self._digest
 
     @classmethod
     def from_json(cls, data: bytes | str, *, where: str = "baseline") -> Baseline:

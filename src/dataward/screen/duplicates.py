@@ -48,7 +48,7 @@ def column_hash(arr: pa.Array) -> np.ndarray:
         vals = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(zero_copy_only=False)
         out = np.asarray(vals, dtype=np.int64).view(np.uint64) * _PRIME + np.uint64(1)
     elif pa.types.is_floating(typ):
-        vals = np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), 0.0).to_numpy(zero_copy_only=False))
+        vals = np.asarray(pc.fill_null(pc.cast(arr, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False))
         vals = np.where(vals == 0.0, 0.0, vals)  # -0.0 == 0.0
         vals = np.where(np.isnan(vals), np.nan, vals)
         out = vals.astype(np.float64).view(np.uint64) * _PRIME + np.uint64(2)

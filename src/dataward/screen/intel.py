@@ -69,7 +69,7 @@ TYPES = (
     "image-patch",
 )
 _LITERAL = ("token", "phrase", "url", "domain")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:#\-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _WORD = re.compile(r"[\w]", re.UNICODE)
 

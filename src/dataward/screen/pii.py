@@ -44,7 +44,7 @@ _SECRET_PATTERNS = (
 
 #: kind -> regex (valid in both Python ``re`` and RE2)
 PATTERNS: dict[str, str] = {
-    "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}",
+    "email": r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}",
     "secret": "(?:" + "|".join(_SECRET_PATTERNS) + ")",
     "iban": r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
     "payment_card": r"\b[0-9](?:[ \-]?[0-9]){12,18}\b",
@@ -52,10 +52,18 @@ PATTERNS: dict[str, str] = {
     "phone": r"(?:\+[0-9]{1,3}[ .\-]?)?(?:\([0-9]{2,4}\)[ .\-]?|\b[0-9]{2,4}[ .\-])[0-9]{3,4}[ .\-][0-9]{3,5}\b"
     r"|\+[0-9]{8,14}\b",
     "ip_address": r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:|:){2,7}[0-9A-Fa-f]{1,4}\b",
-    "high_entropy": r"[A-Za-z0-9+/_\-]{32,}={0,2}",
+    "high_entropy": r"[A-Za-z0-9+/_\-]{32,512}={0,2}",
 }
 KINDS = tuple(PATTERNS)
-_COMPILED = {k: re.compile(v) for k, v in PATTERNS.items()}
+# Python's engine backtracks: each pattern starts only where its first character class starts a run, so a
+# long run of such characters is scanned once, not once per position (no quadratic blow-up on huge cells)
+_STARTS = {
+    "email": r"(?<![A-Za-z0-9._%+\-])",
+    "high_entropy": r"(?<![A-Za-z0-9+/_\-])",
+    "payment_card": r"(?<![0-9])",
+    "phone": r"(?<![0-9+])",
+}
+_COMPILED = {k: re.compile(_STARTS.get(k, "") + v) for k, v in PATTERNS.items()}
 _PREFILTER = "|".join(f"(?:{p})" for p in PATTERNS.values())
 
 _IBAN_LENGTHS = {
