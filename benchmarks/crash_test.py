@@ -267,8 +267,9 @@ def check_workspace(path: Path, *, full: bool = True) -> list[str]:
                     why = approval_problem(ws, conn, b, keys)
                     if why:
                         problems.append(f"batch {b.id} is {b.state} without a valid approval: {why}")
-            vb = schema.version_batches
+            vb, dv = schema.version_batches, schema.dataset_versions
             counts = Counter((r.dataset, r.number) for r in conn.execute(select(vb.c.dataset, vb.c.number)))
+            declared = {(r.dataset, r.number): int(r.batch_count) for r in conn.execute(select(dv))}
         ids = {b.id for b in batches}
         problems += [f"batch {i} has no acquire log entry" for i in sorted(ids - acquired)]
         problems += [f"acquire log entry for {i} but no batch row" for i in sorted(acquired - ids)]
@@ -278,8 +279,9 @@ def check_workspace(path: Path, *, full: bool = True) -> list[str]:
         in_versions: set[str] = set()
         for v in versions:
             in_versions.update(v.batches)
-            if counts[(v.dataset, v.number)] != len(v.batches) or not v.batches:
-                problems.append(f"version {v.spec} is half made ({counts[(v.dataset, v.number)]} batch rows)")
+            have, want = counts[(v.dataset, v.number)], declared[(v.dataset, v.number)]
+            if have != want:
+                problems.append(f"version {v.spec} is half made ({have} batch rows, {want} declared)")
             rep = verify_version(ws, v.spec, full=False)
             problems += [f"version {v.spec}: {p}" for p in rep.problems]
         for b in batches:

@@ -139,3 +139,17 @@ def test_cli_rollback_and_blast_radius(env: Env, capsys: pytest.CaptureFixture[s
     assert out["version"] == "train@2" and out["revoked"] == [bad]
     # the batch is revoked everywhere: eval@1 holds it too and no longer reads
     assert env.cli("export", "eval@1", str(env.path / "e"), principal="tom") == 3
+
+
+def test_a_batch_revoked_through_another_dataset_blocks_the_next_release_until_dropped(env: Env) -> None:
+    shared, other = env.approved("t\nshared\n"), env.approved("t\nother\n")
+    alice = env.actor("alice")
+    release(env.ws, alice, "a", [shared])
+    release(env.ws, alice, "b", [shared])
+    rollback(env.ws, alice, "b", without=[shared])
+    with pytest.raises(ConflictError, match="is revoked") as exc:
+        release(env.ws, alice, "a", [other])
+    assert "rollback --without" in exc.value.advice
+    v, revoked = rollback(env.ws, alice, "a", without=[shared])
+    assert revoked == [] and v.batches == ()  # already revoked: dropped, not revoked twice
+    assert release(env.ws, alice, "a", [other]).batches == (other,)

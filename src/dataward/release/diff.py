@@ -79,7 +79,7 @@ def diff_versions(ws: Workspace, a: str, b: str) -> VersionDiff:
     va, vb = get_version(ws, a), get_version(ws, b)
     for v in (va, vb):
         rep = verify_version(ws, v.spec, full=False)
-        bad = [p for p in rep.problems if " is revoked" not in p]  # a diff may well look at revoked versions
+        bad = rep.integrity_problems  # a diff may well look at revoked versions
         if bad:
             raise IntegrityError(f"{v.spec} fails verification: {bad[0]}")
     ra, rb = version_records(ws, va), version_records(ws, vb)

@@ -46,7 +46,8 @@ def rollback(
     reason: str | None = None,
 ) -> tuple[Version, list[str]]:
     """A new version of ``dataset`` holding the batches of version ``to``, or the latest version minus
-    ``without`` (batch ids or source names). Returns the new version and the batches it revoked."""
+    ``without`` (batch ids or source names). Returns the new version and the batches it revoked (a dropped
+    batch that was revoked already, through another dataset, is not revoked twice)."""
     check_may(ws, actor, "dataset.rollback", f"dataset:{dataset}")
     if (to is None) == (not without):
         raise InputError("give exactly one of --to VERSION or --without BATCH|SOURCE")
@@ -86,24 +87,24 @@ def rollback(
                     advice="Roll back with --without instead, naming what to drop.",
                 )
     rep = verify_version(ws, latest.spec, full=False)
-    bad = [p for p in rep.problems if " is revoked" not in p]
+    bad = rep.integrity_problems
     if bad:
         raise IntegrityError(f"{latest.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, [i for i in keep if i not in revive], revive, dropped, latest)
+    with ws.engine.connect() as conn:
+        to_revoke = [i for i in dropped if load_batch(conn, i).state != BatchState.REVOKED]
     with ws.change(actor, "dataset.rollback", version_subject(dataset, plan.number)) as ch:
-        details = {"rollback": targets, "reason": reason, "revoked": dropped}
+        details = {"rollback": targets, "reason": reason, "dropped": dropped, "revoked": to_revoke}
         commit_version(ws, ch, plan, "rollback", details)
-        for i in dropped:
+        for i in to_revoke:  # the others were revoked already (through another dataset)
             b = load_batch(ch.conn, i)
-            if b.state == BatchState.REVOKED:
-                continue  # revoked already (through another dataset)
             transition(ch, i, BatchState.REVOKED)
             pred = {"batch": i, "dataset": dataset, "version": plan.number, "reason": reason, "by": targets}
             attest(ws, ch, [(i, b.manifest_digest)], PREDICATE_REVOCATION, pred, batch_id=i)
         for k in ("batch", "from_state", "to_state"):
             ch.details.pop(k, None)
         ch.details.update(details)
-    return get_version(ws, f"{dataset}@{plan.number}"), dropped
+    return get_version(ws, f"{dataset}@{plan.number}"), to_revoke
 
 
 def _version_number(dataset: str, text: str) -> int:

@@ -36,7 +36,7 @@ from dataward.errors import (
 )
 from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_RELEASE, attest, transition
-from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint, log_size
+from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint
 from dataward.log.verify import key_valid_at
 from dataward.store import schema
 from dataward.timeutil import now_iso
@@ -527,8 +527,9 @@ def release(
     keep = [i for i in have if i not in remove]
     if parent is not None:
         rep = verify_version(ws, parent.spec, full=False)
-        if not rep.ok:
-            raise IntegrityError(f"parent version {parent.spec} fails verification: {rep.problems[0]}")
+        bad = rep.integrity_problems  # kept revoked batches are refused below, with advice
+        if bad:
+            raise IntegrityError(f"parent version {parent.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
     with ws.change(actor, "dataset.release", version_subject(dataset, plan.number)) as ch:
         commit_version(ws, ch, plan, "release", {})
@@ -544,10 +545,20 @@ class VersionReport:
     signer: str | None
     full: bool
     problems: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()  # revoked batches (each also has its line in ``problems``)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def integrity_problems(self) -> list[str]:
+        """The problems other than revoked batches (a diff or rollback may look at a revoked version)."""
+        return [p for p in self.problems if p not in self._revoked_lines]
+
+    @property
+    def _revoked_lines(self) -> set[str]:
+        return {revoked_line(b, self.version) for b in self.revoked}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -590,8 +601,8 @@ def check_release_entry(ws: Workspace, conn: Connection, v: Version, keys: dict[
     try:
         cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
         seq = int(row.seq)
-        if cp.size != log_size(conn):
-            return [f"the signed checkpoint covers {cp.size} log entries, the log has {log_size(conn)}"]
+        if seq >= cp.size:
+            return [f"version {v.spec}: its log entry {seq} is beyond the signed checkpoint ({cp.size} entries)"]
         proof = merkle.inclusion_proof(seq, cp.size, NodeReader(conn))
         merkle.verify_inclusion(entry_leaf_hash(body, bytes(row.signature)), seq, cp.size, proof, cp.root_hash)
     except (Error, LookupError) as exc:
@@ -613,10 +624,13 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
             except NotFoundError:
                 problems.append(f"batch {i} of {v.spec} is missing from the catalog")
         problems += check_release_entry(ws, conn, v, keys)
+        revoked: list[str] = []
         for b in batches.values():
-            if b.state != BatchState.RELEASED:
-                why = "revoked" if b.state == BatchState.REVOKED else f"{b.state}, not released"
-                problems.append(f"batch {b.id} of {v.spec} is {why}")
+            if b.state == BatchState.REVOKED:
+                revoked.append(b.id)
+                problems.append(revoked_line(b.id, v.spec))
+            elif b.state != BatchState.RELEASED:
+                problems.append(f"batch {b.id} of {v.spec} is {b.state}, not released")
             why2 = approval_problem(ws, conn, b, keys)
             if why2:
                 problems.append(why2)
@@ -655,7 +669,11 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
         records = len(leaves)
         if not problems and not _eq(merkle.root_from_leaf_hashes(leaves).hex(), v.merkle_root):
             problems.append(f"version {v.spec}: record leaves do not hash to its signed Merkle root")
-    return VersionReport(v.spec, len(batches), records, signer, full, tuple(problems))
+    return VersionReport(v.spec, len(batches), records, signer, full, tuple(problems), tuple(revoked))
+
+
+def revoked_line(batch_id: str, spec: str) -> str:
+    return f"batch {batch_id} of {spec} is revoked"
 
 
 def _check_predicate(v: Version, pred: dict[str, Any]) -> list[str]:
