@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binomtest
 from workflow_helpers import Flow
 
@@ -200,3 +202,54 @@ def test_audit_report_cli_says_what_a_tighter_margin_needs(flow: Flow) -> None:
     e = json.loads(buf.getvalue())
     assert e["error_rate"] == 0 and e["interval"][1] == pytest.approx(1 - 0.025 ** (1 / 60))
     assert e["margin_target"] == 0.01 and e["needed_for_margin"] == math.ceil(math.log(0.025) / math.log(0.99))
+
+
+@given(
+    n=st.integers(1, 400),
+    frac=st.floats(0, 1),
+    conf=st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+    method=st.sampled_from(["clopper-pearson", "wilson"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_intervals_contain_the_rate_and_widen_with_confidence(n: int, frac: float, conf: float, method: str) -> None:
+    k = round(frac * n)
+    lo, hi = interval(k, n, conf, method)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    lo2, hi2 = interval(k, n, min(0.999, conf + 0.009), method)
+    assert lo2 <= lo + 1e-12 and hi2 >= hi - 1e-12
+
+
+@given(population=st.integers(1, 5000), need=st.integers(0, 300), seed=st.integers(0, 2**32), data=st.data())
+@settings(max_examples=100, deadline=None)
+def test_uniform_draw_is_distinct_in_range_and_avoids_excluded(
+    population: int, need: int, seed: int, data: st.DataObject
+) -> None:
+    import numpy as np
+
+    from dataward.workflow.audit import _uniform
+
+    exclude = set(data.draw(st.lists(st.integers(0, population - 1), max_size=50)))
+    got = _uniform(np.random.default_rng(seed), population, need, exclude)
+    assert len(got) == len(set(got)) == min(need, population - len(exclude))
+    assert all(0 <= r < population and r not in exclude for r in got)
+
+
+def test_record_views_for_jsonl_and_files(flow: Flow) -> None:
+    from dataward.acquire.acquire import acquire
+    from dataward.batches import get_batch
+    from dataward.workflow.review import read_record
+
+    j = flow.tmp / "chat.jsonl"
+    j.write_text("\n".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) for i in range(5)) + "\n\n")
+    img = flow.tmp / "cat.png"
+    img.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    b = acquire(flow.ws, flow.actor("ingrid"), "house", [j, img])
+    screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity"])
+    audit.draw_sample(flow.ws, flow.actor("rita"), b.id, size=6)
+    batch = get_batch(flow.ws, b.id)
+    views = {i.record: read_record(flow.ws, batch, i) for i in audit.sample_items(flow.ws, b.id)}
+    chat = [v for v in views.values() if v.file == "chat.jsonl"]
+    assert len(chat) == 5 and all(v.kind == "json" and v.verified for v in chat)
+    assert all(v.value == {"prompt": f"q{v.file_record}", "response": f"a{v.file_record}"} for v in chat)
+    png = next(v for v in views.values() if v.kind == "file")
+    assert png.file == "cat.png" and png.verified and png.path and Path(png.path).read_bytes() == img.read_bytes()

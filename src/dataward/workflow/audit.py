@@ -41,7 +41,6 @@ from dataward.workspace import Workspace
 DECISIONS = ("ok", "wrong-label", "malicious", "unsure")
 ERROR_DECISIONS = frozenset({"wrong-label", "malicious", "unsure"})
 METHODS = ("clopper-pearson", "wilson")
-_PERMUTE_LIMIT = 5_000_000
 
 
 # --- statistics ------------------------------------------------------------------------------------------------
@@ -72,7 +71,9 @@ def interval(k: int, n: int, confidence: float = 0.95, method: str = "clopper-pe
         denom = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        return max(0.0, centre - half), min(1.0, centre + half)
+        lo = 0.0 if k == 0 else max(0.0, centre - half)
+        hi = 1.0 if k == n else min(1.0, centre + half)
+        return min(lo, p), max(hi, p)
     raise InputError(f"unknown interval method {method!r}; one of {', '.join(METHODS)}")
 
 
@@ -290,27 +291,16 @@ def _require_audit(conn: Connection, batch_id: str) -> Any:
 
 
 def _uniform(rng: np.random.Generator, population: int, need: int, exclude: set[int]) -> list[int]:
-    """``need`` distinct record numbers in [0, population) not in ``exclude``, uniformly at random."""
+    """``need`` distinct record numbers in [0, population) not in ``exclude``, uniformly at random.
+
+    A uniformly random ordered sample of ``need + len(exclude)`` numbers, with the excluded ones dropped,
+    is a uniformly random ordered sample of the others (numpy draws it without materialising the population).
+    """
     need = min(need, population - len(exclude))
     if need <= 0:
         return []
-    out: list[int] = []
-    if population <= _PERMUTE_LIMIT:
-        for i in rng.permutation(population).tolist():
-            if i not in exclude:
-                out.append(int(i))
-                if len(out) == need:
-                    break
-        return out
-    taken = set(exclude)
-    while len(out) < need:
-        for i in rng.integers(0, population, size=max(16, 2 * (need - len(out)))).tolist():
-            if i not in taken:
-                taken.add(i)
-                out.append(int(i))
-                if len(out) == need:
-                    break
-    return out
+    drawn = rng.choice(population, size=min(population, need + len(exclude)), replace=False)
+    return [int(i) for i in drawn.tolist() if int(i) not in exclude][:need]
 
 
 def _locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tuple[int, int, str]]:
