@@ -117,8 +117,8 @@ def drive_to_approved(ws: Workspace, screener: Actor, reviewer: Actor, approver:
         attest(ws, ch, [(f"batch:{batch_id}", b.manifest_digest)], PREDICATE_APPROVAL, predicate, batch_id=batch_id)
 
 
-def make_env(tmp_path: Path) -> Env:
-    ws = Workspace.init(tmp_path / "ws", admin="admin")
+def make_env(tmp_path: Path, catalog: str | None = None) -> Env:
+    ws = Workspace.init(tmp_path / "ws", admin="admin", catalog=catalog)
     admin = ws.actor("admin")
     for name, role in ROLES.items():
         principals.add_principal(ws, admin, name, [Grant(role)])
