@@ -37,7 +37,7 @@ from dataward.log import auditlog
 from dataward.store import schema
 from dataward.store.catalog import write_transaction
 from dataward.timeutil import now, now_iso, parse_iso
-from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate
+from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate, tier_for
 from dataward.workspace import Change, Workspace
 
 
@@ -216,34 +216,37 @@ def _record(ws: Workspace, submitter: Actor, batch_id: str, envelope: dsse.Envel
     subject = f"batch:{batch_id}"
     _require_audited(batch)
     approver, keyid, predicate = _check_statement(ws, batch, envelope)
-    decision: PolicyDecision = evaluate(ws, batch_id, reverify=True)
+    tier, tp, _risk, policy = tier_for(ws, batch)
     with ws.engine.connect() as conn:
         grants = ws.grants(conn, approver)
-    try:
+    try:  # who may approve is settled before the (costly) re-verification of the data
         require(approver, grants, "batch.approve", batch.source)
-        if not _has_role(grants, decision.approver_roles, batch.source):
+        if not _has_role(grants, tp.approver_roles, batch.source):
             raise AuthorizationError(
-                f"{approver} holds none of the roles the {decision.tier}-tier policy accepts for approval "
-                f"({', '.join(decision.approver_roles)})"
+                f"{approver} holds none of the roles the {tier}-tier policy accepts for approval "
+                f"({', '.join(tp.approver_roles)})"
             )
-        _separation(ws, batch, approver, decision.separation_of_duties)
+        _separation(ws, batch, approver, tp.separation_of_duties)
     except AuthorizationError as exc:
         ws.record_denial(approver, "batch.approve", subject, str(exc))
         raise
-    if any(a.principal == approver for a in decision.approvals):
+    if any(a.principal == approver for a in approvals_of(ws, batch_id)):
         raise ConflictError(
             f"{approver} already approved batch {batch_id}",
-            advice=f"{decision.approvals_required} distinct approvers are needed; another must approve.",
+            advice=f"{tp.approvals} distinct approvers are needed; another must approve.",
         )
+    if not _eq(predicate.get("policy"), policy.digest):
+        raise ConflictError(
+            "the approval statement was prepared under another policy than the current one",
+            advice="Prepare a fresh statement with `dataward approve BATCH --prepare OUT`.",
+        )
+    decision: PolicyDecision = evaluate(ws, batch_id, reverify=True)
+    if not _eq(decision.policy_digest, policy.digest):
+        raise ConflictError("the policy changed during the approval; retry")
     if not decision.passed:
         raise PolicyError(
             f"policy refuses approval of batch {batch_id}: " + "; ".join(decision.failing()),
             advice=f"See every rule with `dataward policy check {batch_id}`.",
-        )
-    if not _eq(predicate.get("policy"), decision.policy_digest):
-        raise ConflictError(
-            "the approval statement was prepared under another policy than the current one",
-            advice="Prepare a fresh statement with `dataward approve BATCH --prepare OUT`.",
         )
     digest = ws.objects.put_bytes("meta", envelope.to_bytes())
     with _approval_change(ws, submitter, approver, batch) as ch:
