@@ -329,6 +329,18 @@ def _show_record(view: Any, item: Any, k: int, total: int) -> None:
         console.print(f"[dim]current decision: {item.decision}{':' + item.new_label if item.new_label else ''}[/]")
 
 
+def _getchar() -> str:
+    try:
+        return click.getchar()
+    except (KeyboardInterrupt, EOFError):
+        return "q"
+    except Exception as exc:  # no terminal to read keys from (termios.error, OSError)
+        raise InputError(
+            f"the interactive review needs a terminal ({type(exc).__name__})",
+            advice="Import decisions instead: `dataward audit import BATCH FILE`.",
+        ) from None
+
+
 @audit.command("review")
 @click.argument("batch_id", metavar="BATCH")
 @click.option("--all", "all_", is_flag=True, help="Also show records that already have a decision.")
@@ -352,7 +364,7 @@ def audit_review(ctx: click.Context, batch_id: str, all_: bool) -> None:
         require_verified(view)
         console.print(_KEYS)
         while True:
-            key = click.getchar().lower()
+            key = _getchar().lower()
             if key in ("o", "w", "m", "u", "n", "q"):
                 break
         if key == "q":
