@@ -77,3 +77,22 @@ def test_concurrent_appenders_do_not_fork_the_log(
     seen = json.loads(_witness.read_text())[ws.id]
     assert roots[int(seen["size"])] == base64.b64decode(seen["root"])
     assert int(seen["size"]) == len(rows)  # the last check came after the last append: never went backwards
+
+
+def test_verify_while_others_append_reports_no_false_problem(
+    make_workspace: Any, tmp_path: Path, catalog_url: str
+) -> None:
+    """verify reads one snapshot: entries appended meanwhile are neither missing nor uncovered."""
+    ws = make_workspace(tmp_path, catalog_url)
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(ws.path), "0", "60"], stderr=subprocess.PIPE)
+    try:
+        runs = 0
+        while proc.poll() is None or runs < 2:
+            res = verify_log(ws)
+            assert res.ok, [p.line() for p in res.problems]
+            par = verify_log(ws, workers=2, parallel_min_entries=0, chunk=8)
+            assert par.ok, [p.line() for p in par.problems]
+            runs += 1
+    finally:
+        _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err.decode()[-2000:]

@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -96,7 +97,9 @@ class LogVerification:
         }
 
 
-_COLUMNS = ("time", "principal", "action", "subject", "keyid")
+#: the indexed columns a row repeats from its signed body, and their place in a row of _ROW_COLUMNS
+_COLUMNS = (("time", 1), ("principal", 2), ("action", 3), ("subject", 4), ("keyid", 6))
+_ROW_COLUMNS = ("seq", "time", "principal", "action", "subject", "entry", "keyid", "signature", "leaf_hash")
 
 
 def key_valid_at(row: Any, t: str) -> str | None:
@@ -179,8 +182,8 @@ class _ChunkResult:
 def _row_digest(r: Any) -> bytes:
     """The stored index columns of a row, length-prefixed (entry and signature are covered by the leaf, and
     the leaf_hash column is compared with the computed leaf)."""
-    t, p, a, sj, k = str(r.time), str(r.principal), str(r.action), str(r.subject), str(r.keyid)
-    text = f"{int(r.seq)}|{len(t)}:{t}|{len(p)}:{p}|{len(a)}:{a}|{len(sj)}:{sj}|{len(k)}:{k}\n"
+    t, p, a, sj, k = str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[6])
+    text = f"{int(r[0])}|{len(t)}:{t}|{len(p)}:{p}|{len(a)}:{a}|{len(sj)}:{sj}|{len(k)}:{k}\n"
     return text.encode("utf-8", "surrogateescape")
 
 
@@ -199,7 +202,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problems.append(LogProblem(seq, kind, detail))
 
     for r in rows:
-        seq = int(r.seq)
+        seq = int(r[0])
         if res.first_seq is None:
             res.first_seq = seq  # a gap before a chunk's first row is found when the chunks are joined
         elif seq != expected:
@@ -208,8 +211,8 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problem(seq, "order", "entry has a negative sequence number (inserted)")
         res.last_seq = seq
         expected = seq + 1
-        body = bytes(r.entry)
-        sig = bytes(r.signature)
+        body = bytes(r[5])
+        sig = bytes(r[7])
         leaf = entry_leaf_hash(body, sig)
         res.leaves.append(leaf)
         rd = _row_digest(r)
@@ -219,17 +222,17 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if trusted:
             h_trusted.update(rd)
             h_trusted.update(leaf)
-        if not hmac.compare_digest(bytes(r.leaf_hash), leaf):
+        if not hmac.compare_digest(bytes(r[8]), leaf):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         if trusted:
             # fully verified earlier: the rows digest and the root (checked by the caller) cover body,
             # signature and columns; only a revocation recorded since can change the verdict.
-            t = str(r.time)
-            krow = keys.get(str(r.keyid))
+            t = str(r[1])
+            krow = keys.get(str(r[6]))
             if krow is None:
                 why: str | None = "its key is no longer registered"
-            elif krow.principal != r.principal:
-                why = f"key {krow.keyid[:16]} now belongs to {krow.principal}, not {r.principal}"
+            elif krow.principal != r[2]:
+                why = f"key {krow.keyid[:16]} now belongs to {krow.principal}, not {r[2]}"
             else:
                 why = krow.invalid_at(t)
             if why:
@@ -256,9 +259,9 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             continue
         if obj.get("seq") != seq:
             problem(seq, "order", f"entry says it is number {obj.get('seq')} (rows swapped or renumbered)")
-        for col in _COLUMNS:
-            if obj.get(col) != getattr(r, col):
-                problem(seq, "entry", f"column {col!r} was changed ({getattr(r, col)!r}, signed {obj.get(col)!r})")
+        for col, i in _COLUMNS:
+            if obj.get(col) != r[i]:
+                problem(seq, "entry", f"column {col!r} was changed ({r[i]!r}, signed {obj.get(col)!r})")
         t = str(obj.get("time", ""))
         if not res.first_time:
             res.first_time = t
@@ -296,10 +299,18 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
     return res
 
 
-def _range_rows(conn: Connection, lo: int, hi: int) -> Iterator[Any]:
-    t = schema.log_entries
-    q = select(t).where(t.c.seq >= lo, t.c.seq < hi).order_by(t.c.seq)
-    yield from conn.execution_options(stream_results=True, yield_per=5000).execute(q)
+def _range_rows(conn: Connection, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
+    """The rows with ``lo <= seq < hi`` as plain tuples, straight from the driver (the row objects of the
+    result layer cost more than the checks of a trusted entry)."""
+    cols = ", ".join(_ROW_COLUMNS)  # constants; the bounds are ints
+    sql = f"SELECT {cols} FROM log_entries WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq"  # noqa: S608
+    cur = conn.connection.cursor()  # a DBAPI cursor on the connection's own transaction
+    try:
+        cur.execute(sql)
+        while batch := cur.fetchmany(5000):
+            yield from batch
+    finally:
+        cur.close()
 
 
 # worker state (set once per pool process by the initializer)
@@ -324,11 +335,23 @@ def _tasks(lo: int, hi: int, n_rows: int, trusted: int, max_problems: int, chunk
         out.append(_Task(lo, 0, trusted, max_problems))
     k = 0
     while k * chunk <= hi and k * chunk < n_rows:
-        out.append(_Task(k * chunk, (k + 1) * chunk, trusted, max_problems))
+        # never past the snapshot's last row: workers read later, and the log may have grown meanwhile
+        out.append(_Task(k * chunk, min((k + 1) * chunk, hi + 1), trusted, max_problems))
         k += 1
     if k * chunk <= hi:
         out.append(_Task(k * chunk, hi + 1, trusted, max_problems))
     return out
+
+
+@contextmanager
+def _snapshot(ws: Workspace) -> Iterator[Connection]:
+    """One read transaction for the whole verification (SQLite WAL: a snapshot; PostgreSQL: REPEATABLE READ),
+    so entries appended meanwhile are not mistaken for entries inserted without a checkpoint."""
+    with ws.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
 
 
 def _rows_digest(chunks: list[_ChunkResult], attr: str, size: int) -> str:
@@ -379,99 +402,98 @@ def verify_log(
     if mark is not None and mark.get("chunk", CHUNK) != chunk:
         chunk = int(mark.get("chunk", CHUNK))  # the rows digest was taken in chunks of this size
     trusted = int(mark["size"]) if mark else 0
-    with ws.engine.connect() as conn:
+    with _snapshot(ws) as snap:
+        conn = snap
         key_rows = ws.public_keys(conn)
         counts: Any = conn.execute(
             select(func.count(), func.min(schema.log_entries.c.seq), func.max(schema.log_entries.c.seq))
         ).one()
         n_rows, lo, hi = counts
         note = latest_checkpoint(conn)
-    keys: dict[str, _KeyInfo] = {}
-    for kid, r in key_rows.items():
-        try:
-            pub = public_key_from_hex(r.public_key)
-        except (Error, ValueError):
-            problem(None, "key", f"registered key {kid[:16]} of {r.principal} is not an Ed25519 public key")
-            continue
-        if not hmac.compare_digest(key_id(pub), kid):
-            problem(None, "key", f"registered key {kid[:16]} of {r.principal} was replaced (ID does not match)")
-            continue
-        keys[kid] = _KeyInfo.of(r)
-    n_rows = int(n_rows or 0)
-    tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), n_rows, trusted, max_problems, chunk)
-    chunks: list[_ChunkResult] = []
-    total = len(tasks)
-    if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
-        # fork is quick and safe while this process has no other thread; otherwise start clean interpreters
-        single = threading.active_count() == 1 and sys.platform == "linux"
-        ctx = get_context("fork" if single else "spawn")
-        with ProcessPoolExecutor(
-            min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
-        ) as pool:
-            futures: list[Future[_ChunkResult]] = [pool.submit(_worker_run, t) for t in tasks]
-            for i, f in enumerate(futures):
-                chunks.append(f.result())
-                if progress:
-                    progress(i + 1, total)
-    else:
-        with ws.engine.connect() as conn:
+        keys: dict[str, _KeyInfo] = {}
+        for kid, r in key_rows.items():
+            try:
+                pub = public_key_from_hex(r.public_key)
+            except (Error, ValueError):
+                problem(None, "key", f"registered key {kid[:16]} of {r.principal} is not an Ed25519 public key")
+                continue
+            if not hmac.compare_digest(key_id(pub), kid):
+                problem(None, "key", f"registered key {kid[:16]} of {r.principal} was replaced (ID does not match)")
+                continue
+            keys[kid] = _KeyInfo.of(r)
+        n_rows = int(n_rows or 0)
+        tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), n_rows, trusted, max_problems, chunk)
+        chunks: list[_ChunkResult] = []
+        total = len(tasks)
+        if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
+            # fork is quick and safe while this process has no other thread; otherwise start clean interpreters
+            single = threading.active_count() == 1 and sys.platform == "linux"
+            ctx = get_context("fork" if single else "spawn")
+            with ProcessPoolExecutor(
+                min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
+            ) as pool:
+                futures: list[Future[_ChunkResult]] = [pool.submit(_worker_run, t) for t in tasks]
+                for i, f in enumerate(futures):
+                    chunks.append(f.result())
+                    if progress:
+                        progress(i + 1, total)
+        else:
             for i, t in enumerate(tasks):
                 chunks.append(_check_rows(_range_rows(conn, t.lo, t.hi), t, keys))
                 if progress:
                     progress(i + 1, total)
 
-    # join the chunks: gaps between them, time order across their boundaries
-    leaves: list[bytes] = []
-    n_sigs = 0
-    marked: list[str] = []
-    marked_count = 0
-    expected = 0
-    last_time = ""
-    for c in chunks:
-        if c.first_seq is not None and c.first_seq >= 0 and c.last_seq is not None:
-            if c.first_seq > expected:
-                problem(expected, "missing", f"entries {expected}..{c.first_seq - 1} are missing (deleted)")
-            expected = c.last_seq + 1
-            if c.first_time and c.first_time < last_time:
-                problem(c.first_seq, "order", "entry is older than the one before it (reordered)")
-            last_time = max(last_time, c.last_time)
-        for p in c.problems:
-            problem(p.seq, p.kind, p.detail)
-        leaves.extend(c.leaves)
-        n_sigs += c.n_sigs
-        marked_count += c.marked_count
-        marked.extend(c.marked[: max(0, MAX_MARKED - len(marked))])
-    root = merkle.root_from_leaf_hashes(leaves)
-    if mark and not _trusted_prefix_intact(mark, leaves, chunks):
-        # something below the verified size changed: verify everything, which names the entries
-        full = verify_log(
-            ws,
-            max_problems=max_problems,
-            workers=workers,
-            incremental=False,
-            remember=False,
-            witness_path=witness_path,
-            progress=progress,
-            parallel_min_entries=parallel_min_entries,
-            chunk=chunk,
-        )
-        note_problem = LogProblem(
-            None, "witness", f"entries below {mark['size']} changed since this client verified them (rewritten)"
-        )
-        return LogVerification(
-            full.entries,
-            full.signatures_checked,
-            full.checkpoint_size,
-            full.root,
-            (*full.problems, note_problem),
-            full.marked,
-            full.marked_count,
-            "full",
-            0,
-            full.rows_digest,
-            full.chunk,
-        )
-    with ws.engine.connect() as conn:
+        # join the chunks: gaps between them, time order across their boundaries
+        leaves: list[bytes] = []
+        n_sigs = 0
+        marked: list[str] = []
+        marked_count = 0
+        expected = 0
+        last_time = ""
+        for c in chunks:
+            if c.first_seq is not None and c.first_seq >= 0 and c.last_seq is not None:
+                if c.first_seq > expected:
+                    problem(expected, "missing", f"entries {expected}..{c.first_seq - 1} are missing (deleted)")
+                expected = c.last_seq + 1
+                if c.first_time and c.first_time < last_time:
+                    problem(c.first_seq, "order", "entry is older than the one before it (reordered)")
+                last_time = max(last_time, c.last_time)
+            for p in c.problems:
+                problem(p.seq, p.kind, p.detail)
+            leaves.extend(c.leaves)
+            n_sigs += c.n_sigs
+            marked_count += c.marked_count
+            marked.extend(c.marked[: max(0, MAX_MARKED - len(marked))])
+        root = merkle.root_from_leaf_hashes(leaves)
+        if mark and not _trusted_prefix_intact(mark, leaves, chunks):
+            # something below the verified size changed: verify everything, which names the entries
+            full = verify_log(
+                ws,
+                max_problems=max_problems,
+                workers=workers,
+                incremental=False,
+                remember=False,
+                witness_path=witness_path,
+                progress=progress,
+                parallel_min_entries=parallel_min_entries,
+                chunk=chunk,
+            )
+            note_problem = LogProblem(
+                None, "witness", f"entries below {mark['size']} changed since this client verified them (rewritten)"
+            )
+            return LogVerification(
+                full.entries,
+                full.signatures_checked,
+                full.checkpoint_size,
+                full.root,
+                (*full.problems, note_problem),
+                full.marked,
+                full.marked_count,
+                "full",
+                0,
+                full.rows_digest,
+                full.chunk,
+            )
         _check_nodes(conn, leaves, problem)
     cp_size = None
     if note is None:
