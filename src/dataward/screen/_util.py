@@ -93,3 +93,20 @@ def fmt_share(share: float) -> str:
 def short(value: object, limit: int = 40) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def regex_mask(arr: pa.Array, pattern: str) -> np.ndarray:
+    """Rows of a string array matching an RE2 ``pattern``; a column with few distinct values is matched
+    through its dictionary (one regex run per distinct value instead of per row)."""
+    n = len(arr)
+    if n >= 4096:
+        prefix = arr.slice(0, 2048)
+        if pc.count_distinct(prefix).as_py() < 256:
+            enc = pc.dictionary_encode(arr)
+            if len(enc.dictionary) <= n // 8:
+                hits = bool_mask(pc.match_substring_regex(enc.dictionary, pattern))
+                if not hits.any():
+                    return np.zeros(n, dtype=bool)
+                idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+                return np.where(idx >= 0, hits[np.maximum(idx, 0)], False)
+    return bool_mask(pc.match_substring_regex(arr, pattern))

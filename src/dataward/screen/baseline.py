@@ -210,6 +210,7 @@ class ColumnProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnProfile:
+        d = {**d, "mean": d.get("mean") or 0.0, "m2": d.get("m2") or 0.0}
         try:
             col = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
         except TypeError as exc:
@@ -489,8 +490,11 @@ class ProfileBuilder:
         bmin, bmax = float(v.min()), float(v.max())
         col.min = bmin if col.min is None else min(col.min, bmin)
         col.max = bmax if col.max is None else max(col.max, bmax)
-        nb, mb = v.size, float(v.mean())
-        m2b = float(((v - mb) ** 2).sum())
+        with np.errstate(over="ignore", invalid="ignore"):
+            nb, mb = v.size, float(v.mean())
+            m2b = float(((v - mb) ** 2).sum())
+        if not (math.isfinite(mb) and math.isfinite(m2b)):  # values near the float limits: keep what is finite
+            mb, m2b = (mb if math.isfinite(mb) else 0.0), 0.0
         na = col.n_finite
         tot = na + nb
         delta = mb - col.mean

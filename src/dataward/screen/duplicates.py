@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from dataward.screen._images import hamming, image_bytes, phash
-from dataward.screen._util import fmt_share, is_string
+from dataward.screen._util import bool_mask, fmt_share, is_string
 from dataward.screen.baseline import kind_of
 from dataward.screen.interface import MAX_RECORDS, Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
@@ -114,7 +114,13 @@ def _clusters(keys: np.ndarray) -> list[np.ndarray]:
     """Groups of positions with equal keys (size >= 2), largest first."""
     if keys.size < 2:
         return []
-    order = np.argsort(keys, kind="stable")
+    arr = pa.array(keys)
+    vc = pc.value_counts(arr)  # a hash pass; only keys seen twice or more are sorted
+    repeated = pc.filter(vc.field("values"), pc.greater(vc.field("counts"), 1))
+    if len(repeated) == 0:
+        return []
+    pos = np.flatnonzero(bool_mask(pc.is_in(arr, repeated)))
+    order = pos[np.argsort(keys[pos], kind="stable")]
     sk = keys[order]
     starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]]))
     sizes = np.diff(np.concatenate([starts, [sk.size]]))

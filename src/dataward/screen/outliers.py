@@ -125,8 +125,10 @@ class OutliersCheck(Check):
                 for c in self._cols
             ]
         )
-        z = (x - self._center) / self._scale - self._loc
-        z = np.where(np.isfinite(z), z, 0.0)  # missing or non-finite values do not push a record out
+        z = x
+        z -= self._center + self._loc * self._scale
+        z /= self._scale
+        np.nan_to_num(z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # missing/non-finite do not push a record
         d2 = ((z @ self._prec) * z).sum(axis=1)
         self._hist += np.bincount(np.searchsorted(self._score_edges, d2, side="right"), minlength=22)[1:21]
         out = np.flatnonzero(d2 > self._threshold)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataward.screen._util import RecordSink, bool_mask, fmt_share, is_string
+from dataward.screen._util import RecordSink, fmt_share, is_string, regex_mask
 from dataward.screen.interface import Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
 
@@ -224,7 +224,7 @@ class PiiCheck(Check):
             arr = batch.column(name)
             if not is_string(arr.type):
                 continue
-            cand = bool_mask(pc.match_substring_regex(arr, self._prefilter))
+            cand = regex_mask(arr, self._prefilter)
             if not cand.any():
                 continue
             idx = np.flatnonzero(cand)

@@ -23,6 +23,7 @@ from dataward.screen._util import (
     fmt_share,
     is_numeric,
     is_string,
+    regex_mask,
     share_severity,
     short,
 )
@@ -139,8 +140,7 @@ class FormatCheck(Check):
             if name not in batch.schema.names or not is_string(batch.column(name).type):
                 continue
             arr = batch.column(name)
-            ok = pc.match_substring_regex(arr, rx)
-            bad = bool_mask(pc.and_(pc.invert(ok), pc.is_valid(arr)))
+            bad = ~regex_mask(arr, rx) & ~bool_mask(pc.is_null(arr))
             if bad.any():
                 self._sinks[name].add_mask(bad, offset)
                 ex = self._examples[name]
@@ -490,36 +490,46 @@ _BINS, _SUB = 100, 10
 
 
 class _NumericGrid:
-    """Cells for one column: 100 baseline-quantile bins x 10 equal-width sub-bins, plus cells beyond the range."""
+    """Cells for one column: 100 baseline-quantile bins x 10 equal-width sub-bins (found with one binary search
+    over 101 edges and one multiply), an open cell at each end, and cells beyond the baseline's range."""
 
     def __init__(self, sample: np.ndarray, col: ColumnProfile) -> None:
         qs = np.quantile(sample, np.linspace(0, 1, _BINS + 1))
-        edges = [float(qs[0])]
-        for i in range(_BINS):
-            lo, hi = float(qs[i]), float(qs[i + 1])
-            if hi > lo:
-                edges.extend(np.linspace(lo, hi, _SUB + 1)[1:].tolist())
-        self.edges = np.unique(np.array(edges))
+        self.q = np.unique(qs)
+        widths = np.diff(self.q) / _SUB
+        self.inv_w = np.where(widths > 0, 1.0 / np.where(widths > 0, widths, 1.0), 0.0)
+        self.width = widths
+        self.n_cells = 2 + (self.q.size - 1) * _SUB
         self.lo = float(col.min if col.min is not None else qs[0])
         self.hi = float(col.max if col.max is not None else qs[-1])
-        inner = np.searchsorted(self.edges, sample, side="right")
-        self.expected = np.bincount(inner, minlength=self.edges.size + 1).astype(np.float64) / sample.size
+        self.expected = np.bincount(self.cells(sample), minlength=self.n_cells).astype(np.float64) / sample.size
         self.n_sample = sample.size
         q01, q99 = np.quantile(sample, [0.01, 0.99])
         width = (float(q99) - float(q01)) / 200
         self.ext_width = width if width > 0 else max(abs(self.hi) * 1e-3, 1e-9)
         self.tail_q = {q: float(np.quantile(sample, q)) for q, _ in _TAILS}
-        self.counts = np.zeros(self.edges.size + 1, dtype=np.int64)
+        self.counts = np.zeros(self.n_cells, dtype=np.int64)
         self.beyond: dict[int, int] = {}
         self.tail_counts = dict.fromkeys(self.tail_q, 0)
         self.n = 0
+
+    def cells(self, x: np.ndarray) -> np.ndarray:
+        """Cell index of each (finite) value."""
+        m = self.q.size
+        b = np.searchsorted(self.q, x, side="right")
+        inner = (b >= 1) & (b <= m - 1)
+        bi = np.clip(b - 1, 0, m - 2)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sub = np.clip(np.nan_to_num((x - self.q[bi]) * self.inv_w[bi]), 0, _SUB - 1).astype(np.int64)
+        out = np.where(inner, 1 + bi * _SUB + sub, np.where(b == 0, 0, self.n_cells - 1))
+        return np.asarray(out, dtype=np.int64)
 
     def update(self, x: np.ndarray) -> None:
         x = x[np.isfinite(x)]
         self.n += x.size
         if not x.size:
             return
-        self.counts += np.bincount(np.searchsorted(self.edges, x, side="right"), minlength=self.counts.size)
+        self.counts += np.bincount(self.cells(x), minlength=self.n_cells)
         for q, side in _TAILS:
             t = self.tail_q[q]
             self.tail_counts[q] += int(np.count_nonzero(x < t if side == "low" else x > t))
@@ -536,9 +546,13 @@ class _NumericGrid:
                 self.beyond[cell] = self.beyond.get(cell, 0) + cnt
 
     def cell_interval(self, i: int) -> tuple[float, float]:
-        lo = -math.inf if i == 0 else float(self.edges[i - 1])
-        hi = math.inf if i >= self.edges.size else float(self.edges[i])
-        return lo, hi
+        if i == 0:
+            return -math.inf, float(self.q[0])
+        if i >= self.n_cells - 1:
+            return float(self.q[-1]), math.inf
+        b, sub = divmod(i - 1, _SUB)
+        lo = float(self.q[b] + sub * self.width[b])
+        return lo, float(self.q[b] + (sub + 1) * self.width[b]) if sub < _SUB - 1 else float(self.q[b + 1])
 
     def beyond_interval(self, cell: int) -> tuple[float, float]:
         if cell > 0:
@@ -566,6 +580,7 @@ class TailsCheck(Check):
             if sample.size >= 200 and sample[-1] > sample[0]:
                 self._grids[name] = _NumericGrid(sample, col)
         self._intervals: dict[tuple[str, str, float, float], RecordSink] = {}
+        self._cell_ranges: dict[tuple[str, str, float, float], tuple[int, int]] = {}
         self._pending: list[dict[str, Any]] = []
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
@@ -641,6 +656,7 @@ class TailsCheck(Check):
                     {
                         "kind": "tight_cluster",
                         "column": name,
+                        "cells": (a, b),
                         "lo": lo,
                         "hi": hi,
                         "share": o_v,
@@ -674,16 +690,27 @@ class TailsCheck(Check):
                         }
                     )
         for item in self._pending:
-            self._intervals[(item["column"], item["kind"], item["lo"], item["hi"])] = RecordSink()
+            key = (item["column"], item["kind"], item["lo"], item["hi"])
+            self._intervals[key] = RecordSink()
+            if "cells" in item:
+                self._cell_ranges[key] = item.pop("cells")
 
     def wants_second_pass(self) -> bool:
         self._evaluate()
         return bool(self._pending)
 
     def update_second(self, batch: pa.RecordBatch, offset: int) -> None:
-        for (name, _kind, lo, hi), sink in self._intervals.items():
+        for key, sink in self._intervals.items():
+            name, _kind, lo, hi = key
             if name in batch.schema.names and is_numeric(batch.column(name).type):
                 x = as_float(batch.column(name))
+                cells = self._cell_ranges.get(key)
+                if cells is not None:
+                    finite = np.isfinite(x)
+                    idx = np.full(x.size, -1, dtype=np.int64)
+                    idx[finite] = self._grids[name].cells(x[finite])
+                    sink.add_mask((idx >= cells[0]) & (idx <= cells[1]), offset)
+                    continue
                 with np.errstate(invalid="ignore"):
                     mask = (x > lo) & (x <= hi) if math.isfinite(lo) else x < hi
                     if not math.isfinite(hi):

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataward.screen._util import RecordSink, bool_mask, fmt_share, is_string, short
+from dataward.screen._util import RecordSink, bool_mask, fmt_share, is_string, regex_mask, short
 from dataward.screen.baseline import tokenize
 from dataward.screen.interface import Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
@@ -74,7 +74,7 @@ class TextSignalsCheck(Check):
         for name in self._columns(batch):
             arr = batch.column(name)
             self._n_text[name] = self._n_text.get(name, 0) + len(arr) - arr.null_count
-            nonascii = np.flatnonzero(bool_mask(pc.match_substring_regex(arr, r"[^\x00-\x7f]")))
+            nonascii = np.flatnonzero(regex_mask(arr, r"[^\x00-\x7f]"))
             if nonascii.size:  # every signal but odd tokens needs a non-ASCII character
                 sub = pc.take(arr, pa.array(nonascii))
                 self._unicode_signals(name, sub, nonascii + offset)
