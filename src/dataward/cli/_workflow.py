@@ -75,13 +75,15 @@ def screen_cmd(
                     opts.setdefault(check, {}).setdefault(k, v)
         if baseline:
             opts.setdefault("screening", {})["baseline"] = baseline
-        with err_console.status("screening", spinner="dots") if err_console.is_terminal else _null() as status:
+        tty = err_console.is_terminal
 
-            def progress(name: str) -> None:
-                if status is not None:
-                    status.update(f"screening: {name}")
+        def progress(name: str) -> None:
+            if tty:
+                err_console.print(f"[dim]screening {batch_id}: {name}[/]")
 
-            report = screen_batch(ws, actor, batch_id, checks=list(checks) or None, options=opts, progress=progress)
+        report = screen_batch(
+            ws, actor, batch_id, checks=list(checks) or None, options=opts, progress=progress, engine_progress=tty
+        )
 
     def human() -> None:
         console.print(
@@ -114,14 +116,6 @@ def screen_cmd(
         console.print(f"signed report {report.envelope_digest}")
 
     emit(as_json, report.to_json(), human)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # --- audit -----------------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class CheckContext:
     batch: Batch
     files: tuple[RecordFile, ...]
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    progress: bool = False  # engines show their own progress bars on stderr
 
     def opts(self, check: str) -> dict[str, Any]:
         return dict(self.options.get(check, {}))
@@ -322,7 +323,7 @@ class DetectionCheck(BatchCheck):
         detectors_run: dict[str, int] = {}
 
         def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
-            report = api.detect(rf.path, format=fmt, seed=seed, **kwargs)
+            report = api.detect(rf.path, format=fmt, seed=seed, progress=ctx.progress, **kwargs)
             ran = [d for d in report.detectors if not d.get("skipped")]
             if not ran:
                 why = "; ".join(f"{d['name']}: {d['skipped']}" for d in report.detectors) or "no detector applies"
@@ -396,7 +397,7 @@ class ScreeningCheck(BatchCheck):
         check_status: dict[str, str] = {}
 
         def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
-            report = api.check_path(rf.path, format=fmt, seed=int(opts.get("seed", 0)), **kwargs)
+            report = api.check_path(rf.path, format=fmt, seed=int(opts.get("seed", 0)), progress=ctx.progress, **kwargs)
             n = report.n_records
             out: list[NormalFinding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
             flagged: set[int] = set()

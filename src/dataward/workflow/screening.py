@@ -184,6 +184,7 @@ def screen_batch(
     checks: Sequence[str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
+    engine_progress: bool = False,
 ) -> ScreeningReport:
     """Screen a quarantined batch; on success the batch is ``screened`` and the signed report stored."""
     with ws.engine.connect() as conn:
@@ -200,7 +201,7 @@ def screen_batch(
     opts = {k: dict(v) for k, v in (options or {}).items()}
     outcomes: list[CheckOutcome] = []
     with tempfile.TemporaryDirectory(prefix="dataward-screen-") as tmp:
-        ctx = CheckContext(ws, batch, _materialise(ws, batch, Path(tmp)), opts)
+        ctx = CheckContext(ws, batch, _materialise(ws, batch, Path(tmp)), opts, engine_progress)
         for check in instances:
             if progress:
                 progress(check.name)
