@@ -317,3 +317,16 @@ def test_untampered_log_verifies(logenv: LogEnv) -> None:
     rc, out = _verify(logenv)
     assert rc == 0, out
     assert "OK" in out
+
+
+def test_emptied_log_is_rewound(logenv: LogEnv) -> None:
+    n = _size(logenv.db)
+    _sql(
+        logenv.db,
+        ("DELETE FROM log_entries", ()),
+        ("DELETE FROM log_nodes", ()),
+        ("DELETE FROM checkpoints", ()),
+    )
+    rc, out = _verify(logenv)
+    assert rc == 3
+    assert f"rewound from {n} to 0 entries" in out

@@ -108,19 +108,30 @@ def check_witness(ws: Workspace, path: Path | None = None) -> Checkpoint | None:
 
 def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
     got = current_checkpoint(ws)
-    if got is None:
-        return None
-    cp, note = got
     data = _load(path)
     prev = data.get(ws.id)
+    if got is None:
+        if isinstance(prev, dict) and int(prev.get("size") or 0) > 0:
+            raise RewoundLogError(
+                f"workspace {ws.id}: the audit log was rewound from {prev.get('size')} to 0 entries "
+                "(no signed checkpoint left)"
+            )
+        return None
+    cp, note = got
     log_kid = key_id(ws.log_public_key())
     if isinstance(prev, dict):
         if prev.get("log_keyid") != log_kid:
             raise RewoundLogError(
                 f"workspace {ws.id}: the log key changed from {str(prev.get('log_keyid'))[:16]} to {log_kid[:16]}"
             )
-        psize = int(prev["size"])
-        proot = base64.b64decode(prev["root"])
+        try:
+            psize = int(prev["size"])
+            proot = base64.b64decode(prev["root"], validate=True)
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError(
+                f"witness file {path}: the entry of workspace {ws.id} is damaged",
+                advice="Restore the witness file from a backup, or remove that entry to trust the log anew.",
+            ) from None
         if cp.size < psize:
             raise RewoundLogError(f"workspace {ws.id}: the audit log was rewound from {psize} to {cp.size} entries")
         if cp.size == psize:
