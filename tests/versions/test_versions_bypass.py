@@ -62,6 +62,13 @@ def test_the_released_version_reads_in_every_form(env: Env) -> None:
     assert all("/released/" in str(p) and "quarantine" not in str(p) for _, p in paths)
     out = dataward.export("train@1", env.path / "out", workspace=env.ws, principal="tom")
     assert out["files"] == 1 and (env.path / "out" / b / "data.csv").read_text() == "text,label\nhello,0\nworld,1\n"
+    from dataward.log.query import show_entries
+
+    reads = show_entries(env.ws, action="data.read", newest_first=False)
+    assert [e.details["how"] for e in reads] == [*FORMS, "export"]
+    assert {(e.principal, e.subject, e.details["manifest_sha256"]) for e in reads} == {
+        ("tom", "version:train@1", _v.manifest_digest)
+    }
 
 
 def test_a_batch_id_is_not_a_version(env: Env) -> None:

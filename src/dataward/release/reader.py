@@ -23,7 +23,7 @@ from dataward.acquire.inputs import safe_relative_name
 from dataward.core.canonical import canonical_json
 from dataward.errors import Error, InputError, IntegrityError, WorkspaceError
 from dataward.identity import Actor
-from dataward.release.versions import Version, file_leaves, require_verified
+from dataward.release.versions import Version, check_may, file_leaves, require_verified
 from dataward.workspace import Workspace
 
 FORMATS_OUT = ("arrow", "pandas", "polars", "paths")
@@ -49,14 +49,15 @@ def resolve_actor(ws: Workspace, principal: str | Actor | None) -> Actor:
 
 
 def _authorized_read(ws: Workspace, actor: Actor, spec: str, how: str) -> tuple[Version, dict[str, Any]]:
-    """Authorize (data.read), verify fully, and log the read (who read which manifest, how)."""
-    with ws.change(actor, "data.read", f"version:{spec}") as ch:
-        ch.details["how"] = how  # authorization happens here, before any data is touched
+    """Authorize (data.read, before anything is touched), verify fully, and log the read or the refusal."""
+    check_may(ws, actor, "data.read", f"version:{spec}")
     try:
         v, pred = require_verified(ws, spec)
     except IntegrityError as exc:
         ws.record(actor, "data.read", f"version:{spec}", {"how": how, "refused": exc.message})
         raise
+    details = {"how": how, "manifest_sha256": v.manifest_digest, "merkle_root": v.merkle_root}
+    ws.record(actor, "data.read", f"version:{v.spec}", details)
     return v, pred
 
 
