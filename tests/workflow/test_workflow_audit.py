@@ -253,3 +253,18 @@ def test_record_views_for_jsonl_and_files(flow: Flow) -> None:
     assert all(v.value == {"prompt": f"q{v.file_record}", "response": f"a{v.file_record}"} for v in chat)
     png = next(v for v in views.values() if v.kind == "file")
     assert png.file == "cat.png" and png.verified and png.path and Path(png.path).read_bytes() == img.read_bytes()
+
+
+def test_read_records_reads_each_file_once_and_agrees_with_read_record(flow: Flow) -> None:
+    from dataward.batches import get_batch
+    from dataward.workflow.review import read_record, read_records
+
+    bid = _screened_with_flags(flow, 120)
+    audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=30)
+    batch = get_batch(flow.ws, bid)
+    items = audit.sample_items(flow.ws, bid)
+    many = read_records(flow.ws, batch, items)
+    assert set(many) == {i.record for i in items}
+    for i in items[:8]:
+        assert many[i.record] == read_record(flow.ws, batch, i)
+        assert many[i.record].value["text"].startswith(f"review number {i.record} ")

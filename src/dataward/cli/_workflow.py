@@ -161,11 +161,11 @@ def audit_sample(
 def audit_show(ctx: click.Context, batch_id: str, records: bool, as_json: bool) -> None:
     """List the sampled records and their decisions."""
     from dataward.workflow.audit import sample_items
-    from dataward.workflow.review import read_record
+    from dataward.workflow.review import read_records
 
     ws = open_workspace(ctx)
     items = sample_items(ws, batch_id)
-    batch = get_batch(ws, batch_id) if records else None
+    views = read_records(ws, get_batch(ws, batch_id), items) if records else {}
     rows = []
     for i in items:
         row: dict[str, Any] = {
@@ -176,8 +176,8 @@ def audit_show(ctx: click.Context, batch_id: str, records: bool, as_json: bool) 
             "new_label": i.new_label,
             "reviewer": i.reviewer,
         }
-        if batch is not None:
-            row["content"] = read_record(ws, batch, i).to_json()
+        if i.record in views:
+            row["content"] = views[i.record].to_json()
         rows.append(row)
 
     def human() -> None:

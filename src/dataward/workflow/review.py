@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
+from dataward.acquire.records import LINE_FORMATS
 from dataward.acquire.verify import batch_manifest
 from dataward.batches import Batch
 from dataward.core.canonical import canonical_json
@@ -52,8 +53,10 @@ def _leaf(data: bytes) -> str:
     return hashlib.sha256(b"\x00" + data).hexdigest()
 
 
-def _nth_line(f: IO[bytes], n: int, skip_header: bool) -> tuple[bytes | None, bytes]:
-    """(header line, the n-th record line) of a line format, as acquisition segments them."""
+def _lines(f: IO[bytes], wanted: list[int], skip_header: bool) -> tuple[bytes | None, dict[int, bytes]]:
+    """(header line, {n: the n-th record line}) of a line format, segmented as acquisition does."""
+    need = set(wanted)
+    found: dict[int, bytes] = {}
     header: bytes | None = None
     i = -1
     for raw in f:
@@ -66,9 +69,14 @@ def _nth_line(f: IO[bytes], n: int, skip_header: bool) -> tuple[bytes | None, by
             header = line
             continue
         i += 1
-        if i == n:
-            return header, line
-    raise NotFoundError(f"record {n} is past the end of the file")
+        if i in need:
+            found[i] = line
+            if len(found) == len(need):
+                break
+    missing = need - set(found)
+    if missing:
+        raise NotFoundError(f"record {min(missing)} is past the end of the file")
+    return header, found
 
 
 def read_record(ws: Workspace, batch: Batch, item: SampleItem) -> RecordView:
@@ -112,19 +120,44 @@ def read_record(ws: Workspace, batch: Batch, item: SampleItem) -> RecordView:
             **base, kind="row", value=dict(zip(rows[0], rows[n + 1], strict=False)), path=None, verified=None
         )
     with ws.objects.open("quarantine", f.sha256) as fh:
-        header, line = _nth_line(fh, n, skip_header=f.format in ("csv", "tsv"))
-    ok = hmac.compare_digest(_leaf(line), item.record_digest)
+        header, lines = _lines(fh, [n], skip_header=f.format in ("csv", "tsv"))
+    return _line_view(base, f.format, header, lines[n], item.record_digest)
+
+
+def _line_view(base: dict[str, Any], fmt: str, header: bytes | None, line: bytes, digest: str) -> RecordView:
+    ok = hmac.compare_digest(_leaf(line), digest)
     text = line.decode("utf-8", errors="replace")
-    if f.format in ("csv", "tsv") and header is not None:
+    delim = "\t" if fmt == "tsv" else ","
+    if fmt in ("csv", "tsv") and header is not None:
         cols = next(csv.reader([header.decode("utf-8", errors="replace")], delimiter=delim))
         vals = next(csv.reader([text], delimiter=delim), [])
         return RecordView(**base, kind="row", value=dict(zip(cols, vals, strict=False)), path=None, verified=ok)
-    if f.format == "jsonl":
+    if fmt == "jsonl":
         try:
             return RecordView(**base, kind="json", value=json.loads(text), path=None, verified=ok)
         except json.JSONDecodeError:
             pass
     return RecordView(**base, kind="text", value=text, path=None, verified=ok)
+
+
+def read_records(ws: Workspace, batch: Batch, items: list[SampleItem]) -> dict[int, RecordView]:
+    """Views of many sampled records, reading each line-format file once."""
+    out: dict[int, RecordView] = {}
+    encodings = {m.get("name"): m.get("encoding", "lines") for m in batch_manifest(ws, batch.id).get("files", [])}
+    by_file: dict[int, list[SampleItem]] = {}
+    for it in items:
+        by_file.setdefault(it.file_position, []).append(it)
+    for pos, mine in by_file.items():
+        f = next((x for x in batch.files if x.position == pos), None)
+        if f is None or f.format not in LINE_FORMATS or encodings.get(f.name) != "lines":
+            out.update({it.record: read_record(ws, batch, it) for it in mine})
+            continue
+        with ws.objects.open("quarantine", f.sha256) as fh:
+            header, lines = _lines(fh, [it.file_record for it in mine], skip_header=f.format in ("csv", "tsv"))
+        for it in mine:
+            base = {"record": it.record, "file": f.name, "file_record": it.file_record, "format": f.format}
+            out[it.record] = _line_view(base, f.format, header, lines[it.file_record], it.record_digest)
+    return out
 
 
 def require_verified(view: RecordView) -> None:
