@@ -81,28 +81,77 @@ def dense_view(rep: Representation, seed: int = 0) -> FloatArray:
     return out
 
 
+_EXACT_MAX = 20_000
+_REFERENCE = 5_000
+
+
+def knn_search(
+    query: FloatArray, ref: FloatArray, k: int, *, query_ids: IntArray | None = None, ref_ids: IntArray | None = None
+) -> tuple[FloatArray, IntArray]:
+    """The ``k`` nearest rows of ``ref`` for each row of ``query`` (Euclidean), skipping a row's own id.
+
+    Chunked brute force with one matrix product per chunk (float32 for the products); returns distances
+    and positions into ``ref`` sorted by distance.
+    """
+    q32 = np.ascontiguousarray(query, dtype=np.float32)
+    r32 = np.ascontiguousarray(ref, dtype=np.float32)
+    r_sq = (r32 * r32).sum(axis=1)
+    q_sq = (q32 * q32).sum(axis=1)
+    m = r32.shape[0]
+    want = min(k + (1 if query_ids is not None else 0), m)
+    out_d = np.empty((q32.shape[0], k))
+    out_i = np.empty((q32.shape[0], k), dtype=np.int64)
+    own_pos = None
+    if query_ids is not None and ref_ids is not None:
+        # position of each query's own id in ref (ref_ids sorted), or -1
+        pos = np.searchsorted(ref_ids, query_ids)
+        pos = np.minimum(pos, m - 1)
+        own_pos = np.where(ref_ids[pos] == query_ids, pos, -1)
+    chunk = max(1, min(2048, 4_000_000 // max(1, m)))
+    for start in range(0, q32.shape[0], chunk):
+        stop = min(start + chunk, q32.shape[0])
+        # |q|^2 is constant per row: leave it out of the ranking and add it to the selected ones only
+        d2 = q32[start:stop] @ r32.T
+        d2 *= -2.0
+        d2 += r_sq[None, :]
+        if own_pos is not None:
+            rows = np.flatnonzero(own_pos[start:stop] >= 0)
+            d2[rows, own_pos[start:stop][rows]] = np.inf
+        part = np.argpartition(d2, want - 1, axis=1)[:, :want]
+        pd2 = np.take_along_axis(d2, part, axis=1)
+        order = np.argsort(pd2, axis=1, kind="stable")[:, :k]
+        out_i[start:stop] = np.take_along_axis(part, order, axis=1)
+        best = np.take_along_axis(pd2, order, axis=1).astype(np.float64) + q_sq[start:stop, None]
+        out_d[start:stop] = np.sqrt(np.maximum(best, 0.0))
+    return out_d, out_i
+
+
+def reference_sample(n: int, seed: int, size: int = _REFERENCE, exact_max: int = _EXACT_MAX) -> IntArray:
+    """All indices when ``n <= exact_max``, else a seeded sorted sample of ``size`` of them."""
+    if n <= exact_max:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=size, replace=False)).astype(np.int64)
+
+
 def neighbours(rep: Representation, k: int, seed: int = 0) -> tuple[FloatArray, IntArray]:
-    """The ``k`` nearest other records of every record in :func:`dense_view` (distances, indices)."""
+    """The ``k`` nearest other records of every record in :func:`dense_view` (distances, indices).
+
+    Exact up to 20,000 records; above that, neighbours are searched among a seeded sample of
+    reference records (so votes and distances are estimates; this keeps 100k records in seconds).
+    The reference sample is 5,000 records.
+    """
     slot = _slot(rep)
     key = f"knn:{seed}"
     have = slot.get(key)
     if have is not None and have[1].shape[1] >= k:
         return have[0][:, :k], have[1][:, :k]
-    from sklearn.neighbors import NearestNeighbors
-
     x = dense_view(rep, seed)
     n = x.shape[0]
     kk = min(k, n - 1)
-    nn = NearestNeighbors(n_neighbors=kk + 1).fit(x)
-    dist, idx = nn.kneighbors(x)
-    # drop each record itself (it may not come first when it has exact duplicates)
-    out_d = np.empty((n, kk))
-    out_i = np.empty((n, kk), dtype=np.int64)
-    for i in range(n):
-        keep = idx[i] != i
-        row_i = idx[i][keep][:kk]
-        row_d = dist[i][keep][:kk]
-        out_i[i] = row_i
-        out_d[i] = row_d
-    slot[key] = (out_d, out_i)
-    return out_d, out_i
+    ref = reference_sample(n, seed)
+    ids = np.arange(n, dtype=np.int64)
+    dist, pos = knn_search(x, x[ref], kk, query_ids=ids, ref_ids=ref)
+    out = (dist, ref[pos])
+    slot[key] = out
+    return out

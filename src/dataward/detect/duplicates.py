@@ -6,7 +6,7 @@ groups of near-duplicates are clusters. Findings:
 
 - a cluster whose members carry different labels: the minority-label members are flagged (with a tie,
   all but the first label's members);
-- a cluster larger than ``flood`` records (default max(10, 1 % of the data)): a flood; all members but the
+- a cluster of at least ``flood`` records (default max(4, 1 % of the data)): a flood; all members but the
   first are flagged. Smaller natural duplicate clusters are reported as findings without flags.
 """
 
@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dataward.detect._features import dense_view, neighbours
+from dataward.detect._features import neighbours
 from dataward.detect.interface import Detector, DetectorResult, Finding, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
@@ -76,19 +76,16 @@ class NearDuplicates(Detector):
                     pairs.append((seen[key], i))
                 else:
                     seen[key] = i
-        if n > 2:
-            x = dense_view(rep, seed)
+        if n > 2 and texts is None:
             dist, idx = neighbours(rep, self.k, seed)
             nonzero = dist[:, 0][dist[:, 0] > 0]
             base = float(np.median(nonzero)) if nonzero.size else 0.0
-            if texts is None:
-                tol = self.eps * base if base > 0 else 1e-9
-                close = dist <= tol
-                for i, j in zip(*np.nonzero(close), strict=True):
-                    pairs.append((i, int(idx[i, j])))
-            del x
+            tol = self.eps * base if base > 0 else 1e-9
+            close = dist <= tol
+            for i, j in zip(*np.nonzero(close), strict=True):
+                pairs.append((int(i), int(idx[i, j])))
         clusters = _components(n, pairs)
-        flood = self.flood if self.flood is not None else max(4, int(np.ceil(0.005 * n)))
+        flood = self.flood if self.flood is not None else max(4, int(np.ceil(0.01 * n)))
         flagged = np.zeros(n, dtype=bool)
         scores = np.zeros(n)
         reasons: dict[int, tuple[str, ...]] = {}

@@ -9,7 +9,8 @@ votes already feed ``label_issues``; flagging on it alone added false alarms on 
 dataset on sklearn digits/wine/breast_cancer) and no recall.
 
 ``class_outliers``: a record far from its own class (feature manipulation). Within each class, the mean
-distance to its k nearest same-class records is compared with the class's own distribution on a log scale
+distance to its k nearest same-class records (among a seeded sample of 2,000 when the class, or the rest of
+the data, has more than ``reference`` = 8,000 records) is compared with the class's own distribution on a log scale
 (median and MAD); robust z >= ``z`` (5) flags. The reason says whether the record sits closer to another
 class.
 """
@@ -21,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dataward.detect._features import dense_view, neighbours
+from dataward.detect._features import dense_view, knn_search, neighbours, reference_sample
 from dataward.detect.interface import Detector, DetectorResult, Finding, Modality, Representation
 from dataward.detect.registry import register
 
@@ -97,7 +98,8 @@ class ClassOutliers(Detector):
     name: ClassVar[str] = "class_outliers"
     modalities: ClassVar[frozenset[Modality]] = _LABELLED
 
-    def __init__(self, k: int = 5, z: float = 6.0, min_class: int = 10) -> None:
+    def __init__(self, k: int = 5, z: float = 6.0, min_class: int = 10, reference: int = 8000) -> None:
+        self.reference = int(reference)
         self.k = int(k)
         self.z = float(z)
         self.min_class = int(min_class)
@@ -108,8 +110,6 @@ class ClassOutliers(Detector):
         y = rep.labels
         n = rep.n_records
         x = dense_view(rep, seed)
-        from sklearn.neighbors import NearestNeighbors
-
         own_d = np.full(n, np.nan)
         other_d = np.full(n, np.inf)
         zs = np.zeros(n)
@@ -118,13 +118,13 @@ class ClassOutliers(Detector):
             if idx.size < self.min_class:
                 continue
             kk = min(self.k, idx.size - 1)
-            nn = NearestNeighbors(n_neighbors=kk + 1).fit(x[idx])
-            d, _ = nn.kneighbors(x[idx])
-            own_d[idx] = d[:, 1:].mean(axis=1)
+            ref = idx[reference_sample(idx.size, seed, size=2000, exact_max=self.reference)]
+            d, _ = knn_search(x[idx], x[ref], kk, query_ids=idx, ref_ids=ref)
+            own_d[idx] = d.mean(axis=1)
             rest = np.flatnonzero(y != c)
             if rest.size:
-                nn_o = NearestNeighbors(n_neighbors=min(kk, rest.size)).fit(x[rest])
-                od, _ = nn_o.kneighbors(x[idx])
+                ref_o = rest[reference_sample(rest.size, seed, size=2000, exact_max=self.reference)]
+                od, _ = knn_search(x[idx], x[ref_o], min(kk, ref_o.size))
                 other_d[idx] = od.mean(axis=1)
             logd = np.log(own_d[idx] + 1e-9)
             med = np.median(logd)
