@@ -168,14 +168,7 @@ def audit_show(ctx: click.Context, batch_id: str, records: bool, as_json: bool) 
     views = read_records(ws, get_batch(ws, batch_id), items) if records else {}
     rows = []
     for i in items:
-        row: dict[str, Any] = {
-            "record": i.record,
-            "stratum": i.stratum,
-            "digest": i.record_digest,
-            "decision": i.decision,
-            "new_label": i.new_label,
-            "reviewer": i.reviewer,
-        }
+        row = i.to_json()
         if i.record in views:
             row["content"] = views[i.record].to_json()
         rows.append(row)

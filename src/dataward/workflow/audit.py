@@ -247,6 +247,16 @@ class SampleItem:
     new_label: str | None = None
     reviewer: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "stratum": self.stratum,
+            "digest": self.record_digest,
+            "decision": self.decision,
+            "new_label": self.new_label,
+            "reviewer": self.reviewer,
+        }
+
 
 @dataclass(frozen=True)
 class SampleSummary:
