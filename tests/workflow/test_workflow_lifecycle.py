@@ -259,3 +259,21 @@ def test_flow_on_each_catalog(
     _decide_all(flow, b.id, who="r")
     audit.complete_audit(ws, flow.actor("r"), b.id)
     assert approval.approve(ws, flow.actor("a"), b.id).complete
+
+
+def test_a_forged_screening_report_is_refused(flow: Flow) -> None:
+    """Swapping the stored report for one signed by someone else (even a registered key) is detected."""
+    from sqlalchemy import update
+
+    from dataward.core import dsse
+
+    b = flow.batch(40)
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=FAST)
+    env = dsse.Envelope.from_bytes(flow.ws.objects.read_bytes("meta", str(rep.envelope_digest)))
+    forged = dsse.sign_envelope(env.payload, flow.actor("ingrid").key)
+    digest = flow.ws.objects.put_bytes("meta", forged.to_bytes())
+    with flow.ws.engine.begin() as conn:
+        t = schema.screening_reports
+        conn.execute(update(t).where(t.c.batch_id == b.id).values(envelope_digest=digest))
+    with pytest.raises(IntegrityError, match="not signed by its screener sam"):
+        screening.latest_report(flow.ws, b.id)

@@ -25,7 +25,7 @@ from dataward.sources import get_source
 from dataward.store import schema
 from dataward.timeutil import now_iso
 from dataward.workflow import checks as registry
-from dataward.workflow._common import authorize, read_attestation, read_json_object
+from dataward.workflow._common import authorize, key_owner, read_attestation, read_json_object
 from dataward.workflow.checks import CheckContext, CheckOutcome, NormalFinding, RecordFile
 from dataward.workspace import Workspace
 
@@ -254,7 +254,10 @@ def latest_report(ws: Workspace, batch_id: str) -> ScreeningReport:
         raise NotFoundError(
             f"batch {batch_id} has no screening report", advice=f"Screen it first: `dataward screen {batch_id}`."
         )
-    st, _kid = read_attestation(ws, row.envelope_digest, lifecycle.PREDICATE_REPORT)
+    st, kid = read_attestation(ws, row.envelope_digest, lifecycle.PREDICATE_REPORT)
+    owner = key_owner(ws, kid)
+    if owner is None or owner.principal != row.created_by:
+        raise IntegrityError(f"screening report of batch {batch_id} is not signed by its screener {row.created_by}")
     pred = st.predicate
     named = pred.get("flagged", {}).get("sha256")
     if not isinstance(named, str) or not hmac.compare_digest(named.encode(), str(row.flagged_digest).encode()):
