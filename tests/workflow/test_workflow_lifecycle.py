@@ -277,3 +277,16 @@ def test_a_forged_screening_report_is_refused(flow: Flow) -> None:
         conn.execute(update(t).where(t.c.batch_id == b.id).values(envelope_digest=digest))
     with pytest.raises(IntegrityError, match="not signed by its screener sam"):
         screening.latest_report(flow.ws, b.id)
+
+
+def test_audit_rows_edited_after_completion_are_caught(flow: Flow) -> None:
+    from sqlalchemy import update
+
+    bid = _to_audited(flow)
+    with flow.ws.engine.begin() as conn:
+        t = schema.audit_decisions
+        conn.execute(update(t).where(t.c.id == 1).values(decision="malicious"))
+    with pytest.raises(IntegrityError, match="no longer matches its signed attestation"):
+        gate.evaluate(flow.ws, bid)
+    with pytest.raises(IntegrityError):
+        approval.approve(flow.ws, flow.actor("alice"), bid)

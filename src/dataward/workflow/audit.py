@@ -31,7 +31,7 @@ from sqlalchemy import Connection, insert, select, update
 from dataward import lifecycle
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core.canonical import canonical_json
-from dataward.errors import ConflictError, InputError, NotFoundError
+from dataward.errors import ConflictError, InputError, IntegrityError, NotFoundError
 from dataward.identity import Actor
 from dataward.store import schema
 from dataward.timeutil import now_iso
@@ -746,6 +746,26 @@ def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> AuditEstimate:
             {"error_rate": est.rate, "interval": [est.lower, est.upper], "n": est.n, "malicious": est.malicious}
         )
     return estimate(ws, batch_id)
+
+
+def verify_completed(ws: Workspace, est: AuditEstimate) -> None:
+    """A complete audit's counts must be those its completer signed (the catalog rows were not edited since)."""
+    from dataward.workflow._common import key_owner, read_attestation
+
+    if not est.complete or est.attestation is None:
+        return
+    st, kid = read_attestation(ws, est.attestation, lifecycle.PREDICATE_AUDIT)
+    owner = key_owner(ws, kid)
+    if owner is None or owner.principal != est.completed_by:
+        raise IntegrityError(f"the audit attestation of batch {est.batch} is not signed by {est.completed_by}")
+    signed = st.predicate.get("estimate", {}) if isinstance(st.predicate, dict) else {}
+    now = est.to_json()
+    for key in ("random", "flagged", "malicious", "population"):
+        if signed.get(key) != now[key]:
+            raise IntegrityError(
+                f"the audit of batch {est.batch} no longer matches its signed attestation ({key} differs)",
+                advice="The catalog's audit rows were changed after completion: investigate with the audit log.",
+            )
 
 
 def audit_exists(ws: Workspace, batch_id: str) -> bool:

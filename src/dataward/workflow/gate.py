@@ -85,7 +85,7 @@ class PolicyDecision:
 def evaluate(ws: Workspace, batch_id: str, *, reverify: bool = False) -> PolicyDecision:
     """Evaluate the policy on ``batch_id``; ``reverify`` re-hashes the data when the tier asks for it."""
     from dataward.acquire.verify import verify_batch
-    from dataward.workflow.audit import audit_exists, estimate
+    from dataward.workflow.audit import audit_exists, estimate, verify_completed
     from dataward.workflow.screening import ScreeningReport, latest_report
 
     with ws.engine.connect() as conn:
@@ -97,6 +97,8 @@ def evaluate(ws: Workspace, batch_id: str, *, reverify: bool = False) -> PolicyD
     except NotFoundError:
         report = None
     audit = estimate(ws, batch_id, method=tp.audit.method) if audit_exists(ws, batch_id) else None
+    if audit is not None:
+        verify_completed(ws, audit)
     verify = (lambda: verify_batch(ws, batch_id, area="quarantine")) if reverify and tp.reverify_on_approve else None
     ctx = PolicyContext(batch, risk, tp, report, audit, verify)
     result = tier_rule(tp).evaluate(ctx)
