@@ -147,3 +147,35 @@ def test_cli_import_dvc(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert [r["path"] for r in out] == ["data/train.csv", "prepared"]
     assert env.cli("import-dvc", str(repo), "--source", "inhouse", principal="tom") == 4
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    r = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env)
+    return r.stdout.strip()
+
+
+def test_import_git_revisions_from_the_cache(env: Env) -> None:
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = env.path / "gitrepo"
+    (repo / ".dvc").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    v1, v2 = b"t\nfirst\n", b"t\nfirst\nsecond\n"
+    for data in (v1, v2):
+        h = _cache(repo, data)
+        (repo / "d.csv.dvc").write_text(f"outs:\n- md5: {h}\n  hash: md5\n  path: d.csv\n")
+        _git(repo, "add", "d.csv.dvc")
+        _git(repo, "commit", "-q", "-m", "data")
+    out = import_dvc(env.ws, env.actor("ingrid"), repo, "inhouse", revs=["HEAD~1", "HEAD", "HEAD"])
+    assert [r["records"] for r in out] == [1, 2]  # HEAD twice: imported once
+    assert out[1]["git_commit"] == _git(repo, "rev-parse", "HEAD")
+    assert get_batch(env.ws, out[0]["batch"]).files[0].sha256 == hashlib.sha256(v1).hexdigest()
+    with pytest.raises(InputError, match="rev-parse"):
+        import_dvc(env.ws, env.actor("ingrid"), repo, "inhouse", revs=["no-such-rev"])
+    with pytest.raises(InputError, match="option"):
+        import_dvc(env.ws, env.actor("ingrid"), repo, "inhouse", revs=["--output=/tmp/x"])

@@ -128,15 +128,16 @@ def export_cmd(ctx: click.Context, spec: str, dest: str, as_json: bool) -> None:
 @cli.command("import-dvc")
 @click.argument("repo", type=click.Path(file_okay=False, exists=True))
 @click.option("--source", "source_name", required=True, help="An internal source to import into.")
+@click.option("--rev", "revs", multiple=True, metavar="REV", help="Import what this git revision tracked (repeat).")
 @json_option
 @click.pass_context
-def import_dvc_cmd(ctx: click.Context, repo: str, source_name: str, as_json: bool) -> None:
+def import_dvc_cmd(ctx: click.Context, repo: str, source_name: str, revs: tuple[str, ...], as_json: bool) -> None:
     """Import the outputs tracked by a DVC repository (.dvc files, dvc.lock) as batches, re-hashed with SHA-256."""
     from dataward.release.dvc import import_dvc
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    results = import_dvc(ws, actor, Path(repo), source_name)
+    results = import_dvc(ws, actor, Path(repo), source_name, revs=revs)
 
     def human() -> None:
         t = Table("output", "from", "batch", "files", "records")

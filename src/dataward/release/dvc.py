@@ -7,7 +7,8 @@ when the cache lacks it. DVC records only MD5, so every byte is checked against 
 to a private staging directory, then acquired (fingerprinted with SHA-256) as usual. An object whose MD5
 does not match is refused. Directories are ``.dir`` objects: a JSON list of ``{"md5", "relpath"}``.
 DVC 2 hashed text files after converting CRLF to LF; for DVC 2 entries that form is accepted too.
-Only the working tree's tracked versions are imported (not every git revision).
+By default the working tree's tracked outputs are imported; with git revisions (``--rev``), the outputs
+their ``.dvc`` / ``dvc.lock`` files tracked (read with ``git show``; data from the DVC cache only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import hashlib
 import hmac
 import json
 import re
+import shutil
+import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -42,22 +46,23 @@ _SKIP_DIRS = {".git", ".dvc"}
 class Tracked:
     path: str  # the output's path relative to the repository root (POSIX)
     md5: str  # as DVC recorded it ("...".dir for directories)
-    tracked_in: str  # the .dvc file or dvc.lock (relative to the root)
+    tracked_in: str  # the .dvc file or dvc.lock (relative to the root; @COMMIT for a git revision)
     legacy: bool  # DVC 2 entry (no "hash: md5"): text may have been hashed after CRLF -> LF
+    rev: str | None = None  # the git commit it was read from; None: the working tree
 
     @property
     def is_dir(self) -> bool:
         return self.md5.endswith(".dir")
 
 
-def _load_yaml(path: Path, root: Path) -> Any:
+def _parse_yaml(text: bytes, where: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path.relative_to(root)}: not readable YAML ({str(exc).splitlines()[0]})") from None
+        return yaml.safe_load(text.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{where}: not readable YAML ({str(exc).splitlines()[0]})") from None
 
 
-def _out(entry: Any, base: PurePosixPath, where: str) -> Tracked | None:
+def _out(entry: Any, base: PurePosixPath, where: str, rev: str | None) -> Tracked | None:
     if not isinstance(entry, dict) or "path" not in entry:
         raise InputError(f"{where}: an `outs` entry has no path")
     md5 = entry.get("md5")
@@ -67,33 +72,67 @@ def _out(entry: Any, base: PurePosixPath, where: str) -> Tracked | None:
     if not _MD5.match(md5):
         raise InputError(f"{where}: {entry['path']!r} has md5 {md5!r}, not an MD5 digest")
     rel = safe_relative_name(str(base / str(entry["path"])), where)
-    return Tracked(rel, md5, where, legacy=entry.get("hash") != "md5")
+    return Tracked(rel, md5, where, legacy=entry.get("hash") != "md5", rev=rev)
 
 
-def find_tracked(root: Path) -> list[Tracked]:
-    """Every output tracked by a ``*.dvc`` file or a ``dvc.lock`` below ``root`` (sorted by path)."""
+def _is_tracking_file(rel: PurePosixPath) -> bool:
+    return not any(part in _SKIP_DIRS for part in rel.parts[:-1]) and (rel.suffix == ".dvc" or rel.name == "dvc.lock")
+
+
+def tracked_from(files: list[tuple[str, bytes]], rev: str | None = None) -> list[Tracked]:
+    """Outputs named by ``.dvc`` and ``dvc.lock`` files given as (relative path, content), sorted by path."""
     found: dict[str, Tracked] = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if any(part in _SKIP_DIRS for part in rel.parts[:-1]) or not p.is_file():
-            continue
-        base = PurePosixPath(rel.parent.as_posix())
-        where = rel.as_posix()
+    for name, content in sorted(files):
+        rel = PurePosixPath(name)
+        where = name if rev is None else f"{name}@{rev[:12]}"
+        doc = _parse_yaml(content, where)
         outs: list[Any] = []
-        if p.suffix == ".dvc":
-            doc = _load_yaml(p, root)
+        if rel.suffix == ".dvc":
             outs = (doc.get("outs") or []) if isinstance(doc, dict) else []
-        elif p.name == "dvc.lock":
-            doc = _load_yaml(p, root)
+        else:
             stages = (doc.get("stages") or {}) if isinstance(doc, dict) else {}
             for stage in stages.values() if isinstance(stages, dict) else []:
                 if isinstance(stage, dict):
                     outs.extend(stage.get("outs") or [])
         for o in outs:
-            t = _out(o, base, where)
+            t = _out(o, PurePosixPath(rel.parent.as_posix()), where, rev)
             if t is not None:
                 found.setdefault(t.path, t)
     return [found[k] for k in sorted(found)]
+
+
+def find_tracked(root: Path) -> list[Tracked]:
+    """Every output tracked by a ``*.dvc`` file or a ``dvc.lock`` in the working tree below ``root``."""
+    files: list[tuple[str, bytes]] = []
+    for p in sorted(root.rglob("*")):
+        rel = PurePosixPath(p.relative_to(root).as_posix())
+        if _is_tracking_file(rel) and p.is_file():
+            try:
+                files.append((str(rel), p.read_bytes()))
+            except OSError as exc:
+                raise InputError(f"{rel}: cannot read ({exc.strerror})") from None
+    return tracked_from(files)
+
+
+def _git(root: Path, *args: str) -> bytes:
+    git = shutil.which("git")
+    if git is None:
+        raise InputError("importing a git revision needs git on PATH")
+    r = subprocess.run([git, "-C", str(root), *args], capture_output=True, check=False)  # noqa: S603
+    if r.returncode != 0:
+        msg = r.stderr.decode(errors="replace").strip().splitlines()
+        raise InputError(f"git {args[0]} failed in {root}: {msg[-1] if msg else r.returncode}")
+    return r.stdout
+
+
+def find_tracked_at(root: Path, rev: str) -> tuple[str, list[Tracked]]:
+    """The commit ``rev`` names, and the outputs its ``.dvc`` / ``dvc.lock`` files track."""
+    if rev.startswith("-"):
+        raise InputError(f"revision {rev!r} looks like an option")
+    commit = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+    names = [n for n in _git(root, "ls-tree", "-r", "-z", "--name-only", commit).decode().split("\0") if n]
+    files = [(n, _git(root, "show", f"{commit}:{n}")) for n in names if _is_tracking_file(PurePosixPath(n))]
+    return commit, tracked_from(files, commit)
 
 
 def cache_dirs(root: Path) -> list[Path]:
@@ -186,7 +225,7 @@ def stage_output(root: Path, t: Tracked, staging: Path) -> dict[str, str]:
     if not t.is_dir:
         dest = staging / t.path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _fetch(root, t.md5, t.legacy, root / t.path, dest, f"{t.tracked_in}: {t.path}")
+        _fetch(root, t.md5, t.legacy, root / t.path if t.rev is None else None, dest, f"{t.tracked_in}: {t.path}")
         md5s[t.path] = t.md5
         return md5s
     listing = _fetch(root, t.md5, t.legacy, None, None, f"{t.tracked_in}: {t.path} (.dir listing)")
@@ -205,15 +244,21 @@ def stage_output(root: Path, t: Tracked, staging: Path) -> dict[str, str]:
             raise InputError(f"{t.tracked_in}: {rel} has md5 {md5!r}, not an MD5 digest")
         dest = staging / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _fetch(root, md5, t.legacy, root / rel, dest, f"{t.tracked_in}: {rel}")
+        _fetch(root, md5, t.legacy, root / rel if t.rev is None else None, dest, f"{t.tracked_in}: {rel}")
         md5s[rel] = md5
     if not md5s:
         raise InputError(f"{t.tracked_in}: directory {t.path} is empty")
     return md5s
 
 
-def import_dvc(ws: Workspace, actor: Actor, repo: Path, source: str) -> list[dict[str, Any]]:
-    """Import every output tracked in ``repo`` as a batch of the internal ``source``; one dict per batch."""
+def import_dvc(
+    ws: Workspace, actor: Actor, repo: Path, source: str, *, revs: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Import every output tracked in ``repo`` as a batch of the internal ``source``; one dict per batch.
+
+    With ``revs``, the outputs tracked at each of those git revisions (from the DVC cache only) instead of
+    the working tree's; an output whose path and MD5 repeat across revisions is imported once.
+    """
     src = get_source(ws, source)
     if src.kind != SourceKind.INTERNAL:
         raise InputError(
@@ -221,7 +266,17 @@ def import_dvc(ws: Workspace, actor: Actor, repo: Path, source: str) -> list[dic
             advice="Add one with `dataward source add NAME --kind internal ...`.",
         )
     root = Path(repo).resolve()
-    tracked = find_tracked(root)
+    if revs:
+        seen: set[tuple[str, str]] = set()
+        tracked = []
+        for rev in revs:
+            _commit, ts = find_tracked_at(root, rev)
+            for t in ts:
+                if (t.path, t.md5) not in seen:
+                    seen.add((t.path, t.md5))
+                    tracked.append(t)
+    else:
+        tracked = find_tracked(root)
     if not tracked:
         raise InputError(f"{repo}: no .dvc files or dvc.lock outputs found", advice="Point at a DVC repository root.")
     out: list[dict[str, Any]] = []
@@ -237,6 +292,7 @@ def import_dvc(ws: Workspace, actor: Actor, repo: Path, source: str) -> list[dic
             "batch": batch.id,
             "repository": str(root),
             "tracked_in": t.tracked_in,
+            "git_commit": t.rev,
             "path": t.path,
             "dvc_md5": t.md5,
             "files": mapping,
@@ -250,6 +306,7 @@ def import_dvc(ws: Workspace, actor: Actor, repo: Path, source: str) -> list[dic
             {
                 "path": t.path,
                 "tracked_in": t.tracked_in,
+                "git_commit": t.rev,
                 "dvc_md5": t.md5,
                 "batch": batch.id,
                 "files": batch.file_count,
