@@ -172,12 +172,13 @@ def run_evidently(ref_df: Any, df: Any) -> dict[str, Any]:
             method = str(cfg.get("method", ""))
             if isinstance(value, int | float) and isinstance(thr, int | float):
                 # p-value tests drift below the threshold; distances drift at or above it
-                drifted[col] = value < thr if "p_value" in method or "test" in method else value >= thr
+                drifted[col] = bool(value < thr if "p_value" in method or "test" in method else value >= thr)
     return {
         "import_s": t_import,
         "total_s": t_run,
         "total_cpu_s": c_run,
         "drifted_columns": sorted(c for c, d in drifted.items() if d),
+        "methods": sorted({str(m.get("config", {}).get("method", "")) for m in metrics} - {""}),
         "caught_new_category": drifted.get("cat", False),
         "caught_cluster": drifted.get("f2", False),
         "caught_label_shift": drifted.get("label", False),

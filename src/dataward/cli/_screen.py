@@ -58,7 +58,9 @@ def baseline() -> None:
 @click.option("--out", required=True, help="Write the baseline (canonical JSON) here.")
 @click.option("--sample-size", type=click.IntRange(100, 1_000_000), default=10_000, show_default=True)
 @click.option("--partition", default="", help="Partition key (profiles of partitions merge with `baseline merge`).")
+@click.pass_context
 def baseline_create(
+    ctx: click.Context,
     path: str,
     fmt: str | None,
     label: str | None,
@@ -68,19 +70,36 @@ def baseline_create(
     sample_size: int,
     partition: str,
 ) -> None:
-    """Profile trusted data at PATH into a baseline."""
+    """Profile trusted data at PATH (a file or directory, or DATASET@VERSION of the workspace) into a baseline.
+
+    A released version is read verified, file by file; the files' profiles are merged."""
+    import re
+
     from dataward.screen.api import create_baseline
 
-    bl = create_baseline(
-        path,
-        format=fmt,
-        label=label,
-        text=_cols(text),
-        group=_cols(group),
-        sample_size=sample_size,
-        partition=partition,
-        progress=sys.stderr.isatty(),
-    )
+    kwargs: dict[str, Any] = {
+        "label": label,
+        "text": _cols(text),
+        "group": _cols(group),
+        "sample_size": sample_size,
+        "progress": sys.stderr.isatty(),
+    }
+    if not Path(path).exists() and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9._-]+", path):
+        from dataward.release.reader import open_dataset
+        from dataward.screen._io import detect_format
+
+        obj = ctx.find_root().obj or {}
+        files = open_dataset(path, as_="paths", workspace=obj.get("workspace"), principal=obj.get("principal"))
+        if not files:
+            raise InputError(f"{path}: the version holds no files")
+        bl = None
+        for name, fpath in files:
+            fmt_i = fmt or detect_format(Path(name))  # objects are stored without extensions
+            part = create_baseline(fpath, format=fmt_i, partition=f"{path}/{name}", **kwargs)
+            bl = part if bl is None else bl.merge(part)
+        assert bl is not None
+    else:
+        bl = create_baseline(path, format=fmt, partition=partition, **kwargs)
     _write(out, bl.to_json().decode("utf-8"), "baseline")
     cols = ", ".join(f"{c.name}:{c.role}" for c in bl.profile.columns.values())
     click.echo(f"baseline of {bl.profile.n_records} records ({cols}) -> {out} (sha256 {bl.digest()[:16]}…)")

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from dataward.screen._images import hamming, image_bytes, phash
-from dataward.screen._util import bool_mask, fmt_share, is_string
+from dataward.screen._util import fmt_share, is_string
 from dataward.screen.baseline import kind_of
 from dataward.screen.interface import MAX_RECORDS, Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
@@ -114,12 +114,12 @@ def _clusters(keys: np.ndarray) -> list[np.ndarray]:
     """Groups of positions with equal keys (size >= 2), largest first."""
     if keys.size < 2:
         return []
-    arr = pa.array(keys)
-    vc = pc.value_counts(arr)  # a hash pass; only keys seen twice or more are sorted
-    repeated = pc.filter(vc.field("values"), pc.greater(vc.field("counts"), 1))
-    if len(repeated) == 0:
+    s = np.sort(keys)  # a radix sort of the keys alone; only positions of repeated keys are argsorted
+    repeated = np.unique(s[1:][s[1:] == s[:-1]])
+    if repeated.size == 0:
         return []
-    pos = np.flatnonzero(bool_mask(pc.is_in(arr, repeated)))
+    slot = np.minimum(np.searchsorted(repeated, keys), repeated.size - 1)
+    pos = np.flatnonzero(repeated[slot] == keys)
     order = pos[np.argsort(keys[pos], kind="stable")]
     sk = keys[order]
     starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]]))
