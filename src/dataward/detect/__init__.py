@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from dataward.detect.api import DetectionReport, detect
 from dataward.detect.interface import (
     DetectionError,
@@ -30,3 +34,18 @@ __all__ = [
     "load_records",
     "register",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``dataward.detect`` is both this package and the public function ``dataward.detect(...)``.
+
+    Once the package is imported, Python binds the attribute ``dataward.detect`` to the package, which
+    would shadow the lazily exported function; making the package callable keeps ``dataward.detect(...)``
+    working in every import order.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DetectionReport:
+        return detect(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

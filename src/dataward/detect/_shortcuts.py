@@ -26,8 +26,13 @@ def enriched_tokens(
     max_support: int,
     purity: float,
     alpha: float,
+    correct: bool = True,
 ) -> list[tuple[int, int, int]]:
-    """Significant (column, level, label) tokens of ``q``, strongest first."""
+    """Significant (column, level, label) tokens of ``q``, strongest first.
+
+    With ``correct`` the binomial tail is Bonferroni-corrected over all tokens present; without, ``alpha``
+    is a per-token screening level (the caller then tests the survivors further, see :func:`trigger_p`).
+    """
     n, n_cols = q.shape
     prior = np.bincount(y, minlength=n_classes) / n
     codes = q * n_classes + y[:, None]
@@ -46,7 +51,7 @@ def enriched_tokens(
         if prior[lab] >= 0.95:
             continue
         pval = float(binom.sf(int(top_count[p, lev]) - 1, int(support[p, lev]), prior[lab]))
-        if pval * n_tests < alpha:
+        if pval * (n_tests if correct else 1) < alpha:
             found.append((pval, int(p), int(lev), lab))
     found.sort()
     return [(p, lev, lab) for _, p, lev, lab in found]
@@ -79,3 +84,41 @@ def masked_disagreement(
     for m in majority[majority != lab]:
         looks[int(m)] = looks.get(int(m), 0) + 1
     return float(np.mean(majority != lab)), looks
+
+
+def base_disagreement(
+    flat: FloatArray, y: IntArray, carriers: IntArray, drop_cols: IntArray | BoolArray, lab: int, k: int
+) -> float:
+    """How often a non-carrier labelled ``lab`` has a k-NN majority (other non-carriers) of another label.
+
+    The null rate for :func:`masked_disagreement`: natural class overlap, measured on up to 200 records.
+    """
+    n = flat.shape[0]
+    others = np.ones(n, dtype=bool)
+    others[carriers] = False
+    pool = np.flatnonzero(others & (y == lab))
+    if pool.size < 2:
+        return 0.5
+    sample = pool if pool.size <= 200 else np.random.default_rng(0).choice(pool, 200, replace=False)
+    keep_cols = np.ones(flat.shape[1], dtype=bool)
+    keep_cols[drop_cols] = False
+    ref_idx = np.flatnonzero(others)
+    ref = flat[ref_idx][:, keep_cols]
+    query = flat[sample][:, keep_cols]
+    d2 = (query**2).sum(1)[:, None] - 2.0 * query @ ref.T + (ref**2).sum(1)[None, :]
+    d2[ref_idx[None, :] == sample[:, None]] = np.inf
+    kk = min(k, ref_idx.size - 1)
+    nn = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+    majority = np.array([np.bincount(v).argmax() for v in y[ref_idx][nn]])
+    return float(np.mean(majority != lab))
+
+
+def trigger_p(labelled: int, carriers: int, prior: float, disagreeing: int, base: float) -> float:
+    """Joint evidence for a trigger: P(label purity) x P(masked disagreement), both binomial tails.
+
+    Purity is tested against the label's base rate, disagreement against the natural rate ``base``
+    (floored at 2 %). Independent tests under the null, so the product is a p-value bound.
+    """
+    p1 = float(binom.sf(labelled - 1, carriers, prior))
+    p2 = float(binom.sf(disagreeing - 1, labelled, max(base, 0.02)))
+    return p1 * p2

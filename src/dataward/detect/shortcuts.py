@@ -3,10 +3,14 @@
 Each column is discretised: categorical columns by value (the 31 most frequent; the rest share a code);
 numeric columns by 16 quantile bins, except that an exact value repeated at least ``min_support`` times in
 an otherwise continuous column gets its own code (a planted trigger value usually is one exact value).
-Significant (column, code) tokens come from :func:`enriched_tokens`; tokens of one label whose carriers
-overlap (Jaccard >= 0.5) merge into a conjunction; the carriers of a conjunction match all of its tokens.
-A conjunction is a trigger when, with its columns removed, its carriers labelled with its label look like
-other classes (:func:`masked_disagreement`). The finding names the columns and values.
+Tokens whose carriers are >= 80 % one label (binomial screen at 5 %, uncorrected) come from
+:func:`enriched_tokens`; tokens of one label whose carriers overlap (Jaccard >= 0.5) merge into a
+conjunction; the carriers of a conjunction match all of its tokens. A conjunction is a trigger when, with
+its columns removed, at least half of its carriers labelled with its label look like other classes
+(:func:`masked_disagreement`), and the joint evidence (purity tail x disagreement tail against the natural
+disagreement rate, :func:`trigger_p`) survives Bonferroni correction over all tokens at ``alpha`` (1 %).
+Testing both together finds a trigger that points at a majority class (purity alone is weak there).
+The finding names the columns and values.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dataward.detect._shortcuts import enriched_tokens, masked_disagreement
+from dataward.detect._shortcuts import base_disagreement, enriched_tokens, masked_disagreement, trigger_p
 from dataward.detect.interface import Detector, DetectorResult, Finding, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
@@ -113,9 +117,12 @@ class TabularShortcuts(Detector):
             min_support=self.min_support,
             max_support=max_support,
             purity=self.purity,
-            alpha=self.alpha,
+            alpha=0.05,
+            correct=False,
         )
-        groups = self._merge(tokens, q)
+        n_tests = max(1, int(sum(len(np.unique(q[:, c])) for c in range(q.shape[1]))))
+        prior = np.bincount(y, minlength=len(rep.label_names)) / n
+        groups = self._merge(tokens[:400], q)[:200]
         flat = np.asarray(rep.features, dtype=np.float64)
         fnames = list(rep.feature_names or ())
         flagged = np.zeros(n, dtype=bool)
@@ -139,6 +146,10 @@ class TabularShortcuts(Detector):
             disagree, looks = masked_disagreement(flat, y, carriers, labelled, drop, lab, self.k)
             if disagree < self.disagreement:
                 continue
+            base = base_disagreement(flat, y, carriers, drop, lab, self.k)
+            joint = trigger_p(labelled.size, carriers.size, prior[lab], round(disagree * labelled.size), base)
+            if joint * n_tests >= self.alpha:
+                continue
             claimed[carriers] = True
             label_name = rep.label_names[lab]
             condition = " and ".join(f"{columns[c]} {disc[c][1].get(lev, str(lev))}" for c, lev in toks)
@@ -159,6 +170,8 @@ class TabularShortcuts(Detector):
                         "trigger": {columns[c]: disc[c][1].get(lev, str(lev)) for c, lev in toks},
                         "label": label_name,
                         "masked_disagreement": round(disagree, 3),
+                        "natural_disagreement": round(base, 3),
+                        "p_value": float(f"{min(1.0, joint * n_tests):.3g}"),
                         "content_looks_like": {rep.label_names[c]: v for c, v in looks.items()},
                     },
                     severity=0.9,
