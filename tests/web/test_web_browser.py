@@ -88,7 +88,7 @@ def test_review_approve_release_and_log(browser: Any, world: World, artifacts: P
         cookie = next(c for c in ctx.cookies() if c["name"] == "dw_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         _shot(page, artifacts, "02-overview")
-        assert page.locator("#sources tbody tr").count() == 1
+        assert page.locator("#sources tbody tr").count() == 2
         assert bid in page.text_content("#batches")
 
         # the batch: manifest, findings with plots, records behind them with PII masked
@@ -131,7 +131,7 @@ def test_review_approve_release_and_log(browser: Any, world: World, artifacts: P
         # approval 1: alice, signed on the server
         _sign_in(page, base, world.token("alice"))
         page.goto(f"{base}/batches/{bid}/approval")
-        assert page.text_content("#policy-verdict") == "passes"
+        assert page.text_content("#policy-verdict") == "passes", page.text_content("ul.rules")
         _shot(page, artifacts, "06-approval")
         with page.expect_navigation():
             page.click("#approve")

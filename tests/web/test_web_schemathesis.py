@@ -41,7 +41,7 @@ def _operations(url: str) -> list[Any]:
 
 def _runner(op: Any, token: str, mode: GenerationMode, failures: list[str], statuses: list[int]) -> Any:
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     def run(case: Any) -> None:
         try:
             resp = case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=[not_a_server_error])

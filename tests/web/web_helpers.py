@@ -54,7 +54,7 @@ class World:
     released: str = ""  # batch in ds@1
     review: str = ""  # screened, sampled: the browser test reviews it
     audited: str = ""  # audited, waiting for approvals (authz tests)
-    fresh: str = ""  # quarantined
+    fresh: str = ""  # quarantined, from its own source (the authorization tests act on it)
 
     def token(self, who: str) -> str:
         return self.tokens[who]
@@ -68,6 +68,8 @@ def build_world(tmp: Path) -> World:
         principals.generate_key(ws, admin, name)
     set_policy(ws, admin, default_policy_text().replace("[tiers.medium]\n", MEDIUM), where="test policy")
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
+    # the authorization tests reject batches of their own source: rejections raise a source's risk
+    add_source(ws, admin, "scratch", kind="third-party", origin="https://scratch.example", license="MIT")
     w = World(ws, tmp)
     for name in ["admin", *PEOPLE]:
         info, secret = create_token(ws, admin, name, timedelta(days=1))
@@ -96,7 +98,7 @@ def build_world(tmp: Path) -> World:
     screening.screen_batch(ws, a["sam"], rb.id, checks=FAST)
     audit.draw_sample(ws, a["rita"], rb.id, size=8)
     w.review = rb.id
-    w.fresh = acquire(ws, a["ingrid"], "vendor", [write_csv(data / "fresh.csv", 20, tag="fourth ")]).id
+    w.fresh = acquire(ws, a["ingrid"], "scratch", [write_csv(data / "fresh.csv", 20, tag="fourth ")]).id
     return w
 
 
