@@ -138,3 +138,12 @@ def test_simulate_file_round_trip(tmp_path: Path, fmt: str) -> None:
     assert report.n_records == truth.n_records == len(frame)
     flagged = set(np.flatnonzero(report.flagged))
     assert len(flagged & set(truth.changed)) >= 0.6 * len(truth.changed)
+
+
+def test_activation_clustering_is_opt_in() -> None:
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
+    default = detect(frame, label="label")
+    assert "activation_clustering" not in default.results
+    chosen = detect(frame, label="label", detectors=["activation_clustering"])
+    assert chosen.results["activation_clustering"].skipped is None
+    assert chosen.n_flagged <= 0.05 * len(frame)
