@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -270,3 +271,25 @@ def test_revoking_a_token_ends_its_sessions(server: str, world: World) -> None:
         assert r.status_code == 303 and "/login" in r.headers["location"]
         r = client.post("/login", data={"token": secret})
         assert r.status_code == 403 and "revoked" in r.text
+
+
+def test_images_come_from_quarantine_only_for_data_readers(server: str, world: World, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from dataward.acquire.acquire import acquire
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="PNG")
+    png = tmp_path / "red.png"
+    png.write_bytes(buf.getvalue())
+    b = acquire(world.ws, world.ws.actor("ingrid"), "scratch", [png])
+    for who, expect in (("rita", 200), ("dave", 200), ("sam", 403), ("admin", 403)):
+        client, _ = _session(server, world.token(who))
+        with closing(client):
+            r = client.get(f"/batches/{b.id}/records/0/raw")
+            assert r.status_code == expect, (who, r.status_code)
+            if expect == 200:
+                assert r.headers["content-type"] == "image/png" and r.content == buf.getvalue()
+            assert client.get(f"/batches/{b.id}/records/1/raw").status_code in (403, 404)

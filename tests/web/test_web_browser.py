@@ -186,3 +186,47 @@ def test_review_approve_release_and_log(browser: Any, world: World, artifacts: P
         ctx.close()
     assert not errors, errors
     print(f"screenshots in {artifacts}")
+
+
+def test_offline_review_downloads_decisions_for_the_cli(browser: Any, world: World, tmp_path: Path) -> None:
+    """Without server-side signing the keyboard review keeps decisions in the browser; the reviewer downloads
+    them and imports them with `dataward audit import` (signed with their own key by the CLI)."""
+    from web_helpers import FAST, write_csv
+
+    from dataward.acquire.acquire import acquire
+    from dataward.cli import main
+    from dataward.workflow import audit, screening
+
+    ws = world.ws
+    b = acquire(ws, ws.actor("ingrid"), "scratch", [write_csv(tmp_path / "offline.csv", 30, tag="offline ")])
+    screening.screen_batch(ws, ws.actor("sam"), b.id, checks=FAST)
+    audit.draw_sample(ws, ws.actor("rita"), b.id, size=3)
+    n = len(audit.sample_items(ws, b.id))
+    with live_server(ws, server_side_signing=False) as base:
+        ctx = browser.new_context(accept_downloads=True)
+        page = ctx.new_page()
+        _sign_in(page, base, world.token("rita"))
+        page.goto(f"{base}/batches/{b.id}/audit")
+        assert page.get_attribute("#review", "data-mode") == "offline"
+        seen = []
+        for k in range(n):
+            seen.append(page.get_attribute("#review", "data-record"))
+            with page.expect_navigation():
+                if k == 0:
+                    page.keyboard.press("w")
+                    page.fill("#new-label", "neg")
+                    page.keyboard.press("Enter")
+                else:
+                    page.keyboard.press("o")
+        assert len(set(seen)) == n
+        assert page.text_content("#offline-count") == str(n)
+        with page.expect_download() as dl:
+            page.click("#download-decisions")
+        csv_path = tmp_path / "decisions.csv"
+        csv_path.write_bytes(Path(dl.value.path()).read_bytes())
+        ctx.close()
+    assert all(i.decision is None for i in audit.sample_items(ws, b.id))  # nothing was recorded by the server
+    assert main(["-w", str(ws.path), "--as", "rita", "audit", "import", b.id, str(csv_path)]) == 0
+    decided = {str(i.record): (i.decision, i.new_label) for i in audit.sample_items(ws, b.id)}
+    assert decided[seen[0]] == ("wrong-label", "neg")
+    assert all(decided[r] == ("ok", None) for r in seen[1:])

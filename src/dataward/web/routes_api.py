@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field
 from dataward.errors import AuthorizationError
 from dataward.web import services as svc
 from dataward.web.app import state
-from dataward.web.auth import TOKEN_PREFIX, Viewer, authenticate, require
+from dataward.web.auth import TOKEN_PREFIX, Viewer, authenticate
+
+
+def _sign(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
+    st = state(request)
+    return svc.signer(st.ws, viewer, action, batch_id, st.server_side_signing)
+
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 bearer = HTTPBearer(auto_error=False, description="An API token from `dataward token create PRINCIPAL`.")
@@ -47,16 +53,6 @@ class DecisionIn(BaseModel):
 
 class RejectIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
-
-
-def _signer(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
-    """Authorize like the CLI would (logging a denial), then the principal's actor (server-side signing)."""
-    st = state(request)
-    from dataward.batches import get_batch
-
-    b = get_batch(st.ws, batch_id)
-    require(st.ws, viewer, action, f"batch:{batch_id}", b.source)
-    return svc.actor_for(st.ws, viewer, st.server_side_signing)
 
 
 @router.get("/whoami")
@@ -115,19 +111,19 @@ def audit(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, A
 
 @router.post("/batches/{batch_id}/audit/sample")
 def audit_sample(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
-    actor = _signer(request, viewer, "audit.sample", batch_id)
+    actor = _sign(request, viewer, "audit.sample", batch_id)
     return svc.draw_sample(state(request).ws, actor, batch_id)
 
 
 @router.post("/batches/{batch_id}/audit/decisions")
 def audit_decide(request: Request, viewer: ApiViewer, batch_id: BatchId, body: DecisionIn) -> dict[str, Any]:
-    actor = _signer(request, viewer, "audit.decide", batch_id)
+    actor = _sign(request, viewer, "audit.decide", batch_id)
     return svc.decide(state(request).ws, viewer, actor, batch_id, body.record, body.decision, body.note)
 
 
 @router.post("/batches/{batch_id}/audit/complete")
 def audit_complete(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
-    actor = _signer(request, viewer, "audit.complete", batch_id)
+    actor = _sign(request, viewer, "audit.complete", batch_id)
     return svc.complete_audit(state(request).ws, actor, batch_id)
 
 
@@ -147,7 +143,7 @@ def approval_statement(request: Request, viewer: ApiViewer, batch_id: BatchId) -
 @router.post("/batches/{batch_id}/approvals")
 def approve(request: Request, viewer: ApiViewer, batch_id: BatchId) -> dict[str, Any]:
     """Approve with the principal's key held by the server (only with `serve --server-side-signing`)."""
-    actor = _signer(request, viewer, "batch.approve", batch_id)
+    actor = _sign(request, viewer, "batch.approve", batch_id)
     return svc.approve(state(request).ws, actor, batch_id)
 
 
@@ -164,7 +160,7 @@ def approve_statement(
 
 @router.post("/batches/{batch_id}/reject")
 def reject(request: Request, viewer: ApiViewer, batch_id: BatchId, body: RejectIn) -> dict[str, Any]:
-    actor = _signer(request, viewer, "batch.reject", batch_id)
+    actor = _sign(request, viewer, "batch.reject", batch_id)
     return svc.reject(state(request).ws, actor, batch_id, body.reason)
 
 

@@ -15,6 +15,12 @@ from dataward.web import svg
 from dataward.web.app import SESSION_COOKIE, page_session, state
 from dataward.web.auth import Session, Viewer, authenticate, check_csrf, require, token_expiry
 
+
+def _sign(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
+    st = state(request)
+    return svc.signer(st.ws, viewer, action, batch_id, st.server_side_signing)
+
+
 router = APIRouter(include_in_schema=False)
 
 MAX_UPLOAD = 1 << 20
@@ -48,15 +54,6 @@ def _posted(request: Request, csrf: str | None) -> tuple[Viewer, Session]:
         state(request).ws.record_denial(viewer.name, "console.post", request.url.path, str(exc))
         raise
     return viewer, session
-
-
-def _signer(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
-    from dataward.batches import get_batch
-
-    st = state(request)
-    b = get_batch(st.ws, batch_id)
-    require(st.ws, viewer, action, f"batch:{batch_id}", b.source)
-    return svc.actor_for(st.ws, viewer, st.server_side_signing)
 
 
 def _back(path: str) -> RedirectResponse:
@@ -247,7 +244,7 @@ def audit_decide(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     viewer, _ = _posted(request, csrf)
-    actor = _signer(request, viewer, "audit.decide", batch_id)
+    actor = _sign(request, viewer, "audit.decide", batch_id)
     out = svc.decide(state(request).ws, viewer, actor, batch_id, record, decision, note or None)
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(out)
@@ -257,7 +254,7 @@ def audit_decide(
 @router.post("/batches/{batch_id}/audit/sample")
 def audit_sample(request: Request, batch_id: str, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     viewer, session = _posted(request, csrf)
-    actor = _signer(request, viewer, "audit.sample", batch_id)
+    actor = _sign(request, viewer, "audit.sample", batch_id)
     s = svc.draw_sample(state(request).ws, actor, batch_id)
     session.flash.append(f"Sample drawn: {s['random_size']} random and {s['flagged_size']} flagged record(s).")
     return _back(f"/batches/{quote(batch_id)}/audit")
@@ -266,7 +263,7 @@ def audit_sample(request: Request, batch_id: str, csrf: Annotated[str, Form(max_
 @router.post("/batches/{batch_id}/audit/complete")
 def audit_complete(request: Request, batch_id: str, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     viewer, session = _posted(request, csrf)
-    actor = _signer(request, viewer, "audit.complete", batch_id)
+    actor = _sign(request, viewer, "audit.complete", batch_id)
     svc.complete_audit(state(request).ws, actor, batch_id)
     session.flash.append(f"Audit of {batch_id} completed and signed; the batch is audited.")
     return _back(f"/batches/{quote(batch_id)}/approval")
@@ -305,7 +302,7 @@ def approval_statement(request: Request, batch_id: str) -> Response:
 @router.post("/batches/{batch_id}/approve")
 def approve(request: Request, batch_id: str, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     viewer, session = _posted(request, csrf)
-    actor = _signer(request, viewer, "batch.approve", batch_id)
+    actor = _sign(request, viewer, "batch.approve", batch_id)
     r = svc.approve(state(request).ws, actor, batch_id)
     session.flash.append(f"Approval {r['approvals']} of {r['required']} recorded; the batch is {r['state']}.")
     return _back(f"/batches/{quote(batch_id)}/approval")
@@ -345,7 +342,7 @@ def reject(
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     viewer, session = _posted(request, csrf)
-    actor = _signer(request, viewer, "batch.reject", batch_id)
+    actor = _sign(request, viewer, "batch.reject", batch_id)
     svc.reject(state(request).ws, actor, batch_id, reason)
     session.flash.append(f"Batch {batch_id} rejected.")
     return _back(f"/batches/{quote(batch_id)}")

@@ -33,6 +33,16 @@ def actor_for(ws: Workspace, viewer: Viewer, server_side_signing: bool) -> Actor
     return ws.actor(viewer.name)
 
 
+def signer(ws: Workspace, viewer: Viewer, action: str, batch_id: str, server_side_signing: bool) -> Actor:
+    """Authorize ``action`` on the batch as the CLI would (a denial is logged), then the principal's actor.
+
+    The workflow function called next checks the role again inside its own transaction.
+    """
+    b = get_batch(ws, batch_id)
+    require(ws, viewer, action, f"batch:{batch_id}", b.source)
+    return actor_for(ws, viewer, server_side_signing)
+
+
 def read(ws: Workspace, viewer: Viewer, subject: str, source: str | None = None) -> None:
     require(ws, viewer, "console.read", subject, source)
 
