@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -14,9 +15,11 @@ from hypothesis import strategies as st
 from dataward.acquire.acquire import acquire
 from dataward.acquire.records import record_digests
 from dataward.cli import main
+from dataward.core import merkle
 from dataward.errors import Error, InputError
 from dataward.scale.interface import Executor
 from dataward.scale.local import LocalExecutor
+from dataward.scale.merkle import merkle_root
 from dataward.scale.records import FileRef, newline_cuts, partitioned_record_digests
 from dataward.store.objects import ObjectStore
 
@@ -135,3 +138,20 @@ def test_unreachable_scheduler_is_a_clean_error() -> None:
     with pytest.raises(SchedulerError, match=r"tcp://127\.0\.0\.1:1"):
         DaskExecutor(scheduler="tcp://127.0.0.1:1", timeout=1)
     assert issubclass(SchedulerError, Error)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 70), chunk=st.sampled_from([1, 2, 4, 8, 16]))
+def test_chunked_merkle_root_equals_single_pass(n: int, chunk: int) -> None:
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
+    expected = merkle.root_from_leaf_hashes(leaves)
+    assert merkle_root(LocalExecutor(threads=2), b"".join(leaves), chunk_leaves=chunk) == expected
+    assert merkle_root(None, b"".join(leaves)) == expected
+
+
+def test_chunked_merkle_root_on_dask(dask_executor: Executor) -> None:
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(1000)]
+    got = merkle_root(dask_executor, b"".join(leaves), chunk_leaves=64)
+    assert got == merkle.root_from_leaf_hashes(leaves)
+    with pytest.raises(ValueError):
+        merkle_root(dask_executor, b"".join(leaves), chunk_leaves=48)

@@ -20,6 +20,7 @@ from dataward.batches import Batch, BatchState, get_batch
 from dataward.core import dsse, merkle
 from dataward.errors import AuthorizationError, Error, InputError, IntegrityError, SignatureError
 from dataward.identity import Actor
+from dataward.scale.merkle import merkle_root
 from dataward.sources import get_source
 from dataward.store import schema
 from dataward.store.objects import CHUNK, ObjectStore
@@ -195,7 +196,7 @@ def acquire(
     except (InputError, IntegrityError) as exc:
         _record_refusal(ws, actor, source, paths, exc)
         raise
-    return _create_batch(ws, actor, src.name, stored, digests, verification, warnings)
+    return _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
 
 
 def _record_refusal(ws: Workspace, actor: Actor, source: str, paths: Sequence[Any], exc: Error) -> None:
@@ -212,13 +213,15 @@ def _create_batch(
     digests: Sequence[RecordDigests],
     verification: dict[str, Any],
     warnings: list[str],
+    executor: Executor | None = None,
 ) -> Batch:
     batch_id = new_batch_id()
+    file_roots = [merkle_root(executor, rd.leaves) for rd in digests] if executor is not None else []
     files: list[dict[str, Any]] = []
     all_leaves: list[bytes] = []
-    for s, rd in zip(stored, digests, strict=True):
+    for i, (s, rd) in enumerate(zip(stored, digests, strict=True)):
         records_digest = ws.objects.put_bytes("meta", rd.leaves)
-        leaves = rd.leaf_list()
+        leaves = rd.leaf_list() if executor is None else []
         all_leaves.extend(leaves)
         files.append(
             {
@@ -229,10 +232,16 @@ def _create_batch(
                 "encoding": rd.encoding,
                 "records": rd.count,
                 "records_digest": records_digest,
-                "merkle_root": merkle.root_from_leaf_hashes(leaves).hex(),
+                "merkle_root": (file_roots[i] if file_roots else merkle.root_from_leaf_hashes(leaves)).hex(),
             }
         )
-    root = merkle.root_from_leaf_hashes(all_leaves).hex()
+    record_count = sum(rd.count for rd in digests)
+    if executor is None:
+        root = merkle.root_from_leaf_hashes(all_leaves).hex()
+    else:
+        root = (
+            file_roots[0] if len(file_roots) == 1 else merkle_root(executor, b"".join(d.leaves for d in digests))
+        ).hex()
     acquired_at = now_iso()
     predicate = {
         "batch": batch_id,
@@ -240,7 +249,7 @@ def _create_batch(
         "acquired_by": actor.name,
         "acquired_at": acquired_at,
         "files": files,
-        "record_count": len(all_leaves),
+        "record_count": record_count,
         "merkle_root": root,
         "record_digest": "rfc6962-leaf-sha256",
         "supplier_verification": verification,
@@ -257,7 +266,7 @@ def _create_batch(
                 state=BatchState.QUARANTINED.value,
                 manifest_digest=manifest_digest,
                 merkle_root=root,
-                record_count=len(all_leaves),
+                record_count=record_count,
                 file_count=len(files),
                 byte_count=sum(f["size"] for f in files),
                 created_at=acquired_at,
@@ -288,7 +297,7 @@ def _create_batch(
                 "source": source,
                 "manifest_sha256": manifest_digest,
                 "merkle_root": root,
-                "records": len(all_leaves),
+                "records": record_count,
                 "files": len(files),
                 "supplier_verification": verification["method"],
                 "warnings": warnings[:20],
