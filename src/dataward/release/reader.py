@@ -8,6 +8,7 @@ failing verification is refused with an :class:`~dataward.errors.IntegrityError`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -69,6 +70,25 @@ def _released_bytes(ws: Workspace, f: dict[str, Any], where: str) -> bytes:
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest().encode(), str(f["sha256"]).encode()):
         raise IntegrityError(f"{where}: released object changed after verification")
     return data
+
+
+def _copy_released(ws: Workspace, f: dict[str, Any], target: Path | None, where: str) -> int:
+    """Stream a released object to ``target`` (or nowhere), hashing it; refuse it unless it is the signed one."""
+    h = hashlib.sha256()
+    n = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(open(target, "xb")) if target is not None else None
+            for chunk in ws.objects.iter_chunks("released", str(f["sha256"])):
+                h.update(chunk)
+                n += len(chunk)
+                if out is not None:
+                    out.write(chunk)
+    except Error as exc:
+        raise IntegrityError(f"{where}: {exc.message}") from None
+    if not hmac.compare_digest(h.hexdigest().encode(), str(f["sha256"]).encode()):
+        raise IntegrityError(f"{where}: released object changed after verification")
+    return n
 
 
 def iter_files(ws: Workspace, pred: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -166,7 +186,7 @@ def open_dataset(
     if as_ == "paths":
         out: list[tuple[str, Path]] = []
         for batch_id, f in iter_files(ws, pred):
-            _released_bytes(ws, f, f"batch {batch_id} file {f['name']}")
+            _copy_released(ws, f, None, f"batch {batch_id} file {f['name']}")
             p = ws.objects.local_path("released", f["sha256"])
             if p is None:
                 raise WorkspaceError("as_='paths' needs a local object store", advice="Use export() instead.")
@@ -210,12 +230,9 @@ def export_version(
     try:
         for batch_id, f in iter_files(ws, pred):
             name = safe_relative_name(f"{batch_id}/{f['name']}", f"manifest of {v.spec}")
-            data = _released_bytes(ws, f, f"batch {batch_id} file {f['name']}")
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "xb") as fh:
-                fh.write(data)
-            total += len(data)
+            total += _copy_released(ws, f, target, f"batch {batch_id} file {f['name']}")
             sums.append(f"{f['sha256']}  {name}")
         (tmp / "SHA256SUMS").write_text("".join(s + "\n" for s in sums), encoding="utf-8")
         (tmp / "dataward-version.dsse.json").write_bytes(ws.objects.read_bytes("meta", v.manifest_digest))
