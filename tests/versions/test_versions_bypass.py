@@ -271,3 +271,24 @@ def test_open_refuses_unknown_forms(env: Env) -> None:
     _b, _v = _released(env)
     with pytest.raises(InputError, match="as_="):
         dataward.open("train@1", as_="numpy", workspace=env.ws, principal="tom")
+
+
+def test_a_release_whose_manifest_lists_other_files_than_the_batch(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A releaser who signs (and logs) a version whose file list differs from the batch's own signed manifest,
+    e.g. to hand out another object under an approved batch's name, is caught on reading."""
+    from dataward.release import versions
+
+    good = env.approved("text\nreviewed\n")
+    other = env.approved("text\nswapped in\n")
+    real = versions.batch_entry
+
+    def forged(ws: object, batch: object) -> dict:
+        e = real(ws, batch)  # type: ignore[arg-type]
+        if e["batch"] == good:
+            e["files"] = real(ws, get_batch(env.ws, other))["files"]  # type: ignore[arg-type]
+        return e
+
+    monkeypatch.setattr(versions, "batch_entry", forged)
+    release(env.ws, env.actor("alice"), "train", [good])
+    monkeypatch.undo()
+    _refused(env, "train@1", IntegrityError, "other files")

@@ -283,10 +283,8 @@ def file_leaves(ws: Workspace, records_digest: str, where: str) -> list[bytes]:
     return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
 
-def batch_entry(ws: Workspace, batch: Batch) -> dict[str, Any]:
-    """The manifest entry of ``batch`` (from its signed batch manifest, which the caller has verified)."""
-    m = batch_manifest(ws, batch.id)
-    files = [
+def _file_entries(m: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
         {
             "name": f["name"],
             "sha256": f["sha256"],
@@ -298,6 +296,19 @@ def batch_entry(ws: Workspace, batch: Batch) -> dict[str, Any]:
         }
         for f in m.get("files", [])
     ]
+
+
+def signed_batch_files(ws: Workspace, manifest_digest: str, batch_id: str) -> list[dict[str, Any]]:
+    """The file entries of a batch's signed manifest, re-hashed (the version manifest must repeat them)."""
+    st = dsse.parse_statement(read_envelope(ws, manifest_digest, f"manifest of batch {batch_id}"))
+    if not isinstance(st.predicate, dict):
+        raise IntegrityError(f"manifest of batch {batch_id} has no predicate")
+    return _file_entries(st.predicate)
+
+
+def batch_entry(ws: Workspace, batch: Batch) -> dict[str, Any]:
+    """The manifest entry of ``batch`` (from its signed batch manifest, which the caller has verified)."""
+    files = _file_entries(batch_manifest(ws, batch.id))
     return {
         "batch": batch.id,
         "source": batch.source,
@@ -653,6 +664,7 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
         problems += _check_predicate(v, pred)
         entries = [e for e in pred.get("batches", []) if isinstance(e, dict)]
         leaves: list[bytes] = []
+        leaf_errors = len(entries) != len(batches)
         for e in entries:
             b2 = batches.get(str(e.get("batch")))
             if b2 is None:
@@ -660,14 +672,17 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
             if not _eq(str(e.get("manifest_sha256")), b2.manifest_digest) or e.get("merkle_root") != b2.merkle_root:
                 problems.append(f"batch {b2.id}: its catalog manifest differs from the one {v.spec} signed")
             try:
+                if e.get("files") != signed_batch_files(ws, str(e.get("manifest_sha256")), b2.id):
+                    problems.append(f"batch {b2.id}: {v.spec} lists other files than the batch's signed manifest")
                 leaves.extend(entry_leaves(ws, e))
             except (Error, KeyError, TypeError) as exc:
+                leaf_errors = True
                 problems.append(f"batch {b2.id}: {exc}")
             if full:
                 rep = verify_batch(ws, b2.id, area="released")
                 problems += [f"batch {b2.id}: {p.line()}" for p in rep.problems]
         records = len(leaves)
-        if not problems and not _eq(merkle.root_from_leaf_hashes(leaves).hex(), v.merkle_root):
+        if not leaf_errors and not _eq(merkle.root_from_leaf_hashes(leaves).hex(), v.merkle_root):
             problems.append(f"version {v.spec}: record leaves do not hash to its signed Merkle root")
     return VersionReport(v.spec, len(batches), records, signer, full, tuple(problems), tuple(revoked))
 
