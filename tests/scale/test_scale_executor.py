@@ -155,3 +155,17 @@ def test_chunked_merkle_root_on_dask(dask_executor: Executor) -> None:
     assert got == merkle.root_from_leaf_hashes(leaves)
     with pytest.raises(ValueError):
         merkle_root(dask_executor, b"".join(leaves), chunk_leaves=48)
+
+
+@pytest.mark.parametrize("address", ["foo", "http://x:1", "tcp://host"])
+def test_malformed_scheduler_address_is_refused(
+    address: str, make_workspace: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SchedulerError, match="not a Dask scheduler address"):
+        DaskExecutor(scheduler=address)
+    ws = _workspace(make_workspace, tmp_path)
+    (tmp_path / "x.txt").write_text("one\n")
+    argv = ["-w", str(ws.path), "--as", "ingrid", "acquire", "feed", str(tmp_path / "x.txt"), "--scheduler", address]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "not a Dask scheduler address" in err and "Traceback" not in err

@@ -7,12 +7,14 @@ object store URL such as ``s3://bucket/prefix`` with credentials in the workers'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from dataward.errors import Error
 from dataward.scale.interface import Executor
 
+_ADDRESS = re.compile(r"(tcp|tls)://[^\s/:]+(:[0-9]{1,5})")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -37,6 +39,8 @@ class DaskExecutor(Executor):
     def __init__(self, *, scheduler: str | None = None, workers: int | None = None, timeout: float = 30) -> None:
         distributed = _import_distributed()
         self._cluster: Any = None
+        if scheduler is not None and not _ADDRESS.fullmatch(scheduler):
+            raise SchedulerError(f"{scheduler!r} is not a Dask scheduler address (tcp://HOST:PORT or tls://HOST:PORT)")
         try:
             if scheduler:
                 self._client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
@@ -49,7 +53,7 @@ class DaskExecutor(Executor):
                     silence_logs=40,
                 )
                 self._client = distributed.Client(self._cluster, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             self.close()
             where = scheduler or "a local cluster"
             raise SchedulerError(f"cannot reach the Dask scheduler at {where}: {exc}".splitlines()[0]) from None
