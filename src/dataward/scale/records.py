@@ -38,6 +38,8 @@ def partition_target(size: int, partition_bytes: int | None = None, *, minimum: 
     if partition_bytes is not None:
         return max(1, partition_bytes)
     return max(minimum, min(PARTITION_BYTES, -(-size // TARGET_PARTITIONS)))
+
+
 _SCAN = 1 << 16
 
 
