@@ -170,39 +170,28 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
     if entries:
         check_signing_keys(conn, [pe.actor for pe in entries] + [log_key], max(now_iso(), last_time))
     nodes = NodeReader(conn)
-    rows: list[dict[str, Any]] = []
-    node_rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []  # in the column order of schema.log_entries
+    node_rows: list[tuple[int, int, bytes]] = []  # (level, idx, hash)
     out: list[LogEntry] = []
     for pe in entries:
         # never go back in time: the order of entries is also their time order (the verifier checks it)
         t = max(now_iso(), last_time)
         last_time = t
-        body = entry_body(size, t, pe.actor.name, pe.action, pe.subject, pe.details, pe.actor.keyid)
+        name, keyid = pe.actor.name, pe.actor.keyid
+        body = entry_body(size, t, name, pe.action, pe.subject, pe.details, keyid)
         sig = pe.actor.sign(body)
         leaf = merkle.leaf_hash(leaf_data(body, sig))
-        rows.append(
-            {
-                "seq": size,
-                "time": t,
-                "principal": pe.actor.name,
-                "action": pe.action,
-                "subject": pe.subject,
-                "entry": body,
-                "keyid": pe.actor.keyid,
-                "signature": sig,
-                "leaf_hash": leaf,
-            }
-        )
+        rows.append((size, t, name, pe.action, pe.subject, body, keyid, sig, leaf))
         # new perfect subtrees completed by this leaf
         level, idx, h = 0, size, leaf
         nodes.remember(level, idx, h)
-        node_rows.append({"level": level, "idx": idx, "hash": h})
+        node_rows.append((level, idx, h))
         while idx & 1:
             h = merkle.node_hash(nodes(level, idx - 1), h)
             level, idx = level + 1, idx >> 1
             nodes.remember(level, idx, h)
-            node_rows.append({"level": level, "idx": idx, "hash": h})
-        out.append(LogEntry(size, t, pe.actor.name, pe.action, pe.subject, pe.details, pe.actor.keyid, body, sig, leaf))
+            node_rows.append((level, idx, h))
+        out.append(LogEntry(size, t, name, pe.action, pe.subject, pe.details, keyid, body, sig, leaf))
         size += 1
     if rows:
         _bulk_insert(conn, schema.log_entries, rows)
@@ -216,16 +205,17 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
-def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """executemany straight to the driver: the log's columns are plain ints, strings and bytes, and
-    SQLAlchemy's per-row parameter processing costs about as much as signing the entry."""
+def _bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples in the table's column order). executemany goes straight to the driver: the
+    log's columns are plain ints, strings and bytes, and SQLAlchemy's per-row parameter processing costs
+    about as much as signing the entry."""
+    cols = [c.name for c in table.columns]
     ph = _PLACEHOLDER.get(str(conn.dialect.paramstyle))
     if ph is None or len(rows) < 8:
-        conn.execute(insert(table), rows)
+        conn.execute(insert(table), [dict(zip(cols, r, strict=True)) for r in rows])
         return
-    cols = [c.name for c in table.columns]
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"  # noqa: S608
-    conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def latest_checkpoint(conn: Connection) -> bytes | None:
