@@ -230,7 +230,7 @@ def verify_figures(ws: Any, witness: Path) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="log sizes (none: append only)")
     ap.add_argument("--batch", type=int, default=1000, help="entries per transaction when batched")
     ap.add_argument("--single", type=int, default=2000, help="entries appended one per transaction")
     ap.add_argument("--proofs", type=int, default=1000)
