@@ -116,10 +116,16 @@ def _clusters(keys: np.ndarray) -> list[np.ndarray]:
         return []
     s = np.sort(keys)  # a radix sort of the keys alone; only positions of repeated keys are argsorted
     repeated = np.unique(s[1:][s[1:] == s[:-1]])
+    del s
     if repeated.size == 0:
         return []
-    slot = np.minimum(np.searchsorted(repeated, keys), repeated.size - 1)
-    pos = np.flatnonzero(repeated[slot] == keys)
+    parts = []
+    step = 1 << 20  # bounded temporaries
+    for start in range(0, keys.size, step):
+        chunk = keys[start : start + step]
+        slot = np.minimum(np.searchsorted(repeated, chunk), repeated.size - 1)
+        parts.append(np.flatnonzero(repeated[slot] == chunk) + start)
+    pos = np.concatenate(parts)
     order = pos[np.argsort(keys[pos], kind="stable")]
     sk = keys[order]
     starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]]))
@@ -140,6 +146,7 @@ class DuplicatesCheck(Check):
         self._rows: list[np.ndarray] = []
         self._feat: list[np.ndarray] = []
         self._label: list[np.ndarray] = []
+        self._labels_all: np.ndarray | None = None
         self._text_cols: list[str] | None = None
         self._text_hash: dict[str, list[np.ndarray]] = {}
         self._texts: dict[str, dict[int, str]] = {}
@@ -184,7 +191,7 @@ class DuplicatesCheck(Check):
         self._rows.append(h)
         if label and label in batch.schema.names:
             self._feat.append(feat)
-            self._label.append(lab)
+            self._label.append((lab & np.uint64(0xFFFFFFFF)).astype(np.uint32))  # label codes: 4 bytes a record
         for name in self._text_cols:
             if name not in batch.schema.names or not is_string(batch.column(name).type):
                 continue
@@ -227,10 +234,18 @@ class DuplicatesCheck(Check):
         sizes: list[int] = []
         if n == 0:
             return CheckResult(self.name, stats={"cluster_sizes": []})
+        # concatenate one per-record array at a time and free its parts: memory stays ~2 arrays of 8 bytes/record
         rows = np.concatenate(self._rows)
+        self._rows = []
         findings += self._exact(rows, n, sizes)
-        if self._feat:
-            findings += self._conflicts(np.concatenate(self._feat), np.concatenate(self._label), n)
+        del rows
+        self._labels_all = np.concatenate(self._label) if self._label else None
+        self._label = []
+        if self._feat and self._labels_all is not None:
+            feat = np.concatenate(self._feat)
+            self._feat = []
+            findings += self._conflicts(feat, self._labels_all, n)
+            del feat
         for name, parts in self._text_hash.items():
             findings += self._near_text(name, np.concatenate(parts), n, sizes)
         for name, parts in self._image_hash.items():
@@ -309,9 +324,9 @@ class DuplicatesCheck(Check):
         ]
 
     def _label_conflict(self, records: np.ndarray) -> bool:
-        if not self._label:
+        labels = self._labels_all
+        if labels is None:
             return False
-        labels = np.concatenate(self._label)
         return bool(np.unique(labels[records]).size > 1)
 
     def _near_text(self, name: str, th: np.ndarray, n: int, sizes: list[int]) -> list[Finding]:

@@ -545,6 +545,12 @@ class _NumericGrid:
             for cell, cnt in zip(u.tolist(), c.tolist(), strict=True):
                 self.beyond[cell] = self.beyond.get(cell, 0) + cnt
 
+    def cell_widths(self) -> np.ndarray:
+        """Width of each cell (the open end cells get the width of their neighbour)."""
+        inner = np.repeat(self.width, _SUB)
+        inner = np.where(inner > 0, inner, np.finfo(np.float64).tiny)
+        return np.concatenate([inner[:1], inner, inner[-1:]])
+
     def cell_interval(self, i: int) -> tuple[float, float]:
         if i == 0:
             return -math.inf, float(self.q[0])
@@ -631,6 +637,7 @@ class TailsCheck(Check):
                 np.maximum(exp * (1 - exp), 1.0 / n) / n
             )
             found: list[tuple[int, int, float, float, float]] = []
+            cw = g.cell_widths()
             for width in (1, 2):
                 if obs.size < width:
                     continue
@@ -643,7 +650,15 @@ class TailsCheck(Check):
                 ok[-1] = False
                 hits = np.flatnonzero(ok)
                 for i in hits.tolist():
-                    found.append((i, i + width - 1, float(over[i]), float(o[i]), float(e[i])))
+                    # tight means a spike against the batch's own neighbouring cells too: a shifted or widened
+                    # distribution raises whole regions, a planted cluster one or two cells
+                    lo_n, hi_n = max(1, i - 3), min(obs.size - 1, i + width + 3)
+                    idx = np.r_[lo_n:i, i + width : hi_n]
+                    span = float(cw[i : i + width].sum())
+                    density = float((obs[idx] / cw[idx]).mean()) if idx.size else 0.0  # share per unit of x
+                    local = density * span
+                    if o[i] >= 2 * local and o[i] - local >= min_excess:
+                        found.append((i, i + width - 1, float(over[i]), float(o[i]), float(e[i])))
             found.sort(key=lambda t: -t[2])
             taken: set[int] = set()
             for a, b, excess_v, o_v, e_v in found:
