@@ -4,6 +4,9 @@ Steps (each run in a fresh subprocess, so peak memory is per step):
   leaves   record leaves of one large CSV already in the object store (acquisition's CPU-bound part)
   acquire  the whole `acquire()` (streamed copy + SHA-256 into quarantine, leaves, manifest, signing)
   profile  a screening baseline profile (create_baseline vs partitioned profiles merged)
+  detect   the partitionable detection counts: token/label document counts, MinHash signatures, PII
+           matches (one partition in this process vs partitions on the workers); by default only on
+           the smallest data set (--detect-rows), the single pass over 10M rows takes too long here
 
 Peers: the single-process code path (the reference) vs the Dask executor with 2 workers. Reported:
 wall time, speed-up ratio, peak RSS of the driver and of each Dask worker, and growth from the small to
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(os.environ.get("DATAWARD_BENCH_DIR", "/tmp/dataward-bench-scale"))
-STEPS = ("leaves", "acquire", "profile")
+STEPS = ("leaves", "acquire", "profile", "detect")
 
 
 def generate(rows: int) -> Path:
@@ -68,6 +71,18 @@ def _worker_peaks(ex: Any) -> list[float]:
     return [round(v, 1) for v in ex._client.run(peak).values()]
 
 
+def _warm() -> None:
+    """Import what the steps use, so that no timing includes a first import (in the driver or a worker)."""
+    import dataward.acquire.acquire
+    import dataward.detect.text_triggers
+    import dataward.scale.detect
+    import dataward.scale.merkle
+    import dataward.scale.profile
+    import dataward.screen.api
+    import dataward.screen.duplicates
+    import dataward.screen.pii  # noqa: F401
+
+
 def _worker_cpu(ex: Any) -> dict[str, float]:
     def cpu() -> float:
         import time as t
@@ -87,8 +102,9 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
     ex: Executor | None = DaskExecutor(workers=2) if mode == "dask" else None
     workdir = Path(tempfile.mkdtemp(dir=BENCH_DIR))
     try:
+        _warm()
         if ex is not None:  # warm the workers (imports) outside the timing
-            ex.map(abs, [-1, -2])
+            ex._client.run(_warm)
         t0 = time.perf_counter()
         c0 = time.process_time()
         if step == "leaves":
@@ -125,6 +141,21 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             w0 = _worker_cpu(ex) if ex is not None else {}
             batch = acquire(ws, ws.actor("ingrid"), "feed", [data], executor=ex)
             result = {"records": batch.record_count, "root": batch.merkle_root}
+        elif step == "detect":
+            import hashlib
+
+            from dataward.core.canonical import canonical_json
+            from dataward.scale.detect import partitioned_detection_counts
+            from dataward.scale.local import LocalExecutor
+
+            w0 = _worker_cpu(ex) if ex is not None else {}
+            one = 1 << 40  # one partition: the single pass
+            dc = partitioned_detection_counts(
+                ex or LocalExecutor(), data, text="text", label="label", partition_bytes=None if ex else one
+            )
+            digest = hashlib.sha256(canonical_json({"t": dc.token_label, "p": [list(x) for x in dc.pii]}))
+            digest.update(dc.minhash.tobytes())
+            result = {"records": dc.n_records, "root": digest.hexdigest()}
         else:
             from dataward.scale.profile import partitioned_baseline
             from dataward.screen.api import create_baseline
@@ -166,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
     ap.add_argument("--json", type=Path, help="write all measurements here")
+    ap.add_argument("--detect-rows", type=int, nargs="+", help="data set sizes for the detect step (default: smallest)")
     ap.add_argument("--one", nargs=3, metavar=("STEP", "ROWS", "MODE"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
@@ -177,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         generate(rows)
         print(f"data set {rows:,} rows ready ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
         for step in a.steps:
+            if step == "detect" and rows not in (a.detect_rows or [min(a.rows)]):
+                continue
             pair = {}
             for mode in ("single", "dask"):
                 cmd = [sys.executable, __file__, "--one", step, str(rows), mode]
@@ -202,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(a.rows) >= 2:
         lo, hi = min(a.rows), max(a.rows)
         for step in a.steps:
+            if not any(r["step"] == step and r["rows"] == hi for r in results):
+                continue
             for mode in ("single", "dask"):
                 r0 = next(r for r in results if (r["step"], r["rows"], r["mode"]) == (step, lo, mode))
                 r1 = next(r for r in results if (r["step"], r["rows"], r["mode"]) == (step, hi, mode))

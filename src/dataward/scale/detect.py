@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.scale.interface import Executor
-from dataward.scale.profile import MIN_PROFILE_PARTITION, PROFILE_FORMATS, ProfileTask, _batches, _plan
+from dataward.scale.profile import PROFILE_FORMATS, ProfileTask, _batches, _plan
 from dataward.scale.records import partition_target
 from dataward.screen._io import Conformer, ReadStats, detect_format
 from dataward.screen.baseline import value_key
@@ -124,7 +124,7 @@ def partitioned_detection_counts(
     fmt = format or detect_format(p)
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned")
-    target = partition_target(p.stat().st_size, partition_bytes, minimum=MIN_PROFILE_PARTITION)
+    target = partition_target(p.stat().st_size, partition_bytes)  # ~50 µs CPU a record: small partitions pay
     ranges, header, types, schema = _plan(p, fmt, target)
     opts: dict[str, Any] = {"text": text, "label": label, "minhash": minhash, "pii": pii}
     base = ProfileTask(str(p), fmt, 0, 0, 0, header, types, schema, opts)
