@@ -273,13 +273,19 @@ def approval_problem(ws: Workspace, conn: Connection, batch: Batch, keys: dict[s
 
 
 # leaves -----------------------------------------------------------------------------------------------------
-def file_leaves(ws: Workspace, records_digest: str, where: str) -> list[bytes]:
+def leaf_bytes(ws: Workspace, records_digest: str, where: str) -> bytes:
+    """A file's record leaves, concatenated (32 bytes each), from its re-hashed record-digest list."""
     try:
         raw = ws.objects.read_bytes("meta", records_digest, verify=True)
     except Error as exc:
         raise IntegrityError(f"{where}: record-digest list: {exc.message}") from None
     if len(raw) % 32:
         raise IntegrityError(f"{where}: record-digest list has a partial leaf")
+    return raw
+
+
+def file_leaves(ws: Workspace, records_digest: str, where: str) -> list[bytes]:
+    raw = leaf_bytes(ws, records_digest, where)
     return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
 
