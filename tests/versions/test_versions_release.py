@@ -180,3 +180,18 @@ def test_open_latest_and_version_row(env: Env) -> None:
     t = open_dataset("train@latest", workspace=env.ws, principal="tom")
     assert t.num_rows == 1 and t.column("b").to_pylist() == ["x"]
     assert get_version(env.ws, "train@latest").number == 1
+
+
+def test_a_concurrent_release_of_the_same_dataset_is_refused_whole(env: Env) -> None:
+    from dataward.release.versions import commit_version, plan_version, version_subject
+
+    alice = env.actor("alice")
+    b1, b2 = env.approved("a\n1\n"), env.approved("a\n2\n")
+    plan = plan_version(env.ws, alice, "train", [], [b1], [], None)  # planned against "no version yet"
+    release(env.ws, alice, "train", [b2])  # meanwhile, someone else releases train@1
+    with pytest.raises(ConflictError, match="meanwhile"):  # noqa: SIM117
+        with env.ws.change(alice, "dataset.release", version_subject("train", plan.number)) as ch:
+            commit_version(env.ws, ch, plan, "release", {})
+    assert [v.spec for v in list_versions(env.ws)] == ["train@1"]
+    assert get_batch(env.ws, b1).state == BatchState.APPROVED  # nothing of the refused release remains
+    assert verify_log(env.ws).ok
