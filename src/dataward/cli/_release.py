@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from dataward.cli._app import cli
 from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace
@@ -142,7 +143,7 @@ def import_dvc_cmd(ctx: click.Context, repo: str, source_name: str, revs: tuple[
     def human() -> None:
         t = Table("output", "from", "batch", "files", "records")
         for r in results:
-            t.add_row(r["path"], r["tracked_in"], r["batch"], str(r["files"]), f"{r['records']:,}")
+            t.add_row(Text(r["path"]), Text(r["tracked_in"]), r["batch"], str(r["files"]), f"{r['records']:,}")
         console.print(t)
 
     emit(as_json, results, human)
