@@ -173,6 +173,11 @@ def test_interactive_review(flow: Flow) -> None:
     decided = [(i.decision, i.new_label) for i in items]
     assert decided[:4] == [("ok", None), ("wrong-label", "neg"), (None, None), ("malicious", None)]
     assert "3 decision(s) recorded" in res.output
+    # --json: the decisions made, as JSON on stdout (the review itself goes to stderr)
+    res = CliRunner().invoke(cli, [*args, "--json"], input="u", obj={})
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert got["decisions"] == [{"record": items[2].record, "decision": "unsure", "new_label": None}]
 
 
 def test_review_shows_rows_and_checks_digests(flow: Flow) -> None:

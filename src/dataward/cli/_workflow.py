@@ -299,7 +299,7 @@ _KEYS = (
 )
 
 
-def _show_record(view: Any, item: Any, k: int, total: int) -> None:
+def _show_record(view: Any, item: Any, k: int, total: int, console: Any = console) -> None:
     check = {True: "[green]digest verified[/]", False: "[bold red]DIGEST MISMATCH[/]", None: "[dim]not re-hashed[/]"}
     console.rule(f"{k}/{total}  record {item.record} ({item.stratum})  {escape(view.file)} #{view.file_record}")
     console.print(check[view.verified])
@@ -318,7 +318,7 @@ def _show_record(view: Any, item: Any, k: int, total: int) -> None:
 
 def _getchar() -> str:
     try:
-        return click.getchar()
+        return click.getchar() or "q"  # end of input: quit
     except (KeyboardInterrupt, EOFError):
         return "q"
     except Exception as exc:  # no terminal to read keys from (termios.error, OSError)
@@ -331,8 +331,9 @@ def _getchar() -> str:
 @audit.command("review")
 @click.argument("batch_id", metavar="BATCH")
 @click.option("--all", "all_", is_flag=True, help="Also show records that already have a decision.")
+@click.option("--json", "as_json", is_flag=True, help="At the end, print the decisions made as JSON on stdout.")
 @click.pass_context
-def audit_review(ctx: click.Context, batch_id: str, all_: bool) -> None:
+def audit_review(ctx: click.Context, batch_id: str, all_: bool, as_json: bool) -> None:
     """Review sampled records one by one in the terminal (keys o/w/m/u/n/q)."""
     from dataward.workflow.audit import Decision, record_decisions, sample_items
     from dataward.workflow.review import read_record, require_verified
@@ -342,14 +343,19 @@ def audit_review(ctx: click.Context, batch_id: str, all_: bool) -> None:
     batch = get_batch(ws, batch_id)
     items = [i for i in sample_items(ws, batch_id) if all_ or i.decision is None]
     if not items:
-        console.print(f"Nothing to review in {batch_id}: every sampled record has a decision.")
+        emit(
+            as_json,
+            {"batch": batch_id, "decisions": []},
+            lambda: console.print(f"Nothing to review in {batch_id}: every sampled record has a decision."),
+        )
         return
-    done = 0
+    made: list[dict[str, Any]] = []
+    out = err_console if as_json else console  # keep stdout for the JSON
     for k, item in enumerate(items, 1):
         view = read_record(ws, batch, item)
-        _show_record(view, item, k, len(items))
+        _show_record(view, item, k, len(items), out)
         require_verified(view)
-        console.print(_KEYS)
+        out.print(_KEYS)
         while True:
             key = _getchar().lower()
             if key in ("o", "w", "m", "u", "n", "q"):
@@ -361,13 +367,13 @@ def audit_review(ctx: click.Context, batch_id: str, all_: bool) -> None:
         decision = {"o": "ok", "w": "wrong-label", "m": "malicious", "u": "unsure"}[key]
         label = None
         if decision == "wrong-label":
-            label = str(click.prompt("correct label")).strip()
+            label = str(click.prompt("correct label", err=as_json)).strip()
             if not label:
                 raise InputError("wrong-label needs the correct label")
         record_decisions(ws, actor, batch_id, [Decision(item.record, decision, label)])
-        console.print(f"[green]recorded[/] {decision}{':' + label if label else ''}")
-        done += 1
-    console.print(f"{done} decision(s) recorded.")
+        out.print(f"[green]recorded[/] {decision}{':' + label if label else ''}")
+        made.append({"record": item.record, "decision": decision, "new_label": label})
+    emit(as_json, {"batch": batch_id, "decisions": made}, lambda: console.print(f"{len(made)} decision(s) recorded."))
 
 
 # --- policy ----------------------------------------------------------------------------------------------------
