@@ -193,6 +193,9 @@ def test_licences_from_card_croissant_and_column(tmp_path: Path) -> None:
     bare.write_text("a\n1\n")
     missing = check_path(bare, checks=["licences"])
     assert [f.kind for f in missing.findings] == ["missing_licence"]
+    assert check_path(bare, checks=["licences"], source_licence="apache-2.0").findings == []
+    nc = check_path(bare, checks=["licences"], source_licence="CC-BY-NC-4.0")
+    assert [f.kind for f in nc.findings] == ["licence_not_allowed"]
 
 
 def test_text_signals() -> None:

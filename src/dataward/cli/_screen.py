@@ -128,6 +128,7 @@ def baseline_merge(baselines: tuple[str, ...], out: str) -> None:
 @click.option("--allow-unsigned-intel", is_flag=True, help="Accept unsigned feeds and STIX bundles.")
 @click.option("--image", default=None, help="Image column(s), comma-separated.")
 @click.option("--licence-column", default=None, help="Per-record licence column.")
+@click.option("--source-licence", default=None, help="Licence declared for the batch's source (SPDX).")
 @click.option("--policy", "policy_path", default=None, type=click.Path(), help="Screening policy (YAML/JSON).")
 @click.option("--pii", type=click.Choice(["block", "warn"]), default=None, help="Override the policy's PII switch.")
 @click.option("--checks", default=None, help="Comma-separated check names (default: all).")
@@ -147,6 +148,7 @@ def check_cmd(
     allow_unsigned_intel: bool,
     image: str | None,
     licence_column: str | None,
+    source_licence: str | None,
     policy_path: str | None,
     pii: str | None,
     checks: str | None,
@@ -179,6 +181,7 @@ def check_cmd(
         group=_cols(group),
         image=_cols(image),
         licence_column=licence_column,
+        source_licence=source_licence,
         policy=policy,
         checks=list(_cols(checks)) or None,
         progress=sys.stderr.isatty(),

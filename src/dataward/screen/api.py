@@ -192,6 +192,7 @@ def check_path(
     group: str | Iterable[str] | None = None,
     image: str | Iterable[str] | None = None,
     licence_column: str | None = None,
+    source_licence: str | None = None,
     policy: ScreenPolicy | None = None,
     checks: Sequence[str] | None = None,
     progress: bool = False,
@@ -213,6 +214,7 @@ def check_path(
         group=_columns(group),
         image=_columns(image),
         licence_column=licence_column,
+        source_licence=source_licence,
         seed=seed,
     )
     stats = ReadStats()

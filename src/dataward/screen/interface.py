@@ -221,6 +221,7 @@ class Options:
     group: tuple[str, ...] = ()
     image: tuple[str, ...] = ()
     licence_column: str | None = None
+    source_licence: str | None = None  # the licence the workspace records for the batch's source
     seed: int = 0
 
 

@@ -175,7 +175,7 @@ class LicencesCheck(Check):
         has_column = ctx.options.licence_column is not None or any(
             c.lower() in LICENCE_COLUMNS for c in ctx.schema.names
         )
-        if not ctx.files and not has_column:
+        if not ctx.files and not has_column and not ctx.options.source_licence:
             return "an in-memory table has no licence metadata and no licence column"
         return None
 
@@ -212,6 +212,8 @@ class LicencesCheck(Check):
         pol = ctx.policy
         findings: list[Finding] = []
         decls = declarations(list(ctx.files))
+        if ctx.options.source_licence:
+            decls.insert(0, {"source": "workspace source", "kind": "source", "value": ctx.options.source_licence})
         resolved: dict[str, list[str]] = {}
         for d in decls:
             expr, problem = normalise(d["value"])
