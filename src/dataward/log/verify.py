@@ -464,8 +464,9 @@ def verify_log(
             n_sigs += c.n_sigs
             marked_count += c.marked_count
             marked.extend(c.marked[: max(0, MAX_MARKED - len(marked))])
-        root = merkle.root_from_leaf_hashes(leaves)
-        if mark and not _trusted_prefix_intact(mark, leaves, chunks):
+        tree = merkle.MerkleTree(leaves)  # every level, once: the root, the prefix root and the node check
+        root = tree.root() if leaves else merkle.EMPTY_ROOT
+        if mark and not _trusted_prefix_intact(mark, tree, chunks):
             # something below the verified size changed: verify everything, which names the entries
             full = verify_log(
                 ws,
@@ -494,7 +495,7 @@ def verify_log(
                 full.rows_digest,
                 full.chunk,
             )
-        _check_nodes(conn, leaves, problem)
+        _check_nodes(conn, tree, problem)
     cp_size = None
     if note is None:
         if leaves:
@@ -539,40 +540,39 @@ def verify_log(
     return result
 
 
-def _trusted_prefix_intact(mark: dict[str, Any], leaves: list[bytes], chunks: list[_ChunkResult]) -> bool:
+def _trusted_prefix_intact(mark: dict[str, Any], tree: merkle.MerkleTree, chunks: list[_ChunkResult]) -> bool:
     """The entries below the verified size still give the verified root, and their columns the same digest."""
     size = int(mark["size"])
-    if len(leaves) < size:
+    if tree.size < size:
         return False
-    root = merkle.root_from_leaf_hashes(leaves[:size]).hex()
+    root = (tree.root(size) if size else merkle.EMPTY_ROOT).hex()
     return hmac.compare_digest(root, str(mark["root"])) and hmac.compare_digest(
         _rows_digest(chunks, "digest_trusted", size), str(mark["rows_digest"])
     )
 
 
-def _check_nodes(conn: Connection, leaves: list[bytes], problem: Callable[[int | None, str, str], None]) -> None:
+def _check_nodes(conn: Connection, tree: merkle.MerkleTree, problem: Callable[[int | None, str, str], None]) -> None:
     """The stored perfect-subtree nodes (used for proofs) must be exactly the tree's perfect nodes."""
-    t = schema.log_nodes
-    tree = merkle.MerkleTree(leaves)
     bad = 0
     good = 0
-    rows = conn.execution_options(stream_results=True, yield_per=20_000).execute(
-        select(t.c.level, t.c.idx, t.c.hash).order_by(t.c.level, t.c.idx)
-    )
-    r: Any
-    for r in rows:
-        lv, ix, h = int(r[0]), int(r[1]), bytes(r[2])
-        try:
-            ok = lv >= 0 and ix >= 0 and hmac.compare_digest(h, tree.get_node(lv, ix))
-        except IndexError:
-            ok = False
-        if ok:
-            good += 1
-        else:
-            bad += 1
-            if bad <= 3:
-                problem(ix if lv == 0 else None, "node", f"stored tree node (level {lv}, index {ix}) is wrong")
-    n = len(leaves)
+    cur = conn.connection.cursor()  # plain tuples from the driver, in the snapshot's transaction
+    try:
+        cur.execute("SELECT level, idx, hash FROM log_nodes ORDER BY level, idx")
+        while batch := cur.fetchmany(20_000):
+            for lv, ix, h in batch:
+                try:
+                    ok = lv >= 0 and ix >= 0 and hmac.compare_digest(bytes(h), tree.get_node(lv, ix))
+                except IndexError:
+                    ok = False
+                if ok:
+                    good += 1
+                    continue
+                bad += 1
+                if bad <= 3:
+                    problem(ix if lv == 0 else None, "node", f"stored tree node (level {lv}, index {ix}) is wrong")
+    finally:
+        cur.close()
+    n = tree.size
     missing = sum(n >> lv for lv in range(n.bit_length())) - good
     if missing > 0:
         problem(None, "node", f"{missing} stored tree node(s) are missing")
