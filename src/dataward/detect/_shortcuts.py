@@ -57,6 +57,31 @@ def enriched_tokens(
     return [(p, lev, lab) for _, p, lev, lab in found]
 
 
+_MAX_QUERIES = 100
+_MAX_REFS = 3000
+
+
+def _masked_majority(
+    flat: FloatArray, y: IntArray, queries: IntArray, refs: IntArray, drop_cols: IntArray | BoolArray, k: int
+) -> IntArray:
+    """k-NN majority label of each query among ``refs`` on all columns but ``drop_cols`` (self excluded)."""
+    keep_cols = np.ones(flat.shape[1], dtype=bool)
+    keep_cols[drop_cols] = False
+    q = flat[queries][:, keep_cols]
+    r = flat[refs][:, keep_cols]
+    d2 = (q**2).sum(1)[:, None] - 2.0 * q @ r.T + (r**2).sum(1)[None, :]
+    d2[queries[:, None] == refs[None, :]] = np.inf
+    kk = max(1, min(k, refs.size - 1))
+    nn = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+    return np.array([np.bincount(v).argmax() for v in y[refs][nn]], dtype=np.int64)
+
+
+def _sample(idx: IntArray, size: int, seed: int) -> IntArray:
+    if idx.size <= size:
+        return idx
+    return np.sort(np.random.default_rng(seed).choice(idx, size=size, replace=False))
+
+
 def masked_disagreement(
     flat: FloatArray,
     y: IntArray,
@@ -66,20 +91,17 @@ def masked_disagreement(
     lab: int,
     k: int,
 ) -> tuple[float, dict[int, int]]:
-    """Share of ``labelled`` carriers whose k-NN majority (non-carriers, ``drop_cols`` removed) is not ``lab``."""
-    n, d = flat.shape
-    keep_cols = np.ones(d, dtype=bool)
-    keep_cols[drop_cols] = False
+    """Share of ``labelled`` carriers whose k-NN majority (non-carriers, ``drop_cols`` removed) is not ``lab``.
+
+    Estimated on at most 100 carriers against at most 3,000 non-carriers (seeded samples).
+    """
+    n = flat.shape[0]
     others: BoolArray = np.ones(n, dtype=bool)
     others[carriers] = False
-    if others.sum() < k or labelled.size == 0 or not keep_cols.any():
+    if others.sum() < k or labelled.size == 0:
         return 0.0, {}
-    ref = flat[others][:, keep_cols]
-    ref_y = y[others]
-    query = flat[labelled][:, keep_cols]
-    d2 = (query**2).sum(1)[:, None] - 2.0 * query @ ref.T + (ref**2).sum(1)[None, :]
-    nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
-    majority = np.array([np.bincount(v).argmax() for v in ref_y[nn]])
+    refs = _sample(np.flatnonzero(others), _MAX_REFS, 1)
+    majority = _masked_majority(flat, y, _sample(labelled, _MAX_QUERIES, 2), refs, drop_cols, k)
     looks: dict[int, int] = {}
     for m in majority[majority != lab]:
         looks[int(m)] = looks.get(int(m), 0) + 1
@@ -91,7 +113,7 @@ def base_disagreement(
 ) -> float:
     """How often a non-carrier labelled ``lab`` has a k-NN majority (other non-carriers) of another label.
 
-    The null rate for :func:`masked_disagreement`: natural class overlap, measured on up to 200 records.
+    The null rate for :func:`masked_disagreement`: natural class overlap, measured on up to 100 records.
     """
     n = flat.shape[0]
     others = np.ones(n, dtype=bool)
@@ -99,17 +121,8 @@ def base_disagreement(
     pool = np.flatnonzero(others & (y == lab))
     if pool.size < 2:
         return 0.5
-    sample = pool if pool.size <= 200 else np.random.default_rng(0).choice(pool, 200, replace=False)
-    keep_cols = np.ones(flat.shape[1], dtype=bool)
-    keep_cols[drop_cols] = False
-    ref_idx = np.flatnonzero(others)
-    ref = flat[ref_idx][:, keep_cols]
-    query = flat[sample][:, keep_cols]
-    d2 = (query**2).sum(1)[:, None] - 2.0 * query @ ref.T + (ref**2).sum(1)[None, :]
-    d2[ref_idx[None, :] == sample[:, None]] = np.inf
-    kk = min(k, ref_idx.size - 1)
-    nn = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
-    majority = np.array([np.bincount(v).argmax() for v in y[ref_idx][nn]])
+    refs = _sample(np.flatnonzero(others), _MAX_REFS, 1)
+    majority = _masked_majority(flat, y, _sample(pool, _MAX_QUERIES, 3), refs, drop_cols, k)
     return float(np.mean(majority != lab))
 
 

@@ -8,9 +8,12 @@ class. Three tests in turn, all without ground truth:
    base rate, Bonferroni-corrected over all pairs);
 2. candidates of one label that touch (8-neighbourhood) and share most carriers (Jaccard >= 0.5) are
    merged into a region; the carriers of the region are the records matching (nearly) all its pixels;
-3. the region must be a *shortcut*: with the region masked out, the carriers' other pixels must look like
-   other classes (k-NN among the non-carriers). A natural class feature (a stroke every "0" has) fails
-   this test; a trigger pasted on other classes' images passes it.
+3. the region must be a *shortcut*: with the region masked out, at least half of the carriers' other
+   pixels must look like other classes (k-NN among the non-carriers), and the joint evidence (purity tail
+   x disagreement tail against the natural disagreement rate of that class) must survive Bonferroni
+   correction over all (pixel, level) tokens. A natural class feature (a stroke every "0" has) fails this
+   test; a trigger pasted on other classes' images passes it. At most 30 regions (the most significant)
+   are tested.
 
 The finding names the region (rows, columns), its pixel values, the label it comes with and every record
 that carries it.
@@ -23,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dataward.detect._shortcuts import enriched_tokens, masked_disagreement
+from dataward.detect._shortcuts import base_disagreement, enriched_tokens, masked_disagreement, trigger_p
 from dataward.detect.interface import (
     Detector,
     DetectorResult,
@@ -58,7 +61,9 @@ class PatchTriggers(Detector):
         disagreement: float = 0.5,
         max_fraction: float = 0.3,
         k: int = 5,
+        max_regions: int = 30,
     ) -> None:
+        self.max_regions = int(max_regions)
         self.min_support = int(min_support)
         self.purity = float(purity)
         self.alpha = float(alpha)
@@ -102,7 +107,9 @@ class PatchTriggers(Detector):
         findings: list[Finding] = []
         flat = rep.images.reshape(n, -1)
         tested = 0
-        for pixels, levels, lab in regions:
+        prior = np.bincount(y, minlength=k_classes) / n
+        n_tests = max(1, int(sum(len(np.unique(q[:, c])) for c in range(q.shape[1]))))
+        for pixels, levels, lab in regions[: self.max_regions]:
             match = (q[:, pixels] == levels[None, :]).mean(axis=1)
             carriers = np.flatnonzero(match >= 0.9)
             if carriers.size < self.min_support or carriers.size > max_support:
@@ -115,6 +122,10 @@ class PatchTriggers(Detector):
             disagree, looks = masked_disagreement(flat, y, carriers, labelled, pixels, lab, self.k)
             looks_like = {rep.label_names[c]: v for c, v in looks.items()}
             if disagree < self.disagreement:
+                continue
+            base = base_disagreement(flat, y, carriers, pixels, lab, self.k)
+            joint = trigger_p(labelled.size, carriers.size, prior[lab], round(disagree * labelled.size), base)
+            if joint * n_tests >= self.alpha:
                 continue
             locs = np.unravel_index(pixels, (h, w, ch))
             r0, r1 = int(locs[0].min()), int(locs[0].max())
@@ -152,6 +163,8 @@ class PatchTriggers(Detector):
                         },
                         "label": label_name,
                         "masked_disagreement": round(disagree, 3),
+                        "natural_disagreement": round(base, 3),
+                        "p_value": float(f"{min(1.0, joint * n_tests):.3g}"),
                         "content_looks_like": looks_like,
                     },
                     severity=0.95,
@@ -170,7 +183,7 @@ class PatchTriggers(Detector):
     def _regions(
         self, candidates: list[tuple[int, int, int]], q: IntArray, h: int, w: int, ch: int
     ) -> list[tuple[IntArray, IntArray, int]]:
-        """Merge touching candidates of one label that share carriers; largest regions first."""
+        """Merge touching candidates of one label that share carriers; most significant regions first."""
         if not candidates:
             return []
         carriers = [set(np.flatnonzero(q[:, p] == lev).tolist()) for p, lev, _ in candidates]
@@ -202,6 +215,7 @@ class PatchTriggers(Detector):
         for i in range(len(candidates)):
             groups.setdefault(find(i), []).append(i)
         out: list[tuple[IntArray, IntArray, int]] = []
+        rank: list[int] = []
         for members in groups.values():
             # one level per pixel: keep the candidate with most carriers
             best: dict[int, int] = {}
@@ -212,7 +226,9 @@ class PatchTriggers(Detector):
             pix = np.array(sorted(best), dtype=np.int64)
             lev = np.array([candidates[best[p]][1] for p in pix], dtype=np.int64)
             out.append((pix, lev, candidates[members[0]][2]))
-        out.sort(key=lambda t: -t[0].size)
+            rank.append(min(members))  # candidates arrive sorted by p-value
+        order = sorted(range(len(out)), key=lambda i: rank[i])
+        out = [out[i] for i in order]
         return out
 
     @staticmethod
