@@ -26,6 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -373,7 +374,7 @@ def verify_log(
     workers: int | None = 1,
     incremental: bool = False,
     remember: bool = False,
-    witness_path: Any = None,
+    witness_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     parallel_min_entries: int = PARALLEL_MIN_ENTRIES,
     chunk: int = CHUNK,
@@ -398,7 +399,8 @@ def verify_log(
 
     if chunk < 1:
         raise InputError(f"chunk must be at least 1, got {chunk}")
-    mark = witness.verified_mark(ws, witness_path) if incremental else None
+    wpath = Path(witness_path) if witness_path is not None else None
+    mark = witness.verified_mark(ws, wpath) if incremental else None
     if mark is not None and mark.get("chunk", CHUNK) != chunk:
         chunk = int(mark.get("chunk", CHUNK))  # the rows digest was taken in chunks of this size
     trusted = int(mark["size"]) if mark else 0
@@ -536,7 +538,7 @@ def verify_log(
         chunk,
     )
     if remember and result.ok and cp_size == len(leaves):
-        witness.record_verified(ws, result, witness_path)
+        witness.record_verified(ws, result, wpath)
     return result
 
 

@@ -99,9 +99,9 @@ def current_checkpoint(ws: Workspace) -> tuple[Checkpoint, bytes] | None:
     return cp, note
 
 
-def check_witness(ws: Workspace, path: Path | None = None) -> Checkpoint | None:
+def check_witness(ws: Workspace, path: Path | str | None = None) -> Checkpoint | None:
     """Check the workspace's log against the witness, then advance the witness. Raises if rewound/forked."""
-    path = path or witness_path()
+    path = Path(path) if path else witness_path()
     with _locked(path):
         return _check_locked(ws, path)
 
@@ -163,9 +163,9 @@ def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
     return cp
 
 
-def verified_mark(ws: Workspace, path: Path | None = None) -> dict[str, Any] | None:
+def verified_mark(ws: Workspace, path: Path | str | None = None) -> dict[str, Any] | None:
     """The last full verification of ``ws`` this client recorded, if it is well-formed and current."""
-    data = _load(path or witness_path())
+    data = _load(Path(path) if path else witness_path())
     prev = data.get(ws.id)
     if not isinstance(prev, dict):
         return None
@@ -186,9 +186,9 @@ def verified_mark(ws: Workspace, path: Path | None = None) -> dict[str, Any] | N
     return mark if ok else None
 
 
-def record_verified(ws: Workspace, result: LogVerification, path: Path | None = None) -> None:
+def record_verified(ws: Workspace, result: LogVerification, path: Path | str | None = None) -> None:
     """Remember a successful full or incremental verification of ``ws`` (for ``--incremental`` next time)."""
-    path = path or witness_path()
+    path = Path(path) if path else witness_path()
     with _locked(path):
         data = _load(path)
         prev = data.get(ws.id)
