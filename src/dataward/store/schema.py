@@ -313,3 +313,36 @@ tokens = Table(
     Column("revoked_at", String(32), nullable=True),
     Column("revoked_by", String(128), nullable=True),
 )
+
+# --- red team and incidents (migration 6) ---------------------------------------------------------------------
+redteam_results = Table(
+    "redteam_results",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("model_sha256", String(64), nullable=False, index=True),  # "" when the model has no artifact digest
+    Column("model", Text, nullable=False),  # its specification (module:function, URL, file)
+    Column("data", Text, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("accuracy", Float, nullable=True),
+    Column("failures", Integer, nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("report_digest", String(64), nullable=False),  # the signed attestation (meta object)
+)
+
+# the web console lists rows with status "open" (dataward/web/services.py incidents())
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("model_sha256", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("top_batch", String(64), nullable=True),
+    Column("top_source", String(128), nullable=True),
+    Column("opened_by", String(128), nullable=False),
+    Column("opened_at", String(32), nullable=False),
+    Column("resolved_by", String(128), nullable=True),
+    Column("resolved_at", String(32), nullable=True),
+    Column("report_digest", String(64), nullable=False),  # the signed incident report (meta object)
+)

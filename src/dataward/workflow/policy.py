@@ -158,6 +158,17 @@ _AUDIT_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "method": (_one_of(AUDIT_METHODS), f"one of {', '.join(AUDIT_METHODS)}"),
 }
 
+_REDTEAM_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    k: (_is_fraction, "a number between 0 and 1")
+    for k in (
+        "max_attack_success_rate",
+        "min_accuracy",
+        "max_accuracy_drop",
+        "max_shift_degradation",
+        "shift_gate_strength",
+    )
+} | {"sample": (lambda v: _is_count(v) and v >= 20, "a whole number >= 20")}
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -168,6 +179,7 @@ class Policy:
     digest: str
     where: str
     text: str = ""
+    redteam: Mapping[str, float] = field(default_factory=dict)  # [redteam] gate thresholds (docs/redteam.md)
 
     def tier(self, name: str) -> TierPolicy:
         return self.tiers[name]
@@ -240,7 +252,7 @@ def parse_policy(text: str, where: str = POLICY_FILE) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{where}: not valid TOML: {exc}", advice="Fix the TOML syntax at the line named.") from None
-    top = {"version", "keys", "risk", "defaults", "tiers"}
+    top = {"version", "keys", "risk", "defaults", "tiers", "redteam"}
     for key in data:
         if key not in top:
             raise _err(text, where, [key], f"unknown section (known: {', '.join(sorted(top))})")
@@ -285,7 +297,8 @@ def parse_policy(text: str, where: str = POLICY_FILE) -> Policy:
         }
         tiers[name] = TierPolicy(tier=name, **values, audit=AuditParams(**audit))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(1, int(rot), thresholds, tiers, digest, where, text)
+    redteam = _check_table(text, where, ["redteam"], data.get("redteam", {}), _REDTEAM_KEYS)  # docs/redteam.md
+    return Policy(1, int(rot), thresholds, tiers, digest, where, text, redteam)
 
 
 def default_policy_text() -> str:
