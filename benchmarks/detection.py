@@ -514,6 +514,7 @@ def speed_check(n: int, seed: int = 0) -> dict[str, Any]:
             result["recall"] = len(flagged & truth) / len(truth)
             result["precision"] = len(flagged & truth) / max(1, len(flagged))
             result["top_finding"] = report["findings"][0]["summary"] if report["findings"] else ""
+            result["detector_seconds"] = {d["name"]: d["seconds"] for d in report["detectors"]}
     result["n_records"] = n
     return result
 
@@ -622,6 +623,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"Speed: `dataward detect` on {sp['n_records']:,} text records: {sp['seconds']:.1f} s, peak RSS "
             f"{sp['peak_rss_bytes'] / 2**30:.2f} GiB (exit {sp['rc']}); trigger recall {fmt(sp.get('recall'))}, "
             f"precision {fmt(sp.get('precision'))}",
+            "Per detector (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sp.get("detector_seconds", {}).items()),
         ]
     return "\n".join(lines)
 
