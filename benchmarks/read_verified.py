@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             "acquire_s": t_acquire,
             "release_s": t_release,
             "open_arrow_s": _best(lambda: dataward.open("train@1", workspace=ws, principal=tom), args.repeat),
+            "open_arrow_quick_s": _best(
+                lambda: dataward.open("train@1", workspace=ws, principal=tom, verify="quick"), args.repeat
+            ),
             "export_s": _best(export, args.repeat),
             "peer_pyarrow_read_csv_s": _best(lambda: pacsv.read_csv(data), args.repeat),
             "peer_sha256_s": _best(lambda: hashlib.sha256(data.read_bytes()).hexdigest(), args.repeat),
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.rows:,} rows, {size / 1e6:.1f} MB (best of {args.repeat})")
         print(f"  acquire {res['acquire_s']:.2f} s, release {res['release_s']:.2f} s")
         print(f"  dataward.open (verified) {res['open_arrow_s']:.3f} s  ({res['open_mb_per_s']:.0f} MB/s)")
+        print(f"  dataward.open quick      {res['open_arrow_quick_s']:.3f} s")
         print(f"  dataward.export          {res['export_s']:.3f} s")
         print(
             f"  peer pyarrow.read_csv    {res['peer_pyarrow_read_csv_s']:.3f} s  -> open is "

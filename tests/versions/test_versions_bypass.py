@@ -32,11 +32,22 @@ def _released(env: Env) -> tuple[str, Version]:
     return b, release(env.ws, env.actor("alice"), "train", [b])
 
 
-def _refused(env: Env, spec: str, exc: type[Error] = IntegrityError, match: str | None = None) -> None:
-    """Every read path refuses ``spec``: open in every form, export (no directory left), and the CLI."""
+def _refused(
+    env: Env, spec: str, exc: type[Error] = IntegrityError, match: str | None = None, *, quick: bool = False
+) -> None:
+    """Every read path refuses ``spec``: open in every form, export (no directory left), and the CLI;
+    with ``quick``, also the quick verification level."""
     for form in FORMS:
         with pytest.raises(exc, match=match):
             dataward.open(spec, as_=form, workspace=env.ws, principal="tom")
+    if quick:
+        for form in FORMS:
+            with pytest.raises(IntegrityError):
+                dataward.open(spec, as_=form, workspace=env.ws, principal="tom", verify="quick")
+        with pytest.raises(IntegrityError):
+            dataward.export(spec, env.path / "quick-export", workspace=env.ws, principal="tom", verify="quick")
+        assert not (env.path / "quick-export").exists()
+        assert env.cli("export", spec, str(env.path / "quick-export"), "--quick", principal="tom") == 3
     dest = env.path / f"export-{abs(hash((spec, exc)))}"
     with pytest.raises(exc, match=match):
         dataward.export(spec, dest, workspace=env.ws, principal="tom")
@@ -179,14 +190,14 @@ def test_a_tampered_released_object(env: Env) -> None:
     p = Path(env.ws.objects.path("released", f.sha256))
     os.chmod(p, 0o644)
     p.write_text("text,label\nhello,1\nworld,1\n")
-    _refused(env, "train@1", IntegrityError, "SHA-256|differs")
+    _refused(env, "train@1", IntegrityError, "SHA-256|differs", quick=True)
 
 
 def test_a_released_object_deleted(env: Env) -> None:
     b, _v = _released(env)
     f = get_batch(env.ws, b).files[0]
     os.remove(env.ws.objects.path("released", f.sha256))
-    _refused(env, "train@1", IntegrityError, "missing")
+    _refused(env, "train@1", IntegrityError, "missing", quick=True)
 
 
 def test_a_tampered_record_digest_list(env: Env) -> None:
@@ -196,7 +207,7 @@ def test_a_tampered_record_digest_list(env: Env) -> None:
     p = Path(env.ws.objects.path("meta", digest))
     os.chmod(p, 0o644)
     p.write_bytes(bytes(64))
-    _refused(env, "train@1", IntegrityError)
+    _refused(env, "train@1", IntegrityError, quick=True)
 
 
 def test_a_tampered_version_manifest(env: Env) -> None:

@@ -51,15 +51,20 @@ def resolve_actor(ws: Workspace, principal: str | Actor | None) -> Actor:
     return ws.actor(principal or os.environ.get("DATAWARD_PRINCIPAL"))
 
 
-def _authorized_read(ws: Workspace, actor: Actor, spec: str, how: str) -> tuple[Version, dict[str, Any]]:
-    """Authorize (data.read, before anything is touched), verify fully, and log the read or the refusal."""
+VERIFY_LEVELS = ("full", "quick")
+
+
+def _authorized_read(ws: Workspace, actor: Actor, spec: str, how: str, verify: str) -> tuple[Version, dict[str, Any]]:
+    """Authorize (data.read, before anything is touched), verify, and log the read or the refusal."""
+    if verify not in VERIFY_LEVELS:
+        raise InputError(f"verify={verify!r} is not one of {', '.join(VERIFY_LEVELS)}")
     check_may(ws, actor, "data.read", f"version:{spec}")
     try:
-        v, pred = require_verified(ws, spec)
+        v, pred = require_verified(ws, spec, full=verify == "full")
     except IntegrityError as exc:
         ws.record(actor, "data.read", f"version:{spec}", {"how": how, "refused": exc.message})
         raise
-    details = {"how": how, "manifest_sha256": v.manifest_digest, "merkle_root": v.merkle_root}
+    details = {"how": how, "verify": verify, "manifest_sha256": v.manifest_digest, "merkle_root": v.merkle_root}
     ws.record(actor, "data.read", f"version:{v.spec}", details)
     return v, pred
 
@@ -70,7 +75,7 @@ def _released_bytes(ws: Workspace, f: dict[str, Any], where: str) -> bytes:
     except Error as exc:
         raise IntegrityError(f"{where}: {exc.message}") from None
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest().encode(), str(f["sha256"]).encode()):
-        raise IntegrityError(f"{where}: released object changed after verification")
+        raise IntegrityError(f"{where}: the released object does not match its signed SHA-256")
     return data
 
 
@@ -89,7 +94,7 @@ def _copy_released(ws: Workspace, f: dict[str, Any], target: Path | None, where:
     except Error as exc:
         raise IntegrityError(f"{where}: {exc.message}") from None
     if not hmac.compare_digest(h.hexdigest().encode(), str(f["sha256"]).encode()):
-        raise IntegrityError(f"{where}: released object changed after verification")
+        raise IntegrityError(f"{where}: the released object does not match its signed SHA-256")
     return n
 
 
@@ -173,6 +178,7 @@ def open_dataset(
     as_: str = "arrow",
     workspace: Workspace | str | os.PathLike[str] | None = None,
     principal: str | Actor | None = None,
+    verify: str = "full",
 ) -> Any:
     """Read a released dataset version, verified: ``"DATASET@VERSION"``.
 
@@ -181,12 +187,15 @@ def open_dataset(
     Every row carries its provenance: ``_batch``, ``_file``, ``_record`` (index in the file) and
     ``_record_digest`` (the RFC 6962 leaf hash the version's Merkle root covers).
     The workspace defaults to ``$DATAWARD_WORKSPACE`` (or ``.``), the principal to ``$DATAWARD_PRINCIPAL``.
+    ``verify="full"`` (the default) re-derives every record digest from the data before reading;
+    ``"quick"`` checks the log entry, every signature, approval and state, the record-digest lists and the
+    Merkle root, and still re-hashes every byte it hands out against the signed file digests.
     """
     if as_ not in FORMATS_OUT:
         raise InputError(f"as_={as_!r} is not one of {', '.join(FORMATS_OUT)}")
     ws = resolve_workspace(workspace)
     actor = resolve_actor(ws, principal)
-    _v, pred = _authorized_read(ws, actor, spec, as_)
+    _v, pred = _authorized_read(ws, actor, spec, as_, verify)
     if as_ == "paths":
         out: list[tuple[str, Path]] = []
         for batch_id, f in iter_files(ws, pred):
@@ -214,17 +223,19 @@ def export_version(
     *,
     workspace: Workspace | str | os.PathLike[str] | None = None,
     principal: str | Actor | None = None,
+    verify: str = "full",
 ) -> dict[str, Any]:
     """Write a verified version's files to ``dest/BATCH/FILE`` plus its signed manifest and SHA256SUMS.
 
     ``dest`` must not exist or be an empty directory; the export appears there atomically (renamed in).
+    ``verify`` as for :func:`open_dataset`.
     """
     ws = resolve_workspace(workspace)
     actor = resolve_actor(ws, principal)
     out = Path(dest)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty directory", advice="Export into a new directory.")
-    v, pred = _authorized_read(ws, actor, spec, "export")
+    v, pred = _authorized_read(ws, actor, spec, "export", verify)
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = parent / f".{out.name}.dataward-{secrets.token_hex(6)}"
