@@ -226,3 +226,17 @@ def test_licence_recorded_on_the_source_softens_the_suite_missing_licence_findin
         (f,) = [f for f in rep.findings if f.check == "licences" and f.kind == "missing_licence"]
         sev[source] = f.severity
     assert sev == {"vendor": "medium", "nolic": "high"}
+
+
+def test_flagged_count_includes_records_an_engine_counted_but_did_not_list(flow: Flow) -> None:
+    """The suite caps a finding's record list; the flagged count (what the policy reads) must not shrink."""
+    from dataward.workflow.checks import MAX_FINDING_RECORDS
+
+    b = flow.batch(12_000, pii=True)  # 1200 e-mail records: more than the suite lists per finding
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "screening"])
+    pii = next(f for f in rep.findings if f.check == "pii")
+    assert pii.n_records == 1200 and rep.pii_counts == {"email": 1200}
+    assert len(rep.flagged_records) < 1200 <= rep.flagged_count
+    again = screening.latest_report(flow.ws, b.id)
+    assert again.flagged_count == rep.flagged_count and again.flagged_records == rep.flagged_records
+    assert len(pii.to_json()["records"]) <= MAX_FINDING_RECORDS

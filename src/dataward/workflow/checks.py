@@ -17,7 +17,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -126,6 +126,8 @@ class CheckOutcome:
     drift: tuple[Mapping[str, Any], ...] = ()
     stats: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: flagged records the engine counted but did not list (capped record lists, unmapped files)
+    flagged_unlisted: int = 0
 
     @property
     def ran(self) -> bool:
@@ -138,7 +140,7 @@ class CheckOutcome:
             "status": self.status,
             "reason": self.reason,
             "findings": len(self.findings),
-            "flagged": len(self.flagged),
+            "flagged": len(self.flagged) + self.flagged_unlisted,
             "stats": dict(self.stats),
             "seconds": round(self.seconds, 3),
         }
@@ -202,18 +204,7 @@ def run_check(check: BatchCheck, ctx: CheckContext) -> CheckOutcome:
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         loc = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
         out = CheckOutcome(check.name, check.engine, "error", f"{type(exc).__name__}: {str(exc)[:200]}{loc}")
-    return CheckOutcome(
-        out.name,
-        out.engine,
-        out.status,
-        out.reason,
-        out.findings,
-        out.flagged,
-        out.pii_counts,
-        out.drift,
-        out.stats,
-        time.perf_counter() - t0,
-    )
+    return replace(out, seconds=time.perf_counter() - t0)
 
 
 def _status(findings: Iterable[NormalFinding], flagged: frozenset[int]) -> str:
@@ -395,6 +386,7 @@ class ScreeningCheck(BatchCheck):
         pii: dict[str, int] = {}
         drift: list[dict[str, Any]] = []
         check_status: dict[str, str] = {}
+        unlisted = [0]
 
         def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
             report = api.check_path(rf.path, format=fmt, seed=int(opts.get("seed", 0)), progress=ctx.progress, **kwargs)
@@ -413,6 +405,7 @@ class ScreeningCheck(BatchCheck):
                     out.append(NormalFinding(self.engine, f.check, f.kind, sev, f.summary, rf.name, recs, count))
                     if severity_rank(sev) >= severity_rank(FLAG_SEVERITY):
                         flagged.update(recs)
+                        unlisted[0] += max(0, count - len(recs))
                     if f.check == "pii":
                         pii[f.kind] = pii.get(f.kind, 0) + count
                     if f.check in _DRIFT_CHECKS:
@@ -427,6 +420,7 @@ class ScreeningCheck(BatchCheck):
         if not ran:
             return CheckOutcome(self.name, self.engine, "skipped", "; ".join(skipped) or "no files", stats=stats)
         fl = frozenset(flagged)
+        status = _status(findings, fl)
         return CheckOutcome(
-            self.name, self.engine, _status(findings, fl), None, tuple(findings), fl, pii, tuple(drift), stats
+            self.name, self.engine, status, None, tuple(findings), fl, pii, tuple(drift), stats, 0.0, unlisted[0]
         )

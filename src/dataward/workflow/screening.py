@@ -53,10 +53,13 @@ class ScreeningReport:
     integrity_ok: bool
     options: Mapping[str, Any] = field(default_factory=dict)
     envelope_digest: str | None = None
+    #: flagged records an engine counted without listing them (its record lists are capped)
+    flagged_unlisted: int = 0
 
     @property
     def flagged_count(self) -> int:
-        return len(self.flagged_records)
+        """Records flagged, an upper bound when some were not listed (overlaps are then counted twice)."""
+        return min(self.records, len(self.flagged_records) + self.flagged_unlisted)
 
     @property
     def flagged_fraction(self) -> float:
@@ -81,7 +84,12 @@ class ScreeningReport:
             "findings_by_severity": dict(self.findings_by_severity),
             "findings": [f.to_json() for f in self.findings[:500]],
             "findings_total": len(self.findings),
-            "flagged": {"count": self.flagged_count, "fraction": self.flagged_fraction, "sha256": flagged_digest},
+            "flagged": {
+                "count": self.flagged_count,
+                "listed": len(self.flagged_records),
+                "fraction": self.flagged_fraction,
+                "sha256": flagged_digest,
+            },
             "pii_counts": dict(self.pii_counts),
             "licence": dict(self.licence),
             "drift": [dict(d) for d in self.drift],
@@ -109,6 +117,7 @@ class ScreeningReport:
             integrity_ok=bool(p["integrity_ok"]),
             options=dict(p.get("options", {})),
             envelope_digest=envelope_digest,
+            flagged_unlisted=int(p["flagged"]["count"]) - int(p["flagged"].get("listed", p["flagged"]["count"])),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -173,6 +182,7 @@ def build_report(
         drift=tuple(d for o in outcomes for d in o.drift),
         integrity_ok=integrity is not None and integrity.status == "passed",
         options=dict(options),
+        flagged_unlisted=sum(o.flagged_unlisted for o in outcomes),
     )
 
 
