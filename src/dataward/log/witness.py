@@ -42,7 +42,8 @@ WITNESS_ENV = "DATAWARD_WITNESS"
 class RewoundLogError(IntegrityError):
     default_advice = (
         "The audit log no longer extends what this client saw before: the catalog was restored from an older "
-        "copy or its history was rewritten. Do not use this workspace until an admin investigates."
+        "copy or its history was rewritten. Do not use this workspace until an admin investigates (to inspect "
+        "it, e.g. with `dataward log verify`, set DATAWARD_WITNESS to a scratch file for that command)."
     )
 
 
