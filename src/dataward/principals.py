@@ -134,6 +134,11 @@ def rotate_key(
 ) -> dict[str, Any]:
     """Issue a new key and retire the old one: old signatures stay verifiable, new ones with it are refused."""
     action = "key.rotate"
+    if principal == LOG_PRINCIPAL:
+        raise ConflictError(
+            "the workspace log key cannot be rotated like a principal's key",
+            advice="Every client's witness pins it; a log-key hand-over is not supported yet.",
+        )
     if actor.name != principal:
         # rotating someone else's key needs the admin role
         with ws.change(actor, action, f"principal:{principal}") as ch:

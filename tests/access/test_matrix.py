@@ -268,6 +268,14 @@ def _sql(ws: Workspace, sql: str, args: tuple[object, ...]) -> None:
     con.close()
 
 
+def test_log_key_is_not_a_principal_key(world: World) -> None:
+    admin = world.actor("admin")
+    with pytest.raises(Error, match="log key"):
+        principals.rotate_key(world.ws, admin, "@workspace-log")
+    with pytest.raises(Error, match="log key"):
+        principals.revoke_key(world.ws, admin, world.ws.log_actor().keyid, reason="x")
+
+
 def test_expired_key(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
     principals.add_principal(ws, admin, "shortlived", [Grant(Role.AUDITOR)])
