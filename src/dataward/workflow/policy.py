@@ -192,6 +192,7 @@ class Policy:
             "keys": {"rotation_max_age_days": self.rotation_max_age_days},
             "risk": dict(self.risk_thresholds),
             "tiers": {t: p.to_json() for t, p in self.tiers.items()},
+            "redteam": dict(self.redteam),
         }
 
 
