@@ -34,6 +34,10 @@ def test_filters_combine(logenv: LogEnv) -> None:
     assert len(later) + len(earlier) == len(everything)
     assert all(e["time"] >= middle for e in later) and all(e["time"] < middle for e in earlier)
     assert _show(logenv, "--since", "2999-01-01") == []
+    # only * is a wildcard: SQL's % and _ match themselves
+    assert _show(logenv, "--subject", "source:f_ed") == []
+    assert _show(logenv, "--subject", "source:fe%") == []
+    assert len(_show(logenv, "--subject", "source:fe*")) == 1
 
 
 def test_bad_time_is_a_clean_error(logenv: LogEnv) -> None:

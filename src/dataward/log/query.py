@@ -57,14 +57,20 @@ def show_entries(
     if until:
         q = q.where(t.c.time < _iso(until, "--until"))
     if action:
-        q = q.where(t.c.action.like(action.replace("*", "%")))
+        q = q.where(t.c.action.like(_pattern(action), escape="\\"))
     if principal:
         q = q.where(t.c.principal == principal)
     if subject:
-        q = q.where(t.c.subject.like(subject.replace("*", "%")))
+        q = q.where(t.c.subject.like(_pattern(subject), escape="\\"))
     q = q.order_by(t.c.seq.desc() if newest_first else t.c.seq).limit(limit).offset(offset)
     with ws.engine.connect() as conn:
         return [_row_to_entry(r) for r in conn.execute(q)]
+
+
+def _pattern(glob: str) -> str:
+    """A LIKE pattern where only ``*`` is a wildcard (``%`` and ``_`` in names match themselves)."""
+    esc = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return esc.replace("*", "%")
 
 
 def _iso(text: str, what: str) -> str:
