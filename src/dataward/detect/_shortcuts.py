@@ -20,7 +20,7 @@ def enriched_tokens(
     q: IntArray,
     y: IntArray,
     n_classes: int,
-    levels: int,
+    levels: int = 0,
     *,
     min_support: int,
     max_support: int,
@@ -32,27 +32,38 @@ def enriched_tokens(
 
     With ``correct`` the binomial tail is Bonferroni-corrected over all tokens present; without, ``alpha``
     is a per-token screening level (the caller then tests the survivors further, see :func:`trigger_p`).
+    ``levels`` is unused (kept for callers; codes may be any non-negative ints).
     """
     n, n_cols = q.shape
     prior = np.bincount(y, minlength=n_classes) / n
-    codes = q * n_classes + y[:, None]
-    counts = np.zeros((n_cols, levels * n_classes), dtype=np.int64)
+    # per column: the distinct (level, label) pairs and their counts (memory O(n) whatever ``levels`` is)
+    rows: list[tuple[int, int, int, int]] = []  # (column, level, top label, top count) for each token
+    supports: list[int] = []
+    n_tests = 0
     for p in range(n_cols):
-        counts[p] = np.bincount(codes[:, p], minlength=levels * n_classes)
-    counts3 = counts.reshape(n_cols, levels, n_classes)
-    support = counts3.sum(axis=2)
-    top = counts3.argmax(axis=2)
-    top_count = counts3.max(axis=2)
-    ok = (support >= min_support) & (support <= max_support) & (top_count >= purity * np.maximum(support, 1))
-    n_tests = max(1, int(np.count_nonzero(support)))
+        pair, cnt = np.unique(q[:, p] * n_classes + y, return_counts=True)
+        lev_of = pair // n_classes
+        lab_of = pair % n_classes
+        uniq_lev, start_at = np.unique(lev_of, return_index=True)
+        n_tests += uniq_lev.size
+        ends = np.append(start_at[1:], lev_of.size)
+        for lev, a, b in zip(uniq_lev, start_at, ends, strict=True):
+            sup = int(cnt[a:b].sum())
+            if sup < min_support or sup > max_support:
+                continue
+            j = a + int(np.argmax(cnt[a:b]))
+            top_count = int(cnt[j])
+            if top_count >= purity * sup:
+                rows.append((p, int(lev), int(lab_of[j]), top_count))
+                supports.append(sup)
+    n_tests = max(1, n_tests)
     found: list[tuple[float, int, int, int]] = []
-    for p, lev in np.argwhere(ok):
-        lab = int(top[p, lev])
+    for (p, lev, lab, top_count), sup in zip(rows, supports, strict=True):
         if prior[lab] >= 0.95:
             continue
-        pval = float(binom.sf(int(top_count[p, lev]) - 1, int(support[p, lev]), prior[lab]))
+        pval = float(binom.sf(top_count - 1, sup, prior[lab]))
         if pval * (n_tests if correct else 1) < alpha:
-            found.append((pval, int(p), int(lev), lab))
+            found.append((pval, p, lev, lab))
     found.sort()
     return [(p, lev, lab) for _, p, lev, lab in found]
 

@@ -31,6 +31,7 @@ from dataward.detect.interface import (
     Detector,
     DetectorResult,
     Finding,
+    FloatArray,
     IntArray,
     Modality,
     Representation,
@@ -100,7 +101,8 @@ class PatchTriggers(Detector):
             purity=self.purity,
             alpha=self.alpha,
         )
-        regions = self._regions(candidates, q, h, w, ch)
+        regions = self._regions(candidates, q, h, w, ch)[: self.max_regions]
+        regions += self._window_regions(imgs, q, y, k_classes, max_support)[: self.max_regions]
         flagged = np.zeros(n, dtype=bool)
         scores = np.zeros(n)
         reasons: dict[int, tuple[str, ...]] = {}
@@ -109,11 +111,13 @@ class PatchTriggers(Detector):
         tested = 0
         prior = np.bincount(y, minlength=k_classes) / n
         n_tests = max(1, int(sum(len(np.unique(q[:, c])) for c in range(q.shape[1]))))
-        for pixels, levels, lab in regions[: self.max_regions]:
+        for pixels, levels, lab in regions:
             match = (q[:, pixels] == levels[None, :]).mean(axis=1)
             carriers = np.flatnonzero(match >= 0.9)
             if carriers.size < self.min_support or carriers.size > max_support:
                 continue
+            if flagged[carriers].mean() >= 0.5:
+                continue  # the same trigger, already reported
             labelled = carriers[y[carriers] == lab]
             if labelled.size < self.purity * carriers.size:
                 continue
@@ -229,6 +233,45 @@ class PatchTriggers(Detector):
             rank.append(min(members))  # candidates arrive sorted by p-value
         order = sorted(range(len(out)), key=lambda i: rank[i])
         out = [out[i] for i in order]
+        return out
+
+    def _window_regions(
+        self, imgs: FloatArray, q: IntArray, y: IntArray, k_classes: int, max_support: int
+    ) -> list[tuple[IntArray, IntArray, int]]:
+        """Candidates from 2x2 windows (8 grey levels per pixel): patterns, e.g. a checkerboard, whose
+        pixels are common one by one but rare together."""
+        n, h, w, ch = imgs.shape
+        if h < 2 or w < 2:
+            return []
+        grey = np.minimum((imgs.mean(axis=3) * 8).astype(np.int64), 7)
+        codes = (grey[:, :-1, :-1] * 512 + grey[:, :-1, 1:] * 64 + grey[:, 1:, :-1] * 8 + grey[:, 1:, 1:]).reshape(
+            n, -1
+        )
+        tokens = enriched_tokens(
+            codes,
+            y,
+            k_classes,
+            4096,
+            min_support=self.min_support,
+            max_support=max_support,
+            purity=self.purity,
+            alpha=self.alpha,
+        )
+        out: list[tuple[IntArray, IntArray, int]] = []
+        for win, code, lab in tokens:
+            r, c = divmod(win, w - 1)
+            carriers = np.flatnonzero(codes[:, win] == code)
+            pix = np.array(
+                sorted(
+                    int(np.ravel_multi_index((rr, cc, z), (h, w, ch)))
+                    for rr in (r, r + 1)
+                    for cc in (c, c + 1)
+                    for z in range(ch)
+                ),
+                dtype=np.int64,
+            )
+            lev = np.array([np.bincount(q[carriers, p], minlength=_LEVELS).argmax() for p in pix], dtype=np.int64)
+            out.append((pix, lev, lab))
         return out
 
     @staticmethod
