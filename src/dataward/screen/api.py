@@ -298,6 +298,7 @@ def check_path(
                     active.append(check)
         ctx.n_records = offset
         ctx.schema = conformer.schema
+        _release_arrow_memory()
         ctx.batch_profile = builder.result() if builder is not None else None
         ctx.conform_issues = _conform_findings(conformer, stats, offset)
         if profile_error:
@@ -323,6 +324,7 @@ def check_path(
                         active.remove(check)
                 off += batch.num_rows
                 bar.advance(batch.num_rows)
+            _release_arrow_memory()
     for check in active:
         if check.name in results:
             continue
@@ -348,6 +350,13 @@ def check_path(
         },
         seconds=time.perf_counter() - t0,
     )
+
+
+def _release_arrow_memory() -> None:
+    """Hand the pages Arrow's allocator kept after a pass back to the system (NumPy allocates elsewhere)."""
+    release = getattr(pa.default_memory_pool(), "release_unused", None)
+    if release is not None:
+        release()
 
 
 def _wants(check: Check, results: dict[str, CheckResult], guarded: Callable[[Check, Callable[[], Any]], bool]) -> bool:

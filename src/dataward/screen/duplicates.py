@@ -110,6 +110,18 @@ class _UnionFind:
         return [g for g in out.values() if len(g) > 1]
 
 
+def _gather(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    """Concatenate ``parts`` into one array, emptying the list as it goes (peak: the result + one part)."""
+    out = np.empty(sum(p.size for p in parts), dtype=dtype)
+    pos = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        out[pos : pos + part.size] = part
+        pos += part.size
+    return out
+
+
 def _clusters(keys: np.ndarray) -> list[np.ndarray]:
     """Groups of positions with equal keys (size >= 2), largest first."""
     if keys.size < 2:
@@ -176,22 +188,23 @@ class DuplicatesCheck(Check):
         assert self._text_cols is not None and self._image_cols is not None
         n = batch.num_rows
         label = self.context.options.label
-        h = np.full(n, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
-        feat = h.copy()
+        feat = np.full(n, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
         lab = np.zeros(n, dtype=np.uint64)
         for name in batch.schema.names:
             if name == "path" and self.context.options.image == () and self._image_cols:
                 continue  # an image directory's file names are unique by construction
             c = column_hash(batch.column(name))
-            h = mix(h, c)
             if name == label:
                 lab = c
             else:
                 feat = mix(feat, c)
-        self._rows.append(h)
         if label and label in batch.schema.names:
+            # 12 bytes a record: the fingerprint without the label, and a 4-byte label code; the full
+            # fingerprint is recomputed from both at the end
             self._feat.append(feat)
-            self._label.append((lab & np.uint64(0xFFFFFFFF)).astype(np.uint32))  # label codes: 4 bytes a record
+            self._label.append((lab & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        else:
+            self._rows.append(feat)  # no label: the fingerprint of every column
         for name in self._text_cols:
             if name not in batch.schema.names or not is_string(batch.column(name).type):
                 continue
@@ -234,18 +247,24 @@ class DuplicatesCheck(Check):
         sizes: list[int] = []
         if n == 0:
             return CheckResult(self.name, stats={"cluster_sizes": []})
-        # concatenate one per-record array at a time and free its parts: memory stays ~2 arrays of 8 bytes/record
-        rows = np.concatenate(self._rows)
-        self._rows = []
-        findings += self._exact(rows, n, sizes)
-        del rows
-        self._labels_all = np.concatenate(self._label) if self._label else None
-        self._label = []
-        if self._feat and self._labels_all is not None:
-            feat = np.concatenate(self._feat)
-            self._feat = []
+        # gather one per-record array at a time into a preallocated one, freeing the parts as they go
+        if self._feat:
+            feat = _gather(self._feat, np.uint64)
+            self._labels_all = _gather(self._label, np.uint32)
+            rows = np.empty_like(feat)
+            step = 1 << 20  # bounded temporaries
+            for a in range(0, feat.size, step):
+                lab64 = self._labels_all[a : a + step].astype(np.uint64)
+                with np.errstate(over="ignore"):
+                    rows[a : a + step] = mix(feat[a : a + step], lab64 * _PRIME + np.uint64(7))
+            findings += self._exact(rows, n, sizes)
+            del rows
             findings += self._conflicts(feat, self._labels_all, n)
             del feat
+        else:
+            rows = _gather(self._rows, np.uint64)
+            findings += self._exact(rows, n, sizes)
+            del rows
         for name, parts in self._text_hash.items():
             findings += self._near_text(name, np.concatenate(parts), n, sizes)
         for name, parts in self._image_hash.items():
