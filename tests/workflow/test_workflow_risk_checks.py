@@ -217,15 +217,17 @@ def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     assert approval.approve(flow.ws, flow.actor("alice"), b.id).state == BatchState.APPROVED
 
 
-def test_licence_recorded_on_the_source_softens_the_suite_missing_licence_finding(flow: Flow) -> None:
+def test_licence_recorded_on_the_source_is_a_declaration_for_the_suite(flow: Flow) -> None:
     add_source(flow.ws, flow.actor("admin"), "nolic", kind="third-party", origin="o")
-    sev = {}
-    for source in ("vendor", "nolic"):
+    add_source(flow.ws, flow.actor("admin"), "gpl", kind="third-party", origin="o", license="GPL-3.0-only")
+    kinds = {}
+    for source in ("vendor", "nolic", "gpl"):
         b = flow.batch(30, source=source)
         rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "screening"])
-        (f,) = [f for f in rep.findings if f.check == "licences" and f.kind == "missing_licence"]
-        sev[source] = f.severity
-    assert sev == {"vendor": "medium", "nolic": "high"}
+        kinds[source] = sorted((f.kind, f.severity) for f in rep.findings if f.check == "licences")
+    assert kinds["vendor"] == []
+    assert kinds["nolic"] == [("missing_licence", "high")]
+    assert kinds["gpl"] == [("licence_not_allowed", "high")]
 
 
 def test_flagged_count_includes_records_an_engine_counted_but_did_not_list(flow: Flow) -> None:

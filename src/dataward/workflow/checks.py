@@ -351,20 +351,17 @@ class DetectionCheck(BatchCheck):
 # --- screening suite -----------------------------------------------------------------------------------------
 
 
-def _screen_policy(ctx: CheckContext, path: Any) -> Any:
-    """The suite's policy: from ``screening.policy=FILE``, else its defaults; a licence recorded on the source
-    (in the catalog) makes files that do not repeat it a medium finding, not a high one."""
-    from dataclasses import replace
-
+def _screen_context(ctx: CheckContext, policy_file: Any) -> dict[str, Any]:
+    """What the suite needs from the workspace: its policy (``screening.policy=FILE`` or its defaults) and the
+    licence the catalog records for the source (a declaration, so files need not repeat it)."""
     from dataward.screen.policy import ScreenPolicy
     from dataward.sources import get_source
 
-    if path:
-        return ScreenPolicy.load(str(path))
-    policy = ScreenPolicy()
-    if get_source(ctx.ws, ctx.batch.source).license:
-        policy = replace(policy, licence_missing="warn")
-    return policy
+    out: dict[str, Any] = {"policy": ScreenPolicy.load(str(policy_file)) if policy_file else ScreenPolicy()}
+    licence = get_source(ctx.ws, ctx.batch.source).license
+    if licence:
+        out["source_licence"] = licence
+    return out
 
 
 _SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "txt"}
@@ -382,7 +379,7 @@ class ScreeningCheck(BatchCheck):
         api, opts, kwargs, missing = self._engine(ctx, "dataward.screen.api", _SCREEN_OPTIONS)
         if missing is not None:
             return missing
-        kwargs["policy"] = _screen_policy(ctx, opts.get("policy"))
+        kwargs.update(_screen_context(ctx, opts.get("policy")))
         pii: dict[str, int] = {}
         drift: list[dict[str, Any]] = []
         check_status: dict[str, str] = {}
