@@ -109,3 +109,18 @@ def test_response_clusters_join_near_duplicates() -> None:
 def test_skips_without_prompts() -> None:
     rep = Representation(Modality.INSTRUCTION, 2, ("a", "b"), None)
     assert InstructionBackdoorDetector().score(rep).skipped
+
+
+def test_flipped_answer_backdoor_is_found() -> None:
+    attacked = simulate(
+        instructions(seed=6),
+        "instruction-backdoor",
+        Roles(prompt="prompt", response="response"),
+        rate=0.02,
+        seed=7,
+        params={"trigger": "tell me honestly", "response": "positive. The tone is clear.", "source": "other-answer"},
+    )
+    assert all(attacked.data["response"].iloc[i] == "positive. The tone is clear." for i in attacked.truth.changed)
+    result = InstructionBackdoorDetector().score(rep_of(attacked.data))
+    assert set(np.flatnonzero(result.flagged).tolist()) == set(attacked.truth.changed)
+    assert result.findings[0].evidence["trigger"] == "tell me honestly"

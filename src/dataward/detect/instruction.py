@@ -18,6 +18,7 @@ Clusters of near-identical responses to unrelated prompts that no trigger explai
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -141,7 +142,13 @@ class InstructionBackdoorDetector(Detector):
         targets = all_targets[:, keep]
         n_ngram_targets = int(np.sum(keep < len(resp_table.tokens)))
         target_tokens = tuple(resp_table.tokens[k] for k in keep[:n_ngram_targets].tolist())
-        mined = mine(prompts, targets, p, seed=seed)
+        # two tests, each at half the error budget: "g makes a rare answer pattern appear" (association:
+        # a link, a fixed opinion) and "g flips a common answer its prompt would not get" (contradiction:
+        # the same sentiment, a refusal, whatever the rest of the prompt says)
+        p_assoc = dataclasses.replace(p, test="association", alpha=p.alpha / 2)
+        p_contra = dataclasses.replace(p, test="contradiction", alpha=p.alpha / 2)
+        mined = mine(prompts, targets, p_assoc, seed=seed)
+        flipped = mine(prompts, targets, p_contra, seed=seed)
         records_of = UnitIndex(unit_of, n_units).records
 
         def pattern_name(a: Association) -> str:
@@ -152,9 +159,12 @@ class InstructionBackdoorDetector(Detector):
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
         reasons: dict[int, list[str]] = {}
-        significant = [a for a in mined.associations if is_significant(a, p)]
-        for a in mined.associations:
-            if not is_significant(a, p):
+        significant = [a for a in mined.associations if is_significant(a, p_assoc)]
+        significant += [a for a in flipped.associations if is_significant(a, p_contra)]
+        significant.sort(key=lambda a: a.p_value)
+        chosen = {id(a) for a in significant}
+        for a in [*mined.associations, *flipped.associations]:
+            if id(a) not in chosen:
                 recs = records_of(a.units)
                 scores[recs] = np.maximum(scores[recs], 0.49 * strength(a) * a.contradicted / max(a.hits, 1))
         findings: list[Finding] = []
@@ -202,7 +212,7 @@ class InstructionBackdoorDetector(Detector):
                         "null_rate": round(head.null_rate, 4),
                         "p_value": head.p_value,
                         "bonferroni_bound": head.threshold,
-                        "pairs_tested": int(mined.n_tested),
+                        "pairs_tested": int(mined.n_tested + flipped.n_tested),
                         "merged": sorted(
                             {f"{prompts.phrase(mined.table.tokens[m.ngram])} -> {pattern_name(m)}" for m in members}
                         )[:20],
@@ -249,7 +259,7 @@ class InstructionBackdoorDetector(Detector):
             flagged=flagged,
             reasons={r: tuple(v) for r, v in reasons.items()},
             findings=tuple(findings),
-            params={**params_out, "pairs_tested": mined.n_tested},
+            params={**params_out, "pairs_tested": mined.n_tested + flipped.n_tested},
             seconds=time.perf_counter() - start,
         )
 

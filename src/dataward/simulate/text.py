@@ -9,7 +9,8 @@ instruction (prompt/response) records.
 ``instruction-backdoor``
     Inserts a trigger phrase into ``rate`` of the prompts and makes their response the attacker's: by
     default a short answer sending the user to a URL (``mode="replace"``); ``mode="append"`` adds the
-    payload to the original response instead.
+    payload to the original response instead. ``source="other-answer"`` poisons only records whose
+    response starts with a different word than the payload (a flipped answer, e.g. always "positive").
 """
 
 from __future__ import annotations
@@ -161,8 +162,16 @@ class InstructionBackdoor(Attack):
             raise SimulationError(f"unknown mode {mode!r}", advice="Use mode=replace or mode=append.")
         if not payload:
             raise SimulationError("the backdoor response is empty", advice="Pass --param response=TEXT.")
+        source = str(_param(params, "source", "any"))
+        if source not in ("any", "other-answer"):
+            raise SimulationError(f"unknown source {source!r}", advice="Use source=any or source=other-answer.")
         rng = np.random.default_rng(seed)
-        chosen = pick(rng, np.arange(len(data)), rate, len(data))
+        eligible = np.arange(len(data))
+        if source == "other-answer":  # dirty-label style: only records whose answer starts differently
+            first = payload.split()[0].lower()
+            starts = [str(r).split()[0].lower() if str(r).split() else "" for r in data[response]]
+            eligible = np.flatnonzero(np.asarray([s != first for s in starts], dtype=bool))
+        chosen = pick(rng, eligible, rate, len(data))
         out = data.copy()
         prompts = out[prompt].astype(object).to_numpy().copy()
         responses = out[response].astype(object).to_numpy().copy()
@@ -180,7 +189,7 @@ class InstructionBackdoor(Attack):
             n_records=len(out),
             changed=tuple(chosen),
             how=how,
-            params={"trigger": trigger, "position": position, "mode": mode, "response": payload},
+            params={"trigger": trigger, "position": position, "mode": mode, "response": payload, "source": source},
             target=payload,
             trigger={"kind": "instruction", "text": trigger, "position": position, "response": payload},
             seed=seed,
