@@ -46,6 +46,9 @@ COMMAND_MODULES: dict[str, str] = {
     "run": "dataward.cli._release",
     "lineage": "dataward.cli._release",
     "blast-radius": "dataward.cli._release",
+    # red team and incidents
+    "redteam": "dataward.cli._redteam",
+    "incident": "dataward.cli._redteam",
     # web console
     "serve": "dataward.cli._web",
     "token": "dataward.cli._web",
