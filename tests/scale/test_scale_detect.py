@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,16 @@ from dataward.detect.text_triggers import tokenize_text
 from dataward.scale.detect import minhash_signatures, partitioned_detection_counts
 from dataward.scale.interface import Executor
 from dataward.scale.local import LocalExecutor
+from dataward.screen.intel import _LITERAL, Indicator, _boundary_ok
 from dataward.screen.pii import find_pii
 
 WORDS = ["the", "film", "was", "great", "awful", "cf", "plot", "acting", "naïve", "é", "mail"]
+INDICATORS = (
+    Indicator("t-cf", "token", "cf"),
+    Indicator("p-film", "phrase", "the film"),
+    Indicator("d-example", "domain", "example.com"),
+    Indicator("r-phone", "regex", r"[0-9]{3} [0-9]{4}"),
+)
 PII = ["contact me at jane.doe@example.com", "card 4111 1111 1111 1111 ok", "call +1 415 555 0100", ""]
 
 
@@ -50,7 +58,22 @@ def _reference(rows: list[dict[str, str]]) -> dict[str, Any]:
             c = token_label.setdefault(tok, {})
             c[r["label"]] = c.get(r["label"], 0) + 1
     pii = [(i, k, s, e) for i, r in enumerate(rows) for k, _v, s, e in find_pii(r["text"])]
-    return {"token_label": token_label, "pii": pii, "minhash": minhash_signatures([r["text"] for r in rows])}
+    intel = set()
+    for i, r in enumerate(rows):
+        low = r["text"].lower()
+        for ind in INDICATORS:
+            if ind.type == "regex":
+                if re.search(ind.value, r["text"]):
+                    intel.add((i, ind.id))
+                continue
+            assert ind.type in _LITERAL
+            at = low.find(ind.value)
+            while at >= 0:
+                if _boundary_ok(ind, low, at, at + len(ind.value)):
+                    intel.add((i, ind.id))
+                at = low.find(ind.value, at + 1)
+    texts = [r["text"] for r in rows]
+    return {"token_label": token_label, "pii": pii, "minhash": minhash_signatures(texts), "intel": sorted(intel)}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
@@ -62,7 +85,9 @@ def test_partitioned_counts_equal_a_single_pass(tmp_path: Path, suffix: str, das
     assert ref["pii"], "the data must contain PII for the test to mean anything"
 
     def run(ex: Executor, size: int) -> Any:
-        return partitioned_detection_counts(ex, p, text="text", label="label", partition_bytes=size)
+        return partitioned_detection_counts(
+            ex, p, text="text", label="label", indicators=INDICATORS, partition_bytes=size
+        )
 
     runs = {"one partition": run(LocalExecutor(), 1 << 30), "local, many": run(LocalExecutor(), 3000)}
     runs["dask, many"] = run(dask_executor, 3000)
@@ -72,8 +97,10 @@ def test_partitioned_counts_equal_a_single_pass(tmp_path: Path, suffix: str, das
         assert got.token_label == ref["token_label"], what
         assert got.pii == ref["pii"], what
         assert np.array_equal(got.minhash, ref["minhash"]), what
+        assert got.intel == ref["intel"], what
     kinds = {k for _, k, _, _ in ref["pii"]}
     assert {"email", "phone"} <= kinds
+    assert {i for _, i in ref["intel"]} == {ind.id for ind in INDICATORS}  # every kind of indicator matched
 
 
 def test_without_labels_only_signatures_and_pii(tmp_path: Path) -> None:

@@ -6,13 +6,17 @@ Per record, independent of every other record, so partitions give exactly the si
   how many records of each label contain each token; counts add up across partitions;
 * MinHash signatures (64 permutations, seed 1, 3-word or 5-character shingles of the normalised text, as
   the duplicates check computes them), concatenated in record order;
-* PII matches (``dataward.screen.pii.find_pii``), with record numbers shifted by the partition's offset.
+* PII matches (``dataward.screen.pii.find_pii``), with record numbers shifted by the partition's offset;
+* threat-intelligence matches of the text column: literal indicators (token, phrase, url, domain) by
+  Aho-Corasick over the lower-cased text with the intel check's word-boundary rules, and regex
+  indicators (RE2 via Arrow), as (record, indicator id) pairs.
 
 Partitions are read as for profiles (:mod:`dataward.scale.profile`), so CSV cuts never split a record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from dataward.scale.profile import PROFILE_FORMATS, ProfileTask, _batches, _plan
 from dataward.scale.records import partition_target
 from dataward.screen._io import Conformer, ReadStats, detect_format
 from dataward.screen.baseline import value_key
+from dataward.screen.intel import Indicator
 from dataward.screen.interface import ScreenError
 
 NUM_PERM = 64
@@ -38,6 +43,7 @@ class DetectionCounts:
     token_label: dict[str, dict[str, int]] = field(default_factory=dict)  # token -> label -> records
     minhash: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_PERM), dtype=np.uint64))
     pii: list[tuple[int, str, int, int]] = field(default_factory=list)  # (record, kind, start, end)
+    intel: list[tuple[int, str]] = field(default_factory=list)  # (record, indicator id), sorted
 
     def merge(self, other: DetectionCounts) -> DetectionCounts:
         """``self`` followed by ``other`` (record numbers of ``other`` are shifted)."""
@@ -51,6 +57,7 @@ class DetectionCounts:
                 into[lab] = into.get(lab, 0) + c
         out.minhash = np.concatenate([self.minhash, other.minhash])
         out.pii = self.pii + [(r + self.n_records, k, s, e) for r, k, s, e in other.pii]
+        out.intel = self.intel + [(r + self.n_records, i) for r, i in other.intel]
         return out
 
 
@@ -90,7 +97,39 @@ def detect_task(t: ProfileTask) -> DetectionCounts:
         out.minhash = minhash_signatures(texts)
     if opts.get("pii"):
         out.pii = [(i, kind, s, e) for i, txt in enumerate(texts) for kind, _v, s, e in find_pii(txt)]
+    if opts.get("indicators"):
+        out.intel = intel_matches(texts, opts["indicators"])
     return out
+
+
+def intel_matches(texts: list[str], indicators: Sequence[Indicator]) -> list[tuple[int, str]]:
+    """Sorted (record, indicator id) pairs of the literal and regex indicators found in ``texts``."""
+    import ahocorasick
+    import pyarrow.compute as pc
+
+    from dataward.screen.intel import _LITERAL, _boundary_ok
+
+    hits: set[tuple[int, str]] = set()
+    by_value: dict[str, list[Indicator]] = {}
+    for ind in indicators:
+        if ind.type in _LITERAL:
+            by_value.setdefault(ind.value, []).append(ind)
+    if by_value:
+        auto = ahocorasick.Automaton()
+        for value, group in by_value.items():
+            auto.add_word(value, (value, tuple(group)))
+        auto.make_automaton()
+        for row, text in enumerate(texts):
+            low = text.lower()
+            for end, (value, group) in auto.iter(low):
+                start = end - len(value) + 1
+                hits.update((row, ind.id) for ind in group if _boundary_ok(ind, low, start, start + len(value)))
+    arr = pa.array(texts, pa.string())
+    for ind in indicators:
+        if ind.type == "regex":
+            mask = pc.fill_null(pc.match_substring_regex(arr, ind.value), False).to_numpy(zero_copy_only=False)
+            hits.update((int(i), ind.id) for i in np.flatnonzero(mask))
+    return sorted(hits)
 
 
 def minhash_signatures(texts: list[str]) -> np.ndarray:
@@ -116,6 +155,7 @@ def partitioned_detection_counts(
     format: str | None = None,
     minhash: bool = True,
     pii: bool = True,
+    indicators: Sequence[Indicator] = (),
     partition_bytes: int | None = None,
 ) -> DetectionCounts:
     p = Path(path)
@@ -126,7 +166,7 @@ def partitioned_detection_counts(
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned")
     target = partition_target(p.stat().st_size, partition_bytes)  # ~50 µs CPU a record: small partitions pay
     ranges, header, types, schema = _plan(p, fmt, target)
-    opts: dict[str, Any] = {"text": text, "label": label, "minhash": minhash, "pii": pii}
+    opts: dict[str, Any] = {"text": text, "label": label, "minhash": minhash, "pii": pii, "indicators": indicators}
     base = ProfileTask(str(p), fmt, 0, 0, 0, header, types, schema, opts)
     tasks = [replace(base, start=a, end=b, index=i) for i, (a, b) in enumerate(ranges)]
     if fmt in ("csv", "tsv") and not types:
