@@ -39,12 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+# one BLAS/OpenMP thread: on a loaded 2-core machine, multi-threaded BLAS and torch spin-wait for ages
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from dataward.detect import detect
-from dataward.simulate import Roles, attack_names, simulate
-from dataward.simulate.bench import auroc
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dataward.detect import detect  # noqa: E402
+from dataward.simulate import Roles, attack_names, simulate  # noqa: E402
+from dataward.simulate.bench import auroc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
