@@ -1,0 +1,10 @@
+"""Fixtures for red-team tests: the release side's helpers (tests/versions/release_helpers.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "versions"))
+
+from release_helpers import env  # noqa: F401
