@@ -486,7 +486,7 @@ print(json.dumps({"rc": proc.returncode, "seconds": seconds, "peak_rss_bytes": r
 """
 
 
-def speed_check(n: int, seed: int = 0) -> dict[str, Any]:
+def speed_check(n: int, seed: int = 0, single_thread: bool = False) -> dict[str, Any]:
     """``dataward detect`` (CLI, all text detectors) on ``n`` records resampled from SMS with light noise."""
     sms = read_sms()
     rng = np.random.default_rng(seed)
@@ -508,7 +508,13 @@ def speed_check(n: int, seed: int = 0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sms100k.jsonl"
         poisoned.data.to_json(path, orient="records", lines=True, force_ascii=False)
-        child = subprocess.run([sys.executable, "-c", _SPEED_CHILD, str(path), exe], capture_output=True, text=True)
+        env = dict(os.environ)
+        if not single_thread:  # the user's default: let BLAS/OpenMP pick their thread counts
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.pop(var, None)
+        child = subprocess.run(
+            [sys.executable, "-c", _SPEED_CHILD, str(path), exe], capture_output=True, text=True, env=env
+        )
         result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
         report_path = Path(str(path) + ".json")
         if result["rc"] == 0 and report_path.exists():
@@ -520,6 +526,7 @@ def speed_check(n: int, seed: int = 0) -> dict[str, Any]:
             result["top_finding"] = report["findings"][0]["summary"] if report["findings"] else ""
             result["detector_seconds"] = {d["name"]: d["seconds"] for d in report["detectors"]}
     result["n_records"] = n
+    result["single_thread"] = single_thread
     return result
 
 
