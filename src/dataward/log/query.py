@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from dataward.core import merkle
 from dataward.core.checkpoint import Checkpoint, parse_note
 from dataward.errors import InputError, IntegrityError, NotFoundError
-from dataward.log.auditlog import LogEntry, latest_checkpoint
+from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint
 from dataward.store import schema
 from dataward.timeutil import parse_iso, to_iso
 from dataward.workspace import Workspace
@@ -141,36 +141,10 @@ def checkpoint_at(conn: Any, size: int) -> bytes | None:
 
 
 def _prefetch(conn: Any, compute: Callable[[merkle.GetNode], list[bytes]]) -> list[bytes]:
-    """Run a proof computation with every node it needs read in one query (not one query per node).
-
-    The nodes a proof asks for depend only on the sizes and the index, never on hash values, so a dry run
-    with a recording accessor lists them.
-    """
-    wanted: list[tuple[int, int]] = []
-
-    def record(level: int, index: int) -> bytes:
-        wanted.append((level, index))
-        return bytes(32)
-
-    compute(record)
-    found: dict[tuple[int, int], bytes] = {}
-    keys = sorted(set(wanted))
-    for i in range(0, len(keys), 200):
-        part = keys[i : i + 200]
-        # OR of (level, idx) equalities, as plain SQL (building it as expressions costs more than the query);
-        # SQLite answers each term from the primary key, where a row-value IN would scan
-        # the values are ints this function computed (not input), so they are written into the statement
-        where = " OR ".join(f"(level = {int(lv)} AND idx = {int(ix)})" for lv, ix in part)
-        rows = conn.execute(text(f"SELECT level, idx, hash FROM log_nodes WHERE {where}"))  # noqa: S608
-        found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in rows})
-
-    def get(level: int, index: int) -> bytes:
-        h = found.get((level, index))
-        if h is None:
-            raise LookupError(f"log node ({level}, {index}) is missing")
-        return h
-
-    return compute(get)
+    """Run a proof computation with every node it needs read in one query (not one query per node)."""
+    nodes = NodeReader(conn)
+    nodes.prefetch_for(compute)
+    return compute(nodes)
 
 
 def _checkpoint_size(note: bytes | None) -> int:
