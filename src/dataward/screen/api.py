@@ -265,16 +265,20 @@ def check_path(
     profile_error: str | None = None
     offset = 0
     first = True
+
+    def start_checks() -> None:  # once the schema is known: at the first batch, or at the end of an empty input
+        ctx.schema = conformer.schema
+        for check in instances:
+            reason = check.applies(ctx)
+            if reason:
+                results[check.name] = CheckResult(check.name, skipped=reason)
+            elif guarded(check, lambda c=check: c.begin(ctx)):  # type: ignore[misc]
+                active.append(check)
+
     with _Progress(progress, f"screening {subject}") as bar:
         for batch in first_pass():
             if first:
-                ctx.schema = conformer.schema
-                for check in instances:
-                    reason = check.applies(ctx)
-                    if reason:
-                        results[check.name] = CheckResult(check.name, skipped=reason)
-                    elif guarded(check, lambda c=check: c.begin(ctx)):  # type: ignore[misc]
-                        active.append(check)
+                start_checks()
                 first = False
             ctx.schema = conformer.schema
             if builder is not None:
@@ -289,13 +293,7 @@ def check_path(
             offset += batch.num_rows
             bar.advance(batch.num_rows)
         if first:  # no batch at all: an empty input
-            ctx.schema = conformer.schema
-            for check in instances:
-                reason = check.applies(ctx)
-                if reason:
-                    results[check.name] = CheckResult(check.name, skipped=reason)
-                elif guarded(check, lambda c=check: c.begin(ctx)):  # type: ignore[misc]
-                    active.append(check)
+            start_checks()
         ctx.n_records = offset
         ctx.schema = conformer.schema
         _release_arrow_memory()

@@ -127,14 +127,18 @@ class Feed:
 # --- keys ---------------------------------------------------------------------------------------------------
 
 
-def load_public_key(path: str | Path) -> Ed25519PublicKey:
-    """An Ed25519 public key from a PEM file or a file holding the 64-hex raw key."""
+def _read_key(path: str | Path) -> tuple[Path, bytes, str]:
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise IntelError(f"cannot read key {p}: {exc.strerror}") from None
-    text = data.decode("ascii", "replace").strip()
+    return p, data, data.decode("ascii", "replace").strip()
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM file or a file holding the 64-hex raw key."""
+    p, data, text = _read_key(path)
     if re.fullmatch(r"[0-9a-fA-F]{64}", text):
         return dsse.public_key_from_hex(text)
     try:
@@ -147,12 +151,8 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise IntelError(f"cannot read key {p}: {exc.strerror}") from None
-    text = data.decode("ascii", "replace").strip()
+    """An Ed25519 private key from an unencrypted PEM (PKCS#8) file or a file holding the 64-hex raw key."""
+    p, data, text = _read_key(path)
     if re.fullmatch(r"[0-9a-fA-F]{64}", text):
         return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(text))
     try:

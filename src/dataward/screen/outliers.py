@@ -128,7 +128,7 @@ class OutliersCheck(Check):
             for j, c in enumerate(self._cols):
                 col = as_float(batch.column(c)) if c in batch.schema.names else np.full(batch.num_rows, np.nan)
                 z[:, j] = (col - shift[j]) / self._scale[j]
-        np.nan_to_num(z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # missing/non-finite do not push a record
+        np.nan_to_num(z, copy=False, nan=0.0, posinf=1e6, neginf=-1e6)  # missing: 0; overflow: far out
         d2 = ((z @ self._prec32) * z).sum(axis=1, dtype=np.float64)
         self._hist += np.bincount(np.searchsorted(self._score_edges, d2, side="right"), minlength=22)[1:21]
         out = np.flatnonzero(d2 > self._threshold)
