@@ -330,3 +330,12 @@ def test_emptied_log_is_rewound(logenv: LogEnv) -> None:
     rc, out = _verify(logenv)
     assert rc == 3
     assert f"rewound from {n} to 0 entries" in out
+
+
+def test_future_dated_last_entry_stops_appends_loudly(logenv: LogEnv) -> None:
+    last = _size(logenv.db) - 1
+    _sql(logenv.db, ("UPDATE log_entries SET time = '2099-01-01T00:00:00.000000Z' WHERE seq = ?", (last,)))
+    rc, out = logenv.cli("source", "add", "late", "--kind", "internal", "--origin", "x")
+    assert rc == 3 and f"the last audit log entry ({last}) is dated 2099" in out
+    rc, out = _verify(logenv)
+    assert rc == 3 and f"entry {last}: column 'time' was changed" in out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select, text
@@ -25,11 +26,11 @@ from sqlalchemy import Connection, Table, func, insert, select, text
 from dataward.core import merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import Checkpoint, sign_checkpoint
-from dataward.errors import SignatureError
+from dataward.errors import IntegrityError, SignatureError
 from dataward.identity import Actor
 from dataward.store import schema
 from dataward.store.catalog import lock_for_append
-from dataward.timeutil import now_iso, parse_iso
+from dataward.timeutil import now, now_iso, parse_iso
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,10 @@ def root_at(size: int, get_node: NodeReader) -> bytes:
     return merkle.subtree_root(0, size, get_node)
 
 
+#: how far the previous entry's time may be ahead of this machine's clock (clock skew between writers)
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+
+
 def _last_entry(conn: Connection) -> tuple[int, str]:
     """(size, time of the last entry or '')."""
     t = schema.log_entries
@@ -192,6 +197,12 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
     """
     lock_for_append(conn)
     size, last_time = _last_entry(conn)
+    if last_time and parse_iso(last_time) > now() + MAX_CLOCK_SKEW:
+        # following it would date every new entry in the future; refuse loudly instead
+        raise IntegrityError(
+            f"the last audit log entry ({size - 1}) is dated {last_time}, in the future",
+            advice="Check this machine's clock, then run `dataward log verify`: the entry may have been altered.",
+        )
     if entries:
         check_signing_keys(conn, [pe.actor for pe in entries] + [log_key], max(now_iso(), last_time))
     nodes = NodeReader(conn)
