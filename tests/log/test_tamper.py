@@ -339,3 +339,12 @@ def test_future_dated_last_entry_stops_appends_loudly(logenv: LogEnv) -> None:
     assert rc == 3 and f"the last audit log entry ({last}) is dated 2099" in out
     rc, out = _verify(logenv)
     assert rc == 3 and f"entry {last}: column 'time' was changed" in out
+
+
+def test_garbage_time_on_the_last_entry_stops_appends_cleanly(logenv: LogEnv) -> None:
+    last = _size(logenv.db) - 1
+    _sql(logenv.db, ("UPDATE log_entries SET time = 'not a time' WHERE seq = ?", (last,)))
+    rc, out = logenv.cli("source", "add", "late", "--kind", "internal", "--origin", "x")
+    assert rc == 3 and f"the last audit log entry ({last}) has no valid time" in out and "Traceback" not in out
+    rc, out = _verify(logenv)
+    assert rc == 3 and f"entry {last}: column 'time' was changed" in out

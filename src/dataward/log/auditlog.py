@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select, text
@@ -160,6 +160,14 @@ def root_at(size: int, get_node: NodeReader) -> bytes:
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 
 
+def _time_or_none(text: str) -> datetime | None:
+    try:
+        t = parse_iso(text)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
 def _last_entry(conn: Connection) -> tuple[int, str]:
     """(size, time of the last entry or '')."""
     t = schema.log_entries
@@ -197,6 +205,11 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
     """
     lock_for_append(conn)
     size, last_time = _last_entry(conn)
+    if last_time and _time_or_none(last_time) is None:
+        raise IntegrityError(
+            f"the last audit log entry ({size - 1}) has no valid time ({last_time[:40]!r})",
+            advice="Run `dataward log verify`: the entry was altered.",
+        )
     if last_time and parse_iso(last_time) > now() + MAX_CLOCK_SKEW:
         # following it would date every new entry in the future; refuse loudly instead
         raise IntegrityError(
