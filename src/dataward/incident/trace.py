@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +207,8 @@ def trace(
     batch_column: str = "_batch",
     seed: int = 0,
     top_records: int = 50,
+    weights: Mapping[str, float] | None = None,
+    leave_out: bool = True,
 ) -> TraceResult:
     """Rank ``train``'s records and batches by responsibility for the outputs ``observed`` on ``examples``."""
     started = time.perf_counter()
@@ -246,8 +248,8 @@ def trace(
     surrogate = _surrogate(xt[idx], on[idx], seed)
     influence = _tracin(xt, on, xe, surrogate) if surrogate is not None else np.zeros(n)
     parts = {"shortcut": _scale(short), "neighbours": _scale(neighbours), "influence": _scale(influence)}
-    # no shared feature: the other two signals carry the ranking
-    weights = WEIGHTS if feats else {"shortcut": 0.0, "neighbours": 0.4, "influence": 0.6}
+    if weights is None:  # no shared feature: the other two signals carry the ranking
+        weights = WEIGHTS if feats else {"shortcut": 0.0, "neighbours": 0.4, "influence": 0.6}
     score = sum(weights[k] * v for k, v in parts.items())
     assert isinstance(score, np.ndarray)
     batches = np.asarray(train[batch_column].astype(str).to_numpy(), dtype=object)
@@ -258,7 +260,7 @@ def trace(
     ranked = mass.sort_values(ascending=False)
     # leave-one-batch-out retraining of the surrogate for the leading candidates
     loo: dict[str, float] = {}
-    if surrogate is not None:
+    if surrogate is not None and leave_out:
         base_p = float(_p_output(surrogate, xe).mean())
         for b in list(ranked.index[:LOO_CANDIDATES]):
             keep = idx[batches[idx] != b]
@@ -307,5 +309,5 @@ def trace(
         records=tuple(recs),
         batches=tuple(rows),
         seconds=time.perf_counter() - started,
-        params={"weights": weights, "surrogate_sample": len(idx), "records": n, "examples": len(examples)},
+        params={"weights": dict(weights), "surrogate_sample": len(idx), "records": n, "examples": len(examples)},
     )
