@@ -101,10 +101,12 @@ def test_update_seq_renumbering_is_named(logenv: LogEnv) -> None:
 
 
 def test_delete_middle_row_is_named(logenv: LogEnv) -> None:
+    n = _size(logenv.db)
     _sql(logenv.db, ("DELETE FROM log_entries WHERE seq = ?", (MIDDLE,)))
     rc, out = _verify(logenv)
     assert rc == 3
     assert f"entry {MIDDLE}: entries {MIDDLE}..{MIDDLE} are missing (deleted)" in out
+    assert f"entry {n - 1}:" not in out  # only the deleted entry is named
 
 
 def test_delete_last_row_is_named(logenv: LogEnv) -> None:

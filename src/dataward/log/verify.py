@@ -506,19 +506,27 @@ def verify_log(
         try:
             cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
             cp_size = cp.size
-            if cp.size > len(leaves):
+            end = expected  # one past the last entry present
+            if end < cp.size:
                 problem(
-                    len(leaves),
+                    end,
                     "missing",
-                    f"entries {len(leaves)}..{cp.size - 1} are missing: the signed checkpoint covers {cp.size} "
-                    f"entries, the log has {len(leaves)} (deleted or truncated)",
+                    f"entries {end}..{cp.size - 1} are missing: the signed checkpoint covers {cp.size} "
+                    f"entries, the log ends at {end} (deleted or truncated)",
                 )
-            elif cp.size < len(leaves):
+            elif end > cp.size:
                 problem(
                     cp.size,
                     "checkpoint",
-                    f"entries {cp.size}..{len(leaves) - 1} are not covered by the signed checkpoint of size "
+                    f"entries {cp.size}..{end - 1} are not covered by the signed checkpoint of size "
                     f"{cp.size} (inserted without a checkpoint)",
+                )
+            elif len(leaves) != cp.size:
+                problem(
+                    None,
+                    "checkpoint",
+                    f"the log has {len(leaves)} entries where the signed checkpoint covers {cp.size} "
+                    "(see the missing entries above)",
                 )
             elif not hmac.compare_digest(cp.root_hash, root):
                 problem(None, "tree", "the entries do not hash to the signed checkpoint's root")
