@@ -15,6 +15,7 @@ from dataward.detect.interface import FloatArray, IntArray, Representation
 
 _DENSE_MAX_DIM = 256
 _REDUCED_DIM = 64
+_SVD_MAX_COLUMNS = 20_000
 _cache: weakref.WeakKeyDictionary[Representation, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -48,7 +49,8 @@ def model_features(rep: Representation) -> Any:
 def dense_view(rep: Representation, seed: int = 0) -> FloatArray:
     """A dense space for distances: embeddings, or the features reduced to at most 64 dimensions.
 
-    Sparse text features go through truncated SVD and are L2-normalised (cosine geometry); dense features
+    Sparse text features (their 20,000 most frequent columns) go through truncated SVD and are
+    L2-normalised (cosine geometry); dense features
     wider than 256 columns go through PCA. Images keep their pixel scale (standardising pixels inflates the
     noise of near-constant border pixels).
     """
@@ -62,11 +64,15 @@ def dense_view(rep: Representation, seed: int = 0) -> FloatArray:
     if sparse.issparse(x):
         from sklearn.decomposition import TruncatedSVD
 
+        if x.shape[1] > _SVD_MAX_COLUMNS:
+            # the most frequent n-grams carry the geometry; the long tail only slows the SVD down
+            df = np.asarray((x != 0).sum(axis=0)).ravel()
+            x = x[:, np.sort(np.argsort(-df, kind="stable")[:_SVD_MAX_COLUMNS])]
         k = min(_REDUCED_DIM, x.shape[1] - 1, n - 1)
         if k < 2:
             out = np.asarray(x.todense(), dtype=np.float64)
         else:
-            out = TruncatedSVD(n_components=k, random_state=seed).fit_transform(x)
+            out = TruncatedSVD(n_components=k, n_iter=3, random_state=seed).fit_transform(x)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         out = out / norms
