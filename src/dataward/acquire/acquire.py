@@ -6,7 +6,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,15 +15,16 @@ from sqlalchemy import insert
 
 from dataward.access import require
 from dataward.acquire.inputs import InputFile, collect_inputs, parse_sha256sums, safe_relative_name
-from dataward.acquire.records import FORMATS, RecordDigests, detect_format, record_digests
+from dataward.acquire.records import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
 from dataward.batches import Batch, BatchState, get_batch
-from dataward.core import dsse, merkle
+from dataward.core import dsse
 from dataward.errors import AuthorizationError, Error, InputError, IntegrityError, SignatureError
 from dataward.identity import Actor
 from dataward.scale.merkle import merkle_root
+from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source
 from dataward.store import schema
-from dataward.store.objects import CHUNK, ObjectStore
+from dataward.store.objects import CHUNK, ObjectStore, ObjectWriter
 from dataward.timeutil import now, now_iso
 from dataward.workspace import Workspace
 
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     from dataward.scale.interface import Executor
 
 Progress = Callable[[str, int], None]  # (what, bytes done) callback for progress bars
+
+#: threads that fsync and rename objects (they wait on the disk, not the CPU)
+IO_THREADS = 16
+#: line-format bytes from which record hashing moves to a process pool (when more than one CPU is usable)
+POOL_MIN_BYTES = 24 << 20
 
 
 @dataclass(frozen=True)
@@ -40,35 +46,73 @@ class StoredFile:
     size: int
 
 
-def copy_into_quarantine(store: ObjectStore, item: InputFile, progress: Progress | None = None) -> StoredFile:
-    """Stream ``item`` into the quarantine area, hashing as it goes; refuse a file that changes meanwhile."""
+def _copy_unsynced(store: ObjectStore, item: InputFile, progress: Progress | None) -> tuple[StoredFile, ObjectWriter]:
+    """Stream ``item`` into a temporary object, hashing as it goes; the caller commits (fsync + rename) it."""
     try:
         f = open(item.path, "rb")  # noqa: SIM115 - closed below; fstat needs the descriptor
     except PermissionError:
         raise InputError(f"{item.path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{item.path}: cannot read ({exc.strerror})") from None
-    with f, store.open_writer() as w:
-        before = os.fstat(f.fileno())
-        if not stat.S_ISREG(before.st_mode):
-            raise InputError(f"{item.path}: not a regular file")
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        try:
-            while n := f.readinto(buf):
-                w.write(view[:n])
-                if progress:
-                    progress(item.name, n)
-        except OSError as exc:
-            raise InputError(f"{item.path}: read failed ({exc.strerror})") from None
-        after = os.fstat(f.fileno())
+    w = store.open_writer()
+    try:
+        with f:
+            before = os.fstat(f.fileno())
+            if not stat.S_ISREG(before.st_mode):
+                raise InputError(f"{item.path}: not a regular file")
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            write = w.write
+            try:
+                while n := f.readinto(buf):
+                    write(view[:n])
+                    if progress:
+                        progress(item.name, n)
+            except OSError as exc:
+                raise InputError(f"{item.path}: read failed ({exc.strerror})") from None
+            after = os.fstat(f.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or after.st_size != w.size:
             raise InputError(
                 f"{item.path}: changed while it was read ({before.st_size} -> {after.st_size} bytes)",
                 advice="Acquire deliveries only after the supplier has finished writing them.",
             )
-        digest = w.commit("quarantine")
-        return StoredFile(item.name, digest, w.size)
+    except BaseException:
+        w.abort()
+        raise
+    return StoredFile(item.name, w.hexdigest(), w.size), w
+
+
+def _commit(w: ObjectWriter, area: str = "quarantine") -> str:
+    """fsync the temporary object and rename it into place (durable before anything names it)."""
+    try:
+        return w.commit(area)
+    finally:
+        w.abort()  # no-op once committed; removes the temporary file otherwise
+
+
+def copy_into_quarantine(store: ObjectStore, item: InputFile, progress: Progress | None = None) -> StoredFile:
+    """Stream ``item`` into the quarantine area, hashing as it goes; refuse a file that changes meanwhile."""
+    s, w = _copy_unsynced(store, item, progress)
+    _commit(w)
+    return s
+
+
+def _copy_all(
+    store: ObjectStore, inputs: Sequence[InputFile], workers: int, progress: Progress | None
+) -> list[StoredFile]:
+    """Copy ``inputs`` on ``workers`` hashing threads; fsync + rename run on a separate pool of I/O threads, so
+    a hashing thread never waits for the disk, and the device sees many flushes at once (ext4 and most
+    filesystems group concurrent fsyncs into one journal commit). Every object is durable on return."""
+    with ThreadPoolExecutor(IO_THREADS) as io, ThreadPoolExecutor(workers) as pool:
+
+        def one(item: InputFile) -> tuple[StoredFile, Future[str]]:
+            s, w = _copy_unsynced(store, item, progress)
+            return s, io.submit(_commit, w)
+
+        copied = list(pool.map(one, inputs))
+        for _s, fut in copied:
+            fut.result()
+    return [s for s, _fut in copied]
 
 
 def _expected_from_signed(path: Path, supplier_key_hex: str | None, source: str) -> tuple[dict[str, str], str]:
@@ -166,9 +210,8 @@ def acquire(
             p = Path(expect_signed)
             expected, kid = _expected_from_signed(p, src.supplier_key, source)
             verification = {"method": "dsse", "file": p.name, "supplier_keyid": kid}
-        n_workers = workers or max(2, min(8, (os.cpu_count() or 2)))
-        with ThreadPoolExecutor(n_workers) as pool:
-            stored = list(pool.map(lambda it: copy_into_quarantine(ws.objects, it, progress), inputs))
+        n_workers = workers or max(2, min(8, usable_cpus()))
+        stored = _copy_all(ws.objects, inputs, n_workers, progress)
         if expected is not None:
             _compare_expected(expected, stored, verification["file"])
         warnings: list[str] = []
@@ -179,24 +222,54 @@ def acquire(
             if s.sha256 in seen:
                 warnings.append(f"{s.name}: same content as {seen[s.sha256]}")
             seen.setdefault(s.sha256, s.name)
-        digests: list[RecordDigests] = []
-        if executor is not None:  # record leaves in partitions on the executor (identical results)
-            from dataward.scale.records import FileRef, partitioned_record_digests
-
-            refs = [FileRef(s.name, s.sha256, s.size, format or detect_format(s.name)) for s in stored]
-            digests = partitioned_record_digests(executor, ws.objects, refs)
-            warnings.extend(w for rd in digests for w in rd.warnings)
-        for s in stored[len(digests) :]:
-            fmt = format or detect_format(s.name)
-            rd = record_digests(
-                lambda s=s: ws.objects.open("quarantine", s.sha256), s.name, fmt, file_sha256=s.sha256, strict=True
-            )
-            warnings.extend(rd.warnings)
-            digests.append(rd)
+        own: Executor | None = None
+        if executor is None and _wants_pool(stored, format):
+            executor = own = ProcessExecutor(min(8, usable_cpus()))
+        try:
+            digests = _record_digests_all(ws, stored, format, executor, warnings)
+        except BaseException:
+            if own is not None:
+                own.close()
+            raise
     except (InputError, IntegrityError) as exc:
         _record_refusal(ws, actor, source, paths, exc)
         raise
-    return _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
+    try:
+        return _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _wants_pool(stored: Sequence[StoredFile], fmt: str | None) -> bool:
+    """Whether record hashing is worth a process pool: enough line-format bytes and more than one CPU."""
+    if usable_cpus() < 2:
+        return False
+    line_bytes = sum(s.size for s in stored if (fmt or detect_format(s.name)) in LINE_FORMATS)
+    return line_bytes >= POOL_MIN_BYTES
+
+
+def _record_digests_all(
+    ws: Workspace, stored: Sequence[StoredFile], fmt: str | None, executor: Executor | None, warnings: list[str]
+) -> list[RecordDigests]:
+    digests: list[RecordDigests] = []
+    if executor is not None:  # record leaves in partitions on the executor (identical results)
+        from dataward.scale.records import FileRef, partitioned_record_digests
+
+        refs = [FileRef(s.name, s.sha256, s.size, fmt or detect_format(s.name)) for s in stored]
+        digests = partitioned_record_digests(executor, ws.objects, refs)
+        warnings.extend(w for rd in digests for w in rd.warnings)
+    for s in stored[len(digests) :]:
+        rd = record_digests(
+            lambda s=s: ws.objects.open("quarantine", s.sha256),
+            s.name,
+            fmt or detect_format(s.name),
+            file_sha256=s.sha256,
+            strict=True,
+        )
+        warnings.extend(rd.warnings)
+        digests.append(rd)
+    return digests
 
 
 def _record_refusal(ws: Workspace, actor: Actor, source: str, paths: Sequence[Any], exc: Error) -> None:
@@ -216,32 +289,30 @@ def _create_batch(
     executor: Executor | None = None,
 ) -> Batch:
     batch_id = new_batch_id()
-    file_roots = [merkle_root(executor, rd.leaves) for rd in digests] if executor is not None else []
-    files: list[dict[str, Any]] = []
-    all_leaves: list[bytes] = []
-    for i, (s, rd) in enumerate(zip(stored, digests, strict=True)):
-        records_digest = ws.objects.put_bytes("meta", rd.leaves)
-        leaves = rd.leaf_list() if executor is None else []
-        all_leaves.extend(leaves)
-        files.append(
-            {
-                "name": s.name,
-                "sha256": s.sha256,
-                "size": s.size,
-                "format": rd.format,
-                "encoding": rd.encoding,
-                "records": rd.count,
-                "records_digest": records_digest,
-                "merkle_root": (file_roots[i] if file_roots else merkle.root_from_leaf_hashes(leaves)).hex(),
-            }
-        )
+    with ThreadPoolExecutor(IO_THREADS) as io:
+        # record-digest lists are written (and fsynced) in parallel while the roots are computed here
+        meta = [io.submit(ws.objects.put_bytes, "meta", rd.leaves) for rd in digests]
+        file_roots = [merkle_root(executor, rd.leaves) for rd in digests]
+        if len(file_roots) == 1:
+            root_bytes = file_roots[0]
+        else:
+            root_bytes = merkle_root(executor, b"".join(rd.leaves for rd in digests))
+        records_digests = [f.result() for f in meta]
+    files: list[dict[str, Any]] = [
+        {
+            "name": s.name,
+            "sha256": s.sha256,
+            "size": s.size,
+            "format": rd.format,
+            "encoding": rd.encoding,
+            "records": rd.count,
+            "records_digest": records_digest,
+            "merkle_root": file_root.hex(),
+        }
+        for s, rd, records_digest, file_root in zip(stored, digests, records_digests, file_roots, strict=True)
+    ]
     record_count = sum(rd.count for rd in digests)
-    if executor is None:
-        root = merkle.root_from_leaf_hashes(all_leaves).hex()
-    else:
-        root = (
-            file_roots[0] if len(file_roots) == 1 else merkle_root(executor, b"".join(d.leaves for d in digests))
-        ).hex()
+    root = root_bytes.hex()
     acquired_at = now_iso()
     predicate = {
         "batch": batch_id,
