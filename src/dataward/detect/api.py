@@ -2,9 +2,9 @@
 
 The ensemble (see docs/adr/0003-detection-ensemble.md): each detector chooses its own flag threshold from
 the data alone (robust statistics, no ground truth) and maps it to 0.5 on its score scale. A record is
-flagged when at least one detector flags it; its ensemble score is the maximum of its detector scores,
-put on the same side of the 0.5 threshold as its flag. Every flagged record carries the reasons of the
-detectors that flagged it.
+flagged when at least one detector flags it. Its ensemble score is the root-mean-square of its detector
+scores, mapped into [0.5, 1] for flagged records and [0, 0.5) for the others, so 0.5 is the ensemble's
+threshold. Every flagged record carries the reasons of the detectors that flagged it.
 """
 
 from __future__ import annotations
@@ -281,9 +281,10 @@ def combine(
     seed: int = 0,
     seconds: float = 0.0,
 ) -> DetectionReport:
-    """The ensemble: union of detector flags, max of detector scores (see the module docstring)."""
+    """The ensemble: union of detector flags, RMS of detector scores (see the module docstring)."""
     n = rep.n_records
-    best = np.zeros(n)
+    sq_sum = np.zeros(n)
+    ran = 0
     flagged = np.zeros(n, dtype=bool)
     reasons: dict[int, list[Reason]] = {}
     findings: list[Finding] = []
@@ -291,7 +292,8 @@ def combine(
         if result.skipped is not None:
             continue
         s = np.clip(np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
-        best = np.maximum(best, s)
+        sq_sum += s**2
+        ran += 1
         flagged |= np.asarray(result.flagged, dtype=bool)
         for idx, details in result.reasons.items():
             if result.flagged[idx]:
@@ -313,9 +315,12 @@ def combine(
         if corrupt:
             for r in recs:
                 flagged[r] = True
-                best[r] = 1.0
+                sq_sum[r] = max(sq_sum[r], float(max(ran, 1)))
                 reasons.setdefault(r, []).append(Reason("input", "the image could not be decoded"))
-    scores = np.where(flagged, np.maximum(best, THRESHOLD), np.minimum(best, np.nextafter(THRESHOLD, 0.0)))
+    # root-mean-square of the detector scores: ranks better than the maximum (a record several detectors
+    # find a little suspicious beats one a single detector finds odd; see ADR 0003)
+    strength = np.sqrt(sq_sum / max(ran, 1))
+    scores = np.where(flagged, THRESHOLD + (1.0 - THRESHOLD) * strength, np.nextafter(THRESHOLD, 0.0) * strength)
     findings.sort(key=lambda f: (-f.severity, -len(f.records), f.detector, f.summary))
     return DetectionReport(
         n_records=n,
