@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -186,19 +185,22 @@ def run_evidently(ref_df: Any, df: Any) -> dict[str, Any]:
 
 
 def child_rss(batch: Path, ref: Path) -> dict[str, Any]:
-    """Peak RSS of a child that builds a baseline on ``ref`` and checks ``batch`` (the big file)."""
+    """Peak RSS of a child that builds a baseline on ``ref`` and checks ``batch`` (the big file).
+
+    The child reads its own high-water mark (VmHWM of /proc/self/status): ``ru_maxrss`` of a forked child
+    keeps the parent's peak (Linux carries it across exec), which would charge the peers' DataFrames to it.
+    """
     code = (
-        "import sys, time\n"
+        "import sys, time, re\n"
         "from dataward.screen.api import check_path, create_baseline\n"
         "t=time.perf_counter(); bl=create_baseline(sys.argv[2], label='label')\n"
         "rep=check_path(sys.argv[1], baseline=bl)\n"
-        "print(rep.n_records, round(time.perf_counter()-t, 2))\n"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
+        "print(rep.n_records, round(time.perf_counter()-t, 2), int(hwm.group(1)) if hwm else -1)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(batch), str(ref)], stdout=subprocess.PIPE, text=True)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    out = proc.stdout.read().strip() if proc.stdout else ""
-    n, secs = ([*out.split(), "0", "0"])[:2]
-    return {"records": int(n), "seconds": float(secs), "peak_rss_mb": usage.ru_maxrss / 1024, "status": status}
+    proc = subprocess.run([sys.executable, "-c", code, str(batch), str(ref)], capture_output=True, text=True)
+    n, secs, hwm_kb = ([*proc.stdout.split(), "0", "0", "-1"])[:3]
+    return {"records": int(n), "seconds": float(secs), "peak_rss_mb": int(hwm_kb) / 1024, "status": proc.returncode}
 
 
 def main() -> None:
