@@ -74,6 +74,35 @@ def _oof_proba(x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: i
     return proba
 
 
+def _temperature(proba: FloatArray, y: IntArray, keep: np.ndarray[Any, Any]) -> FloatArray:
+    """Temperature-scale out-of-fold probabilities so they are calibrated on the given labels.
+
+    One scalar T (p ** (1/T), renormalised) minimising the log loss of the kept records' labels: regularised
+    models on sparse text give soft probabilities (T < 1 sharpens them), while dense models are already
+    near T = 1. Label noise is a minority, so the given labels are a fair calibration target.
+    """
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(proba, 1e-12, 1.0))
+    rows = np.flatnonzero(keep)
+    if rows.size < 10:
+        return proba
+
+    def scaled(t: float, lp: FloatArray) -> FloatArray:
+        z = lp / t
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: FloatArray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss(log_t: float) -> float:
+        p = scaled(float(np.exp(log_t)), logp[rows])
+        return float(-np.mean(np.log(np.clip(p[np.arange(rows.size), y[rows]], 1e-12, 1.0))))
+
+    best = minimize_scalar(loss, bounds=(np.log(0.05), np.log(5.0)), method="bounded")
+    return scaled(float(np.exp(best.x)), logp)
+
+
 def _knn_proba(idx: IntArray, y: IntArray, k: int, weight: FloatArray) -> FloatArray:
     n = y.shape[0]
     votes = np.full((n, k), 0.1)
@@ -91,8 +120,16 @@ class LabelIssues(Detector):
     )
 
     def __init__(
-        self, folds: int = 5, k: int = 10, margin: float = 0.6, passes: int = 2, c: float = 1.0, balanced: bool = True
+        self,
+        folds: int = 5,
+        k: int = 10,
+        margin: float = 0.6,
+        passes: int = 2,
+        c: float = 1.0,
+        balanced: bool = True,
+        calibrate: bool = False,
     ) -> None:
+        self.calibrate = bool(calibrate)
         self.balanced = bool(balanced)
         self.folds = int(folds)
         self.k = int(k)
@@ -123,6 +160,8 @@ class LabelIssues(Detector):
         prior = np.maximum(np.bincount(y, minlength=k) / n, 1e-9)
         for _ in range(passes):
             p_model = _oof_proba(x, y, k, keep, self.folds, seed, self.c)
+            if self.calibrate:
+                p_model = _temperature(p_model, y, keep)
             p_knn = _knn_proba(idx, y, k, keep.astype(np.float64))
             proba = 0.5 * (p_model + p_knn)
             if self.balanced:
