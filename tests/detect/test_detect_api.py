@@ -147,3 +147,23 @@ def test_activation_clustering_is_opt_in() -> None:
     chosen = detect(frame, label="label", detectors=["activation_clustering"])
     assert chosen.results["activation_clustering"].skipped is None
     assert chosen.n_flagged <= 0.05 * len(frame)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"a": [1.0, 2.0], "label": ["x", "y"]}),
+        pd.DataFrame({"image": [np.zeros((4, 4), np.uint8), np.full((4, 4), 255, np.uint8)], "label": ["x", "y"]}),
+        pd.DataFrame({"c": ["r", "g", "b"] * 10, "label": ["x", "y"] * 15}),
+        pd.DataFrame({"a": np.arange(50.0), "label": ["x"] * 49 + ["y"]}),
+    ],
+    ids=["two-records", "two-images", "categorical-only", "one-record-class"],
+)
+def test_tiny_or_uninformative_data_raises_no_alarm(frame: pd.DataFrame) -> None:
+    report = detect(frame)
+    assert report.n_flagged == 0
+
+
+def test_texts_without_words_are_a_clear_error() -> None:
+    with pytest.raises(DetectionError, match="contain no words"):
+        detect(pd.DataFrame({"text": ["!!", "??", "..", "!!"], "label": ["x", "y", "x", "y"]}))

@@ -6,6 +6,8 @@ groups of near-duplicates are clusters. Findings:
 
 - a cluster whose members carry different labels: the minority-label members are flagged (with a tie,
   all but the first label's members);
+- when more than 20 % of all records sit in clusters, the features do not tell records apart: one
+  finding says so and nothing is flagged;
 - a cluster of at least ``flood`` records (default max(4, 1 % of the data)): a flood; all members but the
   first are flagged. Smaller natural duplicate clusters are reported as findings without flags.
 """
@@ -92,6 +94,22 @@ class NearDuplicates(Detector):
         findings: list[Finding] = []
         labels = rep.labels
         names = rep.label_names
+        in_clusters = sum(int(m.size) for m in clusters)
+        if in_clusters > 0.2 * n:
+            # most records share their features with others: the features do not identify records (few
+            # categorical columns, say), so copies with different labels are expected, not suspicious
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="duplicate_cluster",
+                    summary=f"{in_clusters} of {n} records have identical features to another record; "
+                    "duplicates are not flagged (the features do not tell records apart)",
+                    records=tuple(sorted(int(i) for m in clusters for i in m))[:1000],
+                    evidence={"clusters": len(clusters)},
+                    severity=0.2,
+                )
+            )
+            clusters = []
         for members in sorted(clusters, key=lambda m: (-m.size, int(m[0]))):
             first = int(members[0])
             if labels is not None and len(set(labels[members].tolist())) > 1:

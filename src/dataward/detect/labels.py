@@ -44,13 +44,17 @@ from dataward.detect.registry import register
 def _oof_proba(x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: int, seed: int, c: float) -> FloatArray:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     n = y.shape[0]
     proba = np.full((n, k), 1.0 / k)
     counts = np.bincount(y, minlength=k)
-    n_splits = int(max(2, min(folds, counts[counts > 0].min())))
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    smallest = int(counts[counts > 0].min())
+    splitter: Any
+    if smallest >= 2:
+        splitter = StratifiedKFold(n_splits=int(min(folds, smallest)), shuffle=True, random_state=seed)
+    else:  # a class with one record cannot be stratified; its record is scored by a model that never saw it
+        splitter = KFold(n_splits=int(max(2, min(folds, n))), shuffle=True, random_state=seed)
     big = sparse.issparse(x) and n > 20_000
     for train, test in splitter.split(np.zeros(n), y):
         train = train[keep[train]]
@@ -157,14 +161,17 @@ class LabelIssues(Detector):
         margin = np.zeros(n)
         alt = np.zeros(n, dtype=np.int64)
         passes = self.passes if n <= 20_000 else 1
-        prior = np.maximum(np.bincount(y, minlength=k) / n, 1e-9)
+        counts = np.bincount(y, minlength=k)
+        prior = np.maximum(counts / n, 1e-9)
+        # dividing by the prior of a class with a handful of records would make it "explain" everything
+        balanced = self.balanced and int(counts.min()) >= 10
         for _ in range(passes):
             p_model = _oof_proba(x, y, k, keep, self.folds, seed, self.c)
             if self.calibrate:
                 p_model = _temperature(p_model, y, keep)
             p_knn = _knn_proba(idx, y, k, keep.astype(np.float64))
             proba = 0.5 * (p_model + p_knn)
-            if self.balanced:
+            if balanced:
                 proba = proba / prior[None, :]
                 proba /= proba.sum(axis=1, keepdims=True)
             given = proba[np.arange(n), y]
@@ -215,7 +222,7 @@ class LabelIssues(Detector):
                 "k": self.k,
                 "margin": self.margin,
                 "passes": passes,
-                "balanced": self.balanced,
+                "balanced": balanced,
                 "model": "logreg+knn",
             },
             seconds=time.perf_counter() - t0,

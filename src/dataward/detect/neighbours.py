@@ -129,8 +129,9 @@ class ClassOutliers(Detector):
             logd = np.log(own_d[idx] + 1e-9)
             med = np.median(logd)
             mad = 1.4826 * np.median(np.abs(logd - med))
-            if mad < 1e-9:
-                continue
+            # floor: on evenly spread data the MAD is ~0 and any record at an edge would look extreme; a
+            # record must sit at least e^(6 x 0.1) = 1.8x farther than usual from its class to be flagged
+            mad = max(mad, 0.1)
             zs[idx] = (logd - med) / mad
         flagged = zs >= self.z
         scores = np.where(

@@ -164,6 +164,8 @@ def from_frame(
             prompts = _texts(frame[prompt], prompt, issues)
             responses = _texts(frame[response], response, issues)
         feats, names = _tfidf_pair(prompts, responses)
+        if feats.shape[1] == 0:
+            raise DetectionError(f"{source}: the prompts and responses contain no words", advice="Check the columns.")
         _check_identical([p + "\x00" + r for p, r in zip(prompts, responses, strict=True)], issues)
         rep = Representation(
             modality=Modality.INSTRUCTION,
@@ -187,6 +189,8 @@ def from_frame(
         if not any(t.strip() for t in texts):
             raise DetectionError(f"{source}: every text in column {text!r} is empty", advice="Check --text.")
         feats, names = _tfidf(texts, prefix="")
+        if feats.shape[1] == 0:
+            raise DetectionError(f"{source}: the texts in column {text!r} contain no words", advice="Check --text.")
         _check_identical(texts, issues)
         return Representation(
             modality=Modality.TEXT,
