@@ -45,13 +45,17 @@ class DaskExecutor(Executor):
             if scheduler:
                 self._client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
             else:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=max(1, workers or 2),
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",
-                    silence_logs=40,
-                )
+                import dask
+
+                # the workers' statistical profiler samples every task's stack: CPU that does no work
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=max(1, workers or 2),
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",
+                        silence_logs=40,
+                    )
                 self._client = distributed.Client(self._cluster, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             self.close()
