@@ -194,7 +194,7 @@ def check_path(
     licence_column: str | None = None,
     source_licence: str | None = None,
     policy: ScreenPolicy | None = None,
-    checks: Sequence[str] | None = None,
+    checks: Sequence[str] | str | None = None,
     progress: bool = False,
     seed: int = 0,
 ) -> ScreenReport:
@@ -239,7 +239,8 @@ def check_path(
         indicators=_indicators(intel),
         files=files,
     )
-    classes = [registry.get(n) for n in checks] if checks else registry.default_checks()
+    names = _columns(checks) if isinstance(checks, str) else tuple(checks or ())
+    classes = [registry.get(n) for n in names] if names else registry.default_checks()
     instances: list[Check] = [cls() for cls in classes]
     results: dict[str, CheckResult] = {}
     active: list[Check] = []
