@@ -39,7 +39,6 @@ def test_scenario_end_to_end(env: Any, tmp_path: Path) -> None:
     assert out["traced_to_poisoned_batch"], out
     assert out["traced_source"] == ["reviews-vendor"]
     assert out["second_redteam_passed"] is True, said
-    assert out["seconds"] < 40
 
     ws = env.ws
     # the log tells the story; the incident names the batch and source (the risk score reads this)
