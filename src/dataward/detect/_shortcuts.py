@@ -13,7 +13,29 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binom
 
-from dataward.detect.interface import BoolArray, FloatArray, IntArray
+from dataward.detect.interface import BoolArray, Detector, FloatArray, IntArray
+
+
+class ShortcutMiner(Detector):
+    """Parameters shared by the shortcut miners (image patches, tabular feature values)."""
+
+    def __init__(
+        self,
+        min_support: int = 3,
+        purity: float = 0.8,
+        alpha: float = 0.01,
+        disagreement: float = 0.5,
+        max_fraction: float = 0.3,
+        k: int = 5,
+        max_regions: int = 30,
+    ) -> None:
+        self.max_regions = int(max_regions)
+        self.min_support = int(min_support)
+        self.purity = float(purity)
+        self.alpha = float(alpha)
+        self.disagreement = float(disagreement)
+        self.max_fraction = float(max_fraction)
+        self.k = int(k)
 
 
 def enriched_tokens(

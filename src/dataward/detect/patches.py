@@ -26,9 +26,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from dataward.detect._shortcuts import base_disagreement, enriched_tokens, masked_disagreement, trigger_p
+from dataward.detect._shortcuts import ShortcutMiner, base_disagreement, enriched_tokens, masked_disagreement, trigger_p
 from dataward.detect.interface import (
-    Detector,
     DetectorResult,
     Finding,
     FloatArray,
@@ -50,27 +49,9 @@ def _location_name(r0: int, r1: int, c0: int, c1: int, h: int, w: int) -> str:
 
 
 @register
-class PatchTriggers(Detector):
+class PatchTriggers(ShortcutMiner):
     name: ClassVar[str] = "patch_triggers"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
-
-    def __init__(
-        self,
-        min_support: int = 3,
-        purity: float = 0.8,
-        alpha: float = 0.01,
-        disagreement: float = 0.5,
-        max_fraction: float = 0.3,
-        k: int = 5,
-        max_regions: int = 30,
-    ) -> None:
-        self.max_regions = int(max_regions)
-        self.min_support = int(min_support)
-        self.purity = float(purity)
-        self.alpha = float(alpha)
-        self.disagreement = float(disagreement)
-        self.max_fraction = float(max_fraction)
-        self.k = int(k)
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         t0 = time.perf_counter()

@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dataward.detect._shortcuts import base_disagreement, enriched_tokens, masked_disagreement, trigger_p
-from dataward.detect.interface import Detector, DetectorResult, Finding, IntArray, Modality, Representation
+from dataward.detect._shortcuts import ShortcutMiner, base_disagreement, enriched_tokens, masked_disagreement, trigger_p
+from dataward.detect.interface import DetectorResult, Finding, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
 _BINS = 16
@@ -76,25 +76,9 @@ def _discretise(values: Sequence[Any], min_support: int) -> tuple[IntArray, dict
 
 
 @register
-class TabularShortcuts(Detector):
+class TabularShortcuts(ShortcutMiner):
     name: ClassVar[str] = "tabular_shortcuts"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
-
-    def __init__(
-        self,
-        min_support: int = 3,
-        purity: float = 0.8,
-        alpha: float = 0.01,
-        disagreement: float = 0.5,
-        max_fraction: float = 0.3,
-        k: int = 5,
-    ) -> None:
-        self.min_support = int(min_support)
-        self.purity = float(purity)
-        self.alpha = float(alpha)
-        self.disagreement = float(disagreement)
-        self.max_fraction = float(max_fraction)
-        self.k = int(k)
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         t0 = time.perf_counter()
