@@ -6,8 +6,10 @@ held-out records of other classes carrying the trigger on which the victim outpu
 where the attack did not take (no misbehaving example) are counted, not traced.
 
 Compared in the same run with named peers on the same incidents:
-- ``random``: a uniformly random batch order (expected top-1 rate 1/BATCHES);
+- ``random (expected)``: a uniformly random batch order, in expectation (top-1 1/BATCHES, mean rank 4.5);
 - ``neighbours-only``, ``influence-only`` (TracIn on the surrogate), ``shortcut-only``: one signal each;
+- ``cleanlab`` (2.9, in .venv-bench-detection): batches ordered by cleanlab's label issues (cross-validated
+  logistic regression), the data-centric audit one would run without the incident's examples;
 - ``dataward`` (all three signals + leave-one-batch-out retraining of the surrogate).
 
 Also: ``dataward.incident.open_incident`` end to end on a workspace holding a released 100k-record version
@@ -36,6 +38,7 @@ from dataward.simulate import simulate
 from dataward.simulate.interface import Roles
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+PEER_PY = Path(__file__).resolve().parents[1] / ".venv-bench-detection" / "bin" / "python"  # `make bench-env`
 BATCHES = 8
 PEERS = {
     "neighbours-only": {"shortcut": 0.0, "neighbours": 1.0, "influence": 0.0},
@@ -125,8 +128,23 @@ def one_incident(dataset: str, attack: str, trigger: str | None, seed: int) -> d
     for name, w in PEERS.items():
         r = trace(tr, cols, hit, observed, seed=seed, weights=w, leave_out=False)
         row["rank"][name] = _rank(r.batches, f"batch-{bad}")
-    row["rank"]["random"] = int(np.random.default_rng(seed + 1000).permutation(BATCHES).tolist().index(bad)) + 1
+    if PEER_PY.is_file():
+        row["rank"]["cleanlab"] = _cleanlab_rank(tr, roles, f"batch-{bad}")
     return row
+
+
+def _cleanlab_rank(tr: pd.DataFrame, roles: Roles, bad: str) -> int:
+    import subprocess
+
+    job = {
+        "text": tr[roles.text].astype(str).tolist() if roles.text else None,
+        "features": tr[list(roles.features or ())].to_numpy().tolist() if not roles.text else None,
+        "labels": tr["label"].astype(str).tolist(),
+        "batches": tr["_batch"].tolist(),
+    }
+    peer = Path(__file__).resolve().parent / "_trace_cleanlab_peer.py"
+    out = subprocess.run([str(PEER_PY), str(peer)], input=json.dumps(job), capture_output=True, text=True, check=True)
+    return _rank(json.loads(out.stdout), bad)
 
 
 def _rank(batches: Any, bad: str) -> int:
@@ -227,7 +245,7 @@ def main() -> int:
                 rows.append(one_incident(dataset, attack, trig, seed))
                 bar.advance(task)
     traced = [r for r in rows if "rank" in r]
-    methods = ["dataward", *PEERS, "random"]
+    methods = ["dataward", *PEERS, *(["cleanlab"] if traced and "cleanlab" in traced[0]["rank"] else [])]
     print(f"load average at start {load_before[0]:.1f} (1 min), {os.cpu_count()} CPUs")
     print(f"{len(rows)} simulated incidents, {len(traced)} with misbehaving examples (the others: attack did not take)")
     summary: dict[str, Any] = {}
@@ -235,6 +253,9 @@ def main() -> int:
         top1 = float(np.mean([r["rank"][m] == 1 for r in traced])) if traced else 0.0
         mrank = float(np.mean([r["rank"][m] for r in traced])) if traced else 0.0
         summary[m] = {"top1": round(top1, 4), "mean_rank": round(mrank, 3)}
+    # a uniformly random batch order, in expectation (a sampled one would be noise at this many incidents)
+    summary["random (expected)"] = {"top1": round(1 / BATCHES, 4), "mean_rank": (BATCHES + 1) / 2}
+    methods.append("random (expected)")
     base = summary["dataward"]["top1"]
     print(f"{'method':<18} {'top-1':>7} {'mean rank':>10} {'dataward/peer (top-1)':>22}")
     for m in methods:
