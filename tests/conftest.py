@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/scale/test_scale_conftest.py runs this file in an inner session
+
 PG_ENV = "DATAWARD_TEST_PG_URL"
 PG_SKIP_REASON = f"PostgreSQL tests need {PG_ENV} (run: export {PG_ENV}=$(scripts/pg-test-server start))"
 
