@@ -317,3 +317,46 @@ def scan_model_cmd(path: str, as_json: bool) -> None:
         click.echo(f"{'PASS' if result.passed else 'FAIL'}: {path}")
     if not result.passed:
         sys.exit(1)
+
+
+@intel.command("add")
+@click.argument("feed", type=click.Path())
+@click.option("--key", "keys", multiple=True, required=True, type=click.Path(), help="Feed public key (PEM).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def intel_add(ctx: click.Context, feed: str, keys: tuple[str, ...], as_json: bool) -> None:
+    """Verify a signed FEED and load it into the workspace (logged); every screen then matches it."""
+    from dataward.cli._util import acting, open_workspace
+    from dataward.screen.intel import load_public_key
+    from dataward.workflow.intel import add_feed
+
+    ws = open_workspace(ctx)
+    loaded = add_feed(ws, acting(ctx, ws), feed, [load_public_key(k) for k in keys])
+    if as_json:
+        click.echo(json.dumps(loaded.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"Loaded feed {loaded.feed_id} v{loaded.version} from {loaded.issuer}: {loaded.indicators} indicator(s), "
+            f"verified by key {loaded.keyid[:16]}"
+        )
+
+
+@intel.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def intel_list(ctx: click.Context, as_json: bool) -> None:
+    """The threat-intelligence feeds loaded into the workspace (latest version of each)."""
+    from dataward.cli._util import open_workspace
+    from dataward.workflow.intel import list_feeds
+
+    feeds = list_feeds(open_workspace(ctx))
+    if as_json:
+        click.echo(json.dumps([f.to_json() for f in feeds], indent=2, sort_keys=True))
+        return
+    for f in feeds:
+        click.echo(
+            f"{f.feed_id} v{f.version}  {f.indicators} indicator(s)  {f.issuer}  "
+            f"added {f.added_at[:19]} by {f.added_by}"
+        )
+    if not feeds:
+        click.echo("no feeds loaded")

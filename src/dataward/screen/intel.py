@@ -348,6 +348,18 @@ def load_feed(
         data = p.read_bytes()
     except OSError as exc:
         raise IntelError(f"cannot read feed {p}: {exc.strerror}") from None
+    return load_feed_bytes(data, where=str(p), keys=keys, allow_unsigned=allow_unsigned)
+
+
+def load_feed_bytes(
+    data: bytes,
+    *,
+    where: str,
+    keys: Sequence[Ed25519PublicKey] = (),
+    allow_unsigned: bool = False,
+) -> Feed:
+    """:func:`load_feed` for bytes already read (e.g. a feed stored in the workspace)."""
+    p = where
     obj = _parse_bytes(data, str(p))
     if isinstance(obj, Mapping) and "payloadType" in obj:
         try:

@@ -61,6 +61,10 @@ def _v4(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v5(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.intel_feeds])
+
+
 def _v6(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.redteam_results, schema.incidents])
 
@@ -76,6 +80,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "signed attestations", _v2),
     Migration(3, "workflow: screening reports, label audits, approvals", _v3),
     Migration(4, "dataset versions and training-run lineage", _v4),
+    Migration(5, "threat-intelligence feeds", _v5),
     Migration(6, "red-team results and incidents", _v6),
     Migration(7, "web console API tokens", _v7),
 )

@@ -346,3 +346,18 @@ incidents = Table(
     Column("resolved_at", String(32), nullable=True),
     Column("report_digest", String(64), nullable=False),  # the signed incident report (meta object)
 )
+
+intel_feeds = Table(
+    "intel_feeds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed_id", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("feed_digest", String(64), nullable=False),  # the signed feed as delivered, a meta object
+    Column("public_key", String(64), nullable=False),  # the feed key that verified it (raw Ed25519, hex)
+    Column("indicators", Integer, nullable=False),
+    Column("added_at", String(32), nullable=False),
+    Column("added_by", String(128), nullable=False),
+    UniqueConstraint("feed_id", "version", name="uq_intel_feed_version"),
+)

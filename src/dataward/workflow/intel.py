@@ -1,0 +1,135 @@
+"""Threat-intelligence feeds loaded into the workspace: verified on the way in, recorded in the log, and
+matched by every `dataward screen` (each stored feed is re-verified against its key when it is used)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import func, insert, select
+
+from dataward.core import dsse
+from dataward.errors import ConflictError, InputError
+from dataward.identity import Actor
+from dataward.store import schema
+from dataward.timeutil import now_iso
+from dataward.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class LoadedFeed:
+    feed_id: str
+    version: int
+    issuer: str
+    indicators: int
+    feed_digest: str
+    keyid: str
+    added_at: str
+    added_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.feed_id,
+            "version": self.version,
+            "issuer": self.issuer,
+            "indicators": self.indicators,
+            "sha256": self.feed_digest,
+            "keyid": self.keyid,
+            "added_at": self.added_at,
+            "added_by": self.added_by,
+        }
+
+
+def add_feed(ws: Workspace, actor: Actor, path: str | Path, keys: Sequence[Ed25519PublicKey]) -> LoadedFeed:
+    """Verify a signed feed with ``keys`` and load it. A feed may only move forward in version."""
+    from dataward.screen.intel import load_feed_bytes
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read feed {p}: {exc.strerror}") from None
+    if not keys:
+        raise InputError(f"{p}: give the feed's public key (--key) to verify it")
+    feed = load_feed_bytes(data, where=str(p), keys=keys)
+    by_id = {dsse.key_id(k): k for k in keys}
+    verifier = by_id[feed.signed_by[0]]
+    digest = ws.objects.put_bytes("meta", data)
+    t = schema.intel_feeds
+    with ws.change(actor, "intel.add", f"intel:{feed.id}@{feed.version}") as ch:
+        have = ch.conn.execute(select(func.max(t.c.version)).where(t.c.feed_id == feed.id)).scalar()
+        if have is not None and int(have) >= feed.version:
+            raise ConflictError(
+                f"feed {feed.id!r} version {feed.version} is not newer than the loaded version {have}",
+                advice="A feed only moves forward: an older version could be a rollback by an attacker.",
+            )
+        row = {
+            "feed_id": feed.id,
+            "version": feed.version,
+            "issuer": feed.issuer,
+            "feed_digest": digest,
+            "public_key": dsse.public_key_bytes(verifier).hex(),
+            "indicators": len(feed.indicators),
+            "added_at": now_iso(),
+            "added_by": actor.name,
+        }
+        ch.conn.execute(insert(t).values(**row))
+        ch.details.update(
+            {
+                "feed": feed.id,
+                "version": feed.version,
+                "issuer": feed.issuer,
+                "indicators": len(feed.indicators),
+                "sha256": digest,
+                "keyid": feed.signed_by[0],
+            }
+        )
+    return _loaded(row)
+
+
+def _loaded(r: Any) -> LoadedFeed:
+    d: dict[str, Any] = r if isinstance(r, dict) else dict(r._mapping)
+    return LoadedFeed(
+        str(d["feed_id"]),
+        int(d["version"]),
+        str(d["issuer"]),
+        int(d["indicators"]),
+        str(d["feed_digest"]),
+        dsse.key_id(dsse.public_key_from_hex(str(d["public_key"]))),
+        str(d["added_at"]),
+        str(d["added_by"]),
+    )
+
+
+def list_feeds(ws: Workspace, *, latest_only: bool = True) -> list[LoadedFeed]:
+    t = schema.intel_feeds
+    with ws.engine.connect() as conn:
+        rows = list(conn.execute(select(t).order_by(t.c.feed_id, t.c.version)))
+    if latest_only:
+        latest: dict[str, Any] = {}
+        for r in rows:
+            latest[r.feed_id] = r
+        rows = list(latest.values())
+    return [_loaded(r) for r in rows]
+
+
+def active_feeds(ws: Workspace) -> list[Any]:
+    """The latest version of every loaded feed, re-read from the store and re-verified with its key."""
+    from dataward.screen.intel import load_feed_bytes
+
+    t = schema.intel_feeds
+    with ws.engine.connect() as conn:
+        rows = list(conn.execute(select(t).order_by(t.c.feed_id, t.c.version)))
+    latest: dict[str, Any] = {}
+    for r in rows:
+        latest[r.feed_id] = r
+    feeds = []
+    for r in latest.values():
+        data = ws.objects.read_bytes("meta", r.feed_digest)  # re-hashed against its name
+        feeds.append(
+            load_feed_bytes(data, where=f"intel feed {r.feed_id}", keys=[dsse.public_key_from_hex(r.public_key)])
+        )
+    return feeds
