@@ -34,6 +34,7 @@ from typing import Any
 
 BENCH_DIR = Path(os.environ.get("DATAWARD_BENCH_DIR", "/tmp/dataward-bench-scale"))
 STEPS = ("leaves", "acquire", "profile", "detect")
+MODES = ("single", "dask", "processes")  # peers: this process; a 2-worker Dask LocalCluster; a 2-process pool
 
 
 def generate(rows: int) -> Path:
@@ -84,6 +85,9 @@ def _warm() -> None:
 
 
 def _worker_cpu(ex: Any) -> dict[str, float]:
+    if not hasattr(ex, "_client"):  # not a Dask executor: process pools are measured at the end
+        return {}
+
     def cpu() -> float:
         import time as t
 
@@ -99,11 +103,16 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
     from dataward.scale.interface import Executor
 
     data = generate(rows)
-    ex: Executor | None = DaskExecutor(workers=2) if mode == "dask" else None
+    from dataward.scale.local import LocalExecutor
+    from dataward.scale.processes import ProcessExecutor
+
+    ex: Executor | None = (
+        {"dask": DaskExecutor, "processes": ProcessExecutor}[mode](workers=2) if mode != "single" else None
+    )
     workdir = Path(tempfile.mkdtemp(dir=BENCH_DIR))
     try:
         _warm()
-        if ex is not None:  # warm the workers (imports) outside the timing
+        if isinstance(ex, DaskExecutor):  # warm the workers (imports) outside the timing
             ex._client.run(_warm)
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -139,14 +148,14 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             add_source(ws, admin, "feed", kind="synthetic", origin="benchmark")
             t0, c0 = time.perf_counter(), time.process_time()
             w0 = _worker_cpu(ex) if ex is not None else {}
-            batch = acquire(ws, ws.actor("ingrid"), "feed", [data], executor=ex)
+            # LocalExecutor: the single-process path (acquire() would otherwise pick a process pool itself)
+            batch = acquire(ws, ws.actor("ingrid"), "feed", [data], executor=ex or LocalExecutor())
             result = {"records": batch.record_count, "root": batch.merkle_root}
         elif step == "detect":
             import hashlib
 
             from dataward.core.canonical import canonical_json
             from dataward.scale.detect import partitioned_detection_counts
-            from dataward.scale.local import LocalExecutor
 
             w0 = _worker_cpu(ex) if ex is not None else {}
             one = 1 << 40  # one partition: the single pass
@@ -172,6 +181,12 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             result = {"records": result["records"], "root": result.pop("leaves").root().hex()}
         w1 = _worker_cpu(ex) if ex is not None else {}
         worker_cpu = [round(w1[k] - w0.get(k, 0.0), 2) for k in sorted(w1)]
+        peaks = _worker_peaks(ex) if w1 else []
+        if ex is not None and not w1:  # a local process pool: its children, reaped by close()
+            ex.close()
+            ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+            worker_cpu = [round((ru.ru_utime + ru.ru_stime) / ex.workers, 2)] * ex.workers  # mean per worker
+            peaks = [round(ru.ru_maxrss / 1024, 1)]
         out = {
             "step": step,
             "rows": rows,
@@ -182,7 +197,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             # on an idle machine with one core per worker: the driver's own work plus the busiest worker
             "cpu_bound_seconds": round(driver_cpu + max(worker_cpu, default=0.0), 2),
             "driver_peak_rss_mb": round(_peak_rss_mb(), 1),
-            "worker_peak_rss_mb": _worker_peaks(ex) if ex is not None else [],
+            "worker_peak_rss_mb": peaks,
             **result,
         }
     finally:
@@ -212,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             if step == "detect" and rows not in (a.detect_rows or [min(a.rows)]):
                 continue
             pair = {}
-            for mode in ("single", "dask"):
+            for mode in MODES:
                 cmd = [sys.executable, __file__, "--one", step, str(rows), mode]
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
@@ -220,25 +235,30 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 pair[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
                 results.append(pair[mode])
-            same = {k: v for k, v in pair["single"].items() if k in ("records", "root", "columns")}
-            assert same == {k: pair["dask"][k] for k in same}, f"{step}: results differ {pair}"
-            s, d = pair["single"], pair["dask"]
-            workers = "/".join(f"{m:.0f}" for m in d["worker_peak_rss_mb"])
+            s = pair["single"]
+            same = {k: v for k, v in s.items() if k in ("records", "root", "columns")}
             print(
-                f"{step:8s} {rows:>11,} rows  single {s['seconds']:7.1f} s ({s['driver_peak_rss_mb']:.0f} MB)  "
-                f"dask x2 {d['seconds']:7.1f} s (driver {d['driver_peak_rss_mb']:.0f} MB, workers "
-                f"{workers} MB)  speed-up {s['seconds'] / d['seconds']:.2f}x wall, "
-                f"{s['cpu_bound_seconds'] / d['cpu_bound_seconds']:.2f}x CPU-bound "
-                f"(CPU s: single {s['driver_cpu_seconds']:.1f}; dask driver {d['driver_cpu_seconds']:.1f} + workers "
-                f"{'/'.join(f'{c:.1f}' for c in d['worker_cpu_seconds'])})",
+                f"{step:8s} {rows:>11,} rows  single {s['seconds']:7.1f} s, CPU {s['driver_cpu_seconds']:.1f} s, "
+                f"{s['driver_peak_rss_mb']:.0f} MB",
                 file=sys.stderr,
             )
+            for mode in MODES[1:]:
+                d = pair[mode]
+                assert same == {k: d[k] for k in same}, f"{step}: results differ {pair}"
+                workers = "/".join(f"{m:.0f}" for m in d["worker_peak_rss_mb"])
+                print(
+                    f"{'':26s}{mode:9s} x2 {d['seconds']:7.1f} s (driver {d['driver_peak_rss_mb']:.0f} MB, "
+                    f"workers {workers} MB)  speed-up {s['seconds'] / d['seconds']:.2f}x wall, "
+                    f"{s['cpu_bound_seconds'] / d['cpu_bound_seconds']:.2f}x CPU-bound (CPU s: driver "
+                    f"{d['driver_cpu_seconds']:.1f} + workers {'/'.join(f'{c:.1f}' for c in d['worker_cpu_seconds'])})",
+                    file=sys.stderr,
+                )
     if len(a.rows) >= 2:
         lo, hi = min(a.rows), max(a.rows)
         for step in a.steps:
             if not any(r["step"] == step and r["rows"] == hi for r in results):
                 continue
-            for mode in ("single", "dask"):
+            for mode in MODES:
                 r0 = next(r for r in results if (r["step"], r["rows"], r["mode"]) == (step, lo, mode))
                 r1 = next(r for r in results if (r["step"], r["rows"], r["mode"]) == (step, hi, mode))
                 print(
