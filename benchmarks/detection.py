@@ -160,7 +160,11 @@ class Case:
 
     @property
     def label(self) -> str:
-        return "clean" if self.attack == "clean" else f"{self.attack} {self.rate:.0%}"
+        if self.attack == "clean":
+            return "clean"
+        trigger = self.params.get("trigger")
+        shown = f" '{trigger}'" if trigger else ""
+        return f"{self.attack}{shown} {self.rate:.0%}"
 
 
 def cases(quick: bool) -> list[Case]:

@@ -162,11 +162,7 @@ class InstructionBackdoorDetector(Detector):
         significant = [a for a in mined.associations if is_significant(a, p_assoc)]
         significant += [a for a in flipped.associations if is_significant(a, p_contra)]
         significant.sort(key=lambda a: a.p_value)
-        chosen = {id(a) for a in significant}
-        for a in [*mined.associations, *flipped.associations]:
-            if id(a) not in chosen:
-                recs = records_of(a.units)
-                scores[recs] = np.maximum(scores[recs], 0.49 * strength(a) * a.contradicted / max(a.hits, 1))
+        scores[:] = np.maximum(mined.weak, flipped.weak)[unit_of]  # weak evidence, below the flag line
         findings: list[Finding] = []
         explained: set[int] = set()
         for head, members in group_associations(significant, same_target=False):

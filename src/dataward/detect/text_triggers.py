@@ -32,7 +32,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -249,9 +249,11 @@ class MiningParams:
 
 @dataclass(frozen=True, eq=False)
 class MiningResult:
-    associations: tuple[Association, ...]  # significant and candidate (not significant) ones, best first
+    associations: tuple[Association, ...]  # those that passed the test before near-duplicates were merged
     table: NgramTable
     n_tested: int
+    #: per unit, weak evidence below the flag line: the strongest candidate it carries with the target
+    weak: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def fold_log_odds(
@@ -308,7 +310,7 @@ def mine(
     table = ngram_table(corpus, n_max=params.n_max, min_support=params.min_support, max_support=max_support)
     n_ngrams = len(table.tokens)
     if n_ngrams == 0 or targets.shape[1] == 0:
-        return MiningResult((), table, 0)
+        return MiningResult((), table, 0, np.zeros(n_units))
     cooc = (table.matrix.T @ targets).tocsr()  # n-grams x targets: carriers with the target
     cooc.eliminate_zeros()
     coo = cooc.tocoo()
@@ -319,8 +321,10 @@ def mine(
     active_targets = np.unique(pair_target)
     n_tested = n_ngrams * max(1, len(active_targets))
     threshold = params.alpha / n_tested
+    bound = -math.log10(threshold)
+    weak = np.zeros(n_units)
     if len(pair_ngram) == 0:
-        return MiningResult((), table, n_tested)
+        return MiningResult((), table, n_tested, weak)
     x = corpus.incidence()
     rng = np.random.default_rng(seed)
     n_folds = max(2, min(params.folds, n_units))
@@ -331,18 +335,21 @@ def mine(
     # phrase trigger, wherever it sits); template words shared by all records carry no weight anyway
     cand_ngrams = np.unique(pair_ngram)
     shared_counts = (ngram_csc[:, cand_ngrams].T @ x).tocsr()
+    shared = shared_counts.tocoo()
+    keep_shared = shared.data >= params.shared_fraction * table.support[cand_ngrams[shared.row]]
+    core_rows = [row for row, g in enumerate(cand_ngrams.tolist()) for _ in table.tokens[g]]
+    core_toks = [tok for g in cand_ngrams.tolist() for tok in table.tokens[g]]
+    rows = np.concatenate([shared.row[keep_shared].astype(np.int64), np.asarray(core_rows, dtype=np.int64)])
+    toks = np.concatenate([shared.col[keep_shared].astype(np.int64), np.asarray(core_toks, dtype=np.int64)])
+    order = np.lexsort((toks, rows))
+    rows, toks = rows[order], toks[order]
+    first = np.r_[True, (rows[1:] != rows[:-1]) | (toks[1:] != toks[:-1])]
+    rows, rem_tok = rows[first], toks[first]
+    counts = np.bincount(rows, minlength=len(cand_ngrams))
     rem_start = np.zeros(n_ngrams, dtype=np.int64)
     rem_len = np.zeros(n_ngrams, dtype=np.int64)
-    rem_parts: list[IntArray] = []
-    filled = 0
-    for row, g in enumerate(cand_ngrams.tolist()):
-        lo_, hi_ = shared_counts.indptr[row], shared_counts.indptr[row + 1]
-        cols = shared_counts.indices[lo_:hi_][shared_counts.data[lo_:hi_] >= params.shared_fraction * table.support[g]]
-        drop = np.union1d(cols, np.asarray(table.tokens[g], dtype=np.int64))
-        rem_start[g], rem_len[g] = filled, len(drop)
-        rem_parts.append(drop)
-        filled += len(drop)
-    rem_tok = np.concatenate(rem_parts).astype(np.int64)
+    rem_start[cand_ngrams] = np.r_[0, np.cumsum(counts)[:-1]]
+    rem_len[cand_ngrams] = counts
     content = np.asarray(x.sum(axis=0)).ravel() >= 2  # tokens seen in at least two units
     content_cols = np.flatnonzero(content)
     content_count = np.asarray(x[:, content_cols].sum(axis=1)).ravel()
@@ -387,8 +394,12 @@ def mine(
             # the association test's null: the target's rate among units without g (at least 1/n)
             p_outs = np.maximum((target_count[t] - hs) / np.maximum(1, n_units - supports), 1.0 / n_units)
             ps = _tests(params.test, ks, hs, supports, q0, p_outs)
+            with np.errstate(divide="ignore"):
+                strong = np.clip(-np.log10(ps) / (2.0 * bound), 0.0, 1.0)
+            np.maximum.at(weak, ent_unit, (0.49 * strong * ks / np.maximum(hs, 1))[ent_pair])
             ent_bounds = np.searchsorted(ent_pair, np.arange(len(gs) + 1))
-            for i, g in enumerate(gs.tolist()):
+            for i in np.flatnonzero(ps <= threshold).tolist():  # only these can pass the test
+                g = int(gs[i])
                 k, n_on, n_all, p = int(ks[i]), int(hs[i]), int(supports[i]), float(ps[i])
                 units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
                 on = ent_unit[ent_bounds[i] : ent_bounds[i + 1]]
@@ -423,7 +434,7 @@ def mine(
                     )
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
-    return MiningResult(tuple(found), table, n_tested)
+    return MiningResult(tuple(found), table, n_tested, weak)
 
 
 def _ranges(starts: IntArray, lens: IntArray) -> IntArray:
@@ -626,13 +637,9 @@ class TextTriggerDetector(Detector):
         names = rep.label_names or tuple(str(i) for i in range(n_classes))
         significant = [a for a in mined.associations if is_significant(a, self.params)]
         # weak evidence for ranking (AUROC): candidates that did not pass the test score below 0.5
-        for a in mined.associations:
-            if is_significant(a, self.params):
-                continue
-            recs = records_of(a.units)
-            weak = 0.49 * strength(a) * (a.contradicted / max(a.hits, 1))
-            on_target = recs[labels[recs] == a.target]
-            scores[on_target] = np.maximum(scores[on_target], weak)
+        record_unit = corpus_unit_of[unit_of]
+        has_unit = record_unit >= 0
+        scores[has_unit] = mined.weak[record_unit[has_unit]]
         findings: list[Finding] = []
         for head, members in group_associations(significant):
             core = mined.table.tokens[head.ngram]
