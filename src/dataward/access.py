@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # the supply chain
     "batch.acquire": frozenset({Role.INGESTER}),
     "batch.refuse": frozenset({Role.INGESTER}),
+    "model.scan": frozenset({Role.INGESTER}),
     "batch.verify": ALL_ROLES,
     "batch.screen": frozenset({Role.SCREENER}),
     "audit.sample": frozenset({Role.REVIEWER, Role.SCREENER}),

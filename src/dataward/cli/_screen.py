@@ -298,12 +298,28 @@ def intel_export_triggers(detect_json: str, out: str, key: str, feed_id: str, fe
 @cli.command("scan-model")
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result.")
-def scan_model_cmd(path: str, as_json: bool) -> None:
+@click.option(
+    "--register",
+    "register_source",
+    default=None,
+    metavar="SOURCE",
+    help="If it passes, acquire it as a quarantined batch of this checkpoint source (for lineage).",
+)
+@click.pass_context
+def scan_model_cmd(ctx: click.Context, path: str, as_json: bool, register_source: str | None) -> None:
     """Scan a checkpoint (pickle, PyTorch, NumPy, joblib, safetensors) without loading it; exit 1 on fail."""
     from dataward.screen.modelscan import iter_results, scan_model
 
     if not Path(path).exists():
         raise InputError(f"{path}: no such file or directory")
+    if register_source is not None:
+        from dataward.cli._util import acting, open_workspace
+        from dataward.workflow.checkpoints import register_checkpoint
+
+        ws = open_workspace(ctx)
+        _, batch = register_checkpoint(ws, acting(ctx, ws), register_source, path)
+        click.echo(f"PASS: {path}; acquired as batch {batch.id} of {register_source} (quarantined)")
+        return
     result = scan_model(path)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))

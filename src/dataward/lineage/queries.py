@@ -71,6 +71,14 @@ def build_graph(ws: Workspace) -> Graph:
             g.add(key, records=int(r.record_count), kind=r.kind, created_at=r.created_at, merkle_root=r.merkle_root)
             if r.parent is not None:
                 g.parents[key] = f"version:{r.dataset}@{r.parent}"
+        # a checkpoint acquired from a `checkpoint` source is the same node as that model wherever it is used
+        bf = schema.batch_files
+        ckpt = select(bf.c.batch_id, bf.c.sha256, bf.c.name).join(b, b.c.id == bf.c.batch_id)
+        src = schema.sources
+        ckpt = ckpt.join(src, src.c.name == b.c.source).where(src.c.kind == "checkpoint")
+        for r in conn.execute(ckpt):
+            g.add(f"model:{r.sha256}", name=r.name)
+            g.link(f"batch:{r.batch_id}", f"model:{r.sha256}", "delivered checkpoint")
         vb = schema.version_batches
         for r in conn.execute(select(vb)):
             g.link(f"batch:{r.batch_id}", f"version:{r.dataset}@{r.number}", "contained in")
