@@ -208,6 +208,10 @@ def large(records: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     inc = open_incident(ws, ws.actor("auditor"), model, ex, label="label", text="text")
     secs = time.perf_counter() - t0
+    ws.engine.dispose()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     return {
         "records": int(v.record_count),
         "seconds": round(secs, 2),
