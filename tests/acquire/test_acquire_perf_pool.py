@@ -174,3 +174,17 @@ def test_process_executor_orders_results_and_reraises() -> None:
         assert ex.map(_square, [5]) == [25]
     ex.close()  # idempotent
     assert usable_cpus() >= 1
+
+
+def test_line_error_still_wins_over_a_concurrent_csv_parse_error(env: Any) -> None:
+    d = env.path / "both"
+    d.mkdir()
+    # line 3 has too many columns (Arrow's error), line 5 invalid UTF-8 (the line hasher's error)
+    (d / "both.csv").write_bytes(b"a,b\n1,2\n3,4,5,6\n7,8\n\xff,9\n")
+    (d / "shape.csv").write_bytes(b"a,b\n1,2\n3,4,5,6\n7,8\n")
+    with pytest.raises(InputError) as e1:
+        acq.acquire(env.ws, env.ingester, "vendor", [d / "both.csv"])
+    assert e1.value.message == "both.csv line 5: invalid UTF-8 at byte 0"
+    with pytest.raises(InputError, match=r"^shape\.csv: malformed CSV: ") as e2:
+        acq.acquire(env.ws, env.ingester, "vendor", [d / "shape.csv"])
+    assert "\n" not in e2.value.message

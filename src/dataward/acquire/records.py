@@ -23,6 +23,7 @@ import io
 import json
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -255,12 +256,24 @@ def record_digests(
     if encoding == "csv-records" and not strict:
         with open_file() as f:
             return RecordDigests(fmt, "csv-records", csv_record_leaves(f, name, "\t" if fmt == "tsv" else ","))
-    with open_file() as f:
-        leaves, n = line_leaves(f, name, skip_header=skip_header, strict=strict)
     if skip_header and strict:
+        # Arrow's CSV parse (validation and row count) releases the GIL: it runs in a thread beside the
+        # line hashing; a line's error (invalid UTF-8) still takes precedence over a CSV parse error.
         delim = "\t" if fmt == "tsv" else ","
-        with open_file() as f:
-            rows = _csv_row_count(f, name, delim)
+
+        def count_rows() -> int:
+            with open_file() as f:
+                return _csv_row_count(f, name, delim)
+
+        with ThreadPoolExecutor(1) as pool:
+            counted = pool.submit(count_rows)
+            try:
+                with open_file() as f:
+                    leaves, n = line_leaves(f, name, skip_header=skip_header, strict=strict)
+            except BaseException:
+                counted.cancel()
+                raise
+            rows = counted.result()
         if rows != n:
             # quoted fields span lines: segment by CSV records instead of physical lines
             with open_file() as f:
@@ -268,6 +281,9 @@ def record_digests(
             if len(leaves) // 32 != rows:
                 raise InputError(f"{name}: CSV record count is ambiguous ({rows} by Arrow, {len(leaves) // 32} by csv)")
             return RecordDigests(fmt, "csv-records", leaves, tuple(warnings))
+    else:
+        with open_file() as f:
+            leaves, n = line_leaves(f, name, skip_header=skip_header, strict=strict)
     if n == 0:
         warnings.append(f"{name}: no records")
     return RecordDigests(fmt, "lines", leaves, tuple(warnings))
