@@ -178,3 +178,21 @@ def test_keyword_overrides_and_unknown_parameter() -> None:
     assert TextTriggerDetector(min_support=7).params.min_support == 7
     with pytest.raises(TypeError, match="unknown parameter"):
         TextTriggerDetector(min_sup=7)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"min_support": "5"}, {"min_support": 1}, {"alpha": 0}, {"model": "svm"}, {"test": "t"}, {"margin": -1}]
+)
+def test_bad_parameter_values_are_type_errors(bad: dict[str, object]) -> None:
+    with pytest.raises(TypeError):
+        TextTriggerDetector(**bad)
+
+
+def test_bad_parameter_through_the_api_is_a_detection_error() -> None:
+    from dataward.detect import detect
+    from dataward.detect.interface import DetectionError
+
+    texts, labels = corpus(n=60)
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    with pytest.raises(DetectionError, match="text_triggers"):
+        detect(frame, text="text", label="label", detectors=["text_triggers"], params={"text_triggers": {"alpha": 5}})

@@ -241,10 +241,31 @@ class MiningParams:
     alpha: float = 0.01
     folds: int = 5
     smoothing: float = 0.1
-    model: str = "multinomial"
+    model: str = "multinomial"  # the content model: "multinomial" or "bernoulli" naive Bayes
     test: str = "contradiction"  # or "association" (target rate with g vs without it; needs min_lift)
-    min_lift: float = 10.0  # association test only  # the content model: "bernoulli" or "multinomial" naive Bayes
+    min_lift: float = 10.0  # association test only
     null_floor: float = 0.01
+
+    def __post_init__(self) -> None:
+        """Reject bad values early (a TypeError: the API reports it as bad detector parameters)."""
+        ints = {"n_max": 1, "min_support": 2, "min_rest": 0, "max_context_sample": 2, "folds": 2}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise TypeError(f"{name} must be an integer >= {low}, not {value!r}")
+        fractions = ("max_fraction", "min_purity", "min_contradiction", "shared_fraction", "alpha", "null_floor")
+        for name in fractions:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+                raise TypeError(f"{name} must be a number in (0, 1], not {value!r}")
+        for name in ("margin", "smoothing", "min_lift"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise TypeError(f"{name} must be a number >= 0, not {value!r}")
+        if self.model not in ("multinomial", "bernoulli"):
+            raise TypeError(f"model must be 'multinomial' or 'bernoulli', not {self.model!r}")
+        if self.test not in ("contradiction", "association"):
+            raise TypeError(f"test must be 'contradiction' or 'association', not {self.test!r}")
 
 
 @dataclass(frozen=True, eq=False)
