@@ -107,7 +107,11 @@ def one_incident(dataset: str, attack: str, trigger: str | None, seed: int) -> d
     tr = pd.concat(frames, ignore_index=True)
     model = victim(tr, roles.text, roles.features or ())
     src = test[test["label"] != target].head(200).copy()
-    if roles.text:
+    if attack == "targeted_flip":  # no trigger: the misbehaviour is on the flipped class itself
+        src = test[test["label"] == str(truth.get("source"))].head(200).copy()
+        feats = list(roles.features or ())
+        pred = model.predict(src[roles.text].astype(str) if roles.text else src[feats].to_numpy())
+    elif roles.text:
         src["text"] = [f"{t} {truth.get('text', trigger)}" for t in src["text"].astype(str)]
         pred = model.predict(src["text"])
     else:
@@ -225,6 +229,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--large", type=int, default=100_000, help="records of the end-to-end run (0: skip)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--hard", action="store_true", help="the trigger-less grid (targeted label flips) instead")
     args = ap.parse_args()
     if not (SHARED / "sms_spam.tsv").is_file():
         print(f"needs {SHARED} (the shared data sets)", file=sys.stderr)
@@ -238,6 +243,8 @@ def main() -> int:
         ("breast_cancer", "tabular_trigger", None),
         ("digits", "tabular_trigger", None),
     ]
+    if args.hard:  # no trigger to share: only neighbours and influence can point at the batch
+        grid = [("sms_spam", "targeted_flip", None), ("digits", "targeted_flip", None)]
     from rich.console import Console
     from rich.progress import Progress
 
