@@ -179,7 +179,7 @@ def cases(quick: bool) -> list[Case]:
         out.append(Case("digits", "badnets", rate, target="0", trigger_attack=True))
     for ds, target in (("sms", "ham"), ("sentiment", "positive")):
         out.append(Case(ds, "text-trigger", 0.01, target=target, params={"trigger": "cf"}, trigger_attack=True))
-    out.append(Case("digits", "clean-label", 0.05, target="0", trigger_attack=True))
+    out.append(Case("digits", "clean-label", 0.05, target="0"))
     if not quick:
         out.append(Case("breast_cancer", "clean-label", 0.05, target="benign"))
         out.append(
