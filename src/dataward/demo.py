@@ -255,7 +255,17 @@ def main() -> None:
     chapter = _incident_chapter()
     if chapter is not None:
         _say("9. Red-team and respond: a stealthy poisoned batch slips through; red-teaming and an incident trace it.")
-        chapter(ws_dir=ws_dir, base=base, run=_run, say=_say)
+        people = {
+            "admin": "ada",
+            "ingester": "ingrid",
+            "screener": "sam",
+            "reviewer": "rita",
+            "approver": "alice",
+            "trainer": "tom",
+            "auditor": "aldo",
+        }
+        figures = chapter(ws_dir, people, say=lambda text: console.print(f"   {text.strip()}"))
+        console.print(f"[dim]{figures}[/]")
 
     _say("10. The audit log: every step above, signed, in an RFC 6962 Merkle tree with signed checkpoints.")
     _run("log", "show", "--limit", "8")
