@@ -115,8 +115,8 @@ class InstructionBackdoorDetector(Detector):
         ]
         unit_of, reps = dedupe(keys)
         n_units = len(reps)
-        prompts = build_corpus([rep.prompts[i] for i in reps])
-        responses = build_corpus([rep.responses[i] for i in reps])
+        prompts = build_corpus([keys[i][0] for i in reps], joined=True)
+        responses = build_corpus([keys[i][1] for i in reps], joined=True)
         # targets: response n-grams (any frequency up to 90%) and near-duplicate response clusters
         resp_table = ngram_table(
             responses,

@@ -93,12 +93,14 @@ class Corpus:
         return mat
 
 
-def build_corpus(texts: Sequence[str]) -> Corpus:
+def build_corpus(texts: Sequence[str], *, joined: bool = False) -> Corpus:
+    """Token ids of ``texts``; with ``joined``, the texts are already tokens joined by single spaces."""
     vocab: dict[str, int] = {}
     flat: list[int] = []
     starts = [0]
     for text in texts:
-        flat.extend(vocab.setdefault(tok, len(vocab)) for tok in tokenize_text(text))
+        toks = (text.split(" ") if text else []) if joined else tokenize_text(text)
+        flat.extend(vocab.setdefault(tok, len(vocab)) for tok in toks)
         starts.append(len(flat))
     words = [""] * len(vocab)
     for word, idx in vocab.items():
@@ -643,7 +645,8 @@ class TextTriggerDetector(Detector):
         rep_idx = np.asarray(reps, dtype=np.int64)
         usable = known[rep_idx]
         unit_ids = np.flatnonzero(usable)
-        corpus = build_corpus([rep.texts[int(rep_idx[u])] for u in unit_ids])
+        joined = [keys[int(rep_idx[u])] for u in unit_ids]
+        corpus = build_corpus([k[0] for k in joined if k is not None], joined=True)
         unit_labels = labels[rep_idx[unit_ids]]
         targets = sparse.csc_matrix(
             (np.ones(len(unit_ids)), (np.arange(len(unit_ids)), unit_labels)), shape=(len(unit_ids), n_classes)
