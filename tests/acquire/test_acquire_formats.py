@@ -110,3 +110,18 @@ def test_batch_manifest_verifies_with_securesystemslib(env: Any) -> None:
     raw["payload"] = raw["payload"][:-4] + ("AAAA" if raw["payload"][-4:] != "AAAA" else "BBBB")
     with pytest.raises(VerificationError):
         SslibEnvelope.from_dict(raw).verify([key], 1)
+
+
+def test_csv_types_are_not_judged_only_shape(env: Any) -> None:
+    # a column that looks numeric in its first Arrow block and holds text later is valid CSV
+    rows = "".join(f"{i},ok\n" for i in range(300_000)) + "n/a,still ok\n"
+    p = _write(env.path / "mixed.csv", ("id,note\n" + rows).encode())
+    batch = acquire(env.ws, env.ingester, "vendor", [p])
+    assert batch.record_count == 300_001
+    bad = _write(env.path / "ragged.csv", b"id,note\n1,a\n2,b,extra\n")
+    import pytest
+
+    from dataward.errors import InputError
+
+    with pytest.raises(InputError, match=r"ragged\.csv: malformed CSV"):
+        acquire(env.ws, env.ingester, "vendor", [bad])

@@ -136,18 +136,39 @@ def line_leaves(f: IO[bytes], name: str, *, skip_header: bool, strict: bool) -> 
     return b"".join(out), len(out)
 
 
-def _csv_row_count(path_or_file: Any, name: str, delimiter: str) -> int:
+def _csv_row_count(f: Any, name: str, delimiter: str) -> int:
+    """Rows of a CSV/TSV by Arrow's parser (validation of shape and UTF-8). Every column is read as a string:
+    this validates structure, not types (a value unlike its column's first block is not malformed)."""
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    header = b""
+    while not header.strip():  # blank lines before the header are not records either
+        header = f.readline(1 << 20)
+        if not header:
+            return 0  # an empty delivery is a recorded warning, not a parse error
+    try:
+        text = header.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise InputError(f"{name} line 1: invalid UTF-8 in the header") from None
+    parsed = (
+        csv.reader([text], delimiter=delimiter)
+        if delimiter == ","
+        else csv.reader([text], delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    )
+    columns = next(parsed, [])
+    names = [f"c{i}" for i in range(max(1, len(columns)))]
     try:
         reader = pacsv.open_csv(
-            path_or_file,
-            read_options=pacsv.ReadOptions(block_size=8 << 20),
+            f,
+            read_options=pacsv.ReadOptions(block_size=8 << 20, column_names=names),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=delimiter == ",", quote_char='"' if delimiter == "," else False
             ),
-            convert_options=pacsv.ConvertOptions(check_utf8=True, column_types=None, strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                check_utf8=True, column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
         )
         n = 0
         for rb in reader:
@@ -156,8 +177,8 @@ def _csv_row_count(path_or_file: Any, name: str, delimiter: str) -> int:
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
         msg = str(exc).splitlines()[0]
         if msg.startswith("Empty CSV file"):
-            return 0  # an empty delivery is a recorded warning, not a parse error
-        raise InputError(f"{name}: malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {msg}") from None
+            return 0
+        raise InputError(f"{name}: malformed {kind}: {msg}") from None
 
 
 def csv_record_leaves(f: IO[bytes], name: str, delimiter: str) -> bytes:
