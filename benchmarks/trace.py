@@ -7,7 +7,8 @@ where the attack did not take (no misbehaving example) are counted, not traced.
 
 Compared in the same run with named peers on the same incidents:
 - ``random (expected)``: a uniformly random batch order, in expectation (top-1 1/BATCHES, mean rank 4.5);
-- ``neighbours-only``, ``influence-only`` (TracIn on the surrogate), ``shortcut-only``: one signal each;
+- ``neighbours-only``, ``influence-only`` (TracIn on the surrogate), ``shortcut-only``, ``disagreement-only``
+  (out-of-fold label disagreement): one signal each;
 - ``cleanlab`` (2.9, in .venv-bench-detection): batches ordered by cleanlab's label issues (cross-validated
   logistic regression), the data-centric audit one would run without the incident's examples;
 - ``dataward`` (all three signals + leave-one-batch-out retraining of the surrogate).
@@ -41,9 +42,8 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 PEER_PY = Path(__file__).resolve().parents[1] / ".venv-bench-detection" / "bin" / "python"  # `make bench-env`
 BATCHES = 8
 PEERS = {
-    "neighbours-only": {"shortcut": 0.0, "neighbours": 1.0, "influence": 0.0},
-    "influence-only": {"shortcut": 0.0, "neighbours": 0.0, "influence": 1.0},
-    "shortcut-only": {"shortcut": 1.0, "neighbours": 0.0, "influence": 0.0},
+    name: {k: float(k == name.split("-")[0]) for k in ("shortcut", "neighbours", "influence", "disagreement")}
+    for name in ("neighbours-only", "influence-only", "shortcut-only", "disagreement-only")
 }
 
 
@@ -244,7 +244,7 @@ def main() -> int:
         ("digits", "tabular_trigger", None),
     ]
     if args.hard:  # no trigger to share: only neighbours and influence can point at the batch
-        grid = [("sms_spam", "targeted_flip", None), ("digits", "targeted_flip", None)]
+        grid = [(d, "targeted_flip", None) for d in ("sms_spam", "sentiment", "breast_cancer", "digits")]
     from rich.console import Console
     from rich.progress import Progress
 

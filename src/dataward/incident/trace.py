@@ -30,7 +30,10 @@ from dataward.errors import InputError
 from dataward.redteam.data import Columns, inputs_of, labels_of, matrix
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
-WEIGHTS = {"shortcut": 0.5, "neighbours": 0.2, "influence": 0.3}
+#: with a shared trigger feature (its weight >= STRONG_FEATURE) / without one
+WEIGHTS = {"shortcut": 0.45, "neighbours": 0.15, "influence": 0.25, "disagreement": 0.15}
+WEIGHTS_NO_TRIGGER = {"shortcut": 0.0, "neighbours": 0.15, "influence": 0.4, "disagreement": 0.45}
+STRONG_FEATURE = 0.3
 SURROGATE_SAMPLE = 20_000
 LOO_CANDIDATES = 3
 TOKENS = r"(?u)\b\w+\b"  # single-character tokens count: triggers are often short
@@ -194,6 +197,26 @@ def _tracin(xt: Any, on: Arr, xe: Any, model: Any) -> Arr:
     return np.asarray(np.asarray(g).ravel() * (on - pz), dtype=np.float64)
 
 
+def _disagreement(xt: Any, on: Arr, idx: np.ndarray[Any, Any], seed: int) -> Arr:
+    """Records labelled with the output that a surrogate trained without them finds unlikely to carry it:
+    on * (1 - p_out_of_fold). Two folds over the surrogate sample; other records get both folds' mean."""
+    n = len(on)
+    rng = np.random.default_rng(seed + 1)
+    fold = rng.integers(0, 2, size=len(idx))
+    p = np.zeros(n)
+    outside = np.ones(n, dtype=bool)
+    outside[idx] = False
+    for k in (0, 1):
+        m = _surrogate(xt[idx[fold != k]], on[idx[fold != k]], seed)
+        if m is None:
+            return np.zeros(n)
+        held = idx[fold == k]
+        p[held] = _p_output(m, xt[held])
+        if outside.any():
+            p[outside] += 0.5 * _p_output(m, xt[np.flatnonzero(outside)])
+    return np.asarray(on * (1.0 - p), dtype=np.float64)
+
+
 # --- ranking -----------------------------------------------------------------------------------------------
 
 
@@ -247,9 +270,16 @@ def trace(
         idx = np.sort(np.concatenate([forced, rng.choice(pool, SURROGATE_SAMPLE - len(forced), replace=False)]))
     surrogate = _surrogate(xt[idx], on[idx], seed)
     influence = _tracin(xt, on, xe, surrogate) if surrogate is not None else np.zeros(n)
-    parts = {"shortcut": _scale(short), "neighbours": _scale(neighbours), "influence": _scale(influence)}
-    if weights is None:  # no shared feature: the other two signals carry the ranking
-        weights = WEIGHTS if feats else {"shortcut": 0.0, "neighbours": 0.4, "influence": 0.6}
+    disagreement = _disagreement(xt, on, idx, seed)
+    parts = {
+        "shortcut": _scale(short),
+        "neighbours": _scale(neighbours),
+        "influence": _scale(influence),
+        "disagreement": disagreement,
+    }
+    if weights is None:  # no strong shared feature: influence and label disagreement carry the ranking
+        strong = bool(feats) and float(str(feats[0]["weight"])) >= STRONG_FEATURE
+        weights = WEIGHTS if strong else WEIGHTS_NO_TRIGGER
     score = sum(weights[k] * v for k, v in parts.items())
     assert isinstance(score, np.ndarray)
     batches = np.asarray(train[batch_column].astype(str).to_numpy(), dtype=object)
