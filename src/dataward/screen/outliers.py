@@ -24,6 +24,8 @@ from dataward.screen.registry import register
 
 _FIT_ROWS = 5000
 _MAX_DIMS = 50
+#: above this share of records beyond the cut-off, the distance model is judged not to fit the data
+_MISFIT_SHARE = 0.05
 _TAIL = 1e-4
 
 
@@ -161,12 +163,20 @@ class OutliersCheck(Check):
         share = self._count / n
         expected = _TAIL * (50 if ctx.baseline is None else 5)
         sev = Severity.MEDIUM if share >= max(0.002, expected) else Severity.LOW
+        misfit = share > _MISFIT_SHARE
+        if misfit:
+            # Far more "outliers" than the elliptical model allows means the model does not fit these data
+            # (heavy, non-Gaussian tails, e.g. sparse pixels): a property of the data, not a sign of poison.
+            # Poison clusters are the tails/cluster rules' and the detectors' job; do not flag the bulk here.
+            sev = Severity.LOW
+        note = " (more than 5 %: the data are heavier-tailed than the model; not flagged)" if misfit else ""
         finding = Finding(
             self.name,
             "multivariate_outliers",
             sev,
             f"{self._count} record(s) ({fmt_share(share)}) lie beyond the robust distance threshold over "
-            f"{len(cols)} numeric columns; most pushed by {', '.join(sorted(pushed, key=lambda c: -pushed[c])[:3])}",
+            f"{len(cols)} numeric columns; most pushed by {', '.join(sorted(pushed, key=lambda c: -pushed[c])[:3])}"
+            f"{note}",
             tuple(sorted(r for _d, r, _c in top)),
             {
                 "n_records": self._count,
