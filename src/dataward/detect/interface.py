@@ -81,6 +81,9 @@ class Finding:
     records: tuple[int, ...]
     evidence: Mapping[str, Any]
     severity: float  # 0..1, used to order findings
+    #: the finding's p-value against the detector's stated null (clean baseline, permutation or conformal);
+    #: None only for detectors not yet calibrated. Fusion and severity read this, not ``severity`` alone.
+    p_value: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +96,9 @@ class DetectorResult:
     params: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     skipped: str | None = None  # why the detector did not run, if it did not
+    #: per-record p-values (n,) against the detector's null, small = suspicious; None if not calibrated.
+    #: Fusion controls the false discovery rate over these (docs/adr: calibrated alarms).
+    pvalues: FloatArray | None = None
 
 
 class Detector(ABC):
