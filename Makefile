@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: venv demo test lint bench-env bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/dataward/core/_leafhash.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
