@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dataward.core import ed25519
 from dataward.core.dsse import key_id
 
 #: the pseudo-principal whose key signs log checkpoints and records denied attempts
@@ -23,7 +24,7 @@ class Actor:
         return cls(name, key, key_id(key.public_key()))
 
     def sign(self, data: bytes) -> bytes:
-        return self.key.sign(data)
+        return ed25519.sign(self.key, data)
 
     def __repr__(self) -> str:  # never print key material
         return f"Actor({self.name!r}, keyid={self.keyid[:16]})"
