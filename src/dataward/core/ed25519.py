@@ -1,17 +1,18 @@
 """Ed25519 signing and verification through the fastest well-kept library installed (ADR 0030).
 
 libsodium (through PyNaCl) verifies about 1.8x and signs about 1.5x faster than OpenSSL (through
-cryptography) on this project's machines (benchmarks/signatures.py measures both in one run). Keys stay
+cryptography) on this project's machines (benchmarks/speed.py measures both in one run). Keys stay
 ``cryptography`` objects everywhere else; only the two hot calls come here. Without PyNaCl both fall back
-to cryptography. Ed25519 is deterministic, so both libraries make the same signature bytes, and every
-signature one accepts from an honest signer the other accepts too; libsodium is the stricter of the two on
-crafted inputs (it refuses small-order public keys and non-canonical encodings), which only refuses more
-forgeries. Pure: no I/O.
+to cryptography (as does ``DATAWARD_ED25519=openssl``). Ed25519 is deterministic, so both libraries make
+the same signature bytes, and every signature one accepts from an honest signer the other accepts too;
+libsodium is the stricter of the two on crafted inputs (it refuses small-order public keys and
+non-canonical encodings), which only refuses more forgeries. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from types import ModuleType
 
@@ -25,6 +26,8 @@ PUBLIC_KEY_SIZE = 32
 
 
 def _load_sodium() -> ModuleType | None:
+    if os.environ.get("DATAWARD_ED25519") == "openssl":  # benchmarks compare both libraries in one run
+        return None
     try:
         import nacl.bindings
         import nacl.exceptions  # crypto_sign_open raises its BadSignatureError
