@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_demo_story_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "DATAWARD_DEMO_DIR": str(tmp_path / "demo"), "COLUMNS": "200"}
@@ -30,3 +32,6 @@ def test_demo_story_end_to_end(tmp_path: Path) -> None:
     # the log verifies, then an edit of the catalog is caught and named
     assert "column 'principal' was changed ('mallory'" in out
     assert "Demo finished" in out
+
+# `make check` (the quick lane) leaves these out: the whole demo story end to end
+pytestmark = pytest.mark.slow

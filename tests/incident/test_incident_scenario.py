@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dataward.incident.demo_chapter import TRIGGER, incident_chapter, synthetic_reviews
@@ -98,3 +99,6 @@ def test_redteam_cli_gate_exit_codes_and_reports(env: Any, tmp_path: Path) -> No
     assert env.cli("redteam", f"{RT_MODELS}:clean", "--data", str(path), principal="ingrid") != 0
     # bad input: one line, no traceback
     assert env.cli("redteam", f"{RT_MODELS}:broken", "--data", str(path), principal="tom") not in (0, 4)
+
+# `make check` (the quick lane) leaves these out: the whole incident story end to end
+pytestmark = pytest.mark.slow
