@@ -31,7 +31,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "principal.add": frozenset({Role.ADMIN}),
     "role.grant": frozenset({Role.ADMIN}),
     "role.revoke": frozenset({Role.ADMIN}),
-    "key.generate": frozenset({Role.ADMIN}),
+    "key.generate": frozenset({Role.ADMIN}),  # logs written before keyrings (now key.add)
+    "key.add": frozenset({Role.ADMIN}),
+    "key.migrate": frozenset({Role.ADMIN}),
     "key.rotate": frozenset({Role.ADMIN}),
     "key.revoke": frozenset({Role.ADMIN}),
     "source.add": frozenset({Role.ADMIN}),

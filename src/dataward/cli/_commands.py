@@ -17,6 +17,7 @@ COMMAND_MODULES: dict[str, str] = {
     "acquire": "dataward.cli._acquire",
     "verify": "dataward.cli._acquire",
     "batch": "dataward.cli._acquire",
+    "sign-delivery": "dataward.cli._acquire",
     # audit log
     "log": "dataward.cli._log",
     # workflow gate
