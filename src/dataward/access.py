@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # the supply chain
     "batch.acquire": frozenset({Role.INGESTER}),
     "batch.refuse": frozenset({Role.INGESTER}),
+    "batch.generation": frozenset({Role.INGESTER}),  # a synthetic batch's signed generation statement
     "model.scan": frozenset({Role.INGESTER}),
     "batch.verify": ALL_ROLES,
     "batch.screen": frozenset({Role.SCREENER}),
