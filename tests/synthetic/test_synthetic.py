@@ -140,3 +140,29 @@ def test_memorisation_check_catches_planted_copies_and_passes_fresh_samples() ->
     near.iloc[:30, 2] = real.iloc[:30, 2].to_numpy()
     r = coverage(real, near)
     assert r.memorised and set(range(30)) <= set(r.near_copies)
+
+
+def test_cli_synthesize_verify_regenerate_and_coverage(synth, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    env, code = synth
+    rng = np.random.default_rng(11)
+    rows = "".join(f"{rng.normal():.6f},{'ab'[int(rng.integers(2))]},{i}\n" for i in range(200))
+    b = env.approved("x,label,i\n" + rows)
+    assert env.cli("release", "real", "--add", b) == 0
+    capsys.readouterr()
+    rc = env.cli("synthesize", "gen", "--generator", "genmod:make_rows", "--seed", "9", "--param", "rows=150",
+                 "--path", str(code), "--json", principal="ingrid")
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    bid = out["batch"]["id"]
+    assert out["generation"]["seed"] == 9
+    assert env.cli("verify", bid, "--regenerate", "--path", str(code), principal="ingrid") == 0
+    capsys.readouterr()
+    (code / "genmod.py").write_text(GENERATOR.replace("range(n)", "range(n + 1)"))
+    assert env.cli("verify", bid, "--regenerate", "--path", str(code), "--json", principal="ingrid") == 3
+    res = json.loads(capsys.readouterr().out)
+    assert res["first_difference"] == 150 and any("changed" in p for p in res["problems"])
+    html = tmp_path / "cov.html"
+    rc = env.cli("coverage", bid, "--reference", "real@1", "--html", str(html), "--json", principal="ingrid")
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and not report["memorised"] and "<svg" in html.read_text(), report
+    assert {c["column"] for c in report["columns"]} == {"x", "label", "i"}

@@ -41,6 +41,7 @@ class CoverageReport:
     near_copy_threshold: float
     near_copy_p_value: float  # binomial: more near-copies than alpha would give by chance
     alpha: float
+    identifier_columns: tuple[str, ...] = ()  # distinct integers per record: not compared for copies
 
     @property
     def memorised(self) -> bool:
@@ -56,6 +57,7 @@ class CoverageReport:
             "near_copy_threshold": self.near_copy_threshold,
             "near_copy_p_value": self.near_copy_p_value,
             "alpha": self.alpha,
+            "identifier_columns": list(self.identifier_columns),
             "memorised": self.memorised,
         }
 
@@ -101,12 +103,16 @@ def coverage(real: pd.DataFrame, synthetic: pd.DataFrame, *, alpha: float = 0.01
         idx = p.index.union(q.index)
         tvd = 0.5 * float(np.abs(p.reindex(idx, fill_value=0) - q.reindex(idx, fill_value=0)).sum())
         cols.append(ColumnCoverage(str(c), "categorical", tvd, float(np.isin(p.index, q.index).mean())))
-    used = numeric + categorical
+    # identifier-like columns (distinct integers per record) say nothing about content: left out of copies
+    identifiers = [c for c in numeric if pd.api.types.is_integer_dtype(real[c]) and real[c].is_unique]
+    used = [c for c in numeric if c not in identifiers] + categorical
+    if not used:
+        raise InputError("coverage needs at least one content column besides identifiers")
     real_keys = set(map(tuple, real[used].astype(str).itertuples(index=False, name=None)))
     exact = tuple(
         i for i, row in enumerate(synthetic[used].astype(str).itertuples(index=False, name=None)) if row in real_keys
     )
-    xr, xs = _matrix(real, synthetic, numeric, categorical)
+    xr, xs = _matrix(real, synthetic, [c for c in numeric if c not in identifiers], categorical)
     nn = NearestNeighbors(n_neighbors=2).fit(xr)
     # the null: how close real records are to their nearest *other* real record
     d_rr = nn.kneighbors(xr, n_neighbors=2)[0][:, 1]
@@ -115,7 +121,9 @@ def coverage(real: pd.DataFrame, synthetic: pd.DataFrame, *, alpha: float = 0.01
     near = tuple(int(i) for i in np.flatnonzero(d_sr <= threshold) if int(i) not in set(exact))
     k = len(near) + len(exact)
     p_value = float(stats.binomtest(k, len(synthetic), alpha, alternative="greater").pvalue)
-    return CoverageReport(len(real), len(synthetic), tuple(cols), exact, near, threshold, p_value, alpha)
+    return CoverageReport(
+        len(real), len(synthetic), tuple(cols), exact, near, threshold, p_value, alpha, tuple(map(str, identifiers))
+    )
 
 
 def coverage_html(report: CoverageReport, title: str) -> str:
