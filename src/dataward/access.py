@@ -59,6 +59,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "incident.open": frozenset({Role.AUDITOR, Role.TRAINER, Role.ADMIN}),
     "incident.resolve": frozenset({Role.APPROVER}),
     "log.verify": ALL_ROLES,
+    "federation.node.add": frozenset({Role.ADMIN}),  # a coordinator registers a node by its log key
+    "federation.round": frozenset({Role.TRAINER}),  # a coordinator records an aggregated round
     "token.create": frozenset({Role.ADMIN}),
     "token.revoke": frozenset({Role.ADMIN}),
     "console.read": ALL_ROLES - {Role.INGESTER},  # the web console's read pages and API

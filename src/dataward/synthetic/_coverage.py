@@ -129,13 +129,14 @@ def coverage(real: pd.DataFrame, synthetic: pd.DataFrame, *, alpha: float = 0.01
 def coverage_html(report: CoverageReport, title: str) -> str:
     """A self-contained HTML page (no external assets) with the per-column distances as bars."""
     import jinja2
+    from markupsafe import Markup
 
     from dataward.web.svg import bars
 
     chart = bars({c.column: c.distance for c in report.columns}, "distance per column (0 = same distribution)")
     env = jinja2.Environment(autoescape=True)
     tpl = env.from_string(_TEMPLATE)
-    return tpl.render(title=title, r=report, chart=jinja2.utils.markupsafe.Markup(chart))
+    return tpl.render(title=title, r=report, chart=Markup(chart))
 
 
 _TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>

@@ -48,7 +48,7 @@ def _artifact_digests(paths: Sequence[str | os.PathLike[str]]) -> dict[str, str]
         h = hashlib.sha256()
         try:
             with p.open("rb") as f:
-                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                while chunk := f.read(1 << 20):
                     h.update(chunk)
         except OSError as exc:
             raise InputError(f"{p}: cannot read the model artifact ({exc.strerror})") from None
