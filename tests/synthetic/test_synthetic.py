@@ -166,3 +166,34 @@ def test_cli_synthesize_verify_regenerate_and_coverage(synth, tmp_path: Path, ca
     report = json.loads(capsys.readouterr().out)
     assert rc == 0 and not report["memorised"] and "<svg" in html.read_text(), report
     assert {c["column"] for c in report["columns"]} == {"x", "label", "i"}
+
+
+def _rule(result, name):  # type: ignore[no-untyped-def]
+    if result.rule == name:
+        return result
+    for c in result.children:
+        found = _rule(c, name)
+        if found is not None:
+            return found
+    return None
+
+
+def test_policy_requires_verified_regeneration_and_risk_credits_it(synth) -> None:  # type: ignore[no-untyped-def]
+    from dataward.workflow.gate import evaluate
+    from dataward.workflow.risk import assess
+
+    env, code = synth
+    ingrid = env.actor("ingrid")
+    before = assess(env.ws, "gen")
+    batch, _ = synthesize(env.ws, ingrid, "gen", "genmod:make_rows", seed=2, search_path=str(code))
+    rule = _rule(evaluate(env.ws, batch.id).result, "regenerable")
+    assert rule is not None and not rule.passed and "verify --regenerate" in rule.explanation
+    unproven = assess(env.ws, "gen")
+    assert regenerate(env.ws, ingrid, batch.id, search_path=str(code)).ok
+    env.ws.record(ingrid, "batch.verify", f"batch:{batch.id}", {"regenerated": True, "problems": []})
+    assert _rule(evaluate(env.ws, batch.id).result, "regenerable").passed
+    proven = assess(env.ws, "gen")
+    assert proven.score < unproven.score <= before.score
+    # a non-synthetic batch is not asked to regenerate
+    other = env.acquire("a,b\n1,2\n")
+    assert _rule(evaluate(env.ws, other).result, "regenerable").passed

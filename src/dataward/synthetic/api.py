@@ -126,7 +126,13 @@ def synthesize(
         subjects = [(f"batch:{batch.id}", batch.manifest_digest)]
         attest(ws, ch, subjects, GENERATION_PREDICATE, stmt.to_predicate(), batch_id=batch.id)
         ch.details.update(
-            {"batch": batch.id, "generator": spec.ref, "seed": seed, "conditioned_on": sorted(input_roots)}
+            {
+                "batch": batch.id,
+                "source": source,
+                "generator": spec.ref,
+                "seed": seed,
+                "conditioned_on": sorted(input_roots),
+            }
         )
     return batch, stmt
 
@@ -217,3 +223,33 @@ def _stored_leaves(ws: Workspace, batch: Batch) -> bytes:
 
 def regenerate_json(result: RegenerationResult) -> dict[str, Any]:
     return result.to_json()
+
+
+def regeneration_evidence(ws: Workspace, source: str | None = None) -> tuple[set[str], set[str]]:
+    """From the log: (batches with a signed generation statement, batches whose regeneration verified).
+
+    Only a ``batch.verify`` entry with ``regenerated: true`` recorded *after* the batch's generation
+    statement counts; ``source`` limits both sets to that source's batches.
+    """
+    import json
+
+    from dataward.log.auditlog import iter_entries
+
+    generated: set[str] = set()
+    verified: set[str] = set()
+    with ws.engine.connect() as conn:
+        for row in iter_entries(conn):
+            body = json.loads(bytes(row.entry))
+            action, details = body.get("action"), body.get("details") or {}
+            if action == "batch.generation" and (source is None or _source_of(body) == source):
+                generated.add(str(details.get("batch")))
+            elif action == "batch.verify" and details.get("regenerated") is True:
+                bid = str(body.get("subject", "")).removeprefix("batch:")
+                if bid in generated:
+                    verified.add(bid)
+    return generated, verified
+
+
+def _source_of(entry: Mapping[str, Any]) -> str | None:
+    src = (entry.get("details") or {}).get("source")
+    return str(src) if src is not None else None
