@@ -44,7 +44,9 @@ def npy_header(data: bytes) -> tuple[Any, tuple[int, ...], int]:
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
         raise FormatError("the .npy header must hold exactly descr, fortran_order and shape")
     shape = header["shape"]
-    if not isinstance(shape, tuple) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+    if not isinstance(shape, tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
         raise FormatError(f"the .npy shape {str(shape)[:40]} is not a tuple of sizes")
     try:
         # numpy's own rule for a header descr (what np.load does), so 'object', [('a', 'O')] and nested all resolve
@@ -102,7 +104,9 @@ def validate_safetensors(data: bytes) -> dict[str, Any]:
         dtype, shape, offs = meta["dtype"], meta["shape"], meta["data_offsets"]
         if dtype not in SAFETENSORS_DTYPES:
             raise FormatError(f"tensor {key[:60]!r} has unknown dtype {str(dtype)[:20]!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+        ):
             raise FormatError(f"tensor {key[:60]!r} has a malformed shape")
         if (
             not isinstance(offs, list)
@@ -242,7 +246,9 @@ def keras_code_findings(config: Any) -> list[tuple[str, str]]:
             cls = node.get("class_name")
             name = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
             if isinstance(cls, str) and cls in _KERAS_CODE_CLASSES:
-                found.append(("lambda_layer", f"{cls} layer {name or path!s} carries Python code (marshalled bytecode)"))
+                found.append(
+                    ("lambda_layer", f"{cls} layer {name or path!s} carries Python code (marshalled bytecode)")
+                )
             module = node.get("module")
             if isinstance(module, str) and module.split(".")[0] not in _KERAS_MODULE_PREFIXES and module != "":
                 found.append(("foreign_module", f"{path}: imports module {module!r} ({cls or 'object'})"))

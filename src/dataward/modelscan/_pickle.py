@@ -14,9 +14,10 @@ import math
 import pickletools
 import re
 import struct
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 #: opcodes a pickle may hold before the reader gives up (a bound on time, far above any real checkpoint)
 MAX_OPCODES = 50_000_000
@@ -150,7 +151,7 @@ def shadow_dtype(value: Any) -> Any:
             offsets.append(entry[1])
         return np.dtype({"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize})
     if isinstance(order, str) and order in "<>|=" and base.itemsize > 1:
-        return base.newbyteorder(order)
+        return base.newbyteorder(cast(Any, order))
     return base
 
 
@@ -190,7 +191,9 @@ def _joblib_array_size(wrapper: Call) -> tuple[bool, int, bool]:
     if not isinstance(state, dict):
         raise ValueError("NumpyArrayWrapper state is not a dict")
     shape = state.get("shape")
-    if not isinstance(shape, tuple) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+    if not isinstance(shape, tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
         raise ValueError("NumpyArrayWrapper shape is not a tuple of sizes")
     dtype = shadow_dtype(state.get("dtype"))
     aligned = state.get("numpy_array_alignment_bytes", None) is not None
@@ -211,6 +214,20 @@ def read_pickle(
     With ``joblib`` the reader follows joblib's unpickler: after ``BUILD`` of a ``NumpyArrayWrapper`` it
     skips the padding and exactly the raw array bytes (or reads the nested object-array pickle).
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pickletools on odd STRING escapes
+        return _read(data, start, joblib=joblib, on_nested=on_nested, depth=depth)
+
+
+def _read(
+    data: bytes,
+    start: int = 0,
+    *,
+    joblib: bool = False,
+    on_nested: Callable[[bytes, int], PickleReading] | None = None,
+    depth: int = 0,
+) -> PickleReading:
+    """The reader behind :func:`read_pickle`."""
     out = PickleReading()
     stack: list[Any] = []
     memo: dict[int, Any] = {}
@@ -276,13 +293,13 @@ def read_pickle(
                 problem("extension_opcode", f"{name} at byte {pos} imports through the copyreg extension registry")
                 stack.append(UNKNOWN)
             elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = top()
+                memo[cast(int, arg)] = top()
             elif name == "MEMOIZE":
                 memo[len(memo)] = top()
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if int(arg) not in memo:
+                if cast(int, arg) not in memo:
                     raise _Malformed(f"memo key {arg} read before it was stored")
-                stack.append(memo[int(arg)])
+                stack.append(memo[cast(int, arg)])
             elif name in _STRING_OPS:
                 text = arg.decode("latin-1") if isinstance(arg, bytes) else str(arg)
                 if _DUNDER.match(text):
@@ -387,7 +404,9 @@ def _set(d: dict[Any, Any], k: Any, v: Any) -> None:
         d[k] = v
 
 
-def _generic(opcode: pickletools.OpcodeInfo, stack: list[Any], pop: Callable[[], Any], pop_mark: Callable[[], Any]) -> None:
+def _generic(
+    opcode: pickletools.OpcodeInfo, stack: list[Any], pop: Callable[[], Any], pop_mark: Callable[[], Any]
+) -> None:
     before = opcode.stack_before
     if pickletools.stackslice in before:
         pop_mark()

@@ -71,7 +71,9 @@ class _Scan:
     def add(self, kind: str, severity: Severity, where: str, detail: str, **evidence: Any) -> None:
         if any(f.kind == kind and f.summary == f"{where}: {detail}" for f in self.findings):
             return  # two readings of the same bytes saw the same thing
-        self.findings.append(Finding(CHECK, kind, severity, f"{where}: {detail}", evidence={"where": where, **evidence}))
+        self.findings.append(
+            Finding(CHECK, kind, severity, f"{where}: {detail}", evidence={"where": where, **evidence})
+        )
 
     def spend(self, n: int, where: str) -> bool:
         self.budget += n
@@ -202,7 +204,9 @@ def _read_torch_legacy(scan: _Scan, data: bytes, where: str, pos: int) -> _Readi
         numel = int(struct.unpack("<q", data[pos : pos + 8])[0])
         end = pos + 8 + numel * sizes[key]
         if numel < 0 or end > len(data):
-            scan.add("malformed_torch", Severity.HIGH, where, f"storage {key} claims {numel} elements past the file end")
+            scan.add(
+                "malformed_torch", Severity.HIGH, where, f"storage {key} claims {numel} elements past the file end"
+            )
             return _Reading("torch-legacy", False, "storage size")
         pos = end
     if pos != len(data):
@@ -217,7 +221,7 @@ def _kind_of_zip(names: list[str]) -> str:
     lower = [n.lower() for n in names]
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in lower):
         return "torch-zip"
-    if "config.json" in lower and any(n.endswith(".h5") for n in lower) or "metadata.json" in lower:
+    if ("config.json" in lower and any(n.endswith(".h5") for n in lower)) or "metadata.json" in lower:
         return "keras"
     if names and all(n.endswith(".npy") for n in names):
         return "npz"
@@ -233,11 +237,21 @@ def _read_zip(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | No
         infos = zf.infolist()
         names = [i.filename for i in infos]
         kind = _kind_of_zip(names)
-        if not data[:4] == b"PK\x03\x04" and infos:
-            scan.add("zip_prefix", Severity.HIGH, where, "bytes before the first zip entry (a loader may read them as another format)")
+        if data[:4] != b"PK\x03\x04" and infos:
+            scan.add(
+                "zip_prefix",
+                Severity.HIGH,
+                where,
+                "bytes before the first zip entry (a loader may read them as another format)",
+            )
         folded = [n.lower() for n in names]
         if len(folded) != len(set(folded)):
-            scan.add("duplicate_members", Severity.HIGH, where, "two members share a name (case-insensitively); loaders may take either")
+            scan.add(
+                "duplicate_members",
+                Severity.HIGH,
+                where,
+                "two members share a name (case-insensitively); loaders may take either",
+            )
         for info in infos:
             member = f"{where}:{info.filename}"
             scan.members.append(member)
@@ -257,8 +271,21 @@ def _read_zip(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | No
                             pass
                         continue
                     blob = fh.read(info.file_size + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, NotImplementedError, RuntimeError) as exc:
-                scan.add("corrupt_member", Severity.HIGH, member, f"cannot be read intact ({exc}); a lenient loader may still run it")
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                zlib.error,
+                ValueError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
+                scan.add(
+                    "corrupt_member",
+                    Severity.HIGH,
+                    member,
+                    f"cannot be read intact ({exc}); a lenient loader may still run it",
+                )
                 continue
             if len(blob) > info.file_size:
                 scan.add("corrupt_member", Severity.HIGH, member, "holds more bytes than its directory entry says")
@@ -269,7 +296,12 @@ def _read_zip(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | No
                 if pattern is not None and re.fullmatch(pattern.encode(), blob):
                     continue
                 if rel.startswith("code/") or rel.endswith(".py"):
-                    scan.add("torchscript_code", Severity.HIGH, member, "TorchScript code runs when the archive is loaded with torch.jit.load")
+                    scan.add(
+                        "torchscript_code",
+                        Severity.HIGH,
+                        member,
+                        "TorchScript code runs when the archive is loaded with torch.jit.load",
+                    )
                     continue
             _scan_bytes(scan, blob, member, depth + 1)
     return _Reading(kind, True)
@@ -279,7 +311,7 @@ def _read_tar(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | No
     if len(data) < 512 or data[257:262] not in (b"ustar",):
         return None
     try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, ValueError, EOFError):
         return None
     with tf:
@@ -398,11 +430,18 @@ def _read_npy(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | No
         w = f"{where} (object array {dtype.str if not dtype.fields else 'structured'}, pickle at byte {offset})"
         _judge_pickle(scan, body, w, partial=False)
         if body.complete and body.end != len(data):
-            scan.add("trailing_data", Severity.HIGH, where, f"{len(data) - body.end} bytes after the object-array pickle")
+            scan.add(
+                "trailing_data", Severity.HIGH, where, f"{len(data) - body.end} bytes after the object-array pickle"
+            )
         return _Reading("npy-object", body.complete)
     expected = fmt.npy_data_size(dtype, shape)
     if offset + expected != len(data):
-        scan.add("malformed_npy", Severity.HIGH, where, f"header says {expected} data bytes, the file has {len(data) - offset}")
+        scan.add(
+            "malformed_npy",
+            Severity.HIGH,
+            where,
+            f"header says {expected} data bytes, the file has {len(data) - offset}",
+        )
         return _Reading("npy", False, "size")
     return _Reading("npy", True)
 
@@ -419,7 +458,7 @@ def _read_safetensors(scan: _Scan, data: bytes, where: str, depth: int) -> _Read
 
 
 def _read_onnx(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | None:
-    if not data[:1] == b"\x08":  # ModelProto starts with ir_version (field 1, varint) in every writer
+    if data[:1] != b"\x08":  # ModelProto starts with ir_version (field 1, varint) in every writer
         return None
     try:
         _summary, locations = fmt.onnx_external_locations(bytes(data))
@@ -436,7 +475,11 @@ def _unconfined(location: str, base: Path | None) -> str:
     """Why an ONNX external-data path escapes the model's directory ('' when it stays inside)."""
     if not location or "\x00" in location:
         return "is empty or holds a NUL"
-    if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() or PureWindowsPath(location).drive:
+    if (
+        PurePosixPath(location).is_absolute()
+        or PureWindowsPath(location).is_absolute()
+        or PureWindowsPath(location).drive
+    ):
         return "is absolute"
     parts = re.split(r"[\\/]", location)
     if ".." in parts:
@@ -591,8 +634,12 @@ class ModelScanResult:
                 CheckResult(
                     CHECK,
                     self.findings,
-                    {"verdict": self.verdict, "format": self.format, "globals": list(self.globals),
-                     "allowed_by_extra": list(self.allowed_extra)},  # fmt: skip
+                    {
+                        "verdict": self.verdict,
+                        "format": self.format,
+                        "globals": list(self.globals),
+                        "allowed_by_extra": list(self.allowed_extra),
+                    },
                 ),
             ),
             params={"allow_list_size": len(DEFAULT_GLOBALS)},
@@ -610,7 +657,9 @@ def scan_model(
     limits = limits or Limits()
     p = Path(path)
     if p.is_dir():
-        results = tuple(scan_model(f, allow=allow, limits=limits) for f in sorted(x for x in p.rglob("*") if x.is_file()))
+        results = tuple(
+            scan_model(f, allow=allow, limits=limits) for f in sorted(x for x in p.rglob("*") if x.is_file())
+        )
         return ModelScanResult(
             str(p),
             "directory",
