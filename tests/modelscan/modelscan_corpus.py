@@ -476,7 +476,7 @@ def malicious(d: Path) -> list[Case]:
         ("sys", "exit", ""),
     ]:
         put(
-            f"g_{mod}_{name}.pkl".replace(".", "_"),
+            f"g_{mod}_{name}".replace(".", "_") + ".pkl",
             call_p4(mod, name),
             f"{mod}.{name} called on load",
             dg,
