@@ -102,6 +102,57 @@ class PickleReading:
         return out
 
 
+class BufferReader(io.RawIOBase):
+    """A seekable read-only file over a buffer (bytes or mmap) that never copies the whole of it."""
+
+    def __init__(self, data: Any) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._find = getattr(data, "find", None)  # bytes and mmap search in C
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        out = bytes(self._view[self._pos : end])
+        self._pos = max(self._pos, end)
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        if self._find is not None:
+            hit = self._find(b"\n", self._pos, limit)
+            end = limit if hit < 0 else hit + 1
+        else:
+            end = self._pos
+            while end < limit and self._view[end] != 0x0A:
+                end += 1
+            end = min(end + 1, limit)
+        return self.read(end - self._pos)
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
+
+
 class _Malformed(Exception):
     pass
 
@@ -231,7 +282,7 @@ def _read(
     out = PickleReading()
     stack: list[Any] = []
     memo: dict[int, Any] = {}
-    stream = io.BytesIO(data)
+    stream = BufferReader(data)
     stream.seek(start)
 
     def problem(kind: str, detail: str) -> None:
@@ -426,7 +477,7 @@ def _generic(
 
 def _skip_joblib_array(
     data: bytes,
-    stream: io.BytesIO,
+    stream: BufferReader,
     wrapper: Call,
     out: PickleReading,
     on_nested: Callable[[bytes, int], PickleReading] | None,

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from dataward.modelscan import _formats as fmt
-from dataward.modelscan._pickle import Global, PickleReading, read_pickle
+from dataward.modelscan._pickle import BufferReader, Global, PickleReading, read_pickle
 from dataward.modelscan.allowlist import AllowList
 from dataward.screen.interface import Finding, Severity
 
@@ -230,7 +230,7 @@ def _kind_of_zip(names: list[str]) -> str:
 
 def _read_zip(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | None:
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
+        zf = zipfile.ZipFile(BufferReader(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, NotImplementedError):
         return None
     with zf:
@@ -311,7 +311,7 @@ def _read_tar(scan: _Scan, data: bytes, where: str, depth: int) -> _Reading | No
     if len(data) < 512 or data[257:262] not in (b"ustar",):
         return None
     try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - closed by the with below
+        tf = tarfile.open(fileobj=BufferReader(data), mode="r:")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, ValueError, EOFError):
         return None
     with tf:
