@@ -17,7 +17,7 @@ import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import IO, Any, cast
 
 #: opcodes a pickle may hold before the reader gives up (a bound on time, far above any real checkpoint)
 MAX_OPCODES = 50_000_000
@@ -310,7 +310,7 @@ def _read(
     n_ops = 0
     pos = start
     try:
-        for opcode, arg, pos_ in pickletools.genops(stream):
+        for opcode, arg, pos_ in pickletools.genops(cast(IO[bytes], stream)):
             pos = int(pos_) if pos_ is not None else pos
             n_ops += 1
             if n_ops > MAX_OPCODES:
