@@ -104,3 +104,42 @@ def test_the_seeds_behave() -> None:
             passed.append(scan_model(p).passed)
     assert passed == [True] * 6 + [False] * 4
     assert _oracle_refusals(SEEDS[6]) == ["os.system"]
+
+
+_SEED_FILES = (
+    "sk_forest_joblib_0.joblib",
+    "sk_logreg_p5.pkl",
+    "weights.npz",
+    "torch_zip.pt",
+    "torch_legacy.pt",
+    "model.safetensors",
+    "structured.npy",
+    "skl2onnx_logreg.onnx",
+    "joblib_arrays.joblib",
+    "model.keras",
+)
+
+
+def test_mutated_checkpoints_never_crash_the_scanner(corpus: tuple[Path, list[Any]], tmp_path: Path) -> None:
+    """Bad input gets a verdict, never an exception: byte flips, truncations and splices of real files."""
+    import random
+
+    root, _ = corpus
+    rng = random.Random(16)
+    crashed = []
+    for name in _SEED_FILES:
+        src = (root / "pass" / name).read_bytes()
+        for i in range(40):
+            data = bytearray(src)
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if i % 4 == 0:
+                data = data[: rng.randrange(1, len(data))]
+            p = tmp_path / f"{i}_{name}"
+            p.write_bytes(bytes(data))
+            try:
+                scan_model(p)
+            except Exception as exc:  # the assertion below lists them
+                crashed.append(f"{name} mutant {i}: {type(exc).__name__}: {exc}")
+            p.unlink()
+    assert crashed == []

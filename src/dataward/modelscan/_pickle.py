@@ -437,7 +437,8 @@ def _read(
         raise _Malformed("the pickle ends without STOP")
     except _Malformed as exc:
         problem("malformed_pickle", f"pickle from byte {start} is malformed at byte {pos}: {exc}")
-    except (ValueError, EOFError, struct.error, UnicodeDecodeError, OverflowError, MemoryError, RecursionError) as exc:
+    except (ValueError, EOFError, struct.error, UnicodeDecodeError, OverflowError, MemoryError, RecursionError,
+            TypeError, KeyError, IndexError) as exc:  # fmt: skip
         problem("malformed_pickle", f"pickle from byte {start} is malformed after byte {pos}: {exc}")
     out.end = stream.tell()
     return out
@@ -486,7 +487,7 @@ def _skip_joblib_array(
     at = stream.tell()
     try:
         has_object, nbytes, aligned = _joblib_array_size(wrapper)
-    except ValueError as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:  # numpy's refusals of a dtype
         raise _Malformed(f"joblib array at byte {at} cannot be sized exactly ({exc})") from None
     out.joblib_arrays += 1
     if has_object:
