@@ -43,6 +43,8 @@ from dataward.workspace import Workspace
 DECISIONS = ("ok", "wrong-label", "malicious", "unsure")
 ERROR_DECISIONS = frozenset({"wrong-label", "malicious", "unsure"})
 METHODS = ("clopper-pearson", "wilson")
+#: an undo: the record's earlier decisions stay in the history, the record is undecided again
+WITHDRAWN = "withdrawn"
 
 
 # --- statistics ------------------------------------------------------------------------------------------------
@@ -136,6 +138,8 @@ def parse_decision(text: str, where: str = "decision") -> tuple[str, str | None]
     t = text.strip()
     head, sep, label = t.partition(":")
     head = head.strip().lower()
+    if head == WITHDRAWN and not sep:
+        return head, None
     if head not in DECISIONS:
         raise InputError(f"{where}: {text!r} is not a decision; use ok, wrong-label:NEW, malicious or unsure")
     if head == "wrong-label":
@@ -569,8 +573,10 @@ def sample_items(ws: Workspace, batch_id: str) -> list[SampleItem]:
 
 
 def _latest_decisions(conn: Connection, audit_id: int) -> dict[int, Any]:
+    """record -> its latest decision row; a record whose latest decision was withdrawn (undo) has none."""
     t = schema.audit_decisions
-    return {int(r.record): r for r in conn.execute(select(t).where(t.c.audit_id == audit_id).order_by(t.c.id))}
+    rows = {int(r.record): r for r in conn.execute(select(t).where(t.c.audit_id == audit_id).order_by(t.c.id))}
+    return {k: r for k, r in rows.items() if r.decision != WITHDRAWN}
 
 
 def record_decisions(
@@ -589,7 +595,7 @@ def record_decisions(
     if audit.status != "open":
         raise ConflictError(f"the audit of batch {batch_id} is complete; decisions are closed")
     for d in decisions:
-        if d.decision not in DECISIONS:
+        if d.decision not in (*DECISIONS, WITHDRAWN):
             raise InputError(f"record {d.record}: {d.decision!r} is not a decision ({', '.join(DECISIONS)})")
         if d.decision == "wrong-label" and not d.new_label:
             raise InputError(f"record {d.record}: wrong-label needs the correct label")
