@@ -245,7 +245,7 @@ def test_cli_end_to_end(tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.
             str(tmp_path / "batch.parquet"),
             "--baseline",
             str(bl),
-            "--json",
+            "--json-out",
             str(out),
             "--html",
             str(html),

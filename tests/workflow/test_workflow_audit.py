@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
-from workflow_helpers import Flow
+from workflow_helpers import WITHOUT_DETECTION, Flow
 
 from dataward.errors import ConflictError, InputError
 from dataward.workflow import audit, screening
@@ -286,9 +286,9 @@ def _with_findings(monkeypatch: pytest.MonkeyPatch, flow: Flow, bid: str, findin
 
 
 def _set_max_flagged(flow: Flow, cap: int) -> None:
-    from dataward.workflow.policy import default_policy_text, set_policy
+    from dataward.workflow.policy import set_policy
 
-    text = default_policy_text().replace("max_flagged = 100", f"max_flagged = {cap}", 1)
+    text = WITHOUT_DETECTION.replace("max_flagged = 100", f"max_flagged = {cap}", 1)
     set_policy(flow.ws, flow.actor("admin"), text, where="test policy")
 
 

@@ -19,6 +19,10 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+#: with ``json_option``: the same JSON written to a file (every command means the same by both)
+json_out_option = click.option(
+    "--json-out", "json_out", default=None, metavar="FILE", type=click.Path(dir_okay=False), help="Write JSON to FILE."
+)
 
 
 def open_workspace(ctx: click.Context) -> Workspace:
