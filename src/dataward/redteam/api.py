@@ -138,6 +138,8 @@ def redteam(
         raise InputError("a red-team result is recorded in a workspace", advice="Open one, or pass --no-record.")
     subject = f"model:{model.sha256 or model.name}"
     if ws is not None:
+        if actor is None:
+            raise InputError("a red-team run in a workspace needs a principal", advice="Pass --as NAME.")
         check_may(ws, actor, "redteam.run", subject)
     frame = load_frame(data, workspace=ws, principal=actor)
     clean_frame = load_frame(clean, workspace=ws, principal=actor) if clean else None

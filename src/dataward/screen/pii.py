@@ -12,6 +12,7 @@ blocks approval (``block``: high, secrets critical) or only warns (``warn``: low
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -203,6 +204,10 @@ def redact(text: str) -> str:
     return "".join(out)
 
 
+def _mask_match(kind: str, m: re.Match[str]) -> str:
+    return mask(kind, m.group(0))
+
+
 def redact_kinds(text: str, kinds: Iterable[str]) -> str:
     """``text`` masked for display: every validated PII value, and also every raw match of the given kinds'
     patterns, validated or not. The console passes the kinds found anywhere in a batch, so a value a rule
@@ -211,7 +216,7 @@ def redact_kinds(text: str, kinds: Iterable[str]) -> str:
     for kind in kinds:
         pattern = _COMPILED.get(kind)
         if pattern is not None and kind != "high_entropy":  # already-masked values end in "…[N chars]"
-            text = pattern.sub(lambda m, k=kind: mask(k, m.group(0)), text)
+            text = pattern.sub(functools.partial(_mask_match, kind), text)
     return text
 
 
