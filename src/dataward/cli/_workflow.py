@@ -309,7 +309,7 @@ def _show_record(view: Any, item: Any, k: int, total: int, console: Any = consol
         t = Table("field", "value", show_header=False)
         for key, val in view.value.items():
             t.add_row(escape(str(key)), escape(val if isinstance(val, str) else json.dumps(val, ensure_ascii=False)))
-        print_table(t)
+        console.print(t)  # the interactive review: its own console (stderr under --json)
     else:
         console.print(escape(str(view.value)))
     if item.decision:
