@@ -79,6 +79,26 @@ def test_scenario_end_to_end(env: Any, tmp_path: Path) -> None:
     assert env.cli("incident", "resolve", second, "--apply", principal="tom") != 0  # trainers may not
     assert env.cli("incident", "resolve", second, principal="alice") == 0  # dry run
     assert incidents(ws) != []
+    # the console's incidents page: the open one and the resolved one, with trace and rollback
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from dataward.web.app import create_app
+    from dataward.web.auth import create_token
+
+    _, secret = create_token(ws, ws.actor("admin"), "aud", timedelta(hours=1))
+    with TestClient(create_app(ws)) as client:
+        assert client.post("/login", data={"token": secret, "next": "/incidents"}).status_code == 200
+        page = client.get("/incidents").text
+        assert "showing 2 of 2 incident(s)" in page
+        assert f'id="incident-{out["incident"]}"' in page and f'id="incident-{second}"' in page
+        resolved = page.split(f'id="incident-{out["incident"]}"', 1)[1].split("</section>", 1)[0]
+        assert out["poisoned_batch"] in resolved and "reviews-vendor" in resolved  # the trace
+        assert 'class="resolution"' in resolved and "revoked" in resolved  # the rollback
+        assert "roll back" in resolved
+        found = client.get(f"/incidents?q={second}").text
+        assert "showing 1 of 1 incident(s)" in found
 
 
 def test_redteam_cli_gate_exit_codes_and_reports(env: Any, tmp_path: Path) -> None:
