@@ -41,7 +41,7 @@ def print_table(table: Table) -> None:
     click.echo("\t".join(str(c.header) for c in columns))
     cells = [list(c.cells) for c in columns]
     for row in zip(*cells, strict=True):
-        click.echo("\t".join(c.plain if isinstance(c, Text) else str(c) for c in row))
+        click.echo("\t".join(c.plain if isinstance(c, Text) else Text.from_markup(str(c)).plain for c in row))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
