@@ -133,7 +133,8 @@ def baseline_merge(baselines: tuple[str, ...], out: str) -> None:
 @click.option("--pii", type=click.Choice(["block", "warn"]), default=None, help="Override the policy's PII switch.")
 @click.option("--checks", default=None, help="Comma-separated check names (default: all).")
 @click.option("--fail-on", default="high", show_default=True, help="Exit 1 when a finding is at least this severe.")
-@click.option("--json", "json_out", default=None, help="Write the JSON report here ('-' for stdout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout (no summary there).")
+@click.option("--json-out", "json_out", default=None, metavar="FILE", help="Write the JSON report to FILE.")
 @click.option("--html", "html_out", default=None, help="Write the HTML report here.")
 @click.option("--quiet", is_flag=True, help="No human summary.")
 def check_cmd(
@@ -153,6 +154,7 @@ def check_cmd(
     pii: str | None,
     checks: str | None,
     fail_on: str,
+    as_json: bool,
     json_out: str | None,
     html_out: str | None,
     quiet: bool,
@@ -188,12 +190,14 @@ def check_cmd(
     )
     if json_out is not None:
         _write(json_out, report.to_json(), "JSON report")
+    if as_json:
+        _write("-", report.to_json(), "JSON report")
     if html_out is not None:
         _write(html_out, report.to_html(), "HTML report")
-    if not quiet and json_out != "-":
+    if not quiet and not as_json:
         click.echo(report.summary())
     if report.failed(threshold):
-        if not quiet and json_out != "-":
+        if not quiet and not as_json:
             click.echo(f"FAIL: findings at or above {threshold.value}", err=True)
         sys.exit(1)
 

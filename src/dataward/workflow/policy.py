@@ -75,7 +75,7 @@ class AuditParams:
 @dataclass(frozen=True)
 class TierPolicy:
     tier: str
-    required_checks: tuple[str, ...] = ("integrity", "screening")
+    required_checks: tuple[str, ...] = ("integrity", "screening", "detection")
     block_severity: str = "critical"
     max_flagged_fraction: float = 0.10
     audit_required: bool = True
