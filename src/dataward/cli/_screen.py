@@ -347,7 +347,12 @@ def scan_model_cmd(
         _, batch = register_checkpoint(ws, acting(ctx, ws), register_source, path, allow=allow_list)
         click.echo(f"PASS: {path}; acquired as batch {batch.id} of {register_source} (quarantined)")
         return
-    result = scan_model(path, allow=allow_list)
+    from dataward.cli._util import byte_progress
+
+    target = Path(path)
+    total = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) if target.is_dir() else 0
+    with byte_progress(total, "scanning") as advance:  # stderr, TTY only
+        result = scan_model(path, allow=allow_list, progress=advance if target.is_dir() else None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:

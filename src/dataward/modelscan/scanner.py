@@ -21,7 +21,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -651,15 +651,22 @@ def scan_model(
     *,
     allow: AllowList | None = None,
     limits: Limits | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> ModelScanResult:
-    """Scan a checkpoint file (or every file under a directory) without loading or unpickling it."""
+    """Scan a checkpoint file (or every file under a directory) without loading or unpickling it.
+
+    ``progress(name, bytes)`` is called after each file of a directory (for a progress bar).
+    """
     allow = allow or AllowList()
     limits = limits or Limits()
     p = Path(path)
     if p.is_dir():
-        results = tuple(
-            scan_model(f, allow=allow, limits=limits) for f in sorted(x for x in p.rglob("*") if x.is_file())
-        )
+        done: list[ModelScanResult] = []
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            done.append(scan_model(f, allow=allow, limits=limits))
+            if progress is not None:
+                progress(f.name, f.stat().st_size)
+        results = tuple(done)
         return ModelScanResult(
             str(p),
             "directory",
@@ -676,8 +683,8 @@ def scan_model(
             size = p.stat().st_size
             data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as exc:
-        f = Finding(CHECK, "unreadable", Severity.HIGH, f"{p}: cannot be read: {exc.strerror}")
-        return ModelScanResult(str(p), "unknown", False, (f,))
+        unreadable = Finding(CHECK, "unreadable", Severity.HIGH, f"{p}: cannot be read: {exc.strerror}")
+        return ModelScanResult(str(p), "unknown", False, (unreadable,))
     try:
         sha = hashlib.sha256(data).hexdigest()
         label = _scan_bytes(scan, data, p.name, 0) if size else "empty"
