@@ -15,6 +15,8 @@ from dataward.batches import get_batch, list_batches
 from dataward.cli._app import cli
 from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace
 from dataward.core.signer import Signer
+from dataward.identity import Actor
+from dataward.workspace import Workspace
 
 
 def _total_bytes(paths: tuple[str, ...]) -> int:
@@ -98,12 +100,17 @@ def acquire_cmd(
 
 @cli.command("verify")
 @click.argument("batch_id", metavar="BATCH")
+@click.option("--regenerate", is_flag=True, help="Synthetic batch: re-run its generator and compare Merkle roots.")
+@click.option("--path", "search_path", default=None, help="With --regenerate: where the generator module lives.")
 @json_option
 @click.pass_context
-def verify_cmd(ctx: click.Context, batch_id: str, as_json: bool) -> None:
+def verify_cmd(ctx: click.Context, batch_id: str, regenerate: bool, search_path: str | None, as_json: bool) -> None:
     """Re-read and re-hash every object of BATCH; check records, Merkle roots and the manifest signature."""
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
+    if regenerate:
+        _regenerate(ctx, ws, actor, batch_id, search_path, as_json)
+        return
     report = verify_batch(ws, batch_id)
     ws.record(actor, "batch.verify", f"batch:{batch_id}", {"ok": report.ok, "problems": len(report.problems)})
     if as_json:
@@ -118,6 +125,24 @@ def verify_cmd(ctx: click.Context, batch_id: str, as_json: bool) -> None:
         for p in report.problems:
             console.print(f"  {p.line()}", markup=False)
     ctx.exit(0 if report.ok else 3)
+
+
+def _regenerate(
+    ctx: click.Context, ws: Workspace, actor: Actor, batch_id: str, search_path: str | None, as_json: bool
+) -> None:
+    from dataward.synthetic import regenerate
+
+    res = regenerate(ws, actor, batch_id, search_path=search_path)
+    ws.record(actor, "batch.verify", f"batch:{batch_id}", {"regenerated": res.ok, "problems": list(res.problems)})
+    if as_json:
+        emit_json(res.to_json())
+    elif res.ok:
+        console.print(f"[green]OK[/] batch {batch_id} regenerates bit for bit: Merkle root {res.expected_root}")
+    else:
+        console.print(f"[red]FAILED[/] batch {batch_id} does not regenerate:")
+        for p in res.problems:
+            console.print(f"  {p}", markup=False)
+    ctx.exit(0 if res.ok else 3)
 
 
 @cli.group()

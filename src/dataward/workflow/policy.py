@@ -91,6 +91,8 @@ class TierPolicy:
     approver_roles: tuple[str, ...] = ("approver",)
     separation_of_duties: tuple[str, ...] = ("acquirer",)
     reverify_on_approve: bool = True
+    #: a synthetic batch passes only with a verified regeneration in the log (`verify --regenerate`)
+    synthetic_regenerable: bool = True
     audit: AuditParams = field(default_factory=AuditParams)
 
     def to_json(self) -> dict[str, Any]:
@@ -149,6 +151,7 @@ _TIER_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
         f"a list of duties ({', '.join(SEPARATION_DUTIES)}) that includes acquirer",
     ),
     "reverify_on_approve": (_is_bool, "true or false"),
+    "synthetic_regenerable": (_is_bool, "true or false"),
 }
 _AUDIT_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "confidence": (lambda v: _is_fraction(v) and 0.5 <= float(v) < 1.0, "a number in [0.5, 1)"),
@@ -418,6 +421,8 @@ class PolicyContext:
     audit: AuditEstimate | None
     verify: Callable[[], VerificationReport] | None = None
     _verified: VerificationReport | None = None
+    #: synthetic batches: whether the log holds a verified regeneration of this batch (None: not synthetic)
+    regenerated: Callable[[], bool] | None = None
 
     def verification(self) -> VerificationReport | None:
         if self.verify is None:
@@ -600,6 +605,19 @@ class SourceKindIn(Rule):
         return self._r(k in self.kinds, f"source kind {k}" + (" is exempt" if k in self.kinds else " is not exempt"))
 
 
+class Regenerable(Rule):
+    name = "regenerable"
+
+    def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        if ctx.risk.kind != "synthetic":
+            return self._r(True, f"source kind {ctx.risk.kind} is not synthetic")
+        if ctx.regenerated is not None and ctx.regenerated():
+            return self._r(True, "the batch regenerated bit for bit from its signed generation statement")
+        return self._r(
+            False, f"synthetic batch {ctx.batch.id} has no verified regeneration: run `dataward verify --regenerate`"
+        )
+
+
 class LicencePresent(Rule):
     name = "licence-present"
 
@@ -703,4 +721,6 @@ def tier_rule(tp: TierPolicy, *, for_approval: bool = True) -> AllOf:
     if not tp.pii_allowed:
         rules.append(NoPii())
     rules.append(DriftLimit(tp.max_drifted_columns, tp.label_shift_allowed))
+    if tp.synthetic_regenerable:
+        rules.append(Regenerable())
     return AllOf(rules, name=f"policy[{tp.tier}]")
