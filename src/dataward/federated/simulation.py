@@ -139,14 +139,20 @@ def run(sc: Scenario, root: Path | None = None) -> Outcome:
         node_data.append(batches)
     with tempfile.TemporaryDirectory(prefix="dataward-fed-", dir=root) as tmp_s:
         tmp = Path(tmp_s)
-        coord_ws = Workspace.init(tmp / "coordinator", admin="coord")
+        from dataward.store.keyring import FileKeyring
+
+        ring = FileKeyring(tmp / "keyring")  # the simulated operators' keys: a scratch keyring, not the caller's
+        coord_ws = Workspace.init(tmp / "coordinator", admin="coord", keyring=ring)
         try:
-            admin = coord_ws.actor("coord")
+            admin = coord_ws.actor("coord", keyring=ring)
             from dataward import principals
 
             principals.grant_roles(coord_ws, admin, "coord", [Grant(Role.TRAINER)])
             coord = Coordinator(coord_ws, admin, witness_threshold=min(1, sc.n_nodes - 1))
-            nodes = [Node(Workspace.init(tmp / f"node{i}", admin=f"op{i}"), f"node{i}") for i in range(sc.n_nodes)]
+            nodes = [
+                Node(Workspace.init(tmp / f"node{i}", admin=f"op{i}", keyring=ring), f"node{i}")
+                for i in range(sc.n_nodes)
+            ]
             for n in nodes:
                 coord.register(n.identity)
             w = np.zeros((x.shape[1] + 1, k))
