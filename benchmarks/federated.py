@@ -25,7 +25,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a small grid for development")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
-    grid = [("digits", n, s) for n in (5, 10, 20) for s in range(5)] + [
+    grid = [("digits", n, s) for n in (5, 10, 20) for s in range(6)] + [
         ("breast_cancer", n, s) for n in (5, 10) for s in range(4)
     ]
     if args.quick:

@@ -34,6 +34,7 @@ def _web_keyring(_session_keyring: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 
 @pytest.fixture
 def artifacts() -> Path:
-    d = Path(__file__).parent / "artifacts"
-    d.mkdir(exist_ok=True)
+    """Where the browser tests write screenshots: $DATAWARD_SCREENSHOTS, else tests/web/artifacts/."""
+    d = Path(os.environ.get("DATAWARD_SCREENSHOTS") or Path(__file__).parent / "artifacts")
+    d.mkdir(parents=True, exist_ok=True)
     return d

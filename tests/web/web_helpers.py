@@ -32,7 +32,11 @@ PEOPLE: dict[str, list[Role]] = {
 }
 FAST = ["integrity", "screening"]
 # small samples must pass: a lax medium tier that needs two approvals (and lets masked PII through)
-MEDIUM = "[tiers.medium]\napprovals = 2\nmax_audit_error_upper = 0.75\npii_allowed = true\nmax_flagged_fraction = 0.5\n"
+# (and skips detection openly: the default policy requires it in every tier)
+MEDIUM = (
+    "[tiers.medium]\napprovals = 2\nmax_audit_error_upper = 0.75\npii_allowed = true\nmax_flagged_fraction = 0.5\n"
+    'required_checks = ["integrity", "screening"]\n'
+)
 
 
 def write_csv(path: Path, n: int, *, pii: bool = False, tag: str = "") -> Path:

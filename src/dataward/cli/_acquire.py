@@ -13,7 +13,7 @@ from dataward.acquire.records import FORMATS
 from dataward.acquire.verify import verify_batch
 from dataward.batches import get_batch, list_batches
 from dataward.cli._app import cli
-from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace
+from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace, print_table
 from dataward.core.signer import Signer
 from dataward.identity import Actor
 from dataward.workspace import Workspace
@@ -166,7 +166,7 @@ def batch_list(ctx: click.Context, source: str | None, state: str | None, as_jso
             t.add_row(
                 b.id, b.source, str(b.state), str(b.file_count), f"{b.record_count:,}", b.created_at[:19], b.created_by
             )
-        console.print(t)
+        print_table(t)
 
     emit(as_json, [b.to_json() for b in items], human)
 
@@ -185,7 +185,7 @@ def batch_show(ctx: click.Context, batch_id: str, as_json: bool) -> None:
         t = Table("file", "format", "records", "bytes", "sha256")
         for f in b.files:
             t.add_row(f.name, f.format, f"{f.record_count:,}", f"{f.size:,}", f.sha256[:16] + "...")
-        console.print(t)
+        print_table(t)
 
     emit(as_json, b.to_json(), human)
 

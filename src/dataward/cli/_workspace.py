@@ -7,7 +7,7 @@ from rich.table import Table
 
 from dataward import principals as identity_admin
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace
+from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace, print_table
 from dataward.model.keys import PublicKey
 from dataward.sources import add_source, get_source, list_sources
 from dataward.workspace import Workspace
@@ -292,7 +292,7 @@ def source_list(ctx: click.Context, by_risk: bool, as_json: bool) -> None:
         for s in items:
             lic = (s.license or "-") + ("" if s.license_status == "spdx" else f" [yellow]({s.license_status})[/]")
             t.add_row(s.name, str(s.kind), lic, s.supplier or "-", s.origin)
-        console.print(t)
+        print_table(t)
 
     emit(as_json, [s.to_json() for s in items], human)
 
@@ -384,7 +384,7 @@ def key_list(ctx: click.Context, principal: str | None, as_json: bool) -> None:
         t = Table("key", "principal", "status", "created", "expires")
         for k in keys:
             t.add_row(k["keyid"][:16], k["principal"], k["status"], k["created_at"][:19], (k["expires_at"] or "-")[:19])
-        console.print(t)
+        print_table(t)
 
     emit(as_json, keys, human)
 
@@ -457,7 +457,7 @@ def principal_list(ctx: click.Context, as_json: bool) -> None:
         t = Table("principal", "roles")
         for p in items:
             t.add_row(p["name"], ", ".join(p["roles"]) or "-")
-        console.print(t)
+        print_table(t)
 
     emit(as_json, items, human)
 

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from dataward.access import Grant, Role
 from dataward.federated.coordinator import Coordinator, encode_update, trace_batches
 from dataward.federated.node import Node
+from dataward.store.keyring import FileKeyring
 from dataward.workspace import Workspace
 
 Array = npt.NDArray[np.float64]
@@ -122,7 +123,8 @@ def run(sc: Scenario, root: Path | None = None) -> Outcome:
     xt, yt, xs, ys = x[~test], y[~test], x[test], y[test]
     parts = _partition(yt, sc.n_nodes, sc.dirichlet_alpha, rng)
     trigger = rng.choice(x.shape[1], size=sc.trigger_features, replace=False)
-    high = np.quantile(x, 0.99, axis=0)[trigger] + 0.5 * x[:, trigger].std(axis=0)
+    # the trigger value sits just past each feature's observed maximum (a patch, in pixel terms)
+    high = x[:, trigger].max(axis=0) + x[:, trigger].std(axis=0)
     target = int(rng.integers(k))
     bad_node = int(rng.integers(sc.n_nodes))
     node_data: list[dict[str, tuple[Array, Labels]]] = []
@@ -139,9 +141,8 @@ def run(sc: Scenario, root: Path | None = None) -> Outcome:
         node_data.append(batches)
     with tempfile.TemporaryDirectory(prefix="dataward-fed-", dir=root) as tmp_s:
         tmp = Path(tmp_s)
-        from dataward.store.keyring import FileKeyring
-
-        ring = FileKeyring(tmp / "keyring")  # the simulated operators' keys: a scratch keyring, not the caller's
+        # every operator has a keyring of their own, outside the workspaces
+        ring = FileKeyring(tmp / "keyring-coord")
         coord_ws = Workspace.init(tmp / "coordinator", admin="coord", keyring=ring)
         try:
             admin = coord_ws.actor("coord", keyring=ring)
@@ -150,7 +151,8 @@ def run(sc: Scenario, root: Path | None = None) -> Outcome:
             principals.grant_roles(coord_ws, admin, "coord", [Grant(Role.TRAINER)])
             coord = Coordinator(coord_ws, admin, witness_threshold=min(1, sc.n_nodes - 1))
             nodes = [
-                Node(Workspace.init(tmp / f"node{i}", admin=f"op{i}", keyring=ring), f"node{i}")
+                Node(Workspace.init(tmp / f"node{i}", admin=f"op{i}", keyring=FileKeyring(tmp / f"keyring-op{i}")),
+                     f"node{i}")
                 for i in range(sc.n_nodes)
             ]
             for n in nodes:

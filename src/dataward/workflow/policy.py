@@ -75,7 +75,7 @@ class AuditParams:
 @dataclass(frozen=True)
 class TierPolicy:
     tier: str
-    required_checks: tuple[str, ...] = ("integrity", "screening")
+    required_checks: tuple[str, ...] = ("integrity", "screening", "detection")
     block_severity: str = "critical"
     max_flagged_fraction: float = 0.10
     audit_required: bool = True
@@ -183,6 +183,7 @@ class Policy:
     where: str
     text: str = ""
     redteam: Mapping[str, float] = field(default_factory=dict)  # [redteam] gate thresholds (docs/redteam.md)
+    modelscan_allow: tuple[str, ...] = ()  # [modelscan] allow: extra MODULE.NAME globals (docs/model-scanning.md)
 
     def tier(self, name: str) -> TierPolicy:
         return self.tiers[name]
@@ -196,6 +197,7 @@ class Policy:
             "risk": dict(self.risk_thresholds),
             "tiers": {t: p.to_json() for t, p in self.tiers.items()},
             "redteam": dict(self.redteam),
+            "modelscan": {"allow": list(self.modelscan_allow)},
         }
 
 
@@ -256,7 +258,7 @@ def parse_policy(text: str, where: str = POLICY_FILE) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{where}: not valid TOML: {exc}", advice="Fix the TOML syntax at the line named.") from None
-    top = {"version", "keys", "risk", "defaults", "tiers", "redteam"}
+    top = {"version", "keys", "risk", "defaults", "tiers", "redteam", "modelscan"}
     for key in data:
         if key not in top:
             raise _err(text, where, [key], f"unknown section (known: {', '.join(sorted(top))})")
@@ -302,7 +304,24 @@ def parse_policy(text: str, where: str = POLICY_FILE) -> Policy:
         tiers[name] = TierPolicy(tier=name, **values, audit=AuditParams(**audit))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     redteam = _check_table(text, where, ["redteam"], data.get("redteam", {}), _REDTEAM_KEYS)  # docs/redteam.md
-    return Policy(1, int(rot), thresholds, tiers, digest, where, text, redteam)
+    return Policy(1, int(rot), thresholds, tiers, digest, where, text, redteam, _modelscan_allow(text, where, data))
+
+
+def _modelscan_allow(text: str, where: str, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """``[modelscan] allow``: exact MODULE.NAME globals a checkpoint pickle may also import."""
+    from dataward.modelscan.allowlist import parse_allow
+
+    table = data.get("modelscan", {})
+    if not isinstance(table, dict) or set(table) - {"allow"}:
+        raise _err(text, where, ["modelscan"], "may only hold allow (a list of MODULE.NAME globals)")
+    names = table.get("allow", [])
+    if not isinstance(names, list):
+        raise _err(text, where, ["modelscan", "allow"], f"must be a list of MODULE.NAME strings, not {names!r}")
+    try:
+        parse_allow(names, "allow")
+    except ValueError as exc:
+        raise _err(text, where, ["modelscan", "allow"], str(exc).removeprefix("allow: ")) from None
+    return tuple(names)
 
 
 def default_policy_text() -> str:
