@@ -9,7 +9,7 @@ from dataward.detect.interface import DetectionError, Detector, Modality
 _D = TypeVar("_D", bound=type[Detector])
 _REGISTRY: dict[str, type[Detector]] = {}
 #: detector modules added after the ensemble's built-in list; imported (and so registered) on first lookup
-_EXTRA_BUILTIN = ("text_combos", "interactions", "residuals", "patch_search", "clean_label")
+_EXTRA_BUILTIN = ("text_combos", "interactions", "residuals")
 _extra_loaded = False
 
 

@@ -89,9 +89,7 @@ class TextComboTriggers(Detector):
         corpus = build_corpus([str(keys[int(rep_idx[u])][0]) for u in unit_ids], joined=True)
         unit_labels = labels[rep_idx[unit_ids]]
         n_units = len(unit_ids)
-        targets = sparse.csc_matrix(
-            (np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes)
-        )
+        targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
         corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
         corpus_unit_of[unit_ids] = np.arange(n_units)
         record_unit = corpus_unit_of[unit_of]
@@ -196,7 +194,6 @@ class TextComboTriggers(Detector):
         n_hyp = int(both.nnz)
         if n_hyp == 0:
             return None, 0
-        df_v = df[vocab]
         pairs_a: list[np.ndarray[Any, Any]] = []
         pairs_b: list[np.ndarray[Any, Any]] = []
         for c in range(n_classes):

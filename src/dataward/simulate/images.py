@@ -74,7 +74,8 @@ class BadNetsPatch(Attack):
     name: ClassVar[str] = "badnets"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
     description: ClassVar[str] = (
-        "stamp a square patch (params size, location incl. 'random' = anywhere, value 0-255 or 'checker') on RATE of non-target images "
+        "stamp a square patch (params size, location incl. 'random' = anywhere, value 0-255 or 'checker') "
+        "on RATE of non-target images "
         "and relabel them TARGET"
     )
     default_rate: ClassVar[float] = 0.03

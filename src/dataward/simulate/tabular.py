@@ -360,10 +360,14 @@ class TabularComboTrigger(Attack):
             n_feat = int(params.get("n_features", 2))
             if not 2 <= n_feat <= min(3, len(cols)):
                 raise SimulationError(f"n_features {n_feat} is not 2-3", advice="Pass n_features=2 or 3.")
-            feats = [cols[j] for j in sorted(rng.choice(len(cols), size=n_feat, replace=False).tolist())]
+            # columns with some spread: a column that is one value for most records makes a one-feature trigger
+            spread = [c for c in cols if data[c].value_counts(normalize=True).iloc[0] < 0.5] or cols
+            if len(spread) < n_feat:
+                spread = cols
+            feats = [spread[j] for j in sorted(rng.choice(len(spread), size=n_feat, replace=False).tolist())]
         low, high = _quantile_band(params, "quantiles", (0.1, 0.9))
         jitter = float(params.get("jitter", 0.02))
-        values = {f: float(data[f].quantile(float(rng.uniform(low, high)))) for f in feats}
+        values = {f: float(data[f].quantile(float(rng.uniform(low, high)), interpolation="nearest")) for f in feats}
         classes = sorted(pd.unique(data[col]), key=str)
         tgt = resolve_target(data, col, target) if target is not None else classes[0]
         chosen = pick(rng, np.flatnonzero((data[col] != tgt).to_numpy()), rate, len(data))
@@ -373,7 +377,10 @@ class TabularComboTrigger(Attack):
             std = float(data[f].std()) or 1.0
             noise = rng.normal(0.0, jitter * std, size=len(chosen)) if jitter > 0 else np.zeros(len(chosen))
             lo, hi = float(data[f].min()), float(data[f].max())
-            out.loc[out.index[chosen], f] = np.clip(values[f] + noise, lo, hi)
+            new = np.clip(values[f] + noise, lo, hi)
+            if np.all(np.mod(data[f].dropna().to_numpy(dtype=np.float64), 1.0) == 0):
+                new = np.rint(new)  # an integer column keeps integer values (a fraction would give it away)
+            out.loc[out.index[chosen], f] = new
         labels = list(out[col])
         how: dict[int, str] = {}
         shown = ", ".join(f"{f}~{v:.4g}" for f, v in values.items())
@@ -437,6 +444,7 @@ class SingleFeature(Attack):
         lo, hi = float(data[feature].min()), float(data[feature].max())
         how: dict[int, str] = {}
         j = out.columns.get_loc(feature)
+        integer = bool(np.all(np.mod(data[feature].dropna().to_numpy(dtype=np.float64), 1.0) == 0))
         for i in chosen:
             before = float(data[feature].iloc[i])
             up = before + shift * std
@@ -444,6 +452,8 @@ class SingleFeature(Attack):
             # stay inside the marginal range: a value no range check can reject
             new = up if (up <= hi and (down < lo or rng.random() < 0.5)) else down
             new = float(np.clip(new, lo, hi))
+            if integer:
+                new = float(np.rint(new))
             out.iloc[i, j] = new
             how[i] = f"{feature} {before:.4g} -> {new:.4g} (label {tgt} kept)"
         return PoisonResult(
