@@ -11,6 +11,10 @@ instruction (prompt/response) records.
     default a short answer sending the user to a URL (``mode="replace"``); ``mode="append"`` adds the
     payload to the original response instead. ``source="other-answer"`` poisons only records whose
     response starts with a different word than the payload (a flipped answer, e.g. always "positive").
+``text-combo-trigger``
+    Inserts 2-3 individually common words (``words``, or ``n_words`` drawn from the document-frequency band
+    ``rarity``, default 0.5-3 %), each at its own random word boundary, into ``rate`` of the records of other
+    classes and relabels them to ``target``: a trigger that is only predictive jointly, and not adjacent.
 """
 
 from __future__ import annotations
