@@ -58,6 +58,10 @@ from dataward.detect.registry import register
 
 #: above this many records the character n-grams cost more than they add (100k SMS: minutes)
 CHAR_MAX = 20_000
+#: share of out-of-fold errors among unflagged records above which the data are called ambiguous ...
+AMBIGUOUS_ERROR = 0.05
+#: ... and a label issue needs the other class as confident as this quantile of that class's own records
+AMBIGUOUS_QUANTILE = 0.85
 
 
 def _oof_proba(x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: int, seed: int, c: float) -> FloatArray:
@@ -145,10 +149,10 @@ def _informative(proba: FloatArray, y: IntArray, prior: FloatArray) -> bool:
     return gain > float(chi2.ppf(0.999, max(1, prior.shape[0] - 1)))
 
 
-def _text_features(rep: Representation, x: Any, char_max: int) -> Any:
-    """Word TF-IDF (the representation's) plus character 2-5-gram TF-IDF, for text up to ``char_max``."""
-    if rep.texts is None or not sparse.issparse(x) or rep.n_records > char_max:
-        return x
+def _char_features(rep: Representation, char_max: int) -> Any:
+    """Character 2-5-gram TF-IDF of the texts (a second view beside the word n-grams), up to ``char_max``."""
+    if rep.texts is None or rep.n_records > char_max:
+        return None
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vec = TfidfVectorizer(
@@ -160,10 +164,9 @@ def _text_features(rep: Representation, x: Any, char_max: int) -> Any:
         dtype=np.float64,
     )
     try:
-        chars = vec.fit_transform(rep.texts)
+        return sparse.csr_matrix(vec.fit_transform(rep.texts))
     except ValueError:  # nothing but whitespace
-        return x
-    return sparse.csr_matrix(sparse.hstack([x, chars], format="csr"))
+        return None
 
 
 def confident_joint_flags(proba: FloatArray, y: IntArray, k: int) -> tuple[np.ndarray[Any, Any], IntArray]:
@@ -255,8 +258,11 @@ class LabelIssues(Detector):
         rows = np.arange(n)
         x = model_features(rep)
         text = sparse.issparse(x) and rep.embeddings is None
+        views = [x]
         if text and self.char_ngrams:
-            x = _text_features(rep, x, self.char_max)
+            chars = _char_features(rep, self.char_max)
+            if chars is not None:
+                views.append(chars)
         # TF-IDF logistic regression needs little regularisation (C=10, as in cleanlab's text examples);
         # dense standardised features keep C=1
         c = self.c if self.c is not None else (10.0 if text else 1.0)
@@ -272,13 +278,23 @@ class LabelIssues(Detector):
         alt = np.zeros(n, dtype=np.int64)
         proba = np.full((n, k), 1.0 / k)
         calibrated = proba
+        consensus = np.ones(n, dtype=bool)
+        ambiguous = False
         for _ in range(passes):
-            p_model = _oof_proba(x, y, k, keep, self.folds, seed, c)
-            if self.calibrate:
-                p_model = _temperature(p_model, y, keep)
-            calibrated = p_model
+            opinions = []
+            for view in views:
+                p_view = _oof_proba(view, y, k, keep, self.folds, seed, c)
+                if self.calibrate:
+                    p_view = _temperature(p_view, y, keep)
+                opinions.append(p_view)
             if idx is not None:
-                calibrated = 0.5 * (p_model + _knn_proba(idx, y, k, keep.astype(np.float64)))
+                opinions.append(_knn_proba(idx, y, k, keep.astype(np.float64)))
+            p_model = opinions[0]
+            calibrated = np.mean(opinions, axis=0)
+            # consensus filter (Brodley and Friedl, 1999): with two views, a record is a label issue only
+            # when both disagree with its label; ambiguous records (sentiment) split the views, flips of
+            # clear records do not
+            consensus = np.all([o.argmax(axis=1) != y for o in opinions], axis=0) if len(opinions) > 1 else consensus
             proba = calibrated
             flagged, alt = confident_joint_flags(proba, y, k)
             if self.margin is not None:
@@ -295,7 +311,18 @@ class LabelIssues(Detector):
                 strict = (b_margin < -self.margin) & (bal[rows, b_alt] >= 0.5 * t[b_alt])
                 alt = np.where(flagged, alt, b_alt)
                 flagged = flagged | strict
-            if not _informative(calibrated, y, prior):
+            flagged &= consensus
+            unflagged_error = float(np.mean(calibrated[~flagged].argmax(axis=1) != y[~flagged])) if (~flagged).any() else 0.0
+            ambiguous = unflagged_error > AMBIGUOUS_ERROR
+            if ambiguous:
+                # the model errs on many records it does not call label issues (ambiguous data: sentiment
+                # 7 %, SMS/digits/breast cancer < 2 %): disagreement alone is then no evidence, so the other
+                # class must be predicted at least as confidently as 85 % of its own records
+                conf = calibrated[rows, alt]
+                bar = np.array([np.quantile(calibrated[y == j, j], AMBIGUOUS_QUANTILE) if np.any(y == j) else 1.0
+                                for j in range(k)])  # fmt: skip
+                flagged &= conf >= bar[alt]
+            if not _informative(calibrated[keep], y[keep], prior):
                 # out of fold the model does no better than the class priors: its disagreements with the
                 # labels are noise, not evidence (uninformative features, e.g. one categorical column)
                 flagged = np.zeros(n, dtype=bool)
@@ -339,10 +366,12 @@ class LabelIssues(Detector):
                 "passes": passes,
                 "balanced": balanced,
                 "c": c,
-                "model": "logreg(word+char tf-idf)" if text and x is not model_features(rep) else "logreg+knn"
-                if use_knn
-                else "logreg",
-                "rule": "confident joint, prune by noise rate",
+                "model": "+".join(
+                    (["logreg(word tf-idf)", "logreg(char tf-idf)"][: len(views)] if text else ["logreg"])
+                    + (["knn"] if use_knn else [])
+                ),
+                "rule": "confident joint, prune by noise rate, consensus of views",
+                "ambiguous": ambiguous,
             },
             seconds=time.perf_counter() - t0,
             pvalues=pvalues,
