@@ -246,8 +246,11 @@ def run_screen(path: Path, cols: dict[str, Any], tmp: Path) -> dict[str, Any]:
         "flagged": flagged / n,
         "max_severity": worst,
         "exit": rc,
-        "findings": [f"{f['severity']}: {f.get('check')}/{f.get('kind')}: {f.get('summary')}" for f in findings
-                     if RANK[str(f["severity"])] >= 2][:6],  # fmt: skip
+        "findings": [
+            f"{f['severity']}: {f.get('check')}/{f.get('kind')}: {f.get('summary')}"
+            for f in findings
+            if RANK[str(f["severity"])] >= 2
+        ][:6],
     }
 
 
@@ -317,7 +320,10 @@ def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for t in tools:
             v = r.get(t, {})
             if "flagged" in v:
-                cells += [f"{100 * v['flagged']:.2f} %", v["max_severity"] + (f" (exit {v['exit']})" if "exit" in v else "")]
+                cells += [
+                    f"{100 * v['flagged']:.2f} %",
+                    v["max_severity"] + (f" (exit {v['exit']})" if "exit" in v else ""),
+                ]
             else:
                 cells += ["-", v.get("skipped", v.get("error", "-"))[:40]]
         cells.append("yes" if _passes(r) else "**no**")

@@ -69,7 +69,12 @@ def _sklearn(name: str) -> Any:
     return build
 
 
-DATASETS = {"sms_spam": _sms, "sentiment": _sentiment, "digits": _sklearn("digits"), "breast_cancer": _sklearn("breast_cancer")}
+DATASETS = {
+    "sms_spam": _sms,
+    "sentiment": _sentiment,
+    "digits": _sklearn("digits"),
+    "breast_cancer": _sklearn("breast_cancer"),
+}
 
 
 def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, float]:

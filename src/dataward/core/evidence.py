@@ -69,7 +69,7 @@ def conformal_pvalues(scores: npt.ArrayLike, null_scores: npt.ArrayLike) -> Floa
     s = np.asarray(scores, dtype=np.float64)
     ref = np.sort(np.asarray(null_scores, dtype=np.float64).ravel())
     above = ref.size - np.searchsorted(ref, s, side="left")
-    out: FloatArray = (1.0 + above) / (1.0 + ref.size)
+    out: FloatArray = np.asarray((1.0 + above) / (1.0 + ref.size), dtype=np.float64)
     return out
 
 

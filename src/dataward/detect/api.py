@@ -337,16 +337,15 @@ def combine(
         else:
             p = empirical_null_pvalues(s)
         all_p.append(p)
-    combined = (
-        np.minimum(1.0, len(all_p) * np.min(np.vstack(all_p), axis=0)) if all_p else np.ones(n)
-    )
+    combined = np.minimum(1.0, len(all_p) * np.min(np.vstack(all_p), axis=0)) if all_p else np.ones(n)
     record_discovery = np.zeros(n, dtype=bool)
     if own_p:
         calibrated = np.minimum(1.0, len(own_p) * np.min(np.vstack(own_p), axis=0))
         record_discovery = benjamini_hochberg(calibrated, q)
     # --- findings: BH over those with a p-value; the others are rule-based and stand as they are
     tested = [(name, f) for name, r in ran for f in r.findings if _finding_p(f) is not None]
-    found = benjamini_hochberg([_finding_p(f) for _n, f in tested], q) if tested else np.zeros(0, dtype=bool)
+    tested_p = [_finding_p(f) for _n, f in tested]
+    found = benjamini_hochberg([1.0 if p is None else p for p in tested_p], q) if tested else np.zeros(0, dtype=bool)
     discovered = {id(f) for (_n, f), ok in zip(tested, found, strict=True) if ok}
     rejected = [f for (_n, f), ok in zip(tested, found, strict=True) if not ok]
     # records explained by a discovered trigger are attributed to it, not to label noise

@@ -197,7 +197,7 @@ def confident_joint_flags(proba: FloatArray, y: IntArray, k: int) -> tuple[np.nd
         for i in range(k):
             if i == j:
                 continue
-            want = int(round(joint[j, i]))
+            want = round(joint[j, i])
             if want <= 0:
                 continue
             cand = np.flatnonzero((y == j) & (other == i))
@@ -289,7 +289,6 @@ class LabelIssues(Detector):
                 opinions.append(p_view)
             if idx is not None:
                 opinions.append(_knn_proba(idx, y, k, keep.astype(np.float64)))
-            p_model = opinions[0]
             calibrated = np.mean(opinions, axis=0)
             # consensus filter (Brodley and Friedl, 1999): with two views, a record is a label issue only
             # when both disagree with its label; ambiguous records (sentiment) split the views, flips of
@@ -312,7 +311,9 @@ class LabelIssues(Detector):
                 alt = np.where(flagged, alt, b_alt)
                 flagged = flagged | strict
             flagged &= consensus
-            unflagged_error = float(np.mean(calibrated[~flagged].argmax(axis=1) != y[~flagged])) if (~flagged).any() else 0.0
+            unflagged_error = (
+                float(np.mean(calibrated[~flagged].argmax(axis=1) != y[~flagged])) if (~flagged).any() else 0.0
+            )
             ambiguous = unflagged_error > AMBIGUOUS_ERROR
             if ambiguous:
                 # the model errs on many records it does not call label issues (ambiguous data: sentiment

@@ -29,8 +29,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from dataward.detect._features import dense_view, knn_search, neighbours, reference_sample
 from dataward.core.evidence import conformal_pvalues
+from dataward.detect._features import dense_view, knn_search, neighbours, reference_sample
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
@@ -64,7 +64,9 @@ class KnnConsistency(Detector):
     name: ClassVar[str] = "knn_consistency"
     modalities: ClassVar[frozenset[Modality]] = _LABELLED
 
-    def __init__(self, k: int = 10, min_share: float = 0.95, flag: bool = False, max_records: int = MAX_RECORDS) -> None:
+    def __init__(
+        self, k: int = 10, min_share: float = 0.95, flag: bool = False, max_records: int = MAX_RECORDS
+    ) -> None:
         self.max_records = int(max_records)
         self.k = int(k)
         self.min_share = float(min_share)
