@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataward.acquire.acquire import acquire
-from dataward.acquire.records import record_digests
+from dataward.records.leaves import record_digests
 from dataward.cli import main
 from dataward.core import merkle
 from dataward.errors import Error, InputError

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dataward.acquire.records import record_digests
+from dataward.records.leaves import record_digests
 from dataward.batches import Batch, load_batch
 from dataward.core import dsse, merkle
 from dataward.errors import Error, NotFoundError, SignatureError

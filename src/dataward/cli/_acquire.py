@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from dataward.acquire.acquire import acquire
-from dataward.acquire.records import FORMATS
+from dataward.records.leaves import FORMATS
 from dataward.acquire.verify import verify_batch
 from dataward.batches import get_batch, list_batches
 from dataward.cli._app import cli

@@ -86,7 +86,7 @@ def baseline_create(
     }
     if not Path(path).exists() and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9._-]+", path):
         from dataward.release.reader import open_dataset
-        from dataward.screen._io import detect_format
+        from dataward.screen.conform import detect_format
 
         obj = ctx.find_root().obj or {}
         files = open_dataset(path, as_="paths", workspace=obj.get("workspace"), principal=obj.get("principal"))

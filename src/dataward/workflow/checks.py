@@ -369,7 +369,7 @@ def _screen_context(ctx: CheckContext, policy_file: Any) -> dict[str, Any]:
     return out
 
 
-_SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "txt"}
+_SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "text"}
 _SCREEN_OPTIONS = ("baseline", "label", "text", "group", "image", "licence_column", "checks")
 _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 
