@@ -25,10 +25,11 @@ import pandas as pd
 
 from dataward import records
 from dataward.errors import InputError
-from dataward.records import sniff as records_sniff
+from dataward.records.sniff import IMAGE_SUFFIXES as _IMAGE_SUFFIXES
+from dataward.records.sniff import format_of_name
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "imagefolder", "npy")
-IMAGE_SUFFIXES = records_sniff.IMAGE_SUFFIXES
+IMAGE_SUFFIXES = _IMAGE_SUFFIXES
 
 UInt8Array = npt.NDArray[np.uint8]
 
@@ -41,7 +42,7 @@ def infer_format(path: Path, fmt: str | None) -> str:
         return fmt
     if path.is_dir():
         return "imagefolder"
-    found = records_sniff.format_of_name(path.name)
+    found = format_of_name(path.name)
     if found not in FORMATS:
         raise InputError(
             f"cannot tell the format of {path} from its name",
