@@ -171,8 +171,12 @@ def check_cmd(
         policy = replace(policy, pii=pii)
     keys = [load_public_key(k) for k in intel_keys]
     feeds = [load_feed(p, keys=keys, allow_unsigned=allow_unsigned_intel) for p in intel_paths]
-    report = check_path(
+    from dataward.records.sandbox import run_sandboxed
+
+    report = run_sandboxed(
+        check_path,
         path,
+        where=path,
         format=fmt,
         baseline=baseline_path,
         intel=feeds,
