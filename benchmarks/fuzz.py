@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "records"))
 
-from fuzzing import FORMATS, SUFFIX, mutate, seed  # noqa: E402
+from fuzzing import FORMATS, SUFFIX, mutate, seed
 
-from dataward import records  # noqa: E402
-from dataward.errors import EXIT_CODES, Error  # noqa: E402
+from dataward import records
+from dataward.errors import EXIT_CODES, Error
 
 
 def _read(path: str, fmt: str) -> int:
@@ -41,7 +41,7 @@ def _read(path: str, fmt: str) -> int:
                 pass
         except Error:
             return 1
-        except BaseException:  # noqa: BLE001 - counting tracebacks is the point
+        except BaseException:
             return 2
     return 0
 
@@ -89,7 +89,10 @@ def main() -> None:
                 if args.cli_every and i % args.cli_every == 0:
                     got = subprocess.run(
                         [sys.executable, "-c", "from dataward.cli import run; run()", "check", str(path), "--quiet"],
-                        capture_output=True, text=True, timeout=args.timeout * 2, check=False,
+                        capture_output=True,
+                        text=True,
+                        timeout=args.timeout * 2,
+                        check=False,
                     )
                     if got.returncode not in EXIT_CODES or "Traceback" in got.stderr:
                         counts["undocumented_exit"] += 1
@@ -103,8 +106,17 @@ def main() -> None:
         "formats": out,
         "totals": {k: sum(c[k] for c in out.values()) for k in ("traceback", "segfault", "hang", "undocumented_exit")},
         "seconds": round(time.monotonic() - t0, 1),
-        "cpu_seconds": round(cpu1.children_user + cpu1.children_system - cpu0.children_user - cpu0.children_system
-                             + cpu1.user + cpu1.system - cpu0.user - cpu0.system, 1),
+        "cpu_seconds": round(
+            cpu1.children_user
+            + cpu1.children_system
+            - cpu0.children_user
+            - cpu0.children_system
+            + cpu1.user
+            + cpu1.system
+            - cpu0.user
+            - cpu0.system,
+            1,
+        ),
         "loadavg": os.getloadavg(),
     }
     if args.json:

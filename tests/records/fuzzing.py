@@ -10,8 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "text", "npy")
-SUFFIX = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl", "json": ".json", "parquet": ".parquet", "text": ".txt",
-          "npy": ".npy"}
+SUFFIX = {
+    "csv": ".csv",
+    "tsv": ".tsv",
+    "jsonl": ".jsonl",
+    "json": ".json",
+    "parquet": ".parquet",
+    "text": ".txt",
+    "npy": ".npy",
+}
 
 
 def seed(fmt: str) -> bytes:
@@ -57,7 +64,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         elif kind == 4:
             out[pos:pos] = b"z" * rng.choice([1 << 10, 1 << 16, 1 << 20])
         elif kind == 5:
-            out[pos:pos] = rng.choice([b'"', b'""', b'"a"b"', b'\n"', b',"\n\n', b"\t\"\t"])
+            out[pos:pos] = rng.choice([b'"', b'""', b'"a"b"', b'\n"', b',"\n\n', b'\t"\t'])
         elif kind == 6:
             out[pos:pos] = rng.choice([b"null\n", b"[1]\n", b'"s"\n', b"1e999\n", b'{"id": "x"}\n', b"NaN\n"])
         elif kind == 7:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dataward.detect.interface
 import dataward.records.sandbox
-import dataward.screen.interface  # noqa: F401 - load every module that defines error classes
+import dataward.screen.interface
 from dataward.errors import EXIT_CODES, Error
 
 DOC = Path(__file__).parents[2] / "docs" / "exit-codes.md"

@@ -9,14 +9,13 @@ import random
 from pathlib import Path
 
 import pytest
+from fuzzing import FORMATS, SUFFIX, mutate, seed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataward import records
 from dataward.errors import EXIT_CODES, Error
 from dataward.records.sandbox import SandboxError, run_sandboxed
-
-from fuzzing import FORMATS, SUFFIX, mutate, seed
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

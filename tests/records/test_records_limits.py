@@ -59,7 +59,7 @@ def test_duplicated_columns_are_refused_in_csv_and_parquet(tmp_path: Path) -> No
 
 def test_npy_headers_are_validated_before_any_allocation() -> None:
     assert records.load_npy(str(CORPUS / "zero-d.npy")).shape == (1,)
-    with pytest.raises(InputError, match="not a valid .npy file"):
+    with pytest.raises(InputError, match=r"not a valid \.npy file"):
         records.load_npy(str(CORPUS / "bit-flipped-header.npy"))
     with pytest.raises(LimitError, match="max_record_bytes") as info:
         records.load_npy(str(CORPUS / "dtype-U99999999.npy"))
@@ -132,7 +132,11 @@ def test_acquire_over_a_file_size_limit_is_a_storage_error_and_leaves_nothing(tm
 
         return subprocess.run(
             [sys.executable, "-c", "from dataward.cli import run; run()", "-w", str(ws), *args],
-            env=env, capture_output=True, text=True, preexec_fn=pre, check=False,  # noqa: PLW1509
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=pre,
+            check=False,
         )
 
     assert dw("init", str(ws), "--admin", "admin").returncode == 0

@@ -67,7 +67,7 @@ def test_errors_and_results_cross_back_with_their_types() -> None:
     def raises() -> None:
         raise InputError("bad.csv line 3: nope", advice="fix it")
 
-    with pytest.raises(InputError, match="bad.csv line 3: nope") as info:
+    with pytest.raises(InputError, match=r"bad\.csv line 3: nope") as info:
         run_sandboxed(raises, where="bad.csv")
     assert info.value.advice == "fix it" and not isinstance(info.value, SandboxError)
     import numpy as np

@@ -9,11 +9,11 @@ import click
 from rich.table import Table
 
 from dataward.acquire.acquire import acquire
-from dataward.records.leaves import FORMATS
 from dataward.acquire.verify import verify_batch
 from dataward.batches import get_batch, list_batches
 from dataward.cli._app import cli
 from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace
+from dataward.records.leaves import FORMATS
 
 
 def _total_bytes(paths: tuple[str, ...]) -> int:

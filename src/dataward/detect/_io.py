@@ -1,6 +1,7 @@
 """Detection's view of the records layer, and writing the files simulation makes (no detector logic here).
 
-Tables (CSV, TSV, JSON Lines, Parquet, .npy), read by :mod:`dataward.records`, become pandas DataFrames. An image folder ``ROOT/<label>/<file>``
+Tables (CSV, TSV, JSON Lines, Parquet, .npy), read by :mod:`dataward.records`, become pandas
+DataFrames. An image folder ``ROOT/<label>/<file>``
 becomes a DataFrame with the columns ``path`` (relative, POSIX), ``label`` and ``image`` (a decoded uint8
 array, or ``None`` for an image that could not be decoded), sorted by relative path. Image columns of a
 table may hold encoded bytes, ``{"bytes": ..., "path": ...}`` dicts (Hugging Face style), paths relative

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataward.records.limits import Limits, LimitError
+from dataward.records.limits import LimitError, Limits
 from dataward.records.readers import ReadStats, load_npy, read, read_table
 from dataward.records.sniff import READ_FORMATS, canonical_format, sniff
 

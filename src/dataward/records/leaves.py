@@ -75,9 +75,7 @@ class RecordDigests:
         return merkle.root_from_leaf_hashes(self.leaf_list())
 
 
-def iter_lines(
-    f: IO[bytes], name: str = "input", limits: Limits | None = None
-) -> Iterator[tuple[int, list[bytes]]]:
+def iter_lines(f: IO[bytes], name: str = "input", limits: Limits | None = None) -> Iterator[tuple[int, list[bytes]]]:
     """Yield (line number of the first line, lines) per chunk; lines keep empties, CRLF folded.
 
     Memory is bounded by the chunk size plus ``limits.max_record_bytes``: a longer line is refused."""

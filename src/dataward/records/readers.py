@@ -376,7 +376,9 @@ def read_csv(r: Reader, delimiter: str = ",", *, infer_types: bool = True) -> It
             types: dict[str, pa.DataType] | None = None
             for batch in reader:
                 if types is None:
-                    types = {n: infer_from_strings(batch.column(i)) for i, n in enumerate(columns)} if infer_types else {}
+                    types = (
+                        {n: infer_from_strings(batch.column(i)) for i, n in enumerate(columns)} if infer_types else {}
+                    )
                 out = cast_strings(batch, types) if infer_types else batch
                 done += batch.num_rows
                 yield out
@@ -642,8 +644,10 @@ def read_table(path: str, fmt: str | None = None, **kwargs: Any) -> pa.Table:
     if not batches:
         return pa.table({})
     try:
-        return pa.Table.from_batches(batches).combine_chunks() if len({b.schema for b in batches}) == 1 else (
-            pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="permissive")
+        return (
+            pa.Table.from_batches(batches).combine_chunks()
+            if len({b.schema for b in batches}) == 1
+            else (pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="permissive"))
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(f"{path}: records do not share one schema: {str(exc).splitlines()[0]}") from None

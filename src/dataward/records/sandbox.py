@@ -63,9 +63,7 @@ class SandboxLimits:
                 cpu_seconds=int(cpu) if cpu else base.cpu_seconds,
             )
         except ValueError:
-            raise InputError(
-                "DATAWARD_SANDBOX_MEMORY_MB and DATAWARD_SANDBOX_CPU_SECONDS must be integers"
-            ) from None
+            raise InputError("DATAWARD_SANDBOX_MEMORY_MB and DATAWARD_SANDBOX_CPU_SECONDS must be integers") from None
 
 
 class NetworkRefused(OSError):
@@ -118,7 +116,7 @@ def _set_limits(lim: SandboxLimits) -> None:
         (resource.RLIMIT_NOFILE, lim.open_files),
     ):
         with contextlib.suppress(ValueError, OSError):
-            soft, hard = resource.getrlimit(which)
+            _soft, hard = resource.getrlimit(which)
             new = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(which, (new, hard))
 
@@ -169,7 +167,7 @@ def _error_class(module: str, qualname: str) -> type[Error]:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         block = os.read(fd, 1 << 20)
         if not block:
@@ -196,16 +194,16 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
             payload = ("memory", "")
         except RecursionError:
             payload = ("crash", "RecursionError")
-        except Exception as exc:  # noqa: BLE001 - any failure of untrusted parsing becomes a refusal
+        except Exception as exc:
             payload = ("crash", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
         try:
             data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             data = pickle.dumps(("crash", f"unpicklable result: {type(exc).__name__}"))
         with io.FileIO(wfd, "w", closefd=True) as out:
             out.write(struct.pack("<Q", len(data)))
             out.write(data)
-    except BaseException:  # noqa: BLE001 - never unwind into the parent's code in the child
+    except BaseException:
         status = 70
     finally:
         os._exit(status)
@@ -253,7 +251,8 @@ def run_sandboxed(
         raise SandboxError(f"{where}: the parser tried to open a network socket; the file is refused")
     if kind == "memory":
         raise SandboxError(
-            f"{where}: the sandboxed parser ran out of memory (limit {lim.memory_bytes >> 20} MiB); the file is refused",
+            f"{where}: the sandboxed parser ran out of memory (limit {lim.memory_bytes >> 20} MiB); "
+            "the file is refused",
             advice="Raise DATAWARD_SANDBOX_MEMORY_MB if the file is legitimate.",
         )
     raise SandboxError(f"{where}: the sandboxed parser failed ({value}); the file is refused")

@@ -15,9 +15,7 @@ from dataward.errors import InputError
 #: formats a reader exists for (``file`` has no reader: it is one opaque record)
 READ_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "arrow", "text", "images", "npy")
 ALIASES = {"txt": "text", "imagefolder": "images", "ndjson": "jsonl", "pq": "parquet", "feather": "arrow"}
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
-)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 SUFFIX_FORMAT = {
     ".csv": "csv",
     ".tsv": "tsv",

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from dataward.records.sniff import canonical_format
 from dataward.scale.interface import Executor
 from dataward.scale.profile import PROFILE_FORMATS, ProfileTask, _batches, _plan
 from dataward.scale.records import partition_target
-from dataward.records.sniff import canonical_format
-from dataward.screen.conform import Conformer, ReadStats, detect_format
 from dataward.screen.baseline import value_key
+from dataward.screen.conform import Conformer, ReadStats, detect_format
 from dataward.screen.intel import Indicator
 from dataward.screen.interface import ScreenError
 

@@ -20,14 +20,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from dataward.scale.interface import Executor
-from dataward.scale.records import newline_cuts, partition_target
 from dataward.records import readers
 from dataward.records.limits import current
-from dataward.records.sniff import canonical_format
 from dataward.records.readers import BATCH_ROWS, ReadStats, cast_strings, parse_jsonl_lines
-from dataward.screen.conform import Conformer, detect_format
+from dataward.records.sniff import canonical_format
+from dataward.scale.interface import Executor
+from dataward.scale.records import newline_cuts, partition_target
 from dataward.screen.baseline import Baseline, Profile, ProfileBuilder
+from dataward.screen.conform import Conformer, detect_format
 from dataward.screen.interface import ScreenError
 
 PROFILE_FORMATS = ("csv", "tsv", "jsonl", "text")

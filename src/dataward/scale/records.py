@@ -13,17 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, cast
 
+from dataward.errors import InputError
 from dataward.records.leaves import (
     FORMATS,
     LINE_FORMATS,
     RecordDigests,
     check_jsonl,
-    csv_row_count,
     csv_record_leaves,
+    csv_row_count,
     line_leaves,
     record_digests,
 )
-from dataward.errors import InputError
 from dataward.scale.interface import Executor
 from dataward.store.objects import ObjectStore
 

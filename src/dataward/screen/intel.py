@@ -530,8 +530,8 @@ class IntelCheck(Check):
             ) and (self._file_digests or "image-phash" in self._by_type or "image-patch" in self._by_type):
                 self._scan_images(name, arr, offset)
         if self._record_digests and not self.context.files:
-            from dataward.records.leaves import jsonable as _jsonable
             from dataward.core.merkle import leaf_hash
+            from dataward.records.leaves import jsonable as _jsonable
 
             for row in batch.to_pylist():
                 self._table_rows.append(leaf_hash(canonical_json(_jsonable(row))))
@@ -592,8 +592,8 @@ class IntelCheck(Check):
         ctx = self.context
         leaves: list[bytes] = list(self._table_rows)
         if ctx.files:
-            from dataward.records.leaves import detect_format, record_digests
             from dataward.errors import Error
+            from dataward.records.leaves import detect_format, record_digests
 
             for f in ctx.files:
                 p = Path(f)

@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
-from dataward.records.leaves import LINE_FORMATS
 from dataward.acquire.verify import batch_manifest
 from dataward.batches import Batch
 from dataward.core.canonical import canonical_json
 from dataward.errors import IntegrityError, NotFoundError
+from dataward.records.leaves import LINE_FORMATS
 from dataward.workflow.audit import SampleItem
 from dataward.workspace import Workspace
 
