@@ -18,7 +18,7 @@ from dataward.cli import main
 from dataward.errors import AuthorizationError, ConflictError, WorkspaceError
 from dataward.log.verify import verify_log
 from dataward.log.witness import RewoundLogError, check_witness
-from dataward.principals import add_principal, generate_key, list_principals
+from dataward.principals import enroll, list_principals
 from dataward.sources import add_source, list_sources
 from dataward.store import schema
 from dataward.store.catalog import make_engine, normalize_url
@@ -27,8 +27,7 @@ from dataward.workspace import Workspace
 
 def _setup(ws: Workspace) -> Any:
     admin = ws.actor("admin")
-    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-    generate_key(ws, admin, "ingrid")
+    enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
     add_source(ws, admin, "feed", kind="third-party", origin="https://example.org/feed", license="MIT")
     return admin
 
@@ -103,6 +102,7 @@ def test_tampering_is_found_on_both_backends(make_workspace: Any, tmp_path: Path
         check_witness(ws)
 
 
+@pytest.mark.slow  # 6.5 s
 def test_threads_append_without_forks(make_workspace: Any, tmp_path: Path, catalog_url: str) -> None:
     ws = make_workspace(tmp_path, catalog_url)
     admin = ws.actor("admin")
