@@ -122,15 +122,18 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
 #: every exit status the CLI uses, with its meaning: the one table (docs/exit-codes.md mirrors it, tested)
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "findings at or above --fail-on (`check`, `scan-model`), or an unexpected error",
+    EXIT_GATE_FAILED: "a CI gate ran and failed: findings at or above --fail-on (`check`, `scan-model`), "
+    "a failed red-team check (`redteam run`)",
     2: "bad input, unknown name, unusable workspace, or a command-line usage error (InputError, NotFoundError, "
     "WorkspaceError, ScreenError, DetectionError, LimitError, SandboxError)",
     3: "integrity: data, digests, signatures or the log do not verify (IntegrityError, SignatureError; "
     "`verify`, `log verify`, `diff --verify` that find problems)",
-    4: "not authorised (AuthorizationError), or a red-team check failed (`redteam run`)",
+    4: "not authorised (AuthorizationError)",
     5: "a policy refuses the action (PolicyError), or the gate did not pass (`policy check`)",
     6: "conflict with the current state (ConflictError)",
     7: "storage: the object store, catalog or key directory cannot be read or written (StorageError, "
     "catalog failures)",
+    EXIT_OTHER_ERROR: "an error of no more specific kind (Error itself: a model that will not load, a scheduler "
+    "that is down)",
     130: "aborted by the user (Ctrl-C at a prompt)",
 }

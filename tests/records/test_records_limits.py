@@ -119,7 +119,7 @@ def test_storage_errors_name_the_path_and_the_fix() -> None:
 
 def test_acquire_over_a_file_size_limit_is_a_storage_error_and_leaves_nothing(tmp_path: Path) -> None:
     """A storage failure injected with RLIMIT_FSIZE (works without root): exit 7, no temp file left."""
-    env = {**os.environ, "DATAWARD_WITNESS": str(tmp_path / "w.json")}
+    env = {**os.environ, "DATAWARD_WITNESS": str(tmp_path / "w.json"), "DATAWARD_KEYRING": str(tmp_path / "kr")}
     ws = tmp_path / "ws"
 
     def dw(*args: str, limit: int | None = None) -> subprocess.CompletedProcess[str]:
@@ -141,7 +141,12 @@ def test_acquire_over_a_file_size_limit_is_a_storage_error_and_leaves_nothing(tm
 
     assert dw("init", str(ws), "--admin", "admin").returncode == 0
     assert dw("--as", "admin", "source", "add", "v", "--kind", "internal", "--origin", "x").returncode == 0
-    assert dw("--as", "admin", "principal", "add", "ing", "--role", "ingester").returncode == 0
+    made = dw("key", "generate", "ing", "--no-passphrase")
+    assert made.returncode == 0, made.stderr
+    key = tmp_path / "ing.pem"
+    key.write_text(made.stdout)
+    got = dw("--as", "admin", "principal", "add", "ing", "--role", "ingester", "--key", str(key))
+    assert got.returncode == 0, got.stderr
     data = tmp_path / "d.txt"
     data.write_bytes(b"line\n" * 400_000)  # 2 MB, over the 1 MiB limit below
     got = dw("--as", "ing", "acquire", "v", str(data), limit=1 << 20)
