@@ -155,3 +155,11 @@ def test_acquire_over_a_file_size_limit_is_a_storage_error_and_leaves_nothing(tm
     assert "Traceback" not in got.stderr and "Fix the input" not in got.stderr
     incoming = ws / "objects" / "incoming"
     assert not incoming.exists() or not any(incoming.iterdir())
+
+
+def test_check_on_a_null_only_jsonl_no_longer_crashes(capsys: pytest.CaptureFixture[str]) -> None:
+    """It segfaulted (exit 139) in Arrow's JSON reader; now it is screened: a gate result, 0 or 1."""
+    from dataward.cli import main
+
+    assert main(["check", str(CORPUS / "null-only.jsonl"), "--quiet"]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err
