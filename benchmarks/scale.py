@@ -118,7 +118,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         c0 = time.process_time()
         if step == "leaves":
-            from dataward.acquire.records import record_digests
+            from dataward.records.leaves import record_digests
             from dataward.scale.records import FileRef, partitioned_record_digests
             from dataward.store.objects import ObjectStore
 
