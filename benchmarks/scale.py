@@ -99,6 +99,7 @@ def _worker_cpu(ex: Any) -> dict[str, float]:
 def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
     """One measurement (in this process)."""
     os.environ.setdefault("DATAWARD_WITNESS", str(BENCH_DIR / "witness.json"))
+    os.environ.setdefault("DATAWARD_KEYRING", str(BENCH_DIR / "keyring"))  # never the user's own keyring
     from dataward.scale.dask import DaskExecutor
     from dataward.scale.interface import Executor
 

@@ -39,7 +39,11 @@ def severity_rank(severity: str) -> int:
 
 
 def severity_of_score(score: float) -> str:
-    """Map a 0..1 detector severity onto the screening scale."""
+    """Map a 0..1 detector severity onto the screening scale.
+
+    The inverse of :func:`dataward.core.evidence.score_of_severity`, through which calibrated detectors
+    express :func:`dataward.core.evidence.severity_of_evidence` (one scale: docs/adr/0021-calibrated-alarms.md).
+    """
     if score >= 0.9:
         return "critical"
     if score >= 0.7:
