@@ -129,6 +129,7 @@ def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypat
     from dataward.detect.interface import Finding
 
     calls: list[dict[str, Any]] = []
+    monkeypatch.setenv("DATAWARD_SANDBOX", "0")  # the fake engine records its calls in this process
 
     def detect(path: Any, **kw: Any) -> Any:
         calls.append(kw)
