@@ -17,13 +17,14 @@ from dataward.access import require
 from dataward.acquire.inputs import InputFile, collect_inputs, parse_sha256sums, safe_relative_name
 from dataward.batches import Batch, BatchState, get_batch
 from dataward.core import dsse
-from dataward.errors import AuthorizationError, Error, InputError, IntegrityError, SignatureError
+from dataward.errors import AuthorizationError, ConflictError, Error, InputError, IntegrityError, SignatureError
 from dataward.identity import Actor
 from dataward.records.leaves import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
 from dataward.scale.merkle import merkle_root
 from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source
 from dataward.store import schema
+from dataward.store.catalog import referenced_file_digests, write_transaction
 from dataward.store.objects import CHUNK, ObjectStore, ObjectWriter
 from dataward.timeutil import now, now_iso
 from dataward.workspace import Workspace
@@ -98,16 +99,26 @@ def copy_into_quarantine(store: ObjectStore, item: InputFile, progress: Progress
 
 
 def _copy_all(
-    store: ObjectStore, inputs: Sequence[InputFile], workers: int, progress: Progress | None
+    store: ObjectStore,
+    inputs: Sequence[InputFile],
+    workers: int,
+    progress: Progress | None,
+    created: list[str] | None = None,
 ) -> list[StoredFile]:
     """Copy ``inputs`` on ``workers`` hashing threads; fsync + rename run on a separate pool of I/O threads, so
     a hashing thread never waits for the disk, and the device sees many flushes at once (ext4 and most
     filesystems group concurrent fsyncs into one journal commit). Every object is durable on return."""
     with ThreadPoolExecutor(IO_THREADS) as io, ThreadPoolExecutor(workers) as pool:
 
+        def commit(w: ObjectWriter) -> str:
+            digest = _commit(w)
+            if w.created and created is not None:
+                created.append(digest)  # list.append is atomic; read only after both pools have shut down
+            return digest
+
         def one(item: InputFile) -> tuple[StoredFile, Future[str]]:
             s, w = _copy_unsynced(store, item, progress)
-            return s, io.submit(_commit, w)
+            return s, io.submit(commit, w)
 
         copied = list(pool.map(one, inputs))
         for _s, fut in copied:
@@ -218,6 +229,7 @@ def acquire(
         raise InputError("give --expect or --expect-signed, not both")
     if allow_unsigned and not (reason or "").strip():
         raise InputError("accepting an unsigned delivery needs a reason (--reason TEXT); it is logged")
+    created: list[str] = []  # quarantine objects this attempt made; removed again unless the batch is committed
     try:
         if expect_signed is None and expect is None and src.supplier_key and not allow_unsigned:
             expect_signed = _manifest_in(paths)
@@ -249,7 +261,7 @@ def acquire(
             expected, kid = _expected_from_signed(p, src.supplier_key, source)
             verification = {"method": "dsse", "file": p.name, "supplier_keyid": kid}
         n_workers = workers or max(2, min(8, usable_cpus()))
-        stored = _copy_all(ws.objects, inputs, n_workers, progress)
+        stored = _copy_all(ws.objects, inputs, n_workers, progress, created)
         if expected is not None:
             _compare_expected(expected, stored, verification["file"])
         warnings: list[str] = []
@@ -270,13 +282,38 @@ def acquire(
                 own.close()
             raise
     except (InputError, IntegrityError) as exc:
+        _discard_unreferenced(ws, created)
         _record_refusal(ws, actor, source, paths, exc)
+        raise
+    except BaseException:
+        _discard_unreferenced(ws, created)
         raise
     try:
         return _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
+    except BaseException:
+        _discard_unreferenced(ws, created)
+        raise
     finally:
         if own is not None:
             own.close()
+
+
+def _discard_unreferenced(ws: Workspace, created: Sequence[str]) -> None:
+    """Remove the quarantine objects a failed attempt created, except those a batch names meanwhile.
+
+    Runs inside a write transaction, so it is serialized against another acquire's catalog transaction, which
+    re-checks that its objects exist (``_create_batch``): a shared object is never deleted under a batch.
+    Best effort: a failure here leaves an unreferenced object for ``dataward doctor --fix``, never a broken batch.
+    """
+    if not created:
+        return
+    try:
+        with write_transaction(ws.engine) as conn:
+            keep = referenced_file_digests(conn, created)
+            for digest in set(created) - keep:
+                ws.objects.remove("quarantine", digest)
+    except Exception:  # the original error is the one to report; doctor cleans up the rest
+        return
 
 
 def _wants_pool(stored: Sequence[StoredFile], fmt: str | None) -> bool:
@@ -368,6 +405,13 @@ def _create_batch(
     envelope = dsse.sign_envelope(statement, actor.key)
     manifest_digest = ws.objects.put_bytes("meta", envelope.to_bytes())
     with ws.change(actor, "batch.acquire", f"batch:{batch_id}", source=source) as ch:
+        # serialized with a failed concurrent attempt's clean-up: a shared object it removed must be re-delivered
+        missing = sorted({s.name for s in stored if not ws.objects.exists("quarantine", s.sha256)})
+        if missing:
+            raise ConflictError(
+                f"{', '.join(missing)[:200]}: removed from quarantine by a concurrent failed acquire",
+                advice="Run the acquire again.",
+            )
         ch.conn.execute(
             insert(schema.batches).values(
                 id=batch_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,3 +105,23 @@ def redact_url(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+def referenced_file_digests(conn: Connection, digests: Iterable[str]) -> set[str]:
+    """Which of ``digests`` some batch's files name (objects are shared, so these must never be deleted)."""
+    from sqlalchemy import select
+
+    from dataward.store import schema
+
+    wanted = sorted(set(digests))
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        rows = conn.execute(
+            select(schema.batch_files.c.sha256, schema.batch_files.c.records_digest).where(
+                schema.batch_files.c.sha256.in_(chunk) | schema.batch_files.c.records_digest.in_(chunk)
+            )
+        )
+        for sha, rec in rows:
+            found.update(d for d in (sha, rec) if d in chunk)
+    return found

@@ -62,17 +62,24 @@ class ObjectStore:
             w.write(data)
             return w.commit(area)
 
-    def _publish(self, tmp: str, area: str, digest: str) -> None:
+    def _publish(self, tmp: str, area: str, digest: str) -> bool:
+        """Rename ``tmp`` into place; False when the object already existed (content-addressed: shared)."""
         final = self.path(area, digest)
         if self.fs.exists(final):
             self.fs.rm(tmp)
-            return
+            return False
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         if self._local:
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)  # atomic on one filesystem
         else:
             self.fs.mv(tmp, final)
+        return True
+
+    def remove(self, area: str, digest: str) -> None:
+        """Delete an object (only for objects nothing references: the caller checks the catalog)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(area, digest))
 
     def copy(self, src_area: str, dst_area: str, digest: str) -> None:
         """Copy an object between areas, re-hashing it on the way (no unverified bytes move)."""
@@ -123,6 +130,7 @@ class ObjectWriter:
             raise storage_error(self._tmp.rsplit("/", 1)[0], exc, "write to the object store at") from None
         self._h = hashlib.sha256()
         self.size = 0
+        self.created = False  # set by commit: this writer made the object (it did not exist before)
 
     def write(self, data: bytes | memoryview) -> None:
         self._h.update(data)
@@ -150,7 +158,7 @@ class ObjectWriter:
             self.abort()
             raise IntegrityError(f"object {expect[:16]}... changed while it was copied (now {digest[:16]}...)")
         try:
-            self._store._publish(self._tmp, area, digest)
+            self.created = self._store._publish(self._tmp, area, digest)
         except OSError as exc:
             self.abort()
             raise storage_error(self._store.path(area, digest), exc, "publish the object") from None
