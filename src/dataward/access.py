@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "source.add": frozenset({Role.ADMIN}),
     "source.update": frozenset({Role.ADMIN}),
     "policy.set": frozenset({Role.ADMIN}),
+    "workspace.doctor": frozenset({Role.ADMIN}),  # doctor --fix: removes unreferenced objects and stale temp files
     "intel.add": frozenset({Role.ADMIN, Role.SCREENER}),
     # the supply chain
     "batch.acquire": frozenset({Role.INGESTER}),

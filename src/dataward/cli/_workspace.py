@@ -469,16 +469,27 @@ def principal_list(ctx: click.Context, as_json: bool) -> None:
     default=None,
     help="Maximum key age (default: the policy's, else 90).",
 )
+@click.option("--fix", is_flag=True, help="Remove unreferenced objects and stale temporary files (admin; logged).")
+@click.option(
+    "--grace",
+    "grace_seconds",
+    type=click.IntRange(0, None),
+    default=3600,
+    show_default=True,
+    help="Only files older than SECONDS count as stale (a running command may still use younger ones).",
+)
 @json_option
 @click.pass_context
-def doctor(ctx: click.Context, rotate_days: int | None, as_json: bool) -> None:
-    """Health checks: keys due for rotation, key file permissions, the log's witness."""
+def doctor(ctx: click.Context, rotate_days: int | None, fix: bool, grace_seconds: int, as_json: bool) -> None:
+    """Health checks: keys due for rotation, unreferenced objects and stale temporary files (--fix removes)."""
     ws = open_workspace(ctx)
+    from dataward.maintenance import collect_garbage
     from dataward.workflow.policy import rotation_max_age_days
 
     days = rotate_days or rotation_max_age_days(ws)
     due = identity_admin.keys_due_for_rotation(ws, days)
-    result = {"rotation_max_age_days": days, "keys_due_for_rotation": due}
+    garbage = collect_garbage(ws, acting(ctx, ws) if fix else None, grace_seconds=grace_seconds, fix=fix)
+    result = {"rotation_max_age_days": days, "keys_due_for_rotation": due, "storage": garbage}
 
     def human() -> None:
         if not due:
@@ -488,6 +499,15 @@ def doctor(ctx: click.Context, rotate_days: int | None, as_json: bool) -> None:
             console.print(
                 f"[yellow]rotate[/] {k['principal']} key {k['keyid'][:16]} ({why}): "
                 f"dataward key rotate {k['principal']}"
+            )
+        n_obj, n_tmp = len(garbage["unreferenced_objects"]), len(garbage["stale_temp_files"])
+        verb = "removed" if fix else "found"
+        if not n_obj and not n_tmp:
+            console.print(f"[green]OK[/] no unreferenced object, no temporary file older than {grace_seconds} s")
+        else:
+            console.print(
+                f"[yellow]storage[/] {verb} {n_obj} unreferenced object(s), {n_tmp} stale temporary file(s), "
+                f"{garbage['bytes']} bytes" + ("" if fix else ": dataward doctor --fix")
             )
 
     emit(as_json, result, human)
