@@ -73,9 +73,7 @@ def signed_by_at(
     return last
 
 
-def approval_evidence_problem(
-    ws: Workspace, st: TrustedState, pubs: dict[str, bytes], b: BatchEvidence
-) -> str | None:
+def approval_evidence_problem(ws: Workspace, st: TrustedState, pubs: dict[str, bytes], b: BatchEvidence) -> str | None:
     """None if ``b`` is cleared by the log and enough of its logged approvals carry a valid signed envelope."""
     reqs = policy_requirements(ws, {a.policy for a in b.approvals})
     why = batch_cleared(b, reqs)

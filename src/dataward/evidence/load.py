@@ -58,10 +58,18 @@ def default_policy_digest() -> str:
     return hashlib.sha256(default_policy_text().encode("utf-8")).hexdigest()
 
 
-def replay_log(conn: Connection, *, state: TrustedState | None = None) -> TrustedState:
+def replay_log(
+    conn: Connection,
+    *,
+    state: TrustedState | None = None,
+    check_signatures: bool = True,
+    distrust: frozenset[int] = frozenset(),
+) -> TrustedState:
     """Replay the log read through ``conn`` (on top of ``state``, from its size on)."""
     st = state if state is not None else TrustedState(default_policy=default_policy_digest())
-    return replay(raw_entries(conn, st.size), public_keys(conn), state=st)
+    return replay(
+        raw_entries(conn, st.size), public_keys(conn), state=st, check_signatures=check_signatures, distrust=distrust
+    )
 
 
 def trusted_state(ws: Workspace, conn: Connection | None = None) -> TrustedState:
@@ -101,4 +109,54 @@ def policy_requirements(ws: Workspace, digests: set[str]) -> Mapping[str, Mappin
             except Error:
                 continue
             out[d] = {name: tier.approvals for name, tier in p.tiers.items()}
+    return out
+
+
+def _signed_manifests(ws: Workspace, st: TrustedState) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """batch manifest digest -> signed predicate, for every batch the log acquired (re-hashed on read)."""
+    from dataward.core import dsse
+    from dataward.errors import Error
+
+    out: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for b in st.batches.values():
+        try:
+            data = ws.objects.read_bytes("meta", b.manifest, verify=True)
+            pred = dsse.parse_statement(dsse.Envelope.from_bytes(data)).predicate
+        except (Error, OSError, ValueError) as exc:
+            problems.append(f"batch {b.id}: its signed manifest {b.manifest[:16]} cannot be read ({exc})")
+            continue
+        if isinstance(pred, dict):
+            out[b.manifest] = pred
+    return out, problems
+
+
+def _catalog_rows(conn: Connection, table: str) -> list[dict[str, Any]]:
+    """The rows of ``table`` as dicts, with the natural key columns the projection compares on (audit rows
+    are keyed by their batch, decisions also by their order among the same reviewer's on the record)."""
+    t = schema.metadata.tables[table]
+    rows = [dict(r._mapping) for r in conn.execute(select(t))]
+    if table in ("audit_items", "audit_decisions"):
+        a = schema.audits
+        batch_of = {r.id: r.batch_id for r in conn.execute(select(a.c.id, a.c.batch_id))}
+        for r in rows:
+            r["batch_id"] = batch_of.get(r["audit_id"])
+    if table == "audit_decisions":
+        seen: dict[tuple[Any, ...], int] = {}
+        for r in sorted(rows, key=lambda x: int(x["id"]) if isinstance(x["id"], int) else 0):
+            k = (r["batch_id"], r["record"], r["reviewer"])
+            r["n"] = seen.get(k, 0)
+            seen[k] = r["n"] + 1
+    return rows
+
+
+def projection_divergences(ws: Workspace, conn: Connection, st: TrustedState) -> list[Any]:
+    """Every catalog row or cell of a projected table that the replayed log ``st`` does not support."""
+    from dataward.evidence.projection import KEYS, Divergence, compare, expected
+
+    manifests, problems = _signed_manifests(ws, st)
+    want = expected(st, origin=ws.origin, manifests=manifests)
+    out: list[Divergence] = [Divergence("batches", p.split(":")[0][6:], None, p) for p in problems]
+    for table in KEYS:
+        out += compare(table, want[table], _catalog_rows(conn, table), strict_rows=table != "meta")
     return out

@@ -33,6 +33,8 @@ LOG_PRINCIPAL = "@workspace-log"
 KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.migrate"})
 #: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
 FINAL_STATES = frozenset({"rejected", "revoked"})
+#: actions that change no catalog row: not kept for the projection
+UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "console.read", "console.login", "batch.verify"})
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ class TrustedState:
     datasets: dict[str, str] = field(default_factory=dict)  # name -> created_by
     attestations: dict[str, dict[str, Any]] = field(default_factory=dict)  # envelope sha256 -> index fields
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
-    intel_feeds: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # verified entries that change state, in order
     admin_threshold: int = 1
     default_policy: str | None = None  # the packaged policy's digest: in force until a policy.set
     problems: list[ReplayProblem] = field(default_factory=list)
@@ -307,12 +309,20 @@ def _action_source(state: TrustedState, obj: dict[str, Any]) -> str | None:
 
 
 def replay(
-    entries: Iterable[RawEntry], public_keys: Mapping[str, bytes], *, state: TrustedState | None = None
+    entries: Iterable[RawEntry],
+    public_keys: Mapping[str, bytes],
+    *,
+    state: TrustedState | None = None,
+    check_signatures: bool = True,
+    distrust: frozenset[int] = frozenset(),
 ) -> TrustedState:
     """Replay ``entries`` (in sequence order) onto ``state`` (a new one by default) and return it.
 
     ``public_keys`` maps key IDs to raw Ed25519 public key bytes, as read from anywhere: each is checked
     against its ID. Entries must be consecutive from ``state.size``; a gap or a duplicate is a problem.
+    ``check_signatures=False`` only for a caller that has just verified every entry's signature itself
+    (``log verify``); key validity over time and authorization are still checked here. Entries whose
+    sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
     """
     st = state if state is not None else TrustedState()
     for raw in entries:
@@ -321,6 +331,8 @@ def replay(
             if raw.seq < st.size:
                 continue
         st.size = raw.seq + 1
+        if raw.seq in distrust:
+            continue
         obj = _parse(st, raw)
         if obj is None:
             continue
@@ -328,7 +340,7 @@ def replay(
         if t < st.last_time:
             _problem(st, raw.seq, "entry is older than the one before it (reordered)")
             continue
-        if not _verify_signature(st, raw, obj, public_keys.get(obj["keyid"])):
+        if check_signatures and not _verify_signature(st, raw, obj, public_keys.get(obj["keyid"])):
             continue
         bootstrap = _is_bootstrap(st, raw, obj)
         if bootstrap and raw.seq == 0:
@@ -387,12 +399,12 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
             st.sources[src] = row
     elif action == "policy.set" and isinstance(d.get("sha256"), str):
         st.policies.append((seq, d["sha256"]))
-    elif action == "token.create" and isinstance(d.get("id"), str):
-        st.tokens[d["id"]] = {**d, "created_by": who}
-    elif action == "token.revoke" and isinstance(d.get("id"), str) and d["id"] in st.tokens:
-        st.tokens[d["id"]]["revoked_at"] = t
-    elif action == "intel.add" and isinstance(d.get("feed_id"), str) and isinstance(d.get("version"), int):
-        st.intel_feeds[(d["feed_id"], d["version"])] = {**d, "added_by": who}
+    elif action == "token.create" and isinstance(d.get("token"), str):
+        st.tokens[d["token"]] = {**d, "created_by": who, "created_at": t}
+    elif action == "token.revoke" and isinstance(d.get("token"), str) and d["token"] in st.tokens:
+        st.tokens[d["token"]].update({"revoked_at": t, "revoked_by": who})
+    if action not in UNRECORDED:
+        st.entries.append({**obj, "seq": seq})
     _apply_batch(st, seq, obj)
     _apply_version(st, seq, obj)
     for a in d.get("attestations") or []:
@@ -402,7 +414,7 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
                 "predicate_type": a.get("type"),
                 "principal": who,
                 "keyid": obj["keyid"],
-                "batch_id": _str(d.get("batch")),
+                "batch_id": _str(a.get("batch")) if "batch" in a else _str(d.get("batch")),
                 "seq": seq,
             }
 
@@ -464,6 +476,11 @@ def _apply_batch(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
                     rb.state, rb.state_seq = to, seq
                     if to == "revoked":
                         rb.revoked_seq = seq
+    if action == "incident.resolve":
+        for x in d.get("revoked") or []:
+            rb = st.batches.get(x) if isinstance(x, str) else None
+            if rb is not None and rb.state == "released":
+                rb.state, rb.state_seq, rb.revoked_seq = "revoked", seq, seq
     if action == "batch.revoke" and b is not None:
         b.state, b.state_seq, b.revoked_seq = "revoked", seq, seq
 

@@ -55,7 +55,7 @@ MAX_MARKED = 1000
 @dataclass(frozen=True)
 class LogProblem:
     seq: int | None
-    kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness
+    kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness | evidence | projection
     detail: str
 
     def line(self) -> str:
@@ -498,6 +498,7 @@ def verify_log(
                 full.chunk,
             )
         _check_nodes(conn, tree, problem)
+        _check_evidence(ws, conn, problems, problem)
     cp_size = None
     if note is None:
         if leaves:
@@ -548,6 +549,21 @@ def verify_log(
     if remember and result.ok and cp_size == len(leaves):
         witness.record_verified(ws, result, wpath)
     return result
+
+
+def _check_evidence(
+    ws: Workspace, conn: Connection, found: list[LogProblem], problem: Callable[[int | None, str, str], None]
+) -> None:
+    """Replay the log into the trusted state (keys over time and roles from the log, not the keys table)
+    and compare the catalog's decision columns with it: every divergence is named (table, row, column)."""
+    from dataward.evidence.load import projection_divergences, replay_log
+
+    bad = frozenset(p.seq for p in found if p.seq is not None and p.kind in ("entry", "signature", "order"))
+    st = replay_log(conn, check_signatures=False, distrust=bad)
+    for rp in st.problems:
+        problem(rp.seq, "evidence", rp.detail)
+    for dv in projection_divergences(ws, conn, st):
+        problem(None, "projection", dv.line())
 
 
 def _trusted_prefix_intact(mark: dict[str, Any], tree: merkle.MerkleTree, chunks: list[_ChunkResult]) -> bool:
