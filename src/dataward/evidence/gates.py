@@ -158,3 +158,34 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
         if why:
             problems.append(why)
     return EvidenceVerdict(tuple(problems), tuple(revoked))
+
+
+def require_logged_state(ws: Workspace, batch_id: str, wanted: str, doing: str) -> None:
+    """Refuse unless the signed log has ``batch_id`` in state ``wanted`` (the catalog's state column is a
+    projection: a batch set to ``approved`` by SQL is still rejected here)."""
+    st = trusted_state(ws)
+    b = st.batches.get(batch_id)
+    if b is None:
+        raise IntegrityError(
+            f"batch {batch_id} was never acquired by a valid signed log entry; refusing to {doing} it",
+            advice="Run `dataward log verify`: the catalog row was inserted or altered.",
+        )
+    if b.state != wanted:
+        raise IntegrityError(
+            f"batch {batch_id} is {b.state} according to the signed log, not {wanted}; refusing to {doing} it",
+            advice="Run `dataward log verify`: the catalog's state column was altered.",
+        )
+
+
+def require_cleared_for_release(ws: Workspace, batch_id: str) -> None:
+    """Refuse to release ``batch_id`` unless the log shows it approved by enough valid signed approvals."""
+    require_logged_state(ws, batch_id, "approved", "release")
+    st = trusted_state(ws)
+    b = st.batches[batch_id]
+    with ws.engine.connect() as conn:
+        pubs = public_keys(conn)
+    # the check of a released batch, asked as if it were released now
+    probe = BatchEvidence(**{**b.__dict__, "state": "released", "approvals": list(b.approvals)})
+    why = approval_evidence_problem(ws, st, pubs, probe)
+    if why:
+        raise IntegrityError(f"refusing to release batch {batch_id}: {why}", advice="Run `dataward log verify`.")

@@ -6,6 +6,7 @@ re-read (a row rewritten afterwards cannot change what was verified), new ones a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -72,14 +73,34 @@ def replay_log(
     )
 
 
+def _last_leaf(conn: Connection, size: int) -> bytes | None:
+    t = schema.log_entries
+    v = conn.execute(select(t.c.leaf_hash).where(t.c.seq == size - 1)).scalar() if size else b""
+    return None if v is None else _as_bytes(v)
+
+
+def _refresh(conn: Connection, cached: TrustedState | None) -> TrustedState:
+    # the cached prefix is kept only while the log still ends it the same way; a log that was rewound
+    # (restored from a backup) is replayed from scratch: detecting the rewind is the witness's job
+    if cached is not None and _last_leaf(conn, cached.size) != cached.last_leaf:
+        cached = None
+    st = replay_log(conn, state=cached)
+    st.last_leaf = _last_leaf(conn, st.size)
+    return st
+
+
 def trusted_state(ws: Workspace, conn: Connection | None = None) -> TrustedState:
-    """The workspace's trusted state, replaying only entries appended since the last call."""
-    st: TrustedState | None = getattr(ws, _CACHE_ATTR, None)
-    if conn is None:
-        with ws.engine.connect() as c:
-            st = replay_log(c, state=st)
-    else:
-        st = replay_log(conn, state=st)
+    """The workspace's trusted state, replaying only entries appended since the last call.
+
+    Without ``conn`` it reads committed entries only and caches the result on ``ws``; with ``conn`` (a
+    read transaction of the caller's) the result is not cached, since that transaction may yet roll back.
+    """
+    cached: TrustedState | None = getattr(ws, _CACHE_ATTR, None)
+    if conn is not None:
+        fresh = _refresh(conn, None if cached is None else cached.fork())
+        return fresh
+    with ws.engine.connect() as c:
+        st = _refresh(c, cached)
     setattr(ws, _CACHE_ATTR, st)
     return st
 
@@ -91,10 +112,8 @@ def policy_requirements(ws: Workspace, digests: set[str]) -> Mapping[str, Mappin
     from dataward.workflow.policy import default_policy_text, parse_policy, policy_path
 
     texts: list[str] = [default_policy_text()]
-    try:
+    with contextlib.suppress(OSError, UnicodeDecodeError):
         texts.append(policy_path(ws).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        pass
     for d in digests:
         try:
             texts.append(ws.objects.read_bytes("meta", d, verify=True).decode("utf-8"))

@@ -14,6 +14,7 @@ by the log: a key ID is the SHA-256 of the raw public key.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -170,7 +171,18 @@ class TrustedState:
     default_policy: str | None = None  # the packaged policy's digest: in force until a policy.set
     problems: list[ReplayProblem] = field(default_factory=list)
     last_time: str = ""
+    last_leaf: bytes | None = b""  # the stored leaf hash of entry size-1 when replayed (b"" for none)
     _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
+
+    def fork(self) -> TrustedState:
+        """An independent copy to replay uncommitted entries onto (the parsed public keys are shared)."""
+        pubs, self._pubs = self._pubs, {}
+        try:
+            out = copy.deepcopy(self)
+        finally:
+            self._pubs = pubs
+        out._pubs = dict(pubs)
+        return out
 
     # queries ---------------------------------------------------------------------------------------------
     def grants_of(self, principal: str) -> list[Grant]:

@@ -542,6 +542,10 @@ def release(
         if i not in have:
             raise ConflictError(f"batch {i} is not in {parent.spec if parent else dataset + ' (no versions yet)'}")
     keep = [i for i in have if i not in remove]
+    from dataward.evidence.gates import require_cleared_for_release
+
+    for i in add:
+        require_cleared_for_release(ws, i)
     if parent is not None:
         rep = verify_version(ws, parent.spec, full=False)
         bad = rep.integrity_problems  # kept revoked batches are refused below, with advice
