@@ -22,7 +22,7 @@ def _sql(env: Env, stmt: object) -> None:
 
 def _named(env: Env, table: str, column: str | None = None) -> list[str]:
     lines = [p.line() for p in verify_log(env.ws, max_problems=10_000).problems]
-    want = f"table {table}, row " if column is None else f"table {table}, row "
+    want = f"table {table}, row "
     return [x for x in lines if want in x and (column is None or f", column {column}:" in x)]
 
 
