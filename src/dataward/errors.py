@@ -7,12 +7,17 @@ once, at the top, prints both lines and exits non-zero; anything else is a bug.
 
 from __future__ import annotations
 
+#: exit status of a CI gate (`check`, `redteam`, `scan-model`) that ran and failed; no error exits with it
+EXIT_GATE_FAILED = 1
+#: exit status of an error of no more specific kind (a model that will not load, a scheduler that is down)
+EXIT_OTHER_ERROR = 10
+
 
 class Error(Exception):
     """Base of all dataward errors."""
 
-    #: process exit status the CLI uses for this kind of error
-    exit_code: int = 1
+    #: process exit status the CLI uses for this kind of error (never EXIT_GATE_FAILED)
+    exit_code: int = EXIT_OTHER_ERROR
     #: default advice when the raiser gives none
     default_advice: str = ""
 

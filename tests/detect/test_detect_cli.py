@@ -43,7 +43,7 @@ def test_tabular_simulate_detect_bench(tmp_path: Path, capsys: pytest.CaptureFix
     truth = _read(out / "truth.json")
     assert truth["attack"] == "label_flip" and len(truth["changed"]) == 9
     report_path = tmp_path / "report.json"
-    assert main(["detect", str(out / "wine.csv"), "--label", "label", "--json", str(report_path)]) == 0
+    assert main(["detect", str(out / "wine.csv"), "--label", "label", "--json-out", str(report_path)]) == 0
     human = capsys.readouterr().out
     assert "178 tabular records" in human and "label" in human
     report = _read(report_path)
@@ -57,7 +57,9 @@ def test_tabular_simulate_detect_bench(tmp_path: Path, capsys: pytest.CaptureFix
     assert report["findings"][0]["kind"] in {"label_issue", "trigger", "outlier", "duplicate_cluster"}
     assert {d["name"] for d in report["detectors"]} >= {"label_issues", "class_outliers", "near_duplicates"}
     bench_json = tmp_path / "bench.json"
-    assert main(["bench", str(out / "wine.csv"), "--truth", str(out / "truth.json"), "--json", str(bench_json)]) == 0
+    assert (
+        main(["bench", str(out / "wine.csv"), "--truth", str(out / "truth.json"), "--json-out", str(bench_json)]) == 0
+    )
     scores = _read(bench_json)["scores"]
     assert scores[0]["name"] == "ensemble" and scores[0]["f1"] >= 0.8
     assert {"precision", "recall", "f1", "auroc", "fpr", "seconds"} <= set(scores[0])
@@ -73,7 +75,7 @@ def test_imagefolder_badnets_named_by_cli(tmp_path: Path) -> None:
     assert code == 0
     truth = _read(out / "truth.json")
     report_path = tmp_path / "r.json"
-    assert main(["detect", str(out / "images"), "--json", str(report_path)]) == 0
+    assert main(["detect", str(out / "images"), "--json-out", str(report_path)]) == 0
     report = _read(report_path)
     ids = [r["id"] for r in report["records"]]
     assert ids == sorted(ids)
@@ -98,7 +100,7 @@ def test_parquet_image_bytes_and_corrupt_image(tmp_path: Path) -> None:
     path = tmp_path / "imgs.parquet"
     pd.DataFrame({"img": blobs, "label": y[:200]}).to_parquet(path)
     report_path = tmp_path / "r.json"
-    assert main(["detect", str(path), "--image", "img", "--label", "label", "--json", str(report_path)]) == 0
+    assert main(["detect", str(path), "--image", "img", "--label", "label", "--json-out", str(report_path)]) == 0
     report = _read(report_path)
     assert report["modality"] == "image"
     assert report["records"][5]["flagged"] and report["records"][5]["reasons"][0]["detector"] == "input"
@@ -118,7 +120,7 @@ def test_text_tsv_and_instruction_jsonl(tmp_path: Path) -> None:
     tsv = tmp_path / "t.tsv"
     pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
     rp = tmp_path / "t.json"
-    assert main(["detect", str(tsv), "--text", "text", "--label", "label", "--json", str(rp)]) == 0
+    assert main(["detect", str(tsv), "--text", "text", "--label", "label", "--json-out", str(rp)]) == 0
     rep = _read(rp)
     assert rep["modality"] == "text" and rep["n_records"] == 300
     assert any("empty" in f["summary"] and 10 in f["records"] for f in rep["findings"])
@@ -130,7 +132,7 @@ def test_text_tsv_and_instruction_jsonl(tmp_path: Path) -> None:
                     {"role": "assistant", "content": f"answer {i} explaining topic {i % 7}"}]  # fmt: skip
             fh.write(json.dumps({"messages": msgs}) + "\n")
     rp2 = tmp_path / "c.json"
-    assert main(["detect", str(chats), "--messages", "messages", "--json", str(rp2)]) == 0
+    assert main(["detect", str(chats), "--messages", "messages", "--json-out", str(rp2)]) == 0
     rep2 = _read(rp2)
     assert rep2["modality"] == "instruction" and rep2["n_records"] == 40
     assert all(d["skipped"] for d in rep2["detectors"] if d["name"] == "label_issues") or not any(
@@ -146,7 +148,7 @@ def test_embeddings_file(tmp_path: Path) -> None:
     emb = tmp_path / "emb.npy"
     np.save(emb, x[:400] / 16.0)
     rp = tmp_path / "e.json"
-    assert main(["detect", str(csv), "--embeddings", str(emb), "--json", str(rp)]) == 0
+    assert main(["detect", str(csv), "--embeddings", str(emb), "--json-out", str(rp)]) == 0
     assert _read(rp)["modality"] == "embedding"
     np.save(emb, x[:399])
     assert main(["detect", str(csv), "--embeddings", str(emb)]) == 2
@@ -186,14 +188,14 @@ def test_degenerate_data_gives_findings(tmp_path: Path) -> None:
     one = tmp_path / "one.csv"
     pd.DataFrame({"a": np.arange(30.0), "label": ["only"] * 30}).to_csv(one, index=False)
     rp = tmp_path / "o.json"
-    assert main(["detect", str(one), "--json", str(rp)]) == 0
+    assert main(["detect", str(one), "--json-out", str(rp)]) == 0
     rep = _read(rp)
     assert any("single class" in f["summary"] for f in rep["findings"])
     assert any(d["skipped"] == "only one class" for d in rep["detectors"])
 
     same = tmp_path / "same.csv"
     pd.DataFrame({"a": [1.0] * 40, "b": [2.0] * 40, "label": ["x", "y"] * 20}).to_csv(same, index=False)
-    assert main(["detect", str(same), "--json", str(rp)]) == 0
+    assert main(["detect", str(same), "--json-out", str(rp)]) == 0
     rep = _read(rp)
     assert any("identical" in f["summary"] for f in rep["findings"])
 
@@ -202,6 +204,6 @@ def test_degenerate_data_gives_findings(tmp_path: Path) -> None:
     frame.iloc[3, 0] = np.nan
     frame.iloc[7, 2] = np.nan
     frame.to_csv(nans, index=False)
-    assert main(["detect", str(nans), "--json", str(rp)]) == 0
+    assert main(["detect", str(nans), "--json-out", str(rp)]) == 0
     rep = _read(rp)
     assert any("missing values" in f["summary"] and f["records"] == [3, 7] for f in rep["findings"])

@@ -79,22 +79,79 @@ def test_scenario_end_to_end(env: Any, tmp_path: Path) -> None:
     assert env.cli("incident", "resolve", second, "--apply", principal="tom") != 0  # trainers may not
     assert env.cli("incident", "resolve", second, principal="alice") == 0  # dry run
     assert incidents(ws) != []
+    # the console's incidents page: the open one and the resolved one, with trace and rollback
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from dataward.web.app import create_app
+    from dataward.web.auth import create_token
+
+    _, secret = create_token(ws, ws.actor("admin"), "aud", timedelta(hours=1))
+    with TestClient(create_app(ws)) as client:
+        assert client.post("/login", data={"token": secret, "next": "/incidents"}).status_code == 200
+        page = client.get("/incidents").text
+        assert "showing 2 of 2 incident(s)" in page
+        assert f'id="incident-{out["incident"]}"' in page and f'id="incident-{second}"' in page
+        resolved = page.split(f'id="incident-{out["incident"]}"', 1)[1].split("</section>", 1)[0]
+        assert out["poisoned_batch"] in resolved and "reviews-vendor" in resolved  # the trace
+        assert 'class="resolution"' in resolved and "revoked" in resolved  # the rollback
+        assert "roll back" in resolved
+        found = client.get(f"/incidents?q={second}").text
+        assert "showing 1 of 1 incident(s)" in found
 
 
 def test_redteam_cli_gate_exit_codes_and_reports(env: Any, tmp_path: Path) -> None:
+    from dataward.errors import EXIT_GATE_FAILED, AuthorizationError
+
     data = synthetic_reviews(300, 3)
     path = tmp_path / "held.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in data.to_dict(orient="records")), encoding="utf-8")
     bad, good = tmp_path / "bad", tmp_path / "good"
-    rc = env.cli("redteam", f"{RT_MODELS}:backdoored", "--data", str(path), "--out", str(bad), principal="tom")
-    assert rc == 4
+    held = ["--data", str(path), "--clean", str(path)]
+    rc = env.cli("redteam", f"{RT_MODELS}:backdoored", *held, "--out", str(bad), principal="tom")
+    assert rc == EXIT_GATE_FAILED == 1  # a failed gate is 1 for CI; 4 is "unauthorized" only
     report = json.loads((bad / "redteam.json").read_text())
     assert "trigger token:cf" in report["failures"]
     assert (bad / "redteam-junit.xml").is_file() and (bad / "redteam.sarif").is_file()
+    sarif = json.loads((bad / "redteam.sarif").read_text())
+    assert sarif["runs"][0]["invocations"][0]["exitCode"] == rc
     assert "**FAIL**" in (bad / "redteam.md").read_text()
-    rc = env.cli("redteam", f"{RT_MODELS}:clean", "--data", str(path), "--out", str(good), principal="tom")
+    rc = env.cli("redteam", f"{RT_MODELS}:clean", *held, "--out", str(good), principal="tom")
     assert rc == 0
-    # a principal without the red-team role is refused, and the refusal is logged
-    assert env.cli("redteam", f"{RT_MODELS}:clean", "--data", str(path), principal="ingrid") != 0
-    # bad input: one line, no traceback
-    assert env.cli("redteam", f"{RT_MODELS}:broken", "--data", str(path), principal="tom") not in (0, 4)
+    # a principal without the red-team role is refused (4), and the refusal is logged
+    assert env.cli("redteam", f"{RT_MODELS}:clean", *held, principal="ingrid") == AuthorizationError.exit_code == 4
+    # bad input: one line, no traceback, and not a gate verdict
+    assert env.cli("redteam", f"{RT_MODELS}:broken", *held, principal="tom") not in (0, 1, 4)
+
+
+def test_redteam_needs_a_clean_set_unless_told_and_runs_without_a_workspace(
+    env: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from dataward.cli import main
+    from dataward.errors import InputError
+
+    data = synthetic_reviews(200, 5)
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in data.to_dict(orient="records")), encoding="utf-8")
+    model = f"{RT_MODELS}:clean"
+    # no --clean: refused, nothing recorded
+    assert env.cli("redteam", model, "--data", str(path), principal="tom") == InputError.exit_code
+    # told to use the training data: it runs, and the report says what it measured on
+    out = tmp_path / "out"
+    assert (
+        env.cli("redteam", model, "--data", str(path), "--clean-from-training", "--out", str(out), principal="tom") == 0
+    )
+    report = json.loads((out / "redteam.json").read_text())
+    assert "the training data itself" in report["clean"]
+    # a plain CI job: no workspace at all, --no-record, files only
+    bare = tmp_path / "ci"
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    monkeypatch.delenv("DATAWARD_WORKSPACE", raising=False)
+    args = ["redteam", model, "--data", str(path), "--clean", str(path), "--no-record", "--out", str(bare / "o")]
+    assert main(args) == 0
+    assert json.loads((bare / "o" / "redteam.json").read_text())["passed"] is True
+    assert not (bare / "dataward.toml").exists()
+    # without --no-record a missing workspace is an error that says how to run without one
+    assert main([*args[:-3], "--out", str(bare / "o2")]) == 2

@@ -91,9 +91,13 @@ def test_runs_refuse_unreleased_unverified_or_unauthorized_inputs(env: Env) -> N
 def test_training_run_context_manager(env: Env) -> None:
     _setup(env)
     with dataward.training_run("train@1", workspace=env.ws, principal="tom") as run:
-        table = run.open()
-        assert sorted(table.column("t").to_pylist()) == ["clean", "scraped"]
-        m = _model(env, "ctx.bin", b"trained on " + str(table.num_rows).encode())
+        frame = run.open()  # a DataFrame scikit-learn takes as it is
+        assert sorted(frame["t"]) == ["clean", "scraped"]
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        assert CountVectorizer().fit_transform(frame["t"]).shape[0] == len(frame)
+        assert run.open(as_="arrow").num_rows == len(frame)
+        m = _model(env, "ctx.bin", b"trained on " + str(len(frame)).encode())
         run.add_model(m)
     assert run.run is not None and run.run.status == "completed"
     assert get_run(env.ws, run.id).outputs[0].sha256 == hashlib.sha256(b"trained on 2").hexdigest()

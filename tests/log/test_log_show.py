@@ -43,3 +43,19 @@ def test_filters_combine(logenv: LogEnv) -> None:
 def test_bad_time_is_a_clean_error(logenv: LogEnv) -> None:
     rc, out = logenv.cli("log", "show", "--since", "yesterday-ish", who=None)
     assert rc == 2 and "not an ISO-8601 time" in out and "Traceback" not in out
+
+
+def test_piped_output_keeps_every_value_whole(logenv: LogEnv) -> None:
+    """Piped (not a terminal): one tab-separated line per entry, no table art, no cut or wrapped values."""
+    import re
+
+    entries = _show(logenv, "--limit", "1000")
+    logenv.capsys.readouterr()
+    assert main(["-w", str(logenv.path), "log", "show", "--limit", "1000"]) == 0
+    out = logenv.capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split("\t")[:5] == ["#", "time", "principal", "action", "subject"]
+    assert len(lines) == len(entries) + 1  # nothing wrapped onto a second line
+    assert "…" not in out and "━" not in out and "│" not in out
+    digests = {m for e in entries for m in re.findall(r"\b[0-9a-f]{64}\b", json.dumps(e["details"]))}
+    assert digests and all(d in out for d in digests)

@@ -86,6 +86,9 @@ def test_signed_feed_matches_every_indicator_kind(tmp_path: Path, keys: tuple[Pa
     assert hits["acme-1"].records == (2,) and hits["acme-1"].severity == Severity.CRITICAL
     assert hits["acme-2"].records == (3, 4)  # the URL host and the subdomain, not notevil.example
     assert hits["acme-3"].severity == Severity.HIGH and hits["acme-4"].records == (1,)
+    # the JSON report carries every value whole: the digest matched, not a cut form of it
+    assert hits["acme-4"].evidence["value"] == leaf.hex()
+    assert leaf.hex() in report.to_json() and "…" not in report.to_json()
 
 
 def test_tampered_or_unsigned_feeds_are_refused(tmp_path: Path, keys: tuple[Path, Path]) -> None:
@@ -245,7 +248,7 @@ def test_cli_end_to_end(tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.
             str(tmp_path / "batch.parquet"),
             "--baseline",
             str(bl),
-            "--json",
+            "--json-out",
             str(out),
             "--html",
             str(html),

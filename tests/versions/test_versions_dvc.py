@@ -74,6 +74,24 @@ def test_import_dvc3_files_and_directories(env: Env) -> None:
         assert {m["name"]: m["md5"] for m in st.predicate["files"]} == {f.name: _md5(content[f.name]) for f in b.files}
 
 
+def test_import_dvc_twice_makes_no_duplicate_batches(env: Env) -> None:
+    repo = env.path / "repo"
+    make_repo(repo)
+    first = import_dvc(env.ws, env.actor("ingrid"), repo, "inhouse")
+    before = [b.id for b in list_batches(env.ws)]
+    again = import_dvc(env.ws, env.actor("ingrid"), repo, "inhouse")
+    assert [b.id for b in list_batches(env.ws)] == before  # nothing acquired twice
+    assert [r["batch"] for r in again] == [r["batch"] for r in first]
+    assert all(r["already_imported"] for r in again) and not any(r["already_imported"] for r in first)
+    # changed content is a new output: it is imported
+    (repo / "data" / "train.csv.dvc").unlink()
+    data = b"text,label\nnew,1\n"
+    h = _cache(repo, data)
+    (repo / "data" / "train.csv.dvc").write_text(f"outs:\n- md5: {h}\n  hash: md5\n  path: train.csv\n")
+    third = import_dvc(env.ws, env.actor("ingrid"), repo, "inhouse")
+    assert [r["already_imported"] for r in third] == [False, True]
+
+
 def test_import_dvc2_layout_with_crlf_text_hashed_dos2unix(env: Env) -> None:
     repo = env.path / "repo2"
     (repo / ".dvc").mkdir(parents=True)

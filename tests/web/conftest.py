@@ -26,6 +26,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture
 def artifacts() -> Path:
-    d = Path(__file__).parent / "artifacts"
-    d.mkdir(exist_ok=True)
+    """Where the browser tests write screenshots: $DATAWARD_SCREENSHOTS, else tests/web/artifacts/."""
+    d = Path(os.environ.get("DATAWARD_SCREENSHOTS") or Path(__file__).parent / "artifacts")
+    d.mkdir(parents=True, exist_ok=True)
     return d

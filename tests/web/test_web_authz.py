@@ -75,6 +75,7 @@ PAGES: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/versions"): ("console.read",),
     ("GET", "/versions/{spec}"): ("console.read",),
     ("GET", "/lineage"): ("console.read",),
+    ("GET", "/incidents"): ("console.read",),
     ("GET", "/log"): ("console.read",),
     ("GET", "/log/{seq}"): ("console.read",),
     ("GET", "/log/{seq}/proof.json"): ("console.read",),

@@ -58,8 +58,21 @@ def _sign_out(page: Any) -> None:
         page.click("header form[action='/logout'] button")
 
 
+PHONE = {"width": 390, "height": 844}
+
+
 def _shot(page: Any, artifacts: Path, name: str) -> None:
+    """A screenshot at the page's desktop size and one at 390 px wide, where nothing may overflow sideways
+    (wide tables and graphs scroll inside their own box)."""
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+    size = page.viewport_size
+    page.set_viewport_size(PHONE)
+    try:
+        page.screenshot(path=str(artifacts / f"{name}-390.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= PHONE["width"], f"{name}: the page is {overflow} px wide at 390 px"
+    finally:
+        page.set_viewport_size(size)
 
 
 def test_review_approve_release_and_log(browser: Any, world: World, artifacts: Path, tmp_path: Path) -> None:
@@ -99,29 +112,46 @@ def test_review_approve_release_and_log(browser: Any, world: World, artifacts: P
         assert "person0@example.com" not in body and "p***@e***.com" in body
         _shot(page, artifacts, "03-batch")
 
-        # the label audit with the keyboard: w + label, n (skip), then o for the rest
+        # the label audit with the keyboard, no reloads: flagged records first, with the finding that
+        # flagged them; w + label, n (skip), z (undo), then o for the rest
         page.goto(f"{base}/batches/{bid}/audit")
+        page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
+        navigations: list[str] = []
         total = page.locator("table.sample tbody tr").count()
         assert total >= 8
+        strata = page.locator("#queue tbody tr td:nth-child(3)").all_text_contents()
+        assert strata[0] == "flagged" and strata[-1] == "random"
+        assert strata == sorted(strata)  # every flagged record before every random one
+        shown = page.locator(".review-item:not([hidden])")
+        assert "flagged by pii/email" in shown.locator(".flagged-by").text_content()
+        assert "person" not in shown.text_content() and "@e***.com" in shown.text_content()  # masked PII
         first = page.get_attribute("#review", "data-record")
         page.keyboard.press("w")
-        page.fill("#new-label", "pos")
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
+        page.fill("#new-label", "spam")
+        page.keyboard.press("Enter")
         second = page.get_attribute("#review", "data-record")
         assert second != first
-        with page.expect_navigation():
-            page.keyboard.press("n")
-        assert page.get_attribute("#review", "data-record") != second
+        row = page.locator(f'#queue tr[data-record="{first}"] td.decision')
+        assert row.text_content() == "wrong-label:spam"
+        page.keyboard.press("n")
+        third = page.get_attribute("#review", "data-record")
+        assert third not in (first, second)
+        page.keyboard.press("z")  # undo the wrong label: back on the first record, undecided again
+        assert page.get_attribute("#review", "data-record") == first
+        assert row.text_content() == "–"
         _shot(page, artifacts, "04-audit-review")
         for _ in range(total + 2):
-            if page.locator("#all-decided").count():
+            if page.locator("#all-decided").is_visible():
                 break
-            with page.expect_navigation():
-                page.keyboard.press("o")
-        assert page.locator("#all-decided").count() == 1
-        assert f"{total}</strong> of <strong>{total}" in page.inner_html("#progress")
+            page.keyboard.press("o")
+        page.locator("#pending", has_text="all decisions saved").wait_for()
+        assert navigations == [], navigations  # every decision went by fetch
+        assert page.locator("#all-decided").is_visible()
+        assert page.text_content("#decided-count") == str(total)
         assert "label-error rate" in page.text_content("#estimate")
+        page.reload()  # the server has every decision (the undone one as ok, not wrong-label)
+        assert f"{total}</strong> of <strong>{total}" in page.inner_html("#progress")
+        assert page.locator(f'#queue tr[data-record="{first}"] td.decision').text_content() == "ok"
         _shot(page, artifacts, "05-audit-done")
         with page.expect_navigation():
             page.click("#complete-audit")
@@ -211,14 +241,14 @@ def test_offline_review_downloads_decisions_for_the_cli(browser: Any, world: Wor
         seen = []
         for k in range(n):
             seen.append(page.get_attribute("#review", "data-record"))
-            with page.expect_navigation():
-                if k == 0:
-                    page.keyboard.press("w")
-                    page.fill("#new-label", "neg")
-                    page.keyboard.press("Enter")
-                else:
-                    page.keyboard.press("o")
+            if k == 0:
+                page.keyboard.press("w")
+                page.fill("#new-label", "neg")
+                page.keyboard.press("Enter")
+            else:
+                page.keyboard.press("o")
         assert len(set(seen)) == n
+        assert page.locator("#all-decided").is_visible()
         assert page.text_content("#offline-count") == str(n)
         with page.expect_download() as dl:
             page.click("#download-decisions")

@@ -32,7 +32,11 @@ PEOPLE: dict[str, list[Role]] = {
 }
 FAST = ["integrity", "screening"]
 # small samples must pass: a lax medium tier that needs two approvals (and lets masked PII through)
-MEDIUM = "[tiers.medium]\napprovals = 2\nmax_audit_error_upper = 0.75\npii_allowed = true\nmax_flagged_fraction = 0.5\n"
+# (and skips detection openly: the default policy requires it in every tier)
+MEDIUM = (
+    "[tiers.medium]\napprovals = 2\nmax_audit_error_upper = 0.75\npii_allowed = true\nmax_flagged_fraction = 0.5\n"
+    'required_checks = ["integrity", "screening"]\n'
+)
 
 
 def write_csv(path: Path, n: int, *, pii: bool = False, tag: str = "") -> Path:
@@ -64,8 +68,7 @@ def build_world(tmp: Path) -> World:
     ws = Workspace.init(tmp / "ws", admin="admin")
     admin = ws.actor("admin")
     for name, roles in PEOPLE.items():
-        principals.add_principal(ws, admin, name, [Grant(r) for r in roles])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(r) for r in roles])
     set_policy(ws, admin, default_policy_text().replace("[tiers.medium]\n", MEDIUM), where="test policy")
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     # the authorization tests reject batches of their own source: rejections raise a source's risk

@@ -6,23 +6,32 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from workflow_helpers import PEOPLE, Flow
+from workflow_helpers import PEOPLE, WITHOUT_DETECTION, Flow
 
 from dataward import principals
 from dataward.access import Grant
 from dataward.sources import add_source
+from dataward.workflow.policy import set_policy
 from dataward.workspace import Workspace
 
 
 @pytest.fixture
-def flow(tmp_path: Path, make_workspace: Callable[..., Workspace]) -> Flow:
+def default_flow(tmp_path: Path, make_workspace: Callable[..., Workspace]) -> Flow:
+    """The workspace under the default policy (which requires detection in every tier)."""
     ws = make_workspace(tmp_path)
     admin = ws.actor("admin")
     for name, roles in PEOPLE.items():
-        principals.add_principal(ws, admin, name, [Grant(r) for r in roles])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(r) for r in roles])
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     add_source(ws, admin, "house", kind="internal", origin="the data team", license="Apache-2.0")
     data = tmp_path / "in"
     data.mkdir()
     return Flow(ws, data, {"admin": admin})
+
+
+@pytest.fixture
+def flow(default_flow: Flow) -> Flow:
+    """The same, under a policy that says openly that no tier requires detection: these tests screen with
+    the fast checks (test_workflow_policy checks the default)."""
+    set_policy(default_flow.ws, default_flow.actor("admin"), WITHOUT_DETECTION, where="no detection required")
+    return default_flow

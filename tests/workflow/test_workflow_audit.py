@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
-from workflow_helpers import Flow
+from workflow_helpers import WITHOUT_DETECTION, Flow
 
 from dataward.errors import ConflictError, InputError
 from dataward.workflow import audit, screening
@@ -273,3 +273,57 @@ def test_read_records_reads_each_file_once_and_agrees_with_read_record(flow: Flo
     for i in items[:8]:
         assert many[i.record] == read_record(flow.ws, batch, i)
         assert many[i.record].value["text"].startswith(f"review number {i.record} ")
+
+
+def _with_findings(monkeypatch: pytest.MonkeyPatch, flow: Flow, bid: str, findings: list[object]) -> None:
+    """The batch's real screening report, with the given findings in it (as a detector would add them)."""
+    import dataclasses
+
+    real = screening.latest_report(flow.ws, bid)
+    flagged = sorted(set(real.flagged_records) | {r for f in findings for r in f.records})  # type: ignore[attr-defined]
+    fake = dataclasses.replace(real, findings=tuple(findings), flagged_records=tuple(flagged))
+    monkeypatch.setattr(screening, "latest_report", lambda ws, b: fake)
+
+
+def _set_max_flagged(flow: Flow, cap: int) -> None:
+    from dataward.workflow.policy import set_policy
+
+    text = WITHOUT_DETECTION.replace("max_flagged = 100", f"max_flagged = {cap}", 1)
+    set_policy(flow.ws, flow.actor("admin"), text, where="test policy")
+
+
+def test_every_record_of_a_critical_finding_is_sampled_and_reviewed_first(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 records behind a critical trigger finding and a flagged cap of 5: all 20 are in the sample (the cap
+    only limits medium and lower), ahead of the medium ones, and the summary states each risk stratum."""
+    from dataward.workflow.checks import NormalFinding
+
+    bid = _screened_with_flags(flow, 400)
+    critical = NormalFinding(
+        "detect", "detection", "trigger", "critical", "trigger 'cf' -> label 'pos'", None, tuple(range(300, 320)), 20
+    )
+    medium = NormalFinding("detect", "detection", "outlier", "medium", "outliers", None, tuple(range(5, 400, 7)), 57)
+    _with_findings(monkeypatch, flow, bid, [medium, critical])
+    _set_max_flagged(flow, 5)
+    s = audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=10)
+    items = audit.sample_items(flow.ws, bid)
+    assert set(range(300, 320)) <= {i.record for i in items}
+    drawn_at_random = {i.record for i in items if i.stratum == "random"} & set(range(300, 320))
+    risk = s.params["risk"]
+    assert risk["high"]["population"] == 20 - len(drawn_at_random) and risk["high"]["complete"] is True
+    assert risk["medium"]["sampled"] == 0 and risk["medium"]["population"] > 0  # the cap went to the high ones
+    assert s.flagged_size == risk["high"]["sampled"]
+
+
+def test_a_high_stratum_over_the_cap_is_sampled_to_a_stated_bound(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataward.workflow.checks import NormalFinding
+
+    bid = _screened_with_flags(flow, 3000)
+    high = NormalFinding("detect", "detection", "trigger", "high", "t", None, tuple(range(0, 3000, 2)), 1500)
+    _with_findings(monkeypatch, flow, bid, [high])
+    _set_max_flagged(flow, 10)
+    s = audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=10)
+    h = s.params["risk"]["high"]
+    assert not h["complete"] and h["bad_fraction_bound"] == {"margin": 0.05, "confidence": 0.95}
+    assert h["sampled"] == sample_size(h["population"], 0.05, 0.95, 0.5) > 10

@@ -11,7 +11,7 @@ import pytest
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 from sqlalchemy import select
-from workflow_helpers import Flow
+from workflow_helpers import WITHOUT_DETECTION, Flow
 
 from dataward import lifecycle
 from dataward.batches import BatchState, get_batch
@@ -178,9 +178,9 @@ def test_approval_rechecks_the_data(flow: Flow) -> None:
 
 
 def test_k_of_n_distinct_approvers(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import default_policy_text, set_policy
+    from dataward.workflow.policy import set_policy
 
-    text = default_policy_text().replace("[tiers.medium]\n", "[tiers.medium]\napprovals = 2\n")
+    text = WITHOUT_DETECTION.replace("[tiers.medium]\n", "[tiers.medium]\napprovals = 2\n")
     set_policy(flow.ws, flow.actor("admin"), text, where="test")
     bid = _to_audited(flow)
     r1 = approval.approve(flow.ws, flow.actor("alice"), bid)
@@ -198,7 +198,9 @@ def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
     bid = _to_audited(flow)
     stmt = tmp_path / "approval.json"
     assert flow.cli("approve", bid, "--prepare", str(stmt), who="bob") == 0
-    bob_key = flow.ws.keys.path / f"{flow.actor('bob').keyid}.pem"
+    from dataward.store.keyring import FileKeyring
+
+    bob_key = next(e.path for e in FileKeyring().entries("bob") if e.keyid == flow.actor("bob").keyid)
     # a statement signed by someone else than the approver it names is refused
     alice_env = tmp_path / "by-alice.dsse"
     assert flow.cli("sign-statement", str(stmt), "-o", str(alice_env), who="alice") == 0
@@ -225,12 +227,12 @@ def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
 
 
 def test_statement_prepared_before_a_change_is_stale(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import default_policy_text, set_policy
+    from dataward.workflow.policy import set_policy
 
     bid = _to_audited(flow)
     stmt = approval.prepare_statement(flow.ws, bid, "bob")
     env = approval.sign_statement(stmt, flow.actor("bob").key)
-    set_policy(flow.ws, flow.actor("admin"), default_policy_text() + "\n# tightened\n", where="test")
+    set_policy(flow.ws, flow.actor("admin"), WITHOUT_DETECTION + "\n# tightened\n", where="test")
     with pytest.raises(ConflictError, match="another policy"):
         approval.approve_with_statement(flow.ws, flow.actor("bob"), bid, env)
 
@@ -243,13 +245,14 @@ def test_flow_on_each_catalog(
     from dataward import principals
     from dataward.access import Grant, Role
     from dataward.sources import add_source
+    from dataward.workflow.policy import set_policy
 
     ws = make_workspace(tmp_path, url)
     admin = ws.actor("admin")
     for name, roles in {"i": [Role.INGESTER], "s": [Role.SCREENER], "r": [Role.REVIEWER], "a": [Role.APPROVER]}.items():
-        principals.add_principal(ws, admin, name, [Grant(x) for x in roles])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(x) for x in roles])
     add_source(ws, admin, "v", kind="synthetic", origin="gen")
+    set_policy(ws, admin, WITHOUT_DETECTION, where="screened with the fast checks only")
     data = tmp_path / "in"
     data.mkdir()
     flow = Flow(ws, data, {"admin": admin})

@@ -114,7 +114,8 @@ def test_licence_allow_list_semantics(expr: str, ok: bool) -> None:
     assert licence_allowed(expr, ["MIT", "Apache-2.0"])[0] is ok
 
 
-def test_policy_is_under_log_control(flow: Flow) -> None:
+def test_policy_is_under_log_control(default_flow: Flow) -> None:
+    flow = default_flow
     ws = flow.ws
     assert load_policy(ws).where == "default policy"
     assert flow.cli("policy", "init", who="admin") == 0
@@ -154,3 +155,30 @@ def test_policy_validate_and_show(flow: Flow, tmp_path: object) -> None:
     with contextlib.redirect_stdout(buf):
         assert flow.cli("policy", "show", "--json") == 0
     assert json.loads(buf.getvalue())["tiers"]["high"]["approvals"] == 2
+
+
+def test_every_tier_of_the_default_policy_requires_detection() -> None:
+    p = parse_policy(default_policy_text(), "default")
+    for name in ("low", "medium", "high", "critical"):
+        assert {"integrity", "screening", "detection"} <= set(p.tier(name).required_checks), name
+
+
+def test_a_batch_screened_without_detection_fails_required_checks_by_name(default_flow: Flow) -> None:
+    """The screener runs `screen --check screening` under the default policy: approval is refused, and the
+    rule names the check that did not run (no tier lets it through silently)."""
+    from dataward.workflow import approval, audit, screening
+    from dataward.workflow.gate import evaluate
+
+    flow = default_flow
+    for source in ("house", "vendor"):  # low and medium tier
+        b = flow.batch(40, source=source)
+        screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=["integrity", "screening"])
+        audit.draw_sample(flow.ws, flow.actor("rita"), b.id, size=5)
+        items = audit.sample_items(flow.ws, b.id)
+        audit.record_decisions(flow.ws, flow.actor("rita"), b.id, [audit.Decision(i.record, "ok") for i in items])
+        audit.complete_audit(flow.ws, flow.actor("rita"), b.id)
+        rules = {c["rule"]: c for c in evaluate(flow.ws, b.id).to_json()["rules"]["children"]}
+        assert rules["required-checks"]["passed"] is False
+        assert "detection (not run)" in rules["required-checks"]["explanation"]
+        with pytest.raises(PolicyError, match=r"required-checks .*detection \(not run\)"):
+            approval.approve(flow.ws, flow.actor("alice"), b.id)

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from workflow_helpers import Flow
+from workflow_helpers import WITHOUT_DETECTION, Flow
 
 from dataward.batches import BatchState, get_batch
 from dataward.errors import AuthorizationError
@@ -198,11 +198,11 @@ def test_each_action_is_authorized(flow: Flow) -> None:
 def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     from dataward import principals
     from dataward.access import Grant, Role
-    from dataward.workflow.policy import default_policy_text, set_policy
+    from dataward.workflow.policy import set_policy
 
     admin = flow.actor("admin")
     principals.grant_roles(flow.ws, admin, "sam", [Grant(Role.APPROVER)])
-    text = default_policy_text().replace(
+    text = WITHOUT_DETECTION.replace(
         "[tiers.medium]\n", '[tiers.medium]\nseparation_of_duties = ["acquirer", "screener"]\n'
     )
     set_policy(flow.ws, admin, text, where="t")

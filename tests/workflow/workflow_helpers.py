@@ -12,6 +12,19 @@ from dataward.batches import Batch
 from dataward.identity import Actor
 from dataward.workspace import Workspace
 
+
+def _without_detection() -> str:
+    from dataward.workflow.policy import default_policy_text
+
+    text = default_policy_text()
+    required = 'required_checks = ["integrity", "screening", "detection"]'
+    assert required in text
+    return text.replace(required, 'required_checks = ["integrity", "screening"]')
+
+
+#: the default policy, except that it openly requires no detection (these tests screen with the fast checks)
+WITHOUT_DETECTION = _without_detection()
+
 PEOPLE = {
     "ingrid": [Role.INGESTER],
     "sam": [Role.SCREENER],

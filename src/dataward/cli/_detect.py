@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from dataward.cli._app import cli
+from dataward.cli._util import json_option, json_out_option
 from dataward.detect._io import FORMATS
 from dataward.errors import InputError
 
@@ -83,7 +84,7 @@ def _write_json(payload: Any, out: str) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror}", advice="Choose a writable path for --json.") from None
+        raise InputError(f"cannot write {out}: {exc.strerror}", advice="Choose a writable --json-out path.") from None
 
 
 @cli.command("detect")
@@ -92,13 +93,15 @@ def _write_json(payload: Any, out: str) -> None:
 @click.option("--detectors", default=None, help="Comma-separated detector names (default: all that apply).")
 @click.option("--exclude", default=None, help="Comma-separated detector names to leave out.")
 @click.option("--param", "params", multiple=True, help="Detector parameter DETECTOR.NAME=VALUE (repeatable).")
-@click.option("--json", "json_out", default=None, help="Write the JSON report here ('-' for stdout).")
+@json_option
+@json_out_option
 @click.option("--quiet", is_flag=True, help="No human summary.")
 def detect_cmd(
     path: str,
     detectors: str | None,
     exclude: str | None,
     params: tuple[str, ...],
+    as_json: bool,
     json_out: str | None,
     quiet: bool,
     **kw: Any,
@@ -117,7 +120,9 @@ def detect_cmd(
     )
     if json_out is not None:
         _write_json(report.to_json(), json_out)
-    if not quiet and json_out != "-":
+    if as_json:
+        _write_json(report.to_json(), "-")
+    elif not quiet:
         click.echo(report.summary())
 
 
@@ -180,8 +185,11 @@ def attacks_cmd() -> None:
 @click.option("--truth", "truth_path", required=True, type=click.Path(dir_okay=False), help="truth.json from simulate.")
 @_data_options
 @click.option("--detectors", default=None, help="Comma-separated detector names (default: all that apply).")
-@click.option("--json", "json_out", default=None, help="Write the scores as JSON here ('-' for stdout).")
-def bench_cmd(path: str, truth_path: str, detectors: str | None, json_out: str | None, **kw: Any) -> None:
+@json_option
+@json_out_option
+def bench_cmd(
+    path: str, truth_path: str, detectors: str | None, as_json: bool, json_out: str | None, **kw: Any
+) -> None:
     """Score the detectors on PATH against the ground truth of `dataward simulate`."""
     from dataward.detect.api import detect
     from dataward.simulate.bench import bench_report
@@ -200,9 +208,12 @@ def bench_cmd(path: str, truth_path: str, detectors: str | None, json_out: str |
         **_roles(kw),
     )
     scores = bench_report(report, truth)
+    payload = {"attack": truth.attack, "scores": [s.to_json() for s in scores]}
     if json_out is not None:
-        _write_json({"attack": truth.attack, "scores": [s.to_json() for s in scores]}, json_out)
-    if json_out != "-":
+        _write_json(payload, json_out)
+    if as_json:
+        _write_json(payload, "-")
+    else:
         click.echo(f"{truth.attack}: {truth.n_records} records, {len(truth.changed)} poisoned")
         click.echo(f"{'detector':24s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'AUROC':>6s} {'FPR':>6s} {'sec':>7s}")
         for s in scores:

@@ -10,7 +10,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace
+from dataward.cli._util import (
+    acting,
+    console,
+    emit,
+    emit_json,
+    err_console,
+    json_option,
+    open_workspace,
+    piped,
+    print_table,
+)
 from dataward.core.checkpoint import verifier_key_string
 from dataward.errors import InputError
 from dataward.log import query
@@ -224,8 +234,9 @@ def log_show(
     def human() -> None:
         t = Table("#", "time", "principal", "action", "subject", "details")
         for e in entries:
-            d = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(e.details.items())[:4])
-            t.add_row(str(e.seq), e.time[:19], e.principal, e.action, e.subject, d[:80])
-        console.print(t)
+            items = list(e.details.items())
+            d = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (items if piped() else items[:4]))
+            t.add_row(str(e.seq), e.time[:19], e.principal, e.action, e.subject, d if piped() else d[:80])
+        print_table(t)
 
     emit(as_json, [e.to_json() for e in entries], human)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dataward.cli._app import cli
 from dataward.cli._util import acting, console, emit, emit_json, json_option, open_workspace
+from dataward.errors import EXIT_GATE_FAILED, WorkspaceError
 
-#: exit status of a red-team run whose checks failed (errors keep their own codes)
-FAILED = 4
+if TYPE_CHECKING:
+    from dataward.identity import Actor
+    from dataward.workspace import Workspace
+
+#: exit status of a red-team run whose checks failed (errors keep their own codes; 4 is "unauthorized")
+FAILED = EXIT_GATE_FAILED
 
 
 def _model_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -26,6 +32,11 @@ def _model_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.argument("model")
 @click.option("--data", "data", required=True, metavar="DATASET@VERSION|PATH", help="Data to draw records from.")
 @click.option("--clean", default=None, metavar="DATASET@VERSION|PATH", help="Clean independent set (held out).")
+@click.option(
+    "--clean-from-training",
+    is_flag=True,
+    help="No clean set: measure on the --data itself (the report says so). Without it, --clean is required.",
+)
 @_model_options
 @click.option("--intel", "intel_paths", multiple=True, type=click.Path(), help="Threat-intel feed (repeatable).")
 @click.option("--intel-key", "intel_keys", multiple=True, type=click.Path(), help="Feed public key (repeatable).")
@@ -42,6 +53,7 @@ def redteam_cmd(
     model: str,
     data: str,
     clean: str | None,
+    clean_from_training: bool,
     timeout: float,
     retries: int,
     label: str | None,
@@ -58,13 +70,12 @@ def redteam_cmd(
     as_json: bool,
 ) -> None:
     """Red-team MODEL (module:function, http(s)://..., or FILE.onnx): trigger injection, distribution shift and
-    label consistency. Writes JSON, JUnit XML, SARIF 2.1.0 and Markdown to --out; exits 4 when a check fails."""
+    label consistency. Writes JSON, JUnit XML, SARIF 2.1.0 and Markdown to --out; exits 1 when a check fails."""
     from dataward.redteam.api import redteam
     from dataward.redteam.formats import write_outputs
     from dataward.redteam.models import load_model
 
-    ws = open_workspace(ctx)
-    actor = acting(ctx, ws)
+    ws, actor = _workspace_unless_dry_run(ctx, no_record)
     feeds = []
     if intel_paths:
         from dataward.screen.intel import load_feed, load_public_key
@@ -83,6 +94,7 @@ def redteam_cmd(
         m,
         data,
         clean=clean,
+        clean_from_training=clean_from_training,
         label=label,
         text=text,
         features=features,
@@ -101,6 +113,21 @@ def redteam_cmd(
 
     emit(as_json, body, human)
     ctx.exit(0 if report.passed else FAILED)
+
+
+def _workspace_unless_dry_run(ctx: click.Context, no_record: bool) -> tuple[Workspace | None, Actor | None]:
+    """The workspace and principal; with --no-record and no workspace at -w, neither (a plain CI job)."""
+    from dataward.workspace import CONFIG_NAME
+
+    root = Path(ctx.find_root().obj["workspace"])
+    if no_record and not (root / CONFIG_NAME).exists():
+        click.echo(f"no workspace at {root}: a dry run on files with the default policy's thresholds", err=True)
+        return None, None
+    try:
+        ws = open_workspace(ctx)
+    except WorkspaceError as exc:
+        raise WorkspaceError(str(exc), advice="Gate a model without a workspace with --no-record.") from None
+    return ws, acting(ctx, ws)
 
 
 @cli.group("incident")

@@ -11,7 +11,17 @@ from rich.table import Table
 from rich.text import Text
 
 from dataward.cli._app import cli
-from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace
+from dataward.cli._util import (
+    acting,
+    byte_progress,
+    console,
+    emit,
+    emit_json,
+    json_option,
+    open_workspace,
+    print_table,
+    shown,
+)
 from dataward.errors import InputError
 
 #: how many records a human diff prints per side
@@ -71,7 +81,7 @@ def diff_cmd(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
             console.print(f"  - batch {bid}")
         for sign, refs in (("+", d.added), ("-", d.removed)):
             for r in refs[:SHOWN]:
-                console.print(f"  {sign} {r.digest[:16]}  {r.batch}/{r.file} record {r.record}", markup=False)
+                console.print(f"  {sign} {shown(r.digest)}  {r.batch}/{r.file} record {r.record}", markup=False)
             if len(refs) > SHOWN:
                 console.print(f"  {sign} ... {len(refs) - SHOWN:,} more (use --json)")
 
@@ -147,7 +157,7 @@ def import_dvc_cmd(ctx: click.Context, repo: str, source_name: str, revs: tuple[
         t = Table("output", "from", "batch", "files", "records")
         for r in results:
             t.add_row(Text(r["path"]), Text(r["tracked_in"]), r["batch"], str(r["files"]), f"{r['records']:,}")
-        console.print(t)
+        print_table(t)
 
     emit(as_json, results, human)
 
@@ -181,7 +191,7 @@ def dataset_list(ctx: click.Context, name: str | None, as_json: bool) -> None:
                 v["created_at"][:19],
                 v["created_by"],
             )
-        console.print(t)
+        print_table(t)
 
     emit(as_json, items, human)
 
@@ -267,7 +277,7 @@ def run_record(
     def human() -> None:
         console.print(f"Run [bold]{run.id}[/] on {run.version} by {run.principal}: {len(run.outputs)} model file(s)")
         for a in run.outputs:
-            console.print(f"  {a.sha256[:16]}  {a.name}", markup=False)
+            console.print(f"  {shown(a.sha256)}  {a.name}", markup=False)
         console.print(f"  signed SLSA provenance {run.provenance_digest}")
 
     emit(as_json, run.to_json(), human)
@@ -287,7 +297,7 @@ def run_list(ctx: click.Context, as_json: bool) -> None:
         t = Table("run", "version", "status", "models", "by", "finished")
         for r in runs:
             t.add_row(r["id"], r["version"], r["status"], str(len(r["models"])), r["principal"], r["finished_at"][:19])
-        console.print(t)
+        print_table(t)
 
     emit(as_json, runs, human)
 
@@ -387,7 +397,7 @@ def blast_radius_cmd(ctx: click.Context, target: str, as_json: bool) -> None:
         for v in r["versions"]:
             console.print(f"  version {v['version']}: {v['records_from_target']:,} of {v['records']:,} record(s)")
         for m in r["models"]:
-            console.print(f"  model {m['sha256'][:16]} {m['name']} (runs {', '.join(m['runs'])})", markup=False)
+            console.print(f"  model {shown(m['sha256'])} {m['name']} (runs {', '.join(m['runs'])})", markup=False)
         if not r["versions"] and not r["models"]:
             console.print("  nothing downstream")
 

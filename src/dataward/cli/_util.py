@@ -11,14 +11,44 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+from rich.text import Text
 
 from dataward.identity import Actor
 from dataward.workspace import Workspace
 
-console = Console(highlight=False)
+# soft_wrap: rich never breaks a line itself, so a hash or an id stays whole in a pipe or a log file
+console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
+
+def piped() -> bool:
+    """stdout is not a terminal: print whole values, one record a line, no table art."""
+    return not console.is_terminal
+
+
+def shown(value: str, width: int = 16) -> str:
+    """A digest or id as a person reads it on a terminal (cut to ``width``), whole when piped."""
+    return value if piped() or len(value) <= width else value[:width]
+
+
+def print_table(table: Table) -> None:
+    """A rich table on a terminal; piped, its header and rows as tab-separated lines of whole values."""
+    if not piped():
+        console.print(table)
+        return
+    columns = table.columns
+    click.echo("\t".join(str(c.header) for c in columns))
+    cells = [list(c.cells) for c in columns]
+    for row in zip(*cells, strict=True):
+        click.echo("\t".join(c.plain if isinstance(c, Text) else Text.from_markup(str(c)).plain for c in row))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+#: with ``json_option``: the same JSON written to a file (every command means the same by both)
+json_out_option = click.option(
+    "--json-out", "json_out", default=None, metavar="FILE", type=click.Path(dir_okay=False), help="Write JSON to FILE."
+)
 
 
 def open_workspace(ctx: click.Context) -> Workspace:
@@ -36,7 +66,20 @@ def open_workspace(ctx: click.Context) -> Workspace:
 
 
 def acting(ctx: click.Context, ws: Workspace) -> Actor:
-    return ws.actor(ctx.find_root().obj.get("principal"))
+    """The principal named by --as / DATAWARD_PRINCIPAL, acting with its key from the caller's keyring.
+
+    An encrypted key is opened with DATAWARD_PASSPHRASE, or a passphrase asked for on a terminal.
+    """
+    from dataward.store.keyring import PassphraseNeeded
+
+    principal = ctx.find_root().obj.get("principal")
+    try:
+        return ws.actor(principal)
+    except PassphraseNeeded:
+        if not sys.stdin.isatty():
+            raise
+        p = click.prompt(f"Passphrase for {principal}'s key", hide_input=True, err=True)
+        return ws.actor(principal, passphrase=str(p).encode())
 
 
 def emit_json(value: Any) -> None:

@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, json_option, open_workspace
+from dataward.cli._util import acting, console, emit, json_option, open_workspace, print_table
 
 
 @cli.command("serve")
@@ -94,7 +94,7 @@ def token_list(ctx: click.Context, principal: str | None, as_json: bool) -> None
         t = Table("id", "principal", "status", "expires", "created by")
         for i in items:
             t.add_row(i.id, i.principal, i.status, i.expires_at[:19], i.created_by)
-        console.print(t)
+        print_table(t)
 
     emit(as_json, [i.to_json() for i in items], human)
 

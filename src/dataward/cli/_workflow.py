@@ -13,7 +13,7 @@ from rich.table import Table
 
 from dataward.batches import get_batch
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace
+from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace, print_table
 from dataward.errors import InputError
 from dataward.workspace import Workspace
 
@@ -100,7 +100,7 @@ def screen_cmd(
                 str(c["flagged"]),
                 escape(c.get("reason") or ""),
             )
-        console.print(t)
+        print_table(t)
         sev = ", ".join(f"{k} {v}" for k, v in report.findings_by_severity.items() if v) or "none"
         console.print(f"findings by severity: {sev}")
         for f in report.findings[:15]:
@@ -180,7 +180,7 @@ def audit_show(ctx: click.Context, batch_id: str, records: bool, as_json: bool) 
             if r["new_label"]:
                 d += f":{r['new_label']}"
             t.add_row(str(r["record"]), r["stratum"], d, r["reviewer"] or "-", r["digest"][:16])
-        console.print(t)
+        print_table(t)
 
     emit(as_json, rows, human)
 
@@ -309,7 +309,7 @@ def _show_record(view: Any, item: Any, k: int, total: int, console: Any = consol
         t = Table("field", "value", show_header=False)
         for key, val in view.value.items():
             t.add_row(escape(str(key)), escape(val if isinstance(val, str) else json.dumps(val, ensure_ascii=False)))
-        console.print(t)
+        console.print(t)  # the interactive review: its own console (stderr under --json)
     else:
         console.print(escape(str(view.value)))
     if item.decision:
@@ -629,7 +629,7 @@ def print_risk(ws: Workspace, as_json: bool) -> None:
         for r in items:
             style = {"critical": "bold red", "high": "red", "medium": "yellow"}.get(r.tier, "green")
             t.add_row(r.source, r.kind, f"{r.score:g}", f"[{style}]{r.tier}[/]", escape(r.explain()))
-        console.print(t)
+        print_table(t)
 
     emit(as_json, [r.to_json() for r in items], human)
 

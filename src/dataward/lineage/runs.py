@@ -253,7 +253,9 @@ class TrainingRun:
     def add_model(self, path: str | os.PathLike[str]) -> None:
         self.models.append(path)
 
-    def open(self, as_: str = "arrow") -> Any:
+    def open(self, as_: str = "pandas") -> Any:
+        """The version's records, verified: a pandas DataFrame by default (what scikit-learn takes); ``as_``
+        as for :func:`dataward.open` (``arrow``, ``polars``, ``paths``)."""
         assert self.version is not None, "use inside `with`"
         return open_dataset(self.version.spec, as_=as_, workspace=self.ws, principal=self.actor)
 

@@ -99,13 +99,18 @@ def detector_triggers(ws: Workspace, actor: Actor, version: str, cols: Columns) 
     return found, f"detector triggers: {len(found)} from text_triggers on {version}"
 
 
+#: what the report names as the clean set when the caller chose the training data itself
+TRAINING_AS_CLEAN = "{data} (the training data itself: no independent clean set was given)"
+
+
 def redteam(
-    ws: Workspace,
-    actor: Actor,
+    ws: Workspace | None,
+    actor: Actor | None,
     model: Model,
     data: str,
     *,
     clean: str | None = None,
+    clean_from_training: bool = False,
     label: str | None = None,
     text: str | None = None,
     features: Sequence[str] = (),
@@ -115,19 +120,36 @@ def redteam(
     progress: bool = False,
     record: bool = True,
 ) -> tuple[RedteamReport, dict[str, Any]]:
-    """Run the gate; returns the report and its record (result id, attestation digest, trigger sources)."""
+    """Run the gate; returns the report and its record (result id, attestation digest, trigger sources).
+
+    A clean independent set is required: without ``clean`` the gate refuses, unless ``clean_from_training``
+    says to measure on the training data itself, which the report then states. Without a workspace
+    (``ws=None``: a plain CI job) the data and clean set are files, the thresholds the default policy's,
+    and nothing is recorded."""
+    from dataward.errors import InputError
+
+    if clean is None and not clean_from_training:
+        raise InputError(
+            f"no clean set to red-team {model.name} against",
+            advice="Give a held-out set with --clean DATASET@VERSION|PATH, or --clean-from-training to measure "
+            "on the training data (the report says so; a poisoned training set then hides its own triggers).",
+        )
+    if ws is None and record:
+        raise InputError("a red-team result is recorded in a workspace", advice="Open one, or pass --no-record.")
     subject = f"model:{model.sha256 or model.name}"
-    check_may(ws, actor, "redteam.run", subject)
+    if ws is not None:
+        if actor is None:
+            raise InputError("a red-team run in a workspace needs a principal", advice="Pass --as NAME.")
+        check_may(ws, actor, "redteam.run", subject)
     frame = load_frame(data, workspace=ws, principal=actor)
     clean_frame = load_frame(clean, workspace=ws, principal=actor) if clean else None
     cols = infer_columns(frame, label=label, text=text, features=tuple(features))
     if not len(frame):
-        from dataward.errors import InputError
-
         raise InputError(f"{data}: no records to red-team with")
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.policy import default_policy_text, load_policy, parse_policy
 
-    th = {**load_policy(ws).redteam, **(thresholds or {})}
+    policy = load_policy(ws) if ws is not None else parse_policy(default_policy_text(), "the default policy")
+    th = {**policy.redteam, **(thresholds or {})}
     candidates = trig.builtin(cols, None if cols.text else matrix(frame, cols))
     notes = [f"builtin: {len(candidates)}"]
     for f in feeds:
@@ -136,8 +158,8 @@ def redteam(
         notes.append(f"intel {f.id}: {len(got)}")
     # the model call happens first so an HTTP model's digest header is known before the lineage lookup
     model.predict(inputs_probe(frame, cols))
-    lineage = model_lineage(ws, model.sha256)
-    if lineage is not None:
+    lineage = model_lineage(ws, model.sha256) if ws is not None else None
+    if lineage is not None and ws is not None and actor is not None:
         found, note = detector_triggers(ws, actor, lineage.version, cols)
         candidates += found
         notes.append(note)
@@ -148,17 +170,20 @@ def redteam(
         trig.unique(candidates),
         clean=clean_frame,
         thresholds=th,
-        previous=previous_result(ws, lineage),
+        previous=previous_result(ws, lineage) if ws is not None else None,
         data_ref=data,
-        clean_ref=clean or "",
+        clean_ref=clean or TRAINING_AS_CLEAN.format(data=data),
         seed=seed,
         progress=progress,
     )
     info: dict[str, Any] = {
         "trigger_sources": notes,
         "lineage": None if lineage is None else {"run": lineage.run, "version": lineage.version},
+        "clean_set": "given" if clean else "training data (--clean-from-training)",
+        "recorded": bool(record),
     }
     if record:
+        assert ws is not None and actor is not None
         info.update(record_result(ws, actor, report))
     return report, info
 

@@ -280,7 +280,26 @@ def import_dvc(
     if not tracked:
         raise InputError(f"{repo}: no .dvc files or dvc.lock outputs found", advice="Point at a DVC repository root.")
     out: list[dict[str, Any]] = []
+    from dataward.workflow._common import authorize
+
+    authorize(ws, actor, "batch.acquire", f"source:{source}", source)  # before anything, a repeat included
+    done = _imported(ws, source, root)
     for t in tracked:
+        earlier = done.get((t.path, t.md5))
+        if earlier is not None:  # the same output, same content: importing it again would duplicate records
+            out.append(
+                {
+                    "path": t.path,
+                    "tracked_in": t.tracked_in,
+                    "git_commit": t.rev,
+                    "dvc_md5": t.md5,
+                    "batch": earlier.id,
+                    "files": earlier.file_count,
+                    "records": earlier.record_count,
+                    "already_imported": True,
+                }
+            )
+            continue
         with tempfile.TemporaryDirectory(prefix="dataward-dvc-") as tmp:
             staging = Path(tmp) / "stage"
             staging.mkdir()
@@ -301,7 +320,15 @@ def import_dvc(
             attest(
                 ws, ch, [(m["name"], m["sha256"]) for m in mapping], PREDICATE_DVC_IMPORT, predicate, batch_id=batch.id
             )
-            ch.details.update({"batch": batch.id, "tracked_in": t.tracked_in, "path": t.path, "dvc_md5": t.md5})
+            ch.details.update(
+                {
+                    "batch": batch.id,
+                    "tracked_in": t.tracked_in,
+                    "path": t.path,
+                    "dvc_md5": t.md5,
+                    "repository": str(root),
+                }
+            )
         out.append(
             {
                 "path": t.path,
@@ -311,6 +338,28 @@ def import_dvc(
                 "batch": batch.id,
                 "files": batch.file_count,
                 "records": batch.record_count,
+                "already_imported": False,
             }
         )
+    return out
+
+
+def _imported(ws: Workspace, source: str, root: Path) -> dict[tuple[str, str], Any]:
+    """(path, DVC md5) -> the batch an earlier import of ``root`` into ``source`` made (from the signed log);
+    a batch rejected or revoked since does not count, so a fixed re-import is possible."""
+    from dataward.batches import get_batch
+    from dataward.errors import NotFoundError
+    from dataward.log.query import show_entries
+
+    out: dict[tuple[str, str], Any] = {}
+    for e in show_entries(ws, action="batch.acquire", subject="dvc-import:*", limit=1_000_000, newest_first=False):
+        d = e.details
+        if d.get("repository", str(root)) != str(root) or "dvc_md5" not in d:
+            continue
+        try:
+            b = get_batch(ws, str(d["batch"]))
+        except NotFoundError:
+            continue
+        if b.source == source and str(b.state) not in ("rejected", "revoked"):
+            out[(str(d["path"]), str(d["dvc_md5"]))] = b
     return out

@@ -620,20 +620,19 @@ class IntelCheck(Check):
         for iid, sink in sorted(self._hits.items()):
             ind = index[iid]
             sev = Severity.parse(ind.severity) if ind.severity else default
-            shown = ind.value if ind.type not in ("record-sha256", "file-sha256") else ind.value[:16] + "…"
             findings.append(
                 Finding(
                     self.name,
                     f"intel_{ind.type.replace('-', '_')}",
                     sev,
-                    f"indicator {iid} ({ind.type} {shown!r}) from feed {ind.feed!r} matched {sink.count} time(s)"
+                    f"indicator {iid} ({ind.type} {ind.value!r}) from feed {ind.feed!r} matched {sink.count} time(s)"
                     + (f": {ind.description[:80]}" if ind.description else ""),
                     sink.tuple,
                     {
                         "indicator": iid,
                         "feed": ind.feed,
                         "type": ind.type,
-                        "value": shown,
+                        "value": ind.value,  # whole, as everywhere in JSON: a cut digest names nothing
                         "n_records": sink.count,
                         "where": sorted(self._where.get(iid, ()))[:20],
                     },

@@ -81,6 +81,7 @@ class Finding:
             "severity": self.severity.value,
             "summary": self.summary,
             "records": list(self.records),
+            "n_records": int(self.evidence.get("n_records", len(self.records))),  # docs/findings.schema.json
             "evidence": _jsonable(self.evidence),
         }
 

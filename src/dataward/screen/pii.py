@@ -12,11 +12,12 @@ blocks approval (``block``: high, secrets critical) or only warns (``warn``: low
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -201,6 +202,22 @@ def redact(text: str) -> str:
         last = e
     out.append(text[last:])
     return "".join(out)
+
+
+def _mask_match(kind: str, m: re.Match[str]) -> str:
+    return mask(kind, m.group(0))
+
+
+def redact_kinds(text: str, kinds: Iterable[str]) -> str:
+    """``text`` masked for display: every validated PII value, and also every raw match of the given kinds'
+    patterns, validated or not. The console passes the kinds found anywhere in a batch, so a value a rule
+    matched elsewhere in the batch is masked here too, even when its validator would not accept it."""
+    text = redact(text)
+    for kind in kinds:
+        pattern = _COMPILED.get(kind)
+        if pattern is not None and kind != "high_entropy":  # already-masked values end in "…[N chars]"
+            text = pattern.sub(functools.partial(_mask_match, kind), text)
+    return text
 
 
 @register

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from dataward.errors import (
     AuthorizationError,
@@ -90,14 +91,16 @@ def create_app(
         version="1",
         description="The dataward workflow over HTTP: Bearer tokens (`dataward token create`), "
         "the same JSON the CLI prints with --json.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the installed swagger-ui-bundle: the console loads nothing from outside
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
     app.state.console = ConsoleState(ws, server_side_signing, secure_cookies)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["mark"] = mark_phrase
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    _mount_api_docs(app)
     app.include_router(routes_api.router)
     app.include_router(routes_pages.router)
 
@@ -127,6 +130,38 @@ def create_app(
         return response
 
     return app
+
+
+def mark_phrase(value: Any, phrase: Any) -> Markup:
+    """``value`` HTML-escaped, with every occurrence of ``phrase`` (a finding's trigger) in ``<mark>``."""
+    text = str(value)
+    if not phrase or not isinstance(phrase, str):
+        return escape(text)
+    parts = text.split(phrase)
+    return Markup(f"<mark>{escape(phrase)}</mark>").join(escape(p) for p in parts)  # noqa: S704 (escaped above)
+
+
+API_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dataward console API</title>
+<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui" data-openapi="/api/v1/openapi.json"></div>
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script></body></html>
+"""
+
+
+def _mount_api_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs from the swagger-ui-bundle package (no CDN; the CSP forbids inline scripts, so
+    the start-up call lives in static/api-docs.js). Without the package /api/docs is simply absent."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+    except ImportError:
+        return
+    app.mount("/api/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="api-docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def _api_docs() -> HTMLResponse:
+        return HTMLResponse(API_DOCS_PAGE)
 
 
 def page_error(request: Request, code: int, message: str, advice: str | None = None) -> HTMLResponse:

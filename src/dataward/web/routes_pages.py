@@ -24,6 +24,7 @@ def _sign(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
 router = APIRouter(include_in_schema=False)
 
 MAX_UPLOAD = 1 << 20
+PAGE = 50  # rows per page of a long table (batches, incidents)
 FINDINGS_WITH_RECORDS = 8
 RECORDS_PER_FINDING = 3
 
@@ -119,13 +120,31 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
+def overview(
+    request: Request,
+    q: Annotated[str, Query(max_length=200)] = "",
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+) -> HTMLResponse:
     viewer, session = page_session(request)
     data = svc.overview(state(request).ws, viewer)
     states = data["batch_states"]
     plot = svg.bars({k: states[k] for k in sorted(states)}, "batches by state")
     risk = svg.bars({s["source"]: s["score"] for s in data["sources"]}, "source risk score")
-    return render(request, "overview.html", viewer, session, data=data, states_svg=plot, risk_svg=risk)
+    found = [b for b in reversed(data["batches"]) if _matches(b, q)]
+    return render(
+        request,
+        "overview.html",
+        viewer,
+        session,
+        data=data,
+        states_svg=plot,
+        risk_svg=risk,
+        shown=found[offset : offset + PAGE],
+        matching=len(found),
+        q=q,
+        offset=offset,
+        page=PAGE,
+    )
 
 
 # --- batch -----------------------------------------------------------------------------------------------------
@@ -211,15 +230,6 @@ def audit_page(
     current = _pick(items, after, record)
     decided = sum(1 for i in items if i["decision"] is not None)
     est = data["estimate"]
-    est_svg = ""
-    if est is not None:
-        est_svg = svg.interval(
-            est["error_rate"],
-            est["interval"][0],
-            est["interval"][1],
-            est.get("pass_limit"),
-            f"label-error rate, {est['confidence']:.0%} {est['method']} interval",
-        )
     return render(
         request,
         "audit.html",
@@ -229,8 +239,30 @@ def audit_page(
         current=current,
         decided=decided,
         est=est,
-        est_svg=est_svg,
-        position=(items.index(current) + 1) if current else None,
+        est_svg=_estimate_svg(est),
+        est_text=_estimate_text(est),
+    )
+
+
+def _estimate_text(est: dict[str, Any] | None) -> str:
+    if est is None:
+        return ""
+    lo, hi = est["interval"]
+    return (
+        f"label-error rate {est['error_rate'] * 100:.2f}%, {est['confidence'] * 100:.0f}% {est['method']} "
+        f"interval [{lo * 100:.2f}%, {hi * 100:.2f}%]"
+    )
+
+
+def _estimate_svg(est: dict[str, Any] | None) -> str:
+    if est is None:
+        return ""
+    return svg.interval(
+        est["error_rate"],
+        est["interval"][0],
+        est["interval"][1],
+        est.get("pass_limit"),
+        f"label-error rate, {est['confidence']:.0%} {est['method']} interval",
     )
 
 
@@ -245,9 +277,15 @@ def audit_decide(
 ) -> Response:
     viewer, _ = _posted(request, csrf)
     actor = _sign(request, viewer, "audit.decide", batch_id)
-    out = svc.decide(state(request).ws, viewer, actor, batch_id, record, decision, note or None)
+    ws = state(request).ws
+    out = svc.decide(ws, viewer, actor, batch_id, record, decision, note or None)
     if "application/json" in request.headers.get("accept", ""):
-        return JSONResponse(out)
+        # the keyboard review updates the page in place: progress and the live estimate come back with it
+        now = svc.audit_state(ws, viewer, batch_id)
+        est = now["estimate"]
+        decided = sum(1 for i in now["items"] if i["decision"] is not None)
+        extra = {"decided": decided, "total": len(now["items"]), "estimate_text": _estimate_text(est)}
+        return JSONResponse({**out, **extra, "estimate_svg": _estimate_svg(est)})
     return _back(f"/batches/{quote(batch_id)}/audit?after={record}")
 
 
@@ -256,7 +294,7 @@ def audit_sample(request: Request, batch_id: str, csrf: Annotated[str, Form(max_
     viewer, session = _posted(request, csrf)
     actor = _sign(request, viewer, "audit.sample", batch_id)
     s = svc.draw_sample(state(request).ws, actor, batch_id)
-    session.flash.append(f"Sample drawn: {s['random_size']} random and {s['flagged_size']} flagged record(s).")
+    session.flash.append(f"Sample drawn: {s['random']} random and {s['flagged']} flagged record(s).")
     return _back(f"/batches/{quote(batch_id)}/audit")
 
 
@@ -283,10 +321,24 @@ def approval_page(request: Request, batch_id: str) -> HTMLResponse:
         viewer,
         session,
         d=decision,
+        verdict=_verdict(decision),
         batch_id=batch_id,
         may_approve=viewer.can("batch.approve", decision["source"]),
         may_reject=viewer.can("batch.reject", decision["source"]),
     )
+
+
+def _verdict(decision: dict[str, Any]) -> tuple[str, str]:
+    """(word, css class) for the policy state. An approved or released batch is past the gate: only the
+    lifecycle rule (which asks for an audited batch) fails for it, so it shows its state, not "fails"."""
+    if decision["passed"]:
+        return "passes", "ok"
+    if decision["state"] in ("approved", "released"):
+        others = [c for c in decision["rules"].get("children", []) if c.get("rule") != "lifecycle"]
+        if all(c.get("passed") for c in others):
+            return f"{decision['state']}: every rule but the lifecycle passes today", "ok"
+        return f"{decision['state']}, but today's policy fails it", "bad"
+    return "fails", "bad"
 
 
 @router.get("/batches/{batch_id}/approval/statement")
@@ -379,6 +431,30 @@ def lineage_page(request: Request, target: Annotated[str | None, Query(max_lengt
     g = svc.lineage_graph(state(request).ws, viewer, target or None)
     graph = svg.lineage(g["nodes"], g["edges"], g["target"])
     return render(request, "lineage.html", viewer, session, graph=graph, g=g, target=target or "")
+
+
+# --- incidents -------------------------------------------------------------------------------------------------
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(
+    request: Request,
+    q: Annotated[str, Query(max_length=200)] = "",
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+) -> HTMLResponse:
+    viewer, session = page_session(request)
+    everything = svc.incident_list(state(request).ws, viewer)
+    found = [i for i in everything if _matches(i, q)]
+    page = found[offset : offset + PAGE]
+    return render(
+        request, "incidents.html", viewer, session, incidents=page, total=len(found), offset=offset, q=q, page=PAGE
+    )
+
+
+def _matches(row: dict[str, Any], q: str) -> bool:
+    """A table search: every word of ``q`` appears somewhere in the row (case-insensitive)."""
+    text = json.dumps(row, default=str).lower()
+    return all(w in text for w in q.lower().split())
 
 
 # --- audit log -------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ returns JSON-ready values. State changes call the workflow functions with the pr
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -83,6 +84,36 @@ def incidents(ws: Workspace) -> list[dict[str, Any]] | None:
         return [dict(r._mapping) for r in conn.execute(q.limit(100))]
 
 
+def incident_list(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
+    """Every incident, open and resolved, newest first: its trace (top batches, sources, trigger) and, once
+    resolved, the rollbacks applied (from the signed ``incident.resolve`` log entry)."""
+    from dataward.incident.api import get_incident, list_incidents
+    from dataward.log.query import show_entries
+
+    read(ws, viewer, "incidents")
+    out = []
+    for row in reversed(list_incidents(ws)):
+        inc = get_incident(ws, row["id"])
+        rep = inc.report
+        trace = rep.get("trace", {})
+        resolved = [e.to_json() for e in show_entries(ws, action="incident.resolve", subject=f"incident:{inc.id}")]
+        out.append(
+            {
+                **{k: v for k, v in inc.to_json().items() if k != "report"},
+                "implicated_batches": list(rep.get("implicated_batches", [])),
+                "sources": list(rep.get("sources", [])),
+                "lineage": dict(rep.get("lineage", {})),
+                "trace": {
+                    k: trace.get(k) for k in ("output", "method", "summary", "top_batches", "trigger") if k in trace
+                },
+                "plan": dict(rep.get("remediation", {})),
+                "resolution": resolved[-1]["details"] if resolved else None,
+                "resolution_seq": resolved[-1]["seq"] if resolved else None,
+            }
+        )
+    return out
+
+
 def overview(ws: Workspace, viewer: Viewer) -> dict[str, Any]:
     from dataward.log.query import show_entries
 
@@ -121,16 +152,29 @@ def batch_detail(ws: Workspace, viewer: Viewer, batch_id: str) -> dict[str, Any]
     return {"batch": b.to_json(), "manifest": batch_manifest(ws, batch_id), "screening": screening(ws, batch_id)}
 
 
-def _mask(value: Any) -> Any:
-    from dataward.screen.pii import redact
+def _mask(value: Any, kinds: tuple[str, ...] = ()) -> Any:
+    """PII masked for display: validated values, plus every match of the kinds found in the batch."""
+    from dataward.screen.pii import redact_kinds
 
     if isinstance(value, str):
-        return redact(value)
+        return redact_kinds(value, kinds)
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
+        return {k: _mask(v, kinds) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v) for v in value]
+        return [_mask(v, kinds) for v in value]
     return value
+
+
+def _pii_kinds(ws: Workspace, batch_id: str) -> tuple[str, ...]:
+    """The PII kinds screening matched anywhere in the batch (none screened: every kind, to be safe)."""
+    from dataward.screen.pii import KINDS
+    from dataward.workflow.screening import latest_report
+
+    try:
+        report = latest_report(ws, batch_id)
+    except Error:
+        return KINDS
+    return tuple(k for k, n in report.pii_counts.items() if n)
 
 
 def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) -> list[dict[str, Any]]:
@@ -145,9 +189,10 @@ def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) ->
         raise NotFoundError(f"batch {batch_id} has no record {bad[0]} (it has {b.record_count})")
     where = _locate(ws, b, numbers[:MAX_FINDING_RECORDS])
     out = []
+    kinds = _pii_kinds(ws, batch_id)
     for n, (pos, i, digest) in sorted(where.items()):
         view = read_record(ws, b, SampleItem(n, "finding", 0, pos, i, digest)).to_json()
-        view["value"] = _mask(view["value"])
+        view["value"] = _mask(view["value"], kinds)
         view["path"] = None  # never reveal server paths; images go through /batch/{id}/records/{n}/raw
         out.append(view)
     return out
@@ -195,8 +240,11 @@ def audit_state(ws: Workspace, viewer: Viewer, batch_id: str, *, with_content: b
     tp = tier_for(ws, b)[1]
     est = estimate(ws, batch_id, pass_limit=tp.max_audit_error_upper if tp.audit_required else None)
     show = with_content and viewer.can("data.read", b.source)
+    reasons = _flag_reasons(ws, batch_id)
+    kinds = _pii_kinds(ws, batch_id) if show else ()
     items = []
-    for i in sample_items(ws, batch_id):
+    for i in review_order(sample_items(ws, batch_id), reasons):
+        why = reasons.get(i.record)
         row: dict[str, Any] = {
             "record": i.record,
             "stratum": i.stratum,
@@ -204,14 +252,45 @@ def audit_state(ws: Workspace, viewer: Viewer, batch_id: str, *, with_content: b
             "decision": i.decision,
             "new_label": i.new_label,
             "reviewer": i.reviewer,
+            "finding": None if why is None else {k: why[k] for k in ("check", "kind", "severity", "summary")},
+            "trigger": None if why is None else trigger_of(why["summary"]),
         }
         if show:
             view = read_record(ws, b, i).to_json()
-            view["value"] = _mask(view["value"])
+            view["value"] = _mask(view["value"], kinds)
             view["path"] = None
             row["content"] = view
         items.append(row)
     return {"batch": batch_id, "state": str(b.state), "sampled": True, "items": items, "estimate": est.to_json()}
+
+
+def _flag_reasons(ws: Workspace, batch_id: str) -> dict[int, dict[str, Any]]:
+    """record -> the most severe finding of the batch's screening report naming it."""
+    from dataward.workflow.audit import risk_of_records
+    from dataward.workflow.screening import latest_report
+
+    return {r: f.to_json() for r, f in risk_of_records(latest_report(ws, batch_id).findings).items()}
+
+
+def review_order(items: list[Any], reasons: dict[int, dict[str, Any]]) -> list[Any]:
+    """Flagged records first, most severe finding first (then in drawing order), then the random ones."""
+    from dataward.workflow.checks import severity_rank
+
+    def key(i: Any) -> tuple[int, int, int]:
+        why = reasons.get(i.record)
+        rank = severity_rank(why["severity"]) if why is not None else -1
+        return (0 if i.stratum != "random" else 1, -rank, i.draw)
+
+    return sorted(items, key=key)
+
+
+_TRIGGER = re.compile(r"""\btrigger (?P<q>['"])(?P<t>.+?)(?P=q)""")
+
+
+def trigger_of(summary: str) -> str | None:
+    """The trigger phrase a detector's finding names (``trigger 'cf' -> ...``), to highlight it in the record."""
+    m = _TRIGGER.search(summary)
+    return m.group("t") if m else None
 
 
 def decide(
@@ -316,10 +395,28 @@ def lineage_graph(ws: Workspace, viewer: Viewer, target: str | None = None) -> d
     if target:
         out = lineage(ws, target)
         nodes = [out["target"], *out["upstream"], *out["downstream"]]
-        return {"target": out["target"]["id"], "nodes": nodes, "edges": out["edges"]}
+        return {"target": out["target"]["id"], "nodes": _mark_revoked(nodes, out["edges"]), "edges": out["edges"]}
     g = build_graph(ws)
     edges = [{"from": a, "to": b, "relation": r} for a, b, r in g.edges]
-    return {"target": None, "nodes": list(g.nodes.values()), "edges": edges}
+    return {"target": None, "nodes": _mark_revoked(list(g.nodes.values()), edges), "edges": edges}
+
+
+def _mark_revoked(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark versions that contain a revoked batch ``revoked`` and every run and model downstream ``tainted``."""
+    down: dict[str, list[str]] = {}
+    for e in edges:
+        down.setdefault(str(e["from"]), []).append(str(e["to"]))
+    flag: dict[str, str] = {}
+    todo = [str(n["id"]) for n in nodes if n.get("type") == "batch" and n.get("state") == "revoked"]
+    while todo:
+        key = todo.pop()
+        for nxt in down.get(key, []):
+            kind = nxt.split(":", 1)[0]
+            mark = "revoked" if kind == "version" else "tainted" if kind in ("run", "model") else None
+            if mark and nxt not in flag:
+                flag[nxt] = mark
+                todo.append(nxt)
+    return [{**n, "flag": flag[str(n["id"])]} if str(n["id"]) in flag else n for n in nodes]
 
 
 # --- audit log -------------------------------------------------------------------------------------------------

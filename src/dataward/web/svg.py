@@ -159,7 +159,12 @@ def lineage(nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, str
         name, sub = _label(n)
         kind = str(n.get("type"))
         stroke = ' stroke="#d62728" stroke-width="3"' if key == target else ' stroke="#555"'
-        body.append(f'<g class="node node-{escape(kind)}"><title>{escape(key)}</title>')
+        flag = str(n.get("flag") or "")
+        if flag:  # revoked versions and tainted runs/models: a red dashed border and the word in the node
+            stroke = ' stroke="#c62828" stroke-width="2" stroke-dasharray="5 3"'
+            sub = f"{flag.upper()} {sub}".strip()
+        extra = f" node-{escape(flag)}" if flag else ""
+        body.append(f'<g class="node node-{escape(kind)}{extra}"><title>{escape(key)}</title>')
         body.append(
             f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="6" fill="{_NODE_FILL.get(kind, "#eee")}"'
             f"{stroke}/>"

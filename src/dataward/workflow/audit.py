@@ -2,9 +2,11 @@
 
 The sample has two strata. The *random* stratum is a simple random sample (without replacement) of all the
 batch's records: it alone gives the unbiased error estimate, with an exact Clopper-Pearson or a Wilson
-interval. The *flagged* stratum adds records screening flagged (oversampled: up to the tier's
-``max_flagged``, or all), reviewed for what they are but kept out of the estimate; it is reported on its
-own. Sizes come from the source's risk tier (policy ``[tiers.X.audit]``) unless given.
+interval. The *flagged* stratum adds records screening flagged, by risk: every record a critical or
+high finding names (or, past the tier's ``max_flagged``, a sample sized to bound the bad fraction among
+them, stated in the summary), then medium, then other flagged records, within ``max_flagged`` (0: all).
+They are reviewed first, for what they are, and kept out of the estimate (reported on their own).
+Sizes come from the source's risk tier (policy ``[tiers.X.audit]``) unless given.
 
 Decisions: ``ok``, ``wrong-label:NEW``, ``malicious``, ``unsure``. The latest decision on a record wins;
 all are kept. For the estimate a record is an error when it is wrong-label, malicious or unsure (unsure
@@ -41,6 +43,8 @@ from dataward.workspace import Workspace
 DECISIONS = ("ok", "wrong-label", "malicious", "unsure")
 ERROR_DECISIONS = frozenset({"wrong-label", "malicious", "unsure"})
 METHODS = ("clopper-pearson", "wilson")
+#: an undo: the record's earlier decisions stay in the history, the record is undecided again
+WITHDRAWN = "withdrawn"
 
 
 # --- statistics ------------------------------------------------------------------------------------------------
@@ -134,6 +138,8 @@ def parse_decision(text: str, where: str = "decision") -> tuple[str, str | None]
     t = text.strip()
     head, sep, label = t.partition(":")
     head = head.strip().lower()
+    if head == WITHDRAWN and not sep:
+        return head, None
     if head not in DECISIONS:
         raise InputError(f"{where}: {text!r} is not a decision; use ok, wrong-label:NEW, malicious or unsure")
     if head == "wrong-label":
@@ -334,6 +340,63 @@ def _locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tu
     return out
 
 
+#: risk strata of the flagged part, in review order: the most severe finding naming a record decides
+RISK_STRATA = ("high", "medium", "other")
+
+
+def risk_of_records(findings: Iterable[Any]) -> dict[int, Any]:
+    """record number -> the most severe finding that names it (findings come sorted, most severe first)."""
+    from dataward.workflow.checks import severity_rank
+
+    out: dict[int, Any] = {}
+    for f in sorted(findings, key=lambda f: -severity_rank(f.severity)):
+        for r in f.records:
+            out.setdefault(int(r), f)
+    return out
+
+
+def _risk_stratum(finding: Any) -> str:
+    if finding is None:
+        return "other"
+    return "high" if finding.severity in ("high", "critical") else "medium" if finding.severity == "medium" else "other"
+
+
+def _flagged_by_risk(
+    rng: np.random.Generator, report: Any, exclude: set[int], cap: int, margin: float, confidence: float
+) -> tuple[list[int], dict[str, Any]]:
+    """The flagged part of a sample, by risk: every record of a critical or high finding, then medium, then
+    the other flagged records, each within what the tier's ``max_flagged`` leaves (0: no cap).
+
+    The high stratum is never cut to fit the cap: when it holds more records than the cap, a uniform sample
+    sized to estimate the bad fraction among them within ``margin`` at ``confidence`` is drawn instead (at
+    least ``cap`` records), and the summary states it, so the miss rate is bounded rather than silent.
+    """
+    by_record = risk_of_records(report.findings)
+    pools: dict[str, list[int]] = {s: [] for s in RISK_STRATA}
+    severe = {r for r, f in by_record.items() if _risk_stratum(f) != "other"}
+    for r in sorted(set(report.flagged_records) | severe):
+        if r not in exclude:
+            pools[_risk_stratum(by_record.get(r))].append(r)
+    chosen: list[int] = []
+    stated: dict[str, Any] = {}
+    room = cap if cap else None
+    for name in RISK_STRATA:
+        pool = pools[name]
+        take = len(pool) if room is None else min(len(pool), room)
+        bound = None
+        if name == "high" and take < len(pool):
+            take = min(len(pool), max(take, sample_size(len(pool), margin, confidence, 0.5)))
+            bound = {"margin": margin, "confidence": confidence}
+        picked = sorted(int(i) for i in rng.choice(pool, size=take, replace=False)) if take else []
+        chosen.extend(picked)
+        stated[name] = {"population": len(pool), "sampled": len(picked), "complete": len(picked) == len(pool)}
+        if bound is not None:
+            stated[name]["bad_fraction_bound"] = bound
+        if room is not None:
+            room = max(0, room - len(picked))
+    return chosen, stated
+
+
 def draw_sample(
     ws: Workspace,
     actor: Actor,
@@ -395,10 +458,9 @@ def draw_sample(
         )
     new_random = _uniform(rng, population, target - len(in_random), in_random)
     new_flagged: list[int] = []
+    risk: dict[str, Any] = {}
     if existing is None:
-        pool = sorted(flagged - set(new_random))
-        cap = params.max_flagged or len(pool)
-        new_flagged = sorted(int(i) for i in rng.choice(pool, size=min(cap, len(pool)), replace=False)) if pool else []
+        new_flagged, risk = _flagged_by_risk(rng, report, set(new_random), params.max_flagged, marg, conf)
     located = _locate(ws, batch, [*new_random, *new_flagged])
     moved = [r for r in new_random if r in items]  # flagged-stratum records drawn at random join the random stratum
     summary_params = {
@@ -406,6 +468,7 @@ def draw_sample(
         "confidence": conf,
         "size": size,
         "expected_error_rate": params.expected_error_rate,
+        **({"risk": risk} if risk else {}),
     }
     with ws.change(actor, "audit.sample", subject, source=batch.source) as ch:
         if lifecycle.current_state(ch, batch_id) != BatchState.SCREENED:
@@ -515,8 +578,10 @@ def sample_items(ws: Workspace, batch_id: str) -> list[SampleItem]:
 
 
 def _latest_decisions(conn: Connection, audit_id: int) -> dict[int, Any]:
+    """record -> its latest decision row; a record whose latest decision was withdrawn (undo) has none."""
     t = schema.audit_decisions
-    return {int(r.record): r for r in conn.execute(select(t).where(t.c.audit_id == audit_id).order_by(t.c.id))}
+    rows = {int(r.record): r for r in conn.execute(select(t).where(t.c.audit_id == audit_id).order_by(t.c.id))}
+    return {k: r for k, r in rows.items() if r.decision != WITHDRAWN}
 
 
 def record_decisions(
@@ -535,7 +600,7 @@ def record_decisions(
     if audit.status != "open":
         raise ConflictError(f"the audit of batch {batch_id} is complete; decisions are closed")
     for d in decisions:
-        if d.decision not in DECISIONS:
+        if d.decision not in (*DECISIONS, WITHDRAWN):
             raise InputError(f"record {d.record}: {d.decision!r} is not a decision ({', '.join(DECISIONS)})")
         if d.decision == "wrong-label" and not d.new_label:
             raise InputError(f"record {d.record}: wrong-label needs the correct label")

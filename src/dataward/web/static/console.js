@@ -102,36 +102,117 @@
     }
   }
 
-  // --- label audit: o ok, w wrong label (then the label), m malicious, u unsure, n next ---------------------
+  // --- label audit: o ok, w wrong label (then the label), m malicious, u unsure, n next, z undo ---------------
+  // No reloads: a decision updates the page at once and is sent in the background, in order (the queue of
+  // unsent decisions is shown), so keys typed while a request is under way act on the record on screen.
   function setupReview(box) {
     const form = document.getElementById("decide-form");
     if (!form) return;
     const batch = box.dataset.batch;
-    const record = box.dataset.record;
     const offline = box.dataset.mode === "offline";
     const labelBox = document.getElementById("label-box");
     const labelInput = document.getElementById("new-label");
+    const undoButton = document.getElementById("undo");
+    const pendingBox = document.getElementById("pending");
+    const errorBox = document.getElementById("review-error");
+    const items = Array.from(document.querySelectorAll("#review-items .review-item"));
     const storeKey = "dataward-decisions:" + batch;
     const stored = () => JSON.parse(localStorage.getItem(storeKey) || "[]");
+    const undo = [];
+    let index = Math.max(0, items.findIndex((el) => !el.hidden));
+    let sending = Promise.resolve();
+    let pending = 0;
 
-    function next() { window.location.search = "?after=" + encodeURIComponent(record); }
-    function decide(decision) {
+    function row(record) { return document.querySelector('#queue tr[data-record="' + record + '"]'); }
+    function show(i) {
+      items.forEach((el, k) => { el.hidden = k !== i; });
+      document.querySelectorAll("#queue tr.current").forEach((r) => r.classList.remove("current"));
+      const done = i < 0;
+      form.hidden = done;
+      document.getElementById("done-box").hidden = !done;
+      if (done) { box.dataset.record = ""; box.dataset.digest = ""; return; }
+      index = i;
+      box.dataset.record = items[i].dataset.record;
+      box.dataset.digest = items[i].dataset.digest;
+      const r = row(items[i].dataset.record);
+      if (r) r.classList.add("current");
+      labelBox.hidden = true;
+    }
+    function nextUndecided(from) {
+      for (let k = 1; k <= items.length; k++) {
+        const i = (from + k) % items.length;
+        if (!items[i].dataset.decision) return i;
+      }
+      return -1;
+    }
+    function paint(el, decision) {
+      el.dataset.decision = decision;
+      el.querySelector(".current-decision .value").textContent = decision || "none";
+      const r = row(el.dataset.record);
+      if (r) r.querySelector("td.decision").textContent = decision || "\u2013";
+      const decided = items.filter((x) => x.dataset.decision).length;
+      document.getElementById("decided-count").textContent = String(decided);
+      document.getElementById("decided-bar").value = decided;
+    }
+    function send(record, decision) {
       if (offline) {
         const all = stored().filter((d) => String(d.record) !== String(record));
-        const [d, label] = decision.split(/:(.*)/s);
-        all.push({ record: record, decision: d, new_label: label || "", digest: box.dataset.digest });
+        if (decision) {
+          const [d, label] = decision.split(/:(.*)/s);
+          const el = items.find((x) => x.dataset.record === String(record));
+          all.push({ record: record, decision: d, new_label: label || "", digest: el.dataset.digest });
+        }
         localStorage.setItem(storeKey, JSON.stringify(all));
-        next();
+        const count = document.getElementById("offline-count");
+        if (count) count.textContent = String(all.length);
         return;
       }
-      document.getElementById("decision").value = decision;
-      form.submit();
+      pending += 1;
+      pendingBox.textContent = pending + " decision(s) sending…";
+      const body = new URLSearchParams({ csrf: box.dataset.csrf, record: String(record), decision: decision || "withdrawn" });
+      sending = sending.then(async () => {
+        const res = await fetch("/batches/" + encodeURIComponent(batch) + "/audit/decide", {
+          method: "POST", credentials: "same-origin", body: body,
+          headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+        });
+        const data = await res.json().catch(() => ({}));
+        if (!res.ok) throw new Error(data.error || "HTTP " + res.status);
+        const r = row(record);
+        if (r) r.querySelector("td.reviewer").textContent = decision ? document.getElementById("principal").textContent : "";
+        const est = document.getElementById("estimate");
+        if (est && data.estimate_text) est.textContent = data.estimate_text;
+      }).catch((e) => {
+        errorBox.hidden = false;
+        errorBox.textContent = "record " + record + ": not recorded: " + (e.message || e) + " (reload the page)";
+      }).finally(() => {
+        pending -= 1;
+        pendingBox.textContent = pending ? pending + " decision(s) sending…" : "all decisions saved";
+      });
+    }
+    function decide(decision) {
+      const el = items[index];
+      undo.push({ index: index, previous: el.dataset.decision });
+      undoButton.disabled = false;
+      paint(el, decision);
+      send(el.dataset.record, decision);
+      show(nextUndecided(index));
+    }
+    function takeBack() {
+      const last = undo.pop();
+      if (!last) return;
+      undoButton.disabled = undo.length === 0;
+      const el = items[last.index];
+      paint(el, last.previous);
+      send(el.dataset.record, last.previous);
+      show(last.index);
     }
     function key(k) {
+      if (k === "z") { takeBack(); return; }
+      if (form.hidden) return;
       if (k === "o") decide("ok");
       else if (k === "m") decide("malicious");
       else if (k === "u") decide("unsure");
-      else if (k === "n") next();
+      else if (k === "n") { const i = nextUndecided(index); show(i < 0 ? (index + 1) % items.length : i); }
       else if (k === "w") { labelBox.hidden = false; labelInput.value = ""; labelInput.focus(); }
     }
     document.addEventListener("keydown", (ev) => {
@@ -140,17 +221,25 @@
         if (ev.key === "Enter") {
           ev.preventDefault();
           const label = labelInput.value.trim();
-          if (label) decide("wrong-label:" + label);
+          if (label) { labelInput.blur(); decide("wrong-label:" + label); }
         } else if (ev.key === "Escape") { labelBox.hidden = true; labelInput.blur(); }
         return;
       }
       if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLTextAreaElement) return;
       const k = ev.key.toLowerCase();
-      if ("owmun".includes(k) && k.length === 1) { ev.preventDefault(); key(k); }
+      if ("owmunz".includes(k) && k.length === 1) { ev.preventDefault(); key(k); }
     });
     for (const b of box.querySelectorAll("button[data-key]")) b.addEventListener("click", () => key(b.dataset.key));
-    const count = document.getElementById("offline-count");
-    if (count) count.textContent = String(stored().length);
+    if (offline) {
+      // decisions kept in this browser show as made
+      for (const d of stored()) {
+        const el = items.find((x) => x.dataset.record === String(d.record));
+        if (el) paint(el, d.decision + (d.new_label ? ":" + d.new_label : ""));
+      }
+      const count = document.getElementById("offline-count");
+      if (count) count.textContent = String(stored().length);
+      if (items[index] && items[index].dataset.decision) show(nextUndecided(index));
+    }
     const dl = document.getElementById("download-decisions");
     if (dl) dl.addEventListener("click", (ev) => {
       ev.preventDefault();
