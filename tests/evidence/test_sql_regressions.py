@@ -82,3 +82,18 @@ def test_clean_world_verifies(world: tuple[Env, dict[str, str]]) -> None:
     env, _ids = world
     rep = verify_log(env.ws)
     assert rep.ok, [p.line() for p in rep.problems]
+
+
+@pytest.mark.parametrize("column", ["entry", "signature", "leaf_hash"])
+def test_log_verify_names_an_entry_whose_cell_was_rewritten_as_text(
+    world: tuple[Env, dict[str, str]], column: str
+) -> None:
+    env = world[0]
+    if env.ws.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite stores any type in any column; PostgreSQL refuses the edit itself")
+    from sqlalchemy import text
+
+    with write_transaction(env.ws.engine) as conn:
+        conn.execute(text(f"UPDATE log_entries SET {column} = CAST('rewritten' AS TEXT) WHERE seq = 3"))
+    rep = verify_log(env.ws)
+    assert not rep.ok and any(p.seq == 3 for p in rep.problems), [p.line() for p in rep.problems]

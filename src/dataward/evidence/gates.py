@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from dataward.core import dsse
 from dataward.errors import Error, IntegrityError
 from dataward.evidence.load import policy_requirements, public_keys, trusted_state
-from dataward.evidence.replay import BatchEvidence, TrustedState, batch_cleared
+from dataward.evidence.replay import BatchEvidence, TrustedState, batch_cleared, key_id_of
 
 if TYPE_CHECKING:
     from dataward.workspace import Workspace
@@ -61,7 +61,7 @@ def signed_by_at(
             last = f"{what}: signed when {why}"
             continue
         pub = pubs.get(s.keyid)
-        if pub is None or not _eq(hashlib.sha256(pub).hexdigest(), s.keyid):
+        if pub is None or not _eq(key_id_of(pub), s.keyid):
             last = f"{what}: the public key of {s.keyid[:16]} is missing or replaced"
             continue
         try:

@@ -8,14 +8,13 @@ projected table must contain (keyed by the table's natural key) and the value of
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dataward.evidence.replay import TrustedState
+from dataward.evidence.replay import TrustedState, key_id_of
 
 #: tables whose integrity is the log's own (leaves, signatures, the signed checkpoint), not a projection
 LOG_TABLES = frozenset({"log_entries", "log_nodes", "checkpoints"})
@@ -354,7 +353,7 @@ def _same(table: str, col: str, want: Any, have: Any) -> bool:
             raw = bytes.fromhex(str(have))
         except ValueError:
             return False
-        return isinstance(want[1], str) and hmac.compare_digest(hashlib.sha256(raw).hexdigest(), want[1])
+        return isinstance(want[1], str) and hmac.compare_digest(key_id_of(raw), want[1])
     if col in TIME_COLUMNS or f"{col}@{table}" in TIME_COLUMNS:
         if want is None or have is None:
             return want is None and have is None

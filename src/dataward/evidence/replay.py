@@ -15,7 +15,6 @@ by the log: a key ID is the SHA-256 of the raw public key.
 from __future__ import annotations
 
 import copy
-import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
@@ -26,12 +25,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dataward.access import PERMISSIONS, Grant, Role, allowed
+from dataward.core import dsse
 from dataward.core.canonical import canonical_json
 
 LOG_PRINCIPAL = "@workspace-log"
 
 #: actions that register a key for the entry's subject principal (details carry ``keyid``)
-KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.migrate"})
+KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.add", "key.migrate"})
 #: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
 FINAL_STATES = frozenset({"rejected", "revoked"})
 #: actions that change no catalog row: not kept for the projection
@@ -251,12 +251,20 @@ def _parse(state: TrustedState, raw: RawEntry) -> dict[str, Any] | None:
     return obj
 
 
+def key_id_of(pub: bytes) -> str:
+    """dataward's key ID of raw Ed25519 public key bytes (dataward.core.dsse.key_id; "" if not a key)."""
+    try:
+        return dsse.key_id(Ed25519PublicKey.from_public_bytes(pub))
+    except ValueError:
+        return ""
+
+
 def _verify_signature(state: TrustedState, raw: RawEntry, obj: dict[str, Any], pub: bytes | None) -> bool:
     kid: str = obj["keyid"]
     if pub is None:
         _problem(state, raw.seq, f"signed by key {kid[:16]}, whose public key is not registered")
         return False
-    if not hmac.compare_digest(hashlib.sha256(pub).hexdigest(), kid):
+    if not hmac.compare_digest(key_id_of(pub), kid):
         _problem(state, raw.seq, f"the registered public key of {kid[:16]} was replaced (its ID does not match)")
         return False
     key = state._pubs.get(kid)
@@ -279,13 +287,11 @@ def _is_bootstrap(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bo
     ``principal.add`` (signed with the key it registers); no one holds a role before them."""
     if raw.seq == 0:
         return bool(obj["action"] == "workspace.init" and obj["principal"] == LOG_PRINCIPAL)
-    return bool(
-        raw.seq == 1
-        and obj["action"] == "principal.add"
-        and obj["subject"] == f"principal:{obj['principal']}"
-        and obj["details"].get("keyid") == obj["keyid"]
-        and not state.principals
-    )
+    if raw.seq != 1 or obj["action"] != "principal.add" or state.principals:
+        return False
+    if obj["principal"] == LOG_PRINCIPAL:
+        return True  # the workspace registers its first admin's public key (signed by the log key)
+    return bool(obj["subject"] == f"principal:{obj['principal']}" and obj["details"].get("keyid") == obj["keyid"])
 
 
 def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:

@@ -188,6 +188,12 @@ def _row_digest(r: Any) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+def _cell_bytes(v: Any) -> bytes:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    return str(v).encode("utf-8", "surrogateescape")
+
+
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
     """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
     res = _ChunkResult(task.lo, task.hi)
@@ -212,8 +218,9 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problem(seq, "order", "entry has a negative sequence number (inserted)")
         res.last_seq = seq
         expected = seq + 1
-        body = bytes(r[5])
-        sig = bytes(r[7])
+        # a cell rewritten as another type (TEXT, a number) becomes bytes that fail the checks, never a crash
+        body = _cell_bytes(r[5])
+        sig = _cell_bytes(r[7])
         leaf = entry_leaf_hash(body, sig)
         res.leaves.append(leaf)
         rd = _row_digest(r)
@@ -223,7 +230,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if trusted:
             h_trusted.update(rd)
             h_trusted.update(leaf)
-        if not hmac.compare_digest(bytes(r[8]), leaf):
+        if not hmac.compare_digest(_cell_bytes(r[8]), leaf):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         if trusted:
             # fully verified earlier: the rows digest and the root (checked by the caller) cover body,
