@@ -213,13 +213,13 @@ def expected(
                 "envelope_digest": a.envelope,
                 "policy_digest": a.policy,
             }
-    for digest, a in st.attestations.items():
+    for digest, att in st.attestations.items():
         out["attestations"][(digest,)] = {
-            "batch_id": a["batch_id"],
-            "subject": a["subject"],
-            "predicate_type": a["predicate_type"],
-            "principal": a["principal"],
-            "keyid": a["keyid"],
+            "batch_id": att["batch_id"],
+            "subject": att["subject"],
+            "predicate_type": att["predicate_type"],
+            "principal": att["principal"],
+            "keyid": att["keyid"],
         }
     for ds, by in st.datasets.items():
         out["datasets"][(ds,)] = {"created_by": by}
@@ -297,7 +297,7 @@ def _expected_from_entries(st: TrustedState, out: dict[str, Rows]) -> None:
             ds, _, n = spec.rpartition("@")
             out["runs"][(rid,)] = {
                 "dataset": ds,
-                "number": int(n) if n.isdigit() else n,
+                "number": int(n) if n.isdigit() else None,
                 "version_manifest": d.get("version_manifest"),
                 "status": d.get("status"),
                 "principal": who,

@@ -395,7 +395,7 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         _apply_roles(st, name, d.get("roles"), add=True)
     elif action == "role.revoke" and name is not None:
         _apply_roles(st, name, d.get("roles"), add=False)
-    if action == "key.generate" and name is not None and name not in st.principals:
+    if action in KEY_REGISTERING and action != "principal.add" and name is not None and name not in st.principals:
         st.principals[name] = who
     if action in KEY_REGISTERING and name is not None and isinstance(d.get("keyid"), str):
         old = _str(d.get("old_keyid"))

@@ -542,16 +542,16 @@ def release(
         if i not in have:
             raise ConflictError(f"batch {i} is not in {parent.spec if parent else dataset + ' (no versions yet)'}")
     keep = [i for i in have if i not in remove]
-    from dataward.evidence.gates import require_cleared_for_release
-
-    for i in add:
-        require_cleared_for_release(ws, i)
     if parent is not None:
         rep = verify_version(ws, parent.spec, full=False)
         bad = rep.integrity_problems  # kept revoked batches are refused below, with advice
         if bad:
             raise IntegrityError(f"parent version {parent.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
+    from dataward.evidence.gates import require_cleared_for_release
+
+    for i in add:  # after the catalog's own checks (their errors say what to do); the log has the last word
+        require_cleared_for_release(ws, i)
     with ws.change(actor, "dataset.release", version_subject(dataset, plan.number)) as ch:
         commit_version(ws, ch, plan, "release", {})
     return get_version(ws, f"{dataset}@{plan.number}")
