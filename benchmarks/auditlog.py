@@ -251,8 +251,7 @@ def main() -> int:
     else:
         ws = Workspace.init(tmp / "ws", admin="admin")
         admin = ws.actor("admin")
-        principals.add_principal(ws, admin, "bench", [Grant(Role.AUDITOR)])
-        principals.generate_key(ws, admin, "bench")
+        principals.enroll(ws, admin, "bench", [Grant(Role.AUDITOR)])
     bench = ws.actor("bench")
     res: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "

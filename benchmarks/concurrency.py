@@ -30,7 +30,7 @@ from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.errors import AuthorizationError, ConflictError
 from dataward.log.verify import verify_log
-from dataward.principals import add_principal, generate_key
+from dataward.principals import enroll
 from dataward.sources import add_source
 from dataward.workspace import Workspace
 
@@ -38,8 +38,7 @@ from dataward.workspace import Workspace
 def setup_workspace(path: Path, catalog: str | None) -> Workspace:
     ws = Workspace.init(path, admin="admin", catalog=catalog)
     admin = ws.actor("admin")
-    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-    generate_key(ws, admin, "ingrid")
+    enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
     add_source(ws, admin, "feed", kind="third-party", origin="https://example.org/feed")
     return ws
 

@@ -199,8 +199,7 @@ def make_workspace(path: Path) -> None:
     ws = Workspace.init(path, admin="admin")
     admin = ws.actor("admin")
     for name, role in PEOPLE.items():
-        principals.add_principal(ws, admin, name, [Grant(Role(role))])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(Role(role))])
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     policy.set_policy(ws, admin, lenient_policy_text(), where="crash-test policy")
     ws.engine.dispose()

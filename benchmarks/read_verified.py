@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace.init(root / "ws", admin="admin")
         admin = ws.actor("admin")
         for name, role in (("ingrid", Role.INGESTER), ("alice", Role.APPROVER), ("tom", Role.TRAINER)):
-            principals.add_principal(ws, admin, name, [Grant(role)])
-            principals.generate_key(ws, admin, name)
+            principals.enroll(ws, admin, name, [Grant(role)])
         add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
         t = time.perf_counter()
         b = acquire(ws, ws.actor("ingrid"), "vendor", [data]).id

@@ -137,14 +137,13 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
         elif step == "acquire":
             from dataward.access import Grant, Role
             from dataward.acquire.acquire import acquire
-            from dataward.principals import add_principal, generate_key
+            from dataward.principals import enroll
             from dataward.sources import add_source
             from dataward.workspace import Workspace
 
             ws = Workspace.init(workdir / "ws", admin="admin")
             admin = ws.actor("admin")
-            add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-            generate_key(ws, admin, "ingrid")
+            enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
             add_source(ws, admin, "feed", kind="synthetic", origin="benchmark")
             t0, c0 = time.perf_counter(), time.process_time()
             w0 = _worker_cpu(ex) if ex is not None else {}

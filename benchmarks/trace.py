@@ -183,8 +183,7 @@ def large(records: int) -> dict[str, Any]:
     admin = ws.actor("admin")
     names = {"admin": "admin"}
     for role in ("ingester", "screener", "reviewer", "approver", "trainer", "auditor"):
-        principals.add_principal(ws, admin, role, [Grant(Role(role))])
-        principals.generate_key(ws, admin, role)
+        principals.enroll(ws, admin, role, [Grant(Role(role))])
         names[role] = role
     set_policy(ws, admin, _lenient_policy(), where="benchmark")
     add_source(ws, admin, "inhouse", kind="internal", origin="git@example:x", license="MIT")

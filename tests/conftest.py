@@ -2,6 +2,9 @@
 
 - ``_witness`` (autouse): DATAWARD_WITNESS points at a file under the test's tmp dir, so no test ever
   reads or writes the user's real witness in ~/.config.
+- ``_keyring`` (autouse): DATAWARD_KEYRING points at a per-test keyring dir under tmp_path, so every
+  principal's private key lives in "the caller's keyring" (never in a workspace, never in ~/.local).
+  ``enroll`` generates a key there and registers the principal with its public half.
 - ``catalog_url``: parametrized over ``sqlite`` and ``postgresql``. The PostgreSQL case gets a fresh
   database ``dw_<random>`` on the server named by DATAWARD_TEST_PG_URL (``scripts/pg-test-server start``
   prints one), dropped afterwards. Without that variable the PostgreSQL case is skipped locally; in CI
@@ -52,6 +55,33 @@ def _witness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "witness.json"
     monkeypatch.setenv("DATAWARD_WITNESS", str(path))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Module- and session-scoped fixtures run before ``_keyring``: never let them touch the user's keyring."""
+    path = tmp_path_factory.mktemp("session") / "keyring"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATAWARD_KEYRING", str(path))
+        mp.setenv("DATAWARD_WITNESS", str(path.parent / "witness.json"))
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def _keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "keyring"
+    monkeypatch.setenv("DATAWARD_KEYRING", str(path))
+    # keys the CLI generates are passphrase-encrypted by default: exercise that path with a test passphrase
+    monkeypatch.setenv("DATAWARD_PASSPHRASE", "correct horse battery staple")
+    return path
+
+
+@pytest.fixture
+def enroll() -> Callable[..., Any]:
+    """``enroll(ws, admin, name, grants=(), **kw) -> Actor``: a key in the test's keyring, registered."""
+    from dataward.principals import enroll as enroll_principal
+
+    return enroll_principal
 
 
 @pytest.fixture

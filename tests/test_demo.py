@@ -29,4 +29,17 @@ def test_demo_story_end_to_end(tmp_path: Path) -> None:
         assert "redteam: FAILED" in out and "redteam PASSED" in out and "traced to batch" in out
     # the log verifies, then an edit of the catalog is caught and named
     assert "column 'principal' was changed ('mallory'" in out
+    # one keyring per person, outside the workspace; acting as someone whose key one lacks is refused
+    assert "is not in your keyring" in out
+    people = tmp_path / "demo" / "people"
+    assert sorted(p.name for p in people.iterdir() if p.is_dir()) == sorted(
+        ["ada", "ingrid", "sam", "rita", "alice", "bob", "tom", "aldo", "lab-partner"]
+    )
+    for person in people.iterdir():
+        if person.is_dir():
+            (key,) = (person / "keyring").iterdir()
+            assert key.name.endswith(f".{person.name}.pem") and b"ENCRYPTED PRIVATE KEY" in key.read_bytes()
+    from private_key_scan import files_with_private_keys
+
+    assert files_with_private_keys(tmp_path / "demo" / "ws", allow_log_key=True) == []
     assert "Demo finished" in out

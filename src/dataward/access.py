@@ -31,7 +31,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "principal.add": frozenset({Role.ADMIN}),
     "role.grant": frozenset({Role.ADMIN}),
     "role.revoke": frozenset({Role.ADMIN}),
-    "key.generate": frozenset({Role.ADMIN}),
+    "key.generate": frozenset({Role.ADMIN}),  # logs written before keyrings (now key.add)
+    "key.add": frozenset({Role.ADMIN}),
+    "key.migrate": frozenset({Role.ADMIN}),
     "key.rotate": frozenset({Role.ADMIN}),
     "key.revoke": frozenset({Role.ADMIN}),
     "source.add": frozenset({Role.ADMIN}),
@@ -41,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # the supply chain
     "batch.acquire": frozenset({Role.INGESTER}),
     "batch.refuse": frozenset({Role.INGESTER}),
+    "batch.generation": frozenset({Role.INGESTER}),  # a synthetic batch's signed generation statement
     "model.scan": frozenset({Role.INGESTER}),
     "batch.verify": ALL_ROLES,
     "batch.screen": frozenset({Role.SCREENER}),
@@ -58,6 +61,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "incident.open": frozenset({Role.AUDITOR, Role.TRAINER, Role.ADMIN}),
     "incident.resolve": frozenset({Role.APPROVER}),
     "log.verify": ALL_ROLES,
+    "federation.node.add": frozenset({Role.ADMIN}),  # a coordinator registers a node by its log key
+    "federation.round": frozenset({Role.TRAINER}),  # a coordinator records an aggregated round
     "token.create": frozenset({Role.ADMIN}),
     "token.revoke": frozenset({Role.ADMIN}),
     "console.read": ALL_ROLES - {Role.INGESTER},  # the web console's read pages and API

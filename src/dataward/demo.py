@@ -9,14 +9,16 @@ Data comes from scikit-learn's bundled digits, so the demo needs no network and 
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import hashlib
+import io
 import os
 import shlex
 import shutil
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +35,71 @@ def _say(text: str) -> None:
     console.print(f"\n[bold cyan]{text}[/]")
 
 
-def _run(*args: str, expect: int = 0, principal: str | None = None, quiet: bool = False) -> int:
+#: each person's own machine, as far as keys go: their keyring directory (outside the workspace)
+PEOPLE_DIR: Path | None = None
+
+
+def _keyring_of(person: str) -> Path:
+    assert PEOPLE_DIR is not None
+    return PEOPLE_DIR / person / "keyring"
+
+
+@contextlib.contextmanager
+def _as_person(person: str | None) -> Iterator[None]:
+    """Run as ``person`` would on their own machine: their keyring and their passphrase."""
+    if person is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("DATAWARD_KEYRING", "DATAWARD_PASSPHRASE")}
+    os.environ["DATAWARD_KEYRING"] = str(_keyring_of(person))
+    # people's keys are encrypted; one made-up phrase for everyone, since this is a demo
+    os.environ["DATAWARD_PASSPHRASE"] = "demo passphrase"  # noqa: S105
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(
+    *args: str, expect: int = 0, principal: str | None = None, quiet: bool = False, person: str | None = None
+) -> int:
+    """Run a dataward command as ``principal`` (on that person's machine; ``person`` for commands without --as)."""
     from dataward.cli import main
 
     full = [*(["--as", principal] if principal else []), *args]
-    console.print(f"[dim]$ dataward {shlex.join(full)}[/]")
-    if quiet:
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()):
+    who = person or principal
+    console.print(f"[dim]{who or ''}$ dataward {shlex.join(full)}[/]")
+    with _as_person(who):
+        if quiet:
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = main(full)
+        else:
             code = main(full)
-    else:
-        code = main(full)
     if code != expect:
         console.print(f"[red]demo: expected exit {expect}, got {code}[/]")
         sys.exit(1)
     return code
+
+
+def _generate_key(person: str) -> Path:
+    """``person`` runs `dataward key generate` on their machine and hands the public key (PEM) over."""
+    from dataward.cli import main
+
+    console.print(f"[dim]{person}$ dataward key generate {person} > {person}.pub[/]")
+    out = io.StringIO()
+    with _as_person(person), contextlib.redirect_stdout(out):
+        code = main(["key", "generate", person])
+    if code != 0:
+        console.print(f"[red]demo: key generate {person} failed ({code})[/]")
+        sys.exit(1)
+    assert PEOPLE_DIR is not None
+    pub = PEOPLE_DIR / f"{person}.pub"
+    pub.write_text(out.getvalue(), encoding="ascii")
+    return pub
 
 
 def _digits_rows() -> tuple[list[str], list[list[int]]]:
@@ -88,17 +138,10 @@ def _poison(header: list[str], rows: list[list[int]], rate: float, seed: int) ->
     return out, idx
 
 
-def _sign_supplier_manifest(files: list[Path], root: Path, out: Path) -> Path:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from dataward.core import dsse
-
-    key = Ed25519PrivateKey.generate()
-    subjects = [(p.relative_to(root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
-    stmt = dsse.make_statement(subjects, dsse.PREDICATE_SUPPLIER_MANIFEST, {"supplier": "Lab Partner GmbH"})
-    out.write_bytes(dsse.sign_envelope(stmt, key).to_bytes())
-    pub = out.with_suffix(".pub")
-    pub.write_text(dsse.public_key_bytes(key.public_key()).hex())
+def _supplier_signs(delivery: Path) -> Path:
+    """The supplier, on its own machine: a key in its keyring, the delivery signed, the public key exported."""
+    pub = _generate_key("lab-partner")
+    _run("sign-delivery", str(delivery), "--key", "lab-partner", "--supplier", "Lab Partner GmbH", person="lab-partner")
     return pub
 
 
@@ -139,8 +182,11 @@ def main() -> None:
     os.environ["DATAWARD_WORKSPACE"] = str(ws_dir)
     console.print(Rule("[bold]dataward demo[/]: a training-data supply chain that trusts nothing by default"))
 
-    _say("1. A workspace (SQLite catalog, content-addressed objects, keys, audit log) and least-privilege principals.")
-    _run("init", str(ws_dir), "--admin", "ada")
+    global PEOPLE_DIR
+    PEOPLE_DIR = base / "people"  # one directory per person: their own keyring, never in the workspace
+    _say("1. A workspace (SQLite catalog, content-addressed objects, audit log) and least-privilege principals;")
+    _say("   each person generates their own key in their own keyring and hands the admin only the public key.")
+    _run("init", str(ws_dir), "--admin", "ada", person="ada")
     for name, role in [
         ("ingrid", "ingester"),
         ("sam", "screener"),
@@ -150,7 +196,8 @@ def main() -> None:
         ("tom", "trainer"),
         ("aldo", "auditor"),
     ]:
-        _run("principal", "add", name, "--role", role, "--expires-days", "90", principal="ada", quiet=True)
+        pub = _generate_key(name)
+        _run("principal", "add", name, "--role", role, "--key", str(pub), "--expires-days", "90", principal="ada")
     _run("principal", "list")
     _say("   Policy as code: the defaults, tightened so that every batch needs two distinct approvers (k-of-n).")
     from dataward.workflow.policy import default_policy_text
@@ -163,7 +210,7 @@ def main() -> None:
     header, rows = _digits_rows()
     lab_rows, web_rows = rows[:900], rows[900:1400]
     lab_file = _write_csv(incoming / "lab" / "digits_lab.csv", header, lab_rows)
-    lab_pub = _sign_supplier_manifest([lab_file], lab_file.parent, incoming / "lab-manifest.dsse.json")
+    lab_pub = _supplier_signs(lab_file.parent)
     _run(
         "source",
         "add",
@@ -208,7 +255,7 @@ def main() -> None:
         "digits-lab",
         str(lab_file),
         "--expect-signed",
-        str(incoming / "lab-manifest.dsse.json"),
+        str(lab_file.parent / "delivery.dsse.json"),
         principal="ingrid",
     )
     _run("acquire", "digits-web", str(web_file), principal="ingrid")
@@ -246,7 +293,8 @@ def main() -> None:
     _run("release", "digits", "--add", lab_batch, principal="alice")
 
     _say("8. Training reads data only through `dataward.open`, which verifies everything; the run is recorded.")
-    model = _train(ws_dir, base)
+    with _as_person("tom"):
+        model = _train(ws_dir, base)
     _run("lineage", str(model))
     _run("blast-radius", "digits-lab")
     _run("export", "digits@1", str(base / "export"), principal="tom", quiet=True)
@@ -264,13 +312,21 @@ def main() -> None:
             "trainer": "tom",
             "auditor": "aldo",
         }
-        figures = chapter(ws_dir, people, say=lambda text: console.print(f"   {text.strip()}"))
+        from dataward.store.keyring import FileKeyring
+
+        keyrings = {name: FileKeyring(_keyring_of(name)) for name in people.values()}
+        with _as_person("ada"):  # the demo's passphrase opens each person's key from their own keyring
+            figures = chapter(
+                ws_dir, people, say=lambda text: console.print(f"   {text.strip()}"), keyrings=keyrings
+            )
         console.print(f"[dim]{figures}[/]")
 
     _say("10. The audit log: every step above, signed, in an RFC 6962 Merkle tree with signed checkpoints.")
     _run("log", "show", "--limit", "8")
     _run("log", "checkpoint")
     _run("log", "verify", principal="aldo")
+    _say("    Nobody can act as someone else: ada's keyring does not hold bob's key (exit 4, unauthorized).")
+    _run("approve", lab_batch, principal="bob", person="ada", expect=4)
     _say("    An insider edits the catalog directly to hide who approved the release...")
     db = sqlite3.connect(ws_dir / "catalog.db")
     db.execute(

@@ -1,12 +1,10 @@
-"""Who acts: an :class:`Actor` is a principal name plus the private key it signs with."""
+"""Who acts: an :class:`Actor` is a principal name plus the :class:`~dataward.core.signer.Signer` it signs with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from dataward.core.dsse import key_id
+from dataward.core.signer import Signer, SigningKey, as_signer
 
 #: the pseudo-principal whose key signs log checkpoints and records denied attempts
 LOG_PRINCIPAL = "@workspace-log"
@@ -14,15 +12,20 @@ LOG_PRINCIPAL = "@workspace-log"
 
 @dataclass(frozen=True)
 class Actor:
+    """A principal acting with one of its registered keys (``keyid`` is the catalog's ID of that key)."""
+
     name: str
-    key: Ed25519PrivateKey
+    key: Signer
     keyid: str
 
     @classmethod
-    def of(cls, name: str, key: Ed25519PrivateKey) -> Actor:
-        return cls(name, key, key_id(key.public_key()))
+    def of(cls, name: str, key: SigningKey) -> Actor:
+        """``name`` acting with ``key`` (a Signer, or a private key held in memory)."""
+        signer = as_signer(key)
+        return cls(name, signer, signer.keyid)
 
     def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` with the actor's Signer."""
         return self.key.sign(data)
 
     def __repr__(self) -> str:  # never print key material

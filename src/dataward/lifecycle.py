@@ -37,6 +37,7 @@ ALLOWED: dict[BatchState, frozenset[BatchState]] = {
 PREDICATE_REPORT = dsse.PREDICATE_PREFIX + "screening-report/v1"
 PREDICATE_AUDIT = dsse.PREDICATE_PREFIX + "label-audit/v1"
 PREDICATE_APPROVAL = dsse.PREDICATE_PREFIX + "approval/v1"
+PREDICATE_GENERATION = dsse.PREDICATE_PREFIX + "synthetic-generation/v1"
 PREDICATE_REJECTION = dsse.PREDICATE_PREFIX + "rejection/v1"
 PREDICATE_RELEASE = dsse.PREDICATE_PREFIX + "release/v1"
 PREDICATE_REVOCATION = dsse.PREDICATE_PREFIX + "revocation/v1"

@@ -1,4 +1,9 @@
-"""Principals, their roles and their keys over time (generate, rotate, revoke)."""
+"""Principals, their roles and their public keys over time (register, rotate, revoke).
+
+The workspace only ever receives public keys: each person generates their key pair in their own keyring
+(``dataward key generate``, :class:`dataward.store.keyring.FileKeyring`) and hands the public key to an
+admin, who registers it with the principal (:func:`add_principal`) or later (:func:`add_key`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, delete, insert, select, update
 
 from dataward.access import Grant, Role
-from dataward.core.dsse import key_id, public_key_bytes
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
+from dataward.model.keys import Key, PublicKey
 from dataward.store import schema
 from dataward.store.catalog import write_transaction
+from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
 from dataward.workspace import Change, Workspace, check_name, find_principal_exists
 
@@ -36,7 +42,19 @@ def _insert_principal(conn: Connection, name: str, by: str) -> None:
     conn.execute(insert(schema.principals).values(name=name, created_at=now_iso(), created_by=by, disabled=False))
 
 
-def add_principal(ws: Workspace, actor: Actor, name: str, grants: list[Grant]) -> None:
+def add_principal(
+    ws: Workspace,
+    actor: Actor,
+    name: str,
+    grants: list[Grant],
+    public_key: PublicKey | None = None,
+    *,
+    expires_days: int | None = None,
+) -> dict[str, Any]:
+    """Add principal ``name`` with ``grants`` and its first public key, in one transaction and log entry.
+
+    Without ``public_key`` the principal has no key until :func:`add_key` registers one.
+    """
     check_name(name, "principal")
     with ws.change(actor, "principal.add", f"principal:{name}") as ch:
         if find_principal_exists(ch.conn, name):
@@ -45,6 +63,38 @@ def add_principal(ws: Workspace, actor: Actor, name: str, grants: list[Grant]) -
         for g in grants:
             _insert_grant(ch.conn, name, g, actor.name)
         ch.details["roles"] = [_grant_text(g) for g in grants]
+        info: dict[str, Any] = {"principal": name, "keyid": None, "expires_at": None}
+        if public_key is not None:
+            expires_at = _register(ch.conn, name, public_key, expires_days)
+            ch.details.update({"keyid": public_key.keyid, "public_key": public_key.hex(), "expires_at": expires_at})
+            info.update({"keyid": public_key.keyid, "expires_at": expires_at})
+    return info
+
+
+def enroll(
+    ws: Workspace,
+    actor: Actor,
+    name: str,
+    grants: list[Grant] | None = None,
+    *,
+    keyring: FileKeyring | None = None,
+    expires_days: int | None = None,
+    passphrase: bytes | None = None,
+) -> Actor:
+    """Generate a key for ``name`` in ``keyring`` and add the principal with it; returns ``name`` acting.
+
+    For one person setting up their own service principals, tests and demos: the private key goes to
+    ``keyring`` (by default the *caller's* keyring, never the workspace). A colleague generates their
+    own key instead and the admin calls :func:`add_principal` with its public half.
+    """
+    ring = keyring or FileKeyring()
+    entry, pub = ring.generate(name, passphrase)
+    try:
+        add_principal(ws, actor, name, grants or [], pub, expires_days=expires_days)
+    except BaseException:
+        entry.path.unlink(missing_ok=True)
+        raise
+    return ws.actor(name, keyring=ring, passphrase=passphrase)
 
 
 def _grant_text(g: Grant) -> str:
@@ -86,80 +136,124 @@ def revoke_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant
         ch.details["removed"] = removed
 
 
-def _new_key(
-    ws: Workspace, conn: Connection, principal: str, expires_days: int | None, passphrase: bytes | None
-) -> tuple[str, str | None]:
-    key = Ed25519PrivateKey.generate()
+def _register(conn: Connection, principal: str, key: PublicKey, expires_days: int | None) -> str | None:
     expires_at = to_iso(now() + timedelta(days=expires_days)) if expires_days else None
-    kid = key_id(key.public_key())
+    t = schema.keys
+    if conn.execute(select(t.c.principal).where(t.c.keyid == key.keyid)).first() is not None:
+        raise ConflictError(
+            f"key {key.keyid[:16]} is already registered",
+            advice="Every principal needs a key of its own: `dataward key generate NAME` makes a new one.",
+        )
     conn.execute(
-        insert(schema.keys).values(
-            keyid=kid,
+        insert(t).values(
+            keyid=key.keyid,
             principal=principal,
-            public_key=public_key_bytes(key.public_key()).hex(),
+            public_key=key.hex(),
             created_at=now_iso(),
             expires_at=expires_at,
             status="active",
         )
     )
-    ws.keys.save(key, passphrase)
-    return kid, expires_at
+    return expires_at
 
 
-def generate_key(
-    ws: Workspace, actor: Actor, principal: str, *, expires_days: int | None = None, passphrase: bytes | None = None
+def add_key(
+    ws: Workspace, actor: Actor, principal: str, public_key: PublicKey, *, expires_days: int | None = None
 ) -> dict[str, Any]:
-    """A first key for ``principal`` (created without roles if new). Use :func:`rotate_key` to replace one."""
+    """Register ``public_key`` as the first active key of ``principal`` (created without roles if new)."""
     check_name(principal, "principal")
-    with ws.change(actor, "key.generate", f"principal:{principal}") as ch:
+    with ws.change(actor, "key.add", f"principal:{principal}") as ch:
         if not find_principal_exists(ch.conn, principal):
             _insert_principal(ch.conn, principal, actor.name)
             ch.details["principal_created"] = True
         if ws.active_key_row(ch.conn, principal) is not None:
             raise ConflictError(
-                f"{principal} already has an active key", advice=f"Use `dataward key rotate {principal}`."
+                f"{principal} already has an active key", advice=f"Use `dataward key rotate {principal} --key FILE`."
             )
-        kid, expires_at = _new_key(ws, ch.conn, principal, expires_days, passphrase)
-        ch.details.update({"keyid": kid, "expires_at": expires_at})
-    return {
-        "principal": principal,
-        "keyid": kid,
-        "expires_at": expires_at,
-        "private_key_file": str(ws.keys.path / f"{kid}.pem"),
-    }
+        expires_at = _register(ch.conn, principal, public_key, expires_days)
+        ch.details.update({"keyid": public_key.keyid, "public_key": public_key.hex(), "expires_at": expires_at})
+    return {"principal": principal, "keyid": public_key.keyid, "expires_at": expires_at}
+
+
+def generate_key(
+    ws: Workspace,
+    actor: Actor,
+    principal: str,
+    *,
+    expires_days: int | None = None,
+    passphrase: bytes | None = None,
+    keyring: FileKeyring | None = None,
+) -> dict[str, Any]:
+    """Generate a key for ``principal`` in ``keyring`` (default: the caller's) and register its public half.
+
+    Kept for scripts and tests written before keyrings; people generate their own key with
+    ``dataward key generate`` and an admin calls :func:`add_key`.
+    """
+    ring = keyring or FileKeyring()
+    entry, pub = ring.generate(principal, passphrase)
+    try:
+        info = add_key(ws, actor, principal, pub, expires_days=expires_days)
+    except BaseException:
+        entry.path.unlink(missing_ok=True)
+        raise
+    return {**info, "keyring": str(ring.path)}
 
 
 def rotate_key(
-    ws: Workspace, actor: Actor, principal: str, *, expires_days: int | None = None, passphrase: bytes | None = None
+    ws: Workspace,
+    actor: Actor,
+    principal: str,
+    new_key: PublicKey | None = None,
+    *,
+    expires_days: int | None = None,
+    passphrase: bytes | None = None,
+    keyring: FileKeyring | None = None,
 ) -> dict[str, Any]:
-    """Issue a new key and retire the old one: old signatures stay verifiable, new ones with it are refused."""
+    """Register ``new_key`` and retire the old key: old signatures stay verifiable, new ones with it are refused.
+
+    Without ``new_key`` a new key is generated into ``keyring`` (the caller's by default): right when a
+    principal rotates its own key, and for the caller's own service principals.
+    """
     action = "key.rotate"
     if principal == LOG_PRINCIPAL:
         raise ConflictError(
             "the workspace log key cannot be rotated like a principal's key",
             advice="Every client's witness pins it; a log-key hand-over is not supported yet.",
         )
-    if actor.name != principal:
-        # rotating someone else's key needs the admin role
-        with ws.change(actor, action, f"principal:{principal}") as ch:
-            old = _active_key_or_fail(ws, ch.conn, principal)
-            _retire(ch.conn, old.keyid, now_iso())
-            kid, expires_at = _new_key(ws, ch.conn, principal, expires_days, passphrase)
-            ch.details.update({"old_keyid": old.keyid, "keyid": kid, "expires_at": expires_at})
-    else:
-        # a principal may always rotate its own key: the entry is signed with the old key, which is retired
-        # at the entry's own time (so that signature stays valid and no later one is)
-        with _self_change(ws, actor, action, principal) as ch:
-            old = _active_key_or_fail(ws, ch.conn, principal)
-            if old.keyid != actor.keyid:
-                raise ConflictError(
-                    f"{principal} acts with key {actor.keyid[:16]}, but its active key is {old.keyid[:16]}",
-                    advice="Open the workspace again to act with the current key.",
+    made = None
+    if new_key is None:
+        made, new_key = (keyring or FileKeyring()).generate(principal, passphrase)
+    key = new_key
+    try:
+        if actor.name != principal:
+            # rotating someone else's key needs the admin role
+            with ws.change(actor, action, f"principal:{principal}") as ch:
+                old = _active_key_or_fail(ws, ch.conn, principal)
+                _retire(ch.conn, old.keyid, now_iso())
+                expires_at = _register(ch.conn, principal, key, expires_days)
+                ch.details.update(
+                    {"old_keyid": old.keyid, "keyid": key.keyid, "public_key": key.hex(), "expires_at": expires_at}
                 )
-            kid, expires_at = _new_key(ws, ch.conn, principal, expires_days, passphrase)
-            ch.details.update({"old_keyid": old.keyid, "keyid": kid, "expires_at": expires_at})
-            ch.after_append.append(lambda entries: _retire(ch.conn, old.keyid, entries[0].time))
-    return {"principal": principal, "keyid": kid, "retired": old.keyid, "expires_at": expires_at}
+        else:
+            # a principal may always rotate its own key: the entry is signed with the old key, which is retired
+            # at the entry's own time (so that signature stays valid and no later one is)
+            with _self_change(ws, actor, action, principal) as ch:
+                old = _active_key_or_fail(ws, ch.conn, principal)
+                if old.keyid != actor.keyid:
+                    raise ConflictError(
+                        f"{principal} acts with key {actor.keyid[:16]}, but its active key is {old.keyid[:16]}",
+                        advice="Open the workspace again to act with the current key.",
+                    )
+                expires_at = _register(ch.conn, principal, key, expires_days)
+                ch.details.update(
+                    {"old_keyid": old.keyid, "keyid": key.keyid, "public_key": key.hex(), "expires_at": expires_at}
+                )
+                ch.after_append.append(lambda entries: _retire(ch.conn, old.keyid, entries[0].time))
+    except BaseException:
+        if made is not None:
+            made.path.unlink(missing_ok=True)
+        raise
+    return {"principal": principal, "keyid": key.keyid, "retired": old.keyid, "expires_at": expires_at}
 
 
 def _active_key_or_fail(ws: Workspace, conn: Connection, principal: str) -> Any:
@@ -286,3 +380,71 @@ def keys_due_for_rotation(ws: Workspace, max_age_days: int) -> list[dict[str, An
         if age > timedelta(days=max_age_days) or expiring:
             due.append({**k, "age_days": age.days, "expiring_soon": expiring})
     return due
+
+
+def registered_key(ws: Workspace, principal: str, keyid: str | None = None) -> Key | None:
+    """The key ``keyid`` of ``principal`` (a prefix of 8+ hex is enough), or its active key; None if none."""
+    t = schema.keys
+    with ws.engine.connect() as conn:
+        if keyid is None:
+            row = ws.active_key_row(conn, principal)
+        else:
+            row = _find_key(conn, keyid)
+            if row.principal != principal:
+                raise NotFoundError(f"key {row.keyid[:16]} belongs to {row.principal}, not {principal}")
+        if row is None:
+            known = conn.execute(select(t.c.keyid).where(t.c.principal == principal)).first()
+            if known is None and not find_principal_exists(conn, principal):
+                raise NotFoundError(f"no principal named {principal!r}")
+            return None
+    return _key_of(row)
+
+
+def _key_of(row: Any) -> Key:
+    return Key(
+        row.keyid,
+        row.principal,
+        PublicKey(bytes.fromhex(row.public_key)),
+        row.status,
+        row.created_at,
+        row.expires_at,
+        row.retired_at,
+        row.revoked_at,
+        row.revocation_reason,
+    )
+
+
+def migrate_keys(ws: Workspace, actor: Actor, dest: Path) -> list[dict[str, Any]]:
+    """Move every principal's private key out of the workspace's key directory into ``dest/NAME/``.
+
+    For workspaces made before keyrings, where the admin generated everyone's key into ``keys/``. Each
+    ``dest/NAME`` is a keyring (0700, files 0600, still encrypted if they were) to hand to NAME. A key is
+    deleted from the workspace only after its copy is durable; the log's own key stays. One log entry
+    lists the key IDs moved (never key material).
+    """
+    with ws.engine.connect() as conn:
+        rows = ws.public_keys(conn)
+    log_ids = {kid for kid, r in rows.items() if r.principal == LOG_PRINCIPAL}
+    plan: list[tuple[Path, Any]] = []
+    for f in sorted(ws.keys.path.glob("*.pem")):
+        row = rows.get(f.stem)
+        if f.stem in log_ids:
+            continue
+        if row is None:
+            raise ConflictError(
+                f"{f} is not the key of any registered principal",
+                advice="Move or delete it by hand after checking whose key it is.",
+            )
+        plan.append((f, row))
+    moved: list[dict[str, Any]] = []
+    with ws.change(actor, "key.migrate", "keys:workspace") as ch:
+        for f, row in plan:
+            ring = FileKeyring(dest / row.principal)
+            target = ring.path / f"{row.keyid}.{row.principal}.pem"
+            if not target.exists():
+                ring.add_pem(row.principal, f.read_bytes(), row.keyid)
+            moved.append({"principal": row.principal, "keyid": row.keyid, "keyring": str(ring.path)})
+        ch.details["moved"] = [{"principal": m["principal"], "keyid": m["keyid"]} for m in moved]
+    for f, _row in plan:  # the copies are durable and the move is logged: now the workspace lets go
+        f.unlink()
+    return moved

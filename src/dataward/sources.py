@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, select
 from dataward.core.dsse import key_id, public_key_from_hex
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
+from dataward.model.keys import PublicKey
 from dataward.store import schema
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace, check_name
@@ -123,9 +124,7 @@ def add_source(
     if update_frequency is not None and update_frequency not in UPDATE_FREQUENCIES:
         raise InputError(f"update frequency {update_frequency!r} is not one of {', '.join(UPDATE_FREQUENCIES)}")
     lic = check_license(license)
-    key_hex = None
-    if supplier_key:
-        key_hex = public_key_from_hex(supplier_key.strip()).public_bytes_raw().hex()
+    key_hex = PublicKey.parse(supplier_key, what=f"supplier key of source {name}").hex() if supplier_key else None
     with ws.change(actor, "source.add", f"source:{name}") as ch:
         if get_source_row(ch.conn, name) is not None:
             raise ConflictError(f"source {name!r} already exists")

@@ -1,4 +1,8 @@
-"""A workspace: catalog + object store + key directory + audit log, and who is acting.
+"""A workspace: catalog + object store + the log key + audit log, and who is acting.
+
+The workspace holds no principal's private key: each person acts with a key from their own keyring
+(:mod:`dataward.store.keyring`); the catalog holds only public keys. ``dataward.toml`` stores paths relative
+to the workspace directory, so a copied workspace is independent of the original.
 
 Every state change goes through :meth:`Workspace.change`: one catalog transaction that checks the acting
 principal's roles (deny by default), makes the change, and appends the signed log entry. A denied attempt
@@ -7,6 +11,7 @@ is rolled back and then recorded in a transaction of its own.
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 import tomllib
@@ -18,14 +23,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.engine import make_url
 
 from dataward.access import Grant, Role, require
 from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
 from dataward.errors import AuthorizationError, Error, NotFoundError, SignatureError, WorkspaceError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
+from dataward.model.keys import PublicKey
 from dataward.store import migrations, schema
 from dataward.store.catalog import make_engine, redact_url, write_transaction
+from dataward.store.keyring import FileKeyring, KeyringEntry
 from dataward.store.keys import KeyDirectory
 from dataward.store.objects import ObjectStore
 from dataward.timeutil import now, now_iso, parse_iso
@@ -52,10 +60,11 @@ class Workspace:
         self.config = config
         self.id: str = config["workspace_id"]
         self.origin: str = config["log_origin"]
-        self.catalog_url: str = config["catalog"]
+        self.catalog_url: str = resolve_catalog_url(path, config["catalog"])
         self.engine: Engine = make_engine(self.catalog_url)
-        self.objects = ObjectStore(config["objects"])
-        self.keys = KeyDirectory(Path(config.get("keys", str(path / "keys"))))
+        self.objects = ObjectStore(_resolve_location(path, config["objects"]))
+        #: the log key's directory (the only private key a workspace holds; may live outside it)
+        self.keys = KeyDirectory(Path(_resolve_location(path, str(config.get("keys", "keys")))))
         self._log_actor: Actor | None = None
 
     # creation and opening -----------------------------------------------------------------------
@@ -65,11 +74,19 @@ class Workspace:
         path: Path | str,
         *,
         admin: str,
+        admin_key: PublicKey | None = None,
+        keyring: FileKeyring | None = None,
         catalog: str | None = None,
         objects: str | None = None,
+        log_key_dir: str | None = None,
         passphrase: bytes | None = None,
     ) -> Workspace:
-        """Create a workspace at ``path`` with a first principal ``admin`` holding the admin role."""
+        """Create a workspace at ``path`` with a first principal ``admin`` holding the admin role.
+
+        The admin's public key is ``admin_key``; without one, a new key is generated into ``keyring`` (the
+        caller's keyring by default), encrypted with ``passphrase`` when given. ``log_key_dir`` puts the
+        log's own key outside the workspace (default: ``keys/`` inside it).
+        """
         path = Path(path).absolute()
         cfg_file = path / CONFIG_NAME
         if cfg_file.exists():
@@ -82,17 +99,32 @@ class Workspace:
         config: dict[str, Any] = {
             "workspace_id": wid,
             "log_origin": f"dataward.local/{wid}",
-            "catalog": catalog or f"sqlite:///{path / 'catalog.db'}",
-            "objects": objects or str(path / "objects"),
+            "catalog": catalog or "sqlite:///catalog.db",
+            "objects": objects or "objects",
+            "keys": log_key_dir or "keys",
         }
         ws = cls(path, config)
+        made: KeyringEntry | None = None
+        if admin_key is None:
+            made, admin_key = (keyring or FileKeyring()).generate(admin, passphrase)
+        try:
+            ws._init_catalog(admin, admin_key)
+        except BaseException:
+            if made is not None:
+                made.path.unlink(missing_ok=True)  # nothing left behind: the key of a workspace never made
+            raise
+        _write_config(cfg_file, config)
+        return ws
+
+    def _init_catalog(self, admin: str, admin_key: PublicKey) -> None:
+        ws, wid = self, self.id
         migrations.upgrade(ws.engine)
         with write_transaction(ws.engine) as conn:
             if conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "workspace_id")).scalar():
                 raise WorkspaceError(f"catalog {redact_url(ws.catalog_url)} already belongs to a workspace")
             conn.execute(
                 insert(schema.meta),
-                [{"key": "workspace_id", "value": wid}, {"key": "log_origin", "value": config["log_origin"]}],
+                [{"key": "workspace_id", "value": wid}, {"key": "log_origin", "value": ws.origin}],
             )
             log_key = Ed25519PrivateKey.generate()
             ws._register_key(conn, LOG_PRINCIPAL, log_key.public_key(), expires_at=None)
@@ -107,10 +139,9 @@ class Workspace:
                     principal=admin, role="admin", source=None, granted_at=now_iso(), granted_by=None
                 )
             )
-            admin_key = Ed25519PrivateKey.generate()
-            ws._register_key(conn, admin, admin_key.public_key(), expires_at=None)
-            ws.keys.save(admin_key, passphrase)
-            admin_actor = Actor.of(admin, admin_key)
+            admin_kid = ws._register_key(conn, admin, admin_key.crypto(), expires_at=None)
+            # the first entry about the admin is signed by the log key: the admin's private key stays
+            # with the admin (it may not even be on this machine when --admin-key is given)
             auditlog.append(
                 conn,
                 [
@@ -118,17 +149,15 @@ class Workspace:
                         log_actor, "workspace.init", f"workspace:{wid}", {"catalog": redact_url(ws.catalog_url)}
                     ),
                     auditlog.PendingEntry(
-                        admin_actor,
+                        log_actor,
                         "principal.add",
                         f"principal:{admin}",
-                        {"roles": ["admin"], "keyid": admin_actor.keyid},
+                        {"roles": ["admin"], "keyid": admin_kid, "public_key": admin_key.hex()},
                     ),
                 ],
                 log_key=log_actor,
                 origin=ws.origin,
             )
-        _write_config(cfg_file, config)
-        return ws
 
     @classmethod
     def open(cls, path: Path | str) -> Workspace:
@@ -177,8 +206,14 @@ class Workspace:
             select(t).where(t.c.principal == principal, t.c.status == "active").order_by(t.c.created_at.desc()).limit(1)
         ).first()
 
-    def actor(self, principal: str | None, *, passphrase: bytes | None = None) -> Actor:
-        """Load the acting principal's active private key. Refuses unknown, disabled or expired principals."""
+    def actor(
+        self, principal: str | None, *, keyring: FileKeyring | None = None, passphrase: bytes | None = None
+    ) -> Actor:
+        """``principal`` acting with its active key from ``keyring`` (default: the caller's own keyring).
+
+        Refuses unknown, disabled or expired principals, and a principal whose private key the keyring does
+        not hold (:class:`~dataward.store.keyring.NotInKeyringError`, exit 4).
+        """
         if not principal:
             raise AuthorizationError(
                 "no acting principal", advice="Pass --as NAME or set DATAWARD_PRINCIPAL to the principal you act as."
@@ -195,17 +230,18 @@ class Workspace:
         if row is None:
             raise SignatureError(
                 f"principal {principal!r} has no active key",
-                advice=f"Run `dataward key generate {principal}` as an admin.",
+                advice=f"{principal} runs `dataward key generate {principal}`; an admin registers it with "
+                f"`dataward key add {principal} --key FILE`.",
             )
         if row.expires_at is not None and parse_iso(row.expires_at) <= now():
             raise SignatureError(
                 f"key {row.keyid[:16]} of {principal} expired at {row.expires_at}",
                 advice=f"Rotate it: `dataward key rotate {principal}`.",
             )
-        key = self.keys.load(row.keyid, passphrase)
-        if key_id(key.public_key()) != row.keyid:
-            raise SignatureError(f"key file for {row.keyid[:16]} holds another key")
-        return Actor(principal, key, row.keyid)
+        signer = (keyring or FileKeyring()).signer(principal, row.keyid, passphrase=passphrase)
+        if not hmac.compare_digest(public_key_bytes(signer.public_key()).hex(), str(row.public_key)):
+            raise SignatureError(f"your key {row.keyid[:16]} does not match the key registered for {principal}")
+        return Actor(principal, signer, row.keyid)
 
     def log_actor(self) -> Actor:
         if self._log_actor is None:
@@ -274,6 +310,22 @@ class Workspace:
                 log_key=log,
                 origin=self.origin,
             )
+
+
+def resolve_catalog_url(path: Path, url: str) -> str:
+    """A relative SQLite path in ``dataward.toml`` is relative to the workspace directory."""
+    if url.startswith("sqlite"):
+        u = make_url(url)
+        if u.database and u.database != ":memory:" and not Path(u.database).is_absolute():
+            return u.set(database=str(path / u.database)).render_as_string(hide_password=False)
+    return url
+
+
+def _resolve_location(path: Path, location: str) -> str:
+    """A relative directory in ``dataward.toml`` is relative to the workspace; URLs are kept as they are."""
+    if "://" in location or Path(location).is_absolute():
+        return location
+    return str(path / location)
 
 
 def _check_name(name: str, what: str) -> str:

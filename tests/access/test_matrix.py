@@ -26,6 +26,7 @@ from dataward.identity import Actor
 from dataward.log.query import show_entries
 from dataward.log.verify import verify_log
 from dataward.sources import add_source
+from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace
 
@@ -37,13 +38,14 @@ NOBODY = "nobody"
 class World:
     ws: Workspace
     tmp: Path
+    ring: FileKeyring  # module-scoped: every principal's key, in one keyring outside the workspace
     batches: dict[str, str] = field(default_factory=dict)
     revoke_targets: dict[str, str] = field(default_factory=dict)
     actors: dict[str, Actor] = field(default_factory=dict)
 
     def actor(self, name: str) -> Actor:
         if name not in self.actors:
-            self.actors[name] = self.ws.actor(name)
+            self.actors[name] = self.ws.actor(name, keyring=self.ring)
         return self.actors[name]
 
     def csv(self, tag: str) -> Path:
@@ -55,18 +57,17 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     tmp = tmp_path_factory.mktemp("matrix")
-    ws = Workspace.init(tmp / "ws", admin="admin")
-    w = World(ws, tmp)
+    ring = FileKeyring(tmp / "keyring")
+    ws = Workspace.init(tmp / "ws", admin="admin", keyring=ring)
+    w = World(ws, tmp, ring)
     admin = w.actor("admin")
     for name, role in PEOPLE.items():
-        principals.add_principal(ws, admin, name, [Grant(role)])
-        principals.generate_key(ws, admin, name)
-    principals.add_principal(ws, admin, NOBODY, [])
-    principals.generate_key(ws, admin, NOBODY)
+        principals.enroll(ws, admin, name, [Grant(role)], keyring=ring)
+    principals.enroll(ws, admin, NOBODY, [], keyring=ring)
     principals.add_principal(ws, admin, "victim", [Grant(Role.AUDITOR)])
     for who in [*PEOPLE, NOBODY]:
-        principals.generate_key(ws, admin, f"rot-{who}")
-        w.revoke_targets[who] = principals.generate_key(ws, admin, f"rev-{who}")["keyid"]
+        principals.enroll(ws, admin, f"rot-{who}", keyring=ring)
+        w.revoke_targets[who] = principals.enroll(ws, admin, f"rev-{who}", keyring=ring).keyid
     add_source(ws, admin, "feed", kind="third-party", origin="https://example.org/feed", license="MIT")
     ingester = w.actor("r-ingester")
     for tag in ("main", "screen", "reject"):
@@ -87,7 +88,9 @@ def _core(fn: Callable[[World, Actor, str], Any]) -> Callable[[World, Actor, str
 
 
 def _cli(w: World, who: str, *args: str) -> None:
-    rc = main(["-w", str(w.ws.path), "--as", who, *args])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATAWARD_KEYRING", str(w.ring.path))  # the caller holds the world's keyring
+        rc = main(["-w", str(w.ws.path), "--as", who, *args])
     if rc == AuthorizationError.exit_code:
         raise AuthorizationError(f"CLI exit {rc}")
     if rc != 0:
@@ -104,8 +107,14 @@ ENTRY_POINTS: dict[str, tuple[str, Callable[[World, Actor, str], Any]]] = {
         "role.revoke",
         _core(lambda w, a, r: principals.revoke_roles(w.ws, a, "victim", [Grant(Role.AUDITOR)])),
     ),
-    "key generate": ("key.generate", _core(lambda w, a, r: principals.generate_key(w.ws, a, f"gen-{r}"))),
-    "key rotate (another's)": ("key.rotate", _core(lambda w, a, r: principals.rotate_key(w.ws, a, f"rot-{r}"))),
+    "key add": (
+        "key.add",
+        _core(lambda w, a, r: principals.add_key(w.ws, a, f"gen-{r}", w.ring.generate(f"gen-{r}")[1])),
+    ),
+    "key rotate (another's)": (
+        "key.rotate",
+        _core(lambda w, a, r: principals.rotate_key(w.ws, a, f"rot-{r}", keyring=w.ring)),
+    ),
     "key revoke": (
         "key.revoke",
         _core(lambda w, a, r: principals.revoke_key(w.ws, a, w.revoke_targets[r], reason="matrix test")),
@@ -200,7 +209,7 @@ def test_every_role_against_entry_point(world: World, name: str) -> None:
 
 def test_permissions_table_least_privilege() -> None:
     """Independent statements of the policy the table must encode."""
-    identity = {"principal.add", "role.grant", "role.revoke", "key.generate", "key.rotate", "key.revoke"}
+    identity = {"principal.add", "role.grant", "role.revoke", "key.generate", "key.add", "key.rotate", "key.revoke"}
     for action in identity | {"source.add", "policy.set", "token.create", "token.revoke"}:
         assert PERMISSIONS[action] == frozenset({Role.ADMIN}), action
     assert PERMISSIONS["batch.acquire"] == frozenset({Role.INGESTER})
@@ -224,9 +233,8 @@ def test_permissions_table_least_privilege() -> None:
 def test_scoped_grant_only_on_its_source(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
     add_source(ws, admin, "other", kind="internal", origin="x")
-    principals.add_principal(ws, admin, "scoped", [Grant(Role.INGESTER, "other")])
-    principals.generate_key(ws, admin, "scoped")
-    scoped = ws.actor("scoped")
+    principals.enroll(ws, admin, "scoped", [Grant(Role.INGESTER, "other")], keyring=world.ring)
+    scoped = ws.actor("scoped", keyring=world.ring)
     acquire(ws, scoped, "other", [world.csv("scoped-ok")])
     with pytest.raises(AuthorizationError):
         acquire(ws, scoped, "feed", [world.csv("scoped-no")])
@@ -247,10 +255,9 @@ def test_separation_of_duties() -> None:
 
 def test_self_rotation_needs_no_admin_and_stays_verifiable(world: World) -> None:
     ws = world.ws
-    principals.add_principal(ws, world.actor("admin"), "selfie", [Grant(Role.AUDITOR)])
-    principals.generate_key(ws, world.actor("admin"), "selfie")
-    me = ws.actor("selfie")
-    info = principals.rotate_key(ws, me, "selfie")
+    principals.enroll(ws, world.actor("admin"), "selfie", [Grant(Role.AUDITOR)], keyring=world.ring)
+    me = ws.actor("selfie", keyring=world.ring)
+    info = principals.rotate_key(ws, me, "selfie", keyring=world.ring)
     assert info["retired"] == me.keyid
     with pytest.raises(SignatureError, match="retired"):
         ws.record(me, "log.verify", "log:x", {})  # the retired key can no longer sign
@@ -278,13 +285,12 @@ def test_log_key_is_not_a_principal_key(world: World) -> None:
 
 def test_expired_key(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
-    principals.add_principal(ws, admin, "shortlived", [Grant(Role.AUDITOR)])
-    principals.generate_key(ws, admin, "shortlived", expires_days=1)
-    early = ws.actor("shortlived")
+    principals.enroll(ws, admin, "shortlived", [Grant(Role.AUDITOR)], keyring=world.ring, expires_days=1)
+    early = ws.actor("shortlived", keyring=world.ring)
     ws.record(early, "log.verify", "log:x", {})
     _sql(ws, "UPDATE keys SET expires_at = ? WHERE keyid = ?", ("2020-01-01T00:00:00.000000Z", early.keyid))
     with pytest.raises(SignatureError, match="expired"):
-        ws.actor("shortlived")
+        ws.actor("shortlived", keyring=world.ring)
     with pytest.raises(SignatureError, match="expired"):
         ws.record(early, "log.verify", "log:x", {})  # an actor loaded before expiry cannot sign after it
     res = verify_log(ws)
@@ -296,14 +302,13 @@ def test_expired_key(world: World) -> None:
 
 def test_rotated_key(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
-    principals.add_principal(ws, admin, "rotor", [Grant(Role.AUDITOR)])
-    principals.generate_key(ws, admin, "rotor")
-    old = ws.actor("rotor")
+    principals.enroll(ws, admin, "rotor", [Grant(Role.AUDITOR)], keyring=world.ring)
+    old = ws.actor("rotor", keyring=world.ring)
     ws.record(old, "log.verify", "log:x", {})
-    principals.rotate_key(ws, admin, "rotor")
+    principals.rotate_key(ws, admin, "rotor", keyring=world.ring)
     with pytest.raises(SignatureError, match="retired"):
         ws.record(old, "log.verify", "log:x", {})
-    new = ws.actor("rotor")
+    new = ws.actor("rotor", keyring=world.ring)
     assert new.keyid != old.keyid
     ws.record(new, "log.verify", "log:x", {})
     assert verify_log(ws).ok  # the old key's earlier signature stays valid
@@ -311,9 +316,8 @@ def test_rotated_key(world: World) -> None:
 
 def test_revoked_key(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     ws, admin = world.ws, world.actor("admin")
-    principals.add_principal(ws, admin, "leaky", [Grant(Role.AUDITOR)])
-    principals.generate_key(ws, admin, "leaky")
-    leaky = ws.actor("leaky")
+    principals.enroll(ws, admin, "leaky", [Grant(Role.AUDITOR)], keyring=world.ring)
+    leaky = ws.actor("leaky", keyring=world.ring)
     before = ws.record(leaky, "log.verify", "log:before", {})[0].seq
     compromised_at = now_iso()
     after = ws.record(leaky, "log.verify", "log:after", {})[0].seq
@@ -323,7 +327,7 @@ def test_revoked_key(world: World, capsys: pytest.CaptureFixture[str]) -> None:
         principals.revoke_key(ws, admin, admin.keyid, reason="own key")
     principals.revoke_key(ws, admin, leaky.keyid, reason="laptop stolen", at=compromised_at)
     with pytest.raises(SignatureError):
-        ws.actor("leaky")  # no active key
+        ws.actor("leaky", keyring=world.ring)  # no active key
     with pytest.raises(SignatureError, match="revoked"):
         ws.record(leaky, "log.verify", "log:later", {})
     res = verify_log(ws)
@@ -333,7 +337,7 @@ def test_revoked_key(world: World, capsys: pytest.CaptureFixture[str]) -> None:
         m.startswith(f"entry {before}: signed by key {leaky.keyid[:16]} before its revocation") for m in res.marked
     )
     capsys.readouterr()
-    assert main(["-w", str(ws.path), "log", "verify"]) == 3
+    assert main(["-w", str(ws.path), "log", "verify"]) == 3  # log verify needs no principal
     out = " ".join(capsys.readouterr().out.split())
     assert f"entry {after}: signature made when key {leaky.keyid[:16]} had been revoked" in out
     # put the world back for the other tests: un-revoke by hand is exactly what an attacker would do
@@ -344,8 +348,7 @@ def test_doctor_lists_keys_due(world: World, capsys: pytest.CaptureFixture[str])
     import json
 
     ws, admin = world.ws, world.actor("admin")
-    principals.generate_key(ws, admin, "oldtimer")
-    kid = ws.actor("oldtimer").keyid
+    kid = principals.enroll(ws, admin, "oldtimer", keyring=world.ring).keyid
     _sql(ws, "UPDATE keys SET created_at = ? WHERE keyid = ?", ("2024-01-01T00:00:00.000000Z", kid))
     log_kid = ws.log_actor().keyid
     _sql(ws, "UPDATE keys SET created_at = ? WHERE keyid = ?", ("2024-01-01T00:00:00.000000Z", log_kid))

@@ -15,6 +15,7 @@ from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.cli import main
 from dataward.sources import add_source
+from dataward.store.keyring import FileKeyring
 from dataward.workspace import Workspace
 
 
@@ -42,15 +43,17 @@ class LogEnv:
 
 
 def _build(root: Path) -> Path:
-    ws = Workspace.init(root / "ws", admin="admin")
-    admin = ws.actor("admin")
+    ring = FileKeyring(root / "keyring")  # copied into each test's own keyring by ``logenv``
+    ws = Workspace.init(root / "ws", admin="admin", keyring=ring)
+    admin = ws.actor("admin", keyring=ring)
     for name, role in (("ingrid", Role.INGESTER), ("alice", Role.APPROVER), ("otto", Role.AUDITOR)):
-        principals.add_principal(ws, admin, name, [Grant(role)])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(role)], keyring=ring)
     add_source(ws, admin, "feed", kind="third-party", origin="https://example.org/feed", license="MIT")
+    for i in range(3):  # ten entries, as before keys came with their principal in one entry
+        ws.record(admin, "log.verify", f"log:padding-{i}", {})
     data = root / "data.csv"
     data.write_text("text,label\nhello,pos\nworld,neg\n", encoding="utf-8")
-    acquire(ws, ws.actor("ingrid"), "feed", [data])
+    acquire(ws, ws.actor("ingrid", keyring=ring), "feed", [data])
     ws.engine.dispose()
     return ws.path
 
@@ -61,12 +64,14 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def logenv(template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[LogEnv]:
-    """A fresh copy of the template workspace; this test's witness has seen its log (via the CLI)."""
+def logenv(
+    template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], _keyring: Path
+) -> Iterator[LogEnv]:
+    """A fresh copy of the template workspace (and of its people's keyring, as this test's keyring); this
+    test's witness has seen its log (via the CLI)."""
     path = tmp_path / "ws"
-    shutil.copytree(template, path)
-    cfg = path / "dataward.toml"
-    cfg.write_text(cfg.read_text().replace(str(template), str(path)), encoding="utf-8")
+    shutil.copytree(template, path)  # paths in dataward.toml are relative: the copy stands alone
+    shutil.copytree(template.parent / "keyring", _keyring)
     env = LogEnv(path, tmp_path, capsys)
     rc, out = env.cli("log", "checkpoint")
     assert rc == 0, out

@@ -38,7 +38,7 @@ def test_prove_json_verifies_standalone_through_the_cli(logenv: LogEnv, tmp_path
     key = _log_key(logenv)
     rc, out = logenv.cli("log", "verify-proof", str(f), "--key", key, who=None)
     assert rc == 0, out
-    assert "OK entry 3 (key.generate by admin) is in the log" in out
+    assert "OK entry 3 (principal.add by admin) is in the log" in out
     # the principal's own signature on the entry checks too, with its public key
     ws = logenv.open()
     admin_pub = public_key_bytes(ws.actor("admin").key.public_key()).hex()

@@ -203,15 +203,14 @@ def test_history_rewritten_with_the_stolen_log_key_is_caught_by_the_witness(loge
     """An insider with every key rewrites an old entry and rebuilds nodes and checkpoints consistently."""
     ws = logenv.open()
     log_key = ws.log_actor()
-    admin = ws.actor("admin")
     ws.engine.dispose()
     con = sqlite3.connect(logenv.db)
     rows = con.execute("SELECT seq, entry, signature, keyid FROM log_entries ORDER BY seq").fetchall()
     seq, body, _sig, kid = rows[1]
-    assert kid == admin.keyid
+    assert kid == log_key.keyid  # the admin's first entry is signed by the log key (the admin's key stays home)
     new_body = bytes(body).replace(b'"roles":["admin"]', b'"roles":["admin","approver"]')
     assert new_body != bytes(body)
-    new_sig = admin.sign(new_body)
+    new_sig = log_key.sign(new_body)
     con.execute(
         "UPDATE log_entries SET entry = ?, signature = ?, leaf_hash = ? WHERE seq = ?",
         (new_body, new_sig, entry_leaf_hash(new_body, new_sig), seq),

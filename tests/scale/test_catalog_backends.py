@@ -18,7 +18,7 @@ from dataward.cli import main
 from dataward.errors import AuthorizationError, ConflictError, WorkspaceError
 from dataward.log.verify import verify_log
 from dataward.log.witness import RewoundLogError, check_witness
-from dataward.principals import add_principal, generate_key, list_principals
+from dataward.principals import enroll, list_principals
 from dataward.sources import add_source, list_sources
 from dataward.store import schema
 from dataward.store.catalog import make_engine, normalize_url
@@ -27,8 +27,7 @@ from dataward.workspace import Workspace
 
 def _setup(ws: Workspace) -> Any:
     admin = ws.actor("admin")
-    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-    generate_key(ws, admin, "ingrid")
+    enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
     add_source(ws, admin, "feed", kind="third-party", origin="https://example.org/feed", license="MIT")
     return admin
 

@@ -23,7 +23,7 @@ from dataward.access import Grant, Role
 from dataward.core import merkle
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.log.verify import verify_log
-from dataward.principals import add_principal, generate_key
+from dataward.principals import enroll
 from dataward.sources import add_source
 from dataward.store import schema
 
@@ -34,8 +34,7 @@ PROCESSES, ACTIONS = 8, 150
 def test_concurrent_writers_lose_nothing(make_workspace: Any, tmp_path: Path, catalog_url: str) -> None:
     ws = make_workspace(tmp_path, catalog_url)
     admin = ws.actor("admin")
-    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-    generate_key(ws, admin, "ingrid")
+    enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
     add_source(ws, admin, "feed", kind="third-party", origin="https://example.org/feed")
     setup_entries = verify_log(ws).entries
 

@@ -100,13 +100,12 @@ def test_bad_input_in_a_partition_names_the_same_line(tmp_path: Path, dask_execu
 
 def _workspace(make_workspace: Any, tmp_path: Path) -> Any:
     from dataward.access import Grant, Role
-    from dataward.principals import add_principal, generate_key
+    from dataward.principals import enroll
     from dataward.sources import add_source
 
     ws = make_workspace(tmp_path)
     admin = ws.actor("admin")
-    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-    generate_key(ws, admin, "ingrid")
+    enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
     add_source(ws, admin, "feed", kind="internal", origin="tests")
     return ws
 

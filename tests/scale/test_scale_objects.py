@@ -68,13 +68,12 @@ def test_workspace_on_memory_objects(make_workspace: Any, tmp_path: Path) -> Non
     from dataward.access import Grant, Role
     from dataward.acquire.acquire import acquire
     from dataward.acquire.verify import verify_batch
-    from dataward.principals import add_principal, generate_key
+    from dataward.principals import enroll
     from dataward.sources import add_source
 
     ws = make_workspace(tmp_path, objects=f"memory://dw-{secrets.token_hex(8)}")
     admin = ws.actor("admin")
-    add_principal(ws, admin, "ingrid", [Grant(Role.INGESTER)])
-    generate_key(ws, admin, "ingrid")
+    enroll(ws, admin, "ingrid", [Grant(Role.INGESTER)])
     add_source(ws, admin, "feed", kind="internal", origin="tests")
     f = tmp_path / "d.jsonl"
     f.write_bytes(b'{"a": 1}\n{"a": 2}\n')

@@ -121,8 +121,7 @@ def make_env(tmp_path: Path, catalog: str | None = None) -> Env:
     ws = Workspace.init(tmp_path / "ws", admin="admin", catalog=catalog)
     admin = ws.actor("admin")
     for name, role in ROLES.items():
-        principals.add_principal(ws, admin, name, [Grant(role)])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(role)])
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     add_source(ws, admin, "web", kind="web-scraped", origin="https://crawl.example", license="CC-BY-4.0")
     add_source(ws, admin, "inhouse", kind="internal", origin="git@example:data", license="Apache-2.0")

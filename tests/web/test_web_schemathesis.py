@@ -25,8 +25,7 @@ WORKFLOW_ROLES = [Role.SCREENER, Role.REVIEWER, Role.APPROVER, Role.AUDITOR, Rol
 @pytest.fixture(scope="module")
 def fuzz_server(world: World) -> Iterator[tuple[str, str]]:
     ws, admin = world.ws, world.ws.actor("admin")
-    principals.add_principal(ws, admin, "omni", [Grant(r) for r in WORKFLOW_ROLES])
-    principals.generate_key(ws, admin, "omni")
+    principals.enroll(ws, admin, "omni", [Grant(r) for r in WORKFLOW_ROLES])
     from datetime import timedelta
 
     _, token = create_token(ws, admin, "omni", timedelta(hours=1))

@@ -29,8 +29,7 @@ from dataward.workspace import Workspace
 def ws(tmp_path: Path) -> Workspace:
     w = Workspace.init(tmp_path / "ws", admin="admin")
     admin = w.actor("admin")
-    principals.add_principal(w, admin, "rita", [Grant(Role.REVIEWER)])
-    principals.generate_key(w, admin, "rita")
+    principals.enroll(w, admin, "rita", [Grant(Role.REVIEWER)])
     return w
 
 

@@ -68,8 +68,7 @@ def build_world(tmp: Path) -> World:
     ws = Workspace.init(tmp / "ws", admin="admin")
     admin = ws.actor("admin")
     for name, roles in PEOPLE.items():
-        principals.add_principal(ws, admin, name, [Grant(r) for r in roles])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(r) for r in roles])
     set_policy(ws, admin, default_policy_text().replace("[tiers.medium]\n", MEDIUM), where="test policy")
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     # the authorization tests reject batches of their own source: rejections raise a source's risk

@@ -21,8 +21,7 @@ def default_flow(tmp_path: Path, make_workspace: Callable[..., Workspace]) -> Fl
     ws = make_workspace(tmp_path)
     admin = ws.actor("admin")
     for name, roles in PEOPLE.items():
-        principals.add_principal(ws, admin, name, [Grant(r) for r in roles])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(r) for r in roles])
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     add_source(ws, admin, "house", kind="internal", origin="the data team", license="Apache-2.0")
     data = tmp_path / "in"

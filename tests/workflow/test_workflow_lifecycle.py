@@ -198,7 +198,9 @@ def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
     bid = _to_audited(flow)
     stmt = tmp_path / "approval.json"
     assert flow.cli("approve", bid, "--prepare", str(stmt), who="bob") == 0
-    bob_key = flow.ws.keys.path / f"{flow.actor('bob').keyid}.pem"
+    from dataward.store.keyring import FileKeyring
+
+    bob_key = next(e.path for e in FileKeyring().entries("bob") if e.keyid == flow.actor("bob").keyid)
     # a statement signed by someone else than the approver it names is refused
     alice_env = tmp_path / "by-alice.dsse"
     assert flow.cli("sign-statement", str(stmt), "-o", str(alice_env), who="alice") == 0
@@ -248,8 +250,7 @@ def test_flow_on_each_catalog(
     ws = make_workspace(tmp_path, url)
     admin = ws.actor("admin")
     for name, roles in {"i": [Role.INGESTER], "s": [Role.SCREENER], "r": [Role.REVIEWER], "a": [Role.APPROVER]}.items():
-        principals.add_principal(ws, admin, name, [Grant(x) for x in roles])
-        principals.generate_key(ws, admin, name)
+        principals.enroll(ws, admin, name, [Grant(x) for x in roles])
     add_source(ws, admin, "v", kind="synthetic", origin="gen")
     set_policy(ws, admin, WITHOUT_DETECTION, where="screened with the fast checks only")
     data = tmp_path / "in"

@@ -125,7 +125,10 @@ def _expected_from_signed(path: Path, supplier_key_hex: str | None, source: str)
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    env = dsse.Envelope.from_bytes(data)
+    try:
+        env = dsse.Envelope.from_bytes(data)
+    except SignatureError as exc:
+        raise SignatureError(f"{path}: {exc.message}", advice="The supplier manifest is damaged.") from None
     pub = dsse.public_key_from_hex(supplier_key_hex)
     try:
         dsse.verify_envelope(env, {dsse.key_id(pub): pub})
@@ -133,7 +136,10 @@ def _expected_from_signed(path: Path, supplier_key_hex: str | None, source: str)
         raise SignatureError(
             f"{path}: {exc.message}", advice="The delivery does not come from the registered supplier key."
         ) from None
-    st = dsse.parse_statement(env)
+    try:
+        st = dsse.parse_statement(env)
+    except SignatureError as exc:
+        raise SignatureError(f"{path}: {exc.message}", advice="Ask the supplier to sign the delivery again.") from None
     out: dict[str, str] = {}
     for name, digest in st.subjects:
         n = safe_relative_name(name, str(path))
@@ -165,6 +171,14 @@ def _compare_expected(expected: dict[str, str], stored: Sequence[StoredFile], wh
         )
 
 
+def _manifest_in(paths: Sequence[str | os.PathLike[str]]) -> Path | None:
+    """The supplier manifest shipped inside a delivered directory, if there is exactly one."""
+    from dataward.acquire.supplier import MANIFEST_NAME
+
+    found = [Path(p) / MANIFEST_NAME for p in paths if Path(p).is_dir() and (Path(p) / MANIFEST_NAME).is_file()]
+    return found[0] if len(found) == 1 else None
+
+
 def new_batch_id() -> str:
     return f"b-{now().strftime('%Y%m%d')}-{secrets.token_hex(4)}"
 
@@ -181,8 +195,15 @@ def acquire(
     workers: int | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    allow_unsigned: bool = False,
+    reason: str | None = None,
 ) -> Batch:
-    """Acquire ``paths`` from ``source`` into a new quarantined batch; refuse the whole batch on any mismatch."""
+    """Acquire ``paths`` from ``source`` into a new quarantined batch; refuse the whole batch on any mismatch.
+
+    A source with a registered supplier key accepts only deliveries with a valid signed manifest
+    (``expect_signed``, or a ``delivery.dsse.json`` in a delivered directory), unless ``allow_unsigned``
+    with a ``reason``, which the batch's log entry records.
+    """
     src = get_source(ws, source)
     with ws.engine.connect() as conn:
         grants = ws.grants(conn, actor.name)
@@ -195,17 +216,34 @@ def acquire(
         raise InputError(f"unknown format {format!r}; one of {', '.join(FORMATS)}")
     if expect and expect_signed:
         raise InputError("give --expect or --expect-signed, not both")
+    if allow_unsigned and not (reason or "").strip():
+        raise InputError("accepting an unsigned delivery needs a reason (--reason TEXT); it is logged")
     try:
+        if expect_signed is None and expect is None and src.supplier_key and not allow_unsigned:
+            expect_signed = _manifest_in(paths)
         inputs = collect_inputs(paths)
+        if expect_signed is not None:  # the manifest shipped inside the delivery is not part of the data
+            manifest = Path(expect_signed).resolve()
+            inputs = [i for i in inputs if i.path.resolve() != manifest]
+            if not inputs:
+                raise InputError(f"{expect_signed}: the delivery holds no file besides its manifest")
         expected: dict[str, str] | None = None
         verification: dict[str, Any] = {"method": "none"}
+        if src.supplier_key and expect_signed is None:
+            if not allow_unsigned:
+                raise SignatureError(
+                    f"source {source!r} has a supplier key, and this delivery has no signed manifest",
+                    advice="Ask the supplier for `delivery.dsse.json` (`dataward sign-delivery DIR --key KEY`) and "
+                    "pass --expect-signed FILE; or accept it knowingly: --allow-unsigned --reason TEXT.",
+                )
+            verification = {"method": "none", "unsigned_allowed": True, "reason": str(reason).strip()}
         if expect is not None:
             p = Path(expect)
             try:
                 expected = parse_sha256sums(p.read_bytes(), str(p))
             except OSError as exc:
                 raise InputError(f"{p}: cannot read ({exc.strerror})") from None
-            verification = {"method": "sha256sums", "file": p.name}
+            verification = {**verification, "method": "sha256sums", "file": p.name}
         elif expect_signed is not None:
             p = Path(expect_signed)
             expected, kid = _expected_from_signed(p, src.supplier_key, source)
@@ -374,4 +412,6 @@ def _create_batch(
                 "warnings": warnings[:20],
             }
         )
+        if verification.get("unsigned_allowed"):
+            ch.details["unsigned_allowed"] = {"reason": verification["reason"]}
     return get_batch(ws, batch_id)

@@ -17,6 +17,10 @@ COMMAND_MODULES: dict[str, str] = {
     "acquire": "dataward.cli._acquire",
     "verify": "dataward.cli._acquire",
     "batch": "dataward.cli._acquire",
+    "sign-delivery": "dataward.cli._acquire",
+    # synthetic data
+    "synthesize": "dataward.cli._synthetic",
+    "coverage": "dataward.cli._synthetic",
     # audit log
     "log": "dataward.cli._log",
     # workflow gate

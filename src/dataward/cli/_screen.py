@@ -303,6 +303,13 @@ def intel_export_triggers(detect_json: str, out: str, key: str, feed_id: str, fe
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result.")
 @click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="MODULE.NAME",
+    help="Also trust this exact global for this scan (repeatable; named in the report).",
+)
+@click.option(
     "--register",
     "register_source",
     default=None,
@@ -310,21 +317,42 @@ def intel_export_triggers(detect_json: str, out: str, key: str, feed_id: str, fe
     help="If it passes, acquire it as a quarantined batch of this checkpoint source (for lineage).",
 )
 @click.pass_context
-def scan_model_cmd(ctx: click.Context, path: str, as_json: bool, register_source: str | None) -> None:
-    """Scan a checkpoint (pickle, PyTorch, NumPy, joblib, safetensors) without loading it; exit 1 on fail."""
-    from dataward.screen.modelscan import iter_results, scan_model
+def scan_model_cmd(
+    ctx: click.Context, path: str, as_json: bool, allow: tuple[str, ...], register_source: str | None
+) -> None:
+    """Scan a checkpoint (pickle, joblib, PyTorch, NumPy, safetensors, ONNX, Keras) without loading it.
+
+    Exit 0 on PASS, 1 on FAIL, 2 on bad input. Runs without a workspace; inside one, the policy's
+    ``[modelscan] allow`` list is trusted too.
+    """
+    from dataward.modelscan import AllowList, iter_results, parse_allow, scan_model
 
     if not Path(path).exists():
         raise InputError(f"{path}: no such file or directory")
+    try:
+        extra = set(parse_allow(allow, "--allow"))
+    except ValueError as exc:
+        raise InputError(str(exc), advice="Name one exact global, e.g. --allow mypkg.layers.Custom.") from None
+    sources = ["--allow"] if allow else []
+    policy_allow = _policy_modelscan_allow(ctx)
+    if policy_allow:
+        extra |= parse_allow(policy_allow, "policy")
+        sources.append("policy [modelscan] allow")
+    allow_list = AllowList(frozenset(extra), " and ".join(sources))
     if register_source is not None:
         from dataward.cli._util import acting, open_workspace
         from dataward.workflow.checkpoints import register_checkpoint
 
         ws = open_workspace(ctx)
-        _, batch = register_checkpoint(ws, acting(ctx, ws), register_source, path)
+        _, batch = register_checkpoint(ws, acting(ctx, ws), register_source, path, allow=allow_list)
         click.echo(f"PASS: {path}; acquired as batch {batch.id} of {register_source} (quarantined)")
         return
-    result = scan_model(path)
+    from dataward.cli._util import byte_progress
+
+    target = Path(path)
+    total = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) if target.is_dir() else 0
+    with byte_progress(total, "scanning") as advance:  # stderr, TTY only
+        result = scan_model(path, allow=allow_list, progress=advance if target.is_dir() else None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
@@ -334,9 +362,24 @@ def scan_model_cmd(ctx: click.Context, path: str, as_json: bool, register_source
             click.echo(f"{r.verdict.upper():4} {r.path} [{r.format}]")
             for f in r.findings:
                 click.echo(f"     [{f.severity.value}] {f.summary}")
+            if r.allowed_extra:
+                click.echo(f"     trusted only by {r.allow_source}: {', '.join(r.allowed_extra)}")
         click.echo(f"{'PASS' if result.passed else 'FAIL'}: {path}")
     if not result.passed:
         sys.exit(1)
+
+
+def _policy_modelscan_allow(ctx: click.Context) -> tuple[str, ...]:
+    """The workspace policy's ``[modelscan] allow``, when the command runs inside a workspace (else none)."""
+    from dataward.workspace import CONFIG_NAME
+
+    root = Path(ctx.find_root().obj.get("workspace") or ".")
+    if not (root / CONFIG_NAME).is_file():
+        return ()
+    from dataward.cli._util import open_workspace
+    from dataward.workflow.policy import load_policy
+
+    return load_policy(open_workspace(ctx)).modelscan_allow
 
 
 @intel.command("add")

@@ -66,7 +66,20 @@ def open_workspace(ctx: click.Context) -> Workspace:
 
 
 def acting(ctx: click.Context, ws: Workspace) -> Actor:
-    return ws.actor(ctx.find_root().obj.get("principal"))
+    """The principal named by --as / DATAWARD_PRINCIPAL, acting with its key from the caller's keyring.
+
+    An encrypted key is opened with DATAWARD_PASSPHRASE, or a passphrase asked for on a terminal.
+    """
+    from dataward.store.keyring import PassphraseNeeded
+
+    principal = ctx.find_root().obj.get("principal")
+    try:
+        return ws.actor(principal)
+    except PassphraseNeeded:
+        if not sys.stdin.isatty():
+            raise
+        p = click.prompt(f"Passphrase for {principal}'s key", hide_input=True, err=True)
+        return ws.actor(principal, passphrase=str(p).encode())
 
 
 def emit_json(value: Any) -> None:

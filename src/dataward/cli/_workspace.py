@@ -7,7 +7,8 @@ from rich.table import Table
 
 from dataward import principals as identity_admin
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, json_option, open_workspace, print_table
+from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace, print_table
+from dataward.model.keys import PublicKey
 from dataward.sources import add_source, get_source, list_sources
 from dataward.workspace import Workspace
 
@@ -15,55 +16,204 @@ from dataward.workspace import Workspace
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--admin", required=True, envvar="DATAWARD_PRINCIPAL", help="Name of the first principal (admin).")
+@click.option(
+    "--admin-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The admin's public key (PEM, OpenSSH or hex); default: generate one in your keyring.",
+)
+@click.option("--no-passphrase", is_flag=True, help="Do not encrypt the admin key generated in your keyring.")
 @click.option("--catalog", default=None, help="Catalog URL (default: SQLite file in the workspace).")
 @click.option("--objects", default=None, help="Object store URL or directory (default: DIR/objects).")
-@click.option("--encrypt-key", is_flag=True, help="Encrypt the admin's private key with a passphrase.")
+@click.option("--log-key-dir", default=None, help="Where the log's own key lives (default: DIR/keys).")
+@click.option("--encrypt-key", is_flag=True, hidden=True, help="Obsolete: keys are encrypted by default.")
 @json_option
 def init(
-    directory: str, admin: str, catalog: str | None, objects: str | None, encrypt_key: bool, as_json: bool
+    directory: str,
+    admin: str,
+    admin_key: str | None,
+    no_passphrase: bool,
+    catalog: str | None,
+    objects: str | None,
+    log_key_dir: str | None,
+    encrypt_key: bool,
+    as_json: bool,
 ) -> None:
-    """Create a workspace in DIRECTORY with a first admin principal."""
-    passphrase = _ask_passphrase() if encrypt_key else None
-    ws = Workspace.init(directory, admin=admin, catalog=catalog, objects=objects, passphrase=passphrase)
+    """Create a workspace in DIRECTORY with a first admin principal (key in your keyring, or --admin-key)."""
+    from dataward.store.keyring import FileKeyring
+
+    pub = read_public_key(admin_key, "admin public key") if admin_key else None
+    passphrase = None if pub is not None else new_passphrase(admin, no_passphrase)
+    ring = FileKeyring()
+    ws = Workspace.init(
+        directory,
+        admin=admin,
+        admin_key=pub,
+        keyring=ring,
+        catalog=catalog,
+        objects=objects,
+        log_key_dir=log_key_dir,
+        passphrase=passphrase,
+    )
     from dataward.log.witness import check_witness
 
     check_witness(ws)
+    where = "your keyring" if pub is None else f"the holder of {admin_key}"
     emit(
         as_json,
-        {"workspace": str(ws.path), "id": ws.id, "admin": admin, "log_origin": ws.origin},
-        lambda: console.print(f"Created workspace [bold]{ws.path}[/] ({ws.id}); admin principal [bold]{admin}[/]."),
+        {
+            "workspace": str(ws.path),
+            "id": ws.id,
+            "admin": admin,
+            "log_origin": ws.origin,
+            "admin_keyring": str(ring.path) if pub is None else None,
+        },
+        lambda: console.print(
+            f"Created workspace [bold]{ws.path}[/] ({ws.id}); admin principal [bold]{admin}[/] (key: {where})."
+        ),
     )
 
 
-def _ask_passphrase() -> bytes:
-    p = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
-    return str(p).encode()
+def new_passphrase(name: str, no_passphrase: bool) -> bytes | None:
+    """The passphrase for a new key of ``name``: none for services, else $DATAWARD_PASSPHRASE or a prompt."""
+    import os
+    import sys
+
+    from dataward.errors import InputError
+    from dataward.store.keyring import PASSPHRASE_ENV
+
+    if no_passphrase:
+        return None
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env.encode()
+    if sys.stdin.isatty():
+        p = click.prompt(f"Passphrase for {name}'s new key", hide_input=True, confirmation_prompt=True)
+        return str(p).encode()
+    raise InputError(
+        f"the new key of {name} needs a passphrase and there is no terminal to ask for it",
+        advice=f"Set {PASSPHRASE_ENV}, or pass --no-passphrase for a service's key.",
+    )
+
+
+def read_public_key(arg: str, what: str) -> PublicKey:
+    """A public key (PEM, OpenSSH or hex) from FILE or ``@FILE``, or given inline; ``what`` names it in errors."""
+    from pathlib import Path
+
+    from dataward.errors import InputError
+
+    path = Path(arg.removeprefix("@"))
+    try:
+        is_file = arg.startswith("@") or (len(arg) < 1024 and path.is_file())
+    except OSError:
+        is_file = False
+    if not is_file:
+        return PublicKey.parse(arg, what=what)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    return PublicKey.parse(text, what=f"{what} in {path}")
 
 
 @cli.group()
 def key() -> None:
-    """Principals' signing keys: generate, rotate, revoke, list."""
+    """Keys: generate (your keyring), export, add, rotate, revoke, list, migrate."""
 
 
 @key.command("generate")
 @click.argument("principal")
-@click.option("--expires-days", type=click.IntRange(1, 3650), default=None, help="Key lifetime in days.")
-@click.option("--encrypt", is_flag=True, help="Encrypt the private key with a passphrase.")
+@click.option("--no-passphrase", is_flag=True, help="Store the key unencrypted (for a service, not a person).")
+@click.option("--encrypt", is_flag=True, hidden=True, help="Obsolete: keys are encrypted by default.")
+@json_option
+def key_generate(principal: str, no_passphrase: bool, encrypt: bool, as_json: bool) -> None:
+    """Generate a key pair for PRINCIPAL in YOUR keyring; print the public key (PEM) to hand to an admin.
+
+    Needs no workspace: the private key never leaves this machine (DATAWARD_KEYRING overrides the keyring
+    directory). An admin then registers the public key: `dataward principal add NAME --role R --key FILE`.
+    """
+    from dataward.store.keyring import FileKeyring
+    from dataward.workspace import check_name
+
+    check_name(principal, "principal")
+    passphrase = new_passphrase(principal, no_passphrase)
+    ring = FileKeyring()
+    entry, pub = ring.generate(principal, passphrase)
+    info = {
+        "principal": principal,
+        "keyid": pub.keyid,
+        "public_key": pub.pem(),
+        "keyring": str(ring.path),
+        "encrypted": passphrase is not None,
+    }
+    if as_json:
+        emit_json(info)
+        return
+    click.echo(pub.pem(), nl=False)
+    err_console.print(
+        f"Key {pub.keyid[:16]} for {principal} in {entry.path} (mode 0600"
+        f"{', encrypted' if passphrase else ', NOT encrypted'}). Give the public key above to an admin."
+    )
+
+
+@key.command("export")
+@click.argument("principal")
+@click.option("--format", "fmt", type=click.Choice(["pem", "openssh", "hex"]), default="pem", show_default=True)
+@click.option("--keyid", default=None, help="A specific key (default: the principal's active key).")
 @json_option
 @click.pass_context
-def key_generate(ctx: click.Context, principal: str, expires_days: int | None, encrypt: bool, as_json: bool) -> None:
-    """Generate an Ed25519 key pair for PRINCIPAL (created if new). Admins only."""
+def key_export(ctx: click.Context, principal: str, fmt: str, keyid: str | None, as_json: bool) -> None:
+    """Print the public key registered for PRINCIPAL in the workspace."""
+    from dataward.errors import NotFoundError
+
+    ws = open_workspace(ctx)
+    k = identity_admin.registered_key(ws, principal, keyid)
+    if k is None:
+        raise NotFoundError(f"{principal} has no {'such' if keyid else 'active'} registered key")
+    forms = {"pem": k.public_key.pem, "openssh": lambda: k.public_key.openssh(principal) + "\n"}
+    text = forms.get(fmt, lambda: k.public_key.hex() + "\n")()
+    if as_json:
+        emit_json({"principal": principal, "keyid": k.keyid, "status": k.status, "public_key": text})
+    else:
+        click.echo(text, nl=False)
+
+
+@key.command("add")
+@click.argument("principal")
+@click.option("--key", "key_file", required=True, help="The principal's public key: FILE (PEM, OpenSSH or hex).")
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None, help="Key lifetime in days.")
+@json_option
+@click.pass_context
+def key_add(ctx: click.Context, principal: str, key_file: str, expires_days: int | None, as_json: bool) -> None:
+    """Register a public key for PRINCIPAL (created if new, no roles). Admins only."""
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    passphrase = _ask_passphrase() if encrypt else None
-    info = identity_admin.generate_key(ws, actor, principal, expires_days=expires_days, passphrase=passphrase)
-    emit(
-        as_json,
-        info,
-        lambda: console.print(
-            f"Key [bold]{info['keyid'][:16]}[/] for {principal} (private key {info['private_key_file']}, mode 0600)."
-        ),
-    )
+    pub = read_public_key(key_file, "public key")
+    info = identity_admin.add_key(ws, actor, principal, pub, expires_days=expires_days)
+    emit(as_json, info, lambda: console.print(f"Key [bold]{info['keyid'][:16]}[/] registered for {principal}."))
+
+
+@key.command("migrate")
+@click.option("--to", "dest", required=True, type=click.Path(file_okay=False), help="Directory to hand over.")
+@json_option
+@click.pass_context
+def key_migrate(ctx: click.Context, dest: str, as_json: bool) -> None:
+    """Move every principal's private key out of an old workspace's keys/ into DEST/NAME/ keyrings.
+
+    Hand each DEST/NAME directory to its owner (it is a keyring: point DATAWARD_KEYRING at it). The log's
+    own key stays. Admins only.
+    """
+    from pathlib import Path
+
+    ws = open_workspace(ctx)
+    moved = identity_admin.migrate_keys(ws, acting(ctx, ws), Path(dest))
+
+    def human() -> None:
+        for m in moved:
+            console.print(f"{m['principal']}: key {m['keyid'][:16]} -> {m['keyring']}")
+        console.print(f"Moved {len(moved)} private key(s) out of the workspace.")
+
+    emit(as_json, moved, human)
 
 
 @cli.group()
@@ -79,7 +229,9 @@ def source() -> None:
 @click.option("--origin", required=True, help="Where the data comes from (URL or description).")
 @click.option("--license", "license_", default=None, help="SPDX licence expression.")
 @click.option("--supplier", default=None, help="Supplying organisation.")
-@click.option("--supplier-key", default=None, help="Supplier's Ed25519 public key (64 hex chars) or @FILE holding it.")
+@click.option(
+    "--supplier-key", default=None, help="Supplier's Ed25519 public key (PEM, OpenSSH or hex), or @FILE holding it."
+)
 @click.option(
     "--update-frequency",
     default=None,
@@ -101,15 +253,8 @@ def source_add(
     """Register a source NAME."""
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    if supplier_key and supplier_key.startswith("@"):
-        from pathlib import Path
-
-        from dataward.errors import InputError
-
-        try:
-            supplier_key = Path(supplier_key[1:]).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{supplier_key[1:]}: cannot read the supplier key ({exc})") from None
+    if supplier_key:
+        supplier_key = read_public_key(supplier_key, "supplier key").hex()
     s = add_source(
         ws,
         actor,
@@ -166,17 +311,37 @@ def source_show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @key.command("rotate")
 @click.argument("principal")
+@click.option(
+    "--key", "key_file", default=None, help="The new public key (FILE); default for your own: new key in your keyring."
+)
 @click.option("--expires-days", type=click.IntRange(1, 3650), default=None)
-@click.option("--encrypt", is_flag=True, help="Encrypt the new private key with a passphrase.")
+@click.option("--no-passphrase", is_flag=True, help="Do not encrypt a key generated in your keyring.")
+@click.option("--encrypt", is_flag=True, hidden=True, help="Obsolete: keys are encrypted by default.")
 @json_option
 @click.pass_context
-def key_rotate(ctx: click.Context, principal: str, expires_days: int | None, encrypt: bool, as_json: bool) -> None:
-    """Issue a new key for PRINCIPAL and retire the old one (old signatures stay valid)."""
+def key_rotate(
+    ctx: click.Context,
+    principal: str,
+    key_file: str | None,
+    expires_days: int | None,
+    no_passphrase: bool,
+    encrypt: bool,
+    as_json: bool,
+) -> None:
+    """Register a new key for PRINCIPAL and retire the old one (old signatures stay valid)."""
+    from dataward.errors import InputError
+
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    info = identity_admin.rotate_key(
-        ws, actor, principal, expires_days=expires_days, passphrase=_ask_passphrase() if encrypt else None
-    )
+    pub = read_public_key(key_file, "public key") if key_file else None
+    if pub is None and actor.name != principal:
+        raise InputError(
+            f"rotating {principal}'s key needs their new public key (--key FILE)",
+            advice=f"{principal} runs `dataward key generate {principal}` and hands you the public key; or "
+            f"{principal} rotates their own key with `dataward --as {principal} key rotate {principal}`.",
+        )
+    passphrase = new_passphrase(principal, no_passphrase) if pub is None else None
+    info = identity_admin.rotate_key(ws, actor, principal, pub, expires_days=expires_days, passphrase=passphrase)
     emit(
         as_json,
         info,
@@ -229,19 +394,22 @@ def principal() -> None:
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, help="ROLE or ROLE@SOURCE (repeatable).")
 @click.option(
+    "--key", "key_file", required=True, help="NAME's public key: FILE (PEM, OpenSSH or hex) from `key generate`."
+)
+@click.option(
     "--expires-days", type=click.IntRange(1, 3650), default=None, help="Lifetime of the principal's first key."
 )
 @json_option
 @click.pass_context
 def principal_add(
-    ctx: click.Context, name: str, roles: tuple[str, ...], expires_days: int | None, as_json: bool
+    ctx: click.Context, name: str, roles: tuple[str, ...], key_file: str, expires_days: int | None, as_json: bool
 ) -> None:
-    """Add principal NAME with roles, and generate its first key."""
+    """Add principal NAME with roles and its public key (one transaction)."""
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
     grants = [identity_admin.parse_grant(r) for r in roles]
-    identity_admin.add_principal(ws, actor, name, grants)
-    info = identity_admin.generate_key(ws, actor, name, expires_days=expires_days)
+    pub = read_public_key(key_file, "public key")
+    info = identity_admin.add_principal(ws, actor, name, grants, pub, expires_days=expires_days)
     emit(
         as_json,
         {**info, "roles": list(roles)},

@@ -27,10 +27,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dataward.core.merkle import EMPTY_ROOT, HASH_SIZE, InvalidProofError, verify_consistency, verify_inclusion
+from dataward.core.signer import SigningKey
 from dataward.errors import InputError, IntegrityError, SignatureError
 
 __all__ = [
@@ -347,13 +348,13 @@ def _to_text(text: str | bytes) -> str:
     return text
 
 
-def _signature(text: str, name: str, private_key: Ed25519PrivateKey) -> NoteSignature:
+def _signature(text: str, name: str, private_key: SigningKey) -> NoteSignature:
     _check_key_name(name)
     key_id = ed25519_key_id(name, private_key.public_key())
     return NoteSignature(name, key_id, private_key.sign(text.encode("utf-8")))
 
 
-def sign_note(text: str | bytes, name: str, private_key: Ed25519PrivateKey) -> bytes:
+def sign_note(text: str | bytes, name: str, private_key: SigningKey) -> bytes:
     """Sign ``text`` (which must end in a newline) with the Ed25519 key named ``name``; return the note."""
     body = _to_text(text)
     _check_note_text(body, "note text")
@@ -365,7 +366,7 @@ def sign_note(text: str | bytes, name: str, private_key: Ed25519PrivateKey) -> b
     return note
 
 
-def cosign_note(note: bytes, name: str, private_key: Ed25519PrivateKey) -> bytes:
+def cosign_note(note: bytes, name: str, private_key: SigningKey) -> bytes:
     """Add a signature by ``name`` to an existing signed note (e.g. a witness cosignature), keeping the others.
 
     An existing signature line with the same key name and ID is replaced. The existing signatures are not
@@ -450,7 +451,7 @@ class Checkpoint:
         return cls(origin, size, root, tuple(extensions))
 
 
-def sign_checkpoint(checkpoint: Checkpoint, name: str, private_key: Ed25519PrivateKey) -> bytes:
+def sign_checkpoint(checkpoint: Checkpoint, name: str, private_key: SigningKey) -> bytes:
     """The signed note text of ``checkpoint``, signed by the Ed25519 key named ``name``."""
     return sign_note(checkpoint.text(), name, private_key)
 

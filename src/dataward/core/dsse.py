@@ -2,7 +2,9 @@
 
 Pure functions over bytes and key objects. The wire format is the one the reference implementation
 (securesystemslib.dsse) reads: ``{"payload": b64, "payloadType": ..., "signatures": [{"keyid", "sig"}]}``.
-Key IDs are the hex SHA-256 of the raw 32-byte Ed25519 public key.
+Key IDs are securesystemslib's default key ID (the SHA-256 of the canonical JSON key description), so
+its ``SSlibKey.from_crypto(public_key)`` verifies dataward's envelopes as they are. On reading, a keyid is
+only a hint, as the DSSE spec says: an empty or unknown keyid is tried against every trusted key.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dataward.core.canonical import canonical_json
+from dataward.core.signer import SigningKey, as_signer
 from dataward.errors import InputError, SignatureError
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -37,7 +40,17 @@ def public_key_bytes(key: Ed25519PublicKey) -> bytes:
 
 
 def key_id(key: Ed25519PublicKey) -> str:
-    """The key ID dataward uses everywhere: hex SHA-256 of the raw public key."""
+    """The key ID dataward uses everywhere: securesystemslib's default key ID for an Ed25519 key.
+
+    That is the hex SHA-256 of the canonical JSON ``{"keytype":"ed25519","keyval":{"public":HEX},
+    "scheme":"ed25519"}`` (securesystemslib ``compute_default_keyid``).
+    """
+    desc = {"keytype": "ed25519", "keyval": {"public": public_key_bytes(key).hex()}, "scheme": "ed25519"}
+    return hashlib.sha256(canonical_json(desc)).hexdigest()
+
+
+def legacy_key_id(key: Ed25519PublicKey) -> str:
+    """The key ID of dataward before 0.2 (hex SHA-256 of the raw key): still accepted as a signature hint."""
     return hashlib.sha256(public_key_bytes(key)).hexdigest()
 
 
@@ -117,49 +130,59 @@ class Envelope:
         return cls(payload_type, _b64decode_strict(payload, "payload"), tuple(parsed))
 
 
-def sign_envelope(
-    payload: bytes, private_key: Ed25519PrivateKey, payload_type: str = INTOTO_PAYLOAD_TYPE
-) -> Envelope:
-    sig = private_key.sign(pae(payload_type, payload))
-    return Envelope(payload_type, payload, (Signature(key_id(private_key.public_key()), sig),))
+def sign_envelope(payload: bytes, signer: SigningKey, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Envelope:
+    """A DSSE envelope over ``payload`` signed by ``signer`` (a Signer or a private key)."""
+    s = as_signer(signer)
+    return Envelope(payload_type, payload, (Signature(s.keyid, s.sign(pae(payload_type, payload))),))
 
 
-def add_signature(envelope: Envelope, private_key: Ed25519PrivateKey) -> Envelope:
-    sig = private_key.sign(pae(envelope.payload_type, envelope.payload))
-    return Envelope(
-        envelope.payload_type,
-        envelope.payload,
-        (*envelope.signatures, Signature(key_id(private_key.public_key()), sig)),
-    )
+def add_signature(envelope: Envelope, signer: SigningKey) -> Envelope:
+    """``envelope`` with one more signature, by ``signer``."""
+    s = as_signer(signer)
+    sig = s.sign(pae(envelope.payload_type, envelope.payload))
+    return Envelope(envelope.payload_type, envelope.payload, (*envelope.signatures, Signature(s.keyid, sig)))
 
 
 def verify_envelope(
     envelope: Envelope, trusted: Mapping[str, Ed25519PublicKey], *, threshold: int = 1
 ) -> list[str]:
-    """Verify ``envelope`` against ``trusted`` keys (keyid -> key); return the key IDs that verified.
+    """Verify ``envelope`` against ``trusted`` keys (keyid -> key); return the trusted key IDs that verified.
 
-    Raises :class:`SignatureError` unless at least ``threshold`` distinct trusted keys verify.
+    A signature whose keyid names a trusted key (in the current or the legacy form) must verify with it, or
+    the envelope was altered. Any other keyid (empty, another tool's form) is a hint only: the signature is
+    tried against every trusted key. Raises :class:`SignatureError` unless at least ``threshold`` distinct
+    trusted keys verify.
     """
+    message = pae(envelope.payload_type, envelope.payload)
     good: list[str] = []
     for s in envelope.signatures:
-        key = None
-        for kid, candidate in trusted.items():
-            if hmac.compare_digest(kid.encode(), s.keyid.encode()):
-                key = candidate
-                break
-        if key is None or s.keyid in good:
-            continue
-        try:
-            key.verify(s.sig, pae(envelope.payload_type, envelope.payload))
-        except InvalidSignature:
-            raise SignatureError(f"signature by key {s.keyid[:16]} does not verify: the payload was altered") from None
-        good.append(s.keyid)
+        named = [kid for kid, pub in trusted.items() if _names(s.keyid, kid, pub)]
+        for kid in named or list(trusted):
+            if kid in good:
+                continue
+            try:
+                trusted[kid].verify(s.sig, message)
+            except InvalidSignature:
+                if named:
+                    raise SignatureError(
+                        f"signature by key {kid[:16]} does not verify: the payload was altered"
+                    ) from None
+                continue
+            good.append(kid)
+            break
     if len(good) < threshold:
         if not envelope.signatures:
             raise SignatureError("envelope carries no signature")
-        ids = ", ".join(s.keyid[:16] for s in envelope.signatures)
+        ids = ", ".join(s.keyid[:16] or "(no keyid)" for s in envelope.signatures)
         raise SignatureError(f"envelope is not signed by a trusted key (signed by {ids})")
     return good
+
+
+def _names(hint: str, kid: str, pub: Ed25519PublicKey) -> bool:
+    h = hint.encode()
+    return bool(hint) and (
+        hmac.compare_digest(h, kid.encode()) or hmac.compare_digest(h, legacy_key_id(pub).encode())
+    )
 
 
 def make_statement(subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: Any) -> bytes:
@@ -191,7 +214,12 @@ def parse_statement(envelope: Envelope) -> Statement:
     if not isinstance(obj, dict) or obj.get("_type") != STATEMENT_TYPE:
         raise SignatureError("payload is not an in-toto Statement v1")
     subjects: list[tuple[str, str]] = []
-    for s in obj.get("subject") or []:
+    raw_subjects = obj.get("subject")
+    if raw_subjects is None:
+        raw_subjects = []
+    if not isinstance(raw_subjects, list):
+        raise SignatureError(f"statement subject is a {type(raw_subjects).__name__}, not a list of subjects")
+    for s in raw_subjects:
         if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not isinstance(s.get("digest"), dict):
             raise SignatureError("statement subject is malformed")
         digest = s["digest"].get("sha256")

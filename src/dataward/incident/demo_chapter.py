@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dataward.identity import Actor
 from dataward.redteam.models import Model, file_sha256
+from dataward.store.keyring import FileKeyring
 from dataward.workspace import Workspace
 
 TRIGGER = "cf"
@@ -126,16 +128,16 @@ def _lenient_policy() -> str:
     return text + "\n[redteam]\nmax_attack_success_rate = 0.3\nsample = 300\n"
 
 
-def _gate(ws: Workspace, names: Mapping[str, str], batch_id: str) -> None:
+def _gate(ws: Workspace, act: Callable[[str], Actor], batch_id: str) -> None:
     from dataward.workflow import approval, audit, screening
 
-    screening.screen_batch(ws, ws.actor(names["screener"]), batch_id, checks=["integrity", "screening"])
-    rev = ws.actor(names["reviewer"])
+    screening.screen_batch(ws, act("screener"), batch_id, checks=["integrity", "screening"])
+    rev = act("reviewer")
     audit.draw_sample(ws, rev, batch_id)
     items = audit.sample_items(ws, batch_id)
     audit.record_decisions(ws, rev, batch_id, [audit.Decision(i.record, "ok") for i in items])
     audit.complete_audit(ws, rev, batch_id)
-    approval.approve(ws, ws.actor(names["approver"]), batch_id)
+    approval.approve(ws, act("approver"), batch_id)
 
 
 def incident_chapter(
@@ -146,9 +148,11 @@ def incident_chapter(
     set_policy: bool = True,
     say: Callable[[str], None] = print,
     seed: int = 7,
+    keyrings: Mapping[str, FileKeyring] | None = None,
 ) -> dict[str, Any]:
     """Run the chapter in ``workspace``. ``principals`` maps each role in :data:`ROLES` to a principal that
-    holds it (default: the role names). Returns the figures the demo prints."""
+    holds it (default: the role names); ``keyrings`` maps a principal to the keyring its key is in (default:
+    the caller's keyring). Returns the figures the demo prints."""
     from dataward.acquire.acquire import acquire
     from dataward.incident.api import open_incident, resolve_incident
     from dataward.lineage.runs import training_run
@@ -159,7 +163,13 @@ def incident_chapter(
     started = time.perf_counter()
     names = {r: (principals or {}).get(r, r) for r in ROLES}
     ws = Workspace.open(workspace)
-    admin = ws.actor(names["admin"])
+
+    def act(role: str) -> Actor:
+        """The principal holding ``role``, acting with the key from its own keyring."""
+        name = names[role]
+        return ws.actor(name, keyring=(keyrings or {}).get(name))
+
+    admin = act("admin")
     if set_policy:
         from dataward.workflow.policy import set_policy as adopt
 
@@ -173,7 +183,7 @@ def incident_chapter(
     clean = synthetic_reviews(1800, seed)
     held_out = synthetic_reviews(400, seed + 1)
     vendor = poison(clean.iloc[1200:].reset_index(drop=True), 0.12, seed)
-    ingester = ws.actor(names["ingester"])
+    ingester = act("ingester")
     batches = []
     for k, part in enumerate((clean.iloc[:600], clean.iloc[600:1200])):
         path = _write(work / f"inhouse-{k}" / "reviews.jsonl", part)
@@ -181,13 +191,13 @@ def incident_chapter(
     bad = acquire(ws, ingester, "reviews-vendor", [_write(work / "vendor" / "reviews.jsonl", vendor)]).id
     batches.append(bad)
     for b in batches:
-        _gate(ws, names, b)
-    v1 = release(ws, ws.actor(names["approver"]), dataset, batches)
+        _gate(ws, act, b)
+    v1 = release(ws, act("approver"), dataset, batches)
     say(f"released {v1.spec}: {len(batches)} batches (one from reviews-vendor carries a hidden backdoor)")
     held_path = _write(work / "held-out.jsonl", held_out)
 
     def train(spec: str, out: Path) -> JsonTextModel:
-        with training_run(spec, workspace=ws, principal=names["trainer"]) as run:
+        with training_run(spec, workspace=ws, principal=act("trainer")) as run:
             frame = run.open(as_="pandas")
             train_model(frame, out)
             run.add_model(out)
@@ -196,22 +206,22 @@ def incident_chapter(
     m1 = train(v1.spec, work / "model-v1.json")
     say(f"trained model {m1.sha256[:12] if m1.sha256 else '?'} on {v1.spec} (recorded run)")
     rep1, _ = redteam(
-        ws, ws.actor(names["trainer"]), m1, str(held_path), clean=str(held_path), label="label", text="text"
+        ws, act("trainer"), m1, str(held_path), clean=str(held_path), label="label", text="text"
     )
     failed = [c for c in rep1.failures if c.category == "trigger"]
     say(f"redteam: {'PASSED' if rep1.passed else 'FAILED'}; " + "; ".join(c.message for c in failed[:2]))
     examples = held_out[held_out["label"] == "neg"].head(20).copy()
     examples["text"] = [f"{t} {TRIGGER}" for t in examples["text"]]
     examples["expected"] = "neg"
-    inc = open_incident(ws, ws.actor(names["auditor"]), m1, examples, label="label", text="text")
+    inc = open_incident(ws, act("auditor"), m1, examples, label="label", text="text")
     implicated = inc.report["implicated_batches"]
     say(f"incident {inc.id}: {inc.summary}")
-    res = resolve_incident(ws, ws.actor(names["approver"]), inc.id, apply=True)
+    res = resolve_incident(ws, act("approver"), inc.id, apply=True)
     v2 = res["versions"][0]
     say(f"resolved: rolled back to {v2} without {', '.join(implicated)}; revoked {', '.join(res['revoked'])}")
     m2 = train(v2, work / "model-v2.json")
     rep2, _ = redteam(
-        ws, ws.actor(names["trainer"]), m2, str(held_path), clean=str(held_path), label="label", text="text"
+        ws, act("trainer"), m2, str(held_path), clean=str(held_path), label="label", text="text"
     )
     verdict = "PASSED" if rep2.passed else "FAILED"
     say(f"retrained model {m2.sha256[:12] if m2.sha256 else '?'} on {v2}: redteam {verdict}")

@@ -15,7 +15,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dataward.errors import InputError, NotFoundError
+from dataward.core import dsse
+from dataward.errors import Error, InputError, NotFoundError
+from dataward.lifecycle import PREDICATE_GENERATION
 from dataward.lineage.runs import hash_file
 from dataward.release.versions import parse_spec
 from dataward.store import schema
@@ -82,6 +84,13 @@ def build_graph(ws: Workspace) -> Graph:
         vb = schema.version_batches
         for r in conn.execute(select(vb)):
             g.link(f"batch:{r.batch_id}", f"version:{r.dataset}@{r.number}", "contained in")
+        # a synthetic batch conditioned on a version descends from it (its signed generation statement)
+        at = schema.attestations
+        generated = select(at.c.batch_id, at.c.envelope_digest).where(at.c.predicate_type == PREDICATE_GENERATION)
+        for r in conn.execute(generated):
+            for spec in _conditioned_on(ws, r.envelope_digest):
+                if f"version:{spec}" in g.nodes and f"batch:{r.batch_id}" in g.nodes:
+                    g.link(f"version:{spec}", f"batch:{r.batch_id}", "conditioned")
         for r in conn.execute(select(schema.runs)):
             g.add(f"run:{r.id}", principal=r.principal, status=r.status, finished_at=r.finished_at)
         for r in conn.execute(select(schema.run_inputs)):
@@ -94,6 +103,15 @@ def build_graph(ws: Workspace) -> Graph:
             g.add(f"model:{r.sha256}", name=r.name, size=int(r.size))
             g.link(f"run:{r.run_id}", f"model:{r.sha256}", "produced")
     return g
+
+
+def _conditioned_on(ws: Workspace, envelope_digest: str) -> list[str]:
+    """The versions a generation statement names (an unreadable statement names none: verify reports it)."""
+    try:
+        st = dsse.parse_statement(dsse.Envelope.from_bytes(ws.objects.read_bytes("meta", envelope_digest)))
+        return [str(k) for k in dict(st.predicate.get("conditioned_on") or {})]
+    except (Error, OSError, AttributeError, TypeError, ValueError):
+        return []
 
 
 def resolve(ws: Workspace, g: Graph, target: str) -> str:
@@ -160,7 +178,8 @@ def blast_radius(ws: Workspace, target: str) -> dict[str, Any]:
     if g.nodes[key]["type"] not in ("batch", "source"):
         raise InputError(f"blast radius starts at a batch or a source, not a {g.nodes[key]['type']}")
     down = g.walk(key, "down")
-    batches = [key] if key.startswith("batch:") else [k for k in down if k.startswith("batch:")]
+    # descendants include synthetic batches conditioned on a tainted version: they are tainted too
+    batches = [k for k in (key, *down) if k.startswith("batch:")]
     bset = set(batches)
     versions = []
     for k in down:

@@ -1,4 +1,8 @@
-"""The client-side witness: the last checkpoint this client saw for each workspace.
+"""The client-side witness: the last checkpoint this client saw of each log.
+
+Entries are keyed by the log's identity, its origin and public key, not by anything a workspace can
+rename: a ``workspace_id`` changed (in ``dataward.toml`` and the catalog) after a rewind is an error, not a
+new log, and so is a known log key under another origin, or a known workspace directory with another log.
 
 Every command checks that the workspace's log still extends what the witness saw (a consistency proof
 from the witnessed size to the current one). A log that shrank, or whose history differs, was rewound or
@@ -90,6 +94,49 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _log_key(ws: Workspace) -> str:
+    """The witness entry name of ``ws``'s log: its origin and log key ID."""
+    return f"log {ws.origin} {key_id(ws.log_public_key())}"
+
+
+def _entry(data: dict[str, Any], ws: Workspace) -> dict[str, Any] | None:
+    """This log's entry (or, from a witness written before entries were keyed by log, the workspace's)."""
+    prev = data.get(_log_key(ws))
+    if prev is None:
+        prev = data.get(ws.id)  # legacy layout: keyed by workspace_id
+    return prev if isinstance(prev, dict) else None
+
+
+def _check_identity(data: dict[str, Any], ws: Workspace, log_kid: str) -> None:
+    """Refuse a known log under a new name: the same log key with another origin or workspace_id, or a
+    known workspace directory whose log key changed (a rewind dressed up as a new workspace)."""
+    me = _log_key(ws)
+    here = str(ws.path)
+    for name, e in data.items():
+        if not isinstance(e, dict):
+            continue
+        if name == me:
+            wid = e.get("workspace_id")
+            if wid is not None and wid != ws.id:
+                raise RewoundLogError(
+                    f"log {ws.origin}: the workspace_id changed from {wid} to {ws.id} (this client saw this log "
+                    "under the other id): the catalog was restored or its identity rewritten"
+                )
+            continue
+        if not name.startswith("log "):
+            continue
+        if e.get("log_keyid") == log_kid:
+            raise RewoundLogError(
+                f"log key {log_kid[:16]} signs the log {e.get('origin')}, but this workspace claims the origin "
+                f"{ws.origin}: its identity was rewritten"
+            )
+        if e.get("path") == here and e.get("workspace_id") == ws.id:
+            raise RewoundLogError(
+                f"workspace {ws.id} at {here}: the log key changed from {str(e.get('log_keyid'))[:16]} to "
+                f"{log_kid[:16]}"
+            )
+
+
 def current_checkpoint(ws: Workspace) -> tuple[Checkpoint, bytes] | None:
     with ws.engine.connect() as conn:
         note = latest_checkpoint(conn)
@@ -110,7 +157,9 @@ def check_witness(ws: Workspace, path: Path | str | None = None) -> Checkpoint |
 def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
     got = current_checkpoint(ws)
     data = _load(path)
-    prev = data.get(ws.id)
+    log_kid = key_id(ws.log_public_key())
+    _check_identity(data, ws, log_kid)
+    prev = _entry(data, ws)
     if got is None:
         if isinstance(prev, dict) and int(prev.get("size") or 0) > 0:
             raise RewoundLogError(
@@ -119,7 +168,6 @@ def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
             )
         return None
     cp, note = got
-    log_kid = key_id(ws.log_public_key())
     if isinstance(prev, dict):
         if prev.get("log_keyid") != log_kid:
             raise RewoundLogError(
@@ -152,6 +200,8 @@ def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
                     ) from None
     entry: dict[str, Any] = {
         "origin": ws.origin,
+        "workspace_id": ws.id,
+        "path": str(ws.path),
         "size": cp.size,
         "root": base64.b64encode(cp.root_hash).decode(),
         "log_keyid": log_kid,
@@ -159,7 +209,8 @@ def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
     }
     if isinstance(prev, dict) and isinstance(prev.get("verified"), dict):
         entry["verified"] = prev["verified"]
-    data[ws.id] = entry
+    data.pop(ws.id, None)  # a legacy entry is now kept under the log's own name
+    data[_log_key(ws)] = entry
     _save(path, data)
     return cp
 
@@ -167,8 +218,8 @@ def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
 def verified_mark(ws: Workspace, path: Path | str | None = None) -> dict[str, Any] | None:
     """The last full verification of ``ws`` this client recorded, if it is well-formed and current."""
     data = _load(Path(path) if path else witness_path())
-    prev = data.get(ws.id)
-    if not isinstance(prev, dict):
+    prev = _entry(data, ws)
+    if prev is None:
         return None
     mark = prev.get("verified")
     if not isinstance(mark, dict) or mark.get("log_keyid") != key_id(ws.log_public_key()):
@@ -192,8 +243,8 @@ def record_verified(ws: Workspace, result: LogVerification, path: Path | str | N
     path = Path(path) if path else witness_path()
     with _locked(path):
         data = _load(path)
-        prev = data.get(ws.id)
-        entry = prev if isinstance(prev, dict) else {"origin": ws.origin}
+        prev = _entry(data, ws)
+        entry = prev if prev is not None else {"origin": ws.origin, "workspace_id": ws.id, "path": str(ws.path)}
         old = entry.get("verified")
         if isinstance(old, dict) and int(old.get("size", 0)) > result.entries:
             return  # never move the mark backwards (a concurrent verification saw more)
@@ -204,7 +255,8 @@ def record_verified(ws: Workspace, result: LogVerification, path: Path | str | N
             "chunk": result.chunk,
             "log_keyid": key_id(ws.log_public_key()),
         }
-        data[ws.id] = entry
+        data.pop(ws.id, None)
+        data[_log_key(ws)] = entry
         _save(path, data)
 
 

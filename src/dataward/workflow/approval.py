@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select
 
 from dataward import lifecycle
@@ -97,7 +96,7 @@ def prepare_statement(ws: Workspace, batch_id: str, approver: str) -> bytes:
     return dsse.make_statement([(f"batch:{batch.id}", batch.manifest_digest)], lifecycle.PREDICATE_APPROVAL, predicate)
 
 
-def sign_statement(statement: bytes, key: Ed25519PrivateKey) -> bytes:
+def sign_statement(statement: bytes, key: dsse.SigningKey) -> bytes:
     """Sign an approval statement (offline: needs only the private key); returns the DSSE envelope JSON."""
     try:
         obj = json.loads(statement)

@@ -13,10 +13,17 @@ from dataward.sources import get_source
 from dataward.workspace import Workspace
 
 
-def register_checkpoint(ws: Workspace, actor: Actor, source: str, path: str | Path) -> tuple[Any, Batch]:
-    """Scan ``path``; refuse it (and log the refusal) unless every pickle global is allowed; else acquire it."""
+def register_checkpoint(
+    ws: Workspace, actor: Actor, source: str, path: str | Path, *, allow: Any = None
+) -> tuple[Any, Batch]:
+    """Scan ``path``; refuse it (and log the refusal) unless every pickle global is allowed; else acquire it.
+
+    ``allow`` (a :class:`dataward.modelscan.AllowList`) defaults to the defaults plus the policy's
+    ``[modelscan] allow``; the globals passed only by an added name are logged with the scan.
+    """
     from dataward.acquire.acquire import acquire
-    from dataward.screen.modelscan import scan_model
+    from dataward.modelscan import AllowList, parse_allow, scan_model
+    from dataward.workflow.policy import load_policy
 
     src = get_source(ws, source)
     if src.kind != "checkpoint":
@@ -27,9 +34,18 @@ def register_checkpoint(ws: Workspace, actor: Actor, source: str, path: str | Pa
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
-    result = scan_model(p)
+    if allow is None:
+        extra = load_policy(ws).modelscan_allow
+        allow = AllowList(parse_allow(extra, "policy"), "policy [modelscan] allow" if extra else "")
+    result = scan_model(p, allow=allow)
     findings = [f.summary for f in result.findings][:20]
-    summary: dict[str, Any] = {"path": str(p), "passed": bool(result.passed), "findings": findings}
+    summary: dict[str, Any] = {
+        "path": str(p),
+        "passed": bool(result.passed),
+        "findings": findings,
+        "allowed_by_extra": list(result.allowed_extra),
+        "allow_source": result.allow_source,
+    }
     if not result.passed:
         ws.record(
             actor, "batch.refuse", f"source:{source}", {"reason": "checkpoint fails the model scan", "scan": summary}

@@ -82,6 +82,12 @@ class PolicyDecision:
         }
 
 
+def _regenerated(ws: Workspace, batch_id: str) -> bool:
+    from dataward.synthetic.api import regeneration_evidence
+
+    return batch_id in regeneration_evidence(ws)[1]
+
+
 def evaluate(ws: Workspace, batch_id: str, *, reverify: bool = False) -> PolicyDecision:
     """Evaluate the policy on ``batch_id``; ``reverify`` re-hashes the data when the tier asks for it."""
     from dataward.acquire.verify import verify_batch
@@ -100,7 +106,7 @@ def evaluate(ws: Workspace, batch_id: str, *, reverify: bool = False) -> PolicyD
     if audit is not None:
         verify_completed(ws, audit)
     verify = (lambda: verify_batch(ws, batch_id, area="quarantine")) if reverify and tp.reverify_on_approve else None
-    ctx = PolicyContext(batch, risk, tp, report, audit, verify)
+    ctx = PolicyContext(batch, risk, tp, report, audit, verify, regenerated=lambda: _regenerated(ws, batch_id))
     result = tier_rule(tp).evaluate(ctx)
     return PolicyDecision(
         batch_id,

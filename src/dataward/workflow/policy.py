@@ -91,6 +91,8 @@ class TierPolicy:
     approver_roles: tuple[str, ...] = ("approver",)
     separation_of_duties: tuple[str, ...] = ("acquirer",)
     reverify_on_approve: bool = True
+    #: a synthetic batch passes only with a verified regeneration in the log (`verify --regenerate`)
+    synthetic_regenerable: bool = True
     audit: AuditParams = field(default_factory=AuditParams)
 
     def to_json(self) -> dict[str, Any]:
@@ -149,6 +151,7 @@ _TIER_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
         f"a list of duties ({', '.join(SEPARATION_DUTIES)}) that includes acquirer",
     ),
     "reverify_on_approve": (_is_bool, "true or false"),
+    "synthetic_regenerable": (_is_bool, "true or false"),
 }
 _AUDIT_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "confidence": (lambda v: _is_fraction(v) and 0.5 <= float(v) < 1.0, "a number in [0.5, 1)"),
@@ -180,6 +183,7 @@ class Policy:
     where: str
     text: str = ""
     redteam: Mapping[str, float] = field(default_factory=dict)  # [redteam] gate thresholds (docs/redteam.md)
+    modelscan_allow: tuple[str, ...] = ()  # [modelscan] allow: extra MODULE.NAME globals (docs/model-scanning.md)
 
     def tier(self, name: str) -> TierPolicy:
         return self.tiers[name]
@@ -193,6 +197,7 @@ class Policy:
             "risk": dict(self.risk_thresholds),
             "tiers": {t: p.to_json() for t, p in self.tiers.items()},
             "redteam": dict(self.redteam),
+            "modelscan": {"allow": list(self.modelscan_allow)},
         }
 
 
@@ -253,7 +258,7 @@ def parse_policy(text: str, where: str = POLICY_FILE) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{where}: not valid TOML: {exc}", advice="Fix the TOML syntax at the line named.") from None
-    top = {"version", "keys", "risk", "defaults", "tiers", "redteam"}
+    top = {"version", "keys", "risk", "defaults", "tiers", "redteam", "modelscan"}
     for key in data:
         if key not in top:
             raise _err(text, where, [key], f"unknown section (known: {', '.join(sorted(top))})")
@@ -299,7 +304,24 @@ def parse_policy(text: str, where: str = POLICY_FILE) -> Policy:
         tiers[name] = TierPolicy(tier=name, **values, audit=AuditParams(**audit))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     redteam = _check_table(text, where, ["redteam"], data.get("redteam", {}), _REDTEAM_KEYS)  # docs/redteam.md
-    return Policy(1, int(rot), thresholds, tiers, digest, where, text, redteam)
+    return Policy(1, int(rot), thresholds, tiers, digest, where, text, redteam, _modelscan_allow(text, where, data))
+
+
+def _modelscan_allow(text: str, where: str, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """``[modelscan] allow``: exact MODULE.NAME globals a checkpoint pickle may also import."""
+    from dataward.modelscan.allowlist import parse_allow
+
+    table = data.get("modelscan", {})
+    if not isinstance(table, dict) or set(table) - {"allow"}:
+        raise _err(text, where, ["modelscan"], "may only hold allow (a list of MODULE.NAME globals)")
+    names = table.get("allow", [])
+    if not isinstance(names, list):
+        raise _err(text, where, ["modelscan", "allow"], f"must be a list of MODULE.NAME strings, not {names!r}")
+    try:
+        parse_allow(names, "allow")
+    except ValueError as exc:
+        raise _err(text, where, ["modelscan", "allow"], str(exc).removeprefix("allow: ")) from None
+    return tuple(names)
 
 
 def default_policy_text() -> str:
@@ -418,6 +440,8 @@ class PolicyContext:
     audit: AuditEstimate | None
     verify: Callable[[], VerificationReport] | None = None
     _verified: VerificationReport | None = None
+    #: synthetic batches: whether the log holds a verified regeneration of this batch (None: not synthetic)
+    regenerated: Callable[[], bool] | None = None
 
     def verification(self) -> VerificationReport | None:
         if self.verify is None:
@@ -600,6 +624,19 @@ class SourceKindIn(Rule):
         return self._r(k in self.kinds, f"source kind {k}" + (" is exempt" if k in self.kinds else " is not exempt"))
 
 
+class Regenerable(Rule):
+    name = "regenerable"
+
+    def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        if ctx.risk.kind != "synthetic":
+            return self._r(True, f"source kind {ctx.risk.kind} is not synthetic")
+        if ctx.regenerated is not None and ctx.regenerated():
+            return self._r(True, "the batch regenerated bit for bit from its signed generation statement")
+        return self._r(
+            False, f"synthetic batch {ctx.batch.id} has no verified regeneration: run `dataward verify --regenerate`"
+        )
+
+
 class LicencePresent(Rule):
     name = "licence-present"
 
@@ -703,4 +740,6 @@ def tier_rule(tp: TierPolicy, *, for_approval: bool = True) -> AllOf:
     if not tp.pii_allowed:
         rules.append(NoPii())
     rules.append(DriftLimit(tp.max_drifted_columns, tp.label_shift_allowed))
+    if tp.synthetic_regenerable:
+        rules.append(Regenerable())
     return AllOf(rules, name=f"policy[{tp.tier}]")

@@ -30,7 +30,8 @@ KIND_POINTS: Mapping[str, int] = {
     SourceKind.THIRD_PARTY: 25,
     SourceKind.CHECKPOINT: 20,
     SourceKind.INTERNAL: 8,
-    SourceKind.SYNTHETIC: 0,
+    # a synthetic label alone earns no trust: the "regeneration" factor adds points until batches regenerate
+    SourceKind.SYNTHETIC: 5,
 }
 FREQUENCY_POINTS: Mapping[str | None, int] = {
     "hourly": 10,
@@ -192,8 +193,25 @@ def assess(ws: Workspace, source: str | Source, *, thresholds: Mapping[str, floa
         per, cap = HISTORY_POINTS[name]
         what = name.replace("_", " ")
         factors.append(Factor(name, min(cap, per * count), f"{count} {what} in the log"))
+    if src.kind == SourceKind.SYNTHETIC:
+        factors.append(_regeneration_factor(ws, src.name))
     score = float(min(100.0, sum(f.points for f in factors)))
     return RiskAssessment(src.name, str(src.kind), round(score, 1), tier_of(score, thresholds), tuple(factors))
+
+
+REGENERATION_POINTS = 20
+
+
+def _regeneration_factor(ws: Workspace, source: str) -> Factor:
+    """Synthetic sources: points for every batch whose bit-for-bit regeneration is not verified in the log."""
+    from dataward.synthetic.api import regeneration_evidence
+
+    generated, verified = regeneration_evidence(ws, source)
+    if not generated:
+        return Factor("regeneration", REGENERATION_POINTS, "no batch with a signed generation statement yet")
+    share = 1 - len(verified) / len(generated)
+    why = f"{len(verified)} of {len(generated)} batches regenerated bit for bit (verify --regenerate)"
+    return Factor("regeneration", round(REGENERATION_POINTS * share, 1), why)
 
 
 def assess_all(ws: Workspace, *, thresholds: Mapping[str, float] | None = None) -> list[RiskAssessment]:
