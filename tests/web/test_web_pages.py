@@ -29,9 +29,9 @@ def signed_in(world: World, who: str) -> Iterator[tuple[httpx.Client, str]]:
         yield c, csrf.group(1)
 
 
-def _audited(world: World, tag: str, n: int) -> str:
+def _audited(world: World, tag: str, n: int, source: str = "vendor") -> str:
     ws = world.ws
-    b = acquire(ws, ws.actor("ingrid"), "vendor", [write_csv(world.tmp / f"{tag}.csv", n, tag=f"{tag} ")])
+    b = acquire(ws, ws.actor("ingrid"), source, [write_csv(world.tmp / f"{tag}.csv", n, tag=f"{tag} ")])
     screening.screen_batch(ws, ws.actor("sam"), b.id, checks=FAST)
     audit.draw_sample(ws, ws.actor("rita"), b.id, size=6)
     items = audit.sample_items(ws, b.id)
@@ -88,8 +88,12 @@ def test_diff_says_how_much_it_shows_and_lineage_marks_revoked_and_tainted(world
     from dataward.release.rollback import rollback
     from dataward.release.versions import release
 
+    from dataward.sources import add_source
+
     ws = world.ws
-    keep, bad = _audited(world, "keep", 30), _audited(world, "bad", 70)
+    # a source of its own: rejections in other tests raise vendor's risk (and so its tier) in this session
+    add_source(ws, ws.actor("admin"), "marks", kind="third-party", origin="https://marks.example", license="MIT")
+    keep, bad = _audited(world, "keep", 30, "marks"), _audited(world, "bad", 70, "marks")
     v1 = release(ws, ws.actor("alice"), "marks", [keep, bad])
     model = tmp_path / "model.bin"
     model.write_bytes(b"weights trained on marks@1")
