@@ -87,7 +87,6 @@ def test_diff_says_how_much_it_shows_and_lineage_marks_revoked_and_tainted(world
     from dataward.lineage.runs import record_run
     from dataward.release.rollback import rollback
     from dataward.release.versions import release
-
     from dataward.sources import add_source
 
     ws = world.ws
