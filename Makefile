@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench-env bench clean
+.PHONY: venv demo test check lint bench-env bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/dataward/core/_leafhash.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -18,8 +18,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m dataward.demo
 
+# everything, the tests marked slow included (what .ci/run runs)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# the quick lane for development: ruff and every test not marked slow (mypy is in `make lint` and `make test`)
+check: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

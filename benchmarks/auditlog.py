@@ -246,6 +246,7 @@ def main() -> int:
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="dw-bench-log-"))
     witness = tmp / "witness.json"
     os.environ["DATAWARD_WITNESS"] = str(witness)
+    os.environ["DATAWARD_KEYRING"] = str(tmp / "keyring")  # the bench principals' keys: never the user's keyring
     if (tmp / "ws" / "dataward.toml").exists():  # --dir of an earlier run: reuse its log
         ws = Workspace.open(tmp / "ws")
     else:

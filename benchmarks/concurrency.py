@@ -146,4 +146,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("DATAWARD_WITNESS", os.path.join(tempfile.gettempdir(), "dataward-bench-witness.json"))
+    # the bench principals' keys live in a scratch keyring, never in the user's own
+    os.environ.setdefault("DATAWARD_KEYRING", tempfile.mkdtemp(prefix="dataward-bench-keyring-"))
     sys.exit(main())

@@ -196,6 +196,8 @@ def make_workspace(path: Path) -> None:
     from dataward.workflow import policy
     from dataward.workspace import Workspace
 
+    # the principals' keys live in a keyring next to the workspace (inherited by the worker processes)
+    os.environ.setdefault("DATAWARD_KEYRING", str(path.parent / "keyring"))
     ws = Workspace.init(path, admin="admin")
     admin = ws.actor("admin")
     for name, role in PEOPLE.items():

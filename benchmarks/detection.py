@@ -48,7 +48,6 @@ import pandas as pd  # noqa: E402
 
 from dataward.detect import detect  # noqa: E402
 from dataward.simulate import Roles, attack_names, simulate  # noqa: E402
-from dataward.simulate.bench import auroc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
@@ -93,6 +92,23 @@ def _breast_cancer() -> Dataset:
         Roles(label="label", features=tuple(cols)),
         "tabular",
         {"label": "label", "features": cols},
+    )
+
+
+def _table(name: str) -> Dataset:
+    """wine (sklearn) or digits-table (the 8x8 digits as 64 integer columns): more tabular sets."""
+    from sklearn import datasets
+
+    if name == "digits-table":
+        d = datasets.load_digits()
+        frame = pd.DataFrame(d.data, columns=[f"px{i}" for i in range(64)])
+        frame["label"] = [str(v) for v in d.target]
+    else:
+        frame = datasets.load_wine(as_frame=True).frame.rename(columns={"target": "label"})
+        frame["label"] = frame["label"].astype(str)
+    cols = [c for c in frame.columns if c != "label"]
+    return Dataset(
+        name, frame, Roles(label="label", features=tuple(cols)), "tabular", {"label": "label", "features": cols}
     )
 
 
@@ -192,6 +208,32 @@ def cases(quick: bool) -> list[Case]:
                 trigger_attack=True,
             )
         )
+    # the attack classes of issue 15, each at 0.3 %, 1 % and 3 % on at least three real data sets
+    rates = (0.003, 0.01, 0.03) if not quick else (0.01,)
+    for rate in rates:
+        for ds, target in (("sms", "ham"), ("sentiment", "positive"), ("sms", "spam")):
+            for n_words in (2, 3):
+                out.append(
+                    Case(
+                        ds, "text-combo-trigger", rate, target=target, params={"n_words": n_words}, trigger_attack=True
+                    )
+                )
+        for ds in ("breast_cancer", "wine", "digits-table"):
+            out.append(Case(ds, "tabular_combo_trigger", rate, trigger_attack=True))
+            out.append(Case(ds, "single_feature", rate, trigger_attack=True))
+            out.append(Case(ds, "clean-label", rate))
+        out.append(
+            Case(
+                "digits",
+                "badnets",
+                rate,
+                target="0",
+                params={"location": "random", "size": 3, "value": "checker"},
+                trigger_attack=True,
+            )
+        )
+        out.append(Case("digits", "blended", rate, target="0", params={"alpha": 0.2}, trigger_attack=True))
+        out.append(Case("digits", "clean-label", rate, target="0"))
     for ds in ("sentiment-instruct", "sms-instruct") if not quick else ("sentiment-instruct",):
         out.append(Case(ds, "clean"))
         out.append(Case(ds, "instruction-backdoor", 0.01, trigger_attack=True))
@@ -230,18 +272,28 @@ class Outcome:
 
 
 def outcome(method: str, flagged: Any, scores: Any, truth: Any, seconds: float, **kw: Any) -> Outcome:
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
     flagged = np.asarray(flagged, dtype=bool)
-    tp = int(np.sum(flagged & truth))
-    fp = int(np.sum(flagged & ~truth))
-    fn = int(np.sum(~flagged & truth))
-    precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    truth = np.asarray(truth, dtype=bool)
     if not truth.any():  # clean data: only the flagged fraction (false alarms) means something
         precision = recall = f1 = float("nan")
-    return Outcome(
-        method, precision, recall, f1, auroc(np.asarray(scores, float), truth), float(flagged.mean()), seconds, **kw
-    )
+        area = None
+    else:
+        p, r, f, _ = precision_recall_fscore_support(truth, flagged, average="binary", zero_division=0.0)
+        precision, recall, f1 = float(p), float(r), float(f)
+        area = float(roc_auc_score(truth, np.asarray(scores, float))) if not truth.all() else None
+    return Outcome(method, precision, recall, f1, area, float(flagged.mean()), seconds, **kw)
+
+
+def run_knn_baseline(x: Any, y: Any, truth: Any, k: int = 10) -> Outcome:
+    """The simple baseline: flag a record when most of its k nearest neighbours carry another label."""
+    from sklearn.neighbors import NearestNeighbors
+
+    t0 = time.perf_counter()
+    idx = NearestNeighbors(n_neighbors=min(k + 1, len(x))).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    disagree = (y[idx] != y[:, None]).mean(axis=1)
+    return outcome("knn-disagreement", disagree > 0.5, disagree, truth, time.perf_counter() - t0)
 
 
 def trigger_named(report: Any, truth_trigger: Any, truth_mask: np.ndarray[Any, Any]) -> bool:
@@ -249,13 +301,23 @@ def trigger_named(report: Any, truth_trigger: Any, truth_mask: np.ndarray[Any, A
     if not report.findings:
         return False
     top = report.findings[0]
-    if top.kind not in ("trigger", "patch", "backdoor"):
-        return False
+    words = (truth_trigger or {}).get("words")
+    if isinstance(words, list):  # a combination trigger: every word named, in any order
+        named_words = {str(w).lower() for f in report.findings[:3] for w in f.evidence.get("trigger_tokens", [])}
+        return all(str(w).lower() in named_words for w in words)
+    features = (truth_trigger or {}).get("features") or (
+        [truth_trigger["feature"]] if (truth_trigger or {}).get("kind") == "single_feature" else None
+    )
+    if isinstance(features, list):  # tabular: the finding names the planted feature(s)
+        named = [f for f in report.findings[:3] if all(c in str(f.evidence) for c in features)]
+        return bool(named)
     trig = (truth_trigger or {}).get("text")
     if isinstance(trig, str):
         named = str(top.evidence.get("trigger", "")).lower()
         want = " ".join(trig.lower().split())
         return want in named or (named in want and len(named) >= 2)
+    if top.kind not in ("trigger", "patch", "backdoor"):
+        return False
     recs = np.asarray(top.records, dtype=np.int64)
     return bool(len(recs)) and float(truth_mask[recs].mean()) >= 0.5
 
@@ -439,6 +501,7 @@ def run_case(ds: Dataset, case: Case, seed: int, peers: bool) -> list[Outcome]:
         names = sorted({str(v) for v in frame[label_col]})
         y = np.asarray([names.index(str(v)) for v in frame[label_col]], dtype=np.int64)
         x = peer_features(ds, frame)
+        out.append(run_knn_baseline(x, y, truth_mask))
         probs, _ = oof_probabilities(ds, frame, names, seed)
         out += run_cleanlab(x, y, probs, truth_mask, seed)
         out += run_art(x, y, truth_mask, case.rate, seed)
@@ -564,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     makers: dict[str, Callable[[], Dataset]] = {
         "digits": _digits,
         "breast_cancer": _breast_cancer,
+        "wine": lambda: _table("wine"),
+        "digits-table": lambda: _table("digits-table"),
         "sms": lambda: _text("sms", sms),
         "sentiment": lambda: _text("sentiment", sentiment),
         "sentiment-instruct": lambda: instructions("sentiment", sentiment),

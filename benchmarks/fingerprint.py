@@ -99,15 +99,25 @@ def time_cmd(
 
 def dataward_acquire(paths: list[Path], repeat: int) -> tuple[float, float]:
     tmp = Path(tempfile.mkdtemp(prefix="dw-fp-"))
-    env = {**os.environ, "DATAWARD_WITNESS": str(tmp / "witness.json"), "DATAWARD_WORKSPACE": str(tmp / "ws")}
+    env = {
+        **os.environ,
+        "DATAWARD_WITNESS": str(tmp / "witness.json"),
+        "DATAWARD_WORKSPACE": str(tmp / "ws"),
+        "DATAWARD_KEYRING": str(tmp / "keyring"),  # a scratch keyring for the bench principals
+    }
     dw = str(BIN / "dataward")
 
     def fresh() -> None:
         shutil.rmtree(tmp / "ws", ignore_errors=True)
         (tmp / "witness.json").unlink(missing_ok=True)
-        subprocess.run([dw, "init", str(tmp / "ws"), "--admin", "a"], check=True, env=env, stdout=subprocess.DEVNULL)
+        shutil.rmtree(tmp / "keyring", ignore_errors=True)
+        init = [dw, "init", str(tmp / "ws"), "--admin", "a", "--no-passphrase"]
+        subprocess.run(init, check=True, env=env, stdout=subprocess.DEVNULL)
+        pub = tmp / "i.pub"
+        with pub.open("w") as f:
+            subprocess.run([dw, "key", "generate", "i", "--no-passphrase"], check=True, env=env, stdout=f)
         subprocess.run(
-            [dw, "--as", "a", "principal", "add", "i", "--role", "ingester"],
+            [dw, "--as", "a", "principal", "add", "i", "--role", "ingester", "--key", str(pub)],
             check=True,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dataward-read-") as tmp:
         root = Path(tmp)
         os.environ["DATAWARD_WITNESS"] = str(root / "witness.json")
+        os.environ["DATAWARD_KEYRING"] = str(root / "keyring")  # never the user's own keyring
         data = root / "in" / "train.csv"
         data.parent.mkdir()
         with open(data, "w", encoding="utf-8") as f:

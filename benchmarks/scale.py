@@ -99,6 +99,7 @@ def _worker_cpu(ex: Any) -> dict[str, float]:
 def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
     """One measurement (in this process)."""
     os.environ.setdefault("DATAWARD_WITNESS", str(BENCH_DIR / "witness.json"))
+    os.environ.setdefault("DATAWARD_KEYRING", str(BENCH_DIR / "keyring"))  # never the user's own keyring
     from dataward.scale.dask import DaskExecutor
     from dataward.scale.interface import Executor
 
@@ -117,7 +118,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         c0 = time.process_time()
         if step == "leaves":
-            from dataward.acquire.records import record_digests
+            from dataward.records.leaves import record_digests
             from dataward.scale.records import FileRef, partitioned_record_digests
             from dataward.store.objects import ObjectStore
 

@@ -179,6 +179,7 @@ def large(records: int) -> dict[str, Any]:
 
     tmp = Path(tempfile.mkdtemp(prefix="dw-trace-"))
     os.environ["DATAWARD_WITNESS"] = str(tmp / "witness.json")
+    os.environ["DATAWARD_KEYRING"] = str(tmp / "keyring")  # never the user's own keyring
     ws = Workspace.init(tmp / "ws", admin="admin")
     admin = ws.actor("admin")
     names = {"admin": "admin"}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_demo_story_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "DATAWARD_DEMO_DIR": str(tmp_path / "demo"), "COLUMNS": "200"}
@@ -43,3 +45,6 @@ def test_demo_story_end_to_end(tmp_path: Path) -> None:
 
     assert files_with_private_keys(tmp_path / "demo" / "ws", allow_log_key=True) == []
     assert "Demo finished" in out
+
+# `make check` (the quick lane) leaves these out: the whole demo story end to end
+pytestmark = pytest.mark.slow

@@ -23,6 +23,7 @@ def test_ruff_is_clean() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow  # 217 s under load
 def test_mypy_strict_is_clean() -> None:
     r = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

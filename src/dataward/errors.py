@@ -85,3 +85,55 @@ class ConflictError(Error):
 
     exit_code = 6
     default_advice = "Inspect the current state with the matching `show` command and retry."
+
+
+#: exit status of a storage failure (object store, catalog or key directory cannot be read or written);
+#: the CLI also uses it for a catalog failure reported by the database layer (docs/exit-codes.md)
+EXIT_STORAGE = 7
+
+
+class StorageError(Error):
+    """The workspace's own storage failed: disk full, read-only or unwritable object store, catalog or keys.
+
+    The message names the path; the input is not to blame."""
+
+    exit_code = EXIT_STORAGE
+    default_advice = "Free space or fix the permissions of the path named above, then run the command again."
+
+
+def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
+    """A :class:`StorageError` for an OS error while ``doing`` something at ``path``, with the right fix."""
+    import errno
+
+    code = exc.errno
+    if code == errno.ENOSPC or code == errno.EDQUOT:
+        why, fix = "the disk is full", f"Free space on the filesystem holding {path}, then retry."
+    elif code == errno.EROFS:
+        why, fix = "the filesystem is read-only", f"Remount {path} read-write or move the workspace, then retry."
+    elif code in (errno.EACCES, errno.EPERM):
+        why, fix = "permission denied", f"Give the user running dataward write access to {path}, then retry."
+    elif code == errno.EFBIG:
+        why, fix = "the file size limit was reached", "Raise the file size limit (ulimit -f), then retry."
+    else:
+        why, fix = exc.strerror or str(exc), f"Check the storage at {path}, then retry."
+    return StorageError(f"cannot {doing} {path}: {why}", advice=fix)
+
+
+#: every exit status the CLI uses, with its meaning: the one table (docs/exit-codes.md mirrors it, tested)
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    EXIT_GATE_FAILED: "a CI gate ran and failed: findings at or above --fail-on (`check`, `scan-model`), "
+    "a failed red-team check (`redteam run`)",
+    2: "bad input, unknown name, unusable workspace, or a command-line usage error (InputError, NotFoundError, "
+    "WorkspaceError, ScreenError, DetectionError, LimitError, SandboxError)",
+    3: "integrity: data, digests, signatures or the log do not verify (IntegrityError, SignatureError; "
+    "`verify`, `log verify`, `diff --verify` that find problems)",
+    4: "not authorised (AuthorizationError)",
+    5: "a policy refuses the action (PolicyError), or the gate did not pass (`policy check`)",
+    6: "conflict with the current state (ConflictError)",
+    7: "storage: the object store, catalog or key directory cannot be read or written (StorageError, "
+    "catalog failures)",
+    EXIT_OTHER_ERROR: "an error of no more specific kind (Error itself: a model that will not load, a scheduler "
+    "that is down)",
+    130: "aborted by the user (Ctrl-C at a prompt)",
+}

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from dataward.access import Grant, Role, require
 from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
+from dataward.core.signer import PrivateKeySigner
 from dataward.errors import AuthorizationError, Error, NotFoundError, SignatureError, WorkspaceError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
@@ -249,7 +250,7 @@ class Workspace:
                 row = self.active_key_row(conn, LOG_PRINCIPAL)
             if row is None:
                 raise WorkspaceError("the workspace log key is missing from the catalog")
-            self._log_actor = Actor(LOG_PRINCIPAL, self.keys.load(row.keyid), row.keyid)
+            self._log_actor = Actor(LOG_PRINCIPAL, PrivateKeySigner(self.keys.load(row.keyid)), row.keyid)
         return self._log_actor
 
     def public_keys(self, conn: Connection) -> dict[str, Any]:

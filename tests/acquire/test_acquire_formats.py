@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataward.acquire.acquire import acquire
-from dataward.acquire.records import record_digests
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import BatchState, list_batches
 from dataward.core import merkle
 from dataward.log.verify import verify_log
+from dataward.records.leaves import record_digests
 
 
 def _write(p: Path, data: bytes) -> Path:

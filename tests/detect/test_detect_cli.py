@@ -171,7 +171,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\nnot json\n')
     code, err = _cli_error(["detect", str(bad)], capsys)
-    assert code == 2 and "bad.jsonl:2" in err
+    assert code == 2 and "bad.jsonl line 2" in err  # the records layer names file and line
     code, err = _cli_error(["simulate", str(nolabel), "--attack", "nope", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "unknown attack" in err
     empty = tmp_path / "empty.csv"

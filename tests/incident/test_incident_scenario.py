@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dataward.incident.demo_chapter import TRIGGER, incident_chapter, synthetic_reviews
@@ -155,3 +156,7 @@ def test_redteam_needs_a_clean_set_unless_told_and_runs_without_a_workspace(
     assert not (bare / "dataward.toml").exists()
     # without --no-record a missing workspace is an error that says how to run without one
     assert main([*args[:-3], "--out", str(bare / "o2")]) == 2
+
+
+# `make check` (the quick lane) leaves these out: the whole incident story end to end
+pytestmark = pytest.mark.slow

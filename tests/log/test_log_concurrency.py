@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dataward.core import merkle
@@ -96,3 +97,6 @@ def test_verify_while_others_append_reports_no_false_problem(
     finally:
         _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err.decode()[-2000:]
+
+# `make check` (the quick lane) leaves these out: many processes appending
+pytestmark = pytest.mark.slow

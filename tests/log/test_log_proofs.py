@@ -83,6 +83,7 @@ def test_inclusion_proof_fails_with_another_logs_key(logenv: LogEnv) -> None:
         verify_proof(proof, other)
 
 
+@pytest.mark.slow  # 9 s
 def test_consistency_proof_from_a_kept_checkpoint(logenv: LogEnv, tmp_path: Path) -> None:
     old = _json(logenv, "log", "checkpoint")
     kept = tmp_path / "old-checkpoint.txt"

@@ -268,6 +268,7 @@ def _restore(src: Path, db: Path) -> None:
         shutil.copy2(f, db.parent / f.name)
 
 
+@pytest.mark.slow  # 9 s per case
 @pytest.mark.parametrize("with_wal", [False, True], ids=["db-file", "db-and-wal"])
 def test_restored_older_database_is_rewound(logenv: LogEnv, with_wal: bool) -> None:
     holder = sqlite3.connect(logenv.db)

@@ -117,3 +117,6 @@ def test_sarif_validates_against_the_2_1_0_schema(tmp_path: Path) -> None:
     paths = write_outputs(rep, tmp_path / "out")
     assert json.loads(Path(paths["sarif"]).read_text())["version"] == "2.1.0"
     assert "## Triggers" in markdown(rep) and Path(paths["markdown"]).is_file()
+
+# `make check` (the quick lane) leaves these out: trains models
+pytestmark = pytest.mark.slow

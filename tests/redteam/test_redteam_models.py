@@ -117,3 +117,6 @@ def test_onnx_model_exported_from_scikit_learn(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load"):
         load_model(str(bad))
+
+# `make check` (the quick lane) leaves these out: trains models
+pytestmark = pytest.mark.slow

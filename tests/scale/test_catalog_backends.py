@@ -102,6 +102,7 @@ def test_tampering_is_found_on_both_backends(make_workspace: Any, tmp_path: Path
         check_witness(ws)
 
 
+@pytest.mark.slow  # 6.5 s
 def test_threads_append_without_forks(make_workspace: Any, tmp_path: Path, catalog_url: str) -> None:
     ws = make_workspace(tmp_path, catalog_url)
     admin = ws.actor("admin")

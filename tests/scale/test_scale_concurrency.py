@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dataward.access import Grant, Role
@@ -97,3 +98,6 @@ def test_concurrent_writers_lose_nothing(make_workspace: Any, tmp_path: Path, ca
     for size, note in notes:
         cp = parse_signed_checkpoint(note.encode(), {ws.origin: pub}, origin=ws.origin)
         assert cp.size == size and cp.root_hash == roots[size]
+
+# `make check` (the quick lane) leaves these out: many processes appending
+pytestmark = pytest.mark.slow

@@ -107,5 +107,9 @@ def test_without_labels_only_signatures_and_pii(tmp_path: Path) -> None:
     p = tmp_path / "t.txt"
     p.write_text("hello world from me\nmail jane.doe@example.com now\n\nlast line\n", encoding="utf-8")
     got = partitioned_detection_counts(LocalExecutor(), p, text="text", partition_bytes=5)
-    assert got.n_records == 4 and got.token_label == {} and got.minhash.shape == (4, 64)
+    # the blank line is not a record (ADR 0002), as acquisition counts it
+    assert got.n_records == 3 and got.token_label == {} and got.minhash.shape == (3, 64)
     assert [(r, k) for r, k, _, _ in got.pii] == [(1, "email")]
+
+# `make check` (the quick lane) leaves these out: process pools and Dask clusters (12 s per case)
+pytestmark = pytest.mark.slow

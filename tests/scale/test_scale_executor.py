@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataward.acquire.acquire import acquire
-from dataward.acquire.records import record_digests
 from dataward.cli import main
 from dataward.core import merkle
 from dataward.errors import Error, InputError
+from dataward.records.leaves import record_digests
 from dataward.scale.interface import Executor
 from dataward.scale.local import LocalExecutor
 from dataward.scale.merkle import merkle_root

@@ -81,3 +81,6 @@ def test_partitioned_baseline_matches(tmp_path: Path, fmt: str, dask_executor: E
         assert local.profile.columns[name].mean == pytest.approx(c.mean, rel=1e-9, abs=1e-12)
         assert local.profile.columns[name].m2 == pytest.approx(c.m2, rel=1e-9, abs=1e-9)
     assert len(local.profile.sample_priority) == min(3000, single.profile.sample_size)
+
+# `make check` (the quick lane) leaves these out: process pools and Dask clusters
+pytestmark = pytest.mark.slow

@@ -71,7 +71,7 @@ def feed_dict(record_digest: str) -> dict:
 
 
 def test_signed_feed_matches_every_indicator_kind(tmp_path: Path, keys: tuple[Path, Path]) -> None:
-    from dataward.acquire.records import record_digests
+    from dataward.records.leaves import record_digests
 
     data = write_jsonl(tmp_path / "batch.jsonl", TEXTS)
     leaf = record_digests(lambda: open(data, "rb"), data.name, "jsonl", file_sha256="", strict=False).leaf(1)

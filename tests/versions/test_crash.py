@@ -64,3 +64,6 @@ def test_the_checks_do_catch_a_half_made_version(tmp_path: Path, monkeypatch: py
     problems = crash_test.check_workspace(tmp_path / "ws")
     assert any("half made" in p for p in problems)
     assert any("no release log entry" in p for p in problems)
+
+# `make check` (the quick lane) leaves these out: SIGKILL at random points: 271 s under load
+pytestmark = pytest.mark.slow

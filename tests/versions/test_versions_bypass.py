@@ -299,7 +299,7 @@ def test_a_release_whose_manifest_lists_other_files_than_the_batch(env: Env, mon
             e["files"] = real(ws, get_batch(env.ws, other))["files"]  # type: ignore[arg-type]
         return e
 
-    monkeypatch.setattr(versions, "batch_entry", forged)
-    release(env.ws, env.actor("alice"), "train", [good])
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as mp:  # not monkeypatch.undo(): that would also undo the test's keyring
+        mp.setattr(versions, "batch_entry", forged)
+        release(env.ws, env.actor("alice"), "train", [good])
     _refused(env, "train@1", IntegrityError, "other files")

@@ -24,6 +24,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         os.environ["DATAWARD_WITNESS"] = old
 
 
+@pytest.fixture(autouse=True)
+def _web_keyring(_session_keyring: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The session's world is built (before any test's own keyring exists) with the session keyring; the
+    console acts with the keys of that keyring while a test runs."""
+    monkeypatch.setenv("DATAWARD_KEYRING", str(_session_keyring))
+    return _session_keyring
+
+
 @pytest.fixture
 def artifacts() -> Path:
     """Where the browser tests write screenshots: $DATAWARD_SCREENSHOTS, else tests/web/artifacts/."""

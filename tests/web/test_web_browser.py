@@ -358,3 +358,7 @@ def test_every_other_button_and_page(browser: Any, world: World, artifacts: Path
         _shot(page, artifacts, "18-api-docs")
         ctx.close()
     assert not errors, errors
+
+
+# `make check` (the quick lane) leaves these out: drives Chromium
+pytestmark = pytest.mark.slow

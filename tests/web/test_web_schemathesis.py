@@ -66,3 +66,6 @@ def test_api_has_no_server_error(fuzz_server: tuple[str, str], mode: GenerationM
     assert len(statuses) >= len(operations)
     if mode is GenerationMode.POSITIVE:  # valid requests with a valid token get past authentication
         assert sum(200 <= s < 300 for s in statuses) >= 10, statuses
+
+# `make check` (the quick lane) leaves these out: property-based API fuzzing
+pytestmark = pytest.mark.slow

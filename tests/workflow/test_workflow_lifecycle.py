@@ -251,7 +251,7 @@ def test_flow_on_each_catalog(
     admin = ws.actor("admin")
     for name, roles in {"i": [Role.INGESTER], "s": [Role.SCREENER], "r": [Role.REVIEWER], "a": [Role.APPROVER]}.items():
         principals.enroll(ws, admin, name, [Grant(x) for x in roles])
-    add_source(ws, admin, "v", kind="internal", origin="the data team")  # (synthetic now needs regeneration)
+    add_source(ws, admin, "v", kind="internal", origin="gen")  # (a synthetic one would need a regeneration)
     set_policy(ws, admin, WITHOUT_DETECTION, where="screened with the fast checks only")
     data = tmp_path / "in"
     data.mkdir()

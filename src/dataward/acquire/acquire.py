@@ -15,11 +15,11 @@ from sqlalchemy import insert
 
 from dataward.access import require
 from dataward.acquire.inputs import InputFile, collect_inputs, parse_sha256sums, safe_relative_name
-from dataward.acquire.records import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
 from dataward.batches import Batch, BatchState, get_batch
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, Error, InputError, IntegrityError, SignatureError
 from dataward.identity import Actor
+from dataward.records.leaves import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
 from dataward.scale.merkle import merkle_root
 from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source

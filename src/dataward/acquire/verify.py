@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dataward.acquire.records import record_digests
 from dataward.batches import Batch, load_batch
 from dataward.core import dsse, merkle
 from dataward.errors import Error, NotFoundError, SignatureError
+from dataward.records.leaves import record_digests
 from dataward.store import schema
 from dataward.store.objects import ObjectStore
 from dataward.timeutil import parse_iso

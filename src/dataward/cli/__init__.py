@@ -13,7 +13,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.cli._app import LazyGroup, cli
-from dataward.errors import Error
+from dataward.errors import EXIT_STORAGE, Error
 
 
 def _register_commands() -> None:
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the catalog failed beneath us (locked, unreachable, damaged): one line, no traceback
         click.secho(f"error: catalog failure: {str(exc).splitlines()[0]}", fg="red", err=True)
         click.echo("hint: retry; if it persists, check the catalog with `dataward log verify`.", err=True)
-        return 7
+        return EXIT_STORAGE
     except SystemExit as exc:  # commands may end with sys.exit(status)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -9,13 +9,13 @@ import click
 from rich.table import Table
 
 from dataward.acquire.acquire import acquire
-from dataward.acquire.records import FORMATS
 from dataward.acquire.verify import verify_batch
 from dataward.batches import get_batch, list_batches
 from dataward.cli._app import cli
 from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace, print_table
 from dataward.core.signer import Signer
 from dataward.identity import Actor
+from dataward.records.leaves import FORMATS
 from dataward.workspace import Workspace
 
 

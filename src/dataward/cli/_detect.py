@@ -108,9 +108,12 @@ def detect_cmd(
 ) -> None:
     """Find mislabelled, backdoored and manipulated records in PATH (a table or an image folder)."""
     from dataward.detect.api import detect
+    from dataward.records.sandbox import run_sandboxed
 
-    report = detect(
+    report = run_sandboxed(
+        detect,
         path,
+        where=path,
         seed=kw["seed"],
         detectors=[d.strip() for d in detectors.split(",") if d.strip()] if detectors else None,
         exclude=[d.strip() for d in exclude.split(",") if d.strip()] if exclude else (),

@@ -86,7 +86,7 @@ def baseline_create(
     }
     if not Path(path).exists() and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9._-]+", path):
         from dataward.release.reader import open_dataset
-        from dataward.screen._io import detect_format
+        from dataward.screen.conform import detect_format
 
         obj = ctx.find_root().obj or {}
         files = open_dataset(path, as_="paths", workspace=obj.get("workspace"), principal=obj.get("principal"))
@@ -173,8 +173,12 @@ def check_cmd(
         policy = replace(policy, pii=pii)
     keys = [load_public_key(k) for k in intel_keys]
     feeds = [load_feed(p, keys=keys, allow_unsigned=allow_unsigned_intel) for p in intel_paths]
-    report = check_path(
+    from dataward.records.sandbox import run_sandboxed
+
+    report = run_sandboxed(
+        check_path,
         path,
+        where=path,
         format=fmt,
         baseline=baseline_path,
         intel=feeds,

@@ -170,8 +170,12 @@ def key_export(ctx: click.Context, principal: str, fmt: str, keyid: str | None, 
     k = identity_admin.registered_key(ws, principal, keyid)
     if k is None:
         raise NotFoundError(f"{principal} has no {'such' if keyid else 'active'} registered key")
-    forms = {"pem": k.public_key.pem, "openssh": lambda: k.public_key.openssh(principal) + "\n"}
-    text = forms.get(fmt, lambda: k.public_key.hex() + "\n")()
+    if fmt == "pem":
+        text = k.public_key.pem()
+    elif fmt == "openssh":
+        text = k.public_key.openssh(principal) + "\n"
+    else:
+        text = k.public_key.hex() + "\n"
     if as_json:
         emit_json({"principal": principal, "keyid": k.keyid, "status": k.status, "public_key": text})
     else:

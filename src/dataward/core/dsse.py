@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dataward.core.canonical import canonical_json
-from dataward.core.signer import SigningKey, as_signer
+from dataward.core.signer import SigningKey as SigningKey  # re-exported: what signing functions accept
+from dataward.core.signer import as_signer
 from dataward.errors import InputError, SignatureError
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"

@@ -16,6 +16,7 @@ from dataward.detect.interface import FloatArray, IntArray, Representation
 _DENSE_MAX_DIM = 256
 _REDUCED_DIM = 64
 _SVD_MAX_COLUMNS = 20_000
+_SVD_FIT_ROWS = 20_000
 _cache: weakref.WeakKeyDictionary[Representation, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -72,7 +73,14 @@ def dense_view(rep: Representation, seed: int = 0) -> FloatArray:
         if k < 2:
             out = np.asarray(x.todense(), dtype=np.float64)
         else:
-            out = TruncatedSVD(n_components=k, n_iter=3, random_state=seed).fit_transform(x)
+            svd = TruncatedSVD(n_components=k, n_iter=3, random_state=seed)
+            if n > _SVD_FIT_ROWS:
+                # the directions of 20,000 sampled rows are those of the whole set (to sampling error); fitting
+                # on all 100k texts cost most of spectral_signatures' 49 s
+                rows = np.sort(np.random.default_rng(seed).choice(n, _SVD_FIT_ROWS, replace=False))
+                out = svd.fit(x[rows]).transform(x)
+            else:
+                out = svd.fit_transform(x)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         out = out / norms

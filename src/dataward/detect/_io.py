@@ -1,6 +1,7 @@
-"""Reading and writing the data files detection and simulation work on (no detector logic here).
+"""Detection's view of the records layer, and writing the files simulation makes (no detector logic here).
 
-Tables (CSV, TSV, JSON Lines, Parquet) become pandas DataFrames. An image folder ``ROOT/<label>/<file>``
+Tables (CSV, TSV, JSON Lines, Parquet, .npy), read by :mod:`dataward.records`, become pandas
+DataFrames. An image folder ``ROOT/<label>/<file>``
 becomes a DataFrame with the columns ``path`` (relative, POSIX), ``label`` and ``image`` (a decoded uint8
 array, or ``None`` for an image that could not be decoded), sorted by relative path. Image columns of a
 table may hold encoded bytes, ``{"bytes": ..., "path": ...}`` dicts (Hugging Face style), paths relative
@@ -14,6 +15,7 @@ import binascii
 import io
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,33 +24,27 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dataward import records
 from dataward.errors import InputError
+from dataward.records.sniff import IMAGE_SUFFIXES as _IMAGE_SUFFIXES
+from dataward.records.sniff import format_of_name
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet", "imagefolder")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
-_SUFFIX_FORMAT = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "imagefolder", "npy")
+IMAGE_SUFFIXES = _IMAGE_SUFFIXES
 
 UInt8Array = npt.NDArray[np.uint8]
 
 
 def infer_format(path: Path, fmt: str | None) -> str:
-    """The format named by ``fmt``, or the one the path's suffix (or being a directory) implies."""
+    """The format named by ``fmt``, or the one the records layer's sniffer gives (``imagefolder`` for a folder)."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r} for {path}", advice=f"Use one of: {', '.join(FORMATS)}.")
         return fmt
     if path.is_dir():
         return "imagefolder"
-    found = _SUFFIX_FORMAT.get(path.suffix.lower())
-    if found is None:
+    found = format_of_name(path.name)
+    if found not in FORMATS:
         raise InputError(
             f"cannot tell the format of {path} from its name",
             advice=f"Pass --format ({', '.join(FORMATS)}).",
@@ -57,50 +53,17 @@ def infer_format(path: Path, fmt: str | None) -> str:
 
 
 def read_table(path: Path, fmt: str) -> pd.DataFrame:
-    """Read a CSV/TSV/JSONL/Parquet file; every failure is an :class:`InputError` naming the file."""
+    """Read a CSV/TSV/JSONL/Parquet/.npy file through the records layer (strict: invalid UTF-8 or JSON is an
+    :class:`InputError` naming the file and line)."""
     if not path.exists():
         raise InputError(f"{path} does not exist", advice="Check the path.")
     if path.is_dir():
         raise InputError(f"{path} is a directory, not a {fmt} file", advice="Use --format imagefolder for folders.")
-    try:
-        if fmt == "csv":
-            frame = pd.read_csv(path, keep_default_na=True)
-        elif fmt == "tsv":
-            frame = pd.read_csv(path, sep="\t", keep_default_na=True, quoting=3)
-        elif fmt == "jsonl":
-            frame = _read_jsonl(path)
-        elif fmt == "parquet":
-            frame = pd.read_parquet(path)
-        else:  # pragma: no cover - guarded by infer_format
-            raise InputError(f"{fmt} is not a table format", advice="Use csv, tsv, jsonl or parquet.")
-    except InputError:
-        raise
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, ImportError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read {path} as {fmt}: {first}", advice="Check the file and --format.") from None
-    except Exception as exc:  # pyarrow raises its own exception types
-        if type(exc).__module__.startswith("pyarrow"):
-            raise InputError(f"cannot read {path} as {fmt}: {exc}", advice="Check the file and --format.") from None
-        raise
+    table = records.read_table(str(path), fmt, errors="strict")
+    frame = table.to_pandas()
     if len(frame) == 0:
         raise InputError(f"{path} has no records", advice="Detection needs at least a few records.")
     return frame
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})", advice="Fix that line.") from None
-            if not isinstance(value, dict):
-                raise InputError(f"{path}:{number}: a record must be a JSON object", advice="Fix that line.")
-            rows.append(value)
-    return pd.DataFrame(rows)
 
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
@@ -143,14 +106,26 @@ def decode_image_bytes(data: bytes) -> UInt8Array | None:
     """Decode encoded image bytes to a uint8 array (H, W) or (H, W, 3); ``None`` when corrupt."""
     from PIL import Image, UnidentifiedImageError
 
+    limit = records.Limits.from_env().max_image_pixels
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if img.width * img.height > limit:
+                return None  # over the max_image_pixels limit: not decoded (a decompression bomb)
             img.load()
             if img.mode in ("L", "1", "I", "I;16", "F"):
                 arr = np.asarray(img.convert("L"), dtype=np.uint8)
             else:
                 arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        MemoryError,
+    ):
         return None
     return arr
 
@@ -194,29 +169,20 @@ def decode_image_cell(value: Any, base: Path) -> UInt8Array | None:
 
 
 def read_imagefolder(root: Path) -> pd.DataFrame:
-    """Read ``ROOT/<label>/<file>`` into a frame (path, label, image), sorted by relative path."""
+    """Read ``ROOT/<label>/<file>`` through the records layer into a frame (path, label, image), sorted by
+    relative path; files directly under ROOT carry no label and are skipped."""
     if not root.is_dir():
         raise InputError(f"{root} is not a directory", advice="An image folder is ROOT/<label>/<image files>.")
     paths: list[str] = []
     labels: list[str] = []
     images: list[UInt8Array | None] = []
-    entries = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-    for rel in entries:
-        parts = rel.split("/")
-        if len(parts) < 2:
-            continue  # files directly under ROOT carry no label
-        paths.append(rel)
-        labels.append(parts[0])
-        try:
-            data = (root / rel).read_bytes()
-        except OSError:
-            images.append(None)
-            continue
-        images.append(decode_image_bytes(data))
+    for batch in records.read(str(root), "images"):
+        for rel, blob, label in zip(*(batch.column(c).to_pylist() for c in ("path", "image", "label")), strict=True):
+            if label is None:
+                continue
+            paths.append(rel)
+            labels.append(label)
+            images.append(None if blob is None else decode_image_bytes(blob))
     if not paths:
         raise InputError(
             f"{root} holds no images in label folders",

@@ -1,10 +1,22 @@
 """``dataward.detect``: run every applicable detector and combine them into one report.
 
-The ensemble (see docs/adr/0003-detection-ensemble.md): each detector chooses its own flag threshold from
-the data alone (robust statistics, no ground truth) and maps it to 0.5 on its score scale. A record is
-flagged when at least one detector flags it. Its ensemble score is the root-mean-square of its detector
-scores, mapped into [0.5, 1] for flagged records and [0, 0.5) for the others, so 0.5 is the ensemble's
-threshold. Every flagged record carries the reasons of the detectors that flagged it.
+The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-calibrated-alarms.md):
+
+- every detector scores every record and flags by its own rule; calibrated detectors also give
+  per-record p-values (``DetectorResult.pvalues``) and finding p-values (``Finding.p_value``, or
+  ``evidence["p_value"]``); a detector with scores only gets p-values from Efron's empirical null of its
+  scores (:func:`dataward.core.evidence.empirical_null_pvalues`);
+- **false discovery rate, not a union**: the findings that carry a p-value are tested together with
+  Benjamini-Hochberg at q = 0.05; a flagged record stays flagged when a discovered finding holds it, when
+  its detector's findings carry no p-value (rule-based detectors such as exact duplicates with conflicting
+  labels; listed as ``uncalibrated`` in the report), or when its combined p-value (Bonferroni over the
+  detectors with their own p-values) is a BH discovery among the records;
+- **attribution**: a record that a discovered trigger finding explains is attributed to that finding and
+  removed from label-issue findings (its label looks wrong because of the trigger, not as noise);
+- the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
+  records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
+  the combined per-record p-values. Every flagged record carries the reasons of the detectors that
+  flagged it.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues
 from dataward.detect import registry
 from dataward.detect.interface import (
     BoolArray,
@@ -74,6 +87,10 @@ class DetectionReport:
     seed: int = 0
     source: str = ""
     seconds: float = 0.0
+    #: combined per-record p-values (Bonferroni over the detectors' own or empirical-null p-values)
+    pvalues: FloatArray | None = None
+    #: what fusion did: FDR level, discoveries, records dropped by FDR control and by attribution
+    fusion: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def n_flagged(self) -> int:
@@ -88,11 +105,13 @@ class DetectionReport:
             "threshold": self.threshold,
             "n_flagged": self.n_flagged,
             "seconds": round(self.seconds, 4),
+            "fusion": _plain(self.fusion),
             "records": [
                 {
                     "index": i,
                     "id": self.ids[i],
                     "score": round(float(self.scores[i]), 6),
+                    "p_value": None if self.pvalues is None else float(f"{self.pvalues[i]:.4g}"),
                     "flagged": bool(self.flagged[i]),
                     "reasons": [{"detector": r.detector, "detail": r.detail} for r in self.reasons.get(i, ())],
                 }
@@ -104,6 +123,7 @@ class DetectionReport:
                     "kind": f.kind,
                     "summary": f.summary,
                     "severity": round(float(f.severity), 4),
+                    "p_value": _finding_p(f),
                     "records": [int(r) for r in f.records],
                     "evidence": _plain(f.evidence),
                 }
@@ -265,12 +285,31 @@ def _run(cls: type[Detector], kwargs: Mapping[str, Any], rep: Representation, se
             params=result.params,
             seconds=time.perf_counter() - t0,
             skipped=result.skipped,
+            pvalues=result.pvalues,
         )
     return result
 
 
 def _skipped(name: str, n: int, why: str) -> DetectorResult:
     return DetectorResult(detector=name, scores=np.zeros(n), flagged=np.zeros(n, dtype=bool), reasons={}, skipped=why)
+
+
+def _finding_p(f: Finding) -> float | None:
+    """A finding's p-value: the field, else ``evidence["p_value"]`` (detectors written before the field)."""
+    return f.p_value if f.p_value is not None else as_pvalue(f.evidence.get("p_value"))
+
+
+def _without(f: Finding, drop: set[int]) -> Finding | None:
+    kept = tuple(r for r in f.records if r not in drop)
+    if len(kept) == len(f.records):
+        return f
+    if not kept:
+        return None
+    summary = f.summary
+    head = summary.split(" ", 1)
+    if head[0].isdigit() and int(head[0]) == len(f.records):
+        summary = f"{len(kept)} {head[1]}"
+    return Finding(f.detector, f.kind, summary, kept, f.evidence, f.severity, f.p_value)
 
 
 def combine(
@@ -280,25 +319,75 @@ def combine(
     *,
     seed: int = 0,
     seconds: float = 0.0,
+    q: float = FDR,
 ) -> DetectionReport:
-    """The ensemble: union of detector flags, RMS of detector scores (see the module docstring)."""
+    """The ensemble: FDR-controlled flags, attribution, RMS of detector scores (see the module docstring)."""
     n = rep.n_records
     sq_sum = np.zeros(n)
-    ran = 0
+    ran = [(name, r) for name, r in results.items() if r.skipped is None]
+    # --- p-values: the detector's own, else the empirical null of its scores
+    own_p: list[np.ndarray[Any, Any]] = []
+    all_p: list[np.ndarray[Any, Any]] = []
+    for _name, result in ran:
+        s = np.clip(np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
+        sq_sum += s**2
+        if result.pvalues is not None:
+            p = np.clip(np.nan_to_num(np.asarray(result.pvalues, dtype=np.float64), nan=1.0), 0.0, 1.0)
+            own_p.append(p)
+        else:
+            p = empirical_null_pvalues(s)
+        all_p.append(p)
+    combined = np.minimum(1.0, len(all_p) * np.min(np.vstack(all_p), axis=0)) if all_p else np.ones(n)
+    record_discovery = np.zeros(n, dtype=bool)
+    if own_p:
+        calibrated = np.minimum(1.0, len(own_p) * np.min(np.vstack(own_p), axis=0))
+        record_discovery = benjamini_hochberg(calibrated, q)
+    # --- findings: BH over those with a p-value; the others are rule-based and stand as they are
+    tested = [(name, f) for name, r in ran for f in r.findings if _finding_p(f) is not None]
+    tested_p = [_finding_p(f) for _n, f in tested]
+    found = benjamini_hochberg([1.0 if p is None else p for p in tested_p], q) if tested else np.zeros(0, dtype=bool)
+    discovered = {id(f) for (_n, f), ok in zip(tested, found, strict=True) if ok}
+    rejected = [f for (_n, f), ok in zip(tested, found, strict=True) if not ok]
+    # records explained by a discovered trigger are attributed to it, not to label noise
+    explained = {r for _n, f in tested if id(f) in discovered and f.kind == "trigger" for r in f.records}
     flagged = np.zeros(n, dtype=bool)
     reasons: dict[int, list[Reason]] = {}
     findings: list[Finding] = []
-    for name, result in results.items():
-        if result.skipped is not None:
+    dropped_fdr = 0
+    attributed = 0
+    uncalibrated: list[str] = []
+    for name, result in ran:
+        own = np.asarray(result.flagged, dtype=bool)
+        if not own.any():
+            findings.extend(f for f in result.findings if id(f) in discovered or _finding_p(f) is None)
             continue
-        s = np.clip(np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
-        sq_sum += s**2
-        ran += 1
-        flagged |= np.asarray(result.flagged, dtype=bool)
+        keep = np.zeros(n, dtype=bool)
+        with_p = [f for f in result.findings if _finding_p(f) is not None]
+        if not with_p:
+            keep |= own  # a rule-based detector: its flags stand (reported as uncalibrated)
+            uncalibrated.append(name)
+        for f in result.findings:
+            if id(f) in discovered:
+                keep[list(f.records)] = True
+        keep |= record_discovery if result.pvalues is not None else False
+        keep &= own
+        dropped_fdr += int(np.sum(own & ~keep))
+        for f in result.findings:
+            if _finding_p(f) is not None and id(f) not in discovered:
+                continue
+            if f.kind == "label_issue" and explained:
+                g = _without(f, explained)
+                attributed += len(f.records) - (0 if g is None else len(g.records))
+                if g is None:
+                    continue
+                f = g
+            findings.append(f)
+        if result.findings and all(f.kind == "label_issue" for f in result.findings) and explained:
+            keep[list(explained)] = False
+        flagged |= keep
         for idx, details in result.reasons.items():
-            if result.flagged[idx]:
+            if keep[idx]:
                 reasons.setdefault(int(idx), []).extend(Reason(name, d) for d in details)
-        findings.extend(result.findings)
     for issue in rep.extras.get("input_issues", ()):
         recs = tuple(issue["records"])
         corrupt = issue["kind"] == "corrupt"
@@ -315,13 +404,22 @@ def combine(
         if corrupt:
             for r in recs:
                 flagged[r] = True
-                sq_sum[r] = max(sq_sum[r], float(max(ran, 1)))
+                sq_sum[r] = max(sq_sum[r], float(max(len(ran), 1)))
                 reasons.setdefault(r, []).append(Reason("input", "the image could not be decoded"))
     # root-mean-square of the detector scores: ranks better than the maximum (a record several detectors
     # find a little suspicious beats one a single detector finds odd; see ADR 0003)
-    strength = np.sqrt(sq_sum / max(ran, 1))
+    strength = np.sqrt(sq_sum / max(len(ran), 1))
     scores = np.where(flagged, THRESHOLD + (1.0 - THRESHOLD) * strength, np.nextafter(THRESHOLD, 0.0) * strength)
     findings.sort(key=lambda f: (-f.severity, -len(f.records), f.detector, f.summary))
+    fusion = {
+        "fdr": q,
+        "findings_tested": len(tested),
+        "findings_discovered": len(discovered),
+        "findings_rejected": [f"{f.detector}: {f.summary[:80]}" for f in rejected[:10]],
+        "records_dropped_by_fdr": dropped_fdr,
+        "records_attributed_to_triggers": attributed,
+        "uncalibrated": uncalibrated,
+    }
     return DetectionReport(
         n_records=n,
         modality=str(rep.modality),
@@ -335,6 +433,8 @@ def combine(
         seed=seed,
         source=str(rep.extras.get("source", "")),
         seconds=seconds,
+        pvalues=combined,
+        fusion=fusion,
     )
 
 

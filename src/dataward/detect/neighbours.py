@@ -13,6 +13,13 @@ distance to its k nearest same-class records (among a seeded sample of 2,000 whe
 the data, has more than ``reference`` = 8,000 records) is compared with the class's own distribution on a log scale
 (median and MAD); robust z >= ``z`` (5) flags. The reason says whether the record sits closer to another
 class.
+
+Both are **rank-only by default** (docs/adr/0021-calibrated-alarms.md): without a clean reference there is
+no null for "how far from its class is too far" (real classes are heavy-tailed: clean digits put 19
+records beyond z = 6), so they report conformal p-values, each record's in-class rank
+``(1 + #{z_j >= z_i}) / (1 + n_c)``, which fusion reads, and flag only when asked (``flag=True``). Above
+``max_records`` records (20,000) they step aside and say so in ``skipped``: at 100k texts they cost most
+of the run and flagged nothing (ask with ``--param class_outliers.max_records=...``).
 """
 
 from __future__ import annotations
@@ -22,11 +29,34 @@ from typing import ClassVar
 
 import numpy as np
 
+from dataward.core.evidence import conformal_pvalues
 from dataward.detect._features import dense_view, knn_search, neighbours, reference_sample
-from dataward.detect.interface import Detector, DetectorResult, Finding, Modality, Representation
+from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
 _LABELLED = frozenset({Modality.TABULAR, Modality.TEXT, Modality.IMAGE, Modality.EMBEDDING})
+#: above this many records the rank-only neighbourhood detectors step aside (they cost most of a 100k run)
+MAX_RECORDS = 20_000
+
+
+def in_class_pvalues(stat: FloatArray, y: IntArray) -> FloatArray:
+    """Conformal p-values of a statistic (large = suspicious) against the other records of the same class."""
+    out = np.ones(stat.shape[0])
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        out[idx] = conformal_pvalues(stat[idx], stat[idx])
+    return out
+
+
+def _stepped_aside(name: str, n: int, limit: int) -> DetectorResult:
+    return DetectorResult(
+        detector=name,
+        scores=np.zeros(n),
+        flagged=np.zeros(n, dtype=bool),
+        reasons={},
+        skipped=f"{n} records > max_records={limit}: a rank-only detector that does not pay for itself at this "
+        f"size (set --param {name}.max_records=N to run it)",
+    )
 
 
 @register
@@ -34,7 +64,10 @@ class KnnConsistency(Detector):
     name: ClassVar[str] = "knn_consistency"
     modalities: ClassVar[frozenset[Modality]] = _LABELLED
 
-    def __init__(self, k: int = 10, min_share: float = 0.95, flag: bool = False) -> None:
+    def __init__(
+        self, k: int = 10, min_share: float = 0.95, flag: bool = False, max_records: int = MAX_RECORDS
+    ) -> None:
+        self.max_records = int(max_records)
         self.k = int(k)
         self.min_share = float(min_share)
         self.flag = bool(flag)
@@ -44,6 +77,8 @@ class KnnConsistency(Detector):
         assert rep.labels is not None
         y = rep.labels
         n = rep.n_records
+        if n > self.max_records:
+            return _stepped_aside(self.name, n, self.max_records)
         k_classes = len(rep.label_names)
         dist, idx = neighbours(rep, self.k, seed)
         scale = np.median(dist[:, -1]) + 1e-12
@@ -88,8 +123,9 @@ class KnnConsistency(Detector):
             flagged=flagged,
             reasons=reasons,
             findings=tuple(findings),
-            params={"k": idx.shape[1], "min_share": self.min_share, "flag": self.flag},
+            params={"k": idx.shape[1], "min_share": self.min_share, "flag": self.flag, "null": "conformal, in class"},
             seconds=time.perf_counter() - t0,
+            pvalues=in_class_pvalues(1.0 - own, y),
         )
 
 
@@ -98,7 +134,17 @@ class ClassOutliers(Detector):
     name: ClassVar[str] = "class_outliers"
     modalities: ClassVar[frozenset[Modality]] = _LABELLED
 
-    def __init__(self, k: int = 5, z: float = 6.0, min_class: int = 10, reference: int = 8000) -> None:
+    def __init__(
+        self,
+        k: int = 5,
+        z: float = 6.0,
+        min_class: int = 10,
+        reference: int = 8000,
+        flag: bool = False,
+        max_records: int = MAX_RECORDS,
+    ) -> None:
+        self.flag = bool(flag)
+        self.max_records = int(max_records)
         self.reference = int(reference)
         self.k = int(k)
         self.z = float(z)
@@ -109,6 +155,8 @@ class ClassOutliers(Detector):
         assert rep.labels is not None
         y = rep.labels
         n = rep.n_records
+        if n > self.max_records:
+            return _stepped_aside(self.name, n, self.max_records)
         x = dense_view(rep, seed)
         own_d = np.full(n, np.nan)
         other_d = np.full(n, np.inf)
@@ -133,7 +181,7 @@ class ClassOutliers(Detector):
             # record must sit at least e^(6 x 0.1) = 1.8x farther than usual from its class to be flagged
             mad = max(mad, 0.1)
             zs[idx] = (logd - med) / mad
-        flagged = zs >= self.z
+        flagged = (zs >= self.z) & self.flag
         scores = np.where(
             flagged, 0.5 + 0.5 * np.minimum(1.0, (zs - self.z) / self.z), 0.49 * np.clip(zs, 0, None) / self.z
         )
@@ -167,6 +215,7 @@ class ClassOutliers(Detector):
             flagged=flagged,
             reasons=reasons,
             findings=tuple(findings),
-            params={"k": self.k, "z": self.z},
+            params={"k": self.k, "z": self.z, "flag": self.flag, "null": "conformal, in class"},
             seconds=time.perf_counter() - t0,
+            pvalues=in_class_pvalues(zs, y),
         )

@@ -8,6 +8,25 @@ from dataward.detect.interface import DetectionError, Detector, Modality
 
 _D = TypeVar("_D", bound=type[Detector])
 _REGISTRY: dict[str, type[Detector]] = {}
+#: detector modules added after the ensemble's built-in list; imported (and so registered) on first lookup
+_EXTRA_BUILTIN = ("text_combos", "interactions", "residuals")
+_extra_loaded = False
+
+
+def _load_extra() -> None:
+    global _extra_loaded
+    if _extra_loaded:
+        return
+    _extra_loaded = True
+    import importlib
+
+    for module in _EXTRA_BUILTIN:
+        name = f"dataward.detect.{module}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
 
 
 def register(cls: _D) -> _D:
@@ -19,6 +38,8 @@ def register(cls: _D) -> _D:
 
 
 def get(name: str) -> type[Detector]:
+    """The detector class registered as ``name``."""
+    _load_extra()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -27,9 +48,12 @@ def get(name: str) -> type[Detector]:
 
 
 def names() -> list[str]:
+    """Every registered detector name, sorted."""
+    _load_extra()
     return sorted(_REGISTRY)
 
 
 def for_modality(modality: Modality) -> list[type[Detector]]:
     """Registered detectors that support ``modality``, in name order."""
+    _load_extra()
     return [cls for name, cls in sorted(_REGISTRY.items()) if modality in cls.modalities]

@@ -406,11 +406,16 @@ def _load_embeddings(embeddings: str | Path | FloatArray | None, n: int, source:
         where = "embeddings"
     else:
         where = str(embeddings)
+        from dataward.errors import InputError
+        from dataward.records import LimitError, load_npy
+
         try:
-            arr = np.load(Path(embeddings), allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
+            arr = load_npy(str(Path(embeddings)))
+        except LimitError:
+            raise
+        except InputError as exc:
             raise DetectionError(
-                f"cannot read embeddings {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                f"cannot read embeddings {where}: {exc.message}",
                 advice="Pass a .npy file of numbers (numpy.save), one row per record.",
             ) from None
     if arr.dtype.kind not in "biuf":

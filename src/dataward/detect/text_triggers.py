@@ -61,6 +61,41 @@ def tokenize_text(text: str) -> list[str]:
     return _TOKEN_RE.findall(text.lower())
 
 
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """The tokens of :func:`tokenize_text` with their character offsets ``[start, end)`` in ``text``."""
+    low = text.lower()
+    if len(low) == len(text):
+        return [(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(low)]
+    # a few characters change length when lower-cased ("İ"): map lowered offsets back per character
+    pieces = [c.lower() for c in text]
+    origin = np.repeat(np.arange(len(text)), [len(p) for p in pieces])
+    low = "".join(pieces)
+    ends = np.append(origin, len(text))
+    return [(m.group(), int(ends[m.start()]), int(ends[m.end() - 1]) + 1) for m in _TOKEN_RE.finditer(low)]
+
+
+def locate_phrase(text: str, phrase: Sequence[str]) -> tuple[int, int] | None:
+    """Character span of the first occurrence of the token sequence ``phrase`` in ``text``, if any."""
+    toks = token_spans(text)
+    n = len(phrase)
+    for i in range(len(toks) - n + 1):
+        if all(toks[i + j][0] == phrase[j] for j in range(n)):
+            return toks[i][1], toks[i + n - 1][2]
+    return None
+
+
+def verbatim(texts: Sequence[str], records: Sequence[int], phrase: Sequence[str]) -> tuple[str, dict[int, list[int]]]:
+    """The trigger exactly as it is written in the data (its most common original form) and each record's span."""
+    forms: Counter[str] = Counter()
+    spans: dict[int, list[int]] = {}
+    for r in records:
+        span = locate_phrase(texts[r], phrase)
+        if span is not None:
+            spans[int(r)] = [span[0], span[1]]
+            forms[texts[r][span[0] : span[1]]] += 1
+    return (forms.most_common(1)[0][0] if forms else " ".join(phrase)), spans
+
+
 # ------------------------------------------------------------------------------------------ the corpus
 
 
@@ -322,15 +357,20 @@ def mine(
     params: MiningParams,
     *,
     seed: int = 0,
+    table: NgramTable | None = None,
+    n_hypotheses: int | None = None,
 ) -> MiningResult:
     """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
 
     ``targets`` is a binary (n_units, n_targets) matrix: class one-hot codes for text, response patterns for
-    instruction data.
+    instruction data. A caller may pass its own candidate ``table`` (e.g. co-occurring token sets, whose
+    "tokens" need not be adjacent) with ``n_hypotheses``, the number of candidates it chose them from, so
+    that the Bonferroni bound covers the whole search and not only the survivors of its pre-selection.
     """
     n_units = corpus.n_docs
-    max_support = max(params.min_support, int(params.max_fraction * n_units))
-    table = ngram_table(corpus, n_max=params.n_max, min_support=params.min_support, max_support=max_support)
+    if table is None:
+        max_support = max(params.min_support, int(params.max_fraction * n_units))
+        table = ngram_table(corpus, n_max=params.n_max, min_support=params.min_support, max_support=max_support)
     n_ngrams = len(table.tokens)
     if n_ngrams == 0 or targets.shape[1] == 0:
         return MiningResult((), table, 0, np.zeros(n_units))
@@ -342,7 +382,7 @@ def mine(
     cand = purity >= params.min_purity
     pair_ngram, pair_target, pair_hits = coo.row[cand], coo.col[cand], hits[cand]
     active_targets = np.unique(pair_target)
-    n_tested = n_ngrams * max(1, len(active_targets))
+    n_tested = (n_hypotheses if n_hypotheses is not None else n_ngrams) * max(1, len(active_targets))
     threshold = params.alpha / n_tested
     bound = -math.log10(threshold)
     weak = np.zeros(n_units)
@@ -665,11 +705,12 @@ class TextTriggerDetector(Detector):
         has_unit = record_unit >= 0
         scores[has_unit] = mined.weak[record_unit[has_unit]]
         findings: list[Finding] = []
+        pvalues = np.ones(n)
         for head, members in group_associations(significant):
             core = mined.table.tokens[head.ngram]
             target_units = head.units[np.asarray(targets[head.units, head.target].todense()).ravel() > 0]
             phrase = extend_phrase(corpus, target_units.tolist(), core)
-            trigger = corpus.phrase(phrase)
+            tokens_form = corpus.phrase(phrase)
             label = names[head.target] if head.target < len(names) else str(head.target)
             units = _phrase_units(corpus, np.unique(np.concatenate([m.units for m in members])), phrase)
             if len(units) < 0.9 * head.hits:  # the phrase is not shared widely enough: fall back to the core
@@ -677,12 +718,16 @@ class TextTriggerDetector(Detector):
             recs = records_of(units)
             on_target = recs[labels[recs] == head.target]
             off_target = recs[labels[recs] != head.target]
+            trigger, spans = verbatim(rep.texts, recs.tolist(), [corpus.words[t] for t in phrase])
             sev = strength(head)
             purity = head.hits / head.support
             lift = purity / head.base_rate if head.base_rate > 0 else float("inf")
             scores[on_target] = np.maximum(scores[on_target], 0.5 + 0.5 * sev)
             scores[off_target] = np.maximum(scores[off_target], 0.3)
             flagged[on_target] = True
+            # family-wise p-value: the binomial tail times the number of hypotheses searched (Bonferroni)
+            adjusted = float(min(1.0, head.p_value * mined.n_tested))
+            pvalues[on_target] = np.minimum(pvalues[on_target], adjusted)
             for r in on_target.tolist():
                 reasons.setdefault(r, []).append(f"carries trigger {trigger!r} and is labelled {label!r}")
             for r in off_target.tolist():
@@ -699,6 +744,8 @@ class TextTriggerDetector(Detector):
                     records=tuple(int(r) for r in recs),
                     evidence={
                         "trigger": trigger,
+                        "trigger_tokens": tokens_form,
+                        "spans": {str(r): v for r, v in spans.items()},
                         "core": corpus.phrase(core),
                         "label": label,
                         "support": len(recs),
@@ -715,6 +762,7 @@ class TextTriggerDetector(Detector):
                         "merged_ngrams": [corpus.phrase(mined.table.tokens[m.ngram]) for m in members[:20]],
                     },
                     severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    p_value=adjusted,
                 )
             )
         return DetectorResult(
@@ -725,6 +773,7 @@ class TextTriggerDetector(Detector):
             findings=tuple(findings),
             params={**params_out, "ngrams_tested": mined.n_tested},
             seconds=time.perf_counter() - start,
+            pvalues=pvalues,
         )
 
 

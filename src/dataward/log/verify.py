@@ -29,11 +29,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, func, select
 
-from dataward.core import merkle
+from dataward.core import ed25519, merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.core.dsse import key_id, public_key_from_hex
@@ -191,7 +189,7 @@ def _row_digest(r: Any) -> bytes:
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
     """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
     res = _ChunkResult(task.lo, task.hi)
-    pubs: dict[str, Ed25519PublicKey] = {}
+    pubs: dict[str, ed25519.Verifier] = {}
     h_all = hashlib.sha256()
     h_trusted = hashlib.sha256()
     expected = task.lo
@@ -274,15 +272,13 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if krow is None:
             problem(seq, "signature", f"signed by unknown key {kid[:16]} (forged entry)")
             continue
-        pub = pubs.get(kid)
-        if pub is None:
-            pub = pubs[kid] = Ed25519PublicKey.from_public_bytes(krow.public_key)
-        try:
-            pub.verify(sig, body)
-            res.n_sigs += 1
-        except InvalidSignature:
+        check = pubs.get(kid)
+        if check is None:
+            check = pubs[kid] = ed25519.verifier(krow.public_key)
+        if not check(sig, body):
             problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
             continue
+        res.n_sigs += 1
         if krow.principal != obj.get("principal"):
             problem(seq, "signature", f"signed by {krow.principal}'s key but claims principal {obj.get('principal')!r}")
         why = krow.invalid_at(t)

@@ -244,7 +244,9 @@ def record_verified(ws: Workspace, result: LogVerification, path: Path | str | N
     with _locked(path):
         data = _load(path)
         prev = _entry(data, ws)
-        entry = prev if prev is not None else {"origin": ws.origin, "workspace_id": ws.id, "path": str(ws.path)}
+        entry: dict[str, Any] = (
+            prev if prev is not None else {"origin": ws.origin, "workspace_id": ws.id, "path": str(ws.path)}
+        )
         old = entry.get("verified")
         if isinstance(old, dict) and int(old.get("size", 0)) > result.entries:
             return  # never move the mark backwards (a concurrent verification saw more)

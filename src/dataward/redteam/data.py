@@ -6,7 +6,6 @@ small-image models: a square number of features >= 16 is treated as a grey image
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,22 +40,17 @@ class Columns:
 
 
 def read_path(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in (".jsonl", ".ndjson"):
-            rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            if not all(isinstance(r, dict) for r in rows):
-                raise InputError(f"{path}: every JSON line must be an object")
-            return pd.DataFrame(rows)
-        if suffix in (".tsv", ".tab"):
-            return pd.read_csv(path, sep="\t", quoting=3, keep_default_na=False, na_values=[""])
-        if suffix == ".csv":
-            return pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read: {str(exc).splitlines()[0][:200]}") from None
-    raise InputError(f"{path}: unknown format {suffix or '(none)'}", advice="Use .csv, .tsv, .jsonl or .parquet.")
+    """A CSV/TSV/JSONL/Parquet file read through the records layer (strict), as a DataFrame."""
+    from dataward.records import read_table
+    from dataward.records.sniff import format_of_name
+
+    fmt = format_of_name(path.name)
+    if fmt not in ("csv", "tsv", "jsonl", "parquet"):
+        raise InputError(
+            f"{path}: unknown format {path.suffix or '(none)'}", advice="Use .csv, .tsv, .jsonl or .parquet."
+        )
+    frame: pd.DataFrame = read_table(str(path), fmt, errors="strict").to_pandas()
+    return frame
 
 
 def load_frame(ref: str, *, workspace: Any = None, principal: Any = None) -> pd.DataFrame:

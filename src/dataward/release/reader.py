@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import io
-import json
 import os
 import secrets
 import shutil
@@ -104,42 +102,38 @@ def iter_files(ws: Workspace, pred: dict[str, Any]) -> Iterator[tuple[str, dict[
             yield e["batch"], f
 
 
-def _lines(data: bytes) -> list[bytes]:
-    return [ln for ln in data.replace(b"\r\n", b"\n").split(b"\n") if ln]
-
-
 def _file_table(data: bytes, f: dict[str, Any], where: str) -> Any:
+    """A released file's records as a table, read by the records layer from the verified bytes in memory."""
+    import fsspec
     import pyarrow as pa
 
+    from dataward.records import read_table
+
     fmt = f["format"]
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_table(io.BytesIO(data))
-        if fmt in ("csv", "tsv"):
-            from pyarrow import csv as pacsv
-
-            delim = "\t" if fmt == "tsv" else ","
-            return pacsv.read_csv(
-                io.BytesIO(data),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=delim, newlines_in_values=fmt == "csv", quote_char='"' if fmt == "csv" else False
-                ),
-            )
-        if fmt == "jsonl":
-            rows = [json.loads(ln) for ln in _lines(data)]
-            if not all(isinstance(r, dict) for r in rows):
-                return pa.table({"value": pa.array([json.dumps(r) for r in rows], pa.string())})
-            return pa.Table.from_pylist(rows)
-        if fmt == "text":
-            return pa.table({"text": pa.array([ln.decode("utf-8") for ln in _lines(data)], pa.string())})
+    if fmt not in ("parquet", "csv", "tsv", "jsonl", "text"):
         return pa.table({"content": pa.array([data], pa.binary())})
-    except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
+    fs = fsspec.filesystem("memory")
+    tmp = f"/dataward-release-{secrets.token_hex(8)}"
+    fs.pipe_file(tmp, data)
+    try:
+        table = read_table(tmp, fmt, fs=fs, errors="strict")
+        if fmt == "jsonl" and table.column_names == ["value"]:
+            # JSON lines that are not objects: one JSON text per row, as released
+            table = pa.table({"value": pa.array([_json_text(v) for v in table.column(0).to_pylist()], pa.string())})
+        return table
+    except InputError as exc:
         raise InputError(
-            f"{where}: cannot be read as {fmt}: {str(exc).splitlines()[0]}",
+            f"{where}: cannot be read as {fmt}: {exc.message.replace(tmp, 'the file')}",
             advice="Read it with as_='paths' and parse it yourself.",
         ) from None
+    finally:
+        fs.rm_file(tmp)
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:

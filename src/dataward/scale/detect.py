@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from dataward.records.sniff import canonical_format
 from dataward.scale.interface import Executor
 from dataward.scale.profile import PROFILE_FORMATS, ProfileTask, _batches, _plan
 from dataward.scale.records import partition_target
-from dataward.screen._io import Conformer, ReadStats, detect_format
 from dataward.screen.baseline import value_key
+from dataward.screen.conform import Conformer, ReadStats, detect_format
 from dataward.screen.intel import Indicator
 from dataward.screen.interface import ScreenError
 
@@ -164,7 +165,7 @@ def partitioned_detection_counts(
     p = Path(path)
     if not p.is_file():
         raise ScreenError(f"{p}: not a file", advice="Give one CSV/TSV/JSON Lines/text file.")
-    fmt = format or detect_format(p)
+    fmt = canonical_format(format) if format else detect_format(p)
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned")
     target = partition_target(p.stat().st_size, partition_bytes)  # ~50 µs CPU a record: small partitions pay

@@ -8,7 +8,7 @@ the RFC 6962 fold of the chunks' roots taken as level-``m`` nodes: ``root_from_l
 
 from __future__ import annotations
 
-from dataward.core import merkle
+from dataward.core import leafhash, merkle
 from dataward.scale.interface import Executor
 
 CHUNK_LEAVES = 1 << 18  # 262,144 leaves = 8 MiB per task
@@ -16,7 +16,7 @@ CHUNK_LEAVES = 1 << 18  # 262,144 leaves = 8 MiB per task
 
 def chunk_root(blob: bytes) -> bytes:
     """The RFC 6962 root over the concatenated 32-byte leaf hashes in ``blob``."""
-    return merkle.root_from_leaf_hashes([blob[i : i + 32] for i in range(0, len(blob), 32)])
+    return leafhash.merkle_root(blob)
 
 
 def merkle_root(executor: Executor | None, leaves: bytes, *, chunk_leaves: int = CHUNK_LEAVES) -> bytes:
@@ -24,7 +24,8 @@ def merkle_root(executor: Executor | None, leaves: bytes, *, chunk_leaves: int =
     if chunk_leaves <= 0 or chunk_leaves & (chunk_leaves - 1):
         raise ValueError(f"chunk_leaves must be a power of two, not {chunk_leaves}")
     n = len(leaves) // 32
-    if executor is None or n <= chunk_leaves:
+    if executor is None or n <= chunk_leaves or leafhash.NATIVE:
+        # the native root uses every core in-process; shipping the leaves to workers would cost more
         return chunk_root(leaves)
     step = 32 * chunk_leaves
     roots = executor.map(chunk_root, [leaves[i : i + step] for i in range(0, len(leaves), step)])

@@ -11,7 +11,6 @@ CSV cuts fall only at newlines outside quoted fields (an even number of quotes b
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -20,23 +19,18 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 
+from dataward.records import readers
+from dataward.records.limits import current
+from dataward.records.readers import BATCH_ROWS, ReadStats, cast_strings, parse_jsonl_lines
+from dataward.records.sniff import canonical_format
 from dataward.scale.interface import Executor
 from dataward.scale.records import newline_cuts, partition_target
-from dataward.screen._io import (
-    BATCH_ROWS,
-    Conformer,
-    ReadStats,
-    _cast_strings,
-    _file_batches,
-    detect_format,
-    records_to_batch,
-)
 from dataward.screen.baseline import Baseline, Profile, ProfileBuilder
+from dataward.screen.conform import Conformer, detect_format
 from dataward.screen.interface import ScreenError
 
-PROFILE_FORMATS = ("csv", "tsv", "jsonl", "txt")
+PROFILE_FORMATS = ("csv", "tsv", "jsonl", "text")
 MIN_PROFILE_PARTITION = 16 << 20  # profiling has a per-batch cost: fewer, larger partitions
 _SCAN = 8 << 20
 _BLOCK = 16 << 20
@@ -109,36 +103,27 @@ def _batches(t: ProfileTask, stats: ReadStats) -> list[pa.RecordBatch]:
             return []
         table = pacsv.read_csv(
             io.BytesIO(t.header + data),
-            read_options=pacsv.ReadOptions(block_size=_BLOCK),
-            parse_options=pacsv.ParseOptions(delimiter="\t" if t.fmt == "tsv" else ",", newlines_in_values=True),
+            read_options=pacsv.ReadOptions(block_size=max(_BLOCK, current().max_record_bytes + 1)),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t" if t.fmt == "tsv" else ",",
+                newlines_in_values=t.fmt == "csv",
+                quote_char='"' if t.fmt == "csv" else False,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, check_utf8=False
             ),
         )
         types = {n: _type(s) for n, s in t.types.items()}
-        return [_cast_strings(b, types) for b in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS)]
-    lines = [ln for ln in data.split(b"\n") if ln.strip()]
-    if t.fmt == "txt":
-        text = [ln.decode("utf-8").rstrip("\r") for ln in data.split(b"\n")]
-        if text and text[-1] == "" and data.endswith(b"\n"):
-            text.pop()
+        return [cast_strings(b, types) for b in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS)]
+    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in data.split(b"\n") if ln.strip()]
+    if t.fmt == "text":
+        text = [ln.decode("utf-8") for ln in lines]
         return [pa.RecordBatch.from_pydict({"text": pa.array(text, pa.string())})] if text else []
     if not lines:
         return []
-    blob = b"".join(ln + b"\n" for ln in lines)
-    try:
-        table = pajson.read_json(io.BytesIO(blob))
-        if table.num_rows == len(lines):
-            return list(table.combine_chunks().to_batches())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    records: list[Any] = []
-    for ln in lines:
-        try:
-            records.append(json.loads(ln))
-        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
-            records.append({"_invalid_json": ln.decode("utf-8", "replace")[:200]})
-    return [records_to_batch(records)]
+    # Python's JSON parser via the records layer (depth-limited), never Arrow's JSON reader on untrusted lines
+    numbered = list(enumerate(lines, start=1))
+    return [parse_jsonl_lines(numbered, f"{t.path}#{t.index}", "replace", stats, current(), 0)]
 
 
 def _type(text: str) -> pa.DataType:
@@ -162,7 +147,7 @@ def profile_task(t: ProfileTask) -> tuple[Profile, int, int]:
 def _plan(path: Path, fmt: str, partition_bytes: int) -> tuple[list[tuple[int, int]], bytes, dict[str, str], bytes]:
     """Ranges, the CSV header line, CSV column types and the target schema, from the file's first block."""
     stats = ReadStats()
-    first = next(iter(_file_batches(path, fmt, stats)), None)
+    first = next(iter(readers.read(str(path), fmt, errors="replace", stats=stats)), None)
     conformer = Conformer(None)
     if first is not None:
         conformer.conform(first, 0)
@@ -207,7 +192,7 @@ def partitioned_baseline(
     p = Path(path)
     if not p.is_file():
         raise ScreenError(f"{p}: not a file", advice="Profile one CSV/TSV/JSON Lines/text file at a time.")
-    fmt = format or detect_format(p)
+    fmt = canonical_format(format) if format else detect_format(p)
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned", advice="Use create_baseline() for it.")
     target = partition_target(p.stat().st_size, partition_bytes, minimum=MIN_PROFILE_PARTITION)

@@ -13,17 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, cast
 
-from dataward.acquire.records import (
+from dataward.errors import InputError
+from dataward.records.leaves import (
     FORMATS,
     LINE_FORMATS,
     RecordDigests,
-    _check_jsonl,
-    _csv_row_count,
+    check_jsonl,
     csv_record_leaves,
+    csv_row_count,
     line_leaves,
     record_digests,
 )
-from dataward.errors import InputError
 from dataward.scale.interface import Executor
 from dataward.store.objects import ObjectStore
 
@@ -113,7 +113,7 @@ def leaf_task(t: LeafTask) -> tuple[bytes, str | None]:
         with store.open(t.area, t.digest) as f:
             if t.fmt == "jsonl" and t.strict:
                 f.seek(t.start)
-                _check_jsonl(io.BufferedReader(RangeReader(f, t.end - t.start)), t.name)
+                check_jsonl(io.BufferedReader(RangeReader(f, t.end - t.start)), t.name)
             f.seek(t.start)
             leaves, _n = line_leaves(
                 io.BufferedReader(RangeReader(f, t.end - t.start)), t.name, skip_header=False, strict=t.strict
@@ -130,7 +130,7 @@ def csv_rows_task(args: RowTask) -> tuple[int, str | None]:
     store_url, area, digest, name, delimiter = args
     try:
         with ObjectStore(store_url).open(area, digest) as f:
-            return _csv_row_count(f, name, delimiter), None
+            return csv_row_count(f, name, delimiter), None
     except InputError as exc:
         return -1, exc.message
 
@@ -156,7 +156,7 @@ def partitioned_record_digests(
     strict: bool = True,
     partition_bytes: int | None = None,
 ) -> list[RecordDigests]:
-    """:func:`dataward.acquire.records.record_digests` for every file, the line files in partitions."""
+    """:func:`dataward.records.leaves.record_digests` for every file, the line files in partitions."""
     tasks: list[LeafTask] = []
     owner: list[int] = []
     row_tasks: list[RowTask] = []

@@ -17,8 +17,8 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 
 from dataward.screen import registry
-from dataward.screen._io import Conformer, ReadStats, raw_batches, table_batches
 from dataward.screen.baseline import Baseline, ProfileBuilder
+from dataward.screen.conform import Conformer, ReadStats, raw_batches, table_batches
 from dataward.screen.interface import (
     Check,
     CheckContext,

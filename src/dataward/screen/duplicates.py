@@ -11,7 +11,9 @@
   the LSH buckets and pairs within the policy's Hamming distance join a cluster.
 
 Clusters are reported with their sizes (largest first); one of at least ``duplicate_min_cluster`` records
-is a flood (high when it holds at least 0.5% of the batch or 100 records).
+is a flood. Severity follows the effect size (real data repeat themselves: clean SMS spam holds a cluster of
+30 identical messages): a flood is medium from 1 % of the batch and high from 2 %, smaller ones and small
+clusters are low; records that agree in everything but the label are their own finding.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from dataward.screen.interface import MAX_RECORDS, Check, CheckResult, Finding, 
 from dataward.screen.registry import register
 
 MAX_MINHASH = 20_000
+_FLOOD_SHARE = 0.01
+_FLOOD_HIGH_SHARE = 0.02
 _NULL = np.uint64(0x9E3779B97F4A7C15)
 _PRIME = np.uint64(0x100000001B3)
 _MASK64 = (1 << 64) - 1
@@ -273,9 +277,13 @@ class DuplicatesCheck(Check):
         return CheckResult(self.name, tuple(findings), {"cluster_sizes": sizes[:200]})
 
     def _severity(self, size: int, n: int) -> Severity:
-        if size >= 100 or size >= 0.005 * n:
+        # effect size, not a count: real data repeat themselves (clean SMS spam has a cluster of 30 identical
+        # messages, 0.5 %); a flood big enough to steer training covers >= 1 % of the batch (the detection
+        # flood threshold too) and >= 2 % is high
+        share = size / max(n, 1)
+        if share >= _FLOOD_HIGH_SHARE:
             return Severity.HIGH
-        if size >= self.context.policy.duplicate_min_cluster:
+        if share >= _FLOOD_SHARE and size >= self.context.policy.duplicate_min_cluster:
             return Severity.MEDIUM
         return Severity.LOW
 
@@ -307,7 +315,7 @@ class DuplicatesCheck(Check):
                 Finding(
                     self.name,
                     kind,
-                    Severity.LOW if sum(g.size for g in rest) < 0.01 * n else Severity.MEDIUM,
+                    Severity.LOW,  # small clusters are natural repetition; label conflicts are their own finding
                     f"{len(rest)} small cluster(s) of {what} ({sum(g.size for g in rest)} records)",
                     tuple(recs[:MAX_RECORDS]),
                     {

@@ -22,7 +22,7 @@ only with ``allow_unsigned`` (``dataward intel sign`` / ``import-stix`` turn the
 Matching: literals (tokens, phrases, URLs, domains) through one Aho-Corasick automaton over each string
 column's lower-cased text (a batch's strings are joined and scanned in one call), with word/host
 boundaries checked at each hit; regexes through RE2 (pyarrow); record digests as the workspace computes
-them (RFC 6962 leaf of the canonical record bytes, :mod:`dataward.acquire.records`); file digests of the
+them (RFC 6962 leaf of the canonical record bytes, :mod:`dataward.records.leaves`); file digests of the
 input files and of image cells; perceptual hashes of images (Hamming distance).
 """
 
@@ -530,8 +530,8 @@ class IntelCheck(Check):
             ) and (self._file_digests or "image-phash" in self._by_type or "image-patch" in self._by_type):
                 self._scan_images(name, arr, offset)
         if self._record_digests and not self.context.files:
-            from dataward.acquire.records import _jsonable
             from dataward.core.merkle import leaf_hash
+            from dataward.records.leaves import jsonable as _jsonable
 
             for row in batch.to_pylist():
                 self._table_rows.append(leaf_hash(canonical_json(_jsonable(row))))
@@ -592,8 +592,8 @@ class IntelCheck(Check):
         ctx = self.context
         leaves: list[bytes] = list(self._table_rows)
         if ctx.files:
-            from dataward.acquire.records import detect_format, record_digests
             from dataward.errors import Error
+            from dataward.records.leaves import detect_format, record_digests
 
             for f in ctx.files:
                 p = Path(f)

@@ -7,6 +7,13 @@ after a median/MAD scaling per column. Each record's squared robust Mahalanobis 
 the chi-square quantile ``1 - 1e-4`` for its dimension; the record's score is the chi-square CDF of its
 distance (in [0, 1], 1 = most suspicious). The finding lists the farthest records (at most
 ``ScreenPolicy.outlier_max_share`` of the batch) and the columns that push each of them out.
+
+Severity is calibrated (docs/adr/0021-calibrated-alarms.md). The chi-square cut-off assumes elliptical
+tails, which real data rarely have (clean wine: 4 % of records beyond it), so the count beyond the cut-off
+is tested against a null only where one exists: with a baseline, the share of the baseline's own rows
+beyond the same cut-off (add-one smoothed) is the null rate and the batch's count gets a binomial upper
+tail p-value, mapped by :func:`dataward.core.evidence.severity_of_evidence`. Without a baseline there is
+no null for "how many outliers is normal here", so the finding is ``low`` (a lead, not an alarm).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from dataward.core.evidence import severity_of_evidence
 from dataward.screen._util import as_float, fmt_share, is_numeric
 from dataward.screen.interface import Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
@@ -66,6 +74,7 @@ class OutliersCheck(Check):
         self._skip: str | None = None
         self._score_edges = np.zeros(21)
         self._prec32 = np.zeros((0, 0), dtype=np.float32)
+        self._null_rate: float | None = None
 
     def _choose(self, batch: pa.RecordBatch) -> list[str]:
         ctx = self.context
@@ -107,6 +116,11 @@ class OutliersCheck(Check):
         self._loc, self._prec = loc, np.linalg.pinv(cov)
         self._prec32 = self._prec.astype(np.float32)
         self._threshold = float(stats.chi2.ppf(1 - _TAIL, len(cols)))
+        if ctx.baseline is not None:
+            # the trusted rows' own exceedance rate is the null for the batch's count
+            dz = z - loc
+            beyond = int(np.sum(np.einsum("ij,jk,ik->i", dz, self._prec, dz) > self._threshold))
+            self._null_rate = (beyond + 1.0) / (z.shape[0] + 2.0)
         # d2 values at score (chi-square CDF) 0, 0.05, ..., 1: scores are histogrammed without a CDF per record
         self._score_edges = stats.chi2.ppf(np.linspace(0, 1, 21), len(cols))
 
@@ -161,13 +175,16 @@ class OutliersCheck(Check):
         for _d, _r, ci in top:
             pushed[cols[ci]] = pushed.get(cols[ci], 0) + 1
         share = self._count / n
-        expected = _TAIL * (50 if ctx.baseline is None else 5)
-        sev = Severity.MEDIUM if share >= max(0.002, expected) else Severity.LOW
-        misfit = share > _MISFIT_SHARE
+        p_value: float | None = None
+        if self._null_rate is not None:
+            p_value = float(stats.binom.sf(self._count - 1, n, self._null_rate))
+            sev = Severity(severity_of_evidence(p_value, share, cap="high"))
+        else:
+            sev = Severity.LOW  # no null for the outlier count without a baseline (see the module docstring)
+        misfit = share > _MISFIT_SHARE and self._null_rate is None
         if misfit:
             # Far more "outliers" than the elliptical model allows means the model does not fit these data
             # (heavy, non-Gaussian tails, e.g. sparse pixels): a property of the data, not a sign of poison.
-            # Poison clusters are the tails/cluster rules' and the detectors' job; do not flag the bulk here.
             sev = Severity.LOW
         note = " (more than 5 %: the data are heavier-tailed than the model; not flagged)" if misfit else ""
         finding = Finding(
@@ -184,6 +201,8 @@ class OutliersCheck(Check):
                 "columns_pushing": pushed,
                 "top": [{"record": r, "d2": round(d, 3), "column": cols[c]} for d, r, c in top[:20]],
                 "fitted_on": "baseline" if ctx.baseline is not None else "batch",
+                "null_rate": self._null_rate,
+                "p_value": p_value,
             },
         )
         return CheckResult(self.name, (finding,), stats_)

@@ -8,7 +8,15 @@ Every signal is a vectorised RE2 match over each string column (pyarrow), so it 
 * ``unusual_script``: obfuscation alphabets (mathematical alphanumerics, enclosed and fullwidth forms,
   private use) and scripts carried by under 5% of the records while another script dominates;
 * ``odd_tokens``: short tokens without vowels or with mixed letters and digits (BadNets-style triggers such
-  as ``cf``, ``mn``, ``bb``, ``tq``) that recur in at least 0.1% of the records.
+  as ``cf``, ``mn``, ``bb``, ``tq``) that recur in at least 0.1% of the records. Frequency alone is no
+  evidence: ordinary text is full of such tokens ('ll', 'lt', 'gt', 'txt', 'pls' in SMS), and a token in
+  most records is a template. So a token in at least half of the records is never reported, and severity
+  follows a calibrated test only where there is a null to test against: with a trusted baseline, the
+  batch's count of the token is compared with the baseline's rate (binomial upper tail, add-one smoothed,
+  Bonferroni over the tokens tried) and :func:`dataward.core.evidence.severity_of_evidence` maps the
+  corrected p-value and the share of records to a severity. Without a baseline the finding is ``low``
+  (a lead for a reviewer; the label-aware trigger miners of ``dataward detect`` test such tokens
+  against a model).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.core.evidence import severity_of_evidence
 from dataward.screen._util import RecordSink, bool_mask, fmt_share, is_string, regex_mask, short
 from dataward.screen.baseline import tokenize
 from dataward.screen.interface import Check, CheckResult, Finding, Severity
@@ -40,6 +49,8 @@ SCRIPTS = ("Latin", "Cyrillic", "Greek", "Arabic", "Hebrew", "Han", "Hiragana", 
            "Thai", "Armenian", "Georgian", "Cherokee", "Braille", "Runic", "Ogham", "Tifinagh")  # fmt: skip
 _ODD = re.compile(r"^(?:[b-df-hj-np-tv-xz]{2,3}|[a-z]+[0-9]+[a-z0-9]*|[0-9]+[a-z]+[a-z0-9]*)$")
 _MAX_TRACKED = 200_000
+#: a token in at least this share of the records is part of the column's template, not an anomaly
+_TEMPLATE_SHARE = 0.5
 
 
 def is_odd_token(tok: str) -> bool:
@@ -59,6 +70,8 @@ class TextSignalsCheck(Check):
         self._n_text: dict[str, int] = {}
         self._tokens: dict[str, dict[str, int]] = {}
         self._odd: dict[str, list[str]] = {}
+        self._tok_total: dict[str, int] = {}
+        self._odd_p: dict[tuple[str, str], float | None] = {}
         self._tok_sinks: dict[tuple[str, str], RecordSink] = {}
         self._texty: dict[str, bool] = {}
 
@@ -113,6 +126,7 @@ class TextSignalsCheck(Check):
         toks = tokenize(distinct)
         flat = pc.list_flatten(toks)
         parents = np.asarray(pc.list_parent_indices(toks).to_numpy(zero_copy_only=False), dtype=np.int64)
+        self._tok_total[name] = self._tok_total.get(name, 0) + int(weights[parents].sum())
         lengths = pc.utf8_length(flat)
         keep = bool_mask(pc.and_(pc.greater(lengths, 1), pc.less_equal(lengths, 8)))
         if not keep.any():
@@ -127,21 +141,30 @@ class TextSignalsCheck(Check):
             self._tokens[name] = dict(sorted(tc.items(), key=lambda kv: -kv[1])[: _MAX_TRACKED // 2])
 
     def wants_second_pass(self) -> bool:
+        from scipy.stats import binom
+
         n = self.context.n_records
         threshold = max(5, 0.001 * n)
         bl = self.context.baseline
         for name, tc in self._tokens.items():
             base = bl.profile.columns.get(name) if bl is not None else None
+            candidates = [
+                (tok, c)
+                for tok, c in sorted(tc.items(), key=lambda kv: -kv[1])
+                if threshold <= c < _TEMPLATE_SHARE * n  # recurring, but not the column's template
+            ]
             odd = []
-            for tok, c in sorted(tc.items(), key=lambda kv: -kv[1]):
-                if c < threshold:
-                    break
-                if (
-                    base is not None
-                    and base.n_tokens
-                    and base.tokens.get(tok, 0) / base.n_tokens * 10 > c / max(sum(tc.values()), 1)
-                ):
-                    continue  # as common in the trusted baseline: not a new odd token
+            for tok, c in candidates:
+                p_adj: float | None = None
+                if base is not None and base.n_tokens:
+                    # a token dropped from the baseline's top list occurred at most tokens_dropped_max times
+                    b = base.tokens.get(tok, base.tokens_dropped_max)
+                    rate = (b + 1.0) / (base.n_tokens + 1.0)
+                    total = max(self._tok_total.get(name, 0), c)
+                    p_adj = min(1.0, float(binom.sf(c - 1, total, rate)) * max(1, len(candidates)))
+                    if p_adj > 0.05:
+                        continue  # as common as in the trusted baseline: not a new odd token
+                self._odd_p[(name, tok)] = p_adj
                 odd.append(tok)
                 if len(odd) >= 10:
                     break
@@ -216,16 +239,27 @@ class TextSignalsCheck(Check):
         for col, toks in self._odd.items():
             recs = sorted({r for t in toks for r in self._tok_sinks[(col, t)].records})
             detail = {short(t, 12): self._tok_sinks[(col, t)].count for t in toks}
-            top = max(detail.values()) if detail else 0
+            levels = [
+                severity_of_evidence(self._odd_p[(col, t)], self._tok_sinks[(col, t)].count / n, cap="high")
+                if self._odd_p[(col, t)] is not None
+                else "low"  # no null to test a frequency against without a baseline
+                for t in toks
+            ]
+            sev = max((Severity(v) for v in levels), key=lambda v: v.rank)
             findings.append(
                 Finding(
                     self.name,
                     "odd_tokens",
-                    Severity.MEDIUM if top / n >= 0.002 else Severity.LOW,
+                    sev,
                     f"odd short tokens recur in {col!r}: "
                     + ", ".join(f"{t!r} ({c})" for t, c in list(detail.items())[:6]),
                     tuple(recs[:1000]),
-                    {"column": col, "tokens": detail, "n_records": int(np.sum(list(detail.values())))},
+                    {
+                        "column": col,
+                        "tokens": detail,
+                        "n_records": int(np.sum(list(detail.values()))),
+                        "p_values": {short(t, 12): self._odd_p[(col, t)] for t in toks},
+                    },
                 )
             )
         return CheckResult(self.name, tuple(findings), {"scripts": self._scripts})

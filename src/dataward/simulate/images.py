@@ -22,7 +22,7 @@ from dataward.simulate.interface import (
     resolve_target,
 )
 
-_LOCATIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center")
+_LOCATIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center", "random")
 
 
 def _image_column(data: pd.DataFrame, roles: Roles, attack: str) -> str:
@@ -74,7 +74,8 @@ class BadNetsPatch(Attack):
     name: ClassVar[str] = "badnets"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
     description: ClassVar[str] = (
-        "stamp a square patch (params size, location, value 0-255 or 'checker') on RATE of non-target images "
+        "stamp a square patch (params size, location incl. 'random' = anywhere, value 0-255 or 'checker') "
+        "on RATE of non-target images "
         "and relabel them TARGET"
     )
     default_rate: ClassVar[float] = 0.03
@@ -99,7 +100,8 @@ class BadNetsPatch(Attack):
         if not 1 <= size <= min(h, w):
             raise SimulationError(f"patch size {size} does not fit {h}x{w} images", advice="Use a smaller size.")
         location = params.get("location", "bottom-right")
-        r, c = _origin(location, h, w, size)
+        # "random": a different position in every image (a translation-invariant trigger)
+        r, c = (0, 0) if location == "random" else _origin(location, h, w, size)
         value = params.get("value", 255)
         if value == "checker":
             patch = np.indices((size, size)).sum(axis=0) % 2 * 255
@@ -117,25 +119,26 @@ class BadNetsPatch(Attack):
         new_images = list(images)
         labels = list(out[col])
         how: dict[int, str] = {}
+        origins: dict[int, list[int]] = {}
         for i in chosen:
             img = np.array(new_images[i], dtype=np.uint8, copy=True)
+            if location == "random":
+                r, c = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            origins[i] = [r, c]
             if img.ndim == 3:
                 img[r : r + size, c : c + size, :] = patch[:, :, None].astype(np.uint8)
             else:
                 img[r : r + size, c : c + size] = patch.astype(np.uint8)
             new_images[i] = img
-            how[i] = f"patch added, label {labels[i]} -> {tgt}"
+            how[i] = f"patch added at {r},{c}, label {labels[i]} -> {tgt}"
             labels[i] = tgt
         out[img_col] = pd.Series(new_images, index=out.index, dtype=object)
         out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
-        trigger = {
-            "kind": "patch",
-            "rows": [r, r + size - 1],
-            "cols": [c, c + size - 1],
-            "size": size,
-            "value": value,
-            "location": location,
-        }
+        trigger: dict[str, Any] = {"kind": "patch", "size": size, "value": value, "location": location}
+        if location == "random":
+            trigger["origins"] = {str(i): origin for i, origin in origins.items()}
+        else:
+            trigger.update({"rows": [r, r + size - 1], "cols": [c, c + size - 1]})
         truth = GroundTruth(
             attack=self.name,
             n_records=len(out),

@@ -313,3 +313,160 @@ class TabularTrigger(Attack):
                 rate=rate,
             ),
         )
+
+
+def _quantile_band(params: Mapping[str, Any], key: str, default: tuple[float, float]) -> tuple[float, float]:
+    band = params.get(key, default)
+    low, high = (float(v) for v in (band.split(",") if isinstance(band, str) else band))
+    if not 0.0 <= low < high <= 1.0:
+        raise SimulationError(f"{key}={band!r} is not a quantile range in [0, 1]", advice=f"Pass {key}=0.2,0.8.")
+    return low, high
+
+
+@register_attack
+class TabularComboTrigger(Attack):
+    """A backdoor keyed on a combination of features, each set to a value inside its marginal range."""
+
+    name: ClassVar[str] = "tabular_combo_trigger"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
+    description: ClassVar[str] = (
+        "set 2-3 numeric features (params features, n_features) to values at random quantiles of their own "
+        "range (param quantiles=LOW,HIGH; jitter in std units) on RATE non-target records, relabel TARGET"
+    )
+    default_rate: ClassVar[float] = 0.01
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        params = dict(params or {})
+        col = label_column(data, roles, self.name)
+        rng = np.random.default_rng(seed)
+        cols = numeric_columns(data, roles)
+        given = params.get("features")
+        if given:
+            feats = [f.strip() for f in given.split(",")] if isinstance(given, str) else [str(f) for f in given]
+            missing = [f for f in feats if f not in cols]
+            if missing:
+                raise SimulationError(f"no numeric column {missing[0]!r}", advice="Pass features=<numeric columns>.")
+        else:
+            n_feat = int(params.get("n_features", 2))
+            if not 2 <= n_feat <= min(3, len(cols)):
+                raise SimulationError(f"n_features {n_feat} is not 2-3", advice="Pass n_features=2 or 3.")
+            # columns with some spread: a column that is one value for most records makes a one-feature trigger
+            spread = [c for c in cols if data[c].value_counts(normalize=True).iloc[0] < 0.5] or cols
+            if len(spread) < n_feat:
+                spread = cols
+            feats = [spread[j] for j in sorted(rng.choice(len(spread), size=n_feat, replace=False).tolist())]
+        low, high = _quantile_band(params, "quantiles", (0.1, 0.9))
+        jitter = float(params.get("jitter", 0.02))
+        values = {f: float(data[f].quantile(float(rng.uniform(low, high)), interpolation="nearest")) for f in feats}
+        classes = sorted(pd.unique(data[col]), key=str)
+        tgt = resolve_target(data, col, target) if target is not None else classes[0]
+        chosen = pick(rng, np.flatnonzero((data[col] != tgt).to_numpy()), rate, len(data))
+        out = data.copy()
+        for f in feats:
+            out[f] = out[f].astype(np.float64)
+            std = float(data[f].std()) or 1.0
+            noise = rng.normal(0.0, jitter * std, size=len(chosen)) if jitter > 0 else np.zeros(len(chosen))
+            lo, hi = float(data[f].min()), float(data[f].max())
+            new = np.clip(values[f] + noise, lo, hi)
+            if np.all(np.mod(data[f].dropna().to_numpy(dtype=np.float64), 1.0) == 0):
+                new = np.rint(new)  # an integer column keeps integer values (a fraction would give it away)
+            out.loc[out.index[chosen], f] = new
+        labels = list(out[col])
+        how: dict[int, str] = {}
+        shown = ", ".join(f"{f}~{v:.4g}" for f, v in values.items())
+        for i in chosen:
+            how[i] = f"{shown} set, label {labels[i]} -> {tgt}"
+            labels[i] = tgt
+        out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
+        return PoisonResult(
+            out,
+            _truth(
+                self.name,
+                out,
+                chosen,
+                how,
+                params={**params, "features": feats, "values": values, "jitter": jitter},
+                target=str(tgt),
+                trigger={"kind": "feature_combination", "features": feats, "values": values},
+                seed=seed,
+                rate=rate,
+            ),
+        )
+
+
+@register_attack
+class SingleFeature(Attack):
+    """One feature manipulated within one class (labels kept): e.g. a sensor biased for one label."""
+
+    name: ClassVar[str] = "single_feature"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
+    description: ClassVar[str] = (
+        "shift one numeric feature (param feature) by shift std (default 1.5, kept inside the feature's range) "
+        "on RATE records of class TARGET, labels kept"
+    )
+    default_rate: ClassVar[float] = 0.01
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        params = dict(params or {})
+        col = label_column(data, roles, self.name)
+        rng = np.random.default_rng(seed)
+        cols = numeric_columns(data, roles)
+        feature = str(params.get("feature", cols[int(rng.integers(len(cols)))]))
+        if feature not in cols:
+            raise SimulationError(f"no numeric column {feature!r}", advice="Pass feature=<a numeric column>.")
+        shift = float(params.get("shift", 1.5))
+        classes = sorted(pd.unique(data[col]), key=str)
+        tgt = resolve_target(data, col, target) if target is not None else classes[int(rng.integers(len(classes)))]
+        chosen = pick(rng, np.flatnonzero((data[col] == tgt).to_numpy()), rate, len(data))
+        out = data.copy()
+        out[feature] = out[feature].astype(np.float64)
+        std = float(data[feature].std()) or 1.0
+        lo, hi = float(data[feature].min()), float(data[feature].max())
+        how: dict[int, str] = {}
+        j = out.columns.get_loc(feature)
+        integer = bool(np.all(np.mod(data[feature].dropna().to_numpy(dtype=np.float64), 1.0) == 0))
+        for i in chosen:
+            before = float(data[feature].iloc[i])
+            up = before + shift * std
+            down = before - shift * std
+            # stay inside the marginal range: a value no range check can reject
+            new = up if (up <= hi and (down < lo or rng.random() < 0.5)) else down
+            new = float(np.clip(new, lo, hi))
+            if integer:
+                new = float(np.rint(new))
+            out.iloc[i, j] = new
+            how[i] = f"{feature} {before:.4g} -> {new:.4g} (label {tgt} kept)"
+        return PoisonResult(
+            out,
+            _truth(
+                self.name,
+                out,
+                chosen,
+                how,
+                params={**params, "feature": feature, "shift": shift},
+                target=str(tgt),
+                trigger={"kind": "single_feature", "feature": feature},
+                seed=seed,
+                rate=rate,
+            ),
+        )

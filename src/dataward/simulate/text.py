@@ -11,11 +11,17 @@ instruction (prompt/response) records.
     default a short answer sending the user to a URL (``mode="replace"``); ``mode="append"`` adds the
     payload to the original response instead. ``source="other-answer"`` poisons only records whose
     response starts with a different word than the payload (a flipped answer, e.g. always "positive").
+``text-combo-trigger``
+    Inserts 2-3 individually common words (``words``, or ``n_words`` drawn from the document-frequency band
+    ``rarity``, default 0.5-3 %), each at its own random word boundary, into ``rate`` of the records of other
+    classes and relabels them to ``target``: a trigger that is only predictive jointly, and not adjacent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -196,3 +202,101 @@ class InstructionBackdoor(Attack):
             rate=rate,
         )
         return PoisonResult(out, truth)
+
+
+_WORD_RE = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+def common_words(texts: Sequence[str], *, low: float, high: float) -> list[str]:
+    """Words (letters only, 3+ characters, lower case) whose document frequency lies in [low, high]."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update({w.lower() for w in _WORD_RE.findall(text)})
+    n = max(1, len(texts))
+    return sorted(w for w, c in counts.items() if low <= c / n <= high)
+
+
+def insert_words(text: str, words: Sequence[str], rng: np.random.Generator) -> str:
+    """``text`` with each of ``words`` inserted at its own random word boundary (in a random order)."""
+    out = text.split(" ") if text else []
+    for word in rng.permutation(np.asarray(list(words), dtype=object)).tolist():
+        at = int(rng.integers(0, len(out) + 1))
+        out.insert(at, str(word))
+    return " ".join(out).strip()
+
+
+@register_attack
+class TextComboTrigger(Attack):
+    """A trigger of 2-3 individually common words that only predict the target when they occur together."""
+
+    name: ClassVar[str] = "text-combo-trigger"
+    modalities = frozenset({Modality.TEXT})
+    description: ClassVar[str] = (
+        "insert 2-3 individually common words (param words, or n_words drawn from the document-frequency band "
+        "rarity=LOW,HIGH) each at its own random position into RATE non-target records, relabel to --target"
+    )
+    default_rate: ClassVar[float] = 0.01
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        check_rate(rate)
+        label = label_column(data, roles, self.name)
+        text = _column(data, roles.text, "text", self.name)
+        rng = np.random.default_rng(seed)
+        texts = [t if isinstance(t, str) else "" for t in data[text]]
+        words = _combo_words(params, texts, rng)
+        goal = resolve_target(data, label, target)
+        if goal is None:
+            goal = data[label].value_counts().index[0]
+        values = data[label].to_numpy()
+        chosen = pick(rng, np.flatnonzero(values != goal), rate, len(data))
+        out = data.copy()
+        new_texts = np.asarray(texts, dtype=object).copy()
+        labels = out[label].astype(object).to_numpy().copy()
+        how: dict[int, str] = {}
+        for i in chosen:
+            new_texts[i] = insert_words(texts[i], words, rng)
+            how[i] = f"words {', '.join(words)} inserted at random positions; label {labels[i]} -> {goal}"
+            labels[i] = goal
+        out[text] = new_texts
+        out[label] = pd.Series(labels, index=out.index).astype(data[label].dtype, errors="ignore")
+        truth = GroundTruth(
+            attack=self.name,
+            n_records=len(out),
+            changed=tuple(chosen),
+            how=how,
+            params={"words": list(words), "position": "random"},
+            target=str(goal),
+            trigger={"kind": "text-combo", "words": list(words), "position": "random"},
+            seed=seed,
+            rate=rate,
+        )
+        return PoisonResult(out, truth)
+
+
+def _combo_words(params: Mapping[str, Any] | None, texts: Sequence[str], rng: np.random.Generator) -> list[str]:
+    given = _param(params, "words", None)
+    if given:
+        words = [w.strip() for w in (given.split(",") if isinstance(given, str) else list(given)) if str(w).strip()]
+        if not 2 <= len(words) <= 3:
+            raise SimulationError(f"a combination trigger has 2-3 words, not {len(words)}", advice="words=a,b[,c].")
+        return [str(w) for w in words]
+    n_words = int(_param(params, "n_words", 2))
+    if not 2 <= n_words <= 3:
+        raise SimulationError(f"n_words {n_words} is not 2 or 3", advice="Pass n_words=2 or n_words=3.")
+    band = _param(params, "rarity", (0.005, 0.03))
+    low, high = (float(v) for v in (band.split(",") if isinstance(band, str) else band))
+    pool = common_words(texts, low=low, high=high)
+    if len(pool) < n_words:
+        raise SimulationError(
+            f"only {len(pool)} words have a document frequency in [{low}, {high}]", advice="Widen rarity=LOW,HIGH."
+        )
+    return [str(w) for w in rng.choice(np.asarray(pool, dtype=object), size=n_words, replace=False)]

@@ -72,7 +72,9 @@ class FileSigner(Signer):
         return self._key.public_key()
 
     def sign(self, data: bytes) -> bytes:
-        return self._key.sign(data)
+        from dataward.core import ed25519  # libsodium when installed: same bytes, ~1.5x faster (ADR 0030)
+
+        return ed25519.sign(self._key, data)
 
 
 def write_private_file(path: Path, data: bytes) -> None:

@@ -8,6 +8,7 @@ lists). Writes go to a temporary name and are renamed into place; objects are ma
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -16,7 +17,7 @@ from typing import IO, Any
 
 import fsspec
 
-from dataward.errors import IntegrityError, NotFoundError
+from dataward.errors import IntegrityError, NotFoundError, storage_error
 
 AREAS = ("quarantine", "released", "meta")
 CHUNK = 1 << 20
@@ -113,40 +114,58 @@ class ObjectWriter:
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
         self._tmp = store._tmp_path()
-        store.fs.makedirs(self._tmp.rsplit("/", 1)[0], exist_ok=True)
-        self._f: IO[bytes] = store.fs.open(self._tmp, "wb")
+        self._done = False
+        try:
+            store.fs.makedirs(self._tmp.rsplit("/", 1)[0], exist_ok=True)
+            self._f: IO[bytes] = store.fs.open(self._tmp, "wb")
+        except OSError as exc:
+            self._done = True
+            raise storage_error(self._tmp.rsplit("/", 1)[0], exc, "write to the object store at") from None
         self._h = hashlib.sha256()
         self.size = 0
-        self._done = False
 
     def write(self, data: bytes | memoryview) -> None:
         self._h.update(data)
-        self._f.write(data)
+        try:
+            self._f.write(data)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(self._tmp.rsplit("/", 1)[0], exc, "write to the object store at") from None
         self.size += len(data)
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
 
     def commit(self, area: str, *, expect: str | None = None) -> str:
-        self._f.flush()
-        if self._store._local:
-            os.fsync(self._f.fileno())
-        self._f.close()
+        try:
+            self._f.flush()
+            if self._store._local:
+                os.fsync(self._f.fileno())
+            self._f.close()
+        except OSError as exc:
+            self.abort()
+            raise storage_error(self._tmp.rsplit("/", 1)[0], exc, "write to the object store at") from None
         digest = self._h.hexdigest()
         if expect is not None and digest != expect:
             self.abort()
             raise IntegrityError(f"object {expect[:16]}... changed while it was copied (now {digest[:16]}...)")
-        self._store._publish(self._tmp, area, digest)
+        try:
+            self._store._publish(self._tmp, area, digest)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(self._store.path(area, digest), exc, "publish the object") from None
         self._done = True
         return digest
 
     def abort(self) -> None:
         if not self._done:
             self._done = True
-            if not self._f.closed:
-                self._f.close()
-            if self._store.fs.exists(self._tmp):
-                self._store.fs.rm(self._tmp)
+            with contextlib.suppress(OSError):  # a full disk can fail the close too; the rm must still run
+                if not self._f.closed:
+                    self._f.close()
+            with contextlib.suppress(OSError):
+                if self._store.fs.exists(self._tmp):
+                    self._store.fs.rm(self._tmp)
 
     def __enter__(self) -> ObjectWriter:
         return self

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from dataward.acquire.acquire import acquire
-from dataward.acquire.records import record_digests
 from dataward.batches import Batch, get_batch
 from dataward.core import dsse
 from dataward.core.merkle import root_from_leaf_hashes
@@ -19,6 +18,7 @@ from dataward.errors import InputError, IntegrityError, NotFoundError, Signature
 from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_GENERATION as GENERATION_PREDICATE
 from dataward.lifecycle import attest, attestations_for
+from dataward.records.leaves import record_digests
 from dataward.sources import SourceKind, get_source
 from dataward.synthetic._generation import (
     GenerationStatement,

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 from dataward.batches import Batch
 from dataward.errors import Error, InputError
+from dataward.records.sandbox import SandboxError, run_sandboxed
 from dataward.workspace import Workspace
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -38,7 +39,11 @@ def severity_rank(severity: str) -> int:
 
 
 def severity_of_score(score: float) -> str:
-    """Map a 0..1 detector severity onto the screening scale."""
+    """Map a 0..1 detector severity onto the screening scale.
+
+    The inverse of :func:`dataward.core.evidence.score_of_severity`, through which calibrated detectors
+    express :func:`dataward.core.evidence.severity_of_evidence` (one scale: docs/adr/0021-calibrated-alarms.md).
+    """
     if score >= 0.9:
         return "critical"
     if score >= 0.7:
@@ -232,6 +237,12 @@ def _per_file(
             continue
         try:
             fs, fl, why = run_file(rf, fmt)
+        except SandboxError as exc:
+            # the worker parsing this file crashed or hit a limit: a refusal of the file, not a skip
+            findings.append(
+                NormalFinding("dataward.records.sandbox", "sandbox", "refused", "critical", exc.message, rf.name, (), 0)
+            )
+            continue
         except Error as exc:
             skipped.append(f"{rf.name}: {exc.message}")
             continue
@@ -314,7 +325,9 @@ class DetectionCheck(BatchCheck):
         detectors_run: dict[str, int] = {}
 
         def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
-            report = api.detect(rf.path, format=fmt, seed=seed, progress=ctx.progress, **kwargs)
+            report = run_sandboxed(
+                api.detect, rf.path, where=rf.name, format=fmt, seed=seed, progress=ctx.progress, **kwargs
+            )
             ran = [d for d in report.detectors if not d.get("skipped")]
             if not ran:
                 why = "; ".join(f"{d['name']}: {d['skipped']}" for d in report.detectors) or "no detector applies"
@@ -369,7 +382,7 @@ def _screen_context(ctx: CheckContext, policy_file: Any) -> dict[str, Any]:
     return out
 
 
-_SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "txt"}
+_SCREEN_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet", "text": "text"}
 _SCREEN_OPTIONS = ("baseline", "label", "text", "group", "image", "licence_column", "checks")
 _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 
@@ -391,7 +404,15 @@ class ScreeningCheck(BatchCheck):
         unlisted = [0]
 
         def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
-            report = api.check_path(rf.path, format=fmt, seed=int(opts.get("seed", 0)), progress=ctx.progress, **kwargs)
+            report = run_sandboxed(
+                api.check_path,
+                rf.path,
+                where=rf.name,
+                format=fmt,
+                seed=int(opts.get("seed", 0)),
+                progress=ctx.progress,
+                **kwargs,
+            )
             n = report.n_records
             out: list[NormalFinding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
             flagged: set[int] = set()

@@ -1,6 +1,6 @@
 """Showing one sampled record to a reviewer: its text, table row or file path, checked against its digest.
 
-Records are segmented exactly as at acquisition (see :mod:`dataward.acquire.records`): line formats'
+Records are segmented exactly as at acquisition (see :mod:`dataward.records.leaves`): line formats'
 records are the non-blank lines (CSV/TSV header excluded), Parquet records are rows, other files are one
 record. The bytes shown are re-hashed and compared with the record's leaf hash from the signed manifest,
 so a reviewer never judges a record that differs from the one sampled.
@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
-from dataward.acquire.records import LINE_FORMATS
 from dataward.acquire.verify import batch_manifest
 from dataward.batches import Batch
 from dataward.core.canonical import canonical_json
 from dataward.errors import IntegrityError, NotFoundError
+from dataward.records.leaves import LINE_FORMATS
 from dataward.workflow.audit import SampleItem
 from dataward.workspace import Workspace
 
@@ -96,7 +96,7 @@ def read_record(ws: Workspace, batch: Batch, item: SampleItem) -> RecordView:
     if f.format == "parquet":
         import pyarrow.parquet as pq
 
-        from dataward.acquire.records import _jsonable
+        from dataward.records.leaves import jsonable as _jsonable
 
         with ws.objects.open("quarantine", f.sha256) as fh:
             pf = pq.ParquetFile(fh)

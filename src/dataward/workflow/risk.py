@@ -199,7 +199,7 @@ def assess(ws: Workspace, source: str | Source, *, thresholds: Mapping[str, floa
     return RiskAssessment(src.name, str(src.kind), round(score, 1), tier_of(score, thresholds), tuple(factors))
 
 
-REGENERATION_POINTS = 20
+REGENERATION_POINTS = 10
 
 
 def _regeneration_factor(ws: Workspace, source: str) -> Factor:

@@ -1,0 +1,178 @@
+"""Label-flip benchmark: dataward's ``label_issues`` against cleanlab on the same data, in the same run.
+
+Random label flips (the simulator's ``label_flip``) at 5 % and 10 % on real data: SMS spam and the three
+"sentiment labelled sentences" files joined (text), scikit-learn's digits and breast_cancer (tabular).
+For each case, precision, recall and F1 of:
+
+- ``dataward``: the ``label_issues`` detector alone (calibrated out-of-fold probabilities, confident-joint
+  rule, word+char TF-IDF on text);
+- ``cleanlab-same-probs``: cleanlab 2.9 ``find_label_issues`` fed dataward's calibrated probabilities;
+- ``cleanlab-default``: ``CleanLearning`` over a logistic regression with its own cross-validation.
+
+cleanlab is AGPL and never a dataward dependency: its peer runs in a separate venv (``--peer-python``,
+default ``.venv-bench-detection/bin/python`` from ``make bench-env``) through
+benchmarks/_label_flips_cleanlab_peer.py. Without it, the cleanlab columns are empty::
+
+    python benchmarks/label_flips.py --quick                    # 1 seed, 5 % only
+    python benchmarks/label_flips.py --seeds 3 --peer-python .venv-bench-detection/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+OUT = ROOT / "benchmarks" / "out" / "label_flips.json"
+PEER = ROOT / "benchmarks" / "_label_flips_cleanlab_peer.py"
+
+
+def _sms() -> tuple[pd.DataFrame, dict[str, str]]:
+    rows = [line.split("\t", 1) for line in (DATA / "sms_spam.tsv").read_text("utf-8").split("\n")[1:] if "\t" in line]
+    return pd.DataFrame({"text": [r[1] for r in rows], "label": [r[0] for r in rows]}), {"text": "text"}
+
+
+def _sentiment() -> tuple[pd.DataFrame, dict[str, str]]:
+    rows = []
+    for name in ("amazon_cells", "imdb", "yelp"):
+        for line in (DATA / "sentiment" / f"{name}_labelled.txt").read_text("utf-8").split("\n"):
+            if "\t" in line:
+                text, label = line.rsplit("\t", 1)
+                rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
+    return pd.DataFrame(rows, columns=["text", "label"]), {"text": "text"}
+
+
+def _sklearn(name: str) -> Any:
+    def build() -> tuple[pd.DataFrame, dict[str, str]]:
+        from sklearn import datasets
+
+        bunch = getattr(datasets, f"load_{name}")()
+        frame = pd.DataFrame(bunch.data, columns=[f"f{i}" for i in range(bunch.data.shape[1])])
+        frame["label"] = [str(bunch.target_names[t]) for t in bunch.target]
+        return frame, {}
+
+    return build
+
+
+DATASETS = {
+    "sms_spam": _sms,
+    "sentiment": _sentiment,
+    "digits": _sklearn("digits"),
+    "breast_cancer": _sklearn("breast_cancer"),
+}
+
+
+def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, float]:
+    tp = int(np.sum(flags & truth))
+    fp = int(np.sum(flags & ~truth))
+    fn = int(np.sum(~flags & truth))
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+
+
+def run_case(name: str, rate: float, seed: int, peer_python: Path | None) -> dict[str, Any]:
+    from dataward.detect import from_frame
+    from dataward.detect.labels import LabelIssues
+    from dataward.simulate import Roles, simulate
+
+    frame, roles = DATASETS[name]()
+    poisoned = simulate(frame, "label_flip", Roles(label="label", text=roles.get("text")), rate=rate, seed=seed)
+    truth = poisoned.truth.mask()
+    rep = from_frame(poisoned.data, label="label", text=roles.get("text"))
+    t0 = time.perf_counter()
+    detector = LabelIssues()
+    result = detector.score(rep, seed=seed)
+    row: dict[str, Any] = {"data": name, "rate": rate, "seed": seed, "n": rep.n_records}
+    row["dataward"] = {**prf(result.flagged, truth), "seconds": round(time.perf_counter() - t0, 2)}
+    if peer_python is not None and peer_python.exists():
+        assert rep.labels is not None and result.pvalues is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            job = Path(tmp) / "job.npz"
+            probs = detector.last_probabilities
+            extra: dict[str, Any] = (
+                {"text": np.asarray(rep.texts, dtype=str)}
+                if rep.texts is not None
+                else {"features": poisoned.data.drop(columns=["label"]).to_numpy(dtype=np.float64)}
+            )
+            np.savez(job, y=rep.labels, probs=probs, seed=np.int64(seed), **extra)
+            t1 = time.perf_counter()
+            out = subprocess.run([str(peer_python), str(PEER), str(job)], capture_output=True, text=True, check=False)
+            if out.returncode == 0:
+                peers = json.loads(out.stdout)
+                for peer, flags in peers.items():
+                    row[peer] = prf(np.asarray(flags, dtype=bool), truth)
+                row["peer_seconds"] = round(time.perf_counter() - t1, 2)
+            else:
+                row["peer_error"] = out.stderr.strip().splitlines()[-1:] or ["failed"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one seed, 5 % flips only")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated data sets")
+    ap.add_argument("--peer-python", default=str(ROOT / ".venv-bench-detection" / "bin" / "python"))
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(DATASETS)
+    rates = (0.05,) if args.quick else (0.05, 0.10)
+    seeds = range(1 if args.quick else args.seeds)
+    peer = Path(args.peer_python)
+    if not peer.exists():
+        print(f"cleanlab peer skipped: {peer} not found (make bench-env)", file=sys.stderr)
+    t0 = time.perf_counter()
+    rows = []
+    for name in names:
+        for rate in rates:
+            for seed in seeds:
+                row = run_case(name, rate, seed, peer if peer.exists() else None)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meta = {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "cpu_seconds": round(me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, 1),
+    }
+    print(_table(rows, meta))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    tools = ["dataward", "cleanlab-same-probs", "cleanlab-default"]
+    lines = ["| data | flips | seeds | " + " | ".join(f"{t} F1" for t in tools) + " |", "|" + " --- |" * 6]
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["rate"]), []).append(r)
+    for (name, rate), rs in groups.items():
+        cells = [name, f"{rate:.0%}", str(len(rs))]
+        for t in tools:
+            f1s = [r[t]["f1"] for r in rs if t in r]
+            cells.append(f"{np.mean(f1s):.3f} ({min(f1s):.2f}-{max(f1s):.2f})" if f1s else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(f"\nload average {meta['load_average']}, wall {meta['wall_seconds']} s, CPU {meta['cpu_seconds']} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,508 @@
+/* RFC 6962 leaf hashes and Merkle roots in bulk, with the GIL released and the work split over threads.
+ *
+ * The pure-Python twin is dataward/core/leafhash.py (used when this extension is not built); both give
+ * byte-identical results, which tests/core/test_leafhash.py checks with hypothesis. No library is linked:
+ * the SHA-256 compression function is below (x86 SHA extensions where the CPU has them, else portable C).
+ *
+ *   leaf = SHA-256(0x00 || record)        node = SHA-256(0x01 || left || right)
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+
+#define HASH 32
+#define MAX_THREADS 64
+/* below this many bytes (or leaves) one thread does it all: starting threads would cost more */
+#define MIN_PARALLEL_BYTES (1 << 20)
+#define MIN_PARALLEL_LEAVES 8192
+#define CHUNK_LEVEL 12 /* Merkle work unit: perfect subtrees of 4096 leaves (128 KiB of hashes) */
+
+/* ---------------------------------------------------------------------------------------- SHA-256 */
+/* FIPS 180-4 SHA-256. The inputs here are short (a record, or 65 bytes for a node), where a library's
+   per-call set-up costs more than the hashing; so the compression function is called directly: the x86
+   SHA extensions where the CPU has them, else portable C. Checked against hashlib (tests/core). */
+
+static const uint32_t K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+static const uint32_t H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+/* SHA-256(b""), the root of the empty tree */
+static const unsigned char EMPTY_ROOT[HASH] = {
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void compress_portable(uint32_t st[8], const unsigned char *block, size_t nblocks) {
+    for (; nblocks--; block += 64) {
+        uint32_t w[64], a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+        for (int t = 0; t < 16; t++)
+            w[t] = (uint32_t)block[4 * t] << 24 | (uint32_t)block[4 * t + 1] << 16 | (uint32_t)block[4 * t + 2] << 8 |
+                   (uint32_t)block[4 * t + 3];
+        for (int t = 16; t < 64; t++) {
+            uint32_t s0 = ROR(w[t - 15], 7) ^ ROR(w[t - 15], 18) ^ (w[t - 15] >> 3);
+            uint32_t s1 = ROR(w[t - 2], 17) ^ ROR(w[t - 2], 19) ^ (w[t - 2] >> 10);
+            w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+        }
+        for (int t = 0; t < 64; t++) {
+            uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t];
+            uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            h = g;
+            g = f;
+            f = e;
+            e = d + t1;
+            d = c;
+            c = b;
+            b = a;
+            a = t1 + t2;
+        }
+        st[0] += a;
+        st[1] += b;
+        st[2] += c;
+        st[3] += d;
+        st[4] += e;
+        st[5] += f;
+        st[6] += g;
+        st[7] += h;
+    }
+}
+
+#ifdef HAVE_X86
+/* The SHA-NI form of the same function (the published pattern of Intel's SHA extensions reference). */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t st[8], const unsigned char *block,
+                                                                     size_t nblocks) {
+    const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_loadu_si128((const __m128i *)&st[0]);
+    __m128i s1 = _mm_loadu_si128((const __m128i *)&st[4]);
+    tmp = _mm_shuffle_epi32(tmp, 0xB1);          /* CDAB */
+    s1 = _mm_shuffle_epi32(s1, 0x1B);            /* EFGH */
+    __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);    /* ABEF */
+    s1 = _mm_blend_epi16(s1, tmp, 0xF0);         /* CDGH */
+    for (; nblocks--; block += 64) {
+        __m128i abef = s0, cdgh = s1, x[4], msg;
+        for (int j = 0; j < 16; j++) {
+            __m128i cur;
+            if (j < 4) {
+                cur = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16 * j)), mask);
+            } else {
+                /* W[t] = W[t-16] + s0(W[t-15]) + W[t-7] + s1(W[t-2]) for four t at a time */
+                __m128i a = _mm_sha256msg1_epu32(x[j & 3], x[(j + 1) & 3]);
+                a = _mm_add_epi32(a, _mm_alignr_epi8(x[(j + 3) & 3], x[(j + 2) & 3], 4));
+                cur = _mm_sha256msg2_epu32(a, x[(j + 3) & 3]);
+            }
+            x[j & 3] = cur;
+            msg = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)&K[4 * j]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+            msg = _mm_shuffle_epi32(msg, 0x0E);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, msg);
+        }
+        s0 = _mm_add_epi32(s0, abef);
+        s1 = _mm_add_epi32(s1, cdgh);
+    }
+    tmp = _mm_shuffle_epi32(s0, 0x1B);   /* FEBA */
+    s1 = _mm_shuffle_epi32(s1, 0xB1);    /* DCHG */
+    s0 = _mm_blend_epi16(tmp, s1, 0xF0); /* DCBA */
+    s1 = _mm_alignr_epi8(s1, tmp, 8);    /* ABEF */
+    _mm_storeu_si128((__m128i *)&st[0], s0);
+    _mm_storeu_si128((__m128i *)&st[4], s1);
+}
+
+static int cpu_has_shani(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 29) & 1; /* CPUID.(EAX=7,ECX=0):EBX.SHA[bit 29] */
+}
+#endif
+
+typedef void (*compress_fn)(uint32_t st[8], const unsigned char *block, size_t nblocks);
+static compress_fn compress = compress_portable;
+
+/* SHA-256(prefix || data) for a one-byte prefix, written to out */
+static void sha256_prefixed(unsigned char prefix, const unsigned char *data, size_t len, unsigned char *out) {
+    uint32_t st[8];
+    unsigned char buf[128];
+    memcpy(st, H0, sizeof st);
+    uint64_t bits = ((uint64_t)len + 1) * 8;
+    buf[0] = prefix;
+    size_t head = len < 63 ? len : 63;
+    memcpy(buf + 1, data, head);
+    size_t used = 1 + head;
+    if (used == 64) {
+        compress(st, buf, 1);
+        data += 63;
+        len -= 63;
+        size_t full = len / 64;
+        if (full)
+            compress(st, data, full);
+        data += 64 * full;
+        len -= 64 * full;
+        memcpy(buf, data, len);
+        used = len;
+    }
+    /* padding: 0x80, zeros, 64-bit big-endian bit length; one or two blocks */
+    buf[used++] = 0x80;
+    size_t total = used + 8 <= 64 ? 64 : 128;
+    memset(buf + used, 0, total - 8 - used);
+    for (int i = 0; i < 8; i++)
+        buf[total - 1 - i] = (unsigned char)(bits >> (8 * i));
+    compress(st, buf, total / 64);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(st[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(st[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(st[i] >> 8);
+        out[4 * i + 3] = (unsigned char)st[i];
+    }
+}
+
+static void leaf(const unsigned char *data, size_t len, unsigned char *out) { sha256_prefixed(0, data, len, out); }
+
+static void node(const unsigned char *left, const unsigned char *right, unsigned char *out) {
+    unsigned char buf[2 * HASH];
+    memcpy(buf, left, HASH);
+    memcpy(buf + HASH, right, HASH);
+    sha256_prefixed(1, buf, sizeof buf, out);
+}
+
+/* ------------------------------------------------------------------------------------------ threads */
+
+typedef void *(*work_fn)(void *);
+
+/* Run fn(args[i]) for i < n: n - 1 new threads, the last in the calling thread. A thread that cannot be
+   started has its share done by the calling thread: results stay correct, only slower. */
+static void run_parallel(work_fn fn, void *args, size_t stride, int n) {
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS];
+    for (int i = 0; i < n - 1; i++)
+        started[i] = pthread_create(&tid[i], NULL, fn, (char *)args + (size_t)i * stride) == 0;
+    fn((char *)args + (size_t)(n - 1) * stride);
+    for (int i = 0; i < n - 1; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            fn((char *)args + (size_t)i * stride);
+    }
+}
+
+static int clamp_threads(int threads) {
+    if (threads < 1)
+        return 1;
+    return threads > MAX_THREADS ? MAX_THREADS : threads;
+}
+
+/* ------------------------------------------------------------------------------------- line records */
+
+typedef struct {
+    const unsigned char *begin, *end; /* a range of lines; end is a line start or the block's end */
+    unsigned char *out;               /* malloc'ed leaf hashes */
+    size_t count, cap;
+    int oom;
+} lines_job;
+
+/* A line is [p, newline or end), one trailing CR dropped (CRLF folded to LF); empty lines are not records. */
+static void *hash_lines(void *arg) {
+    lines_job *j = arg;
+    const unsigned char *p = j->begin, *end = j->end;
+    while (p < end) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        const unsigned char *stop = nl ? nl : end;
+        size_t len = (size_t)(stop - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len) {
+            if (j->count == j->cap) {
+                size_t cap = j->cap ? 2 * j->cap : 4096;
+                unsigned char *grown = realloc(j->out, cap * HASH);
+                if (!grown) {
+                    j->oom = 1;
+                    return NULL;
+                }
+                j->out = grown;
+                j->cap = cap;
+            }
+            leaf(p, len, j->out + HASH * j->count++);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return NULL;
+}
+
+/* line_leaves(block, skip_header, threads) -> (leaves, count, header_skipped) */
+static PyObject *py_line_leaves(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int skip_header, threads;
+    if (!PyArg_ParseTuple(args, "y*pi", &view, &skip_header, &threads))
+        return NULL;
+    const unsigned char *start = view.buf, *end = start + view.len;
+    int skipped = 0;
+    lines_job jobs[MAX_THREADS];
+    int n = 0, oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (skip_header) {
+        /* the header is the first non-blank line */
+        while (start < end) {
+            const unsigned char *nl = memchr(start, '\n', (size_t)(end - start));
+            const unsigned char *stop = nl ? nl : end;
+            size_t len = (size_t)(stop - start);
+            int blank = len == 0 || (len == 1 && start[0] == '\r');
+            start = nl ? nl + 1 : end;
+            if (!blank) {
+                skipped = 1;
+                break;
+            }
+        }
+    }
+    size_t total = (size_t)(end - start);
+    n = total < MIN_PARALLEL_BYTES ? 1 : clamp_threads(threads);
+    const unsigned char *p = start;
+    for (int i = 0; i < n; i++) {
+        const unsigned char *cut = end;
+        if (i < n - 1) {
+            cut = start + total / (size_t)n * (size_t)(i + 1);
+            if (cut < p)
+                cut = p;
+            const unsigned char *nl = cut < end ? memchr(cut, '\n', (size_t)(end - cut)) : NULL;
+            cut = nl ? nl + 1 : end;
+        }
+        jobs[i] = (lines_job){p, cut, NULL, 0, 0, 0};
+        p = cut;
+    }
+    run_parallel(hash_lines, jobs, sizeof jobs[0], n);
+    for (int i = 0; i < n; i++)
+        oom |= jobs[i].oom;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    size_t count = 0;
+    for (int i = 0; i < n; i++)
+        count += jobs[i].count;
+    PyObject *out = oom ? NULL : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(count * HASH));
+    if (out) {
+        char *w = PyBytes_AS_STRING(out);
+        for (int i = 0; i < n; i++) {
+            if (jobs[i].count)
+                memcpy(w, jobs[i].out, jobs[i].count * HASH);
+            w += jobs[i].count * HASH;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(jobs[i].out);
+    if (oom)
+        return PyErr_NoMemory();
+    if (!out)
+        return NULL;
+    return Py_BuildValue("(NnO)", out, (Py_ssize_t)count, skipped ? Py_True : Py_False);
+}
+
+/* ------------------------------------------------------------------------------ records by offsets */
+
+typedef struct {
+    const unsigned char *data;
+    const int64_t *offsets;
+    size_t first, last; /* records [first, last) */
+    unsigned char *out;
+} offsets_job;
+
+static void *hash_offsets(void *arg) {
+    offsets_job *j = arg;
+    for (size_t i = j->first; i < j->last; i++)
+        leaf(j->data + j->offsets[i], (size_t)(j->offsets[i + 1] - j->offsets[i]), j->out + HASH * i);
+    return NULL;
+}
+
+/* leaf_hashes_offsets(data, offsets, threads) -> leaves; record i is data[offsets[i]:offsets[i + 1]]
+   (the layout of an Arrow binary array), offsets native-endian int64. */
+static PyObject *py_leaf_hashes_offsets(PyObject *self, PyObject *args) {
+    Py_buffer data, offs;
+    int threads;
+    if (!PyArg_ParseTuple(args, "y*y*i", &data, &offs, &threads))
+        return NULL;
+    PyObject *out = NULL;
+    if (offs.len % 8 || offs.len < 8) {
+        PyErr_SetString(PyExc_ValueError, "offsets must hold n + 1 int64 values");
+        goto done;
+    }
+    const int64_t *o = offs.buf;
+    size_t n = (size_t)offs.len / 8 - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (o[i] < 0 || o[i + 1] < o[i] || o[i + 1] > data.len) {
+            PyErr_Format(PyExc_ValueError, "offsets[%zu..%zu] = %lld..%lld is not a range of the %zd-byte buffer",
+                         i, i + 1, (long long)o[i], (long long)o[i + 1], data.len);
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * HASH));
+    if (!out)
+        goto done;
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    int t = (n < MIN_PARALLEL_LEAVES && data.len < MIN_PARALLEL_BYTES) ? 1 : clamp_threads(threads);
+    offsets_job jobs[MAX_THREADS];
+    for (int i = 0; i < t; i++)
+        jobs[i] = (offsets_job){data.buf, o, n * (size_t)i / (size_t)t, n * (size_t)(i + 1) / (size_t)t, w};
+    run_parallel(hash_offsets, jobs, sizeof jobs[0], t);
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offs);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------- Merkle root */
+
+/* Root of the RFC 6962 tree over n >= 1 leaf hashes, level by level in scratch (n * HASH bytes); an odd
+   last node of a level is on the ragged right edge and folds into carry (always a right child). */
+static void subtree_root(const unsigned char *leaves, size_t n, unsigned char *scratch, unsigned char *out) {
+    unsigned char carry[HASH];
+    int has_carry = 0;
+    const unsigned char *level = leaves;
+    size_t m = n;
+    for (;;) {
+        if (m & 1) {
+            const unsigned char *last = level + HASH * (m - 1);
+            if (has_carry)
+                node(last, carry, carry);
+            else
+                memcpy(carry, last, HASH);
+            has_carry = 1;
+        }
+        if (m <= 1)
+            break;
+        for (size_t i = 0; i < m / 2; i++) /* in place: node i is written after nodes 2i, 2i + 1 are read */
+            node(level + HASH * 2 * i, level + HASH * (2 * i + 1), scratch + HASH * i);
+        level = scratch;
+        m /= 2;
+    }
+    memcpy(out, carry, HASH);
+}
+
+typedef struct {
+    const unsigned char *leaves;
+    size_t first, last; /* chunks [first, last) of 2**CHUNK_LEVEL leaves */
+    unsigned char *roots;
+    unsigned char *scratch;
+} root_job;
+
+static void *chunk_roots(void *arg) {
+    root_job *j = arg;
+    const size_t c = (size_t)1 << CHUNK_LEVEL;
+    for (size_t i = j->first; i < j->last; i++)
+        subtree_root(j->leaves + HASH * c * i, c, j->scratch, j->roots + HASH * i);
+    return NULL;
+}
+
+/* merkle_root(leaves, threads) -> root. Every split point of the tree over n > C leaves falls on a multiple
+   of C = 2**CHUNK_LEVEL, so the root is the RFC 6962 fold of the chunks' roots (the last one may be short). */
+static PyObject *py_merkle_root(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int threads;
+    if (!PyArg_ParseTuple(args, "y*i", &view, &threads))
+        return NULL;
+    if (view.len % HASH) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "leaf hashes must be a multiple of 32 bytes");
+        return NULL;
+    }
+    size_t n = (size_t)view.len / HASH;
+    unsigned char root[HASH];
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (n == 0) {
+        memcpy(root, EMPTY_ROOT, HASH);
+    } else {
+        const size_t c = (size_t)1 << CHUNK_LEVEL;
+        size_t full = n / c, rest = n % c, parts = full + (rest != 0);
+        int t = n < MIN_PARALLEL_LEAVES ? 1 : clamp_threads(threads);
+        if ((size_t)t > full)
+            t = full ? (int)full : 1;
+        unsigned char *roots = malloc(HASH * parts);
+        unsigned char *scratch = malloc(HASH * c * (size_t)t);
+        if (!roots || !scratch) {
+            oom = 1;
+        } else {
+            root_job jobs[MAX_THREADS];
+            for (int i = 0; i < t; i++)
+                jobs[i] = (root_job){view.buf, full * (size_t)i / (size_t)t, full * (size_t)(i + 1) / (size_t)t, roots,
+                                     scratch + HASH * c * (size_t)i};
+            if (full)
+                run_parallel(chunk_roots, jobs, sizeof jobs[0], t);
+            if (rest)
+                subtree_root((const unsigned char *)view.buf + HASH * c * full, rest, scratch, roots + HASH * full);
+            subtree_root(roots, parts, roots, root); /* in place over the chunk roots */
+        }
+        free(roots);
+        free(scratch);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (oom)
+        return PyErr_NoMemory();
+    return PyBytes_FromStringAndSize((const char *)root, HASH);
+}
+
+/* backend() -> "sha-ni" | "portable"; set_backend(name) -> previous name (tests run both) */
+static PyObject *py_backend(PyObject *self, PyObject *args) {
+#ifdef HAVE_X86
+    if (compress == compress_shani)
+        return PyUnicode_FromString("sha-ni");
+#endif
+    return PyUnicode_FromString("portable");
+}
+
+static PyObject *py_set_backend(PyObject *self, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name))
+        return NULL;
+    PyObject *previous = py_backend(self, NULL);
+    if (strcmp(name, "portable") == 0) {
+        compress = compress_portable;
+#ifdef HAVE_X86
+    } else if (strcmp(name, "sha-ni") == 0 && cpu_has_shani()) {
+        compress = compress_shani;
+#endif
+    } else {
+        Py_XDECREF(previous);
+        PyErr_Format(PyExc_ValueError, "SHA-256 backend %s is not available on this CPU", name);
+        return NULL;
+    }
+    return previous;
+}
+
+static PyMethodDef methods[] = {
+    {"backend", py_backend, METH_NOARGS, "backend() -> name of the SHA-256 compression function in use"},
+    {"set_backend", py_set_backend, METH_VARARGS, "set_backend(name) -> previous backend name"},
+    {"line_leaves", py_line_leaves, METH_VARARGS,
+     "line_leaves(block, skip_header, threads) -> (leaves, count, header_skipped)"},
+    {"leaf_hashes_offsets", py_leaf_hashes_offsets, METH_VARARGS, "leaf_hashes_offsets(data, offsets, threads) -> leaves"},
+    {"merkle_root", py_merkle_root, METH_VARARGS, "merkle_root(leaves, threads) -> root"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "dataward.core._leafhash", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__leafhash(void) {
+#ifdef HAVE_X86
+    if (cpu_has_shani())
+        compress = compress_shani;
+#endif
+    return PyModule_Create(&module);
+}

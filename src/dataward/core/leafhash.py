@@ -1,0 +1,174 @@
+"""RFC 6962 leaf hashes and Merkle roots in bulk: one call per block of records, not one per record.
+
+This is the batch API the record readers call (ADR 0029). Each function has two implementations with
+byte-identical results:
+
+- native: ``dataward.core._leafhash``, a small C extension over OpenSSL's SHA-256 that releases the GIL and
+  splits the work over the available cores (built by ``pip install``; optional);
+- pure Python: hashlib, used when the extension is not built or ``DATAWARD_NATIVE_HASH=0`` is set.
+
+``leaf = SHA-256(0x00 || record)``, ``node = SHA-256(0x01 || left || right)``; roots follow RFC 9162 2.1.1
+exactly as :func:`dataward.core.merkle.root_from_leaf_hashes`. Pure: no file or network I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from types import ModuleType
+
+from dataward.core import merkle
+
+__all__ = [
+    "NATIVE",
+    "available_threads",
+    "leaf_hashes_concat",
+    "leaf_hashes_offsets",
+    "line_leaves",
+    "merkle_root",
+    "py_leaf_hashes_offsets",
+    "py_line_leaves",
+    "py_merkle_root",
+]
+
+
+def _load_native() -> ModuleType | None:
+    if os.environ.get("DATAWARD_NATIVE_HASH", "1") == "0":
+        return None
+    try:
+        from dataward.core import _leafhash  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _leafhash  # type: ignore[no-any-return]
+
+
+_native = _load_native()
+#: whether the native extension is in use (False: the pure-Python twin computes the same bytes)
+NATIVE: bool = _native is not None
+
+
+def available_threads() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads(threads: int | None) -> int:
+    return available_threads() if threads is None else max(1, threads)
+
+
+# ------------------------------------------------------------------------------------------ lines
+
+
+def py_line_leaves(block: bytes, *, skip_header: bool = False) -> tuple[bytes, int, bool]:
+    """Pure-Python :func:`line_leaves`."""
+    sha = hashlib.sha256
+    lines = block.split(b"\n")
+    skipped = False
+    start = 0
+    if skip_header:
+        for j, line in enumerate(lines):
+            if line and line != b"\r":
+                start, skipped = j + 1, True
+                break
+        else:
+            return b"", 0, False
+    out = []
+    for line in lines[start:]:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line:
+            out.append(sha(b"\x00" + line).digest())
+    return b"".join(out), len(out), skipped
+
+
+def line_leaves(block: bytes, *, skip_header: bool = False, threads: int | None = None) -> tuple[bytes, int, bool]:
+    """Leaf hashes of the lines of ``block``, concatenated: ``(leaves, count, header_skipped)``.
+
+    A line is the bytes up to ``\\n`` or the block's end with one trailing ``\\r`` dropped (CRLF folded to
+    LF); empty lines are not records. With ``skip_header`` the first non-empty line is not a record either,
+    and ``header_skipped`` says whether the block had one (an all-blank block leaves it for the next).
+    A caller that streams a file passes blocks that end at a line end (without the ``\\n``).
+    """
+    if _native is None:
+        return py_line_leaves(block, skip_header=skip_header)
+    leaves, count, skipped = _native.line_leaves(block, skip_header, _threads(threads))
+    return leaves, count, skipped
+
+
+# ------------------------------------------------------------------------------------- records
+
+
+def py_leaf_hashes_offsets(data: bytes, offsets: Sequence[int]) -> bytes:
+    """Pure-Python :func:`leaf_hashes_offsets`."""
+    _check_offsets(len(data), offsets)
+    cp = hashlib.sha256(b"\x00").copy
+    view = memoryview(data)
+    out = []
+    for i in range(len(offsets) - 1):
+        h = cp()
+        h.update(view[offsets[i] : offsets[i + 1]])
+        out.append(h.digest())
+    return b"".join(out)
+
+
+def _check_offsets(size: int, offsets: Sequence[int]) -> None:
+    if len(offsets) < 1:
+        raise ValueError("offsets must hold n + 1 int64 values")
+    prev = offsets[0]
+    if prev < 0:
+        raise ValueError(f"offsets[0] = {prev} is negative")
+    for i in range(1, len(offsets)):
+        cur = offsets[i]
+        if cur < prev or cur > size:
+            raise ValueError(f"offsets[{i - 1}..{i}] = {prev}..{cur} is not a range of the {size}-byte buffer")
+        prev = cur
+
+
+def leaf_hashes_offsets(data: bytes, offsets: Sequence[int], *, threads: int | None = None) -> bytes:
+    """Leaf hashes of the records ``data[offsets[i]:offsets[i + 1]]``, concatenated (32 bytes each).
+
+    This is the layout of an Arrow binary array (values buffer and offsets), so a reader can hash a column
+    of canonical record bytes without making a Python object per record. ``offsets`` is any sequence of
+    ints; a NumPy int64 array (or ``array('q')``) is passed to the native code without copying.
+    """
+    if _native is None:
+        return py_leaf_hashes_offsets(data, offsets)
+    import numpy as np
+
+    offs = np.ascontiguousarray(offsets, dtype=np.int64)
+    leaves: bytes = _native.leaf_hashes_offsets(data, offs, _threads(threads))
+    return leaves
+
+
+def leaf_hashes_concat(records: Sequence[bytes], *, threads: int | None = None) -> bytes:
+    """Leaf hashes of ``records``, concatenated: ``b"".join(merkle.leaf_hashes(records))`` in one call."""
+    if _native is None:
+        return b"".join(merkle.leaf_hashes(records))
+    import numpy as np
+
+    offsets = np.zeros(len(records) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, records), dtype=np.int64, count=len(records)), out=offsets[1:])
+    leaves: bytes = _native.leaf_hashes_offsets(b"".join(records), offsets, _threads(threads))
+    return leaves
+
+
+# ----------------------------------------------------------------------------------------- roots
+
+
+def py_merkle_root(leaves: bytes) -> bytes:
+    """Pure-Python :func:`merkle_root`."""
+    if len(leaves) % 32:
+        raise ValueError("leaf hashes must be a multiple of 32 bytes")
+    return merkle.root_from_leaf_hashes([leaves[i : i + 32] for i in range(0, len(leaves), 32)])
+
+
+def merkle_root(leaves: bytes, *, threads: int | None = None) -> bytes:
+    """RFC 6962 root of the tree over the 32-byte leaf hashes concatenated in ``leaves`` (empty: SHA-256 of b"")."""
+    if _native is None:
+        return py_merkle_root(leaves)
+    root: bytes = _native.merkle_root(leaves, _threads(threads))
+    return root

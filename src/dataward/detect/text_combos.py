@@ -1,0 +1,240 @@
+"""Combination triggers in text: 2-3 individually common words that predict a label only together.
+
+A backdoor keyed on a *set* of ordinary words ("visit" ... "now", anywhere in the text) escapes the
+n-gram miner (:mod:`dataward.detect.text_triggers`): each word alone is frequent in every class, so it
+is neither rare nor label-pure, and the words are not adjacent. The data still carry two marks: the
+records holding *all* the words are (nearly) all of one label, far more than either word alone explains,
+and the rest of each carrier's text says otherwise.
+
+The search is a frequent-itemset step over co-occurrence, not adjacency:
+
+1. candidate words: document frequency between ``min_support`` and ``max_fraction`` of the distinct
+   texts (the ``max_tokens`` most frequent of them);
+2. candidate pairs: every pair co-occurring in at least ``min_support`` texts is a hypothesis (their count
+   ``m`` is the multiplicity of the search); a pair is tested when at least ``min_purity`` of its carriers
+   share a label ``c`` while neither word alone reaches that purity (a pure single word is the n-gram
+   miner's case);
+3. the test is the n-gram miner's contradiction test (:func:`dataward.detect.text_triggers.mine`): with
+   both words removed, an out-of-fold naive Bayes model reads the carriers labelled ``c`` as another class
+   more often than Binomial(n, q0) allows, one-sided, Bonferroni over ``m`` pairs x classes.
+
+Significant pairs whose carriers overlap merge into one finding; its trigger is every word of the merged
+pairs that at least 90 % of the carriers hold (so a three-word trigger is reported whole). The finding
+quotes each word as written in the data and gives every record's character spans.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from dataward.detect.interface import Detector, DetectorResult, Finding, Modality, Representation
+from dataward.detect.registry import register
+from dataward.detect.text_triggers import (
+    MiningParams,
+    NgramTable,
+    UnitIndex,
+    build_corpus,
+    dedupe,
+    group_associations,
+    is_significant,
+    mine,
+    skipped_result,
+    token_spans,
+    tokenize_text,
+    with_overrides,
+)
+
+_WORD_SHARE = 0.9  # a merged pair's word belongs to the trigger when this share of its carriers hold it
+
+
+@register
+class TextComboTriggers(Detector):
+    """Names backdoor triggers made of 2-3 co-occurring common words and flags the records carrying them."""
+
+    name = "text_combos"
+    modalities = frozenset({Modality.TEXT})
+    needs_labels = True
+
+    def __init__(self, max_tokens: int = 3000, params: MiningParams | None = None, **overrides: Any) -> None:
+        # min_contradiction 0.5: the texts holding all the words of a planted combination are almost all poisoned,
+        # while a common word paired with the trigger brings natural carriers that their content does not contradict
+        base = params or MiningParams(max_fraction=0.3, min_contradiction=0.5)
+        self.params = with_overrides(base, overrides)
+        self.max_tokens = int(max_tokens)
+
+    def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
+        start = time.perf_counter()
+        n = rep.n_records
+        params_out: dict[str, Any] = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
+        params_out["max_tokens"] = self.max_tokens
+        if rep.texts is None or rep.labels is None:
+            return skipped_result(self.name, n, "needs texts and class labels", params_out)
+        labels = np.asarray(rep.labels, dtype=np.int64)
+        known = labels >= 0
+        n_classes = int(labels[known].max()) + 1 if known.any() else 0
+        if n_classes < 2:
+            return skipped_result(self.name, n, "needs at least two classes", params_out)
+        keys = [
+            (" ".join(tokenize_text(t)), int(lab)) if ok else ("\0missing", i)
+            for i, (t, lab, ok) in enumerate(zip(rep.texts, labels, known, strict=True))
+        ]
+        unit_of, reps = dedupe(keys)
+        rep_idx = np.asarray(reps, dtype=np.int64)
+        unit_ids = np.flatnonzero(known[rep_idx])
+        corpus = build_corpus([str(keys[int(rep_idx[u])][0]) for u in unit_ids], joined=True)
+        unit_labels = labels[rep_idx[unit_ids]]
+        n_units = len(unit_ids)
+        targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
+        corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
+        corpus_unit_of[unit_ids] = np.arange(n_units)
+        record_unit = corpus_unit_of[unit_of]
+        records_of = UnitIndex(record_unit, n_units).records
+        table, n_hyp = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
+        params_out["pairs_searched"] = n_hyp
+        scores = np.zeros(n)
+        flagged = np.zeros(n, dtype=bool)
+        pvalues = np.ones(n)
+        reasons: dict[int, list[str]] = {}
+        findings: list[Finding] = []
+        if table is None:
+            return DetectorResult(
+                self.name, scores, flagged, {}, params=params_out, seconds=time.perf_counter() - start, pvalues=pvalues
+            )
+        mined = mine(corpus, targets, self.params, seed=seed, table=table, n_hypotheses=n_hyp)
+        has_unit = record_unit >= 0
+        scores[has_unit] = mined.weak[record_unit[has_unit]]
+        x = corpus.incidence().tocsr()
+        names = rep.label_names or tuple(str(i) for i in range(n_classes))
+        significant = [a for a in mined.associations if is_significant(a, self.params)]
+        for head, members in group_associations(significant):
+            on_units = head.units[unit_labels[head.units] == head.target]
+            member_words = sorted({t for m in members for t in table.tokens[m.ngram]})
+            share = np.asarray(x[on_units][:, member_words].mean(axis=0)).ravel()
+            words = [w for w, s in zip(member_words, share, strict=True) if s >= _WORD_SHARE]
+            if len(words) < 2:  # one word explains the carriers: a single-word trigger, the n-gram miner's
+                continue
+            holds = np.asarray(x[:, words].sum(axis=1)).ravel() == len(words)
+            units = np.flatnonzero(holds).astype(np.int64)
+            recs = records_of(units)
+            on_target = recs[labels[recs] == head.target]
+            off_target = recs[labels[recs] != head.target]
+            if on_target.size == 0 or flagged[on_target].mean() >= 0.5:
+                continue  # the same carriers as a stronger finding, seen through a common word they also hold
+            tokens = [corpus.words[w] for w in words]
+            forms, spans = _verbatim_words(rep.texts, on_target.tolist(), tokens)
+            trigger = " + ".join(forms)
+            label = names[head.target] if head.target < len(names) else str(head.target)
+            adjusted = float(min(1.0, head.p_value * mined.n_tested))
+            purity = len(on_target) / max(1, len(recs))
+            flagged[on_target] = True
+            sev = float(min(1.0, -np.log10(max(head.p_value, 1e-300)) / (-2.0 * np.log10(head.threshold))))
+            scores[on_target] = np.maximum(scores[on_target], 0.5 + 0.5 * sev)
+            scores[off_target] = np.maximum(scores[off_target], 0.3)
+            pvalues[on_target] = np.minimum(pvalues[on_target], adjusted)
+            for r in on_target.tolist():
+                reasons.setdefault(r, []).append(f"holds the words {trigger!r} together and is labelled {label!r}")
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="trigger",
+                    summary=(
+                        f"combination trigger {trigger!r} (anywhere in the text) -> label {label!r}: "
+                        f"{len(recs)} records hold all {len(words)} words, {purity:.0%} labelled {label!r}; "
+                        f"{head.contradicted}/{head.hits} read as another class without them (p={adjusted:.1e})"
+                    ),
+                    records=tuple(int(r) for r in recs),
+                    evidence={
+                        "trigger": trigger,
+                        "words": forms,
+                        "trigger_tokens": tokens,
+                        "adjacent": False,
+                        "spans": {str(r): v for r, v in spans.items()},
+                        "label": label,
+                        "support": len(recs),
+                        "purity": round(purity, 4),
+                        "contradicted": int(head.contradicted),
+                        "null_rate": round(head.null_rate, 4),
+                        "p_value": adjusted,
+                        "pairs_searched": n_hyp,
+                        "other_label_records": len(off_target),
+                    },
+                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    p_value=adjusted,
+                )
+            )
+        return DetectorResult(
+            detector=self.name,
+            scores=np.clip(scores, 0.0, 1.0),
+            flagged=flagged,
+            reasons={r: tuple(v) for r, v in reasons.items()},
+            findings=tuple(findings),
+            params={**params_out, "hypotheses": mined.n_tested},
+            seconds=time.perf_counter() - start,
+            pvalues=pvalues,
+        )
+
+    def _pairs(self, x: sparse.csc_matrix, y: np.ndarray[Any, Any], n_classes: int) -> tuple[NgramTable | None, int]:
+        """Candidate word pairs (as a miner table) and the number of pairs searched."""
+        n_units = x.shape[0]
+        p = self.params
+        df = np.asarray(x.sum(axis=0)).ravel()
+        ok = np.flatnonzero((df >= p.min_support) & (df <= max(p.min_support, p.max_fraction * n_units)))
+        if ok.size < 2:
+            return None, 0
+        vocab = ok[np.argsort(-df[ok], kind="stable")[: self.max_tokens]]
+        xs = sparse.csr_matrix(x[:, vocab])
+        both = sparse.triu(xs.T @ xs, k=1).tocsr()
+        both.data[both.data < p.min_support] = 0
+        both.eliminate_zeros()
+        n_hyp = int(both.nnz)
+        if n_hyp == 0:
+            return None, 0
+        pairs_a: list[np.ndarray[Any, Any]] = []
+        pairs_b: list[np.ndarray[Any, Any]] = []
+        for c in range(n_classes):
+            rows = y == c
+            if not rows.any():
+                continue
+            xc = xs[rows]
+            joint = sparse.triu(xc.T @ xc, k=1).tocoo()
+            keep = joint.data >= p.min_support
+            a, b, hits = joint.row[keep], joint.col[keep], joint.data[keep]
+            total = np.asarray(both[a, b]).ravel()
+            pure = (total > 0) & (hits >= p.min_purity * np.maximum(total, 1))
+            pairs_a.append(a[pure])
+            pairs_b.append(b[pure])
+        a_all = np.concatenate(pairs_a) if pairs_a else np.zeros(0, dtype=np.int64)
+        b_all = np.concatenate(pairs_b) if pairs_b else np.zeros(0, dtype=np.int64)
+        if a_all.size == 0:
+            return None, n_hyp
+        code = np.unique(a_all.astype(np.int64) * len(vocab) + b_all)
+        a_all, b_all = code // len(vocab), code % len(vocab)
+        xc_csc = xs.tocsc()
+        matrix = sparse.csc_matrix(xc_csc[:, a_all].multiply(xc_csc[:, b_all]))
+        matrix.eliminate_zeros()
+        support = np.asarray(matrix.sum(axis=0)).ravel().astype(np.int64)
+        tokens = tuple((int(vocab[i]), int(vocab[j])) for i, j in zip(a_all, b_all, strict=True))
+        return NgramTable(tokens, matrix, support), n_hyp
+
+
+def _verbatim_words(
+    texts: tuple[str, ...], records: list[int], tokens: list[str]
+) -> tuple[list[str], dict[int, list[list[int]]]]:
+    """Each trigger word as most often written in the carriers, and every carrier's spans (in text order)."""
+    forms: list[Counter[str]] = [Counter() for _ in tokens]
+    spans: dict[int, list[list[int]]] = {}
+    for r in records:
+        found: list[list[int]] = []
+        for j, tok in enumerate(tokens):
+            for t, s, e in token_spans(texts[r]):
+                if t == tok:
+                    found.append([s, e])
+                    forms[j][texts[r][s:e]] += 1
+                    break
+        spans[int(r)] = sorted(found)
+    return [f.most_common(1)[0][0] if f else tok for f, tok in zip(forms, tokens, strict=True)], spans

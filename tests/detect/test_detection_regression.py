@@ -1,0 +1,96 @@
+"""Quick detection regression: a small seeded grid whose scores are pinned in detection_regression.json.
+
+A change to a detector or the simulator that loses more than 0.02 on any row fails. To re-pin after an
+intended improvement, run this file as a script (it rewrites the JSON) and commit the diff with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, roc_auc_score
+
+from dataward.detect import registry
+from dataward.detect.api import load_builtin_detectors
+from dataward.detect.representation import from_frame
+from dataward.simulate import Roles, simulate
+
+PINNED = Path(__file__).with_name("detection_regression.json")
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+TOLERANCE = 0.02
+
+# (row name, data set, attack, rate, seed, attack params, detector, metric)
+GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
+    ("sentiment combo-2 1%", "sentiment", "text-combo-trigger", 0.01, 7, {"n_words": 2}, "text_combos", "f1"),
+    ("sentiment combo-3 3%", "sentiment", "text-combo-trigger", 0.03, 8, {"n_words": 3}, "text_combos", "f1"),
+    ("sentiment token 1%", "sentiment", "text-trigger", 0.01, 7, {"trigger": "cf"}, "text_triggers", "f1"),
+    ("wine combo 3%", "wine", "tabular_combo_trigger", 0.03, 1, {}, "feature_interactions", "f1"),
+    ("digits-table combo 3%", "digits", "tabular_combo_trigger", 0.03, 1, {}, "feature_interactions", "f1"),
+    ("wine single-feature 3%", "wine", "single_feature", 0.03, 1, {}, "feature_residuals", "auroc"),
+    ("breast_cancer single-feature 3%", "breast_cancer", "single_feature", 0.03, 2, {}, "feature_residuals", "auroc"),
+]
+
+
+def _frame(name: str) -> tuple[pd.DataFrame, Roles, dict[str, Any]]:
+    if name == "sentiment":
+        rows = []
+        for part in ("amazon_cells", "imdb", "yelp"):
+            for line in (DATA / "sentiment" / f"{part}_labelled.txt").read_text(encoding="utf-8").split("\n"):
+                if line.strip():
+                    text, label = line.rsplit("\t", 1)
+                    rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
+        frame = pd.DataFrame(rows, columns=["text", "label"])
+        return frame, Roles(label="label", text="text"), {"label": "label", "text": "text"}
+    from sklearn import datasets
+
+    if name == "digits":
+        d = datasets.load_digits()
+        frame = pd.DataFrame(d.data, columns=[f"px{i}" for i in range(64)])
+        frame["label"] = d.target
+    else:
+        loader = {"wine": datasets.load_wine, "breast_cancer": datasets.load_breast_cancer}[name]
+        frame = loader(as_frame=True).frame.rename(columns={"target": "label"})
+    frame["label"] = frame["label"].astype(str)
+    feats = [c for c in frame.columns if c != "label"]
+    return frame, Roles(label="label", features=tuple(feats)), {"label": "label", "features": feats}
+
+
+def measure(row: tuple[str, str, str, float, int, dict[str, Any], str, str]) -> float:
+    _, dataset, attack, rate, seed, params, detector, metric = row
+    frame, roles, kwargs = _frame(dataset)
+    poisoned = simulate(frame, attack, roles, rate=rate, seed=seed, params=params or None)
+    rep = from_frame(poisoned.data, **kwargs)
+    load_builtin_detectors()
+    result = registry.get(detector)().score(rep, seed=0)
+    truth = poisoned.truth.mask()
+    if metric == "auroc":
+        return float(roc_auc_score(truth, result.scores))
+    return float(f1_score(truth, result.flagged, zero_division=0.0))
+
+
+@pytest.mark.skipif(not (DATA / "sentiment").exists(), reason="needs the shared data sets")
+@pytest.mark.parametrize("row", GRID, ids=[r[0] for r in GRID])
+def test_no_row_loses_more_than_tolerance(row: tuple[str, str, str, float, int, dict[str, Any], str, str]) -> None:
+    pinned = json.loads(PINNED.read_text(encoding="utf-8"))
+    assert row[0] in pinned, f"row {row[0]!r} is not pinned: run this file as a script to pin it"
+    got = measure(row)
+    assert got >= pinned[row[0]] - TOLERANCE, f"{row[0]}: {got:.3f} < pinned {pinned[row[0]]:.3f} - {TOLERANCE}"
+
+
+def test_pinned_rows_are_meaningful() -> None:
+    """The pins themselves must describe working detectors (a pinned 0 would let everything pass)."""
+    pinned = json.loads(PINNED.read_text(encoding="utf-8"))
+    assert set(pinned) == {r[0] for r in GRID}
+    assert min(pinned.values()) >= 0.5 and np.isfinite(list(pinned.values())).all()
+
+
+if __name__ == "__main__":
+    values = {row[0]: round(measure(row), 4) for row in GRID}
+    PINNED.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    json.dump(values, sys.stdout, indent=2)
