@@ -160,7 +160,7 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
     return EvidenceVerdict(tuple(problems), tuple(revoked))
 
 
-def require_logged_state(ws: Workspace, batch_id: str, wanted: str, doing: str) -> None:
+def require_logged_state(ws: Workspace, batch_id: str, wanted: str | tuple[str, ...], doing: str) -> None:
     """Refuse unless the signed log has ``batch_id`` in state ``wanted`` (the catalog's state column is a
     projection: a batch set to ``approved`` by SQL is still rejected here)."""
     st = trusted_state(ws)
@@ -170,16 +170,19 @@ def require_logged_state(ws: Workspace, batch_id: str, wanted: str, doing: str) 
             f"batch {batch_id} was never acquired by a valid signed log entry; refusing to {doing} it",
             advice="Run `dataward log verify`: the catalog row was inserted or altered.",
         )
-    if b.state != wanted:
+    allowed = (wanted,) if isinstance(wanted, str) else wanted
+    if b.state not in allowed:
         raise IntegrityError(
-            f"batch {batch_id} is {b.state} according to the signed log, not {wanted}; refusing to {doing} it",
+            f"batch {batch_id} is {b.state} according to the signed log, not {' or '.join(allowed)}; "
+            f"refusing to {doing} it",
             advice="Run `dataward log verify`: the catalog's state column was altered.",
         )
 
 
 def require_cleared_for_release(ws: Workspace, batch_id: str) -> None:
     """Refuse to release ``batch_id`` unless the log shows it approved by enough valid signed approvals."""
-    require_logged_state(ws, batch_id, "approved", "release")
+    # an approved batch, or one already released (into another dataset, or kept by a rollback)
+    require_logged_state(ws, batch_id, ("approved", "released"), "release")
     st = trusted_state(ws)
     b = st.batches[batch_id]
     with ws.engine.connect() as conn:
