@@ -94,7 +94,10 @@ def attest(
             created_at=now_iso(),
         )
     )
-    ch.details.setdefault("attestations", []).append({"type": predicate_type, "sha256": digest})
+    item = {"type": predicate_type, "sha256": digest}
+    if batch_id is not None:
+        item["batch"] = batch_id  # the catalog's index row is then a projection the log can check
+    ch.details.setdefault("attestations", []).append(item)
     return digest
 
 

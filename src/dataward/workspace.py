@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.engine import make_url
 
-from dataward.access import Grant, Role, require
+from dataward.access import Grant, require
 from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
 from dataward.core.signer import PrivateKeySigner
 from dataward.errors import AuthorizationError, Error, NotFoundError, SignatureError, WorkspaceError
@@ -265,13 +265,12 @@ class Workspace:
         return public_key_from_hex(row.public_key)
 
     # authorization ------------------------------------------------------------------------------
-    @staticmethod
-    def grants(conn: Connection, principal: str) -> list[Grant]:
-        t = schema.role_grants
-        return [
-            Grant(Role(r.role), r.source)
-            for r in conn.execute(select(t.c.role, t.c.source).where(t.c.principal == principal))
-        ]
+    def grants(self, conn: Connection, principal: str) -> list[Grant]:
+        """The principal's roles as the signed log grants them (the role_grants table is a projection:
+        a grant inserted by SQL gives nothing). ``conn`` is unused: the log is read as committed."""
+        from dataward.evidence.load import trusted_state
+
+        return trusted_state(self).grants_of(principal)
 
     @contextmanager
     def change(self, actor: Actor, action: str, subject: str, *, source: str | None = None) -> Iterator[Change]:

@@ -288,6 +288,7 @@ def test_expired_key(world: World) -> None:
     principals.enroll(ws, admin, "shortlived", [Grant(Role.AUDITOR)], keyring=world.ring, expires_days=1)
     early = ws.actor("shortlived", keyring=world.ring)
     ws.record(early, "log.verify", "log:x", {})
+    logged_expiry = principals.list_keys(ws, "shortlived")[0]["expires_at"]
     _sql(ws, "UPDATE keys SET expires_at = ? WHERE keyid = ?", ("2020-01-01T00:00:00.000000Z", early.keyid))
     with pytest.raises(SignatureError, match="expired"):
         ws.actor("shortlived", keyring=world.ring)
@@ -295,8 +296,10 @@ def test_expired_key(world: World) -> None:
         ws.record(early, "log.verify", "log:x", {})  # an actor loaded before expiry cannot sign after it
     res = verify_log(ws)
     # the entry signed while the key was valid now predates the (edited) expiry: it is rejected, by number
-    assert [p.kind for p in res.problems] == ["key"] and "expired" in res.problems[0].detail
-    _sql(ws, "UPDATE keys SET expires_at = NULL WHERE keyid = ?", (early.keyid,))
+    assert [p.kind for p in res.problems] == ["key", "projection"] and "expired" in res.problems[0].detail
+    # and the edited cell itself is named against the expiry the log recorded
+    assert "table keys, row " in res.problems[1].detail and "column expires_at" in res.problems[1].detail
+    _sql(ws, "UPDATE keys SET expires_at = ? WHERE keyid = ?", (logged_expiry, early.keyid))
     assert verify_log(ws).ok
 
 

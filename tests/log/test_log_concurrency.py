@@ -75,7 +75,9 @@ def test_concurrent_appenders_do_not_fork_the_log(
         cp = parse_signed_checkpoint(note.encode(), {ws.origin: ws.log_public_key()}, origin=ws.origin)
         assert cp.size == size and cp.root_hash == roots[size]
     # the shared witness file survived concurrent updates and holds a checkpoint of this log
-    seen = json.loads(_witness.read_text())[ws.id]
+    from dataward.core.dsse import key_id
+
+    seen = json.loads(_witness.read_text())[f"log {ws.origin} {key_id(ws.log_public_key())}"]  # keyed by the log
     assert roots[int(seen["size"])] == base64.b64decode(seen["root"])
     assert int(seen["size"]) == len(rows)  # the last check came after the last append: never went backwards
 

@@ -225,6 +225,11 @@ def test_history_rewritten_with_the_stolen_log_key_is_caught_by_the_witness(loge
     for (size,) in con.execute("SELECT size FROM checkpoints").fetchall():
         note = sign_checkpoint(Checkpoint(ws.origin, size, tree.root(size)), ws.origin, log_key.key)
         con.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note.decode(), size))
+    # and makes the catalog agree with the forged history (else log verify names the missing grant)
+    con.execute(
+        "INSERT INTO role_grants (principal, role, source, granted_at) VALUES ('admin', 'approver', NULL, ?)",
+        ("2026-01-01T00:00:00.000000Z",),
+    )
     con.commit()
     con.close()
     # the log itself is consistent again: a verifier without a witness is fooled ...

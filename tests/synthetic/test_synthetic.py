@@ -94,7 +94,7 @@ def test_generator_has_no_network_and_failures_are_clean(synth) -> None:  # type
         "import socket\ndef rows(*, seed, params, inputs):\n"
         "    socket.create_connection(('127.0.0.1', 9))\n    return []\n"
     )
-    with pytest.raises(GeneratorError, match="network access is not allowed"):
+    with pytest.raises(GeneratorError, match="network access is refused"):
         synthesize(env.ws, env.actor("ingrid"), "gen", "net:rows", seed=0, search_path=str(code))
     (code / "bad.py").write_text("def rows(*, seed, params, inputs):\n    return 42\n")
     with pytest.raises(GeneratorError, match="not records"):

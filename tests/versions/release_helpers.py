@@ -22,7 +22,7 @@ from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.batches import BatchState, get_batch
 from dataward.identity import Actor
-from dataward.lifecycle import PREDICATE_APPROVAL, attest, transition
+from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_AUDIT, PREDICATE_REPORT, attest, transition
 from dataward.sources import add_source
 from dataward.workspace import Workspace
 
@@ -103,18 +103,26 @@ def approve_batch(ws: Workspace, screener: Actor, reviewer: Actor, approver: Act
 
 
 def drive_to_approved(ws: Workspace, screener: Actor, reviewer: Actor, approver: Actor, batch_id: str) -> None:
-    """The bare lifecycle: quarantined -> screened -> audited -> approved, with a signed approval."""
-    for actor, action, state in (
-        (screener, "batch.screen", BatchState.SCREENED),
-        (reviewer, "audit.decide", BatchState.AUDITED),
+    """The bare lifecycle: quarantined -> screened -> audited -> approved, each step with its signed
+    attestation (report, audit, approval under the policy in force), as the gates require of the log."""
+    from dataward.workflow.policy import load_policy
+
+    b = get_batch(ws, batch_id)
+    subject = [(f"batch:{batch_id}", b.manifest_digest)]
+    for actor, action, state, predicate_type in (
+        (screener, "batch.screen", BatchState.SCREENED, PREDICATE_REPORT),
+        (reviewer, "audit.complete", BatchState.AUDITED, PREDICATE_AUDIT),
     ):
         with ws.change(actor, action, f"batch:{batch_id}") as ch:
             transition(ch, batch_id, state)
+            attest(ws, ch, subject, predicate_type, {"batch": batch_id}, batch_id=batch_id)
     with ws.change(approver, "batch.approve", f"batch:{batch_id}") as ch:
         transition(ch, batch_id, BatchState.APPROVED)
-        b = get_batch(ws, batch_id)
         predicate: dict[str, Any] = {"batch": batch_id, "manifest": b.manifest_digest, "approver": approver.name}
-        attest(ws, ch, [(f"batch:{batch_id}", b.manifest_digest)], PREDICATE_APPROVAL, predicate, batch_id=batch_id)
+        attest(ws, ch, subject, PREDICATE_APPROVAL, predicate, batch_id=batch_id)
+        ch.details.update(
+            {"approver": approver.name, "keyid": approver.keyid, "policy": load_policy(ws).digest, "required": 1}
+        )
 
 
 def make_env(tmp_path: Path, catalog: str | None = None) -> Env:

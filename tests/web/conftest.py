@@ -38,3 +38,11 @@ def artifacts() -> Path:
     d = Path(os.environ.get("DATAWARD_SCREENSHOTS") or Path(__file__).parent / "artifacts")
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@pytest.fixture(autouse=True)
+def _world_keyring(request: pytest.FixtureRequest, _keyring: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's `world` was built (and its principals' keys generated) under the session keyring: a
+    test that uses it acts with those keys, not with the empty per-test keyring."""
+    if "world" in request.fixturenames:
+        monkeypatch.setenv("DATAWARD_KEYRING", str(request.getfixturevalue("_session_keyring")))

@@ -53,7 +53,7 @@ MAX_MARKED = 1000
 @dataclass(frozen=True)
 class LogProblem:
     seq: int | None
-    kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness
+    kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness | evidence | projection
     detail: str
 
     def line(self) -> str:
@@ -186,6 +186,12 @@ def _row_digest(r: Any) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+def _cell_bytes(v: Any) -> bytes:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    return str(v).encode("utf-8", "surrogateescape")
+
+
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
     """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
     res = _ChunkResult(task.lo, task.hi)
@@ -210,8 +216,9 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problem(seq, "order", "entry has a negative sequence number (inserted)")
         res.last_seq = seq
         expected = seq + 1
-        body = bytes(r[5])
-        sig = bytes(r[7])
+        # a cell rewritten as another type (TEXT, a number) becomes bytes that fail the checks, never a crash
+        body = _cell_bytes(r[5])
+        sig = _cell_bytes(r[7])
         leaf = entry_leaf_hash(body, sig)
         res.leaves.append(leaf)
         rd = _row_digest(r)
@@ -221,7 +228,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if trusted:
             h_trusted.update(rd)
             h_trusted.update(leaf)
-        if not hmac.compare_digest(bytes(r[8]), leaf):
+        if not hmac.compare_digest(_cell_bytes(r[8]), leaf):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         if trusted:
             # fully verified earlier: the rows digest and the root (checked by the caller) cover body,
@@ -494,6 +501,7 @@ def verify_log(
                 full.chunk,
             )
         _check_nodes(conn, tree, problem)
+        _check_evidence(ws, conn, problems, problem)
     cp_size = None
     if note is None:
         if leaves:
@@ -544,6 +552,21 @@ def verify_log(
     if remember and result.ok and cp_size == len(leaves):
         witness.record_verified(ws, result, wpath)
     return result
+
+
+def _check_evidence(
+    ws: Workspace, conn: Connection, found: list[LogProblem], problem: Callable[[int | None, str, str], None]
+) -> None:
+    """Replay the log into the trusted state (keys over time and roles from the log, not the keys table)
+    and compare the catalog's decision columns with it: every divergence is named (table, row, column)."""
+    from dataward.evidence.load import projection_divergences, replay_log
+
+    bad = frozenset(p.seq for p in found if p.seq is not None and p.kind in ("entry", "signature", "order"))
+    st = replay_log(conn, check_signatures=False, distrust=bad)
+    for rp in st.problems:
+        problem(rp.seq, "evidence", rp.detail)
+    for dv in projection_divergences(ws, conn, st):
+        problem(None, "projection", dv.line())
 
 
 def _trusted_prefix_intact(mark: dict[str, Any], tree: merkle.MerkleTree, chunks: list[_ChunkResult]) -> bool:

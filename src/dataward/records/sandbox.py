@@ -175,15 +175,22 @@ def _read_all(fd: int) -> bytes:
         chunks.append(block)
 
 
+def confine(lim: SandboxLimits, *, keep_fds: set[int] | None = None) -> None:
+    """Confine the current process: close inherited descriptors (except ``keep_fds``), forget the workspace
+    and secrets from the environment, leave the network and refuse sockets, apply ``lim``. One-way."""
+    if keep_fds is not None:
+        _close_fds(keep_fds)
+    for var in ("DATAWARD_WORKSPACE", "DATAWARD_PRINCIPAL", "DATAWARD_PASSPHRASE", "DATAWARD_KEYRING"):
+        os.environ.pop(var, None)
+    _leave_network()
+    _refuse_sockets()
+    _set_limits(lim)
+
+
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], wfd: int, lim: SandboxLimits) -> None:
     status = 0
     try:
-        _close_fds({wfd})
-        for var in ("DATAWARD_WORKSPACE", "DATAWARD_PRINCIPAL", "DATAWARD_PASSPHRASE"):
-            os.environ.pop(var, None)
-        _leave_network()
-        _refuse_sockets()
-        _set_limits(lim)
+        confine(lim, keep_fds={wfd})
         try:
             payload = ("ok", fn(*args, **kwargs))
         except Error as exc:

@@ -548,6 +548,10 @@ def release(
         if bad:
             raise IntegrityError(f"parent version {parent.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
+    from dataward.evidence.gates import require_cleared_for_release
+
+    for i in add:  # after the catalog's own checks (their errors say what to do); the log has the last word
+        require_cleared_for_release(ws, i)
     with ws.change(actor, "dataset.release", version_subject(dataset, plan.number)) as ch:
         commit_version(ws, ch, plan, "release", {})
     return get_version(ws, f"{dataset}@{plan.number}")
@@ -629,9 +633,14 @@ def check_release_entry(ws: Workspace, conn: Connection, v: Version, keys: dict[
 
 def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionReport:
     """Check a version end to end. ``full`` also re-hashes every released file and record."""
+    from dataward.evidence.gates import check_version, latest_logged_number
+
     ds, n = parse_spec(spec)
     problems: list[str] = []
     with ws.engine.connect() as conn:
+        if n is None:
+            # "latest" is the newest version the signed log released: deleting rows cannot roll it back
+            n = latest_logged_number(ws, ds, conn)
         v = load_version(conn, ds, n)
         keys = ws.public_keys(conn)
         batches: dict[str, Batch] = {}
@@ -651,6 +660,9 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
             why2 = approval_problem(ws, conn, b, keys)
             if why2:
                 problems.append(why2)
+        evidence = check_version(ws, conn, v)
+        problems += [p for p in evidence.problems if p not in problems]
+        revoked += [b for b in evidence.revoked if b not in revoked]
     signer = None
     pred: dict[str, Any] = {}
     try:

@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import json
 import math
-import resource
-import socket
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from dataward.core.canonical import canonical_json
-
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
-
-
-def _no_network() -> None:
-    """Leave the network: a new network namespace where the kernel allows, refused sockets always."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNET) != 0:
-            libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
-    except (OSError, AttributeError):
-        pass
-
-    def refused(*_a: Any, **_k: Any) -> NoReturn:
-        raise PermissionError("network access is not allowed in a dataward generator")
-
-    socket.socket = refused  # type: ignore[assignment,misc]
-    socket.create_connection = refused  # type: ignore[assignment]
-    socket.socketpair = refused  # type: ignore[assignment]
-
-
-def _limits(memory: int, cpu: int, fsize: int) -> None:
-    for res, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, fsize)):
-        resource.setrlimit(res, (value, value))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+from dataward.records.sandbox import SandboxLimits, confine
 
 
 def code_digest(module: str) -> str:
@@ -89,8 +61,14 @@ def main(argv: list[str]) -> int:
         inputs = {k: pd.read_parquet(p) for k, p in req["inputs"].items()}
     module, _, function = req["ref"].partition(":")
     digest = code_digest(module.split(".")[0]) if "." in module else code_digest(module)
-    _no_network()
-    _limits(int(req["memory_limit"]), int(req["cpu_seconds"]), int(req["output_limit"]))
+    # the records layer's sandbox: no network, resource limits, no workspace or secrets in the environment
+    confine(
+        SandboxLimits(
+            memory_bytes=int(req["memory_limit"]),
+            cpu_seconds=int(req["cpu_seconds"]),
+            file_bytes=int(req["output_limit"]),
+        )
+    )
     fn = getattr(importlib.import_module(module), function, None)
     if not callable(fn):
         raise SystemExit(f"{module} has no function {function!r}")

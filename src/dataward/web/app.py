@@ -151,13 +151,14 @@ API_DOCS_PAGE = """<!doctype html>
 
 
 def _mount_api_docs(app: FastAPI) -> None:
-    """Swagger UI at /api/docs from the swagger-ui-bundle package (no CDN; the CSP forbids inline scripts, so
+    """Swagger UI at /api/docs from the swagger-ui-py package (no CDN; the CSP forbids inline scripts, so
     the start-up call lives in static/api-docs.js). Without the package /api/docs is simply absent."""
     try:
-        from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+        import swagger_ui  # type: ignore[import-untyped]
     except ImportError:
         return
-    app.mount("/api/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="api-docs-assets")
+    assets = Path(swagger_ui.__file__).parent / "static"  # Swagger UI 5 (reads OpenAPI 3.1, which FastAPI emits)
+    app.mount("/api/docs/assets", StaticFiles(directory=str(assets)), name="api-docs-assets")
 
     @app.get("/api/docs", include_in_schema=False)
     def _api_docs() -> HTMLResponse:

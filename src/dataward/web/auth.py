@@ -99,7 +99,10 @@ def create_token(ws: Workspace, actor: Actor, principal: str, lifetime: timedelt
                 expires_at=expires,
             )
         )
-        ch.details.update({"token": tid, "principal": principal, "expires_at": expires})
+        # the hash (never the secret) is logged: a token row inserted by SQL matches no logged token
+        ch.details.update(
+            {"token": tid, "principal": principal, "expires_at": expires, "token_hash": token_hash(secret)}
+        )
     return TokenInfo(tid, principal, to_iso(at), actor.name, expires), secret
 
 

@@ -80,7 +80,7 @@ def prepare_statement(ws: Workspace, batch_id: str, approver: str) -> bytes:
     """The unsigned approval statement for ``approver`` (canonical JSON), to be signed elsewhere."""
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
-    _require_audited(batch)
+    _require_audited(batch, ws)
     decision = evaluate(ws, batch_id)
     predicate = {
         "batch": batch.id,
@@ -200,7 +200,11 @@ def _separation(ws: Workspace, batch: Batch, approver: str, duties: tuple[str, .
             )
 
 
-def _require_audited(batch: Batch) -> None:
+def _require_audited(batch: Batch, ws: Workspace | None = None) -> None:
+    if batch.state == BatchState.AUDITED and ws is not None:
+        from dataward.evidence.gates import require_logged_state
+
+        require_logged_state(ws, batch.id, "audited", "approve")
     if batch.state != BatchState.AUDITED:
         advice = {
             "quarantined": f"Screen it (`dataward screen {batch.id}`), then audit it.",
@@ -213,7 +217,7 @@ def _record(ws: Workspace, submitter: Actor, batch_id: str, envelope: dsse.Envel
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
     subject = f"batch:{batch_id}"
-    _require_audited(batch)
+    _require_audited(batch, ws)
     approver, keyid, predicate = _check_statement(ws, batch, envelope)
     tier, tp, _risk, policy = tier_for(ws, batch)
     with ws.engine.connect() as conn:
@@ -310,7 +314,7 @@ def approve(ws: Workspace, actor: Actor, batch_id: str) -> ApprovalResult:
     except AuthorizationError as exc:
         ws.record_denial(actor.name, "batch.approve", f"batch:{batch_id}", str(exc))
         raise
-    _require_audited(batch)
+    _require_audited(batch, ws)
     statement = prepare_statement(ws, batch_id, actor.name)
     return _record(ws, actor, batch_id, dsse.sign_envelope(statement, actor.key))
 

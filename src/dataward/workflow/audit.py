@@ -527,6 +527,11 @@ def draw_sample(
                 "random": random_size,
                 "flagged": flagged_size,
                 "added": len(new_random) + len(new_flagged),
+                "population": population,
+                "flagged_population": len(flagged),
+                # every drawn record, so the catalog's sample is a projection the log can check
+                "items": [[r["record"], r["stratum"], r["record_digest"]] for r in rows],
+                "moved": sorted(int(r) for r in moved),
                 **summary_params,
             }
         )
@@ -627,6 +632,7 @@ def record_decisions(
             ],
         )
         ch.details.update({"batch": batch_id, "decisions": counts, "records": [d.record for d in decisions[:50]]})
+        ch.details["by_record"] = [[d.record, d.decision, d.new_label] for d in decisions]
         if origin:
             ch.details["from"] = origin
     return len(decisions)

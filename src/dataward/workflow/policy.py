@@ -388,6 +388,8 @@ def set_policy(ws: Workspace, actor: Actor, text: str, *, where: str) -> Policy:
         tmp = path.with_name(f".{POLICY_FILE}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+        # a content-addressed copy: gates re-read the policy an approval was made under by its logged digest
+        ws.objects.put_bytes("meta", text.encode("utf-8"))
         ch.details.update({"sha256": policy.digest, "from": where})
     return parse_policy(text, str(path))
 

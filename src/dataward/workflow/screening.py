@@ -250,6 +250,7 @@ def screen_batch(
                 "checks": {o.name: o.status for o in outcomes},
                 "findings_by_severity": dict(report.findings_by_severity),
                 "flagged": report.flagged_count,
+                "flagged_sha256": flagged_digest,
             }
         )
     return ScreeningReport.from_predicate(predicate, report.flagged_records, digest)

@@ -1,0 +1,607 @@
+"""Replay the signed audit log into the trusted state every gate decides on (pure: no I/O).
+
+In the style of python-tuf's ``TrustedMetadataSet``: the caller passes in the raw log rows and the raw
+public keys it read, this module trusts nothing it is given. Each entry must be canonical JSON, its
+indexed columns must repeat its signed body, its signature must verify with a key that the log itself
+registered for the signing principal and that was valid at the entry's time (created by an earlier entry,
+not expired, retired or revoked by then), and the signer must have held a role allowing the action at that
+moment. Only entries that pass change the state; the others are reported as problems.
+
+The catalog tables are a projection of this state for speed (see :mod:`dataward.evidence.projection`);
+they are never the authority. The keys table is read only for public key bytes, and those are pinned
+by the log: a key ID is the SHA-256 of the raw public key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from dataward.access import PERMISSIONS, Grant, Role, allowed
+from dataward.core import dsse
+from dataward.core.canonical import canonical_json
+
+LOG_PRINCIPAL = "@workspace-log"
+
+#: actions that register a key for the entry's subject principal (details carry ``keyid``)
+KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.add", "key.migrate"})
+#: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
+FINAL_STATES = frozenset({"rejected", "revoked"})
+#: actions that change no catalog row: not kept for the projection
+UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "console.read", "console.login", "batch.verify"})
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One stored log row as read: the indexed columns, the signed body and its signature."""
+
+    seq: int
+    time: Any
+    principal: Any
+    action: Any
+    subject: Any
+    keyid: Any
+    body: bytes
+    signature: bytes
+
+
+@dataclass
+class KeyEvidence:
+    """A key's life according to the log."""
+
+    keyid: str
+    principal: str
+    created_at: str
+    created_seq: int
+    expires_at: str | None = None
+    retired_at: str | None = None
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+
+    def invalid_at(self, t: str) -> str | None:
+        """Why a signature made at ``t`` is invalid, or None."""
+        k = self.keyid[:16]
+        if self.created_at > t:
+            return f"key {k} did not exist yet"
+        if self.expires_at and self.expires_at < t:
+            return f"key {k} had expired"
+        if self.retired_at and self.retired_at < t:
+            return f"key {k} had been retired by rotation"
+        if self.revoked_at and self.revoked_at <= t:
+            return f"key {k} had been revoked"
+        return None
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.retired_at is not None:
+            return "retired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class ApprovalEvidence:
+    """One signed approval of a batch, as the log recorded it."""
+
+    seq: int
+    time: str
+    approver: str
+    keyid: str
+    envelope: str
+    policy: str
+    tier: str | None
+    required: int
+
+
+@dataclass
+class BatchEvidence:
+    """A batch's signed history: its acquisition, its state, its approvals, its revocation."""
+
+    id: str
+    source: str
+    acquirer: str
+    manifest: str
+    merkle_root: str
+    records: int
+    files: int
+    acquired_seq: int
+    acquired_at: str
+    state: str = "quarantined"
+    state_seq: int = 0
+    screened_by: str | None = None
+    report: str | None = None
+    audited_by: str | None = None
+    audit: str | None = None
+    approvals: list[ApprovalEvidence] = field(default_factory=list)
+    revoked_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class VersionEvidence:
+    """A dataset version's signed release (or rollback) entry."""
+
+    dataset: str
+    number: int
+    kind: str
+    manifest: str
+    merkle_root: str
+    records: int
+    parent: int | None
+    batches: tuple[str, ...]
+    created_by: str
+    seq: int
+    time: str
+
+
+@dataclass(frozen=True)
+class ReplayProblem:
+    seq: int | None
+    detail: str
+
+    def line(self) -> str:
+        return (f"entry {self.seq}: " if self.seq is not None else "log: ") + self.detail
+
+
+@dataclass
+class TrustedState:
+    """The state the signed log proves. ``size`` is how many entries were replayed."""
+
+    size: int = 0
+    workspace_id: str | None = None
+    keys: dict[str, KeyEvidence] = field(default_factory=dict)
+    principals: dict[str, str | None] = field(default_factory=dict)  # name -> created_by
+    grants: set[tuple[str, str, str | None]] = field(default_factory=set)  # (principal, role, source)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policies: list[tuple[int, str]] = field(default_factory=list)  # (seq, sha256) in log order
+    batches: dict[str, BatchEvidence] = field(default_factory=dict)
+    versions: dict[tuple[str, int], VersionEvidence] = field(default_factory=dict)
+    datasets: dict[str, str] = field(default_factory=dict)  # name -> created_by
+    attestations: dict[str, dict[str, Any]] = field(default_factory=dict)  # envelope sha256 -> index fields
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # verified entries that change state, in order
+    admin_threshold: int = 1
+    default_policy: str | None = None  # the packaged policy's digest: in force until a policy.set
+    problems: list[ReplayProblem] = field(default_factory=list)
+    last_time: str = ""
+    last_leaf: bytes | None = b""  # the stored leaf hash of entry size-1 when replayed (b"" for none)
+    _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
+
+    def fork(self) -> TrustedState:
+        """An independent copy to replay uncommitted entries onto (the parsed public keys are shared)."""
+        pubs, self._pubs = self._pubs, {}
+        try:
+            out = copy.deepcopy(self)
+        finally:
+            self._pubs = pubs
+        out._pubs = dict(pubs)
+        return out
+
+    # queries ---------------------------------------------------------------------------------------------
+    def grants_of(self, principal: str) -> list[Grant]:
+        """The principal's roles according to the log."""
+        out = []
+        for p, role, src in sorted(self.grants, key=lambda g: (g[0], g[1], g[2] or "")):
+            if p == principal:
+                try:
+                    out.append(Grant(Role(role), src))
+                except ValueError:
+                    continue
+        return out
+
+    def policy_at(self, seq: int) -> str | None:
+        """The policy digest in force just before entry ``seq``."""
+        digest = self.default_policy
+        for s, d in self.policies:
+            if s >= seq:
+                break
+            digest = d
+        return digest
+
+    def key_valid(self, keyid: str, principal: str, at: str) -> str | None:
+        """Why ``keyid`` could not sign for ``principal`` at ``at`` according to the log, or None."""
+        k = self.keys.get(keyid)
+        if k is None:
+            return f"key {keyid[:16]} was never registered in the log"
+        if k.principal != principal:
+            return f"key {keyid[:16]} belongs to {k.principal}, not {principal}"
+        return k.invalid_at(at)
+
+
+def _problem(state: TrustedState, seq: int | None, detail: str) -> None:
+    if len(state.problems) < 1000:
+        state.problems.append(ReplayProblem(seq, detail))
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _subject_name(subject: str, prefix: str) -> str | None:
+    return subject[len(prefix) :] if subject.startswith(prefix) else None
+
+
+def _parse(state: TrustedState, raw: RawEntry) -> dict[str, Any] | None:
+    """The signed body of ``raw`` if it is well formed and its columns repeat it, else None (a problem)."""
+    try:
+        obj = json.loads(raw.body)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        _problem(state, raw.seq, "entry is not valid JSON (altered)")
+        return None
+    if not isinstance(obj, dict) or canonical_json(obj) != raw.body:
+        _problem(state, raw.seq, "entry is not canonical JSON (altered)")
+        return None
+    for col in ("time", "principal", "action", "subject", "keyid"):
+        if obj.get(col) != getattr(raw, col) or not isinstance(obj.get(col), str):
+            _problem(state, raw.seq, f"column {col!r} differs from the signed entry (altered)")
+            return None
+    if obj.get("seq") != raw.seq:
+        _problem(state, raw.seq, f"entry says it is number {obj.get('seq')!r} (renumbered)")
+        return None
+    if not isinstance(obj.get("details"), dict):
+        _problem(state, raw.seq, "entry has no details object (altered)")
+        return None
+    return obj
+
+
+def key_id_of(pub: bytes) -> str:
+    """dataward's key ID of raw Ed25519 public key bytes (dataward.core.dsse.key_id; "" if not a key)."""
+    try:
+        return dsse.key_id(Ed25519PublicKey.from_public_bytes(pub))
+    except ValueError:
+        return ""
+
+
+def _verify_signature(state: TrustedState, raw: RawEntry, obj: dict[str, Any], pub: bytes | None) -> bool:
+    kid: str = obj["keyid"]
+    if pub is None:
+        _problem(state, raw.seq, f"signed by key {kid[:16]}, whose public key is not registered")
+        return False
+    if not hmac.compare_digest(key_id_of(pub), kid):
+        _problem(state, raw.seq, f"the registered public key of {kid[:16]} was replaced (its ID does not match)")
+        return False
+    key = state._pubs.get(kid)
+    if key is None:
+        try:
+            key = state._pubs[kid] = Ed25519PublicKey.from_public_bytes(pub)
+        except ValueError:
+            _problem(state, raw.seq, f"key {kid[:16]} is not an Ed25519 public key")
+            return False
+    try:
+        key.verify(raw.signature, raw.body)
+    except (InvalidSignature, TypeError):
+        _problem(state, raw.seq, f"signature by {obj['principal']} does not verify (forged or altered)")
+        return False
+    return True
+
+
+def _is_bootstrap(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
+    """Entries 0 and 1 of a new workspace: the log key's ``workspace.init`` and the first admin's own
+    ``principal.add`` (signed with the key it registers); no one holds a role before them."""
+    if raw.seq == 0:
+        return bool(obj["action"] == "workspace.init" and obj["principal"] == LOG_PRINCIPAL)
+    if raw.seq != 1 or obj["action"] != "principal.add" or state.principals:
+        return False
+    if obj["principal"] == LOG_PRINCIPAL:
+        return True  # the workspace registers its first admin's public key (signed by the log key)
+    return bool(obj["subject"] == f"principal:{obj['principal']}" and obj["details"].get("keyid") == obj["keyid"])
+
+
+def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
+    """The signer held a role allowing the action at that moment (deny by default, as access.require)."""
+    principal, action, details = obj["principal"], obj["action"], obj["details"]
+    if principal == LOG_PRINCIPAL:
+        # the log key records denials, checkpoints and the workspace's own creation, never decisions
+        if action in PERMISSIONS and action != "workspace.init":
+            _problem(state, raw.seq, f"the log key signed a {action} (only principals take decisions)")
+            return False
+        return True
+    if details.get("self_service") is True and obj["subject"] == f"principal:{principal}":
+        return True  # a principal may always rotate its own key (principals.rotate_key)
+    if action == "batch.approve":
+        # the entry is submitted by one principal, the approval itself is the approver's (checked in _apply)
+        return True
+    source = _action_source(state, obj)
+    grants = state.grants_of(principal)
+    if action not in PERMISSIONS:
+        return True  # an action this version does not know changes nothing here
+    if not allowed(grants, action, source):
+        _problem(state, raw.seq, f"{principal} did not hold a role allowing {action} at that time")
+        return False
+    return True
+
+
+def _action_source(state: TrustedState, obj: dict[str, Any]) -> str | None:
+    bid = _subject_name(obj["subject"], "batch:")
+    if bid is not None and bid in state.batches:
+        return state.batches[bid].source
+    src = obj["details"].get("source")
+    return src if isinstance(src, str) else None
+
+
+def replay(
+    entries: Iterable[RawEntry],
+    public_keys: Mapping[str, bytes],
+    *,
+    state: TrustedState | None = None,
+    check_signatures: bool = True,
+    distrust: frozenset[int] = frozenset(),
+) -> TrustedState:
+    """Replay ``entries`` (in sequence order) onto ``state`` (a new one by default) and return it.
+
+    ``public_keys`` maps key IDs to raw Ed25519 public key bytes, as read from anywhere: each is checked
+    against its ID. Entries must be consecutive from ``state.size``; a gap or a duplicate is a problem.
+    ``check_signatures=False`` only for a caller that has just verified every entry's signature itself
+    (``log verify``); key validity over time and authorization are still checked here. Entries whose
+    sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
+    """
+    st = state if state is not None else TrustedState()
+    for raw in entries:
+        if raw.seq != st.size:
+            _problem(st, raw.seq, f"expected entry {st.size} here (entries missing, inserted or reordered)")
+            if raw.seq < st.size:
+                continue
+        st.size = raw.seq + 1
+        if raw.seq in distrust:
+            continue
+        obj = _parse(st, raw)
+        if obj is None:
+            continue
+        t: str = obj["time"]
+        if t < st.last_time:
+            _problem(st, raw.seq, "entry is older than the one before it (reordered)")
+            continue
+        if check_signatures and not _verify_signature(st, raw, obj, public_keys.get(obj["keyid"])):
+            continue
+        bootstrap = _is_bootstrap(st, raw, obj)
+        if bootstrap and raw.seq == 0:
+            st.keys[obj["keyid"]] = KeyEvidence(obj["keyid"], LOG_PRINCIPAL, t, 0)
+        elif bootstrap:
+            st.keys[obj["keyid"]] = KeyEvidence(obj["keyid"], obj["principal"], t, 1)
+        why = st.key_valid(obj["keyid"], obj["principal"], t)
+        if why:
+            _problem(st, raw.seq, f"signature made when {why}")
+            continue
+        if not bootstrap and not _authorize(st, raw, obj):
+            continue
+        st.last_time = t
+        _apply(st, raw.seq, obj)
+    return st
+
+
+def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
+    """Change the state by one verified, authorized entry."""
+    action: str = obj["action"]
+    subject: str = obj["subject"]
+    d: dict[str, Any] = obj["details"]
+    t: str = obj["time"]
+    who: str = obj["principal"]
+    if action == "workspace.init":
+        st.workspace_id = _subject_name(subject, "workspace:")
+        if isinstance(d.get("admin_threshold"), int) and d["admin_threshold"] >= 1:
+            st.admin_threshold = d["admin_threshold"]
+    name = _subject_name(subject, "principal:")
+    if action == "principal.add" and name is not None:
+        st.principals[name] = None if seq == 1 else who
+        _apply_roles(st, name, d.get("roles"), add=True)
+    elif action == "role.grant" and name is not None:
+        _apply_roles(st, name, d.get("roles"), add=True)
+    elif action == "role.revoke" and name is not None:
+        _apply_roles(st, name, d.get("roles"), add=False)
+    if action in KEY_REGISTERING and action != "principal.add" and name is not None and name not in st.principals:
+        st.principals[name] = who
+    if action in KEY_REGISTERING and name is not None and isinstance(d.get("keyid"), str):
+        old = _str(d.get("old_keyid"))
+        if old is not None and old in st.keys and st.keys[old].retired_at is None:
+            st.keys[old].retired_at = t
+        if d["keyid"] not in st.keys:
+            st.keys[d["keyid"]] = KeyEvidence(d["keyid"], name, t, seq, expires_at=_str(d.get("expires_at")))
+    elif action == "key.revoke":
+        kid = _str(d.get("keyid"))
+        if kid is not None and kid in st.keys and st.keys[kid].principal != LOG_PRINCIPAL:
+            st.keys[kid].revoked_at = _str(d.get("revoked_at")) or t
+            st.keys[kid].revocation_reason = _str(d.get("reason"))
+    elif action in ("source.add", "source.update"):
+        src = _subject_name(subject, "source:")
+        if src is not None:
+            row = dict(st.sources.get(src, {}))
+            row.update({k: v for k, v in d.items() if k != "name"})
+            row.setdefault("created_by", who)
+            st.sources[src] = row
+    elif action == "policy.set" and isinstance(d.get("sha256"), str):
+        st.policies.append((seq, d["sha256"]))
+    elif action == "token.create" and isinstance(d.get("token"), str):
+        st.tokens[d["token"]] = {**d, "created_by": who, "created_at": t}
+    elif action == "token.revoke" and isinstance(d.get("token"), str) and d["token"] in st.tokens:
+        st.tokens[d["token"]].update({"revoked_at": t, "revoked_by": who})
+    if action not in UNRECORDED:
+        st.entries.append({**obj, "seq": seq})
+    _apply_batch(st, seq, obj)
+    _apply_version(st, seq, obj)
+    for a in d.get("attestations") or []:
+        if isinstance(a, dict) and isinstance(a.get("sha256"), str):
+            st.attestations[a["sha256"]] = {
+                "subject": subject,
+                "predicate_type": a.get("type"),
+                "principal": who,
+                "keyid": obj["keyid"],
+                "batch_id": _str(a.get("batch")) if "batch" in a else _str(d.get("batch")),
+                "seq": seq,
+            }
+
+
+def _apply_roles(st: TrustedState, principal: str, roles: Any, *, add: bool) -> None:
+    if not isinstance(roles, list):
+        return
+    for text in roles:
+        if not isinstance(text, str):
+            continue
+        role, _, src = text.partition("@")
+        g = (principal, role, src or None)
+        if add:
+            st.grants.add(g)
+        else:
+            st.grants.discard(g)
+
+
+def _apply_batch(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
+    action: str = obj["action"]
+    d: dict[str, Any] = obj["details"]
+    who: str = obj["principal"]
+    bid = _subject_name(obj["subject"], "batch:")
+    if action == "batch.acquire" and bid is not None and bid not in st.batches:
+        st.batches[bid] = BatchEvidence(
+            id=bid,
+            source=str(d.get("source")),
+            acquirer=who,
+            manifest=str(d.get("manifest_sha256")),
+            merkle_root=str(d.get("merkle_root")),
+            records=int(d.get("records") or 0),
+            files=int(d.get("files") or 0),
+            acquired_seq=seq,
+            acquired_at=obj["time"],
+            state_seq=seq,
+        )
+        return
+    b = st.batches.get(bid) if bid is not None else None
+    if b is not None and d.get("batch") == b.id and isinstance(d.get("to_state"), str):
+        if action == "batch.approve":
+            _apply_approval(st, seq, obj, b)
+        if d.get("from_state") == b.state:
+            if action == "batch.screen":
+                b.screened_by = who
+                b.report = _first_attestation(d)
+            elif action == "audit.complete":
+                b.audited_by = who
+                b.audit = _first_attestation(d)
+            b.state, b.state_seq = d["to_state"], seq
+        else:
+            _problem(st, seq, f"batch {b.id} moves from {d.get('from_state')!r}, but the log has it {b.state}")
+    elif b is not None and action == "batch.approve":
+        _apply_approval(st, seq, obj, b)
+    if action in ("dataset.release", "dataset.rollback"):
+        for key, to in (("released", "released"), ("revoked", "revoked")):
+            for x in d.get(key) or []:
+                rb = st.batches.get(x) if isinstance(x, str) else None
+                if rb is not None and rb.state not in FINAL_STATES:
+                    rb.state, rb.state_seq = to, seq
+                    if to == "revoked":
+                        rb.revoked_seq = seq
+    if action == "incident.resolve":
+        for x in d.get("revoked") or []:
+            rb = st.batches.get(x) if isinstance(x, str) else None
+            if rb is not None and rb.state == "released":
+                rb.state, rb.state_seq, rb.revoked_seq = "revoked", seq, seq
+    if action == "batch.revoke" and b is not None:
+        b.state, b.state_seq, b.revoked_seq = "revoked", seq, seq
+
+
+def _first_attestation(d: dict[str, Any]) -> str | None:
+    for a in d.get("attestations") or []:
+        if isinstance(a, dict) and isinstance(a.get("sha256"), str):
+            return str(a["sha256"])
+    return None
+
+
+def _apply_approval(st: TrustedState, seq: int, obj: dict[str, Any], b: BatchEvidence) -> None:
+    d: dict[str, Any] = obj["details"]
+    approver = _str(d.get("approver")) or obj["principal"]
+    keyid = _str(d.get("keyid")) or obj["keyid"]
+    envelope = _first_attestation(d)
+    t: str = obj["time"]
+    why = st.key_valid(keyid, approver, t)
+    if why is None and approver == b.acquirer:
+        why = f"{approver} acquired batch {b.id} (separation of duties)"
+    if why is None and not allowed(st.grants_of(approver), "batch.approve", b.source):
+        why = f"{approver} did not hold the approver role for source {b.source} at that time"
+    if why is None and b.state != "audited":
+        why = f"batch {b.id} was {b.state}, not audited"
+    if why is None and any(a.approver == approver for a in b.approvals):
+        why = f"{approver} had already approved batch {b.id}"
+    policy = _str(d.get("policy"))
+    if why is None and (policy is None or policy != st.policy_at(seq)):
+        why = f"the approval names policy {str(policy)[:12]}, not the one in force ({str(st.policy_at(seq))[:12]})"
+    if why is None and envelope is None:
+        why = "the approval entry names no signed approval"
+    if why is not None:
+        _problem(st, seq, f"approval of batch {b.id} does not count: {why}")
+        return
+    required = d.get("required")
+    b.approvals.append(
+        ApprovalEvidence(
+            seq,
+            t,
+            approver,
+            keyid,
+            str(envelope),
+            str(policy),
+            _str(d.get("tier")),
+            required if isinstance(required, int) and required >= 1 else 1,
+        )
+    )
+
+
+def _apply_version(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
+    action: str = obj["action"]
+    if action not in ("dataset.release", "dataset.rollback"):
+        return
+    d: dict[str, Any] = obj["details"]
+    ds, number = d.get("dataset"), d.get("version")
+    if not isinstance(ds, str) or not isinstance(number, int) or obj["subject"] != f"version:{ds}@{number}":
+        _problem(st, seq, "release entry does not name its dataset version")
+        return
+    if (ds, number) in st.versions:
+        _problem(st, seq, f"version {ds}@{number} was released twice")
+        return
+    batches = d.get("batches")
+    st.datasets.setdefault(ds, obj["principal"])
+    st.versions[(ds, number)] = VersionEvidence(
+        ds,
+        number,
+        "release" if action == "dataset.release" else "rollback",
+        str(d.get("manifest_sha256")),
+        str(d.get("merkle_root")),
+        int(d.get("records") or 0),
+        d.get("parent") if isinstance(d.get("parent"), int) else None,
+        tuple(str(x) for x in batches) if isinstance(batches, list) else (),
+        obj["principal"],
+        seq,
+        obj["time"],
+    )
+
+
+def approvals_required(b: BatchEvidence, policy_requirements: Mapping[str, Mapping[str, int]]) -> int:
+    """How many distinct approvals ``b`` needs: the policy in force says per tier (``policy_requirements``:
+    policy digest -> tier -> approvals); an approver cannot lower it by naming an easier tier, so the
+    strictest tier any approval names counts, and never less than any approval's own ``required``."""
+    need = 1
+    for a in b.approvals:
+        need = max(need, a.required)
+        tiers = policy_requirements.get(a.policy)
+        if tiers:
+            need = max(need, tiers.get(a.tier or "", max(tiers.values(), default=1)))
+    return need
+
+
+def batch_cleared(b: BatchEvidence, policy_requirements: Mapping[str, Mapping[str, int]]) -> str | None:
+    """Why ``b`` may not be served from a release, or None: acquired, screened, audited, k distinct valid
+    approvals under the policy in force, released by a signed entry and not revoked since."""
+    if b.revoked_seq is not None or b.state == "revoked":
+        return f"batch {b.id} was revoked (log entry {b.revoked_seq if b.revoked_seq is not None else b.state_seq})"
+    if b.state != "released":
+        return f"batch {b.id} is {b.state} according to the signed log, not released"
+    if b.report is None:
+        return f"batch {b.id} has no signed screening report in the log"
+    if b.audit is None:
+        return f"batch {b.id} has no signed audit attestation in the log"
+    need = approvals_required(b, policy_requirements)
+    if len({a.approver for a in b.approvals}) < need:
+        return f"batch {b.id} has {len(b.approvals)} valid approval(s) in the log, {need} required"
+    return None
