@@ -262,6 +262,7 @@ def acquire(
             verification = {"method": "dsse", "file": p.name, "supplier_keyid": kid}
         n_workers = workers or max(2, min(8, usable_cpus()))
         stored = _copy_all(ws.objects, inputs, n_workers, progress, created)
+        crash_point("acquire.after-copy")
         if expected is not None:
             _compare_expected(expected, stored, verification["file"])
         warnings: list[str] = []
@@ -289,13 +290,25 @@ def acquire(
         _discard_unreferenced(ws, created)
         raise
     try:
-        return _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
+        batch = _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
+        crash_point("acquire.after-commit")
+        return batch
     except BaseException:
         _discard_unreferenced(ws, created)
         raise
     finally:
         if own is not None:
             own.close()
+
+
+#: named points where ``DATAWARD_CRASH_AT`` kills the process (crash-injection tests; see docs/records.md)
+CRASH_POINTS = ("acquire.after-copy", "acquire.before-commit", "acquire.after-commit")
+
+
+def crash_point(name: str) -> None:
+    """Die at once, as SIGKILL would (no clean-up, no finally), when ``DATAWARD_CRASH_AT`` names this point."""
+    if os.environ.get("DATAWARD_CRASH_AT") == name:
+        os._exit(137)
 
 
 def _discard_unreferenced(ws: Workspace, created: Sequence[str]) -> None:
@@ -404,6 +417,7 @@ def _create_batch(
     statement = dsse.make_statement([(f["name"], f["sha256"]) for f in files], dsse.PREDICATE_MANIFEST, predicate)
     envelope = dsse.sign_envelope(statement, actor.key)
     manifest_digest = ws.objects.put_bytes("meta", envelope.to_bytes())
+    crash_point("acquire.before-commit")
     with ws.change(actor, "batch.acquire", f"batch:{batch_id}", source=source) as ch:
         # serialized with a failed concurrent attempt's clean-up: a shared object it removed must be re-delivered
         missing = sorted({s.name for s in stored if not ws.objects.exists("quarantine", s.sha256)})
