@@ -93,14 +93,13 @@ def test_a_failure_after_copying_removes_the_new_objects(env: Any, monkeypatch: 
     monkeypatch.setattr(acquire_mod.dsse, "sign_envelope", broken)
     with pytest.raises(RuntimeError, match="signer unavailable"):
         acquire(env.ws, env.ingester, "vendor", [p])
-    assert {f for f in _store_files(env) if f.startswith("quarantine")} == {
-        f for f in before if f.startswith("quarantine")
-    }
+    assert _store_files(env) == before  # the record-digest list (meta) written before signing is gone too
     assert not list_batches(env.ws)
 
 
 def test_an_object_removed_by_a_concurrent_failed_attempt_is_a_conflict_not_a_broken_batch(env: Any) -> None:
     """The catalog transaction re-checks its objects: a batch never names an object that is gone."""
+    before = _store_files(env)
     p = env.path / "a.csv"
     p.write_bytes(b"a,b\n1,2\n")
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
@@ -121,6 +120,7 @@ def test_an_object_removed_by_a_concurrent_failed_attempt_is_a_conflict_not_a_br
     finally:
         mp.undo()
     assert not list_batches(env.ws)
+    assert _store_files(env) == before  # its manifest and record-digest list were removed as well
     assert verify_log(env.ws).ok
     assert os.path.exists(p)
 

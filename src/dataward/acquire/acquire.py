@@ -230,6 +230,7 @@ def acquire(
     if allow_unsigned and not (reason or "").strip():
         raise InputError("accepting an unsigned delivery needs a reason (--reason TEXT); it is logged")
     created: list[str] = []  # quarantine objects this attempt made; removed again unless the batch is committed
+    created_meta: list[str] = []  # likewise its record-digest lists and manifest
     try:
         if expect_signed is None and expect is None and src.supplier_key and not allow_unsigned:
             expect_signed = _manifest_in(paths)
@@ -290,11 +291,12 @@ def acquire(
         _discard_unreferenced(ws, created)
         raise
     try:
-        batch = _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor)
+        batch = _create_batch(ws, actor, src.name, stored, digests, verification, warnings, executor, created_meta)
         crash_point("acquire.after-commit")
         return batch
     except BaseException:
         _discard_unreferenced(ws, created)
+        _discard_unreferenced(ws, created_meta, "meta")
         raise
     finally:
         if own is not None:
@@ -311,7 +313,7 @@ def crash_point(name: str) -> None:
         os._exit(137)
 
 
-def _discard_unreferenced(ws: Workspace, created: Sequence[str]) -> None:
+def _discard_unreferenced(ws: Workspace, created: Sequence[str], area: str = "quarantine") -> None:
     """Remove the quarantine objects a failed attempt created, except those a batch names meanwhile.
 
     Runs inside a write transaction, so it is serialized against another acquire's catalog transaction, which
@@ -324,7 +326,7 @@ def _discard_unreferenced(ws: Workspace, created: Sequence[str]) -> None:
         with write_transaction(ws.engine) as conn:
             keep = referenced_file_digests(conn, created)
             for digest in set(created) - keep:
-                ws.objects.remove("quarantine", digest)
+                ws.objects.remove(area, digest)
     except Exception:  # the original error is the one to report; doctor cleans up the rest
         return
 
@@ -375,11 +377,21 @@ def _create_batch(
     verification: dict[str, Any],
     warnings: list[str],
     executor: Executor | None = None,
+    created_meta: list[str] | None = None,
 ) -> Batch:
     batch_id = new_batch_id()
+
+    def put_meta(data: bytes) -> str:
+        with ws.objects.open_writer() as w:
+            w.write(data)
+            digest = w.commit("meta")
+        if w.created and created_meta is not None:
+            created_meta.append(digest)  # list.append is atomic (called from the I/O threads too)
+        return digest
+
     with ThreadPoolExecutor(IO_THREADS) as io:
         # record-digest lists are written (and fsynced) in parallel while the roots are computed here
-        meta = [io.submit(ws.objects.put_bytes, "meta", rd.leaves) for rd in digests]
+        meta = [io.submit(put_meta, rd.leaves) for rd in digests]
         file_roots = [merkle_root(executor, rd.leaves) for rd in digests]
         if len(file_roots) == 1:
             root_bytes = file_roots[0]
@@ -416,7 +428,7 @@ def _create_batch(
     }
     statement = dsse.make_statement([(f["name"], f["sha256"]) for f in files], dsse.PREDICATE_MANIFEST, predicate)
     envelope = dsse.sign_envelope(statement, actor.key)
-    manifest_digest = ws.objects.put_bytes("meta", envelope.to_bytes())
+    manifest_digest = put_meta(envelope.to_bytes())
     crash_point("acquire.before-commit")
     with ws.change(actor, "batch.acquire", f"batch:{batch_id}", source=source) as ch:
         # serialized with a failed concurrent attempt's clean-up: a shared object it removed must be re-delivered
