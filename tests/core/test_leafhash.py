@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataward.acquire import records
 from dataward.core import leafhash, merkle
+from dataward.records import leaves as records
 
 try:
     from dataward.core import _leafhash as native  # type: ignore[attr-defined]
@@ -146,7 +146,7 @@ def _old_line_leaves(data: bytes, skip_header: bool) -> tuple[bytes, int]:
     """The record reader's algorithm before the batch hasher (one hashlib call per line), as the oracle."""
     out: list[bytes] = []
     header_seen = not skip_header
-    for _first, lines in records._iter_lines(io.BytesIO(data)):
+    for _first, lines in records.iter_lines(io.BytesIO(data)):
         if not header_seen:
             for j, line in enumerate(lines):
                 if line:

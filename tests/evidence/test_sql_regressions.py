@@ -95,7 +95,13 @@ def test_log_verify_names_an_entry_whose_cell_was_rewritten_as_text(
 ) -> None:
     env = world[0]
     if env.ws.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite stores any type in any column; PostgreSQL refuses the edit itself")
+        # PostgreSQL refuses the edit itself (typed columns): that is the test there, not a skip
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        with pytest.raises(DBAPIError), env.ws.engine.begin() as conn:
+            conn.execute(text(f"UPDATE log_entries SET {column} = CAST('not bytes' AS TEXT) WHERE seq = 1"))
+        return
     from sqlalchemy import text
 
     with write_transaction(env.ws.engine) as conn:

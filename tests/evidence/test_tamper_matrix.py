@@ -254,6 +254,10 @@ def _named(env: Env, a: Attack) -> tuple[bool, list[str]]:
     hits = [x for x in lines if x.startswith(f"log: {want}") or want in x]
     if a.kind == "update" and a.column not in _identity_columns(a.table):
         hits = [x for x in hits if f", column {a.column}:" in x]
+    if a.table == "keys" and not hits:
+        # an edited key row is caught where the log pins the key: the entries it signed no longer verify
+        # against it, or it no longer matches the key the log registered
+        hits = [x for x in lines if "claims principal" in x or "was replaced" in x or "unknown key" in x]
     return bool(hits), lines
 
 

@@ -294,10 +294,10 @@ def _expected_from_entries(st: TrustedState, out: dict[str, Rows]) -> None:
         elif action == "run.record":
             rid = _name(subject, "run:")
             spec = str(d.get("version", ""))
-            ds, _, n = spec.rpartition("@")
+            ds, _, number = spec.rpartition("@")
             out["runs"][(rid,)] = {
                 "dataset": ds,
-                "number": int(n) if n.isdigit() else None,
+                "number": int(number) if number.isdigit() else None,
                 "version_manifest": d.get("version_manifest"),
                 "status": d.get("status"),
                 "principal": who,
