@@ -17,6 +17,7 @@ from dataward.acquire import acquire as acquire_mod
 from dataward.acquire.acquire import acquire
 from dataward.acquire.verify import verify_batch
 from dataward.batches import list_batches
+from dataward.core import dsse
 from dataward.errors import Error, InputError, IntegrityError
 from dataward.log.verify import verify_log
 
@@ -90,7 +91,7 @@ def test_a_failure_after_copying_removes_the_new_objects(env: Any, monkeypatch: 
     def broken(*_a: object, **_k: object) -> object:
         raise RuntimeError("signer unavailable")
 
-    monkeypatch.setattr(acquire_mod.dsse, "sign_envelope", broken)
+    monkeypatch.setattr(dsse, "sign_envelope", broken)
     with pytest.raises(RuntimeError, match="signer unavailable"):
         acquire(env.ws, env.ingester, "vendor", [p])
     assert _store_files(env) == before  # the record-digest list (meta) written before signing is gone too
