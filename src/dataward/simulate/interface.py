@@ -19,6 +19,7 @@ import pandas as pd
 
 from dataward.detect.interface import Modality
 from dataward.errors import InputError
+from dataward.plugins import Registry
 
 
 class SimulationError(InputError):
@@ -142,40 +143,41 @@ class Attack(ABC):
 
 
 _A = TypeVar("_A", bound=type[Attack])
-_ATTACKS: dict[str, type[Attack]] = {}
+
+#: the attacks shipped with dataward: name -> "module:Class"
+BUILTIN_ATTACKS = {
+    "label_flip": "dataward.simulate.labels:RandomFlip",
+    "targeted_flip": "dataward.simulate.labels:TargetedFlip",
+    "badnets": "dataward.simulate.images:BadNetsPatch",
+    "blended": "dataward.simulate.images:BlendedTrigger",
+    "feature_shift": "dataward.simulate.tabular:FeatureShift",
+    "clean_label": "dataward.simulate.tabular:CleanLabel",
+    "dup_flood": "dataward.simulate.tabular:DuplicateFlood",
+    "tabular_trigger": "dataward.simulate.tabular:TabularTrigger",
+    "tabular_combo_trigger": "dataward.simulate.tabular:TabularComboTrigger",
+    "single_feature": "dataward.simulate.tabular:SingleFeature",
+    "text-trigger": "dataward.simulate.text:TextTrigger",
+    "instruction-backdoor": "dataward.simulate.text:InstructionBackdoor",
+    "text-combo-trigger": "dataward.simulate.text:TextComboTrigger",
+}
+
+#: the one registry of attacks (:class:`dataward.plugins.Registry`; importing an attack module registers nothing)
+ATTACKS: Registry[Attack] = Registry("attack", Attack, BUILTIN_ATTACKS, error=SimulationError)
 
 
 def register_attack(cls: _A) -> _A:
-    if cls.name in _ATTACKS and _ATTACKS[cls.name] is not cls:
-        raise ValueError(f"attack name {cls.name!r} registered twice")
-    _ATTACKS[cls.name] = cls
-    return cls
+    """Class decorator: make an attack available under ``cls.name``."""
+    return ATTACKS.register(cls)
 
 
 def get_attack(name: str) -> type[Attack]:
-    _load_builtin()
-    try:
-        return _ATTACKS[name]
-    except KeyError:
-        raise SimulationError(
-            f"unknown attack {name!r}", advice=f"Known attacks: {', '.join(attack_names())}."
-        ) from None
+    """The attack class registered as ``name`` (unknown: :class:`SimulationError` naming the known ones)."""
+    return ATTACKS.get(name)
 
 
 def attack_names() -> list[str]:
-    _load_builtin()
-    return sorted(_ATTACKS)
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    for module in ("labels", "images", "tabular", "text"):
-        try:
-            importlib.import_module(f"dataward.simulate.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"dataward.simulate.{module}":
-                raise
+    """Every registered attack name, sorted."""
+    return sorted(ATTACKS.names())
 
 
 # ------------------------------------------------------------------------------------- shared helpers
