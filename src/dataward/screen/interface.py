@@ -12,7 +12,6 @@ checks, so reading the data is paid once. :meth:`Check.run` drives that protocol
 
 from __future__ import annotations
 
-import enum
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,12 +21,27 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from dataward.core.canonical import canonical_json
+from dataward.core.severity import Severity
 from dataward.errors import Error
+from dataward.model.finding import Finding
+from dataward.model.finding import jsonable as _jsonable
 
 if TYPE_CHECKING:
     from dataward.screen.baseline import Baseline, Profile
     from dataward.screen.intel import Indicator
     from dataward.screen.policy import ScreenPolicy
+
+__all__ = [
+    "MAX_RECORDS",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "Finding",
+    "Options",
+    "ScreenError",
+    "ScreenReport",
+    "Severity",
+]
 
 #: most implicated records a finding lists (the full count is in ``evidence["n_records"]``)
 MAX_RECORDS = 1000
@@ -38,52 +52,6 @@ class ScreenError(Error):
 
     exit_code = 2
     default_advice = "Check the input file, its format (--format) and the column options (--label, --text)."
-
-
-class Severity(enum.StrEnum):
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls(text.lower())
-        except ValueError:
-            known = ", ".join(s.value for s in cls)
-            raise ScreenError(f"unknown severity {text!r}", advice=f"Use one of: {known}.") from None
-
-
-_RANK = {Severity.INFO: 0, Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem: what, how bad, why (evidence) and which records (capped at :data:`MAX_RECORDS`)."""
-
-    check: str
-    kind: str
-    severity: Severity
-    summary: str
-    records: tuple[int, ...] = ()
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "kind": self.kind,
-            "severity": self.severity.value,
-            "summary": self.summary,
-            "records": list(self.records),
-            "n_records": int(self.evidence.get("n_records", len(self.records))),  # docs/findings.schema.json
-            "evidence": _jsonable(self.evidence),
-        }
 
 
 @dataclass(frozen=True)
@@ -189,28 +157,6 @@ class ScreenReport:
         from dataward.screen.report_html import render_html
 
         return render_html(self)
-
-
-def _jsonable(value: Any) -> Any:
-    """Make ``value`` JSON-safe: no NaN/inf (as strings), tuples as lists, non-str keys as str."""
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        return value
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return [_jsonable(v) for v in items]
-    if isinstance(value, bytes):
-        return value.hex()
-    if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    return str(value)
 
 
 @dataclass
