@@ -62,23 +62,14 @@ def interval(k: int, n: int, confidence: float = 0.95, method: str = "clopper-pe
         return 0.0, 1.0
     if not 0 <= k <= n:
         raise ValueError(f"k={k} outside 0..{n}")
-    alpha = 1.0 - confidence
-    if method == "clopper-pearson":
-        from scipy.stats import beta
+    if method not in METHODS:
+        raise InputError(f"unknown interval method {method!r}; one of {', '.join(METHODS)}")
+    from scipy.stats import binomtest
 
-        lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-        hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-        return lo, hi
-    if method == "wilson":
-        z = _z(confidence)
-        p = k / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        lo = 0.0 if k == 0 else max(0.0, centre - half)
-        hi = 1.0 if k == n else min(1.0, centre + half)
-        return min(lo, p), max(hi, p)
-    raise InputError(f"unknown interval method {method!r}; one of {', '.join(METHODS)}")
+    ci = binomtest(k, n).proportion_ci(confidence, method="exact" if method == "clopper-pearson" else "wilson")
+    lo = 0.0 if k == 0 else max(0.0, float(ci.low))
+    hi = 1.0 if k == n else min(1.0, float(ci.high))
+    return min(lo, k / n), max(hi, k / n)
 
 
 def sample_size(population: int, margin: float, confidence: float = 0.95, p: float = 0.5) -> int:
