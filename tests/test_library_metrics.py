@@ -78,7 +78,7 @@ def _flags_reference(flagged: Any, truth: Any) -> tuple[float, float, float]:
 
 def test_bench_metrics_from_scikit_learn_are_the_former_numbers() -> None:
     rng = np.random.default_rng(0)
-    cases = []
+    cases: list[tuple[Any, Any, Any]] = []
     for _ in range(150):
         n = int(rng.integers(1, 60))
         truth = rng.random(n) < rng.uniform(0, 0.5)
