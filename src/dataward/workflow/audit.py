@@ -310,7 +310,7 @@ def _uniform(rng: np.random.Generator, population: int, need: int, exclude: set[
     return [int(i) for i in drawn.tolist() if int(i) not in exclude][:need]
 
 
-def _locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tuple[int, int, str]]:
+def locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tuple[int, int, str]]:
     """record number -> (file position, record within file, leaf hash hex) from the stored leaf lists."""
     wanted = sorted(set(records))
     out: dict[int, tuple[int, int, str]] = {}
@@ -452,7 +452,7 @@ def draw_sample(
     risk: dict[str, Any] = {}
     if existing is None:
         new_flagged, risk = _flagged_by_risk(rng, report, set(new_random), params.max_flagged, marg, conf)
-    located = _locate(ws, batch, [*new_random, *new_flagged])
+    located = locate(ws, batch, [*new_random, *new_flagged])
     moved = [r for r in new_random if r in items]  # flagged-stratum records drawn at random join the random stratum
     summary_params = {
         "margin": marg,
@@ -833,3 +833,7 @@ def verify_completed(ws: Workspace, est: AuditEstimate) -> None:
 def audit_exists(ws: Workspace, batch_id: str) -> bool:
     with ws.engine.connect() as conn:
         return _audit_row(conn, batch_id) is not None
+
+
+#: the former private name, kept for code written against it
+_locate = locate
