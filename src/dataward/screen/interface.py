@@ -56,6 +56,7 @@ class ScreenError(Error):
 
 @dataclass(frozen=True)
 class CheckResult:
+    """What one check found: its findings, statistics, seconds, and why it was skipped (if it was)."""
     check: str
     findings: tuple[Finding, ...] = ()
     stats: Mapping[str, Any] = field(default_factory=dict)
@@ -64,11 +65,13 @@ class CheckResult:
 
     @property
     def max_severity(self) -> Severity | None:
+        """The most severe finding's severity, or ``None`` without findings."""
         if not self.findings:
             return None
         return max((f.severity for f in self.findings), key=lambda s: s.rank)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form in the screening report (docs/findings.schema.json)."""
         return {
             "check": self.check,
             "findings": [f.to_dict() for f in self.findings],
@@ -91,12 +94,14 @@ class ScreenReport:
 
     @property
     def findings(self) -> list[Finding]:
+        """Every finding of every check, most severe first."""
         out = [f for r in self.results for f in r.findings]
         out.sort(key=lambda f: -f.severity.rank)
         return out
 
     @property
     def max_severity(self) -> Severity | None:
+        """The most severe finding's severity, or ``None`` without findings."""
         sevs = [f.severity for f in self.findings]
         return max(sevs, key=lambda s: s.rank) if sevs else None
 
@@ -105,12 +110,14 @@ class ScreenReport:
         return any(f.severity.rank >= threshold.rank for f in self.findings)
 
     def result(self, check: str) -> CheckResult | None:
+        """The result of ``check``, or ``None`` if it did not run."""
         for r in self.results:
             if r.check == check:
                 return r
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON report (``dataward.screen/v1``): counts by severity and every check's result."""
         counts = {s.value: 0 for s in Severity}
         for f in self.findings:
             counts[f.severity.value] += 1
@@ -127,6 +134,7 @@ class ScreenReport:
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as text: indented, or canonical JSON with ``indent=None``."""
         if indent is None:
             return canonical_json(self.to_dict()).decode("utf-8")
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True, ensure_ascii=False, allow_nan=False)
@@ -154,6 +162,7 @@ class ScreenReport:
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """A self-contained HTML report (inline SVG plots, no scripts, no network)."""
         from dataward.screen.report_html import render_html
 
         return render_html(self)
@@ -189,9 +198,11 @@ class CheckContext:
     conform_issues: list[Finding] = field(default_factory=list)  # schema/type problems found while reading
 
     def string_columns(self) -> list[str]:
+        """Names of the input's string columns."""
         return [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
     def text_columns(self) -> list[str]:
+        """The free-text columns: those given as options, else those the baseline profiled as text."""
         if self.options.text:
             return [c for c in self.options.text if c in self.schema.names]
         if self.baseline is not None:
@@ -217,12 +228,14 @@ class Check(ABC):
         return None
 
     def begin(self, ctx: CheckContext) -> None:
+        """Start a run over ``ctx`` (subclasses reset their state here and call ``super().begin``)."""
         self.ctx = ctx
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:  # noqa: B027 - optional hook
         """Look at one record batch; ``offset`` is the position of its first record in the input."""
 
     def wants_second_pass(self) -> bool:
+        """Whether the runner must call :meth:`update_second` for every batch (after the first pass)."""
         return False
 
     def update_second(self, batch: pa.RecordBatch, offset: int) -> None:  # noqa: B027 - optional hook
@@ -252,6 +265,7 @@ class Check(ABC):
 
     @property
     def context(self) -> CheckContext:
+        """The run's context; raises :class:`ScreenError` before :meth:`begin`."""
         if self.ctx is None:
             raise ScreenError(f"check {self.name!r} used before begin()")
         return self.ctx

@@ -15,6 +15,7 @@ from dataward.simulate.interface import GroundTruth
 
 @dataclass(frozen=True)
 class Score:
+    """How one detector (or the ensemble) did against the ground truth."""
     name: str
     precision: float
     recall: float
@@ -26,6 +27,7 @@ class Score:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form, floats rounded to 4 places."""
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 

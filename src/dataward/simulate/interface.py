@@ -63,11 +63,13 @@ class GroundTruth:
     rate: float = 0.0
 
     def mask(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """A boolean mask over the poisoned data's records: True for every changed or added record."""
         out = np.zeros(self.n_records, dtype=bool)
         out[list(self.changed)] = True
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """The ``truth.json`` form (plain JSON types, keys sorted)."""
         return {
             "attack": self.attack,
             "n_records": self.n_records,
@@ -83,6 +85,7 @@ class GroundTruth:
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> GroundTruth:
+        """Read :meth:`to_json`'s form back (a ``truth.json``); a malformed file raises :class:`InputError`."""
         try:
             return GroundTruth(
                 attack=str(data["attack"]),
@@ -116,6 +119,7 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class PoisonResult:
+    """An attack's output: the poisoned copy of the data and the ground truth of what changed."""
     data: pd.DataFrame
     truth: GroundTruth
 
@@ -184,11 +188,13 @@ def attack_names() -> list[str]:
 
 
 def check_rate(rate: float) -> None:
+    """Refuse a poisoning rate outside (0, 1) with advice."""
     if not 0.0 < rate < 1.0:
         raise SimulationError(f"rate {rate} is outside (0, 1)", advice="Pass --rate as a fraction, e.g. 0.05.")
 
 
 def label_column(data: pd.DataFrame, roles: Roles, attack: str) -> str:
+    """The label column an attack needs (``roles.label``), or a :class:`SimulationError` naming the attack."""
     if roles.label is None or roles.label not in data.columns:
         raise SimulationError(f"attack {attack!r} needs a label column", advice="Pass --label COLUMN.")
     return roles.label

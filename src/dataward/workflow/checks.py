@@ -68,6 +68,7 @@ class RecordFile:
 
 @dataclass(frozen=True)
 class CheckContext:
+    """What a batch check may use: the workspace, the batch, its record files (local paths) and options."""
     ws: Workspace
     batch: Batch
     files: tuple[RecordFile, ...]
@@ -75,6 +76,7 @@ class CheckContext:
     progress: bool = False  # engines show their own progress bars on stderr
 
     def opts(self, check: str) -> dict[str, Any]:
+        """This check's options (``--option CHECK.KEY=VALUE``), as a fresh dict."""
         return dict(self.options.get(check, {}))
 
 
@@ -120,9 +122,11 @@ class CheckOutcome:
 
     @property
     def ran(self) -> bool:
+        """Whether the check ran (passed or failed), rather than being skipped or crashing."""
         return self.status in ("passed", "failed")
 
     def to_json(self) -> dict[str, Any]:
+        """The summary form in the signed screening report (counts, not the findings themselves)."""
         return {
             "name": self.name,
             "engine": self.engine,
@@ -143,7 +147,8 @@ class BatchCheck(ABC):
     description: ClassVar[str]
 
     @abstractmethod
-    def run(self, ctx: CheckContext) -> CheckOutcome: ...
+    def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run the check on the batch; bad input gives a failed or skipped outcome, never an exception."""
 
     def _engine(
         self, ctx: CheckContext, module: str, known: Iterable[str]
@@ -277,11 +282,13 @@ def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> F
 
 @register
 class IntegrityCheck(BatchCheck):
+    """Re-verify the quarantined batch: every object, record, Merkle root and the manifest signature."""
     name = "integrity"
     engine = "dataward.acquire.verify"
     description = "re-hash every quarantined object; check records, Merkle roots and the manifest signature"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run :func:`dataward.acquire.verify.verify_batch` on the quarantine area; every problem is critical."""
         from dataward.acquire.verify import verify_batch
 
         report = verify_batch(ctx.ws, ctx.batch.id, area="quarantine")
@@ -311,11 +318,13 @@ _DETECT_OPTIONS = ("label", "text", "prompt", "response", "messages", "image", "
 
 @register
 class DetectionCheck(BatchCheck):
+    """The poison-detector ensemble on each record file, sandboxed."""
     name = "detection"
     engine = "dataward.detect"
     description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run :func:`dataward.detect.api.detect` on every readable file; findings mapped to batch record numbers."""
         api, opts, kwargs, missing = self._engine(ctx, "dataward.detect.api", _DETECT_OPTIONS)
         if missing is not None:
             return missing
@@ -387,11 +396,13 @@ _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 
 @register
 class ScreeningCheck(BatchCheck):
+    """The screening suite on each record file, sandboxed, with the workspace's policy, licence and intel feeds."""
     name = "screening"
     engine = "dataward.screen"
     description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run :func:`dataward.screen.api.check_path` on every readable file; flags records at medium or above."""
         api, opts, kwargs, missing = self._engine(ctx, "dataward.screen.api", _SCREEN_OPTIONS)
         if missing is not None:
             return missing
