@@ -101,6 +101,15 @@ class StorageError(Error):
     default_advice = "Free space or fix the permissions of the path named above, then run the command again."
 
 
+class CatalogError(StorageError):
+    """The catalog database failed beneath an operation (locked, refused a statement, damaged, went away).
+
+    Raised by the storage boundary (:mod:`dataward.store.errors`) in place of the driver's exception, so
+    the Python API and the console see it as well as the CLI."""
+
+    default_advice = "Retry; if it persists, check the catalog with `dataward log verify` and its database."
+
+
 def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
     """A :class:`StorageError` for an OS error while ``doing`` something at ``path``, with the right fix."""
     import errno

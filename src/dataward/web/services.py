@@ -179,7 +179,7 @@ def _pii_kinds(ws: Workspace, batch_id: str) -> tuple[str, ...]:
 
 def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) -> list[dict[str, Any]]:
     """The content of records of a quarantined batch (``data.read``), PII masked, digests re-checked."""
-    from dataward.workflow.audit import SampleItem, _locate
+    from dataward.workflow.audit import SampleItem, locate
     from dataward.workflow.review import read_record
 
     b = _batch(ws, viewer, batch_id)
@@ -187,7 +187,7 @@ def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) ->
     bad = [n for n in numbers if not 0 <= n < b.record_count]
     if bad:
         raise NotFoundError(f"batch {batch_id} has no record {bad[0]} (it has {b.record_count})")
-    where = _locate(ws, b, numbers[:MAX_FINDING_RECORDS])
+    where = locate(ws, b, numbers[:MAX_FINDING_RECORDS])
     out = []
     kinds = _pii_kinds(ws, batch_id)
     for n, (pos, i, digest) in sorted(where.items()):
@@ -200,13 +200,13 @@ def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) ->
 
 def record_file(ws: Workspace, viewer: Viewer, batch_id: str, number: int) -> tuple[bytes, str]:
     """The bytes of a whole-file record (an image), read from quarantine, with the reader's role checked."""
-    from dataward.workflow.audit import _locate
+    from dataward.workflow.audit import locate
 
     b = _batch(ws, viewer, batch_id)
     require(ws, viewer, "data.read", f"batch:{batch_id}", b.source)
     if not 0 <= number < b.record_count:
         raise NotFoundError(f"batch {batch_id} has no record {number}")
-    pos, _, _ = _locate(ws, b, [number])[number]
+    pos, _, _ = locate(ws, b, [number])[number]
     f = next(x for x in b.files if x.position == pos)
     if f.format != "file":
         raise InputError(f"record {number} of batch {batch_id} is a {f.format} record, not a file")
