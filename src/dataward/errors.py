@@ -137,3 +137,33 @@ EXIT_CODES: dict[int, str] = {
     "that is down)",
     130: "aborted by the user (Ctrl-C at a prompt)",
 }
+
+
+class ChangePending(Exception):  # noqa: N818 - an outcome, not an error
+    """Not an error: an admin change was proposed and waits for more admin signatures (admin threshold > 1).
+
+    Raised by the library call that would have made the change (``principals.add_principal`` and the other
+    admin changes, see :mod:`dataward.admin`) once the proposal is logged; the CLI prints it and exits 0.
+    """
+
+    def __init__(self, change: str, action: str, subject: str, signatures: int, required: int) -> None:
+        super().__init__(f"{action} of {subject} is pending as change {change}: {signatures} of {required} signatures")
+        self.change = change
+        self.action = action
+        self.subject = subject
+        self.signatures = signatures
+        self.required = required
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "pending": True,
+            "change": self.change,
+            "action": self.action,
+            "subject": self.subject,
+            "valid_signatures": self.signatures,
+            "required": self.required,
+        }

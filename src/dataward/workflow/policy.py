@@ -382,14 +382,19 @@ def load_policy(ws: Workspace, *, check_log: bool = True) -> Policy:
 
 def set_policy(ws: Workspace, actor: Actor, text: str, *, where: str) -> Policy:
     """Validate ``text`` and make it the workspace policy (admins; logged as ``policy.set``)."""
+    from dataward.admin import admin_change
+
     policy = parse_policy(text, where)
     path = policy_path(ws)
-    with ws.change(actor, "policy.set", "policy") as ch:
-        tmp = path.with_name(f".{POLICY_FILE}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        # a content-addressed copy: gates re-read the policy an approval was made under by its logged digest
-        ws.objects.put_bytes("meta", text.encode("utf-8"))
+    # a content-addressed copy: gates re-read the policy an approval was made under by its logged digest (and
+    # a pending change re-reads the text it proposes)
+    ws.objects.put_bytes("meta", text.encode("utf-8"))
+    call = {"op": "policy.set", "args": {"sha256": policy.digest, "where": where}}
+    with admin_change(ws, actor, "policy.set", "policy", call=call) as ch:
+        if ch.applies_now:  # a proposal leaves the policy file alone until enough admins sign
+            tmp = path.with_name(f".{POLICY_FILE}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
         ch.details.update({"sha256": policy.digest, "from": where})
     return parse_policy(text, str(path))
 
