@@ -368,3 +368,78 @@ def test_the_projection_rows_match_the_log(trio: Trio) -> None:
             select(schema.admin_signatures.c.principal).where(schema.admin_signatures.c.change_id == p.change)
         ).scalars().all()
     assert row.status == "pending" and json.loads(row.statement)["action"] == "role.grant" and sigs == ["ada"]
+
+
+# --- the same through the command line, each person with their own keyring ----------------------------------
+
+
+def _run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, root: Path, who: str, *args: str
+) -> tuple[int, str, str]:
+    from dataward.cli import main
+
+    monkeypatch.setenv("DATAWARD_KEYRING", str(root / "people" / who))  # on who's own machine
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_two_of_three_admins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATAWARD_PRINCIPAL", raising=False)
+    ws = str(tmp_path / "ws")
+
+    def run(who: str, *args: str) -> tuple[int, str, str]:
+        return _run(capsys, monkeypatch, tmp_path, who, *args)
+
+    def pub(name: str) -> str:
+        rc, out, _ = run(name, "key", "generate", name)
+        assert rc == 0
+        path = tmp_path / f"{name}.pub"
+        path.write_text(out)
+        return str(path)
+
+    assert run("ada", "init", ws, "--admin", "ada", "--admin-threshold", "2")[0] == 0
+    W = ["-w", ws, "--as", "ada"]
+    # while ada is the only admin, her signature is all there is: bob is added at once
+    assert run("ada", *W, "principal", "add", "bob", "--role", "admin", "--key", pub("bob"))[0] == 0
+    rc, out, err = run("ada", *W, "principal", "add", "carol", "--role", "admin", "--key", pub("carol"), "--json")
+    assert rc == 0, err
+    first = json.loads(out)
+    assert first["pending"] is True and first["valid_signatures"] == 1 and first["required"] == 2
+    rc, out, err = run("bob", "-w", ws, "admin", "sign", first["change"][:12], "--as", "bob")
+    assert rc == 0 and "applied" in out, err
+    # three admins, threshold 2: adding an approver waits for a second admin
+    rc, out, err = run("ada", *W, "principal", "add", "eve", "--role", "approver", "--key", pub("eve"))
+    assert rc == 0 and out.startswith("pending change "), (out, err)
+    change = out.split()[2]
+    rc, out, _ = run("ada", "-w", ws, "admin", "pending", "--json")
+    listed = json.loads(out)
+    assert [(c["change"], c["action"], c["subject"], c["signed_by"]) for c in listed] == [
+        (change, "principal.add", "principal:eve", ["ada"])
+    ]
+    rc, out, _ = run("ada", "-w", ws, "admin", "show", change[:12])
+    assert rc == 0 and '"approver"' in out and change in out
+    rc, out, _ = run("ada", "-w", ws, "principal", "list", "--json")
+    assert "eve" not in {p["name"] for p in json.loads(out)}
+    # the proposer signing twice counts once; bob cannot sign with a key that is not in his keyring
+    assert run("ada", *W, "admin", "sign", change[:12])[0] == 6
+    assert run("bob", "-w", ws, "admin", "sign", change[:12], "--as", "carol")[0] == 4
+    rc, out, err = run("carol", "-w", ws, "admin", "sign", change[:12], "--as", "carol")
+    assert rc == 0 and "applied (2 of 2" in out, err
+    rc, out, _ = run("ada", "-w", ws, "principal", "list", "--json")
+    assert {"name": "eve", "roles": ["approver"]} in json.loads(out)
+    # a non-admin's signature is refused (exit 4) and changes nothing
+    rc, out, _ = run("ada", *W, "principal", "grant", "eve", "admin")
+    assert rc == 0 and out.startswith("pending change ")
+    grant = out.split()[2]
+    rc, _, err = run("eve", "-w", ws, "admin", "sign", grant[:12], "--as", "eve")
+    assert rc == 4 and "only admins" in err
+    rc, out, _ = run("ada", "-w", ws, "admin", "pending", "--json")
+    assert [c["signed_by"] for c in json.loads(out)] == [["ada"]]
+    assert run("ada", "-w", ws, "admin", "withdraw", grant[:12], "--reason", "not needed", "--as", "ada")[0] == 0
+    rc, out, _ = run("ada", "-w", ws, "admin", "threshold", "--json")
+    assert json.loads(out) == {"threshold": 2, "admins": ["ada", "bob", "carol"], "required": 2}
+    assert run("ada", "-w", ws, "--as", "ada", "log", "verify")[0] == 0
