@@ -213,20 +213,23 @@ def _ops() -> dict[str, Callable[[Workspace, Actor, dict[str, Any]], Any]]:
     from dataward.model.keys import PublicKey
     from dataward.workflow import intel, policy
 
-    def key(v: Any) -> PublicKey | None:
-        return None if v is None else PublicKey.parse(str(v))
+    def key(v: Any) -> PublicKey:
+        return PublicKey.parse(str(v))
+
+    def opt_key(v: Any) -> PublicKey | None:
+        return None if v is None else key(v)
 
     def grants(v: Any) -> list[Any]:
         return [principals.parse_grant(str(g)) for g in v or []]
 
     return {
         "principal.add": lambda ws, a, kw: principals.add_principal(
-            ws, a, kw["name"], grants(kw["roles"]), key(kw["public_key"]), expires_at=kw["expires_at"]
+            ws, a, kw["name"], grants(kw["roles"]), opt_key(kw["public_key"]), expires_at=kw["expires_at"]
         ),
         "role.grant": lambda ws, a, kw: principals.grant_roles(ws, a, kw["principal"], grants(kw["roles"])),
         "role.revoke": lambda ws, a, kw: principals.revoke_roles(ws, a, kw["principal"], grants(kw["roles"])),
         "key.add": lambda ws, a, kw: principals.add_key(
-            ws, a, kw["principal"], key(kw["public_key"]), expires_at=kw["expires_at"]  # type: ignore[arg-type]
+            ws, a, kw["principal"], key(kw["public_key"]), expires_at=kw["expires_at"]
         ),
         "key.rotate": lambda ws, a, kw: principals.rotate_key(
             ws, a, kw["principal"], key(kw["public_key"]), expires_at=kw["expires_at"]
@@ -241,7 +244,7 @@ def _ops() -> dict[str, Callable[[Workspace, Actor, dict[str, Any]], Any]]:
             a,
             ws.objects.read_bytes("meta", kw["sha256"], verify=True),
             kw["where"],
-            [key(k).crypto() for k in kw["keys"]],  # type: ignore[union-attr]
+            [key(k).crypto() for k in kw["keys"]],
         ),
         "admin.threshold": lambda ws, a, kw: set_threshold(ws, a, int(kw["threshold"])),
     }
@@ -374,7 +377,9 @@ def set_threshold(ws: Workspace, actor: Actor, k: int) -> dict[str, Any]:
             f"admin threshold {k} is more than the {n} admin(s) the workspace has",
             advice="Add admins first (`dataward principal add NAME --role admin --key FILE`).",
         )
-    with admin_change(ws, actor, "admin.threshold", "workspace:admins", call={"op": "admin.threshold", "args": {"threshold": k}}) as ch:
+    with admin_change(
+        ws, actor, "admin.threshold", "workspace:admins", call={"op": "admin.threshold", "args": {"threshold": k}}
+    ) as ch:
         ch.details.update({"threshold": k, "previous": st.admin_threshold})
     return {"threshold": k, "previous": st.admin_threshold}
 

@@ -131,15 +131,14 @@ EXIT_CODES: dict[int, str] = {
     4: "not authorised (AuthorizationError)",
     5: "a policy refuses the action (PolicyError), or the gate did not pass (`policy check`)",
     6: "conflict with the current state (ConflictError)",
-    7: "storage: the object store, catalog or key directory cannot be read or written (StorageError, "
-    "catalog failures)",
+    7: "storage: the object store, catalog or key directory cannot be read or written (StorageError, catalog failures)",
     EXIT_OTHER_ERROR: "an error of no more specific kind (Error itself: a model that will not load, a scheduler "
     "that is down)",
     130: "aborted by the user (Ctrl-C at a prompt)",
 }
 
 
-class ChangePending(Exception):  # noqa: N818 - an outcome, not an error
+class ChangePending(Exception):
     """Not an error: an admin change was proposed and waits for more admin signatures (admin threshold > 1).
 
     Raised by the library call that would have made the change (``principals.add_principal`` and the other

@@ -167,9 +167,8 @@ def test_a_policy_proposal_leaves_the_policy_file_alone(trio: Trio) -> None:
 
 
 def test_a_change_that_no_longer_applies_is_refused_whole(trio: Trio) -> None:
-    from dataward.sources import add_source
-
     from dataward.errors import NotFoundError
+    from dataward.sources import add_source
 
     # a proposal fails where the change itself would, and logs nothing
     size = trusted_state(trio.ws).size
@@ -177,12 +176,8 @@ def test_a_change_that_no_longer_applies_is_refused_whole(trio: Trio) -> None:
         principals.grant_roles(trio.ws, trio.ada, "nobody", [Grant(Role.AUDITOR)])
     assert trusted_state(trio.ws).size == size and admin.pending(trio.ws) == []
     # a conflicting change lands first: the pending source.add would now fail, so signing writes nothing
-    q = _pending(
-        lambda: add_source(trio.ws, trio.ada, "src", kind="internal", origin="x")
-    )
-    r = _pending(
-        lambda: add_source(trio.ws, trio.bob, "src", kind="internal", origin="y")
-    )
+    q = _pending(lambda: add_source(trio.ws, trio.ada, "src", kind="internal", origin="x"))
+    r = _pending(lambda: add_source(trio.ws, trio.bob, "src", kind="internal", origin="y"))
     admin.sign(trio.ws, trio.bob, q.change)
     size = trusted_state(trio.ws).size
     with pytest.raises(ConflictError, match="already exists"):
@@ -198,7 +193,9 @@ def test_a_change_that_no_longer_applies_is_refused_whole(trio: Trio) -> None:
 
 
 def test_a_non_admin_signature_is_refused(trio: Trio) -> None:
-    p = _pending(lambda: principals.add_principal(trio.ws, trio.ada, "eve", [Grant(Role.APPROVER)], trio.new_key("eve")))
+    p = _pending(
+        lambda: principals.add_principal(trio.ws, trio.ada, "eve", [Grant(Role.APPROVER)], trio.new_key("eve"))
+    )
     admin.sign(trio.ws, trio.bob, p.change)
     eve_actor = trio.ws.actor("eve", keyring=trio.ring)
     q = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "eve", [Grant(Role.ADMIN)]))
@@ -251,11 +248,19 @@ def test_one_stolen_admin_key_cannot_add_a_principal(trio: Trio) -> None:
     # the thief holds bob's key and write access to the catalog: the principal, its key and an admin grant
     # are inserted, and a principal.add entry signed with bob's key is appended to the log
     with write_transaction(trio.ws.engine) as conn:
-        conn.execute(insert(schema.principals).values(name="mallory", created_at=now_iso(), created_by="bob", disabled=False))
-        conn.execute(insert(schema.role_grants).values(principal="mallory", role="admin", source=None, granted_at=now_iso()))
+        conn.execute(
+            insert(schema.principals).values(name="mallory", created_at=now_iso(), created_by="bob", disabled=False)
+        )
+        conn.execute(
+            insert(schema.role_grants).values(principal="mallory", role="admin", source=None, granted_at=now_iso())
+        )
         conn.execute(
             insert(schema.keys).values(
-                keyid=mallory.keyid, principal="mallory", public_key=mallory.hex(), created_at=now_iso(), status="active"
+                keyid=mallory.keyid,
+                principal="mallory",
+                public_key=mallory.hex(),
+                created_at=now_iso(),
+                status="active",
             )
         )
     seq = _forge(
@@ -267,7 +272,8 @@ def test_one_stolen_admin_key_cannot_add_a_principal(trio: Trio) -> None:
     )
     lines = trio.problems()
     assert any(
-        x.startswith(f"entry {seq}: ") and "principal.add of principal:mallory applied with 1 admin signature, 2 required" in x
+        x.startswith(f"entry {seq}: ")
+        and "principal.add of principal:mallory applied with 1 admin signature, 2 required" in x
         for x in lines
     ), lines
     assert any("table role_grants, row mallory/admin/*" in x for x in lines), lines
@@ -297,7 +303,11 @@ def test_a_change_applied_with_one_signature_is_refused(trio: Trio) -> None:
     _forge(trio, trio.bob, "admin.sign", f"change:{p.change}", {"change": p.change})  # twice counts once
     stmt = trusted_state(trio.ws).changes[p.change].statement
     seq = _forge(
-        trio, trio.bob, "role.grant", "principal:bob", {**stmt["details"], "change": p.change, "signers": ["ada", "bob"]}
+        trio,
+        trio.bob,
+        "role.grant",
+        "principal:bob",
+        {**stmt["details"], "change": p.change, "signers": ["ada", "bob"]},
     )
     lines = trio.problems()
     assert any(x.startswith(f"entry {seq}: ") and "1 valid admin signature(s)" in x for x in lines), lines
@@ -306,7 +316,11 @@ def test_a_change_applied_with_one_signature_is_refused(trio: Trio) -> None:
     q = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
     _forge(trio, trio.carol, "admin.sign", f"change:{q.change}", {"change": q.change})
     seq2 = _forge(
-        trio, trio.carol, "role.grant", "principal:bob", {"roles": ["admin@x", "approver"], "change": q.change, "signers": []}
+        trio,
+        trio.carol,
+        "role.grant",
+        "principal:bob",
+        {"roles": ["admin@x", "approver"], "change": q.change, "signers": []},
     )
     lines = trio.problems()
     assert any(x.startswith(f"entry {seq2}: ") and "does not match the signed statement" in x for x in lines), lines
@@ -364,9 +378,13 @@ def test_the_projection_rows_match_the_log(trio: Trio) -> None:
     p = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
     with trio.ws.engine.connect() as conn:
         row = conn.execute(select(schema.admin_changes).where(schema.admin_changes.c.id == p.change)).one()
-        sigs = conn.execute(
-            select(schema.admin_signatures.c.principal).where(schema.admin_signatures.c.change_id == p.change)
-        ).scalars().all()
+        sigs = (
+            conn.execute(
+                select(schema.admin_signatures.c.principal).where(schema.admin_signatures.c.change_id == p.change)
+            )
+            .scalars()
+            .all()
+        )
     assert row.status == "pending" and json.loads(row.statement)["action"] == "role.grant" and sigs == ["ada"]
 
 

@@ -471,10 +471,10 @@ def _change_entry(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
         if not allowed(st.grants_of(who), str(stmt_action), None):
             _problem(st, raw.seq, f"{who} did not hold a role allowing {stmt_action} at that time")
             return False
-        ch = ChangeEvidence(cid, stmt, who, raw.seq)
+        new = ChangeEvidence(cid, stmt, who, raw.seq)
         if who in st.admins():
-            ch.signatures[who] = sig  # the proposer's own signature counts when it is an admin's
-        st.changes[cid] = ch
+            new.signatures[who] = sig  # the proposer's own signature counts when it is an admin's
+        st.changes[cid] = new
         return True
     ch = st.changes.get(cid)
     if ch is None:
