@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from dataward.access import require
 from dataward.core.canonical import canonical_json
@@ -40,7 +40,7 @@ from dataward.evidence.replay import ChangeEvidence, TrustedState, change_id_of
 from dataward.identity import Actor
 from dataward.log import auditlog
 from dataward.store import schema
-from dataward.store.catalog import write_transaction
+from dataward.store.catalog import lock_for_append, write_transaction
 from dataward.timeutil import now_iso
 from dataward.workspace import Change, Workspace
 
@@ -152,6 +152,19 @@ def _propose(ws: Workspace, actor: Actor, statement: dict[str, Any]) -> ChangePe
     )
 
 
+def _still_pending(ws: Workspace, conn: Connection, cid: str) -> None:
+    """Under the log's append lock: ``cid`` is still pending (two admins signing at once: one applies it)."""
+    from dataward.evidence.load import trusted_state
+
+    lock_for_append(conn)
+    ch = trusted_state(ws, conn).changes.get(cid)
+    if ch is None or ch.status != "pending":
+        raise ConflictError(
+            f"change {cid[:16]} is {'unknown' if ch is None else ch.status}, not pending",
+            advice="`dataward admin pending` lists the changes still waiting for signatures.",
+        )
+
+
 def _insert_signature(conn: Any, cid: str, actor: Actor) -> None:
     conn.execute(
         insert(schema.admin_signatures).values(
@@ -172,6 +185,7 @@ def _applying_change(
         )
     try:
         with write_transaction(ws.engine) as conn:
+            _still_pending(ws, conn, ch_ev.id)
             require(actor.name, _state(ws).grants_of(actor.name), action)
             ch = AdminChange(conn, actor, action, subject, applies_now=True)
             yield ch
@@ -326,6 +340,7 @@ def sign(ws: Workspace, actor: Actor, change: str) -> dict[str, Any]:
     valid = st.valid_signers(ch, now_iso()) | {actor.name}
     if len(valid) < need:
         with ws.change(actor, "admin.sign", subject) as c:
+            _still_pending(ws, c.conn, ch.id)
             c.details["change"] = ch.id
             _insert_signature(c.conn, ch.id, actor)
         return {"change": ch.id, "applied": False, "valid_signatures": len(valid), "required": need}
@@ -350,6 +365,7 @@ def withdraw(ws: Workspace, actor: Actor, change: str, *, reason: str) -> dict[s
     if ch.status != "pending":
         raise ConflictError(f"change {ch.id[:16]} is {ch.status}, not pending")
     with ws.change(actor, "admin.withdraw", f"change:{ch.id}") as c:
+        _still_pending(ws, c.conn, ch.id)
         c.details.update({"change": ch.id, "reason": reason})
         t = schema.admin_changes
         c.conn.execute(update(t).where(t.c.id == ch.id).values(status="withdrawn"))

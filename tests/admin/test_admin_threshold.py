@@ -461,3 +461,16 @@ def test_cli_two_of_three_admins(
     rc, out, _ = run("ada", "-w", ws, "admin", "threshold", "--json")
     assert json.loads(out) == {"threshold": 2, "admins": ["ada", "bob", "carol"], "required": 2}
     assert run("ada", "-w", ws, "--as", "ada", "log", "verify")[0] == 0
+
+
+def test_two_admins_applying_at_once_apply_it_once(trio: Trio, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
+    stale = trusted_state(trio.ws).fork()  # what carol's process read before bob's signature landed
+    assert admin.sign(trio.ws, trio.bob, p.change)["applied"]
+    size = trusted_state(trio.ws).size
+    monkeypatch.setattr(admin, "_state", lambda ws: stale)
+    with pytest.raises(ConflictError, match="applied, not pending"):
+        admin.sign(trio.ws, trio.carol, p.change)
+    monkeypatch.undo()
+    assert trusted_state(trio.ws).size == size
+    assert not trio.problems()
