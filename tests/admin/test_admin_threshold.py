@@ -474,3 +474,19 @@ def test_two_admins_applying_at_once_apply_it_once(trio: Trio, monkeypatch: pyte
     monkeypatch.undo()
     assert trusted_state(trio.ws).size == size
     assert not trio.problems()
+
+
+def test_a_policy_set_by_one_stolen_admin_key_is_not_in_force(trio: Trio) -> None:
+    import hashlib
+
+    from dataward.errors import PolicyError
+    from dataward.workflow.policy import load_policy
+
+    # the thief writes a lax policy file and a policy.set entry naming its digest, signed by bob alone
+    text = _policy_text().replace("approvals = 3", "approvals = 1", 1)
+    (trio.ws.path / "policy.toml").write_text(text, encoding="utf-8")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    _forge(trio, trio.bob, "policy.set", "policy", {"sha256": digest, "from": "lax.toml"})
+    with pytest.raises(PolicyError, match="never set through dataward"):
+        load_policy(trio.ws)
+    assert any("policy.set of policy applied with 1 admin signature, 2 required" in x for x in trio.problems())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import re
 import tomllib
@@ -27,11 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from dataward.errors import PolicyError
 from dataward.identity import Actor
-from dataward.store import schema
 from dataward.workflow.checks import SEVERITIES, severity_rank
 from dataward.workflow.risk import DEFAULT_TIER_THRESHOLDS, TIERS
 from dataward.workspace import Workspace
@@ -333,16 +329,12 @@ def policy_path(ws: Workspace) -> Path:
 
 
 def logged_policy_digest(ws: Workspace) -> str | None:
-    """The SHA-256 of the policy last set through dataward (from the audit log), if any."""
-    t = schema.log_entries
-    with ws.engine.connect() as conn:
-        row = conn.execute(
-            select(t.c.entry).where(t.c.action == "policy.set").order_by(t.c.seq.desc()).limit(1)
-        ).first()
-    if row is None:
-        return None
-    digest = json.loads(bytes(row.entry)).get("details", {}).get("sha256")
-    return digest if isinstance(digest, str) else None
+    """The SHA-256 of the policy last set through dataward, according to the replayed signed log: a
+    ``policy.set`` entry the replay refuses (signed by too few admins, by a key not valid then) sets nothing."""
+    from dataward.evidence.load import trusted_state
+
+    policies = trusted_state(ws).policies
+    return policies[-1][1] if policies else None
 
 
 def load_policy(ws: Workspace, *, check_log: bool = True) -> Policy:
