@@ -121,7 +121,7 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
 
 #: every exit status the CLI uses, with its meaning: the one table (docs/exit-codes.md mirrors it, tested)
 EXIT_CODES: dict[int, str] = {
-    0: "success",
+    0: "success; also an admin change proposed under an admin threshold above 1 (pending: ChangePending)",
     EXIT_GATE_FAILED: "a CI gate ran and failed: findings at or above --fail-on (`check`, `scan-model`), "
     "a failed red-team check (`redteam run`)",
     2: "bad input, unknown name, unusable workspace, or a command-line usage error (InputError, NotFoundError, "
