@@ -45,10 +45,10 @@ class Trio:
 
 
 @pytest.fixture
-def trio(tmp_path: Path) -> Iterator[Trio]:
-    """Three admins (ada, bob, carol) under an admin threshold of 2."""
+def trio(tmp_path: Path, catalog_url: str) -> Iterator[Trio]:
+    """Three admins (ada, bob, carol) under an admin threshold of 2 (SQLite, and PostgreSQL when available)."""
     ring = FileKeyring(tmp_path / "ring")
-    ws = Workspace.init(tmp_path / "ws", admin="ada", keyring=ring, admin_threshold=2)
+    ws = Workspace.init(tmp_path / "ws", admin="ada", keyring=ring, admin_threshold=2, catalog=catalog_url)
     ada = ws.actor("ada", keyring=ring)
     # one admin: the threshold cannot exceed the admins there are, so ada alone adds the second
     bob = principals.enroll(ws, ada, "bob", [Grant(Role.ADMIN)], keyring=ring)
