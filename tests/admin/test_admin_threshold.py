@@ -83,7 +83,32 @@ def _policy_text() -> str:
     return default_policy_text().replace("approvals = 2", "approvals = 3", 1)
 
 
+def _add_feed(t: Trio) -> Any:
+    from dataward.screen.intel import FORMAT, load_private_key, load_public_key, parse_feed, sign_feed, write_keypair
+    from dataward.workflow import intel
+
+    d = t.ws.path.parent
+    write_keypair(d / "feed.key", d / "feed.pub")
+    feed = {
+        "format": FORMAT,
+        "id": "acme",
+        "version": 1,
+        "issued": "2026-11-25T00:00:00Z",
+        "issuer": "ACME",
+        "indicators": [{"id": "acme-1", "type": "phrase", "value": "CF MN BB"}],
+    }
+    (d / "feed.json").write_bytes(sign_feed(parse_feed(feed), load_private_key(d / "feed.key")))
+    return intel.add_feed(t.ws, t.ada, d / "feed.json", [load_public_key(d / "feed.pub")])
+
+
+def _feeds(t: Trio) -> list[Any]:
+    from dataward.workflow import intel
+
+    return intel.list_feeds(t.ws)
+
+
 CHANGES: dict[str, Any] = {
+    "intel.add": (_add_feed, lambda t: [f.feed_id for f in _feeds(t)] == ["acme"]),
     "principal.add": (
         lambda t: principals.add_principal(t.ws, t.ada, "eve", [Grant(Role.APPROVER)], t.new_key("eve")),
         lambda t: _roles(t.ws, "eve") == {"approver"},
