@@ -35,7 +35,9 @@ KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key
 #: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
 FINAL_STATES = frozenset({"rejected", "revoked"})
 #: actions that change no catalog row: not kept for the projection
-UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "console.read", "console.login", "batch.verify"})
+UNRECORDED = frozenset(
+    {"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login", "batch.verify"}
+)
 
 
 @dataclass(frozen=True)
