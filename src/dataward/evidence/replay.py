@@ -34,6 +34,9 @@ LOG_PRINCIPAL = "@workspace-log"
 KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.add", "key.migrate"})
 #: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
 FINAL_STATES = frozenset({"rejected", "revoked"})
+#: actions the log key may sign: its own creation, and reads it witnesses for a reader whose key the
+#: console does not hold (``data.read`` names the reader in its details; it changes no state)
+LOG_WITNESSED = frozenset({"workspace.init", "data.read"})
 #: actions that change no catalog row: not kept for the projection
 UNRECORDED = frozenset(
     {"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login", "batch.verify"}
@@ -301,7 +304,7 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
     principal, action, details = obj["principal"], obj["action"], obj["details"]
     if principal == LOG_PRINCIPAL:
         # the log key records denials, checkpoints and the workspace's own creation, never decisions
-        if action in PERMISSIONS and action != "workspace.init":
+        if action in PERMISSIONS and action not in LOG_WITNESSED:
             _problem(state, raw.seq, f"the log key signed a {action} (only principals take decisions)")
             return False
         return True
