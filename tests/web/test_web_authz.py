@@ -204,8 +204,11 @@ def test_api_without_valid_token(server: str, world: World) -> None:
                 r = _api_call(client, method, path, world, token)
                 if r.status_code != 401:
                     unexpected.append(f"{name} {method} {path}: {r.status_code}")
-            if name in ("expired", "revoked"):
-                assert len(denials_since(ws, before)) == len(API), f"{name} token refusals not logged"
+            # not one entry per refusal: counted per address and minute (tests/web/test_web_denials.py), so at
+            # most the entry of a minute that ended while these ran
+            logged = denials_since(ws, before)
+            assert len(logged) <= 1, f"{name} token refusals logged one by one"
+            assert all(d["principal"] == "(unauthenticated)" and d["count"] >= 1 for d in logged)
         # a browser session cookie is no credential for the API
         client.post("/login", data={"token": world.token("alice")})
         assert client.cookies.get("dw_session")

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from dataward.errors import AuthorizationError, Error, InputError
 from dataward.web import services as svc
 from dataward.web import svg
-from dataward.web.app import SESSION_COOKIE, page_session, state
+from dataward.web.app import SESSION_COOKIE, deny_unauthenticated, page_session, state
 from dataward.web.auth import Session, Viewer, authenticate, check_csrf, require, token_expiry
 
 
@@ -84,7 +84,7 @@ def login(
         try:
             viewer = authenticate(st.ws, token.strip())
         except AuthorizationError as exc:
-            st.ws.record_denial("(token)", "console.login", "console", str(exc))
+            deny_unauthenticated(request, "console.login", str(exc))  # aggregated per address and minute
             raise
         require(st.ws, viewer, "console.read", "console")  # logs its own denial
     except AuthorizationError as exc:
