@@ -15,6 +15,7 @@ by the log: a key ID is the SHA-256 of the raw public key.
 from __future__ import annotations
 
 import copy
+import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
@@ -177,6 +178,7 @@ class TrustedState:
     problems: list[ReplayProblem] = field(default_factory=list)
     last_time: str = ""
     last_leaf: bytes | None = b""  # the stored leaf hash of entry size-1 when replayed (b"" for none)
+    aliases: dict[str, str] = field(default_factory=dict)  # the other ID form of each public key -> its ID
     _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
 
     def fork(self) -> TrustedState:
@@ -213,6 +215,8 @@ class TrustedState:
     def key_valid(self, keyid: str, principal: str, at: str) -> str | None:
         """Why ``keyid`` could not sign for ``principal`` at ``at`` according to the log, or None."""
         k = self.keys.get(keyid)
+        if k is None and keyid in self.aliases:  # the same key under its other ID form (dsse.legacy_key_id)
+            k = self.keys.get(self.aliases[keyid])
         if k is None:
             return f"key {keyid[:16]} was never registered in the log"
         if k.principal != principal:
@@ -264,12 +268,26 @@ def key_id_of(pub: bytes) -> str:
         return ""
 
 
+def key_ids_of(pub: bytes) -> tuple[str, str]:
+    """Both ID forms of a raw public key: the current one and the legacy one (SHA-256 of the raw key,
+    written by workspaces created before keyrings); ("", "") if not a key."""
+    kid = key_id_of(pub)
+    return (kid, hashlib.sha256(pub).hexdigest()) if kid else ("", "")
+
+
+def names_key(pub: bytes, keyid: str) -> bool:
+    """Whether ``keyid`` names ``pub`` in either ID form (constant-time comparisons)."""
+    cur, old = key_ids_of(pub)
+    k = keyid.encode()
+    return bool(cur) and (hmac.compare_digest(cur.encode(), k) | hmac.compare_digest(old.encode(), k))
+
+
 def _verify_signature(state: TrustedState, raw: RawEntry, obj: dict[str, Any], pub: bytes | None) -> bool:
     kid: str = obj["keyid"]
     if pub is None:
         _problem(state, raw.seq, f"signed by key {kid[:16]}, whose public key is not registered")
         return False
-    if not hmac.compare_digest(key_id_of(pub), kid):
+    if not names_key(pub, kid):
         _problem(state, raw.seq, f"the registered public key of {kid[:16]} was replaced (its ID does not match)")
         return False
     key = state._pubs.get(kid)
@@ -348,6 +366,10 @@ def replay(
     sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
     """
     st = state if state is not None else TrustedState()
+    for kid, pub in public_keys.items():
+        for form in key_ids_of(pub):
+            if form and form != kid:
+                st.aliases.setdefault(form, kid)
     for raw in entries:
         if raw.seq != st.size:
             _problem(st, raw.seq, f"expected entry {st.size} here (entries missing, inserted or reordered)")
@@ -363,7 +385,10 @@ def replay(
         if t < st.last_time:
             _problem(st, raw.seq, "entry is older than the one before it (reordered)")
             continue
-        if check_signatures and not _verify_signature(st, raw, obj, public_keys.get(obj["keyid"])):
+        signer_pub = public_keys.get(obj["keyid"])
+        if signer_pub is None and obj["keyid"] in st.aliases:  # an entry naming its key by the other ID form
+            signer_pub = public_keys.get(st.aliases[obj["keyid"]])
+        if check_signatures and not _verify_signature(st, raw, obj, signer_pub):
             continue
         bootstrap = _is_bootstrap(st, raw, obj)
         if bootstrap and raw.seq == 0:
