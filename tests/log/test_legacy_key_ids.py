@@ -4,9 +4,10 @@ belongs to no registered key, or a legacy-ID entry with a bad signature, still f
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 
-from conftest import LogEnv
 from dataward.core.dsse import key_id, legacy_key_id
 from dataward.identity import Actor
 from dataward.log import auditlog
@@ -42,7 +43,7 @@ def _old_format_entry(ws: Workspace, who: str, subject: str) -> tuple[int, str]:
     return _append_as_old_dataward(ws, Actor(actor.name, actor.key, legacy), subject), legacy
 
 
-def test_legacy_key_id_is_accepted_as_the_same_key_and_flagged(logenv: LogEnv) -> None:
+def test_legacy_key_id_is_accepted_as_the_same_key_and_flagged(logenv: Any) -> None:
     ws = logenv.open()
     seq, legacy = _old_format_entry(ws, "alice", "log:before-keyrings")
     with ws.engine.connect() as conn:
@@ -63,7 +64,7 @@ def test_legacy_key_id_is_accepted_as_the_same_key_and_flagged(logenv: LogEnv) -
     assert not [p for p in st.problems if p.seq == seq]
 
 
-def test_legacy_key_id_with_a_bad_signature_or_of_no_key_fails(logenv: LogEnv) -> None:
+def test_legacy_key_id_with_a_bad_signature_or_of_no_key_fails(logenv: Any) -> None:
     ws = logenv.open()
     seq, _ = _old_format_entry(ws, "alice", "log:before-keyrings")
     t = schema.log_entries
@@ -79,7 +80,7 @@ def test_legacy_key_id_with_a_bad_signature_or_of_no_key_fails(logenv: LogEnv) -
     assert any(f"entry {seq}" in x and "does not verify" in x for x in lines), lines
 
 
-def test_a_legacy_id_of_no_registered_key_is_unknown(logenv: LogEnv) -> None:
+def test_a_legacy_id_of_no_registered_key_is_unknown(logenv: Any) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from dataward.core.signer import PrivateKeySigner

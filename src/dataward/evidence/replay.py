@@ -39,9 +39,7 @@ FINAL_STATES = frozenset({"rejected", "revoked"})
 #: console does not hold (``data.read`` names the reader in its details; it changes no state)
 LOG_WITNESSED = frozenset({"workspace.init", "data.read"})
 #: actions that change no catalog row: not kept for the projection
-UNRECORDED = frozenset(
-    {"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login", "batch.verify"}
-)
+UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login"})
 
 
 @dataclass(frozen=True)
@@ -148,6 +146,28 @@ class VersionEvidence:
 
 
 @dataclass(frozen=True)
+class GenerationEvidence:
+    """A synthetic batch's signed generation statement entry (``batch.generation``)."""
+
+    batch: str
+    source: str | None
+    principal: str
+    seq: int
+    statement: str | None  # the attestation's envelope digest
+
+
+@dataclass(frozen=True)
+class VerifyEvidence:
+    """One signed ``batch.verify`` entry: a re-hash (``ok``) or a bit-for-bit regeneration (``regenerated``)."""
+
+    batch: str
+    principal: str
+    seq: int
+    ok: bool | None
+    regenerated: bool | None
+
+
+@dataclass(frozen=True)
 class ReplayProblem:
     seq: int | None
     detail: str
@@ -179,6 +199,8 @@ class TrustedState:
     last_time: str = ""
     last_leaf: bytes | None = b""  # the stored leaf hash of entry size-1 when replayed (b"" for none)
     aliases: dict[str, str] = field(default_factory=dict)  # the other ID form of each public key -> its ID
+    generations: dict[str, GenerationEvidence] = field(default_factory=dict)  # batch -> its generation entry
+    verifications: dict[str, list[VerifyEvidence]] = field(default_factory=dict)  # batch -> batch.verify entries
     _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
 
     def fork(self) -> TrustedState:
@@ -211,6 +233,14 @@ class TrustedState:
                 break
             digest = d
         return digest
+
+    def regenerated(self, batch_id: str) -> bool:
+        """Whether a valid signed ``batch.verify`` entry with ``regenerated: true`` follows the batch's valid
+        signed generation statement (a row forged into the log by SQL is neither)."""
+        g = self.generations.get(batch_id)
+        return g is not None and any(
+            v.regenerated is True and v.seq > g.seq for v in self.verifications.get(batch_id, [])
+        )
 
     def key_valid(self, keyid: str, principal: str, at: str) -> str | None:
         """Why ``keyid`` could not sign for ``principal`` at ``at`` according to the log, or None."""
@@ -453,6 +483,7 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         st.tokens[d["token"]].update({"revoked_at": t, "revoked_by": who})
     if action not in UNRECORDED:
         st.entries.append({**obj, "seq": seq})
+    _apply_synthetic(st, seq, obj)
     _apply_batch(st, seq, obj)
     _apply_version(st, seq, obj)
     for a in d.get("attestations") or []:
@@ -465,6 +496,30 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
                 "batch_id": _str(a.get("batch")) if "batch" in a else _str(d.get("batch")),
                 "seq": seq,
             }
+
+
+def _apply_synthetic(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
+    """The facts of ``batch.generation`` and ``batch.verify`` entries (for the ``regenerable`` rule)."""
+    action: str = obj["action"]
+    d: dict[str, Any] = obj["details"]
+    bid = _subject_name(obj["subject"], "batch:")
+    if bid is None:
+        return
+    if action == "batch.generation" and d.get("batch") == bid and bid not in st.generations:
+        st.generations[bid] = GenerationEvidence(
+            bid, _str(d.get("source")), obj["principal"], seq, _first_attestation(d)
+        )
+    elif action == "batch.verify":
+        ok, regen = d.get("ok"), d.get("regenerated")
+        st.verifications.setdefault(bid, []).append(
+            VerifyEvidence(
+                bid,
+                obj["principal"],
+                seq,
+                ok if isinstance(ok, bool) else None,
+                regen if isinstance(regen, bool) else None,
+            )
+        )
 
 
 def _apply_roles(st: TrustedState, principal: str, roles: Any, *, add: bool) -> None:
