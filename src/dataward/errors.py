@@ -132,7 +132,7 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
 EXIT_CODES: dict[int, str] = {
     0: "success; also an admin change proposed under an admin threshold above 1 (pending: ChangePending)",
     EXIT_GATE_FAILED: "a CI gate ran and failed: findings at or above --fail-on (`check`, `scan-model`), "
-    "a failed red-team check (`redteam run`)",
+    "a failed red-team check (`redteam run`), divergences found by `log replay --check`",
     2: "bad input, unknown name, unusable workspace, or a command-line usage error (InputError, NotFoundError, "
     "WorkspaceError, ScreenError, DetectionError, LimitError, SandboxError)",
     3: "integrity: data, digests, signatures or the log do not verify (IntegrityError, SignatureError; "
