@@ -111,7 +111,8 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
     elif code == errno.EROFS:
         why, fix = "the filesystem is read-only", f"Remount {path} read-write or move the workspace, then retry."
     elif code in (errno.EACCES, errno.EPERM):
-        why, fix = "permission denied", f"Give the user running dataward write access to {path}, then retry."
+        access = "read" if doing.startswith(("read", "open", "list")) else "write"
+        why, fix = "permission denied", f"Give the user running dataward {access} access to {path}, then retry."
     elif code == errno.EFBIG:
         why, fix = "the file size limit was reached", "Raise the file size limit (ulimit -f), then retry."
     else:
@@ -131,8 +132,7 @@ EXIT_CODES: dict[int, str] = {
     4: "not authorised (AuthorizationError)",
     5: "a policy refuses the action (PolicyError), or the gate did not pass (`policy check`)",
     6: "conflict with the current state (ConflictError)",
-    7: "storage: the object store, catalog or key directory cannot be read or written (StorageError, "
-    "catalog failures)",
+    7: "storage: the object store, catalog or key directory cannot be read or written (StorageError, catalog failures)",
     EXIT_OTHER_ERROR: "an error of no more specific kind (Error itself: a model that will not load, a scheduler "
     "that is down)",
     130: "aborted by the user (Ctrl-C at a prompt)",
