@@ -120,7 +120,8 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
     elif code == errno.EROFS:
         why, fix = "the filesystem is read-only", f"Remount {path} read-write or move the workspace, then retry."
     elif code in (errno.EACCES, errno.EPERM):
-        why, fix = "permission denied", f"Give the user running dataward write access to {path}, then retry."
+        access = "read" if doing.startswith(("read", "open", "list")) else "write"
+        why, fix = "permission denied", f"Give the user running dataward {access} access to {path}, then retry."
     elif code == errno.EFBIG:
         why, fix = "the file size limit was reached", "Raise the file size limit (ulimit -f), then retry."
     else:
