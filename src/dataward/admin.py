@@ -26,6 +26,7 @@ admin key, grants nothing and is named by ``dataward log verify``. The ``admin_c
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,12 +190,10 @@ def _applying_change(
             require(actor.name, _state(ws).grants_of(actor.name), action)
             ch = AdminChange(conn, actor, action, subject, applies_now=True)
             yield ch
-            if ch.details != ch_ev.statement.get("details"):
-                diff = sorted(
-                    k
-                    for k in set(ch.details) | set(ch_ev.statement.get("details") or {})
-                    if ch.details.get(k) != (ch_ev.statement.get("details") or {}).get(k)
-                )
+            made = json.loads(canonical_json(ch.details))  # as the log will hold it (lists, not tuples)
+            signed = ch_ev.statement.get("details") or {}
+            if made != signed:
+                diff = sorted(k for k in set(made) | set(signed) if made.get(k) != signed.get(k))
                 raise ConflictError(
                     f"change {ch_ev.id[:16]} no longer applies as signed: the workspace changed since it was "
                     f"proposed ({', '.join(diff)} differ)",
