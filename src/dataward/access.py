@@ -68,6 +68,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "incident.open": frozenset({Role.AUDITOR, Role.TRAINER, Role.ADMIN}),
     "incident.resolve": frozenset({Role.APPROVER}),
     "log.verify": ALL_ROLES,
+    "log.replay": frozenset({Role.ADMIN}),  # rebuilds the catalog projection from the signed log
     "federation.node.add": frozenset({Role.ADMIN}),  # a coordinator registers a node by its log key
     "federation.round": frozenset({Role.TRAINER}),  # a coordinator records an aggregated round
     "token.create": frozenset({Role.ADMIN}),

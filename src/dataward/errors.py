@@ -101,6 +101,15 @@ class StorageError(Error):
     default_advice = "Free space or fix the permissions of the path named above, then run the command again."
 
 
+class CatalogError(StorageError):
+    """The catalog database failed beneath an operation (locked, refused a statement, damaged, went away).
+
+    Raised by the storage boundary (:mod:`dataward.store.errors`) in place of the driver's exception, so
+    the Python API and the console see it as well as the CLI."""
+
+    default_advice = "Retry; if it persists, check the catalog with `dataward log verify` and its database."
+
+
 def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
     """A :class:`StorageError` for an OS error while ``doing`` something at ``path``, with the right fix."""
     import errno
@@ -111,7 +120,8 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
     elif code == errno.EROFS:
         why, fix = "the filesystem is read-only", f"Remount {path} read-write or move the workspace, then retry."
     elif code in (errno.EACCES, errno.EPERM):
-        why, fix = "permission denied", f"Give the user running dataward write access to {path}, then retry."
+        access = "read" if doing.startswith(("read", "open", "list")) else "write"
+        why, fix = "permission denied", f"Give the user running dataward {access} access to {path}, then retry."
     elif code == errno.EFBIG:
         why, fix = "the file size limit was reached", "Raise the file size limit (ulimit -f), then retry."
     else:
@@ -123,7 +133,7 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
 EXIT_CODES: dict[int, str] = {
     0: "success; also an admin change proposed under an admin threshold above 1 (pending: ChangePending)",
     EXIT_GATE_FAILED: "a CI gate ran and failed: findings at or above --fail-on (`check`, `scan-model`), "
-    "a failed red-team check (`redteam run`)",
+    "a failed red-team check (`redteam run`), divergences found by `log replay --check`",
     2: "bad input, unknown name, unusable workspace, or a command-line usage error (InputError, NotFoundError, "
     "WorkspaceError, ScreenError, DetectionError, LimitError, SandboxError)",
     3: "integrity: data, digests, signatures or the log do not verify (IntegrityError, SignatureError; "

@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from dataward.cli._app import LazyGroup, cli
 from dataward.errors import EXIT_STORAGE, ChangePending, Error
 
+__all__ = ["cli", "main", "run"]
+
 
 def _register_commands() -> None:
     from dataward.cli._commands import COMMAND_MODULES

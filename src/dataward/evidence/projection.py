@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from dataward.core.canonical import canonical_json
-from dataward.evidence.replay import TrustedState, key_id_of
+from dataward.evidence.replay import TrustedState, names_key
 
 #: tables whose integrity is the log's own (leaves, signatures, the signed checkpoint), not a projection
 LOG_TABLES = frozenset({"log_entries", "log_nodes", "checkpoints"})
@@ -369,7 +369,7 @@ def _same(table: str, col: str, want: Any, have: Any) -> bool:
             raw = bytes.fromhex(str(have))
         except ValueError:
             return False
-        return isinstance(want[1], str) and hmac.compare_digest(key_id_of(raw), want[1])
+        return isinstance(want[1], str) and names_key(raw, want[1])
     if col in TIME_COLUMNS or f"{col}@{table}" in TIME_COLUMNS:
         if want is None or have is None:
             return want is None and have is None

@@ -55,8 +55,11 @@ ADMIN_CHANGES = frozenset(
 )
 #: detail fields the applying entry adds to the statement's details (the rest must equal it exactly)
 CHANGE_FIELDS = frozenset({"change", "signers"})
+#: actions the log key may sign: its own creation, and reads it witnesses for a reader whose key the
+#: console does not hold (``data.read`` names the reader in its details; it changes no state)
+LOG_WITNESSED = frozenset({"workspace.init", "data.read"})
 #: actions that change no catalog row: not kept for the projection
-UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "console.read", "console.login", "batch.verify"})
+UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login"})
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,25 @@ class ChangeEvidence:
     @property
     def subject(self) -> str:
         return str(self.statement.get("subject"))
+class GenerationEvidence:
+    """A synthetic batch's signed generation statement entry (``batch.generation``)."""
+
+    batch: str
+    source: str | None
+    principal: str
+    seq: int
+    statement: str | None  # the attestation's envelope digest
+
+
+@dataclass(frozen=True)
+class VerifyEvidence:
+    """One signed ``batch.verify`` entry: a re-hash (``ok``) or a bit-for-bit regeneration (``regenerated``)."""
+
+    batch: str
+    principal: str
+    seq: int
+    ok: bool | None
+    regenerated: bool | None
 
 
 @dataclass(frozen=True)
@@ -225,6 +247,9 @@ class TrustedState:
     problems: list[ReplayProblem] = field(default_factory=list)
     last_time: str = ""
     last_leaf: bytes | None = b""  # the stored leaf hash of entry size-1 when replayed (b"" for none)
+    aliases: dict[str, str] = field(default_factory=dict)  # the other ID form of each public key -> its ID
+    generations: dict[str, GenerationEvidence] = field(default_factory=dict)  # batch -> its generation entry
+    verifications: dict[str, list[VerifyEvidence]] = field(default_factory=dict)  # batch -> batch.verify entries
     _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
 
     def fork(self) -> TrustedState:
@@ -277,10 +302,19 @@ class TrustedState:
             for s in change.signatures.values()
             if s.principal in admins and self.key_valid(s.keyid, s.principal, at) is None
         }
+    def regenerated(self, batch_id: str) -> bool:
+        """Whether a valid signed ``batch.verify`` entry with ``regenerated: true`` follows the batch's valid
+        signed generation statement (a row forged into the log by SQL is neither)."""
+        g = self.generations.get(batch_id)
+        return g is not None and any(
+            v.regenerated is True and v.seq > g.seq for v in self.verifications.get(batch_id, [])
+        )
 
     def key_valid(self, keyid: str, principal: str, at: str) -> str | None:
         """Why ``keyid`` could not sign for ``principal`` at ``at`` according to the log, or None."""
         k = self.keys.get(keyid)
+        if k is None and keyid in self.aliases:  # the same key under its other ID form (dsse.legacy_key_id)
+            k = self.keys.get(self.aliases[keyid])
         if k is None:
             return f"key {keyid[:16]} was never registered in the log"
         if k.principal != principal:
@@ -332,12 +366,26 @@ def key_id_of(pub: bytes) -> str:
         return ""
 
 
+def key_ids_of(pub: bytes) -> tuple[str, str]:
+    """Both ID forms of a raw public key: the current one and the legacy one (SHA-256 of the raw key,
+    written by workspaces created before keyrings); ("", "") if not a key."""
+    kid = key_id_of(pub)
+    return (kid, hashlib.sha256(pub).hexdigest()) if kid else ("", "")
+
+
+def names_key(pub: bytes, keyid: str) -> bool:
+    """Whether ``keyid`` names ``pub`` in either ID form (constant-time comparisons)."""
+    cur, old = key_ids_of(pub)
+    k = keyid.encode()
+    return bool(cur) and (hmac.compare_digest(cur.encode(), k) | hmac.compare_digest(old.encode(), k))
+
+
 def _verify_signature(state: TrustedState, raw: RawEntry, obj: dict[str, Any], pub: bytes | None) -> bool:
     kid: str = obj["keyid"]
     if pub is None:
         _problem(state, raw.seq, f"signed by key {kid[:16]}, whose public key is not registered")
         return False
-    if not hmac.compare_digest(key_id_of(pub), kid):
+    if not names_key(pub, kid):
         _problem(state, raw.seq, f"the registered public key of {kid[:16]} was replaced (its ID does not match)")
         return False
     key = state._pubs.get(kid)
@@ -372,7 +420,7 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
     principal, action, details = obj["principal"], obj["action"], obj["details"]
     if principal == LOG_PRINCIPAL:
         # the log key records denials, checkpoints and the workspace's own creation, never decisions
-        if action in PERMISSIONS and action != "workspace.init":
+        if action in PERMISSIONS and action not in LOG_WITNESSED:
             _problem(state, raw.seq, f"the log key signed a {action} (only principals take decisions)")
             return False
         return True
@@ -515,6 +563,10 @@ def replay(
     sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
     """
     st = state if state is not None else TrustedState()
+    for kid, pub in public_keys.items():
+        for form in key_ids_of(pub):
+            if form and form != kid:
+                st.aliases.setdefault(form, kid)
     for raw in entries:
         if raw.seq != st.size:
             _problem(st, raw.seq, f"expected entry {st.size} here (entries missing, inserted or reordered)")
@@ -530,7 +582,10 @@ def replay(
         if t < st.last_time:
             _problem(st, raw.seq, "entry is older than the one before it (reordered)")
             continue
-        if check_signatures and not _verify_signature(st, raw, obj, public_keys.get(obj["keyid"])):
+        signer_pub = public_keys.get(obj["keyid"])
+        if signer_pub is None and obj["keyid"] in st.aliases:  # an entry naming its key by the other ID form
+            signer_pub = public_keys.get(st.aliases[obj["keyid"]])
+        if check_signatures and not _verify_signature(st, raw, obj, signer_pub):
             continue
         bootstrap = _is_bootstrap(st, raw, obj)
         if bootstrap and raw.seq == 0:
@@ -599,6 +654,7 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         st.tokens[d["token"]].update({"revoked_at": t, "revoked_by": who})
     if action not in UNRECORDED:
         st.entries.append({**obj, "seq": seq})
+    _apply_synthetic(st, seq, obj)
     _apply_batch(st, seq, obj)
     _apply_version(st, seq, obj)
     for a in d.get("attestations") or []:
@@ -611,6 +667,30 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
                 "batch_id": _str(a.get("batch")) if "batch" in a else _str(d.get("batch")),
                 "seq": seq,
             }
+
+
+def _apply_synthetic(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
+    """The facts of ``batch.generation`` and ``batch.verify`` entries (for the ``regenerable`` rule)."""
+    action: str = obj["action"]
+    d: dict[str, Any] = obj["details"]
+    bid = _subject_name(obj["subject"], "batch:")
+    if bid is None:
+        return
+    if action == "batch.generation" and d.get("batch") == bid and bid not in st.generations:
+        st.generations[bid] = GenerationEvidence(
+            bid, _str(d.get("source")), obj["principal"], seq, _first_attestation(d)
+        )
+    elif action == "batch.verify":
+        ok, regen = d.get("ok"), d.get("regenerated")
+        st.verifications.setdefault(bid, []).append(
+            VerifyEvidence(
+                bid,
+                obj["principal"],
+                seq,
+                ok if isinstance(ok, bool) else None,
+                regen if isinstance(regen, bool) else None,
+            )
+        )
 
 
 def _apply_roles(st: TrustedState, principal: str, roles: Any, *, add: bool) -> None:

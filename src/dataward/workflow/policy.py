@@ -660,25 +660,11 @@ class LicenceAllowed(Rule):
 
 
 def licence_allowed(expression: str, allow: Sequence[str]) -> tuple[bool, str]:
-    """AND needs every part allowed, OR any one; ``X WITH exc`` is judged by X."""
-    from license_expression import ExpressionError, get_spdx_licensing
+    """AND needs every part allowed, OR any one; ``X WITH exc`` is judged by X (one cached evaluator, shared
+    with screening: :func:`dataward.screen.licences.judge`)."""
+    from dataward.screen.licences import judge
 
-    allowed = {a.lower() for a in allow}
-    try:
-        parsed = get_spdx_licensing().parse(expression)
-    except ExpressionError as exc:
-        return False, f"licence {expression!r} does not parse: {exc}"
-
-    def ok(node: Any) -> bool:
-        args = getattr(node, "args", ())
-        if args:
-            kind = type(node).__name__
-            return all(ok(a) for a in args) if kind == "AND" else any(ok(a) for a in args)
-        sym = getattr(node, "license_symbol", node)
-        return str(getattr(sym, "key", sym)).lower() in allowed
-
-    passed = ok(parsed)
-    return passed, f"licence {expression} is {'on' if passed else 'not on'} the allow-list"
+    return judge(expression, tuple(allow))
 
 
 class NoPii(Rule):
