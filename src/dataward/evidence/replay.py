@@ -198,6 +198,7 @@ class ChangeEvidence:
         return str(self.statement.get("subject"))
 
 
+@dataclass(frozen=True)
 class GenerationEvidence:
     """A synthetic batch's signed generation statement entry (``batch.generation``)."""
 
