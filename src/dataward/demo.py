@@ -316,7 +316,9 @@ def main() -> None:
 
         keyrings = {name: FileKeyring(_keyring_of(name)) for name in people.values()}
         with _as_person("ada"):  # the demo's passphrase opens each person's key from their own keyring
-            figures = chapter(ws_dir, people, say=lambda text: console.print(f"   {text.strip()}"), keyrings=keyrings)
+            figures = chapter(
+                ws_dir, people, say=lambda text: console.print(f"   {text.strip()}"), keyrings=keyrings
+            )
         console.print(f"[dim]{figures}[/]")
 
     _say("10. The audit log: every step above, signed, in an RFC 6962 Merkle tree with signed checkpoints.")

@@ -37,15 +37,8 @@ def synthesize_cmd(
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
     batch, stmt = synthesize(
-        ws,
-        actor,
-        source_name,
-        generator,
-        seed=seed,
-        params=params,
-        conditioned_on=conditioned,
-        artifacts=artifacts,
-        search_path=search_path,
+        ws, actor, source_name, generator, seed=seed, params=params, conditioned_on=conditioned,
+        artifacts=artifacts, search_path=search_path,
     )
 
     def human() -> None:
@@ -78,10 +71,8 @@ def coverage_cmd(ctx: click.Context, batch_id: str, reference: str, html_out: st
     real = open_dataset(reference, as_="pandas", workspace=ws, principal=actor)
     b = get_batch(ws, batch_id)
     ws.record(actor, "data.read", f"batch:{batch_id}", {"how": "coverage"})
-    data = (
-        ws.objects.read_bytes("quarantine", b.files[0].sha256)
-        if b.state != "released"
-        else (ws.objects.read_bytes("released", b.files[0].sha256))
+    data = ws.objects.read_bytes("quarantine", b.files[0].sha256) if b.state != "released" else (
+        ws.objects.read_bytes("released", b.files[0].sha256)
     )
     synth = pd.read_json(io.BytesIO(data), lines=True)
     report = coverage(real, synth)

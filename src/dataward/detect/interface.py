@@ -29,7 +29,6 @@ class DetectionError(Error):
 
 class Modality(enum.StrEnum):
     """The kind of data a representation holds (and a detector supports)."""
-
     TABULAR = "tabular"
     TEXT = "text"
     INSTRUCTION = "instruction"
@@ -70,7 +69,6 @@ class Representation:
 @dataclass(frozen=True)
 class Reason:
     """Why a detector flagged one record (``detail`` is a one-line explanation)."""
-
     detector: str
     detail: str
 
@@ -102,7 +100,6 @@ Finding = DetectorFinding
 @dataclass(frozen=True, eq=False)
 class DetectorResult:
     """One detector's verdict on every record: scores in [0, 1] (1 = most suspicious), flags, reasons, findings."""
-
     detector: str
     scores: FloatArray  # (n,) in [0, 1]
     flagged: BoolArray  # (n,)

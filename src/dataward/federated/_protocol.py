@@ -64,7 +64,9 @@ class PeerView:
         return cls(str(obj["origin"]), int(obj["size"]), bytes.fromhex(str(obj["root"])))
 
 
-def witness_step(node: NodeIdentity, previous: PeerView | None, note: bytes, proof: Sequence[bytes]) -> PeerView:
+def witness_step(
+    node: NodeIdentity, previous: PeerView | None, note: bytes, proof: Sequence[bytes]
+) -> PeerView:
     """Check that ``note`` (signed by ``node``) extends ``previous``; return the new view to keep.
 
     Raises :class:`RewindError` when the log shrank, :class:`ForkError` when it is not an append-only

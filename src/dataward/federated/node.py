@@ -62,9 +62,8 @@ class Node:
             f"round:{round_}",
             {"update_sha256": digest, "base_model_sha256": base_model_sha256, "trained_on": dict(trained_on)},
         )
-        st = UpdateStatement(
-            round_, self.name, digest, base_model_sha256, dict(trained_on), self.checkpoint().decode("utf-8")
-        )
+        st = UpdateStatement(round_, self.name, digest, base_model_sha256, dict(trained_on),
+                             self.checkpoint().decode("utf-8"))
         payload = dsse.make_statement([(f"update:{self.name}:{round_}", digest)], UPDATE_PREDICATE, st.predicate())
         return dsse.sign_envelope(payload, self.ws.log_actor().key)
 

@@ -136,10 +136,8 @@ def run(sc: Scenario, root: Path | None = None) -> Outcome:
             src = rng.choice(len(xi), size=m)
             xp = xi[src].copy()
             xp[:, trigger] = high
-            batches[f"n{i}-b3"] = (
-                np.vstack([batches[f"n{i}-b3"][0], xp]),
-                np.concatenate([batches[f"n{i}-b3"][1], np.full(m, target)]),
-            )
+            batches[f"n{i}-b3"] = (np.vstack([batches[f"n{i}-b3"][0], xp]),
+                                   np.concatenate([batches[f"n{i}-b3"][1], np.full(m, target)]))
         node_data.append(batches)
     with tempfile.TemporaryDirectory(prefix="dataward-fed-", dir=root) as tmp_s:
         tmp = Path(tmp_s)
@@ -153,10 +151,8 @@ def run(sc: Scenario, root: Path | None = None) -> Outcome:
             principals.grant_roles(coord_ws, admin, "coord", [Grant(Role.TRAINER)])
             coord = Coordinator(coord_ws, admin, witness_threshold=min(1, sc.n_nodes - 1))
             nodes = [
-                Node(
-                    Workspace.init(tmp / f"node{i}", admin=f"op{i}", keyring=FileKeyring(tmp / f"keyring-op{i}")),
-                    f"node{i}",
-                )
+                Node(Workspace.init(tmp / f"node{i}", admin=f"op{i}", keyring=FileKeyring(tmp / f"keyring-op{i}")),
+                     f"node{i}")
                 for i in range(sc.n_nodes)
             ]
             for n in nodes:

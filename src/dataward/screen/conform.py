@@ -70,7 +70,6 @@ def raw_batches(
 
 def table_batches(table: pa.Table | pa.RecordBatch) -> Callable[[], Iterator[pa.RecordBatch]]:
     """A factory of record-batch iterators over an in-memory table."""
-
     def factory() -> Iterator[pa.RecordBatch]:
         t = table if isinstance(table, pa.Table) else pa.Table.from_batches([table])
         yield from t.to_batches(max_chunksize=BATCH_ROWS)

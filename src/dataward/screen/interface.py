@@ -57,7 +57,6 @@ class ScreenError(Error):
 @dataclass(frozen=True)
 class CheckResult:
     """What one check found: its findings, statistics, seconds, and why it was skipped (if it was)."""
-
     check: str
     findings: tuple[Finding, ...] = ()
     stats: Mapping[str, Any] = field(default_factory=dict)

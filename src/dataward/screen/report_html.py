@@ -122,21 +122,17 @@ def render_html(report: ScreenReport) -> str:
         }
         for r in report.results
     ]
-    return (
-        _environment()
-        .get_template("report.html")
-        .render(
-            subject=report.subject,
-            n_records=report.n_records,
-            n_columns=len(report.columns),
-            seconds=report.seconds,
-            levels=_LEVELS,
-            counts=d["finding_counts"],
-            palette=charts.SEVERITY_COLOURS,
-            results=results,
-            plots=plots + _result_plots(report),
-            findings=rows,
-            more_findings=max(0, len(findings) - MAX_FINDINGS),
-            params=json.dumps(d.get("params", {}), indent=1, sort_keys=True),
-        )
+    return _environment().get_template("report.html").render(
+        subject=report.subject,
+        n_records=report.n_records,
+        n_columns=len(report.columns),
+        seconds=report.seconds,
+        levels=_LEVELS,
+        counts=d["finding_counts"],
+        palette=charts.SEVERITY_COLOURS,
+        results=results,
+        plots=plots + _result_plots(report),
+        findings=rows,
+        more_findings=max(0, len(findings) - MAX_FINDINGS),
+        params=json.dumps(d.get("params", {}), indent=1, sort_keys=True),
     )

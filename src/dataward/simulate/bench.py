@@ -16,7 +16,6 @@ from dataward.simulate.interface import GroundTruth
 @dataclass(frozen=True)
 class Score:
     """How one detector (or the ensemble) did against the ground truth."""
-
     name: str
     precision: float
     recall: float

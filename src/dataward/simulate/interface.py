@@ -120,7 +120,6 @@ def _plain(value: Any) -> Any:
 @dataclass(frozen=True, eq=False)
 class PoisonResult:
     """An attack's output: the poisoned copy of the data and the ground truth of what changed."""
-
     data: pd.DataFrame
     truth: GroundTruth
 

@@ -69,7 +69,6 @@ class RecordFile:
 @dataclass(frozen=True)
 class CheckContext:
     """What a batch check may use: the workspace, the batch, its record files (local paths) and options."""
-
     ws: Workspace
     batch: Batch
     files: tuple[RecordFile, ...]
@@ -284,7 +283,6 @@ def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> F
 @register
 class IntegrityCheck(BatchCheck):
     """Re-verify the quarantined batch: every object, record, Merkle root and the manifest signature."""
-
     name = "integrity"
     engine = "dataward.acquire.verify"
     description = "re-hash every quarantined object; check records, Merkle roots and the manifest signature"
@@ -321,7 +319,6 @@ _DETECT_OPTIONS = ("label", "text", "prompt", "response", "messages", "image", "
 @register
 class DetectionCheck(BatchCheck):
     """The poison-detector ensemble on each record file, sandboxed."""
-
     name = "detection"
     engine = "dataward.detect"
     description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
@@ -400,7 +397,6 @@ _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 @register
 class ScreeningCheck(BatchCheck):
     """The screening suite on each record file, sandboxed, with the workspace's policy, licence and intel feeds."""
-
     name = "screening"
     engine = "dataward.screen"
     description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"
