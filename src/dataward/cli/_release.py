@@ -92,24 +92,44 @@ def diff_cmd(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
 @click.argument("dataset")
 @click.option("--to", "to", default=None, metavar="VERSION", help="Go back to the batches of this version.")
 @click.option("--without", multiple=True, metavar="BATCH|SOURCE", help="Drop this batch or every batch of a source.")
+@click.option(
+    "--without-records",
+    "without_records",
+    default=None,
+    metavar="FILE|FINDING",
+    help="Drop only these records: a file of record digests (or BATCH:N, BATCH/FILE:N), one per line, "
+    "a findings JSON (screen --show --json), or a finding id BATCH#N.",
+)
 @click.option("--reason", default=None, help="Why (kept in the signed manifest and the log).")
 @json_option
 @click.pass_context
 def rollback_cmd(
-    ctx: click.Context, dataset: str, to: str | None, without: tuple[str, ...], reason: str | None, as_json: bool
+    ctx: click.Context,
+    dataset: str,
+    to: str | None,
+    without: tuple[str, ...],
+    without_records: str | None,
+    reason: str | None,
+    as_json: bool,
 ) -> None:
-    """Create a new version without tainted records; revoke the batches it drops."""
-    from dataward.release.rollback import rollback
+    """Create a new version without tainted records; revoke the batches (or single records) it drops."""
+    from dataward.release.rollback import read_selectors, rollback, version_dropped_records
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    v, revoked = rollback(ws, actor, dataset, to=to, without=list(without), reason=reason)
-    out = {**v.to_json(), "revoked": revoked}
+    selectors = read_selectors(without_records) if without_records is not None else None
+    v, revoked = rollback(ws, actor, dataset, to=to, without=list(without), without_records=selectors, reason=reason)
+    dropped = version_dropped_records(ws, v) if selectors is not None else []
+    out = {**v.to_json(), "revoked": revoked, "dropped_records": dropped}
 
     def human() -> None:
         _print_version(out)
         for b in revoked:
             console.print(f"  [red]revoked[/] batch {b}")
+        for d in dropped[:SHOWN]:
+            console.print(f"  [red]dropped[/] {d['batch']}/{d['file']} record {d['record']}  {d['sha256']}  {d['by']}")
+        if len(dropped) > SHOWN:
+            console.print(f"  ... showing {SHOWN} of {len(dropped):,} dropped records (use --json)")
 
     emit(as_json, out, human)
 

@@ -24,7 +24,7 @@ from dataward.acquire.inputs import safe_relative_name
 from dataward.core.canonical import canonical_json
 from dataward.errors import Error, InputError, IntegrityError, WorkspaceError
 from dataward.identity import Actor
-from dataward.release.versions import Version, check_may, leaf_bytes, require_verified
+from dataward.release.versions import Version, check_may, dropped_of, leaf_bytes, require_verified
 from dataward.workspace import Workspace
 
 FORMATS_OUT = ("arrow", "pandas", "polars", "paths")
@@ -102,6 +102,15 @@ def iter_files(ws: Workspace, pred: dict[str, Any]) -> Iterator[tuple[str, dict[
             yield e["batch"], f
 
 
+def dropped_in(pred: dict[str, Any]) -> dict[tuple[str, str], set[int]]:
+    """(batch, file) -> the record indices a verified version leaves out (record-level rollback)."""
+    out: dict[tuple[str, str], set[int]] = {}
+    for e in pred["batches"]:
+        for (name, k) in dropped_of(e):
+            out.setdefault((e["batch"], name), set()).add(k)
+    return out
+
+
 def _file_table(data: bytes, f: dict[str, Any], where: str) -> Any:
     """A released file's records as a table, read by the records layer from the verified bytes in memory."""
     import fsspec
@@ -140,6 +149,7 @@ def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:
     import pyarrow as pa
 
     tables = []
+    dropped = dropped_in(pred)
     for batch_id, f in iter_files(ws, pred):
         where = f"batch {batch_id} file {f['name']}"
         data = _released_bytes(ws, f, where)
@@ -154,6 +164,11 @@ def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:
         # 64-character hex digests without a Python loop: fixed-width ASCII bytes, viewed as strings
         hexed = np.frombuffer(raw.hex().encode("ascii"), dtype="S64")
         t = t.append_column("_record_digest", pa.array(hexed, pa.binary()).cast(pa.string()))
+        gone = dropped.get((batch_id, f["name"]))
+        if gone:  # records a rollback dropped: never handed out
+            keep = np.ones(n, dtype=bool)
+            keep[sorted(gone)] = False
+            t = t.filter(pa.array(keep))
         tables.append(t)
     if not tables:
         return pa.table({c: pa.array([], pa.int64() if c == "_record" else pa.string()) for c in COLUMNS})
@@ -192,7 +207,14 @@ def open_dataset(
     _v, pred = _authorized_read(ws, actor, spec, as_, verify)
     if as_ == "paths":
         out: list[tuple[str, Path]] = []
+        dropped = dropped_in(pred)
         for batch_id, f in iter_files(ws, pred):
+            if (batch_id, f["name"]) in dropped:
+                raise InputError(
+                    f"{spec}: file {batch_id}/{f['name']} holds {len(dropped[(batch_id, f['name'])])} record(s) "
+                    "a rollback dropped; its raw bytes cannot be handed out",
+                    advice="Read the version as a table (as_='arrow', 'pandas' or 'polars'), or export it.",
+                )
             _copy_released(ws, f, None, f"batch {batch_id} file {f['name']}")
             p = ws.objects.local_path("released", f["sha256"])
             if p is None:

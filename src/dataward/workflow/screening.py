@@ -125,6 +125,8 @@ class ScreeningReport:
         out["flagged"].pop("sha256")
         out["flagged"]["records"] = list(self.flagged_records[:1000])
         out["attestation"] = self.envelope_digest
+        for i, f in enumerate(out["findings"]):  # BATCH#N names the finding (rollback --without-records)
+            f["id"] = f"{self.batch}#{i}"
         return out
 
 
