@@ -17,6 +17,7 @@ from dataward.cli._util import (
     console,
     emit,
     emit_json,
+    err_console,
     json_option,
     open_workspace,
     print_table,
@@ -143,18 +144,30 @@ def rollback_cmd(
 @json_option
 @click.pass_context
 def export_cmd(ctx: click.Context, spec: str, dest: str, quick: bool, as_json: bool) -> None:
-    """Verify a released version end to end and write its files to DIR (with SHA256SUMS and the manifest)."""
+    """Verify a released version end to end and write it to DIR: the records as Parquet under data/ (loads
+    with Hugging Face `datasets.load_dataset(DIR)`), the released files, a dataset card (README.md),
+    Croissant metadata (croissant.json), SHA256SUMS and the signed manifest (under dataward/)."""
+    from dataward.cli._progress import terminal_progress
     from dataward.release.reader import export_version
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    out = export_version(spec, dest, workspace=ws, principal=actor, verify="quick" if quick else "full")
+    out = export_version(
+        spec,
+        dest,
+        workspace=ws,
+        principal=actor,
+        verify="quick" if quick else "full",
+        progress=terminal_progress(err_console),
+    )
 
     def human() -> None:
         console.print(
             f"[green]verified[/] {out['version']}: {out['files']} file(s), {out['records']:,} record(s), "
             f"{out['bytes']:,} bytes -> {out['dir']}"
         )
+        for name in out["withheld"]:
+            console.print(f"  {name}: not exported raw (a rollback dropped some of its records; they are in data/)")
 
     emit(as_json, out, human)
 

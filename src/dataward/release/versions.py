@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection, insert, select
 
+from dataward import progress as progress_protocol
 from dataward.access import require, require_separation
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import Batch, BatchState, load_batch
@@ -694,8 +695,11 @@ def check_release_entry(ws: Workspace, conn: Connection, v: Version, keys: dict[
     return []
 
 
-def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionReport:
-    """Check a version end to end. ``full`` also re-hashes every released file and record."""
+def verify_version(
+    ws: Workspace, spec: str, *, full: bool = True, progress: progress_protocol.Progress | None = None
+) -> VersionReport:
+    """Check a version end to end. ``full`` also re-hashes every released file and record (``progress``
+    is told each batch as it is checked)."""
     from dataward.evidence.gates import check_version, latest_logged_number
 
     ds, n = parse_spec(spec)
@@ -747,7 +751,9 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
         entries = [e for e in pred.get("batches", []) if isinstance(e, dict)]
         leaves: list[bytes] = []
         leaf_errors = len(entries) != len(batches)
+        task = progress_protocol.phase(progress, f"verifying {v.spec}", len(entries), unit="batches")
         for e in entries:
+            task.advance(1)
             b2 = batches.get(str(e.get("batch")))
             if b2 is None:
                 continue
@@ -763,6 +769,7 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
             if full:
                 rep = verify_batch(ws, b2.id, area="released")
                 problems += [f"batch {b2.id}: {p.line()}" for p in rep.problems]
+        task.done()
         records = len(leaves)
         if not leaf_errors and not _eq(merkle.root_from_leaf_hashes(leaves).hex(), v.merkle_root):
             problems.append(f"version {v.spec}: record leaves do not hash to its signed Merkle root")
@@ -796,9 +803,11 @@ def _check_predicate(v: Version, pred: dict[str, Any]) -> list[str]:
     return out
 
 
-def require_verified(ws: Workspace, spec: str, *, full: bool = True) -> tuple[Version, dict[str, Any]]:
+def require_verified(
+    ws: Workspace, spec: str, *, full: bool = True, progress: progress_protocol.Progress | None = None
+) -> tuple[Version, dict[str, Any]]:
     """Raise unless ``spec`` verifies; return it and its signed manifest predicate."""
-    rep = verify_version(ws, spec, full=full)
+    rep = verify_version(ws, spec, full=full, progress=progress)
     if not rep.ok:
         more = f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""
         raise IntegrityError(
