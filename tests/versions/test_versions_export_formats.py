@@ -74,12 +74,13 @@ def test_the_dataset_card_states_licence_sources_versions_digests_and_how_to_ver
     assert text.startswith("---\n")
     front = yaml.safe_load(text.split("---\n")[1])
     assert front["configs"][0]["data_files"][0]["path"].startswith("data/")
-    assert (front["license"], front["license_name"], front["pretty_name"]) == ("other", "CC-BY-4.0 AND MIT", "train@2")
+    want = ("other", "CC-BY-4.0 AND MIT", "train@2")
+    assert (front["license"], front["license_name"], front["pretty_name"]) == want
     info = json.loads((out / "dataward" / "version.json").read_text())
     manifest = hashlib.sha256((out / "dataward" / "version.dsse.json").read_bytes()).hexdigest()
     assert manifest == info["manifest_sha256"]
-    for needle in (manifest, info["merkle_root"], b1, b2, "vendor", "web", "MIT", "CC-BY-4.0", "sha256sum -c SHA256SUMS",
-                   "Dropped records", "trigger"):  # fmt: skip
+    needles = [manifest, info["merkle_root"], b1, b2, "vendor", "web", "MIT", "CC-BY-4.0"]
+    for needle in [*needles, "sha256sum -c SHA256SUMS", "Dropped records", "trigger"]:
         assert needle in text, needle
     # SHA256SUMS checks every data and raw file; it is what the card tells people to run
     r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True, check=False)
@@ -115,3 +116,16 @@ def test_a_tampered_croissant_digest_is_caught_by_the_oracle(env: Env) -> None:
     data.write_bytes(bytes(raw))
     r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True, check=False)
     assert r.returncode != 0 and "FAILED" in r.stdout
+
+
+def test_export_reports_its_phases_through_the_progress_protocol(env: Env) -> None:
+    from dataward.progress import Recorder
+
+    b = env.approved("text,label\nhello,0\n")
+    release(env.ws, env.actor("alice"), "train", [b])
+    rec = Recorder()
+    dataward.export("train@1", env.path / "p", workspace=env.ws, principal="tom", progress=rec)
+    assert [(t.description, t.total, t.completed, t.finished) for t in rec.tasks] == [
+        ("verifying train@1", 1, 1, True),
+        ("exporting train@1", 2, 2, True),  # one file, then the data file and metadata
+    ]

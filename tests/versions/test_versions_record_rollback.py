@@ -36,7 +36,7 @@ BAD = ["poison-a", "poison-b"]
 
 def _two_batches(env: Env) -> tuple[str, str]:
     """train@1: a batch with 8 clean and 2 poisoned records (rows 2 and 6), and an untouched batch."""
-    rows = ROWS[:2] + [BAD[0]] + ROWS[2:5] + [BAD[1]] + ROWS[5:]
+    rows = [*ROWS[:2], BAD[0], *ROWS[2:5], BAD[1], *ROWS[5:]]
     mixed = env.approved("t\n" + "".join(r + "\n" for r in rows))
     other = env.approved("t\nother1\nother2\n")
     release(env.ws, env.actor("alice"), "train", [mixed, other])
@@ -159,7 +159,7 @@ def test_a_findings_json_from_screen_show(env: Env, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="lists 2 of its 40 records"):
         read_selectors(str(p))
     p.write_text(json.dumps({"findings": [{"check": "c", "kind": "k", "records": [1]}]}))
-    with pytest.raises(InputError, match="finding 0 .c/k. names no batch records"):
+    with pytest.raises(InputError, match=r"finding 0 \(c/k\) names no batch records"):
         read_selectors(str(p))
 
 
@@ -207,8 +207,8 @@ def _sql(env: Env, stmt: object) -> None:
 
 
 def test_an_sql_edit_of_the_logged_dropped_list_is_caught(env: Env) -> None:
-    mixed, _other = _two_batches(env)
-    v2, _ = rollback(env.ws, env.actor("alice"), "train", without_records=[parse_selector(_digest(BAD[0]))])
+    _two_batches(env)
+    rollback(env.ws, env.actor("alice"), "train", without_records=[parse_selector(_digest(BAD[0]))])
     t = schema.log_entries
     with env.ws.engine.connect() as conn:
         row = conn.execute(select(t).where(t.c.action == "dataset.rollback")).one()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from dataward.progress import NullProgress, Task
 from dataward.progress import Progress as ProgressProtocol
-from dataward.progress import Task
 
 
 class _RichTask:
@@ -35,15 +36,21 @@ class _RichTask:
 
 class RichProgress:
     """Draws each phase as a transient bar on ``console`` (stderr). One live display at a time: it starts
-    with the first phase and stops when the last open phase is done."""
+    with the first phase and stops when the last open phase is done. A worker forked while a bar is live
+    (the parsing sandbox) reports nowhere; one forked before any bar draws its own."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self._bar: Progress | None = None
         self._open: set[TaskID] = set()
+        self._pid = os.getpid()
 
     def start(self, description: str, total: int | None = None, *, unit: str = "items") -> Task:
+        if self._bar is not None and self._pid != os.getpid():
+            # a sandboxed worker forked while the parent draws: the parent's bar stays the only one
+            return NullProgress().start(description, total, unit=unit)
         if self._bar is None:
+            self._pid = os.getpid()
             self._bar = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),

@@ -44,6 +44,7 @@ from dataward.detect.interface import (
     Representation,
 )
 from dataward.detect.representation import from_frame, load_records
+from dataward.progress import Progress, Task
 
 THRESHOLD = 0.5
 _BUILTIN = (
@@ -181,7 +182,7 @@ def detect(
     detectors: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> DetectionReport:
     """Detect poisoned or mislabelled records in ``data`` (a path, a DataFrame or a Representation).
 
@@ -215,7 +216,7 @@ def _detect(
     detectors: Sequence[str] | None,
     exclude: Sequence[str],
     params: Mapping[str, Mapping[str, Any]] | None,
-    progress: bool,
+    progress: Progress | None,
 ) -> DetectionReport:
     started = time.perf_counter()
     if isinstance(data, Representation):
@@ -439,29 +440,24 @@ def combine(
 
 
 class _progress:
-    """A rich progress bar over detectors on stderr (a no-op when disabled)."""
+    """A phase over detectors on a :class:`dataward.progress.Progress` (reports nowhere without one)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
+    def __init__(self, progress: Progress | bool | None, total: int) -> None:
+        self.progress = progress if isinstance(progress, Progress) else None
         self.total = total
-        self._bar: Any = None
-        self._task: Any = None
+        self._task: Task | None = None
 
     def __enter__(self) -> Any:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("detecting", total=self.total)
+        if self.progress is not None:
+            self._task = self.progress.start("detecting", self.total, unit="detectors")
 
         def advance(name: str) -> None:
-            if self._bar is not None:
-                self._bar.update(self._task, advance=1, description=f"ran {name}")
+            if self._task is not None:
+                self._task.advance(1)
+                self._task.update(note=f"ran {name}")
 
         return advance
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
+        if self._task is not None:
+            self._task.done()

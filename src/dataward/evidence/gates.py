@@ -143,22 +143,22 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
     signed_drops: dict[str, set[tuple[str, int]]] = {}
     try:
         env = _envelope(ws, ev.manifest, f"version {v.spec}")
-        bad = signed_by_at(env, st, pubs, ev.created_by, ev.time, f"manifest of {v.spec}")
-        if bad:
-            problems.append(bad)
+        unsigned = signed_by_at(env, st, pubs, ev.created_by, ev.time, f"manifest of {v.spec}")
+        if unsigned:
+            problems.append(unsigned)
         signed_drops = _manifest_drops(env)
         if ev.kind == "rollback":
             # the records this rollback dropped: the log entry and the signed manifest must name the same
-            logged = {(b, f, r, h) for b, f, r, h in ev.dropped}
-            mine = {x for x in _manifest_drop_rows(env) if x[4] == v.spec}
-            if logged != {x[:4] for x in mine}:
+            in_log = set(ev.dropped)
+            in_manifest = {(b, f, r, h) for b, f, r, h, by in _manifest_drop_rows(env) if by == v.spec}
+            if in_log != in_manifest:
                 problems.append(f"version {v.spec}: the dropped records differ from the ones its log entry names")
     except Error as exc:
         problems.append(exc.message)
     for bid in ev.batches:
-        for why in revoked_records_served(st, bid, signed_drops.get(bid, set()), v.spec):
-            revoked_lines.append(why)
-            problems.append(why)
+        for line in revoked_records_served(st, bid, signed_drops.get(bid, set()), v.spec):
+            revoked_lines.append(line)
+            problems.append(line)
     for bid in ev.batches:
         b = st.batches.get(bid)
         if b is None:
@@ -195,9 +195,9 @@ def _manifest_drop_rows(env: dsse.Envelope) -> list[tuple[str, str, int, str, st
         if not isinstance(e, dict):
             continue
         for d in e.get("dropped_records") or []:
-            if isinstance(d, dict):
-                out.append((str(e.get("batch")), str(d.get("file")), d.get("record"), str(d.get("sha256")),
-                            str(d.get("version"))))  # fmt: skip
+            rec = d.get("record") if isinstance(d, dict) else None
+            if isinstance(d, dict) and isinstance(rec, int):
+                out.append((str(e.get("batch")), str(d.get("file")), rec, str(d.get("sha256")), str(d.get("version"))))
     return out
 
 

@@ -97,7 +97,7 @@ def licence_expression(sources: Sequence[SourceInfo]) -> str:
     """One SPDX expression for the whole version (each source's, joined by AND), or ``NOASSERTION``."""
     exprs = sorted({s.licence for s in sources if s.licence})
     if not exprs or any(s.licence is None for s in sources):
-        return " AND ".join(exprs + ["NOASSERTION"]) if exprs else "NOASSERTION"
+        return " AND ".join([*exprs, "NOASSERTION"]) if exprs else "NOASSERTION"
     return " AND ".join(f"({e})" if " " in e else e for e in exprs)
 
 
@@ -161,7 +161,8 @@ def dataset_card(
     for name, n in withheld:
         lines.append(f"- `{name}` is not exported raw: {n} of its records were dropped (its records are in `data/`).")
     lines += [
-        f"- `{SIDE_DIR}/version.dsse.json`: the signed version manifest; `{SIDE_DIR}/version.json`: its digest and root.",
+        f"- `{SIDE_DIR}/version.dsse.json`: the signed version manifest; `{SIDE_DIR}/version.json`: its digest "
+        "and root.",
         "- `croissant.json`: Croissant 1.0 metadata (licence, sources, versions, SHA-256 digests).",
         "",
         "## How to verify",

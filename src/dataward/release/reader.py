@@ -109,7 +109,7 @@ def dropped_in(pred: dict[str, Any]) -> dict[tuple[str, str], set[int]]:
     """(batch, file) -> the record indices a verified version leaves out (record-level rollback)."""
     out: dict[tuple[str, str], set[int]] = {}
     for e in pred["batches"]:
-        for (name, k) in dropped_of(e):
+        for name, k in dropped_of(e):
             out.setdefault((e["batch"], name), set()).add(k)
     return out
 

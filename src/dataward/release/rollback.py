@@ -26,9 +26,9 @@ from dataward.release.versions import (
     Version,
     check_may,
     commit_version,
+    entry_records,
     get_version,
     latest_number,
-    entry_records,
     load_version,
     parent_entries,
     parse_spec,
@@ -38,7 +38,6 @@ from dataward.release.versions import (
 )
 from dataward.store import schema
 from dataward.workspace import Workspace
-
 
 # record selectors -------------------------------------------------------------------------------------------
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -86,7 +85,7 @@ def read_selectors(arg: str) -> list[Selector]:
             return [parse_selector(arg, "--without-records")]
         raise InputError(
             f"--without-records {arg!r}: no such file, and not a finding id BATCH#N",
-            advice="Give a file of record digests (one per line), a findings JSON, or a finding id from `screen --show`.",
+            advice="Give a file of record digests (one per line), a findings JSON, or a finding id (`screen --show`).",
         )
     try:
         text = path.read_text(encoding="utf-8")

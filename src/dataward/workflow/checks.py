@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 from dataward.batches import Batch
 from dataward.errors import Error, InputError
+from dataward.progress import Progress
 from dataward.records.sandbox import SandboxError, run_sandboxed
 from dataward.workspace import Workspace
 
@@ -74,7 +75,7 @@ class CheckContext:
     batch: Batch
     files: tuple[RecordFile, ...]
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    progress: bool = False  # engines show their own progress bars on stderr
+    progress: Progress | None = None  # engines report their phases here (the CLI draws them on a terminal)
 
     def opts(self, check: str) -> dict[str, Any]:
         return dict(self.options.get(check, {}))
