@@ -130,6 +130,19 @@ def severity_of_evidence(p_value: float | None, share: float = 0.0, *, cap: str 
     return levels[min(levels.index(level), levels.index(cap))]
 
 
+def severity_of_score(score: float) -> str:
+    """A 0..1 detector severity on the one severity scale (the inverse of :func:`score_of_severity`)."""
+    if score >= 0.9:
+        return "critical"
+    if score >= 0.7:
+        return "high"
+    if score >= 0.4:
+        return "medium"
+    if score >= 0.2:
+        return "low"
+    return "info"
+
+
 def score_of_severity(severity: str) -> float:
     """A representative 0..1 detector severity for a level (the inverse of the workflow's score mapping)."""
     return {"info": 0.1, "low": 0.3, "medium": 0.55, "high": 0.8, "critical": 0.95}[severity]

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues
+from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues, severity_of_score
 from dataward.detect import registry
 from dataward.detect.interface import (
     BoolArray,
@@ -98,6 +98,7 @@ class DetectionReport:
         return int(self.flagged.sum())
 
     def to_json(self) -> dict[str, Any]:
+        findings = self.findings_json()
         return {
             "n_records": self.n_records,
             "modality": self.modality,
@@ -118,20 +119,45 @@ class DetectionReport:
                 }
                 for i in range(self.n_records)
             ],
-            "findings": [
+            # the common findings schema (docs/findings.schema.json), as `check --json` prints them
+            "findings": findings,
+            "subject": self.source,
+            "max_severity": max((f["severity"] for f in findings), key=_SEVERITY_ORDER.index, default=None),
+            "finding_counts": {s: sum(f["severity"] == s for f in findings) for s in _SEVERITY_ORDER[::-1]},
+            "results": [
                 {
-                    "detector": f.detector,
-                    "kind": f.kind,
-                    "summary": f.summary,
-                    "severity": round(float(f.severity), 4),
-                    "p_value": _finding_p(f),
-                    "records": [int(r) for r in f.records],
-                    "evidence": _plain(f.evidence),
+                    "check": str(d.get("name")),
+                    "findings": [f for f in findings if f["check"] == d.get("name")],
+                    "stats": _plain(d.get("params") or {}),
+                    "seconds": d.get("seconds", 0.0),
+                    "skipped": d.get("skipped"),
                 }
-                for f in self.findings
+                for d in self.detectors
             ],
             "detectors": [_plain(d) for d in self.detectors],
         }
+
+    def findings_json(self) -> list[dict[str, Any]]:
+        """The findings in the common findings schema: ``check`` is the detector, ``severity`` the level
+        (the detector's 0..1 severity is ``evidence.score``, its p-value ``evidence.p_value``)."""
+        out = []
+        for f in self.findings:
+            records = [int(r) for r in f.records]
+            ev = _plain(f.evidence)
+            evidence = {**(ev if isinstance(ev, dict) else {"detail": ev})}
+            evidence.update({"detector": f.detector, "score": round(float(f.severity), 4), "p_value": _finding_p(f)})
+            out.append(
+                {
+                    "check": f.detector,
+                    "kind": f.kind,
+                    "severity": severity_of_score(float(f.severity)),
+                    "summary": f.summary,
+                    "records": records,
+                    "n_records": len(records),
+                    "evidence": evidence,
+                }
+            )
+        return out
 
     def summary(self, top: int = 8) -> str:
         """A short human summary: how many records are flagged, and the top findings."""
@@ -437,6 +463,9 @@ def combine(
         pvalues=combined,
         fusion=fusion,
     )
+
+
+_SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 class _progress:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from dataward.batches import Batch
+from dataward.core.evidence import severity_of_score as evidence_severity_of_score
 from dataward.errors import Error, InputError
 from dataward.progress import Progress
 from dataward.records.sandbox import SandboxError, run_sandboxed
@@ -45,15 +46,7 @@ def severity_of_score(score: float) -> str:
     The inverse of :func:`dataward.core.evidence.score_of_severity`, through which calibrated detectors
     express :func:`dataward.core.evidence.severity_of_evidence` (one scale: docs/adr/0021-calibrated-alarms.md).
     """
-    if score >= 0.9:
-        return "critical"
-    if score >= 0.7:
-        return "high"
-    if score >= 0.4:
-        return "medium"
-    if score >= 0.2:
-        return "low"
-    return "info"
+    return evidence_severity_of_score(score)
 
 
 @dataclass(frozen=True)
