@@ -235,3 +235,20 @@ def test_a_catalog_swap_to_the_parent_manifest_is_caught(env: Env) -> None:
     with pytest.raises(IntegrityError):
         dataward.open("train@2", workspace=fresh, principal="tom")
     fresh.engine.dispose()
+
+
+def test_lineage_says_which_records_were_dropped_and_why(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    from dataward.lineage.queries import lineage
+
+    mixed, _other = _two_batches(env)
+    rollback(env.ws, env.actor("alice"), "train", without_records=[parse_selector(f"{mixed}:2")], reason="trigger")
+    release(env.ws, env.actor("alice"), "train", [env.approved("t\nlater\n")])
+    got = lineage(env.ws, "train@3")["dropped_records"]  # carried forward into the later release
+    assert [(d["batch"], d["record"], d["sha256"], d["version"], d["reason"]) for d in got] == [
+        (mixed, 2, _digest(BAD[0]), "train@2", "trigger")
+    ]
+    assert lineage(env.ws, "train@1")["dropped_records"] == []
+    assert [(r["record"], r["version"]) for r in lineage(env.ws, mixed)["revoked_records"]] == [(2, "train@2")]
+    capsys.readouterr()
+    assert env.cli("lineage", "train@3") == 0
+    assert f"{mixed}/data.csv record 2 {_digest(BAD[0])} by train@2 trigger" in capsys.readouterr().out

@@ -410,6 +410,14 @@ def lineage_cmd(ctx: click.Context, target: str | None, ol_out: str | None, as_j
                 console.print(f"  {n['id']}{extra}", markup=False)
             if not result[key]:
                 console.print("  (nothing)")
+        for title, key in (("dropped records", "dropped_records"), ("revoked records", "revoked_records")):
+            rows = result.get(key) or []
+            if rows:
+                console.print(f"{title}: {len(rows):,}" + (f" (showing {SHOWN})" if len(rows) > SHOWN else ""))
+            for d in rows[:SHOWN]:
+                where = f"{d['batch']}/{d['file']}" if "batch" in d else d["file"]
+                why = d.get("reason") or d.get("by") or ""
+                console.print(f"  {where} record {d['record']} {d['sha256']} by {d['version']} {why}", markup=False)
 
     emit(as_json, result, human)
 
