@@ -21,7 +21,6 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues, severity_of_score
+from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues
+from dataward.core.severity import SEVERITIES, Severity
 from dataward.detect import registry
 from dataward.detect.interface import (
     BoolArray,
@@ -47,28 +47,11 @@ from dataward.detect.representation import from_frame, load_records
 from dataward.progress import Progress, Task
 
 THRESHOLD = 0.5
-_BUILTIN = (
-    "labels",
-    "patches",
-    "shortcuts",
-    "neighbours",
-    "duplicates",
-    "spectral",
-    "activation_clustering",
-    "text_triggers",
-    "instruction",
-)
 
 
 def load_builtin_detectors() -> None:
-    """Import the detector modules shipped with dataward (each registers itself)."""
-    for module in _BUILTIN:
-        name = f"dataward.detect.{module}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    """Import the detector modules shipped with dataward (the registry's built-in table)."""
+    registry.load_all()
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,8 +105,8 @@ class DetectionReport:
             # the common findings schema (docs/findings.schema.json), as `check --json` prints them
             "findings": findings,
             "subject": self.source,
-            "max_severity": max((f["severity"] for f in findings), key=_SEVERITY_ORDER.index, default=None),
-            "finding_counts": {s: sum(f["severity"] == s for f in findings) for s in _SEVERITY_ORDER[::-1]},
+            "max_severity": max((f["severity"] for f in findings), key=SEVERITIES.index, default=None),
+            "finding_counts": {s: sum(f["severity"] == s for f in findings) for s in SEVERITIES[::-1]},
             "results": [
                 {
                     "check": str(d.get("name")),
@@ -150,7 +133,7 @@ class DetectionReport:
                 {
                     "check": f.detector,
                     "kind": f.kind,
-                    "severity": severity_of_score(float(f.severity)),
+                    "severity": Severity.of_score(float(f.severity)).value,
                     "summary": f.summary,
                     "records": records,
                     "n_records": len(records),
@@ -463,9 +446,6 @@ def combine(
         pvalues=combined,
         fusion=fusion,
     )
-
-
-_SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 class _progress:

@@ -232,9 +232,9 @@ def _finding_records(ws: Workspace, sel: Selector) -> tuple[list[int], str]:
             advice=f"List them with `dataward screen {sel.batch} --show --json` (each has its id).",
         )
     f = report.findings[sel.n]
-    if f.n_records > len(f.records):
+    if f.count > len(f.records):
         raise InputError(
-            f"finding {sel.text} ({f.check}/{f.kind}) lists {len(f.records)} of its {f.n_records} records",
+            f"finding {sel.text} ({f.check}/{f.kind}) lists {len(f.records)} of its {f.count} records",
             advice="Its record list was capped; drop its records by digest (from a detector run on the data).",
         )
     if not f.records:
