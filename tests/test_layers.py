@@ -146,7 +146,7 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
     }
 )
 #: issue #13: library modules that still draw rich progress bars or tables (progress belongs to cli/)
-RICH_OUTSIDE_CLI = frozenset({"dataward.demo", "dataward.detect.api", "dataward.redteam.gate", "dataward.screen.api"})
+RICH_OUTSIDE_CLI = frozenset({"dataward.demo"})
 
 BOUNDARIES = [
     ("sqlalchemy", ("dataward.store",), SQLALCHEMY_OUTSIDE_STORE),

@@ -17,18 +17,26 @@ from typing import Protocol, runtime_checkable
 class Task(Protocol):
     """One phase of work: ``total`` units (None when unknown)."""
 
-    def advance(self, n: int = 1) -> None: ...
+    def advance(self, n: int = 1) -> None:
+        """``n`` more units are done."""
+        ...
 
-    def update(self, *, completed: int | None = None, total: int | None = None, note: str | None = None) -> None: ...
+    def update(self, *, completed: int | None = None, total: int | None = None, note: str | None = None) -> None:
+        """Set the count done, the total, or a short note on what is being worked on."""
+        ...
 
-    def done(self) -> None: ...
+    def done(self) -> None:
+        """The phase is over (a bar is removed or completed)."""
+        ...
 
 
 @runtime_checkable
 class Progress(Protocol):
     """Where long work reports its phases."""
 
-    def start(self, description: str, total: int | None = None, *, unit: str = "items") -> Task: ...
+    def start(self, description: str, total: int | None = None, *, unit: str = "items") -> Task:
+        """Begin a phase named ``description`` of ``total`` ``unit`` (None: unknown)."""
+        ...
 
 
 class _NullTask:
@@ -46,11 +54,14 @@ class NullProgress:
     """Reports nowhere."""
 
     def start(self, description: str, total: int | None = None, *, unit: str = "items") -> Task:
+        """A task that ignores every report."""
         return _NullTask()
 
 
 @dataclass
 class RecordedTask:
+    """A phase as a :class:`Recorder` saw it (for tests)."""
+
     description: str
     total: int | None
     unit: str
@@ -59,9 +70,11 @@ class RecordedTask:
     finished: bool = False
 
     def advance(self, n: int = 1) -> None:
+        """Count ``n`` more units."""
         self.completed += n
 
     def update(self, *, completed: int | None = None, total: int | None = None, note: str | None = None) -> None:
+        """Record the new count, total or note."""
         if completed is not None:
             self.completed = completed
         if total is not None:
@@ -70,6 +83,7 @@ class RecordedTask:
             self.notes.append(note)
 
     def done(self) -> None:
+        """Mark the phase finished."""
         self.finished = True
 
 
@@ -80,6 +94,7 @@ class Recorder:
     tasks: list[RecordedTask] = field(default_factory=list)
 
     def start(self, description: str, total: int | None = None, *, unit: str = "items") -> Task:
+        """Start and keep a :class:`RecordedTask`."""
         t = RecordedTask(description, total, unit)
         self.tasks.append(t)
         return t

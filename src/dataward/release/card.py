@@ -68,6 +68,8 @@ _MEDIA = {
 
 @dataclass(frozen=True)
 class SourceInfo:
+    """A source of the exported version as the card and Croissant metadata describe it."""
+
     name: str
     kind: str
     licence: str | None
@@ -76,6 +78,8 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class ExportedFile:
+    """One file written into the export directory, with its SHA-256."""
+
     path: str  # relative to the export directory
     sha256: str
     size: int
@@ -269,4 +273,5 @@ def croissant(
 
 
 def croissant_bytes(doc: Mapping[str, Any]) -> bytes:
+    """The Croissant document as the UTF-8 JSON bytes written to ``croissant.json``."""
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
