@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_layers import imports, package  # noqa: E402
+from test_layers import imports, package
 
 #: layer -> the packages (``dataward.X``) in it, top (user-facing) to bottom (pure)
 LAYERS: dict[str, tuple[str, ...]] = {
