@@ -20,6 +20,7 @@ from test_layers import imports, package
 LAYERS: dict[str, tuple[str, ...]] = {
     "ui": ("cli", "web", "demo"),
     "services": (
+        "admin",
         "acquire",
         "workflow",
         "release",
