@@ -122,7 +122,6 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
         "dataward.cli",
         "dataward.evidence.gates",
         "dataward.evidence.load",
-        "dataward.incident.api",
         "dataward.lifecycle",
         "dataward.lineage.queries",
         "dataward.lineage.runs",
