@@ -79,6 +79,20 @@ def _digits() -> Dataset:
     return Dataset("digits", frame, Roles(label="label", image="image"), "image", {"image": "image", "label": "label"})
 
 
+def _digits16() -> Dataset:
+    """A second image set: the digits upscaled to 16x16 (bilinear), so a patch is a smaller share of the
+    image and the pixel grid differs from the one the patch search was written on."""
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = [np.asarray(np.clip(zoom(img * 255.0 / 16.0, 2, order=1), 0, 255), dtype=np.uint8) for img in d.images]
+    frame = pd.DataFrame({"image": images, "label": [str(v) for v in d.target]})
+    return Dataset(
+        "digits-16", frame, Roles(label="label", image="image"), "image", {"image": "image", "label": "label"}
+    )
+
+
 def _breast_cancer() -> Dataset:
     from sklearn.datasets import load_breast_cancer
 
@@ -187,6 +201,8 @@ def cases(quick: bool) -> list[Case]:
     out: list[Case] = []
     tabular_like = ["digits", "breast_cancer"] if not quick else ["digits"]
     texts = ["sms", "sentiment"]
+    if not quick:
+        out.append(Case("digits-16", "clean"))
     for ds in [*tabular_like, *texts]:
         out.append(Case(ds, "clean"))
         for rate in (0.05, 0.10) if not quick else (0.05,):
@@ -234,6 +250,18 @@ def cases(quick: bool) -> list[Case]:
         )
         out.append(Case("digits", "blended", rate, target="0", params={"alpha": 0.2}, trigger_attack=True))
         out.append(Case("digits", "clean-label", rate, target="0"))
+        # the second image set: another pattern (random values), size, target and blend strength
+        out.append(
+            Case(
+                "digits-16",
+                "badnets",
+                rate,
+                target="7",
+                params={"location": "random", "size": 3, "value": "random"},
+                trigger_attack=True,
+            )
+        )
+        out.append(Case("digits-16", "blended", rate, target="3", params={"alpha": 0.15}, trigger_attack=True))
     for ds in ("sentiment-instruct", "sms-instruct") if not quick else ("sentiment-instruct",):
         out.append(Case(ds, "clean"))
         out.append(Case(ds, "instruction-backdoor", 0.01, trigger_attack=True))
@@ -312,7 +340,9 @@ def trigger_named(report: Any, truth_trigger: Any, truth_mask: np.ndarray[Any, A
         named = [f for f in report.findings[:3] if all(c in str(f.evidence) for c in features)]
         return bool(named)
     trig = (truth_trigger or {}).get("text")
-    if isinstance(trig, str):
+    if isinstance(trig, str):  # a text or instruction trigger: the top finding quotes it
+        if top.kind != "trigger":
+            return False
         named = str(top.evidence.get("trigger", "")).lower()
         want = " ".join(trig.lower().split())
         return want in named or (named in want and len(named) >= 2)
@@ -590,7 +620,11 @@ def speed_check(n: int, seed: int = 0, single_thread: bool = False) -> dict[str,
             truth = set(poisoned.truth.changed)
             result["recall"] = len(flagged & truth) / len(truth)
             result["precision"] = len(flagged & truth) / max(1, len(flagged))
-            result["top_finding"] = report["findings"][0]["summary"] if report["findings"] else ""
+            top = report["findings"][0] if report["findings"] else {}
+            result["top_finding"] = top.get("summary", "")
+            want = str((poisoned.truth.trigger or {}).get("text", "")).lower()
+            quoted = str((top.get("evidence") or {}).get("trigger", "")).lower()
+            result["trigger_named"] = bool(want) and top.get("kind") == "trigger" and want in quoted
             result["detector_seconds"] = {d["name"]: d["seconds"] for d in report["detectors"]}
     result["n_records"] = n
     result["single_thread"] = single_thread
@@ -626,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     sms, sentiment = read_sms(), read_sentiment()
     makers: dict[str, Callable[[], Dataset]] = {
         "digits": _digits,
+        "digits-16": _digits16,
         "breast_cancer": _breast_cancer,
         "wine": lambda: _table("wine"),
         "digits-table": lambda: _table("digits-table"),
@@ -702,7 +737,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "",
             f"Speed: `dataward detect` on {sp['n_records']:,} text records: {sp['seconds']:.1f} s, peak RSS "
             f"{sp['peak_rss_bytes'] / 2**30:.2f} GiB (exit {sp['rc']}); trigger recall {fmt(sp.get('recall'))}, "
-            f"precision {fmt(sp.get('precision'))}",
+            f"precision {fmt(sp.get('precision'))}, named top: {sp.get('trigger_named')}",
             "Per detector (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sp.get("detector_seconds", {}).items()),
         ]
     return "\n".join(lines)

@@ -84,19 +84,23 @@ def enriched_windows(
         order = np.argsort(code_of, kind="stable")  # group by code, images ascending within a code
         code_of = code_of[order]
         img_of = pairs[order] // big
-        uniq, start, support = np.unique(code_of, return_index=True, return_counts=True)
+        uniq, start, inverse, support = np.unique(
+            code_of, return_index=True, return_inverse=True, return_counts=True
+        )
         n_tests += int(uniq.size)
-        keep = (support >= min_support) & (support <= max_support)
-        for u, a, sup in zip(uniq[keep], start[keep], support[keep], strict=True):
-            members = img_of[a : a + sup]
-            counts = np.bincount(y[members], minlength=n_classes)
-            lab = int(counts.argmax())
-            top = int(counts[lab])
-            if top < purity * sup or prior[lab] >= 0.95:
-                continue
-            p = float(binom.sf(top - 1, int(sup), prior[lab]))
-            if p < alpha:
-                out.append(WindowToken(s, int(u), lab, p, members.astype(np.int64)))
+        counts = np.bincount(inverse * n_classes + y[img_of], minlength=uniq.size * n_classes)
+        counts = counts.reshape(uniq.size, n_classes)
+        lab = counts.argmax(axis=1)
+        top = counts[np.arange(uniq.size), lab]
+        keep = (support >= min_support) & (support <= max_support) & (top >= purity * support)
+        keep &= prior[lab] < 0.95
+        idx = np.flatnonzero(keep)
+        if idx.size == 0:
+            continue
+        pv = binom.sf(top[idx] - 1, support[idx], prior[lab[idx]])
+        for j, p in zip(idx[pv < alpha].tolist(), pv[pv < alpha].tolist(), strict=True):
+            members = img_of[start[j] : start[j] + support[j]]
+            out.append(WindowToken(s, int(uniq[j]), int(lab[j]), float(p), members.astype(np.int64)))
     out.sort(key=lambda t: (t.p_value, -t.size))
     return out, max(1, n_tests)
 
@@ -126,15 +130,24 @@ def _sample(idx: IntArray, size: int, seed: int) -> IntArray:
     return np.sort(np.random.default_rng(seed).choice(idx, size=size, replace=False))
 
 
-def _majority(flat: FloatArray, y: IntArray, query: int, refs: IntArray, drop: BoolArray, k: int) -> int:
-    keep = ~drop
-    q = flat[query, keep]
-    r = flat[refs][:, keep]
-    d2 = ((r - q[None, :]) ** 2).sum(axis=1)
-    d2[refs == query] = np.inf
-    kk = max(1, min(k, refs.size - 1))
-    nn = np.argpartition(d2, kk - 1)[:kk]
-    return int(np.bincount(y[refs][nn]).argmax())
+class _Refs:
+    """Reference records for masked k-NN votes, with their squared values kept for masked distances."""
+
+    def __init__(self, flat: FloatArray, y: IntArray, refs: IntArray) -> None:
+        self.idx = refs
+        self.x = flat[refs]
+        self.x2 = self.x**2
+        self.y = y[refs]
+
+    def majority(self, query: int, q: FloatArray, drop: BoolArray, k: int) -> int:
+        """k-NN majority label of ``q`` over the columns not in ``drop`` (``query`` itself excluded)."""
+        keep = (~drop).astype(np.float64)
+        qk = q * keep
+        d2 = self.x2 @ keep - 2.0 * (self.x @ qk) + float(qk @ qk)
+        d2[self.idx == query] = np.inf
+        kk = max(1, min(k, self.idx.size - 1))
+        nn = np.argpartition(d2, kk - 1)[:kk]
+        return int(np.bincount(self.y[nn]).argmax())
 
 
 def masked_disagreement_anywhere(
@@ -155,11 +168,11 @@ def masked_disagreement_anywhere(
     queries = _sample(np.array(sorted(masks), dtype=np.int64), MAX_CARRIERS, 2)
     if others.sum() < k or queries.size == 0:
         return 0.0, {}, np.zeros(0, dtype=np.int64)
-    refs = _sample(np.flatnonzero(others), _MAX_REFS, 1)
+    refs = _Refs(flat, y, _sample(np.flatnonzero(others), _MAX_REFS, 1))
     looks: dict[int, int] = {}
     wrong: list[int] = []
     for qi in queries.tolist():
-        m = _majority(flat, y, qi, refs, masks[qi], k)
+        m = refs.majority(qi, flat[qi], masks[qi], k)
         if m != lab:
             wrong.append(qi)
             looks[m] = looks.get(m, 0) + 1
@@ -186,13 +199,13 @@ def base_disagreement_anywhere(
     pool = np.flatnonzero(others & (y == lab))
     if pool.size < 2:
         return 0.5
-    refs = _sample(np.flatnonzero(others), _MAX_REFS, 1)
+    refs = _Refs(flat, y, _sample(np.flatnonzero(others), _MAX_REFS, 1))
     rng = np.random.default_rng(seed)
     gh, gw = h // f - size + 1, w // f - size + 1
     wrong = 0
     queries = _sample(pool, _MAX_QUERIES, 3)
     for qi in queries.tolist():
         corner = (int(rng.integers(0, max(1, gh))), int(rng.integers(0, max(1, gw))))
-        if _majority(flat, y, qi, refs, window_mask(shape, [corner], size, f), k) != lab:
+        if refs.majority(qi, flat[qi], window_mask(shape, [corner], size, f), k) != lab:
             wrong += 1
     return wrong / queries.size
