@@ -651,7 +651,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-records", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only", default=None, help="comma-separated data sets to run (default: all)")
+    ap.add_argument(
+        "--report", type=Path, nargs="+", default=None, help="print the table of saved JSON runs (merged) and exit"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        parts = [json.loads(p.read_text(encoding="utf-8")) for p in args.report]
+        merged = {**parts[0], "results": [r for p in parts for r in p["results"]]}
+        merged["speed"] = next((p["speed"] for p in parts if p.get("speed")), None)
+        print(markdown(merged))
+        return 0
     n_seeds = args.seeds or (1 if args.quick else 3)
     seeds = [101 + 17 * i for i in range(n_seeds)]
     if not (DATA / "sms_spam.tsv").exists():
@@ -691,20 +700,35 @@ def main(argv: list[str] | None = None) -> int:
             results.append(
                 {"dataset": case.dataset, "attack": case.label, "n_records": len(ds.frame), "rows": mean_outcomes(runs)}
             )
+            _write(args.out, _payload(seeds, args.quick, results, None, done=False))  # partial results survive a stop
     speed = None if args.no_speed else speed_check(args.speed_records)
-    payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "seeds": seeds,
-        "quick": args.quick,
-        "results": results,
-        "speed": speed,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    payload = _payload(seeds, args.quick, results, speed, done=True)
+    _write(args.out, payload)
     print(markdown(payload))
     print(f"\nJSON: {args.out}")
     return 0
+
+
+def _payload(
+    seeds: list[int], quick: bool, results: list[dict[str, Any]], speed: dict[str, Any] | None, *, done: bool
+) -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "seeds": seeds,
+        "quick": quick,
+        "complete": done,
+        "results": results,
+        "speed": speed,
+    }
+
+
+def _write(out: Path, payload: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out)
 
 
 def markdown(payload: dict[str, Any]) -> str:
