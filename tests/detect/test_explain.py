@@ -23,7 +23,9 @@ def _wine() -> tuple[pd.DataFrame, list[str]]:
     return frame, [c for c in frame.columns if c != "label"]
 
 
-@pytest.mark.parametrize(("planted", "seed"), [(("magnesium", "proline", "ash"), 4), (("hue", "alcohol", "color_intensity"), 9)])
+@pytest.mark.parametrize(
+    ("planted", "seed"), [(("magnesium", "proline", "ash"), 4), (("hue", "alcohol", "color_intensity"), 9)]
+)
 def test_spectral_cluster_names_the_planted_features_and_only_them(planted: tuple[str, ...], seed: int) -> None:
     frame, feats = _wine()
     rng = np.random.default_rng(seed)

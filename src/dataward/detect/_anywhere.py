@@ -84,9 +84,7 @@ def enriched_windows(
         order = np.argsort(code_of, kind="stable")  # group by code, images ascending within a code
         code_of = code_of[order]
         img_of = pairs[order] // big
-        uniq, start, inverse, support = np.unique(
-            code_of, return_index=True, return_inverse=True, return_counts=True
-        )
+        uniq, start, inverse, support = np.unique(code_of, return_index=True, return_inverse=True, return_counts=True)
         n_tests += int(uniq.size)
         counts = np.bincount(inverse * n_classes + y[img_of], minlength=uniq.size * n_classes)
         counts = counts.reshape(uniq.size, n_classes)

@@ -111,8 +111,6 @@ def describe(explained: dict[str, Any]) -> str:
         parts = [f"{f['feature']} {f['direction']} (AUROC {f['auroc']:.2f})" for f in explained["features"][:3]]
         return "; separated by " + ", ".join(parts)
     if explained.get("tokens"):
-        parts = [
-            f"{t['token']!r} {t['rate_cluster']:.0%} vs {t['rate_rest']:.0%}" for t in explained["tokens"][:3]
-        ]
+        parts = [f"{t['token']!r} {t['rate_cluster']:.0%} vs {t['rate_rest']:.0%}" for t in explained["tokens"][:3]]
         return "; separating tokens " + ", ".join(parts)
     return ""

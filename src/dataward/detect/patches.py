@@ -164,7 +164,9 @@ class PatchTriggers(ShortcutMiner):
                     severity=0.95,
                 )
             )
-        anywhere_tested = self._anywhere(rep, imgs, y, k_classes, max_support, n_tests, flagged, scores, reasons, findings)
+        anywhere_tested = self._anywhere(
+            rep, imgs, y, k_classes, max_support, n_tests, flagged, scores, reasons, findings
+        )
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
@@ -241,9 +243,7 @@ class PatchTriggers(ShortcutMiner):
             if joint * n_tests >= self.alpha:
                 continue
             side = tok.size * f
-            crops = [
-                imgs[r, a * f : a * f + side, b * f : b * f + side, :] for r, c in where.items() for a, b in c[:1]
-            ]
+            crops = [imgs[r, a * f : a * f + side, b * f : b * f + side, :] for r, c in where.items() for a, b in c[:1]]
             values = np.median(np.stack(crops), axis=0)
             values_list = np.round(values.squeeze(-1) if values.shape[-1] == 1 else values, 3).tolist()
             label_name = rep.label_names[tok.label]
