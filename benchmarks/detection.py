@@ -651,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-records", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only", default=None, help="comma-separated data sets to run (default: all)")
+    ap.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: all)")
     ap.add_argument(
         "--report", type=Path, nargs="+", default=None, help="print the table of saved JSON runs (merged) and exit"
     )
@@ -686,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     todo = cases(args.quick)
     if args.only:
         todo = [c for c in todo if c.dataset in set(args.only.split(","))]
+    if args.attacks:
+        todo = [c for c in todo if c.attack in set(args.attacks.split(","))]
     # the targets first (1 % and 3 %, then 0.3 %), so that a run cut short has measured those
     todo.sort(key=lambda c: 0 if c.rate in (0.01, 0.03) else 1 if c.rate == 0.003 else 2)
     with Progress(transient=True, console=Console(stderr=True)) as bar:
