@@ -194,7 +194,7 @@ class Case:
             return "clean"
         trigger = self.params.get("trigger")
         shown = f" '{trigger}'" if trigger else ""
-        return f"{self.attack}{shown} {self.rate:.0%}"
+        return f"{self.attack}{shown} {100 * self.rate:g}%"  # 0.3 %, not "0%"
 
 
 def cases(quick: bool) -> list[Case]:
