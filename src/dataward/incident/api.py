@@ -22,6 +22,7 @@ from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.incident.trace import TraceResult, trace
 from dataward.lifecycle import attest
+from dataward.progress import Progress, Task, phase
 from dataward.redteam.api import ModelLineage, model_lineage
 from dataward.redteam.data import infer_columns, inputs_of, labels_of, load_frame, read_path
 from dataward.redteam.models import Model
@@ -161,10 +162,32 @@ def open_incident(
     features: Sequence[str] = (),
     title: str | None = None,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Incident:
-    """Trace the misbehaviour on ``examples`` back through the model's lineage and record an incident."""
+    """Trace the misbehaviour on ``examples`` back through the model's lineage and record an incident
+    (``progress`` gets one phase over its steps: read the training version, run the model, trace, record)."""
     sha, loaded = _resolve_model(ws, model)
     check_may(ws, actor, "incident.open", f"model:{sha}")
+    task = phase(progress, f"incident: model {sha[:12]}", 4, unit="steps")
+    try:
+        return _open_incident(ws, actor, sha, loaded, examples, label, text, features, title, seed, task)
+    finally:
+        task.done()
+
+
+def _open_incident(
+    ws: Workspace,
+    actor: Actor,
+    sha: str,
+    loaded: Any,
+    examples: pd.DataFrame | Path,
+    label: str | None,
+    text: str | None,
+    features: Sequence[str],
+    title: str | None,
+    seed: int,
+    task: Task,
+) -> Incident:
     lineage: ModelLineage | None = model_lineage(ws, sha)
     if lineage is None:
         raise NotFoundError(
@@ -172,13 +195,16 @@ def open_incident(
             advice="Record runs with dataward.training_run or `dataward run record`.",
         )
     ex = read_examples(examples) if isinstance(examples, Path) else examples
+    task.update(note=f"reading {lineage.version} (verified)")
     train = load_frame(lineage.version, workspace=ws, principal=actor)
+    task.advance(1)
     cols = infer_columns(train, label=label, text=text, features=tuple(features))
     for c in (cols.text, *cols.features):
         if c and c not in ex.columns:
             raise InputError(f"the examples lack the input column {c!r} (columns: {', '.join(map(str, ex.columns))})")
     out_col = next((c for c in OUTPUT_COLUMNS if c in ex.columns), None)
     exp_col = next((c for c in EXPECTED_COLUMNS if c in ex.columns), None)
+    task.update(note="running the model on the examples")
     if loaded is not None:
         observed = loaded.predict(inputs_of(ex, cols))
     elif out_col is not None:
@@ -189,9 +215,13 @@ def open_incident(
             advice=f"Add an '{OUTPUT_COLUMNS[0]}' column, or pass a loadable model (module:function, URL, .onnx).",
         )
     expected = [str(v) for v in ex[exp_col].tolist()] if exp_col else None
+    task.advance(1)
+    task.update(note=f"tracing {len(ex)} example(s) through {len(train):,} records")
     result = trace(
         train.reset_index(drop=True), cols, ex.reset_index(drop=True), observed, expected=expected, seed=seed
     )
+    task.advance(1)
+    task.update(note="recording the incident")
     implicated = _implicated(result)
     acquisitions = [_acquisition(ws, b) for b in implicated]
     sources = sorted({str(a["source"]) for a in acquisitions if a.get("source")})
@@ -242,6 +272,7 @@ def open_incident(
                 "summary": summary[:300],
             }
         )
+    task.advance(1)
     return get_incident(ws, iid)
 
 
