@@ -130,3 +130,17 @@ def test_cli_audit_review_refuses_a_trainer(world: World) -> None:
     code = main(["-w", str(world.ws.path), "--as", "tina", "audit", "review", world.review])
     assert code == 4
     assert [d["principal"] for d in denials_since(world.ws, before)] == ["tina"]
+
+
+def test_cli_audit_show_records_follows_the_same_rule(world: World) -> None:
+    from dataward.cli import main
+
+    before = log_size(world.ws)
+    assert main(["-w", str(world.ws.path), "--as", "tina", "audit", "show", world.review, "--records"]) == 4
+    assert _reads_since(world, before) == []
+    # without --records nothing is read: no principal needed, nothing logged
+    assert main(["-w", str(world.ws.path), "audit", "show", world.review, "--json"]) == 0
+    before = log_size(world.ws)
+    assert main(["-w", str(world.ws.path), "--as", "rita", "audit", "show", world.review, "--records", "--json"]) == 0
+    reads = _reads_since(world, before)
+    assert len(reads) == 1 and reads[0]["principal"] == "rita" and reads[0]["how"] == "cli" and reads[0]["records"] >= 8
