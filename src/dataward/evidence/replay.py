@@ -35,6 +35,26 @@ LOG_PRINCIPAL = "@workspace-log"
 KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.add", "key.migrate"})
 #: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
 FINAL_STATES = frozenset({"rejected", "revoked"})
+#: admin changes: with an admin threshold K > 1 each must apply a pending change (``details.change``) that K
+#: distinct admins signed (admin.propose / admin.sign entries), with keys valid when it applies (TUF root style)
+ADMIN_CHANGES = frozenset(
+    {
+        "principal.add",
+        "role.grant",
+        "role.revoke",
+        "key.add",
+        "key.generate",
+        "key.rotate",
+        "key.revoke",
+        "source.add",
+        "source.update",
+        "policy.set",
+        "intel.add",
+        "admin.threshold",
+    }
+)
+#: detail fields the applying entry adds to the statement's details (the rest must equal it exactly)
+CHANGE_FIELDS = frozenset({"change", "signers"})
 #: actions the log key may sign: its own creation, and reads it witnesses for a reader whose key the
 #: console does not hold (``data.read`` names the reader in its details; it changes no state)
 LOG_WITNESSED = frozenset({"workspace.init", "data.read"})
@@ -146,6 +166,34 @@ class VersionEvidence:
 
 
 @dataclass(frozen=True)
+class SignatureEvidence:
+    """One admin's signature on a pending change: the admin.propose or admin.sign entry it made."""
+
+    principal: str
+    keyid: str
+    seq: int
+    time: str
+
+
+@dataclass
+class ChangeEvidence:
+    """A pending admin change as the log recorded it: its signed statement and the admins who signed it."""
+
+    id: str
+    statement: dict[str, Any]
+    proposed_by: str
+    proposed_seq: int
+    signatures: dict[str, SignatureEvidence] = field(default_factory=dict)  # one per principal: twice counts once
+    status: str = "pending"  # pending | applied | withdrawn
+    closed_seq: int | None = None
+
+    @property
+    def action(self) -> str:
+        return str(self.statement.get("action"))
+
+    @property
+    def subject(self) -> str:
+        return str(self.statement.get("subject"))
 class GenerationEvidence:
     """A synthetic batch's signed generation statement entry (``batch.generation``)."""
 
@@ -194,6 +242,7 @@ class TrustedState:
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     entries: list[dict[str, Any]] = field(default_factory=list)  # verified entries that change state, in order
     admin_threshold: int = 1
+    changes: dict[str, ChangeEvidence] = field(default_factory=dict)  # pending admin changes by CHANGE id
     default_policy: str | None = None  # the packaged policy's digest: in force until a policy.set
     problems: list[ReplayProblem] = field(default_factory=list)
     last_time: str = ""
@@ -234,6 +283,25 @@ class TrustedState:
             digest = d
         return digest
 
+    def admins(self) -> set[str]:
+        """Principals holding the admin role for every source, according to the log."""
+        return {p for p, role, src in self.grants if role == "admin" and src is None}
+
+    def effective_admin_threshold(self) -> int:
+        """How many distinct admin signatures an admin change needs now: the threshold the log set, but
+        never more than there are admins (a workspace made with ``--admin-threshold 2`` and one admin can
+        add its second admin; from then on every admin change needs two)."""
+        return max(1, min(self.admin_threshold, len(self.admins())))
+
+    def valid_signers(self, change: ChangeEvidence, at: str) -> set[str]:
+        """The admins whose signature on ``change`` counts at ``at``: each still an admin, with the key it
+        signed with still valid (not expired, retired or revoked since)."""
+        admins = self.admins()
+        return {
+            s.principal
+            for s in change.signatures.values()
+            if s.principal in admins and self.key_valid(s.keyid, s.principal, at) is None
+        }
     def regenerated(self, batch_id: str) -> bool:
         """Whether a valid signed ``batch.verify`` entry with ``regenerated: true`` follows the batch's valid
         signed generation statement (a row forged into the log by SQL is neither)."""
@@ -371,6 +439,105 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
     return True
 
 
+def change_id_of(statement: Any) -> str:
+    """The CHANGE id of a pending admin change: the SHA-256 of its statement's canonical JSON."""
+    return hashlib.sha256(canonical_json(statement)).hexdigest()
+
+
+def _self_rotation(obj: dict[str, Any]) -> bool:
+    return bool(
+        obj["action"] == "key.rotate"
+        and obj["details"].get("self_service") is True
+        and obj["subject"] == f"principal:{obj['principal']}"
+    )
+
+
+def _admin_quorum(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
+    """Admin-change entries: the change they apply was signed by enough distinct, valid admins; and the
+    admin.propose / admin.sign / admin.withdraw entries are consistent with the changes they name."""
+    action, principal, d, t = obj["action"], obj["principal"], obj["details"], obj["time"]
+    if principal == LOG_PRINCIPAL:
+        return True  # the log key takes no admin decision (refused by _authorize)
+    if action in ("admin.propose", "admin.sign", "admin.withdraw"):
+        return _change_entry(st, raw, obj)
+    if action not in ADMIN_CHANGES or _self_rotation(obj):
+        return True
+    need = st.effective_admin_threshold()
+    cid = d.get("change")
+    what = f"{action} of {obj['subject']}"
+    if cid is None:
+        if need <= 1:
+            return True
+        _problem(st, raw.seq, f"{what} applied with 1 admin signature, {need} required (admin threshold)")
+        return False
+    ch = st.changes.get(cid) if isinstance(cid, str) else None
+    if ch is None:
+        _problem(st, raw.seq, f"{what} names change {str(cid)[:16]}, which no valid log entry proposed")
+        return False
+    if ch.status != "pending":
+        _problem(st, raw.seq, f"{what}: change {ch.id[:16]} was already {ch.status} (entry {ch.closed_seq})")
+        return False
+    rest = {k: v for k, v in d.items() if k not in CHANGE_FIELDS}
+    if ch.action != action or ch.subject != obj["subject"] or rest != ch.statement.get("details"):
+        _problem(st, raw.seq, f"{what} does not match the signed statement of change {ch.id[:16]}")
+        return False
+    valid = st.valid_signers(ch, t)
+    if principal not in ch.signatures:
+        _problem(st, raw.seq, f"{what}: {principal} applied change {ch.id[:16]} without signing it")
+        return False
+    if len(valid) < need:
+        _problem(
+            st,
+            raw.seq,
+            f"{what} applied with {len(valid)} valid admin signature(s) on change {ch.id[:16]}, {need} required "
+            "(admin threshold)",
+        )
+        return False
+    ch.status, ch.closed_seq = "applied", raw.seq
+    return True
+
+
+def _change_entry(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
+    action, who, d, t = obj["action"], obj["principal"], obj["details"], obj["time"]
+    cid = d.get("change")
+    if not isinstance(cid, str) or obj["subject"] != f"change:{cid}":
+        _problem(st, raw.seq, f"{action} entry does not name its change")
+        return False
+    sig = SignatureEvidence(who, obj["keyid"], raw.seq, t)
+    if action == "admin.propose":
+        stmt = d.get("statement")
+        if not isinstance(stmt, dict) or not hmac.compare_digest(change_id_of(stmt), cid):
+            _problem(st, raw.seq, f"change {cid[:16]}: its id is not the digest of the statement (altered)")
+            return False
+        if cid in st.changes:
+            _problem(st, raw.seq, f"change {cid[:16]} was proposed twice")
+            return False
+        stmt_action = stmt.get("action")
+        if stmt_action not in ADMIN_CHANGES or not isinstance(stmt.get("details"), dict):
+            _problem(st, raw.seq, f"change {cid[:16]} proposes {stmt_action!r}, which is not an admin change")
+            return False
+        if not allowed(st.grants_of(who), str(stmt_action), None):
+            _problem(st, raw.seq, f"{who} did not hold a role allowing {stmt_action} at that time")
+            return False
+        new = ChangeEvidence(cid, stmt, who, raw.seq)
+        if who in st.admins():
+            new.signatures[who] = sig  # the proposer's own signature counts when it is an admin's
+        st.changes[cid] = new
+        return True
+    ch = st.changes.get(cid)
+    if ch is None:
+        _problem(st, raw.seq, f"{action} names change {cid[:16]}, which no valid log entry proposed")
+        return False
+    if ch.status != "pending":
+        _problem(st, raw.seq, f"{action}: change {cid[:16]} was already {ch.status}")
+        return False
+    if action == "admin.sign":
+        ch.signatures.setdefault(who, sig)  # the same admin signing twice counts once
+    else:
+        ch.status, ch.closed_seq = "withdrawn", raw.seq
+    return True
+
+
 def _action_source(state: TrustedState, obj: dict[str, Any]) -> str | None:
     bid = _subject_name(obj["subject"], "batch:")
     if bid is not None and bid in state.batches:
@@ -431,6 +598,8 @@ def replay(
             continue
         if not bootstrap and not _authorize(st, raw, obj):
             continue
+        if not bootstrap and not _admin_quorum(st, raw, obj):
+            continue
         st.last_time = t
         _apply(st, raw.seq, obj)
     return st
@@ -475,6 +644,8 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
             row.update({k: v for k, v in d.items() if k != "name"})
             row.setdefault("created_by", who)
             st.sources[src] = row
+    elif action == "admin.threshold" and isinstance(d.get("threshold"), int) and d["threshold"] >= 1:
+        st.admin_threshold = d["threshold"]
     elif action == "policy.set" and isinstance(d.get("sha256"), str):
         st.policies.append((seq, d["sha256"]))
     elif action == "token.create" and isinstance(d.get("token"), str):

@@ -27,6 +27,7 @@ from dataward.errors import (
     IntegrityError,
     NotFoundError,
     PolicyError,
+    StorageError,
 )
 from dataward.web.auth import Session, SessionStore, Viewer, viewer_for_token_id
 from dataward.web.denials import DenialAggregator
@@ -81,6 +82,9 @@ def page_session(request: Request) -> tuple[Viewer, Session]:
 
 
 def status_of(exc: Error) -> int:
+    """The HTTP status for a dataward error (storage failures are the server's: 503)."""
+    if isinstance(exc, StorageError):
+        return 503
     if isinstance(exc, AuthorizationError):
         return 403
     if isinstance(exc, NotFoundError):

@@ -184,7 +184,7 @@ def records(
     batch in its state according to the signed log (:mod:`dataward.evidence.reads`). The read is logged as
     one ``data.read`` entry (``log_as``: how; None when the caller logs the request's reads itself)."""
     from dataward.evidence.reads import log_read, require_read
-    from dataward.workflow.audit import SampleItem, _locate
+    from dataward.workflow.audit import SampleItem, locate
     from dataward.workflow.review import read_record
 
     b = _batch(ws, viewer, batch_id)
@@ -192,7 +192,7 @@ def records(
     bad = [n for n in numbers if not 0 <= n < b.record_count]
     if bad:
         raise NotFoundError(f"batch {batch_id} has no record {bad[0]} (it has {b.record_count})")
-    where = _locate(ws, b, numbers[:MAX_FINDING_RECORDS])
+    where = locate(ws, b, numbers[:MAX_FINDING_RECORDS])
     out = []
     kinds = _pii_kinds(ws, batch_id)
     for n, (pos, i, digest) in sorted(where.items()):
@@ -221,13 +221,13 @@ def record_file(ws: Workspace, viewer: Viewer, batch_id: str, number: int) -> tu
     """The bytes of a whole-file record (an image), read from quarantine, with the reader's role checked
     against the batch's state in the signed log; the read is logged."""
     from dataward.evidence.reads import log_read, require_read
-    from dataward.workflow.audit import _locate
+    from dataward.workflow.audit import locate
 
     b = _batch(ws, viewer, batch_id)
     require_read(ws, viewer.name, batch_id)
     if not 0 <= number < b.record_count:
         raise NotFoundError(f"batch {batch_id} has no record {number}")
-    pos, _, _ = _locate(ws, b, [number])[number]
+    pos, _, _ = locate(ws, b, [number])[number]
     f = next(x for x in b.files if x.position == pos)
     if f.format != "file":
         raise InputError(f"record {number} of batch {batch_id} is a {f.format} record, not a file")
