@@ -194,6 +194,9 @@ class ChangeEvidence:
     @property
     def subject(self) -> str:
         return str(self.statement.get("subject"))
+
+
+@dataclass(frozen=True)
 class GenerationEvidence:
     """A synthetic batch's signed generation statement entry (``batch.generation``)."""
 
