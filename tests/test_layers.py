@@ -140,7 +140,6 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
         "dataward.workflow.audit",
         "dataward.workflow.gate",
         "dataward.workflow.intel",
-        "dataward.workflow.policy",
         "dataward.workflow.risk",
         "dataward.workflow.screening",
         "dataward.workspace",

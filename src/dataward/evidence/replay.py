@@ -189,10 +189,12 @@ class ChangeEvidence:
 
     @property
     def action(self) -> str:
+        """The admin action the change applies (principal.add, role.grant, ...)."""
         return str(self.statement.get("action"))
 
     @property
     def subject(self) -> str:
+        """The subject of the entry the change appends when it applies."""
         return str(self.statement.get("subject"))
 
 
@@ -305,6 +307,7 @@ class TrustedState:
             for s in change.signatures.values()
             if s.principal in admins and self.key_valid(s.keyid, s.principal, at) is None
         }
+
     def regenerated(self, batch_id: str) -> bool:
         """Whether a valid signed ``batch.verify`` entry with ``regenerated: true`` follows the batch's valid
         signed generation statement (a row forged into the log by SQL is neither)."""
