@@ -331,7 +331,6 @@ CYCLE_EDGES_ALLOWED = frozenset(
         "dataward.synthetic -> dataward.acquire",
         "dataward.synthetic -> dataward.batches",
         "dataward.synthetic -> dataward.lifecycle",
-        "dataward.synthetic -> dataward.log",
         "dataward.synthetic -> dataward.release",
         "dataward.synthetic -> dataward.sources",
         "dataward.synthetic -> dataward.web",

@@ -161,8 +161,8 @@ def audit_sample(
 def audit_show(ctx: click.Context, batch_id: str, records: bool, as_json: bool) -> None:
     """List the sampled records and their decisions (--records: their content, for the roles that handle
     the batch in its state per the signed log; logged as data.read)."""
-    from dataward.evidence.reads import log_read, require_read
     from dataward.workflow.audit import sample_items
+    from dataward.workflow.reads import log_read, require_read
     from dataward.workflow.review import read_records
 
     ws = open_workspace(ctx)
@@ -342,8 +342,8 @@ def _getchar() -> str:
 @click.pass_context
 def audit_review(ctx: click.Context, batch_id: str, all_: bool, as_json: bool) -> None:
     """Review sampled records one by one in the terminal (keys o/w/m/u/n/q)."""
-    from dataward.evidence.reads import log_read, require_read
     from dataward.workflow.audit import sample_items
+    from dataward.workflow.reads import log_read, require_read
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
