@@ -294,6 +294,13 @@ class Workspace:
 
         return trusted_state(self).grants_of(principal)
 
+    def trusted_state(self) -> Any:
+        """The state the signed log proves (:func:`dataward.evidence.load.trusted_state`, cached, replaying
+        only new entries): for callers below the evidence layer that must not read catalog columns."""
+        from dataward.evidence.load import trusted_state
+
+        return trusted_state(self)
+
     @contextmanager
     def change(self, actor: Actor, action: str, subject: str, *, source: str | None = None) -> Iterator[Change]:
         """One transaction: authorize ``actor`` for ``action``, yield for the change, append the log entry."""

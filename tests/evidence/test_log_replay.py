@@ -10,8 +10,8 @@ from sqlalchemy import insert, select, update
 
 import dataward
 from dataward.errors import AuthorizationError, IntegrityError
-from dataward.evidence.rebuild import rebuild_projection
 from dataward.log.query import show_entries
+from dataward.log.rebuild import rebuild_projection
 from dataward.log.verify import verify_log
 from dataward.store import schema
 from dataward.store.catalog import write_transaction

@@ -126,7 +126,7 @@ def log_verify(ctx: click.Context, incremental: bool, workers: int | None, as_js
 @click.pass_context
 def log_replay(ctx: click.Context, check: bool, as_json: bool) -> None:
     """Rebuild the catalog projection from the signed log (admins; logged as log.replay)."""
-    from dataward.evidence.rebuild import rebuild_projection
+    from dataward.log.rebuild import rebuild_projection
 
     ws = open_workspace(ctx)
     actor = None if check else acting(ctx, ws)

@@ -160,13 +160,20 @@ def audit_sample(
 @json_option
 @click.pass_context
 def audit_show(ctx: click.Context, batch_id: str, records: bool, as_json: bool) -> None:
-    """List the sampled records and their decisions."""
+    """List the sampled records and their decisions (--records: their content, for the roles that handle
+    the batch in its state per the signed log; logged as data.read)."""
     from dataward.workflow.audit import sample_items
+    from dataward.workflow.reads import log_read, require_read
     from dataward.workflow.review import read_records
 
     ws = open_workspace(ctx)
     items = sample_items(ws, batch_id)
-    views = read_records(ws, get_batch(ws, batch_id), items) if records else {}
+    views = {}
+    if records:
+        reader = acting(ctx, ws).name
+        require_read(ws, reader, batch_id)
+        views = read_records(ws, get_batch(ws, batch_id), items)
+        log_read(ws, reader, batch_id, list(views), "cli")
     rows = []
     for i in items:
         row = i.to_json()
@@ -336,8 +343,8 @@ def _getchar() -> str:
 @click.pass_context
 def audit_review(ctx: click.Context, batch_id: str, all_: bool, as_json: bool) -> None:
     """Review sampled records one by one in the terminal (keys o/w/m/u/n/q)."""
-    from dataward.evidence.reads import log_read, require_read
     from dataward.workflow.audit import sample_items
+    from dataward.workflow.reads import log_read, require_read
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)

@@ -7,8 +7,8 @@ back to what the log says, a deleted row is inserted again (display columns such
 time of the rebuild). What the log cannot supply (a column it never recorded, a public key it names only by
 digest and never carried) is reported as unrestorable: restore that from a backup.
 
-Before touching anything the log itself must verify (entries, signatures, tree, checkpoint, witness):
-rebuilding from a rewound or forged log would make the catalog agree with the attacker.
+This module plans (pure, over the replayed state and the catalog rows); :mod:`dataward.log.rebuild` runs
+``log verify`` first and applies the plan with its log entry.
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
     from dataward.workspace import Workspace
 
-#: ``log verify`` problem kinds that mean the log itself (its entries, tree, checkpoint or witness) was
-#: altered; key, signature, evidence and projection problems can come from catalog rows the rebuild repairs
-STRUCTURAL = frozenset({"entry", "missing", "order", "tree", "checkpoint", "node", "witness"})
-
 #: natural-key columns that are not columns of their table (derived when the catalog is read)
 _DERIVED_KEYS = frozenset({"n"})
 
@@ -44,6 +40,7 @@ class Plan:
     unrestorable: list[Divergence] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The repairs and the unrepairable divergences, as JSON."""
         return {
             "repairs": [d.to_json() for d in self.repairs],
             "unrestorable": [d.to_json() for d in self.unrestorable],
@@ -196,82 +193,3 @@ def plan_rebuild(ws: Workspace, conn: Connection, st: TrustedState) -> Plan:
         plan.repairs += part.repairs
         plan.unrestorable += part.unrestorable
     return plan
-
-
-@dataclass(frozen=True)
-class RebuildResult:
-    """What ``log replay`` found and (unless it was a dry run) changed."""
-
-    plan: Plan
-    applied: bool
-    rows_changed: int
-    entries: int
-
-    @property
-    def clean(self) -> bool:
-        """Nothing diverged (a dry run), or everything that diverged was repaired."""
-        return not self.plan.unrestorable and (self.applied or not self.plan.repairs)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "applied": self.applied,
-            "entries": self.entries,
-            "rows_changed": self.rows_changed,
-            **self.plan.to_json(),
-        }
-
-
-def _meta_divergences(ws: Workspace, conn: Connection, st: TrustedState) -> list[Divergence]:
-    from dataward.evidence.load import _catalog_rows
-    from dataward.evidence.projection import compare
-
-    want: Rows = {("workspace_id",): {"value": st.workspace_id}, ("log_origin",): {"value": ws.origin}}
-    return compare("meta", want, _catalog_rows(conn, "meta"), strict_rows=False)
-
-
-def rebuild_projection(ws: Workspace, actor: Any, *, check: bool = False) -> RebuildResult:
-    """Make the catalog's projected tables agree with the signed log (``check``: only say what differs).
-
-    Refuses (IntegrityError) when the log itself does not verify. A rebuild that runs is one transaction
-    with its ``log.replay`` entry (admins only); running it again changes nothing.
-    """
-    from dataward.errors import IntegrityError
-    from dataward.evidence.load import default_policy_digest, public_keys, raw_entries
-    from dataward.evidence.replay import replay
-    from dataward.log.verify import verify_log
-
-    v = verify_log(ws, max_problems=1000, workers=1)
-    bad = [p for p in v.problems if p.kind in STRUCTURAL]
-    if bad:
-        raise IntegrityError(
-            f"the audit log itself fails verification ({bad[0].line()}); refusing to rebuild the catalog from it",
-            advice="Run `dataward log verify` and restore the log from a backup first.",
-        )
-
-    def plan_in(conn: Connection) -> tuple[Plan, int]:
-        pubs = {**public_keys(conn), **_carried_public_keys(conn)}
-        st = replay(raw_entries(conn), pubs, state=TrustedState(default_policy=default_policy_digest()))
-        plan = plan_rebuild(ws, conn, st)
-        plan.unrestorable += [
-            Divergence(d.table, d.row, d.column, d.detail + "; the workspace identity is not rebuilt")
-            for d in _meta_divergences(ws, conn, st)
-        ]
-        return plan, st.size
-
-    if check:
-        with ws.engine.connect() as conn:
-            plan, size = plan_in(conn)
-        return RebuildResult(plan, False, 0, size)
-    with ws.change(actor, "log.replay", f"log:{ws.id}") as ch:
-        plan, size = plan_in(ch.conn)
-        changed = sql.apply(ch.conn, plan.steps)
-        ch.details.update(
-            {
-                "entries": size,
-                "repaired": len(plan.repairs),
-                "unrestorable": len(plan.unrestorable),
-                "rows_changed": changed,
-                "tables": sorted({d.table for d in plan.repairs}),
-            }
-        )
-    return RebuildResult(plan, True, changed, size)

@@ -28,6 +28,7 @@ class Step:
 
 
 def primary_key(table: str) -> tuple[str, ...]:
+    """The primary key columns of ``table`` (the steps address rows by them)."""
     return tuple(c.name for c in schema.metadata.tables[table].primary_key.columns)
 
 

@@ -233,9 +233,7 @@ def regeneration_evidence(ws: Workspace, source: str | None = None) -> tuple[set
     generation statement counts: a row written into the log table by SQL, without a valid signature by a
     principal holding a role, counts for nothing. ``source`` limits both sets to that source's batches.
     """
-    from dataward.evidence.load import trusted_state
-
-    st = trusted_state(ws)
+    st = ws.trusted_state()
     generated = {b for b, g in st.generations.items() if source is None or g.source == source}
     verified = {b for b in generated if st.regenerated(b)}
     return generated, verified

@@ -181,10 +181,10 @@ def records(
     ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int], *, log_as: str | None = "api"
 ) -> list[dict[str, Any]]:
     """The content of records of a batch, PII masked, digests re-checked: only for the roles that handle the
-    batch in its state according to the signed log (:mod:`dataward.evidence.reads`). The read is logged as
+    batch in its state according to the signed log (:mod:`dataward.workflow.reads`). The read is logged as
     one ``data.read`` entry (``log_as``: how; None when the caller logs the request's reads itself)."""
-    from dataward.evidence.reads import log_read, require_read
     from dataward.workflow.audit import SampleItem, locate
+    from dataward.workflow.reads import log_read, require_read
     from dataward.workflow.review import read_record
 
     b = _batch(ws, viewer, batch_id)
@@ -206,13 +206,15 @@ def records(
 
 
 def may_read_records(ws: Workspace, viewer: Viewer, batch_id: str) -> bool:
-    from dataward.evidence.reads import can_read
+    """Whether the viewer may see the batch's records now (by its state in the signed log; nothing logged)."""
+    from dataward.workflow.reads import can_read
 
     return can_read(ws, viewer.name, batch_id)
 
 
 def log_records_read(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int], how: str) -> None:
-    from dataward.evidence.reads import log_read
+    """One ``data.read`` entry for the records a page showed (nothing when it showed none)."""
+    from dataward.workflow.reads import log_read
 
     log_read(ws, viewer.name, batch_id, numbers, how)
 
@@ -220,8 +222,8 @@ def log_records_read(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list
 def record_file(ws: Workspace, viewer: Viewer, batch_id: str, number: int) -> tuple[bytes, str]:
     """The bytes of a whole-file record (an image), read from quarantine, with the reader's role checked
     against the batch's state in the signed log; the read is logged."""
-    from dataward.evidence.reads import log_read, require_read
     from dataward.workflow.audit import locate
+    from dataward.workflow.reads import log_read, require_read
 
     b = _batch(ws, viewer, batch_id)
     require_read(ws, viewer.name, batch_id)
@@ -254,9 +256,9 @@ def _image_type(data: bytes) -> str:
 def audit_state(ws: Workspace, viewer: Viewer, batch_id: str, *, with_content: bool = False) -> dict[str, Any]:
     """The label audit; ``with_content``: the sampled records' contents too, for the roles that may read
     the batch in its state per the signed log (one ``data.read`` entry for the request)."""
-    from dataward.evidence.reads import can_read, log_read
     from dataward.workflow.audit import audit_exists, estimate, sample_items
     from dataward.workflow.gate import tier_for
+    from dataward.workflow.reads import can_read, log_read
     from dataward.workflow.review import read_record
 
     b = _batch(ws, viewer, batch_id)
