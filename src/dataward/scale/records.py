@@ -136,11 +136,14 @@ def leaf_task(t: LeafTask) -> tuple[bytes, str | None]:
 
 @dataclass(frozen=True)
 class ScanTask:
-    store_url: str
+    store_url: str  # an object of the store, or (store_url "") the file at ``digest``, a path
     area: str
     digest: str
     start: int
     end: int
+
+    def open(self) -> IO[bytes]:
+        return ObjectStore(self.store_url).open(self.area, self.digest) if self.store_url else open(self.digest, "rb")
 
 
 def scan_task(t: ScanTask) -> tuple[int, int, int]:
@@ -148,7 +151,7 @@ def scan_task(t: ScanTask) -> tuple[int, int, int]:
     ``start`` before it; -1 where the range has none)."""
     quotes = 0
     cut = [-1, -1]
-    with ObjectStore(t.store_url).open(t.area, t.digest) as f:
+    with t.open() as f:
         f.seek(t.start)
         pos = t.start
         left = t.end - t.start
@@ -178,24 +181,30 @@ def scan_task(t: ScanTask) -> tuple[int, int, int]:
 _SCAN_BLOCK = 8 << 20
 
 
-def plan_csv_cuts(executor: Executor, store: ObjectStore, area: str, fr: FileRef, target: int) -> list[tuple[int, int]]:
-    """Byte ranges of about ``target`` bytes covering the file, each ending after a newline that has an even
-    number of quotes before it; the scan of the file is shared out as tasks (the driver reads nothing)."""
+def quote_parity_cuts(executor: Executor, base: ScanTask, size: int, target: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``target`` bytes covering ``[0, size)``, each ending after a newline that has an
+    even number of quotes before it; the scan of the file is shared out as tasks (the driver reads nothing).
+    Depends only on the bytes and ``target``, never on the executor."""
     target = max(1, target)
-    raw = [(a, min(a + target, fr.size)) for a in range(0, fr.size, target)] or [(0, 0)]
-    if len(raw) == 1:
-        return [(0, fr.size)]
-    scans = executor.map(scan_task, [ScanTask(store.url, area, fr.sha256, a, b) for a, b in raw])
+    raw = [(a, min(a + target, size)) for a in range(0, size, target)]
+    if len(raw) <= 1:
+        return [(0, size)]
+    scans = executor.map(scan_task, [replace(base, start=a, end=b) for a, b in raw])
     cuts = [0]
     parity = 0
-    for (_a, _b), (quotes, even, odd) in zip(raw, scans, strict=True):
+    for (a, _b), (quotes, even, odd) in zip(raw, scans, strict=True):
         # a cut in this range must have an even number of quotes since the file's start before it
         cut = even if parity == 0 else odd
-        if _a > 0 and cut > cuts[-1] and cut < fr.size:
+        if a > 0 and cuts[-1] < cut < size:
             cuts.append(cut)
         parity ^= quotes & 1
-    cuts.append(fr.size)
+    cuts.append(size)
     return list(itertools.pairwise(cuts))
+
+
+def plan_csv_cuts(executor: Executor, store: ObjectStore, area: str, fr: FileRef, target: int) -> list[tuple[int, int]]:
+    """:func:`quote_parity_cuts` of a CSV object in the store."""
+    return quote_parity_cuts(executor, ScanTask(store.url, area, fr.sha256, 0, 0), fr.size, target)
 
 
 def _quoting_is_rfc4180(arr: Any, delimiter: int) -> tuple[bool, int]:
