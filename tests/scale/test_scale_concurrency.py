@@ -99,6 +99,5 @@ def test_concurrent_writers_lose_nothing(make_workspace: Any, tmp_path: Path, ca
         cp = parse_signed_checkpoint(note.encode(), {ws.origin: pub}, origin=ws.origin)
         assert cp.size == size and cp.root_hash == roots[size]
 
-
 # `make check` (the quick lane) leaves these out: many processes appending
 pytestmark = pytest.mark.slow

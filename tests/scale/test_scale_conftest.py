@@ -30,6 +30,5 @@ def test_postgresql_cases_skip_locally_and_fail_in_ci(
     else:
         result.stdout.fnmatch_lines(["*SKIPPED*PostgreSQL tests need DATAWARD_TEST_PG_URL*"])
 
-
 # `make check` (the quick lane) leaves these out: runs pytest in a subprocess (11 s)
 pytestmark = pytest.mark.slow

@@ -111,6 +111,5 @@ def test_without_labels_only_signatures_and_pii(tmp_path: Path) -> None:
     assert got.n_records == 3 and got.token_label == {} and got.minhash.shape == (3, 64)
     assert [(r, k) for r, k, _, _ in got.pii] == [(1, "email")]
 
-
 # `make check` (the quick lane) leaves these out: process pools and Dask clusters (12 s per case)
 pytestmark = pytest.mark.slow
