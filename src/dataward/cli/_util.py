@@ -113,3 +113,29 @@ def byte_progress(total: int, description: str) -> Iterator[Callable[[str, int],
             progress.advance(task, n)
 
         yield advance
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--executor``, ``--workers`` and ``--scheduler``: where ``check`` and ``detect`` run their suite."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "processes", "dask"]),
+            default=None,
+            help="Split the suite across workers: local (in process), processes (this machine), dask "
+            "(default: the workspace's `executor` setting, else one process).",
+        ),
+        click.option(
+            "--workers",
+            "executor_workers",
+            type=click.IntRange(1, 1024),
+            default=None,
+            help="Workers of the executor (default: the usable cores; dask: 2).",
+        ),
+        click.option(
+            "--scheduler", default=None, metavar="tcp://HOST:PORT", help="A Dask scheduler (--executor dask)."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
