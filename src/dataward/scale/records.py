@@ -160,20 +160,18 @@ def scan_task(t: ScanTask) -> tuple[int, int, int]:
             if not block:
                 break
             left -= len(block)
-            if cut[0] < 0 or cut[1] < 0:
-                i = 0
-                k = block.find(b"\n")
-                while k >= 0:
-                    quotes += block.count(b'"', i, k)
-                    i = k
-                    if cut[quotes & 1] < 0:
-                        cut[quotes & 1] = pos + k + 1
-                        if cut[0] >= 0 and cut[1] >= 0:
-                            break
-                    k = block.find(b"\n", k + 1)
-                quotes += block.count(b'"', i)
-            else:
-                quotes += block.count(b'"')
+            # between two quotes every newline has the same parity: one find per quote, not per line
+            par, i = quotes & 1, 0
+            while cut[0] < 0 or cut[1] < 0:
+                q = block.find(b'"', i)
+                if cut[par] < 0:
+                    k = block.find(b"\n", i, len(block) if q < 0 else q)
+                    if k >= 0:
+                        cut[par] = pos + k + 1
+                if q < 0:
+                    break
+                par, i = par ^ 1, q + 1
+            quotes += block.count(b'"')
             pos += len(block)
     return quotes, cut[0], cut[1]
 
