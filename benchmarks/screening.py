@@ -206,6 +206,8 @@ def run_floor(ref: Path, batch: Path) -> dict[str, Any]:
     cells: 100 quantile bins x 10), drift (PSI over deciles; PSI of category frequencies), label shift
     (chi-square), multivariate outliers (Mahalanobis distance over the numeric columns, chi-square cut),
     exact duplicate rows, PII (e-mail/phone regex over the string columns), format (regex of the strings).
+    Written as a data engineer would for speed: polars expressions in one pass where they fit, NumPy's
+    uniform histograms (1000 cells over the reference's range) rather than quantile cells.
     """
     t0 = time.perf_counter()
     import polars as pl
@@ -222,12 +224,15 @@ def run_floor(ref: Path, batch: Path) -> dict[str, Any]:
         *[pl.col(n).max().alias(f"{n}:max") for n in NUMERIC],
         *[pl.col(n).mean().alias(f"{n}:mean") for n in NUMERIC],
         *[pl.col(n).std().alias(f"{n}:std") for n in NUMERIC],
-        *[pl.col(n).quantile(q).alias(f"{n}:q{i}") for n in NUMERIC[:6] for i, q in enumerate(qs)],
-        *[pl.col(n).quantile(q).alias(f"{n}:t{q}") for n in NUMERIC[:6] for q in (0.001, 0.01, 0.99, 0.999)],
     ).row(0, named=True)
+    for n in NUMERIC[:6]:  # one sort a column for all its quantiles (a polars quantile expression sorts each time)
+        v = np.sort(r[n].drop_nulls().to_numpy())
+        prof.update({f"{n}:q{i}": float(x) for i, x in enumerate(np.quantile(v, qs))})
+        prof.update({f"{n}:t{q}": float(np.quantile(v, q)) for q in (0.001, 0.01, 0.99, 0.999)})
     freqs = {n: dict(r[n].value_counts(name="n").iter_rows()) for n in CATEGORICAL}
-    edges = {x: np.unique([prof[f"{x}:q{i}"] for i in range(101)]) for x in NUMERIC[:6]}
-    ref_cells = {x: _cells(r[x].drop_nulls().to_numpy(), edges[x])[0] / nr for x in NUMERIC[:6]}
+    lohi = {x: (prof[f"{x}:q0"], prof[f"{x}:q100"]) for x in NUMERIC[:6]}
+    deciles = {x: np.array([prof[f"{x}:q{i}"] for i in range(10, 100, 10)]) for x in NUMERIC[:6]}
+    ref_cells = {x: _cells(r[x].drop_nulls().to_numpy(), *lohi[x]) / nr for x in NUMERIC[:6]}
     X = r.select(NUMERIC).to_numpy().astype(np.float64)
     mu, cov = X.mean(axis=0), np.cov(X, rowvar=False)
     inv = np.linalg.inv(cov)
@@ -265,13 +270,13 @@ def run_floor(ref: Path, batch: Path) -> dict[str, Any]:
     # tight clusters and drift: counts per cell of the reference's quantile bins
     clusters, psi = {}, {}
     for x in NUMERIC[:6]:
-        cells, bins = _cells(b[x].drop_nulls().to_numpy(), edges[x])
-        share, expected = cells / n, ref_cells[x]
+        v = b[x].drop_nulls().to_numpy()
+        share, expected = _cells(v, *lohi[x]) / n, ref_cells[x]
         sd = np.sqrt(np.maximum(expected * (1 - expected), 1 / nr) / nr + np.maximum(share * (1 - share), 1 / n) / n)
         z = (share - expected) / sd
         if z.max() > 8:
             clusters[x] = int(z.argmax())
-        dec = np.bincount(np.clip((bins - 1) // 10, 0, 9), minlength=10) / max(bins.size, 1)
+        dec = np.bincount(np.searchsorted(deciles[x], v, side="right"), minlength=10) / max(v.size, 1)
         psi[x] = float(np.sum((dec - 0.1) * np.log(np.maximum(dec, 1e-6) / 0.1)))
     for x in CATEGORICAL:
         cur = dict(b[x].value_counts(name="n").iter_rows())
@@ -302,15 +307,11 @@ def run_floor(ref: Path, batch: Path) -> dict[str, Any]:
     }
 
 
-def _cells(v: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per cell (the quantile bins split into 10 equal-width cells, an open cell at each end) and the
-    bin index of each value."""
-    bins = np.searchsorted(edges, v, side="right")
-    bi = np.clip(bins - 1, 0, edges.size - 2)
-    width = np.diff(edges)[bi] / 10
-    sub = np.clip(((v - edges[bi]) / np.where(width > 0, width, 1)).astype(np.int64), 0, 9)
-    cell = np.where(bins == 0, 0, np.where(bins >= edges.size, (edges.size - 1) * 10 + 1, 1 + bi * 10 + sub))
-    return np.bincount(cell, minlength=(edges.size - 1) * 10 + 2).astype(np.float64), bins
+def _cells(v: np.ndarray, lo: float, hi: float, k: int = 1000) -> np.ndarray:
+    """Counts in ``k`` equal-width cells over ``[lo, hi]`` and one open cell at each end (NumPy's uniform
+    histogram: a multiply per value, no search)."""
+    inner, _ = np.histogram(v, bins=k, range=(lo, hi))
+    return np.concatenate([[np.count_nonzero(v < lo)], inner, [np.count_nonzero(v > hi)]]).astype(np.float64)
 
 
 def prof_columns(prof: dict[str, Any]) -> list[str]:
