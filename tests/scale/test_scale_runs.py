@@ -136,3 +136,27 @@ def test_deal_covers_every_check_once_in_suite_order(n: int, groups: int) -> Non
     assert len(dealt) == min(groups, len(names))
     for g in dealt:
         assert g == sorted(g, key=names.index)
+
+
+def test_batch_profile_is_built_only_for_the_checks_that_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataward.screen.baseline import ProfileBuilder
+
+    ref, batch = _data(tmp_path)
+    bl = create_baseline(ref, label="label")
+    with_profile = check_path(batch, baseline=bl, checks=["drift", "tails"]).to_dict()
+
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("profile builder called")
+
+    monkeypatch.setattr(ProfileBuilder, "update", broken)
+    # tails alone does not read the batch profile: no builder, no error finding
+    alone = check_path(batch, baseline=bl, checks=["tails"]).to_dict()
+    assert _timeless(alone["results"][0]) == _timeless(with_profile["results"][1])
+    # drift reads it: the failure to build it is reported, never hidden
+    report = check_path(batch, baseline=bl, checks=["drift", "schema"])
+    assert any("batch profile could not be built" in f.summary for f in report.findings)
+    checks = [c for c in registry.default_checks() if not c.needs_batch_profile]
+    assert {c.name for c in checks} >= {"tails", "outliers", "duplicates", "pii"}
+    assert all(c.needs_batch_profile for c in registry.default_checks() if c.name in ("drift", "labels", "schema"))

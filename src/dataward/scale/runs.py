@@ -41,6 +41,8 @@ CHECK_COST = {
     "text_signals": 1.5,
     "range": 1.0,
 }
+#: the batch profile, built by the task whose group has the checks that read it
+PROFILE_COST = 2.0
 
 
 def make_executor(kind: str | None, *, workers: int | None = None, scheduler: str | None = None) -> Executor | None:
@@ -105,7 +107,13 @@ def check_on(executor: Executor, path: str, *, checks: Sequence[str] | None = No
     for n in names:
         registry.get(n)  # an unknown name is refused before any task runs
     options = {k: v for k, v in options.items() if k != "progress"}
-    groups = deal(names, executor.workers, CHECK_COST)
+    # the checks that read the batch's profile go together: the other tasks skip building it
+    profiled = [n for n in names if registry.get(n).needs_batch_profile]
+    unit = "\0profile"
+    cost = {**CHECK_COST, unit: PROFILE_COST + sum(CHECK_COST.get(n, 1.0) for n in profiled)}
+    dealt = deal([n for n in names if n not in profiled] + ([unit] if profiled else []), executor.workers, cost)
+    order = {n: i for i, n in enumerate(names)}
+    groups = [sorted([x for n in g for x in (profiled if n == unit else [n])], key=order.__getitem__) for g in dealt]
     parts = executor.map(check_task, [CheckTask(str(path), tuple(g), options) for g in groups])
     by_name = {r.check: r for part in parts for r in part.results}
     first = parts[0]

@@ -122,6 +122,7 @@ class SchemaCheck(Check):
 @register
 class FormatCheck(Check):
     name = "format"
+    needs_batch_profile = False
     description = "string values that do not match the baseline's format class (regex) for their column"
     needs_baseline = True
 
@@ -178,6 +179,7 @@ class FormatCheck(Check):
 @register
 class RangeCheck(Check):
     name = "range"
+    needs_batch_profile = False
     description = "numeric values outside the baseline's range (with a 10% margin), new NaN or infinities"
     needs_baseline = True
 
@@ -313,6 +315,7 @@ def _re2_escape(token: str) -> str:
 @register
 class NewValuesCheck(Check):
     name = "new_values"
+    needs_batch_profile = False
     description = "never-seen categories, and never-seen tokens that are frequent in the batch"
     needs_baseline = True
 
@@ -573,6 +576,7 @@ class _NumericGrid:
 @register
 class TailsCheck(Check):
     name = "tails"
+    needs_batch_profile = False
     description = "tail mass beyond baseline quantiles, and tight clusters (spikes) a baseline does not explain"
     needs_baseline = True
 
