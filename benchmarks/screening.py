@@ -225,11 +225,11 @@ def run_floor(ref: Path, batch: Path) -> dict[str, Any]:
         *[pl.col(n).mean().alias(f"{n}:mean") for n in NUMERIC],
         *[pl.col(n).std().alias(f"{n}:std") for n in NUMERIC],
     ).row(0, named=True)
-    for n in NUMERIC[:6]:  # one sort a column for all its quantiles (a polars quantile expression sorts each time)
-        v = np.sort(r[n].drop_nulls().to_numpy())
-        prof.update({f"{n}:q{i}": float(x) for i, x in enumerate(np.quantile(v, qs))})
-        prof.update({f"{n}:t{q}": float(np.quantile(v, q)) for q in (0.001, 0.01, 0.99, 0.999)})
-    freqs = {n: dict(r[n].value_counts(name="n").iter_rows()) for n in CATEGORICAL}
+    for col in NUMERIC[:6]:  # one sort a column for all its quantiles (a polars quantile expression sorts each time)
+        v = np.sort(r[col].drop_nulls().to_numpy())
+        prof.update({f"{col}:q{i}": float(x) for i, x in enumerate(np.quantile(v, qs))})
+        prof.update({f"{col}:t{q}": float(np.quantile(v, q)) for q in (0.001, 0.01, 0.99, 0.999)})
+    freqs = {col: dict(r[col].value_counts(name="n").iter_rows()) for col in CATEGORICAL}
     lohi = {x: (prof[f"{x}:q0"], prof[f"{x}:q100"]) for x in NUMERIC[:6]}
     deciles = {x: np.array([prof[f"{x}:q{i}"] for i in range(10, 100, 10)]) for x in NUMERIC[:6]}
     ref_cells = {x: _cells(r[x].drop_nulls().to_numpy(), *lohi[x]) / nr for x in NUMERIC[:6]}
