@@ -297,8 +297,9 @@ def csv_task(t: CsvTask) -> CsvPart:
             elif b'"' in data:
                 inside = -1  # TSV: csv-records would read quotes that Arrow does not
             leaves, lines = line_leaves(io.BytesIO(data), t.name, skip_header=False, strict=True)
+            # Arrow's count from the bytes already read (the header line first, as csv_row_count expects)
+            rows = csv_row_count(io.BytesIO(t.header + data if t.start > 0 else data), t.name, t.delimiter)
             del data
-            rows = csv_row_count(_open_part(t, f), t.name, t.delimiter)
             if t.start == 0:
                 lines -= 1 if lines else 0  # the header line
                 leaves = leaves[32:]
