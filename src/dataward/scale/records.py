@@ -247,6 +247,9 @@ class _Prefixed(io.RawIOBase):
         return self._rest.readinto(b)
 
 
+ODD_QUOTES = "an odd number of quotes"
+
+
 @dataclass(frozen=True)
 class CsvTask:
     store_url: str
@@ -290,6 +293,8 @@ def csv_task(t: CsvTask) -> CsvPart:
                 return CsvPart(b"", 0, 0, 0, error="a lone CR")  # Arrow ends records there; lines do not
             quoted = t.delimiter == ","
             inside = 0
+            if quoted and data.count(b'"') & 1:
+                return CsvPart(b"", 0, 0, 0, error=ODD_QUOTES)  # the cut after it lies inside a quoted field
             if quoted:
                 ok, inside = _quoting_is_rfc4180(np.frombuffer(data, dtype=np.uint8), ord(t.delimiter))
                 if not ok:
@@ -316,11 +321,6 @@ def csv_task(t: CsvTask) -> CsvPart:
 def _csv_digests(executor: Executor, store: ObjectStore, area: str, fr: FileRef, target: int) -> RecordDigests | None:
     """The file's record digests as :func:`record_digests` gives them, or None where it must decide."""
     delimiter = "\t" if fr.fmt == "tsv" else ","
-    if delimiter == ",":
-        ranges = plan_csv_cuts(executor, store, area, fr, target)
-    else:
-        with store.open(area, fr.sha256) as f:
-            ranges = newline_cuts(f, fr.size, target)
     with store.open(area, fr.sha256) as f:  # the header line, found as csv_row_count finds it (short reads)
         header = b""
         while not header.strip():
@@ -328,11 +328,21 @@ def _csv_digests(executor: Executor, store: ObjectStore, area: str, fr: FileRef,
             if not header:
                 return None
         header_end = f.tell()
-    if not header.endswith(b"\n") or ranges[0][1] < header_end or b"\r" in header.rstrip(b"\r\n"):
-        return None  # the header is not a whole line within the first partition: the single process decides
+        # optimistic: cuts at newlines; if every partition holds an even number of quotes, every cut has an
+        # even number before it and the cuts stand; else the workers plan cuts by quote parity (one scan)
+        ranges = newline_cuts(f, fr.size, target)
+    if not header.endswith(b"\n") or b"\r" in header.rstrip(b"\r\n"):
+        return None  # the header is not a whole line: the single process decides
     base = CsvTask(store.url, area, fr.sha256, fr.name, delimiter, 0, 0, header)
-    tasks = [replace(base, start=a, end=b) for a, b in ranges]
-    parts = executor.map(csv_task, tasks)
+    for attempt in range(2):
+        if attempt:
+            ranges = plan_csv_cuts(executor, store, area, fr, target)
+        if ranges[0][1] < header_end:
+            return None  # the header is not within the first partition: the single process decides
+        tasks = [replace(base, start=a, end=b) for a, b in ranges]
+        parts = executor.map(csv_task, tasks)
+        if not any(p.error == ODD_QUOTES for p in parts):
+            break
     if any(p.error for p in parts):
         return None  # bad input, or quoting that parity cannot follow
     rows = sum(p.rows for p in parts)
