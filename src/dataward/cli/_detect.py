@@ -117,9 +117,10 @@ def detect_cmd(
 
     With --executor (or the workspace's `executor` setting) the detectors are split across workers, each
     reading PATH itself in its own sandbox; the report is the same."""
+    from dataward.cli._util import executor_setting
     from dataward.detect.api import detect
     from dataward.records.sandbox import run_sandboxed
-    from dataward.scale.runs import detect_on, executor_setting, make_executor
+    from dataward.scale.runs import detect_on, make_executor
 
     options: dict[str, Any] = {
         "seed": kw["seed"],

@@ -183,8 +183,9 @@ def check_cmd(
         policy = replace(policy, pii=pii)
     keys = [load_public_key(k) for k in intel_keys]
     feeds = [load_feed(p, keys=keys, allow_unsigned=allow_unsigned_intel) for p in intel_paths]
+    from dataward.cli._util import executor_setting
     from dataward.records.sandbox import run_sandboxed
-    from dataward.scale.runs import check_on, executor_setting, make_executor
+    from dataward.scale.runs import check_on, make_executor
 
     options: dict[str, Any] = {
         "format": fmt,

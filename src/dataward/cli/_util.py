@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
+from dataward.errors import InputError
 from dataward.identity import Actor
 from dataward.workspace import Workspace
 
@@ -139,3 +141,26 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def executor_setting(flag: str | None, workspace: str | os.PathLike[str] | None) -> str | None:
+    """``--executor`` if given, else the ``executor`` setting of the workspace's configuration file (when
+    there is a workspace there), else None: the single-process path."""
+    if flag:
+        return flag
+    if workspace is None:
+        return None
+    import tomllib
+    from pathlib import Path
+
+    from dataward.scale.runs import EXECUTORS
+    from dataward.workspace import CONFIG_NAME
+
+    cfg = Path(workspace) / CONFIG_NAME
+    try:
+        value = tomllib.loads(cfg.read_text(encoding="utf-8")).get("executor")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # no workspace here (check and detect work on files without one)
+    if value is not None and value not in EXECUTORS:
+        raise InputError(f"{cfg}: executor = {value!r} is not one of {', '.join(EXECUTORS)}")
+    return value if isinstance(value, str) else None

@@ -14,7 +14,6 @@ worker must see the path (a shared file system).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -207,26 +206,4 @@ def _meta(name: str, result: Any) -> dict[str, Any]:
     }
 
 
-def executor_setting(flag: str | None, workspace: str | os.PathLike[str] | None) -> str | None:
-    """``--executor`` if given, else the ``executor`` setting of the workspace's configuration file (when
-    there is a workspace there), else None: the single-process path."""
-    if flag:
-        return flag
-    if workspace is None:
-        return None
-    import tomllib
-    from pathlib import Path
-
-    from dataward.workspace import CONFIG_NAME
-
-    cfg = Path(workspace) / CONFIG_NAME
-    try:
-        value = tomllib.loads(cfg.read_text(encoding="utf-8")).get("executor")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None  # no workspace here (check and detect work on files without one)
-    if value is not None and value not in EXECUTORS:
-        raise InputError(f"{cfg}: executor = {value!r} is not one of {', '.join(EXECUTORS)}")
-    return value if isinstance(value, str) else None
-
-
-__all__ = ["EXECUTORS", "check_on", "deal", "detect_on", "executor_setting", "make_executor"]
+__all__ = ["EXECUTORS", "check_on", "deal", "detect_on", "make_executor"]
