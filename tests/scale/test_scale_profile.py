@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import random
 from pathlib import Path
@@ -82,5 +83,27 @@ def test_partitioned_baseline_matches(tmp_path: Path, fmt: str, dask_executor: E
         assert local.profile.columns[name].m2 == pytest.approx(c.m2, rel=1e-9, abs=1e-9)
     assert len(local.profile.sample_priority) == min(3000, single.profile.sample_size)
 
+
 # `make check` (the quick lane) leaves these out: process pools and Dask clusters
 pytestmark = pytest.mark.slow
+
+
+def test_worker_planned_cuts_never_split_a_record(tmp_path: Path) -> None:
+    """The quote counting shared out to the executor cuts only between records, as the serial scan does."""
+    from dataward.scale.profile import _plan
+
+    p = tmp_path / "d.csv"
+    _csv(p, 600)
+    data = p.read_bytes()
+    total = sum(1 for _ in csv.reader(io.StringIO(data.decode(), newline=""))) - 1
+    header_end = data.index(b"\n") + 1
+    for target in (1, 50, 333, 4096, 1 << 20):
+        ranges, header, _types, _schema = _plan(p, "csv", target, LocalExecutor())
+        assert ranges[0][0] == header_end and ranges[-1][1] == len(data) and header == data[:header_end]
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+        rows = 0
+        for a, b in ranges:
+            part = data[a:b].decode()
+            assert data[:b].count(b'"') % 2 == 0 and data[b - 1 : b] == b"\n"
+            rows += sum(1 for _ in csv.reader(io.StringIO(part, newline="")))
+        assert rows == total

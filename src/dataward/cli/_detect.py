@@ -12,7 +12,7 @@ import click
 
 from dataward.cli._app import cli
 from dataward.cli._progress import terminal_progress
-from dataward.cli._util import err_console, json_option, json_out_option
+from dataward.cli._util import err_console, executor_options, json_option, json_out_option
 from dataward.detect._io import FORMATS
 from dataward.errors import InputError
 
@@ -96,7 +96,11 @@ def _write_json(payload: Any, out: str) -> None:
 @json_option
 @json_out_option
 @click.option("--quiet", is_flag=True, help="No human summary.")
+@executor_options
+@click.pass_context
 def detect_cmd(
+    ctx: click.Context,
+    /,
     path: str,
     detectors: str | None,
     exclude: str | None,
@@ -104,23 +108,36 @@ def detect_cmd(
     as_json: bool,
     json_out: str | None,
     quiet: bool,
+    executor: str | None,
+    executor_workers: int | None,
+    scheduler: str | None,
     **kw: Any,
 ) -> None:
-    """Find mislabelled, backdoored and manipulated records in PATH (a table or an image folder)."""
+    """Find mislabelled, backdoored and manipulated records in PATH (a table or an image folder).
+
+    With --executor (or the workspace's `executor` setting) the detectors are split across workers, each
+    reading PATH itself in its own sandbox; the report is the same."""
+    from dataward.cli._util import executor_setting
     from dataward.detect.api import detect
     from dataward.records.sandbox import run_sandboxed
+    from dataward.scale.runs import detect_on, make_executor
 
-    report = run_sandboxed(
-        detect,
-        path,
-        where=path,
-        seed=kw["seed"],
-        detectors=[d.strip() for d in detectors.split(",") if d.strip()] if detectors else None,
-        exclude=[d.strip() for d in exclude.split(",") if d.strip()] if exclude else (),
-        params=_parse_params(params),
-        progress=terminal_progress(err_console),
+    options: dict[str, Any] = {
+        "seed": kw["seed"],
+        "detectors": [d.strip() for d in detectors.split(",") if d.strip()] if detectors else None,
+        "exclude": [d.strip() for d in exclude.split(",") if d.strip()] if exclude else (),
+        "params": _parse_params(params),
         **_roles(kw),
+    }
+    obj = ctx.find_root().obj or {}
+    runner = make_executor(
+        executor_setting(executor, obj.get("workspace")), workers=executor_workers, scheduler=scheduler
     )
+    if runner is None:
+        report = run_sandboxed(detect, path, where=path, progress=terminal_progress(err_console), **options)
+    else:
+        with runner:
+            report = detect_on(runner, path, **options)
     if json_out is not None:
         _write_json(report.to_json(), json_out)
     if as_json:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from dataward.cli._app import cli
+from dataward.cli._util import executor_options
 from dataward.errors import InputError
 
 
@@ -145,7 +146,10 @@ def baseline_merge(baselines: tuple[str, ...], out: str) -> None:
 @click.option("--json-out", "json_out", default=None, metavar="FILE", help="Write the JSON report to FILE.")
 @click.option("--html", "html_out", default=None, help="Write the HTML report here.")
 @click.option("--quiet", is_flag=True, help="No human summary.")
+@executor_options
+@click.pass_context
 def check_cmd(
+    ctx: click.Context,
     path: str,
     fmt: str | None,
     label: str | None,
@@ -166,8 +170,14 @@ def check_cmd(
     json_out: str | None,
     html_out: str | None,
     quiet: bool,
+    executor: str | None,
+    executor_workers: int | None,
+    scheduler: str | None,
 ) -> None:
-    """Screen the batch at PATH; exit 1 when a finding reaches --fail-on."""
+    """Screen the batch at PATH; exit 1 when a finding reaches --fail-on.
+
+    With --executor (or the workspace's `executor` setting) the checks are split across workers, each
+    reading PATH itself in its own sandbox; the report is the same."""
     from dataclasses import replace
 
     from dataward.screen.api import check_path
@@ -181,25 +191,32 @@ def check_cmd(
         policy = replace(policy, pii=pii)
     keys = [load_public_key(k) for k in intel_keys]
     feeds = [load_feed(p, keys=keys, allow_unsigned=allow_unsigned_intel) for p in intel_paths]
+    from dataward.cli._util import executor_setting
     from dataward.records.sandbox import run_sandboxed
+    from dataward.scale.runs import check_on, make_executor
 
-    report = run_sandboxed(
-        check_path,
-        path,
-        where=path,
-        format=fmt,
-        baseline=baseline_path,
-        intel=feeds,
-        label=label,
-        text=_cols(text),
-        group=_cols(group),
-        image=_cols(image),
-        licence_column=licence_column,
-        source_licence=source_licence,
-        policy=policy,
-        checks=list(_cols(checks)) or None,
-        progress=_tty_progress(),
+    options: dict[str, Any] = {
+        "format": fmt,
+        "baseline": baseline_path,
+        "intel": feeds,
+        "label": label,
+        "text": _cols(text),
+        "group": _cols(group),
+        "image": _cols(image),
+        "licence_column": licence_column,
+        "source_licence": source_licence,
+        "policy": policy,
+        "checks": list(_cols(checks)) or None,
+    }
+    obj = ctx.find_root().obj or {}
+    runner = make_executor(
+        executor_setting(executor, obj.get("workspace")), workers=executor_workers, scheduler=scheduler
     )
+    if runner is None:
+        report = run_sandboxed(check_path, path, where=path, progress=_tty_progress(), **options)
+    else:
+        with runner:
+            report = check_on(runner, path, **options)
     if json_out is not None:
         _write(json_out, report.to_json(), "JSON report")
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
+from dataward.errors import InputError
 from dataward.identity import Actor
 from dataward.workspace import Workspace
 
@@ -113,3 +115,52 @@ def byte_progress(total: int, description: str) -> Iterator[Callable[[str, int],
             progress.advance(task, n)
 
         yield advance
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--executor``, ``--workers`` and ``--scheduler``: where ``check`` and ``detect`` run their suite."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "processes", "dask"]),
+            default=None,
+            help="Split the suite across workers: local (in process), processes (this machine), dask "
+            "(default: the workspace's `executor` setting, else one process).",
+        ),
+        click.option(
+            "--workers",
+            "executor_workers",
+            type=click.IntRange(1, 1024),
+            default=None,
+            help="Workers of the executor (default: the usable cores; dask: 2).",
+        ),
+        click.option(
+            "--scheduler", default=None, metavar="tcp://HOST:PORT", help="A Dask scheduler (--executor dask)."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def executor_setting(flag: str | None, workspace: str | os.PathLike[str] | None) -> str | None:
+    """``--executor`` if given, else the ``executor`` setting of the workspace's configuration file (when
+    there is a workspace there), else None: the single-process path."""
+    if flag:
+        return flag
+    if workspace is None:
+        return None
+    import tomllib
+    from pathlib import Path
+
+    from dataward.scale.runs import EXECUTORS
+    from dataward.workspace import CONFIG_NAME
+
+    cfg = Path(workspace) / CONFIG_NAME
+    try:
+        value = tomllib.loads(cfg.read_text(encoding="utf-8")).get("executor")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # no workspace here (check and detect work on files without one)
+    if value is not None and value not in EXECUTORS:
+        raise InputError(f"{cfg}: executor = {value!r} is not one of {', '.join(EXECUTORS)}")
+    return value if isinstance(value, str) else None

@@ -169,7 +169,7 @@ def partitioned_detection_counts(
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned")
     target = partition_target(p.stat().st_size, partition_bytes)  # ~50 µs CPU a record: small partitions pay
-    ranges, header, types, schema = _plan(p, fmt, target)
+    ranges, header, types, schema = _plan(p, fmt, target, executor)
     opts: dict[str, Any] = {"text": text, "label": label, "minhash": minhash, "pii": pii, "indicators": indicators}
     base = ProfileTask(str(p), fmt, 0, 0, 0, header, types, schema, opts)
     tasks = [replace(base, start=a, end=b, index=i) for i, (a, b) in enumerate(ranges)]

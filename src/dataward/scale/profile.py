@@ -25,7 +25,7 @@ from dataward.records.limits import current
 from dataward.records.readers import BATCH_ROWS, ReadStats, cast_strings, parse_jsonl_lines
 from dataward.records.sniff import canonical_format
 from dataward.scale.interface import Executor
-from dataward.scale.records import newline_cuts, partition_target
+from dataward.scale.records import ScanTask, newline_cuts, partition_target, quote_parity_cuts
 from dataward.screen.baseline import Baseline, Profile, ProfileBuilder
 from dataward.screen.conform import Conformer, detect_format
 from dataward.screen.interface import ScreenError
@@ -144,8 +144,13 @@ def profile_task(t: ProfileTask) -> tuple[Profile, int, int]:
     return builder.result(), stats.invalid_utf8, sum(v.count for v in conformer.violations.values())
 
 
-def _plan(path: Path, fmt: str, partition_bytes: int) -> tuple[list[tuple[int, int]], bytes, dict[str, str], bytes]:
-    """Ranges, the CSV header line, CSV column types and the target schema, from the file's first block."""
+def _plan(
+    path: Path, fmt: str, partition_bytes: int, executor: Executor | None = None
+) -> tuple[list[tuple[int, int]], bytes, dict[str, str], bytes]:
+    """Ranges, the CSV header line, CSV column types and the target schema, from the file's first block.
+
+    With an ``executor`` the CSV's quotes are counted by its workers (:func:`quote_parity_cuts`): the
+    driver reads only the first block; without one, :func:`quoted_safe_cuts` scans the file here."""
     stats = ReadStats()
     first = next(iter(readers.read(str(path), fmt, errors="replace", stats=stats)), None)
     conformer = Conformer(None)
@@ -168,7 +173,12 @@ def _plan(path: Path, fmt: str, partition_bytes: int) -> tuple[list[tuple[int, i
                     types[n] = "string"
         else:
             types = {}
-        return quoted_safe_cuts(path, partition_bytes, header_end), header, types, schema
+        if executor is None:
+            return quoted_safe_cuts(path, partition_bytes, header_end), header, types, schema
+        cuts = quote_parity_cuts(executor, ScanTask("", "", str(path), 0, 0), size, partition_bytes)
+        ends = [b for _a, b in cuts if b > header_end] or [size]
+        starts = [header_end, *ends[:-1]]
+        return list(zip(starts, ends, strict=True)), header, types, schema
     with open(path, "rb") as f:
         ranges = newline_cuts(f, size, partition_bytes)
     return ranges, header, types, schema
@@ -196,7 +206,7 @@ def partitioned_baseline(
     if fmt not in PROFILE_FORMATS:
         raise ScreenError(f"{p}: format {fmt!r} cannot be partitioned", advice="Use create_baseline() for it.")
     target = partition_target(p.stat().st_size, partition_bytes, minimum=MIN_PROFILE_PARTITION)
-    ranges, header, types, schema = _plan(p, fmt, target)
+    ranges, header, types, schema = _plan(p, fmt, target, executor)
     options = {
         "label": label,
         "text": tuple(text),

@@ -9,9 +9,10 @@ finds bad input makes the whole file fall back to the single-process code, so er
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import IO, cast
+from dataclasses import dataclass, replace
+from typing import IO, Any
 
 from dataward.errors import InputError
 from dataward.records.leaves import (
@@ -123,20 +124,244 @@ def leaf_task(t: LeafTask) -> tuple[bytes, str | None]:
     return leaves, None
 
 
-RowTask = tuple[str, str, str, str, str]  # store URL, area, digest, name, delimiter
+# ---------------------------------------------------------------------------------------------- CSV
+# CSV record boundaries without a serial pass: a newline ends a record iff an even number of quotes
+# precede it (RFC 4180 quoting: quotes open a field, close it, or come doubled inside it). Workers count
+# the quotes of raw ranges and offer the first newline of each parity; the driver picks each cut by the
+# parity of the quotes before its range (prefix sums of the counts). Each partition then checks that its
+# quotes are RFC 4180 ones (an opening quote follows a delimiter, a line start or a closing quote; a
+# closing one precedes a delimiter, a quote or a line end) so that parity is the parsers' quoted state;
+# if any is not, or a CR stands alone, the single-process code decides, exactly as before.
 
 
-def csv_rows_task(args: RowTask) -> tuple[int, str | None]:
-    store_url, area, digest, name, delimiter = args
+@dataclass(frozen=True)
+class ScanTask:
+    store_url: str  # an object of the store, or (store_url "") the file at ``digest``, a path
+    area: str
+    digest: str
+    start: int
+    end: int
+
+    def open(self) -> IO[bytes]:
+        return ObjectStore(self.store_url).open(self.area, self.digest) if self.store_url else open(self.digest, "rb")
+
+
+def scan_task(t: ScanTask) -> tuple[int, int, int]:
+    """(quotes in ``[start, end)``, first cut after a newline with an even / odd number of quotes since
+    ``start`` before it; -1 where the range has none)."""
+    quotes = 0
+    cut = [-1, -1]
+    with t.open() as f:
+        f.seek(t.start)
+        pos = t.start
+        left = t.end - t.start
+        while left > 0:
+            block = f.read(min(_SCAN_BLOCK, left))
+            if not block:
+                break
+            left -= len(block)
+            # between two quotes every newline has the same parity: one find per quote, not per line
+            par, i = quotes & 1, 0
+            while cut[0] < 0 or cut[1] < 0:
+                q = block.find(b'"', i)
+                if cut[par] < 0:
+                    k = block.find(b"\n", i, len(block) if q < 0 else q)
+                    if k >= 0:
+                        cut[par] = pos + k + 1
+                if q < 0:
+                    break
+                par, i = par ^ 1, q + 1
+            quotes += block.count(b'"')
+            pos += len(block)
+    return quotes, cut[0], cut[1]
+
+
+_SCAN_BLOCK = 8 << 20
+
+
+def quote_parity_cuts(executor: Executor, base: ScanTask, size: int, target: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``target`` bytes covering ``[0, size)``, each ending after a newline that has an
+    even number of quotes before it; the scan of the file is shared out as tasks (the driver reads nothing).
+    Depends only on the bytes and ``target``, never on the executor."""
+    target = max(1, target)
+    raw = [(a, min(a + target, size)) for a in range(0, size, target)]
+    if len(raw) <= 1:
+        return [(0, size)]
+    scans = executor.map(scan_task, [replace(base, start=a, end=b) for a, b in raw])
+    cuts = [0]
+    parity = 0
+    for (a, _b), (quotes, even, odd) in zip(raw, scans, strict=True):
+        # a cut in this range must have an even number of quotes since the file's start before it
+        cut = even if parity == 0 else odd
+        if a > 0 and cuts[-1] < cut < size:
+            cuts.append(cut)
+        parity ^= quotes & 1
+    cuts.append(size)
+    return list(itertools.pairwise(cuts))
+
+
+def plan_csv_cuts(executor: Executor, store: ObjectStore, area: str, fr: FileRef, target: int) -> list[tuple[int, int]]:
+    """:func:`quote_parity_cuts` of a CSV object in the store."""
+    return quote_parity_cuts(executor, ScanTask(store.url, area, fr.sha256, 0, 0), fr.size, target)
+
+
+def _quoting_is_rfc4180(arr: Any, delimiter: int) -> tuple[bool, int]:
+    """(every quote of the partition opens, closes or doubles a quoted field; newlines inside quotes)."""
+    import numpy as np
+
+    q = np.flatnonzero(arr == 0x22)
+    n = len(arr)
+    if len(q) & 1:
+        return False, 0
+    if len(q) == 0:
+        return True, 0
+    opening, closing = q[0::2], q[1::2]
+    before = arr[np.maximum(opening - 1, 0)]
+    ok_open = (opening == 0) | (before == delimiter) | (before == 0x0A) | (before == 0x22)
+    after = arr[np.minimum(closing + 1, n - 1)]
+    ok_close = (closing == n - 1) | (after == delimiter) | (after == 0x22) | (after == 0x0A) | (after == 0x0D)
+    if not (bool(ok_open.all()) and bool(ok_close.all())):
+        return False, 0
+    # a quote after a quote opens only if the one before it closed (a doubled quote inside a field)
+    nl = np.flatnonzero(arr == 0x0A)
+    inside = int((np.searchsorted(q, nl) & 1).sum()) if len(nl) else 0
+    return True, inside
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by a :class:`RangeReader` (the header line before a partition of a CSV)."""
+
+    def __init__(self, prefix: bytes, rest: io.RawIOBase) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._rest.readinto(b)
+
+
+ODD_QUOTES = "an odd number of quotes"
+
+
+@dataclass(frozen=True)
+class CsvTask:
+    store_url: str
+    area: str
+    digest: str
+    name: str
+    delimiter: str
+    start: int
+    end: int
+    header: bytes  # the header line (with its newline), put before every partition but the first
+    records: bool = False  # also (or only) the csv-records leaves of the partition
+
+
+@dataclass(frozen=True)
+class CsvPart:
+    leaves: bytes  # line leaves (no header skipping), or csv-records leaves with ``records``
+    lines: int  # non-empty lines (the header included in the first partition)
+    rows: int  # Arrow's row count (the header excluded)
+    quoted_newlines: int
+    records: bytes | None = None  # csv-records leaves (header excluded), when asked or needed
+    error: str | None = None  # bad input or quoting that parity cannot follow: the single process decides
+
+
+def _open_part(t: CsvTask, f: IO[bytes]) -> IO[bytes]:
+    f.seek(t.start)
+    body = RangeReader(f, t.end - t.start)
+    return io.BufferedReader(_Prefixed(t.header, body) if t.start > 0 else body)
+
+
+def csv_task(t: CsvTask) -> CsvPart:
+    """Line leaves, Arrow's row count and, where records span lines, the csv-records leaves of one partition."""
+    import numpy as np
+
     try:
-        with ObjectStore(store_url).open(area, digest) as f:
-            return csv_row_count(f, name, delimiter), None
+        with ObjectStore(t.store_url).open(t.area, t.digest) as f:
+            if t.records:
+                return CsvPart(b"", 0, 0, 0, records=csv_record_leaves(_open_part(t, f), t.name, t.delimiter))
+            f.seek(t.start)
+            data = f.read(t.end - t.start)
+            if data.count(b"\r") != data.count(b"\r\n"):
+                return CsvPart(b"", 0, 0, 0, error="a lone CR")  # Arrow ends records there; lines do not
+            quoted = t.delimiter == ","
+            inside = 0
+            if quoted and data.count(b'"') & 1:
+                return CsvPart(b"", 0, 0, 0, error=ODD_QUOTES)  # the cut after it lies inside a quoted field
+            if quoted:
+                ok, inside = _quoting_is_rfc4180(np.frombuffer(data, dtype=np.uint8), ord(t.delimiter))
+                if not ok:
+                    return CsvPart(b"", 0, 0, 0, error="quotes outside RFC 4180 quoting")
+            elif b'"' in data:
+                inside = -1  # TSV: csv-records would read quotes that Arrow does not
+            leaves, lines = line_leaves(io.BytesIO(data), t.name, skip_header=False, strict=True)
+            # Arrow's count from the bytes already read (the header line first, as csv_row_count expects)
+            rows = csv_row_count(io.BytesIO(t.header + data if t.start > 0 else data), t.name, t.delimiter)
+            del data
+            if t.start == 0:
+                lines -= 1 if lines else 0  # the header line
+                leaves = leaves[32:]
+            records = None
+            if inside or rows != lines:
+                if inside < 0:
+                    return CsvPart(b"", 0, 0, 0, error="quotes in a TSV whose records are not its lines")
+                records = csv_record_leaves(_open_part(t, f), t.name, t.delimiter)
+            return CsvPart(leaves, lines, rows, inside, records)
     except InputError as exc:
-        return -1, exc.message
+        return CsvPart(b"", 0, 0, 0, error=exc.message)
 
 
-def run_task(task: LeafTask | RowTask) -> tuple[bytes, str | None] | tuple[int, str | None]:
-    return leaf_task(task) if isinstance(task, LeafTask) else csv_rows_task(task)
+def _csv_digests(executor: Executor, store: ObjectStore, area: str, fr: FileRef, target: int) -> RecordDigests | None:
+    """The file's record digests as :func:`record_digests` gives them, or None where it must decide."""
+    delimiter = "\t" if fr.fmt == "tsv" else ","
+    with store.open(area, fr.sha256) as f:  # the header line, found as csv_row_count finds it (short reads)
+        header = b""
+        while not header.strip():
+            header = f.readline(1 << 20)
+            if not header:
+                return None
+        header_end = f.tell()
+        # optimistic: cuts at newlines; if every partition holds an even number of quotes, every cut has an
+        # even number before it and the cuts stand; else the workers plan cuts by quote parity (one scan)
+        ranges = newline_cuts(f, fr.size, target)
+    if not header.endswith(b"\n") or b"\r" in header.rstrip(b"\r\n"):
+        return None  # the header is not a whole line: the single process decides
+    base = CsvTask(store.url, area, fr.sha256, fr.name, delimiter, 0, 0, header)
+    for attempt in range(2):
+        if attempt:
+            ranges = plan_csv_cuts(executor, store, area, fr, target)
+        if ranges[0][1] < header_end:
+            return None  # the header is not within the first partition: the single process decides
+        tasks = [replace(base, start=a, end=b) for a, b in ranges]
+        parts = executor.map(csv_task, tasks)
+        if not any(p.error == ODD_QUOTES for p in parts):
+            break
+    if any(p.error for p in parts):
+        return None  # bad input, or quoting that parity cannot follow
+    rows = sum(p.rows for p in parts)
+    if rows == sum(p.lines for p in parts):
+        leaves = b"".join(p.leaves for p in parts)
+        warnings = (f"{fr.name}: no records",) if not leaves else ()
+        return RecordDigests(fr.fmt, "lines", leaves, warnings)
+    # quoted fields span lines: csv-records leaves of every partition (asked for where not yet computed)
+    missing = [i for i, p in enumerate(parts) if p.records is None]
+    extra = executor.map(csv_task, [replace(tasks[i], records=True) for i in missing]) if missing else []
+    got = {i: p.records for i, p in zip(missing, extra, strict=True)}
+    leaves = b"".join(got[i] if p.records is None else p.records for i, p in enumerate(parts))  # type: ignore[misc]
+    if len(leaves) // 32 != rows:
+        raise InputError(f"{fr.name}: CSV record count is ambiguous ({rows} by Arrow, {len(leaves) // 32} by csv)")
+    return RecordDigests(fr.fmt, "csv-records", leaves)
+
+
+def run_task(task: LeafTask) -> tuple[bytes, str | None]:
+    return leaf_task(task)
 
 
 @dataclass(frozen=True)
@@ -156,29 +381,28 @@ def partitioned_record_digests(
     strict: bool = True,
     partition_bytes: int | None = None,
 ) -> list[RecordDigests]:
-    """:func:`dataward.records.leaves.record_digests` for every file, the line files in partitions."""
+    """:func:`dataward.records.leaves.record_digests` for every file, the line files in partitions.
+
+    Workers read their byte ranges from the object store; the driver reads only short blocks (the header,
+    the bytes around a JSON Lines/text cut). CSV/TSV (strict) go through :func:`_csv_digests`."""
     tasks: list[LeafTask] = []
     owner: list[int] = []
-    row_tasks: list[RowTask] = []
-    row_owner: list[int] = []
+    csv_done: dict[int, RecordDigests | None] = {}
     for i, fr in enumerate(files):
         if fr.fmt not in FORMATS:
             raise InputError(f"{fr.name}: unknown format {fr.fmt!r}; one of {', '.join(FORMATS)}")
         if fr.fmt not in LINE_FORMATS:
             continue
+        target = partition_target(fr.size, partition_bytes)
+        if fr.fmt in ("csv", "tsv") and strict:
+            csv_done[i] = _csv_digests(executor, store, area, fr, target)
+            continue
         with store.open(area, fr.sha256) as f:
-            ranges = newline_cuts(f, fr.size, partition_target(fr.size, partition_bytes))
+            ranges = newline_cuts(f, fr.size, target)
         for start, end in ranges:
             tasks.append(LeafTask(store.url, area, fr.sha256, fr.name, fr.fmt, start, end, strict))
             owner.append(i)
-        if fr.fmt in ("csv", "tsv") and strict:
-            row_tasks.append((store.url, area, fr.sha256, fr.name, "\t" if fr.fmt == "tsv" else ","))
-            row_owner.append(i)
-    # one map for both kinds of task, so the whole-file CSV row counts run alongside the leaves
-    all_tasks: list[LeafTask | RowTask] = [*tasks, *row_tasks]
-    done = executor.map(run_task, all_tasks)
-    results = cast(list[tuple[bytes, str | None]], done[: len(tasks)])
-    rows = dict(zip(row_owner, cast(list[tuple[int, str | None]], done[len(tasks) :]), strict=True))
+    results = executor.map(run_task, tasks)
     parts: dict[int, list[tuple[bytes, str | None]]] = {}
     for i, res in zip(owner, results, strict=True):
         parts.setdefault(i, []).append(res)
@@ -188,26 +412,20 @@ def partitioned_record_digests(
         def opener(fr: FileRef = fr) -> IO[bytes]:
             return store.open(area, fr.sha256)
 
+        done = csv_done.get(i)
+        if done is not None:
+            out.append(done)
+            continue
         got = parts.get(i)
-        if got is None or any(err for _, err in got) or rows.get(i, (0, None))[1]:
-            # not a line format, or bad input: the single-process code decides (and names the line)
+        if got is None or any(err for _, err in got):
+            # not a line format, a CSV the partitions could not settle, or bad input: the single-process
+            # code decides (and names the line)
             out.append(record_digests(opener, fr.name, fr.fmt, file_sha256=fr.sha256, strict=strict))
             continue
         leaves = b"".join(part for part, _ in got)
-        skip_header = fr.fmt in ("csv", "tsv")
-        if skip_header:
+        if fr.fmt in ("csv", "tsv"):  # not strict (verification): lines, the header dropped
             leaves = leaves[32:]
         n = len(leaves) // 32
-        if i in rows and rows[i][0] != n:
-            # quoted fields span lines: segment by CSV records, as the single-process code does
-            with opener() as f:
-                leaves = csv_record_leaves(f, fr.name, "\t" if fr.fmt == "tsv" else ",")
-            if len(leaves) // 32 != rows[i][0]:
-                raise InputError(
-                    f"{fr.name}: CSV record count is ambiguous ({rows[i][0]} by Arrow, {len(leaves) // 32} by csv)"
-                )
-            out.append(RecordDigests(fr.fmt, "csv-records", leaves))
-            continue
         warnings = (f"{fr.name}: no records",) if n == 0 else ()
         out.append(RecordDigests(fr.fmt, "lines", leaves, warnings))
     return out

@@ -250,8 +250,11 @@ def check_path(
     text_cols = list(opts.text) or (
         [c.name for c in baseline.profile.columns.values() if c.role == "text"] if baseline else []
     )
-    builder: ProfileBuilder | None = ProfileBuilder(
-        label=opts.label, text=text_cols, group=opts.group, seed=seed, partition="batch"
+    # the batch's own profile feeds the checks that compare it with the baseline (drift, labels, ...)
+    builder: ProfileBuilder | None = (
+        ProfileBuilder(label=opts.label, text=text_cols, group=opts.group, seed=seed, partition="batch")
+        if any(c.needs_batch_profile for c in instances)
+        else None
     )
     profile_error: str | None = None
     offset = 0

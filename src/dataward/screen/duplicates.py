@@ -155,6 +155,7 @@ def _clusters(keys: np.ndarray) -> list[np.ndarray]:
 @register
 class DuplicatesCheck(Check):
     name = "duplicates"
+    needs_batch_profile = False
     description = "exact duplicate floods, near-duplicate texts (MinHash LSH) and images (pHash), label conflicts"
 
     def begin(self, ctx: Any) -> None:

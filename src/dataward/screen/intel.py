@@ -599,6 +599,7 @@ def _patch_hash(data: bytes, region: Sequence[float]) -> int | None:
 @register
 class IntelCheck(Check):
     name = "intel"
+    needs_batch_profile = False
     description = "matches records, files and images against every loaded threat-intelligence indicator"
 
     def applies(self, ctx: Any) -> str | None:

@@ -217,6 +217,8 @@ class Check(ABC):
     description: ClassVar[str] = ""
     #: checks that compare against a trusted baseline are skipped without one
     needs_baseline: ClassVar[bool] = False
+    #: whether the check reads ``ctx.batch_profile`` (a run of checks that do not skips building it)
+    needs_batch_profile: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.ctx: CheckContext | None = None

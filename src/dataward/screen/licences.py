@@ -190,6 +190,7 @@ def declarations(files: list[str]) -> list[dict[str, str]]:
 @register
 class LicencesCheck(Check):
     name = "licences"
+    needs_batch_profile = False
     description = "licence per source (dataset card, Croissant) and per record: SPDX validity, allow-list, missing"
 
     def applies(self, ctx: Any) -> str | None:

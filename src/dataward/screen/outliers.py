@@ -58,6 +58,7 @@ def trimmed_covariance(z: np.ndarray, keep: float = 0.9, rounds: int = 4) -> tup
 @register
 class OutliersCheck(Check):
     name = "outliers"
+    needs_batch_profile = False
     description = "robust multivariate outliers (MCD Mahalanobis distance) on numeric features"
 
     def begin(self, ctx: Any) -> None:

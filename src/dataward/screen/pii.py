@@ -223,6 +223,7 @@ def redact_kinds(text: str, kinds: Iterable[str]) -> str:
 @register
 class PiiCheck(Check):
     name = "pii"
+    needs_batch_profile = False
     description = "e-mail, phone, payment card (Luhn), IBAN (mod-97), US SSN, IP address, secrets, high-entropy"
 
     def begin(self, ctx: Any) -> None:

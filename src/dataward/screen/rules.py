@@ -122,6 +122,7 @@ class SchemaCheck(Check):
 @register
 class FormatCheck(Check):
     name = "format"
+    needs_batch_profile = False
     description = "string values that do not match the baseline's format class (regex) for their column"
     needs_baseline = True
 
@@ -178,6 +179,7 @@ class FormatCheck(Check):
 @register
 class RangeCheck(Check):
     name = "range"
+    needs_batch_profile = False
     description = "numeric values outside the baseline's range (with a 10% margin), new NaN or infinities"
     needs_baseline = True
 
@@ -313,6 +315,7 @@ def _re2_escape(token: str) -> str:
 @register
 class NewValuesCheck(Check):
     name = "new_values"
+    needs_batch_profile = False
     description = "never-seen categories, and never-seen tokens that are frequent in the batch"
     needs_baseline = True
 
@@ -500,6 +503,11 @@ class _NumericGrid:
         self.inv_w = np.where(widths > 0, 1.0 / np.where(widths > 0, widths, 1.0), 0.0)
         self.width = widths
         self.n_cells = 2 + (self.q.size - 1) * _SUB
+        # per searchsorted index b (0 .. m): first cell, left edge and inverse sub-bin width of bin b - 1
+        m = self.q.size
+        self._first_cell = np.concatenate([[0], 1 + np.arange(m - 1) * _SUB, [self.n_cells - 1]]).astype(np.int64)
+        self._q_at = np.concatenate([[0.0], self.q[:-1], [0.0]])
+        self._inv_at = np.concatenate([[0.0], self.inv_w, [0.0]])
         self.lo = float(col.min if col.min is not None else qs[0])
         self.hi = float(col.max if col.max is not None else qs[-1])
         self.expected = np.bincount(self.cells(sample), minlength=self.n_cells).astype(np.float64) / sample.size
@@ -514,14 +522,13 @@ class _NumericGrid:
         self.n = 0
 
     def cells(self, x: np.ndarray) -> np.ndarray:
-        """Cell index of each (finite) value."""
-        m = self.q.size
+        """Cell index of each (finite) value: the bin's first cell plus the sub-bin, both looked up by the
+        bin index (the open end cells have a zero sub-bin width), so one gather replaces the masks."""
         b = np.searchsorted(self.q, x, side="right")
-        inner = (b >= 1) & (b <= m - 1)
-        bi = np.clip(b - 1, 0, m - 2)
         with np.errstate(invalid="ignore", over="ignore"):
-            sub = np.clip(np.nan_to_num((x - self.q[bi]) * self.inv_w[bi]), 0, _SUB - 1).astype(np.int64)
-        out = np.where(inner, 1 + bi * _SUB + sub, np.where(b == 0, 0, self.n_cells - 1))
+            sub = (x - self._q_at[b]) * self._inv_at[b]
+        np.clip(sub, 0, _SUB - 1, out=sub)
+        out = self._first_cell[b] + sub.astype(np.int64)
         return np.asarray(out, dtype=np.int64)
 
     def update(self, x: np.ndarray) -> None:
@@ -569,6 +576,7 @@ class _NumericGrid:
 @register
 class TailsCheck(Check):
     name = "tails"
+    needs_batch_profile = False
     description = "tail mass beyond baseline quantiles, and tight clusters (spikes) a baseline does not explain"
     needs_baseline = True
 

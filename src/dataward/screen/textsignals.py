@@ -60,6 +60,7 @@ def is_odd_token(tok: str) -> bool:
 @register
 class TextSignalsCheck(Check):
     name = "text_signals"
+    needs_batch_profile = False
     description = "invisible characters, homoglyph mixing, unusual scripts, repeated odd tokens"
 
     def begin(self, ctx: Any) -> None:
