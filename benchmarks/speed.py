@@ -62,7 +62,7 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def child_records(path: str, repeat: int) -> dict[str, Any]:
-    from dataward.acquire import records
+    from dataward.records import leaves as records
     from dataward.core import leafhash
 
     def reader() -> str:

@@ -252,6 +252,67 @@ def csv_row_count(f: Any, name: str, delimiter: str) -> int:
         raise InputError(f"{name}: malformed {kind}: {msg}") from None
 
 
+def _plain_columns(open_file: Any, name: str, delimiter: str) -> int | None:
+    """The header's column count when the file may be plain lines (a header free of quotes and CRs, the
+    same line for both readings of the header); None: parse it as CSV."""
+    with open_file() as f:
+        for _ in range(1 << 16):
+            raw = f.readline(1 << 20)
+            if not raw or (len(raw) == 1 << 20 and not raw.endswith(b"\n")):
+                return None  # empty, or a huge header: the CSV parser decides
+            body = raw[:-1] if raw.endswith(b"\n") else raw
+            line = body[:-1] if body.endswith(b"\r") else body  # a line as line_leaves reads it
+            if line:
+                break
+        else:
+            return None
+    if not line.strip() or b"\r" in line or (delimiter == "," and b'"' in line):
+        return None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return len(_header_columns(text, delimiter, name))
+
+
+def plain_line_leaves(open_file: Any, name: str, delimiter: str) -> tuple[bytes, int] | None:
+    """Validated records of a CSV/TSV whose records are its lines, in one native pass per block.
+
+    When no line holds a quote (CSV) or a CR outside a CRLF, a CSV parser's records are exactly the
+    non-blank lines after the header, so shape (a delimiter count per line equal to the header's) and
+    UTF-8 are checked while the lines are hashed, without a CSV parser. Returns (leaves, count), or None
+    when the file is not plain (the caller parses it as CSV). As on the parser's path, an invalid UTF-8
+    line anywhere is reported before a line of the wrong shape."""
+    ncols = _plain_columns(open_file, name, delimiter)
+    if ncols is None:
+        return None
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    quote = ord('"') if delimiter == "," else None
+    out: list[bytes] = []
+    count = 0
+    header_pending = True
+    shape: tuple[int, int] | None = None
+    with open_file() as f:
+        for first, block in _iter_blocks(f, name):
+            leaves, n, skipped, chk = leafhash.line_leaves_checked(
+                block, skip_header=header_pending, delimiter=ord(delimiter), ndelims=ncols - 1, quote=quote
+            )
+            if chk.not_plain >= 0:
+                return None
+            if chk.bad_utf8 >= 0:
+                _check_utf8_block(name, first, block)
+                line = first + block.count(b"\n", 0, chk.bad_utf8)
+                raise InputError(f"{name} line {line}: invalid UTF-8")
+            if chk.bad_shape >= 0 and shape is None:
+                shape = (first + block.count(b"\n", 0, chk.bad_shape), chk.shape_got + 1)
+            header_pending = header_pending and not skipped
+            out.append(leaves)
+            count += n
+    if shape is not None:
+        raise InputError(f"{name}: malformed {kind}: line {shape[0]}: expected {ncols} columns, got {shape[1]}")
+    return b"".join(out), count
+
+
 def _cr_only(name: str) -> InputError:
     return InputError(
         f"{name}: lines end in CR only (classic Mac OS line endings), which no line format reads as records",
@@ -410,7 +471,12 @@ def record_digests(
     if encoding == "csv-records" and not strict:
         with open_file() as f:
             return RecordDigests(fmt, "csv-records", csv_record_leaves(f, name, "\t" if fmt == "tsv" else ","))
+    plain = None
     if skip_header and strict:
+        plain = plain_line_leaves(open_file, name, "\t" if fmt == "tsv" else ",")
+    if plain is not None:
+        leaves, n = plain
+    elif skip_header and strict:
         # Arrow's CSV parse (validation and row count) releases the GIL: it runs in a thread beside the
         # line hashing; a line's error (invalid UTF-8) still takes precedence over a CSV parse error.
         delim = "\t" if fmt == "tsv" else ","
