@@ -62,8 +62,8 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def child_records(path: str, repeat: int) -> dict[str, Any]:
-    from dataward.records import leaves as records
     from dataward.core import leafhash
+    from dataward.records import leaves as records
 
     def reader() -> str:
         rd = records.record_digests(lambda: open(path, "rb"), "rows.csv", "csv", file_sha256="")  # noqa: SIM115

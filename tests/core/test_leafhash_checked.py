@@ -49,8 +49,28 @@ def _native_checked(block: bytes, skip: bool, ndelims: int, quote: int | None, t
 
 
 pieces = st.sampled_from(
-    [b"a", b"1", b",", b",,", b'"', b"\r", b"\r\n", b"\n", b"\n\n", b"\t", b" ", b"\xc3\xa9", b"\xe2\x82\xac",
-     b"\xf0\x9f\x98\x80", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe0\x80\xaf", b"\xf4\x90\x80\x80", b"x" * 70]
+    [
+        b"a",
+        b"1",
+        b",",
+        b",,",
+        b'"',
+        b"\r",
+        b"\r\n",
+        b"\n",
+        b"\n\n",
+        b"\t",
+        b" ",
+        b"\xc3\xa9",
+        b"\xe2\x82\xac",
+        b"\xf0\x9f\x98\x80",
+        b"\xff",
+        b"\xc3",
+        b"\xed\xa0\x80",
+        b"\xe0\x80\xaf",
+        b"\xf4\x90\x80\x80",
+        b"x" * 70,
+    ]
 )
 blocks = st.lists(pieces, max_size=80).map(b"".join)
 

@@ -24,10 +24,10 @@ from dataward.core import merkle
 
 __all__ = [
     "NATIVE",
+    "LineCheck",
     "available_threads",
     "leaf_hashes_concat",
     "leaf_hashes_offsets",
-    "LineCheck",
     "line_leaves",
     "line_leaves_checked",
     "merkle_root",
@@ -168,9 +168,7 @@ def line_leaves_checked(
     column count - 1), and free of the ``quote`` byte and of CRs other than a CRLF's (with neither, a CSV
     parser reads the same records as the lines). Returns ``(leaves, count, header_skipped, LineCheck)``."""
     if _native is None:
-        return py_line_leaves_checked(
-            block, skip_header=skip_header, delimiter=delimiter, ndelims=ndelims, quote=quote
-        )
+        return py_line_leaves_checked(block, skip_header=skip_header, delimiter=delimiter, ndelims=ndelims, quote=quote)
     leaves, count, skipped, bad_utf8, bad_shape, got, not_plain = _native.line_leaves_checked(
         block, skip_header, _threads(threads), delimiter, ndelims, -1 if quote is None else quote
     )
