@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pytest
@@ -42,10 +43,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _native_checked(block: bytes, skip: bool, ndelims: int, quote: int | None, threads: int) -> Any:
     assert native is not None
-    leaves, n, skipped, u, s, g, p = native.line_leaves_checked(
+    leaves, n, skipped, u, s, g, p, nl = native.line_leaves_checked(
         block, skip, threads, COMMA, ndelims, -1 if quote is None else quote
     )
-    return leaves, n, skipped, leafhash.LineCheck(u, s, g, p)
+    return leaves, n, skipped, leafhash.LineCheck(u, s, g, p, nl)
 
 
 pieces = st.sampled_from(
@@ -81,6 +82,7 @@ def _compare(block: bytes, skip: bool, ndelims: int, quote: int | None, threads:
     assert got[3].not_plain == want[3].not_plain
     if want[3].not_plain < 0:  # past a not-plain line the results are partial by contract
         assert got == want
+        assert got[3].newlines == block.count(b"\n")
 
 
 @settings(max_examples=200, deadline=None)
@@ -204,3 +206,20 @@ def test_shape_error_names_line_and_utf8_wins(tmp_path: Path) -> None:
     p.write_bytes(b"a,b\n1,2\n3,4,5\n" + b"6,7\n" * 10 + b"\xc3(,1\n")
     with pytest.raises(InputError, match=r"^s\.csv line 14: invalid UTF-8 at byte 0$"):
         records.record_digests(lambda: open(p, "rb"), "s.csv", "csv", file_sha256="")
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_line_numbers_across_read_blocks(tmp_path: Path, chunk: int) -> None:
+    # tiny read blocks: the line named in a shape error counts every line before it, blank ones included
+    body = b"a,b\n" + b"".join(b"%d,x\r\n" % i if i % 5 else b"\n" for i in range(200)) + b"1,2,3\n4,5\n"
+    p = tmp_path / "n.csv"
+    p.write_bytes(body)
+    with mock.patch.object(records, "CHUNK", chunk):
+        with pytest.raises(InputError, match=r"^n\.csv: malformed CSV: line 202: expected 2 columns, got 3$"):
+            records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        p.write_bytes(body.replace(b"1,2,3", b"1,\xe9"))
+        with pytest.raises(InputError, match=r"^n\.csv line 202: invalid UTF-8 at byte 2$"):
+            records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        p.write_bytes(body.replace(b"1,2,3\n", b""))
+        got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+    assert got is not None and got[1] == 160 + 1

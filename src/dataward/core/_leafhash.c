@@ -376,6 +376,7 @@ typedef struct {
     int delim, quote;
     size_t ndelims, shape_got;
     const unsigned char *bad_utf8, *bad_shape, *not_plain;
+    size_t newlines; /* LF bytes passed */
 } lines_job;
 
 /* strict UTF-8 as Python decodes it: no overlong forms, no surrogates, nothing above U+10FFFF */
@@ -473,6 +474,7 @@ static void *hash_lines(void *arg) {
             }
             pair_leaf(&pp, p, len, j->out, HASH * j->count++);
         }
+        j->newlines += nl != NULL;
         p = nl ? nl + 1 : end;
     }
     pair_flush(&pp, j->out);
@@ -495,6 +497,7 @@ static PyObject *line_leaves_impl(PyObject *args, int checked) {
     int skipped = 0;
     lines_job jobs[MAX_THREADS];
     int n = 0, oom = 0;
+    size_t header_newlines = 0;
     Py_BEGIN_ALLOW_THREADS
     if (skip_header) {
         /* the header is the first non-blank line */
@@ -503,6 +506,7 @@ static PyObject *line_leaves_impl(PyObject *args, int checked) {
             const unsigned char *stop = nl ? nl : end;
             size_t len = (size_t)(stop - start);
             int blank = len == 0 || (len == 1 && start[0] == '\r');
+            header_newlines += nl != NULL;
             start = nl ? nl + 1 : end;
             if (!blank) {
                 skipped = 1;
@@ -522,7 +526,7 @@ static PyObject *line_leaves_impl(PyObject *args, int checked) {
             const unsigned char *nl = cut < end ? memchr(cut, '\n', (size_t)(end - cut)) : NULL;
             cut = nl ? nl + 1 : end;
         }
-        jobs[i] = (lines_job){p, cut, NULL, 0, 0, 0, checked ? delim : -1, quote, (size_t)ndelims, 0, NULL, NULL, NULL};
+        jobs[i] = (lines_job){p, cut, NULL, 0, 0, 0, checked ? delim : -1, quote, (size_t)ndelims, 0, NULL, NULL, NULL, 0};
         p = cut;
     }
     run_parallel(hash_lines, jobs, sizeof jobs[0], n);
@@ -530,10 +534,11 @@ static PyObject *line_leaves_impl(PyObject *args, int checked) {
         oom |= jobs[i].oom;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    size_t count = 0;
+    size_t count = 0, newlines = header_newlines;
     Py_ssize_t bad_utf8 = -1, bad_shape = -1, shape_got = 0, not_plain = -1;
     for (int i = 0; i < n; i++) {
         count += jobs[i].count;
+        newlines += jobs[i].newlines;
         if (bad_utf8 < 0 && jobs[i].bad_utf8)
             bad_utf8 = jobs[i].bad_utf8 - base;
         if (bad_shape < 0 && jobs[i].bad_shape) {
@@ -559,8 +564,8 @@ static PyObject *line_leaves_impl(PyObject *args, int checked) {
     if (!out)
         return NULL;
     if (checked)
-        return Py_BuildValue("(NnOnnnn)", out, (Py_ssize_t)count, skipped ? Py_True : Py_False, bad_utf8, bad_shape,
-                             shape_got, not_plain);
+        return Py_BuildValue("(NnOnnnnn)", out, (Py_ssize_t)count, skipped ? Py_True : Py_False, bad_utf8, bad_shape,
+                             shape_got, not_plain, (Py_ssize_t)newlines);
     return Py_BuildValue("(NnO)", out, (Py_ssize_t)count, skipped ? Py_True : Py_False);
 }
 
@@ -568,9 +573,10 @@ static PyObject *line_leaves_impl(PyObject *args, int checked) {
 static PyObject *py_line_leaves(PyObject *self, PyObject *args) { return line_leaves_impl(args, 0); }
 
 /* line_leaves_checked(block, skip_header, threads, delimiter, ndelims, quote) ->
-   (leaves, count, header_skipped, bad_utf8, bad_shape, shape_got, not_plain): offsets into block of the first
-   record line with invalid UTF-8, with a delimiter count other than ndelims (and that count), and with the
-   quote byte (quote < 0: none) or a lone CR, each -1 if none. Past a not-plain line the results are partial. */
+   (leaves, count, header_skipped, bad_utf8, bad_shape, shape_got, not_plain, newlines): offsets into block of
+   the first record line with invalid UTF-8, with a delimiter count other than ndelims (and that count), and
+   with the quote byte (quote < 0: none) or a lone CR, each -1 if none; and the block's LF count. Past a
+   not-plain line the results are partial. */
 static PyObject *py_line_leaves_checked(PyObject *self, PyObject *args) { return line_leaves_impl(args, 1); }
 
 /* ------------------------------------------------------------------------------ records by offsets */
@@ -763,7 +769,7 @@ static PyMethodDef methods[] = {
      "line_leaves(block, skip_header, threads) -> (leaves, count, header_skipped)"},
     {"line_leaves_checked", py_line_leaves_checked, METH_VARARGS,
      "line_leaves_checked(block, skip_header, threads, delimiter, ndelims, quote) -> (leaves, count, header_skipped, "
-     "bad_utf8, bad_shape, shape_got, not_plain)"},
+     "bad_utf8, bad_shape, shape_got, not_plain, newlines)"},
     {"leaf_hashes_offsets", py_leaf_hashes_offsets, METH_VARARGS, "leaf_hashes_offsets(data, offsets, threads) -> leaves"},
     {"merkle_root", py_merkle_root, METH_VARARGS, "merkle_root(leaves, threads) -> root"},
     {NULL, NULL, 0, NULL},

@@ -115,24 +115,26 @@ class LineCheck:
     bad_shape: int
     shape_got: int
     not_plain: int
+    newlines: int  # LF bytes in the block (the caller's line numbering); partial past a not-plain line
 
 
 def py_line_leaves_checked(
-    block: bytes, *, skip_header: bool, delimiter: int, ndelims: int, quote: int | None
+    block: bytes | memoryview, *, skip_header: bool, delimiter: int, ndelims: int, quote: int | None
 ) -> tuple[bytes, int, bool, LineCheck]:
     """Pure-Python :func:`line_leaves_checked`."""
     sha = hashlib.sha256
-    lines = block.split(b"\n")
+    lines = bytes(block).split(b"\n")
     pos = 0
     skipped = not skip_header
     header_skipped = False
     out: list[bytes] = []
     bad_utf8 = bad_shape = not_plain = -1
-    shape_got = 0
+    shape_got = newlines = 0
     delim = bytes([delimiter])
     odd = (b"\r",) if quote is None else (b"\r", bytes([quote]))
     for raw in lines:
         at, pos = pos, pos + len(raw) + 1
+        newlines += pos <= len(block)
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if not line:
             continue
@@ -141,6 +143,7 @@ def py_line_leaves_checked(
             continue
         if any(o in line for o in odd):
             not_plain = at
+            newlines -= pos <= len(block)
             break
         if bad_utf8 < 0:
             try:
@@ -151,11 +154,11 @@ def py_line_leaves_checked(
         if bad_shape < 0 and got != ndelims:
             bad_shape, shape_got = at, got
         out.append(sha(b"\x00" + line).digest())
-    return b"".join(out), len(out), header_skipped, LineCheck(bad_utf8, bad_shape, shape_got, not_plain)
+    return b"".join(out), len(out), header_skipped, LineCheck(bad_utf8, bad_shape, shape_got, not_plain, newlines)
 
 
 def line_leaves_checked(
-    block: bytes,
+    block: bytes | memoryview,
     *,
     skip_header: bool,
     delimiter: int,
@@ -169,10 +172,10 @@ def line_leaves_checked(
     parser reads the same records as the lines). Returns ``(leaves, count, header_skipped, LineCheck)``."""
     if _native is None:
         return py_line_leaves_checked(block, skip_header=skip_header, delimiter=delimiter, ndelims=ndelims, quote=quote)
-    leaves, count, skipped, bad_utf8, bad_shape, got, not_plain = _native.line_leaves_checked(
+    leaves, count, skipped, bad_utf8, bad_shape, got, not_plain, newlines = _native.line_leaves_checked(
         block, skip_header, _threads(threads), delimiter, ndelims, -1 if quote is None else quote
     )
-    return leaves, count, skipped, LineCheck(bad_utf8, bad_shape, got, not_plain)
+    return leaves, count, skipped, LineCheck(bad_utf8, bad_shape, got, not_plain, newlines)
 
 
 # ------------------------------------------------------------------------------------- records

@@ -157,6 +157,53 @@ def _iter_blocks(f: IO[bytes], name: str = "input") -> Iterator[tuple[int, bytes
         yield lineno, rest
 
 
+class _BlockReader:
+    """:func:`_iter_blocks` without copies: blocks are read into one reused buffer and yielded as views,
+    each valid until the next is asked for (for a consumer that hands the block to native code). The
+    consumer advances :attr:`lineno` past each block (it counts the block's lines anyway), which names the
+    line of a refused over-long record."""
+
+    def __init__(self, f: IO[bytes], name: str) -> None:
+        self._f = f
+        self._name = name
+        self.lineno = 1  # of the next block's first line
+
+    def _too_long(self, size: int, line: int, over: bool) -> Exception:
+        lim = current()
+        return lim.refuse("max_record_bytes", f"{self._name} line {line}", f"a line of {'over ' * over}{size:,} bytes")
+
+    def __iter__(self) -> Iterator[memoryview]:
+        lim = current()
+        buf = bytearray(2 * CHUNK)
+        have = 0  # a line carried over from the previous read, at buf[:have]
+        while True:
+            if len(buf) - have < CHUNK:  # a long line: a larger buffer (earlier views stay valid on the old one)
+                bigger = bytearray(have + 2 * CHUNK)
+                bigger[:have] = buf[:have]
+                buf = bigger
+            n = self._f.readinto(memoryview(buf)[have : have + CHUNK])  # type: ignore[attr-defined]
+            if not n:
+                break
+            end = have + n
+            cut = buf.rfind(b"\n", 0, end)
+            if cut < 0:
+                have = end
+                if have > lim.max_record_bytes:
+                    raise self._too_long(have, self.lineno, True)
+                continue
+            if cut > lim.max_record_bytes:
+                for i, line in enumerate(bytes(buf[:cut]).split(b"\n")):
+                    if len(line) > lim.max_record_bytes:
+                        raise self._too_long(len(line), self.lineno + i, False)
+            yield memoryview(buf)[:cut]
+            have = end - cut - 1
+            buf[:have] = buf[cut + 1 : end]
+            if have > lim.max_record_bytes:
+                raise self._too_long(have, self.lineno, True)
+        if have:
+            yield memoryview(buf)[:have]
+
+
 def _check_utf8_block(name: str, first_line: int, block: bytes) -> None:
     try:
         block.decode("utf-8")
@@ -293,18 +340,22 @@ def plain_line_leaves(open_file: Any, name: str, delimiter: str) -> tuple[bytes,
     header_pending = True
     shape: tuple[int, int] | None = None
     with open_file() as f:
-        for first, block in _iter_blocks(f, name):
+        reader = _BlockReader(f, name)
+        for view in reader:
+            first = reader.lineno
             leaves, n, skipped, chk = leafhash.line_leaves_checked(
-                block, skip_header=header_pending, delimiter=ord(delimiter), ndelims=ncols - 1, quote=quote
+                view, skip_header=header_pending, delimiter=ord(delimiter), ndelims=ncols - 1, quote=quote
             )
             if chk.not_plain >= 0:
                 return None
             if chk.bad_utf8 >= 0:
+                block = bytes(view)
                 _check_utf8_block(name, first, block)
                 line = first + block.count(b"\n", 0, chk.bad_utf8)
                 raise InputError(f"{name} line {line}: invalid UTF-8")
             if chk.bad_shape >= 0 and shape is None:
-                shape = (first + block.count(b"\n", 0, chk.bad_shape), chk.shape_got + 1)
+                shape = (first + bytes(view[: chk.bad_shape]).count(b"\n"), chk.shape_got + 1)
+            reader.lineno += chk.newlines + 1  # a block ends at a line end, without its LF
             header_pending = header_pending and not skipped
             out.append(leaves)
             count += n
