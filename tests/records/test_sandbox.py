@@ -83,3 +83,113 @@ def test_a_result_that_would_run_code_is_refused() -> None:
 
     with pytest.raises(SandboxError, match="may not come out of the sandbox"):
         run_sandboxed(Evil, where="evil.bin")
+
+
+# --- the filesystem: a read-only view of the batch's objects and nothing else --------------------------------
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _read_other(data: str, other: str) -> bytes:
+    """A reader given ``data`` that also tries to open ``other`` (named in no argument of the worker)."""
+    _read_file(data)
+    return _read_file(other)
+
+
+def _write_beside(data: str) -> str:
+    out = Path(data).with_suffix(".stolen")
+    out.write_bytes(b"x")
+    return str(out)
+
+
+def test_confinement_is_reported_and_present_in_ci() -> None:
+    from dataward.records.sandbox import filesystem_confinement
+
+    how = filesystem_confinement()
+    print(f"sandbox filesystem confinement: {how}")  # shown in the CI log (-rA / -s)
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        assert how.startswith("landlock ABI"), how
+    elif not how.startswith("landlock"):
+        pytest.skip(f"Landlock is absent here: {how}")
+
+
+@pytest.fixture
+def confined() -> None:
+    from dataward.records.sandbox import filesystem_confinement
+
+    how = filesystem_confinement()
+    if not how.startswith("landlock"):
+        pytest.skip(f"Landlock is absent: {how}")
+
+
+def test_a_reader_cannot_read_the_catalog_or_a_keyring_file(confined: None, tmp_path: Path) -> None:
+    from dataward.store.keyring import FileKeyring
+    from dataward.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws", admin="admin")
+    ws.engine.dispose()
+    data = tmp_path / "batch.csv"
+    data.write_text("a,b\n1,2\n")
+    (key,) = FileKeyring().entries("admin")
+    assert run_sandboxed(_read_file, str(data), where="batch.csv") == b"a,b\n1,2\n"
+    for secret in (ws.path / "catalog.db", key.path, ws.path / "dataward.toml"):
+        with pytest.raises(SandboxError, match=r"batch\.csv: the sandboxed parser failed \(PermissionError"):
+            run_sandboxed(_read_other, str(data), str(secret), where="batch.csv", allow_read=[data])
+    assert _read_file(str(ws.path / "catalog.db"))  # the parent still reads them
+
+
+def test_a_batch_given_as_a_directory_of_links_reads_its_objects_and_no_sibling(confined: None, tmp_path: Path) -> None:
+    store = tmp_path / "objects" / "quarantine"
+    store.mkdir(parents=True)
+    obj, sibling = store / "ab12", store / "cd34"
+    obj.write_bytes(b"mine")
+    sibling.write_bytes(b"another batch")
+    view = tmp_path / "view"
+    view.mkdir()
+    (view / "part.csv").symlink_to(obj)
+
+    def list_and_read(d: str) -> tuple[list[str], bytes]:
+        return sorted(os.listdir(d)), _read_file(os.path.join(d, "part.csv"))
+
+    assert run_sandboxed(list_and_read, str(view), where="view") == (["part.csv"], b"mine")
+    with pytest.raises(SandboxError, match="PermissionError"):
+        run_sandboxed(lambda d: _read_file(str(sibling)), str(view), where="view")
+    with pytest.raises(SandboxError, match="PermissionError"):
+        run_sandboxed(lambda d: os.listdir(str(store)), str(view), where="view")
+
+
+def test_a_reader_cannot_write_outside_its_scratch_directory(confined: None, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    with pytest.raises(SandboxError, match="PermissionError"):
+        run_sandboxed(_write_beside, str(data), where="d.csv")
+    assert not (tmp_path / "d.stolen").exists()
+
+    def scratch_write(_p: str) -> bool:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile() as fh:  # joblib, sklearn and friends may need a temp dir
+            fh.write(b"ok")
+        return True
+
+    assert run_sandboxed(scratch_write, str(data), where="d.csv") is True
+
+
+def test_records_and_lazy_imports_work_inside_the_confined_worker(confined: None, tmp_path: Path) -> None:
+    from dataward import records
+
+    data = tmp_path / "t.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1, 2, 3]}), data)
+
+    def read(p: str) -> int:
+        import email.mime.text  # noqa: F401 - a module not imported yet: the standard library is readable
+
+        return sum(b.num_rows for b in records.read(p))
+
+    assert run_sandboxed(read, str(data), where="t.parquet") == 3

@@ -6,7 +6,11 @@
 - drops ``DATAWARD_*`` variables that name the workspace or principal from its environment;
 - leaves the network: it unshares a network namespace where the OS allows it, and in every case replaces
   socket creation by a refusal, so a parser that tries to connect fails;
-- sets resource limits: address space (``RLIMIT_AS``), CPU seconds, file size and open files.
+- sets resource limits: address space (``RLIMIT_AS``), CPU seconds, file size and open files;
+- sees only the data it parses: with Landlock (Linux 5.13+) it may read the files and directories it was
+  given (and the targets of the links in them), Python's installation and the system libraries, and write
+  only a private temporary directory; the catalog, key files and the rest of the workspace are out of
+  reach. Where Landlock is unavailable a one-time warning says the worker is not confined to its files.
 
 A crash (signal), limit hit, or unexpected exception in the worker is a :class:`SandboxError` naming the
 file, never a dead CLI. The worker's result comes back through a restricted unpickler that only builds
@@ -20,11 +24,14 @@ import io
 import os
 import pickle
 import resource
+import shutil
 import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable
+import sysconfig
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -175,22 +182,140 @@ def _read_all(fd: int) -> bytes:
         chunks.append(block)
 
 
-def confine(lim: SandboxLimits, *, keep_fds: set[int] | None = None) -> None:
+#: system paths a Python worker may need to read after the fork: shared libraries (lazy imports of native
+#: modules), time zones, locales, CPU topology and cgroup quotas (thread pools size themselves by them)
+_SYSTEM_READ_EXEC = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/etc/ld.so.cache")
+_SYSTEM_READ = (
+    "/usr/share/zoneinfo",
+    "/etc/localtime",
+    "/usr/lib/locale",
+    "/dev/urandom",
+    "/dev/random",
+    "/proc/self",
+    "/sys/devices/system/cpu",
+    "/sys/fs/cgroup",
+)
+
+
+def python_paths() -> list[str]:
+    """Python's own installation: prefixes, standard library, site-packages and the dataward package's root
+    (never the current directory or arbitrary ``PYTHONPATH`` entries, which may hold a workspace)."""
+    import site
+
+    import dataward
+
+    out = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    out.update(v for k, v in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib"))
+    with contextlib.suppress(AttributeError):
+        out.update(site.getsitepackages())
+    with contextlib.suppress(AttributeError):
+        out.add(site.getusersitepackages())
+    out.update(p for p in sys.path if p and os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages"))
+    out.add(os.path.dirname(os.path.dirname(os.path.abspath(dataward.__file__))))
+    return sorted(p for p in out if p and os.path.isabs(p))
+
+
+def data_paths(values: Iterable[Any]) -> list[str]:
+    """The files and directories named among ``values`` (str or path-like, or lists of them) that exist,
+    with the targets of the links in the directories (a batch is given as a directory of links to its
+    objects): what a sandboxed parser is allowed to read."""
+    out: set[str] = set()
+    todo: list[Any] = list(values)
+    while todo:
+        v = todo.pop()
+        if isinstance(v, list | tuple):
+            todo.extend(x for x in v if isinstance(x, str | os.PathLike))
+            continue
+        if not isinstance(v, str | os.PathLike) or not str(v) or "\x00" in str(v):
+            continue
+        p = os.path.abspath(os.fspath(v))
+        if not os.path.exists(p):
+            continue
+        out.add(p)
+        out.add(os.path.realpath(p))
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                for name in dirs + files:
+                    full = os.path.join(root, name)
+                    if os.path.islink(full):
+                        out.add(os.path.realpath(full))
+    return sorted(out)
+
+
+_warned_unconfined = False
+
+
+def _warn_unconfined(why: str) -> None:
+    global _warned_unconfined
+    if not _warned_unconfined:
+        _warned_unconfined = True
+        sys.stderr.write(
+            f"dataward: warning: the parsing sandbox is not confined to its files ({why}); "
+            "it has no network, no inherited descriptors and resource limits, but can read what you can\n"
+        )
+
+
+def filesystem_confinement() -> str:
+    """How the sandbox confines the filesystem here: ``landlock ABI <n>``, or why it cannot."""
+    from dataward.records._landlock import abi_version
+
+    abi = abi_version()
+    return f"landlock ABI {abi}" if abi else "not confined: Landlock is not available in this kernel"
+
+
+def confine(
+    lim: SandboxLimits,
+    *,
+    keep_fds: set[int] | None = None,
+    read_paths: Sequence[str] | None = None,
+    scratch: str | None = None,
+) -> bool:
     """Confine the current process: close inherited descriptors (except ``keep_fds``), forget the workspace
-    and secrets from the environment, leave the network and refuse sockets, apply ``lim``. One-way."""
+    and secrets from the environment, leave the network and refuse sockets, apply ``lim``; with
+    ``read_paths``, restrict the filesystem (Landlock) to reading those paths, Python and the system
+    libraries, and writing ``scratch``. One-way. Returns whether the filesystem is confined."""
     if keep_fds is not None:
         _close_fds(keep_fds)
     for var in ("DATAWARD_WORKSPACE", "DATAWARD_PRINCIPAL", "DATAWARD_PASSPHRASE", "DATAWARD_KEYRING"):
         os.environ.pop(var, None)
     _leave_network()
     _refuse_sockets()
+    confined = False
+    if read_paths is not None:
+        from dataward.records._landlock import restrict
+
+        if scratch:
+            for var in ("TMPDIR", "TEMP", "TMP", "JOBLIB_TEMP_FOLDER"):
+                os.environ[var] = scratch
+            tempfile.tempdir = scratch
+        # process pools cannot make their semaphores in a confined worker (no /dev/shm): run serial, quietly
+        os.environ.setdefault("JOBLIB_MULTIPROCESSING", "0")
+        try:
+            restrict(
+                [*read_paths, *_SYSTEM_READ],
+                read_exec=[*python_paths(), *_SYSTEM_READ_EXEC],
+                full=["/dev/null", *([scratch] if scratch else [])],
+            )
+            confined = True
+        except OSError:
+            confined = False
     _set_limits(lim)
+    return confined
 
 
-def _child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], wfd: int, lim: SandboxLimits) -> None:
+def _child(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    wfd: int,
+    lim: SandboxLimits,
+    read_paths: Sequence[str] | None,
+    scratch: str | None,
+) -> None:
     status = 0
     try:
-        confine(lim, keep_fds={wfd})
+        if not confine(lim, keep_fds={wfd}, read_paths=read_paths, scratch=scratch) and read_paths is not None:
+            _warn_unconfined("Landlock refused the ruleset")
         try:
             payload = ("ok", fn(*args, **kwargs))
         except Error as exc:
@@ -217,26 +342,47 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 
 
 def run_sandboxed(
-    fn: Callable[..., T], *args: Any, where: str, limits: SandboxLimits | None = None, **kwargs: Any
+    fn: Callable[..., T],
+    *args: Any,
+    where: str,
+    limits: SandboxLimits | None = None,
+    allow_read: Sequence[str | os.PathLike[str]] | None = None,
+    **kwargs: Any,
 ) -> T:
     """Run ``fn(*args, **kwargs)`` in a sandboxed worker and return its result; ``where`` names the file
-    for refusals. ``fn`` must be given only paths to data (never a workspace, catalog or key)."""
+    for refusals. ``fn`` must be given only paths to data (never a workspace, catalog or key).
+
+    The worker may read ``allow_read`` (default: the existing paths among ``args`` and ``kwargs``, and the
+    targets of the links in the directories among them), and nothing else of the filesystem but Python
+    and the system libraries."""
     if os.environ.get(ENV_DISABLE) == "0" or not hasattr(os, "fork"):
         return fn(*args, **kwargs)
     lim = limits or SandboxLimits.from_env()
+    read = data_paths(allow_read if allow_read is not None else [*args, *kwargs.values()])
+    from dataward.records._landlock import abi_version
+
+    scratch: str | None = None
+    if abi_version() > 0:
+        scratch = tempfile.mkdtemp(prefix="dataward-sandbox-")
+    else:
+        _warn_unconfined("Landlock is not available in this kernel")
     rfd, wfd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        os.close(rfd)
-        _child(fn, args, kwargs, wfd, lim)
-    os.close(wfd)
     try:
-        data = _read_all(rfd)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            os.close(rfd)
+            _child(fn, args, kwargs, wfd, lim, read if scratch else None, scratch)
+        os.close(wfd)
+        try:
+            data = _read_all(rfd)
+        finally:
+            os.close(rfd)
+        _, status = os.waitpid(pid, 0)
     finally:
-        os.close(rfd)
-    _, status = os.waitpid(pid, 0)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)

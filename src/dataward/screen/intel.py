@@ -182,9 +182,12 @@ def write_keypair(private_path: str | Path, public_path: str | Path) -> str:
 # --- parsing and validation ----------------------------------------------------------------------------------
 
 
+_EMPTY = pa.array([""], pa.string())
+
+
 def _re2_ok(pattern: str) -> bool:
     try:
-        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+        pc.match_substring_regex(_EMPTY, pattern)
         return True
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
@@ -320,19 +323,136 @@ def sign_feed(feed: Feed, key: Ed25519PrivateKey) -> bytes:
     return dsse.sign_envelope(canonical_json(feed.to_dict()), key, PAYLOAD_TYPE).to_bytes()
 
 
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: 10x faster
+_STR = "tag:yaml.org,2002:str"
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_SAFE = yaml.SafeLoader("")
+
+
+def _too_deep(where: str, what: str, max_depth: int) -> IntelError:
+    return IntelError(
+        f"{where}: {what} exceeds the limit max_depth={max_depth:,}",
+        advice=f"A feed nests a few levels; if this one is legitimate, export DATAWARD_MAX_DEPTH={max_depth * 4}.",
+    )
+
+
+class _NotSimple(Exception):
+    """The YAML uses anchors, aliases, tags, merge keys or complex keys: the full loader builds it."""
+
+
+def _scalar(ev: Any) -> Any:
+    tag = ev.tag
+    if tag is None or tag == "!":
+        if not ev.implicit[0]:  # quoted: a string
+            return ev.value
+        value = ev.value
+        tag = _STR
+        for t, regexp in _SAFE.yaml_implicit_resolvers.get(value[:1], []):
+            if regexp.match(value):
+                tag = t
+                break
+    if tag == _STR:
+        return ev.value
+    if tag not in _SCALAR_TAGS:
+        raise _NotSimple
+    return _SAFE.yaml_constructors[tag](_SAFE, yaml.ScalarNode(tag, ev.value))
+
+
+def _yaml_load(text: str, where: str, max_depth: int) -> Any:
+    """``yaml.safe_load(text)``, refusing nesting deeper than ``max_depth`` before anything recurses.
+
+    One pass over libyaml's events (iterative, no recursion) checks the depth and builds the plain subset
+    feeds use (mappings, sequences, scalars) directly, several times faster than the composer and the
+    constructor; a document with anchors, aliases, tags or complex keys is then built by the safe loader,
+    its depth already checked."""
+    depth = 0
+    stack: list[Any] = []  # containers being built; a mapping's pending key is pushed after it
+    docs: list[Any] = []
+    simple = True
+    parser = _YAML_LOADER(text)
+    next_event = parser.get_event
+    while True:
+        ev = next_event()
+        kind = type(ev)
+        if kind is yaml.StreamEndEvent or ev is None:
+            break
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            depth += 1
+            if depth > max_depth:
+                raise _too_deep(where, "YAML nesting", max_depth)
+            if simple:
+                if ev.anchor is not None or ev.tag not in (None, "!"):
+                    simple = False
+                else:
+                    stack.append({} if kind is yaml.MappingStartEvent else [])
+                    stack.append(_NotSimple)  # marker: no pending key
+            continue
+        if not simple:
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                depth -= 1
+            continue
+        try:
+            if kind is yaml.ScalarEvent:
+                if ev.anchor is not None:
+                    raise _NotSimple
+                value = _scalar(ev)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                depth -= 1
+                stack.pop()
+                value = stack.pop()
+            elif kind is yaml.AliasEvent:
+                raise _NotSimple
+            else:
+                continue  # stream and document start/end
+        except _NotSimple:
+            simple = False
+            continue
+        if not stack:
+            docs.append(value)
+            continue
+        container, pending = stack[-2], stack[-1]
+        if isinstance(container, list):
+            container.append(value)
+        elif pending is _NotSimple:
+            if isinstance(value, (dict, list)) or value == "<<":
+                simple = False
+                continue
+            stack[-1] = value
+        else:
+            container[pending] = value
+            stack[-1] = _NotSimple
+    parser.dispose()
+    if simple and len(docs) <= 1:
+        return docs[0] if docs else None
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - the safe loader (C or Python)
+
+
 def _parse_bytes(data: bytes, where: str) -> Any:
+    from dataward.records.leaves import json_depth
+    from dataward.records.limits import current
+
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise IntelError(f"{where}: not UTF-8 text") from None
+    max_depth = current().max_depth
+    # JSON only when it cannot recurse deeper than the limit (else the YAML pass refuses it, counting depth)
+    if text.count("[") + text.count("{") > max_depth and json_depth(data) > max_depth:
+        if text.lstrip()[:1] in ("[", "{"):  # a JSON (or YAML flow) document: its brackets are its depth
+            raise _too_deep(where, "nesting", max_depth)
+    else:
+        try:
+            return json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            pass
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        pass
-    try:
-        return yaml.safe_load(text)
+        return _yaml_load(text, where, max_depth)
     except yaml.YAMLError as exc:
         raise IntelError(f"{where}: neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # a YAML loader without libyaml's own nesting limit
+        raise IntelError(
+            f"{where}: YAML nesting too deep to parse", advice="A feed nests a few levels; fix the feed."
+        ) from None
 
 
 def load_feed(
@@ -653,3 +773,9 @@ def feeds_summary(feeds: Iterable[Feed]) -> list[dict[str, Any]]:
         }
         for f in feeds
     ]
+
+
+#: indicator types matched as literal substrings (public for the scale-out matcher in dataward.scale)
+LITERAL_TYPES = _LITERAL
+#: whether a literal hit at ``text[start:end]`` sits on the boundaries its indicator type needs (public twin)
+boundary_ok = _boundary_ok

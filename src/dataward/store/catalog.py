@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy import exc as exc_
 
-from dataward.errors import WorkspaceError
+from dataward.errors import StorageError, WorkspaceError
+from dataward.store import errors as store_errors
 
 # Plain PostgreSQL URLs (as libpq and most tools write them) use the psycopg 3 driver.
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
@@ -38,6 +39,7 @@ def make_engine(url: str) -> Engine:
             # every transaction committed before it, so the log's next sequence number is never stale.
             engine = create_engine(url, future=True, pool_pre_ping=True, isolation_level="READ COMMITTED")
         event.listen(engine, "handle_error", _connect_error(url))
+        store_errors.install(engine, redact_url(url))
     except ImportError as exc:
         raise WorkspaceError(
             f"cannot open catalog {redact_url(url)}: the database driver is missing ({exc.name})",
@@ -48,8 +50,84 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of an ``sqlite:///PATH`` URL (None for memory databases and other engines)."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    return db if db and db != ":memory:" and not db.startswith("file::memory:") else None
+
+
+#: PostgreSQL SQLSTATEs of a catalog that cannot be written: read-only transaction, insufficient privilege,
+#: disk full, out of memory, read-only/unwritable data directory (I/O error)
+_PG_READ_ONLY, _PG_PRIVILEGE, _PG_DISK_FULL, _PG_IO = "25006", "42501", "53100", "58030"
+
+
+def storage_problem(url: str, original: BaseException) -> StorageError | None:
+    """The :class:`StorageError` a database error means when it is the catalog's storage that failed (read-only
+    file, directory or transaction, no permission, disk full), else None. Names the path and the fix."""
+    import os
+
+    msg = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    low = msg.lower()
+    path = sqlite_path(url)
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path)) or "."
+        if "readonly database" in low or "read-only" in low:
+            return StorageError(
+                f"cannot write catalog {path}: it is read-only (the file, its directory {folder} or the filesystem "
+                "does not allow writing)",
+                advice=f"Make {path} and {folder} writable by the user running dataward (SQLite also writes "
+                f"{os.path.basename(path)}-wal and -shm beside it), or remount the filesystem read-write; then retry.",
+            )
+        if "unable to open database file" in low or "disk i/o error" in low:
+            if os.path.exists(path) and not os.access(path, os.R_OK):
+                why = "the file cannot be read (permission denied)"
+            elif not os.access(folder, os.W_OK | os.X_OK):
+                why = f"its directory {folder} is not writable (SQLite creates its -wal and -shm files there)"
+            else:
+                why = "the file or its directory cannot be opened for writing"
+            return StorageError(
+                f"cannot open catalog {path}: {why}",
+                advice=f"Give the user running dataward read and write access to {path} and {folder} (and a "
+                "read-write filesystem), then retry.",
+            )
+        if "database or disk is full" in low:
+            return StorageError(
+                f"cannot write catalog {path}: the disk is full",
+                advice=f"Free space on the filesystem holding {path}, then retry.",
+            )
+        return None
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    where = redact_url(url)
+    if code == _PG_READ_ONLY or "read-only transaction" in low:
+        return StorageError(
+            f"cannot write catalog {where}: the database accepts only read-only transactions (a standby server, "
+            "or default_transaction_read_only is on)",
+            advice="Point the workspace at the primary server, or turn read-only off for the catalog's database "
+            "and user (ALTER DATABASE ... SET default_transaction_read_only = off); then retry.",
+        )
+    if code == _PG_PRIVILEGE:
+        return StorageError(
+            f"cannot write catalog {where}: {msg}",
+            advice="Grant the catalog's database user the rights dataward needs on its tables, then retry.",
+        )
+    if code in (_PG_DISK_FULL, _PG_IO):
+        return StorageError(
+            f"cannot write catalog {where}: {msg}",
+            advice="Free space on (or fix) the database server's data directory, then retry.",
+        )
+    return None
+
+
 def _connect_error(url: str) -> Any:
     def handle(ctx: Any) -> None:
+        # The catalog's storage failing (read-only, permissions, disk full) is not the server being down.
+        problem = storage_problem(url, ctx.original_exception)
+        if problem is not None:
+            raise problem
         # A catalog that cannot be reached is an operator's problem, not a traceback.
         if ctx.connection is None and isinstance(ctx.sqlalchemy_exception, exc_.OperationalError):
             first = str(ctx.original_exception).strip().splitlines()

@@ -8,6 +8,7 @@ Loading refuses a key file or directory that others can read or write.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from dataward.core.dsse import key_id, legacy_key_id
 from dataward.core.signer import Signer
-from dataward.errors import AuthorizationError, InputError, SignatureError
+from dataward.errors import AuthorizationError, InputError, SignatureError, storage_error
 from dataward.model.keys import PublicKey
 
 KEYRING_ENV = "DATAWARD_KEYRING"
@@ -84,20 +85,28 @@ class FileSigner(Signer):
 
 
 def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename), mode 0600, never over another file."""
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename), mode 0600, never over another file.
+
+    A storage failure (read-only, permissions, disk full) is a StorageError naming the file; no temp is left."""
     tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise storage_error(str(path), exc, "write the private key file") from None
     try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.link(tmp, path)  # fails if path exists: a key is never silently replaced
     except FileExistsError:
         raise InputError(f"{path} already exists", advice="Keys are never overwritten; remove it first.") from None
+    except OSError as exc:
+        raise storage_error(str(path), exc, "write the private key file") from None
     finally:
-        tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class FileKeyring:
@@ -111,8 +120,11 @@ class FileKeyring:
 
     # writing ------------------------------------------------------------------------------------
     def _ensure_dir(self) -> None:
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.path, 0o700)
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.path, 0o700)
+        except OSError as exc:
+            raise storage_error(str(self.path), exc, "create the keyring directory") from None
 
     def add(self, name: str, key: Ed25519PrivateKey, passphrase: bytes | None = None) -> KeyringEntry:
         """Store ``key`` for principal ``name`` (encrypted with ``passphrase`` when given)."""
@@ -154,6 +166,8 @@ class FileKeyring:
             files = list(self.path.iterdir())
         except FileNotFoundError:
             return []
+        except OSError as exc:  # unreadable (permissions) or not a directory: say so, not "no key"
+            raise storage_error(str(self.path), exc, "read the keyring directory") from None
         out = []
         for f in files:
             n = f.name
@@ -163,8 +177,10 @@ class FileKeyring:
             if name is None or owner == name:
                 try:
                     encrypted = b"ENCRYPTED" in f.read_bytes()
-                except OSError:
+                except FileNotFoundError:  # removed meanwhile
                     continue
+                except OSError as exc:  # an unreadable key is named, never silently "not in your keyring"
+                    raise storage_error(str(f), exc, "read the private key file") from None
                 out.append(KeyringEntry(owner, n[:64], f, encrypted))
         return sorted(out, key=lambda e: (e.name, e.path.stat().st_mtime_ns))
 
@@ -190,7 +206,10 @@ class FileKeyring:
     def _load(self, entry: KeyringEntry, passphrase: bytes | None) -> Ed25519PrivateKey:
         _check_private(self.path, is_dir=True)
         _check_private(entry.path, is_dir=False)
-        pem = entry.path.read_bytes()
+        try:
+            pem = entry.path.read_bytes()
+        except OSError as exc:
+            raise storage_error(str(entry.path), exc, "read the private key file") from None
         if b"ENCRYPTED" in pem and passphrase is None:
             env = os.environ.get(PASSPHRASE_ENV)
             if env is None:
@@ -218,7 +237,11 @@ class NotInKeyringError(AuthorizationError):
 
 
 def _check_private(path: Path, *, is_dir: bool) -> None:
-    mode = stat.S_IMODE(path.stat().st_mode)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        what = "read the keyring directory" if is_dir else "read the private key file"
+        raise storage_error(str(path), exc, what) from None
     if mode & 0o077:
         what = "keyring directory" if is_dir else "private key file"
         want = "700" if is_dir else "600"

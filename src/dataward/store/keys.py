@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from dataward.core.dsse import key_id
-from dataward.errors import InputError, NotFoundError, SignatureError
+from dataward.errors import InputError, NotFoundError, SignatureError, storage_error
 
 PASSPHRASE_ENV = "DATAWARD_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
@@ -32,19 +33,24 @@ class KeyDirectory:
 
     def save(self, key: Ed25519PrivateKey, passphrase: bytes | None = None) -> str:
         """Write ``key`` atomically with mode 0600; returns its key ID."""
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.path, 0o700)
         enc = BestAvailableEncryption(passphrase) if passphrase else NoEncryption()
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, enc)
         kid = key_id(key.public_key())
         tmp = self.path / f".{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._file(kid))
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.path, 0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, pem)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._file(kid))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise storage_error(str(self._file(kid)), exc, "write the private key file") from None
         return kid
 
     def has(self, keyid: str) -> bool:
@@ -59,7 +65,12 @@ class KeyDirectory:
                 f"private key {keyid[:16]} is not in {self.path}",
                 advice="Act as a principal whose key is on this machine, or copy the key file here (mode 0600).",
             ) from None
-        mode = f.stat().st_mode & 0o777
+        except OSError as exc:  # permissions on the file or its directory: name the file, not the key
+            raise storage_error(str(f), exc, "read the private key file") from None
+        try:
+            mode = f.stat().st_mode & 0o777
+        except OSError as exc:
+            raise storage_error(str(f), exc, "read the private key file") from None
         if mode & 0o077:
             raise SignatureError(
                 f"private key file {f} is readable by others (mode {mode:o})", advice=f"Run: chmod 600 {f}"
