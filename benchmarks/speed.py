@@ -242,6 +242,20 @@ def openssl_over(paths: list[Path], cores: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ rows
 
 
+#: the issue's own figures (filed at low load, 2 cores), printed beside this run's for each row
+FILED = {
+    "CSV": "2.67 s (0.03x)",
+    "append": "15.3k/s (0.55x)",
+    "full verify": "9.35 s",
+    "incremental": "-",
+    "CLI": "2.06 s (0.31x)",
+}
+
+
+def _filed(name: str) -> str:
+    return next((v for k, v in FILED.items() if k in name), "-")
+
+
 def _row(name: str, before: float | None, after: float, floor: float, unit: str, target: str, higher: bool) -> dict:
     """``higher``: the figure is a rate (entries/s); otherwise a time (s). Ratio = throughput / floor's."""
     ratio = (after / floor if higher else floor / after) if floor and after else 0.0
@@ -255,6 +269,7 @@ def _row(name: str, before: float | None, after: float, floor: float, unit: str,
         "ratio_after": round(ratio, 3),
         "ratio_before": None if ratio_before is None else round(ratio_before, 3),
         "target": target,
+        "filed": _filed(name),
     }
 
 
@@ -307,6 +322,9 @@ def part_log(a: argparse.Namespace, tmp: Path) -> list[dict]:
         floor_is=f"bare Ed25519 signing ({after['backend']})",
         before_floor=n / before["sign"]["wall"],
         cpu_after=after["append"]["cpu"],
+        cpu_floor=after["sign"]["cpu"],
+        entries_per_cpu_s=n / after["append"]["cpu"],
+        entries_per_cpu_s_before=n / before["append"]["cpu"],
         load=after["append"]["load"],
     )
     rows.append(r)
@@ -407,14 +425,19 @@ def main() -> None:
                 rows.extend(PARTS[name](a, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    head = f"{'workload':<52} {'before':>10} {'after':>10} {'floor':>10} {'x floor':>8} {'(before)':>8}  target"
+    head = (
+        f"{'workload':<52} {'filed':>16} {'before':>10} {'after':>10} {'floor':>10} {'x floor':>8} {'(before)':>8}"
+        f" {'cpu after':>9} {'cpu floor':>9}  target"
+    )
     print(head)
     for r in rows:
         before = "-" if r["before"] is None else f"{r['before']:.3g}"
         rb = "-" if r["ratio_before"] is None else f"{r['ratio_before']:.2f}"
+        cpu_a = f"{r['cpu_after']:.3g}" if "cpu_after" in r else "-"
+        cpu_f = f"{r['cpu_floor']:.3g}" if "cpu_floor" in r else "-"
         print(
-            f"{r['workload']:<52} {before:>10} {r['after']:>10.3g} {r['floor']:>10.3g} "
-            f"{r['ratio_after']:>7.2f}x {rb:>8}  {r['target']}  load {r.get('load')}"
+            f"{r['workload']:<52} {r['filed']:>16} {before:>10} {r['after']:>10.3g} {r['floor']:>10.3g} "
+            f"{r['ratio_after']:>7.2f}x {rb:>8} {cpu_a:>9} {cpu_f:>9}  {r['target']}  load {r.get('load')}"
         )
     out = HERE / "out"
     out.mkdir(exist_ok=True)
