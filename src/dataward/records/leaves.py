@@ -21,6 +21,7 @@ import decimal
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -172,16 +173,28 @@ class _BlockReader:
         lim = current()
         return lim.refuse("max_record_bytes", f"{self._name} line {line}", f"a line of {'over ' * over}{size:,} bytes")
 
+    def _capacity(self) -> int:
+        """A buffer for the rest of the file plus one byte (so a small file is read at once and costs no
+        big buffer), at most two chunks."""
+        f = self._f
+        try:
+            pos = f.tell()
+            size = f.seek(0, os.SEEK_END)
+            f.seek(pos)
+        except (OSError, AttributeError, ValueError):
+            return 2 * CHUNK
+        return max(1, min(2 * CHUNK, size - pos + 1))
+
     def __iter__(self) -> Iterator[memoryview]:
         lim = current()
-        buf = bytearray(2 * CHUNK)
+        buf = bytearray(self._capacity())
         have = 0  # a line carried over from the previous read, at buf[:have]
         while True:
-            if len(buf) - have < CHUNK:  # a long line: a larger buffer (earlier views stay valid on the old one)
+            if have == len(buf):  # a long line: a larger buffer (earlier views stay valid on the old one)
                 bigger = bytearray(have + 2 * CHUNK)
                 bigger[:have] = buf[:have]
                 buf = bigger
-            n = self._f.readinto(memoryview(buf)[have : have + CHUNK])  # type: ignore[attr-defined]
+            n = self._f.readinto(memoryview(buf)[have:])  # type: ignore[attr-defined]
             if not n:
                 break
             end = have + n
