@@ -57,9 +57,9 @@ def test_backend_is_libsodium_when_pynacl_installed() -> None:
         assert ed25519.BACKEND == "libsodium"
 
 
-@pytest.mark.parametrize("n", [0, 1, 5, ed25519.PARALLEL_MIN - 1, ed25519.PARALLEL_MIN, 3 * ed25519.PARALLEL_MIN + 7])
+@pytest.mark.parametrize("n", [0, 1, 5, 300])
 def test_sign_many_identical_and_in_order(n: int) -> None:
-    # the parallel path (from PARALLEL_MIN messages) must keep the order: each signature checked by OpenSSL
+    # one prepared key for the batch: the same bytes as one-by-one signing, in order, each checked by OpenSSL
     messages = [os.urandom(i % 50) + i.to_bytes(4, "big") for i in range(n)]
     sigs = ed25519.sign_many(KEY, messages)
     assert sigs == [KEY.sign(m) for m in messages]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 from cryptography.exceptions import InvalidSignature
@@ -60,35 +59,14 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
     return bytes(signed[:SIGNATURE_SIZE])
 
 
-#: from this many messages, :func:`sign_many` signs on every usable CPU (libsodium releases the GIL)
-PARALLEL_MIN = 256
-
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def sign_many(key: Ed25519PrivateKey, messages: Sequence[bytes]) -> list[bytes]:
-    """``[sign(key, m) for m in messages]``, with the key prepared once and, for a large batch, the messages
-    split over the process's CPUs (libsodium's signing runs without the GIL). Same bytes as :func:`sign`."""
-    if _sodium is None or not messages:
+    """``[sign(key, m) for m in messages]`` with the key prepared once for the whole batch (deriving
+    libsodium's secret key costs about one signature). Same bytes as :func:`sign`."""
+    if _sodium is None:
         return [key.sign(m) for m in messages]
     secret = _sodium_secret(key.private_bytes_raw())
     crypto_sign = _sodium.crypto_sign
-
-    def part(ms: Sequence[bytes]) -> list[bytes]:
-        return [crypto_sign(m, secret)[:SIGNATURE_SIZE] for m in ms]
-
-    workers = min(_cpus(), len(messages) // (PARALLEL_MIN // 2)) if len(messages) >= PARALLEL_MIN else 1
-    if workers <= 1:
-        return part(messages)
-    step = -(-len(messages) // workers)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(part, [messages[i : i + step] for i in range(0, len(messages), step)]))
-    return [sig for p in parts for sig in p]
+    return [bytes(crypto_sign(m, secret)[:SIGNATURE_SIZE]) for m in messages]
 
 
 def verifier(public_key: bytes) -> Verifier:

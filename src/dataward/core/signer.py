@@ -59,6 +59,7 @@ class PrivateKeySigner(Signer):
         return ed25519.sign(self._key, data)
 
     def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Signatures over each of ``messages``, the key prepared once for the batch."""
         from dataward.core import ed25519
 
         return ed25519.sign_many(self._key, messages)

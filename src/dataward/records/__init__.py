@@ -11,26 +11,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from dataward.records.limits import LimitError, Limits
+from dataward.records.readers import ReadStats, load_npy, read, read_table
 from dataward.records.sniff import READ_FORMATS, canonical_format, sniff
-
-if TYPE_CHECKING:
-    from dataward.records.readers import ReadStats, load_npy, read, read_table
-
-_READERS = ("ReadStats", "load_npy", "read", "read_table")
-
-
-def __getattr__(name: str) -> Any:
-    # the readers import pyarrow (about half a second): only when a reader is asked for, so that acquiring
-    # opaque files or a command that reads no table does not pay for it
-    if name in _READERS:
-        from dataward.records import readers
-
-        return getattr(readers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "READ_FORMATS",
