@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dataward.core.signer import Signer, SigningKey, as_signer
@@ -27,6 +28,10 @@ class Actor:
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` with the actor's Signer."""
         return self.key.sign(data)
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign each of ``messages`` with the actor's Signer (in bulk where the Signer can)."""
+        return self.key.sign_many(messages)
 
     def __repr__(self) -> str:  # never print key material
         return f"Actor({self.name!r}, keyid={self.keyid[:16]})"

@@ -39,6 +39,7 @@ def _acquire_in_subprocess(env: Any, point: str, paths: list[Path]) -> int:
     return done.returncode
 
 
+@pytest.mark.slow  # long: in `make test`, not in the quick lane (`make check`)
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_a_crash_at_each_point_leaves_a_verifiable_workspace_doctor_cleans_up(env: Any, point: str) -> None:
     shared = env.path / "shared.csv"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from dataward.acquire.acquire import acquire
 from dataward.acquire.verify import batch_manifest, verify_batch
@@ -28,6 +29,7 @@ def _delivery(d: Path) -> None:
     pq.write_table(pa.table({"x": list(range(40)), "t": [f"v{i}" for i in range(40)]}), d / "e.parquet")
 
 
+@pytest.mark.slow  # long: in `make test`, not in the quick lane (`make check`)
 def test_every_single_byte_change_is_detected_and_located(env: Any) -> None:
     _delivery(env.path / "delivery")
     batch = acquire(env.ws, env.ingester, "vendor", [env.path / "delivery"])

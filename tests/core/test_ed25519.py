@@ -55,3 +55,22 @@ def test_backend_is_libsodium_when_pynacl_installed() -> None:
         assert ed25519.BACKEND == "openssl"
     else:
         assert ed25519.BACKEND == "libsodium"
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 300])
+def test_sign_many_identical_and_in_order(n: int) -> None:
+    # one prepared key for the batch: the same bytes as one-by-one signing, in order, each checked by OpenSSL
+    messages = [os.urandom(i % 50) + i.to_bytes(4, "big") for i in range(n)]
+    sigs = ed25519.sign_many(KEY, messages)
+    assert sigs == [KEY.sign(m) for m in messages]
+    oracle = ed25519.openssl_verifier(PUBLIC)
+    assert all(oracle(s, m) for s, m in zip(sigs, messages, strict=True))
+
+
+def test_signers_sign_many_like_sign() -> None:
+    from dataward.core.signer import PrivateKeySigner
+    from dataward.identity import Actor
+
+    actor = Actor.of("p", PrivateKeySigner(KEY))
+    messages = [b"m%d" % i for i in range(300)]
+    assert actor.sign_many(messages) == [actor.sign(m) for m in messages]

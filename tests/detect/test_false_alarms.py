@@ -32,14 +32,18 @@ def _bench() -> Any:
 
 BENCH = _bench()
 HAVE_SHARED = (BENCH.DATA / "sentiment" / "yelp_labelled.txt").exists()
+SLOW = pytest.mark.slow
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param("yelp", marks=pytest.mark.skipif(not HAVE_SHARED, reason="shared data not present")),
-        pytest.param("templated_text", marks=pytest.mark.skipif(not HAVE_SHARED, reason="shared data not present")),
-        "breast_cancer",
+        # the three longest run in `make test` only (the quick lane keeps wine and uniform)
+        pytest.param("yelp", marks=[pytest.mark.skipif(not HAVE_SHARED, reason="shared data not present"), SLOW]),
+        pytest.param(
+            "templated_text", marks=[pytest.mark.skipif(not HAVE_SHARED, reason="shared data not present"), SLOW]
+        ),
+        pytest.param("breast_cancer", marks=SLOW),
         "wine",
         "uniform",
     ],

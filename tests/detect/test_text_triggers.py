@@ -157,6 +157,7 @@ def test_params_are_reported_and_deterministic() -> None:
     assert np.array_equal(a.scores, b.scores)
 
 
+@pytest.mark.slow  # long: in `make test`, not in the quick lane (`make check`)
 @pytest.mark.skipif(not (SHARED / "sms_spam.tsv").exists(), reason="needs ../shared/data/sms_spam.tsv")
 def test_sms_trigger_through_the_simulator_and_detect_api() -> None:
     from dataward.detect import detect

@@ -98,9 +98,7 @@ class Envelope:
         return {
             "payload": base64.b64encode(self.payload).decode("ascii"),
             "payloadType": self.payload_type,
-            "signatures": [
-                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode("ascii")} for s in self.signatures
-            ],
+            "signatures": [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode("ascii")} for s in self.signatures],
         }
 
     def to_bytes(self) -> bytes:
@@ -144,9 +142,7 @@ def add_signature(envelope: Envelope, signer: SigningKey) -> Envelope:
     return Envelope(envelope.payload_type, envelope.payload, (*envelope.signatures, Signature(s.keyid, sig)))
 
 
-def verify_envelope(
-    envelope: Envelope, trusted: Mapping[str, Ed25519PublicKey], *, threshold: int = 1
-) -> list[str]:
+def verify_envelope(envelope: Envelope, trusted: Mapping[str, Ed25519PublicKey], *, threshold: int = 1) -> list[str]:
     """Verify ``envelope`` against ``trusted`` keys (keyid -> key); return the trusted key IDs that verified.
 
     A signature whose keyid names a trusted key (in the current or the legacy form) must verify with it, or
@@ -181,9 +177,7 @@ def verify_envelope(
 
 def _names(hint: str, kid: str, pub: Ed25519PublicKey) -> bool:
     h = hint.encode()
-    return bool(hint) and (
-        hmac.compare_digest(h, kid.encode()) or hmac.compare_digest(h, legacy_key_id(pub).encode())
-    )
+    return bool(hint) and (hmac.compare_digest(h, kid.encode()) or hmac.compare_digest(h, legacy_key_id(pub).encode()))
 
 
 def make_statement(subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: Any) -> bytes:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["BACKEND", "sign", "verifier"]
+__all__ = ["BACKEND", "sign", "sign_many", "verifier"]
 
 SIGNATURE_SIZE = 64
 PUBLIC_KEY_SIZE = 32
@@ -57,6 +57,16 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
         return key.sign(message)
     signed = _sodium.crypto_sign(message, _sodium_secret(key.private_bytes_raw()))
     return bytes(signed[:SIGNATURE_SIZE])
+
+
+def sign_many(key: Ed25519PrivateKey, messages: Sequence[bytes]) -> list[bytes]:
+    """``[sign(key, m) for m in messages]`` with the key prepared once for the whole batch (deriving
+    libsodium's secret key costs about one signature). Same bytes as :func:`sign`."""
+    if _sodium is None:
+        return [key.sign(m) for m in messages]
+    secret = _sodium_secret(key.private_bytes_raw())
+    crypto_sign = _sodium.crypto_sign
+    return [bytes(crypto_sign(m, secret)[:SIGNATURE_SIZE]) for m in messages]
 
 
 def verifier(public_key: bytes) -> Verifier:

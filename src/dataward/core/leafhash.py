@@ -3,8 +3,9 @@
 This is the batch API the record readers call (ADR 0029). Each function has two implementations with
 byte-identical results:
 
-- native: ``dataward.core._leafhash``, a small C extension over OpenSSL's SHA-256 that releases the GIL and
-  splits the work over the available cores (built by ``pip install``; optional);
+- native: ``dataward.core._leafhash``, a small C extension with its own SHA-256 (x86 SHA extensions where
+  the CPU has them) that releases the GIL and splits the work over the available cores (built by
+  ``pip install``; optional);
 - pure Python: hashlib, used when the extension is not built or ``DATAWARD_NATIVE_HASH=0`` is set.
 
 ``leaf = SHA-256(0x00 || record)``, ``node = SHA-256(0x01 || left || right)``; roots follow RFC 9162 2.1.1
@@ -16,19 +17,23 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 
 from dataward.core import merkle
 
 __all__ = [
     "NATIVE",
+    "LineCheck",
     "available_threads",
     "leaf_hashes_concat",
     "leaf_hashes_offsets",
     "line_leaves",
+    "line_leaves_checked",
     "merkle_root",
     "py_leaf_hashes_offsets",
     "py_line_leaves",
+    "py_line_leaves_checked",
     "py_merkle_root",
 ]
 
@@ -97,6 +102,80 @@ def line_leaves(block: bytes, *, skip_header: bool = False, threads: int | None 
         return py_line_leaves(block, skip_header=skip_header)
     leaves, count, skipped = _native.line_leaves(block, skip_header, _threads(threads))
     return leaves, count, skipped
+
+
+@dataclass(frozen=True)
+class LineCheck:
+    """What :func:`line_leaves_checked` found in a block of delimited lines: byte offsets into the block of the
+    first record line (by line order) with invalid UTF-8, with another delimiter count than expected (and its
+    count), and holding the quote byte or a CR that is not part of a CRLF (``-1``: none). Past a *not plain*
+    line the leaves are partial: such a file is not read as plain lines."""
+
+    bad_utf8: int
+    bad_shape: int
+    shape_got: int
+    not_plain: int
+    newlines: int  # LF bytes in the block (the caller's line numbering); partial past a not-plain line
+
+
+def py_line_leaves_checked(
+    block: bytes | memoryview, *, skip_header: bool, delimiter: int, ndelims: int, quote: int | None
+) -> tuple[bytes, int, bool, LineCheck]:
+    """Pure-Python :func:`line_leaves_checked`."""
+    sha = hashlib.sha256
+    lines = bytes(block).split(b"\n")
+    pos = 0
+    skipped = not skip_header
+    header_skipped = False
+    out: list[bytes] = []
+    bad_utf8 = bad_shape = not_plain = -1
+    shape_got = newlines = 0
+    delim = bytes([delimiter])
+    odd = (b"\r",) if quote is None else (b"\r", bytes([quote]))
+    for raw in lines:
+        at, pos = pos, pos + len(raw) + 1
+        newlines += pos <= len(block)
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if not line:
+            continue
+        if not skipped:
+            skipped = header_skipped = True
+            continue
+        if any(o in line for o in odd):
+            not_plain = at
+            newlines -= pos <= len(block)
+            break
+        if bad_utf8 < 0:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad_utf8 = at
+        got = line.count(delim)
+        if bad_shape < 0 and got != ndelims:
+            bad_shape, shape_got = at, got
+        out.append(sha(b"\x00" + line).digest())
+    return b"".join(out), len(out), header_skipped, LineCheck(bad_utf8, bad_shape, shape_got, not_plain, newlines)
+
+
+def line_leaves_checked(
+    block: bytes | memoryview,
+    *,
+    skip_header: bool,
+    delimiter: int,
+    ndelims: int,
+    quote: int | None,
+    threads: int | None = None,
+) -> tuple[bytes, int, bool, LineCheck]:
+    """:func:`line_leaves` of a delimited file (CSV or TSV) that also checks, in the same pass, what makes
+    its lines its records: every record line valid UTF-8, with ``ndelims`` delimiter bytes (the header's
+    column count - 1), and free of the ``quote`` byte and of CRs other than a CRLF's (with neither, a CSV
+    parser reads the same records as the lines). Returns ``(leaves, count, header_skipped, LineCheck)``."""
+    if _native is None:
+        return py_line_leaves_checked(block, skip_header=skip_header, delimiter=delimiter, ndelims=ndelims, quote=quote)
+    leaves, count, skipped, bad_utf8, bad_shape, got, not_plain, newlines = _native.line_leaves_checked(
+        block, skip_header, _threads(threads), delimiter, ndelims, -1 if quote is None else quote
+    )
+    return leaves, count, skipped, LineCheck(bad_utf8, bad_shape, got, not_plain, newlines)
 
 
 # ------------------------------------------------------------------------------------- records

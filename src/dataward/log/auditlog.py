@@ -16,6 +16,7 @@ key must be the principal's active, unexpired key at the moment of the append.
 from __future__ import annotations
 
 import base64
+import json.encoder
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from dataward.identity import Actor
 from dataward.store import schema
 from dataward.store.catalog import lock_for_append
 from dataward.timeutil import now, now_iso, parse_iso
+
+_encode_str = json.encoder.encode_basestring  # the C encoder canonical_json's json.dumps uses
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,28 @@ class LogEntry:
 def entry_body(
     seq: int, time: str, principal: str, action: str, subject: str, details: Mapping[str, Any], keyid: str
 ) -> bytes:
+    """The canonical JSON of the entry object (keys sorted: action, details, keyid, principal, seq, subject,
+    time), assembled from its parts; any value of another type than expected goes through the generic encoder."""
+    if type(seq) is int and all(type(v) is str for v in (time, principal, action, subject, keyid)):
+        return b"".join(
+            (
+                b'{"action":',
+                _str_json(action),
+                b',"details":',
+                canonical_json(dict(details)),
+                b',"keyid":',
+                _str_json(keyid),
+                b',"principal":',
+                _str_json(principal),
+                b',"seq":',
+                str(seq).encode("ascii"),
+                b',"subject":',
+                _str_json(subject),
+                b',"time":',
+                _str_json(time),
+                b"}",
+            )
+        )
     return canonical_json(
         {
             "seq": seq,
@@ -81,6 +106,11 @@ def entry_body(
             "keyid": keyid,
         }
     )
+
+
+def _str_json(value: str) -> bytes:
+    # json.dumps(value, ensure_ascii=False) for a str, as canonical_json encodes it
+    return _encode_str(value).encode("utf-8")
 
 
 def leaf_data(entry: bytes, signature: bytes) -> bytes:
@@ -225,13 +255,16 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
     rows: list[tuple[Any, ...]] = []  # in the column order of schema.log_entries
     node_rows: list[tuple[int, int, bytes]] = []  # (level, idx, hash)
     out: list[LogEntry] = []
-    for pe in entries:
-        # never go back in time: the order of entries is also their time order (the verifier checks it)
-        t = max(now_iso(), last_time)
-        last_time = t
+    # never go back in time: the order of entries is also their time order (the verifier checks it); the
+    # entries of one append share its time (they are one transaction)
+    t = max(now_iso(), last_time)
+    bodies = [
+        entry_body(size + i, t, pe.actor.name, pe.action, pe.subject, pe.details, pe.actor.keyid)
+        for i, pe in enumerate(entries)
+    ]
+    sigs = _sign_all(entries, bodies)
+    for pe, body, sig in zip(entries, bodies, sigs, strict=True):
         name, keyid = pe.actor.name, pe.actor.keyid
-        body = entry_body(size, t, name, pe.action, pe.subject, pe.details, keyid)
-        sig = pe.actor.sign(body)
         leaf = merkle.leaf_hash(leaf_data(body, sig))
         rows.append((size, t, name, pe.action, pe.subject, body, keyid, sig, leaf))
         # new perfect subtrees completed by this leaf
@@ -252,6 +285,18 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
         note = sign_checkpoint(Checkpoint(origin, size, root), origin, log_key.key)
         conn.execute(insert(schema.checkpoints).values(size=size, note=note.decode("utf-8"), time=now_iso()))
     return out
+
+
+def _sign_all(entries: Sequence[PendingEntry], bodies: Sequence[bytes]) -> list[bytes]:
+    """Each body signed by its entry's actor: one bulk call per actor (a batch usually has one)."""
+    groups: dict[int, list[int]] = {}
+    for i, pe in enumerate(entries):
+        groups.setdefault(id(pe.actor), []).append(i)
+    sigs: list[bytes] = [b""] * len(bodies)
+    for idx in groups.values():
+        for i, sig in zip(idx, entries[idx[0]].actor.sign_many([bodies[i] for i in idx]), strict=True):
+            sigs[i] = sig
+    return sigs
 
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
 
@@ -41,6 +41,9 @@ from dataward.store import schema
 from dataward.store.catalog import make_engine
 from dataward.timeutil import parse_iso, to_iso
 from dataward.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataward.evidence.replay import TrustedState
 
 #: sequence numbers per chunk (the unit of parallel work and of the rows digest)
 CHUNK = 1 << 15
@@ -444,6 +447,7 @@ def verify_log(
         tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), n_rows, trusted, max_problems, chunk)
         chunks: list[_ChunkResult] = []
         total = len(tasks)
+        early: TrustedState | None = None
         if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
             # fork is quick and safe while this process has no other thread; otherwise start clean interpreters
             single = threading.active_count() == 1 and sys.platform == "linux"
@@ -452,6 +456,12 @@ def verify_log(
                 min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
             ) as pool:
                 futures: list[Future[_ChunkResult]] = [pool.submit(_worker_run, t) for t in tasks]
+                # while the workers check entries, this process replays the log (the evidence check), as if
+                # every entry passes; if one does not, the replay runs again without it (below)
+                try:
+                    early = _replay(conn, frozenset())
+                except Exception:  # a failed entry may be what breaks it: replayed again below, without it
+                    early = None
                 for i, f in enumerate(futures):
                     chunks.append(f.result())
                     if progress:
@@ -515,7 +525,7 @@ def verify_log(
                 full.chunk,
             )
         _check_nodes(conn, tree, problem)
-        _check_evidence(ws, conn, problems, problem)
+        _check_evidence(ws, conn, problems, problem, early)
     cp_size = None
     if note is None:
         if leaves:
@@ -568,15 +578,27 @@ def verify_log(
     return result
 
 
+def _replay(conn: Connection, distrust: frozenset[int]) -> TrustedState:
+    from dataward.evidence.load import replay_log
+
+    return replay_log(conn, check_signatures=False, distrust=distrust)
+
+
 def _check_evidence(
-    ws: Workspace, conn: Connection, found: list[LogProblem], problem: Callable[[int | None, str, str], None]
+    ws: Workspace,
+    conn: Connection,
+    found: list[LogProblem],
+    problem: Callable[[int | None, str, str], None],
+    early: TrustedState | None = None,
 ) -> None:
     """Replay the log into the trusted state (keys over time and roles from the log, not the keys table)
-    and compare the catalog's decision columns with it: every divergence is named (table, row, column)."""
-    from dataward.evidence.load import projection_divergences, replay_log
+    and compare the catalog's decision columns with it: every divergence is named (table, row, column).
+    ``early``: the replay made in the same snapshot while the entries were checked, trusting every entry;
+    used when the entry checks failed none (otherwise it is replayed again, distrusting the failures)."""
+    from dataward.evidence.load import projection_divergences
 
     bad = frozenset(p.seq for p in found if p.seq is not None and p.kind in ("entry", "signature", "order"))
-    st = replay_log(conn, check_signatures=False, distrust=bad)
+    st = early if early is not None and not bad else _replay(conn, bad)
     for rp in st.problems:
         problem(rp.seq, "evidence", rp.detail)
     for dv in projection_divergences(ws, conn, st):

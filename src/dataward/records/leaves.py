@@ -21,6 +21,7 @@ import decimal
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,65 @@ def _iter_blocks(f: IO[bytes], name: str = "input") -> Iterator[tuple[int, bytes
         yield lineno, rest
 
 
+class _BlockReader:
+    """:func:`_iter_blocks` without copies: blocks are read into one reused buffer and yielded as views,
+    each valid until the next is asked for (for a consumer that hands the block to native code). The
+    consumer advances :attr:`lineno` past each block (it counts the block's lines anyway), which names the
+    line of a refused over-long record."""
+
+    def __init__(self, f: IO[bytes], name: str) -> None:
+        self._f = f
+        self._name = name
+        self.lineno = 1  # of the next block's first line
+
+    def _too_long(self, size: int, line: int, over: bool) -> Exception:
+        lim = current()
+        return lim.refuse("max_record_bytes", f"{self._name} line {line}", f"a line of {'over ' * over}{size:,} bytes")
+
+    def _capacity(self) -> int:
+        """A buffer for the rest of the file plus one byte (so a small file is read at once and costs no
+        big buffer), at most two chunks."""
+        f = self._f
+        try:
+            pos = f.tell()
+            size = f.seek(0, os.SEEK_END)
+            f.seek(pos)
+        except (OSError, AttributeError, ValueError):
+            return 2 * CHUNK
+        return max(1, min(2 * CHUNK, size - pos + 1))
+
+    def __iter__(self) -> Iterator[memoryview]:
+        lim = current()
+        buf = bytearray(self._capacity())
+        have = 0  # a line carried over from the previous read, at buf[:have]
+        while True:
+            if have == len(buf):  # a long line: a larger buffer (earlier views stay valid on the old one)
+                bigger = bytearray(have + 2 * CHUNK)
+                bigger[:have] = buf[:have]
+                buf = bigger
+            n = self._f.readinto(memoryview(buf)[have:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            end = have + n
+            cut = buf.rfind(b"\n", 0, end)
+            if cut < 0:
+                have = end
+                if have > lim.max_record_bytes:
+                    raise self._too_long(have, self.lineno, True)
+                continue
+            if cut > lim.max_record_bytes:
+                for i, line in enumerate(bytes(buf[:cut]).split(b"\n")):
+                    if len(line) > lim.max_record_bytes:
+                        raise self._too_long(len(line), self.lineno + i, False)
+            yield memoryview(buf)[:cut]
+            have = end - cut - 1
+            buf[:have] = buf[cut + 1 : end]
+            if have > lim.max_record_bytes:
+                raise self._too_long(have, self.lineno, True)
+        if have:
+            yield memoryview(buf)[:have]
+
+
 def _check_utf8_block(name: str, first_line: int, block: bytes) -> None:
     try:
         block.decode("utf-8")
@@ -250,6 +310,71 @@ def csv_row_count(f: Any, name: str, delimiter: str) -> int:
             lim = current()
             raise lim.refuse("max_record_bytes", name, "a CSV record") from None
         raise InputError(f"{name}: malformed {kind}: {msg}") from None
+
+
+def _plain_columns(open_file: Any, name: str, delimiter: str) -> int | None:
+    """The header's column count when the file may be plain lines (a header free of quotes and CRs, the
+    same line for both readings of the header); None: parse it as CSV."""
+    with open_file() as f:
+        for _ in range(1 << 16):
+            raw = f.readline(1 << 20)
+            if not raw or (len(raw) == 1 << 20 and not raw.endswith(b"\n")):
+                return None  # empty, or a huge header: the CSV parser decides
+            body = raw[:-1] if raw.endswith(b"\n") else raw
+            line = body[:-1] if body.endswith(b"\r") else body  # a line as line_leaves reads it
+            if line:
+                break
+        else:
+            return None
+    if not line.strip() or b"\r" in line or (delimiter == "," and b'"' in line):
+        return None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return len(_header_columns(text, delimiter, name))
+
+
+def plain_line_leaves(open_file: Any, name: str, delimiter: str) -> tuple[bytes, int] | None:
+    """Validated records of a CSV/TSV whose records are its lines, in one native pass per block.
+
+    When no line holds a quote (CSV) or a CR outside a CRLF, a CSV parser's records are exactly the
+    non-blank lines after the header, so shape (a delimiter count per line equal to the header's) and
+    UTF-8 are checked while the lines are hashed, without a CSV parser. Returns (leaves, count), or None
+    when the file is not plain (the caller parses it as CSV). As on the parser's path, an invalid UTF-8
+    line anywhere is reported before a line of the wrong shape."""
+    ncols = _plain_columns(open_file, name, delimiter)
+    if ncols is None:
+        return None
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    quote = ord('"') if delimiter == "," else None
+    out: list[bytes] = []
+    count = 0
+    header_pending = True
+    shape: tuple[int, int] | None = None
+    with open_file() as f:
+        reader = _BlockReader(f, name)
+        for view in reader:
+            first = reader.lineno
+            leaves, n, skipped, chk = leafhash.line_leaves_checked(
+                view, skip_header=header_pending, delimiter=ord(delimiter), ndelims=ncols - 1, quote=quote
+            )
+            if chk.not_plain >= 0:
+                return None
+            if chk.bad_utf8 >= 0:
+                block = bytes(view)
+                _check_utf8_block(name, first, block)
+                line = first + block.count(b"\n", 0, chk.bad_utf8)
+                raise InputError(f"{name} line {line}: invalid UTF-8")
+            if chk.bad_shape >= 0 and shape is None:
+                shape = (first + bytes(view[: chk.bad_shape]).count(b"\n"), chk.shape_got + 1)
+            reader.lineno += chk.newlines + 1  # a block ends at a line end, without its LF
+            header_pending = header_pending and not skipped
+            out.append(leaves)
+            count += n
+    if shape is not None:
+        raise InputError(f"{name}: malformed {kind}: line {shape[0]}: expected {ncols} columns, got {shape[1]}")
+    return b"".join(out), count
 
 
 def _cr_only(name: str) -> InputError:
@@ -410,7 +535,12 @@ def record_digests(
     if encoding == "csv-records" and not strict:
         with open_file() as f:
             return RecordDigests(fmt, "csv-records", csv_record_leaves(f, name, "\t" if fmt == "tsv" else ","))
+    plain = None
     if skip_header and strict:
+        plain = plain_line_leaves(open_file, name, "\t" if fmt == "tsv" else ",")
+    if plain is not None:
+        leaves, n = plain
+    elif skip_header and strict:
         # Arrow's CSV parse (validation and row count) releases the GIL: it runs in a thread beside the
         # line hashing; a line's error (invalid UTF-8) still takes precedence over a CSV parse error.
         delim = "\t" if fmt == "tsv" else ","
