@@ -150,7 +150,7 @@ def _signed_manifests(ws: Workspace, st: TrustedState) -> tuple[dict[str, dict[s
     return out, problems
 
 
-def _catalog_rows(conn: Connection, table: str) -> list[dict[str, Any]]:
+def catalog_rows(conn: Connection, table: str) -> list[dict[str, Any]]:
     """The rows of ``table`` as dicts, with the natural key columns the projection compares on (audit rows
     are keyed by their batch, decisions also by their order among the same reviewer's on the record)."""
     t = schema.metadata.tables[table]
@@ -177,5 +177,5 @@ def projection_divergences(ws: Workspace, conn: Connection, st: TrustedState) ->
     want = expected(st, origin=ws.origin, manifests=manifests)
     out: list[Divergence] = [Divergence("batches", p.split(":")[0][6:], None, p) for p in problems]
     for table in KEYS:
-        out += compare(table, want[table], _catalog_rows(conn, table), strict_rows=table != "meta")
+        out += compare(table, want[table], catalog_rows(conn, table), strict_rows=table != "meta")
     return out

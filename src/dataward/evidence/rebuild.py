@@ -47,7 +47,7 @@ class Plan:
         }
 
 
-def _carried_public_keys(conn: Connection) -> dict[str, bytes]:
+def carried_public_keys(conn: Connection) -> dict[str, bytes]:
     """keyid -> raw public key, for every key some log entry carries (``details.public_key``). Read from
     unverified entries on purpose: a key is accepted only under the ID that is its own SHA-256, so where it
     was found does not matter, and a public key replaced in the keys table cannot hide the signer's entries."""
@@ -174,20 +174,20 @@ def _insert_values(
 
 def plan_rebuild(ws: Workspace, conn: Connection, st: TrustedState) -> Plan:
     """The whole rebuild: every projected table, and the divergences no step can repair."""
-    from dataward.evidence.load import _catalog_rows, _signed_manifests
+    from dataward.evidence.load import _signed_manifests, catalog_rows
     from dataward.evidence.projection import expected
 
     manifests, problems = _signed_manifests(ws, st)
     want = expected(st, origin=ws.origin, manifests=manifests)
     plan = Plan(unrestorable=[Divergence("batches", p.split(":")[0][6:], None, p) for p in problems])
-    public = {k: v.hex() for k, v in _carried_public_keys(conn).items() if k in st.keys}
+    public = {k: v.hex() for k, v in carried_public_keys(conn).items() if k in st.keys}
     ids = sql.audit_ids(conn)
     now = now_iso()
     for table in KEYS:
         if table == "meta":
             continue  # the workspace's identity: Workspace.open refuses a catalog whose identity changed
         part = plan_table(
-            table, want[table], _catalog_rows(conn, table), strict_rows=True, public=public, audit_ids=ids, now=now
+            table, want[table], catalog_rows(conn, table), strict_rows=True, public=public, audit_ids=ids, now=now
         )
         plan.steps += part.steps
         plan.repairs += part.repairs

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dataward.evidence.projection import Divergence, Rows
-from dataward.evidence.rebuild import Plan, _carried_public_keys, plan_rebuild
+from dataward.evidence.rebuild import Plan, carried_public_keys, plan_rebuild
 from dataward.evidence.replay import TrustedState
 from dataward.store import rebuild as sql
 
@@ -49,11 +49,11 @@ class RebuildResult:
 
 
 def _meta_divergences(ws: Workspace, conn: Connection, st: TrustedState) -> list[Divergence]:
-    from dataward.evidence.load import _catalog_rows
+    from dataward.evidence.load import catalog_rows
     from dataward.evidence.projection import compare
 
     want: Rows = {("workspace_id",): {"value": st.workspace_id}, ("log_origin",): {"value": ws.origin}}
-    return compare("meta", want, _catalog_rows(conn, "meta"), strict_rows=False)
+    return compare("meta", want, catalog_rows(conn, "meta"), strict_rows=False)
 
 
 def rebuild_projection(ws: Workspace, actor: Any, *, check: bool = False) -> RebuildResult:
@@ -76,7 +76,7 @@ def rebuild_projection(ws: Workspace, actor: Any, *, check: bool = False) -> Reb
         )
 
     def plan_in(conn: Connection) -> tuple[Plan, int]:
-        pubs = {**public_keys(conn), **_carried_public_keys(conn)}
+        pubs = {**public_keys(conn), **carried_public_keys(conn)}
         st = replay(raw_entries(conn), pubs, state=TrustedState(default_policy=default_policy_digest()))
         plan = plan_rebuild(ws, conn, st)
         plan.unrestorable += [

@@ -136,6 +136,8 @@ def leaf_task(t: LeafTask) -> tuple[bytes, str | None]:
 
 @dataclass(frozen=True)
 class ScanTask:
+    """A worker's task: count the quotes of one byte range of a stored object (to place CSV cuts)."""
+
     store_url: str  # an object of the store, or (store_url "") the file at ``digest``, a path
     area: str
     digest: str
@@ -143,6 +145,7 @@ class ScanTask:
     end: int
 
     def open(self) -> IO[bytes]:
+        """The object (or file) this task reads, opened for binary reading."""
         return ObjectStore(self.store_url).open(self.area, self.digest) if self.store_url else open(self.digest, "rb")
 
 
@@ -252,6 +255,8 @@ ODD_QUOTES = "an odd number of quotes"
 
 @dataclass(frozen=True)
 class CsvTask:
+    """A worker's task: leaves, line and row counts of one partition of a CSV object, cut at a record boundary."""
+
     store_url: str
     area: str
     digest: str
@@ -265,6 +270,8 @@ class CsvTask:
 
 @dataclass(frozen=True)
 class CsvPart:
+    """What a worker returns for one CSV partition: its leaves and counts, merged by the driver in order."""
+
     leaves: bytes  # line leaves (no header skipping), or csv-records leaves with ``records``
     lines: int  # non-empty lines (the header included in the first partition)
     rows: int  # Arrow's row count (the header excluded)

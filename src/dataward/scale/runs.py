@@ -82,12 +82,15 @@ def deal(names: Sequence[str], groups: int, cost: Mapping[str, float]) -> list[l
 
 @dataclass(frozen=True)
 class CheckTask:
+    """A worker's share of a `check` run: the file and the names of the checks it runs."""
+
     path: str
     checks: tuple[str, ...]
     options: Mapping[str, Any]
 
 
 def check_task(t: CheckTask) -> ScreenReport:
+    """Run one share of the checks on the file, in the worker's own sandbox."""
     from dataward.records.sandbox import run_sandboxed
     from dataward.screen.api import check_path
 
@@ -128,6 +131,8 @@ def check_on(executor: Executor, path: str, *, checks: Sequence[str] | None = No
 
 @dataclass(frozen=True)
 class DetectTask:
+    """A worker's share of a `detect` run: the file and the names of the detectors it runs."""
+
     path: str
     detectors: tuple[str, ...]  # empty: choose (the names of the detectors that apply), run nothing
     options: Mapping[str, Any]
@@ -157,6 +162,7 @@ def _detect_part(path: str, detectors: tuple[str, ...], options: Mapping[str, An
 
 
 def detect_task(t: DetectTask) -> Any:
+    """Run one share of the detectors on the file, in the worker's own sandbox."""
     from dataward.records.sandbox import run_sandboxed
 
     return run_sandboxed(_detect_part, t.path, t.detectors, t.options, where=t.path)
