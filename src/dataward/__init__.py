@@ -25,7 +25,7 @@ from dataward.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from dataward.detect.api import detect
+    from dataward.detect.api import detect as detect_poison
     from dataward.lineage.runs import training_run
     from dataward.release.reader import export_version as export
     from dataward.release.reader import open_dataset
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     open = open_dataset
 
 _LAZY: dict[str, tuple[str, str]] = {
-    "detect": ("dataward.detect.api", "detect"),
+    "detect_poison": ("dataward.detect.api", "detect"),
     "training_run": ("dataward.lineage.runs", "training_run"),
     "export": ("dataward.release.reader", "export_version"),
     "open_dataset": ("dataward.release.reader", "open_dataset"),
@@ -42,6 +42,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "detect":  # the package (callable, deprecated: see dataward.detect._CallablePackage)
+        return importlib.import_module("dataward.detect")
     try:
         module, attr = _LAZY[name]
     except KeyError:
@@ -63,6 +65,7 @@ __all__ = [
     "WorkspaceError",
     "__version__",
     "detect",
+    "detect_poison",
     "export",
     "open",
     "open_dataset",

@@ -41,6 +41,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "policy.set": frozenset({Role.ADMIN}),
     "workspace.doctor": frozenset({Role.ADMIN}),  # doctor --fix: removes unreferenced objects and stale temp files
     "intel.add": frozenset({Role.ADMIN, Role.SCREENER}),
+    # admin changes under the k-of-n admin threshold (dataward.admin): a proposal by anyone allowed the
+    # change itself, signatures by admins only, the threshold itself an admin change
+    "admin.propose": frozenset({Role.ADMIN, Role.SCREENER}),
+    "admin.sign": frozenset({Role.ADMIN}),
+    "admin.withdraw": frozenset({Role.ADMIN}),
+    "admin.threshold": frozenset({Role.ADMIN}),
     # the supply chain
     "batch.acquire": frozenset({Role.INGESTER}),
     "batch.refuse": frozenset({Role.INGESTER}),
@@ -62,6 +68,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "incident.open": frozenset({Role.AUDITOR, Role.TRAINER, Role.ADMIN}),
     "incident.resolve": frozenset({Role.APPROVER}),
     "log.verify": ALL_ROLES,
+    "log.replay": frozenset({Role.ADMIN}),  # rebuilds the catalog projection from the signed log
     "federation.node.add": frozenset({Role.ADMIN}),  # a coordinator registers a node by its log key
     "federation.round": frozenset({Role.TRAINER}),  # a coordinator records an aggregated round
     "token.create": frozenset({Role.ADMIN}),

@@ -101,6 +101,15 @@ class StorageError(Error):
     default_advice = "Free space or fix the permissions of the path named above, then run the command again."
 
 
+class CatalogError(StorageError):
+    """The catalog database failed beneath an operation (locked, refused a statement, damaged, went away).
+
+    Raised by the storage boundary (:mod:`dataward.store.errors`) in place of the driver's exception, so
+    the Python API and the console see it as well as the CLI."""
+
+    default_advice = "Retry; if it persists, check the catalog with `dataward log verify` and its database."
+
+
 def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
     """A :class:`StorageError` for an OS error while ``doing`` something at ``path``, with the right fix."""
     import errno
@@ -122,9 +131,9 @@ def storage_error(path: str, exc: OSError, doing: str) -> StorageError:
 
 #: every exit status the CLI uses, with its meaning: the one table (docs/exit-codes.md mirrors it, tested)
 EXIT_CODES: dict[int, str] = {
-    0: "success",
+    0: "success; also an admin change proposed under an admin threshold above 1 (pending: ChangePending)",
     EXIT_GATE_FAILED: "a CI gate ran and failed: findings at or above --fail-on (`check`, `scan-model`), "
-    "a failed red-team check (`redteam run`)",
+    "a failed red-team check (`redteam run`), divergences found by `log replay --check`",
     2: "bad input, unknown name, unusable workspace, or a command-line usage error (InputError, NotFoundError, "
     "WorkspaceError, ScreenError, DetectionError, LimitError, SandboxError)",
     3: "integrity: data, digests, signatures or the log do not verify (IntegrityError, SignatureError; "
@@ -137,3 +146,33 @@ EXIT_CODES: dict[int, str] = {
     "that is down)",
     130: "aborted by the user (Ctrl-C at a prompt)",
 }
+
+
+class ChangePending(Exception):
+    """Not an error: an admin change was proposed and waits for more admin signatures (admin threshold > 1).
+
+    Raised by the library call that would have made the change (``principals.add_principal`` and the other
+    admin changes, see :mod:`dataward.admin`) once the proposal is logged; the CLI prints it and exits 0.
+    """
+
+    def __init__(self, change: str, action: str, subject: str, signatures: int, required: int) -> None:
+        super().__init__(f"{action} of {subject} is pending as change {change}: {signatures} of {required} signatures")
+        self.change = change
+        self.action = action
+        self.subject = subject
+        self.signatures = signatures
+        self.required = required
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "pending": True,
+            "change": self.change,
+            "action": self.action,
+            "subject": self.subject,
+            "valid_signatures": self.signatures,
+            "required": self.required,
+        }

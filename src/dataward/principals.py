@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from dataward.access import Grant, Role
-from dataward.errors import ConflictError, InputError, NotFoundError
+from dataward.admin import admin_change
+from dataward.errors import ChangePending, ConflictError, InputError, NotFoundError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
 from dataward.model.keys import Key, PublicKey
@@ -50,13 +51,26 @@ def add_principal(
     public_key: PublicKey | None = None,
     *,
     expires_days: int | None = None,
+    expires_at: str | None = None,
 ) -> dict[str, Any]:
     """Add principal ``name`` with ``grants`` and its first public key, in one transaction and log entry.
 
-    Without ``public_key`` the principal has no key until :func:`add_key` registers one.
+    Without ``public_key`` the principal has no key until :func:`add_key` registers one. An admin change:
+    under an admin threshold above 1 it is proposed (:class:`~dataward.errors.ChangePending`, see
+    :mod:`dataward.admin`).
     """
     check_name(name, "principal")
-    with ws.change(actor, "principal.add", f"principal:{name}") as ch:
+    expires_at = _expiry(expires_days, expires_at)
+    call = {
+        "op": "principal.add",
+        "args": {
+            "name": name,
+            "roles": [_grant_text(g) for g in grants],
+            "public_key": public_key.hex() if public_key is not None else None,
+            "expires_at": expires_at,
+        },
+    }
+    with admin_change(ws, actor, "principal.add", f"principal:{name}", call=call) as ch:
         if find_principal_exists(ch.conn, name):
             raise ConflictError(f"principal {name!r} already exists")
         _insert_principal(ch.conn, name, actor.name)
@@ -65,7 +79,7 @@ def add_principal(
         ch.details["roles"] = [_grant_text(g) for g in grants]
         info: dict[str, Any] = {"principal": name, "keyid": None, "expires_at": None}
         if public_key is not None:
-            expires_at = _register(ch.conn, name, public_key, expires_days)
+            _register(ch.conn, name, public_key, expires_at)
             ch.details.update({"keyid": public_key.keyid, "public_key": public_key.hex(), "expires_at": expires_at})
             info.update({"keyid": public_key.keyid, "expires_at": expires_at})
     return info
@@ -91,6 +105,8 @@ def enroll(
     entry, pub = ring.generate(name, passphrase)
     try:
         add_principal(ws, actor, name, grants or [], pub, expires_days=expires_days)
+    except ChangePending:
+        raise  # the pending change registers this key when it applies: keep it
     except BaseException:
         entry.path.unlink(missing_ok=True)
         raise
@@ -114,7 +130,9 @@ def _insert_grant(conn: Connection, principal: str, g: Grant, by: str) -> None:
 
 
 def grant_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]) -> None:
-    with ws.change(actor, "role.grant", f"principal:{principal}") as ch:
+    """Grant roles (an admin change, see :mod:`dataward.admin`)."""
+    call = {"op": "role.grant", "args": {"principal": principal, "roles": [_grant_text(g) for g in grants]}}
+    with admin_change(ws, actor, "role.grant", f"principal:{principal}", call=call) as ch:
         if not find_principal_exists(ch.conn, principal):
             raise NotFoundError(f"no principal named {principal!r}")
         for g in grants:
@@ -123,7 +141,9 @@ def grant_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]
 
 
 def revoke_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]) -> None:
-    with ws.change(actor, "role.revoke", f"principal:{principal}") as ch:
+    """Take roles away (an admin change, see :mod:`dataward.admin`)."""
+    call = {"op": "role.revoke", "args": {"principal": principal, "roles": [_grant_text(g) for g in grants]}}
+    with admin_change(ws, actor, "role.revoke", f"principal:{principal}", call=call) as ch:
         if not find_principal_exists(ch.conn, principal):
             raise NotFoundError(f"no principal named {principal!r}")
         t = schema.role_grants
@@ -136,8 +156,14 @@ def revoke_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant
         ch.details["removed"] = removed
 
 
-def _register(conn: Connection, principal: str, key: PublicKey, expires_days: int | None) -> str | None:
-    expires_at = to_iso(now() + timedelta(days=expires_days)) if expires_days else None
+def _expiry(expires_days: int | None, expires_at: str | None) -> str | None:
+    """An absolute expiry time (a pending change must not depend on when it applies)."""
+    if expires_at is not None:
+        return expires_at
+    return to_iso(now() + timedelta(days=expires_days)) if expires_days else None
+
+
+def _register(conn: Connection, principal: str, key: PublicKey, expires_at: str | None) -> str | None:
     t = schema.keys
     if conn.execute(select(t.c.principal).where(t.c.keyid == key.keyid)).first() is not None:
         raise ConflictError(
@@ -158,11 +184,24 @@ def _register(conn: Connection, principal: str, key: PublicKey, expires_days: in
 
 
 def add_key(
-    ws: Workspace, actor: Actor, principal: str, public_key: PublicKey, *, expires_days: int | None = None
+    ws: Workspace,
+    actor: Actor,
+    principal: str,
+    public_key: PublicKey,
+    *,
+    expires_days: int | None = None,
+    expires_at: str | None = None,
 ) -> dict[str, Any]:
-    """Register ``public_key`` as the first active key of ``principal`` (created without roles if new)."""
+    """Register ``public_key`` as the first active key of ``principal`` (created without roles if new).
+
+    An admin change (see :mod:`dataward.admin`)."""
     check_name(principal, "principal")
-    with ws.change(actor, "key.add", f"principal:{principal}") as ch:
+    expires_at = _expiry(expires_days, expires_at)
+    call = {
+        "op": "key.add",
+        "args": {"principal": principal, "public_key": public_key.hex(), "expires_at": expires_at},
+    }
+    with admin_change(ws, actor, "key.add", f"principal:{principal}", call=call) as ch:
         if not find_principal_exists(ch.conn, principal):
             _insert_principal(ch.conn, principal, actor.name)
             ch.details["principal_created"] = True
@@ -170,7 +209,7 @@ def add_key(
             raise ConflictError(
                 f"{principal} already has an active key", advice=f"Use `dataward key rotate {principal} --key FILE`."
             )
-        expires_at = _register(ch.conn, principal, public_key, expires_days)
+        _register(ch.conn, principal, public_key, expires_at)
         ch.details.update({"keyid": public_key.keyid, "public_key": public_key.hex(), "expires_at": expires_at})
     return {"principal": principal, "keyid": public_key.keyid, "expires_at": expires_at}
 
@@ -193,6 +232,8 @@ def generate_key(
     entry, pub = ring.generate(principal, passphrase)
     try:
         info = add_key(ws, actor, principal, pub, expires_days=expires_days)
+    except ChangePending:
+        raise  # the pending change registers this key when it applies: keep it
     except BaseException:
         entry.path.unlink(missing_ok=True)
         raise
@@ -206,6 +247,7 @@ def rotate_key(
     new_key: PublicKey | None = None,
     *,
     expires_days: int | None = None,
+    expires_at: str | None = None,
     passphrase: bytes | None = None,
     keyring: FileKeyring | None = None,
 ) -> dict[str, Any]:
@@ -224,13 +266,18 @@ def rotate_key(
     if new_key is None:
         made, new_key = (keyring or FileKeyring()).generate(principal, passphrase)
     key = new_key
+    expires_at = _expiry(expires_days, expires_at)
     try:
         if actor.name != principal:
-            # rotating someone else's key needs the admin role
-            with ws.change(actor, action, f"principal:{principal}") as ch:
+            # rotating someone else's key needs the admin role (an admin change, see dataward.admin)
+            call = {
+                "op": "key.rotate",
+                "args": {"principal": principal, "public_key": key.hex(), "expires_at": expires_at},
+            }
+            with admin_change(ws, actor, action, f"principal:{principal}", call=call) as ch:
                 old = _active_key_or_fail(ws, ch.conn, principal)
                 _retire(ch.conn, old.keyid, now_iso())
-                expires_at = _register(ch.conn, principal, key, expires_days)
+                _register(ch.conn, principal, key, expires_at)
                 ch.details.update(
                     {"old_keyid": old.keyid, "keyid": key.keyid, "public_key": key.hex(), "expires_at": expires_at}
                 )
@@ -244,11 +291,13 @@ def rotate_key(
                         f"{principal} acts with key {actor.keyid[:16]}, but its active key is {old.keyid[:16]}",
                         advice="Open the workspace again to act with the current key.",
                     )
-                expires_at = _register(ch.conn, principal, key, expires_days)
+                _register(ch.conn, principal, key, expires_at)
                 ch.details.update(
                     {"old_keyid": old.keyid, "keyid": key.keyid, "public_key": key.hex(), "expires_at": expires_at}
                 )
                 ch.after_append.append(lambda entries: _retire(ch.conn, old.keyid, entries[0].time))
+    except ChangePending:
+        raise  # the pending change registers the new key when it applies: keep it
     except BaseException:
         if made is not None:
             made.path.unlink(missing_ok=True)
@@ -309,7 +358,8 @@ def revoke_key(ws: Workspace, actor: Actor, keyid_prefix: str, *, reason: str, a
         raise InputError(
             f"revocation time {at} is in the future", advice="Revoke now, or at the time the key was compromised."
         )
-    with ws.change(actor, "key.revoke", f"key:{keyid_prefix}") as ch:
+    call = {"op": "key.revoke", "args": {"keyid": keyid_prefix, "reason": reason, "at": when}}
+    with admin_change(ws, actor, "key.revoke", f"key:{keyid_prefix}", call=call) as ch:
         row = _find_key(ch.conn, keyid_prefix)
         if row.keyid == actor.keyid:
             raise ConflictError(

@@ -9,6 +9,7 @@ from typing import Any
 from license_expression import ExpressionError, get_spdx_licensing
 from sqlalchemy import Connection, insert, select
 
+from dataward.admin import admin_change
 from dataward.core.dsse import key_id, public_key_from_hex
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
@@ -125,7 +126,20 @@ def add_source(
         raise InputError(f"update frequency {update_frequency!r} is not one of {', '.join(UPDATE_FREQUENCIES)}")
     lic = check_license(license)
     key_hex = PublicKey.parse(supplier_key, what=f"supplier key of source {name}").hex() if supplier_key else None
-    with ws.change(actor, "source.add", f"source:{name}") as ch:
+    call = {
+        "op": "source.add",
+        "args": {
+            "name": name,
+            "kind": skind.value,
+            "origin": origin,
+            "license": license,
+            "supplier": supplier,
+            "supplier_key": key_hex,
+            "update_frequency": update_frequency,
+        },
+    }
+    # an admin change: under an admin threshold above 1 it is proposed (dataward.admin)
+    with admin_change(ws, actor, "source.add", f"source:{name}", call=call) as ch:
         if get_source_row(ch.conn, name) is not None:
             raise ConflictError(f"source {name!r} already exists")
         values = {

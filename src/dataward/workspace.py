@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from dataward.access import Grant, require
 from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
 from dataward.core.signer import PrivateKeySigner
-from dataward.errors import AuthorizationError, Error, NotFoundError, SignatureError, WorkspaceError
+from dataward.errors import AuthorizationError, Error, InputError, NotFoundError, SignatureError, WorkspaceError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
 from dataward.model.keys import PublicKey
@@ -81,13 +81,18 @@ class Workspace:
         objects: str | None = None,
         log_key_dir: str | None = None,
         passphrase: bytes | None = None,
+        admin_threshold: int = 1,
     ) -> Workspace:
         """Create a workspace at ``path`` with a first principal ``admin`` holding the admin role.
 
         The admin's public key is ``admin_key``; without one, a new key is generated into ``keyring`` (the
         caller's keyring by default), encrypted with ``passphrase`` when given. ``log_key_dir`` puts the
-        log's own key outside the workspace (default: ``keys/`` inside it).
+        log's own key outside the workspace (default: ``keys/`` inside it). ``admin_threshold`` is how many
+        distinct admins must sign each admin change (:mod:`dataward.admin`), recorded in the first log entry;
+        while the workspace has fewer admins than that, every admin must sign.
         """
+        if not isinstance(admin_threshold, int) or admin_threshold < 1:
+            raise InputError(f"admin threshold {admin_threshold!r} must be an integer of at least 1")
         path = Path(path).absolute()
         cfg_file = path / CONFIG_NAME
         if cfg_file.exists():
@@ -109,7 +114,7 @@ class Workspace:
         if admin_key is None:
             made, admin_key = (keyring or FileKeyring()).generate(admin, passphrase)
         try:
-            ws._init_catalog(admin, admin_key)
+            ws._init_catalog(admin, admin_key, admin_threshold)
         except BaseException:
             if made is not None:
                 made.path.unlink(missing_ok=True)  # nothing left behind: the key of a workspace never made
@@ -117,7 +122,7 @@ class Workspace:
         _write_config(cfg_file, config)
         return ws
 
-    def _init_catalog(self, admin: str, admin_key: PublicKey) -> None:
+    def _init_catalog(self, admin: str, admin_key: PublicKey, admin_threshold: int = 1) -> None:
         ws, wid = self, self.id
         migrations.upgrade(ws.engine)
         with write_transaction(ws.engine) as conn:
@@ -147,7 +152,11 @@ class Workspace:
                 conn,
                 [
                     auditlog.PendingEntry(
-                        log_actor, "workspace.init", f"workspace:{wid}", {"catalog": redact_url(ws.catalog_url)}
+                        log_actor,
+                        "workspace.init",
+                        f"workspace:{wid}",
+                        {"catalog": redact_url(ws.catalog_url)}
+                        | ({"admin_threshold": admin_threshold} if admin_threshold != 1 else {}),
                     ),
                     auditlog.PendingEntry(
                         log_actor,

@@ -19,14 +19,20 @@ from dataward.simulate.io import simulate_file
 
 
 def test_public_api_exports_detect() -> None:
-    # the subpackage dataward.detect is imported by now: dataward.detect(...) must still be the function
-    assert "detect" in dataward.__all__
-    frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
-    report = dataward.detect(frame, label="label", detectors=["near_duplicates"])  # type: ignore[operator]
-    assert report.n_records == len(frame)
-    from dataward import detect as exported
+    import dataward.detect as package
 
-    assert exported(frame, label="label", detectors=["near_duplicates"]).n_records == len(frame)
+    assert "detect_poison" in dataward.__all__
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
+    report = dataward.detect_poison(frame, label="label", detectors=["near_duplicates"])
+    assert report.n_records == len(frame)
+    assert dataward.detect is package  # the package, in every import order
+    # the former spelling still works, with a deprecation warning naming the new one
+    with pytest.warns(DeprecationWarning, match="detect_poison"):
+        old = dataward.detect(frame, label="label", detectors=["near_duplicates"])  # type: ignore[operator]
+    assert old.n_records == len(frame)
+    from dataward import detect_poison
+
+    assert detect_poison is package.detect
 
 
 def test_every_attack_is_listed() -> None:

@@ -52,7 +52,26 @@ def build_world(tmp_path: Path, catalog_url: str | None) -> tuple[Env, dict[str,
     path = tmp_path / "feed.json"
     path.write_bytes(sign_feed(parse_feed(feed), load_private_key(priv)))
     intel.add_feed(env.ws, env.actor("admin"), path, [load_public_key(pub)])
+    _admin_changes(env)
     return env, {"keep": keep, "drop": drop, "rejected": rejected}
+
+
+def _admin_changes(env: Env) -> None:
+    """A second admin and an admin threshold of 2: one change applied by two signatures, one still pending
+    (rows in admin_changes and admin_signatures for the tamper matrix)."""
+    from dataward import admin, principals
+    from dataward.access import Grant, Role
+    from dataward.errors import ChangePending
+    from dataward.sources import add_source
+
+    root = env.actor("admin")
+    env.actors["root2"] = principals.enroll(env.ws, root, "root2", [Grant(Role.ADMIN)])
+    admin.set_threshold(env.ws, root, 2)
+    with pytest.raises(ChangePending) as applied:
+        principals.grant_roles(env.ws, root, "aud", [Grant(Role.REVIEWER)])
+    admin.sign(env.ws, env.actor("root2"), applied.value.change)
+    with pytest.raises(ChangePending):
+        add_source(env.ws, root, "later", kind="internal", origin="git@example:later")
 
 
 @pytest.fixture

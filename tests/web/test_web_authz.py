@@ -22,6 +22,7 @@ from dataward.store import schema
 from dataward.web.auth import create_token, revoke_token
 
 ANY = "authenticated"  # a valid token, no role needed
+RECORDS = "records"  # reading a batch's record contents: decided by the batch's state in the signed log
 #: (method, path template) -> the actions a principal needs (all of them)
 API: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/api/v1/whoami"): (ANY,),
@@ -29,7 +30,7 @@ API: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/api/v1/sources"): ("console.read",),
     ("GET", "/api/v1/batches"): ("console.read",),
     ("GET", "/api/v1/batches/{batch_id}"): ("console.read",),
-    ("GET", "/api/v1/batches/{batch_id}/records"): ("console.read", "data.read"),
+    ("GET", "/api/v1/batches/{batch_id}/records"): ("console.read", RECORDS),
     ("GET", "/api/v1/batches/{batch_id}/audit"): ("console.read",),
     ("POST", "/api/v1/batches/{batch_id}/audit/sample"): ("console.read", "audit.sample"),
     ("POST", "/api/v1/batches/{batch_id}/audit/decisions"): ("console.read", "audit.decide"),
@@ -62,7 +63,7 @@ QUERIES: dict[str, str] = {
 PAGES: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/"): ("console.read",),
     ("GET", "/batches/{batch_id}"): ("console.read",),
-    ("GET", "/batches/{batch_id}/records/{number}/raw"): ("console.read", "data.read"),
+    ("GET", "/batches/{batch_id}/records/{number}/raw"): ("console.read", RECORDS),
     ("GET", "/batches/{batch_id}/audit"): ("console.read",),
     ("POST", "/batches/{batch_id}/audit/decide"): ("console.read", "audit.decide"),
     ("POST", "/batches/{batch_id}/audit/sample"): ("console.read", "audit.sample"),
@@ -88,8 +89,34 @@ def _grants(who: str) -> list[Grant]:
     return [Grant(Role.ADMIN)] if who == "admin" else [Grant(r) for r in PEOPLE[who]]
 
 
-def _should(who: str, actions: tuple[str, ...]) -> bool:
-    return all(a == ANY or allowed(_grants(who), a, "vendor") for a in actions)
+#: the state -> readers table of the issue, written out here (not imported) as the test's oracle
+READERS = {
+    "quarantined": {"screener", "reviewer"},
+    "screened": {"screener", "reviewer"},
+    "audited": {"approver"},
+    "approved": {"approver"},
+    "released": {"trainer", "approver", "auditor"},
+    "rejected": {"auditor"},
+    "revoked": {"auditor"},
+}
+
+
+def _logged_state(world: World) -> str:
+    from dataward.evidence.load import trusted_state
+
+    return trusted_state(world.ws).batches[world.fresh].state
+
+
+def _should(who: str, actions: tuple[str, ...], world: World | None = None) -> bool:
+    def ok(a: str) -> bool:
+        if a == ANY:
+            return True
+        if a == RECORDS:
+            assert world is not None
+            return any(str(g.role) in READERS[_logged_state(world)] for g in _grants(who))
+        return allowed(_grants(who), a, "vendor")
+
+    return all(ok(a) for a in actions)
 
 
 def _fill(path: str, world: World) -> str:
@@ -144,8 +171,8 @@ def test_api_every_role_every_endpoint(any_server: str, world: World) -> None:
             token = world.token(who)
             for (method, path), actions in API.items():
                 before = log_size(world.ws)
+                should = _should(who, actions, world)
                 r = _api_call(client, method, path, world, token)
-                should = _should(who, actions)
                 if r.status_code == 500 or (r.is_success and not should):
                     unexpected.append(f"{who} {method} {path}: {r.status_code} {r.text[:120]}")
                 if should and r.status_code in (401, 403):
@@ -177,8 +204,11 @@ def test_api_without_valid_token(server: str, world: World) -> None:
                 r = _api_call(client, method, path, world, token)
                 if r.status_code != 401:
                     unexpected.append(f"{name} {method} {path}: {r.status_code}")
-            if name in ("expired", "revoked"):
-                assert len(denials_since(ws, before)) == len(API), f"{name} token refusals not logged"
+            # not one entry per refusal: counted per address and minute (tests/web/test_web_denials.py), so at
+            # most the entry of a minute that ended while these ran
+            logged = denials_since(ws, before)
+            assert len(logged) <= 1, f"{name} token refusals logged one by one"
+            assert all(d["principal"] == "(unauthenticated)" and d["count"] >= 1 for d in logged)
         # a browser session cookie is no credential for the API
         client.post("/login", data={"token": world.token("alice")})
         assert client.cookies.get("dw_session")
@@ -222,8 +252,8 @@ def test_pages_every_role_every_route(any_server: str, world: World) -> None:
                 assert r.status_code == 303 and "/login" in r.headers["location"]
                 continue
             for (method, path), actions in PAGES.items():
+                should = _should(who, actions, world)
                 r = _page_call(client, method, path, world, csrf)
-                should = _should(who, actions)
                 ok = r.is_success or (r.status_code == 303 and "/login" not in r.headers.get("location", ""))
                 if r.status_code == 500 or (ok and not should):
                     unexpected.append(f"{who} {method} {path}: {r.status_code}")
@@ -274,7 +304,7 @@ def test_revoking_a_token_ends_its_sessions(server: str, world: World) -> None:
         assert r.status_code == 403 and "revoked" in r.text
 
 
-def test_images_come_from_quarantine_only_for_data_readers(server: str, world: World, tmp_path: Path) -> None:
+def test_images_come_from_quarantine_only_for_its_readers(server: str, world: World, tmp_path: Path) -> None:
     import io
 
     from PIL import Image
@@ -286,7 +316,8 @@ def test_images_come_from_quarantine_only_for_data_readers(server: str, world: W
     png = tmp_path / "red.png"
     png.write_bytes(buf.getvalue())
     b = acquire(world.ws, world.ws.actor("ingrid"), "scratch", [png])
-    for who, expect in (("rita", 200), ("dave", 200), ("sam", 403), ("admin", 403)):
+    # a quarantined batch: its screener and reviewer read it; the auditor, a trainer and the admin do not
+    for who, expect in (("rita", 200), ("sam", 200), ("dave", 403), ("tina", 403), ("admin", 403)):
         client, _ = _session(server, world.token(who))
         with closing(client):
             r = client.get(f"/batches/{b.id}/records/0/raw")

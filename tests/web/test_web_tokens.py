@@ -101,7 +101,7 @@ def test_serve_binds_loopback_and_serves(ws: Workspace, tmp_path: Path) -> None:
         env=env,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # readiness wait, not a timing: a loaded CI box starts slowly
         while True:
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -13,7 +13,9 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.cli._app import LazyGroup, cli
-from dataward.errors import EXIT_STORAGE, Error
+from dataward.errors import EXIT_STORAGE, ChangePending, Error
+
+__all__ = ["cli", "main", "run"]
 
 
 def _register_commands() -> None:
@@ -27,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _register_commands()
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="dataward")
+    except ChangePending as pending:
+        # an admin change proposed under an admin threshold above 1: an outcome, not an error
+        _print_pending(pending, as_json="--json" in (list(argv) if argv is not None else sys.argv[1:]))
+        return 0
     except Error as exc:
         click.secho(f"error: {exc.message}", fg="red", err=True)
         if exc.advice:
@@ -50,6 +56,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else 1)
     # without standalone mode click returns the status of ctx.exit(N) instead of raising
     return rv if isinstance(rv, int) else 0
+
+
+def _print_pending(p: ChangePending, *, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(p.to_json(), indent=2, sort_keys=True) + "\n")
+        return
+    click.echo(f"pending change {p.change}")
+    click.echo(
+        f"{p.action} of {p.subject} waits for admin signatures ({p.signatures} of {p.required}); each other "
+        f"admin reviews it with `dataward admin show {p.change[:16]}` and signs with "
+        f"`dataward admin sign {p.change[:16]} --as NAME`",
+        err=True,
+    )
 
 
 def run() -> None:

@@ -13,6 +13,7 @@ COMMAND_MODULES: dict[str, str] = {
     "principal": "dataward.cli._workspace",
     "source": "dataward.cli._workspace",
     "doctor": "dataward.cli._workspace",
+    "admin": "dataward.cli._admin",
     # acquisition
     "acquire": "dataward.cli._acquire",
     "verify": "dataward.cli._acquire",

@@ -1,4 +1,4 @@
-"""Commands: log checkpoint | key | verify | prove | consistency | verify-proof | show."""
+"""Commands: log checkpoint | key | verify | replay | prove | consistency | verify-proof | show."""
 
 from __future__ import annotations
 
@@ -118,6 +118,41 @@ def log_verify(ctx: click.Context, incremental: bool, workers: int | None, as_js
         for p in result.problems:
             console.print(f"  {p.line()}", markup=False)
     ctx.exit(0 if result.ok else 3)
+
+
+@log.command("replay")
+@click.option("--check", is_flag=True, help="Dry run: print every divergence, exit 1 if there is any; change nothing.")
+@json_option
+@click.pass_context
+def log_replay(ctx: click.Context, check: bool, as_json: bool) -> None:
+    """Rebuild the catalog projection from the signed log (admins; logged as log.replay)."""
+    from dataward.evidence.rebuild import rebuild_projection
+
+    ws = open_workspace(ctx)
+    actor = None if check else acting(ctx, ws)
+    result = rebuild_projection(ws, actor, check=check)
+    plan = result.plan
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        verb = "would repair" if check else "repaired"
+        for d in plan.repairs:
+            console.print(f"  {verb}: {d.line()}", markup=False)
+        for d in plan.unrestorable:
+            console.print(f"  [red]cannot repair[/] {d.line()}", markup=False)
+        if not plan.repairs and not plan.unrestorable:
+            console.print(f"[green]OK[/] the catalog agrees with the signed log ({result.entries:,} entries)")
+        elif check:
+            console.print(f"[yellow]{len(plan.repairs) + len(plan.unrestorable)} divergence(s)[/] from the signed log")
+        else:
+            rest = f", [red]{len(plan.unrestorable)} not repairable[/]: restore them from a backup"
+            console.print(
+                f"{len(plan.repairs)} divergence(s) repaired ({result.rows_changed} row(s) changed)"
+                + (rest if plan.unrestorable else "")
+            )
+    if check:
+        ctx.exit(0 if not plan.repairs and not plan.unrestorable else 1)
+    ctx.exit(0 if not plan.unrestorable else 3)
 
 
 @log.command("prove")

@@ -335,11 +335,12 @@ def _getchar() -> str:
 @click.pass_context
 def audit_review(ctx: click.Context, batch_id: str, all_: bool, as_json: bool) -> None:
     """Review sampled records one by one in the terminal (keys o/w/m/u/n/q)."""
-    from dataward.workflow.audit import Decision, record_decisions, sample_items
-    from dataward.workflow.review import read_record, require_verified
+    from dataward.evidence.reads import log_read, require_read
+    from dataward.workflow.audit import sample_items
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
+    require_read(ws, actor.name, batch_id)  # the batch's state in the signed log decides who reads it
     batch = get_batch(ws, batch_id)
     items = [i for i in sample_items(ws, batch_id) if all_ or i.decision is None]
     if not items:
@@ -350,9 +351,32 @@ def audit_review(ctx: click.Context, batch_id: str, all_: bool, as_json: bool) -
         )
         return
     made: list[dict[str, Any]] = []
+    shown: list[int] = []
     out = err_console if as_json else console  # keep stdout for the JSON
+    try:
+        _review_loop(ws, actor, batch, items, out, made, shown, as_json)
+    finally:
+        log_read(ws, actor.name, batch_id, shown, "cli")
+    emit(as_json, {"batch": batch_id, "decisions": made}, lambda: console.print(f"{len(made)} decision(s) recorded."))
+
+
+def _review_loop(
+    ws: Any,
+    actor: Any,
+    batch: Any,
+    items: list[Any],
+    out: Any,
+    made: list[dict[str, Any]],
+    shown: list[int],
+    as_json: bool,
+) -> None:
+    from dataward.workflow.audit import Decision, record_decisions
+    from dataward.workflow.review import read_record, require_verified
+
+    batch_id = batch.id
     for k, item in enumerate(items, 1):
         view = read_record(ws, batch, item)
+        shown.append(item.record)
         _show_record(view, item, k, len(items), out)
         require_verified(view)
         out.print(_KEYS)
@@ -373,7 +397,6 @@ def audit_review(ctx: click.Context, batch_id: str, all_: bool, as_json: bool) -
         record_decisions(ws, actor, batch_id, [Decision(item.record, decision, label)])
         out.print(f"[green]recorded[/] {decision}{':' + label if label else ''}")
         made.append({"record": item.record, "decision": decision, "new_label": label})
-    emit(as_json, {"batch": batch_id, "decisions": made}, lambda: console.print(f"{len(made)} decision(s) recorded."))
 
 
 # --- policy ----------------------------------------------------------------------------------------------------

@@ -26,6 +26,13 @@ from dataward.workspace import Workspace
 @click.option("--catalog", default=None, help="Catalog URL (default: SQLite file in the workspace).")
 @click.option("--objects", default=None, help="Object store URL or directory (default: DIR/objects).")
 @click.option("--log-key-dir", default=None, help="Where the log's own key lives (default: DIR/keys).")
+@click.option(
+    "--admin-threshold",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Distinct admin signatures each admin change needs (k-of-n; `dataward admin`).",
+)
 @click.option("--encrypt-key", is_flag=True, hidden=True, help="Obsolete: keys are encrypted by default.")
 @json_option
 def init(
@@ -36,6 +43,7 @@ def init(
     catalog: str | None,
     objects: str | None,
     log_key_dir: str | None,
+    admin_threshold: int,
     encrypt_key: bool,
     as_json: bool,
 ) -> None:
@@ -54,6 +62,7 @@ def init(
         objects=objects,
         log_key_dir=log_key_dir,
         passphrase=passphrase,
+        admin_threshold=admin_threshold,
     )
     from dataward.log.witness import check_witness
 
@@ -67,6 +76,7 @@ def init(
             "admin": admin,
             "log_origin": ws.origin,
             "admin_keyring": str(ring.path) if pub is None else None,
+            "admin_threshold": admin_threshold,
         },
         lambda: console.print(
             f"Created workspace [bold]{ws.path}[/] ({ws.id}); admin principal [bold]{admin}[/] (key: {where})."

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dataward.core.severity import Severity
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -100,7 +102,7 @@ def fisher_exact_greater(hits_in: int, n_in: int, hits_all: int, n_all: int) -> 
     return float(hypergeom.sf(hits_in - 1, n_all, hits_all, n_in))
 
 
-def severity_of_evidence(p_value: float | None, share: float = 0.0, *, cap: str = "critical") -> str:
+def severity_of_evidence(p_value: float | None, share: float = 0.0, *, cap: str = "critical") -> Severity:
     """The one mapping from evidence to severity (info < low < medium < high < critical).
 
     ``p_value`` must already be corrected for the number of hypotheses the rule tried (Bonferroni or BH
@@ -114,25 +116,25 @@ def severity_of_evidence(p_value: float | None, share: float = 0.0, *, cap: str 
     ``cap`` bounds the result for rules whose kind of finding cannot justify more (natural label noise is
     at most medium: it is real, but not an attack). ``None`` (an uncalibrated rule) maps to ``low``.
     """
-    levels = ("info", "low", "medium", "high", "critical")
     if p_value is None or not np.isfinite(p_value):
-        level = "low"
+        level = Severity.LOW
     elif p_value <= P_CRITICAL and share >= SHARE_CRITICAL:
-        level = "critical"
+        level = Severity.CRITICAL
     elif p_value <= P_HIGH and share >= SHARE_HIGH:
-        level = "high"
+        level = Severity.HIGH
     elif p_value <= P_MEDIUM:
-        level = "medium"
+        level = Severity.MEDIUM
     elif p_value <= FDR:
-        level = "low"
+        level = Severity.LOW
     else:
-        level = "info"
-    return levels[min(levels.index(level), levels.index(cap))]
+        level = Severity.INFO
+    bound = Severity.coerce(cap)
+    return level if level.rank <= bound.rank else bound
 
 
 def score_of_severity(severity: str) -> float:
-    """A representative 0..1 detector severity for a level (the inverse of the workflow's score mapping)."""
-    return {"info": 0.1, "low": 0.3, "medium": 0.55, "high": 0.8, "critical": 0.95}[severity]
+    """A representative 0..1 detector severity for a level (:attr:`Severity.score`)."""
+    return Severity.coerce(severity).score
 
 
 def as_pvalue(value: Any) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from typing import Any
 
 from dataward.detect.api import DetectionReport, detect
@@ -37,14 +38,20 @@ __all__ = [
 
 
 class _CallablePackage(types.ModuleType):
-    """``dataward.detect`` is both this package and the public function ``dataward.detect(...)``.
+    """``dataward.detect`` is this package; calling it is the deprecated spelling of ``dataward.detect_poison``.
 
-    Once the package is imported, Python binds the attribute ``dataward.detect`` to the package, which
-    would shadow the lazily exported function; making the package callable keeps ``dataward.detect(...)``
-    working in every import order.
+    The package used to double as the public function ``dataward.detect(...)``. Now ``dataward.detect`` is
+    always the package (in every import order) and the function is :func:`dataward.detect_poison` (or
+    :func:`dataward.detect.detect`); calling the package still works but warns, until it is removed.
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> DetectionReport:
+        warnings.warn(
+            "calling the package dataward.detect(...) is deprecated; call dataward.detect_poison(...) "
+            "(or dataward.detect.detect(...))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return detect(*args, **kwargs)
 
 

@@ -21,7 +21,6 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,28 +45,11 @@ from dataward.detect.interface import (
 from dataward.detect.representation import from_frame, load_records
 
 THRESHOLD = 0.5
-_BUILTIN = (
-    "labels",
-    "patches",
-    "shortcuts",
-    "neighbours",
-    "duplicates",
-    "spectral",
-    "activation_clustering",
-    "text_triggers",
-    "instruction",
-)
 
 
 def load_builtin_detectors() -> None:
-    """Import the detector modules shipped with dataward (each registers itself)."""
-    for module in _BUILTIN:
-        name = f"dataward.detect.{module}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    """Import the detector modules shipped with dataward (the registry's built-in table)."""
+    registry.load_all()
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,6 +28,7 @@ class DetectionError(Error):
 
 
 class Modality(enum.StrEnum):
+    """The kind of data a representation holds (and a detector supports)."""
     TABULAR = "tabular"
     TEXT = "text"
     INSTRUCTION = "instruction"
@@ -67,13 +68,19 @@ class Representation:
 
 @dataclass(frozen=True)
 class Reason:
+    """Why a detector flagged one record (``detail`` is a one-line explanation)."""
     detector: str
     detail: str
 
 
 @dataclass(frozen=True)
-class Finding:
-    """A group of records with one explanation (most severe findings are listed first in reports)."""
+class DetectorFinding:
+    """A detector's raw finding: a group of records with one explanation, a 0..1 score and a p-value.
+
+    Fusion (:mod:`dataward.detect.api`) reads the p-value; batch checks map the score onto the one
+    severity scale (:meth:`dataward.core.severity.Severity.of_score`) into the one
+    :class:`dataward.model.finding.Finding`. Most severe findings are listed first in reports.
+    """
 
     detector: str
     kind: str  # label_issue | trigger | outlier | duplicate_cluster | ...
@@ -86,13 +93,18 @@ class Finding:
     p_value: float | None = None
 
 
+#: the detector finding's former name, kept for detector modules written against it
+Finding = DetectorFinding
+
+
 @dataclass(frozen=True, eq=False)
 class DetectorResult:
+    """One detector's verdict on every record: scores in [0, 1] (1 = most suspicious), flags, reasons, findings."""
     detector: str
     scores: FloatArray  # (n,) in [0, 1]
     flagged: BoolArray  # (n,)
     reasons: Mapping[int, tuple[str, ...]]  # record index -> details
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[DetectorFinding, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     skipped: str | None = None  # why the detector did not run, if it did not

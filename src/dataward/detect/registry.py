@@ -1,59 +1,61 @@
-"""The detector registry: detectors register themselves by name with :func:`register`."""
+"""The detector registry: an explicit table of the built-in detectors (:class:`dataward.plugins.Registry`).
+
+Importing a detector module registers nothing; :func:`register` adds a third-party detector (and, on a
+built-in class, only checks that the table names it).
+"""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 from dataward.detect.interface import DetectionError, Detector, Modality
+from dataward.plugins import Registry
+
+__all__ = ["BUILTIN", "REGISTRY", "for_modality", "get", "load_all", "names", "register"]
 
 _D = TypeVar("_D", bound=type[Detector])
-_REGISTRY: dict[str, type[Detector]] = {}
-#: detector modules added after the ensemble's built-in list; imported (and so registered) on first lookup
-_EXTRA_BUILTIN = ("text_combos", "interactions", "residuals")
-_extra_loaded = False
 
+#: the detectors shipped with dataward: name -> "module:Class" (the ensemble's order)
+BUILTIN = {
+    "label_issues": "dataward.detect.labels:LabelIssues",
+    "patch_triggers": "dataward.detect.patches:PatchTriggers",
+    "tabular_shortcuts": "dataward.detect.shortcuts:TabularShortcuts",
+    "knn_consistency": "dataward.detect.neighbours:KnnConsistency",
+    "class_outliers": "dataward.detect.neighbours:ClassOutliers",
+    "near_duplicates": "dataward.detect.duplicates:NearDuplicates",
+    "spectral_signatures": "dataward.detect.spectral:SpectralSignatures",
+    "activation_clustering": "dataward.detect.activation_clustering:ActivationClustering",
+    "text_triggers": "dataward.detect.text_triggers:TextTriggerDetector",
+    "instruction": "dataward.detect.instruction:InstructionBackdoorDetector",
+    "text_combos": "dataward.detect.text_combos:TextComboTriggers",
+    "feature_interactions": "dataward.detect.interactions:FeatureInteractions",
+    "feature_residuals": "dataward.detect.residuals:FeatureResiduals",
+}
 
-def _load_extra() -> None:
-    global _extra_loaded
-    if _extra_loaded:
-        return
-    _extra_loaded = True
-    import importlib
-
-    for module in _EXTRA_BUILTIN:
-        name = f"dataward.detect.{module}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+#: the one registry of detectors
+REGISTRY: Registry[Detector] = Registry("detector", Detector, BUILTIN, error=DetectionError)
 
 
 def register(cls: _D) -> _D:
     """Class decorator: make a detector available under ``cls.name``."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"detector name {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return REGISTRY.register(cls)
 
 
 def get(name: str) -> type[Detector]:
-    """The detector class registered as ``name``."""
-    _load_extra()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise DetectionError(f"unknown detector {name!r}", advice=f"Known detectors: {known}.") from None
+    """The detector class registered as ``name`` (unknown: :class:`DetectionError` naming the known ones)."""
+    return REGISTRY.get(name)
 
 
 def names() -> list[str]:
     """Every registered detector name, sorted."""
-    _load_extra()
-    return sorted(_REGISTRY)
+    return sorted(REGISTRY.names())
+
+
+def load_all() -> list[type[Detector]]:
+    """Every detector class (imports the built-in modules not yet imported)."""
+    return REGISTRY.classes()
 
 
 def for_modality(modality: Modality) -> list[type[Detector]]:
     """Registered detectors that support ``modality``, in name order."""
-    _load_extra()
-    return [cls for name, cls in sorted(_REGISTRY.items()) if modality in cls.modalities]
+    return [cls for _, cls in sorted(REGISTRY.items()) if modality in cls.modalities]

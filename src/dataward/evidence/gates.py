@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from dataward.core import dsse
 from dataward.errors import Error, IntegrityError
 from dataward.evidence.load import policy_requirements, public_keys, trusted_state
-from dataward.evidence.replay import BatchEvidence, TrustedState, batch_cleared, key_id_of
+from dataward.evidence.replay import BatchEvidence, TrustedState, batch_cleared, names_key
 
 if TYPE_CHECKING:
     from dataward.workspace import Workspace
@@ -60,8 +60,8 @@ def signed_by_at(
         if why:
             last = f"{what}: signed when {why}"
             continue
-        pub = pubs.get(s.keyid)
-        if pub is None or not _eq(key_id_of(pub), s.keyid):
+        pub = pubs.get(s.keyid) or pubs.get(st.aliases.get(s.keyid, ""))  # either ID form of the key
+        if pub is None or not names_key(pub, s.keyid):
             last = f"{what}: the public key of {s.keyid[:16]} is missing or replaced"
             continue
         try:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dataward.evidence.replay import TrustedState, key_id_of
+from dataward.core.canonical import canonical_json
+from dataward.evidence.replay import TrustedState, names_key
 
 #: tables whose integrity is the log's own (leaves, signatures, the signed checkpoint), not a projection
 LOG_TABLES = frozenset({"log_entries", "log_nodes", "checkpoints"})
@@ -84,6 +85,8 @@ NON_DECISION: Mapping[str, Mapping[str, str]] = {
         "resolved_at": "display",
     },
     "intel_feeds": {"added_at": "display"},
+    "admin_changes": {},
+    "admin_signatures": {"signed_at": "display; a signature counts by its log entry's time"},
     "meta": {},
 }
 
@@ -135,6 +138,8 @@ KEYS: Mapping[str, tuple[str, ...]] = {
     "redteam_results": ("id",),
     "incidents": ("id",),
     "intel_feeds": ("feed_id", "version"),
+    "admin_changes": ("id",),
+    "admin_signatures": ("change_id", "principal"),
     "meta": ("key",),
 }
 
@@ -243,6 +248,17 @@ def expected(
             "revoked_at": tk.get("revoked_at"),
             "revoked_by": tk.get("revoked_by"),
         } | ({"token_hash": tk["token_hash"]} if isinstance(tk.get("token_hash"), str) else {})
+    for cid, ch in st.changes.items():
+        out["admin_changes"][(cid,)] = {
+            "action": ch.action,
+            "subject": ch.subject,
+            "statement": canonical_json(ch.statement).decode("utf-8"),
+            "status": ch.status,
+            "proposed_by": ch.proposed_by,
+            "proposed_at": ch.statement.get("proposed_at"),
+        }
+        for who, sig in ch.signatures.items():
+            out["admin_signatures"][(cid, who)] = {"keyid": sig.keyid}
     _expected_from_entries(st, out)
     return out
 
@@ -353,7 +369,7 @@ def _same(table: str, col: str, want: Any, have: Any) -> bool:
             raw = bytes.fromhex(str(have))
         except ValueError:
             return False
-        return isinstance(want[1], str) and hmac.compare_digest(key_id_of(raw), want[1])
+        return isinstance(want[1], str) and names_key(raw, want[1])
     if col in TIME_COLUMNS or f"{col}@{table}" in TIME_COLUMNS:
         if want is None or have is None:
             return want is None and have is None

@@ -15,6 +15,7 @@ by the log: a key ID is the SHA-256 of the raw public key.
 from __future__ import annotations
 
 import copy
+import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
@@ -34,8 +35,31 @@ LOG_PRINCIPAL = "@workspace-log"
 KEY_REGISTERING = frozenset({"principal.add", "key.generate", "key.rotate", "key.register", "key.add", "key.migrate"})
 #: batch states in order of the lifecycle (dataward.lifecycle.ALLOWED is the authority on arrows)
 FINAL_STATES = frozenset({"rejected", "revoked"})
+#: admin changes: with an admin threshold K > 1 each must apply a pending change (``details.change``) that K
+#: distinct admins signed (admin.propose / admin.sign entries), with keys valid when it applies (TUF root style)
+ADMIN_CHANGES = frozenset(
+    {
+        "principal.add",
+        "role.grant",
+        "role.revoke",
+        "key.add",
+        "key.generate",
+        "key.rotate",
+        "key.revoke",
+        "source.add",
+        "source.update",
+        "policy.set",
+        "intel.add",
+        "admin.threshold",
+    }
+)
+#: detail fields the applying entry adds to the statement's details (the rest must equal it exactly)
+CHANGE_FIELDS = frozenset({"change", "signers"})
+#: actions the log key may sign: its own creation, and reads it witnesses for a reader whose key the
+#: console does not hold (``data.read`` names the reader in its details; it changes no state)
+LOG_WITNESSED = frozenset({"workspace.init", "data.read"})
 #: actions that change no catalog row: not kept for the projection
-UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "console.read", "console.login", "batch.verify"})
+UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +166,56 @@ class VersionEvidence:
 
 
 @dataclass(frozen=True)
+class SignatureEvidence:
+    """One admin's signature on a pending change: the admin.propose or admin.sign entry it made."""
+
+    principal: str
+    keyid: str
+    seq: int
+    time: str
+
+
+@dataclass
+class ChangeEvidence:
+    """A pending admin change as the log recorded it: its signed statement and the admins who signed it."""
+
+    id: str
+    statement: dict[str, Any]
+    proposed_by: str
+    proposed_seq: int
+    signatures: dict[str, SignatureEvidence] = field(default_factory=dict)  # one per principal: twice counts once
+    status: str = "pending"  # pending | applied | withdrawn
+    closed_seq: int | None = None
+
+    @property
+    def action(self) -> str:
+        return str(self.statement.get("action"))
+
+    @property
+    def subject(self) -> str:
+        return str(self.statement.get("subject"))
+class GenerationEvidence:
+    """A synthetic batch's signed generation statement entry (``batch.generation``)."""
+
+    batch: str
+    source: str | None
+    principal: str
+    seq: int
+    statement: str | None  # the attestation's envelope digest
+
+
+@dataclass(frozen=True)
+class VerifyEvidence:
+    """One signed ``batch.verify`` entry: a re-hash (``ok``) or a bit-for-bit regeneration (``regenerated``)."""
+
+    batch: str
+    principal: str
+    seq: int
+    ok: bool | None
+    regenerated: bool | None
+
+
+@dataclass(frozen=True)
 class ReplayProblem:
     seq: int | None
     detail: str
@@ -168,10 +242,14 @@ class TrustedState:
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     entries: list[dict[str, Any]] = field(default_factory=list)  # verified entries that change state, in order
     admin_threshold: int = 1
+    changes: dict[str, ChangeEvidence] = field(default_factory=dict)  # pending admin changes by CHANGE id
     default_policy: str | None = None  # the packaged policy's digest: in force until a policy.set
     problems: list[ReplayProblem] = field(default_factory=list)
     last_time: str = ""
     last_leaf: bytes | None = b""  # the stored leaf hash of entry size-1 when replayed (b"" for none)
+    aliases: dict[str, str] = field(default_factory=dict)  # the other ID form of each public key -> its ID
+    generations: dict[str, GenerationEvidence] = field(default_factory=dict)  # batch -> its generation entry
+    verifications: dict[str, list[VerifyEvidence]] = field(default_factory=dict)  # batch -> batch.verify entries
     _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
 
     def fork(self) -> TrustedState:
@@ -205,9 +283,38 @@ class TrustedState:
             digest = d
         return digest
 
+    def admins(self) -> set[str]:
+        """Principals holding the admin role for every source, according to the log."""
+        return {p for p, role, src in self.grants if role == "admin" and src is None}
+
+    def effective_admin_threshold(self) -> int:
+        """How many distinct admin signatures an admin change needs now: the threshold the log set, but
+        never more than there are admins (a workspace made with ``--admin-threshold 2`` and one admin can
+        add its second admin; from then on every admin change needs two)."""
+        return max(1, min(self.admin_threshold, len(self.admins())))
+
+    def valid_signers(self, change: ChangeEvidence, at: str) -> set[str]:
+        """The admins whose signature on ``change`` counts at ``at``: each still an admin, with the key it
+        signed with still valid (not expired, retired or revoked since)."""
+        admins = self.admins()
+        return {
+            s.principal
+            for s in change.signatures.values()
+            if s.principal in admins and self.key_valid(s.keyid, s.principal, at) is None
+        }
+    def regenerated(self, batch_id: str) -> bool:
+        """Whether a valid signed ``batch.verify`` entry with ``regenerated: true`` follows the batch's valid
+        signed generation statement (a row forged into the log by SQL is neither)."""
+        g = self.generations.get(batch_id)
+        return g is not None and any(
+            v.regenerated is True and v.seq > g.seq for v in self.verifications.get(batch_id, [])
+        )
+
     def key_valid(self, keyid: str, principal: str, at: str) -> str | None:
         """Why ``keyid`` could not sign for ``principal`` at ``at`` according to the log, or None."""
         k = self.keys.get(keyid)
+        if k is None and keyid in self.aliases:  # the same key under its other ID form (dsse.legacy_key_id)
+            k = self.keys.get(self.aliases[keyid])
         if k is None:
             return f"key {keyid[:16]} was never registered in the log"
         if k.principal != principal:
@@ -259,12 +366,26 @@ def key_id_of(pub: bytes) -> str:
         return ""
 
 
+def key_ids_of(pub: bytes) -> tuple[str, str]:
+    """Both ID forms of a raw public key: the current one and the legacy one (SHA-256 of the raw key,
+    written by workspaces created before keyrings); ("", "") if not a key."""
+    kid = key_id_of(pub)
+    return (kid, hashlib.sha256(pub).hexdigest()) if kid else ("", "")
+
+
+def names_key(pub: bytes, keyid: str) -> bool:
+    """Whether ``keyid`` names ``pub`` in either ID form (constant-time comparisons)."""
+    cur, old = key_ids_of(pub)
+    k = keyid.encode()
+    return bool(cur) and (hmac.compare_digest(cur.encode(), k) | hmac.compare_digest(old.encode(), k))
+
+
 def _verify_signature(state: TrustedState, raw: RawEntry, obj: dict[str, Any], pub: bytes | None) -> bool:
     kid: str = obj["keyid"]
     if pub is None:
         _problem(state, raw.seq, f"signed by key {kid[:16]}, whose public key is not registered")
         return False
-    if not hmac.compare_digest(key_id_of(pub), kid):
+    if not names_key(pub, kid):
         _problem(state, raw.seq, f"the registered public key of {kid[:16]} was replaced (its ID does not match)")
         return False
     key = state._pubs.get(kid)
@@ -299,7 +420,7 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
     principal, action, details = obj["principal"], obj["action"], obj["details"]
     if principal == LOG_PRINCIPAL:
         # the log key records denials, checkpoints and the workspace's own creation, never decisions
-        if action in PERMISSIONS and action != "workspace.init":
+        if action in PERMISSIONS and action not in LOG_WITNESSED:
             _problem(state, raw.seq, f"the log key signed a {action} (only principals take decisions)")
             return False
         return True
@@ -315,6 +436,105 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
     if not allowed(grants, action, source):
         _problem(state, raw.seq, f"{principal} did not hold a role allowing {action} at that time")
         return False
+    return True
+
+
+def change_id_of(statement: Any) -> str:
+    """The CHANGE id of a pending admin change: the SHA-256 of its statement's canonical JSON."""
+    return hashlib.sha256(canonical_json(statement)).hexdigest()
+
+
+def _self_rotation(obj: dict[str, Any]) -> bool:
+    return bool(
+        obj["action"] == "key.rotate"
+        and obj["details"].get("self_service") is True
+        and obj["subject"] == f"principal:{obj['principal']}"
+    )
+
+
+def _admin_quorum(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
+    """Admin-change entries: the change they apply was signed by enough distinct, valid admins; and the
+    admin.propose / admin.sign / admin.withdraw entries are consistent with the changes they name."""
+    action, principal, d, t = obj["action"], obj["principal"], obj["details"], obj["time"]
+    if principal == LOG_PRINCIPAL:
+        return True  # the log key takes no admin decision (refused by _authorize)
+    if action in ("admin.propose", "admin.sign", "admin.withdraw"):
+        return _change_entry(st, raw, obj)
+    if action not in ADMIN_CHANGES or _self_rotation(obj):
+        return True
+    need = st.effective_admin_threshold()
+    cid = d.get("change")
+    what = f"{action} of {obj['subject']}"
+    if cid is None:
+        if need <= 1:
+            return True
+        _problem(st, raw.seq, f"{what} applied with 1 admin signature, {need} required (admin threshold)")
+        return False
+    ch = st.changes.get(cid) if isinstance(cid, str) else None
+    if ch is None:
+        _problem(st, raw.seq, f"{what} names change {str(cid)[:16]}, which no valid log entry proposed")
+        return False
+    if ch.status != "pending":
+        _problem(st, raw.seq, f"{what}: change {ch.id[:16]} was already {ch.status} (entry {ch.closed_seq})")
+        return False
+    rest = {k: v for k, v in d.items() if k not in CHANGE_FIELDS}
+    if ch.action != action or ch.subject != obj["subject"] or rest != ch.statement.get("details"):
+        _problem(st, raw.seq, f"{what} does not match the signed statement of change {ch.id[:16]}")
+        return False
+    valid = st.valid_signers(ch, t)
+    if principal not in ch.signatures:
+        _problem(st, raw.seq, f"{what}: {principal} applied change {ch.id[:16]} without signing it")
+        return False
+    if len(valid) < need:
+        _problem(
+            st,
+            raw.seq,
+            f"{what} applied with {len(valid)} valid admin signature(s) on change {ch.id[:16]}, {need} required "
+            "(admin threshold)",
+        )
+        return False
+    ch.status, ch.closed_seq = "applied", raw.seq
+    return True
+
+
+def _change_entry(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
+    action, who, d, t = obj["action"], obj["principal"], obj["details"], obj["time"]
+    cid = d.get("change")
+    if not isinstance(cid, str) or obj["subject"] != f"change:{cid}":
+        _problem(st, raw.seq, f"{action} entry does not name its change")
+        return False
+    sig = SignatureEvidence(who, obj["keyid"], raw.seq, t)
+    if action == "admin.propose":
+        stmt = d.get("statement")
+        if not isinstance(stmt, dict) or not hmac.compare_digest(change_id_of(stmt), cid):
+            _problem(st, raw.seq, f"change {cid[:16]}: its id is not the digest of the statement (altered)")
+            return False
+        if cid in st.changes:
+            _problem(st, raw.seq, f"change {cid[:16]} was proposed twice")
+            return False
+        stmt_action = stmt.get("action")
+        if stmt_action not in ADMIN_CHANGES or not isinstance(stmt.get("details"), dict):
+            _problem(st, raw.seq, f"change {cid[:16]} proposes {stmt_action!r}, which is not an admin change")
+            return False
+        if not allowed(st.grants_of(who), str(stmt_action), None):
+            _problem(st, raw.seq, f"{who} did not hold a role allowing {stmt_action} at that time")
+            return False
+        new = ChangeEvidence(cid, stmt, who, raw.seq)
+        if who in st.admins():
+            new.signatures[who] = sig  # the proposer's own signature counts when it is an admin's
+        st.changes[cid] = new
+        return True
+    ch = st.changes.get(cid)
+    if ch is None:
+        _problem(st, raw.seq, f"{action} names change {cid[:16]}, which no valid log entry proposed")
+        return False
+    if ch.status != "pending":
+        _problem(st, raw.seq, f"{action}: change {cid[:16]} was already {ch.status}")
+        return False
+    if action == "admin.sign":
+        ch.signatures.setdefault(who, sig)  # the same admin signing twice counts once
+    else:
+        ch.status, ch.closed_seq = "withdrawn", raw.seq
     return True
 
 
@@ -343,6 +563,10 @@ def replay(
     sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
     """
     st = state if state is not None else TrustedState()
+    for kid, pub in public_keys.items():
+        for form in key_ids_of(pub):
+            if form and form != kid:
+                st.aliases.setdefault(form, kid)
     for raw in entries:
         if raw.seq != st.size:
             _problem(st, raw.seq, f"expected entry {st.size} here (entries missing, inserted or reordered)")
@@ -358,7 +582,10 @@ def replay(
         if t < st.last_time:
             _problem(st, raw.seq, "entry is older than the one before it (reordered)")
             continue
-        if check_signatures and not _verify_signature(st, raw, obj, public_keys.get(obj["keyid"])):
+        signer_pub = public_keys.get(obj["keyid"])
+        if signer_pub is None and obj["keyid"] in st.aliases:  # an entry naming its key by the other ID form
+            signer_pub = public_keys.get(st.aliases[obj["keyid"]])
+        if check_signatures and not _verify_signature(st, raw, obj, signer_pub):
             continue
         bootstrap = _is_bootstrap(st, raw, obj)
         if bootstrap and raw.seq == 0:
@@ -370,6 +597,8 @@ def replay(
             _problem(st, raw.seq, f"signature made when {why}")
             continue
         if not bootstrap and not _authorize(st, raw, obj):
+            continue
+        if not bootstrap and not _admin_quorum(st, raw, obj):
             continue
         st.last_time = t
         _apply(st, raw.seq, obj)
@@ -415,6 +644,8 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
             row.update({k: v for k, v in d.items() if k != "name"})
             row.setdefault("created_by", who)
             st.sources[src] = row
+    elif action == "admin.threshold" and isinstance(d.get("threshold"), int) and d["threshold"] >= 1:
+        st.admin_threshold = d["threshold"]
     elif action == "policy.set" and isinstance(d.get("sha256"), str):
         st.policies.append((seq, d["sha256"]))
     elif action == "token.create" and isinstance(d.get("token"), str):
@@ -423,6 +654,7 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         st.tokens[d["token"]].update({"revoked_at": t, "revoked_by": who})
     if action not in UNRECORDED:
         st.entries.append({**obj, "seq": seq})
+    _apply_synthetic(st, seq, obj)
     _apply_batch(st, seq, obj)
     _apply_version(st, seq, obj)
     for a in d.get("attestations") or []:
@@ -435,6 +667,30 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
                 "batch_id": _str(a.get("batch")) if "batch" in a else _str(d.get("batch")),
                 "seq": seq,
             }
+
+
+def _apply_synthetic(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
+    """The facts of ``batch.generation`` and ``batch.verify`` entries (for the ``regenerable`` rule)."""
+    action: str = obj["action"]
+    d: dict[str, Any] = obj["details"]
+    bid = _subject_name(obj["subject"], "batch:")
+    if bid is None:
+        return
+    if action == "batch.generation" and d.get("batch") == bid and bid not in st.generations:
+        st.generations[bid] = GenerationEvidence(
+            bid, _str(d.get("source")), obj["principal"], seq, _first_attestation(d)
+        )
+    elif action == "batch.verify":
+        ok, regen = d.get("ok"), d.get("regenerated")
+        st.verifications.setdefault(bid, []).append(
+            VerifyEvidence(
+                bid,
+                obj["principal"],
+                seq,
+                ok if isinstance(ok, bool) else None,
+                regen if isinstance(regen, bool) else None,
+            )
+        )
 
 
 def _apply_roles(st: TrustedState, principal: str, roles: Any, *, add: bool) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,6 @@ from dataward.core import dsse
 from dataward.errors import InputError, IntegrityError, NotFoundError, SignatureError
 from dataward.federated._protocol import NodeIdentity, UpdateStatement, witnesses_of
 from dataward.identity import Actor
-from dataward.log.auditlog import iter_entries
 from dataward.workspace import Workspace
 
 Array = npt.NDArray[np.float64]
@@ -77,13 +75,12 @@ class Coordinator:
 
     # registry, from the log ---------------------------------------------------------------------
     def _entries(self, action: str) -> list[dict[str, Any]]:
-        out = []
-        with self.ws.engine.connect() as conn:
-            for row in iter_entries(conn):
-                body = json.loads(bytes(row.entry))
-                if body.get("action") == action:
-                    out.append(body)
-        return out
+        """The valid signed entries of ``action``, through the evidence replay: each entry's signature, key
+        validity at its time and its signer's role are checked now, so a row forged into the log table by
+        SQL registers no node and records no round (not only at `log verify`)."""
+        from dataward.evidence.load import trusted_state
+
+        return [e for e in trusted_state(self.ws).entries if e["action"] == action]
 
     def register(self, node: NodeIdentity) -> None:
         """Register a node by its log origin and public key (logged; a name or origin is registered once)."""
@@ -190,15 +187,22 @@ def push_toward(update: Array, x: Array, bad: npt.NDArray[np.int64]) -> float:
 
 
 def trace_batches(
-    base: Array, batches: Mapping[str, tuple[Array, npt.NDArray[np.int64]]], examples: Array, bad: Sequence[int],
-    *, lr: float = 0.5, epochs: int = 5,
+    base: Array,
+    batches: Mapping[str, tuple[Array, npt.NDArray[np.int64]]],
+    examples: Array,
+    bad: Sequence[int],
+    *,
+    lr: float = 0.5,
+    epochs: int = 5,
 ) -> list[tuple[str, float]]:
     """Node side, when it cooperates: rank its own batches the same way, by the update each alone makes."""
     from dataward.federated.simulation import local_update
 
     y = np.asarray(bad, dtype=np.int64)
-    out = [(b, push_toward(local_update(base, xb, yb, lr=lr, epochs=epochs), examples, y))
-           for b, (xb, yb) in batches.items()]
+    out = [
+        (b, push_toward(local_update(base, xb, yb, lr=lr, epochs=epochs), examples, y))
+        for b, (xb, yb) in batches.items()
+    ]
     return sorted(out, key=lambda t: -t[1])
 
 

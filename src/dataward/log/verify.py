@@ -34,7 +34,7 @@ from sqlalchemy import Connection, func, select
 from dataward.core import ed25519, merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
-from dataward.core.dsse import key_id, public_key_from_hex
+from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
 from dataward.errors import Error, InputError
 from dataward.log.auditlog import entry_leaf_hash, latest_checkpoint
 from dataward.store import schema
@@ -196,6 +196,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
     """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
     res = _ChunkResult(task.lo, task.hi)
     pubs: dict[str, ed25519.Verifier] = {}
+    legacy_ids = {hashlib.sha256(k.public_key).hexdigest() for k in keys.values()}
     h_all = hashlib.sha256()
     h_trusted = hashlib.sha256()
     expected = task.lo
@@ -286,6 +287,13 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
             continue
         res.n_sigs += 1
+        if kid in legacy_ids:
+            res.marked_count += 1
+            if len(res.marked) < MAX_MARKED:
+                res.marked.append(
+                    f"entry {seq}: names its key by the legacy key ID {kid[:16]} (a workspace from before "
+                    f"keyrings); accepted as key {key_id(public_key_from_hex(krow.public_key.hex()))[:16]}"
+                )
         if krow.principal != obj.get("principal"):
             problem(seq, "signature", f"signed by {krow.principal}'s key but claims principal {obj.get('principal')!r}")
         why = krow.invalid_at(t)
@@ -422,10 +430,16 @@ def verify_log(
             except (Error, ValueError):
                 problem(None, "key", f"registered key {kid[:16]} of {r.principal} is not an Ed25519 public key")
                 continue
-            if not hmac.compare_digest(key_id(pub), kid):
+            current, legacy = key_id(pub), legacy_key_id(pub)
+            if not (hmac.compare_digest(current, kid) or hmac.compare_digest(legacy, kid)):
                 problem(None, "key", f"registered key {kid[:16]} of {r.principal} was replaced (ID does not match)")
                 continue
-            keys[kid] = _KeyInfo.of(r)
+            info = _KeyInfo.of(r)
+            # a key is the same key under either ID form: entries of workspaces created before keyrings name
+            # it by the SHA-256 of the raw key (dsse.legacy_key_id); each such entry is flagged below
+            keys[kid] = info
+            for alias in (current, legacy):
+                keys.setdefault(alias, info)
         n_rows = int(n_rows or 0)
         tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), n_rows, trusted, max_problems, chunk)
         chunks: list[_ChunkResult] = []

@@ -6,3 +6,8 @@ A version is a signed manifest (in-toto statement in a DSSE envelope, predicate
 batches it contains. Reading (:func:`dataward.open`, :func:`dataward.export`) re-verifies every digest and
 signature and refuses anything unapproved, revoked, unreleased or failing verification.
 """
+
+from __future__ import annotations
+
+#: nothing is re-exported here: the public API of this package is its modules' own ``__all__``
+__all__: list[str] = []

@@ -4,3 +4,8 @@
 ``dask.py`` on a Dask cluster (``--scheduler tcp://HOST:PORT``) or a local one (``--workers N``).
 The partition plan never depends on the executor, so every executor gives byte-identical results.
 """
+
+from __future__ import annotations
+
+#: nothing is re-exported here: the public API of this package is its modules' own ``__all__``
+__all__: list[str] = []

@@ -111,12 +111,12 @@ def intel_matches(texts: list[str], indicators: Sequence[Indicator]) -> list[tup
     import ahocorasick
     import pyarrow.compute as pc
 
-    from dataward.screen.intel import _LITERAL, _boundary_ok
+    from dataward.screen.intel import LITERAL_TYPES, boundary_ok
 
     hits: set[tuple[int, str]] = set()
     by_value: dict[str, list[Indicator]] = {}
     for ind in indicators:
-        if ind.type in _LITERAL:
+        if ind.type in LITERAL_TYPES:
             by_value.setdefault(ind.value, []).append(ind)
     if by_value:
         auto = ahocorasick.Automaton()
@@ -127,7 +127,7 @@ def intel_matches(texts: list[str], indicators: Sequence[Indicator]) -> list[tup
             low = text.lower()
             for end, (value, group) in auto.iter(low):
                 start = end - len(value) + 1
-                hits.update((row, ind.id) for ind in group if _boundary_ok(ind, low, start, start + len(value)))
+                hits.update((row, ind.id) for ind in group if boundary_ok(ind, low, start, start + len(value)))
     arr = pa.array(texts, pa.string())
     for ind in indicators:
         if ind.type == "regex":

@@ -31,7 +31,7 @@ from dataward.screen.interface import (
 )
 from dataward.screen.policy import ScreenPolicy
 
-registry.names()  # import every check module now, so that their imports are not charged to a run
+registry.load_all()  # import every check module now, so that their imports are not charged to a run
 
 PathOrTable: TypeAlias = str | Path | pa.Table | pa.RecordBatch
 

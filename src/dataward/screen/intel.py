@@ -773,3 +773,9 @@ def feeds_summary(feeds: Iterable[Feed]) -> list[dict[str, Any]]:
         }
         for f in feeds
     ]
+
+
+#: indicator types matched as literal substrings (public for the scale-out matcher in dataward.scale)
+LITERAL_TYPES = _LITERAL
+#: whether a literal hit at ``text[start:end]`` sits on the boundaries its indicator type needs (public twin)
+boundary_ok = _boundary_ok

@@ -12,7 +12,6 @@ checks, so reading the data is paid once. :meth:`Check.run` drives that protocol
 
 from __future__ import annotations
 
-import enum
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,12 +21,27 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from dataward.core.canonical import canonical_json
+from dataward.core.severity import Severity
 from dataward.errors import Error
+from dataward.model.finding import Finding
+from dataward.model.finding import jsonable as _jsonable
 
 if TYPE_CHECKING:
     from dataward.screen.baseline import Baseline, Profile
     from dataward.screen.intel import Indicator
     from dataward.screen.policy import ScreenPolicy
+
+__all__ = [
+    "MAX_RECORDS",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "Finding",
+    "Options",
+    "ScreenError",
+    "ScreenReport",
+    "Severity",
+]
 
 #: most implicated records a finding lists (the full count is in ``evidence["n_records"]``)
 MAX_RECORDS = 1000
@@ -40,54 +54,9 @@ class ScreenError(Error):
     default_advice = "Check the input file, its format (--format) and the column options (--label, --text)."
 
 
-class Severity(enum.StrEnum):
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls(text.lower())
-        except ValueError:
-            known = ", ".join(s.value for s in cls)
-            raise ScreenError(f"unknown severity {text!r}", advice=f"Use one of: {known}.") from None
-
-
-_RANK = {Severity.INFO: 0, Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem: what, how bad, why (evidence) and which records (capped at :data:`MAX_RECORDS`)."""
-
-    check: str
-    kind: str
-    severity: Severity
-    summary: str
-    records: tuple[int, ...] = ()
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "kind": self.kind,
-            "severity": self.severity.value,
-            "summary": self.summary,
-            "records": list(self.records),
-            "n_records": int(self.evidence.get("n_records", len(self.records))),  # docs/findings.schema.json
-            "evidence": _jsonable(self.evidence),
-        }
-
-
 @dataclass(frozen=True)
 class CheckResult:
+    """What one check found: its findings, statistics, seconds, and why it was skipped (if it was)."""
     check: str
     findings: tuple[Finding, ...] = ()
     stats: Mapping[str, Any] = field(default_factory=dict)
@@ -96,11 +65,13 @@ class CheckResult:
 
     @property
     def max_severity(self) -> Severity | None:
+        """The most severe finding's severity, or ``None`` without findings."""
         if not self.findings:
             return None
         return max((f.severity for f in self.findings), key=lambda s: s.rank)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form in the screening report (docs/findings.schema.json)."""
         return {
             "check": self.check,
             "findings": [f.to_dict() for f in self.findings],
@@ -123,12 +94,14 @@ class ScreenReport:
 
     @property
     def findings(self) -> list[Finding]:
+        """Every finding of every check, most severe first."""
         out = [f for r in self.results for f in r.findings]
         out.sort(key=lambda f: -f.severity.rank)
         return out
 
     @property
     def max_severity(self) -> Severity | None:
+        """The most severe finding's severity, or ``None`` without findings."""
         sevs = [f.severity for f in self.findings]
         return max(sevs, key=lambda s: s.rank) if sevs else None
 
@@ -137,12 +110,14 @@ class ScreenReport:
         return any(f.severity.rank >= threshold.rank for f in self.findings)
 
     def result(self, check: str) -> CheckResult | None:
+        """The result of ``check``, or ``None`` if it did not run."""
         for r in self.results:
             if r.check == check:
                 return r
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON report (``dataward.screen/v1``): counts by severity and every check's result."""
         counts = {s.value: 0 for s in Severity}
         for f in self.findings:
             counts[f.severity.value] += 1
@@ -159,6 +134,7 @@ class ScreenReport:
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as text: indented, or canonical JSON with ``indent=None``."""
         if indent is None:
             return canonical_json(self.to_dict()).decode("utf-8")
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True, ensure_ascii=False, allow_nan=False)
@@ -186,31 +162,10 @@ class ScreenReport:
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """A self-contained HTML report (inline SVG plots, no scripts, no network)."""
         from dataward.screen.report_html import render_html
 
         return render_html(self)
-
-
-def _jsonable(value: Any) -> Any:
-    """Make ``value`` JSON-safe: no NaN/inf (as strings), tuples as lists, non-str keys as str."""
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        return value
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return [_jsonable(v) for v in items]
-    if isinstance(value, bytes):
-        return value.hex()
-    if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    return str(value)
 
 
 @dataclass
@@ -243,9 +198,11 @@ class CheckContext:
     conform_issues: list[Finding] = field(default_factory=list)  # schema/type problems found while reading
 
     def string_columns(self) -> list[str]:
+        """Names of the input's string columns."""
         return [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
     def text_columns(self) -> list[str]:
+        """The free-text columns: those given as options, else those the baseline profiled as text."""
         if self.options.text:
             return [c for c in self.options.text if c in self.schema.names]
         if self.baseline is not None:
@@ -271,12 +228,14 @@ class Check(ABC):
         return None
 
     def begin(self, ctx: CheckContext) -> None:
+        """Start a run over ``ctx`` (subclasses reset their state here and call ``super().begin``)."""
         self.ctx = ctx
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:  # noqa: B027 - optional hook
         """Look at one record batch; ``offset`` is the position of its first record in the input."""
 
     def wants_second_pass(self) -> bool:
+        """Whether the runner must call :meth:`update_second` for every batch (after the first pass)."""
         return False
 
     def update_second(self, batch: pa.RecordBatch, offset: int) -> None:  # noqa: B027 - optional hook
@@ -306,6 +265,7 @@ class Check(ABC):
 
     @property
     def context(self) -> CheckContext:
+        """The run's context; raises :class:`ScreenError` before :meth:`begin`."""
         if self.ctx is None:
             raise ScreenError(f"check {self.name!r} used before begin()")
         return self.ctx

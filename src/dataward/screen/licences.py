@@ -89,22 +89,43 @@ def normalise(raw: str) -> tuple[str | None, str | None]:
     return str(expr), None
 
 
+@lru_cache(maxsize=64)
+def allow_list(allow: tuple[str, ...]) -> frozenset[str]:
+    """The allow-list as the one set both screening and the approval policy match against (lower-case ids)."""
+    return frozenset(a.lower() for a in allow)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(expression: str, strict: bool) -> Any:
+    return _licensing().parse(expression, strict=strict)
+
+
+def _satisfiable(node: Any, allow: frozenset[str]) -> bool:
+    if isinstance(node, LicenseWithExceptionSymbol):
+        return _satisfiable(node.license_symbol, allow)
+    if isinstance(node, LicenseSymbol):
+        return str(node.key).lower() in allow
+    if isinstance(node, OR):
+        return any(_satisfiable(a, allow) for a in node.args)
+    if isinstance(node, AND):
+        return all(_satisfiable(a, allow) for a in node.args)
+    return False
+
+
 def allowed(expression: str, allow: tuple[str, ...]) -> bool:
-    allow_l = {a.lower() for a in allow}
-    expr = _licensing().parse(expression, strict=False)
+    """Whether ``expression`` can be satisfied with allowed licences only (``A OR B``: either; ``A AND B``:
+    both; ``X WITH exception``: judged by X). The licensing, the parse and the allow-list are cached."""
+    return _satisfiable(_parsed(expression, False), allow_list(tuple(allow)))
 
-    def ok(node: Any) -> bool:
-        if isinstance(node, LicenseWithExceptionSymbol):
-            return ok(node.license_symbol)
-        if isinstance(node, LicenseSymbol):
-            return str(node.key).lower() in allow_l
-        if isinstance(node, OR):
-            return any(ok(a) for a in node.args)
-        if isinstance(node, AND):
-            return all(ok(a) for a in node.args)
-        return False
 
-    return ok(expr)
+def judge(expression: str, allow: tuple[str, ...]) -> tuple[bool, str]:
+    """The approval policy's form of :func:`allowed`: (passed, why); an expression that does not parse fails."""
+    try:
+        parsed = _parsed(expression, True)
+    except ExpressionError as exc:
+        return False, f"licence {expression!r} does not parse: {exc}"
+    passed = _satisfiable(parsed, allow_list(tuple(allow)))
+    return passed, f"licence {expression} is {'on' if passed else 'not on'} the allow-list"
 
 
 def _front_matter(text: str) -> Mapping[str, Any] | None:

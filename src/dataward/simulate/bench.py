@@ -15,6 +15,7 @@ from dataward.simulate.interface import GroundTruth
 
 @dataclass(frozen=True)
 class Score:
+    """How one detector (or the ensemble) did against the ground truth."""
     name: str
     precision: float
     recall: float
@@ -26,36 +27,47 @@ class Score:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form, floats rounded to 4 places."""
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def auroc(scores: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with tie correction); ``None`` if one class is absent."""
-    pos = int(truth.sum())
-    neg = int(truth.size - pos)
-    if pos == 0 or neg == 0:
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``); ``None`` if one class is absent."""
+    truth = np.asarray(truth, dtype=bool)
+    if truth.all() or not truth.any():
         return None
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
-    ranks = rankdata(scores)
-    return float((ranks[truth].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    return float(roc_auc_score(truth, np.asarray(scores, dtype=np.float64)))
 
 
 def score_flags(
     name: str, flagged: np.ndarray[Any, Any], scores: np.ndarray[Any, Any], truth: np.ndarray[Any, Any], seconds: float
 ) -> Score:
-    tp = int(np.sum(flagged & truth))
-    fp = int(np.sum(flagged & ~truth))
+    """Precision, recall and F1 (scikit-learn's ``precision_recall_fscore_support``), AUROC and FPR of one run.
+
+    With nothing to find and nothing flagged, precision, recall and F1 are 1; with nothing flagged but
+    something to find, precision is 0; with nothing to find, recall is 1.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    flagged = np.asarray(flagged, dtype=bool)
+    truth = np.asarray(truth, dtype=bool)
     fn = int(np.sum(~flagged & truth))
-    precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    fp = int(np.sum(flagged & ~truth))
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        truth.astype(np.int8),
+        flagged.astype(np.int8),
+        average="binary",
+        pos_label=1,
+        zero_division=1.0 if fn == 0 else 0.0,
+    )
     neg = int((~truth).sum())
     return Score(
         name=name,
-        precision=precision,
-        recall=recall,
-        f1=f1,
+        precision=float(precision),
+        recall=float(recall),
+        f1=float(f1),
         auroc=auroc(scores, truth),
         fpr=fp / neg if neg else 0.0,
         n_flagged=int(flagged.sum()),

@@ -19,6 +19,7 @@ import pandas as pd
 
 from dataward.detect.interface import Modality
 from dataward.errors import InputError
+from dataward.plugins import Registry
 
 
 class SimulationError(InputError):
@@ -62,11 +63,13 @@ class GroundTruth:
     rate: float = 0.0
 
     def mask(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """A boolean mask over the poisoned data's records: True for every changed or added record."""
         out = np.zeros(self.n_records, dtype=bool)
         out[list(self.changed)] = True
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """The ``truth.json`` form (plain JSON types, keys sorted)."""
         return {
             "attack": self.attack,
             "n_records": self.n_records,
@@ -82,6 +85,7 @@ class GroundTruth:
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> GroundTruth:
+        """Read :meth:`to_json`'s form back (a ``truth.json``); a malformed file raises :class:`InputError`."""
         try:
             return GroundTruth(
                 attack=str(data["attack"]),
@@ -115,6 +119,7 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class PoisonResult:
+    """An attack's output: the poisoned copy of the data and the ground truth of what changed."""
     data: pd.DataFrame
     truth: GroundTruth
 
@@ -142,51 +147,54 @@ class Attack(ABC):
 
 
 _A = TypeVar("_A", bound=type[Attack])
-_ATTACKS: dict[str, type[Attack]] = {}
+
+#: the attacks shipped with dataward: name -> "module:Class"
+BUILTIN_ATTACKS = {
+    "label_flip": "dataward.simulate.labels:RandomFlip",
+    "targeted_flip": "dataward.simulate.labels:TargetedFlip",
+    "badnets": "dataward.simulate.images:BadNetsPatch",
+    "blended": "dataward.simulate.images:BlendedTrigger",
+    "feature_shift": "dataward.simulate.tabular:FeatureShift",
+    "clean_label": "dataward.simulate.tabular:CleanLabel",
+    "dup_flood": "dataward.simulate.tabular:DuplicateFlood",
+    "tabular_trigger": "dataward.simulate.tabular:TabularTrigger",
+    "tabular_combo_trigger": "dataward.simulate.tabular:TabularComboTrigger",
+    "single_feature": "dataward.simulate.tabular:SingleFeature",
+    "text-trigger": "dataward.simulate.text:TextTrigger",
+    "instruction-backdoor": "dataward.simulate.text:InstructionBackdoor",
+    "text-combo-trigger": "dataward.simulate.text:TextComboTrigger",
+}
+
+#: the one registry of attacks (:class:`dataward.plugins.Registry`; importing an attack module registers nothing)
+ATTACKS: Registry[Attack] = Registry("attack", Attack, BUILTIN_ATTACKS, error=SimulationError)
 
 
 def register_attack(cls: _A) -> _A:
-    if cls.name in _ATTACKS and _ATTACKS[cls.name] is not cls:
-        raise ValueError(f"attack name {cls.name!r} registered twice")
-    _ATTACKS[cls.name] = cls
-    return cls
+    """Class decorator: make an attack available under ``cls.name``."""
+    return ATTACKS.register(cls)
 
 
 def get_attack(name: str) -> type[Attack]:
-    _load_builtin()
-    try:
-        return _ATTACKS[name]
-    except KeyError:
-        raise SimulationError(
-            f"unknown attack {name!r}", advice=f"Known attacks: {', '.join(attack_names())}."
-        ) from None
+    """The attack class registered as ``name`` (unknown: :class:`SimulationError` naming the known ones)."""
+    return ATTACKS.get(name)
 
 
 def attack_names() -> list[str]:
-    _load_builtin()
-    return sorted(_ATTACKS)
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    for module in ("labels", "images", "tabular", "text"):
-        try:
-            importlib.import_module(f"dataward.simulate.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"dataward.simulate.{module}":
-                raise
+    """Every registered attack name, sorted."""
+    return sorted(ATTACKS.names())
 
 
 # ------------------------------------------------------------------------------------- shared helpers
 
 
 def check_rate(rate: float) -> None:
+    """Refuse a poisoning rate outside (0, 1) with advice."""
     if not 0.0 < rate < 1.0:
         raise SimulationError(f"rate {rate} is outside (0, 1)", advice="Pass --rate as a fraction, e.g. 0.05.")
 
 
 def label_column(data: pd.DataFrame, roles: Roles, attack: str) -> str:
+    """The label column an attack needs (``roles.label``), or a :class:`SimulationError` naming the attack."""
     if roles.label is None or roles.label not in data.columns:
         raise SimulationError(f"attack {attack!r} needs a label column", advice="Pass --label COLUMN.")
     return roles.label

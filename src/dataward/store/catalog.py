@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy import exc as exc_
 
 from dataward.errors import StorageError, WorkspaceError
+from dataward.store import errors as store_errors
 
 # Plain PostgreSQL URLs (as libpq and most tools write them) use the psycopg 3 driver.
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
@@ -38,6 +39,7 @@ def make_engine(url: str) -> Engine:
             # every transaction committed before it, so the log's next sequence number is never stale.
             engine = create_engine(url, future=True, pool_pre_ping=True, isolation_level="READ COMMITTED")
         event.listen(engine, "handle_error", _connect_error(url))
+        store_errors.install(engine, redact_url(url))
     except ImportError as exc:
         raise WorkspaceError(
             f"cannot open catalog {redact_url(url)}: the database driver is missing ({exc.name})",

@@ -73,8 +73,13 @@ def _v7(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.tokens])
 
 
+def _v8(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.admin_changes, schema.admin_signatures])
+
+
 # Version numbers reserved while work is in flight: 3 workflow (audit, policy, approvals), 4 versions and
-# lineage, 5 screening store (baselines, intel feeds), 6 incidents and red-team, 7 web tokens.
+# lineage, 5 screening store (baselines, intel feeds), 6 incidents and red-team, 7 web tokens,
+# 8 admin changes (k-of-n).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial catalog", _v1),
     Migration(2, "signed attestations", _v2),
@@ -83,6 +88,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "threat-intelligence feeds", _v5),
     Migration(6, "red-team results and incidents", _v6),
     Migration(7, "web console API tokens", _v7),
+    Migration(8, "admin changes under a k-of-n threshold", _v8),
 )
 LATEST = MIGRATIONS[-1].version
 

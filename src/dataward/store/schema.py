@@ -361,3 +361,26 @@ intel_feeds = Table(
     Column("added_by", String(128), nullable=False),
     UniqueConstraint("feed_id", "version", name="uq_intel_feed_version"),
 )
+
+# --- admin changes under a k-of-n threshold (migration 8): a projection of admin.propose / admin.sign entries ---
+# the signed log is the authority (dataward.evidence.replay recomputes both tables); these rows are for listing
+admin_changes = Table(
+    "admin_changes",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the canonical statement (the CHANGE id)
+    Column("action", String(64), nullable=False),  # the admin action the change applies (principal.add, ...)
+    Column("subject", Text, nullable=False),
+    Column("statement", Text, nullable=False),  # canonical JSON of the signed statement
+    Column("status", String(16), nullable=False),  # pending | applied | withdrawn
+    Column("proposed_by", String(128), nullable=False),
+    Column("proposed_at", String(32), nullable=False),
+)
+
+admin_signatures = Table(
+    "admin_signatures",
+    metadata,
+    Column("change_id", String(64), ForeignKey("admin_changes.id"), primary_key=True),
+    Column("principal", String(128), primary_key=True),
+    Column("keyid", String(64), nullable=False),  # the key that signed the admin.propose / admin.sign entry
+    Column("signed_at", String(32), nullable=False),
+)

@@ -226,30 +226,16 @@ def regenerate_json(result: RegenerationResult) -> dict[str, Any]:
 
 
 def regeneration_evidence(ws: Workspace, source: str | None = None) -> tuple[set[str], set[str]]:
-    """From the log: (batches with a signed generation statement, batches whose regeneration verified).
+    """From the signed log, replayed (:func:`dataward.evidence.load.trusted_state`): (batches with a valid
+    signed generation statement, batches whose regeneration verified).
 
-    Only a ``batch.verify`` entry with ``regenerated: true`` recorded *after* the batch's generation
-    statement counts; ``source`` limits both sets to that source's batches.
+    Only a valid signed ``batch.verify`` entry with ``regenerated: true`` recorded *after* the batch's
+    generation statement counts: a row written into the log table by SQL, without a valid signature by a
+    principal holding a role, counts for nothing. ``source`` limits both sets to that source's batches.
     """
-    import json
+    from dataward.evidence.load import trusted_state
 
-    from dataward.log.auditlog import iter_entries
-
-    generated: set[str] = set()
-    verified: set[str] = set()
-    with ws.engine.connect() as conn:
-        for row in iter_entries(conn):
-            body = json.loads(bytes(row.entry))
-            action, details = body.get("action"), body.get("details") or {}
-            if action == "batch.generation" and (source is None or _source_of(body) == source):
-                generated.add(str(details.get("batch")))
-            elif action == "batch.verify" and details.get("regenerated") is True:
-                bid = str(body.get("subject", "")).removeprefix("batch:")
-                if bid in generated:
-                    verified.add(bid)
+    st = trusted_state(ws)
+    generated = {b for b, g in st.generations.items() if source is None or g.source == source}
+    verified = {b for b in generated if st.regenerated(b)}
     return generated, verified
-
-
-def _source_of(entry: Mapping[str, Any]) -> str | None:
-    src = (entry.get("details") or {}).get("source")
-    return str(src) if src is not None else None

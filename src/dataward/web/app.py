@@ -6,11 +6,14 @@ uvicorn on 127.0.0.1 by default.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -24,8 +27,10 @@ from dataward.errors import (
     IntegrityError,
     NotFoundError,
     PolicyError,
+    StorageError,
 )
 from dataward.web.auth import Session, SessionStore, Viewer, viewer_for_token_id
+from dataward.web.denials import DenialAggregator
 from dataward.workspace import Workspace
 
 HERE = Path(__file__).parent
@@ -42,12 +47,24 @@ class ConsoleState:
     server_side_signing: bool
     secure_cookies: bool | None  # None: Secure when the request came over https
     sessions: SessionStore = field(default_factory=SessionStore)
+    denials: DenialAggregator | None = None  # unauthenticated refusals, one log entry per address and minute
+
+    def __post_init__(self) -> None:
+        if self.denials is None:
+            self.denials = DenialAggregator(self.ws)
 
 
 def state(request: Request) -> ConsoleState:
     st = request.app.state.console
     assert isinstance(st, ConsoleState)
     return st
+
+
+def deny_unauthenticated(request: Request, action: str, reason: str) -> None:
+    """Count a refused request of someone not signed in (aggregated; see :mod:`dataward.web.denials`)."""
+    agg = state(request).denials
+    assert agg is not None
+    agg.add(request.client.host if request.client else None, action, reason)
 
 
 def page_session(request: Request) -> tuple[Viewer, Session]:
@@ -65,6 +82,9 @@ def page_session(request: Request) -> tuple[Viewer, Session]:
 
 
 def status_of(exc: Error) -> int:
+    """The HTTP status for a dataward error (storage failures are the server's: 503)."""
+    if isinstance(exc, StorageError):
+        return 503
     if isinstance(exc, AuthorizationError):
         return 403
     if isinstance(exc, NotFoundError):
@@ -86,7 +106,16 @@ def create_app(
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     check_witness(ws)
+    console = ConsoleState(ws, server_side_signing, secure_cookies)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        assert console.denials is not None
+        await run_in_threadpool(console.denials.flush_all)  # what is pending when the console stops
+
     app = FastAPI(
+        lifespan=lifespan,
         title="dataward console API",
         version="1",
         description="The dataward workflow over HTTP: Bearer tokens (`dataward token create`), "
@@ -95,7 +124,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
-    app.state.console = ConsoleState(ws, server_side_signing, secure_cookies)
+    app.state.console = console
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["mark"] = mark_phrase
     app.state.templates = templates
@@ -118,6 +147,9 @@ def create_app(
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
+        agg = console.denials
+        if agg is not None and agg.due():  # the first request after a minute writes that minute's counts
+            await run_in_threadpool(agg.flush_due)
         response: Response = await call_next(request)
         response.headers.setdefault(
             "Content-Security-Policy",

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from dataward.errors import AuthorizationError, Error, InputError
 from dataward.web import services as svc
 from dataward.web import svg
-from dataward.web.app import SESSION_COOKIE, page_session, state
+from dataward.web.app import SESSION_COOKIE, deny_unauthenticated, page_session, state
 from dataward.web.auth import Session, Viewer, authenticate, check_csrf, require, token_expiry
 
 
@@ -84,7 +84,7 @@ def login(
         try:
             viewer = authenticate(st.ws, token.strip())
         except AuthorizationError as exc:
-            st.ws.record_denial("(token)", "console.login", "console", str(exc))
+            deny_unauthenticated(request, "console.login", str(exc))  # aggregated per address and minute
             raise
         require(st.ws, viewer, "console.read", "console")  # logs its own denial
     except AuthorizationError as exc:
@@ -158,7 +158,7 @@ def batch_page(request: Request, batch_id: str) -> HTMLResponse:
     rep = data["screening"]
     plots: list[str] = []
     finding_records: dict[int, list[dict[str, Any]]] = {}
-    can_read = viewer.can("data.read", data["batch"]["source"])
+    can_read = svc.may_read_records(ws, viewer, batch_id)
     if rep is not None:
         plots.append(svg.severity_bars(rep["findings_by_severity"]))
         per_detector: dict[str, float] = {}
@@ -183,7 +183,11 @@ def batch_page(request: Request, batch_id: str) -> HTMLResponse:
         if can_read:
             for i, f in enumerate(rep["findings"][:FINDINGS_WITH_RECORDS]):
                 if f["records"]:
-                    finding_records[i] = svc.records(ws, viewer, batch_id, f["records"][:RECORDS_PER_FINDING])
+                    finding_records[i] = svc.records(
+                        ws, viewer, batch_id, f["records"][:RECORDS_PER_FINDING], log_as=None
+                    )
+            shown = [v["record"] for views in finding_records.values() for v in views]
+            svc.log_records_read(ws, viewer, batch_id, shown, "console")  # one entry for the page
     return render(
         request,
         "batch.html",

@@ -177,17 +177,22 @@ def _pii_kinds(ws: Workspace, batch_id: str) -> tuple[str, ...]:
     return tuple(k for k, n in report.pii_counts.items() if n)
 
 
-def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) -> list[dict[str, Any]]:
-    """The content of records of a quarantined batch (``data.read``), PII masked, digests re-checked."""
-    from dataward.workflow.audit import SampleItem, _locate
+def records(
+    ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int], *, log_as: str | None = "api"
+) -> list[dict[str, Any]]:
+    """The content of records of a batch, PII masked, digests re-checked: only for the roles that handle the
+    batch in its state according to the signed log (:mod:`dataward.evidence.reads`). The read is logged as
+    one ``data.read`` entry (``log_as``: how; None when the caller logs the request's reads itself)."""
+    from dataward.evidence.reads import log_read, require_read
+    from dataward.workflow.audit import SampleItem, locate
     from dataward.workflow.review import read_record
 
     b = _batch(ws, viewer, batch_id)
-    require(ws, viewer, "data.read", f"batch:{batch_id}", b.source)
+    require_read(ws, viewer.name, batch_id)
     bad = [n for n in numbers if not 0 <= n < b.record_count]
     if bad:
         raise NotFoundError(f"batch {batch_id} has no record {bad[0]} (it has {b.record_count})")
-    where = _locate(ws, b, numbers[:MAX_FINDING_RECORDS])
+    where = locate(ws, b, numbers[:MAX_FINDING_RECORDS])
     out = []
     kinds = _pii_kinds(ws, batch_id)
     for n, (pos, i, digest) in sorted(where.items()):
@@ -195,22 +200,39 @@ def records(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int]) ->
         view["value"] = _mask(view["value"], kinds)
         view["path"] = None  # never reveal server paths; images go through /batch/{id}/records/{n}/raw
         out.append(view)
+    if log_as is not None:
+        log_read(ws, viewer.name, batch_id, [v["record"] for v in out], log_as)
     return out
 
 
+def may_read_records(ws: Workspace, viewer: Viewer, batch_id: str) -> bool:
+    from dataward.evidence.reads import can_read
+
+    return can_read(ws, viewer.name, batch_id)
+
+
+def log_records_read(ws: Workspace, viewer: Viewer, batch_id: str, numbers: list[int], how: str) -> None:
+    from dataward.evidence.reads import log_read
+
+    log_read(ws, viewer.name, batch_id, numbers, how)
+
+
 def record_file(ws: Workspace, viewer: Viewer, batch_id: str, number: int) -> tuple[bytes, str]:
-    """The bytes of a whole-file record (an image), read from quarantine, with the reader's role checked."""
-    from dataward.workflow.audit import _locate
+    """The bytes of a whole-file record (an image), read from quarantine, with the reader's role checked
+    against the batch's state in the signed log; the read is logged."""
+    from dataward.evidence.reads import log_read, require_read
+    from dataward.workflow.audit import locate
 
     b = _batch(ws, viewer, batch_id)
-    require(ws, viewer, "data.read", f"batch:{batch_id}", b.source)
+    require_read(ws, viewer.name, batch_id)
     if not 0 <= number < b.record_count:
         raise NotFoundError(f"batch {batch_id} has no record {number}")
-    pos, _, _ = _locate(ws, b, [number])[number]
+    pos, _, _ = locate(ws, b, [number])[number]
     f = next(x for x in b.files if x.position == pos)
     if f.format != "file":
         raise InputError(f"record {number} of batch {batch_id} is a {f.format} record, not a file")
     data = ws.objects.read_bytes("quarantine", f.sha256)
+    log_read(ws, viewer.name, batch_id, [number], "console")
     return data, _image_type(data)
 
 
@@ -230,6 +252,9 @@ def _image_type(data: bytes) -> str:
 
 
 def audit_state(ws: Workspace, viewer: Viewer, batch_id: str, *, with_content: bool = False) -> dict[str, Any]:
+    """The label audit; ``with_content``: the sampled records' contents too, for the roles that may read
+    the batch in its state per the signed log (one ``data.read`` entry for the request)."""
+    from dataward.evidence.reads import can_read, log_read
     from dataward.workflow.audit import audit_exists, estimate, sample_items
     from dataward.workflow.gate import tier_for
     from dataward.workflow.review import read_record
@@ -239,7 +264,7 @@ def audit_state(ws: Workspace, viewer: Viewer, batch_id: str, *, with_content: b
         return {"batch": batch_id, "state": str(b.state), "sampled": False, "items": [], "estimate": None}
     tp = tier_for(ws, b)[1]
     est = estimate(ws, batch_id, pass_limit=tp.max_audit_error_upper if tp.audit_required else None)
-    show = with_content and viewer.can("data.read", b.source)
+    show = with_content and can_read(ws, viewer.name, batch_id)
     reasons = _flag_reasons(ws, batch_id)
     kinds = _pii_kinds(ws, batch_id) if show else ()
     items = []
@@ -261,6 +286,8 @@ def audit_state(ws: Workspace, viewer: Viewer, batch_id: str, *, with_content: b
             view["path"] = None
             row["content"] = view
         items.append(row)
+    if show:
+        log_read(ws, viewer.name, batch_id, [i["record"] for i in items], "console")
     return {"batch": batch_id, "state": str(b.state), "sampled": True, "items": items, "estimate": est.to_json()}
 
 

@@ -62,23 +62,14 @@ def interval(k: int, n: int, confidence: float = 0.95, method: str = "clopper-pe
         return 0.0, 1.0
     if not 0 <= k <= n:
         raise ValueError(f"k={k} outside 0..{n}")
-    alpha = 1.0 - confidence
-    if method == "clopper-pearson":
-        from scipy.stats import beta
+    if method not in METHODS:
+        raise InputError(f"unknown interval method {method!r}; one of {', '.join(METHODS)}")
+    from scipy.stats import binomtest
 
-        lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-        hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-        return lo, hi
-    if method == "wilson":
-        z = _z(confidence)
-        p = k / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        lo = 0.0 if k == 0 else max(0.0, centre - half)
-        hi = 1.0 if k == n else min(1.0, centre + half)
-        return min(lo, p), max(hi, p)
-    raise InputError(f"unknown interval method {method!r}; one of {', '.join(METHODS)}")
+    ci = binomtest(k, n).proportion_ci(confidence, method="exact" if method == "clopper-pearson" else "wilson")
+    lo = 0.0 if k == 0 else max(0.0, float(ci.low))
+    hi = 1.0 if k == n else min(1.0, float(ci.high))
+    return min(lo, k / n), max(hi, k / n)
 
 
 def sample_size(population: int, margin: float, confidence: float = 0.95, p: float = 0.5) -> int:
@@ -319,7 +310,7 @@ def _uniform(rng: np.random.Generator, population: int, need: int, exclude: set[
     return [int(i) for i in drawn.tolist() if int(i) not in exclude][:need]
 
 
-def _locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tuple[int, int, str]]:
+def locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tuple[int, int, str]]:
     """record number -> (file position, record within file, leaf hash hex) from the stored leaf lists."""
     wanted = sorted(set(records))
     out: dict[int, tuple[int, int, str]] = {}
@@ -461,7 +452,7 @@ def draw_sample(
     risk: dict[str, Any] = {}
     if existing is None:
         new_flagged, risk = _flagged_by_risk(rng, report, set(new_random), params.max_flagged, marg, conf)
-    located = _locate(ws, batch, [*new_random, *new_flagged])
+    located = locate(ws, batch, [*new_random, *new_flagged])
     moved = [r for r in new_random if r in items]  # flagged-stratum records drawn at random join the random stratum
     summary_params = {
         "margin": marg,
@@ -842,3 +833,7 @@ def verify_completed(ws: Workspace, est: AuditEstimate) -> None:
 def audit_exists(ws: Workspace, batch_id: str) -> bool:
     with ws.engine.connect() as conn:
         return _audit_row(conn, batch_id) is not None
+
+
+#: the former private name, kept for code written against it
+_locate = locate

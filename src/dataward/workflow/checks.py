@@ -22,37 +22,35 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from dataward.batches import Batch
+from dataward.core.severity import SEVERITIES as _SEVERITIES
+from dataward.core.severity import Severity
 from dataward.errors import Error, InputError
+from dataward.model.finding import MAX_FINDING_RECORDS as _MAX_FINDING_RECORDS
+from dataward.model.finding import Finding
+from dataward.plugins import Registry
 from dataward.records.sandbox import SandboxError, run_sandboxed
 from dataward.workspace import Workspace
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+#: the one severity scale's level names, lowest first (:class:`dataward.core.severity.Severity`)
+SEVERITIES = _SEVERITIES
 #: a screening finding at or above this severity flags the records it names
-FLAG_SEVERITY = "medium"
+FLAG_SEVERITY = Severity.MEDIUM
 #: at most this many record numbers are kept per finding in reports (counts stay exact)
-MAX_FINDING_RECORDS = 100
+MAX_FINDING_RECORDS = _MAX_FINDING_RECORDS
 
 
 def severity_rank(severity: str) -> int:
-    return _RANK.get(severity, 0)
+    """The rank of a severity level (:meth:`Severity.rank_of`: unknown levels rank as info)."""
+    return Severity.rank_of(severity)
 
 
-def severity_of_score(score: float) -> str:
-    """Map a 0..1 detector severity onto the screening scale.
+def severity_of_score(score: float) -> Severity:
+    """Map a 0..1 detector severity onto the screening scale (:meth:`Severity.of_score`).
 
-    The inverse of :func:`dataward.core.evidence.score_of_severity`, through which calibrated detectors
-    express :func:`dataward.core.evidence.severity_of_evidence` (one scale: docs/adr/0021-calibrated-alarms.md).
+    The inverse of :attr:`Severity.score`, through which calibrated detectors express
+    :func:`dataward.core.evidence.severity_of_evidence` (one scale: docs/adr/0021-calibrated-alarms.md).
     """
-    if score >= 0.9:
-        return "critical"
-    if score >= 0.7:
-        return "high"
-    if score >= 0.4:
-        return "medium"
-    if score >= 0.2:
-        return "low"
-    return "info"
+    return Severity.of_score(score)
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,7 @@ class RecordFile:
 
 @dataclass(frozen=True)
 class CheckContext:
+    """What a batch check may use: the workspace, the batch, its record files (local paths) and options."""
     ws: Workspace
     batch: Batch
     files: tuple[RecordFile, ...]
@@ -77,44 +76,31 @@ class CheckContext:
     progress: bool = False  # engines show their own progress bars on stderr
 
     def opts(self, check: str) -> dict[str, Any]:
+        """This check's options (``--option CHECK.KEY=VALUE``), as a fresh dict."""
         return dict(self.options.get(check, {}))
 
 
-@dataclass(frozen=True)
-class NormalFinding:
-    engine: str
-    check: str
-    kind: str
-    severity: str
-    summary: str
-    file: str | None = None
-    records: tuple[int, ...] = ()  # record numbers within the batch (may be capped; see n_records)
-    n_records: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "check": self.check,
-            "kind": self.kind,
-            "severity": self.severity,
-            "summary": self.summary,
-            "file": self.file,
-            "records": list(self.records[:MAX_FINDING_RECORDS]),
-            "n_records": self.n_records,
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> NormalFinding:
-        return cls(
-            str(d["engine"]),
-            str(d["check"]),
-            str(d["kind"]),
-            str(d["severity"]),
-            str(d["summary"]),
-            d.get("file"),
-            tuple(int(r) for r in d.get("records", ())),
-            int(d.get("n_records", 0)),
-        )
+def NormalFinding(
+    engine: str,
+    check: str,
+    kind: str,
+    severity: str,
+    summary: str,
+    file: str | None = None,
+    records: tuple[int, ...] = (),
+    n_records: int = 0,
+) -> Finding:
+    """Deprecated: build a :class:`dataward.model.finding.Finding` with the former positional order."""
+    return Finding(
+        check=check,
+        kind=kind,
+        severity=Severity.coerce(severity),
+        summary=summary,
+        records=records,
+        engine=engine,
+        file=file,
+        n_records=n_records,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +111,7 @@ class CheckOutcome:
     engine: str
     status: str
     reason: str | None = None
-    findings: tuple[NormalFinding, ...] = ()
+    findings: tuple[Finding, ...] = ()
     flagged: frozenset[int] = frozenset()
     pii_counts: Mapping[str, int] = field(default_factory=dict)
     drift: tuple[Mapping[str, Any], ...] = ()
@@ -136,9 +122,11 @@ class CheckOutcome:
 
     @property
     def ran(self) -> bool:
+        """Whether the check ran (passed or failed), rather than being skipped or crashing."""
         return self.status in ("passed", "failed")
 
     def to_json(self) -> dict[str, Any]:
+        """The summary form in the signed screening report (counts, not the findings themselves)."""
         return {
             "name": self.name,
             "engine": self.engine,
@@ -159,7 +147,8 @@ class BatchCheck(ABC):
     description: ClassVar[str]
 
     @abstractmethod
-    def run(self, ctx: CheckContext) -> CheckOutcome: ...
+    def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run the check on the batch; bad input gives a failed or skipped outcome, never an exception."""
 
     def _engine(
         self, ctx: CheckContext, module: str, known: Iterable[str]
@@ -179,25 +168,32 @@ class BatchCheck(ABC):
 
 
 _C = TypeVar("_C", bound=type[BatchCheck])
-_REGISTRY: dict[str, type[BatchCheck]] = {}
+
+#: the batch checks shipped with dataward, in the order ``dataward screen BATCH`` runs them
+BUILTIN = {
+    "integrity": "dataward.workflow.checks:IntegrityCheck",
+    "detection": "dataward.workflow.checks:DetectionCheck",
+    "screening": "dataward.workflow.checks:ScreeningCheck",
+}
+
+
+#: the one registry of batch checks (:class:`dataward.plugins.Registry`)
+REGISTRY: Registry[BatchCheck] = Registry("batch check", BatchCheck, BUILTIN, error=InputError)
 
 
 def register(cls: _C) -> _C:
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"batch check {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator: make a batch check available under ``cls.name``."""
+    return REGISTRY.register(cls)
 
 
 def get(name: str) -> type[BatchCheck]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InputError(f"unknown batch check {name!r}", advice=f"Known checks: {', '.join(names())}.") from None
+    """The batch check registered as ``name`` (unknown: :class:`InputError` naming the known checks)."""
+    return REGISTRY.get(name)
 
 
 def names() -> list[str]:
-    return list(_REGISTRY)
+    """Every batch check name, in run order."""
+    return REGISTRY.names()
 
 
 def run_check(check: BatchCheck, ctx: CheckContext) -> CheckOutcome:
@@ -212,7 +208,7 @@ def run_check(check: BatchCheck, ctx: CheckContext) -> CheckOutcome:
     return replace(out, seconds=time.perf_counter() - t0)
 
 
-def _status(findings: Iterable[NormalFinding], flagged: frozenset[int]) -> str:
+def _status(findings: Iterable[Finding], flagged: frozenset[int]) -> str:
     bad = any(severity_rank(f.severity) >= severity_rank(FLAG_SEVERITY) for f in findings)
     return "failed" if bad or flagged else "passed"
 
@@ -220,10 +216,10 @@ def _status(findings: Iterable[NormalFinding], flagged: frozenset[int]) -> str:
 def _per_file(
     ctx: CheckContext,
     supported: Mapping[str, str],
-    run_file: Callable[[RecordFile, str], tuple[list[NormalFinding], set[int], str | None]],
-) -> tuple[list[NormalFinding], set[int], list[str], int]:
+    run_file: Callable[[RecordFile, str], tuple[list[Finding], set[int], str | None]],
+) -> tuple[list[Finding], set[int], list[str], int]:
     """Run ``run_file(file, engine_format)`` on every file; collect findings, flags and skip reasons."""
-    findings: list[NormalFinding] = []
+    findings: list[Finding] = []
     flagged: set[int] = set()
     skipped: list[str] = []
     ran = 0
@@ -240,7 +236,14 @@ def _per_file(
         except SandboxError as exc:
             # the worker parsing this file crashed or hit a limit: a refusal of the file, not a skip
             findings.append(
-                NormalFinding("dataward.records.sandbox", "sandbox", "refused", "critical", exc.message, rf.name, (), 0)
+                Finding(
+                    "sandbox",
+                    "refused",
+                    Severity.CRITICAL,
+                    exc.message,
+                    engine="dataward.records.sandbox",
+                    file=rf.name,
+                )
             )
             continue
         except Error as exc:
@@ -262,15 +265,15 @@ def _globalise(rf: RecordFile, records: Iterable[int], n_engine: int) -> tuple[i
     return tuple(rf.offset + int(r) for r in records if 0 <= int(r) < rf.records)
 
 
-def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> NormalFinding:
-    return NormalFinding(
-        engine,
+def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> Finding:
+    return Finding(
         check,
         "record_count_mismatch",
-        "medium",
+        Severity.MEDIUM,
         f"{engine} read {n_engine} records in {rf.name}, the manifest has {rf.records}; its findings are "
         "not mapped to records",
-        rf.name,
+        engine=engine,
+        file=rf.name,
     )
 
 
@@ -279,24 +282,26 @@ def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> N
 
 @register
 class IntegrityCheck(BatchCheck):
+    """Re-verify the quarantined batch: every object, record, Merkle root and the manifest signature."""
     name = "integrity"
     engine = "dataward.acquire.verify"
     description = "re-hash every quarantined object; check records, Merkle roots and the manifest signature"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run :func:`dataward.acquire.verify.verify_batch` on the quarantine area; every problem is critical."""
         from dataward.acquire.verify import verify_batch
 
         report = verify_batch(ctx.ws, ctx.batch.id, area="quarantine")
         findings = tuple(
-            NormalFinding(
-                self.engine,
+            Finding(
                 self.name,
                 p.kind,
-                "critical",
+                Severity.CRITICAL,
                 p.line(),
-                p.file,
                 () if p.record is None else (p.record,),
-                0 if p.record is None else 1,
+                engine=self.engine,
+                file=p.file,
+                n_records=0 if p.record is None else 1,
             )
             for p in report.problems
         )
@@ -313,18 +318,20 @@ _DETECT_OPTIONS = ("label", "text", "prompt", "response", "messages", "image", "
 
 @register
 class DetectionCheck(BatchCheck):
+    """The poison-detector ensemble on each record file, sandboxed."""
     name = "detection"
     engine = "dataward.detect"
     description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run :func:`dataward.detect.api.detect` on every readable file; findings mapped to batch record numbers."""
         api, opts, kwargs, missing = self._engine(ctx, "dataward.detect.api", _DETECT_OPTIONS)
         if missing is not None:
             return missing
         seed = int(opts.get("seed", 0))
         detectors_run: dict[str, int] = {}
 
-        def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
+        def run_file(rf: RecordFile, fmt: str) -> tuple[list[Finding], set[int], str | None]:
             report = run_sandboxed(
                 api.detect, rf.path, where=rf.name, format=fmt, seed=seed, progress=ctx.progress, **kwargs
             )
@@ -335,19 +342,19 @@ class DetectionCheck(BatchCheck):
             for d in ran:
                 detectors_run[d["name"]] = detectors_run.get(d["name"], 0) + 1
             n = report.n_records
-            out: list[NormalFinding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
+            out: list[Finding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
             for f in report.findings:
                 recs = _globalise(rf, f.records, n)
                 out.append(
-                    NormalFinding(
-                        self.engine,
+                    Finding(
                         f.detector,
                         f.kind,
-                        severity_of_score(float(f.severity)),
+                        Severity.of_score(float(f.severity)),
                         f.summary,
-                        rf.name,
                         recs,
-                        len(f.records),
+                        engine=self.engine,
+                        file=rf.name,
+                        n_records=len(f.records),
                     )
                 )
             flagged = set(_globalise(rf, (int(i) for i in report.flagged.nonzero()[0]), n))
@@ -389,11 +396,13 @@ _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 
 @register
 class ScreeningCheck(BatchCheck):
+    """The screening suite on each record file, sandboxed, with the workspace's policy, licence and intel feeds."""
     name = "screening"
     engine = "dataward.screen"
     description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"
 
     def run(self, ctx: CheckContext) -> CheckOutcome:
+        """Run :func:`dataward.screen.api.check_path` on every readable file; flags records at medium or above."""
         api, opts, kwargs, missing = self._engine(ctx, "dataward.screen.api", _SCREEN_OPTIONS)
         if missing is not None:
             return missing
@@ -403,7 +412,7 @@ class ScreeningCheck(BatchCheck):
         check_status: dict[str, str] = {}
         unlisted = [0]
 
-        def run_file(rf: RecordFile, fmt: str) -> tuple[list[NormalFinding], set[int], str | None]:
+        def run_file(rf: RecordFile, fmt: str) -> tuple[list[Finding], set[int], str | None]:
             report = run_sandboxed(
                 api.check_path,
                 rf.path,
@@ -414,7 +423,7 @@ class ScreeningCheck(BatchCheck):
                 **kwargs,
             )
             n = report.n_records
-            out: list[NormalFinding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
+            out: list[Finding] = [] if n == rf.records else [_count_mismatch(self.engine, self.name, rf, n)]
             flagged: set[int] = set()
             for r in report.results:
                 if r.skipped and not r.findings:
@@ -422,11 +431,15 @@ class ScreeningCheck(BatchCheck):
                 else:
                     check_status[r.check] = "ran"
                 for f in r.findings:
-                    sev = str(f.severity.value)
+                    sev = f.severity
                     recs = _globalise(rf, f.records, n)
                     count = int(f.evidence.get("n_records", len(f.records)))
-                    out.append(NormalFinding(self.engine, f.check, f.kind, sev, f.summary, rf.name, recs, count))
-                    if severity_rank(sev) >= severity_rank(FLAG_SEVERITY):
+                    out.append(
+                        Finding(
+                            f.check, f.kind, sev, f.summary, recs, engine=self.engine, file=rf.name, n_records=count
+                        )
+                    )
+                    if sev.rank >= FLAG_SEVERITY.rank:
                         flagged.update(recs)
                         unlisted[0] += max(0, count - len(recs))
                     if f.check == "pii":
@@ -434,7 +447,7 @@ class ScreeningCheck(BatchCheck):
                     if f.check in _DRIFT_CHECKS:
                         column = f.evidence.get("column")
                         drift.append(
-                            {"file": rf.name, "check": f.check, "kind": f.kind, "severity": sev, "column": column}
+                            {"file": rf.name, "check": f.check, "kind": f.kind, "severity": sev.value, "column": column}
                         )
             return out, flagged, None
 

@@ -45,8 +45,6 @@ class LoadedFeed:
 
 def add_feed(ws: Workspace, actor: Actor, path: str | Path, keys: Sequence[Ed25519PublicKey]) -> LoadedFeed:
     """Verify a signed feed with ``keys`` and load it. A feed may only move forward in version."""
-    from dataward.screen.intel import load_feed_bytes
-
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -54,12 +52,27 @@ def add_feed(ws: Workspace, actor: Actor, path: str | Path, keys: Sequence[Ed255
         raise InputError(f"cannot read feed {p}: {exc.strerror}") from None
     if not keys:
         raise InputError(f"{p}: give the feed's public key (--key) to verify it")
-    feed = load_feed_bytes(data, where=str(p), keys=keys)
+    return add_feed_bytes(ws, actor, data, str(p), keys)
+
+
+def add_feed_bytes(
+    ws: Workspace, actor: Actor, data: bytes, where: str, keys: Sequence[Ed25519PublicKey]
+) -> LoadedFeed:
+    """:func:`add_feed` of a feed already read (``where`` names it in errors). An admin change: under an
+    admin threshold above 1 it is proposed (:mod:`dataward.admin`)."""
+    from dataward.admin import admin_change
+    from dataward.screen.intel import load_feed_bytes
+
+    feed = load_feed_bytes(data, where=where, keys=keys)
     by_id = {dsse.key_id(k): k for k in keys}
     verifier = by_id[feed.signed_by[0]]
     digest = ws.objects.put_bytes("meta", data)
     t = schema.intel_feeds
-    with ws.change(actor, "intel.add", f"intel:{feed.id}@{feed.version}") as ch:
+    call = {
+        "op": "intel.add",
+        "args": {"sha256": digest, "where": where, "keys": [dsse.public_key_bytes(k).hex() for k in keys]},
+    }
+    with admin_change(ws, actor, "intel.add", f"intel:{feed.id}@{feed.version}", call=call) as ch:
         have = ch.conn.execute(select(func.max(t.c.version)).where(t.c.feed_id == feed.id)).scalar()
         if have is not None and int(have) >= feed.version:
             raise ConflictError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import re
 import tomllib
@@ -27,11 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from dataward.errors import PolicyError
 from dataward.identity import Actor
-from dataward.store import schema
 from dataward.workflow.checks import SEVERITIES, severity_rank
 from dataward.workflow.risk import DEFAULT_TIER_THRESHOLDS, TIERS
 from dataward.workspace import Workspace
@@ -333,16 +329,12 @@ def policy_path(ws: Workspace) -> Path:
 
 
 def logged_policy_digest(ws: Workspace) -> str | None:
-    """The SHA-256 of the policy last set through dataward (from the audit log), if any."""
-    t = schema.log_entries
-    with ws.engine.connect() as conn:
-        row = conn.execute(
-            select(t.c.entry).where(t.c.action == "policy.set").order_by(t.c.seq.desc()).limit(1)
-        ).first()
-    if row is None:
-        return None
-    digest = json.loads(bytes(row.entry)).get("details", {}).get("sha256")
-    return digest if isinstance(digest, str) else None
+    """The SHA-256 of the policy last set through dataward, according to the replayed signed log: a
+    ``policy.set`` entry the replay refuses (signed by too few admins, by a key not valid then) sets nothing."""
+    from dataward.evidence.load import trusted_state
+
+    policies = trusted_state(ws).policies
+    return policies[-1][1] if policies else None
 
 
 def load_policy(ws: Workspace, *, check_log: bool = True) -> Policy:
@@ -382,14 +374,19 @@ def load_policy(ws: Workspace, *, check_log: bool = True) -> Policy:
 
 def set_policy(ws: Workspace, actor: Actor, text: str, *, where: str) -> Policy:
     """Validate ``text`` and make it the workspace policy (admins; logged as ``policy.set``)."""
+    from dataward.admin import admin_change
+
     policy = parse_policy(text, where)
     path = policy_path(ws)
-    with ws.change(actor, "policy.set", "policy") as ch:
-        tmp = path.with_name(f".{POLICY_FILE}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        # a content-addressed copy: gates re-read the policy an approval was made under by its logged digest
-        ws.objects.put_bytes("meta", text.encode("utf-8"))
+    # a content-addressed copy: gates re-read the policy an approval was made under by its logged digest (and
+    # a pending change re-reads the text it proposes)
+    ws.objects.put_bytes("meta", text.encode("utf-8"))
+    call = {"op": "policy.set", "args": {"sha256": policy.digest, "where": where}}
+    with admin_change(ws, actor, "policy.set", "policy", call=call) as ch:
+        if ch.applies_now:  # a proposal leaves the policy file alone until enough admins sign
+            tmp = path.with_name(f".{POLICY_FILE}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
         ch.details.update({"sha256": policy.digest, "from": where})
     return parse_policy(text, str(path))
 
@@ -663,25 +660,11 @@ class LicenceAllowed(Rule):
 
 
 def licence_allowed(expression: str, allow: Sequence[str]) -> tuple[bool, str]:
-    """AND needs every part allowed, OR any one; ``X WITH exc`` is judged by X."""
-    from license_expression import ExpressionError, get_spdx_licensing
+    """AND needs every part allowed, OR any one; ``X WITH exc`` is judged by X (one cached evaluator, shared
+    with screening: :func:`dataward.screen.licences.judge`)."""
+    from dataward.screen.licences import judge
 
-    allowed = {a.lower() for a in allow}
-    try:
-        parsed = get_spdx_licensing().parse(expression)
-    except ExpressionError as exc:
-        return False, f"licence {expression!r} does not parse: {exc}"
-
-    def ok(node: Any) -> bool:
-        args = getattr(node, "args", ())
-        if args:
-            kind = type(node).__name__
-            return all(ok(a) for a in args) if kind == "AND" else any(ok(a) for a in args)
-        sym = getattr(node, "license_symbol", node)
-        return str(getattr(sym, "key", sym)).lower() in allowed
-
-    passed = ok(parsed)
-    return passed, f"licence {expression} is {'on' if passed else 'not on'} the allow-list"
+    return judge(expression, tuple(allow))
 
 
 class NoPii(Rule):

@@ -21,12 +21,13 @@ from dataward.batches import Batch, BatchState, load_batch
 from dataward.core.canonical import canonical_json
 from dataward.errors import ConflictError, IntegrityError, NotFoundError
 from dataward.identity import Actor
+from dataward.model.finding import Finding
 from dataward.sources import get_source
 from dataward.store import schema
 from dataward.timeutil import now_iso
 from dataward.workflow import checks as registry
 from dataward.workflow._common import authorize, key_owner, read_attestation, read_json_object
-from dataward.workflow.checks import CheckContext, CheckOutcome, NormalFinding, RecordFile
+from dataward.workflow.checks import CheckContext, CheckOutcome, RecordFile
 from dataward.workspace import Workspace
 
 DEFAULT_CHECKS = ("integrity", "detection", "screening")
@@ -44,7 +45,7 @@ class ScreeningReport:
     created_at: str
     screened_by: str
     checks: tuple[Mapping[str, Any], ...]
-    findings: tuple[NormalFinding, ...]
+    findings: tuple[Finding, ...]
     findings_by_severity: Mapping[str, int]
     flagged_records: tuple[int, ...]
     pii_counts: Mapping[str, int]
@@ -108,7 +109,7 @@ class ScreeningReport:
             created_at=p["screened_at"],
             screened_by=p["screened_by"],
             checks=tuple(p["checks"]),
-            findings=tuple(NormalFinding.from_json(f) for f in p["findings"]),
+            findings=tuple(Finding.from_json(f) for f in p["findings"]),
             findings_by_severity=dict(p["findings_by_severity"]),
             flagged_records=tuple(int(i) for i in flagged),
             pii_counts=dict(p["pii_counts"]),

@@ -1,0 +1,47 @@
+"""Batch queries: the catalog's batches and batch_files tables, read into :mod:`dataward.model.batch` values."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from dataward.errors import NotFoundError
+from dataward.model.batch import Batch, BatchFile, BatchState
+from dataward.store import schema
+
+__all__ = ["batch_ids", "load_batch"]
+
+
+def load_batch(conn: Connection, batch_id: str) -> Batch:
+    """The batch ``batch_id`` with its files in position order; unknown: :class:`NotFoundError`."""
+    b = conn.execute(select(schema.batches).where(schema.batches.c.id == batch_id)).first()
+    if b is None:
+        raise NotFoundError(f"no batch {batch_id!r}", advice="List batches with `dataward batch list`.")
+    t = schema.batch_files
+    files = tuple(
+        BatchFile(r.position, r.name, r.sha256, r.size, r.format, r.record_count, r.records_digest, r.merkle_root)
+        for r in conn.execute(select(t).where(t.c.batch_id == batch_id).order_by(t.c.position))
+    )
+    return Batch(
+        b.id,
+        b.source,
+        BatchState(b.state),
+        b.manifest_digest,
+        b.merkle_root,
+        b.record_count,
+        b.file_count,
+        b.byte_count,
+        b.created_at,
+        b.created_by,
+        files,
+    )
+
+
+def batch_ids(conn: Connection, *, source: str | None = None, state: str | None = None) -> list[str]:
+    """Batch ids in acquisition order, optionally of one source and/or in one state."""
+    t = schema.batches
+    q = select(t.c.id).order_by(t.c.created_at)
+    if source:
+        q = q.where(t.c.source == source)
+    if state:
+        q = q.where(t.c.state == state)
+    return list(conn.execute(q).scalars())
