@@ -74,6 +74,29 @@ def _released(flow: Flow) -> str:
     return "ds"
 
 
+def _intel_add(flow: Flow) -> tuple[list[str], str]:
+    from dataward.screen.intel import FORMAT, parse_feed, sign_feed, write_keypair
+
+    priv, pub = flow.tmp / "feed.key", flow.tmp / "feed.pub"
+    write_keypair(priv, pub)
+    from dataward.screen.intel import load_private_key
+
+    feed = parse_feed(
+        {"format": FORMAT, "id": "acme", "version": 1, "indicators": [{"id": "a1", "type": "token", "value": "cfmn"}]}
+    )
+    path = flow.tmp / "feed.dsse.json"
+    path.write_bytes(sign_feed(feed, load_private_key(priv)))
+    return ["intel", "add", str(path), "--key", str(pub)], "admin"
+
+
+def _keyless(flow: Flow, name: str) -> str:
+    """``name`` with its key revoked: a principal that needs a new key (``key add``)."""
+    from dataward.principals import revoke_key
+
+    revoke_key(flow.ws, flow.actor("admin"), _key_of(flow, name)[:16], reason="lost")
+    return name
+
+
 def _key_of(flow: Flow, name: str) -> str:
     with flow.ws.engine.connect() as conn:
         return str(flow.ws.active_key_row(conn, name).keyid)
@@ -96,6 +119,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], Callable[[Flow], tuple[list[str], str
         ("key.revoke",),
         lambda f: (["key", "revoke", _key_of(f, "bob")[:16], "--reason", "lost laptop"], "admin"),
     ),
+    "principal grant": (("role.grant",), lambda f: (["principal", "grant", "rita", "screener"], "admin")),
+    "principal revoke-role": (("role.revoke",), lambda f: (["principal", "revoke-role", "carl", "ingester"], "admin")),
+    "key add": (("key.add",), lambda f: (["key", "add", _keyless(f, "bob"), "--key", _pub(f, "bob")], "admin")),
+    "intel add": (("intel.add",), lambda f: _intel_add(f)),
     "screen": (
         ("batch.screen",),
         lambda f: (["screen", f.batch(60).id, "--check", "integrity", "--check", "screening"], "sam"),
