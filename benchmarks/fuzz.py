@@ -16,7 +16,7 @@ floor is 0. Every failing input is copied to --keep DIR (to become a regression 
 tests/records/corpus/).
 
 Usage: python benchmarks/fuzz.py [--count 2000] [--formats csv,jsonl] [--timeout 60] [--cli-every 50]
-       [--seed 0] [--keep DIR] [--json]
+       [--seed 0] [--keep DIR] [--progress N] [--json]
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--cli-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, help="copy every failing input into this directory")
+    ap.add_argument("--progress", type=int, default=0, help="print the counts so far every N inputs (stderr)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -157,6 +158,8 @@ def main() -> None:
                     shutil.copyfile(path, args.keep / name)
                     kept.append(name)
                 path.unlink()
+                if args.progress and (i + 1) % args.progress == 0 and i + 1 < args.count:
+                    print(fmt, "after", i + 1, counts, f"{time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
             out[fmt] = counts
             print(fmt, counts, f"{time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     cpu1 = os.times()
