@@ -79,6 +79,20 @@ def _digits() -> Dataset:
     return Dataset("digits", frame, Roles(label="label", image="image"), "image", {"image": "image", "label": "label"})
 
 
+def _digits16() -> Dataset:
+    """A second image set: the digits upscaled to 16x16 (bilinear), so a patch is a smaller share of the
+    image and the pixel grid differs from the one the patch search was written on."""
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = [np.asarray(np.clip(zoom(img * 255.0 / 16.0, 2, order=1), 0, 255), dtype=np.uint8) for img in d.images]
+    frame = pd.DataFrame({"image": images, "label": [str(v) for v in d.target]})
+    return Dataset(
+        "digits-16", frame, Roles(label="label", image="image"), "image", {"image": "image", "label": "label"}
+    )
+
+
 def _breast_cancer() -> Dataset:
     from sklearn.datasets import load_breast_cancer
 
@@ -180,13 +194,15 @@ class Case:
             return "clean"
         trigger = self.params.get("trigger")
         shown = f" '{trigger}'" if trigger else ""
-        return f"{self.attack}{shown} {self.rate:.0%}"
+        return f"{self.attack}{shown} {100 * self.rate:g}%"  # 0.3 %, not "0%"
 
 
 def cases(quick: bool) -> list[Case]:
     out: list[Case] = []
     tabular_like = ["digits", "breast_cancer"] if not quick else ["digits"]
     texts = ["sms", "sentiment"]
+    if not quick:
+        out.append(Case("digits-16", "clean"))
     for ds in [*tabular_like, *texts]:
         out.append(Case(ds, "clean"))
         for rate in (0.05, 0.10) if not quick else (0.05,):
@@ -234,6 +250,18 @@ def cases(quick: bool) -> list[Case]:
         )
         out.append(Case("digits", "blended", rate, target="0", params={"alpha": 0.2}, trigger_attack=True))
         out.append(Case("digits", "clean-label", rate, target="0"))
+        # the second image set: another pattern (random values), size, target and blend strength
+        out.append(
+            Case(
+                "digits-16",
+                "badnets",
+                rate,
+                target="7",
+                params={"location": "random", "size": 3, "value": "random"},
+                trigger_attack=True,
+            )
+        )
+        out.append(Case("digits-16", "blended", rate, target="3", params={"alpha": 0.15}, trigger_attack=True))
     for ds in ("sentiment-instruct", "sms-instruct") if not quick else ("sentiment-instruct",):
         out.append(Case(ds, "clean"))
         out.append(Case(ds, "instruction-backdoor", 0.01, trigger_attack=True))
@@ -312,7 +340,9 @@ def trigger_named(report: Any, truth_trigger: Any, truth_mask: np.ndarray[Any, A
         named = [f for f in report.findings[:3] if all(c in str(f.evidence) for c in features)]
         return bool(named)
     trig = (truth_trigger or {}).get("text")
-    if isinstance(trig, str):
+    if isinstance(trig, str):  # a text or instruction trigger: the top finding quotes it
+        if top.kind != "trigger":
+            return False
         named = str(top.evidence.get("trigger", "")).lower()
         want = " ".join(trig.lower().split())
         return want in named or (named in want and len(named) >= 2)
@@ -590,7 +620,11 @@ def speed_check(n: int, seed: int = 0, single_thread: bool = False) -> dict[str,
             truth = set(poisoned.truth.changed)
             result["recall"] = len(flagged & truth) / len(truth)
             result["precision"] = len(flagged & truth) / max(1, len(flagged))
-            result["top_finding"] = report["findings"][0]["summary"] if report["findings"] else ""
+            top = report["findings"][0] if report["findings"] else {}
+            result["top_finding"] = top.get("summary", "")
+            want = str((poisoned.truth.trigger or {}).get("text", "")).lower()
+            quoted = str((top.get("evidence") or {}).get("trigger", "")).lower()
+            result["trigger_named"] = bool(want) and top.get("kind") == "trigger" and want in quoted
             result["detector_seconds"] = {d["name"]: d["seconds"] for d in report["detectors"]}
     result["n_records"] = n
     result["single_thread"] = single_thread
@@ -617,7 +651,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-records", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only", default=None, help="comma-separated data sets to run (default: all)")
+    ap.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: all)")
+    ap.add_argument(
+        "--report", type=Path, nargs="+", default=None, help="print the table of saved JSON runs (merged) and exit"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        parts = [json.loads(p.read_text(encoding="utf-8")) for p in args.report]
+        merged = {**parts[0], "results": [r for p in parts for r in p["results"]]}
+        merged["speed"] = next((p["speed"] for p in parts if p.get("speed")), None)
+        print(markdown(merged))
+        return 0
     n_seeds = args.seeds or (1 if args.quick else 3)
     seeds = [101 + 17 * i for i in range(n_seeds)]
     if not (DATA / "sms_spam.tsv").exists():
@@ -626,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     sms, sentiment = read_sms(), read_sentiment()
     makers: dict[str, Callable[[], Dataset]] = {
         "digits": _digits,
+        "digits-16": _digits16,
         "breast_cancer": _breast_cancer,
         "wine": lambda: _table("wine"),
         "digits-table": lambda: _table("digits-table"),
@@ -642,6 +687,10 @@ def main(argv: list[str] | None = None) -> int:
     todo = cases(args.quick)
     if args.only:
         todo = [c for c in todo if c.dataset in set(args.only.split(","))]
+    if args.attacks:
+        todo = [c for c in todo if c.attack in set(args.attacks.split(","))]
+    # the issue's targets first (1 % and 3 %, then 0.3 %), so that a run cut short has measured those
+    todo.sort(key=lambda c: 0 if c.rate in (0.01, 0.03) else 1 if c.rate == 0.003 else 2)
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("benchmark", total=len(todo) * n_seeds)
         for case in todo:
@@ -656,20 +705,35 @@ def main(argv: list[str] | None = None) -> int:
             results.append(
                 {"dataset": case.dataset, "attack": case.label, "n_records": len(ds.frame), "rows": mean_outcomes(runs)}
             )
+            _write(args.out, _payload(seeds, args.quick, results, None, done=False))  # partial results survive a stop
     speed = None if args.no_speed else speed_check(args.speed_records)
-    payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "seeds": seeds,
-        "quick": args.quick,
-        "results": results,
-        "speed": speed,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    payload = _payload(seeds, args.quick, results, speed, done=True)
+    _write(args.out, payload)
     print(markdown(payload))
     print(f"\nJSON: {args.out}")
     return 0
+
+
+def _payload(
+    seeds: list[int], quick: bool, results: list[dict[str, Any]], speed: dict[str, Any] | None, *, done: bool
+) -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "seeds": seeds,
+        "quick": quick,
+        "complete": done,
+        "results": results,
+        "speed": speed,
+    }
+
+
+def _write(out: Path, payload: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out)
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -702,7 +766,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "",
             f"Speed: `dataward detect` on {sp['n_records']:,} text records: {sp['seconds']:.1f} s, peak RSS "
             f"{sp['peak_rss_bytes'] / 2**30:.2f} GiB (exit {sp['rc']}); trigger recall {fmt(sp.get('recall'))}, "
-            f"precision {fmt(sp.get('precision'))}",
+            f"precision {fmt(sp.get('precision'))}, named top: {sp.get('trigger_named')}",
             "Per detector (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sp.get("detector_seconds", {}).items()),
         ]
     return "\n".join(lines)

@@ -18,9 +18,9 @@ from dataward.store.catalog import write_transaction
 
 
 def test_a_broken_catalog_raises_catalog_error_through_the_api(
-    tmp_path: Path, make_workspace: Callable[..., Any]
+    tmp_path: Path, make_workspace: Callable[..., Any], catalog_url: str
 ) -> None:
-    ws = make_workspace(tmp_path)
+    ws = make_workspace(tmp_path, catalog_url)
     assert list_batches(ws) == []
     with write_transaction(ws.engine) as conn:  # damage the catalog beneath the library: a table is gone
         conn.execute(text("DROP TABLE batch_files"))

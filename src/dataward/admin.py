@@ -25,208 +25,31 @@ admin key, grants nothing and is named by ``dataward log verify``. The ``admin_c
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
-
-from dataward.access import require
-from dataward.core.canonical import canonical_json
-from dataward.errors import AuthorizationError, ChangePending, ConflictError, InputError, NotFoundError
-from dataward.evidence.replay import ChangeEvidence, TrustedState, change_id_of
+from dataward import principals, sources
+from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError
+from dataward.evidence.load import trusted_state
+from dataward.evidence.replay import ChangeEvidence, TrustedState
 from dataward.identity import Actor
-from dataward.log import auditlog
-from dataward.store import schema
-from dataward.store.catalog import lock_for_append, write_transaction
+from dataward.model.keys import PublicKey
+from dataward.store import admin_changes as admin_rows
 from dataward.timeutil import now_iso
-from dataward.workspace import Change, Workspace
+from dataward.workflow import intel, policy
+from dataward.workspace import AdminChange, ApplyingChange, Workspace, admin_change, applying, still_pending
 
-STATEMENT_TYPE = "https://dataward.dev/admin-change/v1"
-
-
-@dataclass
-class AdminChange(Change):
-    """A :class:`~dataward.workspace.Change` that may only be a proposal: when ``applies_now`` is False the
-    catalog changes made in the block are rolled back; side effects outside the catalog must wait for it."""
-
-    applies_now: bool = True
-
-
-@dataclass(frozen=True)
-class _Applying:
-    change: ChangeEvidence
-    signer: Actor
-    signers: tuple[str, ...]
-
-
-_APPLYING: contextvars.ContextVar[_Applying | None] = contextvars.ContextVar("dataward_admin_applying", default=None)
-
-
-class _DryRun(Exception):
-    """Rolls a proposal's catalog transaction back once its details are known."""
+__all__ = ["AdminChange", "admin_change", "pending", "set_threshold", "show", "sign", "threshold", "withdraw"]
 
 
 def _state(ws: Workspace) -> TrustedState:
-    from dataward.evidence.load import trusted_state
-
     return trusted_state(ws)
-
-
-@contextmanager
-def admin_change(
-    ws: Workspace, actor: Actor, action: str, subject: str, *, call: dict[str, Any]
-) -> Iterator[AdminChange]:
-    """One admin change: applied at once under an admin threshold of 1, else proposed (raises
-    :class:`~dataward.errors.ChangePending` after the block) or, inside :func:`sign`, applied as signed.
-
-    ``call`` is the JSON form of the library call that makes the change (``{"op": ACTION, "args": {...}}``,
-    re-run by :func:`sign`); it must not depend on the time or on the caller's machine.
-    """
-    applying = _APPLYING.get()
-    if applying is not None:
-        with _applying_change(ws, actor, action, subject, applying) as ch:
-            yield ch
-        return
-    st = _state(ws)
-    if st.effective_admin_threshold() <= 1:
-        with ws.change(actor, action, subject) as base:
-            ch = AdminChange(base.conn, actor, action, subject, base.details, base.extra_entries)
-            yield ch
-        return
-    details: dict[str, Any] = {}
-    try:
-        with write_transaction(ws.engine) as conn:
-            require(actor.name, st.grants_of(actor.name), action)
-            ch = AdminChange(conn, actor, action, subject, applies_now=False)
-            yield ch
-            details = dict(ch.details)
-            raise _DryRun
-    except _DryRun:
-        pass
-    except AuthorizationError as exc:
-        ws.record_denial(actor.name, action, subject, str(exc))
-        raise
-    statement = {
-        "type": STATEMENT_TYPE,
-        "origin": ws.origin,
-        "action": action,
-        "subject": subject,
-        "details": details,
-        "call": call,
-        "proposed_by": actor.name,
-        "proposed_at": now_iso(),
-    }
-    raise _propose(ws, actor, statement)
-
-
-def _propose(ws: Workspace, actor: Actor, statement: dict[str, Any]) -> ChangePending:
-    cid = change_id_of(statement)
-    st = _state(ws)
-    signed = actor.name in st.admins()
-    with write_transaction(ws.engine) as conn:
-        require(actor.name, st.grants_of(actor.name), "admin.propose")
-        conn.execute(
-            insert(schema.admin_changes).values(
-                id=cid,
-                action=statement["action"],
-                subject=statement["subject"],
-                statement=canonical_json(statement).decode("utf-8"),
-                status="pending",
-                proposed_by=actor.name,
-                proposed_at=statement["proposed_at"],
-            )
-        )
-        if signed:
-            _insert_signature(conn, cid, actor)
-        auditlog.append(
-            conn,
-            [auditlog.PendingEntry(actor, "admin.propose", f"change:{cid}", {"change": cid, "statement": statement})],
-            log_key=ws.log_actor(),
-            origin=ws.origin,
-        )
-    return ChangePending(
-        cid, statement["action"], statement["subject"], 1 if signed else 0, st.effective_admin_threshold()
-    )
-
-
-def _still_pending(ws: Workspace, conn: Connection, cid: str) -> None:
-    """Under the log's append lock: ``cid`` is still pending (two admins signing at once: one applies it)."""
-    from dataward.evidence.load import trusted_state
-
-    lock_for_append(conn)
-    ch = trusted_state(ws, conn).changes.get(cid)
-    if ch is None or ch.status != "pending":
-        raise ConflictError(
-            f"change {cid[:16]} is {'unknown' if ch is None else ch.status}, not pending",
-            advice="`dataward admin pending` lists the changes still waiting for signatures.",
-        )
-
-
-def _insert_signature(conn: Any, cid: str, actor: Actor) -> None:
-    conn.execute(
-        insert(schema.admin_signatures).values(
-            change_id=cid, principal=actor.name, keyid=actor.keyid, signed_at=now_iso()
-        )
-    )
-
-
-@contextmanager
-def _applying_change(
-    ws: Workspace, actor: Actor, action: str, subject: str, applying: _Applying
-) -> Iterator[AdminChange]:
-    ch_ev = applying.change
-    if actor is not applying.signer or action != ch_ev.action or subject != ch_ev.subject:
-        raise ConflictError(
-            f"change {ch_ev.id[:16]} applies {ch_ev.action} of {ch_ev.subject}, not {action} of {subject}",
-            advice="Withdraw the change (`dataward admin withdraw`) and propose it again.",
-        )
-    try:
-        with write_transaction(ws.engine) as conn:
-            _still_pending(ws, conn, ch_ev.id)
-            require(actor.name, _state(ws).grants_of(actor.name), action)
-            ch = AdminChange(conn, actor, action, subject, applies_now=True)
-            yield ch
-            if ch.details != ch_ev.statement.get("details"):
-                diff = sorted(
-                    k
-                    for k in set(ch.details) | set(ch_ev.statement.get("details") or {})
-                    if ch.details.get(k) != (ch_ev.statement.get("details") or {}).get(k)
-                )
-                raise ConflictError(
-                    f"change {ch_ev.id[:16]} no longer applies as signed: the workspace changed since it was "
-                    f"proposed ({', '.join(diff)} differ)",
-                    advice="Withdraw it (`dataward admin withdraw`) and propose the change again.",
-                )
-            entry_details = {**ch.details, "change": ch_ev.id, "signers": list(applying.signers)}
-            ch.entries = auditlog.append(
-                conn,
-                [
-                    auditlog.PendingEntry(actor, "admin.sign", f"change:{ch_ev.id}", {"change": ch_ev.id}),
-                    auditlog.PendingEntry(actor, action, subject, entry_details),
-                    *ch.extra_entries,
-                ],
-                log_key=ws.log_actor(),
-                origin=ws.origin,
-            )
-            _insert_signature(conn, ch_ev.id, actor)
-            t = schema.admin_changes
-            conn.execute(update(t).where(t.c.id == ch_ev.id).values(status="applied"))
-    except AuthorizationError as exc:
-        ws.record_denial(actor.name, action, subject, str(exc))
-        raise
 
 
 # --- the library calls a pending change re-runs ---------------------------------------------------------------
 
 
 def _ops() -> dict[str, Callable[[Workspace, Actor, dict[str, Any]], Any]]:
-    from dataward import principals, sources
-    from dataward.model.keys import PublicKey
-    from dataward.workflow import intel, policy
-
     def key(v: Any) -> PublicKey:
         return PublicKey.parse(str(v))
 
@@ -284,9 +107,7 @@ def find_change(st: TrustedState, prefix: str) -> ChangeEvidence:
 
 def describe(st: TrustedState, ch: ChangeEvidence) -> dict[str, Any]:
     """A change as `admin pending` shows it: what it does, who signed, how many signatures count now."""
-    from dataward.timeutil import now_iso as _now
-
-    valid = st.valid_signers(ch, _now())
+    valid = st.valid_signers(ch, now_iso())
     return {
         "change": ch.id,
         "status": ch.status,
@@ -313,6 +134,7 @@ def pending(ws: Workspace, *, include_closed: bool = False) -> list[dict[str, An
 
 
 def show(ws: Workspace, change: str) -> dict[str, Any]:
+    """One change (a prefix of 8+ hex characters of its id), with its exact signed statement."""
     st = _state(ws)
     return describe(st, find_change(st, change))
 
@@ -340,19 +162,16 @@ def sign(ws: Workspace, actor: Actor, change: str) -> dict[str, Any]:
     valid = st.valid_signers(ch, now_iso()) | {actor.name}
     if len(valid) < need:
         with ws.change(actor, "admin.sign", subject) as c:
-            _still_pending(ws, c.conn, ch.id)
+            still_pending(ws, c.conn, ch.id)
             c.details["change"] = ch.id
-            _insert_signature(c.conn, ch.id, actor)
+            admin_rows.insert_signature(c.conn, ch.id, actor.name, actor.keyid)
         return {"change": ch.id, "applied": False, "valid_signatures": len(valid), "required": need}
     call = ch.statement.get("call")
     op = _ops().get(str(call.get("op"))) if isinstance(call, dict) else None
     if op is None or not isinstance(call, dict) or not isinstance(call.get("args"), dict):
         raise ConflictError(f"change {ch.id[:16]} names no call this dataward can apply")
-    token = _APPLYING.set(_Applying(ch, actor, tuple(sorted(valid))))
-    try:
+    with applying(ApplyingChange(ch, actor, tuple(sorted(valid)))):
         op(ws, actor, dict(call["args"]))
-    finally:
-        _APPLYING.reset(token)
     return {"change": ch.id, "applied": True, "valid_signatures": len(valid), "required": need}
 
 
@@ -365,10 +184,9 @@ def withdraw(ws: Workspace, actor: Actor, change: str, *, reason: str) -> dict[s
     if ch.status != "pending":
         raise ConflictError(f"change {ch.id[:16]} is {ch.status}, not pending")
     with ws.change(actor, "admin.withdraw", f"change:{ch.id}") as c:
-        _still_pending(ws, c.conn, ch.id)
+        still_pending(ws, c.conn, ch.id)
         c.details.update({"change": ch.id, "reason": reason})
-        t = schema.admin_changes
-        c.conn.execute(update(t).where(t.c.id == ch.id).values(status="withdrawn"))
+        admin_rows.set_status(c.conn, ch.id, "withdrawn")
     return {"change": ch.id, "status": "withdrawn", "reason": reason}
 
 
@@ -398,9 +216,3 @@ def set_threshold(ws: Workspace, actor: Actor, k: int) -> dict[str, Any]:
     ) as ch:
         ch.details.update({"threshold": k, "previous": st.admin_threshold})
     return {"threshold": k, "previous": st.admin_threshold}
-
-
-def changes_table(ws: Workspace) -> list[dict[str, Any]]:
-    """The projection rows (for SQL consumers and the tamper tests; gates read :func:`pending`)."""
-    with ws.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(schema.admin_changes))]

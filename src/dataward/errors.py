@@ -165,9 +165,11 @@ class ChangePending(Exception):
 
     @property
     def message(self) -> str:
+        """One line: what is pending, its CHANGE id and the signatures it has."""
         return str(self)
 
     def to_json(self) -> dict[str, object]:
+        """What ``--json`` prints for a proposed change."""
         return {
             "pending": True,
             "change": self.change,

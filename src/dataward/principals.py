@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from dataward.access import Grant, Role
-from dataward.admin import admin_change
 from dataward.errors import ChangePending, ConflictError, InputError, NotFoundError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
@@ -26,7 +25,7 @@ from dataward.store import schema
 from dataward.store.catalog import write_transaction
 from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
-from dataward.workspace import Change, Workspace, check_name, find_principal_exists
+from dataward.workspace import Change, Workspace, admin_change, check_name, find_principal_exists
 
 
 def parse_grant(text: str) -> Grant:

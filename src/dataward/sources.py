@@ -9,14 +9,13 @@ from typing import Any
 from license_expression import ExpressionError, get_spdx_licensing
 from sqlalchemy import Connection, insert, select
 
-from dataward.admin import admin_change
 from dataward.core.dsse import key_id, public_key_from_hex
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.keys import PublicKey
 from dataward.store import schema
 from dataward.timeutil import now_iso
-from dataward.workspace import Workspace, check_name
+from dataward.workspace import Workspace, admin_change, check_name
 
 
 class SourceKind(enum.StrEnum):

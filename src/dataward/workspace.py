@@ -11,7 +11,9 @@ is rolled back and then recorded in a transaction of its own.
 
 from __future__ import annotations
 
+import contextvars
 import hmac
+import json
 import os
 import secrets
 import tomllib
@@ -26,14 +28,25 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.engine import make_url
 
 from dataward.access import Grant, require
+from dataward.core.canonical import canonical_json
 from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
 from dataward.core.signer import PrivateKeySigner
-from dataward.errors import AuthorizationError, Error, InputError, NotFoundError, SignatureError, WorkspaceError
+from dataward.errors import (
+    AuthorizationError,
+    ChangePending,
+    ConflictError,
+    Error,
+    InputError,
+    NotFoundError,
+    SignatureError,
+    WorkspaceError,
+)
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
 from dataward.model.keys import PublicKey
+from dataward.store import admin_changes as admin_rows
 from dataward.store import migrations, schema
-from dataward.store.catalog import make_engine, redact_url, write_transaction
+from dataward.store.catalog import lock_for_append, make_engine, redact_url, write_transaction
 from dataward.store.keyring import FileKeyring, KeyringEntry
 from dataward.store.keys import KeyDirectory
 from dataward.store.objects import ObjectStore
@@ -371,3 +384,183 @@ def find_principal_exists(conn: Connection, name: str) -> bool:
 def require_principal(conn: Connection, name: str) -> None:
     if not find_principal_exists(conn, name):
         raise NotFoundError(f"no principal named {name!r}")
+
+
+# --- admin changes under the k-of-n admin threshold (dataward.admin has the commands) -------------------------
+
+ADMIN_STATEMENT_TYPE = "https://dataward.dev/admin-change/v1"
+
+
+@dataclass
+class AdminChange(Change):
+    """A :class:`Change` that may only be a proposal: when ``applies_now`` is False the catalog changes made
+    in the block are rolled back, and side effects outside the catalog must wait for the change to apply."""
+
+    applies_now: bool = True
+
+
+@dataclass(frozen=True)
+class ApplyingChange:
+    """The pending change the K-th signature is applying (see :func:`applying`)."""
+
+    change: Any  # dataward.evidence.replay.ChangeEvidence
+    signer: Actor
+    signers: tuple[str, ...]
+
+
+_APPLYING: contextvars.ContextVar[ApplyingChange | None] = contextvars.ContextVar(
+    "dataward_admin_applying", default=None
+)
+
+
+class _DryRun(Exception):
+    """Rolls a proposal's catalog transaction back once its details are known."""
+
+
+@contextmanager
+def applying(change: ApplyingChange) -> Iterator[None]:
+    """While re-running the call of a pending ``change``, :func:`admin_change` applies it as signed."""
+    token = _APPLYING.set(change)
+    try:
+        yield
+    finally:
+        _APPLYING.reset(token)
+
+
+@contextmanager
+def admin_change(
+    ws: Workspace, actor: Actor, action: str, subject: str, *, call: dict[str, Any]
+) -> Iterator[AdminChange]:
+    """One admin change: applied at once under an admin threshold of 1 (exactly :meth:`Workspace.change`),
+    else proposed (raises :class:`~dataward.errors.ChangePending` after the block) or, inside
+    :func:`applying`, applied as signed. See :mod:`dataward.admin`.
+
+    ``call`` is the JSON form of the library call that makes the change (``{"op": ACTION, "args": {...}}``,
+    re-run when the change applies); it must not depend on the time or on the caller's machine.
+    """
+    from dataward.evidence.load import trusted_state
+
+    current = _APPLYING.get()
+    if current is not None:
+        with _apply_signed(ws, actor, action, subject, current) as ch:
+            yield ch
+        return
+    st = trusted_state(ws)
+    if st.effective_admin_threshold() <= 1:
+        with ws.change(actor, action, subject) as base:
+            yield AdminChange(base.conn, actor, action, subject, base.details, base.extra_entries)
+        return
+    details: dict[str, Any] = {}
+    try:
+        with write_transaction(ws.engine) as conn:
+            require(actor.name, st.grants_of(actor.name), action)
+            ch = AdminChange(conn, actor, action, subject, applies_now=False)
+            yield ch
+            details = dict(ch.details)
+            raise _DryRun
+    except _DryRun:
+        pass
+    except AuthorizationError as exc:
+        ws.record_denial(actor.name, action, subject, str(exc))
+        raise
+    statement = {
+        "type": ADMIN_STATEMENT_TYPE,
+        "origin": ws.origin,
+        "action": action,
+        "subject": subject,
+        "details": json.loads(canonical_json(details)),
+        "call": call,
+        "proposed_by": actor.name,
+        "proposed_at": now_iso(),
+    }
+    raise _propose(ws, actor, statement)
+
+
+def _propose(ws: Workspace, actor: Actor, statement: dict[str, Any]) -> ChangePending:
+    from dataward.evidence.load import trusted_state
+    from dataward.evidence.replay import change_id_of
+
+    cid = change_id_of(statement)
+    st = trusted_state(ws)
+    signed = actor.name in st.admins()
+    with write_transaction(ws.engine) as conn:
+        require(actor.name, st.grants_of(actor.name), "admin.propose")
+        admin_rows.insert_change(
+            conn,
+            cid,
+            action=statement["action"],
+            subject=statement["subject"],
+            statement=canonical_json(statement).decode("utf-8"),
+            proposed_by=actor.name,
+            proposed_at=statement["proposed_at"],
+        )
+        if signed:
+            admin_rows.insert_signature(conn, cid, actor.name, actor.keyid)
+        auditlog.append(
+            conn,
+            [auditlog.PendingEntry(actor, "admin.propose", f"change:{cid}", {"change": cid, "statement": statement})],
+            log_key=ws.log_actor(),
+            origin=ws.origin,
+        )
+    return ChangePending(
+        cid, statement["action"], statement["subject"], 1 if signed else 0, st.effective_admin_threshold()
+    )
+
+
+def still_pending(ws: Workspace, conn: Connection, cid: str) -> None:
+    """Under the log's append lock: change ``cid`` is still pending (two admins signing at once: one applies)."""
+    from dataward.evidence.load import trusted_state
+
+    lock_for_append(conn)
+    ch = trusted_state(ws, conn).changes.get(cid)
+    if ch is None or ch.status != "pending":
+        raise ConflictError(
+            f"change {cid[:16]} is {'unknown' if ch is None else ch.status}, not pending",
+            advice="`dataward admin pending` lists the changes still waiting for signatures.",
+        )
+
+
+@contextmanager
+def _apply_signed(
+    ws: Workspace, actor: Actor, action: str, subject: str, current: ApplyingChange
+) -> Iterator[AdminChange]:
+    from dataward.evidence.load import trusted_state
+
+    ev = current.change
+    if actor is not current.signer or action != ev.action or subject != ev.subject:
+        raise ConflictError(
+            f"change {ev.id[:16]} applies {ev.action} of {ev.subject}, not {action} of {subject}",
+            advice="Withdraw the change (`dataward admin withdraw`) and propose it again.",
+        )
+    try:
+        with write_transaction(ws.engine) as conn:
+            still_pending(ws, conn, ev.id)
+            require(actor.name, trusted_state(ws).grants_of(actor.name), action)
+            ch = AdminChange(conn, actor, action, subject, applies_now=True)
+            yield ch
+            made = json.loads(canonical_json(ch.details))  # as the log will hold it (lists, not tuples)
+            signed = ev.statement.get("details") or {}
+            if made != signed:
+                diff = sorted(k for k in set(made) | set(signed) if made.get(k) != signed.get(k))
+                raise ConflictError(
+                    f"change {ev.id[:16]} no longer applies as signed: the workspace changed since it was "
+                    f"proposed ({', '.join(diff)} differ)",
+                    advice="Withdraw it (`dataward admin withdraw`) and propose the change again.",
+                )
+            ch.entries = auditlog.append(
+                conn,
+                [
+                    auditlog.PendingEntry(actor, "admin.sign", f"change:{ev.id}", {"change": ev.id}),
+                    auditlog.PendingEntry(
+                        actor, action, subject, {**made, "change": ev.id, "signers": list(current.signers)}
+                    ),
+                    *ch.extra_entries,
+                ],
+                log_key=ws.log_actor(),
+                origin=ws.origin,
+            )
+            admin_rows.insert_signature(conn, ev.id, actor.name, actor.keyid)
+            admin_rows.set_status(conn, ev.id, "applied")
+    except AuthorizationError as exc:
+        ws.record_denial(actor.name, action, subject, str(exc))
+        raise

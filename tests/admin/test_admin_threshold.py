@@ -515,3 +515,18 @@ def test_a_policy_set_by_one_stolen_admin_key_is_not_in_force(trio: Trio) -> Non
     with pytest.raises(PolicyError, match="never set through dataward"):
         load_policy(trio.ws)
     assert any("policy.set of policy applied with 1 admin signature, 2 required" in x for x in trio.problems())
+
+
+def test_a_change_whose_details_would_differ_is_refused(trio: Trio) -> None:
+    g = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
+    admin.sign(trio.ws, trio.carol, g.change)
+    first = _pending(lambda: principals.revoke_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
+    second = _pending(lambda: principals.revoke_roles(trio.ws, trio.bob, "bob", [Grant(Role.AUDITOR)]))
+    assert first.change != second.change
+    admin.sign(trio.ws, trio.carol, first.change)
+    size = trusted_state(trio.ws).size
+    # the second revocation was signed as "removes 1 grant"; re-run now it would remove none
+    with pytest.raises(ConflictError, match=r"no longer applies as signed.*\(removed differ\)"):
+        admin.sign(trio.ws, trio.carol, second.change)
+    assert trusted_state(trio.ws).size == size
+    assert not trio.problems()

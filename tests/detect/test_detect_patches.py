@@ -70,3 +70,48 @@ def test_blended_attack_changes_pixels_and_labels(digits: pd.DataFrame) -> None:
     i = result.truth.changed[0]
     assert result.data["label"].iloc[i] == 1
     assert not np.array_equal(result.data["image"].iloc[i], digits["image"].iloc[i])
+
+
+@pytest.mark.parametrize(
+    ("rate", "size", "value", "target", "seed"),
+    [(0.01, 3, "random", "5", 21), (0.03, 2, "checker", "3", 22), (0.01, 4, 128, "9", 23)],
+)
+def test_patch_anywhere_is_found_whatever_its_position(
+    digits: pd.DataFrame, rate: float, size: int, value: object, target: str, seed: int
+) -> None:
+    """A pattern stamped at a different position in every image (no fixed pixel to find) is still found:
+    pattern, size, rate, target and seeds differ from the benchmark's 3x3 checker on '0'."""
+    params = {"location": "random", "size": size, "value": value}
+    result = simulate(digits, "badnets", ROLES, rate=rate, target=target, seed=seed, params=params)
+    origins = result.truth.trigger["origins"]  # type: ignore[index]
+    assert len({tuple(v) for v in origins.values()}) > 5  # really at varying positions
+    report = detect(result.data, label="label", image="image", seed=seed, detectors=["patch_triggers"])
+    res = report.results["patch_triggers"]
+    score = score_flags("patch", res.flagged, res.scores, result.truth.mask(), 0.0)
+    assert score.f1 >= 0.95, score
+    top = report.findings[0]
+    assert top.kind == "trigger" and top.evidence["trigger"]["anywhere"]
+    assert top.evidence["label"] == target
+    assert top.evidence["p_value"] < 0.01
+    # the positions it reports are where the simulator put the patch (within the patch)
+    for rec, (r, c) in top.evidence["trigger"]["positions"].items():
+        r0, c0 = origins[rec]
+        assert r0 <= r <= r0 + size - 1 and c0 <= c <= c0 + size - 1
+
+
+def test_patch_anywhere_needs_the_content_to_disagree(digits: pd.DataFrame) -> None:
+    """Attacking the null: the same random-position pattern stamped on images *of the target class* (a
+    label-pure rare pattern whose carriers look like their label) is not a trigger and is not flagged."""
+    rng = np.random.default_rng(3)
+    frame = digits.copy()
+    images = list(frame["image"])
+    own = np.flatnonzero(frame["label"].to_numpy() == 4)[:20]
+    patch = np.indices((3, 3)).sum(axis=0) % 2 * 255
+    for i in own:
+        img = images[i].copy()
+        r, c = rng.integers(0, 6, size=2)
+        img[r : r + 3, c : c + 3] = patch
+        images[i] = img
+    frame["image"] = pd.Series(images, index=frame.index, dtype=object)
+    report = detect(frame, label="label", image="image", detectors=["patch_triggers"])
+    assert report.n_flagged == 0, [f.summary for f in report.findings]

@@ -34,6 +34,27 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
     ("digits-table combo 3%", "digits", "tabular_combo_trigger", 0.03, 1, {}, "feature_interactions", "f1"),
     ("wine single-feature 3%", "wine", "single_feature", 0.03, 1, {}, "feature_residuals", "auroc"),
     ("breast_cancer single-feature 3%", "breast_cancer", "single_feature", 0.03, 2, {}, "feature_residuals", "auroc"),
+    (
+        "digits patch anywhere 1%",
+        "digits-img",
+        "badnets",
+        0.01,
+        7,
+        {"location": "random", "size": 3, "value": "checker"},
+        "patch_triggers",
+        "f1",
+    ),
+    (
+        "digits-16 random patch anywhere 3%",
+        "digits16-img",
+        "badnets",
+        0.03,
+        8,
+        {"location": "random", "size": 3, "value": "random"},
+        "patch_triggers",
+        "f1",
+    ),
+    ("digits blended 1%", "digits-img", "blended", 0.01, 7, {"alpha": 0.2}, "patch_triggers", "f1"),
 ]
 
 
@@ -49,6 +70,14 @@ def _frame(name: str) -> tuple[pd.DataFrame, Roles, dict[str, Any]]:
         return frame, Roles(label="label", text="text"), {"label": "label", "text": "text"}
     from sklearn import datasets
 
+    if name in ("digits-img", "digits16-img"):  # images: 8x8, or upscaled to 16x16 (bilinear)
+        from scipy.ndimage import zoom
+
+        d = datasets.load_digits()
+        scale = 2 if name == "digits16-img" else 1
+        images = [np.asarray(np.clip(zoom(im * 255 / 16, scale, order=1), 0, 255), np.uint8) for im in d.images]
+        frame = pd.DataFrame({"image": images, "label": [str(v) for v in d.target]})
+        return frame, Roles(label="label", image="image"), {"label": "label", "image": "image"}
     if name == "digits":
         d = datasets.load_digits()
         frame = pd.DataFrame(d.data, columns=[f"px{i}" for i in range(64)])
@@ -91,6 +120,8 @@ def test_pinned_rows_are_meaningful() -> None:
 
 
 if __name__ == "__main__":
-    values = {row[0]: round(measure(row), 4) for row in GRID}
+    # ``--new``: measure and pin only the rows not pinned yet (the others keep their measured pins)
+    old = json.loads(PINNED.read_text(encoding="utf-8")) if "--new" in sys.argv else {}
+    values = {row[0]: old[row[0]] if row[0] in old else round(measure(row), 4) for row in GRID}
     PINNED.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
     json.dump(values, sys.stdout, indent=2)

@@ -80,3 +80,14 @@ def test_spectral_signatures_still_find_a_planted_cluster() -> None:
     result = detect(frame, label="label", detectors=["spectral_signatures"]).results["spectral_signatures"]
     assert set(members) <= set(np.flatnonzero(result.flagged))
     assert result.findings and result.findings[0].p_value is not None and result.findings[0].p_value < 1e-3
+
+
+def test_screen_in_a_workspace_raises_no_alarm(tmp_path: Path) -> None:
+    """The screen column: `dataward screen B` (acquire into a fresh workspace, default checks, PII at warn)
+    on a clean table is quiet, and the batch really went through both engines."""
+    path, cols = BENCH.DATASETS["wine"](tmp_path)
+    res = BENCH.run_screen(path, cols)
+    assert res["n"] == 178
+    assert res["checks"]["detection"] == "passed" and res["checks"]["screening"] == "passed", res["checks"]
+    assert BENCH.RANK.get(res["max_severity"], 0) < BENCH.RANK["high"], res["findings"]
+    assert res["flagged"] <= 0.01, res["findings"]

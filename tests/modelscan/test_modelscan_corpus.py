@@ -167,4 +167,6 @@ def test_directory_scan(corpus: tuple[Path, list[Case]]) -> None:
     root, cases = corpus
     res = scan_model(root / "fail")
     assert not res.passed and len(res.files) == sum(c.expect == "fail" for c in cases)
-    assert "os.system" in res.to_report().to_json()
+    from dataward.screen.modelscan import to_report
+
+    assert "os.system" in to_report(res).to_json()

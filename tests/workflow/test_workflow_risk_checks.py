@@ -160,7 +160,7 @@ def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypat
     assert list(rep.flagged_records) == expected
     assert rep.findings_by_severity["critical"] == 2  # detector severity 0.95 -> critical
     assert sorted(r for f in rep.findings for r in f.records) == expected
-    assert calls == [{"format": "csv", "seed": 3, "progress": False, "label": "label"}] * 2
+    assert calls == [{"format": "csv", "seed": 3, "progress": None, "label": "label"}] * 2
 
 
 def test_each_action_is_authorized(flow: Flow) -> None:

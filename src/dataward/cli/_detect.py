@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import click
 
 from dataward.cli._app import cli
-from dataward.cli._util import json_option, json_out_option
+from dataward.cli._progress import terminal_progress
+from dataward.cli._util import err_console, json_option, json_out_option
 from dataward.detect._io import FORMATS
 from dataward.errors import InputError
 
@@ -118,7 +118,7 @@ def detect_cmd(
         detectors=[d.strip() for d in detectors.split(",") if d.strip()] if detectors else None,
         exclude=[d.strip() for d in exclude.split(",") if d.strip()] if exclude else (),
         params=_parse_params(params),
-        progress=sys.stderr.isatty(),
+        progress=terminal_progress(err_console),
         **_roles(kw),
     )
     if json_out is not None:
@@ -207,7 +207,7 @@ def bench_cmd(
         path,
         seed=kw["seed"],
         detectors=[d.strip() for d in detectors.split(",") if d.strip()] if detectors else None,
-        progress=sys.stderr.isatty(),
+        progress=terminal_progress(err_console),
         **_roles(kw),
     )
     scores = bench_report(report, truth)

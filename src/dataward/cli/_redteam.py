@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, emit_json, json_option, open_workspace
+from dataward.cli._progress import terminal_progress
+from dataward.cli._util import acting, console, emit, emit_json, err_console, json_option, open_workspace
 from dataward.errors import EXIT_GATE_FAILED, WorkspaceError
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def redteam_cmd(
         feeds=feeds,
         thresholds=overrides,
         seed=seed,
-        progress=not as_json,
+        progress=terminal_progress(err_console),
         record=not no_record,
     )
     paths = write_outputs(report, Path(out_dir))
@@ -168,7 +169,16 @@ def incident_open(
     if runnable and not model.lower().startswith("sha256:"):
         target = load_model(model, timeout=timeout, retries=retries)
     inc = open_incident(
-        ws, actor, target, Path(examples), label=label, text=text, features=features, title=title, seed=seed
+        ws,
+        actor,
+        target,
+        Path(examples),
+        label=label,
+        text=text,
+        features=features,
+        title=title,
+        seed=seed,
+        progress=terminal_progress(err_console),
     )
     emit(as_json, inc.to_json(), lambda: console.print(story(inc), markup=False))
 

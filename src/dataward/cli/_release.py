@@ -17,6 +17,7 @@ from dataward.cli._util import (
     console,
     emit,
     emit_json,
+    err_console,
     json_option,
     open_workspace,
     print_table,
@@ -92,24 +93,44 @@ def diff_cmd(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
 @click.argument("dataset")
 @click.option("--to", "to", default=None, metavar="VERSION", help="Go back to the batches of this version.")
 @click.option("--without", multiple=True, metavar="BATCH|SOURCE", help="Drop this batch or every batch of a source.")
+@click.option(
+    "--without-records",
+    "without_records",
+    default=None,
+    metavar="FILE|FINDING",
+    help="Drop only these records: a file of record digests (or BATCH:N, BATCH/FILE:N), one per line, "
+    "a findings JSON (screen --show --json), or a finding id BATCH#N.",
+)
 @click.option("--reason", default=None, help="Why (kept in the signed manifest and the log).")
 @json_option
 @click.pass_context
 def rollback_cmd(
-    ctx: click.Context, dataset: str, to: str | None, without: tuple[str, ...], reason: str | None, as_json: bool
+    ctx: click.Context,
+    dataset: str,
+    to: str | None,
+    without: tuple[str, ...],
+    without_records: str | None,
+    reason: str | None,
+    as_json: bool,
 ) -> None:
-    """Create a new version without tainted records; revoke the batches it drops."""
-    from dataward.release.rollback import rollback
+    """Create a new version without tainted records; revoke the batches (or single records) it drops."""
+    from dataward.release.rollback import read_selectors, rollback, version_dropped_records
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    v, revoked = rollback(ws, actor, dataset, to=to, without=list(without), reason=reason)
-    out = {**v.to_json(), "revoked": revoked}
+    selectors = read_selectors(without_records) if without_records is not None else None
+    v, revoked = rollback(ws, actor, dataset, to=to, without=list(without), without_records=selectors, reason=reason)
+    dropped = version_dropped_records(ws, v) if selectors is not None else []
+    out = {**v.to_json(), "revoked": revoked, "dropped_records": dropped}
 
     def human() -> None:
         _print_version(out)
         for b in revoked:
             console.print(f"  [red]revoked[/] batch {b}")
+        for d in dropped[:SHOWN]:
+            console.print(f"  [red]dropped[/] {d['batch']}/{d['file']} record {d['record']}  {d['sha256']}  {d['by']}")
+        if len(dropped) > SHOWN:
+            console.print(f"  ... showing {SHOWN} of {len(dropped):,} dropped records (use --json)")
 
     emit(as_json, out, human)
 
@@ -123,18 +144,30 @@ def rollback_cmd(
 @json_option
 @click.pass_context
 def export_cmd(ctx: click.Context, spec: str, dest: str, quick: bool, as_json: bool) -> None:
-    """Verify a released version end to end and write its files to DIR (with SHA256SUMS and the manifest)."""
+    """Verify a released version end to end and write it to DIR: the records as Parquet under data/ (loads
+    with Hugging Face `datasets.load_dataset(DIR)`), the released files, a dataset card (README.md),
+    Croissant metadata (croissant.json), SHA256SUMS and the signed manifest (under dataward/)."""
+    from dataward.cli._progress import terminal_progress
     from dataward.release.reader import export_version
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
-    out = export_version(spec, dest, workspace=ws, principal=actor, verify="quick" if quick else "full")
+    out = export_version(
+        spec,
+        dest,
+        workspace=ws,
+        principal=actor,
+        verify="quick" if quick else "full",
+        progress=terminal_progress(err_console),
+    )
 
     def human() -> None:
         console.print(
             f"[green]verified[/] {out['version']}: {out['files']} file(s), {out['records']:,} record(s), "
             f"{out['bytes']:,} bytes -> {out['dir']}"
         )
+        for name in out["withheld"]:
+            console.print(f"  {name}: not exported raw (a rollback dropped some of its records; they are in data/)")
 
     emit(as_json, out, human)
 
@@ -377,6 +410,14 @@ def lineage_cmd(ctx: click.Context, target: str | None, ol_out: str | None, as_j
                 console.print(f"  {n['id']}{extra}", markup=False)
             if not result[key]:
                 console.print("  (nothing)")
+        for title, key in (("dropped records", "dropped_records"), ("revoked records", "revoked_records")):
+            rows = result.get(key) or []
+            if rows:
+                console.print(f"{title}: {len(rows):,}" + (f" (showing {SHOWN})" if len(rows) > SHOWN else ""))
+            for d in rows[:SHOWN]:
+                where = f"{d['batch']}/{d['file']}" if "batch" in d else d["file"]
+                why = d.get("reason") or d.get("by") or ""
+                console.print(f"  {where} record {d['record']} {d['sha256']} by {d['version']} {why}", markup=False)
 
     emit(as_json, result, human)
 

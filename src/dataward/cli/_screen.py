@@ -17,6 +17,14 @@ from dataward.cli._app import cli
 from dataward.errors import InputError
 
 
+def _tty_progress() -> Any:
+    """Progress bars on stderr when it is a terminal (None otherwise: piped output stays clean)."""
+    from dataward.cli._progress import terminal_progress
+    from dataward.cli._util import err_console
+
+    return terminal_progress(err_console)
+
+
 def _write(path: str, text: str, what: str) -> None:
     if path == "-":
         click.echo(text)
@@ -82,7 +90,7 @@ def baseline_create(
         "text": _cols(text),
         "group": _cols(group),
         "sample_size": sample_size,
-        "progress": sys.stderr.isatty(),
+        "progress": _tty_progress(),
     }
     if not Path(path).exists() and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9._-]+", path):
         from dataward.release.reader import open_dataset
@@ -190,7 +198,7 @@ def check_cmd(
         source_licence=source_licence,
         policy=policy,
         checks=list(_cols(checks)) or None,
-        progress=sys.stderr.isatty(),
+        progress=_tty_progress(),
     )
     if json_out is not None:
         _write(json_out, report.to_json(), "JSON report")

@@ -75,14 +75,15 @@ def screen_cmd(
                     opts.setdefault(check, {}).setdefault(k, v)
         if baseline:
             opts.setdefault("screening", {})["baseline"] = baseline
-        tty = err_console.is_terminal
-
-        def progress(name: str) -> None:
-            if tty:
-                err_console.print(f"[dim]screening {batch_id}: {name}[/]")
+        from dataward.cli._progress import terminal_progress
 
         report = screen_batch(
-            ws, actor, batch_id, checks=list(checks) or None, options=opts, progress=progress, engine_progress=tty
+            ws,
+            actor,
+            batch_id,
+            checks=list(checks) or None,
+            options=opts,
+            engine_progress=terminal_progress(err_console),
         )
 
     def human() -> None:

@@ -60,7 +60,7 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
     if path.is_dir():
         raise InputError(f"{path} is a directory, not a {fmt} file", advice="Use --format imagefolder for folders.")
     table = records.read_table(str(path), fmt, errors="strict")
-    frame = table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
     if len(frame) == 0:
         raise InputError(f"{path} has no records", advice="Detection needs at least a few records.")
     return frame

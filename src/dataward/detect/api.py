@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues
+from dataward.core.severity import SEVERITIES, Severity
 from dataward.detect import registry
 from dataward.detect.interface import (
     BoolArray,
@@ -43,6 +44,7 @@ from dataward.detect.interface import (
     Representation,
 )
 from dataward.detect.representation import from_frame, load_records
+from dataward.progress import Progress, Task
 
 THRESHOLD = 0.5
 
@@ -79,6 +81,7 @@ class DetectionReport:
         return int(self.flagged.sum())
 
     def to_json(self) -> dict[str, Any]:
+        findings = self.findings_json()
         return {
             "n_records": self.n_records,
             "modality": self.modality,
@@ -99,20 +102,45 @@ class DetectionReport:
                 }
                 for i in range(self.n_records)
             ],
-            "findings": [
+            # the common findings schema (docs/findings.schema.json), as `check --json` prints them
+            "findings": findings,
+            "subject": self.source,
+            "max_severity": max((f["severity"] for f in findings), key=SEVERITIES.index, default=None),
+            "finding_counts": {s: sum(f["severity"] == s for f in findings) for s in SEVERITIES[::-1]},
+            "results": [
                 {
-                    "detector": f.detector,
-                    "kind": f.kind,
-                    "summary": f.summary,
-                    "severity": round(float(f.severity), 4),
-                    "p_value": _finding_p(f),
-                    "records": [int(r) for r in f.records],
-                    "evidence": _plain(f.evidence),
+                    "check": str(d.get("name")),
+                    "findings": [f for f in findings if f["check"] == d.get("name")],
+                    "stats": _plain(d.get("params") or {}),
+                    "seconds": d.get("seconds", 0.0),
+                    "skipped": d.get("skipped"),
                 }
-                for f in self.findings
+                for d in self.detectors
             ],
             "detectors": [_plain(d) for d in self.detectors],
         }
+
+    def findings_json(self) -> list[dict[str, Any]]:
+        """The findings in the common findings schema: ``check`` is the detector, ``severity`` the level
+        (the detector's 0..1 severity is ``evidence.score``, its p-value ``evidence.p_value``)."""
+        out = []
+        for f in self.findings:
+            records = [int(r) for r in f.records]
+            ev = _plain(f.evidence)
+            evidence = {**(ev if isinstance(ev, dict) else {"detail": ev})}
+            evidence.update({"detector": f.detector, "score": round(float(f.severity), 4), "p_value": _finding_p(f)})
+            out.append(
+                {
+                    "check": f.detector,
+                    "kind": f.kind,
+                    "severity": Severity.of_score(float(f.severity)).value,
+                    "summary": f.summary,
+                    "records": records,
+                    "n_records": len(records),
+                    "evidence": evidence,
+                }
+            )
+        return out
 
     def summary(self, top: int = 8) -> str:
         """A short human summary: how many records are flagged, and the top findings."""
@@ -163,7 +191,7 @@ def detect(
     detectors: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> DetectionReport:
     """Detect poisoned or mislabelled records in ``data`` (a path, a DataFrame or a Representation).
 
@@ -197,7 +225,7 @@ def _detect(
     detectors: Sequence[str] | None,
     exclude: Sequence[str],
     params: Mapping[str, Mapping[str, Any]] | None,
-    progress: bool,
+    progress: Progress | None,
 ) -> DetectionReport:
     started = time.perf_counter()
     if isinstance(data, Representation):
@@ -421,29 +449,24 @@ def combine(
 
 
 class _progress:
-    """A rich progress bar over detectors on stderr (a no-op when disabled)."""
+    """A phase over detectors on a :class:`dataward.progress.Progress` (reports nowhere without one)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
+    def __init__(self, progress: Progress | bool | None, total: int) -> None:
+        self.progress = progress if isinstance(progress, Progress) else None
         self.total = total
-        self._bar: Any = None
-        self._task: Any = None
+        self._task: Task | None = None
 
     def __enter__(self) -> Any:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("detecting", total=self.total)
+        if self.progress is not None:
+            self._task = self.progress.start("detecting", self.total, unit="detectors")
 
         def advance(name: str) -> None:
-            if self._bar is not None:
-                self._bar.update(self._task, advance=1, description=f"ran {name}")
+            if self._task is not None:
+                self._task.advance(1)
+                self._task.update(note=f"ran {name}")
 
         return advance
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
+        if self._task is not None:
+            self._task.done()

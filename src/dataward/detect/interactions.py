@@ -179,6 +179,11 @@ class FeatureInteractions(Detector):
             adjusted = float(min(1.0, p_skew * p_mask * n_hyp))
             if adjusted >= self.alpha or disagree.size < self.min_support:
                 continue
+            # the skew null (each range alone) does not hold for classes defined by interactions (a stroke
+            # pair is what makes a '4'), so the masked disagreement must carry the evidence on its own too:
+            # Bonferroni over the candidates that may be tested (clean digits: 3 of 41 carriers disagree)
+            if p_mask * _MAX_CANDIDATES >= self.alpha:
+                continue
             label = rep.label_names[t]
             cond = (
                 f"{columns[ia]} in [{ea[a_bin]:.4g}, {ea[a_bin + 1]:.4g}) and "
@@ -200,8 +205,10 @@ class FeatureInteractions(Detector):
                         f"{label!r} (each range alone: at most {p0:.0%}); "
                         f"without the two columns {disagree.size} of them look like other classes"
                     ),
-                    records=tuple(int(i) for i in carriers),
+                    records=tuple(int(i) for i in disagree),  # the records it flags
                     evidence={
+                        "carriers": int(carriers.size),
+                        "masked_p_value": float(f"{p_mask:.3g}"),
                         "trigger": {
                             columns[ia]: [float(ea[a_bin]), float(ea[a_bin + 1])],
                             columns[ib]: [float(eb[b_bin]), float(eb[b_bin + 1])],

@@ -26,8 +26,17 @@ from typing import ClassVar
 
 import numpy as np
 
+from dataward.detect._anywhere import (
+    base_disagreement_anywhere,
+    enriched_windows,
+    grey_grid,
+    masked_disagreement_anywhere,
+    positions,
+    window_mask,
+)
 from dataward.detect._shortcuts import ShortcutMiner, base_disagreement, enriched_tokens, masked_disagreement, trigger_p
 from dataward.detect.interface import (
+    BoolArray,
     DetectorResult,
     Finding,
     FloatArray,
@@ -155,15 +164,130 @@ class PatchTriggers(ShortcutMiner):
                     severity=0.95,
                 )
             )
+        anywhere_tested = self._anywhere(
+            rep, imgs, y, k_classes, max_support, n_tests, flagged, scores, reasons, findings
+        )
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
             flagged=flagged,
             reasons=reasons,
             findings=tuple(findings),
-            params={**params, "candidates": len(candidates), "regions_tested": tested},
+            params={
+                **params,
+                "candidates": len(candidates),
+                "regions_tested": tested,
+                "anywhere_tested": anywhere_tested,
+            },
             seconds=time.perf_counter() - t0,
         )
+
+    def _anywhere(
+        self,
+        rep: Representation,
+        imgs: FloatArray,
+        y: IntArray,
+        k_classes: int,
+        max_support: int,
+        n_fixed_tests: int,
+        flagged: BoolArray,
+        scores: FloatArray,
+        reasons: dict[int, tuple[str, ...]],
+        findings: list[Finding],
+    ) -> int:
+        """Translation-invariant search (see :mod:`dataward.detect._anywhere`): a small pattern at any
+        position. Bonferroni over the fixed-pixel tokens and every window code, together."""
+        n, h, w, ch = imgs.shape
+        g, f = grey_grid(imgs)
+        tokens, n_codes = enriched_windows(
+            g,
+            y,
+            k_classes,
+            min_support=self.min_support,
+            max_support=max_support,
+            purity=self.purity,
+            alpha=self.alpha,
+        )
+        n_tests = n_fixed_tests + n_codes
+        prior = np.bincount(y, minlength=k_classes) / n
+        flat = imgs.reshape(n, -1)
+        tested = 0
+        # the purity tail alone must leave room for the joint test (the disagreement tail is <= 1)
+        tokens = [t for t in tokens if t.p_value * n_tests < self.alpha]
+        sets = [set(t.carriers[y[t.carriers] == t.label].tolist()) for t in tokens]
+        for ti, first in enumerate(tokens):
+            if tested >= self.max_regions:
+                break
+            # the most specific form of this pattern: among the tokens of the same label whose labelled
+            # carriers mostly coincide, the largest window (a 2x2 piece of a 3x3 pattern can also occur in
+            # natural images; the whole 3x3 does not)
+            same = [
+                j
+                for j, t in enumerate(tokens)
+                if t.label == first.label and len(sets[j] & sets[ti]) >= 0.5 * len(sets[j] | sets[ti])
+            ]
+            tok = tokens[max(same, key=lambda j: (tokens[j].size, -tokens[j].p_value))]
+            carriers = tok.carriers
+            labelled = carriers[y[carriers] == tok.label]
+            if flagged[labelled].mean() >= 0.9:
+                continue  # the same trigger, already reported (a fixed-pixel finding may hold only the
+                # carriers where the pattern happened to cover the same pixels: then this one extends it)
+            tested += 1
+            where = positions(g, tok, labelled)
+            masks = {r: window_mask((h, w, ch), c, tok.size, f) for r, c in where.items()}
+            disagree, looks, _ = masked_disagreement_anywhere(flat, y, carriers, masks, tok.label, self.k)
+            if disagree < self.disagreement:
+                continue
+            base = base_disagreement_anywhere(flat, y, carriers, tok.label, (h, w, ch), tok.size, f, self.k, seed=5)
+            joint = trigger_p(labelled.size, carriers.size, prior[tok.label], round(disagree * labelled.size), base)
+            if joint * n_tests >= self.alpha:
+                continue
+            side = tok.size * f
+            crops = [imgs[r, a * f : a * f + side, b * f : b * f + side, :] for r, c in where.items() for a, b in c[:1]]
+            values = np.median(np.stack(crops), axis=0)
+            values_list = np.round(values.squeeze(-1) if values.shape[-1] == 1 else values, 3).tolist()
+            label_name = rep.label_names[tok.label]
+            looks_like = {rep.label_names[c]: v for c, v in looks.items()}
+            n_places = len({c[0] for c in where.values() if c})
+            summary = (
+                f"trigger patch {side}x{side} at varying positions ({n_places} distinct) in {labelled.size} records "
+                f"labelled {label_name!r} ({carriers.size} carry it); with it masked, {disagree:.0%} of them look "
+                f"like other classes"
+            )
+            detail = f"carries the {side}x{side} pattern tied to {label_name!r} at rows/cols " + "{}"
+            hit = labelled
+            for i in hit.tolist():
+                flagged[i] = True
+                scores[i] = max(scores[i], 0.5 + 0.5 * disagree)
+                corner = where[int(i)][0]
+                reasons[int(i)] = (*reasons.get(int(i), ()), detail.format(f"{corner[0] * f},{corner[1] * f}"))
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="trigger",
+                    summary=summary,
+                    records=tuple(int(i) for i in hit),
+                    evidence={
+                        "trigger": {
+                            "kind": "patch",
+                            "anywhere": True,
+                            "size": [side, side],
+                            "values": values_list,
+                            "positions": {str(r): [where[r][0][0] * f, where[r][0][1] * f] for r in hit.tolist()},
+                        },
+                        "label": label_name,
+                        "carriers": int(carriers.size),
+                        "masked_disagreement": round(disagree, 3),
+                        "natural_disagreement": round(base, 3),
+                        "labelled_carriers": int(labelled.size),
+                        "p_value": float(f"{min(1.0, joint * n_tests):.3g}"),
+                        "tests": int(n_tests),
+                        "content_looks_like": looks_like,
+                    },
+                    severity=0.95,
+                )
+            )
+        return tested
 
     def _regions(
         self, candidates: list[tuple[int, int, int]], q: IntArray, h: int, w: int, ch: int

@@ -474,7 +474,7 @@ def _tabular(
                 continue
             med = float(np.nanmedian(values))
             values = np.where(np.isnan(values), med, values)
-            blocks.append(values.reshape(n, 1))
+            blocks.append(np.asarray(values.reshape(n, 1), dtype=np.float64))
             names.append(col)
         else:
             strs = ["<missing>" if _is_missing(v) else str(v) for v in series]

@@ -32,6 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from dataward.core.evidence import score_of_severity, severity_of_evidence
+from dataward.detect._explain import describe, explain_cluster
 from dataward.detect._features import dense_view
 from dataward.detect.interface import BoolArray, Detector, DetectorResult, Finding, FloatArray, Modality, Representation
 from dataward.detect.registry import register
@@ -154,6 +155,8 @@ class SpectralSignatures(Detector):
                         f"(spectral signature, D={d:.1f}, p={p_adj:.1e} against a column-permutation null)",
                     )
                 level = severity_of_evidence(p_adj, members.size / max(1, n), cap="high")
+                # clean-label poison keeps its labels: say what the cluster has in common
+                explained = explain_cluster(rep, members, idx[~upper])
                 findings.append(
                     Finding(
                         detector=self.name,
@@ -161,7 +164,7 @@ class SpectralSignatures(Detector):
                         summary=(
                             f"class {name!r}: {members.size} of {idx.size} records form a separate cluster "
                             f"along the top singular direction (Ashman D={d:.1f}, p={p_adj:.1e}): a shared "
-                            "hidden signal"
+                            "hidden signal" + describe(explained)
                         ),
                         records=tuple(int(i) for i in members),
                         evidence={
@@ -170,6 +173,7 @@ class SpectralSignatures(Detector):
                             "fraction": round(members.size / idx.size, 4),
                             "p_value": p_adj,
                             "null": f"column permutation within the class, {self.null_rounds} rounds",
+                            **explained,
                         },
                         severity=score_of_severity(level),
                         p_value=p_adj,

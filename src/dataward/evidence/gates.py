@@ -37,6 +37,8 @@ class EvidenceVerdict:
 
     problems: tuple[str, ...]
     revoked: tuple[str, ...]
+    #: problem lines of records the version serves that a later rollback revoked (a diff may look past them)
+    revoked_records: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -122,6 +124,7 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
     pubs = public_keys(conn)
     problems: list[str] = []
     revoked: list[str] = []
+    revoked_lines: list[str] = []
     ev = st.versions.get((v.dataset, v.number))
     if ev is None:
         return EvidenceVerdict((f"version {v.spec} was not released by any valid signed log entry",), ())
@@ -137,13 +140,25 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
             problems.append(f"version {v.spec}: catalog {col} {cat!r} differs from the signed log's {logged!r}")
     if tuple(v.batches) != ev.batches:
         problems.append(f"version {v.spec}: the catalog's batch list differs from the signed log's")
+    signed_drops: dict[str, set[tuple[str, int]]] = {}
     try:
         env = _envelope(ws, ev.manifest, f"version {v.spec}")
-        bad = signed_by_at(env, st, pubs, ev.created_by, ev.time, f"manifest of {v.spec}")
-        if bad:
-            problems.append(bad)
+        unsigned = signed_by_at(env, st, pubs, ev.created_by, ev.time, f"manifest of {v.spec}")
+        if unsigned:
+            problems.append(unsigned)
+        signed_drops = _manifest_drops(env)
+        if ev.kind == "rollback":
+            # the records this rollback dropped: the log entry and the signed manifest must name the same
+            in_log = set(ev.dropped)
+            in_manifest = {(b, f, r, h) for b, f, r, h, by in _manifest_drop_rows(env) if by == v.spec}
+            if in_log != in_manifest:
+                problems.append(f"version {v.spec}: the dropped records differ from the ones its log entry names")
     except Error as exc:
         problems.append(exc.message)
+    for bid in ev.batches:
+        for line in revoked_records_served(st, bid, signed_drops.get(bid, set()), v.spec):
+            revoked_lines.append(line)
+            problems.append(line)
     for bid in ev.batches:
         b = st.batches.get(bid)
         if b is None:
@@ -157,7 +172,40 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
         why = approval_evidence_problem(ws, st, pubs, b)
         if why:
             problems.append(why)
-    return EvidenceVerdict(tuple(problems), tuple(revoked))
+    return EvidenceVerdict(tuple(problems), tuple(revoked), tuple(revoked_lines))
+
+
+def revoked_records_served(st: TrustedState, batch_id: str, dropped: set[tuple[str, int]], spec: str) -> list[str]:
+    """A line for each rollback whose revoked records of ``batch_id`` version ``spec`` still serves."""
+    by: dict[str, int] = {}
+    for key, rr in st.revoked_records.get(batch_id, {}).items():
+        if key not in dropped:
+            by[rr.version] = by.get(rr.version, 0) + 1
+    return [
+        f"batch {batch_id} of {spec} serves {n} record(s) revoked by rollback {ver}" for ver, n in sorted(by.items())
+    ]
+
+
+def _manifest_drop_rows(env: dsse.Envelope) -> list[tuple[str, str, int, str, str]]:
+    """(batch, file, record, sha256, dropping version) of every record a version manifest drops."""
+    stmt = dsse.parse_statement(env)
+    pred = stmt.predicate if isinstance(stmt.predicate, dict) else {}
+    out: list[tuple[str, str, int, str, str]] = []
+    for e in pred.get("batches") or []:
+        if not isinstance(e, dict):
+            continue
+        for d in e.get("dropped_records") or []:
+            rec = d.get("record") if isinstance(d, dict) else None
+            if isinstance(d, dict) and isinstance(rec, int):
+                out.append((str(e.get("batch")), str(d.get("file")), rec, str(d.get("sha256")), str(d.get("version"))))
+    return out
+
+
+def _manifest_drops(env: dsse.Envelope) -> dict[str, set[tuple[str, int]]]:
+    out: dict[str, set[tuple[str, int]]] = {}
+    for b, f, r, _h, _v in _manifest_drop_rows(env):
+        out.setdefault(b, set()).add((f, r))
+    return out
 
 
 def require_logged_state(ws: Workspace, batch_id: str, wanted: str | tuple[str, ...], doing: str) -> None:

@@ -163,6 +163,21 @@ class VersionEvidence:
     created_by: str
     seq: int
     time: str
+    #: records the version leaves out of its batches (record-level rollback): (batch, file, record, sha256)
+    dropped: tuple[tuple[str, str, int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordRevocation:
+    """A record a signed rollback entry dropped as tainted: no version may serve it afterwards."""
+
+    batch: str
+    file: str
+    record: int
+    sha256: str
+    version: str  # the rollback version that dropped it
+    seq: int
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -189,11 +204,16 @@ class ChangeEvidence:
 
     @property
     def action(self) -> str:
+        """The admin action the change applies (principal.add, role.grant, ...)."""
         return str(self.statement.get("action"))
 
     @property
     def subject(self) -> str:
+        """The subject of the entry the change appends when it applies."""
         return str(self.statement.get("subject"))
+
+
+@dataclass(frozen=True)
 class GenerationEvidence:
     """A synthetic batch's signed generation statement entry (``batch.generation``)."""
 
@@ -237,6 +257,8 @@ class TrustedState:
     policies: list[tuple[int, str]] = field(default_factory=list)  # (seq, sha256) in log order
     batches: dict[str, BatchEvidence] = field(default_factory=dict)
     versions: dict[tuple[str, int], VersionEvidence] = field(default_factory=dict)
+    #: batch -> (file, record) -> its revocation, from record-level rollback entries
+    revoked_records: dict[str, dict[tuple[str, int], RecordRevocation]] = field(default_factory=dict)
     datasets: dict[str, str] = field(default_factory=dict)  # name -> created_by
     attestations: dict[str, dict[str, Any]] = field(default_factory=dict)  # envelope sha256 -> index fields
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -302,6 +324,7 @@ class TrustedState:
             for s in change.signatures.values()
             if s.principal in admins and self.key_valid(s.keyid, s.principal, at) is None
         }
+
     def regenerated(self, batch_id: str) -> bool:
         """Whether a valid signed ``batch.verify`` entry with ``regenerated: true`` follows the batch's valid
         signed generation statement (a row forged into the log by SQL is neither)."""
@@ -817,7 +840,16 @@ def _apply_version(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         _problem(st, seq, f"version {ds}@{number} was released twice")
         return
     batches = d.get("batches")
+    dropped = _dropped_records(d.get("dropped_records")) if action == "dataset.rollback" else ()
+    if dropped is None:
+        _problem(st, seq, f"rollback entry of {ds}@{number} has a malformed dropped-record list")
+        return
     st.datasets.setdefault(ds, obj["principal"])
+    reason = _str(d.get("reason"))
+    for bid, fname, rec, digest in dropped:
+        st.revoked_records.setdefault(bid, {}).setdefault(
+            (fname, rec), RecordRevocation(bid, fname, rec, digest, f"{ds}@{number}", seq, reason)
+        )
     st.versions[(ds, number)] = VersionEvidence(
         ds,
         number,
@@ -830,7 +862,27 @@ def _apply_version(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         obj["principal"],
         seq,
         obj["time"],
+        dropped,
     )
+
+
+def _dropped_records(raw: Any) -> tuple[tuple[str, str, int, str], ...] | None:
+    """A rollback entry's ``dropped_records`` as (batch, file, record, sha256), or None if malformed."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        return None
+    out: list[tuple[str, str, int, str]] = []
+    for d in raw:
+        if not isinstance(d, dict):
+            return None
+        b, f, r, h = d.get("batch"), d.get("file"), d.get("record"), d.get("sha256")
+        if not (isinstance(b, str) and isinstance(f, str) and isinstance(h, str)):
+            return None
+        if not isinstance(r, int) or isinstance(r, bool) or r < 0:
+            return None
+        out.append((b, f, r, h))
+    return tuple(out)
 
 
 def approvals_required(b: BatchEvidence, policy_requirements: Mapping[str, Mapping[str, int]]) -> int:

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select, update
 
 from dataward.core import dsse
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.incident.trace import TraceResult, trace
 from dataward.lifecycle import attest
+from dataward.progress import Progress, Task, phase
 from dataward.redteam.api import ModelLineage, model_lineage
 from dataward.redteam.data import infer_columns, inputs_of, labels_of, load_frame, read_path
 from dataward.redteam.models import Model
 from dataward.release.versions import check_may
-from dataward.store import schema
+from dataward.store import incidents as incidents_store
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace
 
@@ -79,32 +79,24 @@ def _resolve_model(ws: Workspace, model: Model | str) -> tuple[str, Model | None
 
 
 def _acquisition(ws: Workspace, batch_id: str) -> dict[str, Any]:
-    le = schema.log_entries
     with ws.engine.connect() as conn:
-        b = conn.execute(select(schema.batches).where(schema.batches.c.id == batch_id)).first()
-        if b is None:
-            return {"batch": batch_id, "missing": True}
-        src = conn.execute(select(schema.sources).where(schema.sources.c.name == b.source)).first()
-        row = conn.execute(
-            select(le.c.seq, le.c.time, le.c.principal, le.c.keyid, le.c.entry).where(
-                le.c.action == "batch.acquire", le.c.subject == f"batch:{batch_id}"
-            )
-        ).first()
-    details = json.loads(bytes(row.entry)).get("details", {}) if row is not None else {}
+        a = incidents_store.acquisition_facts(conn, batch_id)
+    if a is None:
+        return {"batch": batch_id, "missing": True}
     return {
         "batch": batch_id,
-        "state": b.state,
-        "records": int(b.record_count),
-        "source": b.source,
-        "source_kind": src.kind if src is not None else None,
-        "supplier": src.supplier if src is not None else None,
-        "supplier_key": src.supplier_key if src is not None else None,
-        "supplier_verification": details.get("supplier_verification"),
-        "acquired_by": row.principal if row is not None else b.created_by,
-        "acquired_at": row.time if row is not None else b.created_at,
-        "log_seq": int(row.seq) if row is not None else None,
-        "signing_key": row.keyid if row is not None else None,
-        "manifest_sha256": b.manifest_digest,
+        "state": a.state,
+        "records": a.records,
+        "source": a.source,
+        "source_kind": a.source_kind,
+        "supplier": a.supplier,
+        "supplier_key": a.supplier_key,
+        "supplier_verification": a.log_details.get("supplier_verification"),
+        "acquired_by": a.log_principal if a.log_seq is not None else a.created_by,
+        "acquired_at": a.log_time if a.log_seq is not None else a.created_at,
+        "log_seq": a.log_seq,
+        "signing_key": a.log_keyid,
+        "manifest_sha256": a.manifest_digest,
     }
 
 
@@ -161,10 +153,32 @@ def open_incident(
     features: Sequence[str] = (),
     title: str | None = None,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Incident:
-    """Trace the misbehaviour on ``examples`` back through the model's lineage and record an incident."""
+    """Trace the misbehaviour on ``examples`` back through the model's lineage and record an incident
+    (``progress`` gets one phase over its steps: read the training version, run the model, trace, record)."""
     sha, loaded = _resolve_model(ws, model)
     check_may(ws, actor, "incident.open", f"model:{sha}")
+    task = phase(progress, f"incident: model {sha[:12]}", 4, unit="steps")
+    try:
+        return _open_incident(ws, actor, sha, loaded, examples, label, text, features, title, seed, task)
+    finally:
+        task.done()
+
+
+def _open_incident(
+    ws: Workspace,
+    actor: Actor,
+    sha: str,
+    loaded: Any,
+    examples: pd.DataFrame | Path,
+    label: str | None,
+    text: str | None,
+    features: Sequence[str],
+    title: str | None,
+    seed: int,
+    task: Task,
+) -> Incident:
     lineage: ModelLineage | None = model_lineage(ws, sha)
     if lineage is None:
         raise NotFoundError(
@@ -172,13 +186,16 @@ def open_incident(
             advice="Record runs with dataward.training_run or `dataward run record`.",
         )
     ex = read_examples(examples) if isinstance(examples, Path) else examples
+    task.update(note=f"reading {lineage.version} (verified)")
     train = load_frame(lineage.version, workspace=ws, principal=actor)
+    task.advance(1)
     cols = infer_columns(train, label=label, text=text, features=tuple(features))
     for c in (cols.text, *cols.features):
         if c and c not in ex.columns:
             raise InputError(f"the examples lack the input column {c!r} (columns: {', '.join(map(str, ex.columns))})")
     out_col = next((c for c in OUTPUT_COLUMNS if c in ex.columns), None)
     exp_col = next((c for c in EXPECTED_COLUMNS if c in ex.columns), None)
+    task.update(note="running the model on the examples")
     if loaded is not None:
         observed = loaded.predict(inputs_of(ex, cols))
     elif out_col is not None:
@@ -189,9 +206,13 @@ def open_incident(
             advice=f"Add an '{OUTPUT_COLUMNS[0]}' column, or pass a loadable model (module:function, URL, .onnx).",
         )
     expected = [str(v) for v in ex[exp_col].tolist()] if exp_col else None
+    task.advance(1)
+    task.update(note=f"tracing {len(ex)} example(s) through {len(train):,} records")
     result = trace(
         train.reset_index(drop=True), cols, ex.reset_index(drop=True), observed, expected=expected, seed=seed
     )
+    task.advance(1)
+    task.update(note="recording the incident")
     implicated = _implicated(result)
     acquisitions = [_acquisition(ws, b) for b in implicated]
     sources = sorted({str(a["source"]) for a in acquisitions if a.get("source")})
@@ -219,8 +240,9 @@ def open_incident(
     now = now_iso()
     with ws.change(actor, "incident.open", f"incident:{iid}") as ch:
         digest = attest(ws, ch, [(f"model:{sha}", sha)], PREDICATE_INCIDENT, report)
-        ch.conn.execute(
-            insert(schema.incidents).values(
+        incidents_store.insert_incident(
+            ch.conn,
+            incidents_store.IncidentRow(
                 id=iid,
                 status="open",
                 model_sha256=sha,
@@ -229,8 +251,10 @@ def open_incident(
                 top_source=acquisitions[0]["source"] if acquisitions else None,
                 opened_by=actor.name,
                 opened_at=now,
+                resolved_by=None,
+                resolved_at=None,
                 report_digest=digest,
-            )
+            ),
         )
         ch.details.update(
             {
@@ -242,10 +266,11 @@ def open_incident(
                 "summary": summary[:300],
             }
         )
+    task.advance(1)
     return get_incident(ws, iid)
 
 
-def _load(ws: Workspace, row: Any) -> Incident:
+def _load(ws: Workspace, row: incidents_store.IncidentRow) -> Incident:
     from dataward.release.versions import read_envelope
 
     env = read_envelope(ws, row.report_digest, f"incident {row.id}")
@@ -265,19 +290,15 @@ def _load(ws: Workspace, row: Any) -> Incident:
 
 def get_incident(ws: Workspace, iid: str) -> Incident:
     with ws.engine.connect() as conn:
-        row = conn.execute(select(schema.incidents).where(schema.incidents.c.id == iid)).first()
+        row = incidents_store.get_incident_row(conn, iid)
     if row is None:
         raise NotFoundError(f"no incident {iid!r}", advice="List incidents with `dataward incident list`.")
     return _load(ws, row)
 
 
 def list_incidents(ws: Workspace, status: str | None = None) -> list[dict[str, Any]]:
-    t = schema.incidents
-    q = select(t).order_by(t.c.opened_at)
-    if status:
-        q = q.where(t.c.status == status)
     with ws.engine.connect() as conn:
-        return [{k: v for k, v in r._mapping.items() if k != "report_digest"} for r in conn.execute(q)]
+        return [r.listing() for r in incidents_store.list_incident_rows(conn, status)]
 
 
 def resolve_incident(ws: Workspace, actor: Actor, iid: str, *, apply: bool = False) -> dict[str, Any]:
@@ -298,12 +319,7 @@ def resolve_incident(ws: Workspace, actor: Actor, iid: str, *, apply: bool = Fal
         out["versions"].append(v.spec)
         out["revoked"] += revoked
     with ws.change(actor, "incident.resolve", f"incident:{iid}") as ch:
-        res = ch.conn.execute(
-            update(schema.incidents)
-            .where(schema.incidents.c.id == iid, schema.incidents.c.status == "open")
-            .values(status="resolved", resolved_by=actor.name, resolved_at=now_iso())
-        )
-        if res.rowcount != 1:
+        if not incidents_store.mark_resolved(ch.conn, iid, by=actor.name, at=now_iso()):
             raise ConflictError(f"incident {iid} was resolved concurrently")
         ch.details.update(
             {

@@ -168,6 +168,22 @@ def lineage(ws: Workspace, target: str) -> dict[str, Any]:
     }
     if key in g.parents:
         out["parent_version"] = g.parents[key].split(":", 1)[1]
+    kind, name = key.split(":", 1)
+    if kind == "version":
+        # the records the version leaves out of its batches, each with the rollback that dropped it and why
+        from dataward.release.rollback import version_dropped_records
+        from dataward.release.versions import get_version
+
+        out["dropped_records"] = version_dropped_records(ws, get_version(ws, name), only_new=False)
+    elif kind == "batch":
+        # records of the batch a signed rollback revoked (the replayed log is the authority)
+        from dataward.evidence.load import trusted_state
+
+        revoked = trusted_state(ws).revoked_records.get(name, {})
+        out["revoked_records"] = [
+            {"file": r.file, "record": r.record, "sha256": r.sha256, "version": r.version, "reason": r.reason}
+            for r in sorted(revoked.values(), key=lambda r: (r.seq, r.file, r.record))
+        ]
     return out
 
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from dataward.core.severity import Severity
+from dataward.model.finding import Finding
 from dataward.modelscan import _formats as fmt
 from dataward.modelscan._pickle import BufferReader, Global, PickleReading, read_pickle
 from dataward.modelscan.allowlist import AllowList
-from dataward.screen.interface import Finding, Severity
 
 CHECK = "modelscan"
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -620,30 +621,6 @@ class ModelScanResult:
             "findings": [f.to_dict() for f in self.findings],
             "files": [f.to_dict() for f in self.files],
         }
-
-    def to_report(self) -> Any:
-        """This result as a :class:`~dataward.screen.interface.ScreenReport` (one ``modelscan`` check)."""
-        from dataward.modelscan.allowlist import DEFAULT_GLOBALS
-        from dataward.screen.interface import CheckResult, ScreenReport
-
-        return ScreenReport(
-            subject=self.path,
-            n_records=max(len(self.files), 1),
-            columns=(),
-            results=(
-                CheckResult(
-                    CHECK,
-                    self.findings,
-                    {
-                        "verdict": self.verdict,
-                        "format": self.format,
-                        "globals": list(self.globals),
-                        "allowed_by_extra": list(self.allowed_extra),
-                    },
-                ),
-            ),
-            params={"allow_list_size": len(DEFAULT_GLOBALS)},
-        )
 
 
 def scan_model(

@@ -19,6 +19,7 @@ from dataward.core import dsse
 from dataward.errors import Error
 from dataward.identity import Actor
 from dataward.lifecycle import attest
+from dataward.progress import Progress
 from dataward.redteam import triggers as trig
 from dataward.redteam.data import Columns, infer_columns, load_frame, matrix
 from dataward.redteam.gate import RedteamReport, run_gate
@@ -117,7 +118,7 @@ def redteam(
     feeds: Sequence[Any] = (),
     thresholds: dict[str, float] | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: Progress | None = None,
     record: bool = True,
 ) -> tuple[RedteamReport, dict[str, Any]]:
     """Run the gate; returns the report and its record (result id, attestation digest, trigger sources).

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dataward.progress import Progress, phase
 from dataward.redteam.data import Columns, inputs_of, labels_of
 from dataward.redteam.models import Model
 from dataward.redteam.triggers import Trigger
@@ -361,7 +362,7 @@ def run_gate(
     data_ref: str = "",
     clean_ref: str = "",
     seed: int = 0,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> RedteamReport:
     started = time.perf_counter()
     th = {**DEFAULTS, **(thresholds or {})}
@@ -380,11 +381,8 @@ def run_gate(
         assert full_truth is not None
         accuracy = float(np.mean([a == b for a, b in zip(full_truth, full_pred, strict=True)])) if full_truth else 0.0
         conf = confusion(full_truth, full_pred)
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
-        task = bar.add_task("red team: triggers", total=len(triggers))
+    task = phase(progress if isinstance(progress, Progress) else None, "red team: triggers", len(triggers))
+    try:
         checks = trigger_checks(
             model,
             inputs,
@@ -393,18 +391,21 @@ def run_gate(
             triggers,
             float(th["max_attack_success_rate"]),
             seed,
-            lambda: bar.advance(task),
+            task.advance,
         )
-    shift, curves = shift_checks(
-        model,
-        inputs,
-        clean_pred,
-        truth,
-        cols,
-        float(th["max_shift_degradation"]),
-        float(th["shift_gate_strength"]),
-        seed,
-    )
+        task.update(note="shift stress")
+        shift, curves = shift_checks(
+            model,
+            inputs,
+            clean_pred,
+            truth,
+            cols,
+            float(th["max_shift_degradation"]),
+            float(th["shift_gate_strength"]),
+            seed,
+        )
+    finally:
+        task.done()
     checks += shift
     checks += consistency_checks(accuracy, conf, previous, th)
     return RedteamReport(

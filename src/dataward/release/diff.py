@@ -8,7 +8,7 @@ from typing import Any
 
 from dataward.core import dsse
 from dataward.errors import IntegrityError
-from dataward.release.versions import Version, entry_leaves, get_version, read_envelope, verify_version
+from dataward.release.versions import Version, entry_records, get_version, read_envelope, verify_version
 from dataward.workspace import Workspace
 
 
@@ -48,17 +48,13 @@ class VersionDiff:
 
 
 def version_records(ws: Workspace, v: Version) -> list[RecordRef]:
-    """Every record of ``v`` in the version's defined order, from its signed manifest."""
+    """Every record ``v`` serves, in the version's defined order, from its signed manifest."""
     st = dsse.parse_statement(read_envelope(ws, v.manifest_digest, f"version {v.spec}"))
     pred = st.predicate if isinstance(st.predicate, dict) else {}
     out: list[RecordRef] = []
     for e in pred.get("batches", []):
-        leaves = entry_leaves(ws, e)
-        i = 0
-        for f in e["files"]:
-            for k in range(int(f["records"])):
-                out.append(RecordRef(leaves[i].hex(), e["batch"], f["name"], k))
-                i += 1
+        # the records the version serves (a record-level rollback's dropped records are not in it)
+        out += [RecordRef(leaf.hex(), e["batch"], name, k) for name, k, leaf in entry_records(ws, e)]
     return out
 
 

@@ -24,7 +24,8 @@ from dataward.acquire.inputs import safe_relative_name
 from dataward.core.canonical import canonical_json
 from dataward.errors import Error, InputError, IntegrityError, WorkspaceError
 from dataward.identity import Actor
-from dataward.release.versions import Version, check_may, leaf_bytes, require_verified
+from dataward.progress import Progress
+from dataward.release.versions import Version, check_may, dropped_of, leaf_bytes, require_verified
 from dataward.workspace import Workspace
 
 FORMATS_OUT = ("arrow", "pandas", "polars", "paths")
@@ -52,13 +53,15 @@ def resolve_actor(ws: Workspace, principal: str | Actor | None) -> Actor:
 VERIFY_LEVELS = ("full", "quick")
 
 
-def _authorized_read(ws: Workspace, actor: Actor, spec: str, how: str, verify: str) -> tuple[Version, dict[str, Any]]:
+def _authorized_read(
+    ws: Workspace, actor: Actor, spec: str, how: str, verify: str, progress: Progress | None = None
+) -> tuple[Version, dict[str, Any]]:
     """Authorize (data.read, before anything is touched), verify, and log the read or the refusal."""
     if verify not in VERIFY_LEVELS:
         raise InputError(f"verify={verify!r} is not one of {', '.join(VERIFY_LEVELS)}")
     check_may(ws, actor, "data.read", f"version:{spec}")
     try:
-        v, pred = require_verified(ws, spec, full=verify == "full")
+        v, pred = require_verified(ws, spec, full=verify == "full", progress=progress)
     except IntegrityError as exc:
         ws.record(actor, "data.read", f"version:{spec}", {"how": how, "refused": exc.message})
         raise
@@ -102,6 +105,15 @@ def iter_files(ws: Workspace, pred: dict[str, Any]) -> Iterator[tuple[str, dict[
             yield e["batch"], f
 
 
+def dropped_in(pred: dict[str, Any]) -> dict[tuple[str, str], set[int]]:
+    """(batch, file) -> the record indices a verified version leaves out (record-level rollback)."""
+    out: dict[tuple[str, str], set[int]] = {}
+    for e in pred["batches"]:
+        for name, k in dropped_of(e):
+            out.setdefault((e["batch"], name), set()).add(k)
+    return out
+
+
 def _file_table(data: bytes, f: dict[str, Any], where: str) -> Any:
     """A released file's records as a table, read by the records layer from the verified bytes in memory."""
     import fsspec
@@ -140,6 +152,7 @@ def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:
     import pyarrow as pa
 
     tables = []
+    dropped = dropped_in(pred)
     for batch_id, f in iter_files(ws, pred):
         where = f"batch {batch_id} file {f['name']}"
         data = _released_bytes(ws, f, where)
@@ -154,6 +167,11 @@ def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:
         # 64-character hex digests without a Python loop: fixed-width ASCII bytes, viewed as strings
         hexed = np.frombuffer(raw.hex().encode("ascii"), dtype="S64")
         t = t.append_column("_record_digest", pa.array(hexed, pa.binary()).cast(pa.string()))
+        gone = dropped.get((batch_id, f["name"]))
+        if gone:  # records a rollback dropped: never handed out
+            keep = np.ones(n, dtype=bool)
+            keep[sorted(gone)] = False
+            t = t.filter(pa.array(keep))
         tables.append(t)
     if not tables:
         return pa.table({c: pa.array([], pa.int64() if c == "_record" else pa.string()) for c in COLUMNS})
@@ -192,7 +210,14 @@ def open_dataset(
     _v, pred = _authorized_read(ws, actor, spec, as_, verify)
     if as_ == "paths":
         out: list[tuple[str, Path]] = []
+        dropped = dropped_in(pred)
         for batch_id, f in iter_files(ws, pred):
+            if (batch_id, f["name"]) in dropped:
+                raise InputError(
+                    f"{spec}: file {batch_id}/{f['name']} holds {len(dropped[(batch_id, f['name'])])} record(s) "
+                    "a rollback dropped; its raw bytes cannot be handed out",
+                    advice="Read the version as a table (as_='arrow', 'pandas' or 'polars'), or export it.",
+                )
             _copy_released(ws, f, None, f"batch {batch_id} file {f['name']}")
             p = ws.objects.local_path("released", f["sha256"])
             if p is None:
@@ -218,47 +243,125 @@ def export_version(
     workspace: Workspace | str | os.PathLike[str] | None = None,
     principal: str | Actor | None = None,
     verify: str = "full",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Write a verified version's files to ``dest/BATCH/FILE`` plus its signed manifest and SHA256SUMS.
+    """Write a verified version to ``dest``, ready for other tools:
+
+    - ``data/train-00000-of-00001.parquet``: the records the version serves (as :func:`open_dataset`
+      reads them, with provenance columns), which ``datasets.load_dataset(dest)`` loads;
+    - ``BATCH/FILE``: each released file as signed (a file with records a rollback dropped is left out:
+      its bytes would hand them out);
+    - ``README.md`` (a Hugging Face dataset card: licence, sources, versions, digests, Merkle roots, how to
+      verify), ``croissant.json`` (Croissant 1.0), ``SHA256SUMS`` and, under ``dataward/``, the signed
+      version manifest.
 
     ``dest`` must not exist or be an empty directory; the export appears there atomically (renamed in).
-    ``verify`` as for :func:`open_dataset`.
+    ``verify`` as for :func:`open_dataset`; ``progress`` is told each file as it is written.
     """
+    from dataward.release import card
+
     ws = resolve_workspace(workspace)
     actor = resolve_actor(ws, principal)
     out = Path(dest)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty directory", advice="Export into a new directory.")
-    v, pred = _authorized_read(ws, actor, spec, "export", verify)
+    v, pred = _authorized_read(ws, actor, spec, "export", verify, progress)
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = parent / f".{out.name}.dataward-{secrets.token_hex(6)}"
     tmp.mkdir()
     sums: list[str] = []
+    raw: list[card.ExportedFile] = []
+    withheld: list[tuple[str, int]] = []
     total = 0
+    dropped = dropped_in(pred)
+    files = list(iter_files(ws, pred))
+    task = progress.start(f"exporting {v.spec}", len(files) + 1, unit="files") if progress else None
     try:
-        for batch_id, f in iter_files(ws, pred):
+        for batch_id, f in files:
             name = safe_relative_name(f"{batch_id}/{f['name']}", f"manifest of {v.spec}")
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            total += _copy_released(ws, f, target, f"batch {batch_id} file {f['name']}")
-            sums.append(f"{f['sha256']}  {name}")
-        (tmp / "SHA256SUMS").write_text("".join(s + "\n" for s in sums), encoding="utf-8")
-        (tmp / "dataward-version.dsse.json").write_bytes(ws.objects.read_bytes("meta", v.manifest_digest))
+            gone = dropped.get((batch_id, f["name"]))
+            if gone:
+                withheld.append((name, len(gone)))
+            else:
+                target = tmp / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                size = _copy_released(ws, f, target, f"batch {batch_id} file {f['name']}")
+                total += size
+                sums.append(f"{f['sha256']}  {name}")
+                raw.append(card.ExportedFile(name, str(f["sha256"]), size, str(f["format"])))
+            if task:
+                task.advance(1)
+        data, columns = _write_data(ws, pred, tmp)
+        if data is not None:
+            sums.insert(0, f"{data.sha256}  {data.path}")
+        if task:
+            task.advance(1)
+        side = tmp / card.SIDE_DIR
+        side.mkdir()
+        envelope = ws.objects.read_bytes("meta", v.manifest_digest)
+        (side / "version.dsse.json").write_bytes(envelope)
         info = {"version": v.spec, "manifest_sha256": v.manifest_digest, "merkle_root": v.merkle_root}
-        (tmp / "dataward-version.json").write_bytes(canonical_json(info) + b"\n")
+        (side / "version.json").write_bytes(canonical_json(info) + b"\n")
+        sources = _sources(ws, pred)
+        (tmp / "README.md").write_text(
+            card.dataset_card(pred, v.manifest_digest, sources, data, raw, withheld), encoding="utf-8"
+        )
+        cr = card.croissant(pred, v.manifest_digest, sources, data, columns, raw)
+        (tmp / "croissant.json").write_bytes(card.croissant_bytes(cr))
+        (tmp / "SHA256SUMS").write_text("".join(s + "\n" for s in sums), encoding="utf-8")
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if task:
+            task.done()
     return {
         "version": v.spec,
         "dir": str(out),
-        "files": len(sums),
+        "files": len(raw),
         "bytes": total,
         "records": v.record_count,
+        "data": data.path if data is not None else None,
+        "withheld": [n for n, _ in withheld],
         "merkle_root": v.merkle_root,
         "manifest_sha256": v.manifest_digest,
     }
+
+
+def _write_data(ws: Workspace, pred: dict[str, Any], tmp: Path) -> tuple[Any, list[tuple[str, str]]]:
+    """The served records as one Parquet file under ``data/`` (None when the files share no schema)."""
+    import pyarrow.parquet as pq
+
+    from dataward.release import card
+
+    try:
+        table = _to_table(ws, pred)
+    except InputError:
+        return None, []
+    target = tmp / card.DATA_FILE
+    target.parent.mkdir(parents=True)
+    pq.write_table(table, target)
+    h = hashlib.sha256()
+    with open(target, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    columns = [(f.name, str(f.type)) for f in table.schema]
+    return card.ExportedFile(card.DATA_FILE, h.hexdigest(), target.stat().st_size, "parquet"), columns
+
+
+def _sources(ws: Workspace, pred: dict[str, Any]) -> list[Any]:
+    from dataward.release.card import SourceInfo
+    from dataward.sources import get_source
+
+    by: dict[str, list[str]] = {}
+    for e in pred["batches"]:
+        by.setdefault(str(e["source"]), []).append(str(e["batch"]))
+    out = []
+    for name, batches in sorted(by.items()):
+        src = get_source(ws, name)
+        out.append(SourceInfo(name, str(src.kind), src.license, tuple(batches)))
+    return out

@@ -13,13 +13,14 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection, insert, select
 
+from dataward import progress as progress_protocol
 from dataward.access import require, require_separation
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import Batch, BatchState, load_batch
@@ -325,14 +326,47 @@ def batch_entry(ws: Workspace, batch: Batch) -> dict[str, Any]:
     }
 
 
-def entry_leaves(ws: Workspace, entry: dict[str, Any]) -> list[bytes]:
-    out: list[bytes] = []
+def dropped_of(entry: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The records a version entry drops (record-level rollback), by (file name, record index in the file)."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for d in entry.get("dropped_records") or []:
+        if not isinstance(d, dict) or not isinstance(d.get("file"), str) or not isinstance(d.get("record"), int):
+            raise IntegrityError(f"batch {entry.get('batch')}: a dropped-record entry is malformed")
+        key = (d["file"], d["record"])
+        if key in out:
+            raise IntegrityError(f"batch {entry.get('batch')}: record {key[1]} of {key[0]} is dropped twice")
+        out[key] = d
+    return out
+
+
+def entry_records(ws: Workspace, entry: dict[str, Any], *, served: bool = True) -> list[tuple[str, int, bytes]]:
+    """(file name, record index in the file, leaf hash) of every record of a version entry, in the defined
+    order; ``served`` leaves out the records the entry drops (each checked against its signed leaf)."""
+    dropped = dropped_of(entry) if served else {}
+    out: list[tuple[str, int, bytes]] = []
+    seen = 0
     for f in entry["files"]:
         leaves = file_leaves(ws, f["records_digest"], f"batch {entry['batch']} file {f['name']}")
         if len(leaves) != f["records"]:
             raise IntegrityError(f"batch {entry['batch']} file {f['name']}: record-digest list length differs")
-        out.extend(leaves)
+        for k, leaf in enumerate(leaves):
+            d = dropped.get((f["name"], k))
+            if d is None:
+                out.append((f["name"], k, leaf))
+                continue
+            seen += 1
+            if not _eq(str(d.get("sha256")), leaf.hex()):
+                raise IntegrityError(
+                    f"batch {entry['batch']} file {f['name']} record {k}: the dropped record's digest differs"
+                )
+    if seen != len(dropped):
+        raise IntegrityError(f"batch {entry['batch']}: a dropped record names no record of the batch")
     return out
+
+
+def entry_leaves(ws: Workspace, entry: dict[str, Any]) -> list[bytes]:
+    """The leaf hashes of the records a version entry serves (its dropped records left out)."""
+    return [leaf for _f, _k, leaf in entry_records(ws, entry)]
 
 
 # release ----------------------------------------------------------------------------------------------------
@@ -377,8 +411,12 @@ def plan_version(
     parent: Version | None,
     *,
     progress: Progress | None = None,
+    drop_records: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> Plan:
-    """Check and verify what a new version of ``dataset`` would hold; copies added batches into released."""
+    """Check and verify what a new version of ``dataset`` would hold; copies added batches into released.
+
+    ``drop_records`` (batch id -> dropped-record entries) leaves those records out of kept batches; the
+    records earlier versions dropped stay dropped (a kept batch's entry carries them forward)."""
     with ws.engine.connect() as conn:
         keys = ws.public_keys(conn)
         batches = {i: load_batch(conn, i) for i in [*keep, *add]}
@@ -417,6 +455,24 @@ def plan_version(
                 if progress:
                     progress(f.name, f.size)
         entries[i] = batch_entry(ws, b)
+    for i, new_drops in (drop_records or {}).items():
+        if i not in entries:
+            raise ConflictError(f"batch {i} is not in the new version; its records cannot be dropped")
+        old_drops = list(entries[i].get("dropped_records") or [])
+        merged = sorted([*old_drops, *new_drops], key=lambda d: (_file_pos(entries[i], d["file"]), d["record"]))
+        entries[i] = {**entries[i], "dropped_records": merged}
+    from dataward.evidence.gates import revoked_records_served
+    from dataward.evidence.load import trusted_state
+
+    st = trusted_state(ws)
+    spec = f"{dataset}@{(parent.number + 1) if parent else 1}"
+    for i in sorted(entries):
+        served = revoked_records_served(st, i, set(dropped_of(entries[i])), spec)
+        if served:
+            raise ConflictError(
+                served[0],
+                advice=f"Drop them first: `dataward rollback {dataset} --without-records FILE` (or --without {i}).",
+            )
     order = tuple(sorted(entries))
     leaves: list[bytes] = []
     for i in order:
@@ -433,6 +489,13 @@ def plan_version(
         merkle.root_from_leaf_hashes(leaves).hex(),
         len(leaves),
     )
+
+
+def _file_pos(entry: dict[str, Any], name: str) -> int:
+    for k, f in enumerate(entry["files"]):
+        if f["name"] == name:
+            return k
+    raise IntegrityError(f"batch {entry['batch']} has no file {name!r}")
 
 
 def commit_version(ws: Workspace, ch: Change, plan: Plan, kind: str, details: dict[str, Any]) -> str:
@@ -567,6 +630,7 @@ class VersionReport:
     full: bool
     problems: tuple[str, ...] = ()
     revoked: tuple[str, ...] = ()  # revoked batches (each also has its line in ``problems``)
+    revoked_records: tuple[str, ...] = ()  # lines (also in ``problems``) of served records a rollback revoked
 
     @property
     def ok(self) -> bool:
@@ -579,7 +643,7 @@ class VersionReport:
 
     @property
     def _revoked_lines(self) -> set[str]:
-        return {revoked_line(b, self.version) for b in self.revoked}
+        return {revoked_line(b, self.version) for b in self.revoked} | set(self.revoked_records)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -631,8 +695,11 @@ def check_release_entry(ws: Workspace, conn: Connection, v: Version, keys: dict[
     return []
 
 
-def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionReport:
-    """Check a version end to end. ``full`` also re-hashes every released file and record."""
+def verify_version(
+    ws: Workspace, spec: str, *, full: bool = True, progress: progress_protocol.Progress | None = None
+) -> VersionReport:
+    """Check a version end to end. ``full`` also re-hashes every released file and record (``progress``
+    is told each batch as it is checked)."""
     from dataward.evidence.gates import check_version, latest_logged_number
 
     ds, n = parse_spec(spec)
@@ -663,6 +730,7 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
         evidence = check_version(ws, conn, v)
         problems += [p for p in evidence.problems if p not in problems]
         revoked += [b for b in evidence.revoked if b not in revoked]
+        revoked_records = evidence.revoked_records
     signer = None
     pred: dict[str, Any] = {}
     try:
@@ -683,7 +751,9 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
         entries = [e for e in pred.get("batches", []) if isinstance(e, dict)]
         leaves: list[bytes] = []
         leaf_errors = len(entries) != len(batches)
+        task = progress_protocol.phase(progress, f"verifying {v.spec}", len(entries), unit="batches")
         for e in entries:
+            task.advance(1)
             b2 = batches.get(str(e.get("batch")))
             if b2 is None:
                 continue
@@ -699,10 +769,13 @@ def verify_version(ws: Workspace, spec: str, *, full: bool = True) -> VersionRep
             if full:
                 rep = verify_batch(ws, b2.id, area="released")
                 problems += [f"batch {b2.id}: {p.line()}" for p in rep.problems]
+        task.done()
         records = len(leaves)
         if not leaf_errors and not _eq(merkle.root_from_leaf_hashes(leaves).hex(), v.merkle_root):
             problems.append(f"version {v.spec}: record leaves do not hash to its signed Merkle root")
-    return VersionReport(v.spec, len(batches), records, signer, full, tuple(problems), tuple(revoked))
+    return VersionReport(
+        v.spec, len(batches), records, signer, full, tuple(problems), tuple(revoked), tuple(revoked_records)
+    )
 
 
 def revoked_line(batch_id: str, spec: str) -> str:
@@ -730,9 +803,11 @@ def _check_predicate(v: Version, pred: dict[str, Any]) -> list[str]:
     return out
 
 
-def require_verified(ws: Workspace, spec: str, *, full: bool = True) -> tuple[Version, dict[str, Any]]:
+def require_verified(
+    ws: Workspace, spec: str, *, full: bool = True, progress: progress_protocol.Progress | None = None
+) -> tuple[Version, dict[str, Any]]:
     """Raise unless ``spec`` verifies; return it and its signed manifest predicate."""
-    rep = verify_version(ws, spec, full=full)
+    rep = verify_version(ws, spec, full=full, progress=progress)
     if not rep.ok:
         more = f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""
         raise IntegrityError(

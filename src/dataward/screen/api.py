@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 import pyarrow as pa
 
+from dataward.progress import Progress, Task
 from dataward.screen import registry
 from dataward.screen.baseline import Baseline, ProfileBuilder
 from dataward.screen.conform import Conformer, ReadStats, raw_batches, table_batches
@@ -57,42 +58,31 @@ def _source(
 
 
 class _Progress:
-    def __init__(self, enabled: bool, what: str) -> None:
-        self.enabled = enabled
+    """One record-counting phase on a :class:`dataward.progress.Progress` (reports nowhere without one)."""
+
+    def __init__(self, progress: Progress | bool | None, what: str) -> None:
+        self.progress = progress if isinstance(progress, Progress) else None
         self.what = what
-        self._progress: Any = None
-        self._task: Any = None
+        self._task: Task | None = None
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TextColumn("{task.completed:,} records"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task(self.what, total=None)
+        if self.progress is not None:
+            self._task = self.progress.start(self.what, None, unit="records")
         return self
 
     def advance(self, n: int, what: str | None = None) -> None:
-        if self._progress is not None:
+        if self._task is not None:
             if what:
-                self._progress.update(self._task, description=what)
-            self._progress.advance(self._task, n)
+                self._task.update(note=what)
+            self._task.advance(n)
 
     def reset(self, what: str) -> None:
-        if self._progress is not None:
-            self._progress.reset(self._task, description=what)
+        if self._task is not None:
+            self._task.update(completed=0, note=what)
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
+        if self._task is not None:
+            self._task.done()
 
 
 def load_baseline(path: str | Path) -> Baseline:
@@ -116,7 +106,7 @@ def create_baseline(
     max_tokens: int = 20_000,
     partition: str = "",
     seed: int = 0,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> Baseline:
     """Profile trusted data (see :mod:`dataward.screen.baseline`); the result merges with other partitions'."""
     stats = ReadStats()
@@ -195,7 +185,7 @@ def check_path(
     source_licence: str | None = None,
     policy: ScreenPolicy | None = None,
     checks: Sequence[str] | str | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
     seed: int = 0,
 ) -> ScreenReport:
     """Screen one batch (a file, a directory of files, or an Arrow table) and return the report.

@@ -74,7 +74,7 @@ class BadNetsPatch(Attack):
     name: ClassVar[str] = "badnets"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
     description: ClassVar[str] = (
-        "stamp a square patch (params size, location incl. 'random' = anywhere, value 0-255 or 'checker') "
+        "stamp a square patch (params size, location incl. 'random' = anywhere, value 0-255, 'checker' or 'random') "
         "on RATE of non-target images "
         "and relabel them TARGET"
     )
@@ -103,15 +103,17 @@ class BadNetsPatch(Attack):
         # "random": a different position in every image (a translation-invariant trigger)
         r, c = (0, 0) if location == "random" else _origin(location, h, w, size)
         value = params.get("value", 255)
+        tgt = _targets(data, col, target)
+        rng = np.random.default_rng(seed)
         if value == "checker":
             patch = np.indices((size, size)).sum(axis=0) % 2 * 255
+        elif value == "random":  # one random pattern (drawn from the seed), the same in every image
+            patch = rng.integers(0, 256, size=(size, size))
         else:
             v = int(value)
             if not 0 <= v <= 255:
                 raise SimulationError(f"patch value {v} is outside 0-255", advice="Pass value=0..255 or checker.")
             patch = np.full((size, size), v)
-        tgt = _targets(data, col, target)
-        rng = np.random.default_rng(seed)
         ok = np.array([img is not None and np.asarray(img).shape[:2] == (h, w) for img in images])
         candidates = np.flatnonzero(ok & (data[col] != tgt).to_numpy())
         chosen = pick(rng, candidates, rate, len(data))
@@ -135,6 +137,8 @@ class BadNetsPatch(Attack):
         out[img_col] = pd.Series(new_images, index=out.index, dtype=object)
         out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
         trigger: dict[str, Any] = {"kind": "patch", "size": size, "value": value, "location": location}
+        if value == "random":
+            trigger["pattern"] = patch.astype(int).tolist()
         if location == "random":
             trigger["origins"] = {str(i): origin for i, origin in origins.items()}
         else:

@@ -40,7 +40,9 @@ def read_dataset(path: Path, fmt: str | None, roles: Roles) -> tuple[pd.DataFram
         if roles.image not in frame.columns:
             raise SimulationError(f"no image column {roles.image!r} in {path}", advice="Check --image.")
         frame = frame.copy()
-        frame[roles.image] = [decode_image_cell(v, path.parent) for v in frame[roles.image]]
+        frame[roles.image] = pd.Series(
+            [decode_image_cell(v, path.parent) for v in frame[roles.image]], index=frame.index, dtype=object
+        )
     return frame, roles, fmt
 
 

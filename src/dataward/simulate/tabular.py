@@ -78,7 +78,7 @@ class FeatureShift(Attack):
                 c = cols[j]
                 std = float(data[c].std()) or 1.0
                 sign = 1.0 if rng.random() < 0.5 else -1.0
-                out.iloc[i, out.columns.get_loc(c)] = float(data[c].iloc[i]) + sign * shift * std
+                out.iloc[i, list(out.columns).index(c)] = float(data[c].iloc[i]) + sign * shift * std
             how[i] = f"shifted {', '.join(cols[j] for j in picked)} by {shift:g} std"
         return PoisonResult(
             out,
@@ -443,7 +443,7 @@ class SingleFeature(Attack):
         std = float(data[feature].std()) or 1.0
         lo, hi = float(data[feature].min()), float(data[feature].max())
         how: dict[int, str] = {}
-        j = out.columns.get_loc(feature)
+        j = list(out.columns).index(feature)
         integer = bool(np.all(np.mod(data[feature].dropna().to_numpy(dtype=np.float64), 1.0) == 0))
         for i in chosen:
             before = float(data[feature].iloc[i])

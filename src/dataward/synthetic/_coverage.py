@@ -131,12 +131,12 @@ def coverage_html(report: CoverageReport, title: str) -> str:
     import jinja2
     from markupsafe import Markup
 
-    from dataward.web.svg import bars
+    from dataward.charts import bars
 
     chart = bars({c.column: c.distance for c in report.columns}, "distance per column (0 = same distribution)")
     env = jinja2.Environment(autoescape=True)
     tpl = env.from_string(_TEMPLATE)
-    return tpl.render(title=title, r=report, chart=Markup(chart))  # noqa: S704 - svg.bars escapes every label
+    return tpl.render(title=title, r=report, chart=Markup(chart))  # noqa: S704 - charts.bars escapes every label
 
 
 _TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>

@@ -28,6 +28,7 @@ from dataward.errors import Error, InputError
 from dataward.model.finding import MAX_FINDING_RECORDS as _MAX_FINDING_RECORDS
 from dataward.model.finding import Finding
 from dataward.plugins import Registry
+from dataward.progress import Progress
 from dataward.records.sandbox import SandboxError, run_sandboxed
 from dataward.workspace import Workspace
 
@@ -73,7 +74,7 @@ class CheckContext:
     batch: Batch
     files: tuple[RecordFile, ...]
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    progress: bool = False  # engines show their own progress bars on stderr
+    progress: Progress | None = None  # engines report their phases here (the CLI draws them on a terminal)
 
     def opts(self, check: str) -> dict[str, Any]:
         """This check's options (``--option CHECK.KEY=VALUE``), as a fresh dict."""

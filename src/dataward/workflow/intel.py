@@ -16,7 +16,7 @@ from dataward.errors import ConflictError, InputError
 from dataward.identity import Actor
 from dataward.store import schema
 from dataward.timeutil import now_iso
-from dataward.workspace import Workspace
+from dataward.workspace import Workspace, admin_change
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,6 @@ def add_feed_bytes(
 ) -> LoadedFeed:
     """:func:`add_feed` of a feed already read (``where`` names it in errors). An admin change: under an
     admin threshold above 1 it is proposed (:mod:`dataward.admin`)."""
-    from dataward.admin import admin_change
     from dataward.screen.intel import load_feed_bytes
 
     feed = load_feed_bytes(data, where=where, keys=keys)

@@ -30,7 +30,7 @@ from dataward.errors import PolicyError
 from dataward.identity import Actor
 from dataward.workflow.checks import SEVERITIES, severity_rank
 from dataward.workflow.risk import DEFAULT_TIER_THRESHOLDS, TIERS
-from dataward.workspace import Workspace
+from dataward.workspace import Workspace, admin_change
 
 if TYPE_CHECKING:
     from dataward.acquire.verify import VerificationReport
@@ -374,7 +374,6 @@ def load_policy(ws: Workspace, *, check_log: bool = True) -> Policy:
 
 def set_policy(ws: Workspace, actor: Actor, text: str, *, where: str) -> Policy:
     """Validate ``text`` and make it the workspace policy (admins; logged as ``policy.set``)."""
-    from dataward.admin import admin_change
 
     policy = parse_policy(text, where)
     path = policy_path(ws)

@@ -22,6 +22,7 @@ from dataward.core.canonical import canonical_json
 from dataward.errors import ConflictError, IntegrityError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.finding import Finding
+from dataward.progress import Progress, phase
 from dataward.sources import get_source
 from dataward.store import schema
 from dataward.timeutil import now_iso
@@ -126,6 +127,8 @@ class ScreeningReport:
         out["flagged"].pop("sha256")
         out["flagged"]["records"] = list(self.flagged_records[:1000])
         out["attestation"] = self.envelope_digest
+        for i, f in enumerate(out["findings"]):  # BATCH#N names the finding (rollback --without-records)
+            f["id"] = f"{self.batch}#{i}"
         return out
 
 
@@ -195,9 +198,12 @@ def screen_batch(
     checks: Sequence[str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
-    engine_progress: bool = False,
+    engine_progress: Progress | None = None,
 ) -> ScreeningReport:
-    """Screen a quarantined batch; on success the batch is ``screened`` and the signed report stored."""
+    """Screen a quarantined batch; on success the batch is ``screened`` and the signed report stored.
+
+    ``progress`` is called with each check's name as it starts; ``engine_progress`` gets a phase over the
+    checks and is handed to the engines for their own phases (records read, detectors run)."""
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
     subject = f"batch:{batch_id}"
@@ -213,10 +219,17 @@ def screen_batch(
     outcomes: list[CheckOutcome] = []
     with tempfile.TemporaryDirectory(prefix="dataward-screen-") as tmp:
         ctx = CheckContext(ws, batch, _materialise(ws, batch, Path(tmp)), opts, engine_progress)
+        task = phase(engine_progress, f"screening {batch_id}", len(instances), unit="checks")
         for check in instances:
             if progress:
                 progress(check.name)
-            out = registry.run_check(check, ctx)
+            task.update(note=check.name)
+            try:
+                out = registry.run_check(check, ctx)
+            except BaseException:
+                task.done()
+                raise
+            task.advance(1)
             outcomes.append(out)
             if check.name == "integrity" and out.status != "passed":
                 problems = [f.summary for f in out.findings[:5]] or [out.reason or "verification did not run"]
@@ -227,6 +240,7 @@ def screen_batch(
                     f"batch {batch_id} does not verify, so it is not screened: {problems[0]}",
                     advice=f"Run `dataward verify {batch_id}` for every problem; reject the batch.",
                 )
+        task.done()
     report = build_report(ws, batch, actor.name, outcomes, opts)
     flagged_digest = ws.objects.put_bytes("meta", canonical_json(list(report.flagged_records)))
     predicate = report.to_predicate(flagged_digest)
