@@ -16,7 +16,7 @@ floor is 0. Every failing input is copied to --keep DIR (to become a regression 
 tests/records/corpus/).
 
 Usage: python benchmarks/fuzz.py [--count 2000] [--formats csv,jsonl] [--timeout 60] [--cli-every 50]
-       [--seed 0] [--keep DIR] [--json]
+       [--seed 0] [--keep DIR] [--progress N] [--json]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -89,17 +90,26 @@ def one(path: str, fmt: str, timeout: float) -> str:
 
 
 def cli(path: str, timeout: float) -> str | None:
-    """`dataward check` on ``path`` in a subprocess; the failure kind, or None when it behaved."""
+    """`dataward check` on ``path`` in a subprocess; the failure kind, or None when it behaved.
+
+    A hang is a run that used more than ``timeout`` CPU seconds (itself and its sandbox worker), or that
+    is still running after 10x ``timeout`` of wall time: on a shared, loaded machine wall time alone
+    would count a niced, starved run as hung."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         got = subprocess.run(
             [sys.executable, "-c", "from dataward.cli import run; run()", "check", path, "--quiet"],
             capture_output=True,
             text=True,
             errors="replace",
-            timeout=timeout * 2,
+            timeout=timeout * 10,
             check=False,
         )
     except subprocess.TimeoutExpired:
+        return "hang"
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if cpu > timeout:
         return "hang"
     if got.returncode < 0:
         return "segfault"
@@ -127,8 +137,18 @@ def main() -> None:
     ap.add_argument("--cli-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, help="copy every failing input into this directory")
+    ap.add_argument("--progress", type=int, default=0, help="print the counts so far every N inputs (stderr)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--recheck", nargs="+", type=Path, help="only run `check` on these kept inputs again")
     args = ap.parse_args()
+    if args.recheck:
+        for p in args.recheck:
+            t, r0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            bad = cli(str(p), args.timeout)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+            print(f"{p.name}: {bad or 'ok'} ({time.monotonic() - t:.1f} s wall, {used:.1f} s CPU)")
+        return
     rng = random.Random(args.seed)
     t0, cpu0 = time.monotonic(), os.times()
     out: dict[str, dict[str, int]] = {}
@@ -157,6 +177,8 @@ def main() -> None:
                     shutil.copyfile(path, args.keep / name)
                     kept.append(name)
                 path.unlink()
+                if args.progress and (i + 1) % args.progress == 0 and i + 1 < args.count:
+                    print(fmt, "after", i + 1, counts, f"{time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
             out[fmt] = counts
             print(fmt, counts, f"{time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     cpu1 = os.times()

@@ -326,6 +326,8 @@ class _SelfChange(Change):
 @contextmanager
 def _self_change(ws: Workspace, actor: Actor, action: str, principal: str) -> Iterator[_SelfChange]:
     """Self-service: the transaction and log entry of ``ws.change``, without the admin-role requirement."""
+    from dataward.store.crash import crash_point
+
     log_key = ws.log_actor()
     with write_transaction(ws.engine) as conn:
         ch = _SelfChange(conn, actor, action, f"principal:{principal}")
@@ -339,6 +341,8 @@ def _self_change(ws: Workspace, actor: Actor, action: str, principal: str) -> It
         )
         for fn in ch.after_append:
             fn(ch.entries)
+        crash_point(f"{action}.before-commit")  # crash-injection tests (dataward.store.crash)
+    crash_point(f"{action}.after-commit")
 
 
 def revoke_key(ws: Workspace, actor: Actor, keyid_prefix: str, *, reason: str, at: str | None = None) -> dict[str, Any]:

@@ -304,6 +304,8 @@ class Workspace:
     @contextmanager
     def change(self, actor: Actor, action: str, subject: str, *, source: str | None = None) -> Iterator[Change]:
         """One transaction: authorize ``actor`` for ``action``, yield for the change, append the log entry."""
+        from dataward.store.crash import crash_point
+
         log_key = self.log_actor()
         try:
             with write_transaction(self.engine) as conn:
@@ -316,9 +318,11 @@ class Workspace:
                     log_key=log_key,
                     origin=self.origin,
                 )
+                crash_point(f"{action}.before-commit")  # crash-injection tests (dataward.store.crash)
         except AuthorizationError as exc:
             self.record_denial(actor.name, action, subject, str(exc))
             raise
+        crash_point(f"{action}.after-commit")
 
     def record(self, actor: Actor, action: str, subject: str, details: dict[str, Any]) -> list[auditlog.LogEntry]:
         """Append an entry that changes nothing else (e.g. a refusal), authorized as ``action``."""

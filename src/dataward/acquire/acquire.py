@@ -309,8 +309,9 @@ CRASH_POINTS = ("acquire.after-copy", "acquire.before-commit", "acquire.after-co
 
 def crash_point(name: str) -> None:
     """Die at once, as SIGKILL would (no clean-up, no finally), when ``DATAWARD_CRASH_AT`` names this point."""
-    if os.environ.get("DATAWARD_CRASH_AT") == name:
-        os._exit(137)
+    from dataward.store.crash import crash_point as die_at
+
+    die_at(name)
 
 
 def _discard_unreferenced(ws: Workspace, created: Sequence[str], area: str = "quarantine") -> None:

@@ -156,6 +156,8 @@ def _check_statement(ws: Workspace, batch: Batch, env: dsse.Envelope) -> tuple[s
 @contextmanager
 def _approval_change(ws: Workspace, submitter: Actor, approver: str, batch: Batch) -> Iterator[Change]:
     """Like :meth:`Workspace.change`, but authorizing the *approver* (whose signature carries the approval)."""
+    from dataward.store.crash import crash_point
+
     subject = f"batch:{batch.id}"
     log_key = ws.log_actor()
     try:
@@ -169,9 +171,11 @@ def _approval_change(ws: Workspace, submitter: Actor, approver: str, batch: Batc
                 log_key=log_key,
                 origin=ws.origin,
             )
+            crash_point("batch.approve.before-commit")  # crash-injection tests (dataward.store.crash)
     except AuthorizationError as exc:
         ws.record_denial(approver, "batch.approve", subject, str(exc))
         raise
+    crash_point("batch.approve.after-commit")
 
 
 def _has_role(grants: list[Grant], roles: tuple[str, ...], source: str) -> bool:
