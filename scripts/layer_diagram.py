@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "engines": ("screen", "detect", "simulate", "modelscan", "records", "scale", "charts"),
     "state": ("workspace", "log", "sources", "principals", "access", "batches", "lifecycle", "identity"),
     "store": ("store",),
-    "values": ("model", "core", "plugins", "errors", "timeutil"),
+    "values": ("model", "core", "plugins", "progress", "errors", "timeutil"),
 }
 
 

@@ -51,11 +51,15 @@ def under_review(world: World) -> str:
 def released(world: World) -> str:
     """A batch released into this module's own dataset (other tests may revoke the world's)."""
     from dataward.release.versions import release
+    from dataward.sources import add_source
     from dataward.workflow import audit
 
     ws = world.ws
     a = {n: ws.actor(n) for n in ("ingrid", "sam", "rita", "alice", "bob")}
-    b = acquire(ws, a["ingrid"], "vendor", [write_csv(world.tmp / "released-reads.csv", 40, tag="rl ")])
+    # its own source: other tests revoke the world's vendor batches, and a revocation raises the vendor's
+    # risk tier to one that requires detection (the order of tests across workers decides which ran first)
+    add_source(ws, ws.actor("admin"), "reads-vendor", kind="third-party", origin="https://reads.example", license="MIT")
+    b = acquire(ws, a["ingrid"], "reads-vendor", [write_csv(world.tmp / "released-reads.csv", 40, tag="rl ")])
     screening.screen_batch(ws, a["sam"], b.id, checks=FAST)
     audit.draw_sample(ws, a["rita"], b.id, size=6)
     items = audit.sample_items(ws, b.id)
