@@ -17,6 +17,10 @@ _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 PG_LOCK_WRITERS = 6961  # advisory lock: one writer at a time, as SQLite's BEGIN IMMEDIATE gives
 PG_LOCK_LOG = 6962  # advisory lock: one appender to the audit log at a time
 
+#: an open catalog transaction, as the layers above store/ hold it: they pass it to store/ functions and
+#: never speak SQL through it
+Transaction = Connection
+
 
 def normalize_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``; other URLs are unchanged."""
