@@ -158,7 +158,7 @@ def test_an_edited_witness_mark_or_state_is_not_trusted(logenv: LogEnv) -> None:
         res = verify_log(ws, incremental=True)
         assert res.mode == "full" and res.ok and "MAC" in res.fallback, (what, res.fallback)
     path.write_text(pristine, encoding="utf-8")
-    state_file.write_bytes(state.replace(b'"admin_threshold":1', b'"admin_threshold":2'))
+    state_file.write_bytes(state.replace(b'"admin"', b'"mallory"', 1))
     res = verify_log(ws, incremental=True)
     assert res.mode == "full" and "state was changed" in res.fallback
     state_file.write_bytes(state)

@@ -776,7 +776,8 @@ def _check_evidence(
     from dataward.evidence.load import projection_divergences
 
     bad = frozenset(p.seq for p in found if p.seq is not None and p.kind in ("entry", "signature", "order"))
-    st = early if early is not None and not bad else _replay(conn, bad, None if start is None else start.fork())
+    # ``start`` is the caller's own decoded copy (the early replay worked on a fork of it): replayed on in place
+    st = early if early is not None and not bad else _replay(conn, bad, start)
     for rp in st.problems:
         problem(rp.seq, "evidence", rp.detail)
     for dv in projection_divergences(ws, conn, st):

@@ -12,8 +12,9 @@ on first use, so a swapped log key is caught too.
 The witness file also keeps, per log, what the last successful verification this client made proved (size,
 the Merkle frontier bound to the signed checkpoint of that size, the replayed evidence state in a file
 beside it, a digest per key, all under a MAC keyed by this client's own secret): ``dataward log verify
---incremental`` checks only the entries appended since (docs/adr/0045-incremental-witness-and-log-speed.md). Read-check-write of the file happens under an exclusive lock,
-so concurrent commands neither lose each other's updates nor move the witness backwards.
+--incremental`` checks only the entries appended since (docs/adr/0045-incremental-witness-and-log-speed.md).
+Read-check-write of the file happens under an exclusive lock, so concurrent commands neither lose each
+other's updates nor move the witness backwards.
 """
 
 from __future__ import annotations
