@@ -32,6 +32,16 @@ from dataward.store.catalog import Transaction, lock_for_append
 from dataward.timeutil import now, now_iso, parse_iso
 
 _encode_str = json.encoder.encode_basestring  # the C encoder canonical_json's json.dumps uses
+#: canonical_json's settings in one encoder built once (json.dumps with options builds one per call)
+_canonical_text = json.encoder.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """:func:`dataward.core.canonical.canonical_json` of ``value``, byte for byte, at less cost per call (the
+    log encodes and checks one body per entry)."""
+    return _canonical_text(value).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,7 @@ def entry_body(
                 b'{"action":',
                 _str_json(action),
                 b',"details":',
-                canonical_json(dict(details)),
+                canonical_bytes(dict(details)),
                 b',"keyid":',
                 _str_json(keyid),
                 b',"principal":',

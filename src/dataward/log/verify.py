@@ -38,7 +38,7 @@ from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
 from dataward.errors import Error, InputError
 from dataward.log import witness
-from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint
+from dataward.log.auditlog import NodeReader, canonical_bytes, entry_leaf_hash, latest_checkpoint
 from dataward.log.witness import VerifiedMark
 from dataward.store import log_entries as store
 from dataward.store.catalog import Transaction, make_engine
@@ -80,7 +80,6 @@ class LogVerification:
     marked_count: int = 0
     mode: str = "full"  # full | incremental
     trusted_prefix: int = 0  # incremental: entries below this were verified earlier (not read again)
-    rows_digest: str = ""  # SHA-256 over the index columns and leaves of the rows this run read
     chunk: int = CHUNK
     fallback: str = ""  # incremental asked for, full done: why this client's earlier record was not used
 
@@ -181,15 +180,6 @@ class _ChunkResult:
     last_seq: int | None = None
     first_time: str = ""
     last_time: str = ""
-    digest_all: bytes = b""
-
-
-def _row_digest(r: Any) -> bytes:
-    """The stored index columns of a row, length-prefixed (entry and signature are covered by the leaf, and
-    the leaf_hash column is compared with the computed leaf)."""
-    t, p, a, sj, k = str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[6])
-    text = f"{int(r[0])}|{len(t)}:{t}|{len(p)}:{p}|{len(a)}:{a}|{len(sj)}:{sj}|{len(k)}:{k}\n"
-    return text.encode("utf-8", "surrogateescape")
 
 
 def _cell_bytes(v: Any) -> bytes:
@@ -208,7 +198,6 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
     res = _ChunkResult(task.lo, task.hi)
     pubs: dict[str, ed25519.Verifier] = {}
     legacy_ids = {hashlib.sha256(k.public_key).hexdigest() for k in keys.values()}
-    h_all = hashlib.sha256()
     expected = task.lo
     last_time = ""
     problems = res.problems
@@ -237,8 +226,6 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         sig = _cell_bytes(r[7])
         leaf = entry_leaf_hash(body, sig)
         res.leaves.append(leaf)
-        h_all.update(_row_digest(r))
-        h_all.update(leaf)
         if not hmac.compare_digest(_cell_bytes(r[8]), leaf):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         try:
@@ -246,7 +233,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         except (UnicodeDecodeError, json.JSONDecodeError):
             problem(seq, "entry", "entry is not valid JSON (altered)")
             continue
-        if not isinstance(obj, dict) or canonical_json(obj) != body:
+        if not isinstance(obj, dict) or canonical_bytes(obj) != body:
             problem(seq, "entry", "entry is not canonical JSON (altered)")
             continue
         if obj.get("seq") != seq:
@@ -289,7 +276,6 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         elif krow.revoked_at:
             mark(_revocation_mark(seq, krow))
     res.last_time = last_time
-    res.digest_all = h_all.digest()
     return res
 
 
@@ -337,14 +323,6 @@ def _snapshot(ws: Workspace) -> Iterator[Transaction]:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
-
-
-def _rows_digest(chunks: list[_ChunkResult]) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        if c.lo >= 0:
-            h.update(c.digest_all)
-    return h.hexdigest()
 
 
 def default_workers() -> int:
@@ -592,7 +570,6 @@ def _verify_full(ws: Workspace, o: _Options) -> tuple[LogVerification, VerifiedM
         j.marked_count,
         "full",
         0,
-        _rows_digest(chunks),
         o.chunk,
     )
     proof = None
@@ -666,7 +643,6 @@ def _verify_incremental(
         marked_count,
         "incremental",
         n,
-        _rows_digest(chunks),
         o.chunk,
     )
     proof = None
