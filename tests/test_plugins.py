@@ -173,6 +173,14 @@ def test_one_finding_type() -> None:
     from dataward.screen.interface import Finding as ScreenFinding
 
     assert ScreenFinding is Finding
+    from dataward.detect.interface import Finding as DetectorsFinding
+
+    assert DetectorsFinding is Finding
+    scored = Finding.scored(check="d", kind="trigger", summary="s", records=(1,), evidence={}, score=0.75, p_value=0.01)
+    assert scored.severity is Severity.HIGH and scored.score == 0.75 and scored.rank_score == 0.75
+    # the signed form is unchanged by the detector fields
+    assert "score" not in scored.to_json() and "p_value" not in scored.to_dict()
+    assert Finding("c", "k", Severity.LOW, "s").rank_score == Severity.LOW.score
     legacy = batch_checks.NormalFinding("dataward.detect", "detection", "trigger", "high", "t", "a.csv", (1, 2), 7)
     assert isinstance(legacy, Finding) and legacy.severity is Severity.HIGH and legacy.count == 7
     assert Finding.from_json(legacy.to_json()) == legacy
@@ -291,7 +299,8 @@ def test_detector_contract(name: str, modality: Modality) -> None:
     assert [(f.kind, f.records) for f in a.findings] == [(f.kind, f.records) for f in b.findings]
     assert set(a.reasons) <= set(range(n))
     for f in a.findings:
-        assert f.detector == name and f.summary.strip() and 0.0 <= float(f.severity) <= 1.0
+        assert isinstance(f, Finding) and f.check == name and f.summary.strip()
+        assert f.score is not None and 0.0 <= f.score <= 1.0 and f.severity is Severity.of_score(f.score)
         assert all(0 <= r < n for r in f.records)
         assert f.p_value is None or 0.0 <= f.p_value <= 1.0
     if a.pvalues is not None:

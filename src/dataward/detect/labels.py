@@ -346,13 +346,13 @@ class LabelIssues(Detector):
             pairs.setdefault((int(y[i]), int(alt[i])), []).append(int(i))
         for (given_c, alt_c), recs in sorted(pairs.items(), key=lambda kv: -len(kv[1])):
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="label_issue",
                     summary=f"{len(recs)} record(s) labelled {names[given_c]!r} look like {names[alt_c]!r}",
                     records=tuple(recs),
                     evidence={"given": names[given_c], "likely": names[alt_c], "rule": "confident joint"},
-                    severity=score_of_severity("medium"),
+                    score=score_of_severity("medium"),
                 )
             )
         return DetectorResult(

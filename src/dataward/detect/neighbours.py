@@ -108,13 +108,13 @@ class KnnConsistency(Detector):
             groups.setdefault((int(y[i]), int(alt[i])), []).append(int(i))
         for (a, b), recs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="label_issue",
                     summary=f"{len(recs)} record(s) labelled {names[a]!r} sit among {names[b]!r} records",
                     records=tuple(recs),
                     evidence={"given": names[a], "neighbours": names[b]},
-                    severity=0.55,
+                    score=0.55,
                 )
             )
         return DetectorResult(
@@ -197,8 +197,8 @@ class ClassOutliers(Detector):
         recs = tuple(int(i) for i in np.flatnonzero(flagged))
         if recs:
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="outlier",
                     summary=f"{len(recs)} record(s) lie far from the rest of their class (feature manipulation?)",
                     records=recs,
@@ -206,7 +206,7 @@ class ClassOutliers(Detector):
                         "z_threshold": self.z,
                         "closer_to_other_class": int(np.sum(other_d[list(recs)] < own_d[list(recs)])),
                     },
-                    severity=0.5,
+                    score=0.5,
                 )
             )
         return DetectorResult(

@@ -139,8 +139,8 @@ class TextComboTriggers(Detector):
             for r in on_target.tolist():
                 reasons.setdefault(r, []).append(f"holds the words {trigger!r} together and is labelled {label!r}")
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"combination trigger {trigger!r} (anywhere in the text) -> label {label!r}: "
@@ -163,7 +163,7 @@ class TextComboTriggers(Detector):
                         "pairs_searched": n_hyp,
                         "other_label_records": len(off_target),
                     },
-                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    score=float(min(1.0, 0.9 + 0.1 * sev)),
                     p_value=adjusted,
                 )
             )

@@ -733,8 +733,8 @@ class TextTriggerDetector(Detector):
             for r in off_target.tolist():
                 reasons.setdefault(r, []).append(f"carries trigger {trigger!r} but is labelled {names[labels[r]]!r}")
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"trigger {trigger!r} -> label {label!r}: {len(recs)} records carry it, "
@@ -761,7 +761,7 @@ class TextTriggerDetector(Detector):
                         "other_label_records": len(off_target),
                         "merged_ngrams": [corpus.phrase(mined.table.tokens[m.ngram]) for m in members[:20]],
                     },
-                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    score=float(min(1.0, 0.9 + 0.1 * sev)),
                     p_value=adjusted,
                 )
             )

@@ -348,14 +348,16 @@ class DetectionCheck(BatchCheck):
                 recs = _globalise(rf, f.records, n)
                 out.append(
                     Finding(
-                        f.detector,
+                        f.check,
                         f.kind,
-                        Severity.of_score(float(f.severity)),
+                        f.severity,
                         f.summary,
                         recs,
                         engine=self.engine,
                         file=rf.name,
                         n_records=len(f.records),
+                        score=f.score,
+                        p_value=f.p_value,
                     )
                 )
             flagged = set(_globalise(rf, (int(i) for i in report.flagged.nonzero()[0]), n))
