@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -146,8 +146,6 @@ class Attack(ABC):
         """Return a poisoned copy of ``data`` and the ground truth; never modifies ``data``."""
 
 
-_A = TypeVar("_A", bound=type[Attack])
-
 #: the attacks shipped with dataward: name -> "module:Class"
 BUILTIN_ATTACKS = {
     "label_flip": "dataward.simulate.labels:RandomFlip",
@@ -167,21 +165,8 @@ BUILTIN_ATTACKS = {
 
 #: the one registry of attacks (:class:`dataward.plugins.Registry`; importing an attack module registers nothing)
 ATTACKS: Registry[Attack] = Registry("attack", Attack, BUILTIN_ATTACKS, error=SimulationError)
-
-
-def register_attack(cls: _A) -> _A:
-    """Class decorator: make an attack available under ``cls.name``."""
-    return ATTACKS.register(cls)
-
-
-def get_attack(name: str) -> type[Attack]:
-    """The attack class registered as ``name`` (unknown: :class:`SimulationError` naming the known ones)."""
-    return ATTACKS.get(name)
-
-
-def attack_names() -> list[str]:
-    """Every registered attack name, sorted."""
-    return sorted(ATTACKS.names())
+#: its lookups (:class:`dataward.plugins.Registry`'s own methods)
+register_attack, get_attack, attack_names = ATTACKS.register, ATTACKS.get, ATTACKS.sorted_names
 
 
 # ------------------------------------------------------------------------------------- shared helpers
