@@ -23,7 +23,7 @@ BUILTIN = {
     "labels": "dataward.screen.drift:LabelsCheck",
     "group_bias": "dataward.screen.drift:GroupBiasCheck",
     "outliers": "dataward.screen.outliers:OutliersCheck",
-    "duplicates": "dataward.screen.duplicates:DuplicatesCheck",
+    "duplicates": "dataward.screen.near_duplicates:DuplicatesCheck",
     "pii": "dataward.screen.pii:PiiCheck",
     "text_signals": "dataward.screen.textsignals:TextSignalsCheck",
     "intel": "dataward.screen.intel:IntelCheck",

@@ -148,8 +148,8 @@ class Attack(ABC):
 
 #: the attacks shipped with dataward: name -> "module:Class"
 BUILTIN_ATTACKS = {
-    "label_flip": "dataward.simulate.labels:RandomFlip",
-    "targeted_flip": "dataward.simulate.labels:TargetedFlip",
+    "label_flip": "dataward.simulate.label_flips:RandomFlip",
+    "targeted_flip": "dataward.simulate.label_flips:TargetedFlip",
     "badnets": "dataward.simulate.images:BadNetsPatch",
     "blended": "dataward.simulate.images:BlendedTrigger",
     "feature_shift": "dataward.simulate.tabular:FeatureShift",
