@@ -169,6 +169,64 @@ ATTACKS: Registry[Attack] = Registry("attack", Attack, BUILTIN_ATTACKS, error=Si
 register_attack, get_attack, attack_names = ATTACKS.register, ATTACKS.get, ATTACKS.sorted_names
 
 
+@dataclass(frozen=True, eq=False)
+class AttackCall:
+    """One :meth:`Attack.apply` call as :class:`SeededAttack` hands it on: the rate already checked,
+    ``params`` the attack's own copy, ``rng`` seeded with ``seed`` and not yet drawn from."""
+
+    attack: str
+    data: pd.DataFrame
+    roles: Roles
+    rate: float
+    target: str | None
+    seed: int
+    params: dict[str, Any]
+    rng: np.random.Generator
+
+    def label(self) -> str:
+        """The label column (``roles.label``), or a :class:`SimulationError` naming the attack."""
+        return label_column(self.data, self.roles, self.attack)
+
+    def result(self, out: pd.DataFrame, changed: list[int], how: Mapping[int, str], **truth: Any) -> PoisonResult:
+        """The poisoned copy ``out`` and its ground truth; attack, size, seed and rate are filled in."""
+        return PoisonResult(
+            out,
+            GroundTruth(
+                attack=self.attack,
+                n_records=len(out),
+                changed=tuple(changed),
+                how=how,
+                seed=self.seed,
+                rate=self.rate,
+                **truth,
+            ),
+        )
+
+
+class SeededAttack(Attack):
+    """An attack written as :meth:`poison` over an :class:`AttackCall`: :meth:`apply` checks the rate, copies
+    the parameters and seeds the generator once, the same way for every built-in attack."""
+
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        """Check the rate, then :meth:`poison`; never modifies ``data``."""
+        check_rate(rate)
+        rng = np.random.default_rng(seed)
+        return self.poison(AttackCall(self.name, data, roles, rate, target, seed, dict(params or {}), rng))
+
+    @abstractmethod
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Return a poisoned copy of ``call.data`` and the ground truth (:meth:`AttackCall.result`)."""
+
+
 # ------------------------------------------------------------------------------------- shared helpers
 
 
