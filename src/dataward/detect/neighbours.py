@@ -31,6 +31,7 @@ import numpy as np
 
 from dataward.core.evidence import conformal_pvalues
 from dataward.detect._features import dense_view, knn_search, neighbours, reference_sample
+from dataward.detect._findings import label_issue_findings
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
@@ -102,21 +103,16 @@ class KnnConsistency(Detector):
             )
             for i in np.flatnonzero(flagged)
         }
-        findings: list[Finding] = []
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i in np.flatnonzero(flagged):
-            groups.setdefault((int(y[i]), int(alt[i])), []).append(int(i))
-        for (a, b), recs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-            findings.append(
-                Finding.scored(
-                    check=self.name,
-                    kind="label_issue",
-                    summary=f"{len(recs)} record(s) labelled {names[a]!r} sit among {names[b]!r} records",
-                    records=tuple(recs),
-                    evidence={"given": names[a], "neighbours": names[b]},
-                    score=0.55,
-                )
-            )
+        findings = label_issue_findings(
+            self.name,
+            flagged,
+            y,
+            alt,
+            names,
+            summary="{n} record(s) labelled {given!r} sit among {other!r} records",
+            other_key="neighbours",
+            score=0.55,
+        )
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
