@@ -359,9 +359,6 @@ def cycle_breaking_imports() -> set[str]:
 CYCLE_BREAKING_IMPORTS_ALLOWED = frozenset(
     {
         "dataward.cli -> dataward.cli._commands",
-        "dataward.core.signer -> dataward.core.dsse",
-        "dataward.federated.coordinator -> dataward.federated.simulation",
-        "dataward.records.sniff -> dataward.records.readers",
         "dataward.redteam.api -> dataward.redteam.data",
         "dataward.redteam.gate -> dataward.redteam.triggers",
         "dataward.web.app -> dataward.web.routes_api",

@@ -136,7 +136,9 @@ def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypat
         n = sum(1 for _ in open(path)) - 1
         flagged = np.zeros(n, dtype=bool)
         flagged[[1, 3]] = True
-        finding = Finding("fake", "trigger", "a trigger", (1, 3), {}, 0.95)
+        finding = Finding.scored(
+            check="fake", kind="trigger", summary="a trigger", records=(1, 3), evidence={}, score=0.95
+        )
         meta = ({"name": "fake", "skipped": None},)
         return types.SimpleNamespace(n_records=n, flagged=flagged, findings=(finding,), detectors=meta)
 
