@@ -138,7 +138,7 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
         "dataward.workflow.approval",
         "dataward.workflow.audit",
         "dataward.workflow.gate",
-        "dataward.workflow.intel",
+        "dataward.workflow.threat_feeds",
         "dataward.workflow.risk",
         "dataward.workflow.screening",
         "dataward.workspace",
@@ -378,7 +378,7 @@ CYCLE_BREAKING_IMPORTS_ALLOWED = frozenset(
         "dataward.workflow.audit -> dataward.workflow.checks",
         "dataward.workflow.audit -> dataward.workflow.gate",
         "dataward.workflow.audit -> dataward.workflow.screening",
-        "dataward.workflow.checks -> dataward.workflow.intel",
+        "dataward.workflow.checks -> dataward.workflow.threat_feeds",
         "dataward.workflow.gate -> dataward.workflow.audit",
         "dataward.workflow.gate -> dataward.workflow.screening",
     }

@@ -178,7 +178,7 @@ def test_approval_rechecks_the_data(flow: Flow) -> None:
 
 
 def test_k_of_n_distinct_approvers(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     text = WITHOUT_DETECTION.replace("[tiers.medium]\n", "[tiers.medium]\napprovals = 2\n")
     set_policy(flow.ws, flow.actor("admin"), text, where="test")
@@ -227,7 +227,7 @@ def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
 
 
 def test_statement_prepared_before_a_change_is_stale(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     bid = _to_audited(flow)
     stmt = approval.prepare_statement(flow.ws, bid, "bob")
@@ -245,7 +245,7 @@ def test_flow_on_each_catalog(
     from dataward import principals
     from dataward.access import Grant, Role
     from dataward.sources import add_source
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     ws = make_workspace(tmp_path, url)
     admin = ws.actor("admin")

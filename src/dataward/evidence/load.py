@@ -54,7 +54,7 @@ def public_keys(conn: Connection) -> dict[str, bytes]:
 
 
 def default_policy_digest() -> str:
-    from dataward.workflow.policy import default_policy_text
+    from dataward.workflow.approval_policy import default_policy_text
 
     return hashlib.sha256(default_policy_text().encode("utf-8")).hexdigest()
 
@@ -109,7 +109,7 @@ def policy_requirements(ws: Workspace, digests: set[str]) -> Mapping[str, Mappin
     """policy digest -> tier -> approvals required, for the policies whose text can be found and matches:
     the stored copy (``policy.set`` keeps one in the meta area), the workspace file, or the packaged default."""
     from dataward.errors import Error
-    from dataward.workflow.policy import default_policy_text, parse_policy, policy_path
+    from dataward.workflow.approval_policy import default_policy_text, parse_policy, policy_path
 
     texts: list[str] = [default_policy_text()]
     with contextlib.suppress(OSError, UnicodeDecodeError):

@@ -52,7 +52,7 @@ def read(ws: Workspace, viewer: Viewer, subject: str, source: str | None = None)
 
 
 def sources_by_risk(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
     from dataward.workflow.risk import assess_all
 
     read(ws, viewer, "sources")

@@ -382,7 +382,7 @@ def _screen_context(ctx: CheckContext, policy_file: Any) -> dict[str, Any]:
     licence = get_source(ctx.ws, ctx.batch.source).license
     if licence:
         out["source_licence"] = licence
-    from dataward.workflow.intel import active_feeds
+    from dataward.workflow.threat_feeds import active_feeds
 
     feeds = active_feeds(ctx.ws)  # every screen matches every loaded threat-intelligence feed
     if feeds:

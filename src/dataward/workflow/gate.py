@@ -10,7 +10,7 @@ from sqlalchemy import select
 from dataward.batches import Batch, load_batch
 from dataward.errors import NotFoundError
 from dataward.store import schema
-from dataward.workflow.policy import Policy, PolicyContext, RuleResult, TierPolicy, load_policy, tier_rule
+from dataward.workflow.approval_policy import Policy, PolicyContext, RuleResult, TierPolicy, load_policy, tier_rule
 from dataward.workflow.risk import RiskAssessment, assess
 from dataward.workspace import Workspace
 

@@ -23,7 +23,7 @@ def register_checkpoint(
     """
     from dataward.acquire.acquire import acquire
     from dataward.modelscan import AllowList, parse_allow, scan_model
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
 
     src = get_source(ws, source)
     if src.kind != "checkpoint":
