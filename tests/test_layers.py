@@ -134,13 +134,6 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
         "dataward.sources",
         "dataward.web.auth",
         "dataward.web.services",
-        "dataward.workflow._common",
-        "dataward.workflow.approval",
-        "dataward.workflow.audit",
-        "dataward.workflow.gate",
-        "dataward.workflow.threat_feeds",
-        "dataward.workflow.risk",
-        "dataward.workflow.screening",
         "dataward.workspace",
     }
 )
@@ -373,14 +366,6 @@ CYCLE_BREAKING_IMPORTS_ALLOWED = frozenset(
         "dataward.redteam.gate -> dataward.redteam.triggers",
         "dataward.web.app -> dataward.web.routes_api",
         "dataward.web.app -> dataward.web.routes_pages",
-        "dataward.workflow.approval -> dataward.workflow.screening",
-        "dataward.workflow.audit -> dataward.workflow._common",
-        "dataward.workflow.audit -> dataward.workflow.checks",
-        "dataward.workflow.audit -> dataward.workflow.gate",
-        "dataward.workflow.audit -> dataward.workflow.screening",
-        "dataward.workflow.checks -> dataward.workflow.threat_feeds",
-        "dataward.workflow.gate -> dataward.workflow.audit",
-        "dataward.workflow.gate -> dataward.workflow.screening",
     }
 )
 

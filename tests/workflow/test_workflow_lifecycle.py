@@ -160,7 +160,7 @@ def test_approval_refused_while_a_rule_fails_naming_it(flow: Flow) -> None:
     assert flow.cli("policy", "check", bid, who="alice") == PolicyError.exit_code
     assert get_batch(flow.ws, bid).state == BatchState.AUDITED
     r = approval.reject(flow.ws, flow.actor("alice"), bid, "personal data in a third-party delivery")
-    assert r["from_state"] == "audited" and get_batch(flow.ws, bid).state == BatchState.REJECTED
+    assert r.from_state == "audited" and get_batch(flow.ws, bid).state == BatchState.REJECTED
     (row,) = lifecycle.attestations_for(flow.ws, bid, lifecycle.PREDICATE_REJECTION)
     assert row.principal == "alice"
     with pytest.raises(ConflictError):

@@ -590,7 +590,7 @@ def reject_cmd(ctx: click.Context, batch_id: str, reason: str, as_json: bool) ->
 
     ws = open_workspace(ctx)
     r = reject(ws, acting(ctx, ws), batch_id, reason)
-    emit(as_json, r, lambda: console.print(f"Batch [bold]{batch_id}[/] rejected (was {r['from_state']})."))
+    emit(as_json, r.to_json(), lambda: console.print(f"Batch [bold]{batch_id}[/] rejected (was {r.from_state})."))
 
 
 @cli.command("sign-statement")

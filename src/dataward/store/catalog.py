@@ -17,6 +17,10 @@ _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 PG_LOCK_WRITERS = 6961  # advisory lock: one writer at a time, as SQLite's BEGIN IMMEDIATE gives
 PG_LOCK_LOG = 6962  # advisory lock: one appender to the audit log at a time
 
+#: the handle callers outside ``store/`` hold for one catalog transaction: they pass it to repository
+#: functions and never run a statement on it themselves (docs/adr/0039-repositories-and-transactions.md)
+Transaction = Connection
+
 
 def normalize_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``; other URLs are unchanged."""

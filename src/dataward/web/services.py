@@ -387,7 +387,7 @@ def approve_with_statement(
 def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str, Any]:
     from dataward.workflow.approval import reject as do_reject
 
-    return do_reject(ws, actor, batch_id, reason)
+    return do_reject(ws, actor, batch_id, reason).to_json()
 
 
 # --- versions and lineage --------------------------------------------------------------------------------------
