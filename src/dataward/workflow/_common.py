@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from dataward.access import require
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, SignatureError
@@ -25,7 +27,7 @@ def authorize(ws: Workspace, actor: Actor, action: str, subject: str, source: st
         raise
 
 
-def trusted_keys(ws: Workspace) -> dict[str, Any]:
+def trusted_keys(ws: Workspace) -> dict[str, Ed25519PublicKey]:
     """keyid -> Ed25519 public key for every key that is not revoked."""
     with ws.engine.connect() as conn:
         keys = key_lookup.registered_keys(conn)

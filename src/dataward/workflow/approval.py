@@ -36,8 +36,8 @@ from dataward.store import approvals, audits, key_lookup
 from dataward.store.catalog import write_transaction
 from dataward.store.crash import crash_point
 from dataward.timeutil import now, now_iso, parse_iso
+from dataward.workflow import screening
 from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate
-from dataward.workflow.screening import latest_report
 from dataward.workflow.tiers import tier_for
 from dataward.workspace import Change, Workspace
 
@@ -92,7 +92,7 @@ class Rejection:
 
 
 def _current_refs(ws: Workspace, batch_id: str) -> dict[str, str | None]:
-    report = latest_report(ws, batch_id)
+    report = screening.latest_report(ws, batch_id)
     with ws.engine.connect() as conn:
         audit = audits.load_audit(conn, batch_id)
     return {"screening_report": report.envelope_digest, "audit": None if audit is None else audit.envelope_digest}
@@ -203,7 +203,7 @@ def _has_role(grants: list[Grant], roles: tuple[str, ...], source: str) -> bool:
 
 def _separation(ws: Workspace, batch: Batch, approver: str, duties: tuple[str, ...]) -> None:
     require_separation(approver, batch.created_by, "approve")
-    if "screener" in duties and latest_report(ws, batch.id).screened_by == approver:
+    if "screener" in duties and screening.latest_report(ws, batch.id).screened_by == approver:
         raise AuthorizationError(
             f"{approver} screened batch {batch.id} and may not approve it (policy: separation of duties)",
             advice="Another approver must do this.",

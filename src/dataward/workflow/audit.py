@@ -38,9 +38,9 @@ from dataward.model.workflow_records import Audit, AuditItem, ReviewDecision
 from dataward.store import audits
 from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
+from dataward.workflow import screening
 from dataward.workflow._common import authorize, key_owner, read_attestation
 from dataward.workflow.checks import severity_rank
-from dataward.workflow.screening import latest_report, report_id
 from dataward.workflow.tiers import tier_for
 from dataward.workspace import Workspace
 
@@ -445,7 +445,7 @@ def draw_sample(
     population = batch.record_count
     target = size if size is not None else sample_size(population, marg, conf, params.expected_error_rate)
     target = min(target, population)
-    report = latest_report(ws, batch_id)
+    report = screening.latest_report(ws, batch_id)
     flagged = set(report.flagged_records)
     seed = secrets.token_hex(16)
     rng = np.random.default_rng(int(seed, 16))
@@ -475,7 +475,7 @@ def draw_sample(
         if lifecycle.current_state(ch, batch_id) != BatchState.SCREENED:
             raise ConflictError(f"batch {batch_id} changed state meanwhile; retry")
         if existing is None:
-            rid = report_id(ws, batch_id)
+            rid = screening.report_id(ws, batch_id)
             assert rid is not None  # the batch is screened, so its report is indexed
             audit_id = audits.insert_audit(
                 ch.conn,
@@ -749,7 +749,7 @@ def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> AuditEstimate:
         for i in items
     ]
     decisions_digest = ws.objects.put_bytes("meta", canonical_json(decisions_doc))
-    report = latest_report(ws, batch_id)
+    report = screening.latest_report(ws, batch_id)
     reviewers = sorted({str(i.reviewer) for i in items if i.reviewer})
     predicate = {
         "batch": batch_id,

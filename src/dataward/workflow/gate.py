@@ -11,10 +11,10 @@ from dataward.errors import NotFoundError
 from dataward.model.workflow_records import Approval
 from dataward.store import approvals
 from dataward.synthetic.api import regeneration_evidence
+from dataward.workflow import screening
 from dataward.workflow.approval_policy import PolicyContext, RuleResult, tier_rule
 from dataward.workflow.audit import audit_exists, estimate, verify_completed
 from dataward.workflow.risk import RiskAssessment
-from dataward.workflow.screening import ScreeningReport, latest_report
 from dataward.workflow.tiers import tier_for
 from dataward.workspace import Workspace
 
@@ -86,9 +86,9 @@ def evaluate(ws: Workspace, batch_id: str, *, reverify: bool = False) -> PolicyD
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
     tier, tp, risk, policy = tier_for(ws, batch)
-    report: ScreeningReport | None
+    report: screening.ScreeningReport | None
     try:
-        report = latest_report(ws, batch_id)
+        report = screening.latest_report(ws, batch_id)
     except NotFoundError:
         report = None
     audit = estimate(ws, batch_id, method=tp.audit.method) if audit_exists(ws, batch_id) else None

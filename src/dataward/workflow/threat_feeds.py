@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -17,6 +17,9 @@ from dataward.model.workflow_records import FeedRecord
 from dataward.store import intel_feeds
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace, admin_change
+
+if TYPE_CHECKING:
+    from dataward.screen.intel import Feed
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def list_feeds(ws: Workspace, *, latest_only: bool = True) -> list[LoadedFeed]:
     return [_loaded(r) for r in rows]
 
 
-def active_feeds(ws: Workspace) -> list[Any]:
+def active_feeds(ws: Workspace) -> list[Feed]:
     """The latest version of every loaded feed, re-read from the store and re-verified with its key."""
     from dataward.screen.intel import load_feed_bytes
 
