@@ -167,6 +167,21 @@ def test_approval_refused_while_a_rule_fails_naming_it(flow: Flow) -> None:
         approval.reject(flow.ws, flow.actor("alice"), bid, "again")
 
 
+def test_reject_json_names_the_state_the_batch_left(flow: Flow, capsys: pytest.CaptureFixture[str]) -> None:
+    b = flow.batch(20)
+    capsys.readouterr()
+    assert flow.cli("reject", b.id, "--reason", "  wrong vendor  ", "--json", who="alice") == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = lifecycle.attestations_for(flow.ws, b.id, lifecycle.PREDICATE_REJECTION)
+    assert out == {
+        "batch": b.id,
+        "state": "rejected",
+        "from_state": "quarantined",
+        "reason": "wrong vendor",
+        "attestation": row.envelope_digest,
+    }
+
+
 def test_approval_rechecks_the_data(flow: Flow) -> None:
     bid = _to_audited(flow)
     b = get_batch(flow.ws, bid)
