@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataward.core import merkle
 from dataward.core.checkpoint import Checkpoint, parse_note
@@ -15,7 +15,9 @@ from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint
 from dataward.store import log_entries as store
 from dataward.store.catalog import Transaction
 from dataward.timeutil import parse_iso, to_iso
-from dataward.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataward.workspace import Workspace
 
 
 def _row_to_entry(r: store.EntryRow) -> LogEntry:

@@ -43,10 +43,10 @@ from dataward.log.witness import VerifiedMark
 from dataward.store import log_entries as store
 from dataward.store.catalog import Transaction, make_engine
 from dataward.timeutil import parse_iso, to_iso
-from dataward.workspace import Workspace
 
 if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState
+    from dataward.workspace import Workspace
 
 #: sequence numbers per chunk (the unit of parallel work and of the rows digest)
 CHUNK = 1 << 15

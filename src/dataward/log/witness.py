@@ -42,11 +42,11 @@ from dataward.errors import Error, IntegrityError
 from dataward.log.auditlog import NodeReader, latest_checkpoint
 from dataward.log.query import checkpoint_at
 from dataward.log.snapshot import decode_state, encode_state
-from dataward.workspace import Workspace
 
 if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState
     from dataward.log.verify import LogVerification
+    from dataward.workspace import Workspace
 
 WITNESS_ENV = "DATAWARD_WITNESS"
 
