@@ -46,6 +46,8 @@ def canonical_bytes(value: Any) -> bytes:
 
 @dataclass(frozen=True)
 class PendingEntry:
+    """An entry to append: who acts (and signs), the action, its subject and details."""
+
     actor: Actor
     action: str
     subject: str
@@ -54,6 +56,8 @@ class PendingEntry:
 
 @dataclass(frozen=True)
 class LogEntry:
+    """An appended entry: its indexed fields, the signed body, the signature and the leaf hash."""
+
     seq: int
     time: str
     principal: str
@@ -66,6 +70,7 @@ class LogEntry:
     leaf_hash: bytes
 
     def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object (details as signed, the leaf hash in hex)."""
         return {
             "seq": self.seq,
             "time": self.time,
@@ -131,10 +136,12 @@ def leaf_data(entry: bytes, signature: bytes) -> bytes:
 
 
 def entry_leaf_hash(entry: bytes, signature: bytes) -> bytes:
+    """The RFC 6962 leaf hash of an entry and its signature (see :func:`leaf_data`)."""
     return merkle.leaf_hash(leaf_data(entry, signature))
 
 
 def log_size(conn: Transaction) -> int:
+    """One past the highest sequence number stored (0 for an empty log)."""
     return store.log_size(conn)
 
 
@@ -157,6 +164,7 @@ class NodeReader:
         return h
 
     def remember(self, level: int, index: int, h: bytes) -> None:
+        """Cache a node this transaction wrote (so later leaves of the same append find it)."""
         self._cache[(level, index)] = h
 
     def prefetch(self, wanted: Iterable[tuple[int, int]]) -> None:
@@ -291,8 +299,10 @@ def _sign_all(entries: Sequence[PendingEntry], bodies: Sequence[bytes]) -> list[
 
 
 def latest_checkpoint(conn: Transaction) -> bytes | None:
+    """The signed note of the latest checkpoint, or None for a log without one."""
     return store.latest_checkpoint(conn)
 
 
 def iter_entries(conn: Transaction, *, batch: int = 10_000) -> Iterator[Any]:
+    """Every stored entry row in sequence order, streamed ``batch`` rows at a time."""
     return store.iter_entry_rows(conn, batch=batch)

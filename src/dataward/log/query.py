@@ -72,6 +72,7 @@ def _iso(text: str, what: str) -> str:
 
 
 def get_entry(ws: Workspace, seq: int) -> LogEntry:
+    """Entry ``seq`` as stored (raises :class:`NotFoundError` if there is none)."""
     with ws.engine.connect() as conn:
         r = store.get_entry_row(conn, seq)
     if r is None:
@@ -81,6 +82,8 @@ def get_entry(ws: Workspace, seq: int) -> LogEntry:
 
 @dataclass(frozen=True)
 class InclusionProof:
+    """Everything a standalone verifier needs to check that entry ``seq`` is in the signed tree of ``size``."""
+
     seq: int
     size: int
     leaf_hash: bytes
@@ -90,6 +93,7 @@ class InclusionProof:
     signature: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
+        """The proof as ``dataward-log-inclusion/v1`` JSON (what ``log verify-proof`` reads)."""
         return {
             "type": "dataward-log-inclusion/v1",
             "index": self.seq,
@@ -104,6 +108,8 @@ class InclusionProof:
 
 @dataclass(frozen=True)
 class ConsistencyProof:
+    """A proof that the tree of ``size2`` entries extends the tree of ``size1``, with the checkpoints."""
+
     size1: int
     size2: int
     proof: tuple[bytes, ...]
@@ -112,6 +118,7 @@ class ConsistencyProof:
     new_checkpoint: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The proof as ``dataward-log-consistency/v1`` JSON (what ``log verify-proof`` reads)."""
         return {
             "type": "dataward-log-consistency/v1",
             "size1": self.size1,

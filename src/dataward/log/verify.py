@@ -58,19 +58,25 @@ MAX_MARKED = 1000
 
 @dataclass(frozen=True)
 class LogProblem:
+    """One thing wrong with the log, naming the entry when there is one."""
+
     seq: int | None
     kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness | evidence | projection
     detail: str
 
     def line(self) -> str:
+        """The problem as one line of text."""
         return (f"entry {self.seq}: " if self.seq is not None else "log: ") + self.detail
 
     def to_json(self) -> dict[str, Any]:
+        """The problem as a JSON object."""
         return {"seq": self.seq, "kind": self.kind, "detail": self.detail}
 
 
 @dataclass(frozen=True)
 class LogVerification:
+    """The outcome of :func:`verify_log`: what was checked, the root, every problem and the marked entries."""
+
     entries: int
     signatures_checked: int
     checkpoint_size: int | None
@@ -85,9 +91,11 @@ class LogVerification:
 
     @property
     def ok(self) -> bool:
+        """Whether the verification found no problem."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome as a JSON object (``log verify --json``)."""
         return {
             "ok": self.ok,
             "mode": self.mode,
@@ -326,6 +334,7 @@ def _snapshot(ws: Workspace) -> Iterator[Transaction]:
 
 
 def default_workers() -> int:
+    """The processes a verification uses by default: the cores this process may run on (at most 8)."""
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 

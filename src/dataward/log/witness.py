@@ -52,6 +52,8 @@ WITNESS_ENV = "DATAWARD_WITNESS"
 
 
 class RewoundLogError(IntegrityError):
+    """The log no longer extends what this client's witness saw (rewound, forked or renamed)."""
+
     default_advice = (
         "The audit log no longer extends what this client saw before: the catalog was restored from an older "
         "copy or its history was rewritten. Do not use this workspace until an admin investigates (to inspect "
@@ -60,6 +62,7 @@ class RewoundLogError(IntegrityError):
 
 
 def witness_path() -> Path:
+    """This client's witness file (``DATAWARD_WITNESS``, else the user's config directory)."""
     env = os.environ.get(WITNESS_ENV)
     if env:
         return Path(env)
@@ -146,6 +149,7 @@ def _check_identity(data: dict[str, Any], ws: Workspace, log_kid: str) -> None:
 
 
 def current_checkpoint(ws: Workspace) -> tuple[Checkpoint, bytes] | None:
+    """The workspace's latest checkpoint, verified under its log key, and its note (None if the log has none)."""
     with ws.engine.connect() as conn:
         note = latest_checkpoint(conn)
     if note is None:
@@ -368,4 +372,5 @@ def record_verified(
 
 
 def pinned_public_key(ws: Workspace) -> Ed25519PublicKey:
+    """The workspace's log public key."""
     return ws.log_public_key()
