@@ -130,11 +130,13 @@ def make_workspace() -> Iterator[Callable[..., Any]]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Every test that runs against PostgreSQL carries the `postgres` marker (select with -m postgres).
+    # Every test that runs against PostgreSQL carries the `postgres` marker (select with -m postgres), and
+    # `slow` too: the quick lane (`make check`, -m "not slow") runs the SQLite case of each catalog test.
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("catalog_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)

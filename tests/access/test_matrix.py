@@ -169,6 +169,7 @@ def _log_size(ws: Workspace) -> int:
     return last[0].seq + 1 if last else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
 def test_every_role_against_entry_point(world: World, name: str) -> None:
     action, fn = ENTRY_POINTS[name]

@@ -45,6 +45,7 @@ def test_malformed_jsonl_names_line(env: Any) -> None:
     _refused(env, [p], InputError, r"bad\.jsonl line 2: malformed JSON")
 
 
+@pytest.mark.slow
 def test_invalid_utf8_names_line(env: Any) -> None:
     p = env.path / "bad.txt"
     p.write_bytes(b"ok\nalso ok\nbroken \xff here\n")

@@ -51,6 +51,7 @@ def planted(env: Any) -> dict[str, Any]:
     return {"batches": batches, "stray": stray, "stale": stale, "fresh": fresh, "root": root}
 
 
+@pytest.mark.slow
 def test_doctor_reports_only_the_planted_garbage(env: Any, planted: dict[str, Any]) -> None:
     report = collect_garbage(env.ws, None)
     assert report["unreferenced_objects"] == [f"quarantine/{planted['stray']}"]

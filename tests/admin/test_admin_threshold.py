@@ -309,6 +309,7 @@ def test_one_stolen_admin_key_cannot_add_a_principal(trio: Trio) -> None:
         principals.grant_roles(trio.ws, m, "mallory", [Grant(Role.APPROVER)])
 
 
+@pytest.mark.slow
 def test_one_stolen_admin_key_cannot_grant_a_role_with_modified_code(
     trio: Trio, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -428,6 +429,7 @@ def _run(
     return rc, out.out, out.err
 
 
+@pytest.mark.slow
 def test_cli_two_of_three_admins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

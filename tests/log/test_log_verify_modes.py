@@ -6,11 +6,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dataward.log.verify import verify_log
 from dataward.log.witness import verified_mark
 from dataward.principals import revoke_key
 from dataward.sources import add_source
 from dataward.timeutil import now_iso
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
 

@@ -12,6 +12,7 @@ from modelscan_corpus import Case
 from dataward.modelscan import AllowList, parse_allow, read_pickle, scan_model
 
 
+@pytest.mark.slow
 def test_no_malicious_file_passes(corpus: tuple[Path, list[Case]]) -> None:
     root, cases = corpus
     bad = [c for c in cases if c.expect == "fail"]

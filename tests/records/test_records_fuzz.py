@@ -31,6 +31,7 @@ def _read_both(path: str, fmt: str) -> str:
     return "read"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 @SETTINGS
 @given(rnd=st.randoms(use_true_random=False))
