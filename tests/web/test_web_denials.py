@@ -29,6 +29,7 @@ def _app(world: World, clock: Clock) -> Any:
     return app
 
 
+@pytest.mark.slow
 def test_a_flood_of_bad_requests_adds_a_handful_of_entries(world: World) -> None:
     clock = Clock()
     app = _app(world, clock)

@@ -82,6 +82,7 @@ def _get(client: TestClient, world: World, who: str, batch: str, numbers: list[i
     return client.get(f"/api/v1/batches/{batch}/records?{q}", headers={"Authorization": f"Bearer {world.token(who)}"})
 
 
+@pytest.mark.slow
 def test_trainer_is_refused_quarantined_and_rejected_records(
     client: TestClient, world: World, rejected: str, under_review: str
 ) -> None:
@@ -110,6 +111,7 @@ def test_catalog_state_does_not_open_a_batch_to_trainers(client: TestClient, wor
             conn.execute(update(schema.batches).where(schema.batches.c.id == rejected).values(state="rejected"))
 
 
+@pytest.mark.slow
 def test_each_api_read_is_one_logged_entry(client: TestClient, world: World, released: str) -> None:
     before = log_size(world.ws)
     r = _get(client, world, "tina", released, [3, 0, 7])

@@ -99,6 +99,7 @@ def _records_digest(flow: Flow, bid: str) -> str:
     return digest
 
 
+@pytest.mark.slow
 def test_sample_size_follows_the_risk_tier(flow: Flow) -> None:
     from dataward.sources import add_source
 
@@ -113,6 +114,7 @@ def test_sample_size_follows_the_risk_tier(flow: Flow) -> None:
     assert sizes["scrape"].random_size == sample_size(2000, 0.03, 0.95, 0.10) > sizes["house"].random_size
 
 
+@pytest.mark.slow
 def test_estimate_keeps_flagged_records_out(flow: Flow) -> None:
     bid = _screened_with_flags(flow)
     audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=40)
@@ -157,6 +159,7 @@ def test_decisions_file_errors_name_the_line(flow: Flow, tmp_path: Path) -> None
     assert (d.decision, d.new_label) == ("wrong-label", "pos")
 
 
+@pytest.mark.slow
 def test_interactive_review(flow: Flow) -> None:
     from dataward.cli import _register_commands
     from dataward.cli._app import cli
@@ -193,6 +196,7 @@ def test_review_shows_rows_and_checks_digests(flow: Flow) -> None:
     assert view.value == {"text": "review number 7 was great", "label": "pos"}
 
 
+@pytest.mark.slow
 def test_audit_report_cli_says_what_a_tighter_margin_needs(flow: Flow) -> None:
     import contextlib
     import io
@@ -209,6 +213,7 @@ def test_audit_report_cli_says_what_a_tighter_margin_needs(flow: Flow) -> None:
     assert e["margin_target"] == 0.01 and e["needed_for_margin"] == math.ceil(math.log(0.025) / math.log(0.99))
 
 
+@pytest.mark.slow
 @given(
     n=st.integers(1, 400),
     frac=st.floats(0, 1),
@@ -292,6 +297,7 @@ def _set_max_flagged(flow: Flow, cap: int) -> None:
     set_policy(flow.ws, flow.actor("admin"), text, where="test policy")
 
 
+@pytest.mark.slow
 def test_every_record_of_a_critical_finding_is_sampled_and_reviewed_first(
     flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,6 +322,7 @@ def test_every_record_of_a_critical_finding_is_sampled_and_reviewed_first(
     assert s.flagged_size == risk["high"]["sampled"]
 
 
+@pytest.mark.slow
 def test_a_high_stratum_over_the_cap_is_sampled_to_a_stated_bound(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataward.workflow.checks import NormalFinding
 

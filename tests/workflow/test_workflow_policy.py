@@ -163,6 +163,7 @@ def test_every_tier_of_the_default_policy_requires_detection() -> None:
         assert {"integrity", "screening", "detection"} <= set(p.tier(name).required_checks), name
 
 
+@pytest.mark.slow
 def test_a_batch_screened_without_detection_fails_required_checks_by_name(default_flow: Flow) -> None:
     """The screener runs `screen --check screening` under the default policy: approval is refused, and the
     rule names the check that did not run (no tier lets it through silently)."""
