@@ -156,6 +156,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("catalog_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("postgres") is not None:
             item.add_marker(pytest.mark.slow)
 
 

@@ -231,6 +231,7 @@ def test_permissions_table_least_privilege() -> None:
     assert allowed([Grant(Role.INGESTER, "feed")], "log.verify", None)
 
 
+@pytest.mark.slow
 def test_scoped_grant_only_on_its_source(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
     add_source(ws, admin, "other", kind="internal", origin="x")

@@ -88,6 +88,7 @@ def test_doctor_fix_is_admin_only(env: Any, planted: dict[str, Any]) -> None:
     assert env.ws.objects.exists("quarantine", planted["stray"])
 
 
+@pytest.mark.slow
 def test_a_batch_object_younger_than_the_grace_is_kept_even_unreferenced(env: Any, planted: dict[str, Any]) -> None:
     young = env.ws.objects.put_bytes("quarantine", b"published, batch not committed yet\n")
     report = collect_garbage(env.ws, None)

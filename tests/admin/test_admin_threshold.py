@@ -152,6 +152,7 @@ CHANGES: dict[str, Any] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", sorted(CHANGES))
 def test_each_admin_change_waits_for_a_second_admin(trio: Trio, action: str) -> None:
     propose, applied = CHANGES[action]
@@ -400,6 +401,7 @@ def test_threshold_above_the_admin_count_is_refused(trio: Trio) -> None:
         admin.set_threshold(trio.ws, trio.ada, 4)
 
 
+@pytest.mark.slow
 def test_the_projection_rows_match_the_log(trio: Trio) -> None:
     p = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
     with trio.ws.engine.connect() as conn:

@@ -82,6 +82,7 @@ def test_clean_breast_cancer_false_alarms_low() -> None:
     assert report.n_flagged <= 0.015 * len(frame)
 
 
+@pytest.mark.slow
 def test_tabular_trigger_is_named() -> None:
     frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
     result = simulate(frame, "tabular_trigger", Roles(label="label"), rate=0.03, seed=2, target="1")
@@ -92,6 +93,7 @@ def test_tabular_trigger_is_named() -> None:
     assert set(top.records) == set(result.truth.changed)
 
 
+@pytest.mark.slow
 def test_feature_shift_and_dup_flood_are_found() -> None:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
     shifted = simulate(frame, "feature_shift", Roles(label="label"), rate=0.05, seed=1, params={"shift": 8})

@@ -13,6 +13,8 @@ from sklearn.datasets import load_digits, load_wine
 
 from dataward.cli import main
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _wine_csv(tmp_path: Path) -> Path:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
@@ -34,7 +36,6 @@ def _read(path: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.slow
 def test_tabular_simulate_detect_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = _wine_csv(tmp_path)
     out = tmp_path / "poisoned"
@@ -66,7 +67,6 @@ def test_tabular_simulate_detect_bench(tmp_path: Path, capsys: pytest.CaptureFix
     assert {"precision", "recall", "f1", "auroc", "fpr", "seconds"} <= set(scores[0])
 
 
-@pytest.mark.slow
 def test_imagefolder_badnets_named_by_cli(tmp_path: Path) -> None:
     src = _digits_folder(tmp_path / "digits")
     out = tmp_path / "bad"
@@ -88,7 +88,6 @@ def test_imagefolder_badnets_named_by_cli(tmp_path: Path) -> None:
     assert sorted(top["records"]) == sorted(truth["changed"])
 
 
-@pytest.mark.slow
 def test_parquet_image_bytes_and_corrupt_image(tmp_path: Path) -> None:
     x, y = load_digits(return_X_y=True)
     blobs = []
@@ -110,7 +109,6 @@ def test_parquet_image_bytes_and_corrupt_image(tmp_path: Path) -> None:
     assert any(f["kind"] == "corrupt" and f["records"] == [5] for f in report["findings"])
 
 
-@pytest.mark.slow
 def test_text_tsv_and_instruction_jsonl(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pos = ["great", "lovely", "excellent", "good", "fine", "superb"]
@@ -163,7 +161,6 @@ def _cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
     return code, capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nolabel = tmp_path / "nolabel.csv"
     pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]}).to_csv(nolabel, index=False)
@@ -189,7 +186,6 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2 and "empty in 1 record" in err
 
 
-@pytest.mark.slow
 def test_degenerate_data_gives_findings(tmp_path: Path) -> None:
     one = tmp_path / "one.csv"
     pd.DataFrame({"a": np.arange(30.0), "label": ["only"] * 30}).to_csv(one, index=False)

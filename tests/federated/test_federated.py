@@ -93,6 +93,7 @@ def test_coordinator_accepts_a_signed_witnessed_round(federation) -> None:  # ty
     assert coord.rounds() == [rec]  # read back from the coordinator's signed log entries
 
 
+@pytest.mark.slow
 def test_coordinator_refuses_unwitnessed_forged_or_mismatched(federation, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     coord, nodes = federation
     env, note, update = _round(nodes[0], 0)

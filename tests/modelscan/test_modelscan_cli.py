@@ -47,6 +47,7 @@ def test_allow_option_is_named_in_the_report(tmp_path: Path, capsys: pytest.Capt
     assert "MODULE.NAME" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_policy_allow_list(
     tmp_path: Path, make_workspace: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

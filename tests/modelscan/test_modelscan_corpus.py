@@ -21,6 +21,7 @@ def test_no_malicious_file_passes(corpus: tuple[Path, list[Case]]) -> None:
     assert len(bad) >= 100  # every technique of issue 16 plus the published bypasses
 
 
+@pytest.mark.slow
 def test_no_benign_model_fails(corpus: tuple[Path, list[Case]]) -> None:
     root, cases = corpus
     good = [c for c in cases if c.expect == "pass"]

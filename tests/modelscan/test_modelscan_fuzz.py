@@ -122,6 +122,7 @@ _SEED_FILES = (
 )
 
 
+@pytest.mark.slow
 def test_mutated_checkpoints_never_crash_the_scanner(corpus: tuple[Path, list[Any]], tmp_path: Path) -> None:
     """Bad input gets a verdict, never an exception: byte flips, truncations and splices of real files."""
     import random

@@ -178,6 +178,7 @@ def _git(repo: Path, *args: str) -> str:
     return r.stdout.strip()
 
 
+@pytest.mark.slow
 def test_import_git_revisions_from_the_cache(env: Env) -> None:
     import shutil
 

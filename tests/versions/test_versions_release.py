@@ -93,6 +93,7 @@ def test_next_version_has_parent_and_remove(env: Env) -> None:
     assert all(verify_version(env.ws, s).ok for s in ("train@1", "train@2", "train@3"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state_steps", [0, 1, 2])
 def test_release_refuses_batches_not_approved(env: Env, state_steps: int) -> None:
     b = env.acquire("a\n1\n")

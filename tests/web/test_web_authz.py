@@ -21,6 +21,8 @@ from dataward.access import Grant, Role, allowed
 from dataward.store import schema
 from dataward.web.auth import create_token, revoke_token
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 ANY = "authenticated"  # a valid token, no role needed
 RECORDS = "records"  # reading a batch's record contents: decided by the batch's state in the signed log
 #: (method, path template) -> the actions a principal needs (all of them)
@@ -146,7 +148,6 @@ def any_server(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("server" if request.param == "server-signing" else "offline_server"))
 
 
-@pytest.mark.slow
 def test_route_tables_cover_every_route(world: World) -> None:
     from fastapi.routing import APIRoute
 
@@ -165,7 +166,6 @@ def _api_call(client: httpx.Client, method: str, path: str, world: World, token:
     return client.request(method, url, headers=headers, json=BODIES.get(path) if method == "POST" else None)
 
 
-@pytest.mark.slow
 def test_api_every_role_every_endpoint(any_server: str, world: World) -> None:
     unexpected: list[str] = []
     with httpx.Client(base_url=any_server, timeout=60) as client:
@@ -186,7 +186,6 @@ def test_api_every_role_every_endpoint(any_server: str, world: World) -> None:
     assert not unexpected, "\n".join(unexpected)
 
 
-@pytest.mark.slow
 def test_api_without_valid_token(server: str, world: World) -> None:
     ws, admin = world.ws, world.ws.actor("admin")
     _, expired = create_token(ws, admin, "alice", timedelta(days=1))
@@ -244,7 +243,6 @@ def _page_call(client: httpx.Client, method: str, path: str, world: World, csrf:
     return client.post(url, data=data)
 
 
-@pytest.mark.slow
 def test_pages_every_role_every_route(any_server: str, world: World) -> None:
     unexpected: list[str] = []
     for who in WHO:
@@ -268,7 +266,6 @@ def test_pages_every_role_every_route(any_server: str, world: World) -> None:
     assert not unexpected, "\n".join(unexpected)
 
 
-@pytest.mark.slow
 def test_posts_need_the_sessions_own_csrf_token(server: str, world: World) -> None:
     alice, alice_csrf = _session(server, world.token("alice"))
     sam, sam_csrf = _session(server, world.token("sam"))
@@ -309,7 +306,6 @@ def test_revoking_a_token_ends_its_sessions(server: str, world: World) -> None:
         assert r.status_code == 403 and "revoked" in r.text
 
 
-@pytest.mark.slow
 def test_images_come_from_quarantine_only_for_its_readers(server: str, world: World, tmp_path: Path) -> None:
     import io
 

@@ -68,6 +68,7 @@ def test_a_flood_of_bad_requests_adds_a_handful_of_entries(world: World) -> None
     print(f"{n} bad requests: {time.process_time() - started:.1f} s CPU")
 
 
+@pytest.mark.slow
 def test_failed_sign_ins_are_aggregated_too(world: World) -> None:
     clock = Clock()
     before = log_size(world.ws)

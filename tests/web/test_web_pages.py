@@ -69,6 +69,7 @@ def test_api_docs_load_nothing_from_outside(world: World) -> None:
         assert "<script>" not in page.text  # the console's CSP allows no inline script
 
 
+@pytest.mark.slow
 def test_released_batch_is_not_shown_as_failing_the_policy(world: World) -> None:
     with signed_in(world, "alice") as (c, _):
         page = c.get(f"/batches/{world.released}/approval").text

@@ -98,6 +98,7 @@ def test_trainer_is_refused_quarantined_and_rejected_records(
     assert _get(client, world, "sam", under_review, [0]).status_code == 200
 
 
+@pytest.mark.slow
 def test_catalog_state_does_not_open_a_batch_to_trainers(client: TestClient, world: World, rejected: str) -> None:
     with write_transaction(world.ws.engine) as conn:
         conn.execute(update(schema.batches).where(schema.batches.c.id == rejected).values(state="released"))
@@ -139,6 +140,7 @@ def _session(client: TestClient, world: World, who: str) -> None:
     assert client.cookies.get("dw_session")
 
 
+@pytest.mark.slow
 def test_console_pages_log_one_entry_per_request(client: TestClient, world: World, under_review: str) -> None:
     _session(client, world, "rita")
     before = log_size(world.ws)

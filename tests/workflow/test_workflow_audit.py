@@ -66,6 +66,7 @@ def _screened_with_flags(flow: Flow, n: int = 200) -> str:
     return b.id
 
 
+@pytest.mark.slow
 def test_sample_has_a_uniform_part_and_a_separate_flagged_part(flow: Flow) -> None:
     bid = _screened_with_flags(flow)
     report = screening.latest_report(flow.ws, bid)
@@ -134,6 +135,7 @@ def test_estimate_keeps_flagged_records_out(flow: Flow) -> None:
     assert audit.estimate(flow.ws, bid).errors == 0
 
 
+@pytest.mark.slow
 def test_decisions_file_errors_name_the_line(flow: Flow, tmp_path: Path) -> None:
     bid = _screened_with_flags(flow, 60)
     audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=5)
@@ -183,6 +185,7 @@ def test_interactive_review(flow: Flow) -> None:
     assert got["decisions"] == [{"record": items[2].record, "decision": "unsure", "new_label": None}]
 
 
+@pytest.mark.slow
 def test_review_shows_rows_and_checks_digests(flow: Flow) -> None:
     from dataward.batches import get_batch
     from dataward.workflow.review import read_record
@@ -229,6 +232,7 @@ def test_intervals_contain_the_rate_and_widen_with_confidence(n: int, frac: floa
     assert lo2 <= lo + 1e-12 and hi2 >= hi - 1e-12
 
 
+@pytest.mark.slow
 @given(population=st.integers(1, 5000), need=st.integers(0, 300), seed=st.integers(0, 2**32), data=st.data())
 @settings(max_examples=100, deadline=None)
 def test_uniform_draw_is_distinct_in_range_and_avoids_excluded(
@@ -244,6 +248,7 @@ def test_uniform_draw_is_distinct_in_range_and_avoids_excluded(
     assert all(0 <= r < population and r not in exclude for r in got)
 
 
+@pytest.mark.slow
 def test_record_views_for_jsonl_and_files(flow: Flow) -> None:
     from dataward.acquire.acquire import acquire
     from dataward.batches import get_batch
@@ -265,6 +270,7 @@ def test_record_views_for_jsonl_and_files(flow: Flow) -> None:
     assert png.file == "cat.png" and png.verified and png.path and Path(png.path).read_bytes() == img.read_bytes()
 
 
+@pytest.mark.slow
 def test_read_records_reads_each_file_once_and_agrees_with_read_record(flow: Flow) -> None:
     from dataward.batches import get_batch
     from dataward.workflow.review import read_record, read_records

@@ -273,6 +273,7 @@ def test_flow_on_each_catalog(
     assert approval.approve(ws, flow.actor("a"), b.id).complete
 
 
+@pytest.mark.slow
 def test_a_forged_screening_report_is_refused(flow: Flow) -> None:
     """Swapping the stored report for one signed by someone else (even a registered key) is detected."""
     from sqlalchemy import update

@@ -123,6 +123,7 @@ def test_detection_runs_through_the_registry(flow: Flow) -> None:
     assert det["stats"]["detectors"] == {"text_triggers": 1}
 
 
+@pytest.mark.slow
 def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     """Flags and findings of every file land on the right record of the whole batch."""
     import types
