@@ -36,6 +36,7 @@ def kinds(report, min_sev: Severity = Severity.MEDIUM) -> set[tuple[str, str]]:
     return {(f.check, f.kind) for f in report.findings if f.severity.rank >= min_sev.rank}
 
 
+@pytest.mark.slow
 def test_clean_batch_has_no_medium_findings(baseline: Baseline) -> None:
     report = check_table(pa.table(make(N, 2)), baseline=baseline, group="grp")
     assert kinds(report) == set(), report.summary()
