@@ -43,8 +43,8 @@ def decode_update(data: bytes) -> Array:
 
 @dataclass(frozen=True)
 class Contribution:
-    """One node's part in a round: its update and the digests of its signed update
-    statement and cosigned checkpoint, plus the witnesses that cosigned.
+    """One node's part in a round: digests of its update, its signed update statement and its cosigned
+    checkpoint, and the witnesses that cosigned.
     """
 
     node: str
@@ -103,7 +103,7 @@ class Coordinator:
             )
 
     def nodes(self) -> dict[str, NodeIdentity]:
-        """Registered nodes by name, as recorded in the coordinator's audit log."""
+        """Registered nodes by name, from the validly signed registrations in the coordinator's log."""
         out: dict[str, NodeIdentity] = {}
         for e in self._entries("federation.node.add"):
             d = e["details"]
@@ -167,7 +167,7 @@ class Coordinator:
         return rec
 
     def rounds(self) -> list[RoundRecord]:
-        """Every recorded round, oldest first."""
+        """Every round recorded in validly signed log entries, oldest first."""
         return [_round_from_json(e["details"]) for e in self._entries("federation.round")]
 
     # incidents ------------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ def predict(w: Array, x: Array) -> Labels:
 
 
 def load(name: str) -> tuple[Array, Labels]:
-    """Features scaled to about unit range and integer labels of a scikit-learn toy data
-    set (``digits`` or ``breast_cancer``); raises ``ValueError`` for any other name.
+    """Features and integer labels of a scikit-learn toy data set: ``digits`` scaled to [0, 1] or
+    ``breast_cancer`` standardised; raises ``ValueError`` for any other name.
     """
     from sklearn import datasets
 

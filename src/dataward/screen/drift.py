@@ -242,8 +242,8 @@ class LabelsCheck(Check):
         return None
 
     def finish(self) -> CheckResult:
-        """A finding when the label distribution shifted beyond the policy's distance
-        and significance; skipped if the label column is missing on either side.
+        """A HIGH ``label_shift`` finding when the total variation distance reaches the policy's and the
+        chi-square test is significant; skipped if the label column is missing on either side.
         """
         ctx = self.context
         assert ctx.baseline is not None

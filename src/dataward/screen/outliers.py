@@ -166,8 +166,9 @@ class OutliersCheck(Check):
                 heapq.heapreplace(self._heap, item)
 
     def finish(self) -> CheckResult:
-        """A finding for records beyond the distance threshold, each named with the
-        column that deviates most; skipped with fewer than two numeric columns.
+        """A ``multivariate_outliers`` finding for records beyond the distance threshold, naming the columns
+        that pushed them most. Severity comes from a binomial test against the baseline's outlier rate; it is
+        LOW without a baseline or when the model plainly misfits. Skipped with fewer than two numeric columns.
         """
         ctx = self.context
         n = max(ctx.n_records, 1)

@@ -198,8 +198,8 @@ class TextSignalsCheck(Check):
                 self._tok_sinks[(name, tok)].add_mask(bool_mask(pc.match_substring_regex(lowered, rx)), offset)
 
     def finish(self) -> CheckResult:
-        """One finding per column and Unicode signal, per unusual
-        script and per odd token, severity by the kind of signal.
+        """One finding per column and Unicode signal (severity by the kind of signal, lowered when rare), one
+        LOW finding per unusual script, and one per column for its odd tokens.
         """
         n = max(self.context.n_records, 1)
         findings: list[Finding] = []
