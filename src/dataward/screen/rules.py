@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,36 @@ def _baseline_columns(check: Check) -> dict[str, ColumnProfile]:
     return dict(bl.profile.columns) if bl is not None else {}
 
 
+def _column_findings(
+    check: Check,
+    sinks: Mapping[str, RecordSink],
+    kind: str,
+    severity: Callable[[float], Severity],
+    summary: Callable[[str, int, float], str],
+    evidence: Callable[[str], dict[str, Any]] | None = None,
+) -> list[Finding]:
+    # The rules that count offending records per column all report them alike: one finding per column
+    # with any, graded by the column's share of the batch.
+    n = max(check.context.n_records, 1)
+    findings = []
+    for name, sink in sinks.items():
+        if not sink.count:
+            continue
+        share = sink.count / n
+        extra = evidence(name) if evidence is not None else {}
+        findings.append(
+            Finding(
+                check.name,
+                kind,
+                severity(share),
+                summary(name, sink.count, share),
+                sink.tuple,
+                {"column": name, "n_records": sink.count, "share": share, **extra},
+            )
+        )
+    return findings
+
+
 @register
 class SchemaCheck(Check):
     """Flags columns missing or added, type changes, values that do not fit the type and nulls in never-null columns."""
@@ -70,7 +101,6 @@ class SchemaCheck(Check):
         """Findings from conforming the batch to the baseline schema plus absent, added and newly-null columns."""
         ctx = self.context
         findings = list(ctx.conform_issues)
-        n = max(ctx.n_records, 1)
         if ctx.baseline is not None and ctx.batch_profile is not None:
             base = ctx.baseline.profile.columns
             batch = ctx.batch_profile.columns
@@ -108,20 +138,15 @@ class SchemaCheck(Check):
                             evidence={"column": name, "baseline": base[name].type, "batch": prof.type},
                         )
                     )
-            for name, sink in self._nulls.items():
-                if sink.count:
-                    share = sink.count / n
-                    findings.append(
-                        Finding(
-                            self.name,
-                            "new_nulls",
-                            Severity.MEDIUM if share >= 0.001 else Severity.LOW,
-                            f"column {name!r} was never null in the baseline; {sink.count} null values "
-                            f"({fmt_share(share)})",
-                            sink.tuple,
-                            {"column": name, "n_records": sink.count, "share": share},
-                        )
-                    )
+            findings += _column_findings(
+                self,
+                self._nulls,
+                "new_nulls",
+                lambda share: Severity.MEDIUM if share >= 0.001 else Severity.LOW,
+                lambda name, count, share: (
+                    f"column {name!r} was never null in the baseline; {count} null values ({fmt_share(share)})"
+                ),
+            )
         return CheckResult(self.name, tuple(findings))
 
 
@@ -165,29 +190,17 @@ class FormatCheck(Check):
         """One ``format_violation`` finding per column with non-matching
         values, severity by their share, with redacted examples.
         """
-        n = max(self.context.n_records, 1)
-        findings = []
-        for name, sink in self._sinks.items():
-            if not sink.count:
-                continue
-            share = sink.count / n
-            findings.append(
-                Finding(
-                    self.name,
-                    "format_violation",
-                    share_severity(share),
-                    f"{sink.count} value(s) of {name!r} ({fmt_share(share)}) do not match the baseline format "
-                    f"{short(self._rules[name], 60)}",
-                    sink.tuple,
-                    {
-                        "column": name,
-                        "regex": self._rules[name],
-                        "n_records": sink.count,
-                        "share": share,
-                        "examples": self._examples[name],
-                    },
-                )
-            )
+        findings = _column_findings(
+            self,
+            self._sinks,
+            "format_violation",
+            share_severity,
+            lambda name, count, share: (
+                f"{count} value(s) of {name!r} ({fmt_share(share)}) do not match the baseline format "
+                f"{short(self._rules[name], 60)}"
+            ),
+            lambda name: {"regex": self._rules[name], "examples": self._examples[name]},
+        )
         return CheckResult(self.name, tuple(findings), {"columns_with_format": sorted(self._rules)})
 
 
@@ -242,44 +255,29 @@ class RangeCheck(Check):
 
     def finish(self) -> CheckResult:
         """``out_of_range`` and non-finite findings per column, severity by the share of affected records."""
-        n = max(self.context.n_records, 1)
-        findings = []
-        for name, sink in self._out.items():
-            if sink.count:
-                share = sink.count / n
-                lo, hi = self._bounds[name]
-                findings.append(
-                    Finding(
-                        self.name,
-                        "out_of_range",
-                        share_severity(share),
-                        f"{sink.count} value(s) of {name!r} ({fmt_share(share)}) outside the baseline range "
-                        f"[{lo:.6g}, {hi:.6g}]",
-                        sink.tuple,
-                        {
-                            "column": name,
-                            "low": lo,
-                            "high": hi,
-                            "n_records": sink.count,
-                            "share": share,
-                            "batch_min": self._extremes[name][0],
-                            "batch_max": self._extremes[name][1],
-                        },
-                    )
-                )
-        for name, sink in self._nonfinite.items():
-            if sink.count:
-                share = sink.count / n
-                findings.append(
-                    Finding(
-                        self.name,
-                        "non_finite",
-                        share_severity(share, high=0.001, medium=0.0),
-                        f"{sink.count} NaN/infinite value(s) in {name!r}; the baseline had none",
-                        sink.tuple,
-                        {"column": name, "n_records": sink.count, "share": share},
-                    )
-                )
+        findings = _column_findings(
+            self,
+            self._out,
+            "out_of_range",
+            share_severity,
+            lambda name, count, share: (
+                f"{count} value(s) of {name!r} ({fmt_share(share)}) outside the baseline range "
+                f"[{self._bounds[name][0]:.6g}, {self._bounds[name][1]:.6g}]"
+            ),
+            lambda name: {
+                "low": self._bounds[name][0],
+                "high": self._bounds[name][1],
+                "batch_min": self._extremes[name][0],
+                "batch_max": self._extremes[name][1],
+            },
+        )
+        findings += _column_findings(
+            self,
+            self._nonfinite,
+            "non_finite",
+            lambda share: share_severity(share, high=0.001, medium=0.0),
+            lambda name, count, share: f"{count} NaN/infinite value(s) in {name!r}; the baseline had none",
+        )
         return CheckResult(self.name, tuple(findings))
 
 
