@@ -118,22 +118,14 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
     {
         "dataward.acquire.acquire",
         "dataward.acquire.verify",
-        "dataward.cli",
         "dataward.evidence.gates",
         "dataward.evidence.load",
         "dataward.lifecycle",
-        "dataward.lineage.queries",
-        "dataward.lineage.runs",
         "dataward.log.auditlog",
         "dataward.log.query",
         "dataward.log.verify",
         "dataward.principals",
-        "dataward.redteam.api",
-        "dataward.release.rollback",
-        "dataward.release.versions",
         "dataward.sources",
-        "dataward.web.auth",
-        "dataward.web.services",
         "dataward.workflow._common",
         "dataward.workflow.approval",
         "dataward.workflow.audit",
@@ -145,7 +137,7 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
     }
 )
 #: issue #13: library modules that still draw rich progress bars or tables (progress belongs to cli/)
-RICH_OUTSIDE_CLI = frozenset({"dataward.demo"})
+RICH_OUTSIDE_CLI: frozenset[str] = frozenset()
 
 BOUNDARIES = [
     ("sqlalchemy", ("dataward.store",), SQLALCHEMY_OUTSIDE_STORE),
@@ -365,14 +357,9 @@ def cycle_breaking_imports() -> set[str]:
 #: issue #13: function-level imports that only break a cycle today
 CYCLE_BREAKING_IMPORTS_ALLOWED = frozenset(
     {
-        "dataward.cli -> dataward.cli._commands",
         "dataward.core.signer -> dataward.core.dsse",
         "dataward.federated.coordinator -> dataward.federated.simulation",
         "dataward.records.sniff -> dataward.records.readers",
-        "dataward.redteam.api -> dataward.redteam.data",
-        "dataward.redteam.gate -> dataward.redteam.triggers",
-        "dataward.web.app -> dataward.web.routes_api",
-        "dataward.web.app -> dataward.web.routes_pages",
         "dataward.workflow.approval -> dataward.workflow.screening",
         "dataward.workflow.audit -> dataward.workflow._common",
         "dataward.workflow.audit -> dataward.workflow.checks",

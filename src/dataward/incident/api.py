@@ -38,6 +38,8 @@ MAX_IMPLICATED = 3
 
 @dataclass(frozen=True)
 class Incident:
+    """An incident: its status, the model that misbehaved, who opened and resolved it, and its signed report."""
+
     id: str
     status: str
     model_sha256: str
@@ -49,6 +51,7 @@ class Incident:
     report: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `incident show --json` prints (the report included)."""
         return {
             "id": self.id,
             "status": self.status,
@@ -136,6 +139,7 @@ def _remediation(ws: Workspace, batches: Sequence[str]) -> dict[str, Any]:
 
 
 def read_examples(path: Path) -> pd.DataFrame:
+    """The misbehaviour examples of ``path`` (CSV, TSV, JSON Lines or Parquet); an empty file is an InputError."""
     frame = read_path(path)
     if not len(frame):
         raise InputError(f"{path}: no examples")
@@ -289,6 +293,7 @@ def _load(ws: Workspace, row: incidents_store.IncidentRow) -> Incident:
 
 
 def get_incident(ws: Workspace, iid: str) -> Incident:
+    """The incident ``iid`` with its signed report re-read and re-hashed; unknown: NotFoundError."""
     with ws.engine.connect() as conn:
         row = incidents_store.get_incident_row(conn, iid)
     if row is None:
@@ -296,7 +301,14 @@ def get_incident(ws: Workspace, iid: str) -> Incident:
     return _load(ws, row)
 
 
+def open_incidents(ws: Workspace, limit: int = 100) -> list[incidents_store.IncidentRow]:
+    """The incidents still open, oldest first (at most ``limit``): what the console's overview lists."""
+    with ws.engine.connect() as conn:
+        return incidents_store.list_incident_rows(conn, "open")[:limit]
+
+
 def list_incidents(ws: Workspace, status: str | None = None) -> list[dict[str, Any]]:
+    """Incidents in the order they were opened (optionally only those in ``status``), as `incident list` shows them."""
     with ws.engine.connect() as conn:
         return [r.listing() for r in incidents_store.list_incident_rows(conn, status)]
 

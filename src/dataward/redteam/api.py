@@ -13,19 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from dataward.core import dsse
 from dataward.errors import Error
 from dataward.identity import Actor
 from dataward.lifecycle import attest
 from dataward.progress import Progress
 from dataward.redteam import triggers as trig
-from dataward.redteam.data import Columns, infer_columns, load_frame, matrix
+from dataward.redteam.data import Columns, infer_columns, inputs_of, load_frame, matrix
 from dataward.redteam.gate import RedteamReport, run_gate
 from dataward.redteam.models import Model
 from dataward.release.versions import check_may
-from dataward.store import schema
+from dataward.store import redteam_repo
+from dataward.store.redteam_repo import RedteamResultRow
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace
 
@@ -35,6 +34,8 @@ DETECT_SAMPLE = 20_000
 
 @dataclass(frozen=True)
 class ModelLineage:
+    """Where a model came from: the run that produced it, its dataset version, earlier models of that dataset."""
+
     sha256: str
     run: str
     version: str  # DATASET@N the model was trained on
@@ -42,37 +43,27 @@ class ModelLineage:
 
 
 def model_lineage(ws: Workspace, sha256: str | None) -> ModelLineage | None:
+    """The lineage of the model with digest ``sha256`` from the recorded runs; None when none produced it."""
     if not sha256:
         return None
-    ro, runs = schema.run_outputs, schema.runs
     with ws.engine.connect() as conn:
-        row = conn.execute(
-            select(runs).join(ro, ro.c.run_id == runs.c.id).where(ro.c.sha256 == sha256).order_by(runs.c.finished_at)
-        ).first()
-        if row is None:
+        run = redteam_repo.producing_run(conn, sha256)
+        if run is None:
             return None
-        q = (
-            select(ro.c.sha256)
-            .join(runs, ro.c.run_id == runs.c.id)
-            .where(runs.c.dataset == row.dataset, runs.c.finished_at < row.finished_at, runs.c.status == "completed")
-            .order_by(runs.c.finished_at.desc())
-        )
-        scalars: list[Any] = list(conn.execute(q).scalars())
-        digests = [str(s) for s in scalars if s != sha256]
-        prev = tuple(dict.fromkeys(digests))
-    return ModelLineage(sha256, str(row.id), f"{row.dataset}@{row.number}", prev)
+        prev = tuple(dict.fromkeys(d for d in redteam_repo.earlier_models(conn, run) if d != sha256))
+    return ModelLineage(sha256, run.id, f"{run.dataset}@{run.number}", prev)
 
 
 def previous_result(ws: Workspace, lineage: ModelLineage | None) -> dict[str, Any] | None:
     """The latest red-team result of the newest earlier model in the lineage that has one."""
     if lineage is None:
         return None
-    t = schema.redteam_results
     with ws.engine.connect() as conn:
         for sha in lineage.previous:
-            r = conn.execute(select(t).where(t.c.model_sha256 == sha).order_by(t.c.created_at.desc())).first()
-            if r is not None:
-                return {"sha256": sha, "accuracy": r.accuracy, "passed": bool(r.passed), "result": r.id}
+            found = redteam_repo.results_of(conn, sha, newest_first=True)
+            if found:
+                r = found[0]
+                return {"sha256": sha, "accuracy": r.accuracy, "passed": r.passed, "result": r.id}
     return None
 
 
@@ -190,8 +181,7 @@ def redteam(
 
 
 def inputs_probe(frame: Any, cols: Columns) -> list[Any]:
-    from dataward.redteam.data import inputs_of
-
+    """Two inputs of ``frame`` in the form the model takes (a probe that the model answers at all)."""
     return inputs_of(frame.head(2), cols)
 
 
@@ -203,20 +193,19 @@ def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> dict[st
     rid = str(uuid.uuid4())
     with ws.change(actor, "redteam.run", f"model:{sha or report.model.get('name')}") as ch:
         digest = attest(ws, ch, [(str(report.model.get("name")), subject_digest)], PREDICATE_REDTEAM, body)
-        ch.conn.execute(
-            insert(schema.redteam_results).values(
-                id=rid,
-                model_sha256=sha,
-                model=str(report.model.get("name")),
-                data=report.data,
-                passed=report.passed,
-                accuracy=report.accuracy,
-                failures=len(report.failures),
-                principal=actor.name,
-                created_at=now_iso(),
-                report_digest=digest,
-            )
+        row = RedteamResultRow(
+            rid,
+            sha,
+            str(report.model.get("name")),
+            report.data,
+            report.passed,
+            report.accuracy,
+            len(report.failures),
+            actor.name,
+            now_iso(),
+            digest,
         )
+        redteam_repo.insert_result(ch.conn, row)
         ch.details.update(
             {
                 "result": rid,
@@ -230,8 +219,7 @@ def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> dict[st
     return {"result": rid, "attestation": digest}
 
 
-def results_for(ws: Workspace, sha256: str) -> list[dict[str, Any]]:
-    t = schema.redteam_results
+def results_for(ws: Workspace, sha256: str) -> list[RedteamResultRow]:
+    """Every red-team result stored for the model with this digest, oldest first."""
     with ws.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.model_sha256 == sha256).order_by(t.c.created_at))
-        return [dict(r._mapping) for r in rows]
+        return redteam_repo.results_of(conn, sha256)

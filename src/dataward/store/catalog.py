@@ -12,6 +12,9 @@ from sqlalchemy import exc as exc_
 from dataward.errors import StorageError, WorkspaceError
 from dataward.store import errors as store_errors
 
+#: the opaque transaction handle callers outside store/ hold and pass back to the repository functions
+Transaction = Connection
+
 # Plain PostgreSQL URLs (as libpq and most tools write them) use the psycopg 3 driver.
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 PG_LOCK_WRITERS = 6961  # advisory lock: one writer at a time, as SQLite's BEGIN IMMEDIATE gives
