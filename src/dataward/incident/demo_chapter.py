@@ -216,8 +216,8 @@ def incident_chapter(
     implicated = inc.report["implicated_batches"]
     say(f"incident {inc.id}: {inc.summary}")
     res = resolve_incident(ws, act("approver"), inc.id, apply=True)
-    v2 = res["versions"][0]
-    say(f"resolved: rolled back to {v2} without {', '.join(implicated)}; revoked {', '.join(res['revoked'])}")
+    v2 = res.versions[0]
+    say(f"resolved: rolled back to {v2} without {', '.join(implicated)}; revoked {', '.join(res.revoked)}")
     m2 = train(v2, work / "model-v2.json")
     rep2, _ = redteam(ws, act("trainer"), m2, str(held_path), clean=str(held_path), label="label", text="text")
     verdict = "PASSED" if rep2.passed else "FAILED"

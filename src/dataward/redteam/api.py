@@ -42,6 +42,34 @@ class ModelLineage:
     previous: tuple[str, ...]  # digests of earlier models trained on the same dataset, newest first
 
 
+@dataclass(frozen=True)
+class RedteamRecord:
+    """How a red-team run was made and kept: where its triggers came from, the model's lineage, the clean
+    set, and (when recorded) the stored result's id and its signed attestation."""
+
+    trigger_sources: tuple[str, ...]
+    lineage: ModelLineage | None
+    clean_set: str
+    result: RedteamResultRow | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the result was signed, logged and stored."""
+        return self.result is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form `redteam --json` adds to the report."""
+        out: dict[str, Any] = {
+            "trigger_sources": list(self.trigger_sources),
+            "lineage": None if self.lineage is None else {"run": self.lineage.run, "version": self.lineage.version},
+            "clean_set": self.clean_set,
+            "recorded": self.recorded,
+        }
+        if self.result is not None:
+            out.update({"result": self.result.id, "attestation": self.result.report_digest})
+        return out
+
+
 def model_lineage(ws: Workspace, sha256: str | None) -> ModelLineage | None:
     """The lineage of the model with digest ``sha256`` from the recorded runs; None when none produced it."""
     if not sha256:
@@ -111,7 +139,7 @@ def redteam(
     seed: int = 0,
     progress: Progress | None = None,
     record: bool = True,
-) -> tuple[RedteamReport, dict[str, Any]]:
+) -> tuple[RedteamReport, RedteamRecord]:
     """Run the gate; returns the report and its record (result id, attestation digest, trigger sources).
 
     A clean independent set is required: without ``clean`` the gate refuses, unless ``clean_from_training``
@@ -168,16 +196,12 @@ def redteam(
         seed=seed,
         progress=progress,
     )
-    info: dict[str, Any] = {
-        "trigger_sources": notes,
-        "lineage": None if lineage is None else {"run": lineage.run, "version": lineage.version},
-        "clean_set": "given" if clean else "training data (--clean-from-training)",
-        "recorded": bool(record),
-    }
+    stored = None
     if record:
         assert ws is not None and actor is not None
-        info.update(record_result(ws, actor, report))
-    return report, info
+        stored = record_result(ws, actor, report)
+    clean_set = "given" if clean else "training data (--clean-from-training)"
+    return report, RedteamRecord(tuple(notes), lineage, clean_set, stored)
 
 
 def inputs_probe(frame: Any, cols: Columns) -> list[Any]:
@@ -185,8 +209,8 @@ def inputs_probe(frame: Any, cols: Columns) -> list[Any]:
     return inputs_of(frame.head(2), cols)
 
 
-def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> dict[str, Any]:
-    """Sign the report as an attestation on the model, index it by model digest, log it."""
+def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> RedteamResultRow:
+    """Sign the report as an attestation on the model, index it by model digest, log it; the stored result."""
     body = report.to_json()
     sha = str(report.model.get("sha256") or "")
     subject_digest = sha or hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
@@ -216,7 +240,7 @@ def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> dict[st
                 "accuracy": report.accuracy,
             }
         )
-    return {"result": rid, "attestation": digest}
+    return row
 
 
 def results_for(ws: Workspace, sha256: str) -> list[RedteamResultRow]:

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from dataward import progress as progress_protocol
-from dataward.access import require, require_separation
+from dataward.access import Grant, require, require_separation
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core import dsse, merkle
@@ -69,15 +69,22 @@ def parse_spec(text: str) -> tuple[str, int | None]:
     return m.group("ds"), number
 
 
+def require_logged(
+    ws: Workspace, principal: str, grants: Iterable[Grant], action: str, subject: str, source: str | None = None
+) -> None:
+    """Refuse unless ``grants`` allow ``action`` (on ``source``); a refusal is logged as ``access.denied``."""
+    try:
+        require(principal, grants, action, source)
+    except AuthorizationError as exc:
+        ws.record_denial(principal, action, subject, str(exc))
+        raise
+
+
 def check_may(ws: Workspace, actor: Actor, action: str, subject: str) -> None:
     """Refuse early (and log the denial) when ``actor`` may not take ``action`` at all."""
     with ws.engine.connect() as conn:
         grants = ws.grants(conn, actor.name)
-    try:
-        require(actor.name, grants, action)
-    except AuthorizationError as exc:
-        ws.record_denial(actor.name, action, subject, str(exc))
-        raise
+    require_logged(ws, actor.name, grants, action, subject)
 
 
 def check_dataset_name(name: str) -> None:

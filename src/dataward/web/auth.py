@@ -20,6 +20,7 @@ from dataward.access import Grant, allowed
 from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.api_token import TokenInfo
+from dataward.release.versions import require_logged
 from dataward.store import tokens as token_rows
 from dataward.store.tokens import TokenRow
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
@@ -206,10 +207,4 @@ def check_csrf(session: Session, presented: str | None) -> None:
 def require(ws: Workspace, viewer: Viewer, action: str, subject: str, source: str | None = None) -> None:
     """Refuse (and log the denied attempt) unless the viewer's roles allow ``action``."""
     if not viewer.can(action, source):
-        from dataward.access import require as access_require
-
-        try:
-            access_require(viewer.name, viewer.grants, action, source)
-        except AuthorizationError as exc:
-            ws.record_denial(viewer.name, action, subject, str(exc))
-            raise
+        require_logged(ws, viewer.name, viewer.grants, action, subject, source)

@@ -86,7 +86,7 @@ def incident_list(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
     read(ws, viewer, "incidents")
     out = []
     for row in reversed(list_incidents(ws)):
-        inc = get_incident(ws, row["id"])
+        inc = get_incident(ws, row.id)
         rep = inc.report
         trace = rep.get("trace", {})
         resolved = [e.to_json() for e in show_entries(ws, action="incident.resolve", subject=f"incident:{inc.id}")]
