@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from dataward import progress as progress_protocol
-from dataward.access import Grant, require, require_separation
+from dataward.access import require, require_separation
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core import dsse, merkle
@@ -38,6 +38,7 @@ from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_RELEASE, attest, transition
 from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint
 from dataward.log.verify import key_valid_at
+from dataward.model.roles import Grant
 from dataward.model.version import Version
 from dataward.store import versions_repo
 from dataward.store.catalog import Transaction
@@ -536,9 +537,10 @@ def release(
             raise IntegrityError(f"parent version {parent.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
     from dataward.evidence.gates import require_cleared_for_release
+    from dataward.workflow import policy
 
     for i in add:  # after the catalog's own checks (their errors say what to do); the log has the last word
-        require_cleared_for_release(ws, i)
+        require_cleared_for_release(ws, i, policy)
     with ws.change(actor, "dataset.release", version_subject(dataset, plan.number)) as ch:
         commit_version(ws, ch, plan, "release", {})
     return get_version(ws, f"{dataset}@{plan.number}")
@@ -624,6 +626,7 @@ def verify_version(
     """Check a version end to end. ``full`` also re-hashes every released file and record (``progress``
     is told each batch as it is checked)."""
     from dataward.evidence.gates import check_version, latest_logged_number
+    from dataward.workflow import policy
 
     ds, n = parse_spec(spec)
     problems: list[str] = []
@@ -650,7 +653,7 @@ def verify_version(
             why2 = approval_problem(ws, conn, b, keys)
             if why2:
                 problems.append(why2)
-        evidence = check_version(ws, conn, v)
+        evidence = check_version(ws, conn, v, policy)
         problems += [p for p in evidence.problems if p not in problems]
         revoked += [b for b in evidence.revoked if b not in revoked]
         revoked_records = evidence.revoked_records

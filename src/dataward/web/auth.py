@@ -16,10 +16,12 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from dataward.access import Grant, allowed
+from dataward.access import allowed
 from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.api_token import TokenInfo
+from dataward.model.roles import Grant
+from dataward.model.subject import Subject
 from dataward.release.versions import require_logged
 from dataward.store import tokens as token_rows
 from dataward.store.tokens import TokenRow
@@ -55,7 +57,7 @@ def create_token(ws: Workspace, actor: Actor, principal: str, lifetime: timedelt
     tid = secrets.token_hex(8)
     at = now()
     expires = to_iso(at + lifetime)
-    with ws.change(actor, "token.create", f"principal:{principal}") as ch:
+    with ws.change(actor, "token.create", Subject.principal(principal)) as ch:
         require_principal(ch.conn, principal)
         info = TokenInfo(tid, principal, to_iso(at), actor.name, expires)
         token_rows.insert_token(ch.conn, TokenRow(info, token_hash(secret)))

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from dataward.batches import Batch
 from dataward.core.severity import SEVERITIES as _SEVERITIES
@@ -92,16 +92,8 @@ def NormalFinding(
     n_records: int = 0,
 ) -> Finding:
     """Deprecated: build a :class:`dataward.model.finding.Finding` with the former positional order."""
-    return Finding(
-        check=check,
-        kind=kind,
-        severity=Severity.coerce(severity),
-        summary=summary,
-        records=records,
-        engine=engine,
-        file=file,
-        n_records=n_records,
-    )
+    level = Severity.coerce(severity)
+    return Finding(check, kind, level, summary, records, engine=engine, file=file, n_records=n_records)
 
 
 @dataclass(frozen=True)
@@ -168,8 +160,6 @@ class BatchCheck(ABC):
             )
 
 
-_C = TypeVar("_C", bound=type[BatchCheck])
-
 #: the batch checks shipped with dataward, in the order ``dataward screen BATCH`` runs them
 BUILTIN = {
     "integrity": "dataward.workflow.checks:IntegrityCheck",
@@ -180,21 +170,8 @@ BUILTIN = {
 
 #: the one registry of batch checks (:class:`dataward.plugins.Registry`)
 REGISTRY: Registry[BatchCheck] = Registry("batch check", BatchCheck, BUILTIN, error=InputError)
-
-
-def register(cls: _C) -> _C:
-    """Class decorator: make a batch check available under ``cls.name``."""
-    return REGISTRY.register(cls)
-
-
-def get(name: str) -> type[BatchCheck]:
-    """The batch check registered as ``name`` (unknown: :class:`InputError` naming the known checks)."""
-    return REGISTRY.get(name)
-
-
-def names() -> list[str]:
-    """Every batch check name, in run order."""
-    return REGISTRY.names()
+#: its lookups (:class:`dataward.plugins.Registry`'s own methods)
+register, get, names = REGISTRY.register, REGISTRY.get, REGISTRY.names
 
 
 def run_check(check: BatchCheck, ctx: CheckContext) -> CheckOutcome:
@@ -348,14 +325,16 @@ class DetectionCheck(BatchCheck):
                 recs = _globalise(rf, f.records, n)
                 out.append(
                     Finding(
-                        f.detector,
+                        f.check,
                         f.kind,
-                        Severity.of_score(float(f.severity)),
+                        f.severity,
                         f.summary,
                         recs,
                         engine=self.engine,
                         file=rf.name,
                         n_records=len(f.records),
+                        score=f.score,
+                        p_value=f.p_value,
                     )
                 )
             flagged = set(_globalise(rf, (int(i) for i in report.flagged.nonzero()[0]), n))
