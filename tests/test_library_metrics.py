@@ -76,6 +76,7 @@ def _flags_reference(flagged: Any, truth: Any) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+@pytest.mark.slow
 def test_bench_metrics_from_scikit_learn_are_the_former_numbers() -> None:
     rng = np.random.default_rng(0)
     cases: list[tuple[Any, Any, Any]] = []

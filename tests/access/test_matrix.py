@@ -170,6 +170,7 @@ def _log_size(ws: Workspace) -> int:
     return last[0].seq + 1 if last else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
 def test_every_role_against_entry_point(world: World, name: str) -> None:
     action, fn = ENTRY_POINTS[name]
@@ -231,6 +232,7 @@ def test_permissions_table_least_privilege() -> None:
     assert allowed([Grant(Role.INGESTER, "feed")], "log.verify", None)
 
 
+@pytest.mark.slow
 def test_scoped_grant_only_on_its_source(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
     add_source(ws, admin, "other", kind="internal", origin="x")

@@ -152,6 +152,7 @@ CHANGES: dict[str, Any] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", sorted(CHANGES))
 def test_each_admin_change_waits_for_a_second_admin(trio: Trio, action: str) -> None:
     propose, applied = CHANGES[action]
@@ -309,6 +310,7 @@ def test_one_stolen_admin_key_cannot_add_a_principal(trio: Trio) -> None:
         principals.grant_roles(trio.ws, m, "mallory", [Grant(Role.APPROVER)])
 
 
+@pytest.mark.slow
 def test_one_stolen_admin_key_cannot_grant_a_role_with_modified_code(
     trio: Trio, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -399,6 +401,7 @@ def test_threshold_above_the_admin_count_is_refused(trio: Trio) -> None:
         admin.set_threshold(trio.ws, trio.ada, 4)
 
 
+@pytest.mark.slow
 def test_the_projection_rows_match_the_log(trio: Trio) -> None:
     p = _pending(lambda: principals.grant_roles(trio.ws, trio.ada, "bob", [Grant(Role.AUDITOR)]))
     with trio.ws.engine.connect() as conn:
@@ -428,6 +431,7 @@ def _run(
     return rc, out.out, out.err
 
 
+@pytest.mark.slow
 def test_cli_two_of_three_admins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dataward.core.checkpoint import Checkpoint, sign_checkpoint
 from dataward.core.merkle import MerkleTree
 from dataward.log.auditlog import entry_leaf_hash
@@ -16,6 +18,8 @@ from dataward.log.witness import verified_mark
 from dataward.principals import revoke_key
 from dataward.sources import add_source
 from dataward.timeutil import now_iso
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
 

@@ -33,6 +33,7 @@ def test_scan_model_without_a_workspace(tmp_path: Path, capsys: pytest.CaptureFi
     assert not list(empty.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_allow_option_is_named_in_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "custom.pkl"
     p.write_bytes(CUSTOM)
@@ -46,6 +47,7 @@ def test_allow_option_is_named_in_the_report(tmp_path: Path, capsys: pytest.Capt
     assert "MODULE.NAME" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_policy_allow_list(
     tmp_path: Path, make_workspace: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

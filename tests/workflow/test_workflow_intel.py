@@ -30,6 +30,7 @@ def _feed(tmp: Path, key: Path, version: int, phrase: str = "james bond") -> Pat
     return out
 
 
+@pytest.mark.slow
 def test_loaded_feed_is_logged_and_matched_by_screen(flow: Any, tmp_path: Path) -> None:
     priv, pub = tmp_path / "feed.key", tmp_path / "feed.pub"
     write_keypair(priv, pub)
