@@ -31,7 +31,7 @@ _CHILD = r"""
 import json, resource, subprocess, sys, time
 path, exe = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-proc = subprocess.run([exe, "detect", path, "--label", "label", "--text", "text", "--json", path + ".json", "--quiet"],
+proc = subprocess.run([exe, "detect", path, "--label", "label", "--text", "text", "--json-out", path + ".json", "--quiet"],
                       capture_output=True, text=True)
 seconds = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)

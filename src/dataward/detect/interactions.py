@@ -19,9 +19,8 @@ of columns, grid pair of one scale, cell and class ``t`` with at least ``min_sup
    purity bar: a planted pair of common values shares its cell with natural records of other classes
    (digits: 18 poisoned of 45 carriers), and those are never flagged;
 2. masked content: with both columns removed, the carriers labelled ``t`` look like another class (k-NN
-   among all other records) more often than records of ``t`` outside the cell do, and more often than the
-   records of ``t`` that share one of the two coarse ranges (a cell on a class boundary disagrees more than
-   the class at large); binomial tail against the larger rate, floored at 2 %, the second factor. Cells
+   among all other records) more often than records of ``t`` outside the cell do (binomial tail against
+   that natural disagreement rate, floored at 2 %), the second factor. Cells
    are screened cheaply first with the same tail on unmasked k-NN labels, and the 60 with the strongest
    disagreement are tested.
 
@@ -211,20 +210,10 @@ class FeatureInteractions(Detector):
             majority = _masked_majority(flat, y, labelled, everyone, drop, self.k)
             disagree = labelled[majority != t]
             in_cell = (ca == a_bin) & (cb == b_bin)
-            # natural disagreement, masked the same way: over the class, and over the class's records that
-            # share one of the two coarse ranges but not the cell (a cell on a class boundary, where radius
-            # and area of breast_cancer meet, disagrees more than the class at large; a trigger's ranges
-            # alone do not)
+            # natural disagreement of the class, masked the same way
             pool = _sample(np.setdiff1d(np.flatnonzero(y == t), carriers), 100, 3)
             base = float(np.mean(_masked_majority(flat, y, pool, everyone, drop, self.k) != t)) if pool.size else 0.5
             coarse_bins = [self._coarse_bin(grids[col], carriers) for col in (columns[ia], columns[ib])]
-            near = np.zeros(n, dtype=bool)
-            for coarse, b in coarse_bins:
-                near |= coarse == b
-            near_pool = _sample(np.flatnonzero(near & ~in_cell & (y == t)), 100, 4)
-            if near_pool.size >= 2 * self.min_support:
-                near_base = np.mean(_masked_majority(flat, y, near_pool, everyone, drop, self.k) != t)
-                base = max(base, float(near_base))
             # each range alone, at the cell's scale and at the coarse one (a fine bin outside the cell may
             # hold no record at all, which is no evidence that the range does not predict the label)
             p0 = max(self._rate(ca, y, a_bin, t, in_cell), self._rate(cb, y, b_bin, t, in_cell), prior[t])
