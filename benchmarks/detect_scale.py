@@ -31,8 +31,8 @@ _CHILD = r"""
 import json, resource, subprocess, sys, time
 path, exe = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-proc = subprocess.run([exe, "detect", path, "--label", "label", "--text", "text", "--json", path + ".json", "--quiet"],
-                      capture_output=True, text=True)
+cmd = [exe, "detect", path, "--label", "label", "--text", "text", "--json-out", path + ".json", "--quiet"]
+proc = subprocess.run(cmd, capture_output=True, text=True)
 seconds = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"rc": proc.returncode, "seconds": seconds, "cpu_seconds": ru.ru_utime + ru.ru_stime,

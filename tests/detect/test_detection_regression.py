@@ -32,6 +32,8 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
     ("sentiment token 1%", "sentiment", "text-trigger", 0.01, 7, {"trigger": "cf"}, "text_triggers", "f1"),
     ("wine combo 3%", "wine", "tabular_combo_trigger", 0.03, 1, {}, "feature_interactions", "f1"),
     ("digits-table combo 3%", "digits", "tabular_combo_trigger", 0.03, 1, {}, "feature_interactions", "f1"),
+    ("digits-table combo 1%", "digits", "tabular_combo_trigger", 0.01, 7, {}, "feature_interactions", "f1"),
+    ("breast_cancer combo 3%", "breast_cancer", "tabular_combo_trigger", 0.03, 2, {}, "feature_interactions", "f1"),
     ("wine single-feature 3%", "wine", "single_feature", 0.03, 1, {}, "feature_residuals", "auroc"),
     ("breast_cancer single-feature 3%", "breast_cancer", "single_feature", 0.03, 2, {}, "feature_residuals", "auroc"),
     (

@@ -5,22 +5,29 @@ range (``tabular_combo_trigger`` in the simulator): no single value is rare, so 
 search (:mod:`dataward.detect.shortcuts`) has nothing to find. The combination is rare, and its records
 carry the target label far more often than either range alone predicts.
 
-Every numeric column is cut into 16 quantile bins on three grids (shifted by a third of a bin each, so a
-planted value near an edge still falls well inside one cell); columns with at most 16 distinct values use
-the values. For every pair of columns, grid pair, cell and class ``t`` with at least ``min_support`` records:
+Every numeric column is cut into quantile bins at two scales, 16 and 64 bins, each on three grids (shifted by
+a third of a bin, so a planted value near an edge still falls well inside one cell): poison often sets
+(nearly) the same values, a coincidence that a sixteenth of the range dilutes with the natural records
+sharing it. Columns with at most 32 distinct values use the values. Pairs of near-copies (|Spearman| >= 0.9,
+such as a radius and an area) are one measurement, not an interaction, and are not searched. For every pair
+of columns, grid pair of one scale, cell and class ``t`` with at least ``min_support`` records:
 
 1. joint skew: ``h`` of the ``m`` records in the cell have label ``t``; under the null the cell's label
    follows the stronger of its two marginal ranges, ``p0 = max(P(t | range a), P(t | range b), P(t))``, each
-   measured outside the cell (its own records must not explain themselves),, and the
-   binomial tail ``P(X >= h)``, ``X ~ Binomial(m, p0)``, is the first factor;
+   measured outside the cell (its own records must not explain themselves) at the cell's scale and at the
+   coarse one, and the binomial tail ``P(X >= h)``, ``X ~ Binomial(m, p0)``, is the first factor. No
+   purity bar: a planted pair of common values shares its cell with natural records of other classes
+   (digits: 18 poisoned of 45 carriers), and those are never flagged;
 2. masked content: with both columns removed, the carriers labelled ``t`` look like another class (k-NN
    among all other records) more often than records of ``t`` outside the cell do (binomial tail against
-   that natural disagreement rate, floored at 2 %), the second factor. Cells are screened cheaply first
-   with the same tail on unmasked k-NN labels, and the 60 strongest are tested.
+   that natural disagreement rate, floored at 2 %), the second factor. Cells
+   are screened cheaply first with the same tail on unmasked k-NN labels, and the 60 with the strongest
+   disagreement are tested.
 
 The product is tested against ``alpha`` Bonferroni-corrected over every (pair, grids, cell, class) hypothesis
-with enough support. Only carriers whose own masked content disagrees with the label are flagged. The
-finding names both columns and the value ranges.
+with enough support, and the masked tail must pass on its own, Bonferroni over the 60 tested. Only carriers
+whose own masked content disagrees with the label are flagged. The finding names both columns and the
+value ranges.
 """
 
 from __future__ import annotations
@@ -31,31 +38,40 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom
+from scipy.stats import binom, rankdata
 
 from dataward.detect._shortcuts import _masked_majority, _sample
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
 _BINS = 16
+# the fine scale: poison often sets (nearly) the same values, a coincidence a 1/16 range dilutes with the
+# natural records that share it (wine: 5 planted records alone within 0.1 s.d. of both values, 33 records
+# in their 16-bin cell)
+_SCALES = (_BINS, 4 * _BINS)
+_MAX_BINS = _SCALES[-1]
+_DISTINCT = (
+    2 * _BINS
+)  # a column of at most this many distinct values is binned by its values  # code of a missing value, past every bin
 _SHIFTS = (0.0, 1.0 / 3.0, 2.0 / 3.0)
 _MAX_CANDIDATES = 60
 _MAX_COLUMNS = 64
+_COPY_RHO = 0.9  # |Spearman| from which two columns are one measurement
 
 
-def _grids(values: FloatArray) -> list[tuple[IntArray, FloatArray]]:
-    """Bin codes of one column on its grids, with the bin edges (``-inf``/``inf`` at the ends)."""
+def _grids(values: FloatArray, bins: int) -> list[tuple[IntArray, FloatArray]]:
+    """Bin codes of one column on its grids at ``bins`` quantile bins, with the edges (``-inf``/``inf``)."""
     finite = np.isfinite(values)
     distinct = np.unique(values[finite])
-    if distinct.size <= _BINS:
+    if distinct.size <= _DISTINCT:
         edges = (distinct[1:] + distinct[:-1]) / 2.0
-        codes = np.where(finite, np.searchsorted(edges, values), _BINS)
+        codes = np.where(finite, np.searchsorted(edges, values), _MAX_BINS)
         return [(codes.astype(np.int64), np.concatenate([[-np.inf], edges, [np.inf]]))]
     out = []
     for shift in _SHIFTS:
-        qs = (np.arange(1, _BINS) - shift) / _BINS
+        qs = (np.arange(1, bins) - shift) / bins
         edges = np.unique(np.quantile(values[finite], qs[(qs > 0) & (qs < 1)]))
-        codes = np.where(finite, np.searchsorted(edges, values, side="right"), _BINS)
+        codes = np.where(finite, np.searchsorted(edges, values, side="right"), _MAX_BINS)
         out.append((codes.astype(np.int64), np.concatenate([[-np.inf], edges, [np.inf]])))
     return out
 
@@ -68,7 +84,7 @@ class FeatureInteractions(Detector):
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
     needs_labels: ClassVar[bool] = True
 
-    def __init__(self, min_support: int = 3, purity: float = 0.8, alpha: float = 0.01, k: int = 5) -> None:
+    def __init__(self, min_support: int = 3, purity: float = 0.0, alpha: float = 0.01, k: int = 5) -> None:
         self.min_support = int(min_support)
         self.purity = float(purity)
         self.alpha = float(alpha)
@@ -99,7 +115,14 @@ class FeatureInteractions(Detector):
         y = np.asarray(rep.labels, dtype=np.int64)
         k_cls = len(rep.label_names)
         columns = list(numeric)
-        grids = {c: _grids(numeric[c]) for c in columns}
+        grids = {c: [_grids(numeric[c], bins) for bins in _SCALES] for c in columns}
+        discrete = {c: len(grids[c][0]) == 1 for c in columns}
+        # two near-copies of one measurement (breast_cancer's radius and area) make a one-dimensional slice,
+        # not an interaction: records "in one range but not the other" are the odd few, so the each-range-
+        # alone null means nothing there (single-column shortcuts and residuals cover such pairs)
+        ranks = np.column_stack([rankdata(np.nan_to_num(numeric[c])) for c in columns])
+        rho = np.corrcoef(ranks, rowvar=False) if len(columns) > 1 else np.ones((1, 1))
+        copies = {(a, b) for a, b in combinations(range(len(columns)), 2) if abs(rho[a, b]) >= _COPY_RHO}
         flat = np.asarray(rep.features, dtype=np.float64)
         fnames = list(rep.feature_names or ())
         everyone = _sample(np.arange(n, dtype=np.int64), 3000, 1)
@@ -112,41 +135,58 @@ class FeatureInteractions(Detector):
             [max(0.02, float(looks_other[y == t].mean())) if (y == t).any() else 0.5 for t in range(k_cls)]
         )
         prior = np.bincount(y[y >= 0], minlength=k_cls) / max(1, int((y >= 0).sum()))
-        candidates: list[tuple[float, int, int, int, int, int, int, int]] = []
+        candidates: list[tuple[float, float, int, int, int, int, int, int, int, int]] = []
         n_hyp = 0
-        cells = (_BINS + 1) ** 2
-        for ia, ib in combinations(range(len(columns)), 2):
-            for ga, (codes_a, _) in enumerate(grids[columns[ia]]):
-                count_a = self._counts(codes_a, y, k_cls)
-                for gb, (codes_b, _) in enumerate(grids[columns[ib]]):
-                    count_b = self._counts(codes_b, y, k_cls)
-                    cell = codes_a * (_BINS + 1) + codes_b
-                    key = cell * k_cls + y
-                    joint = np.bincount(key, minlength=cells * k_cls).reshape(cells, k_cls)
-                    other = np.bincount(key, weights=looks_other, minlength=cells * k_cls).reshape(cells, k_cls)
-                    total = joint.sum(axis=1)
-                    supported = total >= self.min_support
-                    n_hyp += int(supported.sum()) * k_cls
-                    ok = supported[:, None] & (joint >= self.purity * total[:, None]) & (other >= self.min_support)
-                    hit_cells, hit_cls = np.nonzero(ok)
-                    if hit_cells.size == 0:
-                        continue
-                    a_bins, b_bins = np.divmod(hit_cells, _BINS + 1)
-                    # each range alone, outside the cell (the cell's own records must not explain themselves)
-                    out_a = count_a[a_bins] - joint[hit_cells]
-                    out_b = count_b[b_bins] - joint[hit_cells]
-                    rate_a = out_a[np.arange(hit_cells.size), hit_cls] / np.maximum(out_a.sum(axis=1), 1)
-                    rate_b = out_b[np.arange(hit_cells.size), hit_cls] / np.maximum(out_b.sum(axis=1), 1)
-                    p0 = np.clip(np.maximum(np.maximum(rate_a, rate_b), prior[hit_cls]), 1e-3, 0.999)
-                    h = joint[hit_cells, hit_cls]
-                    m = total[hit_cells]
-                    d = other[hit_cells, hit_cls]
-                    p = binom.sf(h - 1, m, p0) * binom.sf(d - 1, h, base_rate[hit_cls])
-                    for j in np.flatnonzero(p * max(1, n_hyp) < 1.0).tolist():
-                        candidates.append(
-                            (float(p[j]), ia, ib, ga, gb, int(a_bins[j]), int(b_bins[j]), int(hit_cls[j]))
-                        )
+        counts: dict[tuple[int, int, int], IntArray] = {}
+        for ia, ib, sc, ga, gb in self._grid_pairs(columns, grids, discrete, copies):
+            codes_a = grids[columns[ia]][sc][ga][0]
+            codes_b = grids[columns[ib]][sc][gb][0]
+            count_a = counts.setdefault((ia, sc, ga), self._counts(codes_a, y, k_cls))
+            count_b = counts.setdefault((ib, sc, gb), self._counts(codes_b, y, k_cls))
+            width = int(codes_b.max()) + 1
+            # only the occupied cells (at most n), whatever the number of bins
+            occupied, cell_of = np.unique(codes_a * width + codes_b, return_inverse=True)
+            key = cell_of * k_cls + y
+            joint = np.bincount(key, minlength=occupied.size * k_cls).reshape(occupied.size, k_cls)
+            other = np.bincount(key, weights=looks_other, minlength=occupied.size * k_cls).reshape(occupied.size, k_cls)
+            total = joint.sum(axis=1)
+            supported = total >= self.min_support
+            n_hyp += int(supported.sum()) * k_cls
+            ok = supported[:, None] & (joint >= self.purity * total[:, None]) & (other >= self.min_support)
+            hit_rows, hit_cls = np.nonzero(ok)
+            if hit_rows.size == 0:
+                continue
+            hit_cells = occupied[hit_rows]
+            a_bins, b_bins = np.divmod(hit_cells, width)
+            # each range alone, outside the cell (the cell's own records must not explain themselves)
+            out_a = count_a[a_bins] - joint[hit_rows]
+            out_b = count_b[b_bins] - joint[hit_rows]
+            rate_a = out_a[np.arange(hit_cells.size), hit_cls] / np.maximum(out_a.sum(axis=1), 1)
+            rate_b = out_b[np.arange(hit_cells.size), hit_cls] / np.maximum(out_b.sum(axis=1), 1)
+            p0 = np.clip(np.maximum(np.maximum(rate_a, rate_b), prior[hit_cls]), 1e-3, 0.999)
+            h = joint[hit_rows, hit_cls]
+            m = total[hit_rows]
+            d = other[hit_rows, hit_cls]
+            p_other = binom.sf(d - 1, h, base_rate[hit_cls])
+            p = binom.sf(h - 1, m, p0) * p_other
+            for j in np.flatnonzero(p * max(1, n_hyp) < 1.0).tolist():
+                candidates.append(
+                    (
+                        float(p_other[j]),
+                        float(p[j]),
+                        ia,
+                        ib,
+                        sc,
+                        ga,
+                        gb,
+                        int(a_bins[j]),
+                        int(b_bins[j]),
+                        int(hit_cls[j]),
+                    )
+                )
         n_hyp = max(1, n_hyp)
+        # strongest content disagreement first: the masked test decides, and large natural cells of a class
+        # have astronomically small skew tails that would fill the candidates tested (clean digits)
         candidates.sort()
         flagged = np.zeros(n, dtype=bool)
         pvalues = np.ones(n)
@@ -154,11 +194,11 @@ class FeatureInteractions(Detector):
         reasons: dict[int, tuple[str, ...]] = {}
         findings: list[Finding] = []
         tested = 0
-        for _, ia, ib, ga, gb, a_bin, b_bin, t in candidates:
+        for _, _, ia, ib, sc, ga, gb, a_bin, b_bin, t in candidates:
             if tested >= _MAX_CANDIDATES:
                 break
-            ca, ea = grids[columns[ia]][ga]
-            cb, eb = grids[columns[ib]][gb]
+            ca, ea = grids[columns[ia]][sc][ga]
+            cb, eb = grids[columns[ib]][sc][gb]
             carriers = np.flatnonzero((ca == a_bin) & (cb == b_bin))
             labelled = carriers[y[carriers] == t]
             if labelled.size == 0 or flagged[labelled].mean() >= 0.5:
@@ -169,10 +209,17 @@ class FeatureInteractions(Detector):
             # hide a class whose typical records fall in the cell
             majority = _masked_majority(flat, y, labelled, everyone, drop, self.k)
             disagree = labelled[majority != t]
+            in_cell = (ca == a_bin) & (cb == b_bin)
+            # natural disagreement of the class, masked the same way
             pool = _sample(np.setdiff1d(np.flatnonzero(y == t), carriers), 100, 3)
             base = float(np.mean(_masked_majority(flat, y, pool, everyone, drop, self.k) != t)) if pool.size else 0.5
-            in_cell = (ca == a_bin) & (cb == b_bin)
-            p0 = min(0.999, max(self._rate(ca, y, a_bin, t, in_cell), self._rate(cb, y, b_bin, t, in_cell), prior[t]))
+            coarse_bins = [self._coarse_bin(grids[col], carriers) for col in (columns[ia], columns[ib])]
+            # each range alone, at the cell's scale and at the coarse one (a fine bin outside the cell may
+            # hold no record at all, which is no evidence that the range does not predict the label)
+            p0 = max(self._rate(ca, y, a_bin, t, in_cell), self._rate(cb, y, b_bin, t, in_cell), prior[t])
+            for coarse, b in coarse_bins:
+                p0 = max(p0, self._rate(coarse, y, b, t, in_cell))
+            p0 = min(0.999, p0)
             p_skew = float(binom.sf(labelled.size - 1, carriers.size, p0))
             # skew tail against the marginal-range null x disagreement tail against the natural rate
             p_mask = float(binom.sf(disagree.size - 1, labelled.size, max(base, 0.02))) if disagree.size else 1.0
@@ -240,7 +287,34 @@ class FeatureInteractions(Detector):
     @staticmethod
     def _counts(codes: IntArray, y: IntArray, k: int) -> IntArray:
         """Records per bin (rows) and label (columns)."""
-        return np.bincount(codes * k + y, minlength=(_BINS + 1) * k).reshape(_BINS + 1, k)
+        return np.bincount(codes * k + y, minlength=(_MAX_BINS + 1) * k).reshape(_MAX_BINS + 1, k)
+
+    @staticmethod
+    def _coarse_bin(col_grids: list[list[tuple[IntArray, FloatArray]]], carriers: IntArray) -> tuple[IntArray, int]:
+        """The column's coarse codes and the coarse bin most of the carriers fall in."""
+        coarse = col_grids[0][0][0]
+        return coarse, int(np.bincount(coarse[carriers]).argmax())
+
+    @staticmethod
+    def _grid_pairs(
+        columns: list[str],
+        grids: dict[str, list[list[tuple[IntArray, FloatArray]]]],
+        discrete: dict[str, bool],
+        copies: set[tuple[int, int]],
+    ) -> list[tuple[int, int, int, int, int]]:
+        """(column a, column b, scale, grid of a, grid of b) to search: grids of one scale are paired; two
+        columns of few distinct values have one grid each, searched once."""
+        out = []
+        for ia, ib in combinations(range(len(columns)), 2):
+            if (ia, ib) in copies:
+                continue
+            for sc in range(len(_SCALES)):
+                if sc > 0 and discrete[columns[ia]] and discrete[columns[ib]]:
+                    continue
+                for ga in range(len(grids[columns[ia]][sc])):
+                    for gb in range(len(grids[columns[ib]][sc])):
+                        out.append((ia, ib, sc, ga, gb))
+        return out
 
     @staticmethod
     def _rate(codes: IntArray, y: IntArray, b: int, t: int, exclude: Any) -> float:
