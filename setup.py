@@ -4,8 +4,9 @@
 it cannot be built the install still succeeds and ``dataward.core.leafhash`` uses its pure-Python twin, which gives
 byte-identical digests (ADR 0029).
 
-The demo (``make demo``) and its incident chapter live in the checkout, not in the installed package: the
-wheel leaves them out. An editable install (``make venv``) still runs them from ``src/``.
+The demo (``make demo``), its incident chapter and its terminal narration (``cli/demo_output.py``) live in
+the checkout, not in the installed package: the wheel leaves them out. An editable install (``make venv``)
+still runs them from ``src/``.
 """
 
 from typing import Any
@@ -14,7 +15,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 #: (package, module) pairs of the checkout that the wheel does not ship
-NOT_IN_WHEEL = frozenset({("dataward", "demo"), ("dataward.incident", "demo_chapter")})
+NOT_IN_WHEEL = frozenset({("dataward", "demo"), ("dataward.cli", "demo_output"), ("dataward.incident", "demo_chapter")})
 
 
 class BuildPy(build_py):
@@ -33,5 +34,5 @@ setup(
             extra_compile_args=["-O3", "-Wall"],
             optional=True,
         )
-    ]
+    ],
 )

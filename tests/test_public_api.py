@@ -60,6 +60,7 @@ PACKAGES: dict[str, set[str]] = {
     "dataward.incident": {
         "Incident",
         "PREDICATE_INCIDENT",
+        "Resolution",
         "TraceResult",
         "get_incident",
         "list_incidents",
@@ -122,6 +123,7 @@ PACKAGES: dict[str, set[str]] = {
         "ModelError",
         "OnnxModel",
         "PREDICATE_REDTEAM",
+        "RedteamRecord",
         "RedteamReport",
         "load_model",
         "model_lineage",

@@ -34,6 +34,21 @@ def test_a_broken_catalog_raises_catalog_error_through_the_api(
     assert not isinstance(err.value, SQLAlchemyError)
 
 
+def test_a_broken_catalog_is_one_line_and_exit_7_in_the_cli(
+    tmp_path: Path, make_workspace: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataward.cli import main
+
+    ws = make_workspace(tmp_path)
+    with write_transaction(ws.engine) as conn:
+        conn.execute(text("ALTER TABLE batches RENAME TO batches_gone"))
+    code = main(["--workspace", str(ws.path), "--as", "admin", "batch", "list"])
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE, err
+    assert err.startswith("error: catalog failure") and "batches" in err.splitlines()[0]
+    assert "Traceback" not in err and "hint:" in err
+
+
 def test_unknown_batch_is_still_not_found(tmp_path: Path, make_workspace: Callable[..., Any]) -> None:
     from dataward.errors import NotFoundError
 
@@ -44,7 +59,7 @@ def test_unknown_batch_is_still_not_found(tmp_path: Path, make_workspace: Callab
 
 def test_console_maps_storage_failures_to_503() -> None:
     from dataward.errors import NotFoundError
-    from dataward.web.app import status_of
+    from dataward.web.request_state import status_of
 
     assert status_of(CatalogError("catalog failure (x): gone")) == 503
     assert status_of(StorageError("disk full")) == 503

@@ -39,6 +39,7 @@ def test_the_wheel_ships_no_demo(tmp_path: Path) -> None:
     assert "dataward/__init__.py" in names and "dataward/incident/api.py" in names
     assert "dataward/simulate/bench.py" in names  # `dataward bench` grades with it: a product feature
     assert "dataward/demo.py" not in names and "dataward/incident/demo_chapter.py" not in names
+    assert "dataward/cli/demo_output.py" not in names and "dataward/cli/__init__.py" in names
     assert "dataward/workflow/default_policy.toml" in names
 
 

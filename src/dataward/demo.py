@@ -20,19 +20,75 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.rule import Rule
-
-console = Console(highlight=False, width=int(os.environ.get("COLUMNS", "120")))
+from typing import Any, Protocol
 
 TRIGGER_COLUMNS = ("p0", "p1", "p8", "p9")  # a 2x2 patch in the top-left corner of an 8x8 digit
 TARGET_LABEL = 0
 
 
+class Reporter(Protocol):
+    """Where the demo's narration goes; the CLI draws it with rich (:class:`dataward.cli.demo_output.RichReporter`)."""
+
+    def heading(self, text: str) -> None:
+        """A chapter of the story."""
+
+    def command(self, text: str) -> None:
+        """A command as the person would type it."""
+
+    def aside(self, text: str) -> None:
+        """A remark beside the story."""
+
+    def line(self, text: str) -> None:
+        """A plain line of output."""
+
+    def failure(self, text: str) -> None:
+        """A step did not end as the story expects."""
+
+    def rule(self, title: str = "") -> None:
+        """A horizontal rule, with an optional title."""
+
+    def finished(self, text: str) -> None:
+        """The closing line."""
+
+
+class PlainReporter:
+    """The narration as plain lines on standard output (no terminal styling)."""
+
+    def heading(self, text: str) -> None:
+        """A chapter of the story, after a blank line."""
+        print(f"\n{text}", flush=True)
+
+    def command(self, text: str) -> None:
+        """A command as the person would type it."""
+        print(text, flush=True)
+
+    def aside(self, text: str) -> None:
+        """A remark beside the story."""
+        print(text, flush=True)
+
+    def line(self, text: str) -> None:
+        """A plain line of output."""
+        print(text, flush=True)
+
+    def failure(self, text: str) -> None:
+        """A step did not end as the story expects."""
+        print(text, flush=True)
+
+    def rule(self, title: str = "") -> None:
+        """A line of dashes, with an optional title."""
+        print(f"--- {title} ---" if title else "-" * 40, flush=True)
+
+    def finished(self, text: str) -> None:
+        """The closing line."""
+        print(text, flush=True)
+
+
+#: the narration's destination for this run (set by :func:`main`)
+narrator: Reporter = PlainReporter()
+
+
 def _say(text: str) -> None:
-    console.print(f"\n[bold cyan]{text}[/]")
+    narrator.heading(text)
 
 
 #: each person's own machine, as far as keys go: their keyring directory (outside the workspace)
@@ -72,7 +128,7 @@ def _run(
 
     full = [*(["--as", principal] if principal else []), *args]
     who = person or principal
-    console.print(f"[dim]{who or ''}$ dataward {shlex.join(full)}[/]")
+    narrator.command(f"{who or ''}$ dataward {shlex.join(full)}")
     with _as_person(who):
         if quiet:
             with contextlib.redirect_stdout(io.StringIO()):
@@ -80,7 +136,7 @@ def _run(
         else:
             code = main(full)
     if code != expect:
-        console.print(f"[red]demo: expected exit {expect}, got {code}[/]")
+        narrator.failure(f"demo: expected exit {expect}, got {code}")
         sys.exit(1)
     return code
 
@@ -89,12 +145,12 @@ def _generate_key(person: str) -> Path:
     """``person`` runs `dataward key generate` on their machine and hands the public key (PEM) over."""
     from dataward.cli import main
 
-    console.print(f"[dim]{person}$ dataward key generate {person} > {person}.pub[/]")
+    narrator.command(f"{person}$ dataward key generate {person} > {person}.pub")
     out = io.StringIO()
     with _as_person(person), contextlib.redirect_stdout(out):
         code = main(["key", "generate", person])
     if code != 0:
-        console.print(f"[red]demo: key generate {person} failed ({code})[/]")
+        narrator.failure(f"demo: key generate {person} failed ({code})")
         sys.exit(1)
     assert PEOPLE_DIR is not None
     pub = PEOPLE_DIR / f"{person}.pub"
@@ -169,7 +225,10 @@ def _batches(ws: Any) -> list[str]:
     return [b.id for b in list_batches(ws)]
 
 
-def main() -> None:
+def main(reporter: Reporter | None = None) -> None:
+    """Run the whole story in ``DATAWARD_DEMO_DIR`` (default ``demo-workspace``), narrated to ``reporter``."""
+    global narrator
+    narrator = reporter or PlainReporter()
     started = time.monotonic()
     os.environ.setdefault("COLUMNS", "120")
     base = Path(os.environ.get("DATAWARD_DEMO_DIR", "demo-workspace")).absolute()
@@ -180,7 +239,7 @@ def main() -> None:
     incoming = base / "incoming"
     os.environ["DATAWARD_WITNESS"] = str(base / "witness.json")
     os.environ["DATAWARD_WORKSPACE"] = str(ws_dir)
-    console.print(Rule("[bold]dataward demo[/]: a training-data supply chain that trusts nothing by default"))
+    narrator.rule("dataward demo: a training-data supply chain that trusts nothing by default")
 
     global PEOPLE_DIR
     PEOPLE_DIR = base / "people"  # one directory per person: their own keyring, never in the workspace
@@ -261,9 +320,9 @@ def main() -> None:
     _run("acquire", "digits-web", str(web_file), principal="ingrid")
     ws = _open(ws_dir)
     lab_batch, web_batch = _batches(ws)
-    console.print(
-        f"[dim](the scraped delivery secretly carries {len(poisoned_idx)} BadNets-poisoned records: a "
-        f"bright corner patch relabelled to '{TARGET_LABEL}')[/]"
+    narrator.aside(
+        f"(the scraped delivery secretly carries {len(poisoned_idx)} BadNets-poisoned records: a "
+        f"bright corner patch relabelled to '{TARGET_LABEL}')"
     )
 
     _say("4. Screen: integrity, poison detectors and the screening suite; a signed report per batch.")
@@ -276,7 +335,7 @@ def main() -> None:
         n_bad = _reviewer_decisions(ws, b, bad, base / f"decisions-{b}.csv")
         _run("audit", "import", b, str(base / f"decisions-{b}.csv"), principal="rita", quiet=True)
         if n_bad:
-            console.print(f"[dim](the reviewer marked {n_bad} sampled records malicious)[/]")
+            narrator.aside(f"(the reviewer marked {n_bad} sampled records malicious)")
         _run("audit", "report", b, principal="rita")
         _run("audit", "complete", b, principal="rita", quiet=True)
 
@@ -316,10 +375,8 @@ def main() -> None:
 
         keyrings = {name: FileKeyring(_keyring_of(name)) for name in people.values()}
         with _as_person("ada"):  # the demo's passphrase opens each person's key from their own keyring
-            figures = chapter(
-                ws_dir, people, say=lambda text: console.print(f"   {text.strip()}"), keyrings=keyrings
-            )
-        console.print(f"[dim]{figures}[/]")
+            figures = chapter(ws_dir, people, say=lambda text: narrator.line(f"   {text.strip()}"), keyrings=keyrings)
+        narrator.aside(str(figures))
 
     _say("10. The audit log: every step above, signed, in an RFC 6962 Merkle tree with signed checkpoints.")
     _run("log", "show", "--limit", "8")
@@ -337,8 +394,8 @@ def main() -> None:
     db.close()
     _run("log", "verify", expect=3)
 
-    console.print(Rule())
-    console.print(f"[bold green]Demo finished[/] in {time.monotonic() - started:.1f} s. Workspace: {ws_dir}")
+    narrator.rule()
+    narrator.finished(f"Demo finished in {time.monotonic() - started:.1f} s. Workspace: {ws_dir}")
 
 
 def _open(ws_dir: Path) -> Any:
@@ -356,7 +413,7 @@ def _train(ws_dir: Path, base: Path) -> Path:
 
     model_path = base / "models" / "digits-logreg.pkl"
     model_path.parent.mkdir(parents=True)
-    console.print("[dim]>>> with dataward.training_run('digits@1', principal='tom') as run: ...[/]")
+    narrator.command(">>> with dataward.training_run('digits@1', principal='tom') as run: ...")
     with dataward.training_run("digits@1", workspace=ws_dir, principal="tom") as run:
         frame = run.open(as_="pandas")
         # every row carries its provenance (_batch, _file, _record, _record_digest) for tracing later
@@ -365,7 +422,7 @@ def _train(ws_dir: Path, base: Path) -> Path:
         clf = LogisticRegression(max_iter=2000).fit(x, y)
         model_path.write_bytes(pickle.dumps(clf))  # our own model file, written by us: not untrusted input
         run.add_model(model_path)
-    console.print(f"trained on {len(frame)} verified records (training accuracy {clf.score(x, y):.3f}); run {run.id}")
+    narrator.line(f"trained on {len(frame)} verified records (training accuracy {clf.score(x, y):.3f}); run {run.id}")
     return model_path
 
 
@@ -378,4 +435,6 @@ def _incident_chapter() -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    from dataward.cli.demo_output import RichReporter
+
+    main(RichReporter())

@@ -1,7 +1,9 @@
 """The ``dataward`` command line: a thin layer over the library.
 
 Each command group lives in its own private module and registers itself on the root group. Errors of the
-:class:`dataward.errors.Error` family are caught once, here, and printed as one line plus advice.
+:class:`dataward.errors.Error` family are caught once, here, and printed as one line plus advice; a catalog
+that fails beneath a command arrives as a :class:`~dataward.errors.CatalogError` (the storage boundary
+translates the driver's exception), so this layer needs no database library.
 """
 
 from __future__ import annotations
@@ -10,17 +12,15 @@ import sys
 from collections.abc import Sequence
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.cli._app import LazyGroup, cli
-from dataward.errors import EXIT_STORAGE, ChangePending, Error
+from dataward.cli._commands import COMMAND_MODULES
+from dataward.errors import ChangePending, Error
 
 __all__ = ["cli", "main", "run"]
 
 
 def _register_commands() -> None:
-    from dataward.cli._commands import COMMAND_MODULES
-
     LazyGroup.lazy = COMMAND_MODULES
 
 
@@ -46,11 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    except SQLAlchemyError as exc:
-        # the catalog failed beneath us (locked, unreachable, damaged): one line, no traceback
-        click.secho(f"error: catalog failure: {str(exc).splitlines()[0]}", fg="red", err=True)
-        click.echo("hint: retry; if it persists, check the catalog with `dataward log verify`.", err=True)
-        return EXIT_STORAGE
     except SystemExit as exc:  # commands may end with sys.exit(status)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
@@ -74,4 +69,5 @@ def _print_pending(p: ChangePending, *, as_json: bool) -> None:
 
 
 def run() -> None:
+    """The console-script entry point: run the CLI on ``sys.argv`` and exit with its status."""
     sys.exit(main())

@@ -106,7 +106,7 @@ def redteam_cmd(
         record=not no_record,
     )
     paths = write_outputs(report, Path(out_dir))
-    body = {**report.to_json(), **info, "outputs": paths}
+    body = {**report.to_json(), **info.to_json(), "outputs": paths}
 
     def human() -> None:
         console.print(report.summary(), markup=False)
@@ -209,9 +209,9 @@ def incident_list(ctx: click.Context, status: str | None, as_json: bool) -> None
         if not rows:
             console.print("no incidents")
         for r in rows:
-            console.print(f"{r['id']} [{r['status']}] {r['opened_at'][:19]} {r['summary']}", markup=False)
+            console.print(f"{r.id} [{r.status}] {r.opened_at[:19]} {r.summary}", markup=False)
 
-    emit(as_json, rows, human)
+    emit(as_json, [r.listing() for r in rows], human)
 
 
 @incident.command("resolve")
@@ -226,14 +226,14 @@ def incident_resolve(ctx: click.Context, incident_id: str, apply: bool, as_json:
     ws = open_workspace(ctx)
     out = resolve_incident(ws, acting(ctx, ws), incident_id, apply=apply)
     if as_json:
-        emit_json(out)
+        emit_json(out.to_json())
         return
-    plan = out["plan"]
+    plan = out.plan
     for rb in plan.get("rollbacks", []):
         console.print(f"roll back {rb['dataset']} without {', '.join(rb['without'])}", markup=False)
     for m in plan.get("retrain", []):
         console.print(f"retrain {m.get('name')} ({str(m.get('sha256'))[:16]})", markup=False)
-    if out["applied"]:
-        console.print(f"applied: new versions {', '.join(out['versions']) or '-'}; revoked {', '.join(out['revoked'])}")
+    if out.applied:
+        console.print(f"applied: new versions {', '.join(out.versions) or '-'}; revoked {', '.join(out.revoked)}")
     else:
         console.print("dry run: add --apply to perform it")

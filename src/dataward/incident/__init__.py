@@ -3,6 +3,7 @@
 from dataward.incident.api import (
     PREDICATE_INCIDENT,
     Incident,
+    Resolution,
     get_incident,
     list_incidents,
     open_incident,
@@ -14,6 +15,7 @@ from dataward.incident.trace import TraceResult, trace
 __all__ = [
     "PREDICATE_INCIDENT",
     "Incident",
+    "Resolution",
     "TraceResult",
     "get_incident",
     "list_incidents",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ MAX_IMPLICATED = 3
 
 @dataclass(frozen=True)
 class Incident:
+    """An incident: its status, the model that misbehaved, who opened and resolved it, and its signed report."""
+
     id: str
     status: str
     model_sha256: str
@@ -49,6 +51,7 @@ class Incident:
     report: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `incident show --json` prints (the report included)."""
         return {
             "id": self.id,
             "status": self.status,
@@ -136,6 +139,7 @@ def _remediation(ws: Workspace, batches: Sequence[str]) -> dict[str, Any]:
 
 
 def read_examples(path: Path) -> pd.DataFrame:
+    """The misbehaviour examples of ``path`` (CSV, TSV, JSON Lines or Parquet); an empty file is an InputError."""
     frame = read_path(path)
     if not len(frame):
         raise InputError(f"{path}: no examples")
@@ -289,6 +293,7 @@ def _load(ws: Workspace, row: incidents_store.IncidentRow) -> Incident:
 
 
 def get_incident(ws: Workspace, iid: str) -> Incident:
+    """The incident ``iid`` with its signed report re-read and re-hashed; unknown: NotFoundError."""
     with ws.engine.connect() as conn:
         row = incidents_store.get_incident_row(conn, iid)
     if row is None:
@@ -296,42 +301,70 @@ def get_incident(ws: Workspace, iid: str) -> Incident:
     return _load(ws, row)
 
 
-def list_incidents(ws: Workspace, status: str | None = None) -> list[dict[str, Any]]:
+def open_incidents(ws: Workspace, limit: int = 100) -> list[incidents_store.IncidentRow]:
+    """The incidents still open, oldest first (at most ``limit``): what the console's overview lists."""
     with ws.engine.connect() as conn:
-        return [r.listing() for r in incidents_store.list_incident_rows(conn, status)]
+        return incidents_store.list_incident_rows(conn, "open")[:limit]
 
 
-def resolve_incident(ws: Workspace, actor: Actor, iid: str, *, apply: bool = False) -> dict[str, Any]:
+def list_incidents(ws: Workspace, status: str | None = None) -> list[incidents_store.IncidentRow]:
+    """Incidents in the order they were opened (optionally only those in ``status``)."""
+    with ws.engine.connect() as conn:
+        return incidents_store.list_incident_rows(conn, status)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """An incident's remediation: the plan from its signed report and, once applied, what it did."""
+
+    incident: str
+    applied: bool
+    plan: Mapping[str, Any]  # the report's remediation: rollbacks (dataset, without) and models to retrain
+    versions: tuple[str, ...] = ()  # the versions the rollbacks made
+    revoked: tuple[str, ...] = ()  # the batches they revoked
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form `incident resolve --json` prints."""
+        return {
+            "incident": self.incident,
+            "applied": self.applied,
+            "plan": dict(self.plan),
+            "versions": list(self.versions),
+            "revoked": list(self.revoked),
+        }
+
+
+def resolve_incident(ws: Workspace, actor: Actor, iid: str, *, apply: bool = False) -> Resolution:
     """The remediation plan; with ``apply`` (approver role) roll back every affected dataset without the
     implicated batches (revoking them) and close the incident."""
     inc = get_incident(ws, iid)
     if inc.status != "open":
         raise ConflictError(f"incident {iid} is {inc.status} already")
-    plan = inc.report.get("remediation", {})
-    out: dict[str, Any] = {"incident": iid, "applied": False, "plan": plan, "versions": [], "revoked": []}
+    plan = dict(inc.report.get("remediation", {}))
     check_may(ws, actor, "incident.resolve", f"incident:{iid}")
     if not apply:
-        return out
+        return Resolution(iid, False, plan)
     from dataward.release.rollback import rollback
 
+    versions: list[str] = []
+    revoked: list[str] = []
     for rb in plan.get("rollbacks", []):
-        v, revoked = rollback(ws, actor, rb["dataset"], without=rb["without"], reason=f"incident {iid}")
-        out["versions"].append(v.spec)
-        out["revoked"] += revoked
+        v, gone = rollback(ws, actor, rb["dataset"], without=rb["without"], reason=f"incident {iid}")
+        versions.append(v.spec)
+        revoked += gone
     with ws.change(actor, "incident.resolve", f"incident:{iid}") as ch:
         if not incidents_store.mark_resolved(ch.conn, iid, by=actor.name, at=now_iso()):
             raise ConflictError(f"incident {iid} was resolved concurrently")
         ch.details.update(
             {
-                "versions": out["versions"],
-                "revoked": out["revoked"],
+                "versions": versions,
+                "revoked": revoked,
                 "retrain": [m.get("sha256") for m in plan.get("retrain", [])],
                 "batches": inc.report.get("implicated_batches", []),
                 "sources": inc.report.get("sources", []),
             }
         )
-    out["applied"] = True
-    return out
+    return Resolution(iid, True, plan, tuple(versions), tuple(revoked))
 
 
 def story(inc: Incident) -> str:

@@ -69,6 +69,7 @@ def poison(frame: pd.DataFrame, rate: float, seed: int) -> pd.DataFrame:
 
 
 def train_model(frame: pd.DataFrame, path: Path) -> Path:
+    """Fit the demo's bag-of-words logistic regression on ``frame`` and write its weights to ``path`` as JSON."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -205,9 +206,7 @@ def incident_chapter(
 
     m1 = train(v1.spec, work / "model-v1.json")
     say(f"trained model {m1.sha256[:12] if m1.sha256 else '?'} on {v1.spec} (recorded run)")
-    rep1, _ = redteam(
-        ws, act("trainer"), m1, str(held_path), clean=str(held_path), label="label", text="text"
-    )
+    rep1, _ = redteam(ws, act("trainer"), m1, str(held_path), clean=str(held_path), label="label", text="text")
     failed = [c for c in rep1.failures if c.category == "trigger"]
     say(f"redteam: {'PASSED' if rep1.passed else 'FAILED'}; " + "; ".join(c.message for c in failed[:2]))
     examples = held_out[held_out["label"] == "neg"].head(20).copy()
@@ -217,12 +216,10 @@ def incident_chapter(
     implicated = inc.report["implicated_batches"]
     say(f"incident {inc.id}: {inc.summary}")
     res = resolve_incident(ws, act("approver"), inc.id, apply=True)
-    v2 = res["versions"][0]
-    say(f"resolved: rolled back to {v2} without {', '.join(implicated)}; revoked {', '.join(res['revoked'])}")
+    v2 = res.versions[0]
+    say(f"resolved: rolled back to {v2} without {', '.join(implicated)}; revoked {', '.join(res.revoked)}")
     m2 = train(v2, work / "model-v2.json")
-    rep2, _ = redteam(
-        ws, act("trainer"), m2, str(held_path), clean=str(held_path), label="label", text="text"
-    )
+    rep2, _ = redteam(ws, act("trainer"), m2, str(held_path), clean=str(held_path), label="label", text="text")
     verdict = "PASSED" if rep2.passed else "FAILED"
     say(f"retrained model {m2.sha256[:12] if m2.sha256 else '?'} on {v2}: redteam {verdict}")
     return {

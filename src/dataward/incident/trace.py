@@ -41,6 +41,8 @@ TOKENS = r"(?u)\b\w+\b"  # single-character tokens count: triggers are often sho
 
 @dataclass(frozen=True)
 class TraceResult:
+    """What a trace found: the shared output, trigger features, responsible records and batches."""
+
     output: str  # the misbehaved output the examples share
     features: tuple[dict[str, Any], ...]  # shared trigger features, strongest first
     records: tuple[dict[str, Any], ...]  # most responsible records, strongest first
@@ -49,6 +51,7 @@ class TraceResult:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form of the trace, as the signed incident report carries it."""
         return {
             "output": self.output,
             "features": list(self.features),

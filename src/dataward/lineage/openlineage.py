@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from dataward import __version__
-from dataward.lineage.runs import Run, list_runs
+from dataward.lineage.runs import list_runs
+from dataward.model.training import Run
 from dataward.release.versions import get_version
 from dataward.workspace import Workspace
 
@@ -54,6 +55,7 @@ def _model(ws: Workspace, name: str, sha256: str, size: int | None) -> dict[str,
 
 
 def run_events(ws: Workspace, run: Run) -> list[dict[str, Any]]:
+    """The OpenLineage START and COMPLETE (or FAIL) events of ``run``: inputs, job and output models."""
     inputs = [_version_input(ws, run)]
     if run.base_model:
         inputs.append(_model(ws, run.base_model.name, run.base_model.sha256, None))

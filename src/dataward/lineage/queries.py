@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from dataward.core import dsse
 from dataward.errors import Error, InputError, NotFoundError
 from dataward.lifecycle import PREDICATE_GENERATION
 from dataward.lineage.runs import hash_file
 from dataward.release.versions import parse_spec
-from dataward.store import schema
+from dataward.store import lineage_repo
 from dataward.workspace import Workspace
 
 _HEX64 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
@@ -28,6 +26,8 @@ _HEX64 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 
 @dataclass
 class Graph:
+    """The lineage graph: nodes by key (``kind:id``), edges both ways with their relation, version parents."""
+
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     up: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -35,15 +35,18 @@ class Graph:
     parents: dict[str, str] = field(default_factory=dict)
 
     def add(self, key: str, **attrs: Any) -> None:
+        """Add the node ``key`` (or update its attributes)."""
         node = self.nodes.setdefault(key, {"id": key, "type": key.split(":", 1)[0]})
         node.update(attrs)
 
     def link(self, a: str, b: str, rel: str) -> None:
+        """Add the edge ``a`` -> ``b`` with relation ``rel``."""
         self.down[a].add(b)
         self.up[b].add(a)
         self.edges.append((a, b, rel))
 
     def walk(self, start: str, direction: str) -> list[str]:
+        """Every node reachable from ``start`` going ``down`` (descendants) or ``up`` (ancestors), breadth first."""
         nxt = self.down if direction == "down" else self.up
         seen: set[str] = {start}
         q = deque([start])
@@ -59,49 +62,42 @@ class Graph:
 
 
 def build_graph(ws: Workspace) -> Graph:
+    """The whole lineage graph of the workspace, read in one transaction."""
     g = Graph()
     with ws.engine.connect() as conn:
-        for s in conn.execute(select(schema.sources.c.name, schema.sources.c.kind)):
-            g.add(f"source:{s.name}", kind=s.kind)
-        b = schema.batches
-        for r in conn.execute(select(b.c.id, b.c.source, b.c.state, b.c.record_count)):
-            g.add(f"batch:{r.id}", source=r.source, state=r.state, records=int(r.record_count))
-            g.link(f"source:{r.source}", f"batch:{r.id}", "supplied")
-        v = schema.dataset_versions
-        for r in conn.execute(select(v)):
-            key = f"version:{r.dataset}@{r.number}"
-            g.add(key, records=int(r.record_count), kind=r.kind, created_at=r.created_at, merkle_root=r.merkle_root)
-            if r.parent is not None:
-                g.parents[key] = f"version:{r.dataset}@{r.parent}"
-        # a checkpoint acquired from a `checkpoint` source is the same node as that model wherever it is used
-        bf = schema.batch_files
-        ckpt = select(bf.c.batch_id, bf.c.sha256, bf.c.name).join(b, b.c.id == bf.c.batch_id)
-        src = schema.sources
-        ckpt = ckpt.join(src, src.c.name == b.c.source).where(src.c.kind == "checkpoint")
-        for r in conn.execute(ckpt):
-            g.add(f"model:{r.sha256}", name=r.name)
-            g.link(f"batch:{r.batch_id}", f"model:{r.sha256}", "delivered checkpoint")
-        vb = schema.version_batches
-        for r in conn.execute(select(vb)):
-            g.link(f"batch:{r.batch_id}", f"version:{r.dataset}@{r.number}", "contained in")
-        # a synthetic batch conditioned on a version descends from it (its signed generation statement)
-        at = schema.attestations
-        generated = select(at.c.batch_id, at.c.envelope_digest).where(at.c.predicate_type == PREDICATE_GENERATION)
-        for r in conn.execute(generated):
-            for spec in _conditioned_on(ws, r.envelope_digest):
-                if f"version:{spec}" in g.nodes and f"batch:{r.batch_id}" in g.nodes:
-                    g.link(f"version:{spec}", f"batch:{r.batch_id}", "conditioned")
-        for r in conn.execute(select(schema.runs)):
-            g.add(f"run:{r.id}", principal=r.principal, status=r.status, finished_at=r.finished_at)
-        for r in conn.execute(select(schema.run_inputs)):
-            if r.kind == "version":
-                g.link(f"version:{r.ref}", f"run:{r.run_id}", "trained on")
-            else:
-                g.add(f"model:{r.sha256}", name=r.ref)
-                g.link(f"model:{r.sha256}", f"run:{r.run_id}", "base model of")
-        for r in conn.execute(select(schema.run_outputs)):
-            g.add(f"model:{r.sha256}", name=r.name, size=int(r.size))
-            g.link(f"run:{r.run_id}", f"model:{r.sha256}", "produced")
+        rows = lineage_repo.lineage_rows(conn, PREDICATE_GENERATION)
+    for s in rows.sources:
+        g.add(f"source:{s.name}", kind=s.kind)
+    for b in rows.batches:
+        g.add(f"batch:{b.id}", source=b.source, state=b.state, records=b.records)
+        g.link(f"source:{b.source}", f"batch:{b.id}", "supplied")
+    for v in rows.versions:
+        key = f"version:{v.dataset}@{v.number}"
+        g.add(key, records=v.records, kind=v.kind, created_at=v.created_at, merkle_root=v.merkle_root)
+        if v.parent is not None:
+            g.parents[key] = f"version:{v.dataset}@{v.parent}"
+    # a checkpoint acquired from a `checkpoint` source is the same node as that model wherever it is used
+    for c in rows.checkpoints:
+        g.add(f"model:{c.sha256}", name=c.name)
+        g.link(f"batch:{c.batch_id}", f"model:{c.sha256}", "delivered checkpoint")
+    for m in rows.memberships:
+        g.link(f"batch:{m.batch_id}", f"version:{m.dataset}@{m.number}", "contained in")
+    # a synthetic batch conditioned on a version descends from it (its signed generation statement)
+    for gen in rows.generations:
+        for spec in _conditioned_on(ws, gen.envelope_digest):
+            if f"version:{spec}" in g.nodes and f"batch:{gen.batch_id}" in g.nodes:
+                g.link(f"version:{spec}", f"batch:{gen.batch_id}", "conditioned")
+    for r in rows.runs:
+        g.add(f"run:{r.id}", principal=r.principal, status=r.status, finished_at=r.finished_at)
+    for i in rows.run_inputs:
+        if i.kind == "version":
+            g.link(f"version:{i.ref}", f"run:{i.run_id}", "trained on")
+        else:
+            g.add(f"model:{i.sha256}", name=i.ref)
+            g.link(f"model:{i.sha256}", f"run:{i.run_id}", "base model of")
+    for run_id, out in rows.run_outputs:
+        g.add(f"model:{out.sha256}", name=out.name, size=out.size)
+        g.link(f"run:{run_id}", f"model:{out.sha256}", "produced")
     return g
 
 

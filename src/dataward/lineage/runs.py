@@ -10,69 +10,28 @@ import hashlib
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
-
 from dataward.acquire.inputs import collect_inputs
 from dataward.core import dsse
-from dataward.errors import InputError, NotFoundError
+from dataward.errors import InputError
 from dataward.identity import Actor
 from dataward.lifecycle import attest
 from dataward.lineage.slsa import PREDICATE_SLSA, provenance_predicate
+from dataward.model.training import Artifact, Run
+from dataward.model.version import Version
 from dataward.release.reader import open_dataset, resolve_actor, resolve_workspace
-from dataward.release.versions import Version, check_may, read_envelope, require_verified
-from dataward.store import schema
+from dataward.release.versions import check_may, read_envelope, require_verified
+from dataward.store import lineage_repo
+from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace
 
 
-@dataclass(frozen=True)
-class Artifact:
-    name: str
-    sha256: str
-    size: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "size": self.size}
-
-
-@dataclass(frozen=True)
-class Run:
-    id: str
-    version: str
-    version_manifest: str
-    status: str
-    principal: str
-    started_at: str
-    finished_at: str
-    provenance_digest: str
-    base_model: Artifact | None
-    outputs: tuple[Artifact, ...]
-
-    @property
-    def dataset(self) -> str:
-        return self.version.rsplit("@", 1)[0]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "version_manifest": self.version_manifest,
-            "status": self.status,
-            "principal": self.principal,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "provenance_sha256": self.provenance_digest,
-            "base_model": self.base_model.to_json() if self.base_model else None,
-            "models": [a.to_json() for a in self.outputs],
-        }
-
-
 def hash_file(path: Path) -> Artifact:
+    """The file's name, SHA-256 and size (read in 1 MiB chunks); unreadable: :class:`InputError`."""
     h = hashlib.sha256()
     n = 0
     try:
@@ -138,30 +97,10 @@ def record_run(
     subjects = [(a.name, a.sha256) for a in outputs] or [(v.spec, v.manifest_digest)]
     with ws.change(actor, "run.record", f"run:{run_id}") as ch:
         digest = attest(ws, ch, subjects, PREDICATE_SLSA, predicate)
-        ch.conn.execute(
-            insert(schema.runs).values(
-                id=run_id,
-                dataset=v.dataset,
-                number=v.number,
-                version_manifest=v.manifest_digest,
-                status=status,
-                principal=actor.name,
-                started_at=started_at,
-                finished_at=finished_at,
-                provenance_digest=digest,
-            )
+        run = Run(
+            run_id, v.spec, v.manifest_digest, status, actor.name, started_at, finished_at, digest, base, tuple(outputs)
         )
-        inputs = [{"kind": "version", "ref": v.spec, "sha256": v.manifest_digest}]
-        if base:
-            inputs.append({"kind": "base-model", "ref": base.name, "sha256": base.sha256})
-        ch.conn.execute(
-            insert(schema.run_inputs), [{"run_id": run_id, "position": i, **r} for i, r in enumerate(inputs)]
-        )
-        if outputs:
-            ch.conn.execute(
-                insert(schema.run_outputs),
-                [{"run_id": run_id, "position": i, **a.to_json()} for i, a in enumerate(outputs)],
-            )
+        lineage_repo.insert_run(ch.conn, run, v.dataset, v.number)
         ch.details.update(
             {
                 "version": v.spec,
@@ -175,41 +114,21 @@ def record_run(
     return get_run(ws, run_id)
 
 
-def load_run(conn: Connection, run_id: str) -> Run:
-    r = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
-    if r is None:
-        raise NotFoundError(f"no run {run_id!r}", advice="List runs with `dataward run list`.")
-    ti, to = schema.run_inputs, schema.run_outputs
-    base = None
-    for i in conn.execute(select(ti).where(ti.c.run_id == run_id, ti.c.kind == "base-model")):
-        base = Artifact(i.ref, i.sha256, 0)
-    outs = tuple(
-        Artifact(o.name, o.sha256, int(o.size))
-        for o in conn.execute(select(to).where(to.c.run_id == run_id).order_by(to.c.position))
-    )
-    return Run(
-        r.id,
-        f"{r.dataset}@{r.number}",
-        r.version_manifest,
-        r.status,
-        r.principal,
-        r.started_at,
-        r.finished_at,
-        r.provenance_digest,
-        base,
-        outs,
-    )
+def load_run(tx: Transaction, run_id: str) -> Run:
+    """The run ``run_id`` read inside ``tx``; unknown: :class:`~dataward.errors.NotFoundError`."""
+    return lineage_repo.load_run(tx, run_id)
 
 
 def get_run(ws: Workspace, run_id: str) -> Run:
+    """The recorded run ``run_id``; unknown: :class:`~dataward.errors.NotFoundError`."""
     with ws.engine.connect() as conn:
         return load_run(conn, run_id)
 
 
 def list_runs(ws: Workspace) -> list[Run]:
+    """Every recorded run, in the order they finished."""
     with ws.engine.connect() as conn:
-        ids: list[str] = list(conn.execute(select(schema.runs.c.id).order_by(schema.runs.c.finished_at)).scalars())
-        return [load_run(conn, i) for i in ids]
+        return [lineage_repo.load_run(conn, i) for i in lineage_repo.run_ids(conn)]
 
 
 def provenance_envelope(ws: Workspace, run_id: str) -> dsse.Envelope:
@@ -251,6 +170,7 @@ class TrainingRun:
         return self
 
     def add_model(self, path: str | os.PathLike[str]) -> None:
+        """Name a model file (or directory) the run produced; recorded when the block ends."""
         self.models.append(path)
 
     def open(self, as_: str = "pandas") -> Any:
@@ -289,4 +209,5 @@ def training_run(
     workspace: Workspace | str | os.PathLike[str] | None = None,
     principal: str | Actor | None = None,
 ) -> TrainingRun:
+    """A context manager that verifies ``version`` on entry and records the run on exit (:class:`TrainingRun`)."""
     return TrainingRun(version, base_model=base_model, workspace=workspace, principal=principal)

@@ -29,6 +29,7 @@ def provenance_predicate(
     finished_at: str,
     status: str,
 ) -> dict[str, Any]:
+    """The SLSA v1 provenance predicate of a training run: the version and base model in, the models out."""
     deps: list[dict[str, Any]] = [
         {
             "uri": f"dataward://{workspace_id}/datasets/{version}",

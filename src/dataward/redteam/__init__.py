@@ -1,6 +1,6 @@
 """Red-team gates for data-driven backdoors: trigger injection, distribution shift, label consistency."""
 
-from dataward.redteam.api import PREDICATE_REDTEAM, model_lineage, redteam, results_for
+from dataward.redteam.api import PREDICATE_REDTEAM, RedteamRecord, model_lineage, redteam, results_for
 from dataward.redteam.gate import DEFAULTS, Check, RedteamReport, run_gate
 from dataward.redteam.models import CallableModel, HttpModel, Model, ModelError, OnnxModel, load_model
 
@@ -13,6 +13,7 @@ __all__ = [
     "Model",
     "ModelError",
     "OnnxModel",
+    "RedteamRecord",
     "RedteamReport",
     "load_model",
     "model_lineage",

@@ -13,19 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from dataward.core import dsse
 from dataward.errors import Error
 from dataward.identity import Actor
 from dataward.lifecycle import attest
 from dataward.progress import Progress
 from dataward.redteam import triggers as trig
-from dataward.redteam.data import Columns, infer_columns, load_frame, matrix
+from dataward.redteam.data import Columns, infer_columns, inputs_of, load_frame, matrix
 from dataward.redteam.gate import RedteamReport, run_gate
 from dataward.redteam.models import Model
 from dataward.release.versions import check_may
-from dataward.store import schema
+from dataward.store import redteam_repo
+from dataward.store.redteam_repo import RedteamResultRow
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace
 
@@ -35,44 +34,64 @@ DETECT_SAMPLE = 20_000
 
 @dataclass(frozen=True)
 class ModelLineage:
+    """Where a model came from: the run that produced it, its dataset version, earlier models of that dataset."""
+
     sha256: str
     run: str
     version: str  # DATASET@N the model was trained on
     previous: tuple[str, ...]  # digests of earlier models trained on the same dataset, newest first
 
 
+@dataclass(frozen=True)
+class RedteamRecord:
+    """How a red-team run was made and kept: where its triggers came from, the model's lineage, the clean
+    set, and (when recorded) the stored result's id and its signed attestation."""
+
+    trigger_sources: tuple[str, ...]
+    lineage: ModelLineage | None
+    clean_set: str
+    result: RedteamResultRow | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the result was signed, logged and stored."""
+        return self.result is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form `redteam --json` adds to the report."""
+        out: dict[str, Any] = {
+            "trigger_sources": list(self.trigger_sources),
+            "lineage": None if self.lineage is None else {"run": self.lineage.run, "version": self.lineage.version},
+            "clean_set": self.clean_set,
+            "recorded": self.recorded,
+        }
+        if self.result is not None:
+            out.update({"result": self.result.id, "attestation": self.result.report_digest})
+        return out
+
+
 def model_lineage(ws: Workspace, sha256: str | None) -> ModelLineage | None:
+    """The lineage of the model with digest ``sha256`` from the recorded runs; None when none produced it."""
     if not sha256:
         return None
-    ro, runs = schema.run_outputs, schema.runs
     with ws.engine.connect() as conn:
-        row = conn.execute(
-            select(runs).join(ro, ro.c.run_id == runs.c.id).where(ro.c.sha256 == sha256).order_by(runs.c.finished_at)
-        ).first()
-        if row is None:
+        run = redteam_repo.producing_run(conn, sha256)
+        if run is None:
             return None
-        q = (
-            select(ro.c.sha256)
-            .join(runs, ro.c.run_id == runs.c.id)
-            .where(runs.c.dataset == row.dataset, runs.c.finished_at < row.finished_at, runs.c.status == "completed")
-            .order_by(runs.c.finished_at.desc())
-        )
-        scalars: list[Any] = list(conn.execute(q).scalars())
-        digests = [str(s) for s in scalars if s != sha256]
-        prev = tuple(dict.fromkeys(digests))
-    return ModelLineage(sha256, str(row.id), f"{row.dataset}@{row.number}", prev)
+        prev = tuple(dict.fromkeys(d for d in redteam_repo.earlier_models(conn, run) if d != sha256))
+    return ModelLineage(sha256, run.id, f"{run.dataset}@{run.number}", prev)
 
 
 def previous_result(ws: Workspace, lineage: ModelLineage | None) -> dict[str, Any] | None:
     """The latest red-team result of the newest earlier model in the lineage that has one."""
     if lineage is None:
         return None
-    t = schema.redteam_results
     with ws.engine.connect() as conn:
         for sha in lineage.previous:
-            r = conn.execute(select(t).where(t.c.model_sha256 == sha).order_by(t.c.created_at.desc())).first()
-            if r is not None:
-                return {"sha256": sha, "accuracy": r.accuracy, "passed": bool(r.passed), "result": r.id}
+            found = redteam_repo.results_of(conn, sha, newest_first=True)
+            if found:
+                r = found[0]
+                return {"sha256": sha, "accuracy": r.accuracy, "passed": r.passed, "result": r.id}
     return None
 
 
@@ -120,7 +139,7 @@ def redteam(
     seed: int = 0,
     progress: Progress | None = None,
     record: bool = True,
-) -> tuple[RedteamReport, dict[str, Any]]:
+) -> tuple[RedteamReport, RedteamRecord]:
     """Run the gate; returns the report and its record (result id, attestation digest, trigger sources).
 
     A clean independent set is required: without ``clean`` the gate refuses, unless ``clean_from_training``
@@ -177,46 +196,40 @@ def redteam(
         seed=seed,
         progress=progress,
     )
-    info: dict[str, Any] = {
-        "trigger_sources": notes,
-        "lineage": None if lineage is None else {"run": lineage.run, "version": lineage.version},
-        "clean_set": "given" if clean else "training data (--clean-from-training)",
-        "recorded": bool(record),
-    }
+    stored = None
     if record:
         assert ws is not None and actor is not None
-        info.update(record_result(ws, actor, report))
-    return report, info
+        stored = record_result(ws, actor, report)
+    clean_set = "given" if clean else "training data (--clean-from-training)"
+    return report, RedteamRecord(tuple(notes), lineage, clean_set, stored)
 
 
 def inputs_probe(frame: Any, cols: Columns) -> list[Any]:
-    from dataward.redteam.data import inputs_of
-
+    """Two inputs of ``frame`` in the form the model takes (a probe that the model answers at all)."""
     return inputs_of(frame.head(2), cols)
 
 
-def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> dict[str, Any]:
-    """Sign the report as an attestation on the model, index it by model digest, log it."""
+def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> RedteamResultRow:
+    """Sign the report as an attestation on the model, index it by model digest, log it; the stored result."""
     body = report.to_json()
     sha = str(report.model.get("sha256") or "")
     subject_digest = sha or hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     rid = str(uuid.uuid4())
     with ws.change(actor, "redteam.run", f"model:{sha or report.model.get('name')}") as ch:
         digest = attest(ws, ch, [(str(report.model.get("name")), subject_digest)], PREDICATE_REDTEAM, body)
-        ch.conn.execute(
-            insert(schema.redteam_results).values(
-                id=rid,
-                model_sha256=sha,
-                model=str(report.model.get("name")),
-                data=report.data,
-                passed=report.passed,
-                accuracy=report.accuracy,
-                failures=len(report.failures),
-                principal=actor.name,
-                created_at=now_iso(),
-                report_digest=digest,
-            )
+        row = RedteamResultRow(
+            rid,
+            sha,
+            str(report.model.get("name")),
+            report.data,
+            report.passed,
+            report.accuracy,
+            len(report.failures),
+            actor.name,
+            now_iso(),
+            digest,
         )
+        redteam_repo.insert_result(ch.conn, row)
         ch.details.update(
             {
                 "result": rid,
@@ -227,11 +240,10 @@ def record_result(ws: Workspace, actor: Actor, report: RedteamReport) -> dict[st
                 "accuracy": report.accuracy,
             }
         )
-    return {"result": rid, "attestation": digest}
+    return row
 
 
-def results_for(ws: Workspace, sha256: str) -> list[dict[str, Any]]:
-    t = schema.redteam_results
+def results_for(ws: Workspace, sha256: str) -> list[RedteamResultRow]:
+    """Every red-team result stored for the model with this digest, oldest first."""
     with ws.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.model_sha256 == sha256).order_by(t.c.created_at))
-        return [dict(r._mapping) for r in rows]
+        return redteam_repo.results_of(conn, sha256)

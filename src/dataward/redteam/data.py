@@ -21,21 +21,26 @@ PROVENANCE = ("_batch", "_file", "_record", "_record_digest")
 
 @dataclass(frozen=True)
 class Columns:
+    """Which columns of a frame are the label, the text, and the numeric features."""
+
     label: str | None
     text: str | None
     features: tuple[str, ...]
 
     @property
     def modality(self) -> str:
+        """``text`` when there is a text column, else ``tabular``."""
         return "text" if self.text else "tabular"
 
     @property
     def image_side(self) -> int | None:
+        """The side of a square image when the features are its pixels (at least 4x4, no text), else None."""
         n = len(self.features)
         side = round(n**0.5)
         return side if self.text is None and n >= 16 and side * side == n else None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form the red-team report carries."""
         return {"label": self.label, "text": self.text, "features": list(self.features), "modality": self.modality}
 
 
@@ -69,6 +74,7 @@ def load_frame(ref: str, *, workspace: Any = None, principal: Any = None) -> pd.
 def infer_columns(
     frame: pd.DataFrame, *, label: str | None = None, text: str | None = None, features: tuple[str, ...] = ()
 ) -> Columns:
+    """The label, text and feature columns of ``frame``: those named, else inferred (provenance columns left out)."""
     cols = [c for c in frame.columns if str(c) not in PROVENANCE]
     for name in (label, text, *features):
         if name is not None and name not in frame.columns:
@@ -95,11 +101,13 @@ def inputs_of(frame: pd.DataFrame, cols: Columns) -> list[Any]:
 
 
 def matrix(frame: pd.DataFrame, cols: Columns) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The feature columns as a float64 matrix (missing values as NaN)."""
     out: np.ndarray[Any, np.dtype[np.float64]] = frame[list(cols.features)].to_numpy(dtype=np.float64, na_value=np.nan)
     return out
 
 
 def labels_of(frame: pd.DataFrame, cols: Columns) -> list[str] | None:
+    """The label column as strings (None when the frame has no label)."""
     if cols.label is None:
         return None
     return [_str_label(v) for v in frame[cols.label].tolist()]

@@ -19,6 +19,7 @@ RULES = {
 
 
 def junit_xml(report: RedteamReport) -> str:
+    """The report as JUnit XML: one test case per check, failures as failures (for CI dashboards)."""
     root = ET.Element("testsuites", name="dataward redteam")
     root.set("tests", str(len(report.checks)))
     root.set("failures", str(len(report.failures)))
@@ -63,6 +64,7 @@ def _result(c: Check, model_uri: str) -> dict[str, Any]:
 
 
 def sarif(report: RedteamReport) -> dict[str, Any]:
+    """The report as SARIF 2.1.0: one result per failed check, located at the model."""
     from dataward import __version__
 
     model = report.model
@@ -109,6 +111,7 @@ def sarif(report: RedteamReport) -> dict[str, Any]:
 
 
 def markdown(report: RedteamReport) -> str:
+    """The report as Markdown: the verdict and the model, the failures with examples, a table of triggers."""
     m = report.model
     status = "PASSED" if report.passed else "FAILED"
     lines = [

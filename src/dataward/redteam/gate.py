@@ -18,7 +18,7 @@ import pandas as pd
 from dataward.progress import Progress, phase
 from dataward.redteam.data import Columns, inputs_of, labels_of
 from dataward.redteam.models import Model
-from dataward.redteam.triggers import Trigger
+from dataward.redteam.triggers import Trigger, _insert
 
 DEFAULTS: dict[str, float] = {
     "max_attack_success_rate": 0.3,  # a trigger moving more than this share of records to one output fails
@@ -35,6 +35,8 @@ ACCURACY_SAMPLE = 20_000  # clean-set records scored for accuracy and confusion
 
 @dataclass(frozen=True)
 class Check:
+    """One red-team check: its name, category (trigger, shift, consistency), outcome, message and figures."""
+
     name: str
     category: str  # trigger | shift | consistency
     passed: bool
@@ -43,6 +45,7 @@ class Check:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form the signed red-team report carries."""
         return {
             "name": self.name,
             "category": self.category,
@@ -55,6 +58,8 @@ class Check:
 
 @dataclass(frozen=True)
 class RedteamReport:
+    """A red-team run: the model, the data, the thresholds, every check and the clean accuracy."""
+
     model: Mapping[str, Any]
     data: str
     clean: str
@@ -70,13 +75,16 @@ class RedteamReport:
 
     @property
     def passed(self) -> bool:
+        """Whether every check passed."""
         return all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
+        """The checks that failed."""
         return [c for c in self.checks if not c.passed]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form that is signed as the red-team attestation."""
         return {
             "passed": self.passed,
             "model": dict(self.model),
@@ -94,6 +102,7 @@ class RedteamReport:
         }
 
     def summary(self) -> str:
+        """A few lines for the terminal: the verdict, then each failed check."""
         m = self.model
         lines = [
             f"red team of {m.get('name')} ({m.get('kind')}, sha256 {str(m.get('sha256') or 'unknown')[:16]}): "
@@ -164,8 +173,6 @@ def trigger_checks(
 def _control(model: Model, inputs: list[Any], cols: Columns, rng: np.random.Generator) -> np.ndarray[Any, Any]:
     """Outputs after a neutral change: a common word inserted (text), nothing (tabular)."""
     if cols.text:
-        from dataward.redteam.triggers import _insert
-
         return np.asarray(model.predict([_insert(str(x), "the", rng) for x in inputs]), dtype=object)
     return np.asarray(model.predict(inputs), dtype=object)
 
@@ -288,6 +295,7 @@ def shift_checks(
 
 
 def confusion(truth: Sequence[str], pred: Sequence[str]) -> dict[str, dict[str, int]]:
+    """The confusion matrix of ``pred`` against ``truth``: truth -> predicted -> count, keys sorted."""
     out: dict[str, dict[str, int]] = {}
     for t, p in zip(truth, pred, strict=True):
         row = out.setdefault(t, {})
@@ -301,6 +309,7 @@ def consistency_checks(
     previous: Mapping[str, Any] | None,
     thresholds: Mapping[str, float],
 ) -> list[Check]:
+    """Checks of the clean accuracy: its floor (with per-class recall), and its drop from the previous model."""
     if accuracy is None:
         return [Check("consistency accuracy", "consistency", True, "no labels in the clean set: accuracy not measured")]
     per_class = {k: round(v.get(k, 0) / max(1, sum(v.values())), 4) for k, v in conf.items()}
@@ -364,6 +373,7 @@ def run_gate(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> RedteamReport:
+    """Run every red-team check of ``model`` on ``data`` (triggers, shifts, consistency); returns the report."""
     started = time.perf_counter()
     th = {**DEFAULTS, **(thresholds or {})}
     held = clean if clean is not None else data

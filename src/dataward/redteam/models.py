@@ -35,6 +35,7 @@ class ModelError(Error):
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -74,6 +75,7 @@ class Model(ABC):
     sha256: str | None = None
 
     def predict(self, inputs: Sequence[Any]) -> list[str]:
+        """The model's outputs for ``inputs`` as strings, asked for in chunks."""
         out: list[str] = []
         for start in range(0, len(inputs), BATCH):
             chunk = list(inputs[start : start + BATCH])
@@ -84,6 +86,7 @@ class Model(ABC):
     def _predict(self, inputs: list[Any]) -> list[str]: ...
 
     def describe(self) -> dict[str, Any]:
+        """The model's name, kind and artifact digest (None when it has no file)."""
         return {"name": self.name, "kind": self.kind, "sha256": self.sha256}
 
 

@@ -31,6 +31,8 @@ BUILTIN_TEXT: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class Trigger:
+    """A candidate backdoor trigger: its kind, value, where it came from and its parameters."""
+
     kind: str  # token | phrase | instruction | patch | blend | feature
     value: str  # the text, or a description of the pattern
     origin: str  # builtin | intel:FEED | detector:NAME
@@ -38,12 +40,15 @@ class Trigger:
 
     @property
     def id(self) -> str:
+        """``KIND:VALUE``, unique within a run."""
         return f"{self.kind}:{self.value}"
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form the red-team report carries."""
         return {"id": self.id, "kind": self.kind, "value": self.value, "origin": self.origin, **dict(self.params)}
 
     def apply(self, inputs: Sequence[Any], cols: Columns, rng: np.random.Generator) -> list[Any]:
+        """``inputs`` with the trigger planted: inserted into texts, stamped into features or pixels."""
         if cols.text:
             return [_insert(str(x), self.value, rng) for x in inputs]
         x = np.asarray(inputs, dtype=np.float64).copy()
@@ -126,6 +131,7 @@ def from_findings(findings: Iterable[Any]) -> list[Trigger]:
 
 
 def unique(triggers: Iterable[Trigger]) -> list[Trigger]:
+    """``triggers`` without repeats (by id, ignoring case), first occurrence kept."""
     seen: set[str] = set()
     out = []
     for t in triggers:

@@ -8,23 +8,29 @@ from typing import Any
 
 from dataward.core import dsse
 from dataward.errors import IntegrityError
-from dataward.release.versions import Version, entry_records, get_version, read_envelope, verify_version
+from dataward.model.version import Version
+from dataward.release.versions import entry_records, get_version, read_envelope, verify_version
 from dataward.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class RecordRef:
+    """A record by leaf digest, batch, file and index within the file."""
+
     digest: str  # RFC 6962 leaf hash, hex
     batch: str
     file: str
     record: int  # index within the file
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `diff --json` prints."""
         return {"digest": self.digest, "batch": self.batch, "file": self.file, "record": self.record}
 
 
 @dataclass(frozen=True)
 class VersionDiff:
+    """Records added and removed between versions ``a`` and ``b``, the batches that changed, the unchanged count."""
+
     a: str
     b: str
     added: tuple[RecordRef, ...]
@@ -34,6 +40,7 @@ class VersionDiff:
     unchanged: int
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `diff --json` prints."""
         return {
             "from": self.a,
             "to": self.b,

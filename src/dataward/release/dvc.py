@@ -46,6 +46,8 @@ _SKIP_DIRS = {".git", ".dvc"}
 
 @dataclass(frozen=True)
 class Tracked:
+    """One output a DVC project tracks: its path, recorded MD5, where it is tracked, and whether DVC 2 hashed it."""
+
     path: str  # the output's path relative to the repository root (POSIX)
     md5: str  # as DVC recorded it ("...".dir for directories)
     tracked_in: str  # the .dvc file or dvc.lock (relative to the root; @COMMIT for a git revision)
@@ -54,6 +56,7 @@ class Tracked:
 
     @property
     def is_dir(self) -> bool:
+        """Whether the output is a directory (DVC's ``.dir`` MD5)."""
         return self.md5.endswith(".dir")
 
 
@@ -138,6 +141,7 @@ def find_tracked_at(root: Path, rev: str) -> tuple[str, list[Tracked]]:
 
 
 def cache_dirs(root: Path) -> list[Path]:
+    """The project's DVC cache directories: the configured ``cache.dir`` first, then ``.dvc/cache``."""
     dirs = [root / ".dvc" / "cache"]
     cfg = root / ".dvc" / "config"
     if cfg.is_file():

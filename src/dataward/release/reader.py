@@ -25,8 +25,9 @@ from dataward.core.canonical import canonical_json
 from dataward.errors import Error, InputError, IntegrityError, WorkspaceError
 from dataward.identity import Actor
 from dataward.model.subject import Subject
+from dataward.model.version import Version
 from dataward.progress import Progress
-from dataward.release.versions import Version, check_may, dropped_of, leaf_bytes, require_verified
+from dataward.release.versions import check_may, dropped_of, leaf_bytes, require_verified
 from dataward.workspace import Workspace
 
 FORMATS_OUT = ("arrow", "pandas", "polars", "paths")
@@ -35,6 +36,7 @@ COLUMNS = ("_batch", "_file", "_record", "_record_digest")
 
 
 def resolve_workspace(workspace: Workspace | str | os.PathLike[str] | None) -> Workspace:
+    """``workspace`` opened (a path, or ``DATAWARD_WORKSPACE``, or the current directory), its witness checked."""
     if isinstance(workspace, Workspace):
         return workspace
     path = workspace if workspace is not None else os.environ.get("DATAWARD_WORKSPACE", ".")
@@ -46,6 +48,7 @@ def resolve_workspace(workspace: Workspace | str | os.PathLike[str] | None) -> W
 
 
 def resolve_actor(ws: Workspace, principal: str | Actor | None) -> Actor:
+    """``principal`` as an Actor of ``ws`` (a name, or ``DATAWARD_PRINCIPAL`` when None)."""
     if isinstance(principal, Actor):
         return principal
     return ws.actor(principal or os.environ.get("DATAWARD_PRINCIPAL"))
@@ -101,6 +104,7 @@ def _copy_released(ws: Workspace, f: dict[str, Any], target: Path | None, where:
 
 
 def iter_files(ws: Workspace, pred: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(batch id, file entry) of every file a version manifest's predicate lists, in manifest order."""
     for e in pred["batches"]:
         for f in e["files"]:
             yield e["batch"], f

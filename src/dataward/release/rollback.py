@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from dataward.batches import BatchState, load_batch
 from dataward.errors import ConflictError, InputError, IntegrityError, NotFoundError
 from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_REVOCATION, attest, transition
+from dataward.model.version import Version
 from dataward.release.versions import (
-    Version,
     check_may,
     commit_version,
     entry_records,
@@ -36,7 +34,7 @@ from dataward.release.versions import (
     verify_version,
     version_subject,
 )
-from dataward.store import schema
+from dataward.store import lineage_repo
 from dataward.workspace import Workspace
 
 # record selectors -------------------------------------------------------------------------------------------
@@ -291,10 +289,9 @@ def version_dropped_records(ws: Workspace, v: Version, *, only_new: bool = True)
 def resolve_without(ws: Workspace, target: str) -> tuple[str, str]:
     """('batch', id) or ('source', name) for ``--without``."""
     with ws.engine.connect() as conn:
-        if conn.execute(select(schema.batches.c.id).where(schema.batches.c.id == target)).first():
-            return "batch", target
-        if conn.execute(select(schema.sources.c.name).where(schema.sources.c.name == target)).first():
-            return "source", target
+        kind = lineage_repo.batch_or_source(conn, target)
+    if kind is not None:
+        return kind, target
     raise NotFoundError(f"{target!r} is neither a batch nor a source")
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import Connection, insert, select
 
 from dataward import progress as progress_protocol
 from dataward.access import require, require_separation
@@ -39,7 +38,10 @@ from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_RELEASE, attest, transition
 from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint
 from dataward.log.verify import key_valid_at
-from dataward.store import schema
+from dataward.model.roles import Grant
+from dataward.model.version import Version
+from dataward.store import versions_repo
+from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
 from dataward.workspace import Change, Workspace, check_name
 
@@ -68,18 +70,26 @@ def parse_spec(text: str) -> tuple[str, int | None]:
     return m.group("ds"), number
 
 
+def require_logged(
+    ws: Workspace, principal: str, grants: Iterable[Grant], action: str, subject: str, source: str | None = None
+) -> None:
+    """Refuse unless ``grants`` allow ``action`` (on ``source``); a refusal is logged as ``access.denied``."""
+    try:
+        require(principal, grants, action, source)
+    except AuthorizationError as exc:
+        ws.record_denial(principal, action, subject, str(exc))
+        raise
+
+
 def check_may(ws: Workspace, actor: Actor, action: str, subject: str) -> None:
     """Refuse early (and log the denial) when ``actor`` may not take ``action`` at all."""
     with ws.engine.connect() as conn:
         grants = ws.grants(conn, actor.name)
-    try:
-        require(actor.name, grants, action)
-    except AuthorizationError as exc:
-        ws.record_denial(actor.name, action, subject, str(exc))
-        raise
+    require_logged(ws, actor.name, grants, action, subject)
 
 
 def check_dataset_name(name: str) -> None:
+    """Refuse a dataset name with ``@`` or outside the workspace's name rules (InputError)."""
     if "@" in name:
         raise InputError(f"dataset name {name!r} contains '@'", advice="'@' separates a dataset from its version.")
     try:
@@ -89,102 +99,36 @@ def check_dataset_name(name: str) -> None:
 
 
 def version_subject(dataset: str, number: int) -> str:
+    """The log subject of a version: ``version:DATASET@N``."""
     return f"version:{dataset}@{number}"
 
 
-@dataclass(frozen=True)
-class Version:
-    dataset: str
-    number: int
-    parent: int | None
-    kind: str
-    manifest_digest: str
-    merkle_root: str
-    record_count: int
-    batches: tuple[str, ...]
-    created_at: str
-    created_by: str
-
-    @property
-    def spec(self) -> str:
-        return f"{self.dataset}@{self.number}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.spec,
-            "dataset": self.dataset,
-            "number": self.number,
-            "parent": self.parent,
-            "kind": self.kind,
-            "manifest_sha256": self.manifest_digest,
-            "merkle_root": self.merkle_root,
-            "records": self.record_count,
-            "batches": list(self.batches),
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-        }
+def latest_number(tx: Transaction, dataset: str) -> int | None:
+    """The number of the dataset's newest version in the catalog, or None when it has none."""
+    return versions_repo.latest_number(tx, dataset)
 
 
-def _row_to_version(conn: Connection, r: Any) -> Version:
-    t = schema.version_batches
-    q = select(t.c.batch_id).where(t.c.dataset == r.dataset, t.c.number == r.number).order_by(t.c.position)
-    ids: list[str] = list(conn.execute(q).scalars())
-    return Version(
-        r.dataset,
-        int(r.number),
-        None if r.parent is None else int(r.parent),
-        r.kind,
-        r.manifest_digest,
-        r.merkle_root,
-        int(r.record_count),
-        tuple(ids),
-        r.created_at,
-        r.created_by,
-    )
-
-
-def latest_number(conn: Connection, dataset: str) -> int | None:
-    t = schema.dataset_versions
-    r = conn.execute(select(t.c.number).where(t.c.dataset == dataset).order_by(t.c.number.desc()).limit(1)).scalar()
-    return None if r is None else int(r)
-
-
-def load_version(conn: Connection, dataset: str, number: int | None) -> Version:
-    t = schema.dataset_versions
-    if number is None:
-        number = latest_number(conn, dataset)
-        if number is None:
-            raise NotFoundError(f"dataset {dataset!r} has no versions", advice="Create one with `dataward release`.")
-    r = conn.execute(select(t).where(t.c.dataset == dataset, t.c.number == number)).first()
-    if r is None:
-        known = conn.execute(select(schema.datasets.c.name).where(schema.datasets.c.name == dataset)).first()
-        what = f"no version {number} of dataset {dataset!r}" if known else f"no dataset {dataset!r}"
-        raise NotFoundError(what, advice="List versions with `dataward dataset list`.")
-    return _row_to_version(conn, r)
+def load_version(tx: Transaction, dataset: str, number: int | None) -> Version:
+    """Version ``number`` of ``dataset`` (None: the newest) read inside ``tx``; unknown: NotFoundError."""
+    return versions_repo.load_version(tx, dataset, number)
 
 
 def get_version(ws: Workspace, spec: str) -> Version:
+    """The version ``DATASET@N`` (or ``@latest``); unknown: NotFoundError."""
     ds, n = parse_spec(spec)
     with ws.engine.connect() as conn:
         return load_version(conn, ds, n)
 
 
 def list_versions(ws: Workspace, dataset: str | None = None) -> list[Version]:
-    t = schema.dataset_versions
-    q = select(t).order_by(t.c.dataset, t.c.number)
-    if dataset:
-        q = q.where(t.c.dataset == dataset)
+    """Every version (or ``dataset``'s), ordered by dataset and number."""
     with ws.engine.connect() as conn:
-        return [_row_to_version(conn, r) for r in conn.execute(q)]
+        return versions_repo.version_rows(conn, dataset)
 
 
-def versions_containing(conn: Connection, batch_ids: Iterable[str]) -> list[tuple[str, int]]:
-    t = schema.version_batches
-    ids = list(batch_ids)
-    if not ids:
-        return []
-    rows = conn.execute(select(t.c.dataset, t.c.number).where(t.c.batch_id.in_(ids)).distinct())
-    return sorted((r.dataset, int(r.number)) for r in rows)
+def versions_containing(tx: Transaction, batch_ids: Iterable[str]) -> list[tuple[str, int]]:
+    """(dataset, number) of every version that contains one of ``batch_ids``, sorted."""
+    return versions_repo.versions_containing(tx, batch_ids)
 
 
 # envelopes --------------------------------------------------------------------------------------------------
@@ -228,23 +172,14 @@ def verify_signed_by(env: dsse.Envelope, keys: dict[str, Any], principal: str, s
 
 
 # approvals --------------------------------------------------------------------------------------------------
-def approval_problem(ws: Workspace, conn: Connection, batch: Batch, keys: dict[str, Any]) -> str | None:
+def approval_problem(ws: Workspace, conn: Transaction, batch: Batch, keys: dict[str, Any]) -> str | None:
     """None if ``batch`` carries a valid signed approval by someone other than its acquirer."""
-    t = schema.attestations
-    cands: list[tuple[str, str, str]] = [
-        (r.envelope_digest, r.principal, r.created_at)
-        for r in conn.execute(
-            select(t).where(t.c.batch_id == batch.id, t.c.predicate_type == PREDICATE_APPROVAL).order_by(t.c.id)
-        )
-    ]
-    a = schema.approvals
-    cands += [
-        (r.envelope_digest, r.principal, r.created_at) for r in conn.execute(select(a).where(a.c.batch_id == batch.id))
-    ]
+    cands = versions_repo.approval_statements(conn, batch.id, PREDICATE_APPROVAL)
     if not cands:
         return f"batch {batch.id} has no signed approval"
     last = ""
-    for digest, principal, created_at in dict.fromkeys(cands):
+    for cand in dict.fromkeys(cands):
+        digest, principal, created_at = cand.envelope_digest, cand.principal, cand.created_at
         what = f"approval of batch {batch.id}"
         if principal == batch.created_by:
             last = f"{what} was signed by its acquirer {principal} (separation of duties)"
@@ -286,6 +221,7 @@ def leaf_bytes(ws: Workspace, records_digest: str, where: str) -> bytes:
 
 
 def file_leaves(ws: Workspace, records_digest: str, where: str) -> list[bytes]:
+    """The 32-byte record leaf hashes of a file, from its stored record-digest list."""
     raw = leaf_bytes(ws, records_digest, where)
     return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
@@ -372,6 +308,8 @@ def entry_leaves(ws: Workspace, entry: dict[str, Any]) -> list[bytes]:
 # release ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
+    """A version about to be released: its number, parent, batches in order, manifest entries and Merkle root."""
+
     dataset: str
     number: int
     parent: Version | None
@@ -506,11 +444,7 @@ def commit_version(ws: Workspace, ch: Change, plan: Plan, kind: str, details: di
         raise ConflictError(f"dataset {plan.dataset} got version {have} meanwhile; retry", advice="Run it again.")
     created_at = now_iso()
     if plan.parent is None:
-        exists = conn.execute(select(schema.datasets.c.name).where(schema.datasets.c.name == plan.dataset)).first()
-        if exists is None:
-            conn.execute(
-                insert(schema.datasets).values(name=plan.dataset, created_at=created_at, created_by=ch.actor.name)
-            )
+        versions_repo.ensure_dataset(conn, plan.dataset, created_at=created_at, created_by=ch.actor.name)
     for i in plan.to_release:
         transition(ch, i, BatchState.RELEASED)
     predicate = {
@@ -534,28 +468,19 @@ def commit_version(ws: Workspace, ch: Change, plan: Plan, kind: str, details: di
         (f"{e['batch']}/{f['name']}", f["sha256"]) for e in plan.entries for f in e["files"]
     ]
     digest = attest(ws, ch, subjects, PREDICATE_RELEASE, predicate)
-    conn.execute(
-        insert(schema.dataset_versions).values(
-            dataset=plan.dataset,
-            number=plan.number,
-            parent=plan.parent.number if plan.parent else None,
-            kind=kind,
-            manifest_digest=digest,
-            merkle_root=plan.leaves_root,
-            record_count=plan.record_count,
-            batch_count=len(plan.batch_ids),
-            created_at=created_at,
-            created_by=ch.actor.name,
-        )
+    version = Version(
+        plan.dataset,
+        plan.number,
+        plan.parent.number if plan.parent else None,
+        kind,
+        digest,
+        plan.leaves_root,
+        plan.record_count,
+        tuple(plan.batch_ids),
+        created_at,
+        ch.actor.name,
     )
-    if plan.batch_ids:
-        conn.execute(
-            insert(schema.version_batches),
-            [
-                {"dataset": plan.dataset, "number": plan.number, "batch_id": b, "position": i}
-                for i, b in enumerate(plan.batch_ids)
-            ],
-        )
+    versions_repo.insert_version(conn, version)
     for k in ("batch", "from_state", "to_state"):
         ch.details.pop(k, None)
     ch.details.update(
@@ -624,6 +549,8 @@ def release(
 # verification -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VersionReport:
+    """What verifying a version found: batches and records checked, the signer, every problem."""
+
     version: str
     batches_checked: int
     records: int
@@ -635,6 +562,7 @@ class VersionReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the version verified without a problem."""
         return not self.problems
 
     @property
@@ -647,6 +575,7 @@ class VersionReport:
         return {revoked_line(b, self.version) for b in self.revoked} | set(self.revoked_records)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `dataset verify --json` prints."""
         return {
             "version": self.version,
             "ok": self.ok,
@@ -658,18 +587,13 @@ class VersionReport:
         }
 
 
-def check_release_entry(ws: Workspace, conn: Connection, v: Version, keys: dict[str, Any]) -> list[str]:
+def check_release_entry(ws: Workspace, conn: Transaction, v: Version, keys: dict[str, Any]) -> list[str]:
     """The version's log entry: present, signed by its creator, naming its manifest, in the signed log."""
-    t = schema.log_entries
-    rows = list(
-        conn.execute(
-            select(t).where(t.c.subject == version_subject(v.dataset, v.number), t.c.action.in_(RELEASE_ACTIONS))
-        )
-    )
+    rows = versions_repo.logged_entries(conn, version_subject(v.dataset, v.number), RELEASE_ACTIONS)
     if len(rows) != 1:
         return [f"version {v.spec}: {len(rows)} release log entries (expected exactly one)"]
     row = rows[0]
-    body = bytes(row.entry)
+    body = row.entry
     obj = json.loads(body)
     krow = keys.get(row.keyid)
     if krow is None or krow.principal != v.created_by or obj.get("principal") != v.created_by:
@@ -781,6 +705,7 @@ def verify_version(
 
 
 def revoked_line(batch_id: str, spec: str) -> str:
+    """The problem line for a revoked batch of a version."""
     return f"batch {batch_id} of {spec} is revoked"
 
 

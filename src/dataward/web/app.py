@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,91 +18,19 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from dataward.errors import (
-    AuthorizationError,
-    ConflictError,
-    Error,
-    InputError,
-    IntegrityError,
-    NotFoundError,
-    PolicyError,
-    StorageError,
-)
-from dataward.web.auth import Session, SessionStore, Viewer, viewer_for_token_id
-from dataward.web.denials import DenialAggregator
+from dataward.errors import Error
+from dataward.log.witness import check_witness
+from dataward.web import routes_api, routes_pages
+from dataward.web.request_state import HERE, ConsoleState, LoginRequired, page_error, status_of
 from dataward.workspace import Workspace
 
-HERE = Path(__file__).parent
-SESSION_COOKIE = "dw_session"
-
-
-class LoginRequired(Exception):
-    """A page was asked for without a (valid) session: redirect to the sign-in page."""
-
-
-@dataclass
-class ConsoleState:
-    ws: Workspace
-    server_side_signing: bool
-    secure_cookies: bool | None  # None: Secure when the request came over https
-    sessions: SessionStore = field(default_factory=SessionStore)
-    denials: DenialAggregator | None = None  # unauthenticated refusals, one log entry per address and minute
-
-    def __post_init__(self) -> None:
-        if self.denials is None:
-            self.denials = DenialAggregator(self.ws)
-
-
-def state(request: Request) -> ConsoleState:
-    st = request.app.state.console
-    assert isinstance(st, ConsoleState)
-    return st
-
-
-def deny_unauthenticated(request: Request, action: str, reason: str) -> None:
-    """Count a refused request of someone not signed in (aggregated; see :mod:`dataward.web.denials`)."""
-    agg = state(request).denials
-    assert agg is not None
-    agg.add(request.client.host if request.client else None, action, reason)
-
-
-def page_session(request: Request) -> tuple[Viewer, Session]:
-    """The browser session's principal, re-checked against its token (revoked or expired: signed out)."""
-    st = state(request)
-    session = st.sessions.get(request.cookies.get(SESSION_COOKIE))
-    if session is None:
-        raise LoginRequired
-    try:
-        viewer = viewer_for_token_id(st.ws, session.token_id)
-    except AuthorizationError:
-        st.sessions.close(session.id)
-        raise LoginRequired from None
-    return viewer, session
-
-
-def status_of(exc: Error) -> int:
-    """The HTTP status for a dataward error (storage failures are the server's: 503)."""
-    if isinstance(exc, StorageError):
-        return 503
-    if isinstance(exc, AuthorizationError):
-        return 403
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError | PolicyError):
-        return 409
-    if isinstance(exc, IntegrityError):
-        return 409
-    if isinstance(exc, InputError):
-        return 400
-    return 400
+__all__ = ["create_app", "mark_phrase"]
 
 
 def create_app(
     workspace: Path | str | Workspace, *, server_side_signing: bool = False, secure_cookies: bool | None = None
 ) -> FastAPI:
-    from dataward.log.witness import check_witness
-    from dataward.web import routes_api, routes_pages
-
+    """The console app over ``workspace``: pages, /api/v1, static files, error pages and security headers."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     check_witness(ws)
     console = ConsoleState(ws, server_side_signing, secure_cookies)
@@ -195,13 +122,3 @@ def _mount_api_docs(app: FastAPI) -> None:
     @app.get("/api/docs", include_in_schema=False)
     def _api_docs() -> HTMLResponse:
         return HTMLResponse(API_DOCS_PAGE)
-
-
-def page_error(request: Request, code: int, message: str, advice: str | None = None) -> HTMLResponse:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"code": code, "message": message, "advice": advice, "viewer": None, "csrf": ""},
-        status_code=code,
-    )

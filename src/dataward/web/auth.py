@@ -13,18 +13,18 @@ import hmac
 import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import insert, select, update
 
 from dataward.access import allowed
 from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
+from dataward.model.api_token import TokenInfo
 from dataward.model.roles import Grant
 from dataward.model.subject import Subject
-from dataward.store import schema
+from dataward.release.versions import require_logged
+from dataward.store import tokens as token_rows
+from dataward.store.tokens import TokenRow
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
 from dataward.workspace import Workspace, require_principal
 
@@ -47,40 +47,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 def token_hash(token: str) -> str:
+    """The SHA-256 (hex) of a token: all the catalog keeps of it."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    id: str
-    principal: str
-    created_at: str
-    created_by: str
-    expires_at: str
-    revoked_at: str | None = None
-    revoked_by: str | None = None
-
-    @property
-    def status(self) -> str:
-        if self.revoked_at:
-            return "revoked"
-        return "expired" if parse_iso(self.expires_at) <= now() else "active"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "principal": self.principal,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-            "revoked_by": self.revoked_by,
-            "status": self.status,
-        }
-
-
-def _info(r: Any) -> TokenInfo:
-    return TokenInfo(r.id, r.principal, r.created_at, r.created_by, r.expires_at, r.revoked_at, r.revoked_by)
 
 
 def create_token(ws: Workspace, actor: Actor, principal: str, lifetime: timedelta) -> tuple[TokenInfo, str]:
@@ -91,45 +59,33 @@ def create_token(ws: Workspace, actor: Actor, principal: str, lifetime: timedelt
     expires = to_iso(at + lifetime)
     with ws.change(actor, "token.create", Subject.principal(principal)) as ch:
         require_principal(ch.conn, principal)
-        ch.conn.execute(
-            insert(schema.tokens).values(
-                id=tid,
-                principal=principal,
-                token_hash=token_hash(secret),
-                created_at=to_iso(at),
-                created_by=actor.name,
-                expires_at=expires,
-            )
-        )
+        info = TokenInfo(tid, principal, to_iso(at), actor.name, expires)
+        token_rows.insert_token(ch.conn, TokenRow(info, token_hash(secret)))
         # the hash (never the secret) is logged: a token row inserted by SQL matches no logged token
         ch.details.update(
             {"token": tid, "principal": principal, "expires_at": expires, "token_hash": token_hash(secret)}
         )
-    return TokenInfo(tid, principal, to_iso(at), actor.name, expires), secret
+    return info, secret
 
 
 def revoke_token(ws: Workspace, actor: Actor, token_id: str) -> TokenInfo:
     """Revoke a token by id (admins; logged). Sessions opened with it end at their next request."""
-    t = schema.tokens
     with ws.change(actor, "token.revoke", f"token:{token_id}") as ch:
-        r = ch.conn.execute(select(t).where(t.c.id == token_id)).first()
-        if r is None:
+        row = token_rows.token_by_id(ch.conn, token_id)
+        if row is None:
             raise NotFoundError(f"no token {token_id!r}", advice="List tokens with `dataward token list`.")
-        if r.revoked_at is not None:
-            raise ConflictError(f"token {token_id} was already revoked at {r.revoked_at}")
+        if row.info.revoked_at is not None:
+            raise ConflictError(f"token {token_id} was already revoked at {row.info.revoked_at}")
         at = now_iso()
-        ch.conn.execute(update(t).where(t.c.id == token_id).values(revoked_at=at, revoked_by=actor.name))
-        ch.details.update({"token": token_id, "principal": r.principal})
-        return TokenInfo(r.id, r.principal, r.created_at, r.created_by, r.expires_at, at, actor.name)
+        token_rows.mark_revoked(ch.conn, token_id, by=actor.name, at=at)
+        ch.details.update({"token": token_id, "principal": row.info.principal})
+        return replace(row.info, revoked_at=at, revoked_by=actor.name)
 
 
 def list_tokens(ws: Workspace, principal: str | None = None) -> list[TokenInfo]:
-    t = schema.tokens
-    q = select(t).order_by(t.c.created_at)
-    if principal:
-        q = q.where(t.c.principal == principal)
+    """Every token (or ``principal``'s) in creation order, with its status; never the secret."""
     with ws.engine.connect() as conn:
-        return [_info(r) for r in conn.execute(q)]
+        return [r.info for r in token_rows.token_rows(conn, principal)]
 
 
 @dataclass(frozen=True)
@@ -141,17 +97,17 @@ class Viewer:
     token_id: str
 
     def can(self, action: str, source: str | None = None) -> bool:
+        """Whether the viewer's roles allow ``action`` (on ``source``, for source-scoped roles)."""
         return allowed(self.grants, action, source)
 
 
-def _check_token_row(ws: Workspace, r: Any) -> Viewer:
+def _check_token(ws: Workspace, r: TokenInfo) -> Viewer:
     if r.revoked_at is not None:
         raise AuthorizationError(f"token {r.id} was revoked", advice="Ask an admin for a new token.")
     if parse_iso(r.expires_at) <= now():
         raise AuthorizationError(f"token {r.id} expired at {r.expires_at}", advice="Ask an admin for a new token.")
     with ws.engine.connect() as conn:
-        p = conn.execute(select(schema.principals.c.disabled).where(schema.principals.c.name == r.principal)).first()
-        if p is None or p.disabled:
+        if not token_rows.principal_enabled(conn, r.principal):
             raise AuthorizationError(f"principal {r.principal!r} of token {r.id} is disabled")
         grants = tuple(ws.grants(conn, r.principal))
     return Viewer(r.principal, grants, r.id)
@@ -162,29 +118,27 @@ def authenticate(ws: Workspace, token: str) -> Viewer:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise AuthorizationError("not a dataward API token", advice="Tokens start with dwt_.")
     digest = token_hash(token)
-    t = schema.tokens
     with ws.engine.connect() as conn:
-        r = conn.execute(select(t).where(t.c.token_hash == digest)).first()
+        r = token_rows.token_by_hash(conn, digest)
     if r is None or not hmac.compare_digest(str(r.token_hash), digest):
         raise AuthorizationError("unknown API token", advice="Ask an admin for a token (`dataward token create`).")
-    return _check_token_row(ws, r)
+    return _check_token(ws, r.info)
 
 
 def viewer_for_token_id(ws: Workspace, token_id: str) -> Viewer:
     """Re-check a session's token (revocation and expiry take effect at the next request)."""
-    t = schema.tokens
     with ws.engine.connect() as conn:
-        r = conn.execute(select(t).where(t.c.id == token_id)).first()
+        r = token_rows.token_by_id(conn, token_id)
     if r is None:
         raise AuthorizationError(f"token {token_id} no longer exists")
-    return _check_token_row(ws, r)
+    return _check_token(ws, r.info)
 
 
 def token_expiry(ws: Workspace, token_id: str) -> datetime:
-    t = schema.tokens
+    """When the token ``token_id`` expires (now, for a token that no longer exists)."""
     with ws.engine.connect() as conn:
-        exp = conn.execute(select(t.c.expires_at).where(t.c.id == token_id)).scalar()
-    return parse_iso(str(exp)) if exp else now()
+        r = token_rows.token_by_id(conn, token_id)
+    return parse_iso(r.info.expires_at) if r is not None else now()
 
 
 # --- browser sessions ----------------------------------------------------------------------------------------
@@ -192,6 +146,8 @@ def token_expiry(ws: Workspace, token_id: str) -> datetime:
 
 @dataclass
 class Session:
+    """A browser session: its token, principal, CSRF token, expiry and pending flash messages."""
+
     id: str
     token_id: str
     principal: str
@@ -208,6 +164,7 @@ class SessionStore:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, viewer: Viewer, token_expires: datetime) -> Session:
+        """A new session for ``viewer``, ending with its token or after SESSION_HOURS, whichever is first."""
         s = Session(
             secrets.token_urlsafe(32),
             viewer.token_id,
@@ -221,6 +178,7 @@ class SessionStore:
         return s
 
     def get(self, sid: str | None) -> Session | None:
+        """The live session ``sid``, or None (unknown or expired: an expired one is dropped)."""
         if not sid:
             return None
         with self.lock:
@@ -231,6 +189,7 @@ class SessionStore:
             return s
 
     def close(self, sid: str | None) -> None:
+        """End the session ``sid`` (signing out); unknown ids are ignored."""
         if sid:
             with self.lock:
                 self.sessions.pop(sid, None)
@@ -242,6 +201,7 @@ class SessionStore:
 
 
 def check_csrf(session: Session, presented: str | None) -> None:
+    """Refuse a form whose CSRF token is missing or differs from the session's (compared in constant time)."""
     if not presented or not hmac.compare_digest(session.csrf.encode(), presented.encode("utf-8", "replace")):
         raise AuthorizationError("missing or wrong CSRF token", advice="Reload the page and submit the form again.")
 
@@ -249,10 +209,4 @@ def check_csrf(session: Session, presented: str | None) -> None:
 def require(ws: Workspace, viewer: Viewer, action: str, subject: str, source: str | None = None) -> None:
     """Refuse (and log the denied attempt) unless the viewer's roles allow ``action``."""
     if not viewer.can(action, source):
-        from dataward.access import require as access_require
-
-        try:
-            access_require(viewer.name, viewer.grants, action, source)
-        except AuthorizationError as exc:
-            ws.record_denial(viewer.name, action, subject, str(exc))
-            raise
+        require_logged(ws, viewer.name, viewer.grants, action, subject, source)

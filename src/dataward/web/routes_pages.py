@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from dataward.errors import AuthorizationError, Error, InputError
 from dataward.web import services as svc
 from dataward.web import svg
-from dataward.web.app import SESSION_COOKIE, deny_unauthenticated, page_session, state
 from dataward.web.auth import Session, Viewer, authenticate, check_csrf, require, token_expiry
+from dataward.web.request_state import SESSION_COOKIE, deny_unauthenticated, page_session, state
 
 
 def _sign(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:
@@ -30,6 +30,7 @@ RECORDS_PER_FINDING = 3
 
 
 def render(request: Request, template: str, viewer: Viewer | None, session: Session | None, **ctx: Any) -> HTMLResponse:
+    """A page from ``template`` with the viewer, CSRF token, signing mode and flash messages."""
     flash = []
     if session is not None:
         flash, session.flash = session.flash, []
@@ -66,6 +67,7 @@ def _back(path: str) -> RedirectResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: Annotated[str, Query(max_length=300)] = "/") -> HTMLResponse:
+    """The sign-in form."""
     return render(request, "login.html", None, None, next=_safe_next(next), error=None)
 
 
@@ -79,6 +81,7 @@ def login(
     token: Annotated[str, Form(max_length=300)],
     next: Annotated[str, Form(max_length=300)] = "/",
 ) -> Response:
+    """Sign in with an API token: a session cookie (HttpOnly, SameSite=Strict) if the principal may read the console."""
     st = state(request)
     try:
         try:
@@ -109,6 +112,7 @@ def _now() -> Any:
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Sign out: the session ends on the server and its cookie is cleared (form post)."""
     _, session = _posted(request, csrf)
     state(request).sessions.close(session.id)
     resp = _back("/login")
@@ -125,6 +129,7 @@ def overview(
     q: Annotated[str, Query(max_length=200)] = "",
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
 ) -> HTMLResponse:
+    """The first page: batches by state, sources by risk, searchable batches, the recent log, open incidents."""
     viewer, session = page_session(request)
     data = svc.overview(state(request).ws, viewer)
     states = data["batch_states"]
@@ -152,6 +157,7 @@ def overview(
 
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
 def batch_page(request: Request, batch_id: str) -> HTMLResponse:
+    """A batch: its files, manifest, screening findings and the records they name."""
     viewer, session = page_session(request)
     ws = state(request).ws
     data = svc.batch_detail(ws, viewer, batch_id)
@@ -202,6 +208,7 @@ def batch_page(request: Request, batch_id: str) -> HTMLResponse:
 
 @router.get("/batches/{batch_id}/records/{number}/raw")
 def record_raw(request: Request, batch_id: str, number: int) -> Response:
+    """A whole-file record (an image) as bytes, for roles that may read the batch in its state."""
     viewer, _ = page_session(request)
     data, media = svc.record_file(state(request).ws, viewer, batch_id, number)
     return Response(data, media_type=media, headers={"Content-Disposition": "inline"})
@@ -228,6 +235,7 @@ def audit_page(
     after: Annotated[int | None, Query()] = None,
     record: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
+    """The label audit: one sampled record at a time with its flag and content, and the estimate."""
     viewer, session = page_session(request)
     data = svc.audit_state(state(request).ws, viewer, batch_id, with_content=True)
     items = data["items"]
@@ -279,6 +287,7 @@ def audit_decide(
     csrf: Annotated[str, Form(max_length=200)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
+    """Record a decision on one sampled record and move to the next (form post)."""
     viewer, _ = _posted(request, csrf)
     actor = _sign(request, viewer, "audit.decide", batch_id)
     ws = state(request).ws
@@ -295,6 +304,7 @@ def audit_decide(
 
 @router.post("/batches/{batch_id}/audit/sample")
 def audit_sample(request: Request, batch_id: str, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Draw (or enlarge) the audit sample (form post)."""
     viewer, session = _posted(request, csrf)
     actor = _sign(request, viewer, "audit.sample", batch_id)
     s = svc.draw_sample(state(request).ws, actor, batch_id)
@@ -304,6 +314,7 @@ def audit_sample(request: Request, batch_id: str, csrf: Annotated[str, Form(max_
 
 @router.post("/batches/{batch_id}/audit/complete")
 def audit_complete(request: Request, batch_id: str, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Complete the label audit (form post)."""
     viewer, session = _posted(request, csrf)
     actor = _sign(request, viewer, "audit.complete", batch_id)
     svc.complete_audit(state(request).ws, actor, batch_id)
@@ -316,6 +327,7 @@ def audit_complete(request: Request, batch_id: str, csrf: Annotated[str, Form(ma
 
 @router.get("/batches/{batch_id}/approval", response_class=HTMLResponse)
 def approval_page(request: Request, batch_id: str) -> HTMLResponse:
+    """The approval page: the policy's rule-by-rule verdict, approvals so far, approve or reject."""
     viewer, session = page_session(request)
     ws = state(request).ws
     decision = svc.policy_check(ws, viewer, batch_id)
@@ -347,6 +359,7 @@ def _verdict(decision: dict[str, Any]) -> tuple[str, str]:
 
 @router.get("/batches/{batch_id}/approval/statement")
 def approval_statement(request: Request, batch_id: str) -> Response:
+    """The unsigned approval statement as a download, to sign offline with `dataward sign-statement`."""
     viewer, _ = page_session(request)
     data = svc.prepare_statement(state(request).ws, viewer, batch_id)
     name = f"approval-{batch_id}-{viewer.name}.json"
@@ -357,6 +370,7 @@ def approval_statement(request: Request, batch_id: str) -> Response:
 
 @router.post("/batches/{batch_id}/approve")
 def approve(request: Request, batch_id: str, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Approve the batch with the principal's key held by the server (form post)."""
     viewer, session = _posted(request, csrf)
     actor = _sign(request, viewer, "batch.approve", batch_id)
     r = svc.approve(state(request).ws, actor, batch_id)
@@ -371,6 +385,7 @@ async def approve_upload(
     statement: Annotated[UploadFile, File()],
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    """Record an approval signed offline: the uploaded DSSE envelope (form post)."""
     from starlette.concurrency import run_in_threadpool
 
     data = await statement.read(MAX_UPLOAD + 1)
@@ -397,6 +412,7 @@ def reject(
     reason: Annotated[str, Form(max_length=2000)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    """Reject the batch with a reason (form post)."""
     viewer, session = _posted(request, csrf)
     actor = _sign(request, viewer, "batch.reject", batch_id)
     svc.reject(state(request).ws, actor, batch_id, reason)
@@ -413,6 +429,7 @@ def versions_page(
     a: Annotated[str | None, Query(alias="from", max_length=200)] = None,
     b: Annotated[str | None, Query(alias="to", max_length=200)] = None,
 ) -> HTMLResponse:
+    """Every version, and the diff between two when ``from`` and ``to`` are given."""
     viewer, session = page_session(request)
     ws = state(request).ws
     vs = svc.versions(ws, viewer)
@@ -422,6 +439,7 @@ def versions_page(
 
 @router.get("/versions/{spec}", response_class=HTMLResponse)
 def version_page(request: Request, spec: str) -> HTMLResponse:
+    """One version with a quick verification and its diff against its parent."""
     viewer, session = page_session(request)
     ws = state(request).ws
     v = svc.version(ws, viewer, spec)
@@ -431,6 +449,7 @@ def version_page(request: Request, spec: str) -> HTMLResponse:
 
 @router.get("/lineage", response_class=HTMLResponse)
 def lineage_page(request: Request, target: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+    """The lineage graph as SVG, or the part around ``target``."""
     viewer, session = page_session(request)
     g = svc.lineage_graph(state(request).ws, viewer, target or None)
     graph = svg.lineage(g["nodes"], g["edges"], g["target"])
@@ -446,6 +465,7 @@ def incidents_page(
     q: Annotated[str, Query(max_length=200)] = "",
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
 ) -> HTMLResponse:
+    """Every incident with its trace and resolution, searchable and paged."""
     viewer, session = page_session(request)
     everything = svc.incident_list(state(request).ws, viewer)
     found = [i for i in everything if _matches(i, q)]
@@ -472,6 +492,7 @@ def log_page(
     subject: Annotated[str, Query(max_length=200)] = "",
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
 ) -> HTMLResponse:
+    """Log entries, newest first, filtered by action, principal or subject, paged."""
     viewer, session = page_session(request)
     ws = state(request).ws
     entries = svc.log_entries(
@@ -490,6 +511,7 @@ def log_page(
 
 @router.get("/log/{seq}", response_class=HTMLResponse)
 def log_entry_page(request: Request, seq: int) -> HTMLResponse:
+    """One log entry with its details and an inclusion proof checked against the log key."""
     viewer, session = page_session(request)
     ws = state(request).ws
     if not 0 <= seq <= 2**53:
@@ -509,6 +531,7 @@ def log_entry_page(request: Request, seq: int) -> HTMLResponse:
 
 @router.get("/log/{seq}/proof.json")
 def log_proof_json(request: Request, seq: int) -> Response:
+    """An entry's inclusion proof as a JSON download (as `dataward log prove --json`)."""
     viewer, _ = page_session(request)
     if not 0 <= seq <= 2**53:
         raise InputError(f"log entry {seq} is out of range")

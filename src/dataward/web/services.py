@@ -26,6 +26,7 @@ class SigningDisabledError(ConflictError):
 
 
 def actor_for(ws: Workspace, viewer: Viewer, server_side_signing: bool) -> Actor:
+    """The principal's Actor for signing on the server; refused when server-side signing is off."""
     if not server_side_signing:
         raise SigningDisabledError(
             "this console does not sign with principals' keys (server-side signing is off)",
@@ -45,6 +46,7 @@ def signer(ws: Workspace, viewer: Viewer, action: str, batch_id: str, server_sid
 
 
 def read(ws: Workspace, viewer: Viewer, subject: str, source: str | None = None) -> None:
+    """Refuse (and log) unless the viewer may read the console's view of ``subject``."""
     require(ws, viewer, "console.read", subject, source)
 
 
@@ -52,6 +54,7 @@ def read(ws: Workspace, viewer: Viewer, subject: str, source: str | None = None)
 
 
 def sources_by_risk(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
+    """Every source's risk assessment under the policy's thresholds (needs console.read)."""
     from dataward.workflow.approval_policy import load_policy
     from dataward.workflow.risk import assess_all
 
@@ -60,28 +63,18 @@ def sources_by_risk(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
 
 
 def batches(ws: Workspace, viewer: Viewer, state: str | None = None) -> list[dict[str, Any]]:
+    """Batches, optionally in one state, as JSON (needs console.read); an unknown state is an InputError."""
     read(ws, viewer, "batches")
     if state is not None and state not in {str(s) for s in BatchState}:
         raise InputError(f"unknown batch state {state!r}", advice=f"One of {', '.join(s.value for s in BatchState)}.")
     return [b.to_json() for b in list_batches(ws, state=state)]
 
 
-def incidents(ws: Workspace) -> list[dict[str, Any]] | None:
-    """Open incidents when the catalog has an incidents table (a later migration); None otherwise."""
-    from sqlalchemy import inspect, select
+def incidents(ws: Workspace) -> list[dict[str, Any]]:
+    """The open incidents (at most 100, oldest first), as ``incident list --json`` shows them."""
+    from dataward.incident.api import open_incidents
 
-    from dataward.store import schema
-
-    table = schema.metadata.tables.get("incidents")
-    if table is None:
-        return None
-    with ws.engine.connect() as conn:
-        if not inspect(conn).has_table("incidents"):
-            return None
-        q = select(table)
-        if "status" in table.c:
-            q = q.where(table.c.status == "open")
-        return [dict(r._mapping) for r in conn.execute(q.limit(100))]
+    return [r.listing() for r in open_incidents(ws)]
 
 
 def incident_list(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
@@ -93,7 +86,7 @@ def incident_list(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
     read(ws, viewer, "incidents")
     out = []
     for row in reversed(list_incidents(ws)):
-        inc = get_incident(ws, row["id"])
+        inc = get_incident(ws, row.id)
         rep = inc.report
         trace = rep.get("trace", {})
         resolved = [e.to_json() for e in show_entries(ws, action="incident.resolve", subject=f"incident:{inc.id}")]
@@ -115,6 +108,7 @@ def incident_list(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
 
 
 def overview(ws: Workspace, viewer: Viewer) -> dict[str, Any]:
+    """The overview: sources by risk, batches, their states, the recent log and the open incidents."""
     from dataward.log.query import show_entries
 
     all_batches = batches(ws, viewer)
@@ -137,6 +131,7 @@ def _batch(ws: Workspace, viewer: Viewer, batch_id: str) -> Batch:
 
 
 def screening(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
+    """The batch's latest screening report as JSON, or None before screening."""
     from dataward.workflow.screening import latest_report
 
     try:
@@ -146,6 +141,7 @@ def screening(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
 
 
 def batch_detail(ws: Workspace, viewer: Viewer, batch_id: str) -> dict[str, Any]:
+    """The batch, its signed manifest and its latest screening report (needs console.read)."""
     from dataward.acquire.verify import batch_manifest
 
     b = _batch(ws, viewer, batch_id)
@@ -325,6 +321,7 @@ def trigger_of(summary: str) -> str | None:
 def decide(
     ws: Workspace, viewer: Viewer, actor: Actor, batch_id: str, record: int, decision: str, note: str | None
 ) -> dict[str, Any]:
+    """Record ``viewer``'s decision on one sampled record, signed as ``actor``."""
     from dataward.workflow.audit import Decision, parse_decision, record_decisions
 
     d, label = parse_decision(decision)
@@ -333,12 +330,14 @@ def decide(
 
 
 def draw_sample(ws: Workspace, actor: Actor, batch_id: str) -> dict[str, Any]:
+    """Draw (or enlarge) the audit sample as ``actor``."""
     from dataward.workflow.audit import draw_sample as draw
 
     return draw(ws, actor, batch_id).to_json()
 
 
 def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> dict[str, Any]:
+    """Complete the label audit as ``actor``; returns the final estimate."""
     from dataward.workflow.audit import complete_audit as complete
 
     return complete(ws, actor, batch_id).to_json()
@@ -348,6 +347,7 @@ def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> dict[str, Any]
 
 
 def policy_check(ws: Workspace, viewer: Viewer, batch_id: str) -> dict[str, Any]:
+    """The policy's rule-by-rule evaluation of the batch (needs console.read)."""
     from dataward.workflow.gate import evaluate
 
     _batch(ws, viewer, batch_id)
@@ -355,6 +355,7 @@ def policy_check(ws: Workspace, viewer: Viewer, batch_id: str) -> dict[str, Any]
 
 
 def prepare_statement(ws: Workspace, viewer: Viewer, batch_id: str) -> bytes:
+    """The unsigned approval statement for the viewer (who must hold batch.approve)."""
     from dataward.workflow.approval import prepare_statement as prepare
 
     b = _batch(ws, viewer, batch_id)
@@ -363,6 +364,7 @@ def prepare_statement(ws: Workspace, viewer: Viewer, batch_id: str) -> bytes:
 
 
 def approve(ws: Workspace, actor: Actor, batch_id: str) -> dict[str, Any]:
+    """Approve the batch as ``actor`` (the workflow authorizes and logs it)."""
     from dataward.workflow.approval import approve as do_approve
 
     return do_approve(ws, actor, batch_id).to_json()
@@ -385,6 +387,7 @@ def approve_with_statement(
 
 
 def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str, Any]:
+    """Reject the batch as ``actor`` with ``reason``."""
     from dataward.workflow.approval import reject as do_reject
 
     return do_reject(ws, actor, batch_id, reason).to_json()
@@ -394,6 +397,7 @@ def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str,
 
 
 def versions(ws: Workspace, viewer: Viewer, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Dataset versions, optionally of one dataset, as JSON (needs console.read)."""
     from dataward.release.versions import list_versions
 
     read(ws, viewer, "versions")
@@ -401,6 +405,7 @@ def versions(ws: Workspace, viewer: Viewer, dataset: str | None = None) -> list[
 
 
 def version(ws: Workspace, viewer: Viewer, spec: str) -> dict[str, Any]:
+    """One version with a quick verification's verdict and problems (needs console.read)."""
     from dataward.release.versions import get_version, verify_version
 
     read(ws, viewer, f"version:{spec}")
@@ -410,6 +415,7 @@ def version(ws: Workspace, viewer: Viewer, spec: str) -> dict[str, Any]:
 
 
 def diff(ws: Workspace, viewer: Viewer, a: str, b: str) -> dict[str, Any]:
+    """Records added and removed between versions ``a`` and ``b`` (needs console.read)."""
     from dataward.release.diff import diff_versions
 
     read(ws, viewer, f"diff:{a}..{b}")
@@ -461,6 +467,7 @@ def log_entries(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
+    """Log entries, newest first, filtered and paged (needs console.read)."""
     from dataward.log.query import show_entries
 
     read(ws, viewer, "log")
@@ -469,6 +476,7 @@ def log_entries(
 
 
 def log_entry(ws: Workspace, viewer: Viewer, seq: int) -> dict[str, Any]:
+    """The log entry ``seq`` (needs console.read)."""
     from dataward.log.query import get_entry
 
     read(ws, viewer, f"log:{seq}")
@@ -476,6 +484,7 @@ def log_entry(ws: Workspace, viewer: Viewer, seq: int) -> dict[str, Any]:
 
 
 def log_key(ws: Workspace) -> str:
+    """The log's verifier key in the signed-note format: its origin and public key, as witnesses pin it."""
     from dataward.core.checkpoint import verifier_key_string
 
     return verifier_key_string(ws.origin, ws.log_public_key())
@@ -497,6 +506,7 @@ def inclusion_proof(ws: Workspace, viewer: Viewer, seq: int) -> dict[str, Any]:
 
 
 def checkpoint(ws: Workspace, viewer: Viewer) -> dict[str, Any]:
+    """The log's latest signed checkpoint: origin, size, root and the note (the log empty: NotFoundError)."""
     from dataward.log.witness import current_checkpoint
 
     read(ws, viewer, "log")
