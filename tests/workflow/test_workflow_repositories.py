@@ -12,7 +12,7 @@ import pytest
 
 from dataward.errors import CatalogError
 from dataward.model.workflow_records import Approval, Audit, AuditItem, FeedRecord, ReviewDecision
-from dataward.store import approvals, audits, intel_feeds, key_lookup, screenings, source_history
+from dataward.store import approvals, audits, intel_feeds, screenings, source_history
 from dataward.store.catalog import Transaction, write_transaction
 from dataward.store.repository import repository
 
@@ -107,18 +107,6 @@ def test_feeds_keep_each_version_and_list_the_newest(tmp_path: Path, make_worksp
         assert [(f.feed_id, f.version) for f in intel_feeds.feed_records(conn)] == [("acme", 3), ("zeta", 2)]
         assert len(intel_feeds.feed_records(conn, latest_only=False)) == 3
         assert intel_feeds.newest_version(conn, "acme") == 3 and intel_feeds.newest_version(conn, "x") is None
-
-
-def test_key_lookup_returns_model_keys(tmp_path: Path, make_workspace: Callable[..., Any]) -> None:
-    ws = make_workspace(tmp_path, admin="admin")
-    with ws.engine.connect() as conn:
-        keys = key_lookup.registered_keys(conn)
-        mine = key_lookup.active_keys(conn, "admin")
-        assert key_lookup.find_key(conn, "00" * 32) is None
-        assert key_lookup.find_key(conn, mine[0].keyid) == mine[0]
-    assert mine and all(k.principal == "admin" and k.status == "active" for k in mine)
-    assert {k.keyid for k in mine} <= {k.keyid for k in keys}
-    assert mine[0].public_key.keyid == mine[0].keyid  # the stored hex is the key the ID names
 
 
 def test_source_history_reads_log_details(tmp_path: Path, make_workspace: Callable[..., Any]) -> None:

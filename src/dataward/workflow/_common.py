@@ -11,8 +11,7 @@ from dataward.access import require
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, SignatureError
 from dataward.identity import Actor
-from dataward.model.keys import Key
-from dataward.store import key_lookup
+from dataward.store import keys_repo
 from dataward.workspace import Workspace
 
 
@@ -30,14 +29,14 @@ def authorize(ws: Workspace, actor: Actor, action: str, subject: str, source: st
 def trusted_keys(ws: Workspace) -> dict[str, Ed25519PublicKey]:
     """keyid -> Ed25519 public key for every key that is not revoked."""
     with ws.engine.connect() as conn:
-        keys = key_lookup.registered_keys(conn)
-    return {k.keyid: k.public_key.crypto() for k in keys if k.status != "revoked"}
+        keys = keys_repo.key_records(conn)
+    return {kid: dsse.public_key_from_hex(k.public_key) for kid, k in keys.items() if k.status != "revoked"}
 
 
-def key_owner(ws: Workspace, keyid: str) -> Key | None:
-    """The registered key ``keyid`` (its ``principal`` is who signed with it), or None."""
+def key_owner(ws: Workspace, keyid: str) -> str | None:
+    """The principal key ``keyid`` is registered to (who signed with it), or None."""
     with ws.engine.connect() as conn:
-        return key_lookup.find_key(conn, keyid)
+        return keys_repo.key_owner(conn, keyid)
 
 
 def read_attestation(ws: Workspace, digest: str, predicate_type: str) -> tuple[dsse.Statement, str]:

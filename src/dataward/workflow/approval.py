@@ -32,7 +32,7 @@ from dataward.errors import AuthorizationError, ConflictError, InputError, NotFo
 from dataward.identity import Actor
 from dataward.log import auditlog
 from dataward.model.workflow_records import Approval
-from dataward.store import approvals, audits, key_lookup
+from dataward.store import approvals, audits, keys_repo
 from dataward.store.catalog import write_transaction
 from dataward.store.crash import crash_point
 from dataward.timeutil import now, now_iso, parse_iso
@@ -146,11 +146,13 @@ def _check_statement(ws: Workspace, batch: Batch, env: dsse.Envelope) -> tuple[s
     approver = p["approver"]
     now_t = now()
     with ws.engine.connect() as conn:
-        active = key_lookup.active_keys(conn, approver)
+        registered = keys_repo.keys_of(conn, approver)
     keys = {}
-    for key in active:
-        if key.expires_at is None or parse_iso(key.expires_at) > now_t:
-            keys[key.keyid] = key.public_key.crypto()
+    for key in registered:
+        # keys_of lists everyone's keys for an empty name: only the named approver's active keys count
+        mine = key.principal == approver and key.status == "active"
+        if mine and (key.expires_at is None or parse_iso(key.expires_at) > now_t):
+            keys[key.keyid] = dsse.public_key_from_hex(key.public_key)
     if not keys:
         raise SignatureError(f"approver {approver!r} has no active key", advice="An admin generates or rotates it.")
     try:

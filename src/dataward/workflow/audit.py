@@ -788,7 +788,7 @@ def verify_completed(ws: Workspace, est: AuditEstimate) -> None:
         return
     st, kid = read_attestation(ws, est.attestation, lifecycle.PREDICATE_AUDIT)
     owner = key_owner(ws, kid)
-    if owner is None or owner.principal != est.completed_by:
+    if owner is None or owner != est.completed_by:
         raise IntegrityError(f"the audit attestation of batch {est.batch} is not signed by {est.completed_by}")
     signed = st.predicate.get("estimate", {}) if isinstance(st.predicate, dict) else {}
     now = est.to_json()

@@ -286,7 +286,7 @@ def latest_report(ws: Workspace, batch_id: str) -> ScreeningReport:
         )
     st, kid = read_attestation(ws, row.envelope_digest, lifecycle.PREDICATE_REPORT)
     owner = key_owner(ws, kid)
-    if owner is None or owner.principal != row.created_by:
+    if owner is None or owner != row.created_by:
         raise IntegrityError(f"screening report of batch {batch_id} is not signed by its screener {row.created_by}")
     pred = st.predicate
     named = pred.get("flagged", {}).get("sha256")
