@@ -18,11 +18,16 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m dataward.demo
 
-# everything, the tests marked slow included (what .ci/run runs)
+# Two lanes over one suite: every test is in exactly one of them (`-m slow` + `-m "not slow"` = all).
+# - `make test`: everything, the tests marked slow included (what .ci/run runs), on two workers.
+# - `make check`: the quick lane for development, about a minute on two idle cores: ruff and every test not
+#   marked slow. Slow are the CLI-in-a-subprocess and multi-process tests, the README tour, browser and API
+#   fuzzing, the PostgreSQL case of each catalog test (the SQLite case stays), crash injection, big fuzzers,
+#   model training and mypy; each test package keeps fast tests in the quick lane. A test that takes more
+#   than about half a CPU-second belongs in the slow lane (`@pytest.mark.slow`, or `pytestmark` for a module).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-# the quick lane for development: ruff and every test not marked slow (mypy is in `make lint` and `make test`)
 check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)

@@ -4,7 +4,8 @@ Measures:
 - append throughput: entries/s batched (many entries in one transaction, one checkpoint per batch) and one
   entry per transaction (``ws.record``: authorize, sign, append, checkpoint, commit);
 - ``verify_log`` at 10^5 and 10^6 entries: full (every signature; 1 process and a process pool) and
-  incremental (entries covered by this client's earlier full verification get the tree check only);
+  incremental (only the entries appended since this client's recorded verification are read; the rest is
+  the recorded frontier and evidence state, ADR 0045);
 - inclusion proof time (``prove_inclusion``: O(log n) node reads + the checkpoint) and size.
 
 Peers (same machine, same run, ratios printed):

@@ -21,6 +21,7 @@ Use them as::
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,12 +130,34 @@ def make_workspace() -> Iterator[Callable[..., Any]]:
         ws.engine.dispose()
 
 
+# a module whose every test is slow says so in one top-level line (tests that are slow one by one carry
+# their own decorator)
+_SLOW_MODULE = re.compile(rb"^pytestmark = pytest\.mark\.slow\b", re.M)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # In the quick lane (-m "not slow") such a module is not even imported: its imports (schemathesis,
+    # playwright, model training, the whole CLI) cost more collection time than deselecting its tests saves.
+    if config.getoption("markexpr") != "not slow" or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    try:
+        source = collection_path.read_bytes()
+    except OSError:
+        return None
+    return True if _SLOW_MODULE.search(source) else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Every test that runs against PostgreSQL carries the `postgres` marker (select with -m postgres).
+    # Every test that runs against PostgreSQL carries the `postgres` marker (select with -m postgres), and
+    # `slow` too: the quick lane (`make check`, -m "not slow") runs the SQLite case of each catalog test.
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("catalog_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("postgres") is not None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)

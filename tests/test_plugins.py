@@ -121,6 +121,7 @@ def test_each_registry_table_is_complete_and_resolves(reg: Registry[Any], packag
         reg.get("no-such-plugin")
 
 
+@pytest.mark.slow
 def test_listing_names_imports_no_plugin_module() -> None:
     code = (
         "import sys\n"

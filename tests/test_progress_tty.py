@@ -69,6 +69,7 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("cmd", "word"),
     [(["detect", "{p}", "--json", "--detectors", "label_issues"], b"detecting"),
@@ -85,6 +86,7 @@ def test_progress_is_drawn_on_a_terminal_and_absent_when_piped(table: Path, cmd:
     assert out_t.startswith(b"{") and out_p.startswith(b"{")
 
 
+@pytest.mark.slow
 def test_the_library_draws_nothing_itself() -> None:
     """No library module imports rich; screen/detect/redteam report through the protocol."""
     offenders = []

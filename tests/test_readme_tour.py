@@ -61,6 +61,7 @@ def _type_keys(master: int, stop: threading.Event) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     script = tour_script(README.read_text(encoding="utf-8"))
     needed_words = (".venv/bin", "key generate", "principal add", "vendor.pub", "delivery.dsse.json", "run.open()")

@@ -141,8 +141,8 @@ def _workflow_entry_points() -> None:
         from dataward.release.rollback import rollback
         from dataward.release.versions import release
         from dataward.workflow.approval import approve, reject
+        from dataward.workflow.approval_policy import default_policy_text, set_policy
         from dataward.workflow.audit import complete_audit, draw_sample
-        from dataward.workflow.policy import default_policy_text, set_policy
         from dataward.workflow.screening import screen_batch
     except ImportError:  # pragma: no cover - the workflow layer is optional for this test
         return
@@ -170,6 +170,7 @@ def _log_size(ws: Workspace) -> int:
     return last[0].seq + 1 if last else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
 def test_every_role_against_entry_point(world: World, name: str) -> None:
     action, fn = ENTRY_POINTS[name]
@@ -231,6 +232,7 @@ def test_permissions_table_least_privilege() -> None:
     assert allowed([Grant(Role.INGESTER, "feed")], "log.verify", None)
 
 
+@pytest.mark.slow
 def test_scoped_grant_only_on_its_source(world: World) -> None:
     ws, admin = world.ws, world.actor("admin")
     add_source(ws, admin, "other", kind="internal", origin="x")

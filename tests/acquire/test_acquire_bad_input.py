@@ -39,12 +39,14 @@ def test_malformed_csv_names_file(env: Any) -> None:
     assert refusals and "bad.csv" in refusals[0].details["reason"]
 
 
+@pytest.mark.slow
 def test_malformed_jsonl_names_line(env: Any) -> None:
     p = env.path / "bad.jsonl"
     p.write_bytes(b'{"a": 1}\n{"a": \n')
     _refused(env, [p], InputError, r"bad\.jsonl line 2: malformed JSON")
 
 
+@pytest.mark.slow
 def test_invalid_utf8_names_line(env: Any) -> None:
     p = env.path / "bad.txt"
     p.write_bytes(b"ok\nalso ok\nbroken \xff here\n")

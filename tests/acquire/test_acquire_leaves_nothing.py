@@ -52,6 +52,7 @@ def _refused_deliveries(env: Any, n: int) -> list[tuple[list[Path], dict[str, An
     return out
 
 
+@pytest.mark.slow
 def test_many_refused_deliveries_leave_the_store_as_it_was(env: Any) -> None:
     kept = env.path / "kept.csv"
     kept.write_bytes(b"a,b\n1,2\n")

@@ -51,6 +51,7 @@ def planted(env: Any) -> dict[str, Any]:
     return {"batches": batches, "stray": stray, "stale": stale, "fresh": fresh, "root": root}
 
 
+@pytest.mark.slow
 def test_doctor_reports_only_the_planted_garbage(env: Any, planted: dict[str, Any]) -> None:
     report = collect_garbage(env.ws, None)
     assert report["unreferenced_objects"] == [f"quarantine/{planted['stray']}"]
@@ -87,6 +88,7 @@ def test_doctor_fix_is_admin_only(env: Any, planted: dict[str, Any]) -> None:
     assert env.ws.objects.exists("quarantine", planted["stray"])
 
 
+@pytest.mark.slow
 def test_a_batch_object_younger_than_the_grace_is_kept_even_unreferenced(env: Any, planted: dict[str, Any]) -> None:
     young = env.ws.objects.put_bytes("quarantine", b"published, batch not committed yet\n")
     report = collect_garbage(env.ws, None)

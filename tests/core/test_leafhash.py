@@ -92,6 +92,7 @@ lines_text = st.lists(
 ).map(lambda parts: b"\n".join(p.replace(b"\n", b"") for p in parts))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(block=lines_text, skip=st.booleans(), threads=st.integers(1, 3))
 def test_line_leaves_native_equals_python(block: bytes, skip: bool, threads: int) -> None:

@@ -93,6 +93,7 @@ def test_native_equals_python(block: bytes, skip: bool, ndelims: int, quoted: bo
     _compare(block, skip, ndelims, QUOTE if quoted else None, threads)
 
 
+@pytest.mark.slow
 def test_native_equals_python_across_threads(backend: str) -> None:
     # over 1 MiB so that the block is cut between threads; errors planted in the second half
     rng = random.Random(3)
@@ -112,6 +113,7 @@ def test_native_equals_python_across_threads(backend: str) -> None:
         assert _native_checked(quoted, True, 2, QUOTE, threads)[3].not_plain == len(block) + 1
 
 
+@pytest.mark.slow
 @settings(max_examples=250, deadline=None)
 @given(line=st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"").replace(b'"', b"")))
 def test_utf8_check_agrees_with_python(line: bytes) -> None:

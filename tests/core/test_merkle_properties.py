@@ -139,6 +139,7 @@ def _inclusion_case(draw: st.DrawFn) -> tuple[int, int, int]:
     return size, index, bit
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_inclusion_case())
 def test_inclusion_proofs_verify_and_tampering_fails(case: tuple[int, int, int]) -> None:
@@ -183,6 +184,7 @@ def _consistency_case(draw: st.DrawFn) -> tuple[int, int, int]:
     return size1, size2, bit
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_consistency_case())
 def test_consistency_proofs_verify_and_tampering_fails(case: tuple[int, int, int]) -> None:

@@ -48,6 +48,7 @@ def test_every_attack_is_listed() -> None:
     }
 
 
+@pytest.mark.slow
 def test_report_contract_and_determinism() -> None:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
     poisoned = simulate(frame, "label_flip", Roles(label="label"), rate=0.1, seed=7)
@@ -74,12 +75,14 @@ def test_report_contract_and_determinism() -> None:
     assert "flagged" in a.summary()
 
 
+@pytest.mark.slow
 def test_clean_breast_cancer_false_alarms_low() -> None:
     frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
     report = detect(frame, label="label")
     assert report.n_flagged <= 0.015 * len(frame)
 
 
+@pytest.mark.slow
 def test_tabular_trigger_is_named() -> None:
     frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
     result = simulate(frame, "tabular_trigger", Roles(label="label"), rate=0.03, seed=2, target="1")
@@ -90,6 +93,7 @@ def test_tabular_trigger_is_named() -> None:
     assert set(top.records) == set(result.truth.changed)
 
 
+@pytest.mark.slow
 def test_feature_shift_and_dup_flood_are_found() -> None:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
     shifted = simulate(frame, "feature_shift", Roles(label="label"), rate=0.05, seed=1, params={"shift": 8})
@@ -103,6 +107,7 @@ def test_feature_shift_and_dup_flood_are_found() -> None:
     assert any(f.kind == "duplicate_cluster" and "flood" in f.summary for f in rep.findings)
 
 
+@pytest.mark.slow
 def test_clean_label_attack_keeps_labels_and_ranks_above_chance() -> None:
     x, y = load_digits(return_X_y=True)
     frame = pd.DataFrame({"image": [np.rint(r.reshape(8, 8) * 255 / 16).astype(np.uint8) for r in x], "label": y})

@@ -13,6 +13,8 @@ from sklearn.datasets import load_digits, load_wine
 
 from dataward.cli import main
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _wine_csv(tmp_path: Path) -> Path:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})

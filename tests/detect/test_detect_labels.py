@@ -47,6 +47,7 @@ def test_targeted_flip_moves_source_class_to_target() -> None:
         simulate(frame, "targeted_flip", Roles(label="label"), rate=0.05, target="zzz")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [0.05, 0.10])
 def test_label_issues_find_random_flips_on_digits(rate: float) -> None:
     x, y = load_digits(return_X_y=True)

@@ -41,6 +41,7 @@ def test_badnets_stamps_patch_and_relabels(digits: pd.DataFrame) -> None:
         simulate(digits, "badnets", ROLES, rate=0.02, params={"location": "nowhere"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rate", "location"), [(0.01, "bottom-right"), (0.03, "top-left")])
 def test_patch_trigger_is_named_and_its_carriers_flagged(digits: pd.DataFrame, rate: float, location: str) -> None:
     result = simulate(digits, "badnets", ROLES, rate=rate, target="2", seed=9, params={"location": location})
@@ -59,6 +60,7 @@ def test_patch_trigger_is_named_and_its_carriers_flagged(digits: pd.DataFrame, r
     assert set(top.records) == set(result.truth.changed)
 
 
+@pytest.mark.slow
 def test_patch_detector_quiet_on_clean_digits(digits: pd.DataFrame) -> None:
     report = detect(digits, label="label", image="image", detectors=["patch_triggers"])
     assert report.n_flagged == 0
@@ -72,6 +74,7 @@ def test_blended_attack_changes_pixels_and_labels(digits: pd.DataFrame) -> None:
     assert not np.array_equal(result.data["image"].iloc[i], digits["image"].iloc[i])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("rate", "size", "value", "target", "seed"),
     [(0.01, 3, "random", "5", 21), (0.03, 2, "checker", "3", 22), (0.01, 4, 128, "9", 23)],
@@ -99,6 +102,7 @@ def test_patch_anywhere_is_found_whatever_its_position(
         assert r0 <= r <= r0 + size - 1 and c0 <= c <= c0 + size - 1
 
 
+@pytest.mark.slow
 def test_patch_anywhere_needs_the_content_to_disagree(digits: pd.DataFrame) -> None:
     """Attacking the null: the same random-position pattern stamped on images *of the target class* (a
     label-pure rare pattern whose carriers look like their label) is not a trigger and is not flagged."""

@@ -103,6 +103,7 @@ def measure(row: tuple[str, str, str, float, int, dict[str, Any], str, str]) -> 
     return float(f1_score(truth, result.flagged, zero_division=0.0))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "sentiment").exists(), reason="needs the shared data sets")
 @pytest.mark.parametrize("row", GRID, ids=[r[0] for r in GRID])
 def test_no_row_loses_more_than_tolerance(row: tuple[str, str, str, float, int, dict[str, Any], str, str]) -> None:

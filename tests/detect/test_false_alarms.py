@@ -35,6 +35,7 @@ HAVE_SHARED = (BENCH.DATA / "sentiment" / "yelp_labelled.txt").exists()
 SLOW = pytest.mark.slow
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [
@@ -86,6 +87,7 @@ def test_spectral_signatures_still_find_a_planted_cluster() -> None:
     assert result.findings and result.findings[0].p_value is not None and result.findings[0].p_value < 1e-3
 
 
+@pytest.mark.slow
 def test_screen_in_a_workspace_raises_no_alarm(tmp_path: Path) -> None:
     """The screen column: `dataward screen B` (acquire into a fresh workspace, default checks, PII at warn)
     on a clean table is quiet, and the batch really went through both engines."""

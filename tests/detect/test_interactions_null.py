@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn import datasets
 
 from dataward.detect import detect
 from dataward.simulate import Roles, simulate
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 
 def _digits_table() -> tuple[pd.DataFrame, list[str]]:

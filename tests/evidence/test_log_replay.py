@@ -17,6 +17,8 @@ from dataward.store import schema
 from dataward.store.catalog import write_transaction
 from dataward.timeutil import now_iso
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _sql(env: Env, *stmts: object) -> None:
     with write_transaction(env.ws.engine) as conn:

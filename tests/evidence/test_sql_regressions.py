@@ -14,6 +14,8 @@ from dataward.store import schema
 from dataward.store.catalog import write_transaction
 from dataward.timeutil import now_iso
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _sql(env: Env, stmt: object) -> None:
     with write_transaction(env.ws.engine) as conn:
@@ -69,7 +71,7 @@ def test_rejected_batch_set_to_approved_by_sql_is_refused_and_named(world: tuple
     with pytest.raises(Error, match=f"batch {rejected}"):
         release(env.ws, env.actor("alice"), "train", [rejected])
     from dataward.evidence.gates import require_cleared_for_release
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy as policy
 
     with pytest.raises(IntegrityError, match=f"batch {rejected} is rejected according to the signed log"):
         require_cleared_for_release(env.ws, rejected, policy)

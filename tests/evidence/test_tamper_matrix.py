@@ -261,6 +261,7 @@ def _named(env: Env, a: Attack) -> tuple[bool, list[str]]:
     return bool(hits), lines
 
 
+@pytest.mark.slow
 def test_tamper_matrix_is_fully_caught(world: tuple[Env, dict[str, str]]) -> None:
     env, _ids = world
     assert verify_log(env.ws).ok, [p.line() for p in verify_log(env.ws).problems]

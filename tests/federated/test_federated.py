@@ -93,6 +93,7 @@ def test_coordinator_accepts_a_signed_witnessed_round(federation) -> None:  # ty
     assert coord.rounds() == [rec]  # read back from the coordinator's signed log entries
 
 
+@pytest.mark.slow
 def test_coordinator_refuses_unwitnessed_forged_or_mismatched(federation, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     coord, nodes = federation
     env, note, update = _round(nodes[0], 0)
@@ -110,6 +111,7 @@ def test_coordinator_refuses_unwitnessed_forged_or_mismatched(federation, tmp_pa
     assert coord.rounds() == []  # nothing recorded by a refused round
 
 
+@pytest.mark.slow
 def test_simulation_ranks_the_poisoned_node_first() -> None:
     out = run(Scenario(dataset="digits", n_nodes=4, rounds=2, seed=3))
     assert out.attack_took and out.rank_of_poisoned == 1 and out.poisoned_batch_first

@@ -90,6 +90,7 @@ def test_securesystemslib_verifies_dataward_envelopes_with_default_key_handling(
     assert list(SslibEnvelope.from_dict(stored).verify([key], 1)) == [ingrid.keyid]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keyid", ["default", "empty", "foreign"])
 def test_dataward_accepts_a_supplier_envelope_signed_by_cryptosigner(vendor: dict[str, Any], keyid: str) -> None:
     supplier = vendor["supplier"]

@@ -128,6 +128,7 @@ def _make_runs(env: Env) -> list[str]:
     return [r1.id, r2.id]
 
 
+@pytest.mark.slow
 def test_run_events_validate_against_the_openlineage_schema(env: Env) -> None:
     ids = _make_runs(env)
     evs = events(env.ws)
@@ -172,6 +173,7 @@ def test_the_schema_check_catches_bad_events(env: Env) -> None:
         _client_event({**e, "run": {"runId": "not-a-uuid"}})
 
 
+@pytest.mark.slow
 def test_cli_writes_openlineage_for_a_lineage_and_for_one_run(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     ids = _make_runs(env)
     out = env.path / "ol.json"

@@ -22,6 +22,8 @@ from dataward.lineage.slsa import PREDICATE_SLSA
 from dataward.release.rollback import rollback
 from dataward.release.versions import release
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 if TYPE_CHECKING:
     from release_helpers import Env
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from dataward.core.dsse import key_id, legacy_key_id
@@ -15,6 +16,8 @@ from dataward.log.verify import verify_log
 from dataward.store import schema
 from dataward.store.catalog import write_transaction
 from dataward.workspace import Workspace
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 
 def _append_as_old_dataward(ws: Workspace, actor: Actor, subject: str) -> int:

@@ -16,6 +16,8 @@ from dataward.core.merkle import InvalidProofError
 from dataward.errors import Error
 from dataward.log.proofcheck import verify_proof
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
 
 

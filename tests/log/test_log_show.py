@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from dataward.cli import main
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
 

@@ -23,6 +23,8 @@ from dataward.core.checkpoint import Checkpoint, sign_checkpoint
 from dataward.core.dsse import key_id
 from dataward.log.auditlog import entry_leaf_hash
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from dataward.cli import main
 from dataward.errors import PolicyError
-from dataward.workflow.policy import default_policy_text, load_policy, parse_policy, set_policy
+from dataward.workflow.approval_policy import default_policy_text, load_policy, parse_policy, set_policy
 
 CUSTOM = b"\x80\x04\x8c\x0cmypkg.layers\x8c\x06Custom\x93)\x81."
 
@@ -33,6 +33,7 @@ def test_scan_model_without_a_workspace(tmp_path: Path, capsys: pytest.CaptureFi
     assert not list(empty.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_allow_option_is_named_in_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "custom.pkl"
     p.write_bytes(CUSTOM)
@@ -46,6 +47,7 @@ def test_allow_option_is_named_in_the_report(tmp_path: Path, capsys: pytest.Capt
     assert "MODULE.NAME" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_policy_allow_list(
     tmp_path: Path, make_workspace: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

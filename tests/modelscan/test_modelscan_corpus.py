@@ -12,6 +12,7 @@ from modelscan_corpus import Case
 from dataward.modelscan import AllowList, parse_allow, read_pickle, scan_model
 
 
+@pytest.mark.slow
 def test_no_malicious_file_passes(corpus: tuple[Path, list[Case]]) -> None:
     root, cases = corpus
     bad = [c for c in cases if c.expect == "fail"]
@@ -20,6 +21,7 @@ def test_no_malicious_file_passes(corpus: tuple[Path, list[Case]]) -> None:
     assert len(bad) >= 100  # every technique of issue 16 plus the published bypasses
 
 
+@pytest.mark.slow
 def test_no_benign_model_fails(corpus: tuple[Path, list[Case]]) -> None:
     root, cases = corpus
     good = [c for c in cases if c.expect == "pass"]

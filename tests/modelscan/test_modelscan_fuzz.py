@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from modelscan_corpus import call_p0, call_p4, u
@@ -72,6 +73,7 @@ def _oracle_refusals(data: bytes) -> list[str]:
     return oracle.refused
 
 
+@pytest.mark.slow
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.sampled_from(SEEDS),
@@ -120,6 +122,7 @@ _SEED_FILES = (
 )
 
 
+@pytest.mark.slow
 def test_mutated_checkpoints_never_crash_the_scanner(corpus: tuple[Path, list[Any]], tmp_path: Path) -> None:
     """Bad input gets a verdict, never an exception: byte flips, truncations and splices of real files."""
     import random

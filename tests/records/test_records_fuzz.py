@@ -17,6 +17,8 @@ from dataward import records
 from dataward.errors import EXIT_CODES, Error
 from dataward.records.sandbox import SandboxError, run_sandboxed
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -78,6 +78,7 @@ def test_deep_json_is_refused_by_the_depth_limit(tmp_path: Path) -> None:
     assert next(records.read(str(ok))).num_rows == 1
 
 
+@pytest.mark.slow
 def test_a_50_mib_quoted_csv_field_is_accepted(tmp_path: Path) -> None:
     p = tmp_path / "big.csv"
     with open(p, "wb") as f:
@@ -117,6 +118,7 @@ def test_storage_errors_name_the_path_and_the_fix() -> None:
     assert "read-only" in ro.message and "input" not in ro.advice.lower()
 
 
+@pytest.mark.slow
 def test_acquire_over_a_file_size_limit_is_a_storage_error_and_leaves_nothing(tmp_path: Path) -> None:
     """A storage failure injected with RLIMIT_FSIZE (works without root): exit 7, no temp file left."""
     env = {**os.environ, "DATAWARD_WITNESS": str(tmp_path / "w.json"), "DATAWARD_KEYRING": str(tmp_path / "kr")}

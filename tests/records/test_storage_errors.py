@@ -90,6 +90,7 @@ def _as_file_modes_apply() -> list[str]:
 # --- the catalog ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["file", "directory"])
 def test_read_only_sqlite_catalog_on_a_read_only_mount_is_exit_7(ws: Path, what: str) -> None:
     catalog = ws / "catalog.db"
@@ -100,6 +101,7 @@ def test_read_only_sqlite_catalog_on_a_read_only_mount_is_exit_7(ws: Path, what:
     assert "read-only" in done.stderr if what == "file" else "directory" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["file", "directory"])
 def test_read_only_sqlite_catalog_by_chmod_is_exit_7(ws: Path, what: str) -> None:
     catalog = ws / "catalog.db"
@@ -246,6 +248,7 @@ def test_keyring_that_cannot_be_written_is_a_storage_error(tmp_path: Path, monke
     assert [p.name for p in ring.path.iterdir()] == []  # no temp file left
 
 
+@pytest.mark.slow
 def test_unreadable_key_file_by_chmod_through_the_cli(ws: Path) -> None:
     ring = FileKeyring()
     (entry,) = ring.entries("admin")

@@ -148,6 +148,7 @@ def test_second_workspace_on_same_catalog_is_refused(make_workspace: Any, tmp_pa
         Workspace.init(tmp_path / "other", admin="admin", catalog=catalog_url)
 
 
+@pytest.mark.slow
 def test_plain_postgresql_urls_use_psycopg() -> None:
     assert normalize_url("postgresql://u:p@h:5432/db") == "postgresql+psycopg://u:p@h:5432/db"
     assert normalize_url("postgres://h/db") == "postgresql+psycopg://h/db"

@@ -127,6 +127,7 @@ ROWS = st.lists(st.lists(FIELDS, min_size=1, max_size=3), max_size=25)
 ENDS = st.sampled_from(["\n", "\r\n"])
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=ROWS, ends=st.lists(ENDS, min_size=1, max_size=4), target=st.integers(1, 60), stray=st.booleans())
 def test_fuzzed_csv_partitions_match_the_single_process(

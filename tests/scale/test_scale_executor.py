@@ -57,6 +57,7 @@ def _single(store: ObjectStore, refs: list[FileRef]) -> list[Any]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partition_bytes", [1, 7, 64, 1 << 20])
 def test_partitions_match_single_process(tmp_path: Path, dask_executor: Executor, partition_bytes: int) -> None:
     store, refs = _store(tmp_path, SAMPLES)
@@ -110,6 +111,7 @@ def _workspace(make_workspace: Any, tmp_path: Path) -> Any:
     return ws
 
 
+@pytest.mark.slow
 def test_acquire_on_dask_gives_the_same_manifest_roots(
     make_workspace: Any, tmp_path: Path, dask_executor: Executor, capsys: pytest.CaptureFixture[str]
 ) -> None:

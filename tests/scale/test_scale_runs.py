@@ -59,6 +59,7 @@ def _data(tmp_path: Path) -> tuple[Path, Path]:
     return ref, batch
 
 
+@pytest.mark.slow
 def test_check_split_across_executors_equals_one_process(tmp_path: Path, dask_executor: Executor) -> None:
     ref, batch = _data(tmp_path)
     bl_path = tmp_path / "bl.json"
@@ -78,6 +79,7 @@ def test_check_split_across_executors_equals_one_process(tmp_path: Path, dask_ex
     )
 
 
+@pytest.mark.slow
 def test_check_cli_executor_flag_and_workspace_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ref, batch = _data(tmp_path)
     bl = tmp_path / "bl.json"
@@ -97,6 +99,7 @@ def test_check_cli_executor_flag_and_workspace_setting(tmp_path: Path, capsys: p
     assert "dataward.toml" in err and "'cluster'" in err
 
 
+@pytest.mark.slow
 def test_detect_split_across_executors_equals_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
     frame.loc[:8, "label"] = (frame.loc[:8, "label"] + 1) % 3  # flipped labels to find
@@ -115,6 +118,7 @@ def test_detect_split_across_executors_equals_one_process(tmp_path: Path, capsys
     assert _timeless(json.loads(capsys.readouterr().out)) == _timeless(plain)
 
 
+@pytest.mark.slow
 def test_bad_input_on_an_executor_is_the_same_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"a,b\n1,2\n3\n")

@@ -38,6 +38,7 @@ def test_feed_nested_5000_levels_is_a_one_line_refusal(name: str) -> None:
     assert "DATAWARD_MAX_DEPTH" in info.value.advice
 
 
+@pytest.mark.slow
 def test_deep_feed_through_the_cli_exits_with_a_documented_code(tmp_path: Path) -> None:
     data = tmp_path / "data.csv"
     data.write_text("id,text\n1,hello\n")
@@ -87,6 +88,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(_typed(a) == _typed(b))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(doc=_docs, flow=st.sampled_from([None, True, False]), quote=st.booleans())
 def test_fast_yaml_path_equals_pyyaml_safe_load(doc: Any, flow: bool | None, quote: bool) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "versions"))
 release_helpers = pytest.importorskip("release_helpers", reason="the release test helpers are not available")
 

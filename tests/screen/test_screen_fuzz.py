@@ -55,6 +55,7 @@ def _baseline():
 BASELINE = _baseline()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(records)
 def test_jsonl_with_mixed_types(tmp_path_factory: pytest.TempPathFactory, rows: list[dict]) -> None:
@@ -65,6 +66,7 @@ def test_jsonl_with_mixed_types(tmp_path_factory: pytest.TempPathFactory, rows: 
     assert_clean(check_path(p, baseline=BASELINE))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_as_csv_and_jsonl(tmp_path_factory: pytest.TempPathFactory, blob: bytes) -> None:
@@ -79,6 +81,7 @@ def test_arbitrary_bytes_as_csv_and_jsonl(tmp_path_factory: pytest.TempPathFacto
         assert_clean(report)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=60))
 def test_numeric_nan_inf_against_baseline(values: list[float]) -> None:
@@ -99,6 +102,7 @@ def test_empty_inputs(tmp_path: Path) -> None:
     assert_clean(check_table(pa.table({"a": pa.array([], pa.float64())}), baseline=BASELINE))
 
 
+@pytest.mark.slow
 def test_huge_fields_and_invalid_utf8(tmp_path: Path) -> None:
     p = tmp_path / "big.csv"
     with open(p, "wb") as fh:

@@ -174,6 +174,7 @@ def test_export_triggers_from_a_detection_report() -> None:
     assert sorted((i.type, i.value) for i in feed.indicators) == [("phrase", "james bond"), ("token", "cf")]
 
 
+@pytest.mark.slow
 def test_licences_from_card_croissant_and_column(tmp_path: Path) -> None:
     assert normalise("apache-2.0") == ("Apache-2.0", None)
     assert normalise("https://creativecommons.org/licenses/by-nc/4.0/")[0] == "CC-BY-NC-4.0"
@@ -232,6 +233,7 @@ def test_outliers_find_a_planted_multivariate_cluster() -> None:
     assert sum(report.result("outliers").stats["score_histogram"]["counts"]) == n
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     r = np.random.default_rng(1)
     ref = pa.table({"v": r.normal(size=3000), "c": r.choice(["a", "b"], 3000), "label": r.choice(["x", "y"], 3000)})

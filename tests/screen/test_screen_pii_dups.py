@@ -95,6 +95,7 @@ def test_exact_duplicate_flood_and_conflicting_labels() -> None:
     assert report.result("duplicates").stats["cluster_sizes"][0] == 101
 
 
+@pytest.mark.slow
 def test_near_duplicate_text_flood() -> None:
     r = np.random.default_rng(2)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()  # noqa: SIM905

@@ -36,6 +36,7 @@ def kinds(report, min_sev: Severity = Severity.MEDIUM) -> set[tuple[str, str]]:
     return {(f.check, f.kind) for f in report.findings if f.severity.rank >= min_sev.rank}
 
 
+@pytest.mark.slow
 def test_clean_batch_has_no_medium_findings(baseline: Baseline) -> None:
     report = check_table(pa.table(make(N, 2)), baseline=baseline, group="grp")
     assert kinds(report) == set(), report.summary()
@@ -115,6 +116,39 @@ def test_format_range_missing_and_schema(baseline: Baseline) -> None:
     assert ("schema", "extra_columns") in k
     fmt = next(f for f in report.findings if f.kind == "format_violation")
     assert set(fmt.records) == set(range(50))
+
+
+def test_per_column_findings_count_the_planted_records(baseline: Baseline) -> None:
+    d = make(N, 9)
+    planted = {
+        ("format", "format_violation", "code"): range(0, 40),
+        ("range", "out_of_range", "y"): range(100, 125),
+        ("range", "non_finite", "x"): range(200, 260),
+        ("schema", "new_nulls", "cat"): range(300, 308),
+    }
+    d["code"][0:40] = "DROP TABLE users"
+    d["y"][100:125] = 1e9
+    d["x"][200:230] = np.nan
+    d["x"][230:260] = np.inf
+    cat = pa.array(d["cat"]).to_pylist()
+    for i in range(300, 308):
+        cat[i] = None
+    t = pa.table(d)
+    t = t.set_column(t.schema.get_field_index("cat"), "cat", pa.array(cat, pa.string()))
+    report = check_table(t, baseline=baseline)
+    for (check, kind, column), rows in planted.items():
+        found = [f for f in report.findings if (f.check, f.kind) == (check, kind)]
+        assert [f.evidence["column"] for f in found] == [column], (kind, report.summary())
+        f = found[0]
+        assert set(f.records) == set(rows)
+        assert f.evidence["n_records"] == len(rows)
+        assert f.evidence["share"] == pytest.approx(len(rows) / N)
+        assert f"{len(rows)} " in f.summary and repr(column) in f.summary
+    # NaN and infinities in a column the baseline had none of: HIGH from a 0.1 % share up
+    assert next(f for f in report.findings if f.kind == "non_finite").severity == Severity.HIGH
+    oor = next(f for f in report.findings if f.kind == "out_of_range")
+    assert oor.evidence["batch_min"] == oor.evidence["batch_max"] == 1e9
+    assert oor.evidence["low"] < oor.evidence["high"] < 1e9
 
 
 def test_numeric_drift_is_reported(baseline: Baseline) -> None:

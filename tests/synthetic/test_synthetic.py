@@ -44,6 +44,7 @@ def synth(env, tmp_path: Path):  # type: ignore[no-untyped-def]
     return env, code
 
 
+@pytest.mark.slow
 def test_regenerates_bit_for_bit_and_statement_is_signed(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     ingrid = env.actor("ingrid")
@@ -57,6 +58,7 @@ def test_regenerates_bit_for_bit_and_statement_is_signed(synth) -> None:  # type
     assert res.regenerated_root == batch.merkle_root and res.first_difference is None
 
 
+@pytest.mark.slow
 def test_changed_generator_is_named(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     ingrid = env.actor("ingrid")
@@ -69,6 +71,7 @@ def test_changed_generator_is_named(synth) -> None:  # type: ignore[no-untyped-d
     assert res.first_difference == 0
 
 
+@pytest.mark.slow
 def test_changed_seed_names_first_differing_record(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     ingrid = env.actor("ingrid")
@@ -79,6 +82,7 @@ def test_changed_seed_names_first_differing_record(synth) -> None:  # type: igno
     assert any("record 0 differs" in p for p in res.problems)
 
 
+@pytest.mark.slow
 def test_nondeterministic_generator_is_not_regenerable(synth, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     (code / "noisy.py").write_text(
@@ -90,6 +94,7 @@ def test_nondeterministic_generator_is_not_regenerable(synth, tmp_path: Path) ->
     assert not res.ok and res.first_difference == 0
 
 
+@pytest.mark.slow
 def test_generator_has_no_network_and_failures_are_clean(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     (code / "net.py").write_text(
@@ -109,6 +114,7 @@ def test_only_synthetic_sources(synth) -> None:  # type: ignore[no-untyped-def]
         synthesize(env.ws, env.actor("ingrid"), "vendor", "genmod:make_rows", seed=0, search_path=str(code))
 
 
+@pytest.mark.slow
 def test_conditioned_batch_is_in_blast_radius_of_its_input(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     b = env.approved("x,label\n1,a\n2,b\n3,a\n")
@@ -151,6 +157,7 @@ def test_memorisation_check_catches_planted_copies_and_passes_fresh_samples() ->
     assert r.memorised and set(range(30)) <= set(r.near_copies)
 
 
+@pytest.mark.slow
 def test_cli_synthesize_verify_regenerate_and_coverage(synth, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     rng = np.random.default_rng(11)
@@ -187,6 +194,7 @@ def _rule(result, name):  # type: ignore[no-untyped-def]
     return None
 
 
+@pytest.mark.slow
 def test_policy_requires_verified_regeneration_and_risk_credits_it(synth) -> None:  # type: ignore[no-untyped-def]
     from dataward.workflow.gate import evaluate
     from dataward.workflow.risk import assess

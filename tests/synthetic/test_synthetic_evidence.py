@@ -68,6 +68,7 @@ def _regenerable(ws: Workspace, batch_id: str) -> Any:
     return None
 
 
+@pytest.mark.slow
 def test_forged_regenerated_row_does_not_pass_the_approval_gate(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     ingrid = env.actor("ingrid")
@@ -81,6 +82,7 @@ def test_forged_regenerated_row_does_not_pass_the_approval_gate(synth) -> None: 
     assert any(p.seq == seq for p in verify_log(env.ws, max_problems=1000).problems)
 
 
+@pytest.mark.slow
 def test_a_signed_regeneration_passes_the_rule(synth) -> None:  # type: ignore[no-untyped-def]
     env, code = synth
     ingrid = env.actor("ingrid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from release_helpers import Env
 
 from dataward.acquire.verify import verify_batch
@@ -9,6 +10,8 @@ from dataward.batches import list_batches
 from dataward.log.verify import verify_log
 from dataward.maintenance import collect_garbage
 from dataward.release.versions import release, verify_version
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 
 def test_no_object_of_a_full_workflow_counts_as_unreferenced(env: Env) -> None:

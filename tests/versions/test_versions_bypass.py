@@ -24,6 +24,8 @@ from dataward.release.versions import Version, release
 from dataward.store import schema
 from dataward.store.catalog import write_transaction
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 FORMS = ("arrow", "pandas", "polars", "paths")
 
 

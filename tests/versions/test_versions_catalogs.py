@@ -17,6 +17,8 @@ from dataward.release.diff import diff_versions
 from dataward.release.rollback import rollback
 from dataward.release.versions import release, verify_version
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 @pytest.fixture
 def cat_env(tmp_path: Path, catalog_url: str) -> Iterator[Env]:

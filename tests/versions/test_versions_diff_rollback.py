@@ -18,6 +18,8 @@ from dataward.release.diff import diff_versions
 from dataward.release.rollback import rollback
 from dataward.release.versions import get_version, release, verify_version
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _digest(record: str) -> str:
     return hashlib.sha256(b"\x00" + record.encode()).hexdigest()

@@ -56,6 +56,7 @@ def test_find_tracked(tmp_path: Path) -> None:
     assert got == [("data/train.csv", "data/train.csv.dvc", False, False), ("prepared", "dvc.lock", True, False)]
 
 
+@pytest.mark.slow
 def test_import_dvc3_files_and_directories(env: Env) -> None:
     repo = env.path / "repo"
     content = make_repo(repo)
@@ -74,6 +75,7 @@ def test_import_dvc3_files_and_directories(env: Env) -> None:
         assert {m["name"]: m["md5"] for m in st.predicate["files"]} == {f.name: _md5(content[f.name]) for f in b.files}
 
 
+@pytest.mark.slow
 def test_import_dvc_twice_makes_no_duplicate_batches(env: Env) -> None:
     repo = env.path / "repo"
     make_repo(repo)
@@ -157,6 +159,7 @@ def test_refusals_bad_source_bad_yaml_traversal(env: Env) -> None:
     assert list_batches(env.ws) == []
 
 
+@pytest.mark.slow
 def test_cli_import_dvc(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     repo = env.path / "repo"
     make_repo(repo)
@@ -175,6 +178,7 @@ def _git(repo: Path, *args: str) -> str:
     return r.stdout.strip()
 
 
+@pytest.mark.slow
 def test_import_git_revisions_from_the_cache(env: Env) -> None:
     import shutil
 

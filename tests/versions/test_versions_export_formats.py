@@ -19,6 +19,8 @@ from dataward.core import merkle
 from dataward.release.rollback import parse_selector, rollback
 from dataward.release.versions import release
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _export(env: Env) -> tuple[Path, str, str]:
     b1 = env.approved("text,label\nhello,0\nworld,1\npoison,1\n")

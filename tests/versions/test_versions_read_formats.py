@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 import dataward
 from dataward.acquire.acquire import acquire
 from dataward.release.versions import release
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 if TYPE_CHECKING:
     from release_helpers import Env

@@ -25,6 +25,8 @@ from dataward.release.versions import get_version, read_envelope, release, verif
 from dataward.store import schema
 from dataward.store.catalog import write_transaction
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 
 def _digest(record: str) -> str:
     return hashlib.sha256(b"\x00" + record.encode()).hexdigest()

@@ -31,6 +31,7 @@ def _statement(env: Env, digest: str) -> dict:
     return json.loads(envelope.payload)
 
 
+@pytest.mark.slow
 def test_release_signs_a_manifest_over_the_record_leaves_in_batch_order(env: Env) -> None:
     b1 = env.approved("a,b\n1,x\n2,y\n")
     b2 = env.approved("a,b\n3,z\n")
@@ -56,6 +57,7 @@ def test_release_signs_a_manifest_over_the_record_leaves_in_batch_order(env: Env
     assert verify_log(env.ws).ok
 
 
+@pytest.mark.slow
 def test_release_and_approval_envelopes_verify_with_securesystemslib(env: Env) -> None:
     b = env.approved("a\n1\n")
     v = release(env.ws, env.actor("alice"), "train", [b])
@@ -77,6 +79,7 @@ def test_release_and_approval_envelopes_verify_with_securesystemslib(env: Env) -
             SslibEnvelope.from_dict(d).verify([key], 1)
 
 
+@pytest.mark.slow
 def test_next_version_has_parent_and_remove(env: Env) -> None:
     b1, b2 = env.approved("a\n1\n"), env.approved("a\n2\n")
     release(env.ws, env.actor("alice"), "train", [b1])
@@ -90,6 +93,7 @@ def test_next_version_has_parent_and_remove(env: Env) -> None:
     assert all(verify_version(env.ws, s).ok for s in ("train@1", "train@2", "train@3"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state_steps", [0, 1, 2])
 def test_release_refuses_batches_not_approved(env: Env, state_steps: int) -> None:
     b = env.acquire("a\n1\n")
@@ -116,6 +120,7 @@ def test_release_refuses_approved_state_without_a_signed_approval(env: Env) -> N
         release(env.ws, env.actor("alice"), "train", [b])
 
 
+@pytest.mark.slow
 def test_release_needs_the_approver_role_and_separation(env: Env) -> None:
     b = env.approved("a\n1\n")
     with pytest.raises(AuthorizationError):
@@ -131,6 +136,7 @@ def test_release_needs_the_approver_role_and_separation(env: Env) -> None:
     assert list_versions(env.ws) == []
 
 
+@pytest.mark.slow
 def test_release_input_errors(env: Env) -> None:
     b = env.approved("a\n1\n")
     with pytest.raises(InputError, match="nothing to release"):
@@ -155,6 +161,7 @@ def test_parse_spec() -> None:
             parse_spec(bad)
 
 
+@pytest.mark.slow
 def test_cli_release_show_list_verify(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     b1 = env.approved("a\n1\n")
     capsys.readouterr()
@@ -174,6 +181,7 @@ def test_cli_release_show_list_verify(env: Env, capsys: pytest.CaptureFixture[st
     assert env.cli("release", "train", "--add", b1, principal="tom") == 4
 
 
+@pytest.mark.slow
 def test_open_latest_and_version_row(env: Env) -> None:
     b = env.approved("a,b\n1,x\n")
     release(env.ws, env.actor("alice"), "train", [b])
@@ -182,6 +190,7 @@ def test_open_latest_and_version_row(env: Env) -> None:
     assert get_version(env.ws, "train@latest").number == 1
 
 
+@pytest.mark.slow
 def test_a_concurrent_release_of_the_same_dataset_is_refused_whole(env: Env) -> None:
     from dataward.release.versions import commit_version, plan_version, version_subject
 

@@ -22,6 +22,8 @@ from dataward.model.roles import Grant, Role
 from dataward.store import schema
 from dataward.web.auth import create_token, revoke_token
 
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
+
 ANY = "authenticated"  # a valid token, no role needed
 RECORDS = "records"  # reading a batch's record contents: decided by the batch's state in the signed log
 #: (method, path template) -> the actions a principal needs (all of them)

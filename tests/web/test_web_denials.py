@@ -29,6 +29,7 @@ def _app(world: World, clock: Clock) -> Any:
     return app
 
 
+@pytest.mark.slow
 def test_a_flood_of_bad_requests_adds_a_handful_of_entries(world: World) -> None:
     clock = Clock()
     app = _app(world, clock)
@@ -67,6 +68,7 @@ def test_a_flood_of_bad_requests_adds_a_handful_of_entries(world: World) -> None
     print(f"{n} bad requests: {time.process_time() - started:.1f} s CPU")
 
 
+@pytest.mark.slow
 def test_failed_sign_ins_are_aggregated_too(world: World) -> None:
     clock = Clock()
     before = log_size(world.ws)

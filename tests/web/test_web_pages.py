@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from web_helpers import FAST, World, live_server, write_csv
 
 from dataward.acquire.acquire import acquire
@@ -42,6 +43,7 @@ def _audited(world: World, tag: str, n: int, source: str = "vendor") -> str:
     return b.id
 
 
+@pytest.mark.slow
 def test_drawing_the_sample_in_the_console_says_what_was_drawn(world: World) -> None:
     ws = world.ws
     b = acquire(ws, ws.actor("ingrid"), "vendor", [write_csv(world.tmp / "draw.csv", 50, pii=True, tag="draw ")])
@@ -67,6 +69,7 @@ def test_api_docs_load_nothing_from_outside(world: World) -> None:
         assert "<script>" not in page.text  # the console's CSP allows no inline script
 
 
+@pytest.mark.slow
 def test_released_batch_is_not_shown_as_failing_the_policy(world: World) -> None:
     with signed_in(world, "alice") as (c, _):
         page = c.get(f"/batches/{world.released}/approval").text
@@ -83,6 +86,7 @@ def test_released_batch_is_not_shown_as_failing_the_policy(world: World) -> None
     ) is others_pass
 
 
+@pytest.mark.slow
 def test_diff_says_how_much_it_shows_and_lineage_marks_revoked_and_tainted(world: World, tmp_path: Path) -> None:
     from dataward.lineage.runs import record_run
     from dataward.release.rollback import rollback

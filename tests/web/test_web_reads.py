@@ -82,6 +82,7 @@ def _get(client: TestClient, world: World, who: str, batch: str, numbers: list[i
     return client.get(f"/api/v1/batches/{batch}/records?{q}", headers={"Authorization": f"Bearer {world.token(who)}"})
 
 
+@pytest.mark.slow
 def test_trainer_is_refused_quarantined_and_rejected_records(
     client: TestClient, world: World, rejected: str, under_review: str
 ) -> None:
@@ -97,6 +98,7 @@ def test_trainer_is_refused_quarantined_and_rejected_records(
     assert _get(client, world, "sam", under_review, [0]).status_code == 200
 
 
+@pytest.mark.slow
 def test_catalog_state_does_not_open_a_batch_to_trainers(client: TestClient, world: World, rejected: str) -> None:
     with write_transaction(world.ws.engine) as conn:
         conn.execute(update(schema.batches).where(schema.batches.c.id == rejected).values(state="released"))
@@ -110,6 +112,7 @@ def test_catalog_state_does_not_open_a_batch_to_trainers(client: TestClient, wor
             conn.execute(update(schema.batches).where(schema.batches.c.id == rejected).values(state="rejected"))
 
 
+@pytest.mark.slow
 def test_each_api_read_is_one_logged_entry(client: TestClient, world: World, released: str) -> None:
     before = log_size(world.ws)
     r = _get(client, world, "tina", released, [3, 0, 7])
@@ -137,6 +140,7 @@ def _session(client: TestClient, world: World, who: str) -> None:
     assert client.cookies.get("dw_session")
 
 
+@pytest.mark.slow
 def test_console_pages_log_one_entry_per_request(client: TestClient, world: World, under_review: str) -> None:
     _session(client, world, "rita")
     before = log_size(world.ws)

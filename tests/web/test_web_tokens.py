@@ -91,6 +91,7 @@ def test_durations_and_expiry(ws: Workspace) -> None:
         authenticate(ws, "dwt_" + "x" * 43)
 
 
+@pytest.mark.slow
 def test_serve_binds_loopback_and_serves(ws: Workspace, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "DATAWARD_WITNESS": str(tmp_path / "witness-serve.json")}

@@ -66,6 +66,7 @@ def _screened_with_flags(flow: Flow, n: int = 200) -> str:
     return b.id
 
 
+@pytest.mark.slow
 def test_sample_has_a_uniform_part_and_a_separate_flagged_part(flow: Flow) -> None:
     bid = _screened_with_flags(flow)
     report = screening.latest_report(flow.ws, bid)
@@ -99,6 +100,7 @@ def _records_digest(flow: Flow, bid: str) -> str:
     return digest
 
 
+@pytest.mark.slow
 def test_sample_size_follows_the_risk_tier(flow: Flow) -> None:
     from dataward.sources import add_source
 
@@ -113,6 +115,7 @@ def test_sample_size_follows_the_risk_tier(flow: Flow) -> None:
     assert sizes["scrape"].random_size == sample_size(2000, 0.03, 0.95, 0.10) > sizes["house"].random_size
 
 
+@pytest.mark.slow
 def test_estimate_keeps_flagged_records_out(flow: Flow) -> None:
     bid = _screened_with_flags(flow)
     audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=40)
@@ -132,6 +135,7 @@ def test_estimate_keeps_flagged_records_out(flow: Flow) -> None:
     assert audit.estimate(flow.ws, bid).errors == 0
 
 
+@pytest.mark.slow
 def test_decisions_file_errors_name_the_line(flow: Flow, tmp_path: Path) -> None:
     bid = _screened_with_flags(flow, 60)
     audit.draw_sample(flow.ws, flow.actor("rita"), bid, size=5)
@@ -157,6 +161,7 @@ def test_decisions_file_errors_name_the_line(flow: Flow, tmp_path: Path) -> None
     assert (d.decision, d.new_label) == ("wrong-label", "pos")
 
 
+@pytest.mark.slow
 def test_interactive_review(flow: Flow) -> None:
     from dataward.cli import _register_commands
     from dataward.cli._app import cli
@@ -180,6 +185,7 @@ def test_interactive_review(flow: Flow) -> None:
     assert got["decisions"] == [{"record": items[2].record, "decision": "unsure", "new_label": None}]
 
 
+@pytest.mark.slow
 def test_review_shows_rows_and_checks_digests(flow: Flow) -> None:
     from dataward.batches import get_batch
     from dataward.workflow.review import read_record
@@ -193,6 +199,7 @@ def test_review_shows_rows_and_checks_digests(flow: Flow) -> None:
     assert view.value == {"text": "review number 7 was great", "label": "pos"}
 
 
+@pytest.mark.slow
 def test_audit_report_cli_says_what_a_tighter_margin_needs(flow: Flow) -> None:
     import contextlib
     import io
@@ -209,6 +216,7 @@ def test_audit_report_cli_says_what_a_tighter_margin_needs(flow: Flow) -> None:
     assert e["margin_target"] == 0.01 and e["needed_for_margin"] == math.ceil(math.log(0.025) / math.log(0.99))
 
 
+@pytest.mark.slow
 @given(
     n=st.integers(1, 400),
     frac=st.floats(0, 1),
@@ -224,6 +232,7 @@ def test_intervals_contain_the_rate_and_widen_with_confidence(n: int, frac: floa
     assert lo2 <= lo + 1e-12 and hi2 >= hi - 1e-12
 
 
+@pytest.mark.slow
 @given(population=st.integers(1, 5000), need=st.integers(0, 300), seed=st.integers(0, 2**32), data=st.data())
 @settings(max_examples=100, deadline=None)
 def test_uniform_draw_is_distinct_in_range_and_avoids_excluded(
@@ -239,6 +248,7 @@ def test_uniform_draw_is_distinct_in_range_and_avoids_excluded(
     assert all(0 <= r < population and r not in exclude for r in got)
 
 
+@pytest.mark.slow
 def test_record_views_for_jsonl_and_files(flow: Flow) -> None:
     from dataward.acquire.acquire import acquire
     from dataward.batches import get_batch
@@ -260,6 +270,7 @@ def test_record_views_for_jsonl_and_files(flow: Flow) -> None:
     assert png.file == "cat.png" and png.verified and png.path and Path(png.path).read_bytes() == img.read_bytes()
 
 
+@pytest.mark.slow
 def test_read_records_reads_each_file_once_and_agrees_with_read_record(flow: Flow) -> None:
     from dataward.batches import get_batch
     from dataward.workflow.review import read_record, read_records
@@ -286,12 +297,13 @@ def _with_findings(monkeypatch: pytest.MonkeyPatch, flow: Flow, bid: str, findin
 
 
 def _set_max_flagged(flow: Flow, cap: int) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     text = WITHOUT_DETECTION.replace("max_flagged = 100", f"max_flagged = {cap}", 1)
     set_policy(flow.ws, flow.actor("admin"), text, where="test policy")
 
 
+@pytest.mark.slow
 def test_every_record_of_a_critical_finding_is_sampled_and_reviewed_first(
     flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,6 +328,7 @@ def test_every_record_of_a_critical_finding_is_sampled_and_reviewed_first(
     assert s.flagged_size == risk["high"]["sampled"]
 
 
+@pytest.mark.slow
 def test_a_high_stratum_over_the_cap_is_sampled_to_a_stated_bound(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataward.workflow.checks import NormalFinding
 

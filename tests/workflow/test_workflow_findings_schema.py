@@ -9,9 +9,12 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 from workflow_helpers import Flow, write_csv
 
 from dataward.cli import main
+
+pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "findings.schema.json").read_text())
 

@@ -10,8 +10,8 @@ import pytest
 from dataward.errors import ConflictError, IntegrityError, SignatureError
 from dataward.log.query import show_entries
 from dataward.screen.intel import FORMAT, load_private_key, load_public_key, parse_feed, sign_feed, write_keypair
-from dataward.workflow.intel import active_feeds, add_feed, list_feeds
 from dataward.workflow.screening import screen_batch
+from dataward.workflow.threat_feeds import active_feeds, add_feed, list_feeds
 
 
 def _feed(tmp: Path, key: Path, version: int, phrase: str = "james bond") -> Path:
@@ -30,6 +30,7 @@ def _feed(tmp: Path, key: Path, version: int, phrase: str = "james bond") -> Pat
     return out
 
 
+@pytest.mark.slow
 def test_loaded_feed_is_logged_and_matched_by_screen(flow: Any, tmp_path: Path) -> None:
     priv, pub = tmp_path / "feed.key", tmp_path / "feed.pub"
     write_keypair(priv, pub)

@@ -47,6 +47,7 @@ def _sslib_key(ws: Workspace, principal: str) -> SSlibKey:
     return SSlibKey(row.keyid, "ed25519", "ed25519", {"public": row.public_key})
 
 
+@pytest.mark.slow
 def test_full_flow_through_the_cli(flow: Flow, tmp_path: Path) -> None:
     b = flow.batch(150)
     out = tmp_path / "decisions.csv"
@@ -98,6 +99,7 @@ def test_full_flow_through_the_cli(flow: Flow, tmp_path: Path) -> None:
     assert {lifecycle.PREDICATE_REPORT, lifecycle.PREDICATE_AUDIT, lifecycle.PREDICATE_APPROVAL} <= types
 
 
+@pytest.mark.slow
 def test_screening_and_audit_attestations_verify_with_securesystemslib(flow: Flow) -> None:
     bid = _to_audited(flow)
     for ptype, who in ((lifecycle.PREDICATE_REPORT, "sam"), (lifecycle.PREDICATE_AUDIT, "rita")):
@@ -106,6 +108,7 @@ def test_screening_and_audit_attestations_verify_with_securesystemslib(flow: Flo
         assert list(SslibEnvelope.from_dict(env).verify([_sslib_key(flow.ws, who)], 1)) == [row.keyid]
 
 
+@pytest.mark.slow
 def test_no_state_is_skipped(flow: Flow) -> None:
     ws = flow.ws
     b = flow.batch(80)
@@ -149,6 +152,7 @@ def test_screen_refuses_a_batch_that_no_longer_verifies(flow: Flow) -> None:
     assert next(f for f in assess(flow.ws, "vendor").factors if f.name == "integrity_failures").points > 0
 
 
+@pytest.mark.slow
 def test_approval_refused_while_a_rule_fails_naming_it(flow: Flow) -> None:
     bid = _to_audited(flow, 100, pii=True)
     d = gate.evaluate(flow.ws, bid)
@@ -160,13 +164,29 @@ def test_approval_refused_while_a_rule_fails_naming_it(flow: Flow) -> None:
     assert flow.cli("policy", "check", bid, who="alice") == PolicyError.exit_code
     assert get_batch(flow.ws, bid).state == BatchState.AUDITED
     r = approval.reject(flow.ws, flow.actor("alice"), bid, "personal data in a third-party delivery")
-    assert r["from_state"] == "audited" and get_batch(flow.ws, bid).state == BatchState.REJECTED
+    assert r.from_state == "audited" and get_batch(flow.ws, bid).state == BatchState.REJECTED
     (row,) = lifecycle.attestations_for(flow.ws, bid, lifecycle.PREDICATE_REJECTION)
     assert row.principal == "alice"
     with pytest.raises(ConflictError):
         approval.reject(flow.ws, flow.actor("alice"), bid, "again")
 
 
+def test_reject_json_names_the_state_the_batch_left(flow: Flow, capsys: pytest.CaptureFixture[str]) -> None:
+    b = flow.batch(20)
+    capsys.readouterr()
+    assert flow.cli("reject", b.id, "--reason", "  wrong vendor  ", "--json", who="alice") == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = lifecycle.attestations_for(flow.ws, b.id, lifecycle.PREDICATE_REJECTION)
+    assert out == {
+        "batch": b.id,
+        "state": "rejected",
+        "from_state": "quarantined",
+        "reason": "wrong vendor",
+        "attestation": row.envelope_digest,
+    }
+
+
+@pytest.mark.slow
 def test_approval_rechecks_the_data(flow: Flow) -> None:
     bid = _to_audited(flow)
     b = get_batch(flow.ws, bid)
@@ -177,8 +197,9 @@ def test_approval_rechecks_the_data(flow: Flow) -> None:
         approval.approve(flow.ws, flow.actor("alice"), bid)
 
 
+@pytest.mark.slow
 def test_k_of_n_distinct_approvers(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     text = WITHOUT_DETECTION.replace("[tiers.medium]\n", "[tiers.medium]\napprovals = 2\n")
     set_policy(flow.ws, flow.actor("admin"), text, where="test")
@@ -194,6 +215,7 @@ def test_k_of_n_distinct_approvers(flow: Flow, tmp_path: Path) -> None:
     assert sorted(r.principal for r in rows) == ["alice", "bob"]
 
 
+@pytest.mark.slow
 def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
     bid = _to_audited(flow)
     stmt = tmp_path / "approval.json"
@@ -226,8 +248,9 @@ def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
     assert entry.details["approver"] == "bob" and entry.details["submitted_by"] == "admin"
 
 
+@pytest.mark.slow
 def test_statement_prepared_before_a_change_is_stale(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     bid = _to_audited(flow)
     stmt = approval.prepare_statement(flow.ws, bid, "bob")
@@ -237,6 +260,7 @@ def test_statement_prepared_before_a_change_is_stale(flow: Flow, tmp_path: Path)
         approval.approve_with_statement(flow.ws, flow.actor("bob"), bid, env)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
 def test_flow_on_each_catalog(
     catalog: str, request: pytest.FixtureRequest, tmp_path: Path, make_workspace: Callable[..., Workspace]
@@ -245,7 +269,7 @@ def test_flow_on_each_catalog(
     from dataward import principals
     from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     ws = make_workspace(tmp_path, url)
     admin = ws.actor("admin")
@@ -264,6 +288,7 @@ def test_flow_on_each_catalog(
     assert approval.approve(ws, flow.actor("a"), b.id).complete
 
 
+@pytest.mark.slow
 def test_a_forged_screening_report_is_refused(flow: Flow) -> None:
     """Swapping the stored report for one signed by someone else (even a registered key) is detected."""
     from sqlalchemy import update
@@ -282,6 +307,7 @@ def test_a_forged_screening_report_is_refused(flow: Flow) -> None:
         screening.latest_report(flow.ws, b.id)
 
 
+@pytest.mark.slow
 def test_audit_rows_edited_after_completion_are_caught(flow: Flow) -> None:
     from sqlalchemy import update
 

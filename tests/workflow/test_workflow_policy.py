@@ -10,7 +10,7 @@ import pytest
 from workflow_helpers import Flow
 
 from dataward.errors import AuthorizationError, PolicyError
-from dataward.workflow.policy import (
+from dataward.workflow.approval_policy import (
     AllOf,
     AnyOf,
     PolicyContext,
@@ -114,6 +114,7 @@ def test_licence_allow_list_semantics(expr: str, ok: bool) -> None:
     assert licence_allowed(expr, ["MIT", "Apache-2.0"])[0] is ok
 
 
+@pytest.mark.slow
 def test_policy_is_under_log_control(default_flow: Flow) -> None:
     flow = default_flow
     ws = flow.ws
@@ -136,6 +137,7 @@ def test_policy_is_under_log_control(default_flow: Flow) -> None:
         load_policy(ws)
 
 
+@pytest.mark.slow
 def test_doctor_uses_the_policy_key_age(flow: Flow) -> None:
     text = default_policy_text().replace("rotation_max_age_days = 90", "rotation_max_age_days = 7")
     set_policy(flow.ws, flow.actor("admin"), text, where="t")
@@ -163,6 +165,7 @@ def test_every_tier_of_the_default_policy_requires_detection() -> None:
         assert {"integrity", "screening", "detection"} <= set(p.tier(name).required_checks), name
 
 
+@pytest.mark.slow
 def test_a_batch_screened_without_detection_fails_required_checks_by_name(default_flow: Flow) -> None:
     """The screener runs `screen --check screening` under the default policy: approval is refused, and the
     rule names the check that did not run (no tier lets it through silently)."""

@@ -19,6 +19,7 @@ from dataward.workflow import approval, audit, checks, screening
 from dataward.workflow.risk import assess, tier_of
 
 
+@pytest.mark.slow
 def test_kind_orders_risk_when_all_else_is_equal(flow: Flow) -> None:
     admin = flow.actor("admin")
     # a synthetic source that has not regenerated anything yet is not trusted for its label: it sits
@@ -30,6 +31,7 @@ def test_kind_orders_risk_when_all_else_is_equal(flow: Flow) -> None:
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
 
 
+@pytest.mark.slow
 def test_history_raises_risk_and_is_explained(flow: Flow, tmp_path: Any) -> None:
     before = assess(flow.ws, "vendor")
     # a refused delivery (checksum mismatch) and a rejected batch
@@ -111,6 +113,7 @@ def test_detection_skips_formats_it_cannot_read(flow: Flow) -> None:
     assert det is not None and det["status"] == "skipped" and "format text" in det["reason"]
 
 
+@pytest.mark.slow
 def test_detection_runs_through_the_registry(flow: Flow) -> None:
     b = flow.batch(80)
     opts = {"detection": {"label": "label", "text": "text", "detectors": ["text_triggers"]}}
@@ -120,6 +123,7 @@ def test_detection_runs_through_the_registry(flow: Flow) -> None:
     assert det["stats"]["detectors"] == {"text_triggers": 1}
 
 
+@pytest.mark.slow
 def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     """Flags and findings of every file land on the right record of the whole batch."""
     import types
@@ -165,6 +169,7 @@ def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypat
     assert calls == [{"format": "csv", "seed": 3, "progress": None, "label": "label"}] * 2
 
 
+@pytest.mark.slow
 def test_each_action_is_authorized(flow: Flow) -> None:
     """At every stage, each principal whose roles do not allow the step is denied, logged, and changes nothing."""
     ws = flow.ws
@@ -200,10 +205,11 @@ def test_each_action_is_authorized(flow: Flow) -> None:
     assert approval.approve(ws, flow.actor("alice"), bid).state == BatchState.APPROVED
 
 
+@pytest.mark.slow
 def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     from dataward import principals
     from dataward.model.roles import Grant, Role
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     admin = flow.actor("admin")
     principals.grant_roles(flow.ws, admin, "sam", [Grant(Role.APPROVER)])
@@ -222,6 +228,7 @@ def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     assert approval.approve(flow.ws, flow.actor("alice"), b.id).state == BatchState.APPROVED
 
 
+@pytest.mark.slow
 def test_licence_recorded_on_the_source_is_a_declaration_for_the_suite(flow: Flow) -> None:
     add_source(flow.ws, flow.actor("admin"), "nolic", kind="third-party", origin="o")
     add_source(flow.ws, flow.actor("admin"), "gpl", kind="third-party", origin="o", license="GPL-3.0-only")
@@ -235,6 +242,7 @@ def test_licence_recorded_on_the_source_is_a_declaration_for_the_suite(flow: Flo
     assert kinds["gpl"] == [("licence_not_allowed", "high")]
 
 
+@pytest.mark.slow
 def test_flagged_count_includes_records_an_engine_counted_but_did_not_list(flow: Flow) -> None:
     """The suite caps a finding's record list; the flagged count (what the policy reads) must not shrink."""
     from dataward.workflow.checks import MAX_FINDING_RECORDS

@@ -319,16 +319,22 @@ static void pair_leaf(pairer *pp, const unsigned char *data, size_t len, unsigne
     pp->nb = 0;
 }
 
-/* two interior nodes at once (each SHA-256 of 65 bytes: two blocks) */
-static void node_x2(const unsigned char *l1, const unsigned char *r1, const unsigned char *l2, const unsigned char *r2,
-                    unsigned char *out1, unsigned char *out2) {
-    unsigned char b1[128], b2[128], lr[2 * HASH];
-    memcpy(lr, l1, HASH);
-    memcpy(lr + HASH, r1, HASH);
-    pad_short(1, lr, sizeof lr, b1);
-    memcpy(lr, l2, HASH);
-    memcpy(lr + HASH, r2, HASH);
-    pad_short(1, lr, sizeof lr, b2);
+/* An interior node's message, 0x01 || left || right, is 65 bytes: two blocks whose last 63 bytes (padding
+   and the bit length 520) are always the same. A node buffer is set up once and then takes only the 64
+   bytes of each pair of children. */
+static void node_buffer(unsigned char b[128]) {
+    memset(b, 0, 128);
+    b[0] = 1;
+    b[1 + 2 * HASH] = 0x80;
+    b[126] = 0x02; /* 520 = 0x0208 bits */
+    b[127] = 0x08;
+}
+
+/* two interior nodes at once, in buffers made by node_buffer */
+static void node_x2(const unsigned char *l1, const unsigned char *l2, unsigned char *out1, unsigned char *out2,
+                    unsigned char b1[128], unsigned char b2[128]) {
+    memcpy(b1 + 1, l1, 2 * HASH); /* left and right are adjacent in a level */
+    memcpy(b2 + 1, l2, 2 * HASH);
     uint32_t sa[8], sb[8];
     memcpy(sa, H0, sizeof sa);
     memcpy(sb, H0, sizeof sb);
@@ -640,9 +646,11 @@ done:
 /* Root of the RFC 6962 tree over n >= 1 leaf hashes, level by level in scratch (n * HASH bytes); an odd
    last node of a level is on the ragged right edge and folds into carry (always a right child). */
 static void subtree_root(const unsigned char *leaves, size_t n, unsigned char *scratch, unsigned char *out) {
-    unsigned char carry[HASH];
+    unsigned char carry[HASH], b1[128], b2[128];
     int has_carry = 0;
     const unsigned char *level = leaves;
+    node_buffer(b1);
+    node_buffer(b2);
     size_t m = n;
     for (;;) {
         if (m & 1) {
@@ -658,8 +666,8 @@ static void subtree_root(const unsigned char *leaves, size_t n, unsigned char *s
         /* in place: nodes i, i + 1 are written after nodes 2i .. 2i + 3 are read */
         size_t half = m / 2, i = 0;
         for (; i + 1 < half; i += 2)
-            node_x2(level + HASH * 2 * i, level + HASH * (2 * i + 1), level + HASH * (2 * i + 2),
-                    level + HASH * (2 * i + 3), scratch + HASH * i, scratch + HASH * (i + 1));
+            node_x2(level + HASH * 2 * i, level + HASH * (2 * i + 2), scratch + HASH * i, scratch + HASH * (i + 1), b1,
+                    b2);
         if (i < half)
             node(level + HASH * 2 * i, level + HASH * (2 * i + 1), scratch + HASH * i);
         level = scratch;

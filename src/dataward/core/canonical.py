@@ -17,4 +17,5 @@ def canonical_json(value: Any) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 digest of ``data``."""
     return hashlib.sha256(data).hexdigest()

@@ -136,14 +136,19 @@ class NoteVerifier:
 
     @classmethod
     def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> NoteVerifier:
+        """Verifier for ``name`` from an Ed25519 public key; the key id is derived from name and key."""
         return cls(name, _raw_public(public_key))
 
     @classmethod
     def parse(cls, text: str) -> NoteVerifier:
+        """Verifier from its ``name+keyid+base64key`` text form; raises :class:`MalformedNoteError` if the text is
+        malformed or the key id does not match.
+        """
         return parse_verifier_key(text)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
+        """The Ed25519 public key this verifier checks against."""
         return self._key
 
     @property
@@ -157,6 +162,9 @@ class NoteVerifier:
         return f"{self.label}+{material}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is a valid Ed25519 signature of ``message``; a wrong length or bad signature gives
+        False, never an exception.
+        """
         if len(signature) != _ED25519_SIGNATURE_SIZE:
             return False
         try:
@@ -237,9 +245,11 @@ class NoteSignature:
 
     @property
     def label(self) -> str:
+        """``name+keyid-hex``, the form that names this signature's key in messages."""
         return f"{self.name}+{self.key_id.hex()}"
 
     def line(self) -> str:
+        """The signature line of a signed note: em-dash prefix, key name, base64 of key id plus signature, newline."""
         blob = base64.b64encode(self.key_id + self.signature).decode("ascii")
         return f"{_SIG_PREFIX}{self.name} {blob}\n"
 
@@ -253,6 +263,7 @@ class Note:
     verified_by: tuple[str, ...] = ()
 
     def text_bytes(self) -> bytes:
+        """The note text as UTF-8, the exact bytes the signatures cover."""
         return self.text.encode("utf-8")
 
 
@@ -413,6 +424,9 @@ class Checkpoint:
         object.__setattr__(self, "extensions", extensions)
 
     def text(self) -> str:
+        """The checkpoint body as signed: origin, size and base64 root hash, then any extension lines, each ending in a
+        newline.
+        """
         root = base64.b64encode(self.root_hash).decode("ascii")
         return "".join(f"{line}\n" for line in (self.origin, str(self.size), root, *self.extensions))
 

@@ -38,6 +38,7 @@ PREDICATE_SUPPLIER_MANIFEST = PREDICATE_PREFIX + "supplier-manifest/v1"
 
 
 def public_key_from_hex(text: str) -> Ed25519PublicKey:
+    """Ed25519 public key from 64 hex characters; raises :class:`InputError` if the text is not hex or not 32 bytes."""
     try:
         raw = bytes.fromhex(text)
     except ValueError:
@@ -66,17 +67,22 @@ def _b64decode_strict(text: str, what: str) -> bytes:
 
 @dataclass(frozen=True)
 class Signature:
+    """One DSSE signature: the signing key's id and the raw signature bytes."""
+
     keyid: str
     sig: bytes
 
 
 @dataclass(frozen=True)
 class Envelope:
+    """A DSSE envelope: a typed payload and the signatures over its pre-authentication encoding."""
+
     payload_type: str
     payload: bytes
     signatures: tuple[Signature, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The envelope as a JSON-ready dict in DSSE field names, payload and signatures base64-encoded."""
         return {
             "payload": base64.b64encode(self.payload).decode("ascii"),
             "payloadType": self.payload_type,
@@ -84,10 +90,12 @@ class Envelope:
         }
 
     def to_bytes(self) -> bytes:
+        """Canonical JSON bytes of the envelope, stable for hashing and storage."""
         return canonical_json(self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
+        """Parse an envelope from JSON bytes; raises :class:`SignatureError` if they are not JSON or not an envelope."""
         try:
             obj = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -96,6 +104,9 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, obj: Any) -> Envelope:
+        """Envelope from its decoded JSON object; raises :class:`SignatureError` on a missing field, a malformed
+        signature entry or non-canonical base64.
+        """
         if not isinstance(obj, dict):
             raise SignatureError("envelope is not a JSON object")
         payload = obj.get("payload")
@@ -176,12 +187,17 @@ def make_statement(subjects: Sequence[tuple[str, str]], predicate_type: str, pre
 
 @dataclass(frozen=True)
 class Statement:
+    """A parsed in-toto Statement v1: ``(name, sha256)`` subjects, predicate type and the decoded predicate."""
+
     subjects: tuple[tuple[str, str], ...]
     predicate_type: str
     predicate: Any
 
 
 def parse_statement(envelope: Envelope) -> Statement:
+    """Decode the in-toto statement an envelope carries; raises :class:`SignatureError` if the payload type is wrong or
+    the statement is malformed. Does not check signatures.
+    """
     if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
         raise SignatureError(f"envelope payloadType is {envelope.payload_type!r}, expected an in-toto statement")
     try:

@@ -386,6 +386,7 @@ class MerkleFrontier:
 
     @property
     def size(self) -> int:
+        """Number of leaves appended so far."""
         return self._size
 
     @property
@@ -481,10 +482,12 @@ class MerkleTree:
 
     @classmethod
     def from_data(cls, records: Iterable[bytes]) -> MerkleTree:
+        """Tree over raw records, leaf-hashing each one first."""
         return cls(leaf_hashes(records))
 
     @property
     def size(self) -> int:
+        """Number of leaves in the tree."""
         return len(self._levels[0])
 
     def get_node(self, level: int, index: int) -> bytes:
@@ -500,6 +503,7 @@ class MerkleTree:
                 yield level, index, h
 
     def leaf(self, index: int) -> bytes:
+        """Leaf hash at ``index``."""
         return self.get_node(0, index)
 
     def _size_arg(self, size: int | None) -> int:
@@ -514,7 +518,11 @@ class MerkleTree:
         return subtree_root(0, self._size_arg(size), self.get_node)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 audit path for leaf ``index`` in the tree of ``size`` leaves (default: the whole tree)."""
         return inclusion_proof(index, self._size_arg(size), self.get_node)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of ``size1`` leaves to the tree of ``size2`` (default: the whole
+        tree).
+        """
         return consistency_proof(size1, self._size_arg(size2), self.get_node)

@@ -48,12 +48,15 @@ class PrivateKeySigner(Signer):
 
     @property
     def keyid(self) -> str:
+        """Key id of the signing key, as recorded in envelopes it signs."""
         return self._keyid
 
     def public_key(self) -> Ed25519PublicKey:
+        """The Ed25519 public key matching the private key."""
         return self._key.public_key()
 
     def sign(self, data: bytes) -> bytes:
+        """Ed25519 signature of ``data`` (64 bytes)."""
         from dataward.core import ed25519  # libsodium when installed: same bytes, ~1.5x faster (ADR 0030)
 
         return ed25519.sign(self._key, data)

@@ -36,12 +36,17 @@ def encode_update(update: Array) -> bytes:
 
 
 def decode_update(data: bytes) -> Array:
+    """A model update from its ``.npy`` bytes; pickled objects are refused."""
     arr: Array = np.load(io.BytesIO(data), allow_pickle=False)
     return arr
 
 
 @dataclass(frozen=True)
 class Contribution:
+    """One node's part in a round: digests of its update, its signed update statement and its cosigned
+    checkpoint, and the witnesses that cosigned.
+    """
+
     node: str
     update_sha256: str
     statement_sha256: str  # the node's signed update statement (object digest)
@@ -51,6 +56,8 @@ class Contribution:
 
 @dataclass(frozen=True)
 class RoundRecord:
+    """One aggregation round: its number, the model before and after, and each node's contribution."""
+
     round: int
     model_sha256: str  # the aggregated model after this round
     base_model_sha256: str
@@ -59,6 +66,8 @@ class RoundRecord:
 
 @dataclass(frozen=True)
 class NodeRank:
+    """How strongly one node's updates pushed the model toward reported misbehaviour, overall and per round."""
+
     node: str
     score: float  # how far the node's updates pushed the model toward the reported misbehaviour
     rounds: tuple[tuple[int, float], ...]  # per round: (round, score)
@@ -94,6 +103,7 @@ class Coordinator:
             )
 
     def nodes(self) -> dict[str, NodeIdentity]:
+        """Registered nodes by name, from the validly signed registrations in the coordinator's log."""
         out: dict[str, NodeIdentity] = {}
         for e in self._entries("federation.node.add"):
             d = e["details"]
@@ -157,6 +167,7 @@ class Coordinator:
         return rec
 
     def rounds(self) -> list[RoundRecord]:
+        """Every round recorded in validly signed log entries, oldest first."""
         return [_round_from_json(e["details"]) for e in self._entries("federation.round")]
 
     # incidents ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ class Node:
 
     @property
     def identity(self) -> NodeIdentity:
+        """The node's public identity: name, log origin and log public key."""
         return NodeIdentity(self.name, self.ws.origin, self.ws.log_public_key())
 
     # the node's own rounds --------------------------------------------------------------------
@@ -82,6 +83,7 @@ class Node:
         os.replace(tmp, self._views_path)
 
     def last_seen(self, peer: str) -> PeerView | None:
+        """What this node last witnessed of ``peer``'s log, or ``None`` if it never has."""
         return self._views().get(peer)
 
     def witness(self, peer: NodeIdentity, note: bytes, proof: Sequence[bytes]) -> bytes:
@@ -105,4 +107,5 @@ class Node:
 
 
 def load_views_path(ws: Workspace) -> Path:
+    """File in the workspace where a node keeps its views of its peers' logs."""
     return ws.path / "federation" / "peers.json"

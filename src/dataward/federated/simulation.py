@@ -28,11 +28,15 @@ from dataward.workspace import Workspace
 
 
 def predict(w: Array, x: Array) -> Labels:
+    """Class predictions of a linear model whose last row of ``w`` is the bias."""
     out: Labels = np.argmax(x @ w[:-1] + w[-1], axis=1).astype(np.int64)
     return out
 
 
 def load(name: str) -> tuple[Array, Labels]:
+    """Features and integer labels of a scikit-learn toy data set: ``digits`` scaled to [0, 1] or
+    ``breast_cancer`` standardised; raises ``ValueError`` for any other name.
+    """
     from sklearn import datasets
 
     if name == "digits":
@@ -47,6 +51,8 @@ def load(name: str) -> tuple[Array, Labels]:
 
 @dataclass
 class Scenario:
+    """Parameters of a simulated federation: data set, nodes, rounds, seed, poisoning strength and witnessing."""
+
     dataset: str = "digits"
     n_nodes: int = 5
     rounds: int = 4
@@ -59,6 +65,10 @@ class Scenario:
 
 @dataclass
 class Outcome:
+    """Result of one simulated federation: whether the poisoning took,
+    what the incident found and where the poisoned node ranked.
+    """
+
     scenario: Scenario
     poisoned: str
     attack_took: bool
@@ -69,6 +79,7 @@ class Outcome:
     ranking: list[tuple[str, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome's headline figures as a JSON-ready dict (the full ranking is left out)."""
         return {
             "dataset": self.scenario.dataset,
             "nodes": self.scenario.n_nodes,

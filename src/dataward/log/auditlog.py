@@ -22,22 +22,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, text
-
 from dataward.core import merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import Checkpoint, sign_checkpoint
 from dataward.errors import IntegrityError, SignatureError
 from dataward.identity import Actor
-from dataward.store import schema
-from dataward.store.catalog import lock_for_append
+from dataward.store import log_entries as store
+from dataward.store.catalog import Transaction, lock_for_append
 from dataward.timeutil import now, now_iso, parse_iso
 
 _encode_str = json.encoder.encode_basestring  # the C encoder canonical_json's json.dumps uses
+#: canonical_json's settings in one encoder built once (json.dumps with options builds one per call)
+_canonical_text = json.encoder.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """:func:`dataward.core.canonical.canonical_json` of ``value``, byte for byte, at less cost per call (the
+    log encodes and checks one body per entry)."""
+    return _canonical_text(value).encode("utf-8")
 
 
 @dataclass(frozen=True)
 class PendingEntry:
+    """An entry to append: who acts (and signs), the action, its subject and details."""
+
     actor: Actor
     action: str
     subject: str
@@ -46,6 +56,8 @@ class PendingEntry:
 
 @dataclass(frozen=True)
 class LogEntry:
+    """An appended entry: its indexed fields, the signed body, the signature and the leaf hash."""
+
     seq: int
     time: str
     principal: str
@@ -58,6 +70,7 @@ class LogEntry:
     leaf_hash: bytes
 
     def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object (details as signed, the leaf hash in hex)."""
         return {
             "seq": self.seq,
             "time": self.time,
@@ -81,7 +94,7 @@ def entry_body(
                 b'{"action":',
                 _str_json(action),
                 b',"details":',
-                canonical_json(dict(details)),
+                canonical_bytes(dict(details)),
                 b',"keyid":',
                 _str_json(keyid),
                 b',"principal":',
@@ -123,18 +136,19 @@ def leaf_data(entry: bytes, signature: bytes) -> bytes:
 
 
 def entry_leaf_hash(entry: bytes, signature: bytes) -> bytes:
+    """The RFC 6962 leaf hash of an entry and its signature (see :func:`leaf_data`)."""
     return merkle.leaf_hash(leaf_data(entry, signature))
 
 
-def log_size(conn: Connection) -> int:
-    n = conn.execute(select(func.max(schema.log_entries.c.seq))).scalar()
-    return 0 if n is None else int(n) + 1
+def log_size(conn: Transaction) -> int:
+    """One past the highest sequence number stored (0 for an empty log)."""
+    return store.log_size(conn)
 
 
 class NodeReader:
     """Reads stored perfect-subtree hashes, with a write-through cache for appends in one transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Transaction) -> None:
         self._conn = conn
         self._cache: dict[tuple[int, int], bytes] = {}
 
@@ -143,28 +157,21 @@ class NodeReader:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        t = schema.log_nodes
-        h = self._conn.execute(select(t.c.hash).where(t.c.level == level, t.c.idx == index)).scalar()
+        h = store.node_hash(self._conn, level, index)
         if h is None:
             raise LookupError(f"log node ({level}, {index}) is missing")
-        self._cache[key] = bytes(h)
-        return bytes(h)
+        self._cache[key] = h
+        return h
 
     def remember(self, level: int, index: int, h: bytes) -> None:
+        """Cache a node this transaction wrote (so later leaves of the same append find it)."""
         self._cache[(level, index)] = h
 
     def prefetch(self, wanted: Iterable[tuple[int, int]]) -> None:
         """Read the nodes ``wanted`` in one query per 200 (not one query each); missing ones stay unread."""
         keys = sorted({k for k in wanted if k not in self._cache})
-        for i in range(0, len(keys), 200):
-            part = keys[i : i + 200]
-            # OR of (level, idx) equalities as plain SQL (building expressions costs more than the query);
-            # SQLite answers each term from the primary key, where a row-value IN would scan. The values are
-            # ints computed here, not input, so they are written into the statement.
-            where = " OR ".join(f"(level = {int(lv)} AND idx = {int(ix)})" for lv, ix in part)
-            rows = self._conn.execute(text(f"SELECT level, idx, hash FROM log_nodes WHERE {where}"))  # noqa: S608
-            for r in rows:
-                self._cache[(int(r[0]), int(r[1]))] = bytes(r[2])
+        for level, idx, h in store.nodes(self._conn, keys):
+            self._cache[(level, idx)] = h
 
     def prefetch_for(self, compute: Callable[[merkle.GetNode], Any]) -> None:
         """Prefetch every node ``compute`` asks for: which nodes a proof or root needs depends only on sizes
@@ -198,22 +205,14 @@ def _time_or_none(text: str) -> datetime | None:
     return t if t.tzinfo is not None else None
 
 
-def _last_entry(conn: Connection) -> tuple[int, str]:
-    """(size, time of the last entry or '')."""
-    t = schema.log_entries
-    row = conn.execute(select(t.c.seq, t.c.time).order_by(t.c.seq.desc()).limit(1)).first()
-    return (0, "") if row is None else (int(row.seq) + 1, str(row.time))
-
-
-def check_signing_keys(conn: Connection, actors: Sequence[Actor], at: str) -> None:
+def check_signing_keys(conn: Transaction, actors: Sequence[Actor], at: str) -> None:
     """Each actor's key must be its principal's active, unexpired key at ``at`` (a retired key cannot sign)."""
-    t = schema.keys
     seen: set[str] = set()
     for a in actors:
         if a.keyid in seen:
             continue
         seen.add(a.keyid)
-        row = conn.execute(select(t).where(t.c.keyid == a.keyid)).first()
+        row = store.signing_key(conn, a.keyid)
         if row is None or row.principal != a.name:
             raise SignatureError(f"key {a.keyid[:16]} is not a registered key of {a.name}")
         if row.status != "active":
@@ -228,13 +227,13 @@ def check_signing_keys(conn: Connection, actors: Sequence[Actor], at: str) -> No
             )
 
 
-def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor, origin: str) -> list[LogEntry]:
+def append(conn: Transaction, entries: Sequence[PendingEntry], *, log_key: Actor, origin: str) -> list[LogEntry]:
     """Append ``entries`` (in order) and sign one checkpoint for the new size; same transaction as the caller.
 
     Raises :class:`SignatureError` (and so rolls the caller's change back) if a signing key is not active.
     """
     lock_for_append(conn)
-    size, last_time = _last_entry(conn)
+    size, last_time = store.last_entry(conn)
     if last_time and _time_or_none(last_time) is None:
         raise IntegrityError(
             f"the last audit log entry ({size - 1}) has no valid time ({last_time[:40]!r})",
@@ -279,11 +278,11 @@ def append(conn: Connection, entries: Sequence[PendingEntry], *, log_key: Actor,
         out.append(LogEntry(size, t, name, pe.action, pe.subject, pe.details, keyid, body, sig, leaf))
         size += 1
     if rows:
-        _bulk_insert(conn, schema.log_entries, rows)
-        _bulk_insert(conn, schema.log_nodes, node_rows)
+        store.insert_entries(conn, rows)
+        store.insert_nodes(conn, node_rows)
         root = root_at(size, nodes)
         note = sign_checkpoint(Checkpoint(origin, size, root), origin, log_key.key)
-        conn.execute(insert(schema.checkpoints).values(size=size, note=note.decode("utf-8"), time=now_iso()))
+        store.insert_checkpoint(conn, size, note.decode("utf-8"), now_iso())
     return out
 
 
@@ -299,29 +298,11 @@ def _sign_all(entries: Sequence[PendingEntry], bodies: Sequence[bytes]) -> list[
     return sigs
 
 
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+def latest_checkpoint(conn: Transaction) -> bytes | None:
+    """The signed note of the latest checkpoint, or None for a log without one."""
+    return store.latest_checkpoint(conn)
 
 
-def _bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (tuples in the table's column order). executemany goes straight to the driver: the
-    log's columns are plain ints, strings and bytes, and SQLAlchemy's per-row parameter processing costs
-    about as much as signing the entry."""
-    cols = [c.name for c in table.columns]
-    ph = _PLACEHOLDER.get(str(conn.dialect.paramstyle))
-    if ph is None or len(rows) < 8:
-        conn.execute(insert(table), [dict(zip(cols, r, strict=True)) for r in rows])
-        return
-    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"  # noqa: S608
-    conn.exec_driver_sql(sql, list(rows))
-
-
-def latest_checkpoint(conn: Connection) -> bytes | None:
-    t = schema.checkpoints
-    note = conn.execute(select(t.c.note).order_by(t.c.size.desc()).limit(1)).scalar()
-    return None if note is None else str(note).encode("utf-8")
-
-
-def iter_entries(conn: Connection, *, batch: int = 10_000) -> Iterator[Any]:
-    t = schema.log_entries
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(select(t).order_by(t.c.seq))
-    yield from result
+def iter_entries(conn: Transaction, *, batch: int = 10_000) -> Iterator[Any]:
+    """Every stored entry row in sequence order, streamed ``batch`` rows at a time."""
+    return store.iter_entry_rows(conn, batch=batch)

@@ -8,33 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from dataward.core import merkle
 from dataward.core.checkpoint import Checkpoint, parse_note
 from dataward.errors import InputError, IntegrityError, NotFoundError
 from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint
-from dataward.store import schema
+from dataward.store import log_entries as store
+from dataward.store.catalog import Transaction
 from dataward.timeutil import parse_iso, to_iso
 
 if TYPE_CHECKING:
     from dataward.workspace import Workspace
 
 
-def _row_to_entry(r: Any) -> LogEntry:
-    body = bytes(r.entry)
-    details = json.loads(body).get("details", {})
+def _row_to_entry(r: store.EntryRow) -> LogEntry:
+    details = json.loads(r.entry).get("details", {})
     return LogEntry(
-        int(r.seq),
-        r.time,
-        r.principal,
-        r.action,
-        r.subject,
-        details,
-        r.keyid,
-        body,
-        bytes(r.signature),
-        bytes(r.leaf_hash),
+        r.seq, r.time, r.principal, r.action, r.subject, details, r.keyid, r.entry, r.signature, r.leaf_hash
     )
 
 
@@ -52,21 +41,21 @@ def show_entries(
 ) -> list[LogEntry]:
     """Entries matching every filter given (``*`` is a wildcard in action and subject; times are ISO-8601,
     ``since`` inclusive, ``until`` exclusive)."""
-    t = schema.log_entries
-    q = select(t)
-    if since:
-        q = q.where(t.c.time >= _iso(since, "--since"))
-    if until:
-        q = q.where(t.c.time < _iso(until, "--until"))
-    if action:
-        q = q.where(t.c.action.like(_pattern(action), escape="\\"))
-    if principal:
-        q = q.where(t.c.principal == principal)
-    if subject:
-        q = q.where(t.c.subject.like(_pattern(subject), escape="\\"))
-    q = q.order_by(t.c.seq.desc() if newest_first else t.c.seq).limit(limit).offset(offset)
+    lo = _iso(since, "--since") if since else None
+    hi = _iso(until, "--until") if until else None
     with ws.engine.connect() as conn:
-        return [_row_to_entry(r) for r in conn.execute(q)]
+        rows = store.find_entries(
+            conn,
+            since=lo,
+            until=hi,
+            action_like=_pattern(action) if action else None,
+            principal=principal or None,
+            subject_like=_pattern(subject) if subject else None,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+    return [_row_to_entry(r) for r in rows]
 
 
 def _pattern(glob: str) -> str:
@@ -83,9 +72,9 @@ def _iso(text: str, what: str) -> str:
 
 
 def get_entry(ws: Workspace, seq: int) -> LogEntry:
-    t = schema.log_entries
+    """Entry ``seq`` as stored (raises :class:`NotFoundError` if there is none)."""
     with ws.engine.connect() as conn:
-        r = conn.execute(select(t).where(t.c.seq == seq)).first()
+        r = store.get_entry_row(conn, seq)
     if r is None:
         raise NotFoundError(f"no log entry {seq}")
     return _row_to_entry(r)
@@ -93,6 +82,8 @@ def get_entry(ws: Workspace, seq: int) -> LogEntry:
 
 @dataclass(frozen=True)
 class InclusionProof:
+    """Everything a standalone verifier needs to check that entry ``seq`` is in the signed tree of ``size``."""
+
     seq: int
     size: int
     leaf_hash: bytes
@@ -102,6 +93,7 @@ class InclusionProof:
     signature: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
+        """The proof as ``dataward-log-inclusion/v1`` JSON (what ``log verify-proof`` reads)."""
         return {
             "type": "dataward-log-inclusion/v1",
             "index": self.seq,
@@ -116,6 +108,8 @@ class InclusionProof:
 
 @dataclass(frozen=True)
 class ConsistencyProof:
+    """A proof that the tree of ``size2`` entries extends the tree of ``size1``, with the checkpoints."""
+
     size1: int
     size2: int
     proof: tuple[bytes, ...]
@@ -124,6 +118,7 @@ class ConsistencyProof:
     new_checkpoint: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The proof as ``dataward-log-consistency/v1`` JSON (what ``log verify-proof`` reads)."""
         return {
             "type": "dataward-log-consistency/v1",
             "size1": self.size1,
@@ -135,14 +130,12 @@ class ConsistencyProof:
         }
 
 
-def checkpoint_at(conn: Any, size: int) -> bytes | None:
+def checkpoint_at(conn: Transaction, size: int) -> bytes | None:
     """The signed checkpoint of exactly ``size`` entries, if one was made (one per append transaction)."""
-    t = schema.checkpoints
-    note = conn.execute(select(t.c.note).where(t.c.size == size)).scalar()
-    return None if note is None else str(note).encode("utf-8")
+    return store.checkpoint_at(conn, size)
 
 
-def _prefetch(conn: Any, compute: Callable[[merkle.GetNode], list[bytes]]) -> list[bytes]:
+def _prefetch(conn: Transaction, compute: Callable[[merkle.GetNode], list[bytes]]) -> list[bytes]:
     """Run a proof computation with every node it needs read in one query (not one query per node)."""
     nodes = NodeReader(conn)
     nodes.prefetch_for(compute)
@@ -163,8 +156,7 @@ def prove_inclusion(ws: Workspace, seq: int) -> InclusionProof:
         size = _checkpoint_size(note)
         if note is None or not 0 <= seq < size:
             raise NotFoundError(f"no log entry {seq} (log has {size})")
-        t = schema.log_entries
-        row = conn.execute(select(t.c.leaf_hash, t.c.entry, t.c.signature).where(t.c.seq == seq)).first()
+        row = store.get_entry_row(conn, seq)
         if row is None:
             raise NotFoundError(f"log entry {seq} is missing", advice="Run `dataward log verify`.")
         try:

@@ -15,8 +15,7 @@ from dataward.evidence.replay import TrustedState
 from dataward.store import rebuild as sql
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
+    from dataward.store.catalog import Transaction
     from dataward.workspace import Workspace
 
 #: ``log verify`` problem kinds that mean the log itself (its entries, tree, checkpoint or witness) was
@@ -48,7 +47,7 @@ class RebuildResult:
         }
 
 
-def _meta_divergences(ws: Workspace, conn: Connection, st: TrustedState) -> list[Divergence]:
+def _meta_divergences(ws: Workspace, conn: Transaction, st: TrustedState) -> list[Divergence]:
     from dataward.evidence.projection import compare
     from dataward.store.evidence_repo import catalog_rows
 
@@ -76,7 +75,7 @@ def rebuild_projection(ws: Workspace, actor: Any, *, check: bool = False) -> Reb
             advice="Run `dataward log verify` and restore the log from a backup first.",
         )
 
-    def plan_in(conn: Connection) -> tuple[Plan, int]:
+    def plan_in(conn: Transaction) -> tuple[Plan, int]:
         pubs = {**public_keys(conn), **carried_public_keys(conn)}
         st = replay(raw_entries(conn), pubs, state=TrustedState(default_policy=default_policy_digest()))
         plan = plan_rebuild(ws, conn, st)

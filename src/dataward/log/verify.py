@@ -1,16 +1,19 @@
 """Verify the whole audit log: entries, signatures, keys over time, the tree, stored nodes, the checkpoint.
 
 Full mode checks every entry: canonical JSON, the indexed columns against the signed body, the sequence
-number, time order, the signature (Ed25519, the dominant cost: 50-140 us each), and that the key was
-valid when the entry was signed. The rows are cut into aligned chunks of :data:`CHUNK` sequence numbers;
-with ``workers > 1`` the chunks are checked in a process pool (each worker reads its own rows), the
-parent only joins the leaf hashes and builds the tree.
+number, time order, the signature (Ed25519, the dominant cost), and that the key was valid when the entry
+was signed. The rows are cut into aligned chunks of :data:`CHUNK` sequence numbers; with ``workers > 1``
+the chunks are checked in a process pool (each worker reads its own rows), the parent only joins the leaf
+hashes and builds the tree.
 
-Incremental mode (docs/adr/0005-log-verification.md) re-uses an earlier successful full verification that
-this client recorded in its witness file: ``(size, root, rows digest)``. Entries below that size only need
-the tree check (their leaf hashes, which commit to body and signature, must still give the recorded root)
-plus a digest of every stored column (so an edited index column is caught) and the key-validity check
-(a revocation recorded since may reject them); entries from that size on get the full check.
+Incremental mode (docs/adr/0045-incremental-witness-and-log-speed.md) starts from what an earlier
+successful verification proved, as this client recorded it in its witness: the size N, the compact range
+(frontier) of the first N leaves bound to the signed checkpoint of size N, the replayed evidence state,
+and a digest of each key. It reads only the entries from N on: they get the full check, their leaves
+extend the frontier to the current root (which must be the signed checkpoint's), the stored frontier
+nodes must be the recorded ones, and the evidence replay continues from the recorded state. A key changed
+since re-judges the verified entries it signed. Cost: O(new entries) + O(log n) (+ the entries of a
+changed key); anything that does not fit falls back to a full verification, which names the entries.
 """
 
 from __future__ import annotations
@@ -29,16 +32,16 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select
-
 from dataward.core import ed25519, merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
 from dataward.errors import Error, InputError
-from dataward.log.auditlog import entry_leaf_hash, latest_checkpoint
-from dataward.store import schema
-from dataward.store.catalog import make_engine
+from dataward.log import witness
+from dataward.log.auditlog import NodeReader, canonical_bytes, entry_leaf_hash, latest_checkpoint
+from dataward.log.witness import VerifiedMark
+from dataward.store import log_entries as store
+from dataward.store.catalog import Transaction, make_engine
 from dataward.timeutil import parse_iso, to_iso
 
 if TYPE_CHECKING:
@@ -55,19 +58,25 @@ MAX_MARKED = 1000
 
 @dataclass(frozen=True)
 class LogProblem:
+    """One thing wrong with the log, naming the entry when there is one."""
+
     seq: int | None
     kind: str  # entry | signature | key | missing | order | tree | checkpoint | node | witness | evidence | projection
     detail: str
 
     def line(self) -> str:
+        """The problem as one line of text."""
         return (f"entry {self.seq}: " if self.seq is not None else "log: ") + self.detail
 
     def to_json(self) -> dict[str, Any]:
+        """The problem as a JSON object."""
         return {"seq": self.seq, "kind": self.kind, "detail": self.detail}
 
 
 @dataclass(frozen=True)
 class LogVerification:
+    """The outcome of :func:`verify_log`: what was checked, the root, every problem and the marked entries."""
+
     entries: int
     signatures_checked: int
     checkpoint_size: int | None
@@ -76,15 +85,17 @@ class LogVerification:
     marked: tuple[str, ...] = field(default=())  # valid but noteworthy (signed before a later revocation)
     marked_count: int = 0
     mode: str = "full"  # full | incremental
-    trusted_prefix: int = 0  # incremental: entries below this were fully verified earlier (tree check only)
-    rows_digest: str = ""
+    trusted_prefix: int = 0  # incremental: entries below this were verified earlier (not read again)
     chunk: int = CHUNK
+    fallback: str = ""  # incremental asked for, full done: why this client's earlier record was not used
 
     @property
     def ok(self) -> bool:
+        """Whether the verification found no problem."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome as a JSON object (``log verify --json``)."""
         return {
             "ok": self.ok,
             "mode": self.mode,
@@ -96,12 +107,13 @@ class LogVerification:
             "problems": [p.to_json() for p in self.problems],
             "marked": list(self.marked),
             "marked_count": max(self.marked_count, len(self.marked)),
+            **({"fallback": self.fallback} if self.fallback else {}),
         }
 
 
 #: the indexed columns a row repeats from its signed body, and their place in a row of _ROW_COLUMNS
 _COLUMNS = (("time", 1), ("principal", 2), ("action", 3), ("subject", 4), ("keyid", 6))
-_ROW_COLUMNS = ("seq", "time", "principal", "action", "subject", "entry", "keyid", "signature", "leaf_hash")
+_ROW_COLUMNS = store.ENTRY_COLUMNS
 
 
 def key_valid_at(row: Any, t: str) -> str | None:
@@ -156,11 +168,10 @@ class _KeyInfo:
 
 @dataclass(frozen=True)
 class _Task:
-    """Check the rows with ``lo <= seq < hi``; rows below ``trusted`` get the tree-only check."""
+    """Check the rows with ``lo <= seq < hi``."""
 
     lo: int
     hi: int
-    trusted: int
     max_problems: int
 
 
@@ -171,22 +182,12 @@ class _ChunkResult:
     leaves: list[bytes] = field(default_factory=list)
     problems: list[LogProblem] = field(default_factory=list)
     n_sigs: int = 0
-    marked: list[str] = field(default_factory=list)
+    marked: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, keyid, line)
     marked_count: int = 0
     first_seq: int | None = None
     last_seq: int | None = None
     first_time: str = ""
     last_time: str = ""
-    digest_all: bytes = b""
-    digest_trusted: bytes = b""
-
-
-def _row_digest(r: Any) -> bytes:
-    """The stored index columns of a row, length-prefixed (entry and signature are covered by the leaf, and
-    the leaf_hash column is compared with the computed leaf)."""
-    t, p, a, sj, k = str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[6])
-    text = f"{int(r[0])}|{len(t)}:{t}|{len(p)}:{p}|{len(a)}:{a}|{len(sj)}:{sj}|{len(k)}:{k}\n"
-    return text.encode("utf-8", "surrogateescape")
 
 
 def _cell_bytes(v: Any) -> bytes:
@@ -195,13 +196,16 @@ def _cell_bytes(v: Any) -> bytes:
     return str(v).encode("utf-8", "surrogateescape")
 
 
+def _revocation_mark(seq: int, krow: _KeyInfo) -> tuple[int, str, str]:
+    line = f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation at {krow.revoked_at}"
+    return (seq, krow.keyid, line)
+
+
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
     """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
     res = _ChunkResult(task.lo, task.hi)
     pubs: dict[str, ed25519.Verifier] = {}
     legacy_ids = {hashlib.sha256(k.public_key).hexdigest() for k in keys.values()}
-    h_all = hashlib.sha256()
-    h_trusted = hashlib.sha256()
     expected = task.lo
     last_time = ""
     problems = res.problems
@@ -209,6 +213,11 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
     def problem(seq: int | None, kind: str, detail: str) -> None:
         if len(problems) < task.max_problems:
             problems.append(LogProblem(seq, kind, detail))
+
+    def mark(m: tuple[int, str, str]) -> None:
+        res.marked_count += 1
+        if len(res.marked) < MAX_MARKED:
+            res.marked.append(m)
 
     for r in rows:
         seq = int(r[0])
@@ -225,46 +234,14 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         sig = _cell_bytes(r[7])
         leaf = entry_leaf_hash(body, sig)
         res.leaves.append(leaf)
-        rd = _row_digest(r)
-        h_all.update(rd)
-        h_all.update(leaf)
-        trusted = 0 <= seq < task.trusted
-        if trusted:
-            h_trusted.update(rd)
-            h_trusted.update(leaf)
         if not hmac.compare_digest(_cell_bytes(r[8]), leaf):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
-        if trusted:
-            # fully verified earlier: the rows digest and the root (checked by the caller) cover body,
-            # signature and columns; only a revocation recorded since can change the verdict.
-            t = str(r[1])
-            krow = keys.get(str(r[6]))
-            if krow is None:
-                why: str | None = "its key is no longer registered"
-            elif krow.principal != r[2]:
-                why = f"key {krow.keyid[:16]} now belongs to {krow.principal}, not {r[2]}"
-            else:
-                why = krow.invalid_at(t)
-            if why:
-                problem(seq, "key", f"signature made when {why}")
-            elif krow is not None and krow.revoked_at:
-                res.marked_count += 1
-                if len(res.marked) < MAX_MARKED:
-                    res.marked.append(
-                        f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation at {krow.revoked_at}"
-                    )
-            if not res.first_time:
-                res.first_time = t
-            if t < last_time:
-                problem(seq, "order", "entry is older than the one before it (reordered)")
-            last_time = max(last_time, t)
-            continue
         try:
             obj = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             problem(seq, "entry", "entry is not valid JSON (altered)")
             continue
-        if not isinstance(obj, dict) or canonical_json(obj) != body:
+        if not isinstance(obj, dict) or canonical_bytes(obj) != body:
             problem(seq, "entry", "entry is not canonical JSON (altered)")
             continue
         if obj.get("seq") != seq:
@@ -291,41 +268,28 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             continue
         res.n_sigs += 1
         if kid in legacy_ids:
-            res.marked_count += 1
-            if len(res.marked) < MAX_MARKED:
-                res.marked.append(
+            mark(
+                (
+                    seq,
+                    krow.keyid,
                     f"entry {seq}: names its key by the legacy key ID {kid[:16]} (a workspace from before "
-                    f"keyrings); accepted as key {key_id(public_key_from_hex(krow.public_key.hex()))[:16]}"
+                    f"keyrings); accepted as key {key_id(public_key_from_hex(krow.public_key.hex()))[:16]}",
                 )
+            )
         if krow.principal != obj.get("principal"):
             problem(seq, "signature", f"signed by {krow.principal}'s key but claims principal {obj.get('principal')!r}")
         why = krow.invalid_at(t)
         if why:
             problem(seq, "key", f"signature made when {why}")
         elif krow.revoked_at:
-            res.marked_count += 1
-            if len(res.marked) < MAX_MARKED:
-                res.marked.append(
-                    f"entry {seq}: signed by key {krow.keyid[:16]} before its revocation at {krow.revoked_at}"
-                )
+            mark(_revocation_mark(seq, krow))
     res.last_time = last_time
-    res.digest_all = h_all.digest()
-    res.digest_trusted = h_trusted.digest()
     return res
 
 
-def _range_rows(conn: Connection, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
-    """The rows with ``lo <= seq < hi`` as plain tuples, straight from the driver (the row objects of the
-    result layer cost more than the checks of a trusted entry)."""
-    cols = ", ".join(_ROW_COLUMNS)  # constants; the bounds are ints
-    sql = f"SELECT {cols} FROM log_entries WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq"  # noqa: S608
-    cur = conn.connection.cursor()  # a DBAPI cursor on the connection's own transaction
-    try:
-        cur.execute(sql)
-        while batch := cur.fetchmany(5000):
-            yield from batch
-    finally:
-        cur.close()
+def _range_rows(conn: Transaction, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
+    """The rows with ``lo <= seq < hi`` as plain tuples in :data:`_ROW_COLUMNS` order."""
+    return store.entry_range(conn, lo, hi)
 
 
 # worker state (set once per pool process by the initializer)
@@ -342,24 +306,24 @@ def _worker_run(task: _Task) -> _ChunkResult:
         return _check_rows(_range_rows(conn, task.lo, task.hi), task, _W["keys"])
 
 
-def _tasks(lo: int, hi: int, n_rows: int, trusted: int, max_problems: int, chunk: int) -> list[_Task]:
-    """Aligned chunks covering ``[lo, hi]``; sequence numbers below 0 or far beyond the row count (a
-    tampered row) get one chunk each side, so a forged huge number cannot blow up the task list."""
+def _tasks(lo: int, hi: int, n_rows: int, max_problems: int, chunk: int, start: int = 0) -> list[_Task]:
+    """Aligned chunks covering ``[max(lo, start), hi]``; sequence numbers below 0 or far beyond the row count
+    (a tampered row) get one chunk each side, so a forged huge number cannot blow up the task list."""
     out: list[_Task] = []
     if lo < 0:
-        out.append(_Task(lo, 0, trusted, max_problems))
-    k = 0
+        out.append(_Task(lo, 0, max_problems))
+    k = start // chunk
     while k * chunk <= hi and k * chunk < n_rows:
         # never past the snapshot's last row: workers read later, and the log may have grown meanwhile
-        out.append(_Task(k * chunk, min((k + 1) * chunk, hi + 1), trusted, max_problems))
+        out.append(_Task(max(start, k * chunk), min((k + 1) * chunk, hi + 1), max_problems))
         k += 1
     if k * chunk <= hi:
-        out.append(_Task(k * chunk, hi + 1, trusted, max_problems))
+        out.append(_Task(max(start, k * chunk), hi + 1, max_problems))
     return out
 
 
 @contextmanager
-def _snapshot(ws: Workspace) -> Iterator[Connection]:
+def _snapshot(ws: Workspace) -> Iterator[Transaction]:
     """One read transaction for the whole verification (SQLite WAL: a snapshot; PostgreSQL: REPEATABLE READ),
     so entries appended meanwhile are not mistaken for entries inserted without a checkpoint."""
     with ws.engine.connect() as conn:
@@ -369,16 +333,146 @@ def _snapshot(ws: Workspace) -> Iterator[Connection]:
             yield conn
 
 
-def _rows_digest(chunks: list[_ChunkResult], attr: str, size: int) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        if c.lo >= 0 and c.lo < size:
-            h.update(getattr(c, attr))
-    return h.hexdigest()
-
-
 def default_workers() -> int:
+    """The processes a verification uses by default: the cores this process may run on (at most 8)."""
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+Problem = Callable[[int | None, str, str], None]
+
+
+def _keys(ws: Workspace, conn: Transaction, problem: Problem) -> tuple[dict[str, _KeyInfo], dict[str, str]]:
+    """The registered keys by ID (and by their other ID form), and a digest of each as it is now."""
+    keys: dict[str, _KeyInfo] = {}
+    digests: dict[str, str] = {}
+    for kid, r in ws.public_keys(conn).items():
+        try:
+            pub = public_key_from_hex(r.public_key)
+        except (Error, ValueError):
+            problem(None, "key", f"registered key {kid[:16]} of {r.principal} is not an Ed25519 public key")
+            continue
+        current, legacy = key_id(pub), legacy_key_id(pub)
+        if not (hmac.compare_digest(current, kid) or hmac.compare_digest(legacy, kid)):
+            problem(None, "key", f"registered key {kid[:16]} of {r.principal} was replaced (ID does not match)")
+            continue
+        info = _KeyInfo.of(r)
+        # a key is the same key under either ID form: entries of workspaces created before keyrings name
+        # it by the SHA-256 of the raw key (dsse.legacy_key_id); each such entry is flagged
+        keys[kid] = info
+        for alias in (current, legacy):
+            keys.setdefault(alias, info)
+        fields = [info.keyid, info.principal, info.public_key.hex(), info.created_at]
+        fields += [info.expires_at or "", info.retired_at or "", info.revoked_at or ""]
+        digests[kid] = hashlib.sha256(canonical_json(fields)).hexdigest()
+    return keys, digests
+
+
+def _run_chunks(
+    ws: Workspace,
+    conn: Transaction,
+    tasks: list[_Task],
+    keys: dict[str, _KeyInfo],
+    n_workers: int,
+    parallel: bool,
+    progress: Callable[[int, int], None] | None,
+    replay_meanwhile: Callable[[], TrustedState | None],
+) -> tuple[list[_ChunkResult], TrustedState | None]:
+    """The entry checks of ``tasks``, in a process pool when ``parallel``; while the workers check entries this
+    process replays the evidence (``replay_meanwhile``, trusting every entry), whose result is returned."""
+    chunks: list[_ChunkResult] = []
+    total = len(tasks)
+    early: TrustedState | None = None
+    if parallel:
+        # fork is quick and safe while this process has no other thread; otherwise start clean interpreters
+        single = threading.active_count() == 1 and sys.platform == "linux"
+        ctx = get_context("fork" if single else "spawn")
+        with ProcessPoolExecutor(
+            min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
+        ) as pool:
+            futures: list[Future[_ChunkResult]] = [pool.submit(_worker_run, t) for t in tasks]
+            try:
+                early = replay_meanwhile()
+            except Exception:  # a failed entry may be what breaks it: replayed again later, without it
+                early = None
+            for i, f in enumerate(futures):
+                chunks.append(f.result())
+                if progress:
+                    progress(i + 1, total)
+    else:
+        for i, t in enumerate(tasks):
+            chunks.append(_check_rows(_range_rows(conn, t.lo, t.hi), t, keys))
+            if progress:
+                progress(i + 1, total)
+    return chunks, early
+
+
+@dataclass
+class _Joined:
+    leaves: list[bytes] = field(default_factory=list)
+    n_sigs: int = 0
+    marked: list[tuple[int, str, str]] = field(default_factory=list)
+    marked_count: int = 0
+    end: int = 0  # one past the last entry present
+    last_time: str = ""
+
+
+def _join(chunks: list[_ChunkResult], problem: Problem, start: int = 0, last_time: str = "") -> _Joined:
+    """Join the chunks: gaps between them, time order across their boundaries."""
+    j = _Joined(end=start, last_time=last_time)
+    for c in chunks:
+        if c.first_seq is not None and c.first_seq >= 0 and c.last_seq is not None:
+            if c.first_seq > j.end:
+                problem(j.end, "missing", f"entries {j.end}..{c.first_seq - 1} are missing (deleted)")
+            j.end = c.last_seq + 1
+            if c.first_time and c.first_time < j.last_time:
+                problem(c.first_seq, "order", "entry is older than the one before it (reordered)")
+            j.last_time = max(j.last_time, c.last_time)
+        for p in c.problems:
+            problem(p.seq, p.kind, p.detail)
+        j.leaves.extend(c.leaves)
+        j.n_sigs += c.n_sigs
+        j.marked_count += c.marked_count
+        j.marked.extend(c.marked[: max(0, MAX_MARKED - len(j.marked))])
+    return j
+
+
+def _check_checkpoint(
+    ws: Workspace, note: bytes | None, size: int, end: int, root: bytes, problem: Problem
+) -> int | None:
+    """The latest signed checkpoint against the entries (``size`` leaves, ``end`` one past the last seq);
+    returns its size."""
+    if note is None:
+        if size:
+            problem(None, "checkpoint", "the log has entries but no signed checkpoint")
+        return None
+    try:
+        cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
+    except Error as exc:
+        problem(None, "checkpoint", f"latest checkpoint does not verify: {exc.message}")
+        return None
+    if end < cp.size:
+        problem(
+            end,
+            "missing",
+            f"entries {end}..{cp.size - 1} are missing: the signed checkpoint covers {cp.size} "
+            f"entries, the log ends at {end} (deleted or truncated)",
+        )
+    elif end > cp.size:
+        problem(
+            cp.size,
+            "checkpoint",
+            f"entries {cp.size}..{end - 1} are not covered by the signed checkpoint of size "
+            f"{cp.size} (inserted without a checkpoint)",
+        )
+    elif size != cp.size:
+        problem(
+            None,
+            "checkpoint",
+            f"the log has {size} entries where the signed checkpoint covers {cp.size} (see the missing entries above)",
+        )
+    elif not hmac.compare_digest(cp.root_hash, root):
+        problem(None, "tree", "the entries do not hash to the signed checkpoint's root")
+    return cp.size
 
 
 def verify_log(
@@ -395,248 +489,302 @@ def verify_log(
 ) -> LogVerification:
     """Verify the audit log of ``ws``.
 
-    ``workers``: processes for the entry checks (None: every available core). ``incremental``: use this
-    client's record of an earlier full verification (in the witness file) to skip signature checks of the
-    entries it covered. ``remember``: after a successful verification, record it there for next time.
+    ``workers``: processes for the entry checks (None: every available core). ``incremental``: start from
+    this client's record of an earlier verification (in the witness file) and check only the entries
+    appended since (falls back to a full verification when the record is unusable or the log no longer
+    extends it). ``remember``: after a successful verification, record it there for next time.
     ``progress(done, total)`` is called as chunks finish.
     """
-    from dataward.log import witness
-
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
+    if chunk < 1:
+        raise InputError(f"chunk must be at least 1, got {chunk}")
     n_workers = default_workers() if workers is None else workers
+    wpath = Path(witness_path) if witness_path is not None else None
+    opts = _Options(max_problems, n_workers, progress, parallel_min_entries, chunk)
+    fallback = ""
+    if incremental:
+        mark, fallback = witness.read_verified_mark(ws, wpath)
+        if mark is not None:
+            done = _verify_incremental(ws, mark, opts)
+            if isinstance(done, str):
+                # something the earlier verification covered changed: verify everything, which names it
+                result, proof = _verify_full(ws, opts)
+                note = LogProblem(
+                    None, "witness", f"entries below {mark.size} changed since this client verified them ({done})"
+                )
+                return _replace(result, problems=(*result.problems, note))
+            result, proof = done
+            if remember and proof is not None:
+                witness.record_verified(ws, result, proof, wpath)
+            return result
+    result, proof = _verify_full(ws, opts)
+    if fallback:
+        result = _replace(result, fallback=fallback)
+    if remember and proof is not None:
+        witness.record_verified(ws, result, proof, wpath)
+    return result
+
+
+def _replace(result: LogVerification, **changes: Any) -> LogVerification:
+    import dataclasses
+
+    return dataclasses.replace(result, **changes)
+
+
+@dataclass(frozen=True)
+class _Options:
+    max_problems: int
+    workers: int
+    progress: Callable[[int, int], None] | None
+    parallel_min_entries: int
+    chunk: int
+
+
+def _collector(max_problems: int) -> tuple[list[LogProblem], Problem]:
     problems: list[LogProblem] = []
 
     def problem(seq: int | None, kind: str, detail: str) -> None:
         if len(problems) < max_problems:
             problems.append(LogProblem(seq, kind, detail))
 
-    if chunk < 1:
-        raise InputError(f"chunk must be at least 1, got {chunk}")
-    wpath = Path(witness_path) if witness_path is not None else None
-    mark = witness.verified_mark(ws, wpath) if incremental else None
-    if mark is not None and mark.get("chunk", CHUNK) != chunk:
-        chunk = int(mark.get("chunk", CHUNK))  # the rows digest was taken in chunks of this size
-    trusted = int(mark["size"]) if mark else 0
-    with _snapshot(ws) as snap:
-        conn = snap
-        key_rows = ws.public_keys(conn)
-        counts: Any = conn.execute(
-            select(func.count(), func.min(schema.log_entries.c.seq), func.max(schema.log_entries.c.seq))
-        ).one()
-        n_rows, lo, hi = counts
-        note = latest_checkpoint(conn)
-        keys: dict[str, _KeyInfo] = {}
-        for kid, r in key_rows.items():
-            try:
-                pub = public_key_from_hex(r.public_key)
-            except (Error, ValueError):
-                problem(None, "key", f"registered key {kid[:16]} of {r.principal} is not an Ed25519 public key")
-                continue
-            current, legacy = key_id(pub), legacy_key_id(pub)
-            if not (hmac.compare_digest(current, kid) or hmac.compare_digest(legacy, kid)):
-                problem(None, "key", f"registered key {kid[:16]} of {r.principal} was replaced (ID does not match)")
-                continue
-            info = _KeyInfo.of(r)
-            # a key is the same key under either ID form: entries of workspaces created before keyrings name
-            # it by the SHA-256 of the raw key (dsse.legacy_key_id); each such entry is flagged below
-            keys[kid] = info
-            for alias in (current, legacy):
-                keys.setdefault(alias, info)
-        n_rows = int(n_rows or 0)
-        tasks = _tasks(int(lo or 0), int(hi if hi is not None else -1), n_rows, trusted, max_problems, chunk)
-        chunks: list[_ChunkResult] = []
-        total = len(tasks)
-        early: TrustedState | None = None
-        if n_workers > 1 and n_rows >= parallel_min_entries and total > 1:
-            # fork is quick and safe while this process has no other thread; otherwise start clean interpreters
-            single = threading.active_count() == 1 and sys.platform == "linux"
-            ctx = get_context("fork" if single else "spawn")
-            with ProcessPoolExecutor(
-                min(n_workers, total), mp_context=ctx, initializer=_worker_init, initargs=(ws.catalog_url, keys)
-            ) as pool:
-                futures: list[Future[_ChunkResult]] = [pool.submit(_worker_run, t) for t in tasks]
-                # while the workers check entries, this process replays the log (the evidence check), as if
-                # every entry passes; if one does not, the replay runs again without it (below)
-                try:
-                    early = _replay(conn, frozenset())
-                except Exception:  # a failed entry may be what breaks it: replayed again below, without it
-                    early = None
-                for i, f in enumerate(futures):
-                    chunks.append(f.result())
-                    if progress:
-                        progress(i + 1, total)
-        else:
-            for i, t in enumerate(tasks):
-                chunks.append(_check_rows(_range_rows(conn, t.lo, t.hi), t, keys))
-                if progress:
-                    progress(i + 1, total)
+    return problems, problem
 
-        # join the chunks: gaps between them, time order across their boundaries
-        leaves: list[bytes] = []
-        n_sigs = 0
-        marked: list[str] = []
-        marked_count = 0
-        expected = 0
-        last_time = ""
-        for c in chunks:
-            if c.first_seq is not None and c.first_seq >= 0 and c.last_seq is not None:
-                if c.first_seq > expected:
-                    problem(expected, "missing", f"entries {expected}..{c.first_seq - 1} are missing (deleted)")
-                expected = c.last_seq + 1
-                if c.first_time and c.first_time < last_time:
-                    problem(c.first_seq, "order", "entry is older than the one before it (reordered)")
-                last_time = max(last_time, c.last_time)
-            for p in c.problems:
-                problem(p.seq, p.kind, p.detail)
-            leaves.extend(c.leaves)
-            n_sigs += c.n_sigs
-            marked_count += c.marked_count
-            marked.extend(c.marked[: max(0, MAX_MARKED - len(marked))])
-        tree = merkle.MerkleTree(leaves)  # every level, once: the root, the prefix root and the node check
-        root = tree.root() if leaves else merkle.EMPTY_ROOT
-        if mark and not _trusted_prefix_intact(mark, tree, chunks):
-            # something below the verified size changed: verify everything, which names the entries
-            full = verify_log(
-                ws,
-                max_problems=max_problems,
-                workers=workers,
-                incremental=False,
-                remember=False,
-                witness_path=witness_path,
-                progress=progress,
-                parallel_min_entries=parallel_min_entries,
-                chunk=chunk,
-            )
-            note_problem = LogProblem(
-                None, "witness", f"entries below {mark['size']} changed since this client verified them (rewritten)"
-            )
-            return LogVerification(
-                full.entries,
-                full.signatures_checked,
-                full.checkpoint_size,
-                full.root,
-                (*full.problems, note_problem),
-                full.marked,
-                full.marked_count,
-                "full",
-                0,
-                full.rows_digest,
-                full.chunk,
-            )
+
+def _verify_full(ws: Workspace, o: _Options) -> tuple[LogVerification, VerifiedMark | None]:
+    """Every entry, every stored node, the checkpoint and the evidence; with what it proved when all is well."""
+    problems, problem = _collector(o.max_problems)
+    with _snapshot(ws) as conn:
+        keys, key_digests = _keys(ws, conn, problem)
+        n_rows, lo, hi = _counts(conn)
+        note = latest_checkpoint(conn)
+        tasks = _tasks(lo, hi, n_rows, o.max_problems, o.chunk)
+        parallel = o.workers > 1 and n_rows >= o.parallel_min_entries and len(tasks) > 1
+        chunks, early = _run_chunks(
+            ws, conn, tasks, keys, o.workers, parallel, o.progress, lambda: _replay(conn, frozenset())
+        )
+        j = _join(chunks, problem)
+        tree = merkle.MerkleTree(j.leaves)  # every level, once: the root and the node check
+        root = tree.root() if j.leaves else merkle.EMPTY_ROOT
         _check_nodes(conn, tree, problem)
-        _check_evidence(ws, conn, problems, problem, early)
-    cp_size = None
-    if note is None:
-        if leaves:
-            problem(None, "checkpoint", "the log has entries but no signed checkpoint")
-    else:
-        try:
-            cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
-            cp_size = cp.size
-            end = expected  # one past the last entry present
-            if end < cp.size:
-                problem(
-                    end,
-                    "missing",
-                    f"entries {end}..{cp.size - 1} are missing: the signed checkpoint covers {cp.size} "
-                    f"entries, the log ends at {end} (deleted or truncated)",
-                )
-            elif end > cp.size:
-                problem(
-                    cp.size,
-                    "checkpoint",
-                    f"entries {cp.size}..{end - 1} are not covered by the signed checkpoint of size "
-                    f"{cp.size} (inserted without a checkpoint)",
-                )
-            elif len(leaves) != cp.size:
-                problem(
-                    None,
-                    "checkpoint",
-                    f"the log has {len(leaves)} entries where the signed checkpoint covers {cp.size} "
-                    "(see the missing entries above)",
-                )
-            elif not hmac.compare_digest(cp.root_hash, root):
-                problem(None, "tree", "the entries do not hash to the signed checkpoint's root")
-        except Error as exc:
-            problem(None, "checkpoint", f"latest checkpoint does not verify: {exc.message}")
+        state = _check_evidence(ws, conn, problems, problem, early)
+    cp_size = _check_checkpoint(ws, note, len(j.leaves), j.end, root, problem)
     result = LogVerification(
-        len(leaves),
-        n_sigs,
+        len(j.leaves),
+        j.n_sigs,
         cp_size,
         root.hex(),
         tuple(problems),
-        tuple(marked),
-        marked_count,
-        "incremental" if mark else "full",
-        trusted,
-        _rows_digest(chunks, "digest_all", len(leaves)),
-        chunk,
+        tuple(m[2] for m in j.marked),
+        j.marked_count,
+        "full",
+        0,
+        o.chunk,
     )
-    if remember and result.ok and cp_size == len(leaves):
-        witness.record_verified(ws, result, wpath)
-    return result
+    proof = None
+    if result.ok and cp_size == len(j.leaves):
+        frontier = merkle.MerkleFrontier.from_get_node(tree.size, tree.get_node)
+        proof = VerifiedMark(
+            tree.size, root, frontier.hashes, j.last_time, key_digests, tuple(j.marked), j.marked_count, state
+        )
+    return result, proof
 
 
-def _replay(conn: Connection, distrust: frozenset[int]) -> TrustedState:
+def _counts(conn: Transaction) -> tuple[int, int, int]:
+    """(row count, lowest seq, highest seq) of the log: (0, 0, -1) when empty."""
+    return store.entry_counts(conn)
+
+
+def _verify_incremental(
+    ws: Workspace, mark: VerifiedMark, o: _Options
+) -> tuple[LogVerification, VerifiedMark | None] | str:
+    """The entries from ``mark.size`` on, on top of what ``mark`` proved; a reason (str) when the log no longer
+    extends it (the caller then verifies in full)."""
+    problems, problem = _collector(o.max_problems)
+    n = mark.size
+    with _snapshot(ws) as conn:
+        n_rows, lo, hi = _counts(conn)
+        if n and (lo != 0 or n_rows != hi + 1 or hi + 1 < n):
+            return "rows were deleted, inserted or renumbered"
+        nodes = NodeReader(conn)
+        frontier_at = merkle.range_nodes(0, n)
+        nodes.prefetch(frontier_at)
+        try:
+            stored = tuple(nodes(lv, ix) for lv, ix in frontier_at)
+        except LookupError:
+            return "a stored tree node of the verified entries is missing"
+        if len(stored) != len(mark.frontier) or not all(
+            hmac.compare_digest(a, b) for a, b in zip(stored, mark.frontier, strict=True)
+        ):
+            return "the stored tree nodes of the verified entries differ from the ones verified"
+        keys, key_digests = _keys(ws, conn, problem)
+        note = latest_checkpoint(conn)
+        tasks = _tasks(lo, hi, n_rows, o.max_problems, o.chunk, start=n)
+        parallel = o.workers > 1 and n_rows - n >= o.parallel_min_entries and len(tasks) > 1
+        state = mark.state
+        chunks, early = _run_chunks(
+            ws, conn, tasks, keys, o.workers, parallel, o.progress, lambda: _replay(conn, frozenset(), state.fork())
+        )
+        j = _join(chunks, problem, start=n, last_time=mark.last_time)
+        frontier = merkle.MerkleFrontier(n, mark.frontier)
+        new_nodes = frontier.extend(j.leaves)
+        root = frontier.root()
+        _check_new_nodes(conn, n, frontier.size, new_nodes, problem)
+        marked = [m for m in mark.marked if key_digests.get(m[1]) == mark.keys.get(m[1])]
+        marked_count = mark.marked_count - (len(mark.marked) - len(marked))
+        extra_marks = _rejudge_changed_keys(conn, n, keys, key_digests, mark.keys, problem)
+        marked += extra_marks
+        marked_count += len(extra_marks)
+        marked += j.marked
+        marked_count += j.marked_count
+        new_state = _check_evidence(ws, conn, problems, problem, early, start=state)
+        cp_size = _check_checkpoint(ws, note, frontier.size, j.end, root, problem)
+        if cp_size is not None and not _extends(conn, note, n, mark.root, ws):
+            return "the signed checkpoint does not extend them (rewritten)"
+    marked = marked[:MAX_MARKED]
+    result = LogVerification(
+        frontier.size,
+        j.n_sigs,
+        cp_size,
+        root.hex(),
+        tuple(problems),
+        tuple(m[2] for m in marked),
+        marked_count,
+        "incremental",
+        n,
+        o.chunk,
+    )
+    proof = None
+    if result.ok and cp_size == frontier.size:
+        proof = VerifiedMark(
+            frontier.size, root, frontier.hashes, j.last_time, key_digests, tuple(marked), marked_count, new_state
+        )
+    return result, proof
+
+
+def _extends(conn: Transaction, note: bytes | None, size: int, root: bytes, ws: Workspace) -> bool:
+    """Whether the latest signed checkpoint extends the tree of ``size`` leaves with ``root``: a consistency
+    proof from the stored nodes (what a rewrite of the verified entries cannot keep)."""
+    if note is None or size == 0:
+        return True
+    try:
+        cp = parse_signed_checkpoint(note, {ws.origin: ws.log_public_key()}, origin=ws.origin)
+        if cp.size == size:
+            return hmac.compare_digest(cp.root_hash, root)
+        if cp.size < size:
+            return False
+        proof = merkle.consistency_proof(size, cp.size, NodeReader(conn))
+        merkle.verify_consistency(size, cp.size, root, cp.root_hash, proof)
+    except (Error, LookupError):
+        return False
+    return True
+
+
+def _rejudge_changed_keys(
+    conn: Transaction,
+    size: int,
+    keys: dict[str, _KeyInfo],
+    now: dict[str, str],
+    then: dict[str, str],
+    problem: Problem,
+) -> list[tuple[int, str, str]]:
+    """Entries below ``size`` signed by a key that changed since they were verified (revoked, even back-dated,
+    expired, removed), judged again against the key as it is now. Returns their new marks."""
+    changed = {kid for kid in set(now) | set(then) if now.get(kid) != then.get(kid)}
+    if not changed:
+        return []
+    ids = sorted({alias for kid in changed for alias, info in keys.items() if info.keyid == kid} | changed)
+    marks: list[tuple[int, str, str]] = []
+    for seq, time, principal, kid in store.signed_by(conn, size, ids):
+        krow = keys.get(kid)
+        if krow is None:
+            problem(seq, "key", "signature made when its key is no longer registered")
+            continue
+        if krow.principal != principal:
+            problem(seq, "key", f"key {krow.keyid[:16]} now belongs to {krow.principal}, not {principal}")
+            continue
+        why = krow.invalid_at(time)
+        if why:
+            problem(seq, "key", f"signature made when {why}")
+        elif krow.revoked_at:
+            marks.append(_revocation_mark(seq, krow))
+    return marks
+
+
+def _check_new_nodes(
+    conn: Transaction, old: int, size: int, new_nodes: list[tuple[int, int, bytes]], problem: Problem
+) -> None:
+    """The stored perfect nodes over the new entries must be exactly the ones their leaves give, and the
+    table must hold as many nodes as the tree has (a node deleted or added among the verified ones)."""
+    want = {(lv, ix): h for lv, ix, h in new_nodes}
+    bad = 0
+    for level in range(max(1, size.bit_length())):
+        for ix, h in store.nodes_from(conn, level, old >> level):
+            w = want.pop((level, ix), None)
+            if w is None or not hmac.compare_digest(h, w):
+                bad += 1
+                if bad <= 3:
+                    problem(
+                        ix if level == 0 else None,
+                        "node",
+                        f"stored tree node (level {level}, index {ix}) is wrong",
+                    )
+    if want:
+        problem(None, "node", f"{len(want)} stored tree node(s) are missing")
+    if bad > 3:
+        problem(None, "node", f"{bad} stored tree nodes are wrong")
+    n_stored = store.node_count(conn)
+    expected = sum(size >> lv for lv in range(size.bit_length()))
+    if not want and not bad and n_stored != expected:
+        problem(None, "node", f"the log has {n_stored} stored tree nodes where its tree has {expected}")
+
+
+def _replay(conn: Transaction, distrust: frozenset[int], state: TrustedState | None = None) -> TrustedState:
     from dataward.evidence.load import replay_log
 
-    return replay_log(conn, check_signatures=False, distrust=distrust)
+    return replay_log(conn, state=state, check_signatures=False, distrust=distrust)
 
 
 def _check_evidence(
     ws: Workspace,
-    conn: Connection,
+    conn: Transaction,
     found: list[LogProblem],
-    problem: Callable[[int | None, str, str], None],
+    problem: Problem,
     early: TrustedState | None = None,
-) -> None:
+    start: TrustedState | None = None,
+) -> TrustedState:
     """Replay the log into the trusted state (keys over time and roles from the log, not the keys table)
     and compare the catalog's decision columns with it: every divergence is named (table, row, column).
     ``early``: the replay made in the same snapshot while the entries were checked, trusting every entry;
-    used when the entry checks failed none (otherwise it is replayed again, distrusting the failures)."""
+    used when the entry checks failed none (otherwise it is replayed again, distrusting the failures).
+    ``start``: the state of the entries verified earlier (incremental), replayed on from its size."""
     from dataward.evidence.load import projection_divergences
 
     bad = frozenset(p.seq for p in found if p.seq is not None and p.kind in ("entry", "signature", "order"))
-    st = early if early is not None and not bad else _replay(conn, bad)
+    # ``start`` is the caller's own decoded copy (the early replay worked on a fork of it): replayed on in place
+    st = early if early is not None and not bad else _replay(conn, bad, start)
     for rp in st.problems:
         problem(rp.seq, "evidence", rp.detail)
     for dv in projection_divergences(ws, conn, st):
         problem(None, "projection", dv.line())
+    return st
 
 
-def _trusted_prefix_intact(mark: dict[str, Any], tree: merkle.MerkleTree, chunks: list[_ChunkResult]) -> bool:
-    """The entries below the verified size still give the verified root, and their columns the same digest."""
-    size = int(mark["size"])
-    if tree.size < size:
-        return False
-    root = (tree.root(size) if size else merkle.EMPTY_ROOT).hex()
-    return hmac.compare_digest(root, str(mark["root"])) and hmac.compare_digest(
-        _rows_digest(chunks, "digest_trusted", size), str(mark["rows_digest"])
-    )
-
-
-def _check_nodes(conn: Connection, tree: merkle.MerkleTree, problem: Callable[[int | None, str, str], None]) -> None:
+def _check_nodes(conn: Transaction, tree: merkle.MerkleTree, problem: Problem) -> None:
     """The stored perfect-subtree nodes (used for proofs) must be exactly the tree's perfect nodes."""
     bad = 0
     good = 0
-    cur = conn.connection.cursor()  # plain tuples from the driver, in the snapshot's transaction
-    try:
-        cur.execute("SELECT level, idx, hash FROM log_nodes ORDER BY level, idx")
-        while batch := cur.fetchmany(20_000):
-            for lv, ix, h in batch:
-                try:
-                    ok = lv >= 0 and ix >= 0 and hmac.compare_digest(bytes(h), tree.get_node(lv, ix))
-                except IndexError:
-                    ok = False
-                if ok:
-                    good += 1
-                    continue
-                bad += 1
-                if bad <= 3:
-                    problem(ix if lv == 0 else None, "node", f"stored tree node (level {lv}, index {ix}) is wrong")
-    finally:
-        cur.close()
+    for lv, ix, h in store.iter_nodes(conn):
+        try:
+            ok = lv >= 0 and ix >= 0 and hmac.compare_digest(bytes(h), tree.get_node(lv, ix))
+        except IndexError:
+            ok = False
+        if ok:
+            good += 1
+            continue
+        bad += 1
+        if bad <= 3:
+            problem(ix if lv == 0 else None, "node", f"stored tree node (level {lv}, index {ix}) is wrong")
     n = tree.size
     missing = sum(n >> lv for lv in range(n.bit_length())) - good
     if missing > 0:

@@ -9,21 +9,25 @@ from the witnessed size to the current one). A log that shrank, or whose history
 forked: someone restored an old catalog or rewrote entries. The witness also pins the log's public key
 on first use, so a swapped log key is caught too.
 
-The witness file also keeps, per workspace, the last *full* verification this client made (size, root,
-digest of the stored rows): ``dataward log verify --incremental`` trusts the entries it covers after a tree
-check (docs/adr/0005-log-verification.md). Read-check-write of the file happens under an exclusive lock,
-so concurrent commands neither lose each other's updates nor move the witness backwards.
+The witness file also keeps, per log, what the last successful verification this client made proved (size,
+the Merkle frontier bound to the signed checkpoint of that size, the replayed evidence state in a file
+beside it, a digest per key, all under a MAC keyed by this client's own secret): ``dataward log verify
+--incremental`` checks only the entries appended since (docs/adr/0045-incremental-witness-and-log-speed.md).
+Read-check-write of the file happens under an exclusive lock, so concurrent commands neither lose each
+other's updates nor move the witness backwards.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import hmac
 import json
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +35,16 @@ import platformdirs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dataward.core import merkle
+from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import Checkpoint, parse_signed_checkpoint
 from dataward.core.dsse import key_id
 from dataward.errors import Error, IntegrityError
 from dataward.log.auditlog import NodeReader, latest_checkpoint
+from dataward.log.query import checkpoint_at
+from dataward.log.snapshot import decode_state, encode_state
 
 if TYPE_CHECKING:
+    from dataward.evidence.replay import TrustedState
     from dataward.log.verify import LogVerification
     from dataward.workspace import Workspace
 
@@ -44,6 +52,8 @@ WITNESS_ENV = "DATAWARD_WITNESS"
 
 
 class RewoundLogError(IntegrityError):
+    """The log no longer extends what this client's witness saw (rewound, forked or renamed)."""
+
     default_advice = (
         "The audit log no longer extends what this client saw before: the catalog was restored from an older "
         "copy or its history was rewritten. Do not use this workspace until an admin investigates (to inspect "
@@ -52,6 +62,7 @@ class RewoundLogError(IntegrityError):
 
 
 def witness_path() -> Path:
+    """This client's witness file (``DATAWARD_WITNESS``, else the user's config directory)."""
     env = os.environ.get(WITNESS_ENV)
     if env:
         return Path(env)
@@ -138,6 +149,7 @@ def _check_identity(data: dict[str, Any], ws: Workspace, log_kid: str) -> None:
 
 
 def current_checkpoint(ws: Workspace) -> tuple[Checkpoint, bytes] | None:
+    """The workspace's latest checkpoint, verified under its log key, and its note (None if the log has none)."""
     with ws.engine.connect() as conn:
         note = latest_checkpoint(conn)
     if note is None:
@@ -215,31 +227,110 @@ def _check_locked(ws: Workspace, path: Path) -> Checkpoint | None:
     return cp
 
 
-def verified_mark(ws: Workspace, path: Path | str | None = None) -> dict[str, Any] | None:
-    """The last full verification of ``ws`` this client recorded, if it is well-formed and current."""
-    data = _load(Path(path) if path else witness_path())
-    prev = _entry(data, ws)
-    if prev is None:
+@dataclass(frozen=True)
+class VerifiedMark:
+    """What an earlier successful verification proved, as this client recorded it (docs/adr/0045-*).
+
+    ``frontier`` is the compact range of the first ``size`` entries (their perfect-subtree hashes, largest
+    first): with the new entries' leaves it gives the current root without reading the verified ones.
+    ``state`` is the evidence replayed over them; ``keys`` a digest per registered key as it was then (a key
+    changed since re-judges the verified entries it signed); ``marked`` the noteworthy lines found in them.
+    """
+
+    size: int
+    root: bytes
+    frontier: tuple[bytes, ...]
+    last_time: str
+    keys: dict[str, str]
+    marked: tuple[tuple[int, str, str], ...]  # (seq, keyid, line)
+    marked_count: int
+    state: TrustedState
+
+
+def _witness_key(path: Path, *, create: bool) -> bytes | None:
+    """This client's secret for the marks' MACs (beside the witness file, owner-only); None if absent."""
+    kpath = path.with_name(path.name + ".key")
+    try:
+        return bytes.fromhex(kpath.read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        if not create:
+            return None
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
-    mark = prev.get("verified")
-    if not isinstance(mark, dict) or mark.get("log_keyid") != key_id(ws.log_public_key()):
-        return None
+    key = secrets.token_bytes(32)
+    fd = os.open(kpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def _mark_mac(key: bytes, mark: dict[str, Any]) -> str:
+    body = {k: v for k, v in mark.items() if k != "mac"}
+    return hmac.new(key, canonical_json(body), hashlib.sha256).hexdigest()
+
+
+def _state_path(path: Path, ws: Workspace) -> Path:
+    """Where the evidence state of ``ws``'s last verification is kept (one file per log)."""
+    name = hashlib.sha256(_log_key(ws).encode("utf-8")).hexdigest()[:24]
+    return path.with_name(path.name + ".states") / f"{name}.json"
+
+
+def read_verified_mark(ws: Workspace, path: Path | str | None = None) -> tuple[VerifiedMark | None, str]:
+    """The last verification of ``ws`` this client recorded, checked, and why it is not usable ("" when
+    there is none). Every field is bound: the MAC (this client's key) over the mark, the log key's signature
+    on the checkpoint it names, the frontier against that checkpoint's root, the state file's SHA-256."""
+    path = Path(path) if path else witness_path()
+    prev = _entry(_load(path), ws)
+    mark = prev.get("verified") if prev is not None else None
+    if not isinstance(mark, dict):
+        return None, ""
+    if mark.get("version") != 2:
+        return None, "the recorded verification is of an older format"
+    key = _witness_key(path, create=False)
+    if key is None or not hmac.compare_digest(_mark_mac(key, mark), str(mark.get("mac", ""))):
+        return None, "the recorded verification does not match its MAC (edited, or the witness key is gone)"
     try:
         size = int(mark["size"])
-        chunk = int(mark.get("chunk", 1))
-        ok = (
-            size >= 0
-            and chunk >= 1
-            and len(bytes.fromhex(str(mark["root"]))) == 32
-            and len(str(mark["rows_digest"])) == 64
+        root = bytes.fromhex(str(mark["root"]))
+        frontier = tuple(base64.b64decode(h, validate=True) for h in mark["frontier"])
+        cp = parse_signed_checkpoint(
+            str(mark["checkpoint"]).encode("utf-8"), {ws.origin: ws.log_public_key()}, origin=ws.origin
         )
-    except (KeyError, ValueError, TypeError):
-        return None
-    return mark if ok else None
+        front = merkle.MerkleFrontier(size, frontier)
+        keys = {str(k): str(v) for k, v in dict(mark["keys"]).items()}
+        marked = tuple((int(s), str(k), str(line)) for s, k, line in mark["marked"])
+        marked_count, last_time, state_digest = int(mark["marked_count"]), str(mark["last_time"]), str(mark["state"])
+    except (Error, KeyError, TypeError, ValueError):
+        return None, "the recorded verification is damaged"
+    if mark.get("log_keyid") != key_id(ws.log_public_key()):
+        return None, "the recorded verification is of another log key"
+    if cp.size != size or not hmac.compare_digest(cp.root_hash, root) or not hmac.compare_digest(front.root(), root):
+        return None, "the recorded verification does not match the signed checkpoint it names"
+    try:
+        data = _state_path(path, ws).read_bytes()
+    except OSError:
+        return None, "the recorded evidence state is missing"
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), state_digest):
+        return None, "the recorded evidence state was changed"
+    try:
+        state = decode_state(data)
+    except Error:
+        return None, "the recorded evidence state does not decode"
+    if state.size != size:
+        return None, "the recorded evidence state is of another size"
+    return VerifiedMark(size, root, frontier, last_time, keys, marked, marked_count, state), ""
 
 
-def record_verified(ws: Workspace, result: LogVerification, path: Path | str | None = None) -> None:
-    """Remember a successful full or incremental verification of ``ws`` (for ``--incremental`` next time)."""
+def verified_mark(ws: Workspace, path: Path | str | None = None) -> VerifiedMark | None:
+    """The last verification of ``ws`` this client recorded, if it is intact and of this log."""
+    return read_verified_mark(ws, path)[0]
+
+
+def record_verified(
+    ws: Workspace, result: LogVerification, proof: VerifiedMark, path: Path | str | None = None
+) -> None:
+    """Remember a successful full or incremental verification of ``ws`` (for ``--incremental`` next time):
+    ``proof`` is what it proved, ``result`` the verification (its checkpoint must cover exactly those entries)."""
     path = Path(path) if path else witness_path()
     with _locked(path):
         data = _load(path)
@@ -248,19 +339,38 @@ def record_verified(ws: Workspace, result: LogVerification, path: Path | str | N
             prev if prev is not None else {"origin": ws.origin, "workspace_id": ws.id, "path": str(ws.path)}
         )
         old = entry.get("verified")
-        if isinstance(old, dict) and int(old.get("size", 0)) > result.entries:
+        if isinstance(old, dict) and int(old.get("size", 0)) > proof.size:
             return  # never move the mark backwards (a concurrent verification saw more)
-        entry["verified"] = {
-            "size": result.entries,
-            "root": result.root,
-            "rows_digest": result.rows_digest,
-            "chunk": result.chunk,
+        with ws.engine.connect() as conn:
+            note = checkpoint_at(conn, proof.size)
+        if note is None or proof.size != result.entries:
+            return
+        state = encode_state(proof.state)
+        spath = _state_path(path, ws)
+        spath.parent.mkdir(parents=True, exist_ok=True)
+        tmp = spath.with_name(f".{spath.name}.{secrets.token_hex(4)}")
+        tmp.write_bytes(state)
+        os.replace(tmp, spath)
+        mark: dict[str, Any] = {
+            "version": 2,
+            "size": proof.size,
+            "root": proof.root.hex(),
+            "checkpoint": note.decode("utf-8"),
+            "frontier": [base64.b64encode(h).decode("ascii") for h in proof.frontier],
+            "last_time": proof.last_time,
+            "keys": dict(proof.keys),
+            "marked": [list(m) for m in proof.marked],
+            "marked_count": proof.marked_count,
+            "state": hashlib.sha256(state).hexdigest(),
             "log_keyid": key_id(ws.log_public_key()),
         }
+        mark["mac"] = _mark_mac(_witness_key(path, create=True) or b"", mark)
+        entry["verified"] = mark
         data.pop(ws.id, None)
         data[_log_key(ws)] = entry
         _save(path, data)
 
 
 def pinned_public_key(ws: Workspace) -> Ed25519PublicKey:
+    """The workspace's log public key."""
     return ws.log_public_key()

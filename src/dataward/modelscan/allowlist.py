@@ -158,11 +158,15 @@ class AllowList:
     extra_source: str = ""
 
     def allows(self, module: str, name: str) -> bool:
+        """True when a pickle may import ``module.name``: a default
+        global, an added one, or a known scikit-learn estimator.
+        """
         pair = (module, name)
         if pair in DEFAULT_GLOBALS or pair in self.extra:
             return True
         return module.startswith("sklearn.") and pair in sklearn_estimators()
 
     def is_extra(self, module: str, name: str) -> bool:
+        """True when ``module.name`` is allowed only because the deployment added it, so reports can name it."""
         pair = (module, name)
         return pair in self.extra and pair not in DEFAULT_GLOBALS and pair not in sklearn_estimators()

@@ -605,6 +605,7 @@ class ModelScanResult:
 
     @property
     def verdict(self) -> str:
+        """``"pass"`` or ``"fail"``."""
         return "pass" if self.passed else "fail"
 
     def to_dict(self) -> dict[str, Any]:

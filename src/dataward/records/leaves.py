@@ -54,6 +54,8 @@ def leaf_hashes(records: list[bytes]) -> bytes:
 
 @dataclass(frozen=True)
 class RecordDigests:
+    """The Merkle leaf hashes of one file's records, in record order, with how the file was split into records."""
+
     format: str
     encoding: str  # lines | csv-records | parquet-rows | file
     leaves: bytes  # concatenated 32-byte leaf hashes, in record order
@@ -61,16 +63,20 @@ class RecordDigests:
 
     @property
     def count(self) -> int:
+        """Number of records (leaf hashes)."""
         return len(self.leaves) // 32
 
     def leaf(self, i: int) -> bytes:
+        """Leaf hash of record ``i`` (32 bytes)."""
         return self.leaves[32 * i : 32 * i + 32]
 
     def leaf_list(self) -> list[bytes]:
+        """Every leaf hash as its own 32-byte value."""
         b = self.leaves
         return [b[i : i + 32] for i in range(0, len(b), 32)]
 
     def root(self) -> bytes:
+        """Merkle root over the records' leaf hashes."""
         return leafhash.merkle_root(self.leaves)
 
 
@@ -433,6 +439,9 @@ def jsonable(v: Any) -> Any:
 
 
 def parquet_leaves(f: IO[bytes], name: str) -> bytes:
+    """Concatenated leaf hashes of a Parquet file's rows, each row as canonical JSON; raises
+    :class:`InputError` naming ``name`` if the file is unreadable or its column names are unusable.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 

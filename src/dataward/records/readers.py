@@ -145,6 +145,7 @@ class Utf8Sanitizer(io.RawIOBase):
         self._eof = False
 
     def readable(self) -> bool:
+        """Always True: this stream is read-only and readable."""
         return True
 
     def _fill(self, n: int) -> None:
@@ -165,6 +166,7 @@ class Utf8Sanitizer(io.RawIOBase):
             self._pending += text.encode("utf-8")
 
     def readinto(self, b: Any) -> int:
+        """Fill ``b`` with up to ``len(b)`` sanitised bytes and return how many were written (0 at end of stream)."""
         view = memoryview(b)
         n = len(view)
         self._fill(n)
@@ -173,6 +175,7 @@ class Utf8Sanitizer(io.RawIOBase):
         return len(chunk)
 
     def close(self) -> None:
+        """Close the underlying stream as well."""
         self._raw.close()
         super().close()
 
@@ -203,6 +206,9 @@ class Reader:
     stats: ReadStats
 
     def open(self) -> IO[bytes]:
+        """Open the file for binary reading; raises :class:`InputError` naming
+        the path if it is missing, a directory, unreadable or not permitted.
+        """
         try:
             f: IO[bytes] = self.fs.open(self.path, "rb")
         except FileNotFoundError:

@@ -86,6 +86,7 @@ class _Progress:
 
 
 def load_baseline(path: str | Path) -> Baseline:
+    """Read a baseline file; raises :class:`ScreenError` if it cannot be read or is not a valid baseline."""
     p = Path(path)
     try:
         data = p.read_bytes()

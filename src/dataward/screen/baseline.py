@@ -69,6 +69,9 @@ def length_bucket(n: int) -> int:
 
 
 def kind_of(typ: pa.DataType) -> str:
+    """Profile kind of an Arrow type: boolean, integer, numeric,
+    string, binary, image (a struct with ``bytes``) or other.
+    """
     if pa.types.is_boolean(typ):
         return "boolean"
     if pa.types.is_integer(typ):
@@ -115,6 +118,7 @@ def _weighted(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def bool_np(arr: pa.Array) -> np.ndarray:
+    """Boolean Arrow array as a NumPy bool array, nulls counted as False."""
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
@@ -125,6 +129,8 @@ def tokenize(arr: pa.Array) -> pa.Array:
 
 @dataclass
 class ColumnProfile:
+    """Mergeable statistics of one column: counts, moments, value set, string shapes and token counts."""
+
     name: str
     type: str
     kind: str
@@ -156,14 +162,19 @@ class ColumnProfile:
     # --- derived ------------------------------------------------------------------------------------
     @property
     def std(self) -> float:
+        """Population standard deviation of the finite values; 0.0 with fewer than two."""
         return math.sqrt(self.m2 / self.n_finite) if self.n_finite > 1 else 0.0
 
     @property
     def null_rate(self) -> float:
+        """Fraction of null values; 0.0 for an empty column."""
         return self.n_null / self.n if self.n else 0.0
 
     @property
     def is_categorical(self) -> bool:
+        """True when the exact value set is known and small enough to treat the column
+        as categorical (strings and booleans always, integers up to 50 values).
+        """
         if self.values_overflow or not self.values:
             return False
         if self.kind in ("string", "boolean"):
@@ -172,6 +183,7 @@ class ColumnProfile:
 
     @property
     def n_values(self) -> int:
+        """Number of non-null values."""
         return self.n - self.n_null
 
     def regex(self) -> str | None:
@@ -192,15 +204,18 @@ class ColumnProfile:
         return "^(?:" + "|".join(alts) + ")$"
 
     def mean_tokens(self) -> float:
+        """Mean number of tokens per non-null value; 0.0 for an empty column."""
         return self.n_tokens / self.n_values if self.n_values else 0.0
 
     def mean_length(self) -> float:
+        """Mean string length over the length histogram; 0.0 when there are no strings."""
         total = sum(int(k) * c for k, c in self.lengths.items())
         count = sum(self.lengths.values())
         return total / count if count else 0.0
 
     # --- (de)serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The column profile as a JSON-ready dict; non-finite moments become ``None``."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         for k in ("min", "max", "mean", "m2"):
             v = d[k]
@@ -210,6 +225,9 @@ class ColumnProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnProfile:
+        """Column profile from its serialised dict; raises
+        :class:`ScreenError` if fields are missing or of the wrong type.
+        """
         d = {**d, "mean": d.get("mean") or 0.0, "m2": d.get("m2") or 0.0}
         try:
             col = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
@@ -220,6 +238,9 @@ class ColumnProfile:
         return col
 
     def merge(self, other: ColumnProfile, *, max_values: int, max_tokens: int) -> ColumnProfile:
+        """Profile of both columns' data; raises :class:`ScreenError` if the column kinds
+        differ. Value sets and tokens are capped at ``max_values`` and ``max_tokens``.
+        """
         if self.kind != other.kind:
             raise ScreenError(
                 f"cannot merge profiles: column {self.name!r} is {self.kind} in one and {other.kind} in the other",
@@ -277,17 +298,20 @@ class Profile:
 
     # --- queries ------------------------------------------------------------------------------------
     def finite_sample(self, column: str) -> np.ndarray:
+        """Sorted finite values of ``column`` in the row sample (empty if the column is not sampled)."""
         vals = np.array([np.nan if v is None else v for v in self.sample.get(column, [])], dtype=np.float64)
         vals = vals[np.isfinite(vals)]
         return np.sort(vals)
 
     def quantiles(self, column: str, qs: Iterable[float]) -> list[float] | None:
+        """Sample quantiles ``qs`` of ``column``, or ``None`` when it has no finite sampled values."""
         s = self.finite_sample(column)
         if s.size == 0:
             return None
         return [float(x) for x in np.quantile(s, list(qs))]
 
     def label_counts(self) -> dict[str, int]:
+        """Records per label value, or an empty dict when no label column is profiled."""
         if self.label and self.label in self.columns:
             return dict(self.columns[self.label].values)
         return {}
@@ -364,6 +388,7 @@ class Profile:
 
     # --- (de)serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The profile as a JSON-ready dict, the inverse of :meth:`from_dict`."""
         return {
             "n_records": self.n_records,
             "sample_size": self.sample_size,
@@ -380,6 +405,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Profile:
+        """Profile from its serialised dict; raises :class:`ScreenError` if it is malformed."""
         try:
             cols = [ColumnProfile.from_dict(c) for c in d["columns"]]
             prof = cls(
@@ -432,6 +458,9 @@ class ProfileBuilder:
         self._text_like: dict[str, bool] = {}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Add a record batch whose first row is row ``offset`` of
+        the partition; the offset seeds the row-sample priorities.
+        """
         n = batch.num_rows
         prof = self.profile
         prof.n_records += n
@@ -608,6 +637,7 @@ class ProfileBuilder:
                 self.profile.groups_overflow.append(g)
 
     def result(self) -> Profile:
+        """The finished, finalised profile of every batch seen so far."""
         prof = self.profile
         prof.sample_priority = [float(p) for p in self._prio]
         prof.sample = {
@@ -627,6 +657,7 @@ class Baseline:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The baseline as a JSON-ready dict: format tag, source, creation time, metadata and profile."""
         return {
             "format": FORMAT,
             "source": self.source,
@@ -644,10 +675,14 @@ class Baseline:
         return sha256_hex(self.to_json())
 
     def digest(self) -> str:
+        """SHA-256 hex of the baseline's canonical JSON; identifies it in reports and merge provenance."""
         return self._digest
 
     @classmethod
     def from_json(cls, data: bytes | str, *, where: str = "baseline") -> Baseline:
+        """Load a baseline from its JSON; raises :class:`ScreenError` naming
+        ``where`` if it is not JSON, not a dataward baseline or malformed.
+        """
         import json
 
         try:
@@ -664,6 +699,7 @@ class Baseline:
         return cls(prof, str(obj.get("source", "")), str(obj.get("created", "")), dict(obj.get("meta", {})))
 
     def merge(self, other: Baseline) -> Baseline:
+        """Baseline over both profiles' data, recording the two source digests it was merged from."""
         return Baseline(
             self.profile.merge(other.profile),
             source=" + ".join(s for s in (self.source, other.source) if s),
@@ -673,6 +709,7 @@ class Baseline:
 
     @property
     def schema(self) -> pa.Schema:
+        """Arrow schema of the profiled columns; columns whose recorded type cannot be parsed back are left out."""
         fields = []
         for col in self.profile.columns.values():
             try:

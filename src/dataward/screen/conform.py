@@ -82,6 +82,8 @@ def table_batches(table: pa.Table | pa.RecordBatch) -> Callable[[], Iterator[pa.
 
 @dataclass
 class TypeViolation:
+    """Cells of one column that do not fit the expected type: how many, some record numbers and redacted examples."""
+
     column: str
     expected: str
     count: int = 0
@@ -139,9 +141,14 @@ class Conformer:
 
     @property
     def schema(self) -> pa.Schema:
+        """The target schema as it stands (fixed by the baseline, or widened from the batches seen)."""
         return pa.schema([(n, t) for n, t in self.target.items()])
 
     def conform(self, batch: pa.RecordBatch, offset: int) -> pa.RecordBatch:
+        """The batch cast to the target schema, columns in target order; missing columns
+        become nulls, over-long strings are truncated and cells that do not fit their
+        type are recorded as violations (``offset`` numbers their records).
+        """
         n = batch.num_rows
         names = batch.schema.names
         arrays: dict[str, pa.Array] = {}

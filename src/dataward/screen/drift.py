@@ -38,6 +38,9 @@ def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
 
 
 def js_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two unnormalised
+    distributions over string keys; 0.0 if either is empty.
+    """
     keys = sorted(set(p) | set(q))
     if not keys:
         return 0.0
@@ -92,6 +95,9 @@ def _cat_histogram(base: Mapping[str, int], batch: Mapping[str, int], top: int =
 
 
 def numeric_drift(base_sample: np.ndarray, batch_sample: np.ndarray, base_std: float) -> dict[str, Any]:
+    """Drift statistics of a batch sample against a baseline sample: KS statistic and p-value, PSI over
+    baseline deciles and the Wasserstein distance divided by the baseline's standard deviation.
+    """
     ks = stats.ks_2samp(base_sample, batch_sample)
     deciles = np.unique(np.quantile(base_sample, np.linspace(0, 1, 11)[1:-1]))
     eb = np.bincount(np.searchsorted(deciles, base_sample, side="right"), minlength=deciles.size + 1)
@@ -108,11 +114,18 @@ def numeric_drift(base_sample: np.ndarray, batch_sample: np.ndarray, base_std: f
 
 @register
 class DriftCheck(Check):
+    """Per-column drift against the baseline: KS, PSI and Wasserstein for numeric
+    columns; chi-square and Jensen-Shannon for categorical and text ones.
+    """
+
     name = "drift"
     description = "per-column drift: KS, PSI, Wasserstein (numeric); chi-square, Jensen-Shannon (categorical, text)"
     needs_baseline = True
 
     def finish(self) -> CheckResult:
+        """Compare every column the baseline and batch profiles share (labels excepted) and return a
+        finding per drifting column plus the per-column statistics table; skipped for an empty batch.
+        """
         ctx = self.context
         bl, bp = ctx.baseline, ctx.batch_profile
         if bl is None or bp is None or ctx.n_records == 0:
@@ -212,11 +225,14 @@ class DriftCheck(Check):
 
 @register
 class LabelsCheck(Check):
+    """Label-distribution shift against the baseline (total variation distance and chi-square)."""
+
     name = "labels"
     description = "label-distribution shift against the baseline (total variation distance and chi-square)"
     needs_baseline = True
 
     def applies(self, ctx: Any) -> str | None:
+        """Reason to skip (no baseline or no label column), or ``None`` when the check can run."""
         reason = super().applies(ctx)
         if reason:
             return reason
@@ -226,6 +242,9 @@ class LabelsCheck(Check):
         return None
 
     def finish(self) -> CheckResult:
+        """A HIGH ``label_shift`` finding when the total variation distance reaches the policy's and the
+        chi-square test is significant; skipped if the label column is missing on either side.
+        """
         ctx = self.context
         assert ctx.baseline is not None
         label = ctx.options.label or ctx.baseline.profile.label
@@ -259,10 +278,13 @@ class LabelsCheck(Check):
 
 @register
 class GroupBiasCheck(Check):
+    """Label balance per value of each named group column, against the baseline's or across the batch's groups."""
+
     name = "group_bias"
     description = "label balance per group value (named group columns), against the baseline or across groups"
 
     def applies(self, ctx: Any) -> str | None:
+        """Reason to skip (no ``--group`` or no label column), or ``None`` when the check can run."""
         if not ctx.options.group:
             return "no group column (--group)"
         if not (ctx.options.label or (ctx.baseline and ctx.baseline.profile.label)):
@@ -270,6 +292,9 @@ class GroupBiasCheck(Check):
         return None
 
     def finish(self) -> CheckResult:
+        """Findings for groups whose label distribution departs from the
+        baseline's or from the other groups'; skipped for an empty batch.
+        """
         ctx = self.context
         bp = ctx.batch_profile
         if bp is None or ctx.n_records == 0:

@@ -82,6 +82,10 @@ class IntelError(ScreenError):
 
 @dataclass(frozen=True)
 class Indicator:
+    """One indicator of compromise: its type (digest, literal, regex, image
+    hash...), the value to match, optional severity and the feed it came from.
+    """
+
     id: str
     type: str
     value: str
@@ -91,6 +95,7 @@ class Indicator:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The indicator as a JSON-ready dict, with any extra fields of the source feed merged in."""
         d: dict[str, Any] = {"id": self.id, "type": self.type, "value": self.value}
         if self.severity:
             d["severity"] = self.severity
@@ -102,6 +107,8 @@ class Indicator:
 
 @dataclass(frozen=True)
 class Feed:
+    """A loaded threat-intelligence feed: identity, version, issuer, its indicators and the key ids that verified it."""
+
     id: str
     version: int
     issued: str
@@ -111,6 +118,7 @@ class Feed:
     source_format: str = "dataward"  # dataward | stix
 
     def to_dict(self) -> dict[str, Any]:
+        """The feed in dataward's feed format as a JSON-ready dict (signatures and source format are not part of it)."""
         return {
             "format": FORMAT,
             "id": self.id,
@@ -121,6 +129,7 @@ class Feed:
         }
 
     def digest(self) -> str:
+        """SHA-256 hex of the feed's canonical JSON, which names the exact feed content in reports."""
         return sha256_hex(canonical_json(self.to_dict()))
 
 
@@ -598,14 +607,18 @@ def _patch_hash(data: bytes, region: Sequence[float]) -> int | None:
 
 @register
 class IntelCheck(Check):
+    """Matches records, files and images against every loaded threat-intelligence indicator."""
+
     name = "intel"
     needs_batch_profile = False
     description = "matches records, files and images against every loaded threat-intelligence indicator"
 
     def applies(self, ctx: Any) -> str | None:
+        """Skip reason when no intel feed is loaded, else ``None``."""
         return None if ctx.indicators else "no intel feeds loaded"
 
     def begin(self, ctx: Any) -> None:
+        """Index the indicators by type and build one Aho-Corasick automaton over all literal values."""
         super().begin(ctx)
         inds: Sequence[Indicator] = ctx.indicators
         self._by_type: dict[str, list[Indicator]] = {}
@@ -637,6 +650,9 @@ class IntelCheck(Check):
         self._where.setdefault(ind.id, set()).add(where)
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Match this batch's strings against literal and regex indicators and its binary or image
+        cells against digest and image indicators; keep record hashes when only a table was given.
+        """
         for name in batch.schema.names:
             arr = batch.column(name)
             if is_string(arr.type):
@@ -733,6 +749,9 @@ class IntelCheck(Check):
                 self._hit(ind, i, "record digest")
 
     def finish(self) -> CheckResult:
+        """Scan the input files, then return one finding per matched
+        indicator, with its own severity or the policy's default.
+        """
         self._scan_files()
         ctx = self.context
         default = Severity.parse(ctx.policy.intel_severity)
@@ -763,6 +782,7 @@ class IntelCheck(Check):
 
 
 def feeds_summary(feeds: Iterable[Feed]) -> list[dict[str, Any]]:
+    """Per-feed summary for reports: id, version, indicator count, verifying keys, digest and source format."""
     return [
         {
             "id": f.id,

@@ -50,6 +50,9 @@ def _licensing() -> Any:
 
 
 def from_url(url: str) -> str | None:
+    """SPDX identifier of a Creative Commons, SPDX, OSI or Apache
+    licence URL, or ``None`` if the URL is not recognised.
+    """
     u = url.strip().lower().rstrip("/")
     m = re.search(r"creativecommons\.org/licenses/([a-z\-]+)/(\d\.\d)", u)
     if m:
@@ -189,11 +192,16 @@ def declarations(files: list[str]) -> list[dict[str, str]]:
 
 @register
 class LicencesCheck(Check):
+    """Checks the licence of each source (dataset card, Croissant) and of
+    each record: SPDX validity, the allow-list and missing licences.
+    """
+
     name = "licences"
     needs_batch_profile = False
     description = "licence per source (dataset card, Croissant) and per record: SPDX validity, allow-list, missing"
 
     def applies(self, ctx: Any) -> str | None:
+        """Skip reason when there is neither a file, a licence column nor a declared source licence; else ``None``."""
         has_column = ctx.options.licence_column is not None or any(
             c.lower() in LICENCE_COLUMNS for c in ctx.schema.names
         )
@@ -202,6 +210,9 @@ class LicencesCheck(Check):
         return None
 
     def begin(self, ctx: Any) -> None:
+        """Pick the licence column (the named one, or the first with
+        a known licence column name) and start its counters.
+        """
         super().begin(ctx)
         col = ctx.options.licence_column
         if col is None:
@@ -212,6 +223,7 @@ class LicencesCheck(Check):
         self._nulls = RecordSink()
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Count this batch's licence values and record the rows that have none."""
         if self._column is None or self._column not in batch.schema.names:
             return
         arr = batch.column(self._column)
@@ -230,6 +242,9 @@ class LicencesCheck(Check):
                 sink.count += int(c)
 
     def finish(self) -> CheckResult:
+        """Findings for unknown, not-allowed and conflicting licences among the source
+        declarations and the per-record values, and for records without one.
+        """
         ctx = self.context
         pol = ctx.policy
         findings: list[Finding] = []

@@ -70,6 +70,7 @@ def column_hash(arr: pa.Array) -> np.ndarray:
 
 
 def mix(h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Fold column hashes ``c`` into running row hashes ``h`` (multiply-xorshift, wrapping uint64 arithmetic)."""
     with np.errstate(over="ignore"):
         h = (h ^ c) * _PRIME
         out: np.ndarray = h ^ (h >> np.uint64(29))
@@ -77,12 +78,16 @@ def mix(h: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def normalise_text(arr: pa.Array) -> pa.Array:
+    """Texts lower-cased, every run of non-letters and non-digits
+    turned into one space, and trimmed, so trivial edits hash alike.
+    """
     lowered = pc.utf8_lower(arr)
     spaced = pc.replace_substring_regex(lowered, r"[^\pL\pN]+", " ")
     return pc.utf8_trim_whitespace(spaced)
 
 
 def shingles(text: str) -> set[bytes]:
+    """MinHash shingles of a normalised text: word 3-grams when it has five words or more, else character 5-grams."""
     words = text.split()
     if len(words) >= 5:
         return {" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)}
@@ -154,11 +159,16 @@ def _clusters(keys: np.ndarray) -> list[np.ndarray]:
 
 @register
 class DuplicatesCheck(Check):
+    """Finds floods of exact duplicates, near-duplicate texts (MinHash
+    LSH) and images (pHash), and duplicates whose labels conflict.
+    """
+
     name = "duplicates"
     needs_batch_profile = False
     description = "exact duplicate floods, near-duplicate texts (MinHash LSH) and images (pHash), label conflicts"
 
     def begin(self, ctx: Any) -> None:
+        """Reset the per-record fingerprint, text and image hash buffers."""
         super().begin(ctx)
         self._rows: list[np.ndarray] = []
         self._feat: list[np.ndarray] = []
@@ -188,6 +198,7 @@ class DuplicatesCheck(Check):
             self._image_cols = [n for n in batch.schema.names if kind_of(batch.column(n).type) in ("binary", "image")]
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Hash each record of this batch (the label kept apart), normalised texts for MinHash and images for pHash."""
         if self._text_cols is None:
             self._pick_columns(batch)
         assert self._text_cols is not None and self._image_cols is not None
@@ -246,6 +257,9 @@ class DuplicatesCheck(Check):
             )
 
     def finish(self) -> CheckResult:
+        """Group the collected hashes into duplicate and near-duplicate clusters and return
+        findings for floods and label conflicts, with the cluster sizes as stats.
+        """
         ctx = self.context
         n = ctx.n_records
         findings: list[Finding] = []

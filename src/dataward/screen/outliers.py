@@ -57,11 +57,16 @@ def trimmed_covariance(z: np.ndarray, keep: float = 0.9, rounds: int = 4) -> tup
 
 @register
 class OutliersCheck(Check):
+    """Robust multivariate outliers on the numeric columns:
+    Mahalanobis distance from a Minimum Covariance Determinant fit.
+    """
+
     name = "outliers"
     needs_batch_profile = False
     description = "robust multivariate outliers (MCD Mahalanobis distance) on numeric features"
 
     def begin(self, ctx: Any) -> None:
+        """Reset the fit and the running outlier heap and score histogram."""
         super().begin(ctx)
         self._cols: list[str] | None = None
         self._center: np.ndarray | None = None
@@ -126,6 +131,9 @@ class OutliersCheck(Check):
         self._score_edges = stats.chi2.ppf(np.linspace(0, 1, 21), len(cols))
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """On the first batch choose the numeric columns and fit the robust location and
+        scatter; then score each record and keep the 2000 farthest beyond the threshold.
+        """
         if self._skip:
             return
         if self._cols is None:
@@ -158,6 +166,10 @@ class OutliersCheck(Check):
                 heapq.heapreplace(self._heap, item)
 
     def finish(self) -> CheckResult:
+        """A ``multivariate_outliers`` finding for records beyond the distance threshold, naming the columns
+        that pushed them most. Severity comes from a binomial test against the baseline's outlier rate; it is
+        LOW without a baseline or when the model plainly misfits. Skipped with fewer than two numeric columns.
+        """
         ctx = self.context
         n = max(ctx.n_records, 1)
         stats_ = {

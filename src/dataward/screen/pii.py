@@ -76,6 +76,7 @@ _IBAN_LENGTHS = {
 
 
 def luhn_ok(digits: str) -> bool:
+    """True when the digit string passes the Luhn checksum used by payment card numbers."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         d = ord(ch) - 48
@@ -86,6 +87,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(text: str) -> bool:
+    """True when ``text`` has a valid IBAN length for its country and passes the mod-97 check."""
     s = text.replace(" ", "").upper()
     expected = _IBAN_LENGTHS.get(s[:2])
     if expected is not None and len(s) != expected:
@@ -131,6 +133,7 @@ def _ip_ok(text: str) -> bool:
 
 
 def entropy(text: str) -> float:
+    """Shannon entropy of the characters of ``text``, in bits per character."""
     counts = Counter(text)
     n = len(text)
     return -sum(c / n * math.log2(c / n) for c in counts.values())
@@ -222,11 +225,16 @@ def redact_kinds(text: str, kinds: Iterable[str]) -> str:
 
 @register
 class PiiCheck(Check):
+    """Finds personal data and secrets in string cells: e-mail, phone, payment card
+    (Luhn), IBAN (mod-97), US SSN, IP address, secrets, high-entropy strings.
+    """
+
     name = "pii"
     needs_batch_profile = False
     description = "e-mail, phone, payment card (Luhn), IBAN (mod-97), US SSN, IP address, secrets, high-entropy"
 
     def begin(self, ctx: Any) -> None:
+        """Select the PII kinds the policy does not ignore and build one prefilter regex over them."""
         super().begin(ctx)
         self._kinds = tuple(k for k in KINDS if k not in ctx.policy.pii_ignore)
         self._prefilter = "|".join(f"(?:{PATTERNS[k]})" for k in self._kinds)
@@ -236,6 +244,9 @@ class PiiCheck(Check):
         self._examples: dict[str, list[str]] = {k: [] for k in self._kinds}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Validate the prefilter's candidate cells of this batch, counting
+        matches per kind and column and keeping masked examples.
+        """
         if not self._kinds:
             return
         for name in batch.schema.names:
@@ -264,6 +275,9 @@ class PiiCheck(Check):
                             ex.append(masked)
 
     def finish(self) -> CheckResult:
+        """One finding per PII kind found; secrets are CRITICAL when the
+        policy blocks on PII, other kinds take the policy's severity.
+        """
         ctx = self.context
         n = max(ctx.n_records, 1)
         block = ctx.policy.pii == "block"

@@ -35,6 +35,10 @@ DEFAULT_ALLOWED_LICENCES = (
 
 @dataclass(frozen=True)
 class ScreenPolicy:
+    """Thresholds and switches of the screening checks; every field
+    has a working default and is documented where it is declared.
+    """
+
     #: "block": PII findings are high (block approval at the default --fail-on high); "warn": low
     pii: str = "block"
     #: PII kinds ignored entirely (e.g. ("ip_address",) for server logs)
@@ -74,14 +78,19 @@ class ScreenPolicy:
 
     @property
     def pii_severity(self) -> Severity:
+        """Severity of a PII finding: HIGH when the policy blocks on PII, else LOW."""
         return Severity.HIGH if self.pii == "block" else Severity.LOW
 
     @property
     def licence_missing_severity(self) -> Severity:
+        """Severity of a missing licence: HIGH when the policy blocks on it, else MEDIUM."""
         return Severity.HIGH if self.licence_missing == "block" else Severity.MEDIUM
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str = "policy") -> ScreenPolicy:
+        """Policy from a mapping of field names to values (missing ones keep their default); raises
+        :class:`ScreenError` naming ``where`` on an unknown key, a wrong type or a value out of its allowed set.
+        """
         known = {f.name: f for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -112,6 +121,9 @@ class ScreenPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> ScreenPolicy:
+        """Policy from a YAML file, either the mapping itself or under a ``screening`` key;
+        raises :class:`ScreenError` if the file cannot be read or is not a valid policy.
+        """
         p = Path(path)
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8"))

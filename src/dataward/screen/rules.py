@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from dataward.screen.registry import register
 
 
 def redact(text: str) -> str:
+    """Text with personal data masked, as shown in finding examples."""
     from dataward.screen.pii import redact as _redact
 
     return _redact(text)
@@ -43,18 +45,52 @@ def _baseline_columns(check: Check) -> dict[str, ColumnProfile]:
     return dict(bl.profile.columns) if bl is not None else {}
 
 
+def _column_findings(
+    check: Check,
+    sinks: Mapping[str, RecordSink],
+    kind: str,
+    severity: Callable[[float], Severity],
+    summary: Callable[[str, int, float], str],
+    evidence: Callable[[str], dict[str, Any]] | None = None,
+) -> list[Finding]:
+    # The rules that count offending records per column all report them alike: one finding per column
+    # with any, graded by the column's share of the batch.
+    n = max(check.context.n_records, 1)
+    findings = []
+    for name, sink in sinks.items():
+        if not sink.count:
+            continue
+        share = sink.count / n
+        extra = evidence(name) if evidence is not None else {}
+        findings.append(
+            Finding(
+                check.name,
+                kind,
+                severity(share),
+                summary(name, sink.count, share),
+                sink.tuple,
+                {"column": name, "n_records": sink.count, "share": share, **extra},
+            )
+        )
+    return findings
+
+
 @register
 class SchemaCheck(Check):
+    """Flags columns missing or added, type changes, values that do not fit the type and nulls in never-null columns."""
+
     name = "schema"
     description = "columns missing or added, type changes, values that do not fit the type, new nulls"
 
     def begin(self, ctx: Any) -> None:
+        """Note the baseline columns that never held a null."""
         super().begin(ctx)
         cols = _baseline_columns(self)
         self._never_null = {n for n, c in cols.items() if c.n_null == 0 and c.n > 0}
         self._nulls: dict[str, RecordSink] = {n: RecordSink() for n in self._never_null}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Record the rows of this batch with a null in a column that was never null in the baseline."""
         for name in self._never_null:
             if name in batch.schema.names:
                 arr = batch.column(name)
@@ -62,9 +98,9 @@ class SchemaCheck(Check):
                     self._nulls[name].add_mask(bool_mask(pc.is_null(arr)), offset)
 
     def finish(self) -> CheckResult:
+        """Findings from conforming the batch to the baseline schema plus absent, added and newly-null columns."""
         ctx = self.context
         findings = list(ctx.conform_issues)
-        n = max(ctx.n_records, 1)
         if ctx.baseline is not None and ctx.batch_profile is not None:
             base = ctx.baseline.profile.columns
             batch = ctx.batch_profile.columns
@@ -102,31 +138,29 @@ class SchemaCheck(Check):
                             evidence={"column": name, "baseline": base[name].type, "batch": prof.type},
                         )
                     )
-            for name, sink in self._nulls.items():
-                if sink.count:
-                    share = sink.count / n
-                    findings.append(
-                        Finding(
-                            self.name,
-                            "new_nulls",
-                            Severity.MEDIUM if share >= 0.001 else Severity.LOW,
-                            f"column {name!r} was never null in the baseline; {sink.count} null values "
-                            f"({fmt_share(share)})",
-                            sink.tuple,
-                            {"column": name, "n_records": sink.count, "share": share},
-                        )
-                    )
+            findings += _column_findings(
+                self,
+                self._nulls,
+                "new_nulls",
+                lambda share: Severity.MEDIUM if share >= 0.001 else Severity.LOW,
+                lambda name, count, share: (
+                    f"column {name!r} was never null in the baseline; {count} null values ({fmt_share(share)})"
+                ),
+            )
         return CheckResult(self.name, tuple(findings))
 
 
 @register
 class FormatCheck(Check):
+    """Flags string values that do not match the format class (regex) the baseline learnt for their column."""
+
     name = "format"
     needs_batch_profile = False
     description = "string values that do not match the baseline's format class (regex) for their column"
     needs_baseline = True
 
     def begin(self, ctx: Any) -> None:
+        """Take the format regex of every baseline column that has one, skipping text and label columns."""
         super().begin(ctx)
         self._rules: dict[str, str] = {}
         for name, col in _baseline_columns(self).items():
@@ -137,6 +171,9 @@ class FormatCheck(Check):
         self._examples: dict[str, list[str]] = {n: [] for n in self._rules}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Record the rows of this batch whose non-null string value
+        fails its column's regex, keeping up to five examples.
+        """
         for name, rx in self._rules.items():
             if name not in batch.schema.names or not is_string(batch.column(name).type):
                 continue
@@ -150,40 +187,38 @@ class FormatCheck(Check):
                         ex.append(short(redact(str(arr[int(i)].as_py()))))
 
     def finish(self) -> CheckResult:
-        n = max(self.context.n_records, 1)
-        findings = []
-        for name, sink in self._sinks.items():
-            if not sink.count:
-                continue
-            share = sink.count / n
-            findings.append(
-                Finding(
-                    self.name,
-                    "format_violation",
-                    share_severity(share),
-                    f"{sink.count} value(s) of {name!r} ({fmt_share(share)}) do not match the baseline format "
-                    f"{short(self._rules[name], 60)}",
-                    sink.tuple,
-                    {
-                        "column": name,
-                        "regex": self._rules[name],
-                        "n_records": sink.count,
-                        "share": share,
-                        "examples": self._examples[name],
-                    },
-                )
-            )
+        """One ``format_violation`` finding per column with non-matching
+        values, severity by their share, with redacted examples.
+        """
+        findings = _column_findings(
+            self,
+            self._sinks,
+            "format_violation",
+            share_severity,
+            lambda name, count, share: (
+                f"{count} value(s) of {name!r} ({fmt_share(share)}) do not match the baseline format "
+                f"{short(self._rules[name], 60)}"
+            ),
+            lambda name: {"regex": self._rules[name], "examples": self._examples[name]},
+        )
         return CheckResult(self.name, tuple(findings), {"columns_with_format": sorted(self._rules)})
 
 
 @register
 class RangeCheck(Check):
+    """Flags numeric values outside the baseline's range widened
+    by 10 %, and NaN or infinities in columns that had none.
+    """
+
     name = "range"
     needs_batch_profile = False
     description = "numeric values outside the baseline's range (with a 10% margin), new NaN or infinities"
     needs_baseline = True
 
     def begin(self, ctx: Any) -> None:
+        """Compute each numeric baseline column's bounds (min and max with
+        a 10 % margin) and whether it already held non-finite values.
+        """
         super().begin(ctx)
         self._bounds: dict[str, tuple[float, float]] = {}
         self._nonfinite_ok: dict[str, bool] = {}
@@ -198,6 +233,7 @@ class RangeCheck(Check):
         self._extremes: dict[str, list[float]] = {n: [math.inf, -math.inf] for n in self._bounds}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Record the rows of this batch outside their column's bounds, and new NaN or infinite values."""
         for name, (lo, hi) in self._bounds.items():
             if name not in batch.schema.names or not is_numeric(batch.column(name).type):
                 continue
@@ -218,59 +254,49 @@ class RangeCheck(Check):
             del valid
 
     def finish(self) -> CheckResult:
-        n = max(self.context.n_records, 1)
-        findings = []
-        for name, sink in self._out.items():
-            if sink.count:
-                share = sink.count / n
-                lo, hi = self._bounds[name]
-                findings.append(
-                    Finding(
-                        self.name,
-                        "out_of_range",
-                        share_severity(share),
-                        f"{sink.count} value(s) of {name!r} ({fmt_share(share)}) outside the baseline range "
-                        f"[{lo:.6g}, {hi:.6g}]",
-                        sink.tuple,
-                        {
-                            "column": name,
-                            "low": lo,
-                            "high": hi,
-                            "n_records": sink.count,
-                            "share": share,
-                            "batch_min": self._extremes[name][0],
-                            "batch_max": self._extremes[name][1],
-                        },
-                    )
-                )
-        for name, sink in self._nonfinite.items():
-            if sink.count:
-                share = sink.count / n
-                findings.append(
-                    Finding(
-                        self.name,
-                        "non_finite",
-                        share_severity(share, high=0.001, medium=0.0),
-                        f"{sink.count} NaN/infinite value(s) in {name!r}; the baseline had none",
-                        sink.tuple,
-                        {"column": name, "n_records": sink.count, "share": share},
-                    )
-                )
+        """``out_of_range`` and non-finite findings per column, severity by the share of affected records."""
+        findings = _column_findings(
+            self,
+            self._out,
+            "out_of_range",
+            share_severity,
+            lambda name, count, share: (
+                f"{count} value(s) of {name!r} ({fmt_share(share)}) outside the baseline range "
+                f"[{self._bounds[name][0]:.6g}, {self._bounds[name][1]:.6g}]"
+            ),
+            lambda name: {
+                "low": self._bounds[name][0],
+                "high": self._bounds[name][1],
+                "batch_min": self._extremes[name][0],
+                "batch_max": self._extremes[name][1],
+            },
+        )
+        findings += _column_findings(
+            self,
+            self._nonfinite,
+            "non_finite",
+            lambda share: share_severity(share, high=0.001, medium=0.0),
+            lambda name, count, share: f"{count} NaN/infinite value(s) in {name!r}; the baseline had none",
+        )
         return CheckResult(self.name, tuple(findings))
 
 
 @register
 class MissingCheck(Check):
+    """Flags columns whose missing rate moved from the baseline's, by absolute change and a two-proportion z-test."""
+
     name = "missing"
     description = "missing-rate changes per column (absolute change and a two-proportion z-test)"
     needs_baseline = True
 
     def begin(self, ctx: Any) -> None:
+        """Start a record sink for every baseline column."""
         super().begin(ctx)
         self._cols = _baseline_columns(self)
         self._sinks = {n: RecordSink() for n in self._cols}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Record the rows of this batch where a baseline column is null."""
         for name, sink in self._sinks.items():
             if name in batch.schema.names:
                 arr = batch.column(name)
@@ -278,6 +304,9 @@ class MissingCheck(Check):
                     sink.add_mask(bool_mask(pc.is_null(arr)), offset)
 
     def finish(self) -> CheckResult:
+        """One ``missing_rate`` finding per column whose null rate changed by at least
+        the policy's delta with abs(z) >= 4; records are attached only when it rose.
+        """
         ctx = self.context
         findings = []
         bp = ctx.batch_profile
@@ -314,12 +343,19 @@ def _re2_escape(token: str) -> str:
 
 @register
 class NewValuesCheck(Check):
+    """Flags categories the baseline never saw, and tokens frequent
+    in the batch but rare or absent in the baseline text.
+    """
+
     name = "new_values"
     needs_batch_profile = False
     description = "never-seen categories, and never-seen tokens that are frequent in the batch"
     needs_baseline = True
 
     def begin(self, ctx: Any) -> None:
+        """Take the known value set of each categorical, label or
+        group column and the token counts of each text column.
+        """
         super().begin(ctx)
         self._sets: dict[str, pa.Array] = {}
         for name, col in _baseline_columns(self).items():
@@ -339,6 +375,7 @@ class NewValuesCheck(Check):
         self._token_sinks: dict[tuple[str, str], RecordSink] = {}
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Count unseen values per column (keeping sample records for each) and count tokens in the text columns."""
         for name, value_set in self._sets.items():
             if name not in batch.schema.names:
                 continue
@@ -403,10 +440,12 @@ class NewValuesCheck(Check):
                     self._token_sinks[(name, tok)] = RecordSink()
 
     def wants_second_pass(self) -> bool:
+        """Pick the over-represented tokens; True when there are any, so their records are found in a second pass."""
         self._flag_tokens()
         return bool(self._flagged_tokens)
 
     def update_second(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Second pass: record the rows of this batch that contain each flagged token as a whole word."""
         for name, toks in self._flagged_tokens.items():
             if name not in batch.schema.names:
                 continue
@@ -416,6 +455,9 @@ class NewValuesCheck(Check):
                 self._token_sinks[(name, tok)].add_mask(bool_mask(pc.match_substring_regex(lowered, rx)), offset)
 
     def finish(self) -> CheckResult:
+        """Findings for never-seen values and flagged tokens whose
+        count reaches the policy's record or share threshold.
+        """
         ctx = self.context
         n = max(ctx.n_records, 1)
         pol = ctx.policy
@@ -575,12 +617,17 @@ class _NumericGrid:
 
 @register
 class TailsCheck(Check):
+    """Flags tail mass beyond the baseline's quantiles and tight clusters (spikes) the baseline does not explain."""
+
     name = "tails"
     needs_batch_profile = False
     description = "tail mass beyond baseline quantiles, and tight clusters (spikes) a baseline does not explain"
     needs_baseline = True
 
     def begin(self, ctx: Any) -> None:
+        """Build a quantile grid from the baseline sample for every
+        non-label numeric column with at least 200 sampled values.
+        """
         super().begin(ctx)
         self._grids: dict[str, _NumericGrid] = {}
         bl = ctx.baseline
@@ -598,6 +645,7 @@ class TailsCheck(Check):
         self._pending: list[dict[str, Any]] = []
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Count this batch's values into each column's grid."""
         for name, grid in self._grids.items():
             if name in batch.schema.names and is_numeric(batch.column(name).type):
                 grid.update(as_float(batch.column(name)))
@@ -719,10 +767,14 @@ class TailsCheck(Check):
                 self._cell_ranges[key] = item.pop("cells")
 
     def wants_second_pass(self) -> bool:
+        """Find excess tails and clusters from the grid counts; True when
+        there are any, so their records are found in a second pass.
+        """
         self._evaluate()
         return bool(self._pending)
 
     def update_second(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Second pass: record the rows of this batch that fall in each flagged tail or cluster interval."""
         for key, sink in self._intervals.items():
             name, _kind, lo, hi = key
             if name in batch.schema.names and is_numeric(batch.column(name).type):
@@ -741,6 +793,7 @@ class TailsCheck(Check):
                 sink.add_mask(mask & np.isfinite(x), offset)
 
     def finish(self) -> CheckResult:
+        """One finding per excess tail or cluster found, HIGH when the excess reaches the policy's cluster share."""
         findings = []
         n = max(self.context.n_records, 1)
         for item in self._pending:

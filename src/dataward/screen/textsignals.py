@@ -54,16 +54,22 @@ _TEMPLATE_SHARE = 0.5
 
 
 def is_odd_token(tok: str) -> bool:
+    """True for short tokens that look machine-made rather than words: 2-3
+    consonants, or letters mixed with digits (at most 8 characters).
+    """
     return len(tok) <= 8 and bool(_ODD.match(tok))
 
 
 @register
 class TextSignalsCheck(Check):
+    """Flags invisible characters, homoglyph mixing, unusual scripts and recurring odd tokens in text columns."""
+
     name = "text_signals"
     needs_batch_profile = False
     description = "invisible characters, homoglyph mixing, unusual scripts, repeated odd tokens"
 
     def begin(self, ctx: Any) -> None:
+        """Reset the per-column signal, script and token counters."""
         super().begin(ctx)
         self._sinks: dict[tuple[str, str], RecordSink] = {}
         self._scripts: dict[str, dict[str, int]] = {}
@@ -85,6 +91,9 @@ class TextSignalsCheck(Check):
         return [n for n in batch.schema.names if is_string(batch.column(n).type) and n not in skip]
 
     def update(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Record this batch's rows with Unicode signals (only cells with a
+        non-ASCII character are examined) and count tokens in text-like columns.
+        """
         for name in self._columns(batch):
             arr = batch.column(name)
             self._n_text[name] = self._n_text.get(name, 0) + len(arr) - arr.null_count
@@ -142,6 +151,9 @@ class TextSignalsCheck(Check):
             self._tokens[name] = dict(sorted(tc.items(), key=lambda kv: -kv[1])[: _MAX_TRACKED // 2])
 
     def wants_second_pass(self) -> bool:
+        """Pick up to ten recurring odd tokens per column that are not explained by the baseline (binomial
+        test, Bonferroni-adjusted); True when there are any, so their records are found in a second pass.
+        """
         from scipy.stats import binom
 
         n = self.context.n_records
@@ -176,6 +188,7 @@ class TextSignalsCheck(Check):
         return bool(self._odd)
 
     def update_second(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Second pass: record the rows of this batch that contain each odd token as a whole word."""
         for name, toks in self._odd.items():
             if name not in batch.schema.names:
                 continue
@@ -185,6 +198,9 @@ class TextSignalsCheck(Check):
                 self._tok_sinks[(name, tok)].add_mask(bool_mask(pc.match_substring_regex(lowered, rx)), offset)
 
     def finish(self) -> CheckResult:
+        """One finding per column and Unicode signal (severity by the kind of signal, lowered when rare), one
+        LOW finding per unusual script, and one per column for its odd tokens.
+        """
         n = max(self.context.n_records, 1)
         findings: list[Finding] = []
         labels = {

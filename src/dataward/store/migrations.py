@@ -19,6 +19,8 @@ from dataward.timeutil import now_iso
 
 @dataclass(frozen=True)
 class Migration:
+    """One schema migration: the version it brings the database to, what it does, and the function that applies it."""
+
     version: int
     description: str
     apply: Callable[[Connection], None]
@@ -94,12 +96,14 @@ LATEST = MIGRATIONS[-1].version
 
 
 def applied_versions(conn: Connection) -> set[int]:
+    """Schema versions recorded as applied in the database; empty before the first migration."""
     if not inspect(conn).has_table("schema_version"):
         return set()
     return set(conn.execute(select(schema.schema_version.c.version)).scalars().all())
 
 
 def current_version(conn: Connection) -> int:
+    """Highest applied schema version, 0 for a fresh database."""
     return max(applied_versions(conn), default=0)
 
 

@@ -41,6 +41,9 @@ class ObjectStore:
 
     # naming ---------------------------------------------------------------------------------------
     def path(self, area: str, digest: str) -> str:
+        """Location of object ``digest`` in ``area`` (fanned out by the first two hex
+        digits); raises ``ValueError`` on an unknown area or a malformed digest.
+        """
         if area not in AREAS:
             raise ValueError(f"unknown object area {area!r}")
         d = _check_digest(digest)
@@ -50,6 +53,7 @@ class ObjectStore:
         return f"{self.root}/incoming/{secrets.token_hex(16)}"
 
     def exists(self, area: str, digest: str) -> bool:
+        """True when an object named ``digest`` is stored in ``area``."""
         return bool(self.fs.exists(self.path(area, digest)))
 
     # writing --------------------------------------------------------------------------------------
@@ -58,6 +62,7 @@ class ObjectStore:
         return ObjectWriter(self)
 
     def put_bytes(self, area: str, data: bytes) -> str:
+        """Store ``data`` in ``area`` and return its SHA-256 hex digest, which names it."""
         with self.open_writer() as w:
             w.write(data)
             return w.commit(area)
@@ -91,6 +96,7 @@ class ObjectStore:
 
     # reading --------------------------------------------------------------------------------------
     def open(self, area: str, digest: str) -> IO[bytes]:
+        """Open the object for binary reading; raises :class:`NotFoundError` if it is missing."""
         p = self.path(area, digest)
         try:
             f: IO[bytes] = self.fs.open(p, "rb")
@@ -99,11 +105,17 @@ class ObjectStore:
         return f
 
     def iter_chunks(self, area: str, digest: str) -> Iterator[bytes]:
+        """The object's bytes in chunks, for streaming without loading
+        it whole; raises :class:`NotFoundError` if it is missing.
+        """
         with self.open(area, digest) as f:
             while chunk := f.read(CHUNK):
                 yield chunk
 
     def read_bytes(self, area: str, digest: str, *, verify: bool = True) -> bytes:
+        """The whole object; with ``verify`` raises :class:`IntegrityError`
+        if its content no longer matches its digest.
+        """
         with self.open(area, digest) as f:
             data = f.read()
         if verify and hashlib.sha256(data).hexdigest() != digest:
@@ -133,6 +145,7 @@ class ObjectWriter:
         self.created = False  # set by commit: this writer made the object (it did not exist before)
 
     def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` to the object and its running hash; on an OS error aborts and raises a storage error."""
         self._h.update(data)
         try:
             self._f.write(data)
@@ -142,9 +155,13 @@ class ObjectWriter:
         self.size += len(data)
 
     def hexdigest(self) -> str:
+        """SHA-256 hex of the bytes written so far."""
         return self._h.hexdigest()
 
     def commit(self, area: str, *, expect: str | None = None) -> str:
+        """Flush, fsync (local stores) and publish the written bytes in ``area`` under their digest, which is returned;
+        raises :class:`IntegrityError` if ``expect`` is given and differs, and a storage error if writing fails.
+        """
         try:
             self._f.flush()
             if self._store._local:
@@ -166,6 +183,7 @@ class ObjectWriter:
         return digest
 
     def abort(self) -> None:
+        """Discard the partial object; safe to call more than once and after a failed write."""
         if not self._done:
             self._done = True
             with contextlib.suppress(OSError):  # a full disk can fail the close too; the rm must still run

@@ -30,6 +30,7 @@ from dataward.model.finding import Finding
 from dataward.plugins import Registry
 from dataward.progress import Progress
 from dataward.records.sandbox import SandboxError, run_sandboxed
+from dataward.workflow.threat_feeds import active_feeds
 from dataward.workspace import Workspace
 
 #: the one severity scale's level names, lowest first (:class:`dataward.core.severity.Severity`)
@@ -70,6 +71,7 @@ class RecordFile:
 @dataclass(frozen=True)
 class CheckContext:
     """What a batch check may use: the workspace, the batch, its record files (local paths) and options."""
+
     ws: Workspace
     batch: Batch
     files: tuple[RecordFile, ...]
@@ -261,6 +263,7 @@ def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> F
 @register
 class IntegrityCheck(BatchCheck):
     """Re-verify the quarantined batch: every object, record, Merkle root and the manifest signature."""
+
     name = "integrity"
     engine = "dataward.acquire.verify"
     description = "re-hash every quarantined object; check records, Merkle roots and the manifest signature"
@@ -297,6 +300,7 @@ _DETECT_OPTIONS = ("label", "text", "prompt", "response", "messages", "image", "
 @register
 class DetectionCheck(BatchCheck):
     """The poison-detector ensemble on each record file, sandboxed."""
+
     name = "detection"
     engine = "dataward.detect"
     description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
@@ -361,8 +365,6 @@ def _screen_context(ctx: CheckContext, policy_file: Any) -> dict[str, Any]:
     licence = get_source(ctx.ws, ctx.batch.source).license
     if licence:
         out["source_licence"] = licence
-    from dataward.workflow.intel import active_feeds
-
     feeds = active_feeds(ctx.ws)  # every screen matches every loaded threat-intelligence feed
     if feeds:
         out["intel"] = feeds
@@ -377,6 +379,7 @@ _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 @register
 class ScreeningCheck(BatchCheck):
     """The screening suite on each record file, sandboxed, with the workspace's policy, licence and intel feeds."""
+
     name = "screening"
     engine = "dataward.screen"
     description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"
