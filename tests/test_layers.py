@@ -114,10 +114,7 @@ def _check(found: set[str], allowed: frozenset[str], what: str) -> None:
 # ----------------------------------------------------------------------------------------- boundaries
 
 #: issue #13: modules outside store/ that still speak SQLAlchemy (move their queries into store/)
-SQLALCHEMY_OUTSIDE_STORE = frozenset(
-    {
-    }
-)
+SQLALCHEMY_OUTSIDE_STORE: frozenset[str] = frozenset()
 #: issue #13: library modules that still draw rich progress bars or tables (progress belongs to cli/)
 RICH_OUTSIDE_CLI: frozenset[str] = frozenset()
 
@@ -338,10 +335,7 @@ def cycle_breaking_imports() -> set[str]:
 
 
 #: issue #13: function-level imports that only break a cycle today
-CYCLE_BREAKING_IMPORTS_ALLOWED = frozenset(
-    {
-    }
-)
+CYCLE_BREAKING_IMPORTS_ALLOWED: frozenset[str] = frozenset()
 
 
 def test_no_new_function_level_import_that_breaks_a_cycle() -> None:
