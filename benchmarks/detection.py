@@ -373,7 +373,7 @@ def oof_probabilities(ds: Dataset, frame: pd.DataFrame, names: list[str], seed: 
     """The first-pass class probabilities of dataward's label detector (out-of-fold logistic regression
     averaged with k-NN votes), rebuilt from its helpers, in the column order of ``names``."""
     from dataward.detect._features import model_features, neighbours
-    from dataward.detect.labels import _knn_proba, _oof_proba
+    from dataward.detect._labels import _knn_proba, _oof_proba
     from dataward.detect.representation import from_frame
 
     rep = from_frame(frame, **ds.kwargs)

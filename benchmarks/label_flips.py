@@ -88,7 +88,7 @@ def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, f
 
 def run_case(name: str, rate: float, seed: int, peer_python: Path | None) -> dict[str, Any]:
     from dataward.detect import from_frame
-    from dataward.detect.labels import LabelIssues
+    from dataward.detect._labels import LabelIssues
     from dataward.simulate import Roles, simulate
 
     frame, roles = DATASETS[name]()

@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 from dataward.detect import detect, from_arrays
+from dataward.detect._labels import LabelIssues
 from dataward.detect.interface import Modality
-from dataward.detect.labels import LabelIssues
 from dataward.simulate import Roles, SimulationError, simulate
 from dataward.simulate.bench import score_flags
 
