@@ -20,8 +20,10 @@ otherwise drags the model towards the flipped labels).
 A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
 ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
 (boundary null: half chi-square(1)); with no significant noise at ``alpha`` = 0.01 nothing is flagged.
-A record is flagged when the posterior that its label came from the noise component exceeds 1/2 (the
-Bayes rule between the two explanations). The model must also beat the class priors out of fold
+The mixture also estimates how many labels are wrong, ``n eps (K - 1) / K``; that many records are
+flagged, those with the highest posterior that their label came from the noise component first (confident
+learning's "prune by noise rate", Northcutt et al. 2021, with the count from the mixture instead of the
+confident joint). The model must also beat the class priors out of fold
 (likelihood-ratio G test), or its disagreements with the labels are no evidence.
 
 **p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
@@ -346,7 +348,12 @@ class LabelIssues(Detector):
             # out of fold the model must beat the class priors, or its disagreements with the labels are noise,
             # not evidence (uninformative features, e.g. one categorical column)
             informative = _informative(calibrated[keep], y[keep], prior)
-            flagged = (noise.responsibility > 0.5) & (noise.p_value <= self.alpha) & informative
+            flagged = np.zeros(n, dtype=bool)
+            if noise.p_value <= self.alpha and informative:
+                # prune by the estimated noise count (confident learning's rule, with the mixture's count):
+                # a share eps of labels drawn at random is wrong (K - 1) / K of the time
+                wrong = round(n * noise.share * (k - 1) / k)
+                flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
             keep = ~flagged
         self.last_probabilities = calibrated
         self.last_noise = noise
@@ -385,7 +392,7 @@ class LabelIssues(Detector):
                     evidence={
                         "given": names[given_c],
                         "likely": names[alt_c],
-                        "rule": "label-noise mixture: posterior > 1/2 that the label is noise",
+                        "rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first",
                         "noise_model": model,
                         "label_probability": [float(f"{natural[r, given_c]:.4g}") for r in recs],
                         "p_value": noise.p_value,
