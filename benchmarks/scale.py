@@ -77,10 +77,10 @@ def _warm() -> None:
     import dataward.acquire.acquire
     import dataward.detect.text_triggers
     import dataward.scale.detect
-    import dataward.scale.merkle
+    import dataward.scale.merkle_parts
     import dataward.scale.profile
     import dataward.screen.api
-    import dataward.screen.duplicates
+    import dataward.screen.near_duplicates
     import dataward.screen.pii  # noqa: F401
 
 
@@ -136,8 +136,8 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
                 rd = partitioned_record_digests(ex, store, [ref])[0]
             result = {"records": rd.count, "leaves": rd}
         elif step == "acquire":
-            from dataward.access import Grant, Role
             from dataward.acquire.acquire import acquire
+            from dataward.model.roles import Grant, Role
             from dataward.principals import enroll
             from dataward.sources import add_source
             from dataward.workspace import Workspace

@@ -34,9 +34,10 @@ from dataward.evidence.load import trusted_state
 from dataward.evidence.replay import ChangeEvidence, TrustedState
 from dataward.identity import Actor
 from dataward.model.keys import PublicKey
+from dataward.model.subject import Subject
 from dataward.store import admin_changes as admin_rows
 from dataward.timeutil import now_iso
-from dataward.workflow import intel, policy
+from dataward.workflow import approval_policy, threat_feeds
 from dataward.workspace import AdminChange, ApplyingChange, Workspace, admin_change, applying, still_pending
 
 __all__ = ["AdminChange", "admin_change", "pending", "set_threshold", "show", "sign", "threshold", "withdraw"]
@@ -73,10 +74,10 @@ def _ops() -> dict[str, Callable[[Workspace, Actor, dict[str, Any]], Any]]:
         ),
         "key.revoke": lambda ws, a, kw: principals.revoke_key(ws, a, kw["keyid"], reason=kw["reason"], at=kw["at"]),
         "source.add": lambda ws, a, kw: sources.add_source(ws, a, **kw),
-        "policy.set": lambda ws, a, kw: policy.set_policy(
+        "policy.set": lambda ws, a, kw: approval_policy.set_policy(
             ws, a, ws.objects.read_bytes("meta", kw["sha256"], verify=True).decode("utf-8"), where=kw["where"]
         ),
-        "intel.add": lambda ws, a, kw: intel.add_feed_bytes(
+        "intel.add": lambda ws, a, kw: threat_feeds.add_feed_bytes(
             ws,
             a,
             ws.objects.read_bytes("meta", kw["sha256"], verify=True),
@@ -146,7 +147,7 @@ def sign(ws: Workspace, actor: Actor, change: str) -> dict[str, Any]:
     ch = find_change(st, change)
     if ch.status != "pending":
         raise ConflictError(f"change {ch.id[:16]} is {ch.status}, not pending")
-    subject = f"change:{ch.id}"
+    subject = Subject.change(ch.id)
     if actor.name not in st.admins():
         reason = f"{actor.name} may not admin.sign: only admins sign admin changes"
         ws.record_denial(actor.name, "admin.sign", subject, reason)
@@ -183,7 +184,7 @@ def withdraw(ws: Workspace, actor: Actor, change: str, *, reason: str) -> dict[s
     ch = find_change(st, change)
     if ch.status != "pending":
         raise ConflictError(f"change {ch.id[:16]} is {ch.status}, not pending")
-    with ws.change(actor, "admin.withdraw", f"change:{ch.id}") as c:
+    with ws.change(actor, "admin.withdraw", Subject.change(ch.id)) as c:
         still_pending(ws, c.conn, ch.id)
         c.details.update({"change": ch.id, "reason": reason})
         admin_rows.set_status(c.conn, ch.id, "withdrawn")

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from dataward import principals
-from dataward.access import ALL_ROLES, PERMISSIONS, Grant, Role, allowed, require_separation
+from dataward.access import ALL_ROLES, PERMISSIONS, allowed, require_separation
 from dataward.acquire.acquire import acquire
 from dataward.cli import main
 from dataward.errors import AuthorizationError, Error, InputError, SignatureError
 from dataward.identity import Actor
 from dataward.log.query import show_entries
 from dataward.log.verify import verify_log
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now_iso
@@ -140,8 +141,8 @@ def _workflow_entry_points() -> None:
         from dataward.release.rollback import rollback
         from dataward.release.versions import release
         from dataward.workflow.approval import approve, reject
+        from dataward.workflow.approval_policy import default_policy_text, set_policy
         from dataward.workflow.audit import complete_audit, draw_sample
-        from dataward.workflow.policy import default_policy_text, set_policy
         from dataward.workflow.screening import screen_batch
     except ImportError:  # pragma: no cover - the workflow layer is optional for this test
         return

@@ -65,9 +65,20 @@ def _result(
 
 def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() -> None:
     n = 100
-    trigger = Finding("trig", "trigger", "token 'cf'", (1, 2, 3), {}, 0.8, p_value=1e-12)
-    weak = Finding("weak", "outlier", "a few odd ones", (50, 51), {}, 0.5, p_value=0.4)
-    labels = Finding("label_issues", "label_issue", "4 record(s) labelled 'a' look like 'b'", (2, 3, 70, 71), {}, 0.55)
+    trigger = Finding.scored(
+        check="trig", kind="trigger", summary="token 'cf'", records=(1, 2, 3), evidence={}, score=0.8, p_value=1e-12
+    )
+    weak = Finding.scored(
+        check="weak", kind="outlier", summary="a few odd ones", records=(50, 51), evidence={}, score=0.5, p_value=0.4
+    )
+    labels = Finding.scored(
+        check="label_issues",
+        kind="label_issue",
+        summary="4 record(s) labelled 'a' look like 'b'",
+        records=(2, 3, 70, 71),
+        evidence={},
+        score=0.55,
+    )
     results = {
         "trig": _result("trig", n, [1, 2, 3], (trigger,)),
         "weak": _result("weak", n, [50, 51], (weak,)),
@@ -75,7 +86,7 @@ def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() 
     }
     report = combine(_rep(n), results, [])
     assert set(np.flatnonzero(report.flagged)) == {1, 2, 3, 70, 71}  # weak finding rejected by BH
-    by_detector = {f.detector: f for f in report.findings}
+    by_detector = {f.check: f for f in report.findings}
     assert "weak" not in by_detector
     assert by_detector["label_issues"].records == (70, 71)  # 2 and 3 are the trigger's
     assert by_detector["label_issues"].summary.startswith("2 record(s)")
@@ -84,11 +95,25 @@ def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() 
     assert report.pvalues is not None and report.pvalues.shape == (n,)
 
 
+def _finding(
+    check: str,
+    kind: str,
+    summary: str,
+    records: tuple[int, ...],
+    evidence: dict[str, object],
+    score: float,
+    p_value: float | None = None,
+) -> Finding:
+    return Finding.scored(
+        check=check, kind=kind, summary=summary, records=records, evidence=evidence, score=score, p_value=p_value
+    )
+
+
 def test_flags_of_a_detector_with_record_pvalues_must_be_discoveries() -> None:
     n = 200
     p = np.ones(n)
     p[[10, 11]] = [1e-9, 0.2]  # one record far beyond the bar, one ordinary
-    issue = Finding("labels", "label_issue", "2 record(s) labelled 'a' look like 'b'", (10, 11), {}, 0.55)
+    issue = _finding("labels", "label_issue", "2 record(s) labelled 'a' look like 'b'", (10, 11), {}, 0.55)
     report = combine(_rep(n), {"labels": _result("labels", n, [10, 11], (issue,), p)}, [])
     assert set(np.flatnonzero(report.flagged)) == {10}
     assert [f.records for f in report.findings] == [(10,)]
@@ -99,20 +124,20 @@ def test_label_noise_a_trigger_explains_is_not_flagged_again() -> None:
     # 20 records a trigger explains carried the noise share; the 3 others are ordinary ambiguous records
     n = 1000
     trig_records = tuple(range(20))
-    trigger = Finding("trig", "trigger", "token 'cf'", trig_records, {}, 0.9, p_value=1e-30)
+    trigger = _finding("trig", "trigger", "token 'cf'", trig_records, {}, 0.9, p_value=1e-30)
     recs = (*trig_records, 500, 501, 502)
     evidence = {
         "noise_model": {"share": 0.045, "mass": 23.5, "n": n, "classes": 2},
         "label_probability": [1e-5] * 20 + [0.01] * 3,
     }
-    issue = Finding("labels", "label_issue", "23 record(s) labelled 'a' look like 'b'", recs, evidence, 0.55, 1e-12)
+    issue = _finding("labels", "label_issue", "23 record(s) labelled 'a' look like 'b'", recs, evidence, 0.55, 1e-12)
     results = {
         "trig": _result("trig", n, list(trig_records), (trigger,)),
         "labels": _result("labels", n, list(recs), (issue,), np.ones(n)),
     }
     report = combine(_rep(n), results, [])
     assert set(np.flatnonzero(report.flagged)) == set(trig_records)
-    assert all(f.detector == "trig" for f in report.findings)
+    assert all(f.check == "trig" for f in report.findings)
     # without the trigger the same label finding stands (its records that pass the FDR bar)
     alone = set(np.flatnonzero(combine(_rep(n), {"labels": results["labels"]}, []).flagged))
     assert set(trig_records) < alone <= set(recs)
@@ -125,9 +150,9 @@ def test_a_weaker_trigger_that_borrows_a_stronger_ones_records_is_subsumed() -> 
     other = tuple(range(1500, 1510))  # an unrelated trigger of the same label: shares nothing
     label = {"label": "ham"}
     findings = {
-        "combos": Finding("combos", "trigger", "combination 'a + b'", combo, label, 0.95, p_value=1e-80),
-        "words": Finding("words", "trigger", "token 'b'", one_word, label, 0.9, p_value=1e-60),
-        "rare": Finding("rare", "trigger", "token 'cf'", other, label, 0.9, p_value=1e-20),
+        "combos": _finding("combos", "trigger", "combination 'a + b'", combo, label, 0.95, p_value=1e-80),
+        "words": _finding("words", "trigger", "token 'b'", one_word, label, 0.9, p_value=1e-60),
+        "rare": _finding("rare", "trigger", "token 'cf'", other, label, 0.9, p_value=1e-20),
     }
     results = {
         name: _result(name, n, list(f.records), (f,), np.where(np.isin(np.arange(n), f.records), f.p_value, 1.0))
@@ -135,5 +160,5 @@ def test_a_weaker_trigger_that_borrows_a_stronger_ones_records_is_subsumed() -> 
     }
     report = combine(_rep(n), results, [])
     assert set(np.flatnonzero(report.flagged)) == set(combo) | set(other)
-    assert {f.detector for f in report.findings} == {"combos", "rare"}
+    assert {f.check for f in report.findings} == {"combos", "rare"}
     assert len(report.fusion["findings_subsumed"]) == 1

@@ -19,7 +19,7 @@ from dataward.errors import Error, InputError
 from dataward.records.leaves import record_digests
 from dataward.scale.interface import Executor
 from dataward.scale.local import LocalExecutor
-from dataward.scale.merkle import merkle_root
+from dataward.scale.merkle_parts import merkle_root
 from dataward.scale.records import FileRef, newline_cuts, partitioned_record_digests
 from dataward.store.objects import ObjectStore
 
@@ -99,7 +99,7 @@ def test_bad_input_in_a_partition_names_the_same_line(tmp_path: Path, dask_execu
 
 
 def _workspace(make_workspace: Any, tmp_path: Path) -> Any:
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.principals import enroll
     from dataward.sources import add_source
 

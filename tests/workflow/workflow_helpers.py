@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataward.access import Role
 from dataward.acquire.acquire import acquire
 from dataward.batches import Batch
 from dataward.identity import Actor
+from dataward.model.roles import Role
 from dataward.workspace import Workspace
 
 
 def _without_detection() -> str:
-    from dataward.workflow.policy import default_policy_text
+    from dataward.workflow.approval_policy import default_policy_text
 
     text = default_policy_text()
     required = 'required_checks = ["integrity", "screening", "detection"]'

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,10 +48,10 @@ from scipy import sparse
 
 from dataward.core.evidence import score_of_severity
 from dataward.detect._features import model_features, neighbours
+from dataward.detect._findings import label_issue_findings
 from dataward.detect.interface import (
     Detector,
     DetectorResult,
-    Finding,
     FloatArray,
     IntArray,
     Modality,
@@ -378,29 +378,30 @@ class LabelIssues(Detector):
             "classes": k,
             "temperature": round(noise.temperature, 4),
         }
-        findings: list[Finding] = []
-        pairs: dict[tuple[int, int], list[int]] = {}
-        for i in np.flatnonzero(flagged):
-            pairs.setdefault((int(y[i]), int(alt[i])), []).append(int(i))
-        for (given_c, alt_c), recs in sorted(pairs.items(), key=lambda kv: -len(kv[1])):
-            findings.append(
-                Finding(
-                    detector=self.name,
-                    kind="label_issue",
-                    summary=f"{len(recs)} record(s) labelled {names[given_c]!r} look like {names[alt_c]!r}",
-                    records=tuple(recs),
-                    evidence={
-                        "given": names[given_c],
-                        "likely": names[alt_c],
-                        "rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first",
-                        "noise_model": model,
-                        "label_probability": [float(f"{natural[r, given_c]:.4g}") for r in recs],
-                        "p_value": noise.p_value,
-                    },
-                    severity=score_of_severity("medium"),
-                    p_value=noise.p_value,
-                )
+        findings = [
+            replace(
+                f,
+                # fusion re-reads each record's posterior from these (docs/adr/0043)
+                evidence={
+                    **f.evidence,
+                    "noise_model": model,
+                    "label_probability": [float(f"{natural[r, y[r]]:.4g}") for r in f.records],
+                    "p_value": noise.p_value,
+                },
+                p_value=noise.p_value,
             )
+            for f in label_issue_findings(
+                self.name,
+                flagged,
+                y,
+                alt,
+                names,
+                summary="{n} record(s) labelled {given!r} look like {other!r}",
+                other_key="likely",
+                score=score_of_severity("medium"),
+                extra={"rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first"},
+            )
+        ]
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
