@@ -6,13 +6,18 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   per-record p-values (``DetectorResult.pvalues``) and finding p-values (``Finding.p_value``, or
   ``evidence["p_value"]``); a detector with scores only gets p-values from Efron's empirical null of its
   scores (:func:`dataward.core.evidence.empirical_null_pvalues`);
-- **false discovery rate, not a union**: the findings that carry a p-value are tested together with
-  Benjamini-Hochberg at q = 0.05; a flagged record stays flagged when a discovered finding holds it, when
-  its detector's findings carry no p-value (rule-based detectors such as exact duplicates with conflicting
-  labels; listed as ``uncalibrated`` in the report), or when its combined p-value (Bonferroni over the
-  detectors with their own p-values) is a BH discovery among the records;
+- **false discovery rate, not a union** (docs/adr/0043-fusion-fdr-and-label-noise-mixture.md): the
+  findings that carry a p-value are tested together with Benjamini-Hochberg at q = 0.05, and so are the
+  per-record p-values of every detector that gives them (one family: detectors x records); a flagged
+  record stays flagged when a discovered finding holds it, when its own p-value is a discovery, or when
+  its detector gives no p-values at all (rule-based detectors such as exact duplicates with conflicting
+  labels; listed as ``uncalibrated`` in the report);
+- **label noise at the same bar**: records of ``label_issues`` stay flagged only where its label-noise
+  mixture makes them two-groups discoveries at q (:func:`label_noise_discoveries`);
 - **attribution**: a record that a discovered trigger finding explains is attributed to that finding and
-  removed from label-issue findings (its label looks wrong because of the trigger, not as noise);
+  removed from label-issue findings (its label looks wrong because of the trigger, not as noise), together
+  with the noise share it carried; a trigger finding that borrows a stronger trigger's records far beyond
+  chance is subsumed by it (``findings_subsumed``);
 - the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
   records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
   the combined per-record p-values. Every flagged record carries the reasons of the detectors that
@@ -405,7 +410,7 @@ def _label_noise_left(findings: Sequence[Finding], explained: set[int], n: int, 
     if not modelled:
         return keep
     records = np.asarray([r for f in modelled for r in f.records], dtype=np.int64)
-    probability = np.asarray([q for f in modelled for q in f.evidence["label_probability"]], dtype=np.float64)
+    probability = np.asarray([v for f in modelled for v in f.evidence["label_probability"]], dtype=np.float64)
     gone = np.isin(records, np.fromiter(explained, dtype=np.int64, count=len(explained)))
     kept = label_noise_discoveries(modelled[0].evidence["noise_model"], probability, gone, len(explained), q)
     keep[records[~kept]] = False
