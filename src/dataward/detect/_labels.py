@@ -1,43 +1,46 @@
-"""Label issues (label flipping): calibrated out-of-fold probabilities and a confident-joint flag rule.
+"""Label issues (label flipping): out-of-fold probabilities and a label-noise mixture that separates flips
+from natural ambiguity.
 
 Written in-house (no cleanlab: it is AGPL). For each record we estimate p(class | record) with a model that
 never saw the record (stratified k-fold):
 
-1. out-of-fold predicted probabilities of a multinomial logistic regression; on text, over word 1-2-gram
-   TF-IDF plus character 2-5-gram TF-IDF (``char_wb``: misspellings, "txt"-speak and inflections share
-   features; up to ``char_max`` records, above that word n-grams and SGD alone);
-2. temperature scaling of those probabilities on the given labels (one scalar; label noise is a minority,
-   so the given labels are a fair calibration target), so that ``p_y``, the probability of the given label,
-   is calibrated;
-3. on dense modalities (tabular, images, embeddings) averaged with a k-NN vote in the dense view.
+1. out-of-fold predicted probabilities of multinomial logistic regressions; on text, over word 1-2-gram
+   TF-IDF, character 2-5-gram TF-IDF (``char_wb``: misspellings, "txt"-speak and inflections share
+   features) and, with two classes, binary word features scaled by their naive Bayes log-count ratio
+   estimated in the training fold (Wang and Manning, 2012); up to ``char_max`` records, above that word
+   n-grams and SGD alone; on dense modalities (tabular, images, embeddings) with a k-NN vote beside them;
+2. the views are combined in log space (a product of experts, so one confident view is not averaged away).
 
-A second pass re-fits with the first pass's suspects left out of training (label noise in the training
-folds otherwise drags the model towards the flipped labels).
+A second pass re-fits with the first pass's flags left out of training (label noise in the training folds
+otherwise drags the model towards the flipped labels).
 
-**Flag rule (confident learning, Northcutt et al. 2021).** Per-class thresholds ``t_j`` are the mean
-probability of class ``j`` over the records labelled ``j`` (its mean self-confidence). A record labelled
-``y`` is counted in the off-diagonal cell ``(y, j)`` of the confident joint when ``p_j >= t_j`` for some
-``j != y`` (the most likely such ``j``). The count of each off-diagonal cell, calibrated so that the joint's
-row sums match the class counts, estimates how many records of ``y`` really belong to ``j``; that many
-records of ``y`` with the largest margin ``p_j - p_y`` are flagged (pruning by noise rate). Probabilities are
-class-balanced (divided by the class prior and renormalised) for the rule when every class has at least 10
-records: otherwise the majority class "explains" the minority's records in imbalanced data (SMS, 13 % spam).
+**The mixture** (:func:`fit_label_noise`). The given labels are modelled as ``(1 - eps) q(x) + eps / K``:
+``q = softmax(logits / T)`` is natural ambiguity (a record between two classes may carry either label),
+``eps`` the share of labels drawn at random (flips, careless annotation), both fitted by maximum likelihood.
+A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
+ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
+(boundary null: half chi-square(1)); with no significant noise at ``alpha`` = 0.01 nothing is flagged.
+The mixture also estimates how many labels are wrong, ``n eps (K - 1) / K``; that many records are
+flagged, those with the highest posterior that their label came from the noise component first (confident
+learning's "prune by noise rate", Northcutt et al. 2021, with the count from the mixture instead of the
+confident joint). The model must also beat the class priors out of fold
+(likelihood-ratio G test), or its disagreements with the labels are no evidence.
 
-**p-values.** ``pvalues`` are ``min(1, K p_y)`` with ``p_y`` the calibrated probability of the given label
-and K the number of classes: for a calibrated model ``P(label = c | p_c) = p_c``, so
-``P(p_label <= t) = sum_c E[p_c; p_c <= t] <= K t``: a valid (conservative) p-value whatever the noise.
-They rank and feed the fused p-value, but they cannot gate the flags: temperature-scaled probabilities of
-real models rarely fall below 1e-3, so Benjamini-Hochberg over them keeps almost nothing (measured: SMS at
-5 % flips, 0 of 282 flags at q = 0.05). The confident joint is this detector's calibration instead (it
-estimates how many labels are wrong from the probabilities themselves), so its findings carry no
-p-value and fusion treats them as rule-based. Severity is medium: label noise is real and worth fixing,
-but on its own it is not an attack (:func:`dataward.core.evidence.severity_of_evidence` caps it there).
+**p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
+atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
+Findings carry the mixture's test as their p-value and, in ``evidence``, the fitted ``noise_model`` and
+each record's natural ``label_probability``: fusion (:mod:`dataward.detect.api`) keeps a record only where
+the two-groups model makes it a discovery at the ensemble's false discovery rate, after taking out the
+records a trigger explains (:func:`dataward.detect.api.label_noise_discoveries`). Severity is medium:
+label noise is real and worth fixing, but on its own it is not an attack
+(:func:`dataward.core.evidence.severity_of_evidence`).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,13 +61,16 @@ from dataward.detect.registry import register
 
 #: above this many records the character n-grams cost more than they add (100k SMS: minutes)
 CHAR_MAX = 20_000
-#: share of out-of-fold errors among unflagged records above which the data are called ambiguous ...
-AMBIGUOUS_ERROR = 0.05
-#: ... and a label issue needs the other class as confident as this quantile of that class's own records
-AMBIGUOUS_QUANTILE = 0.85
+#: level of the one test per data set for label noise beyond natural ambiguity (the miners' family-wise level)
+ALPHA = 0.01
 
 
-def _oof_proba(x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: int, seed: int, c: float) -> FloatArray:
+def _oof_proba(
+    x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: int, seed: int, c: float, nb: bool = False
+) -> FloatArray:
+    """Out-of-fold class probabilities of a logistic regression on ``x``; with ``nb`` (two classes, sparse
+    counts), on binary features scaled by their naive Bayes log-count ratio, estimated in the training fold
+    (Wang and Manning, 2012: the strongest linear model on short sentiment texts)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, StratifiedKFold
@@ -90,15 +96,30 @@ def _oof_proba(x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: i
             model: Any = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=15, tol=None, random_state=seed)
         else:
             model = LogisticRegression(C=c, max_iter=300)
+        fit_x, test_x = x[train], x[test]
+        if nb:
+            fit_x, test_x = _nb_scaled(x, y, train, test)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(x[train], y[train])
-        p = model.predict_proba(x[test])
+            model.fit(fit_x, y[train])
+        p = model.predict_proba(test_x)
         proba[np.ix_(test, model.classes_)] = p
         missing = np.setdiff1d(np.arange(k), model.classes_)
         if missing.size:
             proba[np.ix_(test, missing)] = 0.0
     return proba
+
+
+def _nb_scaled(x: Any, y: IntArray, train: IntArray, test: IntArray) -> tuple[Any, Any]:
+    """Binary presence features of the two folds, each column scaled by log(P(w | 1) / P(w | 0)) with add-one
+    smoothing, counted on the training rows only (the test rows' labels never enter their features)."""
+    present = sparse.csr_matrix(x, copy=True)
+    present.data[:] = 1.0
+    part = present[train]
+    ones = np.asarray(part[y[train] == 1].sum(axis=0)).ravel() + 1.0
+    zeros = np.asarray(part[y[train] == 0].sum(axis=0)).ravel() + 1.0
+    ratio = sparse.diags(np.log(ones / ones.sum()) - np.log(zeros / zeros.sum()))
+    return part @ ratio, present[test] @ ratio
 
 
 def _temperature(proba: FloatArray, y: IntArray, keep: np.ndarray[Any, Any]) -> FloatArray:
@@ -128,6 +149,76 @@ def _temperature(proba: FloatArray, y: IntArray, keep: np.ndarray[Any, Any]) -> 
 
     best = minimize_scalar(loss, bounds=(np.log(0.05), np.log(5.0)), method="bounded")
     return scaled(float(np.exp(best.x)), logp)
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseFit:
+    """A label-noise mixture fitted to out-of-fold model scores (:func:`fit_label_noise`)."""
+
+    temperature: float
+    #: share ``eps`` of labels drawn uniformly at random instead of from the natural model
+    share: float
+    #: likelihood-ratio test of ``eps = 0`` (no label noise beyond natural ambiguity)
+    p_value: float
+    #: per record, the posterior probability that its label came from the noise component
+    responsibility: FloatArray
+
+
+def fit_label_noise(logits: FloatArray, y: IntArray) -> tuple[FloatArray, NoiseFit]:
+    """Separate natural ambiguity from label noise; returns the natural model ``q`` and the fit.
+
+    The given labels are modelled as ``P(label = c | x) = (1 - eps) q_c + eps / K`` with
+    ``q = softmax(logits / T)``, fitted by maximum likelihood. One temperature alone cannot tell the two
+    apart: fitted to labels with 5 % random flips it softens every record until flips look like ordinary
+    doubt. The uniform share ``eps`` takes the flips (their labels do not follow the model's uncertainty), so
+    ``q`` keeps the sharpness the clean records support. ``eps = 0`` is tested by the likelihood ratio, whose
+    null distribution on the boundary of the parameter space is the 50:50 mixture of 0 and chi-square(1)
+    (Self and Liang, 1987).
+    """
+    from scipy.optimize import minimize, minimize_scalar
+    from scipy.stats import chi2
+
+    n, k = logits.shape
+    rows = np.arange(n)
+    z = logits - logits.max(axis=1, keepdims=True)
+
+    def clean(t: float) -> FloatArray:
+        e = np.exp(z / t)
+        out: FloatArray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss(log_t: float, eps: float) -> float:
+        q = clean(float(np.exp(log_t)))
+        return float(-np.sum(np.log(np.clip((1.0 - eps) * q[rows, y] + eps / k, 1e-300, 1.0))))
+
+    bounds = (np.log(0.02), np.log(20.0))
+    null = minimize_scalar(lambda lt: loss(lt, 0.0), bounds=bounds, method="bounded")
+    best: Any = None
+    for start in ((float(null.x), 0.01), (float(null.x) - 0.5, 0.05), (float(null.x) - 1.0, 0.15)):
+        fit = minimize(
+            lambda th: loss(float(th[0]), float(th[1])), np.array(start), method="L-BFGS-B", bounds=[bounds, (0.0, 0.5)]
+        )
+        if best is None or fit.fun < best.fun:
+            best = fit
+    if best.fun >= null.fun:  # no better than no noise at all
+        t_hat, eps_hat, stat = float(np.exp(null.x)), 0.0, 0.0
+    else:
+        t_hat, eps_hat, stat = float(np.exp(best.x[0])), float(best.x[1]), 2.0 * float(null.fun - best.fun)
+    q = clean(t_hat)
+    p_value = float(0.5 * chi2.sf(stat, 1)) if stat > 0 else 1.0
+    noise = eps_hat / k
+    responsibility = noise / ((1.0 - eps_hat) * q[rows, y] + noise) if eps_hat > 0 else np.zeros(n)
+    return q, NoiseFit(t_hat, eps_hat, p_value, responsibility)
+
+
+def natural_label_pvalues(q: FloatArray, y: IntArray) -> FloatArray:
+    """Per-record p-values of the given labels under "the label is drawn from ``q``" (natural ambiguity):
+    ``P(q_Y <= q_y) = sum_c q_c [q_c <= q_y]`` for ``Y ~ q``, valid (uniform or conservative) for a
+    calibrated ``q``."""
+    rows = np.arange(y.shape[0])
+    qy = q[rows, y]
+    p: FloatArray = np.where(q <= qy[:, None] * (1.0 + 1e-9), q, 0.0).sum(axis=1)
+    return np.clip(p, 0.0, 1.0)
 
 
 def _knn_proba(idx: IntArray, y: IntArray, k: int, weight: FloatArray) -> FloatArray:
@@ -169,47 +260,6 @@ def _char_features(rep: Representation, char_max: int) -> Any:
         return None
 
 
-def confident_joint_flags(proba: FloatArray, y: IntArray, k: int) -> tuple[np.ndarray[Any, Any], IntArray]:
-    """Confident-learning label issues: (flag mask, most likely other class) from probabilities ``proba``.
-
-    Per-class thresholds are the classes' mean self-confidence; the confident joint counts records labelled
-    ``y`` whose probability of some other class reaches that class's threshold; each off-diagonal cell,
-    calibrated to the class counts, says how many records of ``y`` to flag (largest margin first).
-    """
-    n = y.shape[0]
-    rows = np.arange(n)
-    thresholds = np.array([proba[y == j, j].mean() if np.any(y == j) else 1.0 for j in range(k)])
-    above = proba >= thresholds[None, :] - 1e-12
-    masked = np.where(above, proba, -1.0)
-    best = masked.argmax(axis=1)
-    counted = above.any(axis=1)
-    alt = proba.copy()
-    alt[rows, y] = -1.0
-    other = alt.argmax(axis=1)
-    joint = np.zeros((k, k))
-    np.add.at(joint, (y[counted], best[counted]), 1.0)
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    sums = joint.sum(axis=1)
-    scale = np.divide(counts, sums, out=np.zeros(k), where=sums > 0)
-    joint *= scale[:, None]  # calibrate: each row sums to the class count
-    flagged = np.zeros(n, dtype=bool)
-    for j in range(k):
-        for i in range(k):
-            if i == j:
-                continue
-            want = round(joint[j, i])
-            if want <= 0:
-                continue
-            cand = np.flatnonzero((y == j) & (other == i))
-            if cand.size == 0:
-                continue
-            margin = proba[cand, i] - proba[cand, j]
-            cand = cand[margin > 0]  # never flag a record whose given label is still the most likely
-            order = cand[np.argsort(-(proba[cand, i] - proba[cand, j]), kind="stable")]
-            flagged[order[:want]] = True
-    return flagged, other.astype(np.int64)
-
-
 @register
 class LabelIssues(Detector):
     name: ClassVar[str] = "label_issues"
@@ -223,9 +273,8 @@ class LabelIssues(Detector):
         k: int = 10,
         passes: int = 2,
         c: float | None = None,
-        balanced: bool = True,
         calibrate: bool = True,
-        margin: float | None = 0.6,
+        alpha: float = ALPHA,
         char_ngrams: bool = True,
         char_max: int = CHAR_MAX,
         knn: bool | None = None,
@@ -234,14 +283,15 @@ class LabelIssues(Detector):
         self.k = int(k)
         self.passes = max(1, int(passes))
         self.c = None if c is None else float(c)
-        self.balanced = bool(balanced)
-        self.margin = None if margin is None else float(margin)
+        self.alpha = float(alpha)
         self.calibrate = bool(calibrate)
         self.char_ngrams = bool(char_ngrams)
         self.char_max = int(char_max)
         self.knn = knn
         #: the calibrated probabilities of the last :meth:`score` (n, k), for peers fed the same ones
         self.last_probabilities: FloatArray | None = None
+        #: the label-noise mixture of the last :meth:`score`
+        self.last_noise: NoiseFit | None = None
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         from threadpoolctl import threadpool_limits
@@ -258,11 +308,13 @@ class LabelIssues(Detector):
         rows = np.arange(n)
         x = model_features(rep)
         text = sparse.issparse(x) and rep.embeddings is None
-        views = [x]
+        views: list[tuple[Any, bool]] = [(x, False)]
         if text and self.char_ngrams:
             chars = _char_features(rep, self.char_max)
             if chars is not None:
-                views.append(chars)
+                views.append((chars, False))
+        if text and k == 2 and n <= self.char_max:
+            views.append((x, True))
         # TF-IDF logistic regression needs little regularisation (C=10, as in cleanlab's text examples);
         # dense standardised features keep C=1
         c = self.c if self.c is not None else (10.0 if text else 1.0)
@@ -272,85 +324,84 @@ class LabelIssues(Detector):
         passes = self.passes if n <= 20_000 else 1
         counts = np.bincount(y, minlength=k)
         prior = np.maximum(counts / n, 1e-9)
-        # dividing by the prior of a class with a handful of records would make it "explain" everything
-        balanced = self.balanced and int(counts.min()) >= 10
         flagged = np.zeros(n, dtype=bool)
-        alt = np.zeros(n, dtype=np.int64)
-        proba = np.full((n, k), 1.0 / k)
-        calibrated = proba
-        consensus = np.ones(n, dtype=bool)
-        ambiguous = False
+        calibrated = np.full((n, k), 1.0 / k)
+        natural = calibrated
+        noise = NoiseFit(1.0, 0.0, 1.0, np.zeros(n))
+        informative = False
         for _ in range(passes):
             opinions = []
-            for view in views:
-                p_view = _oof_proba(view, y, k, keep, self.folds, seed, c)
-                if self.calibrate:
-                    p_view = _temperature(p_view, y, keep)
-                opinions.append(p_view)
+            raw = []
+            for view, nb in views:
+                # the naive Bayes scaling does the work of the penalty's scale: default C
+                p_view = _oof_proba(view, y, k, keep, self.folds, seed, 1.0 if nb else c, nb=nb)
+                raw.append(p_view)
+                opinions.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
             if idx is not None:
-                opinions.append(_knn_proba(idx, y, k, keep.astype(np.float64)))
+                votes = _knn_proba(idx, y, k, keep.astype(np.float64))
+                raw.append(votes)
+                opinions.append(votes)
             calibrated = np.mean(opinions, axis=0)
-            # consensus filter (Brodley and Friedl, 1999): with two views, a record is a label issue only
-            # when both disagree with its label; ambiguous records (sentiment) split the views, flips of
-            # clear records do not
-            consensus = np.all([o.argmax(axis=1) != y for o in opinions], axis=0) if len(opinions) > 1 else consensus
-            proba = calibrated
-            flagged, alt = confident_joint_flags(proba, y, k)
-            if self.margin is not None:
-                # a second, stricter rule on class-balanced probabilities recovers flips the confident joint
-                # under-counts (its off-diagonal counts are estimates): another class clearly more likely than
-                # the given one (margin < -0.6) and reaching half that class's mean self-confidence
-                bal = proba / prior[None, :] if balanced else proba
-                bal = bal / bal.sum(axis=1, keepdims=True)
-                other = bal.copy()
-                other[rows, y] = -1.0
-                b_alt = other.argmax(axis=1)
-                b_margin = bal[rows, y] - bal[rows, b_alt]
-                t = np.array([bal[y == j, j].mean() if np.any(y == j) else 1.0 for j in range(k)])
-                strict = (b_margin < -self.margin) & (bal[rows, b_alt] >= 0.5 * t[b_alt])
-                alt = np.where(flagged, alt, b_alt)
-                flagged = flagged | strict
-            flagged &= consensus
-            unflagged_error = (
-                float(np.mean(calibrated[~flagged].argmax(axis=1) != y[~flagged])) if (~flagged).any() else 0.0
-            )
-            ambiguous = unflagged_error > AMBIGUOUS_ERROR
-            if ambiguous:
-                # the model errs on many records it does not call label issues (ambiguous data: sentiment
-                # 7 %, SMS/digits/breast cancer < 2 %): disagreement alone is then no evidence, so the other
-                # class must be predicted at least as confidently as 85 % of its own records
-                conf = calibrated[rows, alt]
-                bar = np.array([np.quantile(calibrated[y == j, j], AMBIGUOUS_QUANTILE) if np.any(y == j) else 1.0
-                                for j in range(k)])  # fmt: skip
-                flagged &= conf >= bar[alt]
-            if not _informative(calibrated[keep], y[keep], prior):
-                # out of fold the model does no better than the class priors: its disagreements with the
-                # labels are noise, not evidence (uninformative features, e.g. one categorical column)
-                flagged = np.zeros(n, dtype=bool)
+            # the views agree in log space (a product of experts): one confident view is not averaged away
+            logits = np.mean([np.log(np.clip(o, 1e-12, 1.0)) for o in raw], axis=0)
+            natural, noise = fit_label_noise(logits, y)
+            # out of fold the model must beat the class priors, or its disagreements with the labels are noise,
+            # not evidence (uninformative features, e.g. one categorical column)
+            informative = _informative(calibrated[keep], y[keep], prior)
+            flagged = np.zeros(n, dtype=bool)
+            if noise.p_value <= self.alpha and informative:
+                # prune by the estimated noise count (confident learning's rule, with the mixture's count):
+                # a share eps of labels drawn at random is wrong (K - 1) / K of the time
+                wrong = round(n * noise.share * (k - 1) / k)
+                flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
             keep = ~flagged
         self.last_probabilities = calibrated
-        pvalues = np.clip(k * calibrated[rows, y], 0.0, 1.0)
-        margin = proba[rows, y] - proba[rows, alt]
-        # flagged records at or above 0.5 (ordered by margin), the others below (ordered by doubt in the label)
-        scores = np.where(flagged, 0.5 + 0.25 * (1.0 - margin), 0.499 * (1.0 - calibrated[rows, y]))
+        self.last_noise = noise
+        pvalues = natural_label_pvalues(natural, y)
+        other = natural.copy()
+        other[rows, y] = -1.0
+        alt = other.argmax(axis=1)
+        # flagged records at or above 0.5 (ordered by the posterior that their label is noise), the others below
+        # (ordered by doubt in the label)
+        scores = np.where(flagged, 0.5 + 0.5 * noise.responsibility, 0.499 * (1.0 - calibrated[rows, y]))
         names = rep.label_names
         reasons: dict[int, tuple[str, ...]] = {}
         for i in np.flatnonzero(flagged):
             reasons[int(i)] = (
-                f"labelled {names[y[i]]!r} but looks like {names[alt[i]]!r} "
-                f"(p={proba[i, alt[i]]:.2f} vs {proba[i, y[i]]:.2f} for the given label)",
+                f"labelled {names[y[i]]!r} but looks like {names[alt[i]]!r} (p={natural[i, alt[i]]:.2f} vs "
+                f"{natural[i, y[i]]:.2g} for the given label; posterior {noise.responsibility[i]:.2f} of noise)",
             )
-        findings = label_issue_findings(
-            self.name,
-            flagged,
-            y,
-            alt,
-            names,
-            summary="{n} record(s) labelled {given!r} look like {other!r}",
-            other_key="likely",
-            score=score_of_severity("medium"),
-            extra={"rule": "confident joint"},
-        )
+        model = {
+            "share": round(noise.share, 6),
+            "mass": float(noise.responsibility.sum()),
+            "n": n,
+            "classes": k,
+            "temperature": round(noise.temperature, 4),
+        }
+        findings = [
+            replace(
+                f,
+                # fusion re-reads each record's posterior from these (docs/adr/0043)
+                evidence={
+                    **f.evidence,
+                    "noise_model": model,
+                    "label_probability": [float(f"{natural[r, y[r]]:.4g}") for r in f.records],
+                    "p_value": noise.p_value,
+                },
+                p_value=noise.p_value,
+            )
+            for f in label_issue_findings(
+                self.name,
+                flagged,
+                y,
+                alt,
+                names,
+                summary="{n} record(s) labelled {given!r} look like {other!r}",
+                other_key="likely",
+                score=score_of_severity("medium"),
+                extra={"rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first"},
+            )
+        ]
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
@@ -361,14 +412,19 @@ class LabelIssues(Detector):
                 "folds": self.folds,
                 "k": self.k,
                 "passes": passes,
-                "balanced": balanced,
                 "c": c,
+                "alpha": self.alpha,
                 "model": "+".join(
-                    (["logreg(word tf-idf)", "logreg(char tf-idf)"][: len(views)] if text else ["logreg"])
+                    [
+                        "logreg(nb word)" if nb else "logreg(char tf-idf)" if v is not x else "logreg(word tf-idf)"
+                        for v, nb in views
+                    ]
                     + (["knn"] if use_knn else [])
                 ),
-                "rule": "confident joint, prune by noise rate, consensus of views",
-                "ambiguous": ambiguous,
+                "rule": "label-noise mixture (uniform noise share vs natural ambiguity), likelihood-ratio test",
+                "noise_share": round(noise.share, 6),
+                "noise_p_value": noise.p_value,
+                "informative": informative,
             },
             seconds=time.perf_counter() - t0,
             pvalues=pvalues,
