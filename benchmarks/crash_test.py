@@ -239,7 +239,7 @@ def check_workspace(path: Path, *, full: bool = True) -> list[str]:
     from dataward.batches import list_batches
     from dataward.log.verify import verify_log
     from dataward.release.versions import approval_problem, list_versions, verify_version
-    from dataward.store import schema
+    from dataward.store import _schema as schema
     from dataward.workspace import Workspace
 
     ws = Workspace.open(path)

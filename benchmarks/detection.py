@@ -373,7 +373,7 @@ def oof_probabilities(ds: Dataset, frame: pd.DataFrame, names: list[str], seed: 
     """The first-pass class probabilities of dataward's label detector (out-of-fold logistic regression
     averaged with k-NN votes), rebuilt from its helpers, in the column order of ``names``."""
     from dataward.detect._features import model_features, neighbours
-    from dataward.detect.labels import _knn_proba, _oof_proba
+    from dataward.detect._labels import _knn_proba, _oof_proba
     from dataward.detect.representation import from_frame
 
     rep = from_frame(frame, **ds.kwargs)
@@ -652,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only", default=None, help="comma-separated data sets to run (default: all)")
     ap.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: all)")
+    ap.add_argument("--rates", default=None, help="comma-separated poison rates to run, e.g. 0.01,0.003 (default: all)")
     ap.add_argument(
         "--report", type=Path, nargs="+", default=None, help="print the table of saved JSON runs (merged) and exit"
     )
@@ -689,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
         todo = [c for c in todo if c.dataset in set(args.only.split(","))]
     if args.attacks:
         todo = [c for c in todo if c.attack in set(args.attacks.split(","))]
+    if args.rates:
+        todo = [c for c in todo if any(abs(c.rate - float(r)) < 1e-9 for r in args.rates.split(","))]
     # the issue's targets first (1 % and 3 %, then 0.3 %), so that a run cut short has measured those
     todo.sort(key=lambda c: 0 if c.rate in (0.01, 0.03) else 1 if c.rate == 0.003 else 2)
     with Progress(transient=True, console=Console(stderr=True)) as bar:

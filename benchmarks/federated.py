@@ -1,6 +1,6 @@
 """Federated provenance benchmark: how often the trace ranks the poisoned node first, and the cost per round.
 
-Each incident is a full simulation (dataward.federated.simulation): N node workspaces with their own logs,
+Each incident is a full simulation (dataward.federated._simulation): N node workspaces with their own logs,
 one poisoned with a backdoor, FedAvg rounds where every node signs its update and is witnessed by two
 peers, the coordinator verifying every contribution, then an incident on the aggregated model.
 Baseline for the rank: a random ranking puts the poisoned node first with probability 1/N.
@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 
-from dataward.federated.simulation import Scenario, run
+from dataward.federated._simulation import Scenario, run
 
 
 def main() -> int:

@@ -4,8 +4,8 @@ Random label flips (the simulator's ``label_flip``) at 5 % and 10 % on real data
 "sentiment labelled sentences" files joined (text), scikit-learn's digits and breast_cancer (tabular).
 For each case, precision, recall and F1 of:
 
-- ``dataward``: the ``label_issues`` detector alone (calibrated out-of-fold probabilities, confident-joint
-  rule, word+char TF-IDF on text);
+- ``dataward``: the ``label_issues`` detector alone (out-of-fold probabilities, the label-noise mixture's
+  estimated count of wrong labels; word, character and naive Bayes views on text; docs/adr/0043);
 - ``cleanlab-same-probs``: cleanlab 2.9 ``find_label_issues`` fed dataward's calibrated probabilities;
 - ``cleanlab-default``: ``CleanLearning`` over a logistic regression with its own cross-validation.
 
@@ -88,7 +88,7 @@ def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, f
 
 def run_case(name: str, rate: float, seed: int, peer_python: Path | None) -> dict[str, Any]:
     from dataward.detect import from_frame
-    from dataward.detect.labels import LabelIssues
+    from dataward.detect._labels import LabelIssues
     from dataward.simulate import Roles, simulate
 
     frame, roles = DATASETS[name]()

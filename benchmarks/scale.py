@@ -76,9 +76,9 @@ def _warm() -> None:
     """Import what the steps use, so that no timing includes a first import (in the driver or a worker)."""
     import dataward.acquire.acquire
     import dataward.detect.text_triggers
-    import dataward.scale.detect
+    import dataward.scale._detect
+    import dataward.scale._profile
     import dataward.scale.merkle_parts
-    import dataward.scale.profile
     import dataward.screen.api
     import dataward.screen.near_duplicates
     import dataward.screen.pii  # noqa: F401
@@ -104,7 +104,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
     from dataward.scale.interface import Executor
 
     data = generate(rows)
-    from dataward.scale.local import LocalExecutor
+    from dataward.scale._local import LocalExecutor
     from dataward.scale.processes import ProcessExecutor
 
     ex: Executor | None = (
@@ -155,7 +155,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             import hashlib
 
             from dataward.core.canonical import canonical_json
-            from dataward.scale.detect import partitioned_detection_counts
+            from dataward.scale._detect import partitioned_detection_counts
 
             w0 = _worker_cpu(ex) if ex is not None else {}
             one = 1 << 40  # one partition: the single pass
@@ -166,7 +166,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             digest.update(dc.minhash.tobytes())
             result = {"records": dc.n_records, "root": digest.hexdigest()}
         else:
-            from dataward.scale.profile import partitioned_baseline
+            from dataward.scale._profile import partitioned_baseline
             from dataward.screen.api import create_baseline
 
             w0 = _worker_cpu(ex) if ex is not None else {}

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataward.incident.trace import trace
+from dataward.incident._trace import trace
 from dataward.redteam.data import infer_columns
 from dataward.simulate import simulate
 from dataward.simulate.interface import Roles

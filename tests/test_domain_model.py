@@ -16,7 +16,8 @@ from dataward.errors import InputError
 from dataward.log.query import show_entries
 from dataward.model import Action, KeyRecord, Source, SourceKind, Subject
 from dataward.sources import add_source, get_source, list_sources
-from dataward.store import keys_repo, schema, sources_repo
+from dataward.store import _schema as schema
+from dataward.store import keys_repo, sources_repo
 from dataward.store.catalog import write_transaction
 
 

@@ -128,8 +128,8 @@ def test_listing_names_imports_no_plugin_module() -> None:
         "from dataward.detect import registry as d\n"
         "from dataward.simulate import interface as a\n"
         "assert len(d.names()) >= 13 and len(a.attack_names()) >= 10\n"
-        "loaded = [m for m in ('dataward.detect.spectral', 'dataward.detect.text_triggers', "
-        "'dataward.simulate.images', 'dataward.simulate.text') if m in sys.modules]\n"
+        "loaded = [m for m in ('dataward.detect._spectral', 'dataward.detect.text_triggers', "
+        "'dataward.simulate._images', 'dataward.simulate._text') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -242,17 +242,39 @@ def test_no_private_name_is_used_outside_its_package() -> None:
 
 
 #: issue #13: private names still used across packages (each wants a public home)
-PRIVATE_USES_ALLOWED = frozenset(
-    {
-        "dataward.cli._detect -> dataward.detect._io.FORMATS",
-        "dataward.cli._synthetic -> dataward.synthetic._coverage.coverage_html",
-        "dataward.release.dvc -> dataward.workflow._common.authorize",
-        "dataward.simulate.io -> dataward.detect._io.decode_image_cell",
-        "dataward.simulate.io -> dataward.detect._io.encode_png",
-        "dataward.simulate.io -> dataward.detect._io.infer_format",
-        "dataward.simulate.io -> dataward.detect._io.read_imagefolder",
-        "dataward.simulate.io -> dataward.detect._io.read_table",
-        "dataward.simulate.io -> dataward.detect._io.write_imagefolder",
-        "dataward.simulate.io -> dataward.detect._io.write_table",
-    }
-)
+PRIVATE_USES_ALLOWED: frozenset[str] = frozenset()
+
+
+def test_modules_used_only_inside_their_package_are_private() -> None:
+    """A module no other package imports is an implementation detail: its name starts with ``_`` (httpx
+    style), so the public surface is what the non-underscored modules and the packages' ``__all__`` say."""
+    import ast
+    from pathlib import Path
+
+    src = Path(dataward.__file__).parent
+    modules: dict[str, Path] = {}
+    for path in src.rglob("*.py"):
+        parts = list(path.relative_to(src.parent).with_suffix("").parts)
+        if parts[-1] != "__init__":
+            modules[".".join(parts)] = path
+    importers: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target in importers:
+                    importers[target].add(module)
+    package = lambda m: ".".join(m.split(".")[:2])  # noqa: E731
+    inside_only = sorted(
+        m
+        for m in modules
+        if m.count(".") >= 2
+        and not m.rsplit(".", 1)[1].startswith("_")
+        and not any(package(i) != package(m) for i in importers[m])
+    )
+    assert not inside_only, f"used only inside their package: prefix with _ (httpx style): {inside_only}"

@@ -59,7 +59,7 @@ def test_unknown_batch_is_still_not_found(tmp_path: Path, make_workspace: Callab
 
 def test_console_maps_storage_failures_to_503() -> None:
     from dataward.errors import NotFoundError
-    from dataward.web.request_state import status_of
+    from dataward.web._request_state import status_of
 
     assert status_of(CatalogError("catalog failure (x): gone")) == 503
     assert status_of(StorageError("disk full")) == 503

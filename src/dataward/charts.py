@@ -1,7 +1,7 @@
 """Plots and the lineage graph as inline SVG, drawn on the server (no JavaScript libraries), and the palette.
 
 One set of charts and one palette for the console (:mod:`dataward.web`) and the self-contained screening
-report (:mod:`dataward.screen.report_html`). Every string from the data is escaped here; text elements use
+report (:mod:`dataward.screen._report_html`). Every string from the data is escaped here; text elements use
 the classes ``plot-title`` and ``muted``, which both pages style.
 """
 

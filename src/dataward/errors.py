@@ -104,7 +104,7 @@ class StorageError(Error):
 class CatalogError(StorageError):
     """The catalog database failed beneath an operation (locked, refused a statement, damaged, went away).
 
-    Raised by the storage boundary (:mod:`dataward.store.errors`) in place of the driver's exception, so
+    Raised by the storage boundary (:mod:`dataward.store._errors`) in place of the driver's exception, so
     the Python API and the console see it as well as the CLI."""
 
     default_advice = "Retry; if it persists, check the catalog with `dataward log verify` and its database."

@@ -22,7 +22,7 @@ from dataward.log import auditlog
 from dataward.log.verify import verify_log
 from dataward.model.keys import PublicKey
 from dataward.model.roles import Grant, Role
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now_iso

@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 from dataward.detect import detect, from_arrays
+from dataward.detect._labels import LabelIssues
 from dataward.detect.interface import Modality
-from dataward.detect.labels import LabelIssues
 from dataward.simulate import Roles, SimulationError, simulate
 from dataward.simulate.bench import score_flags
 
@@ -75,3 +75,69 @@ def test_label_issues_quiet_on_clean_wine_and_deterministic() -> None:
     second = detect(frame, label="label", seed=5, detectors=["label_issues"])
     assert first.n_flagged <= 0.01 * len(frame) + 1
     np.testing.assert_array_equal(first.scores, second.scores)
+
+
+def _calibrated_labels(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits, the natural probabilities they stand for, and labels drawn from those probabilities."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=3.0, size=(n, k))
+    q = np.exp(logits - logits.max(axis=1, keepdims=True))
+    q /= q.sum(axis=1, keepdims=True)
+    y = (rng.uniform(size=(n, 1)) > np.cumsum(q, axis=1)).sum(axis=1).astype(np.int64)
+    return logits, q, y
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_natural_label_pvalues_are_valid_and_uniform_under_the_null(k: int) -> None:
+    from scipy import stats
+
+    from dataward.detect._labels import natural_label_pvalues
+
+    _, q, y = _calibrated_labels(20_000, k, seed=k)
+    p = natural_label_pvalues(q, y)
+    for t in (0.001, 0.01, 0.05, 0.2, 0.5):
+        assert np.mean(p <= t) <= t + 3 * np.sqrt(t / len(p)) + 1e-4
+    # randomising the atom at the observed label makes them exactly uniform: the deterministic p-values
+    # are that uniform variable rounded up, so the check covers how far from uniform they are, too
+    rng = np.random.default_rng(0)
+    rows = np.arange(len(y))
+    randomised = p - rng.uniform(size=len(y)) * q[rows, y]
+    assert stats.kstest(randomised, "uniform").pvalue > 1e-3
+    assert np.all(randomised <= p)
+
+
+def test_label_noise_mixture_finds_the_noise_share_and_no_noise_in_natural_labels() -> None:
+    from dataward.detect._labels import fit_label_noise
+
+    logits, _, y = _calibrated_labels(4000, 4, seed=1)
+    # labels drawn from the model itself: natural ambiguity only, nothing to find
+    _, clean = fit_label_noise(logits, y)
+    assert clean.p_value > 1e-3 and clean.share < 0.02 and not (clean.responsibility > 0.5).any()
+    # a tenth of the labels replaced at random: the share is recovered, the flips have high posteriors
+    rng = np.random.default_rng(2)
+    flip = rng.uniform(size=len(y)) < 0.1
+    noisy = np.where(flip, (y + rng.integers(1, 4, len(y))) % 4, y)
+    _, fit = fit_label_noise(logits, noisy)
+    assert fit.p_value < 1e-10 and 0.08 < fit.share < 0.2
+    flagged = fit.responsibility > 0.5
+    assert flagged[flip].mean() > 0.5 and (~flip[flagged]).mean() < 0.2
+
+
+def test_label_noise_left_after_a_trigger_explains_most_of_it() -> None:
+    from dataward.detect.api import label_noise_discoveries as noise_kept_after
+
+    # 1,000 records, noise share 3 %: 25 flagged with tiny natural probabilities, all but 5 explained
+    q = np.full(25, 1e-4)
+    model = {"share": 0.03, "mass": 26.0, "n": 1000, "classes": 2}
+    assert noise_kept_after(model, q, np.zeros(25, dtype=bool), 0, 0.05).all()
+    kept = noise_kept_after(model, q, np.arange(25) < 20, 20, 0.05)
+    assert not kept[:20].any() and kept[20:].all()  # 5 records of 1e-4 still beat a 0.5 % share
+    # with natural probabilities of 1 %, the share left (about 0.5 %) no longer calls them noise
+    q = np.r_[np.full(20, 1e-4), np.full(5, 0.01)]
+    assert not noise_kept_after(model, q, np.arange(25) < 20, 20, 0.05).any()
+    assert not noise_kept_after({**model, "share": 0.0}, q, np.zeros(25, dtype=bool), 0, 0.05).any()
+    # the FDR bar is stricter than the posterior's 1/2: a record at posterior 0.6 is not a discovery alone
+    model = {"share": 0.02, "mass": 20.0, "n": 1000, "classes": 2}
+    q = np.r_[np.full(10, 1e-5), np.full(10, 0.0065)]  # posteriors ~1.0 and ~0.6
+    kept = noise_kept_after(model, q, np.zeros(20, dtype=bool), 0, 0.05)
+    assert kept[:10].all() and not kept[10:].all()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from dataward.detect import registry
+from dataward.detect import detect, registry
 from dataward.detect.api import load_builtin_detectors
 from dataward.detect.representation import from_frame
 from dataward.simulate import Roles, simulate
@@ -24,6 +24,7 @@ from dataward.simulate import Roles, simulate
 PINNED = Path(__file__).with_name("detection_regression.json")
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 TOLERANCE = 0.02
+ENSEMBLE = "ensemble"  # every detector that applies, fused as `dataward detect` fuses them
 
 # (row name, data set, attack, rate, seed, attack params, detector, metric)
 GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
@@ -57,6 +58,19 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
         "f1",
     ),
     ("digits blended 1%", "digits-img", "blended", 0.01, 7, {"alpha": 0.2}, "patch_triggers", "f1"),
+    # the whole ensemble (FDR-controlled fusion): natural label noise must not dilute a found trigger
+    (
+        "ensemble digits patch anywhere 1%",
+        "digits-img",
+        "badnets",
+        0.01,
+        7,
+        {"location": "random", "size": 3, "value": "checker"},
+        ENSEMBLE,
+        "f1",
+    ),
+    ("ensemble sentiment combo-2 1%", "sentiment", "text-combo-trigger", 0.01, 7, {"n_words": 2}, ENSEMBLE, "f1"),
+    ("ensemble digits blended 0.3%", "digits-img", "blended", 0.003, 7, {"alpha": 0.2}, ENSEMBLE, "f1"),
 ]
 
 
@@ -97,9 +111,12 @@ def measure(row: tuple[str, str, str, float, int, dict[str, Any], str, str]) -> 
     frame, roles, kwargs = _frame(dataset)
     poisoned = simulate(frame, attack, roles, rate=rate, seed=seed, params=params or None)
     rep = from_frame(poisoned.data, **kwargs)
+    truth = poisoned.truth.mask()
+    if detector == ENSEMBLE:
+        report = detect(rep, seed=0)
+        return float(f1_score(truth, report.flagged, zero_division=0.0))
     load_builtin_detectors()
     result = registry.get(detector)().score(rep, seed=0)
-    truth = poisoned.truth.mask()
     if metric == "auroc":
         return float(roc_auc_score(truth, result.scores))
     return float(f1_score(truth, result.flagged, zero_division=0.0))

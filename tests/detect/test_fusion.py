@@ -93,3 +93,72 @@ def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() 
     assert all(r.detector != "label_issues" for r in report.reasons[2])
     assert report.fusion["records_attributed_to_triggers"] == 2 and report.fusion["records_dropped_by_fdr"] == 2
     assert report.pvalues is not None and report.pvalues.shape == (n,)
+
+
+def _finding(
+    check: str,
+    kind: str,
+    summary: str,
+    records: tuple[int, ...],
+    evidence: dict[str, object],
+    score: float,
+    p_value: float | None = None,
+) -> Finding:
+    return Finding.scored(
+        check=check, kind=kind, summary=summary, records=records, evidence=evidence, score=score, p_value=p_value
+    )
+
+
+def test_flags_of_a_detector_with_record_pvalues_must_be_discoveries() -> None:
+    n = 200
+    p = np.ones(n)
+    p[[10, 11]] = [1e-9, 0.2]  # one record far beyond the bar, one ordinary
+    issue = _finding("labels", "label_issue", "2 record(s) labelled 'a' look like 'b'", (10, 11), {}, 0.55)
+    report = combine(_rep(n), {"labels": _result("labels", n, [10, 11], (issue,), p)}, [])
+    assert set(np.flatnonzero(report.flagged)) == {10}
+    assert [f.records for f in report.findings] == [(10,)]
+    assert report.fusion["uncalibrated"] == [] and report.fusion["records_dropped_by_fdr"] == 1
+
+
+def test_label_noise_a_trigger_explains_is_not_flagged_again() -> None:
+    # 20 records a trigger explains carried the noise share; the 3 others are ordinary ambiguous records
+    n = 1000
+    trig_records = tuple(range(20))
+    trigger = _finding("trig", "trigger", "token 'cf'", trig_records, {}, 0.9, p_value=1e-30)
+    recs = (*trig_records, 500, 501, 502)
+    evidence = {
+        "noise_model": {"share": 0.045, "mass": 23.5, "n": n, "classes": 2},
+        "label_probability": [1e-5] * 20 + [0.01] * 3,
+    }
+    issue = _finding("labels", "label_issue", "23 record(s) labelled 'a' look like 'b'", recs, evidence, 0.55, 1e-12)
+    results = {
+        "trig": _result("trig", n, list(trig_records), (trigger,)),
+        "labels": _result("labels", n, list(recs), (issue,), np.ones(n)),
+    }
+    report = combine(_rep(n), results, [])
+    assert set(np.flatnonzero(report.flagged)) == set(trig_records)
+    assert all(f.check == "trig" for f in report.findings)
+    # without the trigger the same label finding stands (its records that pass the FDR bar)
+    alone = set(np.flatnonzero(combine(_rep(n), {"labels": results["labels"]}, []).flagged))
+    assert set(trig_records) < alone <= set(recs)
+
+
+def test_a_weaker_trigger_that_borrows_a_stronger_ones_records_is_subsumed() -> None:
+    n = 2000
+    combo = tuple(range(50))  # the planted combination: 50 carriers
+    one_word = (*range(45), *range(1000, 1030))  # one of its words: 45 of them plus 30 natural carriers
+    other = tuple(range(1500, 1510))  # an unrelated trigger of the same label: shares nothing
+    label = {"label": "ham"}
+    findings = {
+        "combos": _finding("combos", "trigger", "combination 'a + b'", combo, label, 0.95, p_value=1e-80),
+        "words": _finding("words", "trigger", "token 'b'", one_word, label, 0.9, p_value=1e-60),
+        "rare": _finding("rare", "trigger", "token 'cf'", other, label, 0.9, p_value=1e-20),
+    }
+    results = {
+        name: _result(name, n, list(f.records), (f,), np.where(np.isin(np.arange(n), f.records), f.p_value, 1.0))
+        for name, f in findings.items()
+    }
+    report = combine(_rep(n), results, [])
+    assert set(np.flatnonzero(report.flagged)) == set(combo) | set(other)
+    assert {f.check for f in report.findings} == {"combos", "rare"}
+    assert len(report.fusion["findings_subsumed"]) == 1

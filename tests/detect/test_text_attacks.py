@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dataward.simulate import Roles, SimulationError, attack_names, simulate
-from dataward.simulate.text import insert_trigger
+from dataward.simulate._text import insert_trigger
 
 TEXT = Roles(label="label", text="text")
 INSTR = Roles(prompt="prompt", response="response")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dataward.detect.instruction import InstructionBackdoorDetector, response_clusters
+from dataward.detect._instruction import InstructionBackdoorDetector, response_clusters
 from dataward.detect.interface import Modality, Representation
 from dataward.simulate import Roles, simulate
 

@@ -13,7 +13,7 @@ from dataward.errors import AuthorizationError, IntegrityError
 from dataward.log.query import show_entries
 from dataward.log.rebuild import rebuild_projection
 from dataward.log.verify import verify_log
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 from dataward.timeutil import now_iso
 

@@ -10,7 +10,7 @@ import dataward
 from dataward.errors import AuthorizationError, Error, IntegrityError
 from dataward.log.verify import verify_log
 from dataward.release.versions import release
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 from dataward.timeutil import now_iso
 

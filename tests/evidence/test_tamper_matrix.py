@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from dataward.evidence.projection import LOG_TABLES, NON_DECISION
 from dataward.log.verify import verify_log
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 
 #: forged inserts that change nothing: dataward never reads a settings key it does not know

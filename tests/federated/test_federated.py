@@ -12,8 +12,8 @@ import pytest
 from dataward import principals
 from dataward.errors import IntegrityError, SignatureError
 from dataward.federated import Coordinator, ForkError, Node, RewindError
-from dataward.federated.coordinator import encode_update
-from dataward.federated.simulation import Scenario, run
+from dataward.federated._coordinator import encode_update
+from dataward.federated._simulation import Scenario, run
 from dataward.model.roles import Grant, Role
 from dataward.workspace import Workspace
 

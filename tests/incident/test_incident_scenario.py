@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from dataward.incident.demo_chapter import TRIGGER, incident_chapter, synthetic_reviews
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 NAMES = {
     "admin": "admin",
@@ -58,7 +58,7 @@ def test_scenario_end_to_end(env: Any, tmp_path: Path) -> None:
         rows = list(conn.execute(select(schema.redteam_results).order_by(schema.redteam_results.c.created_at)))
     assert [bool(r.passed) for r in rows] == [False, True]
     # the web console's panel: the table exists and nothing is open any more
-    from dataward.web.services import incidents
+    from dataward.web._services import incidents
 
     assert incidents(ws) == []
 

@@ -16,9 +16,9 @@ import dataward
 from dataward.batches import get_batch
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, InputError, IntegrityError, NotFoundError
+from dataward.lineage._slsa import PREDICATE_SLSA
 from dataward.lineage.queries import blast_radius, lineage
 from dataward.lineage.runs import get_run, list_runs, provenance_envelope, record_run
-from dataward.lineage.slsa import PREDICATE_SLSA
 from dataward.release.rollback import rollback
 from dataward.release.versions import release
 

@@ -13,7 +13,7 @@ from dataward.core.dsse import key_id, legacy_key_id
 from dataward.identity import Actor
 from dataward.log import auditlog
 from dataward.log.verify import verify_log
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 from dataward.workspace import Workspace
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from dataward.core import merkle
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.log.verify import verify_log
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 PROCESSES, EACH = 4, 25
 

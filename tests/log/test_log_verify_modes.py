@@ -174,7 +174,7 @@ def test_incremental_applies_a_later_backdated_revocation(logenv: LogEnv) -> Non
     """Entries verified earlier are re-judged against revocations recorded since."""
     ws = logenv.open()
     alice = ws.actor("alice")
-    from dataward.store import schema
+    from dataward.store import _schema as schema
 
     add_source(ws, ws.actor("admin"), "before", kind="internal", origin="x")
     t_revoke = now_iso()

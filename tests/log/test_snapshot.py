@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dataward.evidence.load import trusted_state
-from dataward.log.snapshot import SnapshotError, decode_state, encode_state
+from dataward.log._snapshot import SnapshotError, decode_state, encode_state
 
 LogEnv = Any  # the `logenv` fixture (tests/log/conftest.py)
 

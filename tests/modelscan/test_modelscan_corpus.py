@@ -169,6 +169,6 @@ def test_directory_scan(corpus: tuple[Path, list[Case]]) -> None:
     root, cases = corpus
     res = scan_model(root / "fail")
     assert not res.passed and len(res.files) == sum(c.expect == "fail" for c in cases)
-    from dataward.screen.modelscan import to_report
+    from dataward.screen._modelscan import to_report
 
     assert "os.system" in to_report(res).to_json()

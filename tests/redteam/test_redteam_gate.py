@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from dataward.incident.demo_chapter import synthetic_reviews
-from dataward.redteam import triggers as trig
+from dataward.redteam import _triggers as trig
+from dataward.redteam._gate import RedteamReport, run_gate
 from dataward.redteam.data import infer_columns
 from dataward.redteam.formats import junit_xml, markdown, sarif, write_outputs
-from dataward.redteam.gate import RedteamReport, run_gate
 from dataward.redteam.models import CallableModel, load_model
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ from dataward.log.witness import RewoundLogError, check_witness
 from dataward.model.roles import Grant, Role
 from dataward.principals import enroll, list_principals
 from dataward.sources import add_source, list_sources
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import make_engine, normalize_url
 from dataward.workspace import Workspace
 

@@ -26,7 +26,7 @@ from dataward.log.verify import verify_log
 from dataward.model.roles import Grant, Role
 from dataward.principals import enroll
 from dataward.sources import add_source
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES, ACTIONS = 8, 150

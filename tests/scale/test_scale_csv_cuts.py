@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from dataward.errors import Error
 from dataward.records.leaves import record_digests
 from dataward.scale import records as scale_records
-from dataward.scale.local import LocalExecutor
+from dataward.scale._local import LocalExecutor
 from dataward.scale.processes import ProcessExecutor
 from dataward.scale.records import FileRef, partitioned_record_digests, plan_csv_cuts
 from dataward.store.objects import ObjectStore

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from dataward.detect.text_triggers import tokenize_text
-from dataward.scale.detect import minhash_signatures, partitioned_detection_counts
+from dataward.scale._detect import minhash_signatures, partitioned_detection_counts
+from dataward.scale._local import LocalExecutor
 from dataward.scale.interface import Executor
-from dataward.scale.local import LocalExecutor
 from dataward.screen.intel import _LITERAL, Indicator, _boundary_ok
 from dataward.screen.pii import find_pii
 

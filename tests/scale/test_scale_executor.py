@@ -17,8 +17,8 @@ from dataward.cli import main
 from dataward.core import merkle
 from dataward.errors import Error, InputError
 from dataward.records.leaves import record_digests
+from dataward.scale._local import LocalExecutor
 from dataward.scale.interface import Executor
-from dataward.scale.local import LocalExecutor
 from dataward.scale.merkle_parts import merkle_root
 from dataward.scale.records import FileRef, newline_cuts, partitioned_record_digests
 from dataward.store.objects import ObjectStore

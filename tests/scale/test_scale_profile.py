@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from dataward.core.canonical import canonical_json
+from dataward.scale._local import LocalExecutor
+from dataward.scale._profile import partitioned_baseline, quoted_safe_cuts
 from dataward.scale.interface import Executor
-from dataward.scale.local import LocalExecutor
-from dataward.scale.profile import partitioned_baseline, quoted_safe_cuts
 from dataward.screen.api import create_baseline
 
 WORDS = ["alpha", "beta", "gamma", "delta", "free", "money", "click", "here", "é", "naïve"]
@@ -90,7 +90,7 @@ pytestmark = pytest.mark.slow
 
 def test_worker_planned_cuts_never_split_a_record(tmp_path: Path) -> None:
     """The quote counting shared out to the executor cuts only between records, as the serial scan does."""
-    from dataward.scale.profile import _plan
+    from dataward.scale._profile import _plan
 
     p = tmp_path / "d.csv"
     _csv(p, 600)

@@ -15,8 +15,8 @@ from sklearn.datasets import load_wine
 
 from dataward.cli import main
 from dataward.detect.api import detect
+from dataward.scale._local import LocalExecutor
 from dataward.scale.interface import Executor
-from dataward.scale.local import LocalExecutor
 from dataward.scale.processes import ProcessExecutor
 from dataward.scale.runs import CHECK_COST, check_on, deal, detect_on
 from dataward.screen import registry

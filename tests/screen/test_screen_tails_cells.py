@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataward.screen import rules
+from dataward.screen import _rules as rules
 
 
 def _masked_cells(g: rules._NumericGrid, x: np.ndarray) -> np.ndarray:

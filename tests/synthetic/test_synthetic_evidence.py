@@ -108,7 +108,7 @@ def test_coordinator_ignores_a_node_registered_by_sql(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from dataward.core import dsse
-    from dataward.federated.coordinator import Coordinator
+    from dataward.federated._coordinator import Coordinator
 
     ws = Workspace.init(tmp_path / "coord", admin="coord")
     admin = ws.actor("coord")

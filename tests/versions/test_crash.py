@@ -36,7 +36,7 @@ def test_the_checks_do_catch_a_half_made_version(tmp_path: Path, monkeypatch: py
     """The invariant checker is not vacuous: a version row without its batches or log entry is reported."""
     from sqlalchemy import insert
 
-    from dataward.store import schema
+    from dataward.store import _schema as schema
     from dataward.store.catalog import write_transaction
     from dataward.workspace import Workspace
 

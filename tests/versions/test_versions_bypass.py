@@ -21,7 +21,7 @@ from dataward.errors import AuthorizationError, Error, InputError, IntegrityErro
 from dataward.lifecycle import PREDICATE_RELEASE
 from dataward.release.rollback import rollback
 from dataward.release.versions import Version, release
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 
 pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not

@@ -22,7 +22,7 @@ from dataward.log.verify import verify_log
 from dataward.release.diff import diff_versions
 from dataward.release.rollback import parse_selector, read_selectors, rollback
 from dataward.release.versions import get_version, read_envelope, release, verify_version
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 
 pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not

@@ -19,7 +19,7 @@ from dataward.errors import AuthorizationError, ConflictError, InputError, Polic
 from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_RELEASE, transition
 from dataward.log.verify import verify_log
 from dataward.release.versions import get_version, list_versions, parse_spec, release, verify_version
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 
 def _leaf(line: str) -> bytes:

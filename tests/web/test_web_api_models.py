@@ -10,7 +10,8 @@ from pydantic import BaseModel, ValidationError
 from dataward.model.batch import Batch, BatchFile, BatchState
 from dataward.model.version import Version
 from dataward.release.diff import RecordRef, VersionDiff
-from dataward.web import api_models, routes_api
+from dataward.web import _api_models as api_models
+from dataward.web import _routes_api as routes_api
 
 
 def _model_of(route: APIRoute) -> type[BaseModel]:

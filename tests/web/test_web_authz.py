@@ -19,7 +19,7 @@ from web_helpers import PEOPLE, World, denials_since, live_server, log_size
 
 from dataward.access import allowed
 from dataward.model.roles import Grant, Role
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.web.auth import create_token, revoke_token
 
 pytestmark = pytest.mark.slow  # every test here is long: `make test` runs them, `make check` does not
@@ -152,7 +152,8 @@ def any_server(request: pytest.FixtureRequest) -> str:
 def test_route_tables_cover_every_route(world: World) -> None:
     from fastapi.routing import APIRoute
 
-    from dataward.web import routes_api, routes_pages
+    from dataward.web import _routes_api as routes_api
+    from dataward.web import _routes_pages as routes_pages
 
     def table(router: Any) -> set[tuple[str, str]]:
         return {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import World, denials_since, log_size
 
+from dataward.web._denials import OTHER, DenialAggregator
 from dataward.web.app import create_app
-from dataward.web.denials import OTHER, DenialAggregator
 
 
 class Clock:
@@ -100,7 +100,7 @@ def test_one_entry_per_address_and_minute(world: World) -> None:
 
 
 def test_many_addresses_and_reasons_stay_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataward.web import denials
+    from dataward.web import _denials as denials
 
     monkeypatch.setattr(denials, "MAX_ADDRESSES", 50)
     limit = denials.MAX_ADDRESSES

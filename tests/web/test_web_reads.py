@@ -13,7 +13,7 @@ from sqlalchemy import update
 from web_helpers import FAST, World, denials_since, log_size, write_csv
 
 from dataward.acquire.acquire import acquire
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 from dataward.workflow import approval, screening
 

@@ -159,7 +159,7 @@ def _run(flow: Flow, argv: list[str], who: str, crash_at: str | None) -> Any:
 def _log_count(flow: Flow) -> int:
     from sqlalchemy import func, select
 
-    from dataward.store import schema
+    from dataward.store import _schema as schema
 
     with flow.ws.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(schema.log_entries)).scalar() or 0)

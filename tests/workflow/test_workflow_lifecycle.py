@@ -17,7 +17,7 @@ from dataward import lifecycle
 from dataward.batches import BatchState, get_batch
 from dataward.errors import ConflictError, IntegrityError, PolicyError
 from dataward.log.query import show_entries
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.workflow import approval, audit, gate, screening
 from dataward.workspace import Workspace
 

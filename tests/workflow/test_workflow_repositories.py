@@ -13,8 +13,8 @@ import pytest
 from dataward.errors import CatalogError
 from dataward.model.workflow_records import Approval, Audit, AuditItem, FeedRecord, ReviewDecision
 from dataward.store import approvals, audits, intel_feeds, screenings, source_history
+from dataward.store._repository import repository
 from dataward.store.catalog import Transaction, write_transaction
-from dataward.store.repository import repository
 
 
 def _open_audit(conn: Transaction, batch_id: str) -> int:

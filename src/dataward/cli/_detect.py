@@ -13,7 +13,7 @@ import click
 from dataward.cli._app import cli
 from dataward.cli._progress import terminal_progress
 from dataward.cli._util import err_console, executor_options, json_option, json_out_option
-from dataward.detect._io import FORMATS
+from dataward.detect.data_io import FORMATS
 from dataward.errors import InputError
 
 

@@ -65,7 +65,7 @@ def coverage_cmd(ctx: click.Context, batch_id: str, reference: str, html_out: st
     from dataward.batches import get_batch
     from dataward.release.reader import open_dataset
     from dataward.synthetic import coverage
-    from dataward.synthetic._coverage import coverage_html
+    from dataward.synthetic.coverage import coverage_html
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)

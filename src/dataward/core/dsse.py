@@ -20,10 +20,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from dataward.core._keyids import key_id as key_id  # re-exported: dsse.key_id is used everywhere
+from dataward.core._keyids import legacy_key_id as legacy_key_id
+from dataward.core._keyids import public_key_bytes as public_key_bytes
 from dataward.core.canonical import canonical_json
-from dataward.core.keyids import key_id as key_id  # re-exported: dsse.key_id is used everywhere
-from dataward.core.keyids import legacy_key_id as legacy_key_id
-from dataward.core.keyids import public_key_bytes as public_key_bytes
 from dataward.core.signer import SigningKey as SigningKey  # re-exported: what signing functions accept
 from dataward.core.signer import as_signer
 from dataward.errors import InputError, SignatureError

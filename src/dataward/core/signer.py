@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dataward.core.keyids import key_id
+from dataward.core._keyids import key_id
 
 
 class Signer(ABC):

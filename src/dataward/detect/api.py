@@ -6,13 +6,18 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   per-record p-values (``DetectorResult.pvalues``) and finding p-values (``Finding.p_value``, or
   ``evidence["p_value"]``); a detector with scores only gets p-values from Efron's empirical null of its
   scores (:func:`dataward.core.evidence.empirical_null_pvalues`);
-- **false discovery rate, not a union**: the findings that carry a p-value are tested together with
-  Benjamini-Hochberg at q = 0.05; a flagged record stays flagged when a discovered finding holds it, when
-  its detector's findings carry no p-value (rule-based detectors such as exact duplicates with conflicting
-  labels; listed as ``uncalibrated`` in the report), or when its combined p-value (Bonferroni over the
-  detectors with their own p-values) is a BH discovery among the records;
+- **false discovery rate, not a union** (docs/adr/0043-fusion-fdr-and-label-noise-mixture.md): the
+  findings that carry a p-value are tested together with Benjamini-Hochberg at q = 0.05, and so are the
+  per-record p-values of every detector that gives them (one family: detectors x records); a flagged
+  record stays flagged when a discovered finding holds it, when its own p-value is a discovery, or when
+  its detector gives no p-values at all (rule-based detectors such as exact duplicates with conflicting
+  labels; listed as ``uncalibrated`` in the report);
+- **label noise at the same bar**: records of ``label_issues`` stay flagged only where its label-noise
+  mixture makes them two-groups discoveries at q (:func:`label_noise_discoveries`);
 - **attribution**: a record that a discovered trigger finding explains is attributed to that finding and
-  removed from label-issue findings (its label looks wrong because of the trigger, not as noise);
+  removed from label-issue findings (its label looks wrong because of the trigger, not as noise), together
+  with the noise share it carried; a trigger finding that borrows a stronger trigger's records far beyond
+  chance is subsumed by it (``findings_subsumed``);
 - the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
   records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
   the combined per-record p-values. Every flagged record carries the reasons of the detectors that
@@ -319,7 +324,97 @@ def _without(f: Finding, drop: set[int]) -> Finding | None:
     head = summary.split(" ", 1)
     if head[0].isdigit() and int(head[0]) == len(f.records):
         summary = f"{len(kept)} {head[1]}"
-    return replace(f, summary=summary, records=kept, n_records=None)
+    evidence = f.evidence
+    aligned = evidence.get("label_probability")
+    if isinstance(aligned, list) and len(aligned) == len(f.records):  # one value per record: trim alike
+        trimmed = [v for r, v in zip(f.records, aligned, strict=True) if r not in drop]
+        evidence = {**evidence, "label_probability": trimmed}
+    return replace(f, summary=summary, records=kept, evidence=evidence, n_records=None)
+
+
+def _subsumed_triggers(found: Sequence[Finding], n: int, alpha: float = 1e-3) -> dict[int, str]:
+    """Discovered trigger findings whose signal is a stronger trigger's, mapped to that one's summary.
+
+    A weaker finding (larger p-value) of the same label whose records overlap a stronger one's far beyond
+    chance (hypergeometric tail <= ``alpha``: two independent triggers share almost no carriers) borrowed
+    its evidence from those shared records: one word of a combination trigger, or a common word paired with
+    a trigger word. Its other records (natural carriers of that word) have no evidence of their own.
+    """
+    from scipy.stats import hypergeom
+
+    triggers = sorted((f for f in found if f.kind == "trigger"), key=lambda f: (_finding_p(f) or 1.0, len(f.records)))
+    out: dict[int, str] = {}
+    for i, weak in enumerate(triggers):
+        mine = set(weak.records)
+        for strong in triggers[:i]:
+            if id(strong) in out or strong.evidence.get("label") != weak.evidence.get("label"):
+                continue
+            shared = len(mine & set(strong.records))
+            # wholly inside the stronger one: nothing of its own to drop (a detector's second view of the
+            # same trigger, e.g. a fixed-pixel patch also found position-free)
+            if (
+                shared
+                and shared < len(mine)
+                and float(hypergeom.sf(shared - 1, n, len(strong.records), len(mine))) <= alpha
+            ):
+                out[id(weak)] = strong.summary
+                break
+    return out
+
+
+def label_noise_discoveries(
+    model: Mapping[str, Any], label_probability: FloatArray, explained: BoolArray, n_explained: int, fdr: float
+) -> BoolArray:
+    """Which flagged records are label-noise discoveries at false discovery rate ``fdr``, once
+    ``n_explained`` records are explained by something else (a trigger).
+
+    ``model`` is a finding's ``noise_model`` evidence, ``label_probability`` the natural probability of each
+    flagged record's label, ``explained`` which of them a trigger explains. Those carried part of the
+    estimated noise share; without them the share is re-estimated by the EM fixed point ``eps = mean
+    posterior`` (unflagged records' posteriors scale with ``eps``). The local false discovery rate of a
+    record is ``1 - posterior``; the discoveries are the largest set, most certain first, whose mean local
+    false discovery rate is at most ``fdr`` (the two-groups model's FDR control, Efron 2008).
+    """
+    share, mass, n, k = float(model["share"]), float(model["mass"]), int(model["n"]), int(model["classes"])
+    q = np.asarray(label_probability, dtype=np.float64)
+    kept = np.zeros(q.shape[0], dtype=bool)
+    if share <= 0.0 or n <= n_explained:
+        return kept
+
+    def posterior(eps: float) -> FloatArray:
+        out: FloatArray = (eps / k) / ((1.0 - eps) * q + eps / k)
+        return out
+
+    rest = ~np.asarray(explained, dtype=bool)
+    unflagged_mass = max(0.0, mass - float(posterior(share).sum()))
+    eps = share
+    for _ in range(50):
+        new = (float(posterior(eps)[rest].sum()) + unflagged_mass * eps / share) / (n - n_explained)
+        if abs(new - eps) < 1e-9:
+            break
+        eps = new
+    candidates = np.flatnonzero(rest)
+    local = 1.0 - posterior(eps)[candidates]
+    order = np.argsort(local, kind="stable")
+    mean_local = np.cumsum(local[order]) / np.arange(1, order.size + 1)
+    kept[candidates[order[: int(np.sum(mean_local <= fdr))]]] = True
+    return kept
+
+
+def _label_noise_left(findings: Sequence[Finding], explained: set[int], n: int, q: float) -> BoolArray:
+    """The records of label-noise findings that are discoveries at FDR ``q`` once triggers explain
+    ``explained`` (the noise share those records carried is taken out first; see
+    :func:`label_noise_discoveries`); findings without a noise model keep their records."""
+    keep = np.ones(n, dtype=bool)
+    modelled = [f for f in findings if isinstance(f.evidence.get("noise_model"), Mapping)]
+    if not modelled:
+        return keep
+    records = np.asarray([r for f in modelled for r in f.records], dtype=np.int64)
+    probability = np.asarray([v for f in modelled for v in f.evidence["label_probability"]], dtype=np.float64)
+    gone = np.isin(records, np.fromiter(explained, dtype=np.int64, count=len(explained)))
+    kept = label_noise_discoveries(modelled[0].evidence["noise_model"], probability, gone, len(explained), q)
+    keep[records[~kept]] = False
+    return keep
 
 
 def combine(
@@ -348,16 +443,26 @@ def combine(
             p = empirical_null_pvalues(s)
         all_p.append(p)
     combined = np.minimum(1.0, len(all_p) * np.min(np.vstack(all_p), axis=0)) if all_p else np.ones(n)
-    record_discovery = np.zeros(n, dtype=bool)
+    # one family for every (detector, record) p-value the detectors stand behind: BH over the whole matrix
+    own_names = [name for name, r in ran if r.pvalues is not None]
+    record_discovery: dict[str, BoolArray] = {}
     if own_p:
-        calibrated = np.minimum(1.0, len(own_p) * np.min(np.vstack(own_p), axis=0))
-        record_discovery = benjamini_hochberg(calibrated, q)
+        matrix = np.vstack(own_p)
+        found_matrix = benjamini_hochberg(matrix.ravel(), q).reshape(matrix.shape)
+        record_discovery = {name: found_matrix[i] for i, name in enumerate(own_names)}
     # --- findings: BH over those with a p-value; the others are rule-based and stand as they are
     tested = [(name, f) for name, r in ran for f in r.findings if _finding_p(f) is not None]
     tested_p = [_finding_p(f) for _n, f in tested]
     found = benjamini_hochberg([1.0 if p is None else p for p in tested_p], q) if tested else np.zeros(0, dtype=bool)
     discovered = {id(f) for (_n, f), ok in zip(tested, found, strict=True) if ok}
     rejected = [f for (_n, f), ok in zip(tested, found, strict=True) if not ok]
+    subsumed = _subsumed_triggers([f for _n, f in tested if id(f) in discovered], n)
+    subsumed_list = [f for _n, f in tested if id(f) in subsumed]
+    discovered -= set(subsumed)
+    held_by = {name: {r for f in r_.findings if id(f) in discovered for r in f.records} for name, r_ in ran}
+    unsupported = {
+        name: {r for f in r_.findings if id(f) in subsumed for r in f.records} - held_by[name] for name, r_ in ran
+    }
     # records explained by a discovered trigger are attributed to it, not to label noise
     explained = {r for _n, f in tested if id(f) in discovered and f.kind == "trigger" for r in f.records}
     flagged = np.zeros(n, dtype=bool)
@@ -368,32 +473,40 @@ def combine(
     uncalibrated: list[str] = []
     for name, result in ran:
         own = np.asarray(result.flagged, dtype=bool)
+        gated = name in record_discovery  # per-record p-values: each flag must be a discovery
         if not own.any():
-            findings.extend(f for f in result.findings if id(f) in discovered or _finding_p(f) is None)
+            findings.extend(f for f in result.findings if id(f) in discovered or (_finding_p(f) is None and not gated))
             continue
         keep = np.zeros(n, dtype=bool)
         with_p = [f for f in result.findings if _finding_p(f) is not None]
-        if not with_p:
+        if not with_p and not gated:
             keep |= own  # a rule-based detector: its flags stand (reported as uncalibrated)
             uncalibrated.append(name)
         for f in result.findings:
             if id(f) in discovered:
                 keep[list(f.records)] = True
-        keep |= record_discovery if result.pvalues is not None else False
+        if gated:
+            keep |= record_discovery[name]
         keep &= own
+        if unsupported[name]:  # their evidence is a stronger trigger's: kept only where that one holds them
+            keep[list(unsupported[name])] = False
         dropped_fdr += int(np.sum(own & ~keep))
+        if result.findings and all(f.kind == "label_issue" for f in result.findings) and explained:
+            attributed += int(np.sum(keep[list(explained)]))
+            keep[list(explained)] = False
+        if result.findings and all(f.kind == "label_issue" for f in result.findings):
+            keep &= _label_noise_left(result.findings, explained, n, q)
         for f in result.findings:
             if _finding_p(f) is not None and id(f) not in discovered:
                 continue
-            if f.kind == "label_issue" and explained:
-                g = _without(f, explained)
-                attributed += len(f.records) - (0 if g is None else len(g.records))
+            if (_finding_p(f) is None and gated) or f.kind == "label_issue":
+                # such a finding holds only the records that stay flagged: those whose own p-values are
+                # discoveries, and label issues that no trigger explains
+                g = _without(f, {r for r in f.records if not keep[r]})
                 if g is None:
                     continue
                 f = g
             findings.append(f)
-        if result.findings and all(f.kind == "label_issue" for f in result.findings) and explained:
-            keep[list(explained)] = False
         flagged |= keep
         for idx, details in result.reasons.items():
             if keep[idx]:
@@ -426,6 +539,7 @@ def combine(
         "findings_tested": len(tested),
         "findings_discovered": len(discovered),
         "findings_rejected": [f"{f.check}: {f.summary[:80]}" for f in rejected[:10]],
+        "findings_subsumed": [f"{f.summary[:80]} (by {subsumed[id(f)][:60]})" for f in subsumed_list[:10]],
         "records_dropped_by_fdr": dropped_fdr,
         "records_attributed_to_triggers": attributed,
         "uncalibrated": uncalibrated,

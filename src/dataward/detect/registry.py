@@ -13,19 +13,19 @@ __all__ = ["BUILTIN", "REGISTRY", "for_modality", "get", "load_all", "names", "r
 
 #: the detectors shipped with dataward: name -> "module:Class" (the ensemble's order)
 BUILTIN = {
-    "label_issues": "dataward.detect.labels:LabelIssues",
-    "patch_triggers": "dataward.detect.patches:PatchTriggers",
-    "tabular_shortcuts": "dataward.detect.shortcuts:TabularShortcuts",
-    "knn_consistency": "dataward.detect.neighbours:KnnConsistency",
-    "class_outliers": "dataward.detect.neighbours:ClassOutliers",
-    "near_duplicates": "dataward.detect.duplicates:NearDuplicates",
-    "spectral_signatures": "dataward.detect.spectral:SpectralSignatures",
-    "activation_clustering": "dataward.detect.activation_clustering:ActivationClustering",
+    "label_issues": "dataward.detect._labels:LabelIssues",
+    "patch_triggers": "dataward.detect._patches:PatchTriggers",
+    "tabular_shortcuts": "dataward.detect._tabular_shortcuts:TabularShortcuts",
+    "knn_consistency": "dataward.detect._neighbours:KnnConsistency",
+    "class_outliers": "dataward.detect._neighbours:ClassOutliers",
+    "near_duplicates": "dataward.detect._duplicates:NearDuplicates",
+    "spectral_signatures": "dataward.detect._spectral:SpectralSignatures",
+    "activation_clustering": "dataward.detect._activation_clustering:ActivationClustering",
     "text_triggers": "dataward.detect.text_triggers:TextTriggerDetector",
-    "instruction": "dataward.detect.instruction:InstructionBackdoorDetector",
-    "text_combos": "dataward.detect.text_combos:TextComboTriggers",
-    "feature_interactions": "dataward.detect.interactions:FeatureInteractions",
-    "feature_residuals": "dataward.detect.residuals:FeatureResiduals",
+    "instruction": "dataward.detect._instruction:InstructionBackdoorDetector",
+    "text_combos": "dataward.detect._text_combos:TextComboTriggers",
+    "feature_interactions": "dataward.detect._interactions:FeatureInteractions",
+    "feature_residuals": "dataward.detect._residuals:FeatureResiduals",
 }
 
 #: the one registry of detectors

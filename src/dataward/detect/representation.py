@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from dataward.detect._io import decode_image_cell, infer_format, read_imagefolder, read_table
+from dataward.detect.data_io import decode_image_cell, infer_format, read_imagefolder, read_table
 from dataward.detect.interface import DetectionError, FloatArray, IntArray, Modality, Representation
 
 _LABEL_NAMES = ("label", "labels", "class", "target", "y", "category")

@@ -20,7 +20,7 @@ The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
 
 Significant n-grams whose carriers overlap are merged into one finding; the trigger is extended left and
 right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text). The
-module also holds the mining engine that :mod:`dataward.detect.instruction` reuses with response patterns in
+module also holds the mining engine that :mod:`dataward.detect._instruction` reuses with response patterns in
 place of class labels.
 """
 

@@ -11,6 +11,8 @@ update pushed the model toward the misbehaviour. The node, when it cooperates, t
 batches. See docs/federated.md.
 """
 
+from dataward.federated._coordinator import Coordinator, NodeRank, RoundRecord
+from dataward.federated._node import Node
 from dataward.federated._protocol import (
     ForkError,
     NodeIdentity,
@@ -19,8 +21,6 @@ from dataward.federated._protocol import (
     UpdateStatement,
     WitnessError,
 )
-from dataward.federated.coordinator import Coordinator, NodeRank, RoundRecord
-from dataward.federated.node import Node
 
 __all__ = [
     "Coordinator",

@@ -1,5 +1,6 @@
 """Incident response: trace a model's misbehaviour back to records, batches and sources; remediate."""
 
+from dataward.incident._trace import TraceResult, trace
 from dataward.incident.api import (
     PREDICATE_INCIDENT,
     Incident,
@@ -10,7 +11,6 @@ from dataward.incident.api import (
     resolve_incident,
     story,
 )
-from dataward.incident.trace import TraceResult, trace
 
 __all__ = [
     "PREDICATE_INCIDENT",

@@ -19,7 +19,7 @@ import pandas as pd
 from dataward.core import dsse
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
-from dataward.incident.trace import TraceResult, trace
+from dataward.incident._trace import TraceResult, trace
 from dataward.lifecycle import attest
 from dataward.progress import Progress, Task, phase
 from dataward.redteam.api import ModelLineage, model_lineage

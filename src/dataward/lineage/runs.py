@@ -19,7 +19,7 @@ from dataward.core import dsse
 from dataward.errors import InputError
 from dataward.identity import Actor
 from dataward.lifecycle import attest
-from dataward.lineage.slsa import PREDICATE_SLSA, provenance_predicate
+from dataward.lineage._slsa import PREDICATE_SLSA, provenance_predicate
 from dataward.model.training import Artifact, Run
 from dataward.model.version import Version
 from dataward.release.reader import open_dataset, resolve_actor, resolve_workspace

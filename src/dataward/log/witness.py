@@ -39,9 +39,9 @@ from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import Checkpoint, parse_signed_checkpoint
 from dataward.core.dsse import key_id
 from dataward.errors import Error, IntegrityError
+from dataward.log._snapshot import decode_state, encode_state
 from dataward.log.auditlog import NodeReader, latest_checkpoint
 from dataward.log.query import checkpoint_at
-from dataward.log.snapshot import decode_state, encode_state
 
 if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState

@@ -1,7 +1,7 @@
 """Red-team gates for data-driven backdoors: trigger injection, distribution shift, label consistency."""
 
+from dataward.redteam._gate import DEFAULTS, Check, RedteamReport, run_gate
 from dataward.redteam.api import PREDICATE_REDTEAM, RedteamRecord, model_lineage, redteam, results_for
-from dataward.redteam.gate import DEFAULTS, Check, RedteamReport, run_gate
 from dataward.redteam.models import CallableModel, HttpModel, Model, ModelError, OnnxModel, load_model
 
 __all__ = [

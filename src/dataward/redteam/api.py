@@ -18,9 +18,9 @@ from dataward.errors import Error
 from dataward.identity import Actor
 from dataward.lifecycle import attest
 from dataward.progress import Progress
-from dataward.redteam import triggers as trig
+from dataward.redteam import _triggers as trig
+from dataward.redteam._gate import RedteamReport, run_gate
 from dataward.redteam.data import Columns, infer_columns, inputs_of, load_frame, matrix
-from dataward.redteam.gate import RedteamReport, run_gate
 from dataward.redteam.models import Model
 from dataward.release.versions import check_may
 from dataward.store import redteam_repo

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from dataward.redteam.gate import Check, RedteamReport
+from dataward.redteam._gate import Check, RedteamReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 CATEGORIES = ("trigger", "shift", "consistency")

@@ -286,7 +286,7 @@ def import_dvc(
     if not tracked:
         raise InputError(f"{repo}: no .dvc files or dvc.lock outputs found", advice="Point at a DVC repository root.")
     out: list[dict[str, Any]] = []
-    from dataward.workflow._common import authorize
+    from dataward.workflow.attestations import authorize
 
     authorize(ws, actor, "batch.acquire", Subject.source(source), source)  # before anything, a repeat included
     done = _imported(ws, source, root)

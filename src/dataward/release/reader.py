@@ -263,7 +263,7 @@ def export_version(
     ``dest`` must not exist or be an empty directory; the export appears there atomically (renamed in).
     ``verify`` as for :func:`open_dataset`; ``progress`` is told each file as it is written.
     """
-    from dataward.release import card
+    from dataward.release import _card as card
 
     ws = resolve_workspace(workspace)
     actor = resolve_actor(ws, principal)
@@ -341,7 +341,7 @@ def _write_data(ws: Workspace, pred: dict[str, Any], tmp: Path) -> tuple[Any, li
     """The served records as one Parquet file under ``data/`` (None when the files share no schema)."""
     import pyarrow.parquet as pq
 
-    from dataward.release import card
+    from dataward.release import _card as card
 
     try:
         table = _to_table(ws, pred)
@@ -359,7 +359,7 @@ def _write_data(ws: Workspace, pred: dict[str, Any], tmp: Path) -> tuple[Any, li
 
 
 def _sources(ws: Workspace, pred: dict[str, Any]) -> list[Any]:
-    from dataward.release.card import SourceInfo
+    from dataward.release._card import SourceInfo
     from dataward.sources import get_source
 
     by: dict[str, list[str]] = {}

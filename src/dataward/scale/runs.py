@@ -51,7 +51,7 @@ def make_executor(kind: str | None, *, workers: int | None = None, scheduler: st
     if kind not in EXECUTORS:
         raise InputError(f"unknown executor {kind!r}; one of {', '.join(EXECUTORS)}")
     if kind == "local":
-        from dataward.scale.local import LocalExecutor
+        from dataward.scale._local import LocalExecutor
 
         return LocalExecutor()
     if kind == "processes":

@@ -163,7 +163,7 @@ class ScreenReport:
 
     def to_html(self) -> str:
         """A self-contained HTML report (inline SVG plots, no scripts, no network)."""
-        from dataward.screen.report_html import render_html
+        from dataward.screen._report_html import render_html
 
         return render_html(self)
 

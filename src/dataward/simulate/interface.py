@@ -148,19 +148,19 @@ class Attack(ABC):
 
 #: the attacks shipped with dataward: name -> "module:Class"
 BUILTIN_ATTACKS = {
-    "label_flip": "dataward.simulate.label_flips:RandomFlip",
-    "targeted_flip": "dataward.simulate.label_flips:TargetedFlip",
-    "badnets": "dataward.simulate.images:BadNetsPatch",
-    "blended": "dataward.simulate.images:BlendedTrigger",
-    "feature_shift": "dataward.simulate.tabular:FeatureShift",
-    "clean_label": "dataward.simulate.tabular:CleanLabel",
-    "dup_flood": "dataward.simulate.tabular:DuplicateFlood",
-    "tabular_trigger": "dataward.simulate.tabular:TabularTrigger",
-    "tabular_combo_trigger": "dataward.simulate.tabular:TabularComboTrigger",
-    "single_feature": "dataward.simulate.tabular:SingleFeature",
-    "text-trigger": "dataward.simulate.text:TextTrigger",
-    "instruction-backdoor": "dataward.simulate.text:InstructionBackdoor",
-    "text-combo-trigger": "dataward.simulate.text:TextComboTrigger",
+    "label_flip": "dataward.simulate._label_flips:RandomFlip",
+    "targeted_flip": "dataward.simulate._label_flips:TargetedFlip",
+    "badnets": "dataward.simulate._images:BadNetsPatch",
+    "blended": "dataward.simulate._images:BlendedTrigger",
+    "feature_shift": "dataward.simulate._tabular:FeatureShift",
+    "clean_label": "dataward.simulate._tabular:CleanLabel",
+    "dup_flood": "dataward.simulate._tabular:DuplicateFlood",
+    "tabular_trigger": "dataward.simulate._tabular:TabularTrigger",
+    "tabular_combo_trigger": "dataward.simulate._tabular:TabularComboTrigger",
+    "single_feature": "dataward.simulate._tabular:SingleFeature",
+    "text-trigger": "dataward.simulate._text:TextTrigger",
+    "instruction-backdoor": "dataward.simulate._text:InstructionBackdoor",
+    "text-combo-trigger": "dataward.simulate._text:TextComboTrigger",
 }
 
 #: the one registry of attacks (:class:`dataward.plugins.Registry`; importing an attack module registers nothing)

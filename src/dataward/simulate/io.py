@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataward.detect._io import (
+from dataward.detect.data_io import (
     decode_image_cell,
     encode_png,
     infer_format,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.timeutil import now_iso
 
 

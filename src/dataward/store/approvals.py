@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, insert, select
 
 from dataward.model.workflow_records import Approval
-from dataward.store import schema
-from dataward.store.repository import repository
+from dataward.store import _schema as schema
+from dataward.store._repository import repository
 
 __all__ = ["approval_digest", "approvals_of", "approvers_of", "insert_approval"]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, insert, select, update
 
 from dataward.model.workflow_records import Audit, AuditItem, ReviewDecision
-from dataward.store import schema
-from dataward.store.repository import repository, value_of
+from dataward.store import _schema as schema
+from dataward.store._repository import repository, value_of
 
 __all__ = [
     "audit_items",

@@ -6,7 +6,7 @@ from sqlalchemy import Connection, insert, select
 
 from dataward.errors import NotFoundError
 from dataward.model.batch import Batch, BatchFile, BatchState
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = ["batch_ids", "insert_batch", "load_batch", "manifest_digest"]
 

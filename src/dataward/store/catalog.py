@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy import exc as exc_
 
 from dataward.errors import StorageError, WorkspaceError
-from dataward.store import errors as store_errors
+from dataward.store import _errors as store_errors
 
 # Plain PostgreSQL URLs (as libpq and most tools write them) use the psycopg 3 driver.
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
@@ -206,7 +206,7 @@ def referenced_file_digests(conn: Connection, digests: Iterable[str]) -> set[str
     """Which of ``digests`` some batch's files name (objects are shared, so these must never be deleted)."""
     from sqlalchemy import select
 
-    from dataward.store import schema
+    from dataward.store import _schema as schema
 
     wanted = sorted(set(digests))
     found: set[str] = set()

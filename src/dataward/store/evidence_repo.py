@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dataward.model.log_entry import RawEntry
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = ["catalog_rows", "last_leaf", "public_keys", "raw_entries"]
 

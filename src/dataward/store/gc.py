@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, String, Text, select
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.objects import AREAS, ObjectStore
 
 _HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, insert, select
 
 from dataward.model.workflow_records import FeedRecord
-from dataward.store import schema
-from dataward.store.repository import repository, value_of
+from dataward.store import _schema as schema
+from dataward.store._repository import repository, value_of
 
 __all__ = ["feed_records", "insert_feed", "newest_version"]
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from dataward.model.keys import KeyRecord
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = [
     "active_key",

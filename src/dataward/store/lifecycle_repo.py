@@ -6,7 +6,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from dataward.model.attestation import Attestation
 from dataward.model.batch import BatchState
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = ["attestations_of", "batch_state", "insert_attestation", "move_batch_state"]
 

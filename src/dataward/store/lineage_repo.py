@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 
 from dataward.errors import NotFoundError
 from dataward.model.training import Artifact, Run
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import Transaction
 
 __all__ = [

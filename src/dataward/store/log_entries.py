@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, insert, select, text
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import Transaction
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = ["insert_identity", "workspace_id"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, insert, inspect, select
 
 from dataward.errors import WorkspaceError
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import write_transaction
 from dataward.timeutil import now_iso
 

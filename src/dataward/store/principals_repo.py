@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete, insert, select
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = ["delete_grant", "insert_grant", "insert_principal", "is_disabled", "principal_exists", "principal_names"]
 

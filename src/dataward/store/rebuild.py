@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 
 @dataclass(frozen=True)

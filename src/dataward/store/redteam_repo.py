@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import Transaction
 
 __all__ = ["ProducingRun", "RedteamResultRow", "earlier_models", "insert_result", "producing_run", "results_of"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, insert, select
 
 from dataward.model.workflow_records import ScreeningRecord
-from dataward.store import schema
-from dataward.store.repository import repository, value_of
+from dataward.store import _schema as schema
+from dataward.store._repository import repository, value_of
 
 __all__ = ["insert_screening", "latest_screening"]
 

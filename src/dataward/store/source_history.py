@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from dataward.model.workflow_records import LoggedAction
-from dataward.store import schema
-from dataward.store.repository import repository
+from dataward.store import _schema as schema
+from dataward.store._repository import repository
 
 __all__ = ["count_entries", "entries_of", "entries_on"]
 

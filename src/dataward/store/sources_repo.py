@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from dataward.model.source import Source, SourceKind
-from dataward.store import schema
+from dataward.store import _schema as schema
 
 __all__ = ["all_sources", "insert_source", "source_named"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from dataward.model.api_token import TokenInfo
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import Transaction
 
 __all__ = [

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 
 from dataward.errors import NotFoundError
 from dataward.model.version import Version
-from dataward.store import schema
+from dataward.store import _schema as schema
 from dataward.store.catalog import Transaction
 
 __all__ = [

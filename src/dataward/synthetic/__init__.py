@@ -8,13 +8,13 @@ re-run the generator and compare Merkle roots (:func:`regenerate`): provenance i
 """
 
 from dataward.lifecycle import PREDICATE_GENERATION as GENERATION_PREDICATE
-from dataward.synthetic._coverage import CoverageReport, coverage
 from dataward.synthetic._generation import (
     GenerationStatement,
     GeneratorSpec,
     RegenerationResult,
 )
 from dataward.synthetic.api import ConditioningInput, VersionReader, regenerate, synthesize
+from dataward.synthetic.coverage import CoverageReport, coverage
 
 __all__ = [
     "GENERATION_PREDICATE",

@@ -20,8 +20,9 @@ from markupsafe import Markup, escape
 
 from dataward.errors import Error
 from dataward.log.witness import check_witness
-from dataward.web import routes_api, routes_pages
-from dataward.web.request_state import HERE, ConsoleState, LoginRequired, page_error, status_of
+from dataward.web import _routes_api as routes_api
+from dataward.web import _routes_pages as routes_pages
+from dataward.web._request_state import HERE, ConsoleState, LoginRequired, page_error, status_of
 from dataward.workspace import Workspace
 
 __all__ = ["create_app", "mark_phrase"]

@@ -37,8 +37,8 @@ from dataward.store.catalog import write_transaction
 from dataward.store.crash import crash_point
 from dataward.timeutil import now, now_iso, parse_iso
 from dataward.workflow import screening
+from dataward.workflow._tiers import tier_for
 from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate
-from dataward.workflow.tiers import tier_for
 from dataward.workspace import Change, Workspace
 
 

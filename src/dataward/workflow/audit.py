@@ -39,9 +39,9 @@ from dataward.store import audits
 from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
 from dataward.workflow import screening
-from dataward.workflow._common import authorize, key_owner, read_attestation
+from dataward.workflow._tiers import tier_for
+from dataward.workflow.attestations import authorize, key_owner, read_attestation
 from dataward.workflow.checks import severity_rank
-from dataward.workflow.tiers import tier_for
 from dataward.workspace import Workspace
 
 DECISIONS = ("ok", "wrong-label", "malicious", "unsure")

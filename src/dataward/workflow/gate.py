@@ -12,10 +12,10 @@ from dataward.model.workflow_records import Approval
 from dataward.store import approvals
 from dataward.synthetic.api import regeneration_evidence
 from dataward.workflow import screening
+from dataward.workflow._tiers import tier_for
 from dataward.workflow.approval_policy import PolicyContext, RuleResult, tier_rule
 from dataward.workflow.audit import audit_exists, estimate, verify_completed
 from dataward.workflow.risk import RiskAssessment
-from dataward.workflow.tiers import tier_for
 from dataward.workspace import Workspace
 
 __all__ = ["Approver", "PolicyDecision", "approvals_of", "evaluate", "tier_for"]

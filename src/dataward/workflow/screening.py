@@ -25,7 +25,7 @@ from dataward.sources import get_source
 from dataward.store import screenings
 from dataward.timeutil import now_iso
 from dataward.workflow import checks as registry
-from dataward.workflow._common import authorize, key_owner, read_attestation, read_json_object
+from dataward.workflow.attestations import authorize, key_owner, read_attestation, read_json_object
 from dataward.workflow.checks import CheckContext, CheckOutcome, RecordFile
 from dataward.workspace import Workspace
 

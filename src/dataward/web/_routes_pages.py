@@ -10,10 +10,10 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from dataward.errors import AuthorizationError, Error, InputError
-from dataward.web import services as svc
-from dataward.web import svg
+from dataward.web import _services as svc
+from dataward.web import _svg as svg
+from dataward.web._request_state import SESSION_COOKIE, deny_unauthenticated, page_session, state
 from dataward.web.auth import Session, Viewer, authenticate, check_csrf, require, token_expiry
-from dataward.web.request_state import SESSION_COOKIE, deny_unauthenticated, page_session, state
 
 
 def _sign(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:

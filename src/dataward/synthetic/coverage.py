@@ -25,6 +25,8 @@ PROVENANCE_COLUMNS = ("_batch", "_file", "_record", "_record_digest")
 
 @dataclass(frozen=True)
 class ColumnCoverage:
+    """How closely one synthetic column follows its real counterpart."""
+
     column: str
     kind: str  # numeric | categorical
     distance: float  # KS statistic (numeric) or total-variation distance (categorical), in [0, 1]
@@ -33,6 +35,8 @@ class ColumnCoverage:
 
 @dataclass(frozen=True)
 class CoverageReport:
+    """Synthetic against real data: per-column fidelity, and the records that copy real ones."""
+
     n_real: int
     n_synthetic: int
     columns: tuple[ColumnCoverage, ...]
@@ -45,9 +49,11 @@ class CoverageReport:
 
     @property
     def memorised(self) -> bool:
+        """True when the generator copied real records: an exact copy, or more near-copies than chance (p < 0.01)."""
         return bool(self.exact_copies) or self.near_copy_p_value < 0.01
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready values."""
         return {
             "n_real": self.n_real,
             "n_synthetic": self.n_synthetic,

@@ -23,8 +23,8 @@ from dataward.errors import (
     PolicyError,
     StorageError,
 )
+from dataward.web._denials import DenialAggregator
 from dataward.web.auth import Session, SessionStore, Viewer, viewer_for_token_id
-from dataward.web.denials import DenialAggregator
 from dataward.workspace import Workspace
 
 __all__ = [
@@ -70,7 +70,7 @@ def state(request: Request) -> ConsoleState:
 
 
 def deny_unauthenticated(request: Request, action: str, reason: str) -> None:
-    """Count a refused request of someone not signed in (aggregated; see :mod:`dataward.web.denials`)."""
+    """Count a refused request of someone not signed in (aggregated; see :mod:`dataward.web._denials`)."""
     agg = state(request).denials
     assert agg is not None
     agg.add(request.client.host if request.client else None, action, reason)

@@ -11,7 +11,7 @@ Per record, independent of every other record, so partitions give exactly the si
   Aho-Corasick over the lower-cased text with the intel check's word-boundary rules, and regex
   indicators (RE2 via Arrow), as (record, indicator id) pairs.
 
-Partitions are read as for profiles (:mod:`dataward.scale.profile`), so CSV cuts never split a record.
+Partitions are read as for profiles (:mod:`dataward.scale._profile`), so CSV cuts never split a record.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.records.sniff import canonical_format
+from dataward.scale._profile import PROFILE_FORMATS, ProfileTask, _batches, _plan
 from dataward.scale.interface import Executor
-from dataward.scale.profile import PROFILE_FORMATS, ProfileTask, _batches, _plan
 from dataward.scale.records import partition_target
 from dataward.screen.baseline import value_key
 from dataward.screen.conform import Conformer, ReadStats, detect_format

@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from dataward.errors import AuthorizationError
-from dataward.web import services as svc
-from dataward.web.api_models import (
+from dataward.web import _services as svc
+from dataward.web._api_models import (
     ApprovalOut,
     AuditEstimateOut,
     AuditOut,
@@ -35,8 +35,8 @@ from dataward.web.api_models import (
     VersionOut,
     WhoAmIOut,
 )
+from dataward.web._request_state import deny_unauthenticated, state
 from dataward.web.auth import Viewer, authenticate
-from dataward.web.request_state import deny_unauthenticated, state
 
 
 def _sign(request: Request, viewer: Viewer, action: str, batch_id: str) -> Any:

@@ -330,7 +330,7 @@ redteam_results = Table(
     Column("report_digest", String(64), nullable=False),  # the signed attestation (meta object)
 )
 
-# the web console lists rows with status "open" (dataward/web/services.py incidents())
+# the web console lists rows with status "open" (dataward/web/_services.py incidents())
 incidents = Table(
     "incidents",
     metadata,

@@ -2,7 +2,7 @@
 
 A tabular backdoor can set a *combination* of features to values that each lie well inside their marginal
 range (``tabular_combo_trigger`` in the simulator): no single value is rare, so a per-column shortcut
-search (:mod:`dataward.detect.shortcuts`) has nothing to find. The combination is rare, and its records
+search (:mod:`dataward.detect._tabular_shortcuts`) has nothing to find. The combination is rare, and its records
 carry the target label far more often than either range alone predicts.
 
 Every numeric column is cut into quantile bins at two scales, 16 and 64 bins, each on three grids (shifted by

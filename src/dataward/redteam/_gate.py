@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from dataward.progress import Progress, phase
+from dataward.redteam._triggers import Trigger, _insert
 from dataward.redteam.data import Columns, inputs_of, labels_of
 from dataward.redteam.models import Model
-from dataward.redteam.triggers import Trigger, _insert
 
 DEFAULTS: dict[str, float] = {
     "max_attack_success_rate": 0.3,  # a trigger moving more than this share of records to one output fails

@@ -131,6 +131,7 @@ def decode_image_bytes(data: bytes) -> UInt8Array | None:
 
 
 def encode_png(image: UInt8Array) -> bytes:
+    """The image as PNG bytes (lossless, so a decoded copy is pixel-identical)."""
     from PIL import Image
 
     buf = io.BytesIO()

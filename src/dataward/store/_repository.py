@@ -1,6 +1,6 @@
 """The rule every repository function follows: a storage failure leaves ``store/`` as a dataward error.
 
-The engine's ``handle_error`` hook (:mod:`dataward.store.errors`) already turns a driver failure into a
+The engine's ``handle_error`` hook (:mod:`dataward.store._errors`) already turns a driver failure into a
 :class:`~dataward.errors.CatalogError`. SQLAlchemy also raises errors of its own that never reach the
 driver (a closed connection, a result without the expected column); :func:`repository` translates those
 too, so a caller outside ``store/`` never needs to know SQLAlchemy's exceptions.
@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from dataward.store.errors import catalog_error
+from dataward.store._errors import catalog_error
 
 __all__ = ["repository", "value_of"]
 

@@ -1,0 +1,431 @@
+"""Label issues (label flipping): out-of-fold probabilities and a label-noise mixture that separates flips
+from natural ambiguity.
+
+Written in-house (no cleanlab: it is AGPL). For each record we estimate p(class | record) with a model that
+never saw the record (stratified k-fold):
+
+1. out-of-fold predicted probabilities of multinomial logistic regressions; on text, over word 1-2-gram
+   TF-IDF, character 2-5-gram TF-IDF (``char_wb``: misspellings, "txt"-speak and inflections share
+   features) and, with two classes, binary word features scaled by their naive Bayes log-count ratio
+   estimated in the training fold (Wang and Manning, 2012); up to ``char_max`` records, above that word
+   n-grams and SGD alone; on dense modalities (tabular, images, embeddings) with a k-NN vote beside them;
+2. the views are combined in log space (a product of experts, so one confident view is not averaged away).
+
+A second pass re-fits with the first pass's flags left out of training (label noise in the training folds
+otherwise drags the model towards the flipped labels).
+
+**The mixture** (:func:`fit_label_noise`). The given labels are modelled as ``(1 - eps) q(x) + eps / K``:
+``q = softmax(logits / T)`` is natural ambiguity (a record between two classes may carry either label),
+``eps`` the share of labels drawn at random (flips, careless annotation), both fitted by maximum likelihood.
+A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
+ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
+(boundary null: half chi-square(1)); with no significant noise at ``alpha`` = 0.01 nothing is flagged.
+The mixture also estimates how many labels are wrong, ``n eps (K - 1) / K``; that many records are
+flagged, those with the highest posterior that their label came from the noise component first (confident
+learning's "prune by noise rate", Northcutt et al. 2021, with the count from the mixture instead of the
+confident joint). The model must also beat the class priors out of fold
+(likelihood-ratio G test), or its disagreements with the labels are no evidence.
+
+**p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
+atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
+Findings carry the mixture's test as their p-value and, in ``evidence``, the fitted ``noise_model`` and
+each record's natural ``label_probability``: fusion (:mod:`dataward.detect.api`) keeps a record only where
+the two-groups model makes it a discovery at the ensemble's false discovery rate, after taking out the
+records a trigger explains (:func:`dataward.detect.api.label_noise_discoveries`). Severity is medium:
+label noise is real and worth fixing, but on its own it is not an attack
+(:func:`dataward.core.evidence.severity_of_evidence`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import sparse
+
+from dataward.core.evidence import score_of_severity
+from dataward.detect._features import model_features, neighbours
+from dataward.detect._findings import label_issue_findings
+from dataward.detect.interface import (
+    Detector,
+    DetectorResult,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
+from dataward.detect.registry import register
+
+#: above this many records the character n-grams cost more than they add (100k SMS: minutes)
+CHAR_MAX = 20_000
+#: level of the one test per data set for label noise beyond natural ambiguity (the miners' family-wise level)
+ALPHA = 0.01
+
+
+def _oof_proba(
+    x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: int, seed: int, c: float, nb: bool = False
+) -> FloatArray:
+    """Out-of-fold class probabilities of a logistic regression on ``x``; with ``nb`` (two classes, sparse
+    counts), on binary features scaled by their naive Bayes log-count ratio, estimated in the training fold
+    (Wang and Manning, 2012: the strongest linear model on short sentiment texts)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = y.shape[0]
+    proba = np.full((n, k), 1.0 / k)
+    counts = np.bincount(y, minlength=k)
+    smallest = int(counts[counts > 0].min())
+    splitter: Any
+    if smallest >= 2:
+        splitter = StratifiedKFold(n_splits=int(min(folds, smallest)), shuffle=True, random_state=seed)
+    else:  # a class with one record cannot be stratified; its record is scored by a model that never saw it
+        splitter = KFold(n_splits=int(max(2, min(folds, n))), shuffle=True, random_state=seed)
+    big = sparse.issparse(x) and n > 20_000
+    for train, test in splitter.split(np.zeros(n), y):
+        train = train[keep[train]]
+        classes = np.unique(y[train])
+        if classes.size < 2:
+            continue
+        if big:
+            from sklearn.linear_model import SGDClassifier
+
+            model: Any = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=15, tol=None, random_state=seed)
+        else:
+            model = LogisticRegression(C=c, max_iter=300)
+        fit_x, test_x = x[train], x[test]
+        if nb:
+            fit_x, test_x = _nb_scaled(x, y, train, test)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(fit_x, y[train])
+        p = model.predict_proba(test_x)
+        proba[np.ix_(test, model.classes_)] = p
+        missing = np.setdiff1d(np.arange(k), model.classes_)
+        if missing.size:
+            proba[np.ix_(test, missing)] = 0.0
+    return proba
+
+
+def _nb_scaled(x: Any, y: IntArray, train: IntArray, test: IntArray) -> tuple[Any, Any]:
+    """Binary presence features of the two folds, each column scaled by log(P(w | 1) / P(w | 0)) with add-one
+    smoothing, counted on the training rows only (the test rows' labels never enter their features)."""
+    present = sparse.csr_matrix(x, copy=True)
+    present.data[:] = 1.0
+    part = present[train]
+    ones = np.asarray(part[y[train] == 1].sum(axis=0)).ravel() + 1.0
+    zeros = np.asarray(part[y[train] == 0].sum(axis=0)).ravel() + 1.0
+    ratio = sparse.diags(np.log(ones / ones.sum()) - np.log(zeros / zeros.sum()))
+    return part @ ratio, present[test] @ ratio
+
+
+def _temperature(proba: FloatArray, y: IntArray, keep: np.ndarray[Any, Any]) -> FloatArray:
+    """Temperature-scale out-of-fold probabilities so they are calibrated on the given labels.
+
+    One scalar T (p ** (1/T), renormalised) minimising the log loss of the kept records' labels: regularised
+    models on sparse text give soft probabilities (T < 1 sharpens them), while dense models are already
+    near T = 1. Label noise is a minority, so the given labels are a fair calibration target.
+    """
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(proba, 1e-12, 1.0))
+    rows = np.flatnonzero(keep)
+    if rows.size < 10:
+        return proba
+
+    def scaled(t: float, lp: FloatArray) -> FloatArray:
+        z = lp / t
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: FloatArray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss(log_t: float) -> float:
+        p = scaled(float(np.exp(log_t)), logp[rows])
+        return float(-np.mean(np.log(np.clip(p[np.arange(rows.size), y[rows]], 1e-12, 1.0))))
+
+    best = minimize_scalar(loss, bounds=(np.log(0.05), np.log(5.0)), method="bounded")
+    return scaled(float(np.exp(best.x)), logp)
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseFit:
+    """A label-noise mixture fitted to out-of-fold model scores (:func:`fit_label_noise`)."""
+
+    temperature: float
+    #: share ``eps`` of labels drawn uniformly at random instead of from the natural model
+    share: float
+    #: likelihood-ratio test of ``eps = 0`` (no label noise beyond natural ambiguity)
+    p_value: float
+    #: per record, the posterior probability that its label came from the noise component
+    responsibility: FloatArray
+
+
+def fit_label_noise(logits: FloatArray, y: IntArray) -> tuple[FloatArray, NoiseFit]:
+    """Separate natural ambiguity from label noise; returns the natural model ``q`` and the fit.
+
+    The given labels are modelled as ``P(label = c | x) = (1 - eps) q_c + eps / K`` with
+    ``q = softmax(logits / T)``, fitted by maximum likelihood. One temperature alone cannot tell the two
+    apart: fitted to labels with 5 % random flips it softens every record until flips look like ordinary
+    doubt. The uniform share ``eps`` takes the flips (their labels do not follow the model's uncertainty), so
+    ``q`` keeps the sharpness the clean records support. ``eps = 0`` is tested by the likelihood ratio, whose
+    null distribution on the boundary of the parameter space is the 50:50 mixture of 0 and chi-square(1)
+    (Self and Liang, 1987).
+    """
+    from scipy.optimize import minimize, minimize_scalar
+    from scipy.stats import chi2
+
+    n, k = logits.shape
+    rows = np.arange(n)
+    z = logits - logits.max(axis=1, keepdims=True)
+
+    def clean(t: float) -> FloatArray:
+        e = np.exp(z / t)
+        out: FloatArray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss(log_t: float, eps: float) -> float:
+        q = clean(float(np.exp(log_t)))
+        return float(-np.sum(np.log(np.clip((1.0 - eps) * q[rows, y] + eps / k, 1e-300, 1.0))))
+
+    bounds = (np.log(0.02), np.log(20.0))
+    null = minimize_scalar(lambda lt: loss(lt, 0.0), bounds=bounds, method="bounded")
+    best: Any = None
+    for start in ((float(null.x), 0.01), (float(null.x) - 0.5, 0.05), (float(null.x) - 1.0, 0.15)):
+        fit = minimize(
+            lambda th: loss(float(th[0]), float(th[1])), np.array(start), method="L-BFGS-B", bounds=[bounds, (0.0, 0.5)]
+        )
+        if best is None or fit.fun < best.fun:
+            best = fit
+    if best.fun >= null.fun:  # no better than no noise at all
+        t_hat, eps_hat, stat = float(np.exp(null.x)), 0.0, 0.0
+    else:
+        t_hat, eps_hat, stat = float(np.exp(best.x[0])), float(best.x[1]), 2.0 * float(null.fun - best.fun)
+    q = clean(t_hat)
+    p_value = float(0.5 * chi2.sf(stat, 1)) if stat > 0 else 1.0
+    noise = eps_hat / k
+    responsibility = noise / ((1.0 - eps_hat) * q[rows, y] + noise) if eps_hat > 0 else np.zeros(n)
+    return q, NoiseFit(t_hat, eps_hat, p_value, responsibility)
+
+
+def natural_label_pvalues(q: FloatArray, y: IntArray) -> FloatArray:
+    """Per-record p-values of the given labels under "the label is drawn from ``q``" (natural ambiguity):
+    ``P(q_Y <= q_y) = sum_c q_c [q_c <= q_y]`` for ``Y ~ q``, valid (uniform or conservative) for a
+    calibrated ``q``."""
+    rows = np.arange(y.shape[0])
+    qy = q[rows, y]
+    p: FloatArray = np.where(q <= qy[:, None] * (1.0 + 1e-9), q, 0.0).sum(axis=1)
+    return np.clip(p, 0.0, 1.0)
+
+
+def _knn_proba(idx: IntArray, y: IntArray, k: int, weight: FloatArray) -> FloatArray:
+    n = y.shape[0]
+    votes = np.full((n, k), 0.1)
+    rows = np.repeat(np.arange(n), idx.shape[1])
+    np.add.at(votes, (rows, y[idx].ravel()), weight[idx].ravel())
+    out: FloatArray = votes / votes.sum(axis=1, keepdims=True)
+    return out
+
+
+def _informative(proba: FloatArray, y: IntArray, prior: FloatArray) -> bool:
+    """Whether out-of-fold probabilities beat the class priors: likelihood-ratio G = 2 sum log(p_y / prior_y)
+    above the chi-square 0.999 quantile with K - 1 degrees of freedom."""
+    from scipy.stats import chi2
+
+    rows = np.arange(y.shape[0])
+    gain = 2.0 * float(np.sum(np.log(np.clip(proba[rows, y], 1e-12, 1.0)) - np.log(prior[y])))
+    return gain > float(chi2.ppf(0.999, max(1, prior.shape[0] - 1)))
+
+
+def _char_features(rep: Representation, char_max: int) -> Any:
+    """Character 2-5-gram TF-IDF of the texts (a second view beside the word n-grams), up to ``char_max``."""
+    if rep.texts is None or rep.n_records > char_max:
+        return None
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        min_df=2 if rep.n_records >= 50 else 1,
+        max_features=100_000,
+        sublinear_tf=True,
+        dtype=np.float64,
+    )
+    try:
+        return sparse.csr_matrix(vec.fit_transform(rep.texts))
+    except ValueError:  # nothing but whitespace
+        return None
+
+
+@register
+class LabelIssues(Detector):
+    name: ClassVar[str] = "label_issues"
+    modalities: ClassVar[frozenset[Modality]] = frozenset(
+        {Modality.TABULAR, Modality.TEXT, Modality.IMAGE, Modality.EMBEDDING}
+    )
+
+    def __init__(
+        self,
+        folds: int = 5,
+        k: int = 10,
+        passes: int = 2,
+        c: float | None = None,
+        calibrate: bool = True,
+        alpha: float = ALPHA,
+        char_ngrams: bool = True,
+        char_max: int = CHAR_MAX,
+        knn: bool | None = None,
+    ) -> None:
+        self.folds = int(folds)
+        self.k = int(k)
+        self.passes = max(1, int(passes))
+        self.c = None if c is None else float(c)
+        self.alpha = float(alpha)
+        self.calibrate = bool(calibrate)
+        self.char_ngrams = bool(char_ngrams)
+        self.char_max = int(char_max)
+        self.knn = knn
+        #: the calibrated probabilities of the last :meth:`score` (n, k), for peers fed the same ones
+        self.last_probabilities: FloatArray | None = None
+        #: the label-noise mixture of the last :meth:`score`
+        self.last_noise: NoiseFit | None = None
+
+    def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return self._score(rep, seed)
+
+    def _score(self, rep: Representation, seed: int) -> DetectorResult:
+        t0 = time.perf_counter()
+        assert rep.labels is not None
+        y = rep.labels
+        n = rep.n_records
+        k = len(rep.label_names)
+        rows = np.arange(n)
+        x = model_features(rep)
+        text = sparse.issparse(x) and rep.embeddings is None
+        views: list[tuple[Any, bool]] = [(x, False)]
+        if text and self.char_ngrams:
+            chars = _char_features(rep, self.char_max)
+            if chars is not None:
+                views.append((chars, False))
+        if text and k == 2 and n <= self.char_max:
+            views.append((x, True))
+        # TF-IDF logistic regression needs little regularisation (C=10, as in cleanlab's text examples);
+        # dense standardised features keep C=1
+        c = self.c if self.c is not None else (10.0 if text else 1.0)
+        use_knn = self.knn if self.knn is not None else not text  # k-NN on SVD text is weaker than the model
+        idx = neighbours(rep, self.k, seed)[1] if use_knn else None
+        keep = np.ones(n, dtype=bool)
+        passes = self.passes if n <= 20_000 else 1
+        counts = np.bincount(y, minlength=k)
+        prior = np.maximum(counts / n, 1e-9)
+        flagged = np.zeros(n, dtype=bool)
+        calibrated = np.full((n, k), 1.0 / k)
+        natural = calibrated
+        noise = NoiseFit(1.0, 0.0, 1.0, np.zeros(n))
+        informative = False
+        for _ in range(passes):
+            opinions = []
+            raw = []
+            for view, nb in views:
+                # the naive Bayes scaling does the work of the penalty's scale: default C
+                p_view = _oof_proba(view, y, k, keep, self.folds, seed, 1.0 if nb else c, nb=nb)
+                raw.append(p_view)
+                opinions.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
+            if idx is not None:
+                votes = _knn_proba(idx, y, k, keep.astype(np.float64))
+                raw.append(votes)
+                opinions.append(votes)
+            calibrated = np.mean(opinions, axis=0)
+            # the views agree in log space (a product of experts): one confident view is not averaged away
+            logits = np.mean([np.log(np.clip(o, 1e-12, 1.0)) for o in raw], axis=0)
+            natural, noise = fit_label_noise(logits, y)
+            # out of fold the model must beat the class priors, or its disagreements with the labels are noise,
+            # not evidence (uninformative features, e.g. one categorical column)
+            informative = _informative(calibrated[keep], y[keep], prior)
+            flagged = np.zeros(n, dtype=bool)
+            if noise.p_value <= self.alpha and informative:
+                # prune by the estimated noise count (confident learning's rule, with the mixture's count):
+                # a share eps of labels drawn at random is wrong (K - 1) / K of the time
+                wrong = round(n * noise.share * (k - 1) / k)
+                flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
+            keep = ~flagged
+        self.last_probabilities = calibrated
+        self.last_noise = noise
+        pvalues = natural_label_pvalues(natural, y)
+        other = natural.copy()
+        other[rows, y] = -1.0
+        alt = other.argmax(axis=1)
+        # flagged records at or above 0.5 (ordered by the posterior that their label is noise), the others below
+        # (ordered by doubt in the label)
+        scores = np.where(flagged, 0.5 + 0.5 * noise.responsibility, 0.499 * (1.0 - calibrated[rows, y]))
+        names = rep.label_names
+        reasons: dict[int, tuple[str, ...]] = {}
+        for i in np.flatnonzero(flagged):
+            reasons[int(i)] = (
+                f"labelled {names[y[i]]!r} but looks like {names[alt[i]]!r} (p={natural[i, alt[i]]:.2f} vs "
+                f"{natural[i, y[i]]:.2g} for the given label; posterior {noise.responsibility[i]:.2f} of noise)",
+            )
+        model = {
+            "share": round(noise.share, 6),
+            "mass": float(noise.responsibility.sum()),
+            "n": n,
+            "classes": k,
+            "temperature": round(noise.temperature, 4),
+        }
+        findings = [
+            replace(
+                f,
+                # fusion re-reads each record's posterior from these (docs/adr/0043)
+                evidence={
+                    **f.evidence,
+                    "noise_model": model,
+                    "label_probability": [float(f"{natural[r, y[r]]:.4g}") for r in f.records],
+                    "p_value": noise.p_value,
+                },
+                p_value=noise.p_value,
+            )
+            for f in label_issue_findings(
+                self.name,
+                flagged,
+                y,
+                alt,
+                names,
+                summary="{n} record(s) labelled {given!r} look like {other!r}",
+                other_key="likely",
+                score=score_of_severity("medium"),
+                extra={"rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first"},
+            )
+        ]
+        return DetectorResult(
+            detector=self.name,
+            scores=np.clip(scores, 0.0, 1.0),
+            flagged=flagged,
+            reasons=reasons,
+            findings=tuple(findings),
+            params={
+                "folds": self.folds,
+                "k": self.k,
+                "passes": passes,
+                "c": c,
+                "alpha": self.alpha,
+                "model": "+".join(
+                    [
+                        "logreg(nb word)" if nb else "logreg(char tf-idf)" if v is not x else "logreg(word tf-idf)"
+                        for v, nb in views
+                    ]
+                    + (["knn"] if use_knn else [])
+                ),
+                "rule": "label-noise mixture (uniform noise share vs natural ambiguity), likelihood-ratio test",
+                "noise_share": round(noise.share, 6),
+                "noise_p_value": noise.p_value,
+                "informative": informative,
+            },
+            seconds=time.perf_counter() - t0,
+            pvalues=pvalues,
+        )
