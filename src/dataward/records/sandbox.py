@@ -6,7 +6,8 @@
 - drops ``DATAWARD_*`` variables that name the workspace or principal from its environment;
 - leaves the network: it unshares a network namespace where the OS allows it, and in every case replaces
   socket creation by a refusal, so a parser that tries to connect fails;
-- sets resource limits: address space (``RLIMIT_AS``), CPU seconds, file size and open files;
+- sets resource limits: private memory (``RLIMIT_DATA``, with a wider address-space backstop
+  ``RLIMIT_AS``), CPU seconds, file size and open files;
 - sees only the data it parses: with Landlock (Linux 5.13+) it may read the files and directories it was
   given (and the targets of the links in them), Python's installation and the system libraries, and write
   only a private temporary directory; the catalog, key files and the rest of the workspace are out of
@@ -115,9 +116,18 @@ def _close_fds(keep: set[int]) -> None:
                 os.close(fd)
 
 
+#: the address-space backstop is this many times the memory limit (see :func:`_set_limits`)
+ADDRESS_SPACE_FACTOR = 4
+
+
 def _set_limits(lim: SandboxLimits) -> None:
+    # Memory is bounded by RLIMIT_DATA, the private writable mappings: every heap, numpy buffer and thread
+    # stack, i.e. what can exhaust the host. RLIMIT_AS also counts address space that costs no memory (the
+    # libraries' code, allocator arenas reserved per thread, BLAS buffers), so as the bound it refused
+    # legitimate work far below the limit; it stays as a wide backstop for mappings RLIMIT_DATA ignores.
     for which, value in (
-        (resource.RLIMIT_AS, lim.memory_bytes),
+        (resource.RLIMIT_DATA, lim.memory_bytes),
+        (resource.RLIMIT_AS, ADDRESS_SPACE_FACTOR * lim.memory_bytes),
         (resource.RLIMIT_CPU, lim.cpu_seconds),
         (resource.RLIMIT_FSIZE, lim.file_bytes),
         (resource.RLIMIT_NOFILE, lim.open_files),
