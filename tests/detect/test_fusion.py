@@ -162,3 +162,23 @@ def test_a_weaker_trigger_that_borrows_a_stronger_ones_records_is_subsumed() -> 
     assert set(np.flatnonzero(report.flagged)) == set(combo) | set(other)
     assert {f.check for f in report.findings} == {"combos", "rare"}
     assert len(report.fusion["findings_subsumed"]) == 1
+
+
+def test_on_p_values_at_the_floor_the_purer_larger_trigger_is_kept() -> None:
+    # at 100k records both p-values underflow to 0.0: the trigger word (all 1,000 carriers, pure) must stand,
+    # and the combination of it with a common word (478 of those carriers) must not take its place
+    n = 100_000
+    word = tuple(range(1000))
+    combo = tuple(range(0, 1000, 2))[:478]
+    pure = {"label": "ham", "purity": 1.0}
+    findings = {
+        "words": _finding("words", "trigger", "token 'cf'", word, pure, 0.95, p_value=0.0),
+        "combos": _finding("combos", "trigger", "combination '! + cf'", combo, pure, 0.95, p_value=0.0),
+    }
+    results = {
+        name: _result(name, n, list(f.records), (f,), np.where(np.isin(np.arange(n), f.records), 1e-300, 1.0))
+        for name, f in findings.items()
+    }
+    report = combine(_rep(n), results, [])
+    assert set(np.flatnonzero(report.flagged)) == set(word)
+    assert "words" in {f.check for f in report.findings}

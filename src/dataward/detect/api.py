@@ -332,6 +332,19 @@ def _without(f: Finding, drop: set[int]) -> Finding | None:
     return replace(f, summary=summary, records=kept, evidence=evidence, n_records=None)
 
 
+def _trigger_strength(f: Finding) -> tuple[float, float, int]:
+    """Sort key, strongest first: the smaller p-value; on a tie (large batches push strong triggers' p-values
+    to the floating-point floor, 0.0) the purer finding, then the one explaining more records. A trigger
+    word's 1,000 carriers must not be subsumed by the 478 of them that also contain '!'."""
+    p = _finding_p(f)
+    purity = f.evidence.get("purity")
+    return (
+        p if p is not None else 1.0,
+        -float(purity) if isinstance(purity, (int, float)) else 0.0,
+        -len(f.records),
+    )
+
+
 def _subsumed_triggers(found: Sequence[Finding], n: int, alpha: float = 1e-3) -> dict[int, str]:
     """Discovered trigger findings whose signal is a stronger trigger's, mapped to that one's summary.
 
@@ -342,7 +355,7 @@ def _subsumed_triggers(found: Sequence[Finding], n: int, alpha: float = 1e-3) ->
     """
     from scipy.stats import hypergeom
 
-    triggers = sorted((f for f in found if f.kind == "trigger"), key=lambda f: (_finding_p(f) or 1.0, len(f.records)))
+    triggers = sorted((f for f in found if f.kind == "trigger"), key=_trigger_strength)
     out: dict[int, str] = {}
     for i, weak in enumerate(triggers):
         mine = set(weak.records)
