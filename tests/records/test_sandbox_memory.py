@@ -28,11 +28,14 @@ def _untouched_allocation(_: str) -> int:
     return int(np.empty(2 * LIMIT, dtype=np.uint8).size)  # private writable, even if never written
 
 
-def _reserve_address_space(_: str) -> int:
+def _address_space_in_use() -> int:
+    return next(int(line.split()[1]) << 10 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+
+
+def _reserve_address_space(_: str, limit: int) -> int:
     # what allocator arenas and thread stacks' guards do: address space without memory behind it, beyond the
     # memory limit but within the backstop (the fork inherits the test process's address space)
-    in_use = next(int(line.split()[1]) << 10 for line in open("/proc/self/status") if line.startswith("VmSize:"))
-    size = min(2 * LIMIT, ADDRESS_SPACE_FACTOR * LIMIT - in_use - (64 << 20))
+    size = min(2 * limit, ADDRESS_SPACE_FACTOR * limit - _address_space_in_use() - (64 << 20))
     with mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot=0) as reserved:
         return len(reserved)
 
@@ -54,5 +57,8 @@ def test_an_allocation_beyond_the_limit_is_refused_before_it_is_touched() -> Non
 
 
 def test_reserved_address_space_beyond_the_limit_is_not_refused() -> None:
-    got = run_sandboxed(_reserve_address_space, "x", where="x", limits=SandboxLimits(memory_bytes=LIMIT))
-    assert got > LIMIT  # more than an address-space limit at the memory limit would have allowed
+    # the worker starts with this process's address space (a test worker that imported scikit-learn and
+    # friends holds several GiB of it), so pick a memory limit whose backstop leaves room for twice the limit
+    limit = max(LIMIT, (_address_space_in_use() + (256 << 20)) // (ADDRESS_SPACE_FACTOR - 2))
+    got = run_sandboxed(_reserve_address_space, "x", limit, where="x", limits=SandboxLimits(memory_bytes=limit))
+    assert got > limit  # more than an address-space limit at the memory limit would have allowed
