@@ -240,7 +240,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from dataward import principals
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.workspace import Workspace
 
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="dw-bench-log-"))

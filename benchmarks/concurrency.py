@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.errors import AuthorizationError, ConflictError
 from dataward.log.verify import verify_log
+from dataward.model.roles import Grant, Role
 from dataward.principals import enroll
 from dataward.sources import add_source
 from dataward.workspace import Workspace

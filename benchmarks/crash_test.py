@@ -191,7 +191,7 @@ def lenient_policy_text() -> str:
 
 def make_workspace(path: Path) -> None:
     from dataward import principals
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
     from dataward.workflow import policy
     from dataward.workspace import Workspace

@@ -208,8 +208,8 @@ def run_screen(path: Path, cols: dict[str, Any], seed: int = 0) -> dict[str, Any
     acquired as batch B and screened with the default checks (detection and screening) and PII at warn.
     Reported: the batch's flagged fraction and the highest severity of the signed report's findings."""
     from dataward import principals
-    from dataward.access import Grant, Role
     from dataward.acquire.acquire import acquire
+    from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
     from dataward.workflow.screening import screen_batch
     from dataward.workspace import Workspace

@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import dataward
     from dataward import principals
-    from dataward.access import Grant, Role
     from dataward.acquire.acquire import acquire
     from dataward.batches import BatchState, get_batch
     from dataward.lifecycle import PREDICATE_APPROVAL, attest, transition
+    from dataward.model.roles import Grant, Role
     from dataward.release.versions import release
     from dataward.sources import add_source
     from dataward.workspace import Workspace

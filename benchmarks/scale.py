@@ -136,8 +136,8 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
                 rd = partitioned_record_digests(ex, store, [ref])[0]
             result = {"records": rd.count, "leaves": rd}
         elif step == "acquire":
-            from dataward.access import Grant, Role
             from dataward.acquire.acquire import acquire
+            from dataward.model.roles import Grant, Role
             from dataward.principals import enroll
             from dataward.sources import add_source
             from dataward.workspace import Workspace

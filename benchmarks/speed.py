@@ -83,7 +83,7 @@ def child_records(path: str, repeat: int) -> dict[str, Any]:
 
 def _bench_workspace(root: Path) -> Any:
     from dataward import principals
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.workspace import Workspace
 
     root.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,6 @@ def _rank(batches: Any, bad: str) -> int:
 def large(records: int) -> dict[str, Any]:
     """open_incident end to end on a workspace with a released ``records``-record version."""
     from dataward import principals
-    from dataward.access import Grant, Role
     from dataward.acquire.acquire import acquire
     from dataward.incident.api import open_incident
     from dataward.incident.demo_chapter import (
@@ -172,6 +171,7 @@ def large(records: int) -> dict[str, Any]:
         train_model,
     )
     from dataward.lineage.runs import training_run
+    from dataward.model.roles import Grant, Role
     from dataward.release.versions import release
     from dataward.sources import add_source
     from dataward.workflow.policy import set_policy

@@ -6,81 +6,78 @@ allows actions on that source's batches.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from dataward.errors import AuthorizationError
+from dataward.model.action import Action
+from dataward.model.roles import Grant, Role
 
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    INGESTER = "ingester"
-    SCREENER = "screener"
-    REVIEWER = "reviewer"
-    APPROVER = "approver"
-    TRAINER = "trainer"
-    AUDITOR = "auditor"
+# Grant and Role are model values; they stay importable from here until workflow/ (owned elsewhere) imports
+# them from dataward.model.roles.
+__all__ = [
+    "ALL_ROLES",
+    "PERMISSIONS",
+    "Grant",
+    "Role",
+    "allowed",
+    "require",
+    "require_separation",
+]
 
 
 ALL_ROLES = frozenset(Role)
 
-#: action -> roles allowed to take it. Every state-changing action of dataward is listed here.
+#: action -> roles allowed to take it. Every state-changing action of dataward is listed here (keyed by
+#: :class:`~dataward.model.action.Action`, a str: lookups by the plain string work).
 PERMISSIONS: dict[str, frozenset[Role]] = {
     # identity and configuration
-    "principal.add": frozenset({Role.ADMIN}),
-    "role.grant": frozenset({Role.ADMIN}),
-    "role.revoke": frozenset({Role.ADMIN}),
-    "key.generate": frozenset({Role.ADMIN}),  # logs written before keyrings (now key.add)
-    "key.add": frozenset({Role.ADMIN}),
-    "key.migrate": frozenset({Role.ADMIN}),
-    "key.rotate": frozenset({Role.ADMIN}),
-    "key.revoke": frozenset({Role.ADMIN}),
-    "source.add": frozenset({Role.ADMIN}),
-    "source.update": frozenset({Role.ADMIN}),
-    "policy.set": frozenset({Role.ADMIN}),
-    "workspace.doctor": frozenset({Role.ADMIN}),  # doctor --fix: removes unreferenced objects and stale temp files
-    "intel.add": frozenset({Role.ADMIN, Role.SCREENER}),
+    Action.PRINCIPAL_ADD: frozenset({Role.ADMIN}),
+    Action.ROLE_GRANT: frozenset({Role.ADMIN}),
+    Action.ROLE_REVOKE: frozenset({Role.ADMIN}),
+    Action.KEY_GENERATE: frozenset({Role.ADMIN}),  # logs written before keyrings (now key.add)
+    Action.KEY_ADD: frozenset({Role.ADMIN}),
+    Action.KEY_MIGRATE: frozenset({Role.ADMIN}),
+    Action.KEY_ROTATE: frozenset({Role.ADMIN}),
+    Action.KEY_REVOKE: frozenset({Role.ADMIN}),
+    Action.SOURCE_ADD: frozenset({Role.ADMIN}),
+    Action.SOURCE_UPDATE: frozenset({Role.ADMIN}),
+    Action.POLICY_SET: frozenset({Role.ADMIN}),
+    Action.WORKSPACE_DOCTOR: frozenset({Role.ADMIN}),  # doctor --fix: removes unreferenced objects and stale temp files
+    Action.INTEL_ADD: frozenset({Role.ADMIN, Role.SCREENER}),
     # admin changes under the k-of-n admin threshold (dataward.admin): a proposal by anyone allowed the
     # change itself, signatures by admins only, the threshold itself an admin change
-    "admin.propose": frozenset({Role.ADMIN, Role.SCREENER}),
-    "admin.sign": frozenset({Role.ADMIN}),
-    "admin.withdraw": frozenset({Role.ADMIN}),
-    "admin.threshold": frozenset({Role.ADMIN}),
+    Action.ADMIN_PROPOSE: frozenset({Role.ADMIN, Role.SCREENER}),
+    Action.ADMIN_SIGN: frozenset({Role.ADMIN}),
+    Action.ADMIN_WITHDRAW: frozenset({Role.ADMIN}),
+    Action.ADMIN_THRESHOLD: frozenset({Role.ADMIN}),
     # the supply chain
-    "batch.acquire": frozenset({Role.INGESTER}),
-    "batch.refuse": frozenset({Role.INGESTER}),
-    "batch.generation": frozenset({Role.INGESTER}),  # a synthetic batch's signed generation statement
-    "model.scan": frozenset({Role.INGESTER}),
-    "batch.verify": ALL_ROLES,
-    "batch.screen": frozenset({Role.SCREENER}),
-    "audit.sample": frozenset({Role.REVIEWER, Role.SCREENER}),
-    "audit.decide": frozenset({Role.REVIEWER}),
-    "audit.complete": frozenset({Role.REVIEWER}),
-    "batch.approve": frozenset({Role.APPROVER}),
-    "batch.reject": frozenset({Role.APPROVER, Role.SCREENER}),
-    "dataset.release": frozenset({Role.APPROVER}),
-    "dataset.rollback": frozenset({Role.APPROVER}),
-    "batch.revoke": frozenset({Role.APPROVER}),
-    "run.record": frozenset({Role.TRAINER}),
-    "data.read": frozenset({Role.TRAINER, Role.AUDITOR, Role.APPROVER, Role.REVIEWER}),
-    "redteam.run": frozenset({Role.TRAINER, Role.AUDITOR, Role.SCREENER}),
-    "incident.open": frozenset({Role.AUDITOR, Role.TRAINER, Role.ADMIN}),
-    "incident.resolve": frozenset({Role.APPROVER}),
-    "log.verify": ALL_ROLES,
-    "log.replay": frozenset({Role.ADMIN}),  # rebuilds the catalog projection from the signed log
-    "federation.node.add": frozenset({Role.ADMIN}),  # a coordinator registers a node by its log key
-    "federation.round": frozenset({Role.TRAINER}),  # a coordinator records an aggregated round
-    "token.create": frozenset({Role.ADMIN}),
-    "token.revoke": frozenset({Role.ADMIN}),
-    "console.read": ALL_ROLES - {Role.INGESTER},  # the web console's read pages and API
+    Action.BATCH_ACQUIRE: frozenset({Role.INGESTER}),
+    Action.BATCH_REFUSE: frozenset({Role.INGESTER}),
+    Action.BATCH_GENERATION: frozenset({Role.INGESTER}),  # a synthetic batch's signed generation statement
+    Action.MODEL_SCAN: frozenset({Role.INGESTER}),
+    Action.BATCH_VERIFY: ALL_ROLES,
+    Action.BATCH_SCREEN: frozenset({Role.SCREENER}),
+    Action.AUDIT_SAMPLE: frozenset({Role.REVIEWER, Role.SCREENER}),
+    Action.AUDIT_DECIDE: frozenset({Role.REVIEWER}),
+    Action.AUDIT_COMPLETE: frozenset({Role.REVIEWER}),
+    Action.BATCH_APPROVE: frozenset({Role.APPROVER}),
+    Action.BATCH_REJECT: frozenset({Role.APPROVER, Role.SCREENER}),
+    Action.DATASET_RELEASE: frozenset({Role.APPROVER}),
+    Action.DATASET_ROLLBACK: frozenset({Role.APPROVER}),
+    Action.BATCH_REVOKE: frozenset({Role.APPROVER}),
+    Action.RUN_RECORD: frozenset({Role.TRAINER}),
+    Action.DATA_READ: frozenset({Role.TRAINER, Role.AUDITOR, Role.APPROVER, Role.REVIEWER}),
+    Action.REDTEAM_RUN: frozenset({Role.TRAINER, Role.AUDITOR, Role.SCREENER}),
+    Action.INCIDENT_OPEN: frozenset({Role.AUDITOR, Role.TRAINER, Role.ADMIN}),
+    Action.INCIDENT_RESOLVE: frozenset({Role.APPROVER}),
+    Action.LOG_VERIFY: ALL_ROLES,
+    Action.LOG_REPLAY: frozenset({Role.ADMIN}),  # rebuilds the catalog projection from the signed log
+    Action.FEDERATION_NODE_ADD: frozenset({Role.ADMIN}),  # a coordinator registers a node by its log key
+    Action.FEDERATION_ROUND: frozenset({Role.TRAINER}),  # a coordinator records an aggregated round
+    Action.TOKEN_CREATE: frozenset({Role.ADMIN}),
+    Action.TOKEN_REVOKE: frozenset({Role.ADMIN}),
+    Action.CONSOLE_READ: ALL_ROLES - {Role.INGESTER},  # the web console's read pages and API
 }
-
-
-@dataclass(frozen=True)
-class Grant:
-    role: Role
-    source: str | None = None  # None: every source
 
 
 def allowed(grants: Iterable[Grant], action: str, source: str | None = None) -> bool:
@@ -97,6 +94,8 @@ def allowed(grants: Iterable[Grant], action: str, source: str | None = None) -> 
 
 
 def require(principal: str, grants: Iterable[Grant], action: str, source: str | None = None) -> None:
+    """Refuse (:class:`~dataward.errors.AuthorizationError`, naming the roles needed and held) unless
+    ``grants`` allow ``action`` on ``source``."""
     grants = list(grants)
     if not allowed(grants, action, source):
         need = ", ".join(sorted(PERMISSIONS.get(action, frozenset())))

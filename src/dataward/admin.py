@@ -34,6 +34,7 @@ from dataward.evidence.load import trusted_state
 from dataward.evidence.replay import ChangeEvidence, TrustedState
 from dataward.identity import Actor
 from dataward.model.keys import PublicKey
+from dataward.model.subject import Subject
 from dataward.store import admin_changes as admin_rows
 from dataward.timeutil import now_iso
 from dataward.workflow import intel, policy
@@ -146,7 +147,7 @@ def sign(ws: Workspace, actor: Actor, change: str) -> dict[str, Any]:
     ch = find_change(st, change)
     if ch.status != "pending":
         raise ConflictError(f"change {ch.id[:16]} is {ch.status}, not pending")
-    subject = f"change:{ch.id}"
+    subject = Subject.change(ch.id)
     if actor.name not in st.admins():
         reason = f"{actor.name} may not admin.sign: only admins sign admin changes"
         ws.record_denial(actor.name, "admin.sign", subject, reason)
@@ -183,7 +184,7 @@ def withdraw(ws: Workspace, actor: Actor, change: str, *, reason: str) -> dict[s
     ch = find_change(st, change)
     if ch.status != "pending":
         raise ConflictError(f"change {ch.id[:16]} is {ch.status}, not pending")
-    with ws.change(actor, "admin.withdraw", f"change:{ch.id}") as c:
+    with ws.change(actor, "admin.withdraw", Subject.change(ch.id)) as c:
         still_pending(ws, c.conn, ch.id)
         c.details.update({"change": ch.id, "reason": reason})
         admin_rows.set_status(c.conn, ch.id, "withdrawn")

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
-from dataward.batches import BatchState
 from dataward.core import dsse
 from dataward.errors import ConflictError, NotFoundError
-from dataward.store import schema
+from dataward.model.attestation import Attestation
+from dataward.model.batch import BatchState
+from dataward.store import lifecycle_repo
 from dataward.timeutil import now_iso
 from dataward.workspace import Change, Workspace
 
@@ -44,11 +43,11 @@ PREDICATE_REVOCATION = dsse.PREDICATE_PREFIX + "revocation/v1"
 
 
 def current_state(ch: Change, batch_id: str) -> BatchState:
-    t = schema.batches
-    state = ch.conn.execute(select(t.c.state).where(t.c.id == batch_id)).scalar()
+    """The catalog's state of ``batch_id`` inside the change's transaction (unknown: :class:`NotFoundError`)."""
+    state = lifecycle_repo.batch_state(ch.conn, batch_id)
     if state is None:
         raise NotFoundError(f"no batch {batch_id!r}")
-    return BatchState(state)
+    return state
 
 
 def transition(ch: Change, batch_id: str, to: BatchState) -> BatchState:
@@ -57,12 +56,8 @@ def transition(ch: Change, batch_id: str, to: BatchState) -> BatchState:
     if to not in ALLOWED[have]:
         allowed = ", ".join(sorted(ALLOWED[have])) or "nothing (final state)"
         raise ConflictError(f"batch {batch_id} is {have}; it cannot become {to} (allowed: {allowed})")
-    t = schema.batches
     # compare-and-set on the state guards against a concurrent transition
-    res = ch.conn.execute(
-        update(t).where(t.c.id == batch_id, t.c.state == have.value).values(state=to.value, updated_at=now_iso())
-    )
-    if res.rowcount != 1:
+    if not lifecycle_repo.move_batch_state(ch.conn, batch_id, have, to, now_iso()):
         raise ConflictError(f"batch {batch_id} changed state concurrently; retry")
     ch.details.setdefault("batch", batch_id)
     ch.details["from_state"] = have.value
@@ -83,16 +78,8 @@ def attest(
     statement = dsse.make_statement(subjects, predicate_type, predicate)
     env = dsse.sign_envelope(statement, ch.actor.key)
     digest = ws.objects.put_bytes("meta", env.to_bytes())
-    ch.conn.execute(
-        insert(schema.attestations).values(
-            batch_id=batch_id,
-            subject=ch.subject,
-            predicate_type=predicate_type,
-            envelope_digest=digest,
-            principal=ch.actor.name,
-            keyid=ch.actor.keyid,
-            created_at=now_iso(),
-        )
+    lifecycle_repo.insert_attestation(
+        ch.conn, Attestation(0, batch_id, ch.subject, predicate_type, digest, ch.actor.name, ch.actor.keyid, now_iso())
     )
     item = {"type": predicate_type, "sha256": digest}
     if batch_id is not None:
@@ -101,10 +88,7 @@ def attest(
     return digest
 
 
-def attestations_for(ws: Workspace, batch_id: str, predicate_type: str | None = None) -> list[Any]:
-    t = schema.attestations
-    q = select(t).where(t.c.batch_id == batch_id).order_by(t.c.id)
-    if predicate_type:
-        q = q.where(t.c.predicate_type == predicate_type)
+def attestations_for(ws: Workspace, batch_id: str, predicate_type: str | None = None) -> list[Attestation]:
+    """The attestations indexed for ``batch_id`` (optionally of one predicate type), oldest first."""
     with ws.engine.connect() as conn:
-        return list(conn.execute(q))
+        return lifecycle_repo.attestations_of(conn, batch_id, predicate_type)

@@ -14,15 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-
-from dataward.access import Grant, Role
 from dataward.errors import ChangePending, ConflictError, InputError, NotFoundError
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
-from dataward.model.keys import Key, PublicKey
-from dataward.store import schema
-from dataward.store.catalog import write_transaction
+from dataward.model.keys import Key, KeyRecord, PublicKey
+from dataward.model.roles import Grant, Role
+from dataward.model.subject import Subject
+from dataward.store import keys_repo, principals_repo
+from dataward.store.catalog import Transaction, write_transaction
 from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
 from dataward.workspace import Change, Workspace, admin_change, check_name, find_principal_exists
@@ -38,8 +37,8 @@ def parse_grant(text: str) -> Grant:
     return Grant(r, src or None)
 
 
-def _insert_principal(conn: Connection, name: str, by: str) -> None:
-    conn.execute(insert(schema.principals).values(name=name, created_at=now_iso(), created_by=by, disabled=False))
+def _insert_principal(conn: Transaction, name: str, by: str) -> None:
+    principals_repo.insert_principal(conn, name, created_at=now_iso(), created_by=by)
 
 
 def add_principal(
@@ -69,7 +68,7 @@ def add_principal(
             "expires_at": expires_at,
         },
     }
-    with admin_change(ws, actor, "principal.add", f"principal:{name}", call=call) as ch:
+    with admin_change(ws, actor, "principal.add", Subject.principal(name), call=call) as ch:
         if find_principal_exists(ch.conn, name):
             raise ConflictError(f"principal {name!r} already exists")
         _insert_principal(ch.conn, name, actor.name)
@@ -116,22 +115,14 @@ def _grant_text(g: Grant) -> str:
     return g.role.value + (f"@{g.source}" if g.source else "")
 
 
-def _insert_grant(conn: Connection, principal: str, g: Grant, by: str) -> None:
-    t = schema.role_grants
-    q = select(t.c.id).where(t.c.principal == principal, t.c.role == g.role.value)
-    q = q.where(t.c.source.is_(None)) if g.source is None else q.where(t.c.source == g.source)
-    if conn.execute(q).first() is None:
-        conn.execute(
-            insert(t).values(
-                principal=principal, role=g.role.value, source=g.source, granted_at=now_iso(), granted_by=by
-            )
-        )
+def _insert_grant(conn: Transaction, principal: str, g: Grant, by: str) -> None:
+    principals_repo.insert_grant(conn, principal, g.role.value, g.source, granted_at=now_iso(), granted_by=by)
 
 
 def grant_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]) -> None:
     """Grant roles (an admin change, see :mod:`dataward.admin`)."""
     call = {"op": "role.grant", "args": {"principal": principal, "roles": [_grant_text(g) for g in grants]}}
-    with admin_change(ws, actor, "role.grant", f"principal:{principal}", call=call) as ch:
+    with admin_change(ws, actor, "role.grant", Subject.principal(principal), call=call) as ch:
         if not find_principal_exists(ch.conn, principal):
             raise NotFoundError(f"no principal named {principal!r}")
         for g in grants:
@@ -142,15 +133,12 @@ def grant_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]
 def revoke_roles(ws: Workspace, actor: Actor, principal: str, grants: list[Grant]) -> None:
     """Take roles away (an admin change, see :mod:`dataward.admin`)."""
     call = {"op": "role.revoke", "args": {"principal": principal, "roles": [_grant_text(g) for g in grants]}}
-    with admin_change(ws, actor, "role.revoke", f"principal:{principal}", call=call) as ch:
+    with admin_change(ws, actor, "role.revoke", Subject.principal(principal), call=call) as ch:
         if not find_principal_exists(ch.conn, principal):
             raise NotFoundError(f"no principal named {principal!r}")
-        t = schema.role_grants
         removed = 0
         for g in grants:
-            q = delete(t).where(t.c.principal == principal, t.c.role == g.role.value)
-            q = q.where(t.c.source.is_(None)) if g.source is None else q.where(t.c.source == g.source)
-            removed += ch.conn.execute(q).rowcount or 0
+            removed += principals_repo.delete_grant(ch.conn, principal, g.role.value, g.source)
         ch.details["roles"] = [_grant_text(g) for g in grants]
         ch.details["removed"] = removed
 
@@ -162,23 +150,13 @@ def _expiry(expires_days: int | None, expires_at: str | None) -> str | None:
     return to_iso(now() + timedelta(days=expires_days)) if expires_days else None
 
 
-def _register(conn: Connection, principal: str, key: PublicKey, expires_at: str | None) -> str | None:
-    t = schema.keys
-    if conn.execute(select(t.c.principal).where(t.c.keyid == key.keyid)).first() is not None:
+def _register(conn: Transaction, principal: str, key: PublicKey, expires_at: str | None) -> str | None:
+    if keys_repo.key_owner(conn, key.keyid) is not None:
         raise ConflictError(
             f"key {key.keyid[:16]} is already registered",
             advice="Every principal needs a key of its own: `dataward key generate NAME` makes a new one.",
         )
-    conn.execute(
-        insert(t).values(
-            keyid=key.keyid,
-            principal=principal,
-            public_key=key.hex(),
-            created_at=now_iso(),
-            expires_at=expires_at,
-            status="active",
-        )
-    )
+    keys_repo.insert_key(conn, key.keyid, principal, key.hex(), created_at=now_iso(), expires_at=expires_at)
     return expires_at
 
 
@@ -200,7 +178,7 @@ def add_key(
         "op": "key.add",
         "args": {"principal": principal, "public_key": public_key.hex(), "expires_at": expires_at},
     }
-    with admin_change(ws, actor, "key.add", f"principal:{principal}", call=call) as ch:
+    with admin_change(ws, actor, "key.add", Subject.principal(principal), call=call) as ch:
         if not find_principal_exists(ch.conn, principal):
             _insert_principal(ch.conn, principal, actor.name)
             ch.details["principal_created"] = True
@@ -273,7 +251,7 @@ def rotate_key(
                 "op": "key.rotate",
                 "args": {"principal": principal, "public_key": key.hex(), "expires_at": expires_at},
             }
-            with admin_change(ws, actor, action, f"principal:{principal}", call=call) as ch:
+            with admin_change(ws, actor, action, Subject.principal(principal), call=call) as ch:
                 old = _active_key_or_fail(ws, ch.conn, principal)
                 _retire(ch.conn, old.keyid, now_iso())
                 _register(ch.conn, principal, key, expires_at)
@@ -304,7 +282,7 @@ def rotate_key(
     return {"principal": principal, "keyid": key.keyid, "retired": old.keyid, "expires_at": expires_at}
 
 
-def _active_key_or_fail(ws: Workspace, conn: Connection, principal: str) -> Any:
+def _active_key_or_fail(ws: Workspace, conn: Transaction, principal: str) -> KeyRecord:
     old = ws.active_key_row(conn, principal)
     if old is None:
         raise NotFoundError(
@@ -313,9 +291,8 @@ def _active_key_or_fail(ws: Workspace, conn: Connection, principal: str) -> Any:
     return old
 
 
-def _retire(conn: Connection, keyid: str, at: str) -> None:
-    t = schema.keys
-    conn.execute(update(t).where(t.c.keyid == keyid).values(status="retired", retired_at=at))
+def _retire(conn: Transaction, keyid: str, at: str) -> None:
+    keys_repo.retire_key(conn, keyid, at)
 
 
 @dataclass
@@ -330,7 +307,7 @@ def _self_change(ws: Workspace, actor: Actor, action: str, principal: str) -> It
 
     log_key = ws.log_actor()
     with write_transaction(ws.engine) as conn:
-        ch = _SelfChange(conn, actor, action, f"principal:{principal}")
+        ch = _SelfChange(conn, actor, action, Subject.principal(principal))
         yield ch
         ch.details["self_service"] = True
         ch.entries = auditlog.append(
@@ -358,7 +335,7 @@ def revoke_key(ws: Workspace, actor: Actor, keyid_prefix: str, *, reason: str, a
             f"revocation time {at} is in the future", advice="Revoke now, or at the time the key was compromised."
         )
     call = {"op": "key.revoke", "args": {"keyid": keyid_prefix, "reason": reason, "at": when}}
-    with admin_change(ws, actor, "key.revoke", f"key:{keyid_prefix}", call=call) as ch:
+    with admin_change(ws, actor, "key.revoke", Subject.key(keyid_prefix), call=call) as ch:
         row = _find_key(ch.conn, keyid_prefix)
         if row.keyid == actor.keyid:
             raise ConflictError(
@@ -372,20 +349,16 @@ def revoke_key(ws: Workspace, actor: Actor, keyid_prefix: str, *, reason: str, a
             )
         if row.status == "revoked":
             raise ConflictError(f"key {row.keyid[:16]} is already revoked")
-        t = schema.keys
-        ch.conn.execute(
-            update(t).where(t.c.keyid == row.keyid).values(status="revoked", revoked_at=when, revocation_reason=reason)
-        )
-        ch.subject = f"key:{row.keyid}"
+        keys_repo.revoke_key(ch.conn, row.keyid, when, reason)
+        ch.subject = Subject.key(row.keyid)
         ch.details.update({"keyid": row.keyid, "principal": row.principal, "revoked_at": when, "reason": reason})
     return {"keyid": row.keyid, "principal": row.principal, "revoked_at": when, "reason": reason}
 
 
-def _find_key(conn: Connection, prefix: str) -> Any:
+def _find_key(conn: Transaction, prefix: str) -> KeyRecord:
     if len(prefix) < 8:
         raise InputError("give at least 8 hex characters of the key ID")
-    t = schema.keys
-    rows = conn.execute(select(t).where(t.c.keyid.like(prefix.lower() + "%"))).fetchall()
+    rows = keys_repo.keys_with_prefix(conn, prefix)
     if not rows:
         raise NotFoundError(f"no key with ID {prefix!r}")
     if len(rows) > 1:
@@ -394,10 +367,7 @@ def _find_key(conn: Connection, prefix: str) -> Any:
 
 
 def list_keys(ws: Workspace, principal: str | None = None) -> list[dict[str, Any]]:
-    t = schema.keys
-    q = select(t).order_by(t.c.principal, t.c.created_at)
-    if principal:
-        q = q.where(t.c.principal == principal)
+    """The keys of ``principal`` (default: everyone's) as JSON, by principal and age (no key material)."""
     with ws.engine.connect() as conn:
         return [
             {
@@ -410,15 +380,14 @@ def list_keys(ws: Workspace, principal: str | None = None) -> list[dict[str, Any
                 "revoked_at": r.revoked_at,
                 "revocation_reason": r.revocation_reason,
             }
-            for r in conn.execute(q)
+            for r in keys_repo.keys_of(conn, principal)
         ]
 
 
 def list_principals(ws: Workspace) -> list[dict[str, Any]]:
+    """Every principal with its roles as the signed log grants them."""
     with ws.engine.connect() as conn:
-        names: list[str] = list(
-            conn.execute(select(schema.principals.c.name).order_by(schema.principals.c.name)).scalars()
-        )
+        names = principals_repo.principal_names(conn)
         return [{"name": n, "roles": [_grant_text(g) for g in ws.grants(conn, n)]} for n in names]
 
 
@@ -437,8 +406,8 @@ def keys_due_for_rotation(ws: Workspace, max_age_days: int) -> list[dict[str, An
 
 def registered_key(ws: Workspace, principal: str, keyid: str | None = None) -> Key | None:
     """The key ``keyid`` of ``principal`` (a prefix of 8+ hex is enough), or its active key; None if none."""
-    t = schema.keys
     with ws.engine.connect() as conn:
+        row: KeyRecord | None
         if keyid is None:
             row = ws.active_key_row(conn, principal)
         else:
@@ -446,25 +415,11 @@ def registered_key(ws: Workspace, principal: str, keyid: str | None = None) -> K
             if row.principal != principal:
                 raise NotFoundError(f"key {row.keyid[:16]} belongs to {row.principal}, not {principal}")
         if row is None:
-            known = conn.execute(select(t.c.keyid).where(t.c.principal == principal)).first()
-            if known is None and not find_principal_exists(conn, principal):
+            known = any(k.principal == principal for k in keys_repo.keys_of(conn, principal))
+            if not known and not find_principal_exists(conn, principal):
                 raise NotFoundError(f"no principal named {principal!r}")
             return None
-    return _key_of(row)
-
-
-def _key_of(row: Any) -> Key:
-    return Key(
-        row.keyid,
-        row.principal,
-        PublicKey(bytes.fromhex(row.public_key)),
-        row.status,
-        row.created_at,
-        row.expires_at,
-        row.retired_at,
-        row.revoked_at,
-        row.revocation_reason,
-    )
+    return row.key()
 
 
 def migrate_keys(ws: Workspace, actor: Actor, dest: Path) -> list[dict[str, Any]]:
@@ -478,7 +433,7 @@ def migrate_keys(ws: Workspace, actor: Actor, dest: Path) -> list[dict[str, Any]
     with ws.engine.connect() as conn:
         rows = ws.public_keys(conn)
     log_ids = {kid for kid, r in rows.items() if r.principal == LOG_PRINCIPAL}
-    plan: list[tuple[Path, Any]] = []
+    plan: list[tuple[Path, KeyRecord]] = []
     for f in sorted(ws.keys.path.glob("*.pem")):
         row = rows.get(f.stem)
         if f.stem in log_ids:

@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
-from typing import Any
 
 from license_expression import ExpressionError, get_spdx_licensing
-from sqlalchemy import Connection, insert, select
 
-from dataward.core.dsse import key_id, public_key_from_hex
 from dataward.errors import ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.keys import PublicKey
-from dataward.store import schema
+from dataward.model.source import Source, SourceKind
+from dataward.model.subject import Subject
+from dataward.store import sources_repo
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace, admin_change, check_name
 
-
-class SourceKind(enum.StrEnum):
-    INTERNAL = "internal"
-    THIRD_PARTY = "third-party"
-    WEB_SCRAPED = "web-scraped"
-    SYNTHETIC = "synthetic"
-    CHECKPOINT = "checkpoint"
-
-
+# Source and SourceKind are model values; they stay importable from here until workflow/risk.py (the last
+# importer, owned elsewhere) imports them from dataward.model.source.
+__all__ = [
+    "UPDATE_FREQUENCIES",
+    "LicenseCheck",
+    "Source",
+    "SourceKind",
+    "add_source",
+    "check_license",
+    "get_source",
+    "list_sources",
+]
 UPDATE_FREQUENCIES = ("once", "hourly", "daily", "weekly", "monthly", "quarterly", "yearly", "irregular")
 
 
 @dataclass(frozen=True)
 class LicenseCheck:
+    """A licence expression as checked: normalized when it is SPDX, its status, the ids SPDX does not know."""
+
     expression: str | None
     status: str  # spdx | non-spdx | missing
     unknown_ids: tuple[str, ...] = ()
@@ -57,53 +60,6 @@ def check_license(expression: str | None) -> LicenseCheck:
     return LicenseCheck(normalized if not unknown else expression, "non-spdx" if unknown else "spdx", unknown)
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    kind: SourceKind
-    origin: str
-    license: str | None
-    license_status: str
-    supplier: str | None
-    supplier_key: str | None
-    update_frequency: str | None
-    created_at: str
-    created_by: str
-
-    @property
-    def supplier_keyid(self) -> str | None:
-        return key_id(public_key_from_hex(self.supplier_key)) if self.supplier_key else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": str(self.kind),
-            "origin": self.origin,
-            "license": self.license,
-            "license_status": self.license_status,
-            "supplier": self.supplier,
-            "supplier_keyid": self.supplier_keyid,
-            "update_frequency": self.update_frequency,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-        }
-
-
-def _row_to_source(r: Any) -> Source:
-    return Source(
-        r.name,
-        SourceKind(r.kind),
-        r.origin,
-        r.license,
-        r.license_status,
-        r.supplier,
-        r.supplier_key,
-        r.update_frequency,
-        r.created_at,
-        r.created_by,
-    )
-
-
 def add_source(
     ws: Workspace,
     actor: Actor,
@@ -116,6 +72,11 @@ def add_source(
     supplier_key: str | None = None,
     update_frequency: str | None = None,
 ) -> Source:
+    """Register source ``name`` (an admin change: proposed instead under an admin threshold above 1).
+
+    ``license`` is an SPDX expression (unknown ids are kept, marked non-SPDX); ``supplier_key`` is the
+    supplier's public key in any form :meth:`PublicKey.parse` reads, for supplier-signed deliveries.
+    """
     check_name(name, "source")
     try:
         skind = SourceKind(kind)
@@ -138,40 +99,40 @@ def add_source(
         },
     }
     # an admin change: under an admin threshold above 1 it is proposed (dataward.admin)
-    with admin_change(ws, actor, "source.add", f"source:{name}", call=call) as ch:
-        if get_source_row(ch.conn, name) is not None:
+    with admin_change(ws, actor, "source.add", Subject.source(name), call=call) as ch:
+        if sources_repo.source_named(ch.conn, name) is not None:
             raise ConflictError(f"source {name!r} already exists")
-        values = {
-            "name": name,
-            "kind": skind.value,
-            "origin": origin,
-            "license": lic.expression,
-            "license_status": lic.status,
-            "supplier": supplier,
-            "supplier_key": key_hex,
-            "update_frequency": update_frequency,
-            "created_at": now_iso(),
-            "created_by": actor.name,
-        }
-        ch.conn.execute(insert(schema.sources).values(**values))
-        ch.details.update({k: v for k, v in values.items() if k not in ("created_at", "created_by")})
+        src = Source(
+            name, skind, origin, lic.expression, lic.status, supplier, key_hex, update_frequency, now_iso(), actor.name
+        )
+        sources_repo.insert_source(ch.conn, src)
+        ch.details.update(
+            {
+                "name": name,
+                "kind": skind.value,
+                "origin": origin,
+                "license": lic.expression,
+                "license_status": lic.status,
+                "supplier": supplier,
+                "supplier_key": key_hex,
+                "update_frequency": update_frequency,
+            }
+        )
         if lic.unknown_ids:
             ch.details["license_unknown_ids"] = list(lic.unknown_ids)
     return get_source(ws, name)
 
 
-def get_source_row(conn: Connection, name: str) -> Any:
-    return conn.execute(select(schema.sources).where(schema.sources.c.name == name)).first()
-
-
 def get_source(ws: Workspace, name: str) -> Source:
+    """The source ``name`` (unknown: :class:`~dataward.errors.NotFoundError`)."""
     with ws.engine.connect() as conn:
-        r = get_source_row(conn, name)
-    if r is None:
+        src = sources_repo.source_named(conn, name)
+    if src is None:
         raise NotFoundError(f"no source named {name!r}", advice="List sources with `dataward source list`.")
-    return _row_to_source(r)
+    return src
 
 
 def list_sources(ws: Workspace) -> list[Source]:
+    """Every registered source, by name."""
     with ws.engine.connect() as conn:
-        return [_row_to_source(r) for r in conn.execute(select(schema.sources).order_by(schema.sources.c.name))]
+        return sources_repo.all_sources(conn)

@@ -21,13 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.engine import make_url
 
-from dataward.access import Grant, require
+from dataward.access import require
 from dataward.core.canonical import canonical_json
 from dataward.core.dsse import key_id, public_key_bytes, public_key_from_hex
 from dataward.core.signer import PrivateKeySigner
@@ -43,14 +41,26 @@ from dataward.errors import (
 )
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
-from dataward.model.keys import PublicKey
+from dataward.model.keys import KeyRecord, PublicKey
+from dataward.model.roles import Grant
+from dataward.model.subject import Subject
 from dataward.store import admin_changes as admin_rows
-from dataward.store import migrations, schema
-from dataward.store.catalog import lock_for_append, make_engine, redact_url, write_transaction
+from dataward.store import keys_repo, meta_repo, migrations, principals_repo
+from dataward.store.catalog import (
+    Transaction,
+    lock_for_append,
+    make_engine,
+    redact_url,
+    resolve_sqlite_path,
+    write_transaction,
+)
 from dataward.store.keyring import FileKeyring, KeyringEntry
 from dataward.store.keys import KeyDirectory
 from dataward.store.objects import ObjectStore
 from dataward.timeutil import now, now_iso, parse_iso
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 CONFIG_NAME = "dataward.toml"
 
@@ -59,7 +69,7 @@ CONFIG_NAME = "dataward.toml"
 class Change:
     """What a state-changing action records: the connection to change the catalog, and the log entry."""
 
-    conn: Connection
+    conn: Transaction
     actor: Actor
     action: str
     subject: str
@@ -69,6 +79,9 @@ class Change:
 
 
 class Workspace:
+    """An open workspace: its directory, configuration, catalog engine, object store and the log key's
+    directory (see the module docstring)."""
+
     def __init__(self, path: Path, config: dict[str, Any]) -> None:
         self.path = path
         self.config = config
@@ -139,25 +152,16 @@ class Workspace:
         ws, wid = self, self.id
         migrations.upgrade(ws.engine)
         with write_transaction(ws.engine) as conn:
-            if conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "workspace_id")).scalar():
+            if meta_repo.workspace_id(conn):
                 raise WorkspaceError(f"catalog {redact_url(ws.catalog_url)} already belongs to a workspace")
-            conn.execute(
-                insert(schema.meta),
-                [{"key": "workspace_id", "value": wid}, {"key": "log_origin", "value": ws.origin}],
-            )
+            meta_repo.insert_identity(conn, wid, ws.origin)
             log_key = Ed25519PrivateKey.generate()
             ws._register_key(conn, LOG_PRINCIPAL, log_key.public_key(), expires_at=None)
             ws.keys.save(log_key)
             log_actor = Actor.of(LOG_PRINCIPAL, log_key)
             ws._log_actor = log_actor
-            conn.execute(
-                insert(schema.principals).values(name=admin, created_at=now_iso(), created_by=None, disabled=False)
-            )
-            conn.execute(
-                insert(schema.role_grants).values(
-                    principal=admin, role="admin", source=None, granted_at=now_iso(), granted_by=None
-                )
-            )
+            principals_repo.insert_principal(conn, admin, created_at=now_iso(), created_by=None)
+            principals_repo.insert_grant(conn, admin, "admin", None, granted_at=now_iso(), granted_by=None)
             admin_kid = ws._register_key(conn, admin, admin_key.crypto(), expires_at=None)
             # the first entry about the admin is signed by the log key: the admin's private key stays
             # with the admin (it may not even be on this machine when --admin-key is given)
@@ -174,7 +178,7 @@ class Workspace:
                     auditlog.PendingEntry(
                         log_actor,
                         "principal.add",
-                        f"principal:{admin}",
+                        Subject.principal(admin),
                         {"roles": ["admin"], "keyid": admin_kid, "public_key": admin_key.hex()},
                     ),
                 ],
@@ -184,6 +188,8 @@ class Workspace:
 
     @classmethod
     def open(cls, path: Path | str) -> Workspace:
+        """Open the workspace at ``path`` (its ``dataward.toml``), bringing the catalog's schema up to date;
+        refuses a catalog that belongs to another workspace."""
         path = Path(path).absolute()
         cfg_file = path / CONFIG_NAME
         try:
@@ -200,7 +206,7 @@ class Workspace:
         ws = cls(path, config)
         migrations.upgrade(ws.engine)
         with ws.engine.connect() as conn:
-            wid = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "workspace_id")).scalar()
+            wid = meta_repo.workspace_id(conn)
         if wid != ws.id:
             raise WorkspaceError(
                 f"catalog {redact_url(ws.catalog_url)} belongs to workspace {wid}, not {ws.id}",
@@ -209,25 +215,16 @@ class Workspace:
         return ws
 
     # keys and actors ----------------------------------------------------------------------------
-    def _register_key(self, conn: Connection, principal: str, pub: Ed25519PublicKey, *, expires_at: str | None) -> str:
+    def _register_key(self, conn: Transaction, principal: str, pub: Ed25519PublicKey, *, expires_at: str | None) -> str:
         kid = key_id(pub)
-        conn.execute(
-            insert(schema.keys).values(
-                keyid=kid,
-                principal=principal,
-                public_key=public_key_bytes(pub).hex(),
-                created_at=now_iso(),
-                expires_at=expires_at,
-                status="active",
-            )
+        keys_repo.insert_key(
+            conn, kid, principal, public_key_bytes(pub).hex(), created_at=now_iso(), expires_at=expires_at
         )
         return kid
 
-    def active_key_row(self, conn: Connection, principal: str) -> Any:
-        t = schema.keys
-        return conn.execute(
-            select(t).where(t.c.principal == principal, t.c.status == "active").order_by(t.c.created_at.desc()).limit(1)
-        ).first()
+    def active_key_row(self, conn: Transaction, principal: str) -> KeyRecord | None:
+        """The newest active key of ``principal`` as the catalog stores it (None: it has none)."""
+        return keys_repo.active_key(conn, principal)
 
     def actor(
         self, principal: str | None, *, keyring: FileKeyring | None = None, passphrase: bytes | None = None
@@ -242,12 +239,12 @@ class Workspace:
                 "no acting principal", advice="Pass --as NAME or set DATAWARD_PRINCIPAL to the principal you act as."
             )
         with self.engine.connect() as conn:
-            p = conn.execute(select(schema.principals).where(schema.principals.c.name == principal)).first()
-            if p is None:
+            disabled = principals_repo.is_disabled(conn, principal)
+            if disabled is None:
                 raise AuthorizationError(
                     f"unknown principal {principal!r}", advice="An admin adds principals with `dataward principal add`."
                 )
-            if p.disabled:
+            if disabled:
                 raise AuthorizationError(f"principal {principal!r} is disabled")
             row = self.active_key_row(conn, principal)
         if row is None:
@@ -267,6 +264,7 @@ class Workspace:
         return Actor(principal, signer, row.keyid)
 
     def log_actor(self) -> Actor:
+        """The workspace log acting with its own key (loaded once from the key directory)."""
         if self._log_actor is None:
             with self.engine.connect() as conn:
                 row = self.active_key_row(conn, LOG_PRINCIPAL)
@@ -275,11 +273,12 @@ class Workspace:
             self._log_actor = Actor(LOG_PRINCIPAL, PrivateKeySigner(self.keys.load(row.keyid)), row.keyid)
         return self._log_actor
 
-    def public_keys(self, conn: Connection) -> dict[str, Any]:
-        """keyid -> catalog row, for every key ever registered."""
-        return {r.keyid: r for r in conn.execute(select(schema.keys))}
+    def public_keys(self, conn: Transaction) -> dict[str, KeyRecord]:
+        """keyid -> the key as the catalog stores it, for every key ever registered."""
+        return keys_repo.key_records(conn)
 
     def log_public_key(self) -> Ed25519PublicKey:
+        """The public key of the workspace log (the key every witness pins)."""
         with self.engine.connect() as conn:
             row = self.active_key_row(conn, LOG_PRINCIPAL)
         if row is None:
@@ -287,7 +286,7 @@ class Workspace:
         return public_key_from_hex(row.public_key)
 
     # authorization ------------------------------------------------------------------------------
-    def grants(self, conn: Connection, principal: str) -> list[Grant]:
+    def grants(self, conn: Transaction, principal: str) -> list[Grant]:
         """The principal's roles as the signed log grants them (the role_grants table is a projection:
         a grant inserted by SQL gives nothing). ``conn`` is unused: the log is read as committed."""
         from dataward.evidence.load import trusted_state
@@ -331,6 +330,7 @@ class Workspace:
         return ch.entries
 
     def record_denial(self, principal: str, action: str, subject: str, reason: str) -> None:
+        """Record a denied attempt (``access.denied``, signed by the log key) in a transaction of its own."""
         log = self.log_actor()
         with write_transaction(self.engine) as conn:
             auditlog.append(
@@ -347,11 +347,7 @@ class Workspace:
 
 def resolve_catalog_url(path: Path, url: str) -> str:
     """A relative SQLite path in ``dataward.toml`` is relative to the workspace directory."""
-    if url.startswith("sqlite"):
-        u = make_url(url)
-        if u.database and u.database != ":memory:" and not Path(u.database).is_absolute():
-            return u.set(database=str(path / u.database)).render_as_string(hide_password=False)
-    return url
+    return resolve_sqlite_path(url, path)
 
 
 def _resolve_location(path: Path, location: str) -> str:
@@ -384,12 +380,14 @@ def _toml_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def find_principal_exists(conn: Connection, name: str) -> bool:
-    return conn.execute(select(schema.principals.c.name).where(schema.principals.c.name == name)).first() is not None
+def find_principal_exists(conn: Transaction, name: str) -> bool:
+    """Whether principal ``name`` is registered."""
+    return principals_repo.principal_exists(conn, name)
 
 
-def require_principal(conn: Connection, name: str) -> None:
-    if not find_principal_exists(conn, name):
+def require_principal(conn: Transaction, name: str) -> None:
+    """Refuse an unknown principal ``name`` (:class:`~dataward.errors.NotFoundError`)."""
+    if not principals_repo.principal_exists(conn, name):
         raise NotFoundError(f"no principal named {name!r}")
 
 
@@ -505,7 +503,11 @@ def _propose(ws: Workspace, actor: Actor, statement: dict[str, Any]) -> ChangePe
             admin_rows.insert_signature(conn, cid, actor.name, actor.keyid)
         auditlog.append(
             conn,
-            [auditlog.PendingEntry(actor, "admin.propose", f"change:{cid}", {"change": cid, "statement": statement})],
+            [
+                auditlog.PendingEntry(
+                    actor, "admin.propose", Subject.change(cid), {"change": cid, "statement": statement}
+                )
+            ],
             log_key=ws.log_actor(),
             origin=ws.origin,
         )
@@ -514,7 +516,7 @@ def _propose(ws: Workspace, actor: Actor, statement: dict[str, Any]) -> ChangePe
     )
 
 
-def still_pending(ws: Workspace, conn: Connection, cid: str) -> None:
+def still_pending(ws: Workspace, conn: Transaction, cid: str) -> None:
     """Under the log's append lock: change ``cid`` is still pending (two admins signing at once: one applies)."""
     from dataward.evidence.load import trusted_state
 
@@ -557,7 +559,7 @@ def _apply_signed(
             ch.entries = auditlog.append(
                 conn,
                 [
-                    auditlog.PendingEntry(actor, "admin.sign", f"change:{ev.id}", {"change": ev.id}),
+                    auditlog.PendingEntry(actor, "admin.sign", Subject.change(ev.id), {"change": ev.id}),
                     auditlog.PendingEntry(
                         actor, action, subject, {**made, "change": ev.id, "signers": list(current.signers)}
                     ),

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from dataward import principals
-from dataward.access import ALL_ROLES, PERMISSIONS, Grant, Role, allowed, require_separation
+from dataward.access import ALL_ROLES, PERMISSIONS, allowed, require_separation
 from dataward.acquire.acquire import acquire
 from dataward.cli import main
 from dataward.errors import AuthorizationError, Error, InputError, SignatureError
 from dataward.identity import Actor
 from dataward.log.query import show_entries
 from dataward.log.verify import verify_log
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.store.keyring import FileKeyring
 from dataward.timeutil import now_iso

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.identity import Actor
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.workspace import Workspace
 

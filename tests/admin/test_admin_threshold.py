@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import insert, select
 
 from dataward import admin, principals
-from dataward.access import Grant, Role
 from dataward.errors import AuthorizationError, ChangePending, ConflictError
 from dataward.evidence.load import trusted_state
 from dataward.evidence.replay import TrustedState
@@ -22,6 +21,7 @@ from dataward.identity import Actor
 from dataward.log import auditlog
 from dataward.log.verify import verify_log
 from dataward.model.keys import PublicKey
+from dataward.model.roles import Grant, Role
 from dataward.store import schema
 from dataward.store.catalog import write_transaction
 from dataward.store.keyring import FileKeyring

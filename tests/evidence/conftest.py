@@ -60,8 +60,8 @@ def _admin_changes(env: Env) -> None:
     """A second admin and an admin threshold of 2: one change applied by two signatures, one still pending
     (rows in admin_changes and admin_signatures for the tamper matrix)."""
     from dataward import admin, principals
-    from dataward.access import Grant, Role
     from dataward.errors import ChangePending
+    from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
 
     root = env.actor("admin")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.errors import IntegrityError, SignatureError
 from dataward.federated import Coordinator, ForkError, Node, RewindError
 from dataward.federated.coordinator import encode_update
 from dataward.federated.simulation import Scenario, run
+from dataward.model.roles import Grant, Role
 from dataward.workspace import Workspace
 
 

@@ -20,7 +20,6 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.cli import main
 from dataward.core import dsse
@@ -29,6 +28,7 @@ from dataward.errors import InputError, SignatureError
 from dataward.log.query import show_entries
 from dataward.log.witness import RewoundLogError, check_witness
 from dataward.model import PublicKey
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.workspace import Workspace
 

@@ -12,12 +12,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.cli import main
 from dataward.core.signer import Signer
 from dataward.errors import AuthorizationError, ConflictError, InputError, SignatureError
 from dataward.identity import Actor
 from dataward.model import PublicKey
+from dataward.model.roles import Grant, Role
 from dataward.store.keyring import FileKeyring, NotInKeyringError
 from dataward.workspace import Workspace
 from private_key_scan import files_with_private_keys

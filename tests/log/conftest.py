@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.cli import main
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.store.keyring import FileKeyring
 from dataward.workspace import Workspace

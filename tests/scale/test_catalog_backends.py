@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.acquire.verify import verify_batch
 from dataward.batches import list_batches
@@ -18,6 +17,7 @@ from dataward.cli import main
 from dataward.errors import AuthorizationError, ConflictError, WorkspaceError
 from dataward.log.verify import verify_log
 from dataward.log.witness import RewoundLogError, check_witness
+from dataward.model.roles import Grant, Role
 from dataward.principals import enroll, list_principals
 from dataward.sources import add_source, list_sources
 from dataward.store import schema

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dataward.access import Grant, Role
 from dataward.core import merkle
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.log.verify import verify_log
+from dataward.model.roles import Grant, Role
 from dataward.principals import enroll
 from dataward.sources import add_source
 from dataward.store import schema

@@ -99,7 +99,7 @@ def test_bad_input_in_a_partition_names_the_same_line(tmp_path: Path, dask_execu
 
 
 def _workspace(make_workspace: Any, tmp_path: Path) -> Any:
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.principals import enroll
     from dataward.sources import add_source
 

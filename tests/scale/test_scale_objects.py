@@ -65,9 +65,9 @@ def test_tampered_and_missing_objects(store_url: str) -> None:
 
 
 def test_workspace_on_memory_objects(make_workspace: Any, tmp_path: Path) -> None:
-    from dataward.access import Grant, Role
     from dataward.acquire.acquire import acquire
     from dataward.acquire.verify import verify_batch
+    from dataward.model.roles import Grant, Role
     from dataward.principals import enroll
     from dataward.sources import add_source
 

@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.errors import InputError
 from dataward.lineage.queries import blast_radius
+from dataward.model.roles import Grant, Role
+from dataward.release.reader import open_dataset
+from dataward.release.versions import get_version
 from dataward.sources import add_source
-from dataward.synthetic import coverage, regenerate, synthesize
+from dataward.synthetic import ConditioningInput, coverage, regenerate, synthesize
 from dataward.synthetic._runner import GeneratorError
 from dataward.synthetic.api import generation_statement
 
@@ -112,10 +114,17 @@ def test_conditioned_batch_is_in_blast_radius_of_its_input(synth) -> None:  # ty
     b = env.approved("x,label\n1,a\n2,b\n3,a\n")
     assert env.cli("release", "train", "--add", b) == 0
     ingrid = env.actor("ingrid")
+    with pytest.raises(InputError, match="needs a reader of released versions"):
+        synthesize(env.ws, ingrid, "gen", "genmod:make_rows", seed=5, conditioned_on=["train@1"], search_path=str(code))
+
+    def read_version(spec: str) -> ConditioningInput:
+        v = get_version(env.ws, spec)
+        return ConditioningInput(v.spec, v.merkle_root, open_dataset(v.spec, workspace=env.ws, principal=ingrid))
+
     batch, stmt = synthesize(env.ws, ingrid, "gen", "genmod:make_rows", seed=5, conditioned_on=["train@1"],
-                             search_path=str(code))
+                             search_path=str(code), read_version=read_version)
     assert list(stmt.inputs) == ["train@1"]
-    assert regenerate(env.ws, ingrid, batch.id, search_path=str(code)).ok
+    assert regenerate(env.ws, ingrid, batch.id, search_path=str(code), read_version=read_version).ok
     hit = blast_radius(env.ws, b)  # the input batch's blast radius reaches the synthetic batch made from it
     assert batch.id in json.dumps(hit["batches"]) or batch.id in json.dumps(hit)
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.errors import PolicyError
 from dataward.log.verify import verify_log
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.store.catalog import write_transaction
 from dataward.synthetic import regenerate, synthesize

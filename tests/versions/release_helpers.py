@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
 from dataward.batches import BatchState, get_batch
 from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_APPROVAL, PREDICATE_AUDIT, PREDICATE_REPORT, attest, transition
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.workspace import Workspace
 

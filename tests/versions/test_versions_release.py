@@ -122,7 +122,7 @@ def test_release_needs_the_approver_role_and_separation(env: Env) -> None:
         release(env.ws, env.actor("tom"), "train", [b])
     # an approver who also acquired the batch may not release it
     from dataward import principals
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
 
     principals.grant_roles(env.ws, env.actor("admin"), "ingrid", [Grant(Role.APPROVER)])
     with pytest.raises(AuthorizationError, match="separation of duties"):

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import update
 from web_helpers import PEOPLE, World, denials_since, live_server, log_size
 
-from dataward.access import Grant, Role, allowed
+from dataward.access import allowed
+from dataward.model.roles import Grant, Role
 from dataward.store import schema
 from dataward.web.auth import create_token, revoke_token
 

@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 from web_helpers import World, live_server
 
 from dataward import principals
-from dataward.access import Grant, Role
+from dataward.model.roles import Grant, Role
 from dataward.web.auth import create_token
 
 WORKFLOW_ROLES = [Role.SCREENER, Role.REVIEWER, Role.APPROVER, Role.AUDITOR, Role.TRAINER]

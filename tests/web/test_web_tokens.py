@@ -17,10 +17,10 @@ import pytest
 from web_helpers import free_port, log_size
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.cli import main
 from dataward.errors import AuthorizationError, InputError
 from dataward.log.query import show_entries
+from dataward.model.roles import Grant, Role
 from dataward.web.auth import authenticate, create_token, parse_duration
 from dataward.workspace import Workspace
 

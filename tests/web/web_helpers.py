@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dataward import principals
-from dataward.access import Grant, Role
 from dataward.acquire.acquire import acquire
+from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.web.auth import create_token
 from dataward.workflow import approval, audit, screening

@@ -9,7 +9,7 @@ import pytest
 from workflow_helpers import PEOPLE, WITHOUT_DETECTION, Flow
 
 from dataward import principals
-from dataward.access import Grant
+from dataward.model.roles import Grant
 from dataward.sources import add_source
 from dataward.workflow.policy import set_policy
 from dataward.workspace import Workspace

@@ -243,7 +243,7 @@ def test_flow_on_each_catalog(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}" if catalog == "sqlite" else request.getfixturevalue("pg_database")
     from dataward import principals
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
     from dataward.workflow.policy import set_policy
 

@@ -202,7 +202,7 @@ def test_each_action_is_authorized(flow: Flow) -> None:
 
 def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     from dataward import principals
-    from dataward.access import Grant, Role
+    from dataward.model.roles import Grant, Role
     from dataward.workflow.policy import set_policy
 
     admin = flow.actor("admin")

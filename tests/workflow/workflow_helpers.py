@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataward.access import Role
 from dataward.acquire.acquire import acquire
 from dataward.batches import Batch
 from dataward.identity import Actor
+from dataward.model.roles import Role
 from dataward.workspace import Workspace
 
 

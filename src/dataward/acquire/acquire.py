@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
-
 from dataward.access import require
 from dataward.acquire.inputs import InputFile, collect_inputs, parse_sha256sums, safe_relative_name
-from dataward.batches import Batch, BatchState, get_batch
+from dataward.batches import get_batch
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, ConflictError, Error, InputError, IntegrityError, SignatureError
 from dataward.identity import Actor
+from dataward.model.batch import Batch, BatchFile, BatchState
+from dataward.model.subject import Subject
 from dataward.records.leaves import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
 from dataward.scale.merkle_parts import merkle_root
 from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source
-from dataward.store import schema
+from dataward.store.batches import insert_batch
 from dataward.store.catalog import referenced_file_digests, write_transaction
 from dataward.store.objects import CHUNK, ObjectStore, ObjectWriter
 from dataward.timeutil import now, now_iso
@@ -42,6 +42,8 @@ POOL_MIN_BYTES = 24 << 20
 
 @dataclass(frozen=True)
 class StoredFile:
+    """One input file as stored in quarantine: its name, SHA-256 and size."""
+
     name: str
     sha256: str
     size: int
@@ -191,6 +193,7 @@ def _manifest_in(paths: Sequence[str | os.PathLike[str]]) -> Path | None:
 
 
 def new_batch_id() -> str:
+    """A fresh batch ID: ``b-``, today's date and random hex."""
     return f"b-{now().strftime('%Y%m%d')}-{secrets.token_hex(4)}"
 
 
@@ -221,7 +224,7 @@ def acquire(
     try:
         require(actor.name, grants, "batch.acquire", source)
     except AuthorizationError as exc:
-        ws.record_denial(actor.name, "batch.acquire", f"source:{source}", str(exc))
+        ws.record_denial(actor.name, "batch.acquire", Subject.source(source), str(exc))
         raise
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; one of {', '.join(FORMATS)}")
@@ -365,7 +368,10 @@ def _record_digests_all(
 
 def _record_refusal(ws: Workspace, actor: Actor, source: str, paths: Sequence[Any], exc: Error) -> None:
     ws.record(
-        actor, "batch.refuse", f"source:{source}", {"reason": exc.message, "paths": [str(p) for p in paths][:100]}
+        actor,
+        "batch.refuse",
+        Subject.source(source),
+        {"reason": exc.message, "paths": [str(p) for p in paths][:100]},
     )
 
 
@@ -431,7 +437,7 @@ def _create_batch(
     envelope = dsse.sign_envelope(statement, actor.key)
     manifest_digest = put_meta(envelope.to_bytes())
     crash_point("acquire.before-commit")
-    with ws.change(actor, "batch.acquire", f"batch:{batch_id}", source=source) as ch:
+    with ws.change(actor, "batch.acquire", Subject.batch(batch_id), source=source) as ch:
         # serialized with a failed concurrent attempt's clean-up: a shared object it removed must be re-delivered
         missing = sorted({s.name for s in stored if not ws.objects.exists("quarantine", s.sha256)})
         if missing:
@@ -439,39 +445,34 @@ def _create_batch(
                 f"{', '.join(missing)[:200]}: removed from quarantine by a concurrent failed acquire",
                 advice="Run the acquire again.",
             )
-        ch.conn.execute(
-            insert(schema.batches).values(
-                id=batch_id,
-                source=source,
-                state=BatchState.QUARANTINED.value,
-                manifest_digest=manifest_digest,
-                merkle_root=root,
-                record_count=record_count,
-                file_count=len(files),
-                byte_count=sum(f["size"] for f in files),
-                created_at=acquired_at,
-                created_by=actor.name,
-                updated_at=acquired_at,
-            )
-        )
-        if files:
-            ch.conn.execute(
-                insert(schema.batch_files),
-                [
-                    {
-                        "batch_id": batch_id,
-                        "position": i,
-                        "name": f["name"],
-                        "sha256": f["sha256"],
-                        "size": f["size"],
-                        "format": f["format"],
-                        "record_count": f["records"],
-                        "records_digest": f["records_digest"],
-                        "merkle_root": f["merkle_root"],
-                    }
+        insert_batch(
+            ch.conn,
+            Batch(
+                batch_id,
+                source,
+                BatchState.QUARANTINED,
+                manifest_digest,
+                root,
+                record_count,
+                len(files),
+                sum(f["size"] for f in files),
+                acquired_at,
+                actor.name,
+                tuple(
+                    BatchFile(
+                        i,
+                        f["name"],
+                        f["sha256"],
+                        f["size"],
+                        f["format"],
+                        f["records"],
+                        f["records_digest"],
+                        f["merkle_root"],
+                    )
                     for i, f in enumerate(files)
-                ],
-            )
+                ),
+            ),
+        )
         ch.details.update(
             {
                 "source": source,

@@ -16,6 +16,8 @@ _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 @dataclass(frozen=True)
 class InputFile:
+    """One file to acquire: where it is read from and the name it is recorded under."""
+
     name: str  # relative POSIX name inside the batch
     path: Path  # where to read it
 

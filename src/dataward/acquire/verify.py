@@ -9,13 +9,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from dataward.batches import Batch, load_batch
 from dataward.core import dsse, merkle
 from dataward.errors import Error, NotFoundError, SignatureError
 from dataward.records.leaves import record_digests
-from dataward.store import schema
+from dataward.store import batches as batch_rows
 from dataward.store.objects import ObjectStore
 from dataward.timeutil import parse_iso
 from dataward.workspace import Workspace
@@ -23,15 +21,19 @@ from dataward.workspace import Workspace
 
 @dataclass(frozen=True)
 class Problem:
+    """One verification problem: its kind, what is wrong, and the file it concerns (if one)."""
+
     kind: str  # manifest | signature | key | file | records | merkle | catalog
     detail: str
     file: str | None = None
     record: int | None = None  # 0-based record number within the file
 
     def to_json(self) -> dict[str, Any]:
+        """The problem as JSON."""
         return {"kind": self.kind, "file": self.file, "record": self.record, "detail": self.detail}
 
     def line(self) -> str:
+        """The problem as one line of text."""
         where = self.file or "batch"
         if self.record is not None:
             where += f" record {self.record}"
@@ -40,6 +42,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class VerificationReport:
+    """What :func:`verify_batch` found: files and records checked, the manifest's signer, the problems."""
+
     batch: str
     files_checked: int
     records_checked: int
@@ -48,9 +52,11 @@ class VerificationReport:
 
     @property
     def ok(self) -> bool:
+        """True when no problem was found."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON."""
         return {
             "batch": self.batch,
             "ok": self.ok,
@@ -75,6 +81,8 @@ def _hash_object(store: ObjectStore, area: str, digest: str) -> tuple[str, int]:
 
 
 def verify_batch(ws: Workspace, batch_id: str, *, area: str | None = None) -> VerificationReport:
+    """Verify batch ``batch_id`` against its signed manifest: the signature, the catalog's rows, and every
+    stored file and record digest (read from ``area``; default: where the batch's state keeps its files)."""
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
         keys = ws.public_keys(conn)
@@ -238,9 +246,9 @@ def _check_file(store: ObjectStore, area: str, f: dict[str, Any], problems: list
 def batch_manifest(ws: Workspace, batch_id: str) -> dict[str, Any]:
     """The signed manifest's predicate (unverified: use :func:`verify_batch` to trust it)."""
     with ws.engine.connect() as conn:
-        digest = conn.execute(select(schema.batches.c.manifest_digest).where(schema.batches.c.id == batch_id)).scalar()
+        digest = batch_rows.manifest_digest(conn, batch_id)
     if digest is None:
         raise NotFoundError(f"no batch {batch_id!r}")
-    env = dsse.Envelope.from_bytes(ws.objects.read_bytes("meta", str(digest)))
+    env = dsse.Envelope.from_bytes(ws.objects.read_bytes("meta", digest))
     out: dict[str, Any] = json.loads(env.payload)["predicate"]
     return out

@@ -12,9 +12,20 @@ from dataward.acquire.acquire import acquire
 from dataward.acquire.verify import verify_batch
 from dataward.batches import get_batch, list_batches
 from dataward.cli._app import cli
-from dataward.cli._util import acting, byte_progress, console, emit, emit_json, json_option, open_workspace, print_table
+from dataward.cli._util import (
+    acting,
+    byte_progress,
+    console,
+    emit,
+    emit_json,
+    json_option,
+    open_workspace,
+    print_table,
+    version_reader,
+)
 from dataward.core.signer import Signer
 from dataward.identity import Actor
+from dataward.model.subject import Subject
 from dataward.records.leaves import FORMATS
 from dataward.workspace import Workspace
 
@@ -112,7 +123,7 @@ def verify_cmd(ctx: click.Context, batch_id: str, regenerate: bool, search_path:
         _regenerate(ctx, ws, actor, batch_id, search_path, as_json)
         return
     report = verify_batch(ws, batch_id)
-    ws.record(actor, "batch.verify", f"batch:{batch_id}", {"ok": report.ok, "problems": len(report.problems)})
+    ws.record(actor, "batch.verify", Subject.batch(batch_id), {"ok": report.ok, "problems": len(report.problems)})
     if as_json:
         emit_json(report.to_json())
     elif report.ok:
@@ -132,8 +143,8 @@ def _regenerate(
 ) -> None:
     from dataward.synthetic import regenerate
 
-    res = regenerate(ws, actor, batch_id, search_path=search_path)
-    ws.record(actor, "batch.verify", f"batch:{batch_id}", {"regenerated": res.ok, "problems": list(res.problems)})
+    res = regenerate(ws, actor, batch_id, search_path=search_path, read_version=version_reader(ws, actor))
+    ws.record(actor, "batch.verify", Subject.batch(batch_id), {"regenerated": res.ok, "problems": list(res.problems)})
     if as_json:
         emit_json(res.to_json())
     elif res.ok:

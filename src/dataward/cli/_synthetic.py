@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from dataward.cli._app import cli
-from dataward.cli._util import acting, console, emit, json_option, open_workspace
+from dataward.cli._util import acting, console, emit, json_option, open_workspace, version_reader
+from dataward.model.subject import Subject
 
 
 @cli.command("synthesize")
@@ -38,7 +39,7 @@ def synthesize_cmd(
     actor = acting(ctx, ws)
     batch, stmt = synthesize(
         ws, actor, source_name, generator, seed=seed, params=params, conditioned_on=conditioned,
-        artifacts=artifacts, search_path=search_path,
+        artifacts=artifacts, search_path=search_path, read_version=version_reader(ws, actor),
     )
 
     def human() -> None:
@@ -70,7 +71,7 @@ def coverage_cmd(ctx: click.Context, batch_id: str, reference: str, html_out: st
     actor = acting(ctx, ws)
     real = open_dataset(reference, as_="pandas", workspace=ws, principal=actor)
     b = get_batch(ws, batch_id)
-    ws.record(actor, "data.read", f"batch:{batch_id}", {"how": "coverage"})
+    ws.record(actor, "data.read", Subject.batch(batch_id), {"how": "coverage"})
     data = ws.objects.read_bytes("quarantine", b.files[0].sha256) if b.state != "released" else (
         ws.objects.read_bytes("released", b.files[0].sha256)
     )

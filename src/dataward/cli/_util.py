@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.text import Text
 from dataward.errors import InputError
 from dataward.identity import Actor
 from dataward.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataward.synthetic import VersionReader
 
 # soft_wrap: rich never breaks a line itself, so a hash or an id stays whole in a pipe or a log file
 console = Console(highlight=False, soft_wrap=True)
@@ -82,6 +85,20 @@ def acting(ctx: click.Context, ws: Workspace) -> Actor:
             raise
         p = click.prompt(f"Passphrase for {principal}'s key", hide_input=True, err=True)
         return ws.actor(principal, passphrase=str(p).encode())
+
+
+def version_reader(ws: Workspace, actor: Actor) -> VersionReader:
+    """Reads released versions verified as ``actor`` (each read logged as ``data.read``), for generators
+    conditioned on them (:mod:`dataward.synthetic` sits below the release layer, so it is handed this)."""
+    from dataward.release.reader import open_dataset
+    from dataward.release.versions import get_version
+    from dataward.synthetic import ConditioningInput
+
+    def read(spec: str) -> ConditioningInput:
+        v = get_version(ws, spec)
+        return ConditioningInput(v.spec, v.merkle_root, open_dataset(v.spec, workspace=ws, principal=actor))
+
+    return read
 
 
 def emit_json(value: Any) -> None:

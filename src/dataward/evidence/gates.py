@@ -13,12 +13,12 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-
 from dataward.core import dsse
 from dataward.errors import Error, IntegrityError
-from dataward.evidence.load import policy_requirements, public_keys, trusted_state
+from dataward.evidence.load import PolicyBook, policy_requirements, trusted_state
 from dataward.evidence.replay import BatchEvidence, TrustedState, batch_cleared, names_key
+from dataward.store.catalog import Transaction
+from dataward.store.evidence_repo import public_keys
 
 if TYPE_CHECKING:
     from dataward.workspace import Workspace
@@ -42,6 +42,7 @@ class EvidenceVerdict:
 
     @property
     def ok(self) -> bool:
+        """True when the evidence shows no problem."""
         return not self.problems
 
 
@@ -75,9 +76,12 @@ def signed_by_at(
     return last
 
 
-def approval_evidence_problem(ws: Workspace, st: TrustedState, pubs: dict[str, bytes], b: BatchEvidence) -> str | None:
-    """None if ``b`` is cleared by the log and enough of its logged approvals carry a valid signed envelope."""
-    reqs = policy_requirements(ws, {a.policy for a in b.approvals})
+def approval_evidence_problem(
+    ws: Workspace, st: TrustedState, pubs: dict[str, bytes], b: BatchEvidence, policies: PolicyBook
+) -> str | None:
+    """None if ``b`` is cleared by the log and enough of its logged approvals carry a valid signed envelope
+    (``policies`` reads the approvals each logged policy requires)."""
+    reqs = policy_requirements(ws, {a.policy for a in b.approvals}, policies)
     why = batch_cleared(b, reqs)
     if why:
         return why
@@ -111,15 +115,16 @@ def approval_evidence_problem(ws: Workspace, st: TrustedState, pubs: dict[str, b
     return None
 
 
-def latest_logged_number(ws: Workspace, dataset: str, conn: Connection | None = None) -> int | None:
+def latest_logged_number(ws: Workspace, dataset: str, conn: Transaction | None = None) -> int | None:
     """The newest version of ``dataset`` that a signed log entry released (the catalog cannot hide one)."""
     st = trusted_state(ws, conn)
     nums = [n for (ds, n) in st.versions if ds == dataset]
     return max(nums) if nums else None
 
 
-def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
-    """The signed evidence for serving version ``v`` (a :class:`dataward.release.versions.Version`)."""
+def check_version(ws: Workspace, conn: Transaction, v: Any, policies: PolicyBook) -> EvidenceVerdict:
+    """The signed evidence for serving version ``v`` (a :class:`dataward.release.versions.Version`);
+    ``policies`` reads the approvals each logged policy requires."""
     st = trusted_state(ws, conn)
     pubs = public_keys(conn)
     problems: list[str] = []
@@ -169,7 +174,7 @@ def check_version(ws: Workspace, conn: Connection, v: Any) -> EvidenceVerdict:
             revoked.append(bid)
             problems.append(f"batch {bid} of {v.spec} is revoked")
             continue
-        why = approval_evidence_problem(ws, st, pubs, b)
+        why = approval_evidence_problem(ws, st, pubs, b, policies)
         if why:
             problems.append(why)
     return EvidenceVerdict(tuple(problems), tuple(revoked), tuple(revoked_lines))
@@ -227,8 +232,9 @@ def require_logged_state(ws: Workspace, batch_id: str, wanted: str | tuple[str, 
         )
 
 
-def require_cleared_for_release(ws: Workspace, batch_id: str) -> None:
-    """Refuse to release ``batch_id`` unless the log shows it approved by enough valid signed approvals."""
+def require_cleared_for_release(ws: Workspace, batch_id: str, policies: PolicyBook) -> None:
+    """Refuse to release ``batch_id`` unless the log shows it approved by enough valid signed approvals
+    (``policies`` reads the approvals each logged policy requires)."""
     # an approved batch, or one already released (into another dataset, or kept by a rollback)
     require_logged_state(ws, batch_id, ("approved", "released"), "release")
     st = trusted_state(ws)
@@ -237,6 +243,6 @@ def require_cleared_for_release(ws: Workspace, batch_id: str) -> None:
         pubs = public_keys(conn)
     # the check of a released batch, asked as if it were released now
     probe = BatchEvidence(**{**b.__dict__, "state": "released", "approvals": list(b.approvals)})
-    why = approval_evidence_problem(ws, st, pubs, probe)
+    why = approval_evidence_problem(ws, st, pubs, probe, policies)
     if why:
         raise IntegrityError(f"refusing to release batch {batch_id}: {why}", advice="Run `dataward log verify`.")

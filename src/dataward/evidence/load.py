@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, select
-
-from dataward.evidence.replay import RawEntry, TrustedState, replay
-from dataward.store import schema
+from dataward.evidence.replay import TrustedState, replay
+from dataward.store.catalog import Transaction
+from dataward.store.evidence_repo import catalog_rows, last_leaf, public_keys, raw_entries
 
 if TYPE_CHECKING:
     from dataward.workspace import Workspace
@@ -22,45 +23,50 @@ if TYPE_CHECKING:
 _CACHE_ATTR = "_trusted_state"
 
 
-def _as_bytes(v: Any) -> bytes:
-    """A cell that should be bytes; a tampered cell of another type (TEXT, a number) becomes bytes that
-    fail the checks, never an exception."""
-    if isinstance(v, bytes | bytearray | memoryview):
-        return bytes(v)
-    return str(v).encode("utf-8", "surrogateescape")
+class TierRule(Protocol):
+    """One tier of a parsed policy, as far as the evidence layer reads it."""
+
+    @property
+    def approvals(self) -> int:
+        """Distinct approvals a batch of this tier needs."""
+        ...
 
 
-def raw_entries(conn: Connection, start: int = 0) -> Iterator[RawEntry]:
-    """Log rows from sequence number ``start`` on, in order, as :class:`RawEntry` (no trust implied)."""
-    t = schema.log_entries
-    q = select(t.c.seq, t.c.time, t.c.principal, t.c.action, t.c.subject, t.c.keyid, t.c.entry, t.c.signature)
-    for r in conn.execute(q.where(t.c.seq >= start).order_by(t.c.seq)):
-        try:
-            seq = int(r[0])
-        except (TypeError, ValueError):
-            continue
-        yield RawEntry(seq, r[1], r[2], r[3], r[4], r[5], _as_bytes(r[6]), _as_bytes(r[7]))
+class ParsedPolicy(Protocol):
+    """A parsed policy, as far as the evidence layer reads it: its tiers."""
+
+    @property
+    def tiers(self) -> Mapping[str, TierRule]:
+        """Tier name -> its rules."""
+        ...
 
 
-def public_keys(conn: Connection) -> dict[str, bytes]:
-    """keyid -> raw public key bytes from the keys table (each is checked against its ID on use)."""
-    out: dict[str, bytes] = {}
-    for kid, pub in conn.execute(select(schema.keys.c.keyid, schema.keys.c.public_key)):
-        try:
-            out[str(kid)] = bytes.fromhex(str(pub))
-        except ValueError:
-            continue
-    return out
+class PolicyBook(Protocol):
+    """What the evidence layer needs from the policy layer above it, passed in by the caller (python-tuf's
+    style of collaborator): :mod:`dataward.workflow.policy` itself satisfies it."""
+
+    def policy_path(self, ws: Workspace) -> Path:
+        """The workspace's policy file."""
+        ...
+
+    def parse_policy(self, text: str, where: str = ...) -> ParsedPolicy:
+        """Parse and validate a policy text; an invalid one raises :class:`~dataward.errors.Error`."""
+        ...
+
+
+def default_policy_text() -> str:
+    """The packaged default policy, read as package data (its parser lives in the workflow layer, above this)."""
+    files = resources.files("dataward").joinpath("workflow").joinpath("default_policy.toml")
+    return files.read_text(encoding="utf-8")
 
 
 def default_policy_digest() -> str:
-    from dataward.workflow.policy import default_policy_text
-
+    """The SHA-256 of the packaged default policy: the policy in force until a ``policy.set`` entry."""
     return hashlib.sha256(default_policy_text().encode("utf-8")).hexdigest()
 
 
 def replay_log(
-    conn: Connection,
+    conn: Transaction,
     *,
     state: TrustedState | None = None,
     check_signatures: bool = True,
@@ -73,23 +79,17 @@ def replay_log(
     )
 
 
-def _last_leaf(conn: Connection, size: int) -> bytes | None:
-    t = schema.log_entries
-    v = conn.execute(select(t.c.leaf_hash).where(t.c.seq == size - 1)).scalar() if size else b""
-    return None if v is None else _as_bytes(v)
-
-
-def _refresh(conn: Connection, cached: TrustedState | None) -> TrustedState:
+def _refresh(conn: Transaction, cached: TrustedState | None) -> TrustedState:
     # the cached prefix is kept only while the log still ends it the same way; a log that was rewound
     # (restored from a backup) is replayed from scratch: detecting the rewind is the witness's job
-    if cached is not None and _last_leaf(conn, cached.size) != cached.last_leaf:
+    if cached is not None and last_leaf(conn, cached.size) != cached.last_leaf:
         cached = None
     st = replay_log(conn, state=cached)
-    st.last_leaf = _last_leaf(conn, st.size)
+    st.last_leaf = last_leaf(conn, st.size)
     return st
 
 
-def trusted_state(ws: Workspace, conn: Connection | None = None) -> TrustedState:
+def trusted_state(ws: Workspace, conn: Transaction | None = None) -> TrustedState:
     """The workspace's trusted state, replaying only entries appended since the last call.
 
     Without ``conn`` it reads committed entries only and caches the result on ``ws``; with ``conn`` (a
@@ -105,15 +105,15 @@ def trusted_state(ws: Workspace, conn: Connection | None = None) -> TrustedState
     return st
 
 
-def policy_requirements(ws: Workspace, digests: set[str]) -> Mapping[str, Mapping[str, int]]:
+def policy_requirements(ws: Workspace, digests: set[str], policies: PolicyBook) -> Mapping[str, Mapping[str, int]]:
     """policy digest -> tier -> approvals required, for the policies whose text can be found and matches:
-    the stored copy (``policy.set`` keeps one in the meta area), the workspace file, or the packaged default."""
+    the stored copy (``policy.set`` keeps one in the meta area), the workspace file, or the packaged default.
+    ``policies`` parses them (:mod:`dataward.workflow.policy`)."""
     from dataward.errors import Error
-    from dataward.workflow.policy import default_policy_text, parse_policy, policy_path
 
     texts: list[str] = [default_policy_text()]
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        texts.append(policy_path(ws).read_text(encoding="utf-8"))
+        texts.append(policies.policy_path(ws).read_text(encoding="utf-8"))
     for d in digests:
         try:
             texts.append(ws.objects.read_bytes("meta", d, verify=True).decode("utf-8"))
@@ -124,7 +124,7 @@ def policy_requirements(ws: Workspace, digests: set[str]) -> Mapping[str, Mappin
         d = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if d in digests and d not in out:
             try:
-                p = parse_policy(text, f"policy {d[:12]}")
+                p = policies.parse_policy(text, f"policy {d[:12]}")
             except Error:
                 continue
             out[d] = {name: tier.approvals for name, tier in p.tiers.items()}
@@ -150,26 +150,7 @@ def _signed_manifests(ws: Workspace, st: TrustedState) -> tuple[dict[str, dict[s
     return out, problems
 
 
-def catalog_rows(conn: Connection, table: str) -> list[dict[str, Any]]:
-    """The rows of ``table`` as dicts, with the natural key columns the projection compares on (audit rows
-    are keyed by their batch, decisions also by their order among the same reviewer's on the record)."""
-    t = schema.metadata.tables[table]
-    rows = [dict(r._mapping) for r in conn.execute(select(t))]
-    if table in ("audit_items", "audit_decisions"):
-        a = schema.audits
-        batch_of = {r.id: r.batch_id for r in conn.execute(select(a.c.id, a.c.batch_id))}
-        for r in rows:
-            r["batch_id"] = batch_of.get(r["audit_id"])
-    if table == "audit_decisions":
-        seen: dict[tuple[Any, ...], int] = {}
-        for r in sorted(rows, key=lambda x: int(x["id"]) if isinstance(x["id"], int) else 0):
-            k = (r["batch_id"], r["record"], r["reviewer"])
-            r["n"] = seen.get(k, 0)
-            seen[k] = r["n"] + 1
-    return rows
-
-
-def projection_divergences(ws: Workspace, conn: Connection, st: TrustedState) -> list[Any]:
+def projection_divergences(ws: Workspace, conn: Transaction, st: TrustedState) -> list[Any]:
     """Every catalog row or cell of a projected table that the replayed log ``st`` does not support."""
     from dataward.evidence.projection import KEYS, Divergence, compare, expected
 

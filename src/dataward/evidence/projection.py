@@ -107,10 +107,12 @@ class Divergence:
     detail: str
 
     def line(self) -> str:
+        """The divergence as one line of text."""
         col = f", column {self.column}" if self.column else ""
         return f"table {self.table}, row {self.row}{col}: {self.detail}"
 
     def to_json(self) -> dict[str, Any]:
+        """The divergence as JSON."""
         return {"table": self.table, "row": self.row, "column": self.column, "detail": self.detail}
 
 

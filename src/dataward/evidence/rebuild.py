@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dataward.evidence.projection import KEYS, NON_DECISION, Divergence, Rows, _key_text, _same
 from dataward.evidence.replay import TrustedState, key_id_of
 from dataward.store import rebuild as sql
+from dataward.store.evidence_repo import catalog_rows, raw_entries
 from dataward.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ def carried_public_keys(conn: Connection) -> dict[str, bytes]:
     unverified entries on purpose: a key is accepted only under the ID that is its own SHA-256, so where it
     was found does not matter, and a public key replaced in the keys table cannot hide the signer's entries."""
     import json
-
-    from dataward.evidence.load import raw_entries
 
     out: dict[str, bytes] = {}
     for raw in raw_entries(conn):
@@ -174,7 +173,7 @@ def _insert_values(
 
 def plan_rebuild(ws: Workspace, conn: Connection, st: TrustedState) -> Plan:
     """The whole rebuild: every projected table, and the divergences no step can repair."""
-    from dataward.evidence.load import _signed_manifests, catalog_rows
+    from dataward.evidence.load import _signed_manifests
     from dataward.evidence.projection import expected
 
     manifests, problems = _signed_manifests(ws, st)

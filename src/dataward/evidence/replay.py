@@ -25,9 +25,12 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from dataward.access import PERMISSIONS, Grant, Role, allowed
+from dataward.access import PERMISSIONS, allowed
 from dataward.core import dsse
 from dataward.core.canonical import canonical_json
+from dataward.model.log_entry import RawEntry
+from dataward.model.roles import Grant, Role
+from dataward.model.subject import Subject
 
 LOG_PRINCIPAL = "@workspace-log"
 
@@ -62,20 +65,6 @@ LOG_WITNESSED = frozenset({"workspace.init", "data.read"})
 UNRECORDED = frozenset({"data.read", "access.denied", "log.verify", "log.replay", "console.read", "console.login"})
 
 
-@dataclass(frozen=True)
-class RawEntry:
-    """One stored log row as read: the indexed columns, the signed body and its signature."""
-
-    seq: int
-    time: Any
-    principal: Any
-    action: Any
-    subject: Any
-    keyid: Any
-    body: bytes
-    signature: bytes
-
-
 @dataclass
 class KeyEvidence:
     """A key's life according to the log."""
@@ -104,6 +93,7 @@ class KeyEvidence:
 
     @property
     def status(self) -> str:
+        """The key's status as the log shows it: active, retired or revoked."""
         if self.revoked_at is not None:
             return "revoked"
         if self.retired_at is not None:
@@ -237,10 +227,13 @@ class VerifyEvidence:
 
 @dataclass(frozen=True)
 class ReplayProblem:
+    """A log entry the replay refused, and why."""
+
     seq: int | None
     detail: str
 
     def line(self) -> str:
+        """The problem as one line of text."""
         return (f"entry {self.seq}: " if self.seq is not None else "log: ") + self.detail
 
 
@@ -447,7 +440,7 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
             _problem(state, raw.seq, f"the log key signed a {action} (only principals take decisions)")
             return False
         return True
-    if details.get("self_service") is True and obj["subject"] == f"principal:{principal}":
+    if details.get("self_service") is True and obj["subject"] == Subject.principal(principal):
         return True  # a principal may always rotate its own key (principals.rotate_key)
     if action == "batch.approve":
         # the entry is submitted by one principal, the approval itself is the approver's (checked in _apply)
@@ -523,7 +516,7 @@ def _admin_quorum(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
 def _change_entry(st: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
     action, who, d, t = obj["action"], obj["principal"], obj["details"], obj["time"]
     cid = d.get("change")
-    if not isinstance(cid, str) or obj["subject"] != f"change:{cid}":
+    if not isinstance(cid, str) or obj["subject"] != Subject.change(cid):
         _problem(st, raw.seq, f"{action} entry does not name its change")
         return False
     sig = SignatureEvidence(who, obj["keyid"], raw.seq, t)

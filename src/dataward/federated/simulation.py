@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dataward.access import Grant, Role
 from dataward.federated._model import Array, Labels, local_update
 from dataward.federated.coordinator import Coordinator, encode_update, trace_batches
 from dataward.federated.node import Node
+from dataward.model.roles import Grant, Role
 from dataward.store.keyring import FileKeyring
 from dataward.workspace import Workspace
 

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -16,7 +16,9 @@ from dataward.errors import InputError, IntegrityError, NotFoundError
 from dataward.log.auditlog import LogEntry, NodeReader, latest_checkpoint
 from dataward.store import schema
 from dataward.timeutil import parse_iso, to_iso
-from dataward.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataward.workspace import Workspace
 
 
 def _row_to_entry(r: Any) -> LogEntry:

@@ -49,8 +49,8 @@ class RebuildResult:
 
 
 def _meta_divergences(ws: Workspace, conn: Connection, st: TrustedState) -> list[Divergence]:
-    from dataward.evidence.load import catalog_rows
     from dataward.evidence.projection import compare
+    from dataward.store.evidence_repo import catalog_rows
 
     want: Rows = {("workspace_id",): {"value": st.workspace_id}, ("log_origin",): {"value": ws.origin}}
     return compare("meta", want, catalog_rows(conn, "meta"), strict_rows=False)
@@ -63,9 +63,10 @@ def rebuild_projection(ws: Workspace, actor: Any, *, check: bool = False) -> Reb
     with its ``log.replay`` entry (admins only); running it again changes nothing.
     """
     from dataward.errors import IntegrityError
-    from dataward.evidence.load import default_policy_digest, public_keys, raw_entries
+    from dataward.evidence.load import default_policy_digest
     from dataward.evidence.replay import replay
     from dataward.log.verify import verify_log
+    from dataward.store.evidence_repo import public_keys, raw_entries
 
     v = verify_log(ws, max_problems=1000, workers=1)
     bad = [p for p in v.problems if p.kind in STRUCTURAL]

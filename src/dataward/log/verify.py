@@ -40,10 +40,10 @@ from dataward.log.auditlog import entry_leaf_hash, latest_checkpoint
 from dataward.store import schema
 from dataward.store.catalog import make_engine
 from dataward.timeutil import parse_iso, to_iso
-from dataward.workspace import Workspace
 
 if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState
+    from dataward.workspace import Workspace
 
 #: sequence numbers per chunk (the unit of parallel work and of the rows digest)
 CHUNK = 1 << 15

@@ -35,10 +35,10 @@ from dataward.core.checkpoint import Checkpoint, parse_signed_checkpoint
 from dataward.core.dsse import key_id
 from dataward.errors import Error, IntegrityError
 from dataward.log.auditlog import NodeReader, latest_checkpoint
-from dataward.workspace import Workspace
 
 if TYPE_CHECKING:
     from dataward.log.verify import LogVerification
+    from dataward.workspace import Workspace
 
 WITNESS_ENV = "DATAWARD_WITNESS"
 

@@ -110,3 +110,23 @@ class Key:
     retired_at: str | None = None
     revoked_at: str | None = None
     revocation_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A registered key as the catalog stores it, unchecked: ``public_key`` is the stored hex, which a
+    tampered catalog may have replaced, so verifiers check it against ``keyid`` (:meth:`key` parses it)."""
+
+    keyid: str
+    principal: str
+    public_key: str
+    status: str  # active | retired | revoked
+    created_at: str
+    expires_at: str | None = None
+    retired_at: str | None = None
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+
+    def key(self) -> Key:
+        """The key as a :class:`Key` (a stored public key that is not 32 bytes of hex raises)."""
+        return Key(**{**vars(self), "public_key": PublicKey(bytes.fromhex(self.public_key))})

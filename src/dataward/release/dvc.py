@@ -34,7 +34,9 @@ from dataward.core import dsse
 from dataward.errors import InputError, IntegrityError
 from dataward.identity import Actor
 from dataward.lifecycle import attest
-from dataward.sources import SourceKind, get_source
+from dataward.model.source import SourceKind
+from dataward.model.subject import Subject
+from dataward.sources import get_source
 from dataward.workspace import Workspace
 
 PREDICATE_DVC_IMPORT = dsse.PREDICATE_PREFIX + "dvc-import/v1"
@@ -282,7 +284,7 @@ def import_dvc(
     out: list[dict[str, Any]] = []
     from dataward.workflow._common import authorize
 
-    authorize(ws, actor, "batch.acquire", f"source:{source}", source)  # before anything, a repeat included
+    authorize(ws, actor, "batch.acquire", Subject.source(source), source)  # before anything, a repeat included
     done = _imported(ws, source, root)
     for t in tracked:
         earlier = done.get((t.path, t.md5))

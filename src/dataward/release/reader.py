@@ -24,6 +24,7 @@ from dataward.acquire.inputs import safe_relative_name
 from dataward.core.canonical import canonical_json
 from dataward.errors import Error, InputError, IntegrityError, WorkspaceError
 from dataward.identity import Actor
+from dataward.model.subject import Subject
 from dataward.progress import Progress
 from dataward.release.versions import Version, check_may, dropped_of, leaf_bytes, require_verified
 from dataward.workspace import Workspace
@@ -59,14 +60,14 @@ def _authorized_read(
     """Authorize (data.read, before anything is touched), verify, and log the read or the refusal."""
     if verify not in VERIFY_LEVELS:
         raise InputError(f"verify={verify!r} is not one of {', '.join(VERIFY_LEVELS)}")
-    check_may(ws, actor, "data.read", f"version:{spec}")
+    check_may(ws, actor, "data.read", Subject.version(spec))
     try:
         v, pred = require_verified(ws, spec, full=verify == "full", progress=progress)
     except IntegrityError as exc:
-        ws.record(actor, "data.read", f"version:{spec}", {"how": how, "refused": exc.message})
+        ws.record(actor, "data.read", Subject.version(spec), {"how": how, "refused": exc.message})
         raise
     details = {"how": how, "verify": verify, "manifest_sha256": v.manifest_digest, "merkle_root": v.merkle_root}
-    ws.record(actor, "data.read", f"version:{v.spec}", details)
+    ws.record(actor, "data.read", Subject.version(v.spec), details)
     return v, pred
 
 

@@ -612,9 +612,10 @@ def release(
             raise IntegrityError(f"parent version {parent.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
     from dataward.evidence.gates import require_cleared_for_release
+    from dataward.workflow import policy
 
     for i in add:  # after the catalog's own checks (their errors say what to do); the log has the last word
-        require_cleared_for_release(ws, i)
+        require_cleared_for_release(ws, i, policy)
     with ws.change(actor, "dataset.release", version_subject(dataset, plan.number)) as ch:
         commit_version(ws, ch, plan, "release", {})
     return get_version(ws, f"{dataset}@{plan.number}")
@@ -701,6 +702,7 @@ def verify_version(
     """Check a version end to end. ``full`` also re-hashes every released file and record (``progress``
     is told each batch as it is checked)."""
     from dataward.evidence.gates import check_version, latest_logged_number
+    from dataward.workflow import policy
 
     ds, n = parse_spec(spec)
     problems: list[str] = []
@@ -727,7 +729,7 @@ def verify_version(
             why2 = approval_problem(ws, conn, b, keys)
             if why2:
                 problems.append(why2)
-        evidence = check_version(ws, conn, v)
+        evidence = check_version(ws, conn, v, policy)
         problems += [p for p in evidence.problems if p not in problems]
         revoked += [b for b in evidence.revoked if b not in revoked]
         revoked_records = evidence.revoked_records

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, insert, select
 
 from dataward.errors import NotFoundError
 from dataward.model.batch import Batch, BatchFile, BatchState
 from dataward.store import schema
 
-__all__ = ["batch_ids", "load_batch"]
+__all__ = ["batch_ids", "insert_batch", "load_batch", "manifest_digest"]
 
 
 def load_batch(conn: Connection, batch_id: str) -> Batch:
@@ -45,3 +45,47 @@ def batch_ids(conn: Connection, *, source: str | None = None, state: str | None 
     if state:
         q = q.where(t.c.state == state)
     return list(conn.execute(q).scalars())
+
+
+def manifest_digest(conn: Connection, batch_id: str) -> str | None:
+    """The digest of batch ``batch_id``'s signed manifest envelope (None: no such batch)."""
+    t = schema.batches
+    digest = conn.execute(select(t.c.manifest_digest).where(t.c.id == batch_id)).scalar()
+    return None if digest is None else str(digest)
+
+
+def insert_batch(conn: Connection, batch: Batch) -> None:
+    """Record a newly acquired ``batch`` and its files (its ``created_at`` is also its ``updated_at``)."""
+    conn.execute(
+        insert(schema.batches).values(
+            id=batch.id,
+            source=batch.source,
+            state=batch.state.value,
+            manifest_digest=batch.manifest_digest,
+            merkle_root=batch.merkle_root,
+            record_count=batch.record_count,
+            file_count=batch.file_count,
+            byte_count=batch.byte_count,
+            created_at=batch.created_at,
+            created_by=batch.created_by,
+            updated_at=batch.created_at,
+        )
+    )
+    if batch.files:
+        conn.execute(
+            insert(schema.batch_files),
+            [
+                {
+                    "batch_id": batch.id,
+                    "position": f.position,
+                    "name": f.name,
+                    "sha256": f.sha256,
+                    "size": f.size,
+                    "format": f.format,
+                    "record_count": f.record_count,
+                    "records_digest": f.records_digest,
+                    "merkle_root": f.merkle_root,
+                }
+                for f in batch.files
+            ],
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -16,6 +17,10 @@ from dataward.store import errors as store_errors
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 PG_LOCK_WRITERS = 6961  # advisory lock: one writer at a time, as SQLite's BEGIN IMMEDIATE gives
 PG_LOCK_LOG = 6962  # advisory lock: one appender to the audit log at a time
+
+#: The opaque handle of one catalog transaction: code outside ``store/`` holds it and passes it back to the
+#: repository functions, never running SQL on it itself.
+Transaction = Connection
 
 
 def normalize_url(url: str) -> str:
@@ -48,6 +53,17 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:
         raise WorkspaceError(f"cannot open catalog {redact_url(url)}: {exc}") from None
     return engine
+
+
+def resolve_sqlite_path(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file made relative to ``base`` (other URLs are unchanged)."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("sqlite"):
+        u = make_url(url)
+        if u.database and u.database != ":memory:" and not Path(u.database).is_absolute():
+            return u.set(database=str(base / u.database)).render_as_string(hide_password=False)
+    return url
 
 
 def sqlite_path(url: str) -> str | None:
@@ -166,6 +182,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def is_sqlite(conn: Connection | Engine) -> bool:
+    """Whether the catalog behind ``conn`` is SQLite."""
     return conn.dialect.name == "sqlite"
 
 

@@ -68,12 +68,15 @@ class FileSigner(Signer):
 
     @property
     def keyid(self) -> str:
+        """The key ID of the key this signer signs with."""
         return self._keyid
 
     def public_key(self) -> Ed25519PublicKey:
+        """The public half of the key."""
         return self._key.public_key()
 
     def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` with the key read from the keyring file."""
         from dataward.core import ed25519  # libsodium when installed: same bytes, ~1.5x faster (ADR 0030)
 
         return ed25519.sign(self._key, data)

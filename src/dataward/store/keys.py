@@ -23,6 +23,8 @@ PASSPHRASE_ENV = "DATAWARD_PASSPHRASE"  # noqa: S105 - a variable name, not a se
 
 
 class KeyDirectory:
+    """A directory of private keys (the workspace log's), one PKCS#8 PEM file per key ID, mode 0600."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
@@ -54,9 +56,11 @@ class KeyDirectory:
         return kid
 
     def has(self, keyid: str) -> bool:
+        """Whether the directory holds the private key ``keyid``."""
         return self._file(keyid).exists()
 
     def load(self, keyid: str, passphrase: bytes | None = None) -> Ed25519PrivateKey:
+        """The private key ``keyid`` (decrypted with ``passphrase`` when it is encrypted)."""
         f = self._file(keyid)
         try:
             pem = f.read_bytes()
@@ -92,4 +96,5 @@ class KeyDirectory:
         return key
 
     def remove(self, keyid: str) -> None:
+        """Delete the private key ``keyid`` from the directory."""
         self._file(keyid).unlink(missing_ok=True)

@@ -14,14 +14,16 @@ from dataward.synthetic._generation import (
     GeneratorSpec,
     RegenerationResult,
 )
-from dataward.synthetic.api import regenerate, synthesize
+from dataward.synthetic.api import ConditioningInput, VersionReader, regenerate, synthesize
 
 __all__ = [
     "GENERATION_PREDICATE",
+    "ConditioningInput",
     "CoverageReport",
     "GenerationStatement",
     "GeneratorSpec",
     "RegenerationResult",
+    "VersionReader",
     "coverage",
     "regenerate",
     "synthesize",

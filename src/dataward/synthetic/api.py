@@ -7,8 +7,9 @@ import io
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dataward.acquire.acquire import acquire
 from dataward.batches import Batch, get_batch
@@ -18,8 +19,10 @@ from dataward.errors import InputError, IntegrityError, NotFoundError, Signature
 from dataward.identity import Actor
 from dataward.lifecycle import PREDICATE_GENERATION as GENERATION_PREDICATE
 from dataward.lifecycle import attest, attestations_for
+from dataward.model.source import SourceKind
+from dataward.model.subject import Subject
 from dataward.records.leaves import record_digests
-from dataward.sources import SourceKind, get_source
+from dataward.sources import get_source
 from dataward.synthetic._generation import (
     GenerationStatement,
     GeneratorSpec,
@@ -56,20 +59,42 @@ def _artifact_digests(paths: Sequence[str | os.PathLike[str]]) -> dict[str, str]
     return out
 
 
-def _inputs(ws: Workspace, actor: Actor, specs: Sequence[str], tmp: Path) -> tuple[dict[str, Path], dict[str, str]]:
+@dataclass(frozen=True)
+class ConditioningInput:
+    """A released version a generator is conditioned on, read verified: its spec, Merkle root and records."""
+
+    spec: str
+    merkle_root: str
+    table: Any  # a pyarrow.Table
+
+
+class VersionReader(Protocol):
+    """Reads one released version verified, logging the read as ``data.read``. The release layer sits above
+    this one, so the caller passes the reader in (the CLI's reads through :mod:`dataward.release.reader`)."""
+
+    def __call__(self, spec: str) -> ConditioningInput:
+        """The version ``spec`` (``DATASET@N``), verified."""
+        ...
+
+
+def _inputs(
+    read_version: VersionReader | None, specs: Sequence[str], tmp: Path
+) -> tuple[dict[str, Path], dict[str, str]]:
     """Read each conditioned-on version verified (logged as data.read) into a Parquet file for the worker."""
     import pyarrow.parquet as pq
 
-    from dataward.release.reader import open_dataset
-    from dataward.release.versions import get_version
-
+    if specs and read_version is None:
+        raise InputError(
+            f"conditioning on {', '.join(specs)} needs a reader of released versions",
+            advice="Pass read_version= (a VersionReader), or use `dataward synthesize --conditioned-on`.",
+        )
     paths: dict[str, Path] = {}
     roots: dict[str, str] = {}
     for spec in specs:
-        v = get_version(ws, spec)
-        table = open_dataset(v.spec, workspace=ws, principal=actor)
+        assert read_version is not None
+        v = read_version(spec)
         p = tmp / f"input-{len(paths)}.parquet"
-        pq.write_table(table, p)
+        pq.write_table(v.table, p)
         paths[v.spec] = p
         roots[v.spec] = v.merkle_root
     return paths, roots
@@ -93,9 +118,12 @@ def synthesize(
     conditioned_on: Sequence[str] = (),
     artifacts: Sequence[str | os.PathLike[str]] = (),
     search_path: str | None = None,
+    read_version: VersionReader | None = None,
 ) -> tuple[Batch, GenerationStatement]:
     """Run ``generator`` in the sandbox, acquire its output as a quarantined batch of the synthetic
-    ``source`` and sign a generation statement for it (in-toto, :data:`GENERATION_PREDICATE`)."""
+    ``source`` and sign a generation statement for it (in-toto, :data:`GENERATION_PREDICATE`).
+
+    ``conditioned_on`` names released versions the generator reads; ``read_version`` reads each verified."""
     src = get_source(ws, source)
     if src.kind != SourceKind.SYNTHETIC:
         raise InputError(
@@ -106,7 +134,7 @@ def synthesize(
     parsed = _parse_params(params)
     with tempfile.TemporaryDirectory(prefix="dataward-synth-") as tmp_s:
         tmp = Path(tmp_s)
-        input_paths, input_roots = _inputs(ws, actor, conditioned_on, tmp)
+        input_paths, input_roots = _inputs(read_version, conditioned_on, tmp)
         run = run_generator(
             spec.ref, seed=seed, params=parsed, inputs=input_paths, out_dir=tmp, search_path=search_path
         )
@@ -122,8 +150,8 @@ def synthesize(
         batch.merkle_root,
         batch.record_count,
     )
-    with ws.change(actor, "batch.generation", f"batch:{batch.id}", source=source) as ch:
-        subjects = [(f"batch:{batch.id}", batch.manifest_digest)]
+    with ws.change(actor, "batch.generation", Subject.batch(batch.id), source=source) as ch:
+        subjects = [(Subject.batch(batch.id), batch.manifest_digest)]
         attest(ws, ch, subjects, GENERATION_PREDICATE, stmt.to_predicate(), batch_id=batch.id)
         ch.details.update(
             {
@@ -166,12 +194,14 @@ def regenerate(
     *,
     search_path: str | None = None,
     statement: GenerationStatement | None = None,
+    read_version: VersionReader | None = None,
 ) -> RegenerationResult:
     """Re-run the batch's generator from its signed statement and compare Merkle roots.
 
     Problems are named: a changed generator (code digest), changed library versions, a conditioned-on
     version whose root changed, and the first record that differs. ``statement`` overrides the signed one
-    (for what-if checks; the result then says nothing about the batch's own claim).
+    (for what-if checks; the result then says nothing about the batch's own claim). ``read_version`` reads
+    the conditioned-on versions verified (needed only when the statement names some).
     """
     batch = get_batch(ws, batch_id)
     stmt = statement or generation_statement(ws, batch_id)
@@ -180,7 +210,7 @@ def regenerate(
         problems.append(f"statement names root {stmt.output_merkle_root[:16]}, the batch has {batch.merkle_root[:16]}")
     with tempfile.TemporaryDirectory(prefix="dataward-regen-") as tmp_s:
         tmp = Path(tmp_s)
-        input_paths, roots = _inputs(ws, actor, list(stmt.inputs), tmp)
+        input_paths, roots = _inputs(read_version, list(stmt.inputs), tmp)
         for spec, root in stmt.inputs.items():
             if roots.get(spec) != root:
                 problems.append(f"input {spec} has root {str(roots.get(spec))[:16]}, the statement names {root[:16]}")
@@ -222,6 +252,7 @@ def _stored_leaves(ws: Workspace, batch: Batch) -> bytes:
 
 
 def regenerate_json(result: RegenerationResult) -> dict[str, Any]:
+    """The regeneration result as JSON."""
     return result.to_json()
 
 

@@ -19,9 +19,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from dataward.access import Grant, allowed
+from dataward.access import allowed
 from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError
 from dataward.identity import Actor
+from dataward.model.roles import Grant
+from dataward.model.subject import Subject
 from dataward.store import schema
 from dataward.timeutil import now, now_iso, parse_iso, to_iso
 from dataward.workspace import Workspace, require_principal
@@ -87,7 +89,7 @@ def create_token(ws: Workspace, actor: Actor, principal: str, lifetime: timedelt
     tid = secrets.token_hex(8)
     at = now()
     expires = to_iso(at + lifetime)
-    with ws.change(actor, "token.create", f"principal:{principal}") as ch:
+    with ws.change(actor, "token.create", Subject.principal(principal)) as ch:
         require_principal(ch.conn, principal)
         ch.conn.execute(
             insert(schema.tokens).values(
