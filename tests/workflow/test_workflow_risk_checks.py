@@ -255,3 +255,24 @@ def test_flagged_count_includes_records_an_engine_counted_but_did_not_list(flow:
     again = screening.latest_report(flow.ws, b.id)
     assert again.flagged_count == rep.flagged_count and again.flagged_records == rep.flagged_records
     assert len(pii.to_json()["records"]) <= MAX_FINDING_RECORDS
+
+
+@pytest.mark.parametrize("name", checks.names())
+def test_batch_check_contract(flow: Flow, name: str) -> None:
+    """Every registered batch check gives a value on a real batch: a known status, and findings of the one
+    type whose record numbers fall inside the batch."""
+    from dataward.core.severity import Severity
+    from dataward.model.finding import Finding
+
+    b = flow.batch(60, pii=True)  # e-mail addresses: screening must report them
+    opts = {"detection": {"label": "label", "text": "text", "detectors": ["text_triggers"]}}
+    rep = screening.screen_batch(flow.ws, flow.actor("sam"), b.id, checks=[name], options=opts)
+    out = rep.check(name)
+    assert out is not None and out["status"] in ("passed", "failed", "skipped"), out
+    total = sum(f.record_count for f in b.files)
+    for f in rep.findings:
+        assert isinstance(f, Finding) and isinstance(f.severity, Severity) and f.summary.strip()
+        assert f.engine == checks.get(name).engine or f.engine.startswith("dataward.")
+        assert all(0 <= r < total for r in f.records) and f.count >= len(f.records)
+    if name == "screening":
+        assert any(f.check == "pii" and f.records for f in rep.findings)
