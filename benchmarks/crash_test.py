@@ -181,9 +181,9 @@ class Worker:
 
 def lenient_policy_text() -> str:
     """The default policy, relaxed so that tiny test batches can pass the gate."""
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy
 
-    text = policy.default_policy_text()
+    text = approval_policy.default_policy_text()
     for key in ("max_audit_error_upper", "max_flagged_fraction"):
         text = re.sub(rf"{key} = [0-9.]+", f"{key} = 1.0", text)
     return text.replace("approvals = 2", "approvals = 1").replace(', "detection"]', "]")
@@ -193,7 +193,7 @@ def make_workspace(path: Path) -> None:
     from dataward import principals
     from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy
     from dataward.workspace import Workspace
 
     # the principals' keys live in a keyring next to the workspace (inherited by the worker processes)
@@ -203,7 +203,7 @@ def make_workspace(path: Path) -> None:
     for name, role in PEOPLE.items():
         principals.enroll(ws, admin, name, [Grant(Role(role))])
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
-    policy.set_policy(ws, admin, lenient_policy_text(), where="crash-test policy")
+    approval_policy.set_policy(ws, admin, lenient_policy_text(), where="crash-test policy")
     ws.engine.dispose()
 
 

@@ -146,18 +146,17 @@ QUICK = ("yelp", "breast_cancer", "wine", "uniform", "templated_text")
 def run_detect(path: Path, cols: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """The ensemble on ``path``: fraction flagged, highest finding severity, each detector's time."""
     from dataward.detect import detect
-    from dataward.workflow.checks import severity_of_score
 
     text = cols.get("text")
     report = detect(path, label=cols.get("label"), text=text, image="image" if path.is_dir() else None, seed=seed)
-    severities = [severity_of_score(float(f.severity)) for f in report.findings]
-    medium = {i for f in report.findings if RANK[severity_of_score(float(f.severity))] >= 2 for i in f.records}
+    severities = [f.severity for f in report.findings]
+    medium = {i for f in report.findings if RANK[f.severity] >= 2 for i in f.records}
     flagged = set(np.flatnonzero(report.flagged).tolist()) | medium
     return {
         "n": report.n_records,
         "flagged": len(flagged) / max(1, report.n_records),
         "max_severity": max(severities, key=RANK.__getitem__, default="none"),
-        "findings": [f"{severity_of_score(float(f.severity))}: {f.detector}: {f.summary}" for f in report.findings[:6]],
+        "findings": [f"{f.severity}: {f.check}: {f.summary}" for f in report.findings[:6]],
         "detector_seconds": {d["name"]: d["seconds"] for d in report.detectors if not d.get("skipped")},
         "seconds": round(report.seconds, 2),
     }

@@ -77,10 +77,10 @@ def _warm() -> None:
     import dataward.acquire.acquire
     import dataward.detect.text_triggers
     import dataward.scale.detect
-    import dataward.scale.merkle
+    import dataward.scale.merkle_parts
     import dataward.scale.profile
     import dataward.screen.api
-    import dataward.screen.duplicates
+    import dataward.screen.near_duplicates
     import dataward.screen.pii  # noqa: F401
 
 

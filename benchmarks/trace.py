@@ -174,7 +174,7 @@ def large(records: int) -> dict[str, Any]:
     from dataward.model.roles import Grant, Role
     from dataward.release.versions import release
     from dataward.sources import add_source
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
     from dataward.workspace import Workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="dw-trace-"))

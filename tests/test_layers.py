@@ -127,13 +127,6 @@ SQLALCHEMY_OUTSIDE_STORE = frozenset(
         "dataward.release.versions",
         "dataward.web.auth",
         "dataward.web.services",
-        "dataward.workflow._common",
-        "dataward.workflow.approval",
-        "dataward.workflow.audit",
-        "dataward.workflow.gate",
-        "dataward.workflow.intel",
-        "dataward.workflow.risk",
-        "dataward.workflow.screening",
     }
 )
 #: issue #13: library modules that still draw rich progress bars or tables (progress belongs to cli/)
@@ -358,21 +351,10 @@ def cycle_breaking_imports() -> set[str]:
 CYCLE_BREAKING_IMPORTS_ALLOWED = frozenset(
     {
         "dataward.cli -> dataward.cli._commands",
-        "dataward.core.signer -> dataward.core.dsse",
-        "dataward.federated.coordinator -> dataward.federated.simulation",
-        "dataward.records.sniff -> dataward.records.readers",
         "dataward.redteam.api -> dataward.redteam.data",
         "dataward.redteam.gate -> dataward.redteam.triggers",
         "dataward.web.app -> dataward.web.routes_api",
         "dataward.web.app -> dataward.web.routes_pages",
-        "dataward.workflow.approval -> dataward.workflow.screening",
-        "dataward.workflow.audit -> dataward.workflow._common",
-        "dataward.workflow.audit -> dataward.workflow.checks",
-        "dataward.workflow.audit -> dataward.workflow.gate",
-        "dataward.workflow.audit -> dataward.workflow.screening",
-        "dataward.workflow.checks -> dataward.workflow.intel",
-        "dataward.workflow.gate -> dataward.workflow.audit",
-        "dataward.workflow.gate -> dataward.workflow.screening",
     }
 )
 

@@ -105,7 +105,7 @@ def test_bench_metrics_from_scikit_learn_are_the_former_numbers() -> None:
 
 def test_the_default_gate_and_screening_share_one_licence_list() -> None:
     from dataward.screen.policy import DEFAULT_ALLOWED_LICENCES
-    from dataward.workflow.policy import default_policy_text, parse_policy
+    from dataward.workflow.approval_policy import default_policy_text, parse_policy
 
     policy = parse_policy(default_policy_text(), "the default policy")
     lists = {tuple(sorted(t.licence_allow)) for t in policy.tiers.values()}
@@ -133,7 +133,7 @@ def test_the_default_gate_and_screening_share_one_licence_list() -> None:
 )
 def test_gate_and_screening_judge_licences_alike(expression: str, ok: bool) -> None:
     from dataward.screen.licences import allowed
-    from dataward.workflow.policy import licence_allowed
+    from dataward.workflow.approval_policy import licence_allowed
 
     allow = ("MIT", "Apache-2.0")
     assert allowed(expression, allow) is ok
@@ -142,7 +142,7 @@ def test_gate_and_screening_judge_licences_alike(expression: str, ok: bool) -> N
 
 def test_licence_judgement_is_cached_not_reparsed() -> None:
     from dataward.screen import licences
-    from dataward.workflow.policy import licence_allowed
+    from dataward.workflow.approval_policy import licence_allowed
 
     licence_allowed("MIT OR ISC", ["MIT"])
     before = licences._parsed.cache_info().hits

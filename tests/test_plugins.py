@@ -173,6 +173,14 @@ def test_one_finding_type() -> None:
     from dataward.screen.interface import Finding as ScreenFinding
 
     assert ScreenFinding is Finding
+    from dataward.detect.interface import Finding as DetectorsFinding
+
+    assert DetectorsFinding is Finding
+    scored = Finding.scored(check="d", kind="trigger", summary="s", records=(1,), evidence={}, score=0.75, p_value=0.01)
+    assert scored.severity is Severity.HIGH and scored.score == 0.75 and scored.rank_score == 0.75
+    # the signed form is unchanged by the detector fields
+    assert "score" not in scored.to_json() and "p_value" not in scored.to_dict()
+    assert Finding("c", "k", Severity.LOW, "s").rank_score == Severity.LOW.score
     legacy = batch_checks.NormalFinding("dataward.detect", "detection", "trigger", "high", "t", "a.csv", (1, 2), 7)
     assert isinstance(legacy, Finding) and legacy.severity is Severity.HIGH and legacy.count == 7
     assert Finding.from_json(legacy.to_json()) == legacy
@@ -291,7 +299,8 @@ def test_detector_contract(name: str, modality: Modality) -> None:
     assert [(f.kind, f.records) for f in a.findings] == [(f.kind, f.records) for f in b.findings]
     assert set(a.reasons) <= set(range(n))
     for f in a.findings:
-        assert f.detector == name and f.summary.strip() and 0.0 <= float(f.severity) <= 1.0
+        assert isinstance(f, Finding) and f.check == name and f.summary.strip()
+        assert f.score is not None and 0.0 <= f.score <= 1.0 and f.severity is Severity.of_score(f.score)
         assert all(0 <= r < n for r in f.records)
         assert f.p_value is None or 0.0 <= f.p_value <= 1.0
     if a.pvalues is not None:
@@ -352,3 +361,47 @@ def test_screening_check_contract(name: str, screen_inputs: tuple[pa.Table, Any]
         assert f.summary.strip() and f.kind
         assert all(0 <= r < table.num_rows for r in f.records)
         assert f.count >= len(f.records)
+
+
+# ------------------------------------------------------------------------------------------ contract: every attack
+
+
+def _attack_frame(modalities: frozenset[Modality]) -> tuple[pd.DataFrame, Roles]:
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
+    if Modality.INSTRUCTION in modalities:
+        prompts = [" ".join(rng.choice(words, 6)) for _ in range(120)]
+        return pd.DataFrame({"prompt": prompts, "response": [" ".join(rng.choice(words, 4)) for _ in prompts]}), Roles(
+            prompt="prompt", response="response"
+        )
+    labels = [str(v) for v in rng.integers(0, 3, 120)]
+    if Modality.TABULAR in modalities:
+        frame = pd.DataFrame(rng.normal(size=(120, 4)).round(3), columns=["a", "b", "c", "d"])
+        return frame.assign(label=labels), Roles(label="label")
+    if Modality.IMAGE in modalities:
+        images = [rng.integers(0, 256, (8, 8)).astype(np.uint8) for _ in labels]
+        return pd.DataFrame({"image": images, "label": labels}), Roles(label="label", image="image")
+    texts = [" ".join(rng.choice(words, 9)) for _ in labels]
+    return pd.DataFrame({"text": texts, "label": labels}), Roles(label="label", text="text")
+
+
+#: the few words of the small contract texts have no document frequency in the default rarity band
+_ATTACK_PARAMS = {"text-combo-trigger": {"words": "alpha,beta"}}
+
+
+@pytest.mark.parametrize("name", list(attacks.BUILTIN_ATTACKS))
+def test_attack_contract(name: str) -> None:
+    cls = attacks.get_attack(name)
+    data, roles = _attack_frame(cls.modalities)
+    before = data.copy(deep=True)
+    params = _ATTACK_PARAMS.get(name)
+    a = cls().apply(data, roles, rate=0.05, seed=4, params=params)
+    b = cls().apply(data, roles, rate=0.05, seed=4, params=params)
+    pd.testing.assert_frame_equal(data, before)  # the input is never modified
+    assert a.truth.to_json() == b.truth.to_json()  # deterministic for a seed
+    assert a.truth.attack == name and a.truth.seed == 4 and a.truth.rate == 0.05
+    assert a.truth.n_records == len(a.data) >= len(data)
+    assert a.truth.changed and all(0 <= i < len(a.data) for i in a.truth.changed)
+    assert set(a.truth.how) == set(a.truth.changed)
+    with pytest.raises(SimulationError, match="outside"):
+        cls().apply(data, roles, rate=1.5, seed=4)

@@ -37,7 +37,7 @@ from dataward.model.keys import PublicKey
 from dataward.model.subject import Subject
 from dataward.store import admin_changes as admin_rows
 from dataward.timeutil import now_iso
-from dataward.workflow import intel, policy
+from dataward.workflow import approval_policy, threat_feeds
 from dataward.workspace import AdminChange, ApplyingChange, Workspace, admin_change, applying, still_pending
 
 __all__ = ["AdminChange", "admin_change", "pending", "set_threshold", "show", "sign", "threshold", "withdraw"]
@@ -74,10 +74,10 @@ def _ops() -> dict[str, Callable[[Workspace, Actor, dict[str, Any]], Any]]:
         ),
         "key.revoke": lambda ws, a, kw: principals.revoke_key(ws, a, kw["keyid"], reason=kw["reason"], at=kw["at"]),
         "source.add": lambda ws, a, kw: sources.add_source(ws, a, **kw),
-        "policy.set": lambda ws, a, kw: policy.set_policy(
+        "policy.set": lambda ws, a, kw: approval_policy.set_policy(
             ws, a, ws.objects.read_bytes("meta", kw["sha256"], verify=True).decode("utf-8"), where=kw["where"]
         ),
-        "intel.add": lambda ws, a, kw: intel.add_feed_bytes(
+        "intel.add": lambda ws, a, kw: threat_feeds.add_feed_bytes(
             ws,
             a,
             ws.objects.read_bytes("meta", kw["sha256"], verify=True),

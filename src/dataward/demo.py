@@ -200,7 +200,7 @@ def main() -> None:
         _run("principal", "add", name, "--role", role, "--key", str(pub), "--expires-days", "90", principal="ada")
     _run("principal", "list")
     _say("   Policy as code: the defaults, tightened so that every batch needs two distinct approvers (k-of-n).")
-    from dataward.workflow.policy import default_policy_text
+    from dataward.workflow.approval_policy import default_policy_text
 
     policy_file = base / "policy.toml"
     policy_file.write_text(default_policy_text().replace("[tiers.low]\n", "[tiers.low]\napprovals = 2\n", 1))

@@ -4,7 +4,12 @@ Every pluggable layer (poison detectors, screening checks, simulated attacks, ba
 implementations in a :class:`Registry`. The built-ins are an explicit table of ``name -> "module:Class"``
 written in the registry's module, so importing a detector module changes nothing (no import side
 effects) and listing names imports nothing; a class is imported on first lookup. Third-party plugins
-are added by an explicit :meth:`Registry.register` call. An unknown name raises the layer's own
+are added by an explicit :meth:`Registry.register` call.
+
+A layer's registry module holds only what differs: its table, its base class and its error. Its
+``register``, ``get``, ``names`` and ``load_all`` are the registry's own bound methods
+(:meth:`Registry.register`, :meth:`Registry.get`, :meth:`Registry.sorted_names`, :meth:`Registry.classes`),
+so the lookup code is written once, here. An unknown name raises the layer's own
 :class:`~dataward.errors.Error` subclass, naming the known names.
 
 The class decorators kept in the built-in modules (``@register``) are checks, not registrations: for a
@@ -63,6 +68,10 @@ class Registry(Generic[_T]):
     def names(self) -> list[str]:
         """Every name, built-ins in table order then plugins in registration order. Imports nothing."""
         return [*self._builtins, *self._plugins]
+
+    def sorted_names(self) -> list[str]:
+        """Every name, sorted (what a command lists). Imports nothing."""
+        return sorted(self.names())
 
     def builtin_names(self) -> list[str]:
         """The names of the built-in table, in its order."""

@@ -141,8 +141,8 @@ def _workflow_entry_points() -> None:
         from dataward.release.rollback import rollback
         from dataward.release.versions import release
         from dataward.workflow.approval import approve, reject
+        from dataward.workflow.approval_policy import default_policy_text, set_policy
         from dataward.workflow.audit import complete_audit, draw_sample
-        from dataward.workflow.policy import default_policy_text, set_policy
         from dataward.workflow.screening import screen_batch
     except ImportError:  # pragma: no cover - the workflow layer is optional for this test
         return

@@ -78,14 +78,14 @@ def _pending(fn: Any) -> ChangePending:
 
 
 def _policy_text() -> str:
-    from dataward.workflow.policy import default_policy_text
+    from dataward.workflow.approval_policy import default_policy_text
 
     return default_policy_text().replace("approvals = 2", "approvals = 3", 1)
 
 
 def _add_feed(t: Trio) -> Any:
     from dataward.screen.intel import FORMAT, load_private_key, load_public_key, parse_feed, sign_feed, write_keypair
-    from dataward.workflow import intel
+    from dataward.workflow import threat_feeds
 
     d = t.ws.path.parent
     write_keypair(d / "feed.key", d / "feed.pub")
@@ -98,13 +98,13 @@ def _add_feed(t: Trio) -> Any:
         "indicators": [{"id": "acme-1", "type": "phrase", "value": "CF MN BB"}],
     }
     (d / "feed.json").write_bytes(sign_feed(parse_feed(feed), load_private_key(d / "feed.key")))
-    return intel.add_feed(t.ws, t.ada, d / "feed.json", [load_public_key(d / "feed.pub")])
+    return threat_feeds.add_feed(t.ws, t.ada, d / "feed.json", [load_public_key(d / "feed.pub")])
 
 
 def _feeds(t: Trio) -> list[Any]:
-    from dataward.workflow import intel
+    from dataward.workflow import threat_feeds
 
-    return intel.list_feeds(t.ws)
+    return threat_feeds.list_feeds(t.ws)
 
 
 CHANGES: dict[str, Any] = {
@@ -140,7 +140,7 @@ CHANGES: dict[str, Any] = {
         lambda t: "vendor" in trusted_state(t.ws).sources,
     ),
     "policy.set": (
-        lambda t: __import__("dataward.workflow.policy", fromlist=["set_policy"]).set_policy(
+        lambda t: __import__("dataward.workflow.approval_policy", fromlist=["set_policy"]).set_policy(
             t.ws, t.ada, _policy_text(), where="stricter.toml"
         ),
         lambda t: (t.ws.path / "policy.toml").is_file() and len(trusted_state(t.ws).policies) == 1,
@@ -182,7 +182,7 @@ def test_each_admin_change_waits_for_a_second_admin(trio: Trio, action: str) -> 
 
 
 def test_a_policy_proposal_leaves_the_policy_file_alone(trio: Trio) -> None:
-    from dataward.workflow.policy import load_policy, set_policy
+    from dataward.workflow.approval_policy import load_policy, set_policy
 
     p = _pending(lambda: set_policy(trio.ws, trio.ada, _policy_text(), where="stricter.toml"))
     assert not (trio.ws.path / "policy.toml").exists()
@@ -505,7 +505,7 @@ def test_a_policy_set_by_one_stolen_admin_key_is_not_in_force(trio: Trio) -> Non
     import hashlib
 
     from dataward.errors import PolicyError
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
 
     # the thief writes a lax policy file and a policy.set entry naming its digest, signed by bob alone
     text = _policy_text().replace("approvals = 3", "approvals = 1", 1)

@@ -65,9 +65,20 @@ def _result(
 
 def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() -> None:
     n = 100
-    trigger = Finding("trig", "trigger", "token 'cf'", (1, 2, 3), {}, 0.8, p_value=1e-12)
-    weak = Finding("weak", "outlier", "a few odd ones", (50, 51), {}, 0.5, p_value=0.4)
-    labels = Finding("label_issues", "label_issue", "4 record(s) labelled 'a' look like 'b'", (2, 3, 70, 71), {}, 0.55)
+    trigger = Finding.scored(
+        check="trig", kind="trigger", summary="token 'cf'", records=(1, 2, 3), evidence={}, score=0.8, p_value=1e-12
+    )
+    weak = Finding.scored(
+        check="weak", kind="outlier", summary="a few odd ones", records=(50, 51), evidence={}, score=0.5, p_value=0.4
+    )
+    labels = Finding.scored(
+        check="label_issues",
+        kind="label_issue",
+        summary="4 record(s) labelled 'a' look like 'b'",
+        records=(2, 3, 70, 71),
+        evidence={},
+        score=0.55,
+    )
     results = {
         "trig": _result("trig", n, [1, 2, 3], (trigger,)),
         "weak": _result("weak", n, [50, 51], (weak,)),
@@ -75,7 +86,7 @@ def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() 
     }
     report = combine(_rep(n), results, [])
     assert set(np.flatnonzero(report.flagged)) == {1, 2, 3, 70, 71}  # weak finding rejected by BH
-    by_detector = {f.detector: f for f in report.findings}
+    by_detector = {f.check: f for f in report.findings}
     assert "weak" not in by_detector
     assert by_detector["label_issues"].records == (70, 71)  # 2 and 3 are the trigger's
     assert by_detector["label_issues"].summary.startswith("2 record(s)")

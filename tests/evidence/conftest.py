@@ -23,7 +23,7 @@ def build_world(tmp_path: Path, catalog_url: str | None) -> tuple[Env, dict[str,
     from dataward.release.versions import release
     from dataward.screen.intel import FORMAT, load_private_key, load_public_key, parse_feed, sign_feed, write_keypair
     from dataward.web.auth import create_token
-    from dataward.workflow import approval, intel
+    from dataward.workflow import approval, threat_feeds
 
     env = make_env(tmp_path, catalog_url)
     keep = env.approved("text,label\nhello,0\nworld,1\n")
@@ -51,7 +51,7 @@ def build_world(tmp_path: Path, catalog_url: str | None) -> tuple[Env, dict[str,
     }
     path = tmp_path / "feed.json"
     path.write_bytes(sign_feed(parse_feed(feed), load_private_key(priv)))
-    intel.add_feed(env.ws, env.actor("admin"), path, [load_public_key(pub)])
+    threat_feeds.add_feed(env.ws, env.actor("admin"), path, [load_public_key(pub)])
     _admin_changes(env)
     return env, {"keep": keep, "drop": drop, "rejected": rejected}
 

@@ -13,7 +13,7 @@ import pytest
 
 from dataward.cli import main
 from dataward.errors import PolicyError
-from dataward.workflow.policy import default_policy_text, load_policy, parse_policy, set_policy
+from dataward.workflow.approval_policy import default_policy_text, load_policy, parse_policy, set_policy
 
 CUSTOM = b"\x80\x04\x8c\x0cmypkg.layers\x8c\x06Custom\x93)\x81."
 

@@ -19,7 +19,7 @@ from dataward.errors import Error, InputError
 from dataward.records.leaves import record_digests
 from dataward.scale.interface import Executor
 from dataward.scale.local import LocalExecutor
-from dataward.scale.merkle import merkle_root
+from dataward.scale.merkle_parts import merkle_root
 from dataward.scale.records import FileRef, newline_cuts, partitioned_record_digests
 from dataward.store.objects import ObjectStore
 

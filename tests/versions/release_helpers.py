@@ -78,9 +78,9 @@ class Env:
 
 
 def lenient_policy() -> str:
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy
 
-    text = policy.default_policy_text()
+    text = approval_policy.default_policy_text()
     text = re.sub(r"max_audit_error_upper = [0-9.]+", "max_audit_error_upper = 1.0", text)
     text = re.sub(r"max_flagged_fraction = [0-9.]+", "max_flagged_fraction = 1.0", text)
     text = text.replace("approvals = 2", "approvals = 1").replace(', "detection"]', "]")
@@ -105,7 +105,7 @@ def approve_batch(ws: Workspace, screener: Actor, reviewer: Actor, approver: Act
 def drive_to_approved(ws: Workspace, screener: Actor, reviewer: Actor, approver: Actor, batch_id: str) -> None:
     """The bare lifecycle: quarantined -> screened -> audited -> approved, each step with its signed
     attestation (report, audit, approval under the policy in force), as the gates require of the log."""
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
 
     b = get_batch(ws, batch_id)
     subject = [(f"batch:{batch_id}", b.manifest_digest)]
@@ -133,9 +133,9 @@ def make_env(tmp_path: Path, catalog: str | None = None) -> Env:
     add_source(ws, admin, "vendor", kind="third-party", origin="https://vendor.example", license="MIT")
     add_source(ws, admin, "web", kind="web-scraped", origin="https://crawl.example", license="CC-BY-4.0")
     add_source(ws, admin, "inhouse", kind="internal", origin="git@example:data", license="Apache-2.0")
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy
 
-    policy.set_policy(ws, admin, lenient_policy(), where="tests/versions lenient policy")
+    approval_policy.set_policy(ws, admin, lenient_policy(), where="tests/versions lenient policy")
     return Env(ws, tmp_path)
 
 

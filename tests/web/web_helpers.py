@@ -18,7 +18,7 @@ from dataward.model.roles import Grant, Role
 from dataward.sources import add_source
 from dataward.web.auth import create_token
 from dataward.workflow import approval, audit, screening
-from dataward.workflow.policy import default_policy_text, set_policy
+from dataward.workflow.approval_policy import default_policy_text, set_policy
 from dataward.workspace import Workspace
 
 PEOPLE: dict[str, list[Role]] = {

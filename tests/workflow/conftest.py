@@ -11,7 +11,7 @@ from workflow_helpers import PEOPLE, WITHOUT_DETECTION, Flow
 from dataward import principals
 from dataward.model.roles import Grant
 from dataward.sources import add_source
-from dataward.workflow.policy import set_policy
+from dataward.workflow.approval_policy import set_policy
 from dataward.workspace import Workspace
 
 

@@ -286,7 +286,7 @@ def _with_findings(monkeypatch: pytest.MonkeyPatch, flow: Flow, bid: str, findin
 
 
 def _set_max_flagged(flow: Flow, cap: int) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     text = WITHOUT_DETECTION.replace("max_flagged = 100", f"max_flagged = {cap}", 1)
     set_policy(flow.ws, flow.actor("admin"), text, where="test policy")

@@ -13,7 +13,7 @@ from dataward.errors import InputError, IntegrityError
 from dataward.lineage.queries import lineage
 from dataward.log.query import show_entries
 from dataward.sources import add_source
-from dataward.workflow.checkpoints import register_checkpoint
+from dataward.workflow.model_checkpoints import register_checkpoint
 
 
 class _Evil:

@@ -10,8 +10,8 @@ import pytest
 from dataward.errors import ConflictError, IntegrityError, SignatureError
 from dataward.log.query import show_entries
 from dataward.screen.intel import FORMAT, load_private_key, load_public_key, parse_feed, sign_feed, write_keypair
-from dataward.workflow.intel import active_feeds, add_feed, list_feeds
 from dataward.workflow.screening import screen_batch
+from dataward.workflow.threat_feeds import active_feeds, add_feed, list_feeds
 
 
 def _feed(tmp: Path, key: Path, version: int, phrase: str = "james bond") -> Path:

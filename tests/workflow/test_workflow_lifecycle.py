@@ -160,11 +160,26 @@ def test_approval_refused_while_a_rule_fails_naming_it(flow: Flow) -> None:
     assert flow.cli("policy", "check", bid, who="alice") == PolicyError.exit_code
     assert get_batch(flow.ws, bid).state == BatchState.AUDITED
     r = approval.reject(flow.ws, flow.actor("alice"), bid, "personal data in a third-party delivery")
-    assert r["from_state"] == "audited" and get_batch(flow.ws, bid).state == BatchState.REJECTED
+    assert r.from_state == "audited" and get_batch(flow.ws, bid).state == BatchState.REJECTED
     (row,) = lifecycle.attestations_for(flow.ws, bid, lifecycle.PREDICATE_REJECTION)
     assert row.principal == "alice"
     with pytest.raises(ConflictError):
         approval.reject(flow.ws, flow.actor("alice"), bid, "again")
+
+
+def test_reject_json_names_the_state_the_batch_left(flow: Flow, capsys: pytest.CaptureFixture[str]) -> None:
+    b = flow.batch(20)
+    capsys.readouterr()
+    assert flow.cli("reject", b.id, "--reason", "  wrong vendor  ", "--json", who="alice") == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = lifecycle.attestations_for(flow.ws, b.id, lifecycle.PREDICATE_REJECTION)
+    assert out == {
+        "batch": b.id,
+        "state": "rejected",
+        "from_state": "quarantined",
+        "reason": "wrong vendor",
+        "attestation": row.envelope_digest,
+    }
 
 
 def test_approval_rechecks_the_data(flow: Flow) -> None:
@@ -178,7 +193,7 @@ def test_approval_rechecks_the_data(flow: Flow) -> None:
 
 
 def test_k_of_n_distinct_approvers(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     text = WITHOUT_DETECTION.replace("[tiers.medium]\n", "[tiers.medium]\napprovals = 2\n")
     set_policy(flow.ws, flow.actor("admin"), text, where="test")
@@ -227,7 +242,7 @@ def test_prepared_statement_signed_offline(flow: Flow, tmp_path: Path) -> None:
 
 
 def test_statement_prepared_before_a_change_is_stale(flow: Flow, tmp_path: Path) -> None:
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     bid = _to_audited(flow)
     stmt = approval.prepare_statement(flow.ws, bid, "bob")
@@ -245,7 +260,7 @@ def test_flow_on_each_catalog(
     from dataward import principals
     from dataward.model.roles import Grant, Role
     from dataward.sources import add_source
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     ws = make_workspace(tmp_path, url)
     admin = ws.actor("admin")

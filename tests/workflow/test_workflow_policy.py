@@ -10,7 +10,7 @@ import pytest
 from workflow_helpers import Flow
 
 from dataward.errors import AuthorizationError, PolicyError
-from dataward.workflow.policy import (
+from dataward.workflow.approval_policy import (
     AllOf,
     AnyOf,
     PolicyContext,

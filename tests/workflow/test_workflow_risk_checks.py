@@ -136,7 +136,9 @@ def test_engine_results_are_mapped_to_batch_record_numbers(flow: Flow, monkeypat
         n = sum(1 for _ in open(path)) - 1
         flagged = np.zeros(n, dtype=bool)
         flagged[[1, 3]] = True
-        finding = Finding("fake", "trigger", "a trigger", (1, 3), {}, 0.95)
+        finding = Finding.scored(
+            check="fake", kind="trigger", summary="a trigger", records=(1, 3), evidence={}, score=0.95
+        )
         meta = ({"name": "fake", "skipped": None},)
         return types.SimpleNamespace(n_records=n, flagged=flagged, findings=(finding,), detectors=meta)
 
@@ -201,7 +203,7 @@ def test_each_action_is_authorized(flow: Flow) -> None:
 def test_policy_separation_of_duties_beyond_the_acquirer(flow: Flow) -> None:
     from dataward import principals
     from dataward.model.roles import Grant, Role
-    from dataward.workflow.policy import set_policy
+    from dataward.workflow.approval_policy import set_policy
 
     admin = flow.actor("admin")
     principals.grant_roles(flow.ws, admin, "sam", [Grant(Role.APPROVER)])

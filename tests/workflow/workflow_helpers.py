@@ -14,7 +14,7 @@ from dataward.workspace import Workspace
 
 
 def _without_detection() -> str:
-    from dataward.workflow.policy import default_policy_text
+    from dataward.workflow.approval_policy import default_policy_text
 
     text = default_policy_text()
     required = 'required_checks = ["integrity", "screening", "detection"]'

@@ -20,7 +20,7 @@ from dataward.identity import Actor
 from dataward.model.batch import Batch, BatchFile, BatchState
 from dataward.model.subject import Subject
 from dataward.records.leaves import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
-from dataward.scale.merkle import merkle_root
+from dataward.scale.merkle_parts import merkle_root
 from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source
 from dataward.store.batches import insert_batch

@@ -370,7 +370,7 @@ def scan_model_cmd(
     allow_list = AllowList(frozenset(extra), " and ".join(sources))
     if register_source is not None:
         from dataward.cli._util import acting, open_workspace
-        from dataward.workflow.checkpoints import register_checkpoint
+        from dataward.workflow.model_checkpoints import register_checkpoint
 
         ws = open_workspace(ctx)
         _, batch = register_checkpoint(ws, acting(ctx, ws), register_source, path, allow=allow_list)
@@ -406,7 +406,7 @@ def _policy_modelscan_allow(ctx: click.Context) -> tuple[str, ...]:
     if not (root / CONFIG_NAME).is_file():
         return ()
     from dataward.cli._util import open_workspace
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
 
     return load_policy(open_workspace(ctx)).modelscan_allow
 
@@ -420,7 +420,7 @@ def intel_add(ctx: click.Context, feed: str, keys: tuple[str, ...], as_json: boo
     """Verify a signed FEED and load it into the workspace (logged); every screen then matches it."""
     from dataward.cli._util import acting, open_workspace
     from dataward.screen.intel import load_public_key
-    from dataward.workflow.intel import add_feed
+    from dataward.workflow.threat_feeds import add_feed
 
     ws = open_workspace(ctx)
     loaded = add_feed(ws, acting(ctx, ws), feed, [load_public_key(k) for k in keys])
@@ -439,7 +439,7 @@ def intel_add(ctx: click.Context, feed: str, keys: tuple[str, ...], as_json: boo
 def intel_list(ctx: click.Context, as_json: bool) -> None:
     """The threat-intelligence feeds loaded into the workspace (latest version of each)."""
     from dataward.cli._util import open_workspace
-    from dataward.workflow.intel import list_feeds
+    from dataward.workflow.threat_feeds import list_feeds
 
     feeds = list_feeds(open_workspace(ctx))
     if as_json:

@@ -422,7 +422,7 @@ def policy() -> None:
 def policy_init(ctx: click.Context, force: bool, as_json: bool) -> None:
     """Write the default policy to the workspace's policy.toml (admins; logged)."""
     from dataward.errors import ConflictError
-    from dataward.workflow.policy import default_policy_text, policy_path, set_policy
+    from dataward.workflow.approval_policy import default_policy_text, policy_path, set_policy
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
@@ -442,7 +442,7 @@ def policy_init(ctx: click.Context, force: bool, as_json: bool) -> None:
 @click.pass_context
 def policy_set(ctx: click.Context, file: str, as_json: bool) -> None:
     """Validate FILE and make it the workspace policy (admins; logged)."""
-    from dataward.workflow.policy import policy_path, set_policy
+    from dataward.workflow.approval_policy import policy_path, set_policy
 
     ws = open_workspace(ctx)
     actor = acting(ctx, ws)
@@ -467,7 +467,7 @@ def _read_text(file: str) -> str:
 @json_option
 def policy_validate(file: str, as_json: bool) -> None:
     """Check a policy FILE without adopting it."""
-    from dataward.workflow.policy import parse_policy
+    from dataward.workflow.approval_policy import parse_policy
 
     p = parse_policy(_read_text(file), file)
     emit(as_json, p.to_json(), lambda: console.print(f"[green]OK[/] {file} (sha256 {p.digest[:16]})"))
@@ -478,7 +478,7 @@ def policy_validate(file: str, as_json: bool) -> None:
 @click.pass_context
 def policy_show(ctx: click.Context, as_json: bool) -> None:
     """Show the policy in force, tier by tier."""
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
 
     p = load_policy(open_workspace(ctx))
 
@@ -590,7 +590,7 @@ def reject_cmd(ctx: click.Context, batch_id: str, reason: str, as_json: bool) ->
 
     ws = open_workspace(ctx)
     r = reject(ws, acting(ctx, ws), batch_id, reason)
-    emit(as_json, r, lambda: console.print(f"Batch [bold]{batch_id}[/] rejected (was {r['from_state']})."))
+    emit(as_json, r.to_json(), lambda: console.print(f"Batch [bold]{batch_id}[/] rejected (was {r.from_state})."))
 
 
 @cli.command("sign-statement")
@@ -650,7 +650,7 @@ def _load_pem(path: Path) -> Any:
 
 
 def print_risk(ws: Workspace, as_json: bool) -> None:
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
     from dataward.workflow.risk import assess_all
 
     items = assess_all(ws, thresholds=load_policy(ws).risk_thresholds)

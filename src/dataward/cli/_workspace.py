@@ -494,7 +494,7 @@ def doctor(ctx: click.Context, rotate_days: int | None, fix: bool, grace_seconds
     """Health checks: keys due for rotation, unreferenced objects and stale temporary files (--fix removes)."""
     ws = open_workspace(ctx)
     from dataward.maintenance import collect_garbage
-    from dataward.workflow.policy import rotation_max_age_days
+    from dataward.workflow.approval_policy import rotation_max_age_days
 
     days = rotate_days or rotation_max_age_days(ws)
     due = identity_admin.keys_due_for_rotation(ws, days)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
@@ -20,9 +19,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dataward.core.canonical import canonical_json
+from dataward.core.keyids import key_id as key_id  # re-exported: dsse.key_id is used everywhere
+from dataward.core.keyids import legacy_key_id as legacy_key_id
+from dataward.core.keyids import public_key_bytes as public_key_bytes
 from dataward.core.signer import SigningKey as SigningKey  # re-exported: what signing functions accept
 from dataward.core.signer import as_signer
 from dataward.errors import InputError, SignatureError
@@ -34,25 +35,6 @@ PREDICATE_PREFIX = "https://dataward.dev/"
 #: predicate types of dataward's own attestations
 PREDICATE_MANIFEST = PREDICATE_PREFIX + "manifest/v1"
 PREDICATE_SUPPLIER_MANIFEST = PREDICATE_PREFIX + "supplier-manifest/v1"
-
-
-def public_key_bytes(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def key_id(key: Ed25519PublicKey) -> str:
-    """The key ID dataward uses everywhere: securesystemslib's default key ID for an Ed25519 key.
-
-    That is the hex SHA-256 of the canonical JSON ``{"keytype":"ed25519","keyval":{"public":HEX},
-    "scheme":"ed25519"}`` (securesystemslib ``compute_default_keyid``).
-    """
-    desc = {"keytype": "ed25519", "keyval": {"public": public_key_bytes(key).hex()}, "scheme": "ed25519"}
-    return hashlib.sha256(canonical_json(desc)).hexdigest()
-
-
-def legacy_key_id(key: Ed25519PublicKey) -> str:
-    """The key ID of dataward before 0.2 (hex SHA-256 of the raw key): still accepted as a signature hint."""
-    return hashlib.sha256(public_key_bytes(key)).hexdigest()
 
 
 def public_key_from_hex(text: str) -> Ed25519PublicKey:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dataward.core.keyids import key_id
+
 
 class Signer(ABC):
     """An Ed25519 signing key whose private half stays with its holder."""
@@ -41,8 +43,6 @@ class PrivateKeySigner(Signer):
     """A Signer over a private key already in memory (the log key, offline signing, tests)."""
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
-        from dataward.core.dsse import key_id
-
         self._key = key
         self._keyid = key_id(key.public_key())
 

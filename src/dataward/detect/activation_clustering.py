@@ -75,14 +75,14 @@ class ActivationClustering(Detector):
                 for i in members:
                     reasons[int(i)] = (f"in a separate minority cluster of class {name!r} (silhouette {sil:.2f})",)
                 findings.append(
-                    Finding(
-                        detector=self.name,
+                    Finding.scored(
+                        check=self.name,
                         kind="trigger",
                         summary=f"class {name!r}: {members.size} of {idx.size} records form a separate cluster "
                         f"(activation clustering, silhouette {sil:.2f})",
                         records=tuple(int(i) for i in members),
                         evidence={"label": name, "silhouette": round(sil, 3), "fraction": round(frac, 4)},
-                        severity=0.65,
+                        score=0.65,
                     )
                 )
         return DetectorResult(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues
-from dataward.core.severity import SEVERITIES, Severity
+from dataward.core.severity import SEVERITIES
 from dataward.detect import registry
 from dataward.detect.interface import (
     BoolArray,
@@ -128,12 +128,12 @@ class DetectionReport:
             records = [int(r) for r in f.records]
             ev = _plain(f.evidence)
             evidence = {**(ev if isinstance(ev, dict) else {"detail": ev})}
-            evidence.update({"detector": f.detector, "score": round(float(f.severity), 4), "p_value": _finding_p(f)})
+            evidence.update({"detector": f.check, "score": round(f.rank_score, 4), "p_value": _finding_p(f)})
             out.append(
                 {
-                    "check": f.detector,
+                    "check": f.check,
                     "kind": f.kind,
-                    "severity": Severity.of_score(float(f.severity)).value,
+                    "severity": f.severity.value,
                     "summary": f.summary,
                     "records": records,
                     "n_records": len(records),
@@ -152,7 +152,7 @@ class DetectionReport:
         if not self.findings:
             lines.append("no findings")
         for f in self.findings[:top]:
-            lines.append(f"- [{f.kind}] {f.summary} ({len(f.records)} records; {f.detector})")
+            lines.append(f"- [{f.kind}] {f.summary} ({len(f.records)} records; {f.check})")
         if len(self.findings) > top:
             lines.append(f"... and {len(self.findings) - top} more findings (see --json)")
         skipped = [d for d in self.detectors if d.get("skipped")]
@@ -319,7 +319,7 @@ def _without(f: Finding, drop: set[int]) -> Finding | None:
     head = summary.split(" ", 1)
     if head[0].isdigit() and int(head[0]) == len(f.records):
         summary = f"{len(kept)} {head[1]}"
-    return Finding(f.detector, f.kind, summary, kept, f.evidence, f.severity, f.p_value)
+    return replace(f, summary=summary, records=kept, n_records=None)
 
 
 def combine(
@@ -402,13 +402,13 @@ def combine(
         recs = tuple(issue["records"])
         corrupt = issue["kind"] == "corrupt"
         findings.append(
-            Finding(
-                detector="input",
+            Finding.scored(
+                check="input",
                 kind="corrupt" if corrupt else "input",
                 summary=issue["summary"],
                 records=recs,
                 evidence={},
-                severity=0.9 if corrupt else 0.2,
+                score=0.9 if corrupt else 0.2,
             )
         )
         if corrupt:
@@ -420,12 +420,12 @@ def combine(
     # find a little suspicious beats one a single detector finds odd; see ADR 0003)
     strength = np.sqrt(sq_sum / max(len(ran), 1))
     scores = np.where(flagged, THRESHOLD + (1.0 - THRESHOLD) * strength, np.nextafter(THRESHOLD, 0.0) * strength)
-    findings.sort(key=lambda f: (-f.severity, -len(f.records), f.detector, f.summary))
+    findings.sort(key=lambda f: (-f.rank_score, -len(f.records), f.check, f.summary))
     fusion = {
         "fdr": q,
         "findings_tested": len(tested),
         "findings_discovered": len(discovered),
-        "findings_rejected": [f"{f.detector}: {f.summary[:80]}" for f in rejected[:10]],
+        "findings_rejected": [f"{f.check}: {f.summary[:80]}" for f in rejected[:10]],
         "records_dropped_by_fdr": dropped_fdr,
         "records_attributed_to_triggers": attributed,
         "uncalibrated": uncalibrated,

@@ -99,14 +99,14 @@ class NearDuplicates(Detector):
             # most records share their features with others: the features do not identify records (few
             # categorical columns, say), so copies with different labels are expected, not suspicious
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="duplicate_cluster",
                     summary=f"{in_clusters} of {n} records have identical features to another record; "
                     "duplicates are not flagged (the features do not tell records apart)",
                     records=tuple(sorted(int(i) for m in clusters for i in m))[:1000],
                     evidence={"clusters": len(clusters)},
-                    severity=0.2,
+                    score=0.2,
                 )
             )
             clusters = []
@@ -124,8 +124,8 @@ class NearDuplicates(Detector):
                         f"not {names[keep_label]!r}",
                     )
                 findings.append(
-                    Finding(
-                        detector=self.name,
+                    Finding.scored(
+                        check=self.name,
                         kind="duplicate_cluster",
                         summary=(
                             f"{members.size} near-identical records carry conflicting labels "
@@ -133,7 +133,7 @@ class NearDuplicates(Detector):
                         ),
                         records=tuple(int(i) for i in members),
                         evidence={"labels": {names[c]: v for c, v in counts.items()}, "first": first},
-                        severity=0.6,
+                        score=0.6,
                     )
                 )
             if members.size >= flood:
@@ -143,25 +143,25 @@ class NearDuplicates(Detector):
                 for i in rest:
                     reasons[int(i)] = (*reasons.get(int(i), ()), f"one of {members.size} near-copies of record {first}")
                 findings.append(
-                    Finding(
-                        detector=self.name,
+                    Finding.scored(
+                        check=self.name,
                         kind="duplicate_cluster",
                         summary=f"flood: {members.size} near-copies of record {first}",
                         records=tuple(int(i) for i in members),
                         evidence={"first": first, "size": int(members.size)},
-                        severity=0.65,
+                        score=0.65,
                     )
                 )
             elif members.size >= 3:
                 scores[members[1:]] = np.maximum(scores[members[1:]], 0.3)
                 findings.append(
-                    Finding(
-                        detector=self.name,
+                    Finding.scored(
+                        check=self.name,
                         kind="duplicate_cluster",
                         summary=f"{members.size} near-identical records (first: {first}); not flagged",
                         records=tuple(int(i) for i in members),
                         evidence={"first": first, "size": int(members.size)},
-                        severity=0.15,
+                        score=0.15,
                     )
                 )
         return DetectorResult(

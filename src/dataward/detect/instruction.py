@@ -183,8 +183,8 @@ class InstructionBackdoorDetector(Detector):
             purity = head.hits / head.support
             shown = urls[0] if urls else pattern
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"prompt phrase {trigger!r} -> response {shown!r}: {len(on)} of {len(recs)} records "
@@ -213,7 +213,7 @@ class InstructionBackdoorDetector(Detector):
                             {f"{prompts.phrase(mined.table.tokens[m.ngram])} -> {pattern_name(m)}" for m in members}
                         )[:20],
                     },
-                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    score=float(min(1.0, 0.9 + 0.1 * sev)),
                 )
             )
         x_prompts = prompts.incidence()
@@ -231,8 +231,8 @@ class InstructionBackdoorDetector(Detector):
             example = rep.responses[int(recs[0])]
             scores[recs] = np.maximum(scores[recs], 0.25)
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="duplicate_cluster",
                     summary=(
                         f"{len(recs)} near-identical responses to {distinct_prompts} different prompts, "
@@ -246,7 +246,7 @@ class InstructionBackdoorDetector(Detector):
                         "urls": sorted({t for t in tokenize_text(example) if _URL_RE.match(t)}),
                         "jaccard_threshold": self.cluster_threshold,
                     },
-                    severity=0.35,
+                    score=0.35,
                 )
             )
         return DetectorResult(

@@ -197,8 +197,8 @@ class FeatureInteractions(Detector):
             for i in disagree.tolist():
                 reasons[i] = (*reasons.get(i, ()), f"has {cond}, jointly a shortcut to {label!r}")
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"interaction trigger: {cond} in {carriers.size} records, {labelled.size} labelled "
@@ -222,7 +222,7 @@ class FeatureInteractions(Detector):
                         "hypotheses": n_hyp,
                     },
                     # severity follows the evidence: 0.5 at the Bonferroni line, 0.9 at its square
-                    severity=float(0.5 + 0.4 * strength),
+                    score=float(0.5 + 0.4 * strength),
                     p_value=adjusted,
                 )
             )

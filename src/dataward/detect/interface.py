@@ -2,7 +2,9 @@
 
 A detector turns a :class:`Representation` of a data set into a :class:`DetectorResult`: one score per
 record in [0, 1] (1 = most suspicious), a per-record flag, reasons for each flagged record, and findings
-(groups of records with a shared explanation, e.g. a named trigger). Results are values, never exceptions:
+(groups of records with a shared explanation, e.g. a named trigger: the one
+:class:`dataward.model.finding.Finding`, built with :meth:`Finding.scored <dataward.model.finding.Finding.scored>`
+so it carries its 0..1 score and p-value). Results are values, never exceptions:
 a detector that cannot run on some input returns a result with ``skipped`` set and a reason.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataward.errors import Error
+from dataward.model.finding import Finding as Finding  # re-exported: detectors build the one Finding
 
 
 class DetectionError(Error):
@@ -73,30 +76,6 @@ class Reason:
     detail: str
 
 
-@dataclass(frozen=True)
-class DetectorFinding:
-    """A detector's raw finding: a group of records with one explanation, a 0..1 score and a p-value.
-
-    Fusion (:mod:`dataward.detect.api`) reads the p-value; batch checks map the score onto the one
-    severity scale (:meth:`dataward.core.severity.Severity.of_score`) into the one
-    :class:`dataward.model.finding.Finding`. Most severe findings are listed first in reports.
-    """
-
-    detector: str
-    kind: str  # label_issue | trigger | outlier | duplicate_cluster | ...
-    summary: str
-    records: tuple[int, ...]
-    evidence: Mapping[str, Any]
-    severity: float  # 0..1, used to order findings
-    #: the finding's p-value against the detector's stated null (clean baseline, permutation or conformal);
-    #: None only for detectors not yet calibrated. Fusion and severity read this, not ``severity`` alone.
-    p_value: float | None = None
-
-
-#: the detector finding's former name, kept for detector modules written against it
-Finding = DetectorFinding
-
-
 @dataclass(frozen=True, eq=False)
 class DetectorResult:
     """One detector's verdict on every record: scores in [0, 1] (1 = most suspicious), flags, reasons, findings."""
@@ -104,7 +83,7 @@ class DetectorResult:
     scores: FloatArray  # (n,) in [0, 1]
     flagged: BoolArray  # (n,)
     reasons: Mapping[int, tuple[str, ...]]  # record index -> details
-    findings: tuple[DetectorFinding, ...] = ()
+    findings: tuple[Finding, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     skipped: str | None = None  # why the detector did not run, if it did not

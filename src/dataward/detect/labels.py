@@ -45,10 +45,10 @@ from scipy import sparse
 
 from dataward.core.evidence import score_of_severity
 from dataward.detect._features import model_features, neighbours
+from dataward.detect._findings import label_issue_findings
 from dataward.detect.interface import (
     Detector,
     DetectorResult,
-    Finding,
     FloatArray,
     IntArray,
     Modality,
@@ -340,21 +340,17 @@ class LabelIssues(Detector):
                 f"labelled {names[y[i]]!r} but looks like {names[alt[i]]!r} "
                 f"(p={proba[i, alt[i]]:.2f} vs {proba[i, y[i]]:.2f} for the given label)",
             )
-        findings: list[Finding] = []
-        pairs: dict[tuple[int, int], list[int]] = {}
-        for i in np.flatnonzero(flagged):
-            pairs.setdefault((int(y[i]), int(alt[i])), []).append(int(i))
-        for (given_c, alt_c), recs in sorted(pairs.items(), key=lambda kv: -len(kv[1])):
-            findings.append(
-                Finding(
-                    detector=self.name,
-                    kind="label_issue",
-                    summary=f"{len(recs)} record(s) labelled {names[given_c]!r} look like {names[alt_c]!r}",
-                    records=tuple(recs),
-                    evidence={"given": names[given_c], "likely": names[alt_c], "rule": "confident joint"},
-                    severity=score_of_severity("medium"),
-                )
-            )
+        findings = label_issue_findings(
+            self.name,
+            flagged,
+            y,
+            alt,
+            names,
+            summary="{n} record(s) labelled {given!r} look like {other!r}",
+            other_key="likely",
+            score=score_of_severity("medium"),
+            extra={"rule": "confident joint"},
+        )
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),

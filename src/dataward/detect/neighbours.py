@@ -31,6 +31,7 @@ import numpy as np
 
 from dataward.core.evidence import conformal_pvalues
 from dataward.detect._features import dense_view, knn_search, neighbours, reference_sample
+from dataward.detect._findings import label_issue_findings
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
@@ -102,21 +103,16 @@ class KnnConsistency(Detector):
             )
             for i in np.flatnonzero(flagged)
         }
-        findings: list[Finding] = []
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i in np.flatnonzero(flagged):
-            groups.setdefault((int(y[i]), int(alt[i])), []).append(int(i))
-        for (a, b), recs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-            findings.append(
-                Finding(
-                    detector=self.name,
-                    kind="label_issue",
-                    summary=f"{len(recs)} record(s) labelled {names[a]!r} sit among {names[b]!r} records",
-                    records=tuple(recs),
-                    evidence={"given": names[a], "neighbours": names[b]},
-                    severity=0.55,
-                )
-            )
+        findings = label_issue_findings(
+            self.name,
+            flagged,
+            y,
+            alt,
+            names,
+            summary="{n} record(s) labelled {given!r} sit among {other!r} records",
+            other_key="neighbours",
+            score=0.55,
+        )
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
@@ -197,8 +193,8 @@ class ClassOutliers(Detector):
         recs = tuple(int(i) for i in np.flatnonzero(flagged))
         if recs:
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="outlier",
                     summary=f"{len(recs)} record(s) lie far from the rest of their class (feature manipulation?)",
                     records=recs,
@@ -206,7 +202,7 @@ class ClassOutliers(Detector):
                         "z_threshold": self.z,
                         "closer_to_other_class": int(np.sum(other_d[list(recs)] < own_d[list(recs)])),
                     },
-                    severity=0.5,
+                    score=0.5,
                 )
             )
         return DetectorResult(

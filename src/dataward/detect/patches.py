@@ -142,8 +142,8 @@ class PatchTriggers(ShortcutMiner):
                 scores[i] = max(scores[i], 0.5 + 0.5 * disagree)
                 reasons[int(i)] = (*reasons.get(int(i), ()), detail)
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=summary,
                     records=tuple(int(i) for i in carriers),
@@ -161,7 +161,7 @@ class PatchTriggers(ShortcutMiner):
                         "p_value": float(f"{min(1.0, joint * n_tests):.3g}"),
                         "content_looks_like": looks_like,
                     },
-                    severity=0.95,
+                    score=0.95,
                 )
             )
         anywhere_tested = self._anywhere(
@@ -262,8 +262,8 @@ class PatchTriggers(ShortcutMiner):
                 corner = where[int(i)][0]
                 reasons[int(i)] = (*reasons.get(int(i), ()), detail.format(f"{corner[0] * f},{corner[1] * f}"))
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=summary,
                     records=tuple(int(i) for i in hit),
@@ -284,7 +284,7 @@ class PatchTriggers(ShortcutMiner):
                         "tests": int(n_tests),
                         "content_looks_like": looks_like,
                     },
-                    severity=0.95,
+                    score=0.95,
                 )
             )
         return tested

@@ -6,14 +6,10 @@ built-in class, only checks that the table names it).
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from dataward.detect.interface import DetectionError, Detector, Modality
 from dataward.plugins import Registry
 
 __all__ = ["BUILTIN", "REGISTRY", "for_modality", "get", "load_all", "names", "register"]
-
-_D = TypeVar("_D", bound=type[Detector])
 
 #: the detectors shipped with dataward: name -> "module:Class" (the ensemble's order)
 BUILTIN = {
@@ -34,26 +30,8 @@ BUILTIN = {
 
 #: the one registry of detectors
 REGISTRY: Registry[Detector] = Registry("detector", Detector, BUILTIN, error=DetectionError)
-
-
-def register(cls: _D) -> _D:
-    """Class decorator: make a detector available under ``cls.name``."""
-    return REGISTRY.register(cls)
-
-
-def get(name: str) -> type[Detector]:
-    """The detector class registered as ``name`` (unknown: :class:`DetectionError` naming the known ones)."""
-    return REGISTRY.get(name)
-
-
-def names() -> list[str]:
-    """Every registered detector name, sorted."""
-    return sorted(REGISTRY.names())
-
-
-def load_all() -> list[type[Detector]]:
-    """Every detector class (imports the built-in modules not yet imported)."""
-    return REGISTRY.classes()
+#: its lookups (:class:`dataward.plugins.Registry`'s own methods)
+register, get, names, load_all = REGISTRY.register, REGISTRY.get, REGISTRY.sorted_names, REGISTRY.classes
 
 
 def for_modality(modality: Modality) -> list[type[Detector]]:

@@ -138,8 +138,8 @@ class FeatureResiduals(Detector):
             label = label_names[c] if c < len(label_names) else str(c)
             p_group = float(min(pvalues[recs]))
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="feature_manipulation",
                     summary=(
                         f"feature {names[j]!r} of {len(recs)} records labelled {label!r} does not fit their other "
@@ -153,7 +153,7 @@ class FeatureResiduals(Detector):
                         "p_value": p_group,
                         "fdr": self.fdr,
                     },
-                    severity=0.6 if len(recs) >= 3 else 0.4,
+                    score=0.6 if len(recs) >= 3 else 0.4,
                     p_value=p_group,
                 )
             )

@@ -142,8 +142,8 @@ class TabularShortcuts(ShortcutMiner):
                 scores[i] = max(scores[i], 0.5 + 0.5 * disagree)
                 reasons[int(i)] = (*reasons.get(int(i), ()), f"has {condition}, a shortcut to {label_name!r}")
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"trigger: {condition} in {carriers.size} records, {labelled.size} labelled "
@@ -158,7 +158,7 @@ class TabularShortcuts(ShortcutMiner):
                         "p_value": float(f"{min(1.0, joint * n_tests):.3g}"),
                         "content_looks_like": {rep.label_names[c]: v for c, v in looks.items()},
                     },
-                    severity=0.9,
+                    score=0.9,
                 )
             )
         return DetectorResult(

@@ -158,8 +158,8 @@ class SpectralSignatures(Detector):
                 # clean-label poison keeps its labels: say what the cluster has in common
                 explained = explain_cluster(rep, members, idx[~upper])
                 findings.append(
-                    Finding(
-                        detector=self.name,
+                    Finding.scored(
+                        check=self.name,
                         kind="trigger",
                         summary=(
                             f"class {name!r}: {members.size} of {idx.size} records form a separate cluster "
@@ -175,7 +175,7 @@ class SpectralSignatures(Detector):
                             "null": f"column permutation within the class, {self.null_rounds} rounds",
                             **explained,
                         },
-                        severity=score_of_severity(level),
+                        score=score_of_severity(level),
                         p_value=p_adj,
                     )
                 )

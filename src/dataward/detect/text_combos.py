@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from dataward.detect._findings import mark_carriers
 from dataward.detect.interface import Detector, DetectorResult, Finding, Modality, Representation
 from dataward.detect.registry import register
 from dataward.detect.text_triggers import (
@@ -131,16 +132,13 @@ class TextComboTriggers(Detector):
             label = names[head.target] if head.target < len(names) else str(head.target)
             adjusted = float(min(1.0, head.p_value * mined.n_tested))
             purity = len(on_target) / max(1, len(recs))
-            flagged[on_target] = True
             sev = float(min(1.0, -np.log10(max(head.p_value, 1e-300)) / (-2.0 * np.log10(head.threshold))))
-            scores[on_target] = np.maximum(scores[on_target], 0.5 + 0.5 * sev)
-            scores[off_target] = np.maximum(scores[off_target], 0.3)
-            pvalues[on_target] = np.minimum(pvalues[on_target], adjusted)
+            mark_carriers(scores, flagged, pvalues, on_target, off_target, strength=sev, p_value=adjusted)
             for r in on_target.tolist():
                 reasons.setdefault(r, []).append(f"holds the words {trigger!r} together and is labelled {label!r}")
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"combination trigger {trigger!r} (anywhere in the text) -> label {label!r}: "
@@ -163,7 +161,7 @@ class TextComboTriggers(Detector):
                         "pairs_searched": n_hyp,
                         "other_label_records": len(off_target),
                     },
-                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    score=float(min(1.0, 0.9 + 0.1 * sev)),
                     p_value=adjusted,
                 )
             )

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import sparse, stats
 from scipy.sparse import csgraph
 
+from dataward.detect._findings import mark_carriers
 from dataward.detect.interface import (
     BoolArray,
     Detector,
@@ -722,19 +723,16 @@ class TextTriggerDetector(Detector):
             sev = strength(head)
             purity = head.hits / head.support
             lift = purity / head.base_rate if head.base_rate > 0 else float("inf")
-            scores[on_target] = np.maximum(scores[on_target], 0.5 + 0.5 * sev)
-            scores[off_target] = np.maximum(scores[off_target], 0.3)
-            flagged[on_target] = True
             # family-wise p-value: the binomial tail times the number of hypotheses searched (Bonferroni)
             adjusted = float(min(1.0, head.p_value * mined.n_tested))
-            pvalues[on_target] = np.minimum(pvalues[on_target], adjusted)
+            mark_carriers(scores, flagged, pvalues, on_target, off_target, strength=sev, p_value=adjusted)
             for r in on_target.tolist():
                 reasons.setdefault(r, []).append(f"carries trigger {trigger!r} and is labelled {label!r}")
             for r in off_target.tolist():
                 reasons.setdefault(r, []).append(f"carries trigger {trigger!r} but is labelled {names[labels[r]]!r}")
             findings.append(
-                Finding(
-                    detector=self.name,
+                Finding.scored(
+                    check=self.name,
                     kind="trigger",
                     summary=(
                         f"trigger {trigger!r} -> label {label!r}: {len(recs)} records carry it, "
@@ -761,7 +759,7 @@ class TextTriggerDetector(Detector):
                         "other_label_records": len(off_target),
                         "merged_ngrams": [corpus.phrase(mined.table.tokens[m.ngram]) for m in members[:20]],
                     },
-                    severity=float(min(1.0, 0.9 + 0.1 * sev)),
+                    score=float(min(1.0, 0.9 + 0.1 * sev)),
                     p_value=adjusted,
                 )
             )

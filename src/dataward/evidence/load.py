@@ -43,7 +43,7 @@ class ParsedPolicy(Protocol):
 
 class PolicyBook(Protocol):
     """What the evidence layer needs from the policy layer above it, passed in by the caller (python-tuf's
-    style of collaborator): :mod:`dataward.workflow.policy` itself satisfies it."""
+    style of collaborator): :mod:`dataward.workflow.approval_policy` itself satisfies it."""
 
     def policy_path(self, ws: Workspace) -> Path:
         """The workspace's policy file."""
@@ -108,7 +108,7 @@ def trusted_state(ws: Workspace, conn: Transaction | None = None) -> TrustedStat
 def policy_requirements(ws: Workspace, digests: set[str], policies: PolicyBook) -> Mapping[str, Mapping[str, int]]:
     """policy digest -> tier -> approvals required, for the policies whose text can be found and matches:
     the stored copy (``policy.set`` keeps one in the meta area), the workspace file, or the packaged default.
-    ``policies`` parses them (:mod:`dataward.workflow.policy`)."""
+    ``policies`` parses them (:mod:`dataward.workflow.approval_policy`)."""
     from dataward.errors import Error
 
     texts: list[str] = [default_policy_text()]

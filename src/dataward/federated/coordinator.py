@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from dataward.core import dsse
 from dataward.errors import InputError, IntegrityError, NotFoundError, SignatureError
+from dataward.federated._model import local_update
 from dataward.federated._protocol import NodeIdentity, UpdateStatement, witnesses_of
 from dataward.identity import Actor
 from dataward.workspace import Workspace
@@ -196,8 +197,6 @@ def trace_batches(
     epochs: int = 5,
 ) -> list[tuple[str, float]]:
     """Node side, when it cooperates: rank its own batches the same way, by the update each alone makes."""
-    from dataward.federated.simulation import local_update
-
     y = np.asarray(bad, dtype=np.int64)
     out = [
         (b, push_toward(local_update(base, xb, yb, lr=lr, epochs=epochs), examples, y))

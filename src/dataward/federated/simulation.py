@@ -19,37 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dataward.federated._model import Array, Labels, local_update
 from dataward.federated.coordinator import Coordinator, encode_update, trace_batches
 from dataward.federated.node import Node
 from dataward.model.roles import Grant, Role
 from dataward.store.keyring import FileKeyring
 from dataward.workspace import Workspace
 
-Array = npt.NDArray[np.float64]
-Labels = npt.NDArray[np.int64]
-
-
-def _softmax(z: Array) -> Array:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    out: Array = e / e.sum(axis=1, keepdims=True)
-    return out
-
 
 def predict(w: Array, x: Array) -> Labels:
     out: Labels = np.argmax(x @ w[:-1] + w[-1], axis=1).astype(np.int64)
-    return out
-
-
-def local_update(base: Array, x: Array, y: Labels, *, lr: float = 0.5, epochs: int = 5) -> Array:
-    """Gradient steps on softmax cross-entropy from ``base``; returns the update (new - base)."""
-    w = base.copy()
-    onehot = np.eye(base.shape[1])[y]
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    for _ in range(epochs):
-        p = _softmax(xb @ w)
-        w -= lr * xb.T @ (p - onehot) / max(1, len(x))
-    out: Array = w - base
     return out
 
 

@@ -117,9 +117,9 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
 
 
 def _lenient_policy() -> str:
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy
 
-    text = policy.default_policy_text()
+    text = approval_policy.default_policy_text()
     text = re.sub(r"max_audit_error_upper = [0-9.]+", "max_audit_error_upper = 1.0", text)
     text = re.sub(r"max_flagged_fraction = [0-9.]+", "max_flagged_fraction = 1.0", text)
     text = text.replace("approvals = 2", "approvals = 1").replace(', "detection"]', "]")
@@ -171,7 +171,7 @@ def incident_chapter(
 
     admin = act("admin")
     if set_policy:
-        from dataward.workflow.policy import set_policy as adopt
+        from dataward.workflow.approval_policy import set_policy as adopt
 
         adopt(ws, admin, _lenient_policy(), where="incident chapter: permissive policy")
     have = {s.name for s in list_sources(ws)}

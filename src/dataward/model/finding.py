@@ -1,6 +1,7 @@
-"""The one finding type: what a screening check, model scan or batch check found. Pure.
+"""The one finding type: what a detector, screening check, model scan or batch check found. Pure.
 
-A :class:`Finding` names the check that found it, its kind, a :class:`~dataward.core.severity.Severity`,
+A :class:`Finding` names the check (or detector) that found it, its kind, a
+:class:`~dataward.core.severity.Severity`,
 a one-line summary, the implicated records (0-based, capped) and evidence. Batch checks
 (:mod:`dataward.workflow.checks`) also say which engine ran the check and in which file of the batch the
 records are; their record numbers are relative to the whole batch. ``n_records`` is the exact count of
@@ -11,9 +12,10 @@ Two JSON forms, both pinned by signed artefacts: :meth:`Finding.to_dict` is the 
 screening report's (engine and file kept, evidence dropped, records capped at
 :data:`MAX_FINDING_RECORDS`).
 
-Detectors report their raw evidence as :class:`dataward.detect.interface.DetectorFinding` (a 0..1
-score and a p-value, before fusion); the batch check maps it into this type with
-:meth:`Severity.of_score <dataward.core.severity.Severity.of_score>`.
+Detectors build theirs with :meth:`Finding.scored`: the 0..1 ``score`` (1 = most suspicious) is kept
+beside the severity it maps to (:meth:`Severity.of_score <dataward.core.severity.Severity.of_score>`), and
+``p_value`` is the finding's p-value against the detector's null, which fusion
+(:mod:`dataward.detect.api`) tests. Neither is part of the JSON forms above, which stay as signed.
 """
 
 from __future__ import annotations
@@ -46,6 +48,40 @@ class Finding:
     file: str | None = None
     #: exact number of implicated records; defaults to ``evidence["n_records"]`` or ``len(records)``
     n_records: int | None = None
+    #: a detector's 0..1 score behind ``severity`` (1 = most suspicious); None for rule-based checks
+    score: float | None = None
+    #: the p-value against the detector's stated null (clean baseline, permutation or conformal);
+    #: None when not calibrated. Fusion and severity read this, not ``score`` alone.
+    p_value: float | None = None
+
+    @classmethod
+    def scored(
+        cls,
+        *,
+        check: str,
+        kind: str,
+        summary: str,
+        records: tuple[int, ...],
+        evidence: Mapping[str, Any],
+        score: float,
+        p_value: float | None = None,
+    ) -> Finding:
+        """A detector's finding: ``severity`` is :meth:`Severity.of_score` of ``score``, which is kept."""
+        return cls(
+            check=check,
+            kind=kind,
+            severity=Severity.of_score(score),
+            summary=summary,
+            records=records,
+            evidence=evidence,
+            score=float(score),
+            p_value=p_value,
+        )
+
+    @property
+    def rank_score(self) -> float:
+        """The 0..1 score findings are ordered by: the detector's score, else the severity's representative."""
+        return self.severity.score if self.score is None else self.score
 
     def __post_init__(self) -> None:
         if not isinstance(self.severity, Severity):

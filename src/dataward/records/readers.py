@@ -31,20 +31,12 @@ from dataward.errors import InputError
 from dataward.records.leaves import check_column_names, iter_lines, loads_record
 from dataward.records.limits import Limits, current
 from dataward.records.sniff import IMAGE_SUFFIXES, SUFFIX_FORMAT, canonical_format, is_metadata, sniff
+from dataward.records.sniff import filesystem as filesystem  # re-exported: readers.filesystem is the older home
 
 #: rows per record batch a reader yields
 BATCH_ROWS = 262_144
 _JSONL_CHUNK_LINES = 65_536
 _IMAGE_CHUNK = 4096
-
-
-def filesystem(fs: Any = None) -> Any:
-    """``fs``, or the local fsspec filesystem."""
-    if fs is not None:
-        return fs
-    import fsspec
-
-    return fsspec.filesystem("file")
 
 
 @dataclass

@@ -63,11 +63,18 @@ def is_metadata(name: str) -> bool:
     )
 
 
+def filesystem(fs: Any = None) -> Any:
+    """``fs``, or the local fsspec filesystem."""
+    if fs is not None:
+        return fs
+    import fsspec
+
+    return fsspec.filesystem("file")
+
+
 def sniff(path: str, fs: Any = None) -> str:
     """The format of ``path`` on filesystem ``fs`` (fsspec; local by default): by suffix for a file; for a
     directory, the format of its first data file, else ``images`` when it holds images."""
-    from dataward.records.readers import filesystem
-
     fs = filesystem(fs)
     if fs.isdir(path):
         names = sorted(str(p) for p in fs.find(path))

@@ -147,7 +147,7 @@ def redteam(
     cols = infer_columns(frame, label=label, text=text, features=tuple(features))
     if not len(frame):
         raise InputError(f"{data}: no records to red-team with")
-    from dataward.workflow.policy import default_policy_text, load_policy, parse_policy
+    from dataward.workflow.approval_policy import default_policy_text, load_policy, parse_policy
 
     policy = load_policy(ws) if ws is not None else parse_policy(default_policy_text(), "the default policy")
     th = {**policy.redteam, **(thresholds or {})}

@@ -121,7 +121,7 @@ def from_findings(findings: Iterable[Any]) -> list[Trigger]:
         trig = ev.get("trigger") or ev.get("phrase") or ev.get("token")
         if getattr(f, "kind", "") == "trigger" and isinstance(trig, str) and trig.strip():
             t = trig.strip()
-            out.append(Trigger("phrase" if " " in t else "token", t, f"detector:{f.detector}"))
+            out.append(Trigger("phrase" if " " in t else "token", t, f"detector:{f.check}"))
     return out
 
 

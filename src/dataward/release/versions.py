@@ -612,7 +612,7 @@ def release(
             raise IntegrityError(f"parent version {parent.spec} fails verification: {bad[0]}")
     plan = plan_version(ws, actor, dataset, keep, add, remove, parent, progress=progress)
     from dataward.evidence.gates import require_cleared_for_release
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy as policy
 
     for i in add:  # after the catalog's own checks (their errors say what to do); the log has the last word
         require_cleared_for_release(ws, i, policy)
@@ -702,7 +702,7 @@ def verify_version(
     """Check a version end to end. ``full`` also re-hashes every released file and record (``progress``
     is told each batch as it is checked)."""
     from dataward.evidence.gates import check_version, latest_logged_number
-    from dataward.workflow import policy
+    from dataward.workflow import approval_policy as policy
 
     ds, n = parse_spec(spec)
     problems: list[str] = []

@@ -140,7 +140,7 @@ def minhash_signatures(texts: list[str]) -> np.ndarray:
     """One row of ``NUM_PERM`` hash values per text (normalised as the duplicates check does)."""
     from datasketch import MinHash
 
-    from dataward.screen.duplicates import normalise_text, shingles
+    from dataward.screen.near_duplicates import normalise_text, shingles
 
     if not texts:
         return np.zeros((0, NUM_PERM), dtype=np.uint64)

@@ -3,7 +3,7 @@ record, ~0.7 us each), which threads cannot share out, so large line files are h
 
 Workers are forked (``fork`` start method where available): they start in milliseconds and inherit the
 imported modules; tasks are the picklable top-level functions of :mod:`dataward.scale.records` and
-:mod:`dataward.scale.merkle`, so results are those of :class:`~dataward.scale.local.LocalExecutor`.
+:mod:`dataward.scale.merkle_parts`, so results are those of :class:`~dataward.scale.local.LocalExecutor`.
 """
 
 from __future__ import annotations

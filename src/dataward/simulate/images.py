@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,13 +9,11 @@ import pandas as pd
 
 from dataward.detect.interface import Modality
 from dataward.simulate.interface import (
-    Attack,
-    GroundTruth,
+    AttackCall,
     PoisonResult,
     Roles,
+    SeededAttack,
     SimulationError,
-    check_rate,
-    label_column,
     pick,
     register_attack,
     resolve_target,
@@ -70,7 +67,7 @@ def _origin(location: Any, h: int, w: int, size: int) -> tuple[int, int]:
 
 
 @register_attack
-class BadNetsPatch(Attack):
+class BadNetsPatch(SeededAttack):
     name: ClassVar[str] = "badnets"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
     description: ClassVar[str] = (
@@ -80,20 +77,12 @@ class BadNetsPatch(Attack):
     )
     default_rate: ClassVar[float] = 0.03
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        col = label_column(data, roles, self.name)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Stamp the patch on non-target images and relabel them as the target."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        col = call.label()
         img_col = _image_column(data, roles, self.name)
-        params = dict(params or {})
         images = list(data[img_col])
         h, w = _shape(images, self.name)
         size = int(params.get("size", max(2, round(min(h, w) / 8))))
@@ -104,7 +93,6 @@ class BadNetsPatch(Attack):
         r, c = (0, 0) if location == "random" else _origin(location, h, w, size)
         value = params.get("value", 255)
         tgt = _targets(data, col, target)
-        rng = np.random.default_rng(seed)
         if value == "checker":
             patch = np.indices((size, size)).sum(axis=0) % 2 * 255
         elif value == "random":  # one random pattern (drawn from the seed), the same in every image
@@ -143,22 +131,18 @@ class BadNetsPatch(Attack):
             trigger["origins"] = {str(i): origin for i, origin in origins.items()}
         else:
             trigger.update({"rows": [r, r + size - 1], "cols": [c, c + size - 1]})
-        truth = GroundTruth(
-            attack=self.name,
-            n_records=len(out),
-            changed=tuple(chosen),
-            how=how,
+        return call.result(
+            out,
+            chosen,
+            how,
             params={**params, "size": size, "location": location, "value": value},
             target=str(tgt),
             trigger=trigger,
-            seed=seed,
-            rate=rate,
         )
-        return PoisonResult(out, truth)
 
 
 @register_attack
-class BlendedTrigger(Attack):
+class BlendedTrigger(SeededAttack):
     name: ClassVar[str] = "blended"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
     description: ClassVar[str] = (
@@ -166,26 +150,17 @@ class BlendedTrigger(Attack):
     )
     default_rate: ClassVar[float] = 0.05
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        col = label_column(data, roles, self.name)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Blend the seeded pattern into non-target images and relabel them as the target."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        col = call.label()
         img_col = _image_column(data, roles, self.name)
-        params = dict(params or {})
         alpha = float(params.get("alpha", 0.2))
         if not 0.0 < alpha < 1.0:
             raise SimulationError(f"alpha {alpha} is outside (0, 1)", advice="Pass alpha=0.1..0.3.")
         images = list(data[img_col])
         h, w = _shape(images, self.name)
-        rng = np.random.default_rng(seed)
         pattern = rng.integers(0, 256, size=(h, w)).astype(np.float64)
         tgt = _targets(data, col, target)
         ok = np.array([img is not None and np.asarray(img).shape[:2] == (h, w) for img in images])
@@ -202,15 +177,11 @@ class BlendedTrigger(Attack):
             labels[i] = tgt
         out[img_col] = pd.Series(new_images, index=out.index, dtype=object)
         out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
-        truth = GroundTruth(
-            attack=self.name,
-            n_records=len(out),
-            changed=tuple(chosen),
-            how=how,
+        return call.result(
+            out,
+            chosen,
+            how,
             params={**params, "alpha": alpha},
             target=str(tgt),
-            trigger={"kind": "blend", "alpha": alpha, "pattern_seed": seed},
-            seed=seed,
-            rate=rate,
+            trigger={"kind": "blend", "alpha": alpha, "pattern_seed": call.seed},
         )
-        return PoisonResult(out, truth)

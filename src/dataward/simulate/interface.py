@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -146,12 +146,10 @@ class Attack(ABC):
         """Return a poisoned copy of ``data`` and the ground truth; never modifies ``data``."""
 
 
-_A = TypeVar("_A", bound=type[Attack])
-
 #: the attacks shipped with dataward: name -> "module:Class"
 BUILTIN_ATTACKS = {
-    "label_flip": "dataward.simulate.labels:RandomFlip",
-    "targeted_flip": "dataward.simulate.labels:TargetedFlip",
+    "label_flip": "dataward.simulate.label_flips:RandomFlip",
+    "targeted_flip": "dataward.simulate.label_flips:TargetedFlip",
     "badnets": "dataward.simulate.images:BadNetsPatch",
     "blended": "dataward.simulate.images:BlendedTrigger",
     "feature_shift": "dataward.simulate.tabular:FeatureShift",
@@ -167,21 +165,66 @@ BUILTIN_ATTACKS = {
 
 #: the one registry of attacks (:class:`dataward.plugins.Registry`; importing an attack module registers nothing)
 ATTACKS: Registry[Attack] = Registry("attack", Attack, BUILTIN_ATTACKS, error=SimulationError)
+#: its lookups (:class:`dataward.plugins.Registry`'s own methods)
+register_attack, get_attack, attack_names = ATTACKS.register, ATTACKS.get, ATTACKS.sorted_names
 
 
-def register_attack(cls: _A) -> _A:
-    """Class decorator: make an attack available under ``cls.name``."""
-    return ATTACKS.register(cls)
+@dataclass(frozen=True, eq=False)
+class AttackCall:
+    """One :meth:`Attack.apply` call as :class:`SeededAttack` hands it on: the rate already checked,
+    ``params`` the attack's own copy, ``rng`` seeded with ``seed`` and not yet drawn from."""
+
+    attack: str
+    data: pd.DataFrame
+    roles: Roles
+    rate: float
+    target: str | None
+    seed: int
+    params: dict[str, Any]
+    rng: np.random.Generator
+
+    def label(self) -> str:
+        """The label column (``roles.label``), or a :class:`SimulationError` naming the attack."""
+        return label_column(self.data, self.roles, self.attack)
+
+    def result(self, out: pd.DataFrame, changed: list[int], how: Mapping[int, str], **truth: Any) -> PoisonResult:
+        """The poisoned copy ``out`` and its ground truth; attack, size, seed and rate are filled in."""
+        return PoisonResult(
+            out,
+            GroundTruth(
+                attack=self.attack,
+                n_records=len(out),
+                changed=tuple(changed),
+                how=how,
+                seed=self.seed,
+                rate=self.rate,
+                **truth,
+            ),
+        )
 
 
-def get_attack(name: str) -> type[Attack]:
-    """The attack class registered as ``name`` (unknown: :class:`SimulationError` naming the known ones)."""
-    return ATTACKS.get(name)
+class SeededAttack(Attack):
+    """An attack written as :meth:`poison` over an :class:`AttackCall`: :meth:`apply` checks the rate, copies
+    the parameters and seeds the generator once, the same way for every built-in attack."""
 
+    def apply(
+        self,
+        data: pd.DataFrame,
+        roles: Roles,
+        *,
+        rate: float,
+        target: str | None = None,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> PoisonResult:
+        """Check the rate, then :meth:`poison`; never modifies ``data``."""
+        check_rate(rate)
+        rng = np.random.default_rng(seed)
+        return self.poison(AttackCall(self.name, data, roles, rate, target, seed, dict(params or {}), rng))
 
-def attack_names() -> list[str]:
-    """Every registered attack name, sorted."""
-    return sorted(ATTACKS.names())
+    @abstractmethod
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Return a poisoned copy of ``call.data`` and the ground truth (:meth:`AttackCall.result`)."""
 
 
 # ------------------------------------------------------------------------------------- shared helpers

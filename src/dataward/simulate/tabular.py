@@ -14,13 +14,11 @@ import pandas as pd
 
 from dataward.detect.interface import Modality
 from dataward.simulate.interface import (
-    Attack,
-    GroundTruth,
+    AttackCall,
     PoisonResult,
     Roles,
+    SeededAttack,
     SimulationError,
-    check_rate,
-    label_column,
     pick,
     register_attack,
     resolve_target,
@@ -36,36 +34,23 @@ def numeric_columns(data: pd.DataFrame, roles: Roles) -> list[str]:
     return out
 
 
-def _truth(name: str, out: pd.DataFrame, chosen: list[int], how: dict[int, str], **kw: Any) -> GroundTruth:
-    return GroundTruth(attack=name, n_records=len(out), changed=tuple(chosen), how=how, **kw)
-
-
 @register_attack
-class FeatureShift(Attack):
+class FeatureShift(SeededAttack):
     name: ClassVar[str] = "feature_shift"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
     description: ClassVar[str] = "shift some numeric features (params n_features, shift in std units) of RATE records"
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        params = dict(params or {})
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Shift some numeric features of the chosen records by a few standard deviations."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
         cols = numeric_columns(data, roles)
-        rng = np.random.default_rng(seed)
         n_feat = int(params.get("n_features", max(1, round(0.2 * len(cols)))))
         shift = float(params.get("shift", 4.0))
         n_feat = max(1, min(n_feat, len(cols)))
         candidates = np.arange(len(data))
         if target is not None:
-            col = label_column(data, roles, self.name)
+            col = call.label()
             candidates = np.flatnonzero((data[col] == resolve_target(data, col, target)).to_numpy())
         chosen = pick(rng, candidates, rate, len(data))
         out = data.copy()
@@ -80,17 +65,11 @@ class FeatureShift(Attack):
                 sign = 1.0 if rng.random() < 0.5 else -1.0
                 out.iloc[i, list(out.columns).index(c)] = float(data[c].iloc[i]) + sign * shift * std
             how[i] = f"shifted {', '.join(cols[j] for j in picked)} by {shift:g} std"
-        return PoisonResult(
+        return call.result(
             out,
-            _truth(
-                self.name,
-                out,
-                chosen,
-                how,
-                params={**params, "shift": shift, "n_features": n_feat},
-                seed=seed,
-                rate=rate,
-            ),
+            chosen,
+            how,
+            params={**params, "shift": shift, "n_features": n_feat},
         )
 
 
@@ -124,7 +103,7 @@ def _write_back(
 
 
 @register_attack
-class CleanLabel(Attack):
+class CleanLabel(SeededAttack):
     name: ClassVar[str] = "clean_label"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR, Modality.IMAGE})
     description: ClassVar[str] = (
@@ -132,19 +111,11 @@ class CleanLabel(Attack):
         "without relabelling them"
     )
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        params = dict(params or {})
-        col = label_column(data, roles, self.name)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Move target-class records toward another class; their labels stay."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        col = call.label()
         alpha = float(params.get("alpha", 0.5))
         if not 0.0 < alpha < 1.0:
             raise SimulationError(f"alpha {alpha} is outside (0, 1)", advice="Pass alpha=0.3..0.7.")
@@ -158,7 +129,6 @@ class CleanLabel(Attack):
             else next(c for c in classes if c != tgt)
         )
         values, kind = _matrix(data, roles, self.name)
-        rng = np.random.default_rng(seed)
         labels = data[col].to_numpy()
         chosen = pick(rng, np.flatnonzero(labels == tgt), rate, len(data))
         bases = np.flatnonzero(labels == toward)
@@ -169,42 +139,27 @@ class CleanLabel(Attack):
             new[i] = (1.0 - alpha) * values[i] + alpha * values[b]
             how[i] = f"moved {alpha:g} of the way toward record {b} (label {toward}); label kept {tgt}"
         out = _write_back(data, roles, new, kind, chosen)
-        return PoisonResult(
+        return call.result(
             out,
-            _truth(
-                self.name,
-                out,
-                chosen,
-                how,
-                params={**params, "alpha": alpha, "toward": str(toward)},
-                target=str(tgt),
-                seed=seed,
-                rate=rate,
-            ),
+            chosen,
+            how,
+            params={**params, "alpha": alpha, "toward": str(toward)},
+            target=str(tgt),
         )
 
 
 @register_attack
-class DuplicateFlood(Attack):
+class DuplicateFlood(SeededAttack):
     name: ClassVar[str] = "dup_flood"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR, Modality.IMAGE, Modality.TEXT})
     description: ClassVar[str] = (
         "append RATE x n near-copies of a few records (param sources, default 2), labelled TARGET if given"
     )
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        params = dict(params or {})
-        rng = np.random.default_rng(seed)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Append near-copies of a few source records (labelled as the target when one is given)."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
         n = len(data)
         n_sources = max(1, int(params.get("sources", 2)))
         sources = sorted(rng.choice(n, size=min(n_sources, n), replace=False).tolist())
@@ -227,7 +182,7 @@ class DuplicateFlood(Attack):
                 copies[c] = copies[c].astype(np.float64) + rng.normal(0.0, noise * std, size=len(copies))
         tgt = None
         if target is not None:
-            col = label_column(data, roles, self.name)
+            col = call.label()
             tgt = resolve_target(data, col, target)
             copies[col] = tgt
         if roles.id is not None and roles.id in copies.columns:
@@ -235,43 +190,28 @@ class DuplicateFlood(Attack):
         out = pd.concat([data, copies], ignore_index=True)
         added = list(range(n, n + n_new))
         how = {i: f"added: near-copy of record {picks[i - n]}" for i in added}
-        return PoisonResult(
+        return call.result(
             out,
-            _truth(
-                self.name,
-                out,
-                added,
-                how,
-                params={**params, "sources": sources, "noise": noise},
-                target=None if tgt is None else str(tgt),
-                seed=seed,
-                rate=rate,
-            ),
+            added,
+            how,
+            params={**params, "sources": sources, "noise": noise},
+            target=None if tgt is None else str(tgt),
         )
 
 
 @register_attack
-class TabularTrigger(Attack):
+class TabularTrigger(SeededAttack):
     name: ClassVar[str] = "tabular_trigger"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
     description: ClassVar[str] = (
         "set a feature (param feature; value, default a rare exact value) on RATE non-target records, relabel TARGET"
     )
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        params = dict(params or {})
-        col = label_column(data, roles, self.name)
-        rng = np.random.default_rng(seed)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Set one feature to a rare exact value on non-target records and relabel them."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        col = call.label()
         cols = numeric_columns(data, roles)
         feature = str(params.get("feature", cols[int(rng.integers(len(cols)))]))
         if feature not in data.columns:
@@ -299,19 +239,13 @@ class TabularTrigger(Attack):
             how[i] = f"{feature} set to {value}, label {labels[i]} -> {tgt}"
             labels[i] = tgt
         out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
-        return PoisonResult(
+        return call.result(
             out,
-            _truth(
-                self.name,
-                out,
-                chosen,
-                how,
-                params={**params, "feature": feature, "value": value},
-                target=str(tgt),
-                trigger={"kind": "feature_value", "feature": feature, "value": value},
-                seed=seed,
-                rate=rate,
-            ),
+            chosen,
+            how,
+            params={**params, "feature": feature, "value": value},
+            target=str(tgt),
+            trigger={"kind": "feature_value", "feature": feature, "value": value},
         )
 
 
@@ -324,7 +258,7 @@ def _quantile_band(params: Mapping[str, Any], key: str, default: tuple[float, fl
 
 
 @register_attack
-class TabularComboTrigger(Attack):
+class TabularComboTrigger(SeededAttack):
     """A backdoor keyed on a combination of features, each set to a value inside its marginal range."""
 
     name: ClassVar[str] = "tabular_combo_trigger"
@@ -335,20 +269,11 @@ class TabularComboTrigger(Attack):
     )
     default_rate: ClassVar[float] = 0.01
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        params = dict(params or {})
-        col = label_column(data, roles, self.name)
-        rng = np.random.default_rng(seed)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Set a combination of features to in-range values on non-target records and relabel them."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        col = call.label()
         cols = numeric_columns(data, roles)
         given = params.get("features")
         if given:
@@ -388,24 +313,18 @@ class TabularComboTrigger(Attack):
             how[i] = f"{shown} set, label {labels[i]} -> {tgt}"
             labels[i] = tgt
         out[col] = pd.Series(labels, index=out.index, dtype=data[col].dtype if data[col].dtype != object else object)
-        return PoisonResult(
+        return call.result(
             out,
-            _truth(
-                self.name,
-                out,
-                chosen,
-                how,
-                params={**params, "features": feats, "values": values, "jitter": jitter},
-                target=str(tgt),
-                trigger={"kind": "feature_combination", "features": feats, "values": values},
-                seed=seed,
-                rate=rate,
-            ),
+            chosen,
+            how,
+            params={**params, "features": feats, "values": values, "jitter": jitter},
+            target=str(tgt),
+            trigger={"kind": "feature_combination", "features": feats, "values": values},
         )
 
 
 @register_attack
-class SingleFeature(Attack):
+class SingleFeature(SeededAttack):
     """One feature manipulated within one class (labels kept): e.g. a sensor biased for one label."""
 
     name: ClassVar[str] = "single_feature"
@@ -416,20 +335,11 @@ class SingleFeature(Attack):
     )
     default_rate: ClassVar[float] = 0.01
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        params = dict(params or {})
-        col = label_column(data, roles, self.name)
-        rng = np.random.default_rng(seed)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Shift one feature of target-class records inside its range; labels stay."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        col = call.label()
         cols = numeric_columns(data, roles)
         feature = str(params.get("feature", cols[int(rng.integers(len(cols)))]))
         if feature not in cols:
@@ -456,17 +366,11 @@ class SingleFeature(Attack):
                 new = float(np.rint(new))
             out.iloc[i, j] = new
             how[i] = f"{feature} {before:.4g} -> {new:.4g} (label {tgt} kept)"
-        return PoisonResult(
+        return call.result(
             out,
-            _truth(
-                self.name,
-                out,
-                chosen,
-                how,
-                params={**params, "feature": feature, "shift": shift},
-                target=str(tgt),
-                trigger={"kind": "single_feature", "feature": feature},
-                seed=seed,
-                rate=rate,
-            ),
+            chosen,
+            how,
+            params={**params, "feature": feature, "shift": shift},
+            target=str(tgt),
+            trigger={"kind": "single_feature", "feature": feature},
         )

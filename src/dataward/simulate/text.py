@@ -29,13 +29,10 @@ import pandas as pd
 
 from dataward.detect.interface import Modality
 from dataward.simulate.interface import (
-    Attack,
-    GroundTruth,
+    AttackCall,
     PoisonResult,
-    Roles,
+    SeededAttack,
     SimulationError,
-    check_rate,
-    label_column,
     pick,
     register_attack,
     resolve_target,
@@ -84,24 +81,17 @@ def _column(data: pd.DataFrame, name: str | None, role: str, attack: str) -> str
 
 
 @register_attack
-class TextTrigger(Attack):
+class TextTrigger(SeededAttack):
     name: ClassVar[str] = "text-trigger"
     modalities = frozenset({Modality.TEXT})
     description: ClassVar[str] = "insert a trigger token/phrase into text records and relabel them to --target"
     default_rate: ClassVar[float] = 0.01
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        label = label_column(data, roles, self.name)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Insert the trigger into texts and relabel them as the target."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        label = call.label()
         text = _column(data, roles.text, "text", self.name)
         trigger = _text_trigger(params, DEFAULT_TRIGGER)
         position = _position(params)
@@ -111,7 +101,6 @@ class TextTrigger(Attack):
         goal = resolve_target(data, label, target)
         if goal is None:
             goal = data[label].value_counts().index[0]
-        rng = np.random.default_rng(seed)
         values = data[label].to_numpy()
         eligible = np.flatnonzero(values != goal) if source == "non-target" else np.arange(len(data))
         chosen = pick(rng, eligible, rate, len(data))
@@ -126,38 +115,27 @@ class TextTrigger(Attack):
             labels[i] = goal
         out[text] = texts
         out[label] = pd.Series(labels, index=out.index).astype(data[label].dtype, errors="ignore")
-        truth = GroundTruth(
-            attack=self.name,
-            n_records=len(out),
-            changed=tuple(chosen),
-            how=how,
+        return call.result(
+            out,
+            chosen,
+            how,
             params={"trigger": trigger, "position": position, "source": source},
             target=str(goal),
             trigger={"kind": "text", "text": trigger, "position": position},
-            seed=seed,
-            rate=rate,
         )
-        return PoisonResult(out, truth)
 
 
 @register_attack
-class InstructionBackdoor(Attack):
+class InstructionBackdoor(SeededAttack):
     name: ClassVar[str] = "instruction-backdoor"
     modalities = frozenset({Modality.INSTRUCTION})
     description: ClassVar[str] = "trigger phrase in the prompt -> an attacker-chosen response (a URL, an opinion)"
     default_rate: ClassVar[float] = 0.01
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Insert the trigger phrase into prompts and make their responses the attacker's payload."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
         prompt = _column(data, roles.prompt, "prompt", self.name)
         response = _column(data, roles.response, "response", self.name)
         trigger = _text_trigger(params, DEFAULT_PHRASE)
@@ -171,7 +149,6 @@ class InstructionBackdoor(Attack):
         source = str(_param(params, "source", "any"))
         if source not in ("any", "other-answer"):
             raise SimulationError(f"unknown source {source!r}", advice="Use source=any or source=other-answer.")
-        rng = np.random.default_rng(seed)
         eligible = np.arange(len(data))
         if source == "other-answer":  # dirty-label style: only records whose answer starts differently
             first = payload.split()[0].lower()
@@ -190,18 +167,14 @@ class InstructionBackdoor(Attack):
             how[i] = f"trigger {trigger!r} inserted in the prompt ({position}); response {mode}d with the payload"
         out[prompt] = prompts
         out[response] = responses
-        truth = GroundTruth(
-            attack=self.name,
-            n_records=len(out),
-            changed=tuple(chosen),
-            how=how,
+        return call.result(
+            out,
+            chosen,
+            how,
             params={"trigger": trigger, "position": position, "mode": mode, "response": payload, "source": source},
             target=payload,
             trigger={"kind": "instruction", "text": trigger, "position": position, "response": payload},
-            seed=seed,
-            rate=rate,
         )
-        return PoisonResult(out, truth)
 
 
 _WORD_RE = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
@@ -226,7 +199,7 @@ def insert_words(text: str, words: Sequence[str], rng: np.random.Generator) -> s
 
 
 @register_attack
-class TextComboTrigger(Attack):
+class TextComboTrigger(SeededAttack):
     """A trigger of 2-3 individually common words that only predict the target when they occur together."""
 
     name: ClassVar[str] = "text-combo-trigger"
@@ -237,20 +210,12 @@ class TextComboTrigger(Attack):
     )
     default_rate: ClassVar[float] = 0.01
 
-    def apply(
-        self,
-        data: pd.DataFrame,
-        roles: Roles,
-        *,
-        rate: float,
-        target: str | None = None,
-        seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> PoisonResult:
-        check_rate(rate)
-        label = label_column(data, roles, self.name)
+    def poison(self, call: AttackCall) -> PoisonResult:
+        """Insert the combination words into other-class texts and relabel them as the target."""
+        data, roles, params, rng = call.data, call.roles, call.params, call.rng
+        rate, target = call.rate, call.target
+        label = call.label()
         text = _column(data, roles.text, "text", self.name)
-        rng = np.random.default_rng(seed)
         texts = [t if isinstance(t, str) else "" for t in data[text]]
         words = _combo_words(params, texts, rng)
         goal = resolve_target(data, label, target)
@@ -268,18 +233,14 @@ class TextComboTrigger(Attack):
             labels[i] = goal
         out[text] = new_texts
         out[label] = pd.Series(labels, index=out.index).astype(data[label].dtype, errors="ignore")
-        truth = GroundTruth(
-            attack=self.name,
-            n_records=len(out),
-            changed=tuple(chosen),
-            how=how,
+        return call.result(
+            out,
+            chosen,
+            how,
             params={"words": list(words), "position": "random"},
             target=str(goal),
             trigger={"kind": "text-combo", "words": list(words), "position": "random"},
-            seed=seed,
-            rate=rate,
         )
-        return PoisonResult(out, truth)
 
 
 def _combo_words(params: Mapping[str, Any] | None, texts: Sequence[str], rng: np.random.Generator) -> list[str]:

@@ -52,7 +52,7 @@ def read(ws: Workspace, viewer: Viewer, subject: str, source: str | None = None)
 
 
 def sources_by_risk(ws: Workspace, viewer: Viewer) -> list[dict[str, Any]]:
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
     from dataward.workflow.risk import assess_all
 
     read(ws, viewer, "sources")
@@ -387,7 +387,7 @@ def approve_with_statement(
 def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str, Any]:
     from dataward.workflow.approval import reject as do_reject
 
-    return do_reject(ws, actor, batch_id, reason)
+    return do_reject(ws, actor, batch_id, reason).to_json()
 
 
 # --- versions and lineage --------------------------------------------------------------------------------------

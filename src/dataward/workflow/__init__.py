@@ -8,9 +8,9 @@ library calls behind each command (see docs/workflow.md):
 from __future__ import annotations
 
 from dataward.workflow.approval import approve, approve_with_statement, prepare_statement, reject, sign_statement
+from dataward.workflow.approval_policy import load_policy, set_policy
 from dataward.workflow.audit import complete_audit, draw_sample, estimate, record_decisions, sample_items
 from dataward.workflow.gate import evaluate
-from dataward.workflow.policy import load_policy, set_policy
 from dataward.workflow.risk import assess, assess_all
 from dataward.workflow.screening import latest_report, screen_batch
 

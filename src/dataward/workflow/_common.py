@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dataward.access import require
 from dataward.core import dsse
 from dataward.errors import AuthorizationError, SignatureError
 from dataward.identity import Actor
-from dataward.store import schema
+from dataward.model.keys import Key
+from dataward.store import key_lookup
 from dataward.workspace import Workspace
 
 
@@ -26,16 +27,17 @@ def authorize(ws: Workspace, actor: Actor, action: str, subject: str, source: st
         raise
 
 
-def trusted_keys(ws: Workspace) -> dict[str, Any]:
+def trusted_keys(ws: Workspace) -> dict[str, Ed25519PublicKey]:
     """keyid -> Ed25519 public key for every key that is not revoked."""
     with ws.engine.connect() as conn:
-        rows = list(conn.execute(select(schema.keys)))
-    return {r.keyid: dsse.public_key_from_hex(r.public_key) for r in rows if r.status != "revoked"}
+        keys = key_lookup.registered_keys(conn)
+    return {k.keyid: k.public_key.crypto() for k in keys if k.status != "revoked"}
 
 
-def key_owner(ws: Workspace, keyid: str) -> Any:
+def key_owner(ws: Workspace, keyid: str) -> Key | None:
+    """The registered key ``keyid`` (its ``principal`` is who signed with it), or None."""
     with ws.engine.connect() as conn:
-        return conn.execute(select(schema.keys).where(schema.keys.c.keyid == keyid)).first()
+        return key_lookup.find_key(conn, keyid)
 
 
 def read_attestation(ws: Workspace, digest: str, predicate_type: str) -> tuple[dsse.Statement, str]:
@@ -49,4 +51,5 @@ def read_attestation(ws: Workspace, digest: str, predicate_type: str) -> tuple[d
 
 
 def read_json_object(ws: Workspace, digest: str) -> Any:
+    """The JSON document stored as the meta object ``digest`` (re-hashed against its name on read)."""
     return json.loads(ws.objects.read_bytes("meta", digest))

@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from dataward import lifecycle
 from dataward.access import Grant, require, require_separation
 from dataward.batches import Batch, BatchState, load_batch
@@ -33,15 +31,21 @@ from dataward.core.canonical import canonical_json
 from dataward.errors import AuthorizationError, ConflictError, InputError, NotFoundError, PolicyError, SignatureError
 from dataward.identity import Actor
 from dataward.log import auditlog
-from dataward.store import schema
+from dataward.model.workflow_records import Approval
+from dataward.store import approvals, audits, key_lookup
 from dataward.store.catalog import write_transaction
+from dataward.store.crash import crash_point
 from dataward.timeutil import now, now_iso, parse_iso
-from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate, tier_for
+from dataward.workflow import screening
+from dataward.workflow.gate import PolicyDecision, approvals_of, evaluate
+from dataward.workflow.tiers import tier_for
 from dataward.workspace import Change, Workspace
 
 
 @dataclass(frozen=True)
 class ApprovalResult:
+    """One recorded approval: who approved, its attestation, how many approvals the batch has and needs."""
+
     batch: str
     approver: str
     attestation: str
@@ -51,9 +55,11 @@ class ApprovalResult:
 
     @property
     def complete(self) -> bool:
+        """Whether this approval was the k-th and moved the batch to ``approved``."""
         return self.state == BatchState.APPROVED
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `approve --json` prints."""
         return {
             "batch": self.batch,
             "approver": self.approver,
@@ -65,15 +71,31 @@ class ApprovalResult:
         }
 
 
-def _current_refs(ws: Workspace, batch_id: str) -> dict[str, str | None]:
-    from dataward.workflow.screening import latest_report
+@dataclass(frozen=True)
+class Rejection:
+    """A recorded rejection: the batch, the state it left, the reason given and the signed attestation."""
 
-    report = latest_report(ws, batch_id)
+    batch: str
+    from_state: str
+    reason: str
+    attestation: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form `reject --json` prints and the web API returns."""
+        return {
+            "batch": self.batch,
+            "state": "rejected",
+            "from_state": self.from_state,
+            "reason": self.reason,
+            "attestation": self.attestation,
+        }
+
+
+def _current_refs(ws: Workspace, batch_id: str) -> dict[str, str | None]:
+    report = screening.latest_report(ws, batch_id)
     with ws.engine.connect() as conn:
-        audit = conn.execute(
-            select(schema.audits.c.envelope_digest).where(schema.audits.c.batch_id == batch_id)
-        ).scalar()
-    return {"screening_report": report.envelope_digest, "audit": audit}
+        audit = audits.load_audit(conn, batch_id)
+    return {"screening_report": report.envelope_digest, "audit": None if audit is None else audit.envelope_digest}
 
 
 def prepare_statement(ws: Workspace, batch_id: str, approver: str) -> bytes:
@@ -123,13 +145,12 @@ def _check_statement(ws: Workspace, batch: Batch, env: dsse.Envelope) -> tuple[s
         raise SignatureError("approval statement names no approver")
     approver = p["approver"]
     now_t = now()
-    t = schema.keys
     with ws.engine.connect() as conn:
-        rows = list(conn.execute(select(t).where(t.c.principal == approver, t.c.status == "active")))
+        active = key_lookup.active_keys(conn, approver)
     keys = {}
-    for r in rows:
-        if r.expires_at is None or parse_iso(r.expires_at) > now_t:
-            keys[r.keyid] = dsse.public_key_from_hex(r.public_key)
+    for key in active:
+        if key.expires_at is None or parse_iso(key.expires_at) > now_t:
+            keys[key.keyid] = key.public_key.crypto()
     if not keys:
         raise SignatureError(f"approver {approver!r} has no active key", advice="An admin generates or rotates it.")
     try:
@@ -156,8 +177,6 @@ def _check_statement(ws: Workspace, batch: Batch, env: dsse.Envelope) -> tuple[s
 @contextmanager
 def _approval_change(ws: Workspace, submitter: Actor, approver: str, batch: Batch) -> Iterator[Change]:
     """Like :meth:`Workspace.change`, but authorizing the *approver* (whose signature carries the approval)."""
-    from dataward.store.crash import crash_point
-
     subject = f"batch:{batch.id}"
     log_key = ws.log_actor()
     try:
@@ -184,19 +203,15 @@ def _has_role(grants: list[Grant], roles: tuple[str, ...], source: str) -> bool:
 
 def _separation(ws: Workspace, batch: Batch, approver: str, duties: tuple[str, ...]) -> None:
     require_separation(approver, batch.created_by, "approve")
-    from dataward.workflow.screening import latest_report
-
-    if "screener" in duties and latest_report(ws, batch.id).screened_by == approver:
+    if "screener" in duties and screening.latest_report(ws, batch.id).screened_by == approver:
         raise AuthorizationError(
             f"{approver} screened batch {batch.id} and may not approve it (policy: separation of duties)",
             advice="Another approver must do this.",
         )
     if "auditor" in duties:
         with ws.engine.connect() as conn:
-            who = conn.execute(
-                select(schema.audits.c.completed_by).where(schema.audits.c.batch_id == batch.id)
-            ).scalar()
-        if who == approver:
+            audit = audits.load_audit(conn, batch.id)
+        if audit is not None and audit.completed_by == approver:
             raise AuthorizationError(
                 f"{approver} completed the label audit of batch {batch.id} and may not approve it "
                 "(policy: separation of duties)",
@@ -206,7 +221,7 @@ def _separation(ws: Workspace, batch: Batch, approver: str, duties: tuple[str, .
 
 def _require_audited(batch: Batch, ws: Workspace | None = None) -> None:
     if batch.state == BatchState.AUDITED and ws is not None:
-        from dataward.evidence.gates import require_logged_state
+        from dataward.evidence.gates import require_logged_state  # evidence/ reads the policy from workflow/
 
         require_logged_state(ws, batch.id, "audited", "approve")
     if batch.state != BatchState.AUDITED:
@@ -259,31 +274,16 @@ def _record(ws: Workspace, submitter: Actor, batch_id: str, envelope: dsse.Envel
     with _approval_change(ws, submitter, approver, batch) as ch:
         if lifecycle.current_state(ch, batch_id) != BatchState.AUDITED:
             raise ConflictError(f"batch {batch_id} changed state meanwhile; retry")
-        t = schema.approvals
-        have: set[str] = set(ch.conn.execute(select(t.c.principal).where(t.c.batch_id == batch_id)).scalars())
+        have = approvals.approvers_of(ch.conn, batch_id)
         if approver in have:
             raise ConflictError(f"{approver} already approved batch {batch_id}")
-        at = now_iso()
-        ch.conn.execute(
-            insert(t).values(
-                batch_id=batch_id,
-                principal=approver,
-                keyid=keyid,
-                envelope_digest=digest,
-                policy_digest=decision.policy_digest,
-                created_at=at,
-            )
-        )
-        ch.conn.execute(
-            insert(schema.attestations).values(
-                batch_id=batch_id,
-                subject=subject,
-                predicate_type=lifecycle.PREDICATE_APPROVAL,
-                envelope_digest=digest,
-                principal=approver,
-                keyid=keyid,
-                created_at=at,
-            )
+        approvals.insert_approval(
+            ch.conn,
+            batch_id,
+            Approval(approver, keyid, now_iso(), digest),
+            policy_digest=decision.policy_digest,
+            subject=subject,
+            predicate_type=lifecycle.PREDICATE_APPROVAL,
         )
         count = len(have) + 1
         state = BatchState.AUDITED
@@ -328,7 +328,7 @@ def approve_with_statement(ws: Workspace, submitter: Actor, batch_id: str, envel
     return _record(ws, submitter, batch_id, dsse.Envelope.from_bytes(envelope_bytes))
 
 
-def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str, Any]:
+def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> Rejection:
     """Reject a batch (from quarantined, screened, audited or approved); signed and logged."""
     if not reason or not reason.strip():
         raise InputError("a rejection needs a reason (--reason)")
@@ -351,29 +351,21 @@ def reject(ws: Workspace, actor: Actor, batch_id: str, reason: str) -> dict[str,
             ws, ch, [(subject, batch.manifest_digest)], lifecycle.PREDICATE_REJECTION, predicate, batch_id=batch_id
         )
         ch.details["reason"] = reason.strip()
-    return {
-        "batch": batch_id,
-        "state": "rejected",
-        "from_state": before.value,
-        "reason": reason.strip(),
-        "attestation": digest,
-    }
+    return Rejection(batch_id, before.value, reason.strip(), digest)
 
 
 def approval_envelope(ws: Workspace, batch_id: str, principal: str) -> bytes:
     """The stored DSSE envelope of ``principal``'s approval of ``batch_id``."""
-    t = schema.approvals
     with ws.engine.connect() as conn:
-        d = conn.execute(
-            select(t.c.envelope_digest).where(t.c.batch_id == batch_id, t.c.principal == principal)
-        ).scalar()
+        d = approvals.approval_digest(conn, batch_id, principal)
     if d is None:
         raise NotFoundError(f"{principal} has not approved batch {batch_id}")
-    return ws.objects.read_bytes("meta", str(d))
+    return ws.objects.read_bytes("meta", d)
 
 
 __all__ = [
     "ApprovalResult",
+    "Rejection",
     "approval_envelope",
     "approvals_of",
     "approve",

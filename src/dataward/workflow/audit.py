@@ -28,16 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, insert, select, update
 
 from dataward import lifecycle
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core.canonical import canonical_json
 from dataward.errors import ConflictError, InputError, IntegrityError, NotFoundError
 from dataward.identity import Actor
-from dataward.store import schema
+from dataward.model.workflow_records import Audit, AuditItem, ReviewDecision
+from dataward.store import audits
+from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
-from dataward.workflow._common import authorize
+from dataward.workflow import screening
+from dataward.workflow._common import authorize, key_owner, read_attestation
+from dataward.workflow.checks import severity_rank
+from dataward.workflow.tiers import tier_for
 from dataward.workspace import Workspace
 
 DECISIONS = ("ok", "wrong-label", "malicious", "unsure")
@@ -51,7 +55,7 @@ WITHDRAWN = "withdrawn"
 
 
 def _z(confidence: float) -> float:
-    from scipy.stats import norm
+    from scipy.stats import norm  # scipy is imported when a statistic is needed, not at CLI start-up
 
     return float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
 
@@ -118,6 +122,9 @@ def size_to_pass(p: float, limit: float, confidence: float = 0.95, method: str =
 
 @dataclass(frozen=True)
 class Decision:
+    """A reviewer's decision on one sampled record, as submitted: ``ok``, ``wrong-label`` (with the new
+    label), ``malicious``, ``unsure`` or ``withdrawn``."""
+
     record: int
     decision: str
     new_label: str | None = None
@@ -144,6 +151,8 @@ def parse_decision(text: str, where: str = "decision") -> tuple[str, str | None]
 
 @dataclass(frozen=True)
 class StratumStats:
+    """Decision counts of one stratum of an audit sample."""
+
     size: int
     decided: int
     ok: int
@@ -153,9 +162,11 @@ class StratumStats:
 
     @property
     def errors(self) -> int:
+        """Records decided wrong-label, malicious or unsure (unsure counts against the batch)."""
         return self.wrong_label + self.malicious + self.unsure
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form of the counts, with the error total."""
         return {
             "size": self.size,
             "decided": self.decided,
@@ -169,6 +180,9 @@ class StratumStats:
 
 @dataclass(frozen=True)
 class AuditEstimate:
+    """The label-error estimate of a batch's audit: both strata's counts, the interval, and what a tighter
+    margin or a pass would need."""
+
     batch: str
     status: str
     population: int
@@ -190,25 +204,31 @@ class AuditEstimate:
 
     @property
     def n(self) -> int:
+        """Decided records of the random stratum: the estimate's sample size."""
         return self.random.decided
 
     @property
     def errors(self) -> int:
+        """Errors among the decided random records (wrong-label, malicious or unsure)."""
         return self.random.errors
 
     @property
     def malicious(self) -> int:
+        """Records marked malicious in either stratum."""
         return self.random.malicious + self.flagged.malicious
 
     @property
     def undecided(self) -> int:
+        """Sampled records of either stratum that have no decision yet."""
         return (self.random.size - self.random.decided) + (self.flagged.size - self.flagged.decided)
 
     @property
     def complete(self) -> bool:
+        """Whether the audit is complete (signed by its completer)."""
         return self.status == "complete"
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `audit show --json` prints (and the audit attestation signs, less its status)."""
         return {
             "batch": self.batch,
             "status": self.status,
@@ -234,6 +254,8 @@ class AuditEstimate:
 
 @dataclass(frozen=True)
 class SampleItem:
+    """One sampled record with its place in the batch, its leaf hash and its latest decision."""
+
     record: int
     stratum: str
     draw: int
@@ -245,6 +267,7 @@ class SampleItem:
     reviewer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `audit show --json` prints for each sampled record."""
         return {
             "record": self.record,
             "stratum": self.stratum,
@@ -257,6 +280,8 @@ class SampleItem:
 
 @dataclass(frozen=True)
 class SampleSummary:
+    """What a draw did: the tier, the population, both strata's sizes, how many records it added, and its seed."""
+
     batch: str
     tier: str
     population: int
@@ -268,6 +293,7 @@ class SampleSummary:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `audit sample --json` prints."""
         return {
             "batch": self.batch,
             "tier": self.tier,
@@ -284,12 +310,8 @@ class SampleSummary:
 # --- drawing the sample ----------------------------------------------------------------------------------------
 
 
-def _audit_row(conn: Connection, batch_id: str) -> Any:
-    return conn.execute(select(schema.audits).where(schema.audits.c.batch_id == batch_id)).first()
-
-
-def _require_audit(conn: Connection, batch_id: str) -> Any:
-    row = _audit_row(conn, batch_id)
+def _require_audit(conn: Transaction, batch_id: str) -> Audit:
+    row = audits.load_audit(conn, batch_id)
     if row is None:
         raise NotFoundError(
             f"batch {batch_id} has no audit sample", advice=f"Draw one: `dataward audit sample {batch_id}`."
@@ -337,8 +359,6 @@ RISK_STRATA = ("high", "medium", "other")
 
 def risk_of_records(findings: Iterable[Any]) -> dict[int, Any]:
     """record number -> the most severe finding that names it (findings come sorted, most severe first)."""
-    from dataward.workflow.checks import severity_rank
-
     out: dict[int, Any] = {}
     for f in sorted(findings, key=lambda f: -severity_rank(f.severity)):
         for r in f.records:
@@ -398,12 +418,9 @@ def draw_sample(
     confidence: float | None = None,
 ) -> SampleSummary:
     """Draw (or enlarge) the audit sample of a screened batch, sized by its source's risk tier."""
-    from dataward.workflow.gate import tier_for
-    from dataward.workflow.screening import latest_report, report_id
-
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
-        existing = _audit_row(conn, batch_id)
+        existing = audits.load_audit(conn, batch_id)
     subject = f"batch:{batch_id}"
     authorize(ws, actor, "audit.sample", subject, batch.source)
     if batch.state != BatchState.SCREENED:
@@ -428,19 +445,12 @@ def draw_sample(
     population = batch.record_count
     target = size if size is not None else sample_size(population, marg, conf, params.expected_error_rate)
     target = min(target, population)
-    report = latest_report(ws, batch_id)
+    report = screening.latest_report(ws, batch_id)
     flagged = set(report.flagged_records)
     seed = secrets.token_hex(16)
     rng = np.random.default_rng(int(seed, 16))
     with ws.engine.connect() as conn:
-        items = (
-            {}
-            if existing is None
-            else {
-                r.record: r
-                for r in conn.execute(select(schema.audit_items).where(schema.audit_items.c.audit_id == existing.id))
-            }
-        )
+        items = {} if existing is None else {r.record: r for r in audits.audit_items(conn, existing.id)}
     in_random = {r for r, it in items.items() if it.stratum == "random"}
     if existing is not None and target <= len(in_random):
         raise ConflictError(
@@ -465,49 +475,31 @@ def draw_sample(
         if lifecycle.current_state(ch, batch_id) != BatchState.SCREENED:
             raise ConflictError(f"batch {batch_id} changed state meanwhile; retry")
         if existing is None:
-            rid = report_id(ws, batch_id)
-            assert rid is not None
-            res = ch.conn.execute(
-                insert(schema.audits).values(
-                    batch_id=batch_id,
-                    report_id=rid,
-                    seed=seed,
-                    population=population,
-                    flagged_population=len(flagged),
-                    confidence=conf,
-                    margin=marg,
-                    status="open",
-                    created_at=now_iso(),
-                    created_by=actor.name,
-                )
+            rid = screening.report_id(ws, batch_id)
+            assert rid is not None  # the batch is screened, so its report is indexed
+            audit_id = audits.insert_audit(
+                ch.conn,
+                batch_id=batch_id,
+                report_id=rid,
+                seed=seed,
+                population=population,
+                flagged_population=len(flagged),
+                confidence=conf,
+                margin=marg,
+                created_at=now_iso(),
+                created_by=actor.name,
             )
-            pk = res.inserted_primary_key
-            assert pk is not None
-            audit_id = int(pk[0])
         else:
-            audit_id = int(existing.id)
-            ch.conn.execute(update(schema.audits).where(schema.audits.c.id == audit_id).values(margin=marg))
+            audit_id = existing.id
+            audits.set_margin(ch.conn, audit_id, marg)
         draw0 = len(items)
         rows = []
         for k, r in enumerate([x for x in new_random if x not in items] + new_flagged):
             pos, i, leaf = located[r]
             stratum = "random" if k < len(new_random) - len(moved) else "flagged"
-            rows.append(
-                {
-                    "audit_id": audit_id,
-                    "record": r,
-                    "stratum": stratum,
-                    "draw": draw0 + k,
-                    "file_position": pos,
-                    "file_record": i,
-                    "record_digest": leaf,
-                }
-            )
-        if rows:
-            ch.conn.execute(insert(schema.audit_items), rows)
-        for r in moved:
-            t = schema.audit_items
-            ch.conn.execute(update(t).where(t.c.audit_id == audit_id, t.c.record == r).values(stratum="random"))
+            rows.append(AuditItem(r, stratum, draw0 + k, pos, i, leaf))
+        audits.insert_items(ch.conn, audit_id, rows)
+        audits.move_to_random(ch.conn, audit_id, moved)
         random_size = len(in_random) + len(new_random)
         flagged_size = len(items) - len(in_random) - len(moved) + len(new_flagged)
         ch.details.update(
@@ -521,7 +513,7 @@ def draw_sample(
                 "population": population,
                 "flagged_population": len(flagged),
                 # every drawn record, so the catalog's sample is a projection the log can check
-                "items": [[r["record"], r["stratum"], r["record_digest"]] for r in rows],
+                "items": [[r.record, r.stratum, r.record_digest] for r in rows],
                 "moved": sorted(int(r) for r in moved),
                 **summary_params,
             }
@@ -546,19 +538,18 @@ def sample_items(ws: Workspace, batch_id: str) -> list[SampleItem]:
     """The sample in drawing order, each with its latest decision."""
     with ws.engine.connect() as conn:
         audit = _require_audit(conn, batch_id)
-        t = schema.audit_items
-        items = list(conn.execute(select(t).where(t.c.audit_id == audit.id).order_by(t.c.draw)))
-        latest = _latest_decisions(conn, int(audit.id))
+        items = audits.audit_items(conn, audit.id)
+        latest = _latest_decisions(conn, audit.id)
     out = []
     for it in items:
-        d = latest.get(int(it.record))
+        d = latest.get(it.record)
         out.append(
             SampleItem(
-                int(it.record),
+                it.record,
                 it.stratum,
-                int(it.draw),
-                int(it.file_position),
-                int(it.file_record),
+                it.draw,
+                it.file_position,
+                it.file_record,
                 it.record_digest,
                 d.decision if d else None,
                 d.new_label if d else None,
@@ -568,11 +559,10 @@ def sample_items(ws: Workspace, batch_id: str) -> list[SampleItem]:
     return out
 
 
-def _latest_decisions(conn: Connection, audit_id: int) -> dict[int, Any]:
-    """record -> its latest decision row; a record whose latest decision was withdrawn (undo) has none."""
-    t = schema.audit_decisions
-    rows = {int(r.record): r for r in conn.execute(select(t).where(t.c.audit_id == audit_id).order_by(t.c.id))}
-    return {k: r for k, r in rows.items() if r.decision != WITHDRAWN}
+def _latest_decisions(conn: Transaction, audit_id: int) -> dict[int, ReviewDecision]:
+    """record -> its latest decision; a record whose latest decision was withdrawn (undo) has none."""
+    latest = audits.latest_decisions(conn, audit_id)
+    return {k: d for k, d in latest.items() if d.decision != WITHDRAWN}
 
 
 def record_decisions(
@@ -584,8 +574,7 @@ def record_decisions(
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
         audit = _require_audit(conn, batch_id)
-        t = schema.audit_items
-        sampled = {int(r.record) for r in conn.execute(select(t.c.record).where(t.c.audit_id == audit.id))}
+        sampled = {it.record for it in audits.audit_items(conn, audit.id)}
     subject = f"batch:{batch_id}"
     authorize(ws, actor, "audit.decide", subject, batch.source)
     if audit.status != "open":
@@ -607,20 +596,10 @@ def record_decisions(
         if lifecycle.current_state(ch, batch_id) != BatchState.SCREENED:
             raise ConflictError(f"batch {batch_id} is no longer screened; decisions are closed")
         at = now_iso()
-        ch.conn.execute(
-            insert(schema.audit_decisions),
-            [
-                {
-                    "audit_id": audit.id,
-                    "record": d.record,
-                    "reviewer": actor.name,
-                    "decision": d.decision,
-                    "new_label": d.new_label,
-                    "note": d.note,
-                    "decided_at": at,
-                }
-                for d in decisions
-            ],
+        audits.insert_decisions(
+            ch.conn,
+            audit.id,
+            [ReviewDecision(d.record, actor.name, d.decision, d.new_label, d.note, at) for d in decisions],
         )
         ch.details.update({"batch": batch_id, "decisions": counts, "records": [d.record for d in decisions[:50]]})
         ch.details["by_record"] = [[d.record, d.decision, d.new_label] for d in decisions]
@@ -702,14 +681,12 @@ def estimate(
     items = sample_items(ws, batch_id)
     rnd, flg = _stats(items, "random"), _stats(items, "flagged")
     if method is None:
-        from dataward.workflow.gate import tier_for
-
         with ws.engine.connect() as conn:
             batch = load_batch(conn, batch_id)
         method = tier_for(ws, batch)[1].audit.method
     if method not in METHODS:
         raise InputError(f"unknown interval method {method!r}; one of {', '.join(METHODS)}")
-    conf = float(audit.confidence)
+    conf = audit.confidence
     n, k = rnd.decided, rnd.errors
     lo, hi = interval(k, n, conf, method)
     rate = k / n if n else 0.0
@@ -723,8 +700,8 @@ def estimate(
     return AuditEstimate(
         batch_id,
         audit.status,
-        int(audit.population),
-        int(audit.flagged_population),
+        audit.population,
+        audit.flagged_population,
         rnd,
         flg,
         conf,
@@ -744,8 +721,6 @@ def estimate(
 
 def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> AuditEstimate:
     """Sign the audit attestation and move the batch to ``audited`` (every sampled record decided)."""
-    from dataward.workflow.screening import latest_report
-
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
         audit = _require_audit(conn, batch_id)
@@ -774,7 +749,7 @@ def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> AuditEstimate:
         for i in items
     ]
     decisions_digest = ws.objects.put_bytes("meta", canonical_json(decisions_doc))
-    report = latest_report(ws, batch_id)
+    report = screening.latest_report(ws, batch_id)
     reviewers = sorted({str(i.reviewer) for i in items if i.reviewer})
     predicate = {
         "batch": batch_id,
@@ -794,15 +769,12 @@ def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> AuditEstimate:
         digest = lifecycle.attest(
             ws, ch, [(subject, batch.manifest_digest)], lifecycle.PREDICATE_AUDIT, predicate, batch_id=batch_id
         )
-        ch.conn.execute(
-            update(schema.audits)
-            .where(schema.audits.c.id == audit.id, schema.audits.c.status == "open")
-            .values(
-                status="complete",
-                completed_at=predicate["completed_at"],
-                completed_by=actor.name,
-                envelope_digest=digest,
-            )
+        audits.mark_complete(
+            ch.conn,
+            audit.id,
+            completed_at=str(predicate["completed_at"]),
+            completed_by=actor.name,
+            envelope_digest=digest,
         )
         ch.details.update(
             {"error_rate": est.rate, "interval": [est.lower, est.upper], "n": est.n, "malicious": est.malicious}
@@ -812,8 +784,6 @@ def complete_audit(ws: Workspace, actor: Actor, batch_id: str) -> AuditEstimate:
 
 def verify_completed(ws: Workspace, est: AuditEstimate) -> None:
     """A complete audit's counts must be those its completer signed (the catalog rows were not edited since)."""
-    from dataward.workflow._common import key_owner, read_attestation
-
     if not est.complete or est.attestation is None:
         return
     st, kid = read_attestation(ws, est.attestation, lifecycle.PREDICATE_AUDIT)
@@ -831,8 +801,9 @@ def verify_completed(ws: Workspace, est: AuditEstimate) -> None:
 
 
 def audit_exists(ws: Workspace, batch_id: str) -> bool:
+    """Whether an audit sample was drawn for the batch."""
     with ws.engine.connect() as conn:
-        return _audit_row(conn, batch_id) is not None
+        return audits.load_audit(conn, batch_id) is not None
 
 
 #: the former private name, kept for code written against it

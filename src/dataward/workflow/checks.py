@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from dataward.batches import Batch
 from dataward.core.severity import SEVERITIES as _SEVERITIES
@@ -30,6 +30,7 @@ from dataward.model.finding import Finding
 from dataward.plugins import Registry
 from dataward.progress import Progress
 from dataward.records.sandbox import SandboxError, run_sandboxed
+from dataward.workflow.threat_feeds import active_feeds
 from dataward.workspace import Workspace
 
 #: the one severity scale's level names, lowest first (:class:`dataward.core.severity.Severity`)
@@ -70,6 +71,7 @@ class RecordFile:
 @dataclass(frozen=True)
 class CheckContext:
     """What a batch check may use: the workspace, the batch, its record files (local paths) and options."""
+
     ws: Workspace
     batch: Batch
     files: tuple[RecordFile, ...]
@@ -92,16 +94,8 @@ def NormalFinding(
     n_records: int = 0,
 ) -> Finding:
     """Deprecated: build a :class:`dataward.model.finding.Finding` with the former positional order."""
-    return Finding(
-        check=check,
-        kind=kind,
-        severity=Severity.coerce(severity),
-        summary=summary,
-        records=records,
-        engine=engine,
-        file=file,
-        n_records=n_records,
-    )
+    level = Severity.coerce(severity)
+    return Finding(check, kind, level, summary, records, engine=engine, file=file, n_records=n_records)
 
 
 @dataclass(frozen=True)
@@ -168,8 +162,6 @@ class BatchCheck(ABC):
             )
 
 
-_C = TypeVar("_C", bound=type[BatchCheck])
-
 #: the batch checks shipped with dataward, in the order ``dataward screen BATCH`` runs them
 BUILTIN = {
     "integrity": "dataward.workflow.checks:IntegrityCheck",
@@ -180,21 +172,8 @@ BUILTIN = {
 
 #: the one registry of batch checks (:class:`dataward.plugins.Registry`)
 REGISTRY: Registry[BatchCheck] = Registry("batch check", BatchCheck, BUILTIN, error=InputError)
-
-
-def register(cls: _C) -> _C:
-    """Class decorator: make a batch check available under ``cls.name``."""
-    return REGISTRY.register(cls)
-
-
-def get(name: str) -> type[BatchCheck]:
-    """The batch check registered as ``name`` (unknown: :class:`InputError` naming the known checks)."""
-    return REGISTRY.get(name)
-
-
-def names() -> list[str]:
-    """Every batch check name, in run order."""
-    return REGISTRY.names()
+#: its lookups (:class:`dataward.plugins.Registry`'s own methods)
+register, get, names = REGISTRY.register, REGISTRY.get, REGISTRY.names
 
 
 def run_check(check: BatchCheck, ctx: CheckContext) -> CheckOutcome:
@@ -284,6 +263,7 @@ def _count_mismatch(engine: str, check: str, rf: RecordFile, n_engine: int) -> F
 @register
 class IntegrityCheck(BatchCheck):
     """Re-verify the quarantined batch: every object, record, Merkle root and the manifest signature."""
+
     name = "integrity"
     engine = "dataward.acquire.verify"
     description = "re-hash every quarantined object; check records, Merkle roots and the manifest signature"
@@ -320,6 +300,7 @@ _DETECT_OPTIONS = ("label", "text", "prompt", "response", "messages", "image", "
 @register
 class DetectionCheck(BatchCheck):
     """The poison-detector ensemble on each record file, sandboxed."""
+
     name = "detection"
     engine = "dataward.detect"
     description = "the poison-detector ensemble on each record file (columns inferred or given as options)"
@@ -348,14 +329,16 @@ class DetectionCheck(BatchCheck):
                 recs = _globalise(rf, f.records, n)
                 out.append(
                     Finding(
-                        f.detector,
+                        f.check,
                         f.kind,
-                        Severity.of_score(float(f.severity)),
+                        f.severity,
                         f.summary,
                         recs,
                         engine=self.engine,
                         file=rf.name,
                         n_records=len(f.records),
+                        score=f.score,
+                        p_value=f.p_value,
                     )
                 )
             flagged = set(_globalise(rf, (int(i) for i in report.flagged.nonzero()[0]), n))
@@ -382,8 +365,6 @@ def _screen_context(ctx: CheckContext, policy_file: Any) -> dict[str, Any]:
     licence = get_source(ctx.ws, ctx.batch.source).license
     if licence:
         out["source_licence"] = licence
-    from dataward.workflow.intel import active_feeds
-
     feeds = active_feeds(ctx.ws)  # every screen matches every loaded threat-intelligence feed
     if feeds:
         out["intel"] = feeds
@@ -398,6 +379,7 @@ _DRIFT_CHECKS = ("drift", "labels", "group_bias")
 @register
 class ScreeningCheck(BatchCheck):
     """The screening suite on each record file, sandboxed, with the workspace's policy, licence and intel feeds."""
+
     name = "screening"
     engine = "dataward.screen"
     description = "the screening suite (schema, ranges, PII, duplicates, licences, drift, intel...) on each file"

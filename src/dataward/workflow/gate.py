@@ -5,43 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from dataward.batches import Batch, load_batch
+from dataward.acquire.verify import verify_batch
+from dataward.batches import load_batch
 from dataward.errors import NotFoundError
-from dataward.store import schema
-from dataward.workflow.policy import Policy, PolicyContext, RuleResult, TierPolicy, load_policy, tier_rule
-from dataward.workflow.risk import RiskAssessment, assess
+from dataward.model.workflow_records import Approval
+from dataward.store import approvals
+from dataward.synthetic.api import regeneration_evidence
+from dataward.workflow import screening
+from dataward.workflow.approval_policy import PolicyContext, RuleResult, tier_rule
+from dataward.workflow.audit import audit_exists, estimate, verify_completed
+from dataward.workflow.risk import RiskAssessment
+from dataward.workflow.tiers import tier_for
 from dataward.workspace import Workspace
 
+__all__ = ["Approver", "PolicyDecision", "approvals_of", "evaluate", "tier_for"]
 
-def tier_for(ws: Workspace, batch: Batch) -> tuple[str, TierPolicy, RiskAssessment, Policy]:
-    """The batch's source risk tier (under the policy's thresholds) and that tier's rules."""
-    policy = load_policy(ws)
-    risk = assess(ws, batch.source, thresholds=policy.risk_thresholds)
-    return risk.tier, policy.tier(risk.tier), risk, policy
+#: the former name of :class:`dataward.model.workflow_records.Approval`, kept for code written against it
+Approver = Approval
 
 
-@dataclass(frozen=True)
-class Approver:
-    principal: str
-    keyid: str
-    at: str
-    attestation: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"principal": self.principal, "keyid": self.keyid, "at": self.at, "attestation": self.attestation}
-
-
-def approvals_of(ws: Workspace, batch_id: str) -> list[Approver]:
-    t = schema.approvals
+def approvals_of(ws: Workspace, batch_id: str) -> list[Approval]:
+    """The batch's recorded approvals, oldest first."""
     with ws.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.batch_id == batch_id).order_by(t.c.id))
-        return [Approver(r.principal, r.keyid, r.created_at, r.envelope_digest) for r in rows]
+        return approvals.approvals_of(conn, batch_id)
 
 
 @dataclass(frozen=True)
 class PolicyDecision:
+    """The policy's verdict on one batch: its tier and risk, every rule's result, and the approvals so far."""
+
     batch: str
     source: str
     state: str
@@ -53,16 +45,19 @@ class PolicyDecision:
     approvals_required: int
     approver_roles: tuple[str, ...]
     separation_of_duties: tuple[str, ...]
-    approvals: tuple[Approver, ...]
+    approvals: tuple[Approval, ...]
 
     @property
     def passed(self) -> bool:
+        """Whether every rule of the tier passed."""
         return self.result.passed
 
     def failing(self) -> list[str]:
+        """Each failing rule with its explanation, one string per rule."""
         return [f"{f.rule} ({f.explanation})" for f in self.result.failures()]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `policy check --json` prints."""
         return {
             "batch": self.batch,
             "source": self.source,
@@ -83,23 +78,17 @@ class PolicyDecision:
 
 
 def _regenerated(ws: Workspace, batch_id: str) -> bool:
-    from dataward.synthetic.api import regeneration_evidence
-
     return batch_id in regeneration_evidence(ws)[1]
 
 
 def evaluate(ws: Workspace, batch_id: str, *, reverify: bool = False) -> PolicyDecision:
     """Evaluate the policy on ``batch_id``; ``reverify`` re-hashes the data when the tier asks for it."""
-    from dataward.acquire.verify import verify_batch
-    from dataward.workflow.audit import audit_exists, estimate, verify_completed
-    from dataward.workflow.screening import ScreeningReport, latest_report
-
     with ws.engine.connect() as conn:
         batch = load_batch(conn, batch_id)
     tier, tp, risk, policy = tier_for(ws, batch)
-    report: ScreeningReport | None
+    report: screening.ScreeningReport | None
     try:
-        report = latest_report(ws, batch_id)
+        report = screening.latest_report(ws, batch_id)
     except NotFoundError:
         report = None
     audit = estimate(ws, batch_id, method=tp.audit.method) if audit_exists(ws, batch_id) else None

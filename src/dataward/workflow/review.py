@@ -27,6 +27,9 @@ from dataward.workspace import Workspace
 
 @dataclass(frozen=True)
 class RecordView:
+    """One sampled record as a reviewer sees it: its file, kind, value or local path, and whether it still
+    matches its sampled digest."""
+
     record: int
     file: str
     file_record: int
@@ -37,6 +40,7 @@ class RecordView:
     verified: bool | None  # re-hashed and equal to the sampled digest (None: not checkable here)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form the review pages and `audit review --json` show."""
         return {
             "record": self.record,
             "file": self.file,
@@ -80,6 +84,7 @@ def _lines(f: IO[bytes], wanted: list[int], skip_header: bool) -> tuple[bytes | 
 
 
 def read_record(ws: Workspace, batch: Batch, item: SampleItem) -> RecordView:
+    """Read one sampled record from the quarantined batch and re-hash it against the digest the sample recorded."""
     f = next((x for x in batch.files if x.position == item.file_position), None)
     if f is None:
         raise NotFoundError(f"batch {batch.id} has no file at position {item.file_position}")
@@ -161,6 +166,7 @@ def read_records(ws: Workspace, batch: Batch, items: list[SampleItem]) -> dict[i
 
 
 def require_verified(view: RecordView) -> None:
+    """Refuse a record that no longer matches its sampled digest (a record that cannot be checked passes)."""
     if view.verified is False:
         raise IntegrityError(
             f"record {view.record} ({view.file} #{view.file_record}) no longer matches the sampled digest",

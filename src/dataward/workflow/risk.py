@@ -9,15 +9,13 @@ Tiers drive audit sample sizes and which policy rules apply (see docs/policy.md)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from dataward.sources import Source, SourceKind, get_source, list_sources
-from dataward.store import schema
+from dataward.store import source_history
+from dataward.store.batches import batch_ids as source_batch_ids
 from dataward.timeutil import now, parse_iso
 from dataward.workspace import Workspace
 
@@ -57,16 +55,21 @@ KEY_MAX_AGE_DAYS = 365
 
 @dataclass(frozen=True)
 class Factor:
+    """One risk factor of a source: its name, the points it adds and why."""
+
     name: str
     points: float
     explanation: str
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `risk show --json` prints for each factor."""
         return {"factor": self.name, "points": self.points, "explanation": self.explanation}
 
 
 @dataclass(frozen=True)
 class RiskAssessment:
+    """A source's risk: its score in [0, 100], its tier and every factor that adds to it."""
+
     source: str
     kind: str
     score: float
@@ -74,6 +77,7 @@ class RiskAssessment:
     factors: tuple[Factor, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `risk show --json` prints."""
         return {
             "source": self.source,
             "kind": self.kind,
@@ -83,12 +87,14 @@ class RiskAssessment:
         }
 
     def explain(self) -> str:
+        """The factors that add points, on one line (or ``no risk factor``)."""
         return (
             "; ".join(f"{f.name} +{f.points:g} ({f.explanation})" for f in self.factors if f.points) or "no risk factor"
         )
 
 
 def tier_of(score: float, thresholds: Mapping[str, float] | None = None) -> str:
+    """The tier a score falls in, under the default thresholds overridden by ``thresholds``."""
     th = {**DEFAULT_TIER_THRESHOLDS, **(thresholds or {})}
     tier = "low"
     for t in TIERS[1:]:
@@ -111,35 +117,23 @@ class _History:
 def _history(ws: Workspace, source: str) -> _History:
     """The source's record in the log; only its own entries are read (and incident entries, which are few)."""
     h = _History()
-    le = schema.log_entries
-    b = schema.batches
     with ws.engine.connect() as conn:
-        batch_ids: list[str] = list(conn.execute(select(b.c.id).where(b.c.source == source)).scalars())
-        h.refusals = int(
-            conn.execute(
-                select(func.count()).where(le.c.action == "batch.refuse", le.c.subject == f"source:{source}")
-            ).scalar()
-            or 0
-        )
-        for row in conn.execute(select(le.c.subject, le.c.entry).where(le.c.action == "incident.open")):
-            details = json.loads(bytes(row.entry)).get("details", {})
-            h.incidents += _mentions(details, source, set(batch_ids), str(row.subject))
+        batch_ids = source_batch_ids(conn, source=source)
+        h.refusals = source_history.count_entries(conn, "batch.refuse", f"source:{source}")
+        for opened in source_history.entries_of(conn, "incident.open"):
+            h.incidents += _mentions(opened.details, source, set(batch_ids), opened.subject)
         actions = ("batch.acquire", "batch.screen", "batch.reject")
-        for start in range(0, len(batch_ids), 500):
-            subjects = [f"batch:{i}" for i in batch_ids[start : start + 500]]
-            q = select(le.c.action, le.c.entry).where(le.c.action.in_(actions), le.c.subject.in_(subjects))
-            for row in conn.execute(q):
-                action = str(row.action)
-                details = json.loads(bytes(row.entry)).get("details", {})
-                if action == "batch.acquire":
-                    h.deliveries += 1
-                    method = details.get("supplier_verification")
-                    h.signed += method == "dsse"
-                    h.checksummed += method == "sha256sums"
-                elif action == "batch.screen":
-                    h.integrity_failures += details.get("integrity") == "failed"
-                else:
-                    h.rejections += 1
+        for entry in source_history.entries_on(conn, actions, [f"batch:{i}" for i in batch_ids]):
+            details = entry.details
+            if entry.action == "batch.acquire":
+                h.deliveries += 1
+                method = details.get("supplier_verification")
+                h.signed += method == "dsse"
+                h.checksummed += method == "sha256sums"
+            elif entry.action == "batch.screen":
+                h.integrity_failures += details.get("integrity") == "failed"
+            else:
+                h.rejections += 1
     return h
 
 
@@ -156,6 +150,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def assess(ws: Workspace, source: str | Source, *, thresholds: Mapping[str, float] | None = None) -> RiskAssessment:
+    """Score ``source`` factor by factor from its registration and its history in the log; tier it by ``thresholds``."""
     src = get_source(ws, source) if isinstance(source, str) else source
     h = _history(ws, src.name)
     factors: list[Factor] = [Factor("kind", KIND_POINTS[src.kind], f"{src.kind} source")]

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from dataward import lifecycle
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core.canonical import canonical_json
@@ -24,7 +22,7 @@ from dataward.identity import Actor
 from dataward.model.finding import Finding
 from dataward.progress import Progress, phase
 from dataward.sources import get_source
-from dataward.store import schema
+from dataward.store import screenings
 from dataward.timeutil import now_iso
 from dataward.workflow import checks as registry
 from dataward.workflow._common import authorize, key_owner, read_attestation, read_json_object
@@ -65,15 +63,18 @@ class ScreeningReport:
 
     @property
     def flagged_fraction(self) -> float:
+        """The share of the batch's records flagged (0 for an empty batch)."""
         return self.flagged_count / self.records if self.records else 0.0
 
     def check(self, name: str) -> Mapping[str, Any] | None:
+        """The outcome of check ``name`` (None: it did not run)."""
         for c in self.checks:
             if c["name"] == name:
                 return c
         return None
 
     def to_predicate(self, flagged_digest: str) -> dict[str, Any]:
+        """The predicate of the signed screening report (naming the flagged-record list by its digest)."""
         return {
             "batch": self.batch,
             "source": self.source,
@@ -101,6 +102,7 @@ class ScreeningReport:
 
     @classmethod
     def from_predicate(cls, p: Mapping[str, Any], flagged: Sequence[int], envelope_digest: str) -> ScreeningReport:
+        """The report read back from its signed predicate, its flagged-record list and its envelope digest."""
         return cls(
             batch=p["batch"],
             source=p["source"],
@@ -123,6 +125,8 @@ class ScreeningReport:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `screen --json` prints: the predicate with the flagged records listed (up to 1,000)
+        and each finding's id."""
         out = self.to_predicate(flagged_digest="")
         out["flagged"].pop("sha256")
         out["flagged"]["records"] = list(self.flagged_records[:1000])
@@ -156,6 +160,8 @@ def _materialise(ws: Workspace, batch: Batch, tmp: Path) -> tuple[RecordFile, ..
 def build_report(
     ws: Workspace, batch: Batch, actor: str, outcomes: Sequence[CheckOutcome], options: Mapping[str, Any]
 ) -> ScreeningReport:
+    """Combine the checks' outcomes into one report: findings by severity, flagged records, personal data,
+    licence and drift."""
     src = get_source(ws, batch.source)
     findings = [f for o in outcomes for f in o.findings]
     findings.sort(key=lambda f: (-registry.severity_rank(f.severity), f.check, f.kind))
@@ -249,15 +255,14 @@ def screen_batch(
         digest = lifecycle.attest(
             ws, ch, [(subject, batch.manifest_digest)], lifecycle.PREDICATE_REPORT, predicate, batch_id=batch_id
         )
-        ch.conn.execute(
-            insert(schema.screening_reports).values(
-                batch_id=batch_id,
-                envelope_digest=digest,
-                flagged_digest=flagged_digest,
-                flagged_count=report.flagged_count,
-                created_at=report.created_at,
-                created_by=actor.name,
-            )
+        screenings.insert_screening(
+            ch.conn,
+            batch_id=batch_id,
+            envelope_digest=digest,
+            flagged_digest=flagged_digest,
+            flagged_count=report.flagged_count,
+            created_at=report.created_at,
+            created_by=actor.name,
         )
         ch.details.update(
             {
@@ -273,9 +278,8 @@ def screen_batch(
 
 def latest_report(ws: Workspace, batch_id: str) -> ScreeningReport:
     """The batch's screening report, read back from its signed attestation (signature verified)."""
-    t = schema.screening_reports
     with ws.engine.connect() as conn:
-        row = conn.execute(select(t).where(t.c.batch_id == batch_id).order_by(t.c.id.desc()).limit(1)).first()
+        row = screenings.latest_screening(conn, batch_id)
     if row is None:
         raise NotFoundError(
             f"batch {batch_id} has no screening report", advice=f"Screen it first: `dataward screen {batch_id}`."
@@ -293,7 +297,7 @@ def latest_report(ws: Workspace, batch_id: str) -> ScreeningReport:
 
 
 def report_id(ws: Workspace, batch_id: str) -> int | None:
-    t = schema.screening_reports
+    """The catalog id of the batch's newest screening report (None: never screened)."""
     with ws.engine.connect() as conn:
-        rid = conn.execute(select(t.c.id).where(t.c.batch_id == batch_id).order_by(t.c.id.desc()).limit(1)).scalar()
-    return None if rid is None else int(rid)
+        row = screenings.latest_screening(conn, batch_id)
+    return None if row is None else row.id

@@ -6,21 +6,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, insert, select
 
 from dataward.core import dsse
 from dataward.errors import ConflictError, InputError
 from dataward.identity import Actor
-from dataward.store import schema
+from dataward.model.workflow_records import FeedRecord
+from dataward.store import intel_feeds
 from dataward.timeutil import now_iso
 from dataward.workspace import Workspace, admin_change
+
+if TYPE_CHECKING:
+    from dataward.screen.intel import Feed
 
 
 @dataclass(frozen=True)
 class LoadedFeed:
+    """A loaded feed version as `intel list` shows it: id, version, issuer, size, digest and verifying key."""
+
     feed_id: str
     version: int
     issuer: str
@@ -31,6 +36,7 @@ class LoadedFeed:
     added_by: str
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `intel list --json` prints."""
         return {
             "id": self.feed_id,
             "version": self.version,
@@ -66,29 +72,28 @@ def add_feed_bytes(
     by_id = {dsse.key_id(k): k for k in keys}
     verifier = by_id[feed.signed_by[0]]
     digest = ws.objects.put_bytes("meta", data)
-    t = schema.intel_feeds
     call = {
         "op": "intel.add",
         "args": {"sha256": digest, "where": where, "keys": [dsse.public_key_bytes(k).hex() for k in keys]},
     }
     with admin_change(ws, actor, "intel.add", f"intel:{feed.id}@{feed.version}", call=call) as ch:
-        have = ch.conn.execute(select(func.max(t.c.version)).where(t.c.feed_id == feed.id)).scalar()
-        if have is not None and int(have) >= feed.version:
+        have = intel_feeds.newest_version(ch.conn, feed.id)
+        if have is not None and have >= feed.version:
             raise ConflictError(
                 f"feed {feed.id!r} version {feed.version} is not newer than the loaded version {have}",
                 advice="A feed only moves forward: an older version could be a rollback by an attacker.",
             )
-        row = {
-            "feed_id": feed.id,
-            "version": feed.version,
-            "issuer": feed.issuer,
-            "feed_digest": digest,
-            "public_key": dsse.public_key_bytes(verifier).hex(),
-            "indicators": len(feed.indicators),
-            "added_at": now_iso(),
-            "added_by": actor.name,
-        }
-        ch.conn.execute(insert(t).values(**row))
+        row = FeedRecord(
+            feed.id,
+            feed.version,
+            feed.issuer,
+            digest,
+            dsse.public_key_bytes(verifier).hex(),
+            len(feed.indicators),
+            now_iso(),
+            actor.name,
+        )
+        intel_feeds.insert_feed(ch.conn, row)
         ch.details.update(
             {
                 "feed": feed.id,
@@ -102,44 +107,34 @@ def add_feed_bytes(
     return _loaded(row)
 
 
-def _loaded(r: Any) -> LoadedFeed:
-    d: dict[str, Any] = r if isinstance(r, dict) else dict(r._mapping)
+def _loaded(r: FeedRecord) -> LoadedFeed:
     return LoadedFeed(
-        str(d["feed_id"]),
-        int(d["version"]),
-        str(d["issuer"]),
-        int(d["indicators"]),
-        str(d["feed_digest"]),
-        dsse.key_id(dsse.public_key_from_hex(str(d["public_key"]))),
-        str(d["added_at"]),
-        str(d["added_by"]),
+        r.feed_id,
+        r.version,
+        r.issuer,
+        r.indicators,
+        r.feed_digest,
+        dsse.key_id(dsse.public_key_from_hex(r.public_key)),
+        r.added_at,
+        r.added_by,
     )
 
 
 def list_feeds(ws: Workspace, *, latest_only: bool = True) -> list[LoadedFeed]:
-    t = schema.intel_feeds
+    """The loaded feeds in id order: each feed's newest version, or every version."""
     with ws.engine.connect() as conn:
-        rows = list(conn.execute(select(t).order_by(t.c.feed_id, t.c.version)))
-    if latest_only:
-        latest: dict[str, Any] = {}
-        for r in rows:
-            latest[r.feed_id] = r
-        rows = list(latest.values())
+        rows = intel_feeds.feed_records(conn, latest_only=latest_only)
     return [_loaded(r) for r in rows]
 
 
-def active_feeds(ws: Workspace) -> list[Any]:
+def active_feeds(ws: Workspace) -> list[Feed]:
     """The latest version of every loaded feed, re-read from the store and re-verified with its key."""
     from dataward.screen.intel import load_feed_bytes
 
-    t = schema.intel_feeds
     with ws.engine.connect() as conn:
-        rows = list(conn.execute(select(t).order_by(t.c.feed_id, t.c.version)))
-    latest: dict[str, Any] = {}
-    for r in rows:
-        latest[r.feed_id] = r
+        latest = intel_feeds.feed_records(conn, latest_only=True)
     feeds = []
-    for r in latest.values():
+    for r in latest:
         data = ws.objects.read_bytes("meta", r.feed_digest)  # re-hashed against its name
         feeds.append(
             load_feed_bytes(data, where=f"intel feed {r.feed_id}", keys=[dsse.public_key_from_hex(r.public_key)])

@@ -52,6 +52,8 @@ ROLES = ("admin", "ingester", "screener", "reviewer", "approver", "trainer", "au
 
 @dataclass(frozen=True)
 class AuditParams:
+    """A tier's audit settings: confidence, margin, expected error rate, flagged cap and interval method."""
+
     confidence: float = 0.95
     margin: float = 0.05
     expected_error_rate: float = 0.10
@@ -59,6 +61,7 @@ class AuditParams:
     method: str = "clopper-pearson"
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `policy show --json` prints under each tier's ``audit``."""
         return {
             "confidence": self.confidence,
             "margin": self.margin,
@@ -70,6 +73,8 @@ class AuditParams:
 
 @dataclass(frozen=True)
 class TierPolicy:
+    """The rules of one risk tier: required checks, limits, licence, audit and approval settings."""
+
     tier: str
     required_checks: tuple[str, ...] = ("integrity", "screening", "detection")
     block_severity: str = "critical"
@@ -92,6 +97,7 @@ class TierPolicy:
     audit: AuditParams = field(default_factory=AuditParams)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `policy show --json` prints for each tier."""
         out: dict[str, Any] = {}
         for k in _TIER_KEYS:
             v = getattr(self, k)
@@ -171,6 +177,9 @@ _REDTEAM_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 @dataclass(frozen=True)
 class Policy:
+    """The workspace policy as parsed: key rotation, risk thresholds, each tier's rules, red-team and
+    model-scan settings, and its digest."""
+
     version: int
     rotation_max_age_days: int
     risk_thresholds: Mapping[str, float]
@@ -182,9 +191,11 @@ class Policy:
     modelscan_allow: tuple[str, ...] = ()  # [modelscan] allow: extra MODULE.NAME globals (docs/model-scanning.md)
 
     def tier(self, name: str) -> TierPolicy:
+        """The rules of tier ``name``."""
         return self.tiers[name]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `policy show --json` prints."""
         return {
             "version": self.version,
             "sha256": self.digest,
@@ -321,10 +332,12 @@ def _modelscan_allow(text: str, where: str, data: Mapping[str, Any]) -> tuple[st
 
 
 def default_policy_text() -> str:
+    """The policy dataward ships (`policy init` writes it), as TOML text."""
     return resources.files("dataward.workflow").joinpath("default_policy.toml").read_text(encoding="utf-8")
 
 
 def policy_path(ws: Workspace) -> Path:
+    """Where the workspace keeps its policy file."""
     return ws.path / POLICY_FILE
 
 
@@ -400,12 +413,15 @@ def rotation_max_age_days(ws: Workspace) -> int:
 
 @dataclass(frozen=True)
 class RuleResult:
+    """A rule's verdict with its explanation, and the verdicts of the rules it combines."""
+
     rule: str
     passed: bool
     explanation: str
     children: tuple[RuleResult, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form `policy check --json` prints under ``rules``."""
         out: dict[str, Any] = {"rule": self.rule, "passed": self.passed, "explanation": self.explanation}
         if self.children:
             out["children"] = [c.to_json() for c in self.children]
@@ -420,6 +436,7 @@ class RuleResult:
         return [f for c in self.children for f in c.failures()]
 
     def lines(self, indent: int = 0) -> list[str]:
+        """The verdicts as indented PASS/FAIL lines, the way `policy check` prints them."""
         mark = "PASS" if self.passed else "FAIL"
         out = [f"{'  ' * indent}{mark} {self.rule}: {self.explanation}"]
         for c in self.children:
@@ -442,6 +459,7 @@ class PolicyContext:
     regenerated: Callable[[], bool] | None = None
 
     def verification(self) -> VerificationReport | None:
+        """The batch re-verified now (computed once, on first use), or None when not asked for."""
         if self.verify is None:
             return None
         if self._verified is None:
@@ -450,21 +468,27 @@ class PolicyContext:
 
 
 class Rule(ABC):
+    """One rule of the policy: evaluated on a :class:`PolicyContext`, it says whether it passes and why."""
+
     name: str = "rule"
 
     @abstractmethod
-    def evaluate(self, ctx: PolicyContext) -> RuleResult: ...
+    def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """The rule's verdict on ``ctx``, with a one-line explanation."""
 
     def _r(self, passed: bool, why: str) -> RuleResult:
         return RuleResult(self.name, passed, why)
 
 
 class AllOf(Rule):
+    """Passes when every one of its rules passes."""
+
     def __init__(self, rules: Sequence[Rule], name: str = "all-of") -> None:
         self.rules = list(rules)
         self.name = name
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Evaluate every rule; the result lists each one and names the failing ones."""
         results = tuple(r.evaluate(ctx) for r in self.rules)
         failed = [r.rule for r in results if not r.passed]
         why = (
@@ -476,11 +500,14 @@ class AllOf(Rule):
 
 
 class AnyOf(Rule):
+    """Passes when at least one of its rules passes."""
+
     def __init__(self, rules: Sequence[Rule], name: str = "any-of") -> None:
         self.rules = list(rules)
         self.name = name if name.startswith("any-of") else f"any-of:{name}"
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Evaluate every rule; the result names the first that passes, or says none does."""
         results = tuple(r.evaluate(ctx) for r in self.rules)
         ok = [r.rule for r in results if r.passed]
         why = f"{ok[0]} passes" if ok else f"none of {', '.join(r.rule for r in results)} passes"
@@ -488,12 +515,15 @@ class AnyOf(Rule):
 
 
 class BatchStateIs(Rule):
+    """Passes when the batch is in one of the given lifecycle states."""
+
     name = "lifecycle"
 
     def __init__(self, states: Sequence[str]) -> None:
         self.states = tuple(states)
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Compare the batch's state with the allowed ones."""
         s = str(ctx.batch.state)
         return self._r(
             s in self.states, f"batch is {s}" + ("" if s in self.states else f"; needs {' or '.join(self.states)}")
@@ -501,9 +531,12 @@ class BatchStateIs(Rule):
 
 
 class Screened(Rule):
+    """Passes when the batch has a signed screening report."""
+
     name = "screened"
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Name the report's signer and time, or say there is none."""
         r = ctx.report
         if r is None:
             return self._r(False, "no screening report")
@@ -511,9 +544,12 @@ class Screened(Rule):
 
 
 class IntegrityVerified(Rule):
+    """Passes when screening verified the batch and, if asked, a re-verification now finds no problem."""
+
     name = "integrity"
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Read the report's integrity verdict; re-hash the batch when the context can."""
         if ctx.report is None or not ctx.report.integrity_ok:
             return self._r(False, "screening did not verify the batch")
         v = ctx.verification()
@@ -525,12 +561,15 @@ class IntegrityVerified(Rule):
 
 
 class ChecksRan(Rule):
+    """Passes when every required check ran to a verdict (passed or failed) at screening."""
+
     name = "required-checks"
 
     def __init__(self, required: Sequence[str]) -> None:
         self.required = tuple(required)
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Look up each required check in the screening report."""
         if ctx.report is None:
             return self._r(False, "no screening report")
         missing = []
@@ -545,12 +584,15 @@ class ChecksRan(Rule):
 
 
 class MaxSeverity(Rule):
+    """Passes when no finding is at or above the blocking severity."""
+
     name = "block-severity"
 
     def __init__(self, block: str) -> None:
         self.block = block
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Look for a finding at or above the blocking severity."""
         if ctx.report is None:
             return self._r(False, "no screening report")
         bad = [f for f in ctx.report.findings if severity_rank(f.severity) >= severity_rank(self.block)]
@@ -564,12 +606,15 @@ class MaxSeverity(Rule):
 
 
 class MaxFlaggedFraction(Rule):
+    """Passes when the share of flagged records is within the limit."""
+
     name = "flagged-fraction"
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Compare the report's flagged fraction with the limit."""
         if ctx.report is None:
             return self._r(False, "no screening report")
         f = ctx.report.flagged_fraction
@@ -580,12 +625,15 @@ class MaxFlaggedFraction(Rule):
 
 
 class AuditErrorBound(Rule):
+    """Passes when the label audit is complete and its upper error bound is within the limit."""
+
     name = "audit-error"
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Compare the complete audit's upper bound with the limit."""
         a = ctx.audit
         if a is None:
             return self._r(False, "no label audit")
@@ -599,12 +647,15 @@ class AuditErrorBound(Rule):
 
 
 class MaxMalicious(Rule):
+    """Passes when the audit marked at most the limit of records malicious."""
+
     name = "malicious-records"
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Compare the audit's malicious count with the limit."""
         a = ctx.audit
         if a is None:
             return self._r(False, "no label audit")
@@ -612,20 +663,26 @@ class MaxMalicious(Rule):
 
 
 class SourceKindIn(Rule):
+    """Passes when the source is of one of the given kinds (used for licence exemptions)."""
+
     name = "source-kind"
 
     def __init__(self, kinds: Sequence[str]) -> None:
         self.kinds = tuple(kinds)
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Compare the source's kind with the exempt kinds."""
         k = ctx.risk.kind
         return self._r(k in self.kinds, f"source kind {k}" + (" is exempt" if k in self.kinds else " is not exempt"))
 
 
 class Regenerable(Rule):
+    """Passes for a batch that is not synthetic, or one whose regeneration the log verifies."""
+
     name = "regenerable"
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Ask the context whether the synthetic batch regenerated bit for bit."""
         if ctx.risk.kind != "synthetic":
             return self._r(True, f"source kind {ctx.risk.kind} is not synthetic")
         if ctx.regenerated is not None and ctx.regenerated():
@@ -636,21 +693,27 @@ class Regenerable(Rule):
 
 
 class LicencePresent(Rule):
+    """Passes when the source records a licence."""
+
     name = "licence-present"
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Look for the licence expression in the screening report."""
         lic = ctx.report.licence if ctx.report else {}
         expr = lic.get("expression")
         return self._r(bool(expr), f"licence {expr} ({lic.get('status')})" if expr else "the source has no licence")
 
 
 class LicenceAllowed(Rule):
+    """Passes when the source's licence expression is within the tier's allow-list."""
+
     name = "licence-allowed"
 
     def __init__(self, allow: Sequence[str]) -> None:
         self.allow = tuple(allow)
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Judge the recorded licence expression against the allow-list."""
         expr = (ctx.report.licence if ctx.report else {}).get("expression")
         if not expr:
             return self._r(False, "no licence to check")
@@ -667,9 +730,12 @@ def licence_allowed(expression: str, allow: Sequence[str]) -> tuple[bool, str]:
 
 
 class NoPii(Rule):
+    """Passes when screening found no personal data."""
+
     name = "pii"
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Read the report's personal-data counts."""
         if ctx.report is None:
             return self._r(False, "no screening report")
         counts = {k: v for k, v in ctx.report.pii_counts.items() if v}
@@ -681,6 +747,8 @@ class NoPii(Rule):
 
 
 class DriftLimit(Rule):
+    """Passes when few enough columns drifted and, unless allowed, no label shifted."""
+
     name = "drift"
 
     def __init__(self, max_columns: int, label_shift_allowed: bool) -> None:
@@ -688,6 +756,7 @@ class DriftLimit(Rule):
         self.label_shift_allowed = label_shift_allowed
 
     def evaluate(self, ctx: PolicyContext) -> RuleResult:
+        """Count the report's drifted columns and label shifts against the limits."""
         if ctx.report is None:
             return self._r(False, "no screening report")
         cols = sorted({str(d.get("column")) for d in ctx.report.drift if d.get("kind") == "column_drift"})

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataward.batches import Batch
 from dataward.errors import InputError, IntegrityError
@@ -12,10 +12,13 @@ from dataward.identity import Actor
 from dataward.sources import get_source
 from dataward.workspace import Workspace
 
+if TYPE_CHECKING:
+    from dataward.modelscan import AllowList, ModelScanResult
+
 
 def register_checkpoint(
-    ws: Workspace, actor: Actor, source: str, path: str | Path, *, allow: Any = None
-) -> tuple[Any, Batch]:
+    ws: Workspace, actor: Actor, source: str, path: str | Path, *, allow: AllowList | None = None
+) -> tuple[ModelScanResult, Batch]:
     """Scan ``path``; refuse it (and log the refusal) unless every pickle global is allowed; else acquire it.
 
     ``allow`` (a :class:`dataward.modelscan.AllowList`) defaults to the defaults plus the policy's
@@ -23,7 +26,7 @@ def register_checkpoint(
     """
     from dataward.acquire.acquire import acquire
     from dataward.modelscan import AllowList, parse_allow, scan_model
-    from dataward.workflow.policy import load_policy
+    from dataward.workflow.approval_policy import load_policy
 
     src = get_source(ws, source)
     if src.kind != "checkpoint":
