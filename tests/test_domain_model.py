@@ -67,3 +67,15 @@ def test_key_records_keep_a_tampered_key_for_the_verifier_to_name(
     assert tampered.public_key == "zz" * 32  # read as stored: verifiers report it, they do not crash on it
     with pytest.raises((InputError, ValueError)):
         tampered.key()
+
+
+def test_a_repository_failure_is_a_catalog_error(tmp_path: Path, make_workspace: Callable[..., Any]) -> None:
+    from dataward.errors import CatalogError
+    from dataward.store import evidence_repo
+
+    ws = make_workspace(tmp_path)
+    conn = ws.engine.connect()
+    conn.close()  # SQLAlchemy's own error (a closed connection), raised before any driver is reached
+    for read in (lambda: keys_repo.key_records(conn), lambda: list(evidence_repo.raw_entries(conn))):
+        with pytest.raises(CatalogError, match="catalog failure"):
+            read()

@@ -211,7 +211,6 @@ STATE_UPWARD_IMPORTS_ALLOWED = frozenset(
     {
         "dataward.principals -> dataward.log.auditlog",
         "dataward.workspace -> dataward.evidence.load",
-        "dataward.workspace -> dataward.evidence.replay",
         "dataward.workspace -> dataward.log.auditlog",
     }
 )

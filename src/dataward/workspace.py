@@ -41,6 +41,7 @@ from dataward.errors import (
 )
 from dataward.identity import LOG_PRINCIPAL, Actor
 from dataward.log import auditlog
+from dataward.model.admin_change import ADMIN_STATEMENT_TYPE, change_id_of
 from dataward.model.keys import KeyRecord, PublicKey
 from dataward.model.roles import Grant
 from dataward.model.subject import Subject
@@ -393,8 +394,6 @@ def require_principal(conn: Transaction, name: str) -> None:
 
 # --- admin changes under the k-of-n admin threshold (dataward.admin has the commands) -------------------------
 
-ADMIN_STATEMENT_TYPE = "https://dataward.dev/admin-change/v1"
-
 
 @dataclass
 class AdminChange(Change):
@@ -483,7 +482,6 @@ def admin_change(
 
 def _propose(ws: Workspace, actor: Actor, statement: dict[str, Any]) -> ChangePending:
     from dataward.evidence.load import trusted_state
-    from dataward.evidence.replay import change_id_of
 
     cid = change_id_of(statement)
     st = trusted_state(ws)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dataward.access import PERMISSIONS, allowed
 from dataward.core import dsse
 from dataward.core.canonical import canonical_json
+from dataward.model.admin_change import change_id_of
 from dataward.model.log_entry import RawEntry
 from dataward.model.roles import Grant, Role
 from dataward.model.subject import Subject
@@ -455,11 +456,6 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
         _problem(state, raw.seq, f"{principal} did not hold a role allowing {action} at that time")
         return False
     return True
-
-
-def change_id_of(statement: Any) -> str:
-    """The CHANGE id of a pending admin change: the SHA-256 of its statement's canonical JSON."""
-    return hashlib.sha256(canonical_json(statement)).hexdigest()
 
 
 def _self_rotation(obj: dict[str, Any]) -> bool:

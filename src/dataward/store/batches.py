@@ -7,10 +7,12 @@ from sqlalchemy import Connection, insert, select
 from dataward.errors import NotFoundError
 from dataward.model.batch import Batch, BatchFile, BatchState
 from dataward.store import _schema as schema
+from dataward.store._repository import repository
 
 __all__ = ["batch_ids", "insert_batch", "load_batch", "manifest_digest"]
 
 
+@repository
 def load_batch(conn: Connection, batch_id: str) -> Batch:
     """The batch ``batch_id`` with its files in position order; unknown: :class:`NotFoundError`."""
     b = conn.execute(select(schema.batches).where(schema.batches.c.id == batch_id)).first()
@@ -36,6 +38,7 @@ def load_batch(conn: Connection, batch_id: str) -> Batch:
     )
 
 
+@repository
 def batch_ids(conn: Connection, *, source: str | None = None, state: str | None = None) -> list[str]:
     """Batch ids in acquisition order, optionally of one source and/or in one state."""
     t = schema.batches
@@ -47,6 +50,7 @@ def batch_ids(conn: Connection, *, source: str | None = None, state: str | None 
     return list(conn.execute(q).scalars())
 
 
+@repository
 def manifest_digest(conn: Connection, batch_id: str) -> str | None:
     """The digest of batch ``batch_id``'s signed manifest envelope (None: no such batch)."""
     t = schema.batches
@@ -54,6 +58,7 @@ def manifest_digest(conn: Connection, batch_id: str) -> str | None:
     return None if digest is None else str(digest)
 
 
+@repository
 def insert_batch(conn: Connection, batch: Batch) -> None:
     """Record a newly acquired ``batch`` and its files (its ``created_at`` is also its ``updated_at``)."""
     conn.execute(

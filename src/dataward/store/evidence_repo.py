@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.model.log_entry import RawEntry
 from dataward.store import _schema as schema
+from dataward.store._errors import catalog_error
+from dataward.store._repository import repository
 
 __all__ = ["catalog_rows", "last_leaf", "public_keys", "raw_entries"]
 
@@ -28,14 +31,18 @@ def raw_entries(conn: Connection, start: int = 0) -> Iterator[RawEntry]:
     """Log rows from sequence number ``start`` on, in order, as :class:`RawEntry` (no trust implied)."""
     t = schema.log_entries
     q = select(t.c.seq, t.c.time, t.c.principal, t.c.action, t.c.subject, t.c.keyid, t.c.entry, t.c.signature)
-    for r in conn.execute(q.where(t.c.seq >= start).order_by(t.c.seq)):
-        try:
-            seq = int(r[0])
-        except (TypeError, ValueError):
-            continue
-        yield RawEntry(seq, r[1], r[2], r[3], r[4], r[5], _as_bytes(r[6]), _as_bytes(r[7]))
+    try:  # a generator: the rows are read as the caller iterates, so the translation is written out here
+        for r in conn.execute(q.where(t.c.seq >= start).order_by(t.c.seq)):
+            try:
+                seq = int(r[0])
+            except (TypeError, ValueError):
+                continue
+            yield RawEntry(seq, r[1], r[2], r[3], r[4], r[5], _as_bytes(r[6]), _as_bytes(r[7]))
+    except SQLAlchemyError as exc:
+        raise catalog_error(exc, f"{__name__}.raw_entries") from exc
 
 
+@repository
 def public_keys(conn: Connection) -> dict[str, bytes]:
     """keyid -> raw public key bytes from the keys table (each is checked against its ID on use)."""
     out: dict[str, bytes] = {}
@@ -47,6 +54,7 @@ def public_keys(conn: Connection) -> dict[str, bytes]:
     return out
 
 
+@repository
 def last_leaf(conn: Connection, size: int) -> bytes | None:
     """The stored leaf hash of the log's last entry when it has ``size`` entries (``b""`` for an empty log;
     None when that row is missing)."""
@@ -55,6 +63,7 @@ def last_leaf(conn: Connection, size: int) -> bytes | None:
     return None if v is None else _as_bytes(v)
 
 
+@repository
 def catalog_rows(conn: Connection, table: str) -> list[dict[str, Any]]:
     """The rows of ``table`` as dicts, with the natural key columns the projection compares on (audit rows
     are keyed by their batch, decisions also by their order among the same reviewer's on the record)."""

@@ -7,10 +7,12 @@ from sqlalchemy import Connection, insert, select, update
 from dataward.model.attestation import Attestation
 from dataward.model.batch import BatchState
 from dataward.store import _schema as schema
+from dataward.store._repository import repository, value_of
 
 __all__ = ["attestations_of", "batch_state", "insert_attestation", "move_batch_state"]
 
 
+@repository
 def batch_state(conn: Connection, batch_id: str) -> BatchState | None:
     """The catalog's state of batch ``batch_id`` (None: no such batch)."""
     t = schema.batches
@@ -18,6 +20,7 @@ def batch_state(conn: Connection, batch_id: str) -> BatchState | None:
     return None if state is None else BatchState(state)
 
 
+@repository
 def move_batch_state(conn: Connection, batch_id: str, have: BatchState, to: BatchState, at: str) -> bool:
     """Compare-and-set: move ``batch_id`` from ``have`` to ``to``; False when its state was no longer ``have``."""
     t = schema.batches
@@ -27,6 +30,7 @@ def move_batch_state(conn: Connection, batch_id: str, have: BatchState, to: Batc
     return bool(res.rowcount == 1)
 
 
+@repository
 def insert_attestation(conn: Connection, a: Attestation) -> None:
     """Index a stored signed envelope (``a.id`` is ignored: the catalog assigns it)."""
     conn.execute(
@@ -42,15 +46,11 @@ def insert_attestation(conn: Connection, a: Attestation) -> None:
     )
 
 
+@repository
 def attestations_of(conn: Connection, batch_id: str, predicate_type: str | None = None) -> list[Attestation]:
     """The attestations indexed for ``batch_id`` (optionally of one predicate type), oldest first."""
     t = schema.attestations
     q = select(t).where(t.c.batch_id == batch_id).order_by(t.c.id)
     if predicate_type:
         q = q.where(t.c.predicate_type == predicate_type)
-    return [
-        Attestation(
-            r.id, r.batch_id, r.subject, r.predicate_type, r.envelope_digest, r.principal, r.keyid, r.created_at
-        )
-        for r in conn.execute(q)
-    ]
+    return [value_of(Attestation, r) for r in conn.execute(q)]

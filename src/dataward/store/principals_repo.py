@@ -6,16 +6,19 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, insert, select
 
 from dataward.store import _schema as schema
+from dataward.store._repository import repository
 
 __all__ = ["delete_grant", "insert_grant", "insert_principal", "is_disabled", "principal_exists", "principal_names"]
 
 
+@repository
 def principal_exists(conn: Connection, name: str) -> bool:
     """Whether principal ``name`` is registered."""
     t = schema.principals
     return conn.execute(select(t.c.name).where(t.c.name == name)).first() is not None
 
 
+@repository
 def is_disabled(conn: Connection, name: str) -> bool | None:
     """Whether principal ``name`` is disabled (None: no such principal)."""
     t = schema.principals
@@ -23,6 +26,7 @@ def is_disabled(conn: Connection, name: str) -> bool | None:
     return None if disabled is None else bool(disabled[0])
 
 
+@repository
 def principal_names(conn: Connection) -> list[str]:
     """Every principal's name, sorted."""
     t = schema.principals
@@ -30,6 +34,7 @@ def principal_names(conn: Connection) -> list[str]:
     return names
 
 
+@repository
 def insert_principal(conn: Connection, name: str, *, created_at: str, created_by: str | None) -> None:
     """Register principal ``name`` (enabled)."""
     conn.execute(
@@ -37,6 +42,7 @@ def insert_principal(conn: Connection, name: str, *, created_at: str, created_by
     )
 
 
+@repository
 def insert_grant(
     conn: Connection, principal: str, role: str, source: str | None, *, granted_at: str, granted_by: str | None
 ) -> None:
@@ -52,6 +58,7 @@ def insert_grant(
         )
 
 
+@repository
 def delete_grant(conn: Connection, principal: str, role: str, source: str | None) -> int:
     """Take the grant of ``role`` (on ``source``) from ``principal``; how many rows went."""
     t = schema.role_grants

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, insert, select
 
 from dataward.model.source import Source, SourceKind
 from dataward.store import _schema as schema
+from dataward.store._repository import repository
 
 __all__ = ["all_sources", "insert_source", "source_named"]
 
@@ -27,17 +28,20 @@ def _source(r: Any) -> Source:
     )
 
 
+@repository
 def source_named(conn: Connection, name: str) -> Source | None:
     """The source ``name`` (None: not registered)."""
     r = conn.execute(select(schema.sources).where(schema.sources.c.name == name)).first()
     return None if r is None else _source(r)
 
 
+@repository
 def all_sources(conn: Connection) -> list[Source]:
     """Every source, by name."""
     return [_source(r) for r in conn.execute(select(schema.sources).order_by(schema.sources.c.name))]
 
 
+@repository
 def insert_source(conn: Connection, s: Source) -> None:
     """Register source ``s``."""
     conn.execute(
