@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,6 +329,25 @@ class Workspace:
         with self.change(actor, action, subject) as ch:
             ch.details.update(details)
         return ch.entries
+
+    def require_granted(
+        self, principal: str, grants: Iterable[Grant], action: str, subject: str, source: str | None = None
+    ) -> None:
+        """Refuse unless ``grants`` allow ``action`` (on ``source``); a refusal is logged as ``access.denied``.
+
+        The one role check with denial logging: the console, the release layer and the workflow's early
+        checks all come here."""
+        try:
+            require(principal, grants, action, source)
+        except AuthorizationError as exc:
+            self.record_denial(principal, action, subject, str(exc))
+            raise
+
+    def authorize(self, principal: str, action: str, subject: str, source: str | None = None) -> None:
+        """Check, before expensive work starts, that ``principal``'s signed grants allow ``action``."""
+        with self.engine.connect() as conn:
+            grants = self.grants(conn, principal)
+        self.require_granted(principal, grants, action, subject, source)
 
     def record_denial(self, principal: str, action: str, subject: str, reason: str) -> None:
         """Record a denied attempt (``access.denied``, signed by the log key) in a transaction of its own."""

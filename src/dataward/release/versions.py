@@ -20,13 +20,12 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from dataward import progress as progress_protocol
-from dataward.access import require, require_separation
+from dataward.access import require_separation
 from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import Batch, BatchState, load_batch
 from dataward.core import dsse, merkle
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.errors import (
-    AuthorizationError,
     ConflictError,
     Error,
     InputError,
@@ -74,18 +73,12 @@ def require_logged(
     ws: Workspace, principal: str, grants: Iterable[Grant], action: str, subject: str, source: str | None = None
 ) -> None:
     """Refuse unless ``grants`` allow ``action`` (on ``source``); a refusal is logged as ``access.denied``."""
-    try:
-        require(principal, grants, action, source)
-    except AuthorizationError as exc:
-        ws.record_denial(principal, action, subject, str(exc))
-        raise
+    ws.require_granted(principal, grants, action, subject, source)
 
 
 def check_may(ws: Workspace, actor: Actor, action: str, subject: str) -> None:
     """Refuse early (and log the denial) when ``actor`` may not take ``action`` at all."""
-    with ws.engine.connect() as conn:
-        grants = ws.grants(conn, actor.name)
-    require_logged(ws, actor.name, grants, action, subject)
+    ws.authorize(actor.name, action, subject)
 
 
 def check_dataset_name(name: str) -> None:

@@ -7,9 +7,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from dataward.access import require
 from dataward.core import dsse
-from dataward.errors import AuthorizationError, SignatureError
+from dataward.errors import SignatureError
 from dataward.identity import Actor
 from dataward.store import keys_repo
 from dataward.workspace import Workspace
@@ -17,13 +16,7 @@ from dataward.workspace import Workspace
 
 def authorize(ws: Workspace, actor: Actor, action: str, subject: str, source: str | None) -> None:
     """Check ``actor`` may take ``action`` before expensive work starts (denials are logged)."""
-    with ws.engine.connect() as conn:
-        grants = ws.grants(conn, actor.name)
-    try:
-        require(actor.name, grants, action, source)
-    except AuthorizationError as exc:
-        ws.record_denial(actor.name, action, subject, str(exc))
-        raise
+    ws.authorize(actor.name, action, subject, source)
 
 
 def trusted_keys(ws: Workspace) -> dict[str, Ed25519PublicKey]:
