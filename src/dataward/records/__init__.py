@@ -7,13 +7,33 @@
 - :mod:`~dataward.records.limits`: the documented limits every reader enforces.
 - :mod:`~dataward.records.sandbox`: a worker process with no network and resource limits for parsing
   untrusted data.
+
+The readers' names are loaded on first use (ADR 0055): ``records.leaves`` (what acquiring a file needs)
+does not import pyarrow, so a command that only fingerprints files does not pay for it at start-up.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from dataward.records.limits import LimitError, Limits
-from dataward.records.readers import ReadStats, load_npy, read, read_table
 from dataward.records.sniff import READ_FORMATS, canonical_format, sniff
+
+if TYPE_CHECKING:
+    from dataward.records.readers import ReadStats, load_npy, read, read_table
+
+#: names re-exported from dataward.records.readers, imported when first asked for
+_FROM_READERS = frozenset({"ReadStats", "load_npy", "read", "read_table"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM_READERS:
+        raise AttributeError(f"module 'dataward.records' has no attribute {name!r}")
+    value = getattr(importlib.import_module("dataward.records.readers"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "READ_FORMATS",
