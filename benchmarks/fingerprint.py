@@ -122,7 +122,11 @@ def dataward_acquire(paths: list[Path], repeat: int) -> tuple[float, float]:
         subprocess.run(init, check=True, env=env, stdout=subprocess.DEVNULL)
         pub = tmp / "i.pub"
         with pub.open("w") as f:
-            subprocess.run([dw, "key", "generate", "i", "--no-passphrase"], check=True, env=env, stdout=f)
+            # its notice about the key file (stderr) is shown only if it fails: not part of the benchmark's output
+            gen = [dw, "key", "generate", "i", "--no-passphrase"]
+            done = subprocess.run(gen, env=env, stdout=f, stderr=subprocess.PIPE, text=True, check=False)
+            if done.returncode:
+                raise SystemExit(f"dataward key generate failed:\n{done.stderr}")
         subprocess.run(
             [dw, "--as", "a", "principal", "add", "i", "--role", "ingester", "--key", str(pub)],
             check=True,
