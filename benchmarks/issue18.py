@@ -83,6 +83,7 @@ def rows_speed(a: argparse.Namespace, tmp: Path, key: str) -> list[dict[str, Any
                 ratio_wall=_ratio(cli["floor"], cli["after"]),
                 ratio_cpu=_ratio(cli["cpu_floor"], cli["cpu_after"]),
                 load=cli["load"],
+                size=f"{a.many_files} files x 4 MiB",
                 parts={
                     "copy path in-process": {"wall": copy["after"], "cpu": copy["cpu_after"], "load": copy["load"]},
                     "CLI import": {"wall": startup["after"], "cpu": startup["cpu_after"], "load": startup["load"]},
@@ -247,7 +248,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("-" * len(head))
     for r in rows:
         load = r.get("load")
-        name = r["workload"] if "rows_in_file" not in r else f"{r['workload']} [{r['rows_in_file']:,} rows]"
+        size = r.get("size") or (f"{r['rows_in_file']:,} rows" if "rows_in_file" in r else None)
+        name = r["workload"] if size is None else f"{r['workload']} [{size}]"
         print(
             f"{name:<46} {r['issue']:<32} {r.get('today', '-'):<44} {_fmt(r.get('ratio_wall')):>10}x "
             f"{_fmt(r.get('ratio_cpu')):>6}x  {r['target']:<24} {load}"
