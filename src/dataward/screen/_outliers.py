@@ -101,7 +101,7 @@ class OutliersCheck(Check):
         if ctx.baseline is not None:
             prof = ctx.baseline.profile
             fit = np.column_stack(
-                [np.array([np.nan if v is None else v for v in prof.sample.get(c, [])], dtype=np.float64) for c in cols]
+                [np.array(prof.sample.get(c, []), dtype=np.float64) for c in cols]  # None becomes NaN
             )
         else:
             fit = np.column_stack([as_float(batch.column(c)) for c in cols])

@@ -21,6 +21,8 @@ from dataward.screen._util import (
     as_float,
     binom_z,
     bool_mask,
+    encoded,
+    few_distinct,
     fmt_share,
     is_numeric,
     is_string,
@@ -383,10 +385,17 @@ class NewValuesCheck(Check):
             if kind_of(arr.type) not in ("string", "integer", "boolean", "numeric"):
                 continue
             keys = arr if is_string(arr.type) else pc.cast(arr, pa.string())
-            unseen = pc.and_(pc.invert(pc.is_in(keys, value_set)), pc.is_valid(keys))
-            mask = bool_mask(unseen)
-            if not mask.any():
-                continue
+            if is_string(arr.type) and few_distinct(arr):  # test the distinct values only
+                enc = encoded(arr)
+                mask = enc.gather(~bool_mask(pc.is_in(enc.dictionary, value_set)), False)
+                if not mask.any():
+                    continue
+                unseen = pa.array(mask)
+            else:
+                unseen = pc.and_(pc.invert(pc.is_in(keys, value_set)), pc.is_valid(keys))
+                mask = bool_mask(unseen)
+                if not mask.any():
+                    continue
             counts = self._counts[name]
             vc = pc.value_counts(pc.filter(keys, unseen))
             values, cnts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
