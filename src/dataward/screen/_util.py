@@ -68,6 +68,8 @@ def as_float(arr: pa.Array) -> np.ndarray:
     """A numeric array as float64 with nulls as NaN."""
     if pa.types.is_decimal(arr.type) or not pa.types.is_floating(arr.type):
         arr = pc.cast(arr, pa.float64(), safe=False)
+    if not arr.null_count:  # a float64 array without nulls is viewed, not copied (read-only)
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
     return np.asarray(pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
