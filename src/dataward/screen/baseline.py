@@ -517,9 +517,11 @@ class ProfileBuilder:
             x = pc.cast(x, pa.float64(), safe=False)
         v = np.asarray(x.to_numpy(zero_copy_only=False), dtype=np.float64)
         if pa.types.is_floating(arr.type):
-            col.n_nan += int(np.isnan(v).sum())
-            col.n_inf += int(np.isinf(v).sum())
-            v = v[np.isfinite(v)]
+            finite = np.isfinite(v)
+            if not finite.all():  # one pass when every value is finite (the usual case)
+                col.n_nan += int(np.isnan(v).sum())
+                col.n_inf += int(np.isinf(v).sum())
+                v = v[finite]
         if v.size == 0:
             return
         bmin, bmax = float(v.min()), float(v.max())

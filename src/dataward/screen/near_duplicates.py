@@ -53,8 +53,10 @@ def column_hash(arr: pa.Array) -> np.ndarray:
         out = np.asarray(vals, dtype=np.int64).view(np.uint64) * _PRIME + np.uint64(1)
     elif pa.types.is_floating(typ):
         vals = np.asarray(pc.fill_null(pc.cast(arr, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False))
-        vals = np.where(vals == 0.0, 0.0, vals)  # -0.0 == 0.0
-        vals = np.where(np.isnan(vals), np.nan, vals)
+        vals = vals + 0.0  # -0.0 + 0.0 is 0.0; every other value is unchanged
+        nan = np.isnan(vals)
+        if nan.any():
+            vals[nan] = np.nan  # one NaN payload
         out = vals.astype(np.float64).view(np.uint64) * _PRIME + np.uint64(2)
     elif is_string(typ) or pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
         enc = encoded(arr) if is_string(typ) else None  # shared with the other checks of this batch
