@@ -124,9 +124,9 @@ class Encoded:
 # The checks of one batch (and the batch's profile) all look at the same string columns; each used to hash
 # them again (value counts, format, PII, text signals, duplicates, never-seen values). One encoding per
 # array, keyed by its buffers and held with the array (so the buffers cannot be reused while cached);
-# bounded by the bytes of the arrays held, so memory stays a few batches' worth.
+# bounded by the bytes of the arrays and encodings held (32 MiB), so memory stays a few batches' worth.
 _ENCODED: dict[tuple[int, ...], tuple[pa.Array, Encoded]] = {}
-_ENCODED_MAX_BYTES = 64 << 20
+_ENCODED_MAX_BYTES = 32 << 20
 _ENCODED_MAX = 64
 _ENCODED_LOCK = threading.Lock()
 

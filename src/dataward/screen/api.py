@@ -331,8 +331,9 @@ def _check_path(
                 kept_bytes += batch.nbytes
                 if kept_bytes <= _KEEP_BYTES:
                     kept.append(batch)
-                else:
+                else:  # a large input: it is read again; hand the kept pages back now, not at the end
                     kept = None
+                    _release_arrow_memory()
             offset += batch.num_rows
             bar.advance(batch.num_rows)
         if first:  # no batch at all: an empty input
