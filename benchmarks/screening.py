@@ -371,13 +371,35 @@ def child_rss(batch: Path, ref: Path) -> dict[str, Any]:
     return {"records": int(n), "seconds": float(secs), "peak_rss_mb": int(hwm_kb) / 1024, "status": proc.returncode}
 
 
+# Issue 18's figures (1M rows, load average 28, CPU s): the row the new figures are read against.
+ISSUE_18 = {"dataward_cpu_s": 4.31, "dataward_wall_s": 24.66, "ge_cpu_s": 4.72, "floor_cpu_s": 2.63}
+
+
+def run_before(src: str, ref: Path, batch: Path) -> dict[str, Any]:
+    """:func:`run_dataward` in a child whose ``dataward`` is imported from ``src`` (an export of the code
+    before a change), on the same files in the same run."""
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--dataward-only", str(ref), str(batch)], capture_output=True, text=True, env=env
+    )
+    if proc.returncode:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rss-rows", type=int, default=10_000_000, help="0 to skip the memory run")
     ap.add_argument("--skip", default="", help="comma-separated: ge,evidently,floor,split")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--before-src", default=None, help="also time the dataward under this src directory (same run)")
+    ap.add_argument("--dataward-only", nargs=2, metavar=("REF", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.dataward_only:
+        print(json.dumps(run_dataward(Path(args.dataward_only[0]), Path(args.dataward_only[1]))))
+        return
     skip = set(args.skip.split(","))
     with tempfile.TemporaryDirectory(prefix="dataward-bench-screening-") as tmp:
         d = Path(tmp)
@@ -393,6 +415,9 @@ def main() -> None:
         results["load_before"] = os.getloadavg()
         results["dataward"] = run_dataward(d / "ref.parquet", d / "batch.parquet")
         print("dataward", json.dumps(results["dataward"]), flush=True)
+        if args.before_src:
+            results["dataward_before"] = run_before(args.before_src, d / "ref.parquet", d / "batch.parquet")
+            print("dataward_before", json.dumps(results["dataward_before"]), flush=True)
         if "split" not in skip:
             results["dataward_x2"] = run_dataward_split(d / "ref.parquet", d / "batch.parquet", 2)
             print("dataward_x2", json.dumps(results["dataward_x2"]), flush=True)
@@ -421,7 +446,11 @@ def main() -> None:
             print("rss", json.dumps(results["rss"]), flush=True)
     print()
     print(f"{'tool':22} {'wall s':>9} {'CPU s':>9} {'import s':>9}  new-cat  cluster  label-shift")
-    names = ("dataward", "dataward_x2", "floor", "great_expectations", "evidently")
+    print(
+        f"{'issue 18 (old, load 28)':22} {ISSUE_18['dataward_wall_s']:9.2f} {ISSUE_18['dataward_cpu_s']:9.2f} "
+        f"{'':>9}  (GE {ISSUE_18['ge_cpu_s']} CPU s, floor {ISSUE_18['floor_cpu_s']} CPU s in that run)"
+    )
+    names = ("dataward_before", "dataward", "dataward_x2", "floor", "great_expectations", "evidently")
     rows = [(k, results[k]) for k in names if k in results]
     for name, r in rows:
         if "error" in r:
@@ -436,7 +465,7 @@ def main() -> None:
     print(f"load average (1 min) {la[0]:.1f} before, {lb[0]:.1f} after; dataward = baseline + check")
     ge, ev, fl = (results.get(k, {}) for k in ("great_expectations", "evidently", "floor"))
     for unit, key in (("wall", "total_s"), ("CPU", "total_cpu_s")):
-        for who in ("dataward", "dataward_x2"):
+        for who in ("dataward_before", "dataward", "dataward_x2"):
             mine = results.get(who, {}).get(key)
             if not mine:
                 continue
@@ -447,6 +476,9 @@ def main() -> None:
                     parts.append(f"vs GE + Evidently {(ge[key] + ev[key]) / mine:.2f}x")
             if key in fl:
                 parts.append(f"of the polars floor {fl[key] / mine:.2f}x (target >= 0.5x)")
+            before = results.get("dataward_before", {}).get(key)
+            if who == "dataward" and before:
+                parts.append(f"{before / mine:.2f}x faster than before (same run)")
             print(f"{unit:4} {who:12} {mine:6.2f} s: " + "; ".join(parts))
     if "rss" in results:
         r = results["rss"]

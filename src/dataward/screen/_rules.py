@@ -21,6 +21,8 @@ from dataward.screen._util import (
     as_float,
     binom_z,
     bool_mask,
+    encoded,
+    few_distinct,
     fmt_share,
     is_numeric,
     is_string,
@@ -383,10 +385,17 @@ class NewValuesCheck(Check):
             if kind_of(arr.type) not in ("string", "integer", "boolean", "numeric"):
                 continue
             keys = arr if is_string(arr.type) else pc.cast(arr, pa.string())
-            unseen = pc.and_(pc.invert(pc.is_in(keys, value_set)), pc.is_valid(keys))
-            mask = bool_mask(unseen)
-            if not mask.any():
-                continue
+            if is_string(arr.type) and few_distinct(arr):  # test the distinct values only
+                enc = encoded(arr)
+                mask = enc.gather(~bool_mask(pc.is_in(enc.dictionary, value_set)), False)
+                if not mask.any():
+                    continue
+                unseen = pa.array(mask)
+            else:
+                unseen = pc.and_(pc.invert(pc.is_in(keys, value_set)), pc.is_valid(keys))
+                mask = bool_mask(unseen)
+                if not mask.any():
+                    continue
             counts = self._counts[name]
             vc = pc.value_counts(pc.filter(keys, unseen))
             values, cnts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
@@ -532,6 +541,7 @@ class NewValuesCheck(Check):
 
 _TAILS = ((0.001, "low"), (0.01, "low"), (0.99, "high"), (0.999, "high"))
 _BINS, _SUB = 100, 10
+_LOOKUP = 1 << 16  # equal-width buckets of the cell lookup table (128 KiB of int16)
 
 
 class _NumericGrid:
@@ -553,6 +563,7 @@ class _NumericGrid:
         self.lo = float(col.min if col.min is not None else qs[0])
         self.hi = float(col.max if col.max is not None else qs[-1])
         self.expected = np.bincount(self.cells(sample), minlength=self.n_cells).astype(np.float64) / sample.size
+        self._lookup(sample)
         self.n_sample = sample.size
         q01, q99 = np.quantile(sample, [0.01, 0.99])
         width = (float(q99) - float(q01)) / 200
@@ -573,12 +584,56 @@ class _NumericGrid:
         out = self._first_cell[b] + sub.astype(np.int64)
         return np.asarray(out, dtype=np.int64)
 
+    def _lookup(self, sample: np.ndarray) -> None:
+        """A table of the cell of each of 65,536 equal-width buckets over the sample's range, where the whole
+        bucket (widened by a rounding tolerance) lies in one cell; -1 where a cell edge crosses it.
+
+        ``cells`` is monotone in x, so a bucket whose two (widened) ends fall in the same cell holds only that
+        cell: a value found in such a bucket gets its cell with one multiply and one gather, the others take
+        the binary search. Not used when the sample says most values would take the search anyway (heavy
+        tails, integers sitting on the edges)."""
+        self._table: np.ndarray | None = None
+        lo, hi = float(self.q[0]), float(self.q[-1])
+        width = (hi - lo) / _LOOKUP
+        if not (width > 0 and math.isfinite(width) and math.isfinite(1.0 / width)):
+            return
+        # far above the rounding of the edges and of (x - lo) / width, far below a bucket
+        tol = max(1e-9 * (hi - lo), 16 * float(np.spacing(max(abs(lo), abs(hi)))))
+        if tol > width / 4:
+            return
+        edges = lo + width * np.arange(_LOOKUP + 1, dtype=np.float64)
+        left, right = self.cells(edges[:-1] - tol), self.cells(edges[1:] + tol)
+        pure = left == right
+        pure[0] = pure[-1] = False  # the end buckets also take every value beyond the range (clipped)
+        table = np.where(pure, left, -1).astype(np.int16 if self.n_cells < 2**15 else np.int32)
+        self._table, self._t_lo, self._t_inv = table, lo, 1.0 / width
+        if self._from_table(sample)[1].size > 0.2 * sample.size:
+            self._table = None
+
+    def _from_table(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The table's cell of each value's bucket (-1: not exact there) and the positions of the -1s."""
+        assert self._table is not None
+        with np.errstate(over="ignore", invalid="ignore"):
+            t = (x - self._t_lo) * self._t_inv
+        np.clip(t, 0, _LOOKUP - 1, out=t)
+        got = self._table[t.astype(np.int32)]
+        return got, np.flatnonzero(got < 0)
+
+    def fast_cells(self, x: np.ndarray) -> np.ndarray:
+        """The same cells as :meth:`cells` for finite values, through the bucket table where it is exact."""
+        if self._table is None:
+            return self.cells(x)
+        got, miss = self._from_table(x)
+        if miss.size:
+            got[miss] = self.cells(x[miss])
+        return got
+
     def update(self, x: np.ndarray) -> None:
         x = x[np.isfinite(x)]
         self.n += x.size
         if not x.size:
             return
-        self.counts += np.bincount(self.cells(x), minlength=self.n_cells)
+        self.counts += np.bincount(self.fast_cells(x), minlength=self.n_cells)
         for q, side in _TAILS:
             t = self.tail_q[q]
             self.tail_counts[q] += int(np.count_nonzero(x < t if side == "low" else x > t))
@@ -783,7 +838,7 @@ class TailsCheck(Check):
                 if cells is not None:
                     finite = np.isfinite(x)
                     idx = np.full(x.size, -1, dtype=np.int64)
-                    idx[finite] = self._grids[name].cells(x[finite])
+                    idx[finite] = self._grids[name].fast_cells(x[finite])
                     sink.add_mask((idx >= cells[0]) & (idx <= cells[1]), offset)
                     continue
                 with np.errstate(invalid="ignore"):

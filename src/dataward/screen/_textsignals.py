@@ -29,7 +29,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataward.core.evidence import severity_of_evidence
-from dataward.screen._util import RecordSink, bool_mask, fmt_share, is_string, regex_mask, short
+from dataward.screen._util import (
+    RecordSink,
+    bool_mask,
+    encoded,
+    few_distinct,
+    fmt_share,
+    is_string,
+    regex_mask,
+    short,
+)
 from dataward.screen.baseline import tokenize
 from dataward.screen.interface import Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
@@ -102,8 +111,14 @@ class TextSignalsCheck(Check):
                 sub = pc.take(arr, pa.array(nonascii))
                 self._unicode_signals(name, sub, nonascii + offset)
             if name not in self._texty:
-                toks = tokenize(arr)
-                mean = (pc.mean(pc.list_value_length(toks)).as_py() or 0.0) if len(arr) else 0.0
+                n_valid = len(arr) - arr.null_count
+                if few_distinct(arr) and n_valid:  # tokens of the distinct values, weighted by their counts
+                    enc = encoded(arr)
+                    per_value = pc.list_value_length(tokenize(enc.dictionary)).to_numpy(zero_copy_only=False)
+                    mean = float(np.dot(np.asarray(per_value, dtype=np.int64), enc.counts)) / n_valid
+                else:
+                    toks = tokenize(arr)
+                    mean = (pc.mean(pc.list_value_length(toks)).as_py() or 0.0) if len(arr) else 0.0
                 self._texty[name] = mean >= 3
             if self._texty[name]:
                 self._count_tokens(name, arr)

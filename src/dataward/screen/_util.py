@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +68,8 @@ def as_float(arr: pa.Array) -> np.ndarray:
     """A numeric array as float64 with nulls as NaN."""
     if pa.types.is_decimal(arr.type) or not pa.types.is_floating(arr.type):
         arr = pc.cast(arr, pa.float64(), safe=False)
+    if not arr.null_count:  # a float64 array without nulls is viewed, not copied (read-only)
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
     return np.asarray(pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
@@ -95,18 +99,88 @@ def short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class Encoded:
+    """A string array's distinct values (first-occurrence order, nulls excluded), each row's index into them
+    (-1 for a null) and each distinct value's count."""
+
+    __slots__ = ("counts", "dictionary", "indices")
+
+    def __init__(self, dictionary: pa.Array, indices: np.ndarray) -> None:
+        self.dictionary = dictionary
+        self.indices = indices
+        valid = indices[indices >= 0] if (indices < 0).any() else indices
+        self.counts = np.bincount(valid, minlength=len(dictionary)).astype(np.int64)
+
+    def gather(self, per_value: np.ndarray, null: Any) -> np.ndarray:
+        """``per_value[index]`` for each row, ``null`` for the null rows."""
+        if not len(per_value):
+            return np.full(self.indices.size, null, dtype=per_value.dtype)
+        out = per_value[np.maximum(self.indices, 0)]
+        if self.indices.size and self.indices.min() < 0:
+            out[self.indices < 0] = null
+        return np.asarray(out)
+
+
+# The checks of one batch (and the batch's profile) all look at the same string columns; each used to hash
+# them again (value counts, format, PII, text signals, duplicates, never-seen values). One encoding per
+# array, keyed by its buffers and held with the array (so the buffers cannot be reused while cached);
+# bounded by the bytes of the arrays and encodings held (32 MiB), so memory stays a few batches' worth.
+_ENCODED: dict[tuple[int, ...], tuple[pa.Array, Encoded]] = {}
+_ENCODED_MAX_BYTES = 32 << 20
+_ENCODED_MAX = 64
+_ENCODED_LOCK = threading.Lock()
+
+
+def _buffers_key(arr: pa.Array) -> tuple[int, ...] | None:
+    bufs = arr.buffers()
+    if len(bufs) < 3 or bufs[1] is None or bufs[2] is None:
+        return None
+    return (bufs[0].address if bufs[0] is not None else 0, bufs[1].address, bufs[2].address, arr.offset, len(arr))
+
+
+def few_distinct(arr: pa.Array) -> bool:
+    """Whether a string array of 4096 rows or more looks like few distinct values (under 256 in its first
+    2048 rows): then work on its distinct values pays."""
+    if len(arr) < 4096:
+        return False
+    key = _buffers_key(arr)
+    if key is not None and key in _ENCODED:
+        return len(_ENCODED[key][1].dictionary) <= len(arr) // 8
+    return bool(pc.count_distinct(arr.slice(0, 2048)).as_py() < 256)
+
+
+def _held(arr: pa.Array, enc: Encoded) -> int:
+    return int(arr.nbytes + enc.dictionary.nbytes + enc.indices.nbytes + enc.counts.nbytes)
+
+
+def encoded(arr: pa.Array) -> Encoded:
+    """The :class:`Encoded` form of a string array, computed once while the array is recent."""
+    key = _buffers_key(arr)
+    if key is not None:
+        hit = _ENCODED.get(key)
+        if hit is not None:
+            return hit[1]
+    enc = pc.dictionary_encode(arr)
+    idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    out = Encoded(enc.dictionary, idx)
+    if key is not None:
+        with _ENCODED_LOCK:
+            _ENCODED[key] = (arr, out)
+            held = sum(_held(a, e) for a, e in _ENCODED.values())
+            while _ENCODED and (held > _ENCODED_MAX_BYTES or len(_ENCODED) > _ENCODED_MAX):
+                held -= _held(*_ENCODED.pop(next(iter(_ENCODED))))
+    return out
+
+
 def regex_mask(arr: pa.Array, pattern: str) -> np.ndarray:
     """Rows of a string array matching an RE2 ``pattern``; a column with few distinct values is matched
     through its dictionary (one regex run per distinct value instead of per row)."""
     n = len(arr)
-    if n >= 4096:
-        prefix = arr.slice(0, 2048)
-        if pc.count_distinct(prefix).as_py() < 256:
-            enc = pc.dictionary_encode(arr)
-            if len(enc.dictionary) <= n // 8:
-                hits = bool_mask(pc.match_substring_regex(enc.dictionary, pattern))
-                if not hits.any():
-                    return np.zeros(n, dtype=bool)
-                idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-                return np.where(idx >= 0, hits[np.maximum(idx, 0)], False)
+    if few_distinct(arr):
+        enc = encoded(arr)
+        if len(enc.dictionary) <= n // 8:
+            hits = bool_mask(pc.match_substring_regex(enc.dictionary, pattern))
+            if not hits.any():
+                return np.zeros(n, dtype=bool)
+            return enc.gather(hits, False)
     return bool_mask(pc.match_substring_regex(arr, pattern))

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataward.core.canonical import canonical_json, sha256_hex
+from dataward.screen._util import encoded
 from dataward.screen.interface import ScreenError
 
 FORMAT = "dataward.baseline/v1"
@@ -111,10 +112,13 @@ def value_counts(arr: pa.Array, cap: int | None = None) -> list[tuple[str, int]]
     return [(value_key(v), int(c)) for v, c in zip(values, counts, strict=True)]
 
 
-def _weighted(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Distinct non-null values of ``arr`` and their counts."""
-    vc = pc.value_counts(pc.drop_null(arr))
-    return vc.field("values"), np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+def _string_counts(arr: pa.Array, cap: int) -> list[tuple[str, int]] | None:
+    """:func:`value_counts` of a string array from its shared encoding; None when it has more than ``cap``
+    distinct values (then only the largest count, which :func:`value_counts` picks)."""
+    enc = encoded(arr)
+    if len(enc.dictionary) > cap:
+        return None
+    return [(value_key(v), int(c)) for v, c in zip(enc.dictionary.to_pylist(), enc.counts.tolist(), strict=True)]
 
 
 def bool_np(arr: pa.Array) -> np.ndarray:
@@ -299,7 +303,7 @@ class Profile:
     # --- queries ------------------------------------------------------------------------------------
     def finite_sample(self, column: str) -> np.ndarray:
         """Sorted finite values of ``column`` in the row sample (empty if the column is not sampled)."""
-        vals = np.array([np.nan if v is None else v for v in self.sample.get(column, [])], dtype=np.float64)
+        vals = np.array(self.sample.get(column, []), dtype=np.float64)  # None becomes NaN
         vals = vals[np.isfinite(vals)]
         return np.sort(vals)
 
@@ -497,7 +501,9 @@ class ProfileBuilder:
                 col.values_overflow = True  # high cardinality shows in a prefix: skip the full count
                 col.values = {} if kind == "numeric" else _top(col.values, cap)[0]
             else:
-                counts = value_counts(arr, cap + 1)
+                counts = _string_counts(arr, cap + 1) if kind == "string" else None
+                if counts is None:
+                    counts = value_counts(arr, cap + 1)
                 _add_counts(col.values, counts)
                 if len(counts) > cap or len(col.values) > cap:
                     col.values_overflow = True
@@ -511,9 +517,11 @@ class ProfileBuilder:
             x = pc.cast(x, pa.float64(), safe=False)
         v = np.asarray(x.to_numpy(zero_copy_only=False), dtype=np.float64)
         if pa.types.is_floating(arr.type):
-            col.n_nan += int(np.isnan(v).sum())
-            col.n_inf += int(np.isinf(v).sum())
-            v = v[np.isfinite(v)]
+            finite = np.isfinite(v)
+            if not finite.all():  # one pass when every value is finite (the usual case)
+                col.n_nan += int(np.isnan(v).sum())
+                col.n_inf += int(np.isinf(v).sum())
+                v = v[finite]
         if v.size == 0:
             return
         bmin, bmax = float(v.min()), float(v.max())
@@ -532,12 +540,14 @@ class ProfileBuilder:
         col.n_finite = tot
 
     def _update_string(self, col: ColumnProfile, arr: pa.Array) -> None:
-        s = pc.drop_null(arr)
-        if len(s) == 0:
+        n_valid = len(arr) - arr.null_count
+        if n_valid == 0:
             return
-        distinct, weights = _weighted(s)
-        if len(distinct) > len(s) // 4:  # mostly unique: work on the values themselves
-            distinct, weights = s, np.ones(len(s), dtype=np.int64)
+        enc = encoded(arr)  # the distinct non-null values and their counts, shared with the checks
+        distinct, weights = enc.dictionary, enc.counts
+        if len(distinct) > n_valid // 4:  # mostly unique: work on the values themselves
+            distinct = pc.drop_null(arr)
+            weights = np.ones(len(distinct), dtype=np.int64)
         lengths = np.asarray(pc.utf8_length(distinct).to_numpy(zero_copy_only=False), dtype=np.int64)
         buckets = np.where(lengths <= 64, lengths, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64))
         ub, inv = np.unique(buckets, return_inverse=True)
@@ -640,11 +650,19 @@ class ProfileBuilder:
         """The finished, finalised profile of every batch seen so far."""
         prof = self.profile
         prof.sample_priority = [float(p) for p in self._prio]
-        prof.sample = {
-            name: [None if not math.isfinite(v) else float(v) for v in vals] for name, vals in self._sample.items()
-        }
+        prof.sample = {name: _floats_or_none(vals) for name, vals in self._sample.items()}
         prof.finalise()
         return prof
+
+
+def _floats_or_none(vals: np.ndarray) -> list[float | None]:
+    """The values as Python floats, non-finite ones as None."""
+    finite = np.isfinite(vals)
+    out: list[float | None] = vals.tolist()
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = None
+    return out
 
 
 @dataclass(frozen=True)

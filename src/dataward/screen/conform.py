@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -175,6 +176,12 @@ class Conformer:
     def _truncate(self, arr: pa.Array) -> pa.Array:
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) == 0:
             return arr
+        offsets = arr.buffers()[1]
+        if offsets is not None:  # no cell has more bytes than the limit: none has more characters
+            wide = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+            ends = np.frombuffer(offsets, dtype=wide)[arr.offset : arr.offset + len(arr) + 1]
+            if ends.size > 1 and int(np.diff(ends).max()) <= _MAX_CELL_CHARS:
+                return arr
         lengths = pc.utf8_length(arr)
         longest = pc.max(lengths).as_py()
         if longest is None or longest <= _MAX_CELL_CHARS:

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from dataward.screen._images import hamming, image_bytes, phash
-from dataward.screen._util import fmt_share, is_string
+from dataward.screen._util import encoded, fmt_share, is_string
 from dataward.screen.baseline import kind_of
 from dataward.screen.interface import MAX_RECORDS, Check, CheckResult, Finding, Severity
 from dataward.screen.registry import register
@@ -53,13 +53,20 @@ def column_hash(arr: pa.Array) -> np.ndarray:
         out = np.asarray(vals, dtype=np.int64).view(np.uint64) * _PRIME + np.uint64(1)
     elif pa.types.is_floating(typ):
         vals = np.asarray(pc.fill_null(pc.cast(arr, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False))
-        vals = np.where(vals == 0.0, 0.0, vals)  # -0.0 == 0.0
-        vals = np.where(np.isnan(vals), np.nan, vals)
+        vals = vals + 0.0  # -0.0 + 0.0 is 0.0; every other value is unchanged
+        nan = np.isnan(vals)
+        if nan.any():
+            vals[nan] = np.nan  # one NaN payload
         out = vals.astype(np.float64).view(np.uint64) * _PRIME + np.uint64(2)
     elif is_string(typ) or pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
-        enc = pc.dictionary_encode(arr)
-        idx = np.asarray(pc.fill_null(enc.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        hashes = _str_hashes(enc.dictionary.to_pylist())
+        enc = encoded(arr) if is_string(typ) else None  # shared with the other checks of this batch
+        if enc is None:
+            raw = pc.dictionary_encode(arr)
+            idx = np.asarray(pc.fill_null(raw.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            dictionary = raw.dictionary
+        else:
+            idx, dictionary = np.maximum(enc.indices, 0), enc.dictionary
+        hashes = _str_hashes(dictionary.to_pylist())
         out = hashes[idx] if hashes.size else np.zeros(n, dtype=np.uint64)
     else:
         out = _str_hashes([repr(v) for v in arr.to_pylist()])
