@@ -39,21 +39,14 @@ _canonical_text = json.encoder.JSONEncoder(
 ).encode
 
 
-def _float_text(o: float) -> str:
-    # JSONEncoder's floatstr with allow_nan=False, as canonical_json's json.dumps has it
-    if o != o or o in (float("inf"), float("-inf")):
-        raise ValueError("Out of range float values are not JSON compliant: " + repr(o))
-    return float.__repr__(o)
-
-
 def _no_default(o: Any) -> Any:
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
 #: the C encoder JSONEncoder.encode makes on every call, made once (canonical_json's settings: sorted keys,
 #: compact separators, UTF-8 kept, no NaN; no circular-reference markers, so a cyclic value raises
-#: RecursionError instead of ValueError); used for an entry's details dict
-_c_details = (
+#: RecursionError instead of ValueError); used for dicts and lists (entry details, the bodies log verify checks)
+_c_encode = (
     json.encoder.c_make_encoder(  # type: ignore[attr-defined]
         None, _no_default, _encode_str, None, ":", ",", True, False, False
     )
@@ -64,14 +57,16 @@ _c_details = (
 
 def _canonical_details(details: dict[str, Any]) -> bytes:
     """canonical_bytes(details) for a dict."""
-    if _c_details is None:
-        return canonical_bytes(details)
-    return "".join(_c_details(details, 0)).encode("utf-8")
+    if _c_encode is None:
+        return _canonical_text(details).encode("utf-8")
+    return "".join(_c_encode(details, 0)).encode("utf-8")
 
 
 def canonical_bytes(value: Any) -> bytes:
     """:func:`dataward.core.canonical.canonical_json` of ``value``, byte for byte, at less cost per call (the
     log encodes and checks one body per entry)."""
+    if _c_encode is not None and type(value) in (dict, list):
+        return "".join(_c_encode(value, 0)).encode("utf-8")
     return _canonical_text(value).encode("utf-8")
 
 
