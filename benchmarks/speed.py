@@ -6,9 +6,10 @@ default; the floor is the bare work measured in the same run:
 
 - records: leaf hashes + Merkle root of a 1M-row CSV (in-process: the record reader with validation, and the
   hashing alone) against ``openssl dgst -sha256`` over the same file;
-- append, batched (1,000 entries per transaction) against bare Ed25519 signing by the same library;
-- full ``log verify`` of N entries on 2 processes against N / (2 x bare Ed25519 verifications per
-  CPU-second of the fastest library); incremental verify of 1,000 new entries;
+- append, batched (1,000 entries per transaction), in entries per CPU-second, against bare Ed25519 signing by
+  the same library;
+- full ``log verify`` of N entries on 2 processes, in CPU seconds, against N bare Ed25519 verifications by
+  the fastest library installed; incremental verify of 1,000 new entries, once and over several rounds;
 - acquire of many files (the CLI: copy + fsync + hash + sign) against the slower of ``openssl dgst`` over the
   files on 2 cores and ``cp -r`` + ``sync``.
 
@@ -107,7 +108,8 @@ def child_append(root: str, n: int) -> dict[str, Any]:
     run = timed(lambda: peers.append_batched(ws, bench, n, 1000))
     msg = b"y" * 330
     sign = timed(lambda: len([bench.sign(msg) for _ in range(n)]))  # the same Signer append uses
-    return {"backend": ed25519.BACKEND, "append": run, "n": n, "sign": sign}
+    bulk = timed(lambda: len(bench.sign_many([msg] * n)))  # the key prepared once: bare libsodium per message
+    return {"backend": ed25519.BACKEND, "append": run, "n": n, "sign": min(sign, bulk, key=lambda r: r["cpu"])}
 
 
 def child_build_log(root: str, n: int) -> dict[str, Any]:
@@ -132,7 +134,7 @@ def child_verify(root: str, workers: int) -> dict[str, Any]:
     return {"backend": ed25519.BACKEND, "full": full}
 
 
-def child_incremental(root: str) -> dict[str, Any]:
+def child_incremental(root: str, rounds_n: int = 6) -> dict[str, Any]:
     """1,000 new entries on top of the log ``child_verify`` verified (and remembered): the incremental check
     alone, then with ``remember`` as the CLI runs it (it rewrites the witness's evidence state)."""
     import auditlog as peers
@@ -148,7 +150,16 @@ def child_incremental(root: str) -> dict[str, Any]:
         return int(r.entries - r.trusted_prefix)
 
     check = timed(lambda: run(False))
-    return {"incremental": check, "incremental_remember": timed(lambda: run(True))}
+    first = timed(lambda: run(True))
+    # what it costs run after run: the state file is kept while the journal of verified entries past it
+    # stays under its limit (ADR 0052), then written anew; rounds of 1,000 new entries, one rewrite among them
+    rounds = []
+    for _ in range(rounds_n):
+        peers.append_batched(ws, ws.actor("bench"), 1000, 1000)
+        rounds.append(timed(lambda: run(True)))
+    cpus = [r["cpu"] for r in rounds]
+    series = {"cpu": cpus, "mean_cpu": sum(cpus) / len(cpus), "max_cpu": max(cpus), "load": rounds[-1]["load"]}
+    return {"incremental": check, "incremental_remember": first, "series": series}
 
 
 def child_verify_floor(n: int) -> dict[str, Any]:
@@ -162,7 +173,15 @@ def child_verify_floor(n: int) -> dict[str, Any]:
     body = b"y" * 330
     sig = key.sign(body)
     out = {}
-    for name, check in (("libsodium", ed25519.verifier(pub)), ("openssl", ed25519.openssl_verifier(pub))):
+    checks = [("libsodium", ed25519.verifier(pub)), ("openssl", ed25519.openssl_verifier(pub))]
+    try:  # a peer when installed (benchmarks/requirements-merkle.txt does not pin it): ZIP 215 rules, no batch API
+        import ed25519_zebra  # type: ignore[import-not-found]
+
+        checks.append(("ed25519-zebra", lambda s, m: bool(ed25519_zebra.ed_verify(s, m, pub))))
+    except ImportError:
+        pass
+    for name, check in checks:
+        assert check(sig, body) and not check(sig, body + b"!"), name
         r = timed(lambda check=check: sum(check(sig, body) for _ in range(n)))
         out[name] = n / r["cpu"]
     return out
@@ -246,12 +265,13 @@ def openssl_over(paths: list[Path], cores: int) -> dict[str, Any]:
 
 
 #: the issue's own figures (filed at low load, 2 cores), printed beside this run's for each row; for the log
-#: rows, the last figures measured before the incremental witness (load 22-30, CPU seconds)
+#: rows, the figures the issue stands at after ADR 0045 (50k-entry log, load 10-13, CPU seconds)
 FILED = {
     "CSV": "2.67 s (0.03x)",
-    "append": "11.7k/cpu-s",
-    "full verify": "0.59x floor",
-    "incremental": "6.5 cpu-s",
+    "append": "15.6k/cpu-s 0.49x",
+    "full verify": "0.44x floor",
+    "+ remember": "1.89 cpu-s",
+    "incremental": "1.11 cpu-s",
     "CLI": "2.06 s (0.31x)",
 }
 
@@ -313,22 +333,24 @@ def part_log(a: argparse.Namespace, tmp: Path) -> list[dict]:
     n = a.append_entries
     after = child("append", str(tmp / "append-after"), n)
     before = child("append", str(tmp / "append-before"), n, env=BEFORE)
+    # CPU throughput (the machine is shared: wall time depends on the load, CPU seconds much less)
     r = _row(
-        "log append, batched (entries/s)",
-        n / before["append"]["wall"],
-        n / after["append"]["wall"],
-        n / after["sign"]["wall"],
-        "entries/s",
+        "log append, batched (entries per cpu-s)",
+        n / before["append"]["cpu"],
+        n / after["append"]["cpu"],
+        n / after["sign"]["cpu"],
+        "entries/cpu-s",
         ">= 25k/s",
         True,
     )
     r.update(
-        floor_is=f"bare Ed25519 signing ({after['backend']})",
-        before_floor=n / before["sign"]["wall"],
+        floor_is=f"bare Ed25519 signing ({after['backend']}, the key prepared once)",
+        before_floor=n / before["sign"]["cpu"],
         cpu_after=after["append"]["cpu"],
         cpu_floor=after["sign"]["cpu"],
-        entries_per_cpu_s=n / after["append"]["cpu"],
-        entries_per_cpu_s_before=n / before["append"]["cpu"],
+        wall_after=after["append"]["wall"],
+        wall_before=before["append"]["wall"],
+        entries_per_s_wall=n / after["append"]["wall"],
         load=after["append"]["load"],
     )
     rows.append(r)
@@ -338,26 +360,27 @@ def part_log(a: argparse.Namespace, tmp: Path) -> list[dict]:
     child("build_log", str(log_dir), size)
     per_core = child("verify_floor", 20_000)
     fastest = max(per_core.values())
-    floor_s = size / (2 * fastest)
     after_v = child("verify", str(log_dir), 2)
     before_v = child("verify", str(log_dir), 2, env=BEFORE)
     r = _row(
-        f"log full verify, {size:,} entries, 2 processes (s)",
-        before_v["full"]["wall"],
-        after_v["full"]["wall"],
-        floor_s,
-        "s",
+        f"log full verify, {size:,} entries, 2 processes (cpu s)",
+        before_v["full"]["cpu"],
+        after_v["full"]["cpu"],
+        size / fastest,
+        "cpu s",
         "<= 1.2x the floor (ratio >= 0.83)",
         False,
     )
     r.update(
-        floor_is=f"{size:,} / (2 x {fastest:,.0f} bare verifications per CPU-second, {after_v['backend']})",
+        floor_is=f"{size:,} bare verifications at {fastest:,.0f} per CPU-second ({max(per_core, key=per_core.get)})",
         verify_per_cpu_s=per_core,
         cpu_after=after_v["full"]["cpu"],
         cpu_before=before_v["full"]["cpu"],
         cpu_floor=size / fastest,
+        wall_after=after_v["full"]["wall"],
+        wall_before=before_v["full"]["wall"],
         load=after_v["full"]["load"],
-        extrapolated_1m_s=after_v["full"]["wall"] * 1_000_000 / size,
+        extrapolated_1m_cpu_s=after_v["full"]["cpu"] * 1_000_000 / size,
     )
     rows.append(r)
     incs = child("incremental", str(log_dir))
@@ -374,6 +397,18 @@ def part_log(a: argparse.Namespace, tmp: Path) -> list[dict]:
             log_entries=size,
         )
         rows.append(r)
+    series = incs["series"]
+    r = _row(
+        f"incremental verify + remember, mean of {len(series['cpu'])} rounds of 1,000 (cpu s)",
+        None,
+        series["mean_cpu"],
+        1.0,
+        "s",
+        "< 1 s",
+        False,
+    )
+    r.update(floor_is="the 1 s target", cpu_after=series["mean_cpu"], series=series, load=series["load"])
+    rows.append(r)
     return rows
 
 

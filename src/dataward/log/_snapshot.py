@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import itertools
 import json
+import math
 import operator
 import types
 import typing
@@ -173,9 +175,16 @@ def _dataclass(cls: Any) -> Codec:
     if all(scalar):
         # every field a string, int, bool or None (most per-entry records): one type check per value
         allowed = [a for a in scalar if a is not None]
+        # every allowed tuple of value types (2 ** optional fields): one C-level set lookup per record
+        combos = frozenset(itertools.product(*allowed)) if math.prod(map(len, allowed)) <= 1024 else None
 
         def dec_flat(v: Any) -> Any:
-            if type(v) is not list or len(v) != n or not all(type(x) in a for x, a in zip(v, allowed, strict=True)):
+            if type(v) is not list or len(v) != n:
+                raise _fail(f"a {cls.__name__} ({n} fields)", v)
+            if combos is not None:
+                if tuple(map(type, v)) not in combos:
+                    raise _fail(f"a {cls.__name__} ({n} fields)", v)
+            elif not all(type(x) in a for x, a in zip(v, allowed, strict=True)):
                 raise _fail(f"a {cls.__name__} ({n} fields)", v)
             obj = cls.__new__(cls)  # frozen dataclasses too: their fields are plain instance attributes
             obj.__dict__.update(zip(names, v, strict=True))

@@ -39,7 +39,7 @@ from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
 from dataward.errors import Error, InputError
 from dataward.log import witness
 from dataward.log.auditlog import NodeReader, canonical_bytes, entry_leaf_hash, latest_checkpoint
-from dataward.log.witness import VerifiedMark
+from dataward.log.witness import StateBase, VerifiedMark
 from dataward.store import log_entries as store
 from dataward.store.catalog import Transaction, make_engine
 from dataward.timeutil import parse_iso, to_iso
@@ -617,6 +617,9 @@ def _verify_incremental(
             hmac.compare_digest(a, b) for a, b in zip(stored, mark.frontier, strict=True)
         ):
             return "the stored tree nodes of the verified entries differ from the ones verified"
+        base = mark.base
+        if base is not None and base.size < n and not _journal_folds(conn, base, n, mark.frontier):
+            return "the verified entries past the recorded evidence state differ from the ones verified"
         keys, key_digests = _keys(ws, conn, problem)
         note = latest_checkpoint(conn)
         tasks = _tasks(lo, hi, n_rows, o.max_problems, o.chunk, start=n)
@@ -657,9 +660,28 @@ def _verify_incremental(
     proof = None
     if result.ok and cp_size == frontier.size:
         proof = VerifiedMark(
-            frontier.size, root, frontier.hashes, j.last_time, key_digests, tuple(marked), marked_count, new_state
+            frontier.size, root, frontier.hashes, j.last_time, key_digests, tuple(marked), marked_count, new_state, base
         )
     return result, proof
+
+
+def _journal_folds(conn: Transaction, base: StateBase, size: int, frontier: tuple[bytes, ...]) -> bool:
+    """Whether the stored entries ``base.size .. size-1`` (their signed bodies and signatures, as the evidence
+    replay reads them) are the ones verified: their leaves, appended to the recorded frontier of the state's
+    entries, must give the recorded frontier of all ``size`` (bound to the signed checkpoint of that size)."""
+    leaves: list[bytes] = []
+    for row in store.entry_range(conn, base.size, size):
+        body, sig = row[5], row[7]
+        if not isinstance(body, bytes | bytearray | memoryview) or not isinstance(sig, bytes | bytearray | memoryview):
+            return False  # a cell rewritten as another type (the replay would read its text form)
+        leaves.append(entry_leaf_hash(bytes(body), bytes(sig)))
+    if len(leaves) != size - base.size:
+        return False
+    folded = merkle.MerkleFrontier(base.size, base.frontier)
+    folded.extend(leaves)
+    return len(folded.hashes) == len(frontier) and all(
+        hmac.compare_digest(a, b) for a, b in zip(folded.hashes, frontier, strict=True)
+    )
 
 
 def _extends(conn: Transaction, note: bytes | None, size: int, root: bytes, ws: Workspace) -> bool:

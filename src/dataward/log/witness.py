@@ -13,6 +13,9 @@ The witness file also keeps, per log, what the last successful verification this
 the Merkle frontier bound to the signed checkpoint of that size, the replayed evidence state in a file
 beside it, a digest per key, all under a MAC keyed by this client's own secret): ``dataward log verify
 --incremental`` checks only the entries appended since (docs/adr/0045-incremental-witness-and-log-speed.md).
+The state file is not rewritten by every such run: the mark names the state it rests on (its size and
+frontier), and the verified entries past it are replayed onto it once their leaves fold from that frontier to
+the mark's (docs/adr/0052-log-at-the-floor-state-journal.md).
 Read-check-write of the file happens under an exclusive lock, so concurrent commands neither lose each
 other's updates nor move the witness backwards.
 """
@@ -20,10 +23,12 @@ other's updates nor move the witness backwards.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
@@ -245,6 +250,27 @@ class VerifiedMark:
     marked: tuple[tuple[int, str, str], ...]  # (seq, keyid, line)
     marked_count: int
     state: TrustedState
+    #: the state file this mark rests on, when it is older than the mark (docs/adr/0052-*): its size, the
+    #: frontier of that many entries and its SHA-256; the entries from there to ``size`` are replayed onto it
+    #: after their leaves are checked to fold from that frontier to ``frontier``. None: write ``state`` anew
+    base: StateBase | None = None
+
+
+@dataclass(frozen=True)
+class StateBase:
+    """The evidence state file a verification started from: the number of entries it covers, their
+    frontier, the file's SHA-256."""
+
+    size: int
+    frontier: tuple[bytes, ...]
+    digest: str
+
+
+def journal_limit(size: int) -> int:
+    """How many verified entries a mark of ``size`` may keep outside its state file (replayed on each
+    incremental run) before the state is written anew: about the square root of the balance between
+    rewriting the state (O(size)) and replaying the journal (O(limit)) at 1,000 new entries a run."""
+    return max(2_000, math.isqrt(size) * 20)
 
 
 def _witness_key(path: Path, *, create: bool) -> bytes | None:
@@ -300,7 +326,16 @@ def read_verified_mark(ws: Workspace, path: Path | str | None = None) -> tuple[V
         keys = {str(k): str(v) for k, v in dict(mark["keys"]).items()}
         marked = tuple((int(s), str(k), str(line)) for s, k, line in mark["marked"])
         marked_count, last_time, state_digest = int(mark["marked_count"]), str(mark["last_time"]), str(mark["state"])
-    except (Error, KeyError, TypeError, ValueError):
+        state_size = int(mark.get("state_size", size))
+        state_frontier = (
+            tuple(base64.b64decode(h, validate=True) for h in mark["state_frontier"])
+            if "state_frontier" in mark
+            else frontier
+        )
+        merkle.MerkleFrontier(state_size, state_frontier)  # the right number of hashes of the right size
+        if not 0 <= state_size <= size:
+            raise ValueError("state size out of range")
+    except (Error, KeyError, TypeError, ValueError, binascii.Error):
         return None, "the recorded verification is damaged"
     if mark.get("log_keyid") != key_id(ws.log_public_key()):
         return None, "the recorded verification is of another log key"
@@ -316,9 +351,10 @@ def read_verified_mark(ws: Workspace, path: Path | str | None = None) -> tuple[V
         state = decode_state(data)
     except Error:
         return None, "the recorded evidence state does not decode"
-    if state.size != size:
+    if state.size != state_size:
         return None, "the recorded evidence state is of another size"
-    return VerifiedMark(size, root, frontier, last_time, keys, marked, marked_count, state), ""
+    base = StateBase(state_size, state_frontier, state_digest)
+    return VerifiedMark(size, root, frontier, last_time, keys, marked, marked_count, state, base), ""
 
 
 def verified_mark(ws: Workspace, path: Path | str | None = None) -> VerifiedMark | None:
@@ -345,12 +381,16 @@ def record_verified(
             note = checkpoint_at(conn, proof.size)
         if note is None or proof.size != result.entries:
             return
-        state = encode_state(proof.state)
-        spath = _state_path(path, ws)
-        spath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = spath.with_name(f".{spath.name}.{secrets.token_hex(4)}")
-        tmp.write_bytes(state)
-        os.replace(tmp, spath)
+        base = proof.base
+        if base is None or base.size > proof.size or proof.size - base.size > journal_limit(proof.size):
+            # the state written anew (a full verification, or a journal grown past its limit)
+            state = encode_state(proof.state)
+            spath = _state_path(path, ws)
+            spath.parent.mkdir(parents=True, exist_ok=True)
+            tmp = spath.with_name(f".{spath.name}.{secrets.token_hex(4)}")
+            tmp.write_bytes(state)
+            os.replace(tmp, spath)
+            base = StateBase(proof.size, proof.frontier, hashlib.sha256(state).hexdigest())
         mark: dict[str, Any] = {
             "version": 2,
             "size": proof.size,
@@ -361,7 +401,9 @@ def record_verified(
             "keys": dict(proof.keys),
             "marked": [list(m) for m in proof.marked],
             "marked_count": proof.marked_count,
-            "state": hashlib.sha256(state).hexdigest(),
+            "state": base.digest,
+            "state_size": base.size,
+            "state_frontier": [base64.b64encode(h).decode("ascii") for h in base.frontier],
             "log_keyid": key_id(ws.log_public_key()),
         }
         mark["mac"] = _mark_mac(_witness_key(path, create=True) or b"", mark)
