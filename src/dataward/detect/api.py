@@ -18,10 +18,8 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   removed from label-issue findings (its label looks wrong because of the trigger, not as noise), together
   with the noise share it carried; a trigger finding that borrows a stronger trigger's records far beyond
   chance is subsumed by it (``findings_subsumed``);
-- the ensemble score ranks records by agreement (root-mean-square of the detector scores) or by strongest
-  evidence (Cauchy combination of their p-values), whichever ranks a record higher
-  (:func:`ranking_strength`, docs/adr/0050-tabular-residuals-and-cauchy-ranking.md), mapped into [0.5, 1]
-  for flagged records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
+- the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
+  records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
   the combined per-record p-values. Every flagged record carries the reasons of the detectors that
   flagged it.
 """
@@ -432,43 +430,6 @@ def _label_noise_left(findings: Sequence[Finding], explained: set[int], n: int, 
     return keep
 
 
-def cauchy_combination(pvalues: FloatArray, cap: float = 0.99) -> FloatArray:
-    """Per record, the (detectors x records) p-values combined by the Cauchy rule (Liu and Xie, 2020).
-
-    ``T = mean(tan((0.5 - p) pi))`` has a standard Cauchy tail whatever the dependence between the
-    detectors, so the combined p-value is ``arctan(1 / T) / pi`` for ``T > 0``; it is driven by the smallest
-    p-values. p-values above ``cap`` are capped there (a detector that gives 1 to everything it does not
-    flag would otherwise send ``T`` to minus infinity).
-    """
-    p = np.clip(np.nan_to_num(np.asarray(pvalues, dtype=np.float64), nan=1.0), 1e-300, cap)
-    t = np.mean(np.tan((0.5 - p) * np.pi), axis=0)
-    with np.errstate(divide="ignore"):
-        out: FloatArray = np.where(t > 0, np.arctan(1.0 / np.maximum(t, 1e-300)) / np.pi, 0.5 - np.arctan(t) / np.pi)
-    return out
-
-
-def ranking_strength(scores: FloatArray, pvalues: FloatArray) -> FloatArray:
-    """Each record's ranking strength in (0, 1] from (detectors x records) scores in [0, 1] and p-values.
-
-    Two orderings, and a record takes the higher of its two percentile ranks (ADR 0050): *agreement*, the
-    root-mean-square of the detector scores (several detectors a little suspicious beat one finding it odd;
-    ADR 0003), and *strongest evidence*, the Cauchy combination of the p-values
-    (:func:`cauchy_combination`), where one detector's strong evidence is not averaged away by the others'
-    indifference. The first alone diluted single-feature edits that only ``feature_residuals`` sees; the
-    second alone lost clean-label records that only the spectral scores order. Ranks, not probabilities.
-    """
-    from scipy.stats import rankdata
-
-    s = np.clip(np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
-    n = s.shape[1]
-    if n == 0:
-        return np.zeros(0)
-    agreement = np.sqrt(np.mean(s**2, axis=0))
-    evidence = -np.log10(np.clip(cauchy_combination(pvalues), 1e-300, 1.0))
-    out: FloatArray = np.maximum(rankdata(agreement), rankdata(evidence)) / n
-    return out
-
-
 def combine(
     rep: Representation,
     results: Mapping[str, DetectorResult],
@@ -478,25 +439,21 @@ def combine(
     seconds: float = 0.0,
     q: float = FDR,
 ) -> DetectionReport:
-    """The ensemble: FDR-controlled flags, attribution, agreement-or-evidence ranking (see the module docstring)."""
+    """The ensemble: FDR-controlled flags, attribution, RMS of detector scores (see the module docstring)."""
     n = rep.n_records
-    undecodable = np.zeros(n, dtype=bool)
+    sq_sum = np.zeros(n)
     ran = [(name, r) for name, r in results.items() if r.skipped is None]
     # --- p-values: the detector's own, else the empirical null of its scores
     own_p: list[np.ndarray[Any, Any]] = []
     all_p: list[np.ndarray[Any, Any]] = []
-    rank_p: list[np.ndarray[Any, Any]] = []
-    all_s: list[np.ndarray[Any, Any]] = []
     for _name, result in ran:
         s = np.clip(np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
-        all_s.append(s)
+        sq_sum += s**2
         if result.pvalues is not None:
             p = np.clip(np.nan_to_num(np.asarray(result.pvalues, dtype=np.float64), nan=1.0), 0.0, 1.0)
             own_p.append(p)
-            rank_p.append(p if np.unique(p).size > 2 else np.minimum(p, empirical_null_pvalues(s)))
         else:
             p = empirical_null_pvalues(s)
-            rank_p.append(p)
         all_p.append(p)
     combined = np.minimum(1.0, len(all_p) * np.min(np.vstack(all_p), axis=0)) if all_p else np.ones(n)
     # one family for every (detector, record) p-value the detectors stand behind: BH over the whole matrix
@@ -583,13 +540,11 @@ def combine(
         if corrupt:
             for r in recs:
                 flagged[r] = True
-                undecodable[r] = True
+                sq_sum[r] = max(sq_sum[r], float(max(len(ran), 1)))
                 reasons.setdefault(r, []).append(Reason("input", "the image could not be decoded"))
-    # the ranking within each side of the threshold: agreement or strongest evidence, whichever ranks the
-    # record higher (ADR 0050); a detector whose own p-values do not order the records (1 outside its
-    # flagged cluster) ranks by the empirical null of its scores there
-    strength = ranking_strength(np.vstack(all_s), np.vstack(rank_p)) if rank_p else np.zeros(n)
-    strength = np.where(undecodable, 1.0, strength)  # undecodable inputs rank first
+    # root-mean-square of the detector scores: ranks better than the maximum (a record several detectors
+    # find a little suspicious beats one a single detector finds odd; see ADR 0003)
+    strength = np.sqrt(sq_sum / max(len(ran), 1))
     scores = np.where(flagged, THRESHOLD + (1.0 - THRESHOLD) * strength, np.nextafter(THRESHOLD, 0.0) * strength)
     findings.sort(key=lambda f: (-f.rank_score, -len(f.records), f.check, f.summary))
     fusion = {
