@@ -74,6 +74,8 @@ DATASETS = {
     "sentiment": _sentiment,
     "digits": _sklearn("digits"),
     "breast_cancer": _sklearn("breast_cancer"),
+    "wine": _sklearn("wine"),
+    "iris": _sklearn("iris"),
 }
 
 
