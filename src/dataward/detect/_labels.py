@@ -340,7 +340,9 @@ class LabelIssues(Detector):
         #: the label-noise mixture of the last :meth:`score`
         self.last_noise: NoiseFit | None = None
 
-    def _flags(self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int) -> np.ndarray[Any, Any]:
+    def _flags(
+        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """The flag rule, once the mixture test has rejected "no noise": the union of two estimates of the
         wrong labels on the natural model ``q``, each suited to one noise structure.
 
@@ -354,8 +356,7 @@ class LabelIssues(Detector):
         flagged = np.zeros(n, dtype=bool)
         wrong = round(n * noise.share * (k - 1) / k)
         flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
-        out: np.ndarray[Any, Any] = flagged | prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
-        return out
+        return flagged, flagged | prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         from threadpoolctl import threadpool_limits
@@ -389,6 +390,7 @@ class LabelIssues(Detector):
         counts = np.bincount(y, minlength=k)
         prior = np.maximum(counts / n, 1e-9)
         flagged = np.zeros(n, dtype=bool)
+        counted = flagged
         calibrated = np.full((n, k), 1.0 / k)
         natural = calibrated
         noise = NoiseFit(1.0, 0.0, 1.0, np.zeros(n))
@@ -412,10 +414,12 @@ class LabelIssues(Detector):
             # out of fold the model must beat the class priors, or its disagreements with the labels are noise,
             # not evidence (uninformative features, e.g. one categorical column)
             informative = _informative(calibrated[keep], y[keep], prior)
-            flagged = np.zeros(n, dtype=bool)
+            flagged = counted = np.zeros(n, dtype=bool)
             if noise.p_value <= self.alpha and informative:
-                flagged = self._flags(natural, noise, y, k)
-            keep = ~flagged
+                counted, flagged = self._flags(natural, noise, y, k)
+            # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
+            # flags only add to the final set (ADR 0048: re-fitting without them was no better)
+            keep = ~counted
         self.last_probabilities = calibrated
         self.last_noise = noise
         pvalues = natural_label_pvalues(natural, y)
@@ -451,9 +455,11 @@ class LabelIssues(Detector):
                 },
                 p_value=noise.p_value,
             )
+            # the findings fusion reads hold the mixture's count, whose posteriors it re-reads at its FDR; the
+            # confident joint's extra flags serve label cleaning (the detector alone) and carry reasons only
             for f in label_issue_findings(
                 self.name,
-                flagged,
+                counted,
                 y,
                 alt,
                 names,
