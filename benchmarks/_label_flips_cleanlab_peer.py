@@ -1,7 +1,8 @@
 """Peer for benchmarks/label_flips.py, run in a benchmark venv with cleanlab (AGPL: never imported by dataward).
 
-Reads an .npz job (``y``, ``probs``: dataward's calibrated out-of-fold probabilities, and either ``text``
-or ``features``) and prints JSON with two flag lists: ``cleanlab-same-probs`` (``find_label_issues`` on
+Reads one or more .npz jobs (``y``, ``probs``: dataward's calibrated out-of-fold probabilities, and either ``text``
+or ``features``) and prints JSON, one object a job (a list for several, so cleanlab is imported once), with
+two flag lists: ``cleanlab-same-probs`` (``find_label_issues`` on
 dataward's probabilities) and ``cleanlab-default`` (``CleanLearning`` over a logistic regression with its
 own cross-validation, on word TF-IDF for text or standardised features).
 """
@@ -19,8 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 
-def main() -> int:
-    job = np.load(sys.argv[1], allow_pickle=False)
+def _one(path: str) -> dict[str, list[bool]]:
+    job = np.load(path, allow_pickle=False)
     y = job["y"].astype(np.int64)
     same = find_label_issues(labels=y, pred_probs=job["probs"], n_jobs=1)
     if "text" in job.files:
@@ -31,7 +32,12 @@ def main() -> int:
         clf = LogisticRegression(max_iter=500)
     cl = CleanLearning(clf=clf, seed=int(job["seed"]), find_label_issues_kwargs={"n_jobs": 1})
     default = cl.find_label_issues(x, y)["is_label_issue"].to_numpy()
-    json.dump({"cleanlab-same-probs": same.tolist(), "cleanlab-default": default.tolist()}, sys.stdout)
+    return {"cleanlab-same-probs": same.tolist(), "cleanlab-default": default.tolist()}
+
+
+def main() -> int:
+    out = [_one(path) for path in sys.argv[1:]]
+    json.dump(out[0] if len(out) == 1 else out, sys.stdout)
     return 0
 
 

@@ -1,17 +1,20 @@
 """Label-flip benchmark: dataward's ``label_issues`` against cleanlab on the same data, in the same run.
 
 Random label flips (the simulator's ``label_flip``) at 5 % and 10 % on real data: SMS spam and the three
-"sentiment labelled sentences" files joined (text), scikit-learn's digits and breast_cancer (tabular).
+"sentiment labelled sentences" files joined (text), scikit-learn's digits, breast_cancer, wine and iris
+(tabular).
 For each case, precision, recall and F1 of:
 
-- ``dataward``: the ``label_issues`` detector alone (out-of-fold probabilities, the label-noise mixture's
-  estimated count of wrong labels; word, character and naive Bayes views on text; docs/adr/0043);
+- ``dataward``: the ``label_issues`` detector alone (out-of-fold probabilities; word, character and naive
+  Bayes views on text; the label-noise mixture's test, then its count or the confident joint per class
+  pair; docs/adr/0043, docs/adr/0048);
 - ``cleanlab-same-probs``: cleanlab 2.9 ``find_label_issues`` fed dataward's calibrated probabilities;
 - ``cleanlab-default``: ``CleanLearning`` over a logistic regression with its own cross-validation.
 
 cleanlab is AGPL and never a dataward dependency: its peer runs in a separate venv (``--peer-python``,
 default ``.venv-bench-detection/bin/python`` from ``make bench-env``) through
-benchmarks/_label_flips_cleanlab_peer.py. Without it, the cleanlab columns are empty::
+benchmarks/_label_flips_cleanlab_peer.py, once for all cases at the end (cleanlab's import alone takes
+seconds). Without it, the cleanlab columns are empty::
 
     python benchmarks/label_flips.py --quick                    # 1 seed, 5 % only
     python benchmarks/label_flips.py --seeds 3 --peer-python .venv-bench-detection/bin/python
@@ -74,6 +77,8 @@ DATASETS = {
     "sentiment": _sentiment,
     "digits": _sklearn("digits"),
     "breast_cancer": _sklearn("breast_cancer"),
+    "wine": _sklearn("wine"),
+    "iris": _sklearn("iris"),
 }
 
 
@@ -86,7 +91,8 @@ def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, f
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
 
 
-def run_case(name: str, rate: float, seed: int, peer_python: Path | None) -> dict[str, Any]:
+def run_case(name: str, rate: float, seed: int, job: Path | None) -> tuple[dict[str, Any], np.ndarray[Any, Any]]:
+    """dataward on one case; with ``job``, the peer's input is written there (the peer runs once, at the end)."""
     from dataward.detect import from_frame
     from dataward.detect._labels import LabelIssues
     from dataward.simulate import Roles, simulate
@@ -100,27 +106,31 @@ def run_case(name: str, rate: float, seed: int, peer_python: Path | None) -> dic
     result = detector.score(rep, seed=seed)
     row: dict[str, Any] = {"data": name, "rate": rate, "seed": seed, "n": rep.n_records}
     row["dataward"] = {**prf(result.flagged, truth), "seconds": round(time.perf_counter() - t0, 2)}
-    if peer_python is not None and peer_python.exists():
-        assert rep.labels is not None and result.pvalues is not None
-        with tempfile.TemporaryDirectory() as tmp:
-            job = Path(tmp) / "job.npz"
-            probs = detector.last_probabilities
-            extra: dict[str, Any] = (
-                {"text": np.asarray(rep.texts, dtype=str)}
-                if rep.texts is not None
-                else {"features": poisoned.data.drop(columns=["label"]).to_numpy(dtype=np.float64)}
-            )
-            np.savez(job, y=rep.labels, probs=probs, seed=np.int64(seed), **extra)
-            t1 = time.perf_counter()
-            out = subprocess.run([str(peer_python), str(PEER), str(job)], capture_output=True, text=True, check=False)
-            if out.returncode == 0:
-                peers = json.loads(out.stdout)
-                for peer, flags in peers.items():
-                    row[peer] = prf(np.asarray(flags, dtype=bool), truth)
-                row["peer_seconds"] = round(time.perf_counter() - t1, 2)
-            else:
-                row["peer_error"] = out.stderr.strip().splitlines()[-1:] or ["failed"]
-    return row
+    if job is not None:
+        assert rep.labels is not None
+        extra: dict[str, Any] = (
+            {"text": np.asarray(rep.texts, dtype=str)}
+            if rep.texts is not None
+            else {"features": poisoned.data.drop(columns=["label"]).to_numpy(dtype=np.float64)}
+        )
+        np.savez(job, y=rep.labels, probs=detector.last_probabilities, seed=np.int64(seed), **extra)
+    return row, truth
+
+
+def run_peers(peer_python: Path, jobs: list[Path], rows: list[dict[str, Any]], truths: list[Any]) -> None:
+    """cleanlab on every job in one peer process (one import of cleanlab), results added to ``rows``."""
+    t1 = time.perf_counter()
+    out = subprocess.run([str(peer_python), str(PEER), *map(str, jobs)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        for row in rows:
+            row["peer_error"] = out.stderr.strip().splitlines()[-1:] or ["failed"]
+        return
+    peers = json.loads(out.stdout)
+    peers = peers if isinstance(peers, list) else [peers]
+    for row, truth, flags in zip(rows, truths, peers, strict=True):
+        for peer, f in flags.items():
+            row[peer] = prf(np.asarray(f, dtype=bool), truth)
+    rows[0]["peer_seconds_all"] = round(time.perf_counter() - t1, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,13 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     if not peer.exists():
         print(f"cleanlab peer skipped: {peer} not found (make bench-env)", file=sys.stderr)
     t0 = time.perf_counter()
-    rows = []
-    for name in names:
-        for rate in rates:
-            for seed in seeds:
-                row = run_case(name, rate, seed, peer if peer.exists() else None)
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    truths = []
+    jobs: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            for rate in rates:
+                for seed in seeds:
+                    job = Path(tmp) / f"job{len(rows)}.npz" if peer.exists() else None
+                    row, truth = run_case(name, rate, seed, job)
+                    rows.append(row)
+                    truths.append(truth)
+                    if job is not None:
+                        jobs.append(job)
+                    print(json.dumps(row), file=sys.stderr)
+        if jobs:
+            run_peers(peer, jobs, rows, truths)
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     meta = {

@@ -20,11 +20,15 @@ otherwise drags the model towards the flipped labels).
 A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
 ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
 (boundary null: half chi-square(1)); with no significant noise at ``alpha`` = 0.01 nothing is flagged.
-The mixture also estimates how many labels are wrong, ``n eps (K - 1) / K``; that many records are
-flagged, those with the highest posterior that their label came from the noise component first (confident
-learning's "prune by noise rate", Northcutt et al. 2021, with the count from the mixture instead of the
-confident joint). The model must also beat the class priors out of fold
-(likelihood-ratio G test), or its disagreements with the labels are no evidence.
+The model must also beat the class priors out of fold (likelihood-ratio G test), or its disagreements with
+the labels are no evidence.
+
+**The flag rule** (docs/adr/0048), once the test rejects: the union of two estimates of the wrong labels,
+both read from the natural model ``q``. The mixture's count ``n eps (K - 1) / K``, highest posterior of the
+noise component first (random flips leak into every class: what the uniform share measures); and confident
+learning (Northcutt, Jiang and Chuang, 2021, implemented here from the paper): per-class thresholds, the
+calibrated confident joint's count for each (given, true) class pair, pruned by largest margin within the
+given class (noise concentrated on class pairs, classes of unequal difficulty).
 
 **p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
 atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
@@ -221,6 +225,49 @@ def natural_label_pvalues(q: FloatArray, y: IntArray) -> FloatArray:
     return np.clip(p, 0.0, 1.0)
 
 
+def confident_joint(proba: FloatArray, y: IntArray, k: int) -> FloatArray:
+    """Calibrated confident joint ``C[given, true]`` of confident learning (Northcutt, Jiang and Chuang, 2021).
+
+    Each class ``j`` has its threshold ``t_j``, the mean probability of ``j`` over the records labelled
+    ``j`` (a per-class threshold, so a rare or hard class is not held to a common bar). A record counts
+    towards ``C[y, j]`` for the class ``j`` of highest probability among those with ``p_j >= t_j``, and
+    not at all when no class reaches its threshold. Each row is then rescaled to the number of records
+    given that label (the calibration step), so ``C[i, j] / n`` estimates the joint distribution of given
+    and true labels and ``C[i, j]`` (``i != j``) how many records labelled ``i`` truly belong to ``j``:
+    one count per class pair, so asymmetric noise (one pair of classes confused) is not spread over all.
+    """
+    counts = np.bincount(y, minlength=k).astype(np.float64)
+    sums = np.zeros(k)
+    np.add.at(sums, y, proba[np.arange(y.shape[0]), y])
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1.0), np.inf)
+    above = proba >= thresholds[None, :] * (1.0 - 1e-12)
+    star = np.where(above, proba, -1.0).argmax(axis=1)
+    counted = above.any(axis=1)
+    joint = np.zeros((k, k))
+    np.add.at(joint, (y[counted], star[counted]), 1.0)
+    rows = joint.sum(axis=1)
+    out: FloatArray = joint * np.where(rows > 0, counts / np.maximum(rows, 1.0), 0.0)[:, None]
+    return out
+
+
+def prune_by_noise_rate(proba: FloatArray, y: IntArray, joint: FloatArray) -> np.ndarray[Any, Any]:
+    """Confident learning's "prune by noise rate": for each pair (given ``i``, true ``j != i``), flag the
+    ``round(joint[i, j])`` records labelled ``i`` with the largest margin ``p_j - p_i``; a record the model
+    itself assigns to its given label (``argmax p = y``) is never flagged."""
+    k = joint.shape[0]
+    flagged = np.zeros(y.shape[0], dtype=bool)
+    for i in range(k):
+        members = np.flatnonzero(y == i)
+        for j in range(k):
+            m = round(float(joint[i, j]))
+            if j == i or m <= 0 or members.size == 0:
+                continue
+            margin = proba[members, j] - proba[members, i]
+            flagged[members[np.argsort(-margin, kind="stable")[:m]]] = True
+    flagged &= proba.argmax(axis=1) != y
+    return flagged
+
+
 def _knn_proba(idx: IntArray, y: IntArray, k: int, weight: FloatArray) -> FloatArray:
     n = y.shape[0]
     votes = np.full((n, k), 0.1)
@@ -293,6 +340,24 @@ class LabelIssues(Detector):
         #: the label-noise mixture of the last :meth:`score`
         self.last_noise: NoiseFit | None = None
 
+    def _flags(
+        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """The flag rule, once the mixture test has rejected "no noise": the union of two estimates of the
+        wrong labels on the natural model ``q``, each suited to one noise structure.
+
+        - the mixture's count ``n eps (K - 1) / K``, highest noise posterior first (labels drawn at random:
+          the share leaks into every class, which is what the uniform component measures);
+        - confident learning: the calibrated confident joint's count per (given, true) class pair, largest
+          margin first within the given class (noise concentrated on some class pairs, and classes of
+          different difficulty, which one global count and one global ranking treat alike).
+        """
+        n = y.shape[0]
+        flagged = np.zeros(n, dtype=bool)
+        wrong = round(n * noise.share * (k - 1) / k)
+        flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
+        return flagged, flagged | prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
+
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         from threadpoolctl import threadpool_limits
 
@@ -325,6 +390,7 @@ class LabelIssues(Detector):
         counts = np.bincount(y, minlength=k)
         prior = np.maximum(counts / n, 1e-9)
         flagged = np.zeros(n, dtype=bool)
+        counted = flagged
         calibrated = np.full((n, k), 1.0 / k)
         natural = calibrated
         noise = NoiseFit(1.0, 0.0, 1.0, np.zeros(n))
@@ -348,13 +414,12 @@ class LabelIssues(Detector):
             # out of fold the model must beat the class priors, or its disagreements with the labels are noise,
             # not evidence (uninformative features, e.g. one categorical column)
             informative = _informative(calibrated[keep], y[keep], prior)
-            flagged = np.zeros(n, dtype=bool)
+            flagged = counted = np.zeros(n, dtype=bool)
             if noise.p_value <= self.alpha and informative:
-                # prune by the estimated noise count (confident learning's rule, with the mixture's count):
-                # a share eps of labels drawn at random is wrong (K - 1) / K of the time
-                wrong = round(n * noise.share * (k - 1) / k)
-                flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
-            keep = ~flagged
+                counted, flagged = self._flags(natural, noise, y, k)
+            # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
+            # flags only add to the final set (ADR 0048: re-fitting without them was no better)
+            keep = ~counted
         self.last_probabilities = calibrated
         self.last_noise = noise
         pvalues = natural_label_pvalues(natural, y)
@@ -390,16 +455,18 @@ class LabelIssues(Detector):
                 },
                 p_value=noise.p_value,
             )
+            # the findings fusion reads hold the mixture's count, whose posteriors it re-reads at its FDR; the
+            # confident joint's extra flags serve label cleaning (the detector alone) and carry reasons only
             for f in label_issue_findings(
                 self.name,
-                flagged,
+                counted,
                 y,
                 alt,
                 names,
                 summary="{n} record(s) labelled {given!r} look like {other!r}",
                 other_key="likely",
                 score=score_of_severity("medium"),
-                extra={"rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first"},
+                extra={"rule": "mixture count (highest noise posterior first) or confident joint (per class pair)"},
             )
         ]
         return DetectorResult(
@@ -421,7 +488,7 @@ class LabelIssues(Detector):
                     ]
                     + (["knn"] if use_knn else [])
                 ),
-                "rule": "label-noise mixture (uniform noise share vs natural ambiguity), likelihood-ratio test",
+                "rule": "label-noise mixture test, then mixture count | confident joint per class pair on q",
                 "noise_share": round(noise.share, 6),
                 "noise_p_value": noise.p_value,
                 "informative": informative,
