@@ -194,3 +194,25 @@ def test_confident_joint_rule_on_clean_labels_flags_only_natural_overlap() -> No
     # tell from a flip); the mixture test upstream is what keeps clean data quiet
     assert (proba[flagged, :].max(axis=1) > proba[flagged, y[flagged]]).all()
     assert flagged.mean() <= (proba.argmax(axis=1) != y).mean() + 1e-9
+
+
+@pytest.mark.slow
+def test_flag_rules_mixture_by_default_union_on_request() -> None:
+    """The default rule flags the mixture's count; the opt-in union adds the confident joint's flags (same fit),
+    and an unknown rule is refused with a one-line error."""
+    from dataward.detect.interface import DetectionError
+
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(5)
+    idx = rng.choice(len(y), 90, replace=False)
+    noisy = y.copy()
+    noisy[idx] = (noisy[idx] + rng.integers(1, 10, idx.size)) % 10
+    rep = from_arrays(x / 16.0, noisy, modality=Modality.IMAGE)
+    default = LabelIssues()
+    mixture = default.score(rep, seed=0)
+    union = LabelIssues(flag_rule="mixture+confident-joint").score(rep, seed=0)
+    assert default.last_confident_joint is not None
+    assert np.array_equal(union.flagged, mixture.flagged | default.last_confident_joint)
+    assert mixture.flagged.sum() > 0 and union.flagged.sum() >= mixture.flagged.sum()
+    with pytest.raises(DetectionError, match="unknown flag_rule"):
+        LabelIssues(flag_rule="union")
