@@ -24,13 +24,13 @@ The model must also beat the class priors out of fold (likelihood-ratio G test),
 the labels are no evidence.
 
 **The flag rule** (docs/adr/0048), once the test rejects: by default (``flag_rule="mixture"``) the mixture's
-count; with ``flag_rule="mixture+confident-joint"`` the union of two estimates of the wrong labels, both
-read from the natural model ``q`` (it gains on imbalanced classes, SMS and breast cancer, and loses more
-than 0.02 F1 on balanced ones, digits and sentiment, so it is not the default). The mixture's count
-``n eps (K - 1) / K``, highest posterior of the noise component first (random flips leak into every class: what the uniform share measures); and confident
-learning (Northcutt, Jiang and Chuang, 2021, implemented here from the paper): per-class thresholds, the
-calibrated confident joint's count for each (given, true) class pair, pruned by largest margin within the
-given class (noise concentrated on class pairs, classes of unequal difficulty).
+count; with ``flag_rule="mixture+confident-joint"`` the union of two estimates of the wrong labels, both read
+from the natural model ``q`` (it gains on imbalanced classes, SMS and breast cancer, and loses more than 0.02
+F1 on balanced ones, digits and sentiment, so it is not the default). The mixture's count ``n eps (K - 1) /
+K``, highest posterior of the noise component first (random flips leak into every class: what the uniform
+share measures); and confident learning (Northcutt, Jiang and Chuang, 2021, implemented here from the paper):
+per-class thresholds, the calibrated confident joint's count for each (given, true) class pair, pruned by
+largest margin within the given class (noise concentrated on class pairs, classes of unequal difficulty).
 
 **p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
 atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
