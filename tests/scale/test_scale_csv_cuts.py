@@ -155,3 +155,38 @@ def test_fuzzed_tsv_partitions_match_the_single_process(rows: list[str], target:
     data = ("h1\th2\n" + "\n".join(rows) + "\n").encode()
     store, ref = _put(data, "tsv")
     assert _parted(store, ref, target) == _single(store, ref)
+
+
+PLAIN_THEN_QUOTED = b"text,label\n" + b"".join(b"row %d,%d\n" % (i, i % 2) for i in range(40)) + (
+    b'"quoted\nnewline",1\n"a ""b""",0\n' + b"".join(b"tail %d,1\n" % i for i in range(20))
+)
+
+
+@pytest.mark.parametrize("target", [16, 64, 200, 1 << 20])
+def test_plain_and_quoted_partitions_mix_exactly(monkeypatch: pytest.MonkeyPatch, target: int) -> None:
+    store, ref = _put(PLAIN_THEN_QUOTED)
+    expected = _single(store, ref)
+    assert expected.encoding == "csv-records" and expected.count == 62
+    _no_serial_fallback(monkeypatch)
+    assert _parted(store, ref, target) == expected
+
+
+def test_plain_partitions_skip_the_csv_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"\n\ntext,label,score\r\n" + b"".join(b"w%d w%d,%d,0.%d\r\n" % (i, i * 7, i % 3, i) for i in range(300))
+    data += b"\nlast,1,2"  # a blank line and no final newline
+    store, ref = _put(data)
+    expected = _single(store, ref)
+    assert expected.encoding == "lines" and expected.count == 301
+    _no_serial_fallback(monkeypatch)
+
+    def no_parser(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("a plain partition went through Arrow's CSV parser")
+
+    monkeypatch.setattr(scale_records, "csv_row_count", no_parser)
+    for target in (30, 50, 999, 1 << 20):  # the header in the first partition
+        assert _parted(store, ref, target) == expected
+    monkeypatch.undo()
+    bad = data.replace(b"w5 w35,2,0.5", b"w5 w35,2")  # a short row: the single process names its line
+    store, ref = _put(bad)
+    assert _parted(store, ref, 100) == _single(store, ref)
+    assert "expected 3 columns, got 2" in _single(store, ref)[1]

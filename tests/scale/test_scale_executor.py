@@ -27,7 +27,7 @@ pytest.importorskip("distributed")
 
 import itertools
 
-from dataward.scale.dask import DaskExecutor, SchedulerError
+from dataward.scale.dask import DaskExecutor, SchedulerError, chunks
 
 SAMPLES = {
     "a.jsonl": b'{"t": "one"}\r\n\n{"t": "two"}\n\n\n{"t": "three \\u00e9"}\n{"t": 4}',
@@ -170,3 +170,26 @@ def test_malformed_scheduler_address_is_refused(
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert "not a Dask scheduler address" in err and "Traceback" not in err
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 50), k=st.integers(1, 9))
+def test_chunks_cover_the_items_in_order(n: int, k: int) -> None:
+    runs = chunks(n, k)
+    assert [i for r in runs for i in r] == list(range(n))
+    assert len(runs) == min(n, k) and all(len(r) for r in runs)
+    assert max(map(len, runs), default=0) - min(map(len, runs), default=0) <= 1
+
+
+def _square_or_fail(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"negative {x}")
+    return x * x
+
+
+def test_dask_map_keeps_order_and_raises(dask_executor: Executor) -> None:
+    assert dask_executor.workers == 2
+    for n in (1, 2, 3, 17):
+        assert dask_executor.map(_square_or_fail, list(range(n))) == [i * i for i in range(n)]
+    with pytest.raises(ValueError, match="negative -3"):
+        dask_executor.map(_square_or_fail, [1, 2, -3, 4])
