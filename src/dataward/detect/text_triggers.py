@@ -398,23 +398,20 @@ def mine(
     # the tokens removed for g: its own, plus every token that most of its carriers share (the rest of a
     # phrase trigger, wherever it sits); template words shared by all records carry no weight anyway
     cand_ngrams = np.unique(pair_ngram)
-    shared_counts = (ngram_csc[:, cand_ngrams].T @ x).tocsr()
-    shared = shared_counts.tocoo()
-    keep_shared = shared.data >= params.shared_fraction * table.support[cand_ngrams[shared.row]]
-    core_rows = [row for row, g in enumerate(cand_ngrams.tolist()) for _ in table.tokens[g]]
-    core_toks = [tok for g in cand_ngrams.tolist() for tok in table.tokens[g]]
-    rows = np.concatenate([shared.row[keep_shared].astype(np.int64), np.asarray(core_rows, dtype=np.int64)])
-    toks = np.concatenate([shared.col[keep_shared].astype(np.int64), np.asarray(core_toks, dtype=np.int64)])
-    order = np.lexsort((toks, rows))
-    rows, toks = rows[order], toks[order]
-    first = np.r_[True, (rows[1:] != rows[:-1]) | (toks[1:] != toks[:-1])]
-    rows, rem_tok = rows[first], toks[first]
+    rows, rem_tok, rem_full = _removed_tokens(table, ngram_csc, cand_ngrams, x, params.shared_fraction)
+    # a token every carrier of g holds (g's own tokens among them) is removed from each without a look-up:
+    # its weight enters once per (g, fold); only the tokens most but not all carriers hold are looked up
+    cand_pos = np.full(n_ngrams, -1, dtype=np.int64)
+    cand_pos[cand_ngrams] = np.arange(len(cand_ngrams))
+    full_rows, full_tok = rows[rem_full], rem_tok[rem_full]
+    rows, rem_tok = rows[~rem_full], rem_tok[~rem_full]
     counts = np.bincount(rows, minlength=len(cand_ngrams))
     rem_start = np.zeros(n_ngrams, dtype=np.int64)
     rem_len = np.zeros(n_ngrams, dtype=np.int64)
     rem_start[cand_ngrams] = np.r_[0, np.cumsum(counts)[:-1]]
     rem_len[cand_ngrams] = counts
     content = np.asarray(x.sum(axis=0)).ravel() >= 2  # tokens seen in at least two units
+    full_content = np.bincount(full_rows, weights=content[full_tok], minlength=len(cand_ngrams))
     content_cols = np.flatnonzero(content)
     content_count = np.asarray(x[:, content_cols].sum(axis=1)).ravel()
     x_content = x[:, content_cols].tocsr()
@@ -429,6 +426,9 @@ def mine(
         log_odds, weights = fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
+        full_weight = np.stack(
+            [np.bincount(full_rows, weights=weights[f, full_tok], minlength=len(cand_ngrams)) for f in range(n_folds)]
+        )
         base = float(y.mean())
         sel = pair_target == t
         for gs, hs in _chunks(pair_ngram[sel], pair_hits[sel], ngram_csc.indptr):
@@ -445,10 +445,13 @@ def mine(
             keys = tri_unit * vocab + tri_tok
             pos = np.minimum(np.searchsorted(x_keys, keys), len(x_keys) - 1)
             present = x_keys[pos] == keys
-            drop_weight = np.bincount(
+            ent_pos = cand_pos[gs[ent_pair]]
+            drop_weight = full_weight[folds[ent_unit], ent_pos] + np.bincount(
                 tri_ent, weights=np.where(present, weights[folds[tri_unit], tri_tok], 0.0), minlength=len(ent_unit)
             )
-            drop_content = np.bincount(tri_ent, weights=present & content[tri_tok], minlength=len(ent_unit))
+            drop_content = full_content[ent_pos] + np.bincount(
+                tri_ent, weights=present & content[tri_tok], minlength=len(ent_unit)
+            )
             removed = log_odds[ent_unit] - drop_weight
             # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
             rest = content_count[ent_unit] - drop_content
@@ -499,6 +502,48 @@ def mine(
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+def _removed_tokens(
+    table: NgramTable,
+    ngram_csc: sparse.csc_matrix,
+    cand: IntArray,
+    x: sparse.csr_matrix,
+    shared_fraction: float,
+    budget: int = 500_000,
+) -> tuple[IntArray, IntArray, BoolArray]:
+    """The tokens removed with each candidate ``cand[i]``: its own and those ``shared_fraction`` of its carriers hold.
+
+    Returned sorted by (candidate position, token): the position, the token, and whether *every* carrier
+    holds it (so its presence needs no look-up). The carriers' token counts are taken a block of candidates
+    (about ``budget`` carriers) at a time, which bounds the memory of the counts at any size.
+    """
+    support = table.support[cand]
+    sizes = np.diff(ngram_csc.indptr)[cand]
+    ends = np.cumsum(sizes)
+    row_parts: list[IntArray] = []
+    tok_parts: list[IntArray] = []
+    full_parts: list[BoolArray] = []
+    begin = 0
+    while begin < len(cand):
+        reach = (ends[begin - 1] if begin else 0) + budget
+        end = max(begin + 1, int(np.searchsorted(ends, reach, side="right")))
+        counts = sparse.csr_matrix(ngram_csc[:, cand[begin:end]].T @ x).tocoo()
+        rows = counts.row.astype(np.int64) + begin
+        keep = counts.data >= shared_fraction * support[rows]
+        row_parts.append(rows[keep])
+        tok_parts.append(counts.col[keep].astype(np.int64))
+        full_parts.append(counts.data[keep] >= support[rows[keep]])
+        begin = end
+    core_rows = [row for row, g in enumerate(cand.tolist()) for _ in table.tokens[g]]
+    core_toks = [tok for g in cand.tolist() for tok in table.tokens[g]]
+    rows = np.concatenate([*row_parts, np.asarray(core_rows, dtype=np.int64)])
+    toks = np.concatenate([*tok_parts, np.asarray(core_toks, dtype=np.int64)])
+    full = np.concatenate([*full_parts, np.zeros(len(core_rows), dtype=bool)])
+    order = np.lexsort((~full, toks, rows))
+    rows, toks, full = rows[order], toks[order], full[order]
+    first = np.r_[True, (rows[1:] != rows[:-1]) | (toks[1:] != toks[:-1])]
+    return rows[first], toks[first], full[first]
 
 
 def _ranges(starts: IntArray, lens: IntArray) -> IntArray:
@@ -556,9 +601,8 @@ def _context_groups(
     picked = np.arange(len(units))
     if len(units) > limit:
         picked = np.sort(rng.choice(len(units), size=limit, replace=False))
-    keep = np.ones(x.shape[1])
-    keep[drop] = 0.0
-    mat = sparse.csr_matrix(x[units[picked]] @ sparse.diags(keep))
+    mat = sparse.csr_matrix(x[units[picked]])
+    mat.data = mat.data * (~np.isin(mat.indices, drop))
     mat.eliminate_zeros()
     sizes = np.asarray(mat.sum(axis=1)).ravel()
     inter = (mat @ mat.T).toarray()
