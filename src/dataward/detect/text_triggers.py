@@ -417,8 +417,6 @@ def mine(
     x_content = x[:, content_cols].tocsr()
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     x.sort_indices()
-    vocab = x.shape[1]
-    x_keys = np.repeat(np.arange(n_units, dtype=np.int64), np.diff(x.indptr)) * vocab + x.indices
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
@@ -442,9 +440,7 @@ def mine(
             tri_ent = np.repeat(np.arange(len(ent_unit)), rlen)
             tri_tok = rem_tok[_ranges(rem_start[gs[ent_pair]], rlen)]
             tri_unit = ent_unit[tri_ent]
-            keys = tri_unit * vocab + tri_tok
-            pos = np.minimum(np.searchsorted(x_keys, keys), len(x_keys) - 1)
-            present = x_keys[pos] == keys
+            present = _row_contains(x.indptr, x.indices, tri_unit, tri_tok)
             ent_pos = cand_pos[gs[ent_pair]]
             drop_weight = full_weight[folds[ent_unit], ent_pos] + np.bincount(
                 tri_ent, weights=np.where(present, weights[folds[tri_unit], tri_tok], 0.0), minlength=len(ent_unit)
@@ -521,29 +517,56 @@ def _removed_tokens(
     support = table.support[cand]
     sizes = np.diff(ngram_csc.indptr)[cand]
     ends = np.cumsum(sizes)
-    row_parts: list[IntArray] = []
-    tok_parts: list[IntArray] = []
+    vocab = x.shape[1]
+    core_rows = np.asarray([row for row, g in enumerate(cand.tolist()) for _ in table.tokens[g]], dtype=np.int64)
+    core_keys = core_rows * vocab + np.asarray([tok for g in cand.tolist() for tok in table.tokens[g]], dtype=np.int64)
+    key_parts: list[IntArray] = []
     full_parts: list[BoolArray] = []
+    missing: list[IntArray] = []  # own tokens not among the shared ones (cannot happen for n-grams of x)
     begin = 0
     while begin < len(cand):
         reach = (ends[begin - 1] if begin else 0) + budget
         end = max(begin + 1, int(np.searchsorted(ends, reach, side="right")))
-        counts = sparse.csr_matrix(ngram_csc[:, cand[begin:end]].T @ x).tocoo()
-        rows = counts.row.astype(np.int64) + begin
+        counts = sparse.csr_matrix(ngram_csc[:, cand[begin:end]].T @ x)
+        counts.sum_duplicates()  # sorted by (row, token)
+        rows = np.repeat(np.arange(begin, end, dtype=np.int64), np.diff(counts.indptr))
         keep = counts.data >= shared_fraction * support[rows]
-        row_parts.append(rows[keep])
-        tok_parts.append(counts.col[keep].astype(np.int64))
+        keys = rows[keep] * vocab + counts.indices[keep]
+        key_parts.append(keys)
         full_parts.append(counts.data[keep] >= support[rows[keep]])
+        lo, hi = np.searchsorted(core_rows, [begin, end])
+        own = core_keys[lo:hi]
+        pos = np.minimum(np.searchsorted(keys, own), max(len(keys) - 1, 0))
+        absent = own if len(keys) == 0 else own[keys[pos] != own]
+        if absent.size:
+            missing.append(absent)
         begin = end
-    core_rows = [row for row, g in enumerate(cand.tolist()) for _ in table.tokens[g]]
-    core_toks = [tok for g in cand.tolist() for tok in table.tokens[g]]
-    rows = np.concatenate([*row_parts, np.asarray(core_rows, dtype=np.int64)])
-    toks = np.concatenate([*tok_parts, np.asarray(core_toks, dtype=np.int64)])
-    full = np.concatenate([*full_parts, np.zeros(len(core_rows), dtype=bool)])
-    order = np.lexsort((~full, toks, rows))
-    rows, toks, full = rows[order], toks[order], full[order]
-    first = np.r_[True, (rows[1:] != rows[:-1]) | (toks[1:] != toks[:-1])]
-    return rows[first], toks[first], full[first]
+    keys = np.concatenate(key_parts) if key_parts else np.zeros(0, dtype=np.int64)
+    full = np.concatenate(full_parts) if full_parts else np.zeros(0, dtype=bool)
+    if missing:
+        extra = np.unique(np.concatenate(missing))
+        keys = np.concatenate([keys, extra])
+        full = np.concatenate([full, np.zeros(len(extra), dtype=bool)])
+        order = np.argsort(keys, kind="stable")
+        keys, full = keys[order], full[order]
+    return keys // vocab, keys % vocab, full
+
+
+def _row_contains(indptr: IntArray, indices: IntArray, rows: IntArray, cols: IntArray) -> BoolArray:
+    """Whether each ``(rows[i], cols[i])`` is stored in a CSR matrix with sorted indices (a bisection per row)."""
+    if len(rows) == 0 or len(indices) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    lo = indptr[rows].astype(np.int64)
+    hi = indptr[rows + 1].astype(np.int64)
+    end = hi.copy()
+    last = len(indices) - 1
+    for _ in range(int(np.max(hi - lo)).bit_length()):
+        mid = (lo + hi) >> 1
+        less = (indices[np.minimum(mid, last)] < cols) & (mid < hi)
+        lo = np.where(less, mid + 1, lo)
+        hi = np.where(less, hi, mid)
+    found: BoolArray = (lo < end) & (indices[np.minimum(lo, last)] == cols)
+    return found
 
 
 def _ranges(starts: IntArray, lens: IntArray) -> IntArray:
