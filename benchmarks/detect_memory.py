@@ -1,10 +1,11 @@
 """Where ``dataward detect`` spends memory on text: each detector's peak resident and virtual memory.
 
 The records of :mod:`detect_scale` are loaded once; each default text detector then runs in its own forked
-process, so its peak is its own (plus the shared loaded records). Reported per detector: seconds, peak RSS
-(``VmHWM``), peak address space (``VmPeak``, what ``RLIMIT_AS`` counts) and peak private data (what
-``RLIMIT_DATA`` counts, sampled). A large gap between address space and RSS is reserved, never-touched
-memory (thread arenas, allocator pools), which an address-space limit refuses although it costs nothing::
+process, so its peak is its own (plus the shared loaded records). Reported per detector: wall and CPU
+seconds, the load average at its end, peak RSS (``VmHWM``), peak address space (``VmPeak``, what
+``RLIMIT_AS`` counts) and peak private data (what ``RLIMIT_DATA`` counts, sampled). A large gap between
+address space and RSS is reserved, never-touched memory (thread arenas, allocator pools), which an
+address-space limit refuses although it costs nothing::
 
     python benchmarks/detect_memory.py --n 50000
 """
@@ -48,7 +49,7 @@ def _measure(fn: Any) -> dict[str, Any]:
                 peak_data[0] = max(peak_data[0], _status()["VmData"])
 
         threading.Thread(target=sample, daemon=True).start()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         err = ""
         try:
             fn()
@@ -58,6 +59,8 @@ def _measure(fn: Any) -> dict[str, Any]:
         st = _status()
         out = {
             "seconds": round(time.perf_counter() - t0, 2),
+            "cpu_seconds": round(time.process_time() - c0, 2),
+            "load": [round(x, 1) for x in os.getloadavg()],
             "peak_rss_mib": st["VmHWM"] >> 20,
             "peak_as_mib": st["VmPeak"] >> 20,
             "peak_data_mib": max(peak_data[0], st["VmData"]) >> 20,

@@ -222,34 +222,43 @@ class TextComboTriggers(Detector):
 def _carriers(xs: sparse.csr_matrix, a: IntArray, b: IntArray, budget: int = 4_000_000) -> sparse.csc_matrix:
     """The (units x pairs) incidence of the units holding both words ``a[i]`` and ``b[i]`` of each pair.
 
-    Each pair looks up its rarer word's carriers in the sorted (unit, word) keys of ``xs``, a block of
-    pairs at a time (about ``budget`` carriers): the product of the two words' columns, which it replaces,
-    materialised both columns of every pair at once (6 GiB at 50k texts).
+    Pairs are taken in order of their more frequent word ``w``: the units holding ``w`` are marked in one
+    boolean array of the units, and each pair's rarer word's carriers are looked up in it (one read each,
+    from an array that stays in cache), a block of about ``budget`` carriers at a time. This replaced a
+    binary search of every carrier in the sorted (unit, word) keys (half the detector's time at 100k texts),
+    and before that the product of the two words' columns, which materialised both columns of every pair
+    at once (6 GiB at 50k texts).
     """
-    n_units, v = xs.shape
-    xr = sparse.csr_matrix(xs)
-    xr.sort_indices()
-    xc = xr.tocsc()
-    keys = np.repeat(np.arange(n_units, dtype=np.int64), np.diff(xr.indptr)) * v + xr.indices
+    n_units = xs.shape[0]
+    xc = sparse.csc_matrix(xs)
+    xc.sort_indices()
     df = np.diff(xc.indptr)
     a_rarer = df[a] <= df[b]
     rare = np.where(a_rarer, a, b).astype(np.int64)
     other = np.where(a_rarer, b, a).astype(np.int64)
-    lens = df[rare].astype(np.int64)
+    order = np.argsort(other, kind="stable")
+    lens = df[rare[order]].astype(np.int64)
     ends = np.cumsum(lens)
+    group_ends = np.flatnonzero(np.r_[other[order][1:] != other[order][:-1], True]) + 1
+    mask = np.zeros(n_units, dtype=bool)
     rows_out: list[IntArray] = []
     cols_out: list[IntArray] = []
     begin = 0
-    while begin < len(rare):
-        end = max(begin + 1, int(np.searchsorted(ends, (ends[begin - 1] if begin else 0) + budget, side="right")))
-        pair = np.repeat(np.arange(begin, end, dtype=np.int64), lens[begin:end])
-        units = xc.indices[_ranges(xc.indptr[rare[begin:end]], lens[begin:end])].astype(np.int64)
-        want = units * v + other[pair]
-        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-        hit = keys[pos] == want
-        rows_out.append(units[hit])
-        cols_out.append(pair[hit])
-        begin = end
+    for group_end in group_ends.tolist():
+        w = int(other[order[begin]])
+        holders = xc.indices[xc.indptr[w] : xc.indptr[w + 1]]
+        mask[holders] = True
+        while begin < group_end:
+            reach = (ends[begin - 1] if begin else 0) + budget
+            end = min(group_end, max(begin + 1, int(np.searchsorted(ends, reach, side="right"))))
+            block = order[begin:end]
+            pair = np.repeat(block, lens[begin:end])
+            units = xc.indices[_ranges(xc.indptr[rare[block]], lens[begin:end])]
+            hit = mask[units]
+            rows_out.append(units[hit].astype(np.int64))
+            cols_out.append(pair[hit])
+            begin = end
+        mask[holders] = False
     rows = np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=np.int64)
     cols = np.concatenate(cols_out) if cols_out else np.zeros(0, dtype=np.int64)
     return sparse.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_units, len(a)))

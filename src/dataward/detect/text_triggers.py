@@ -398,30 +398,25 @@ def mine(
     # the tokens removed for g: its own, plus every token that most of its carriers share (the rest of a
     # phrase trigger, wherever it sits); template words shared by all records carry no weight anyway
     cand_ngrams = np.unique(pair_ngram)
-    shared_counts = (ngram_csc[:, cand_ngrams].T @ x).tocsr()
-    shared = shared_counts.tocoo()
-    keep_shared = shared.data >= params.shared_fraction * table.support[cand_ngrams[shared.row]]
-    core_rows = [row for row, g in enumerate(cand_ngrams.tolist()) for _ in table.tokens[g]]
-    core_toks = [tok for g in cand_ngrams.tolist() for tok in table.tokens[g]]
-    rows = np.concatenate([shared.row[keep_shared].astype(np.int64), np.asarray(core_rows, dtype=np.int64)])
-    toks = np.concatenate([shared.col[keep_shared].astype(np.int64), np.asarray(core_toks, dtype=np.int64)])
-    order = np.lexsort((toks, rows))
-    rows, toks = rows[order], toks[order]
-    first = np.r_[True, (rows[1:] != rows[:-1]) | (toks[1:] != toks[:-1])]
-    rows, rem_tok = rows[first], toks[first]
+    rows, rem_tok, rem_full = _removed_tokens(table, ngram_csc, cand_ngrams, x, params.shared_fraction)
+    # a token every carrier of g holds (g's own tokens among them) is removed from each without a look-up:
+    # its weight enters once per (g, fold); only the tokens most but not all carriers hold are looked up
+    cand_pos = np.full(n_ngrams, -1, dtype=np.int64)
+    cand_pos[cand_ngrams] = np.arange(len(cand_ngrams))
+    full_rows, full_tok = rows[rem_full], rem_tok[rem_full]
+    rows, rem_tok = rows[~rem_full], rem_tok[~rem_full]
     counts = np.bincount(rows, minlength=len(cand_ngrams))
     rem_start = np.zeros(n_ngrams, dtype=np.int64)
     rem_len = np.zeros(n_ngrams, dtype=np.int64)
     rem_start[cand_ngrams] = np.r_[0, np.cumsum(counts)[:-1]]
     rem_len[cand_ngrams] = counts
     content = np.asarray(x.sum(axis=0)).ravel() >= 2  # tokens seen in at least two units
+    full_content = np.bincount(full_rows, weights=content[full_tok], minlength=len(cand_ngrams))
     content_cols = np.flatnonzero(content)
     content_count = np.asarray(x[:, content_cols].sum(axis=1)).ravel()
     x_content = x[:, content_cols].tocsr()
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     x.sort_indices()
-    vocab = x.shape[1]
-    x_keys = np.repeat(np.arange(n_units, dtype=np.int64), np.diff(x.indptr)) * vocab + x.indices
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
@@ -429,6 +424,9 @@ def mine(
         log_odds, weights = fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
+        full_weight = np.stack(
+            [np.bincount(full_rows, weights=weights[f, full_tok], minlength=len(cand_ngrams)) for f in range(n_folds)]
+        )
         base = float(y.mean())
         sel = pair_target == t
         for gs, hs in _chunks(pair_ngram[sel], pair_hits[sel], ngram_csc.indptr):
@@ -442,13 +440,14 @@ def mine(
             tri_ent = np.repeat(np.arange(len(ent_unit)), rlen)
             tri_tok = rem_tok[_ranges(rem_start[gs[ent_pair]], rlen)]
             tri_unit = ent_unit[tri_ent]
-            keys = tri_unit * vocab + tri_tok
-            pos = np.minimum(np.searchsorted(x_keys, keys), len(x_keys) - 1)
-            present = x_keys[pos] == keys
-            drop_weight = np.bincount(
+            present = _row_contains(x.indptr, x.indices, tri_unit, tri_tok)
+            ent_pos = cand_pos[gs[ent_pair]]
+            drop_weight = full_weight[folds[ent_unit], ent_pos] + np.bincount(
                 tri_ent, weights=np.where(present, weights[folds[tri_unit], tri_tok], 0.0), minlength=len(ent_unit)
             )
-            drop_content = np.bincount(tri_ent, weights=present & content[tri_tok], minlength=len(ent_unit))
+            drop_content = full_content[ent_pos] + np.bincount(
+                tri_ent, weights=present & content[tri_tok], minlength=len(ent_unit)
+            )
             removed = log_odds[ent_unit] - drop_weight
             # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
             rest = content_count[ent_unit] - drop_content
@@ -499,6 +498,75 @@ def mine(
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+def _removed_tokens(
+    table: NgramTable,
+    ngram_csc: sparse.csc_matrix,
+    cand: IntArray,
+    x: sparse.csr_matrix,
+    shared_fraction: float,
+    budget: int = 500_000,
+) -> tuple[IntArray, IntArray, BoolArray]:
+    """The tokens removed with each candidate ``cand[i]``: its own and those ``shared_fraction`` of its carriers hold.
+
+    Returned sorted by (candidate position, token): the position, the token, and whether *every* carrier
+    holds it (so its presence needs no look-up). The carriers' token counts are taken a block of candidates
+    (about ``budget`` carriers) at a time, which bounds the memory of the counts at any size.
+    """
+    support = table.support[cand]
+    sizes = np.diff(ngram_csc.indptr)[cand]
+    ends = np.cumsum(sizes)
+    vocab = x.shape[1]
+    core_rows = np.asarray([row for row, g in enumerate(cand.tolist()) for _ in table.tokens[g]], dtype=np.int64)
+    core_keys = core_rows * vocab + np.asarray([tok for g in cand.tolist() for tok in table.tokens[g]], dtype=np.int64)
+    key_parts: list[IntArray] = []
+    full_parts: list[BoolArray] = []
+    missing: list[IntArray] = []  # own tokens not among the shared ones (cannot happen for n-grams of x)
+    begin = 0
+    while begin < len(cand):
+        reach = (ends[begin - 1] if begin else 0) + budget
+        end = max(begin + 1, int(np.searchsorted(ends, reach, side="right")))
+        counts = sparse.csr_matrix(ngram_csc[:, cand[begin:end]].T @ x)
+        counts.sum_duplicates()  # sorted by (row, token)
+        rows = np.repeat(np.arange(begin, end, dtype=np.int64), np.diff(counts.indptr))
+        keep = counts.data >= shared_fraction * support[rows]
+        keys = rows[keep] * vocab + counts.indices[keep]
+        key_parts.append(keys)
+        full_parts.append(counts.data[keep] >= support[rows[keep]])
+        lo, hi = np.searchsorted(core_rows, [begin, end])
+        own = core_keys[lo:hi]
+        pos = np.minimum(np.searchsorted(keys, own), max(len(keys) - 1, 0))
+        absent = own if len(keys) == 0 else own[keys[pos] != own]
+        if absent.size:
+            missing.append(absent)
+        begin = end
+    keys = np.concatenate(key_parts) if key_parts else np.zeros(0, dtype=np.int64)
+    full = np.concatenate(full_parts) if full_parts else np.zeros(0, dtype=bool)
+    if missing:
+        extra = np.unique(np.concatenate(missing))
+        keys = np.concatenate([keys, extra])
+        full = np.concatenate([full, np.zeros(len(extra), dtype=bool)])
+        order = np.argsort(keys, kind="stable")
+        keys, full = keys[order], full[order]
+    return keys // vocab, keys % vocab, full
+
+
+def _row_contains(indptr: IntArray, indices: IntArray, rows: IntArray, cols: IntArray) -> BoolArray:
+    """Whether each ``(rows[i], cols[i])`` is stored in a CSR matrix with sorted indices (a bisection per row)."""
+    if len(rows) == 0 or len(indices) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    lo = indptr[rows].astype(np.int64)
+    hi = indptr[rows + 1].astype(np.int64)
+    end = hi.copy()
+    last = len(indices) - 1
+    for _ in range(int(np.max(hi - lo)).bit_length()):
+        mid = (lo + hi) >> 1
+        less = (indices[np.minimum(mid, last)] < cols) & (mid < hi)
+        lo = np.where(less, mid + 1, lo)
+        hi = np.where(less, hi, mid)
+    found: BoolArray = (lo < end) & (indices[np.minimum(lo, last)] == cols)
+    return found
 
 
 def _ranges(starts: IntArray, lens: IntArray) -> IntArray:
@@ -556,9 +624,8 @@ def _context_groups(
     picked = np.arange(len(units))
     if len(units) > limit:
         picked = np.sort(rng.choice(len(units), size=limit, replace=False))
-    keep = np.ones(x.shape[1])
-    keep[drop] = 0.0
-    mat = sparse.csr_matrix(x[units[picked]] @ sparse.diags(keep))
+    mat = sparse.csr_matrix(x[units[picked]])
+    mat.data = mat.data * (~np.isin(mat.indices, drop))
     mat.eliminate_zeros()
     sizes = np.asarray(mat.sum(axis=1)).ravel()
     inter = (mat @ mat.T).toarray()
