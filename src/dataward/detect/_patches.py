@@ -28,10 +28,12 @@ import numpy as np
 
 from dataward.detect._anywhere import (
     base_disagreement_anywhere,
+    content_disagrees,
     enriched_windows,
     grey_grid,
     masked_disagreement_anywhere,
     positions,
+    screen_bound,
     window_mask,
 )
 from dataward.detect._shortcuts import ShortcutMiner, base_disagreement, enriched_tokens, masked_disagreement, trigger_p
@@ -212,8 +214,14 @@ class PatchTriggers(ShortcutMiner):
         prior = np.bincount(y, minlength=k_classes) / n
         flat = imgs.reshape(n, -1)
         tested = 0
-        # the purity tail alone must leave room for the joint test (the disagreement tail is <= 1)
-        tokens = [t for t in tokens if t.p_value * n_tests < self.alpha]
+        # test first the tokens whose carriers' content already votes for other classes (unmasked k-NN):
+        # a handful of planted records (0.3 %) cannot win on the purity tail alone against natural,
+        # label-pure strokes with many carriers. Only tokens whose best joint p-value could pass are kept.
+        disagrees = content_disagrees(flat, y, self.k)
+        rate = float(disagrees.mean())
+        bound = {id(t): screen_bound(t, y, float(prior[t.label]), disagrees, rate) for t in tokens}
+        tokens = [t for t in tokens if bound[id(t)] * n_tests < self.alpha]
+        tokens.sort(key=lambda t: (bound[id(t)], t.p_value, -t.size))
         sets = [set(t.carriers[y[t.carriers] == t.label].tolist()) for t in tokens]
         for ti, first in enumerate(tokens):
             if tested >= self.max_regions:
@@ -232,14 +240,21 @@ class PatchTriggers(ShortcutMiner):
             if flagged[labelled].mean() >= 0.9:
                 continue  # the same trigger, already reported (a fixed-pixel finding may hold only the
                 # carriers where the pattern happened to cover the same pixels: then this one extends it)
+            # the evidence must stand on the carriers no stronger finding holds: a code that a few natural
+            # records share with a reported trigger's carriers borrows that trigger's evidence
+            fresh = ~flagged[carriers]
+            own = labelled[~flagged[labelled]]
+            if own.size < self.min_support:
+                continue
             tested += 1
             where = positions(g, tok, labelled)
             masks = {r: window_mask((h, w, ch), c, tok.size, f) for r, c in where.items()}
-            disagree, looks, _ = masked_disagreement_anywhere(flat, y, carriers, masks, tok.label, self.k)
+            own_masks = {r: masks[r] for r in own.tolist()}
+            disagree, looks, _ = masked_disagreement_anywhere(flat, y, carriers, own_masks, tok.label, self.k)
             if disagree < self.disagreement:
                 continue
             base = base_disagreement_anywhere(flat, y, carriers, tok.label, (h, w, ch), tok.size, f, self.k, seed=5)
-            joint = trigger_p(labelled.size, carriers.size, prior[tok.label], round(disagree * labelled.size), base)
+            joint = trigger_p(own.size, int(fresh.sum()), prior[tok.label], round(disagree * own.size), base)
             if joint * n_tests >= self.alpha:
                 continue
             side = tok.size * f

@@ -18,6 +18,10 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   removed from label-issue findings (its label looks wrong because of the trigger, not as noise), together
   with the noise share it carried; a trigger finding that borrows a stronger trigger's records far beyond
   chance is subsumed by it (``findings_subsumed``);
+- **label quality beside a trigger** (docs/adr/0049-label-quality-beside-triggers-and-screened-window-codes.md):
+  once a discovered trigger finding explains the attack, label-noise records no trigger explains are one
+  low-severity ``label_quality`` finding per label pair and are not flagged (``flagged`` holds the records
+  the report takes for poison); with no trigger, label noise stays flagged (label flips are an attack);
 - the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
   records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
   the combined per-record p-values. Every flagged record carries the reasons of the detectors that
