@@ -220,11 +220,17 @@ class PatchTriggers(ShortcutMiner):
         disagrees = content_disagrees(flat, y, self.k)
         rate = float(disagrees.mean())
         bound = {id(t): screen_bound(t, y, float(prior[t.label]), disagrees, rate) for t in tokens}
+        # the most label-pure first (as before: a large patch can move the unmasked vote too), interleaved
+        # with the best bounds; twice the cap, so that neither order loses its first max_regions
         tokens = [t for t in tokens if bound[id(t)] * n_tests < self.alpha]
-        tokens.sort(key=lambda t: (bound[id(t)], t.p_value, -t.size))
+        by_bound = sorted(tokens, key=lambda t: (bound[id(t)], t.p_value, -t.size))
+        rank = {id(t): 2 * i for i, t in enumerate(tokens)}  # already in order of purity
+        for i, t in enumerate(by_bound):
+            rank[id(t)] = min(rank[id(t)], 2 * i + 1)
+        tokens.sort(key=lambda t: rank[id(t)])
         sets = [set(t.carriers[y[t.carriers] == t.label].tolist()) for t in tokens]
         for ti, first in enumerate(tokens):
-            if tested >= self.max_regions:
+            if tested >= 2 * self.max_regions:
                 break
             # the most specific form of this pattern: among the tokens of the same label whose labelled
             # carriers mostly coincide, the largest window (a 2x2 piece of a 3x3 pattern can also occur in
@@ -240,21 +246,22 @@ class PatchTriggers(ShortcutMiner):
             if flagged[labelled].mean() >= 0.9:
                 continue  # the same trigger, already reported (a fixed-pixel finding may hold only the
                 # carriers where the pattern happened to cover the same pixels: then this one extends it)
-            # the evidence must stand on the carriers no stronger finding holds: a code that a few natural
-            # records share with a reported trigger's carriers borrows that trigger's evidence
-            fresh = ~flagged[carriers]
+            # a code that a few natural records share with a reported trigger's carriers borrows that
+            # trigger's evidence: its carriers no stronger finding holds must themselves look like another
+            # class (a stronger finding's missed carriers do; natural ones do not)
             own = labelled[~flagged[labelled]]
-            if own.size < self.min_support:
-                continue
             tested += 1
             where = positions(g, tok, labelled)
             masks = {r: window_mask((h, w, ch), c, tok.size, f) for r, c in where.items()}
-            own_masks = {r: masks[r] for r in own.tolist()}
-            disagree, looks, _ = masked_disagreement_anywhere(flat, y, carriers, own_masks, tok.label, self.k)
+            if own.size < labelled.size:
+                own_masks = {r: masks[r] for r in own.tolist()}
+                if masked_disagreement_anywhere(flat, y, carriers, own_masks, tok.label, self.k)[0] < self.disagreement:
+                    continue
+            disagree, looks, _ = masked_disagreement_anywhere(flat, y, carriers, masks, tok.label, self.k)
             if disagree < self.disagreement:
                 continue
             base = base_disagreement_anywhere(flat, y, carriers, tok.label, (h, w, ch), tok.size, f, self.k, seed=5)
-            joint = trigger_p(own.size, int(fresh.sum()), prior[tok.label], round(disagree * own.size), base)
+            joint = trigger_p(labelled.size, carriers.size, prior[tok.label], round(disagree * labelled.size), base)
             if joint * n_tests >= self.alpha:
                 continue
             side = tok.size * f
