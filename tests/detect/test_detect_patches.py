@@ -119,3 +119,39 @@ def test_patch_anywhere_needs_the_content_to_disagree(digits: pd.DataFrame) -> N
     frame["image"] = pd.Series(images, index=frame.index, dtype=object)
     report = detect(frame, label="label", image="image", detectors=["patch_triggers"])
     assert report.n_flagged == 0, [f.summary for f in report.findings]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("size", "value", "target", "seed"), [(3, "random", "5", 31), (3, "checker", "2", 32)])
+def test_a_few_planted_records_are_found_at_any_position(
+    digits: pd.DataFrame, size: int, value: object, target: str, seed: int
+) -> None:
+    """0.3 % (5 images): the purity tail alone cannot pass Bonferroni over every window code, and natural
+    label-pure strokes outrank it; the codes whose carriers' content votes for other classes are tested
+    first, and the joint test (purity x masked disagreement) is strong enough for five records."""
+    params = {"location": "random", "size": size, "value": value}
+    result = simulate(digits, "badnets", ROLES, rate=0.003, target=target, seed=seed, params=params)
+    truth = result.truth.mask()
+    assert truth.sum() == 5
+    report = detect(result.data, label="label", image="image", seed=seed, detectors=["patch_triggers"])
+    flagged = report.results["patch_triggers"].flagged
+    assert (flagged & truth).sum() >= 4 and (flagged & ~truth).sum() <= 1
+    assert report.findings[0].evidence["label"] == target
+
+
+@pytest.mark.slow
+def test_a_few_own_class_carriers_of_a_rare_pattern_are_not_flagged(digits: pd.DataFrame) -> None:
+    """The null at 0.3 %: five images of one class carrying a rare pattern at random positions (label-pure,
+    but their content agrees with their label) pass the screen's purity but not the masked test."""
+    rng = np.random.default_rng(5)
+    frame = digits.copy()
+    images = list(frame["image"])
+    patch = np.indices((3, 3)).sum(axis=0) % 2 * 255
+    for i in np.flatnonzero(frame["label"].to_numpy() == 6)[:5]:
+        img = images[i].copy()
+        r, c = rng.integers(0, 6, size=2)
+        img[r : r + 3, c : c + 3] = patch
+        images[i] = img
+    frame["image"] = pd.Series(images, index=frame.index, dtype=object)
+    report = detect(frame, label="label", image="image", detectors=["patch_triggers"])
+    assert report.n_flagged == 0, [f.summary for f in report.findings]

@@ -71,6 +71,27 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
     ),
     ("ensemble sentiment combo-2 1%", "sentiment", "text-combo-trigger", 0.01, 7, {"n_words": 2}, ENSEMBLE, "f1"),
     ("ensemble digits blended 0.3%", "digits-img", "blended", 0.003, 7, {"alpha": 0.2}, ENSEMBLE, "f1"),
+    # five planted images (0.3 %) at random positions: tested first because their content votes elsewhere
+    (
+        "digits patch anywhere 0.3%",
+        "digits-img",
+        "badnets",
+        0.003,
+        7,
+        {"location": "random", "size": 3, "value": "checker"},
+        "patch_triggers",
+        "f1",
+    ),
+    (
+        "ensemble digits-16 random patch anywhere 0.3%",
+        "digits16-img",
+        "badnets",
+        0.003,
+        8,
+        {"location": "random", "size": 3, "value": "random"},
+        ENSEMBLE,
+        "f1",
+    ),
 ]
 
 

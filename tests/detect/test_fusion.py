@@ -85,13 +85,16 @@ def test_fusion_drops_findings_the_fdr_rejects_and_attributes_trigger_records() 
         "label_issues": _result("label_issues", n, [2, 3, 70, 71], (labels,)),
     }
     report = combine(_rep(n), results, [])
-    assert set(np.flatnonzero(report.flagged)) == {1, 2, 3, 70, 71}  # weak finding rejected by BH
+    # weak finding rejected by BH; 70 and 71 are label quality beside the trigger, reported, not flagged
+    assert set(np.flatnonzero(report.flagged)) == {1, 2, 3}
     by_detector = {f.check: f for f in report.findings}
     assert "weak" not in by_detector
     assert by_detector["label_issues"].records == (70, 71)  # 2 and 3 are the trigger's
-    assert by_detector["label_issues"].summary.startswith("2 record(s)")
+    assert by_detector["label_issues"].kind == "label_quality"
+    assert "2 record(s)" in by_detector["label_issues"].summary
     assert all(r.detector != "label_issues" for r in report.reasons[2])
     assert report.fusion["records_attributed_to_triggers"] == 2 and report.fusion["records_dropped_by_fdr"] == 2
+    assert report.fusion["records_label_quality"] == 2
     assert report.pvalues is not None and report.pvalues.shape == (n,)
 
 
@@ -182,3 +185,32 @@ def test_on_p_values_at_the_floor_the_purer_larger_trigger_is_kept() -> None:
     report = combine(_rep(n), results, [])
     assert set(np.flatnonzero(report.flagged)) == set(word)
     assert "words" in {f.check for f in report.findings}
+
+
+def test_label_noise_beside_a_trigger_is_label_quality_and_without_one_is_flagged() -> None:
+    # a discovered trigger explains the attack: label-noise discoveries elsewhere (natural annotation errors)
+    # are one low-severity label-quality finding, not poison flags; with no trigger they stay flagged
+    # (label flips are an attack of their own)
+    n = 1000
+    trig_records = tuple(range(20))
+    trigger = _finding("trig", "trigger", "token 'cf'", trig_records, {"label": "a"}, 0.9, p_value=1e-30)
+    noisy = (600, 601, 602, 603)
+    evidence = {
+        "noise_model": {"share": 0.01, "mass": 8.0, "n": n, "classes": 2},
+        "label_probability": [1e-6] * 4,
+    }
+    issue = _finding("labels", "label_issue", "4 record(s) labelled 'a' look like 'b'", noisy, evidence, 0.8, 1e-9)
+    results = {
+        "trig": _result("trig", n, list(trig_records), (trigger,)),
+        "labels": _result("labels", n, list(noisy), (issue,), np.ones(n)),
+    }
+    beside = combine(_rep(n), results, [])
+    assert set(np.flatnonzero(beside.flagged)) == set(trig_records)
+    quality = [f for f in beside.findings if f.kind == "label_quality"]
+    assert len(quality) == 1 and quality[0].records == noisy and quality[0].severity.value == "low"
+    assert quality[0].evidence["beside_trigger"] == "token 'cf'"
+    assert not any(r.detector == "labels" for rs in beside.reasons.values() for r in rs)
+    assert beside.fusion["records_label_quality"] == 4
+    alone = combine(_rep(n), {"labels": results["labels"]}, [])
+    assert set(np.flatnonzero(alone.flagged)) == set(noisy)
+    assert [f.kind for f in alone.findings] == ["label_issue"] and alone.fusion["records_label_quality"] == 0

@@ -9,6 +9,12 @@ carrier's own windows (wherever they are) are removed before its k nearest non-c
 
 The natural-disagreement null masks a window of the same size at a random position of records of the same
 class, so that removing a few pixels is not itself taken as evidence.
+
+Which codes are tested (at most a few dozen) is decided by a screening bound: the purity tail times the tail
+of the carriers whose *unmasked* k-NN vote is another label (:func:`content_disagrees`,
+:func:`screen_bound`). Five planted images cannot outrank natural label-pure strokes on purity alone, but
+their content votes elsewhere; choosing the tested codes from the data keeps Bonferroni over every code
+valid (docs/adr/0049-label-quality-beside-triggers-and-screened-window-codes.md).
 """
 
 from __future__ import annotations
@@ -175,6 +181,36 @@ def masked_disagreement_anywhere(
             wrong.append(qi)
             looks[m] = looks.get(m, 0) + 1
     return len(wrong) / queries.size, looks, np.array(wrong, dtype=np.int64)
+
+
+def content_disagrees(flat: FloatArray, y: IntArray, k: int, seed: int = 4) -> BoolArray:
+    """Whether each record's k-NN majority (whole image, itself excluded, among at most 3,000 seeded
+    references) is another label: a cheap, unmasked stand-in for the masked test, used only to decide
+    which window codes are worth testing. A small trigger barely moves an image, so a relabelled image's
+    neighbours still vote for its own content."""
+    n = flat.shape[0]
+    refs = _Refs(flat, y, _sample(np.arange(n, dtype=np.int64), _MAX_REFS, seed))
+    out = np.zeros(n, dtype=bool)
+    kk = max(1, min(k, refs.idx.size - 1))
+    for a in range(0, n, 512):
+        block = flat[a : a + 512]
+        d2 = refs.x2.sum(axis=1)[None, :] - 2.0 * block @ refs.x.T + (block**2).sum(axis=1)[:, None]
+        d2[refs.idx[None, :] == np.arange(a, a + block.shape[0])[:, None]] = np.inf
+        nn = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+        votes = refs.y[nn]
+        major = np.array([np.bincount(v).argmax() for v in votes], dtype=np.int64)
+        out[a : a + block.shape[0]] = major != y[a : a + block.shape[0]]
+    return out
+
+
+def screen_bound(token: WindowToken, y: IntArray, prior: float, disagrees: BoolArray, rate: float) -> float:
+    """The joint p-value a token would reach if its carriers' masked votes matched their unmasked ones
+    (:func:`content_disagrees`): the order in which tokens are tested, never the test itself. Any
+    data-dependent choice of which tokens to test keeps Bonferroni over every code valid."""
+    labelled = token.carriers[y[token.carriers] == token.label]
+    d = int(disagrees[labelled].sum())
+    p2 = float(binom.sf(d - 1, labelled.size, max(rate, 0.02))) if d else 1.0
+    return token.p_value * p2
 
 
 def base_disagreement_anywhere(

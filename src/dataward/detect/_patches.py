@@ -28,10 +28,12 @@ import numpy as np
 
 from dataward.detect._anywhere import (
     base_disagreement_anywhere,
+    content_disagrees,
     enriched_windows,
     grey_grid,
     masked_disagreement_anywhere,
     positions,
+    screen_bound,
     window_mask,
 )
 from dataward.detect._shortcuts import ShortcutMiner, base_disagreement, enriched_tokens, masked_disagreement, trigger_p
@@ -212,11 +214,23 @@ class PatchTriggers(ShortcutMiner):
         prior = np.bincount(y, minlength=k_classes) / n
         flat = imgs.reshape(n, -1)
         tested = 0
-        # the purity tail alone must leave room for the joint test (the disagreement tail is <= 1)
-        tokens = [t for t in tokens if t.p_value * n_tests < self.alpha]
+        # test first the tokens whose carriers' content already votes for other classes (unmasked k-NN):
+        # a handful of planted records (0.3 %) cannot win on the purity tail alone against natural,
+        # label-pure strokes with many carriers. Only tokens whose best joint p-value could pass are kept.
+        disagrees = content_disagrees(flat, y, self.k)
+        rate = float(disagrees.mean())
+        bound = {id(t): screen_bound(t, y, float(prior[t.label]), disagrees, rate) for t in tokens}
+        # the most label-pure first (as before: a large patch can move the unmasked vote too), interleaved
+        # with the best bounds; twice the cap, so that neither order loses its first max_regions
+        tokens = [t for t in tokens if bound[id(t)] * n_tests < self.alpha]
+        by_bound = sorted(tokens, key=lambda t: (bound[id(t)], t.p_value, -t.size))
+        rank = {id(t): 2 * i for i, t in enumerate(tokens)}  # already in order of purity
+        for i, t in enumerate(by_bound):
+            rank[id(t)] = min(rank[id(t)], 2 * i + 1)
+        tokens.sort(key=lambda t: rank[id(t)])
         sets = [set(t.carriers[y[t.carriers] == t.label].tolist()) for t in tokens]
         for ti, first in enumerate(tokens):
-            if tested >= self.max_regions:
+            if tested >= 2 * self.max_regions:
                 break
             # the most specific form of this pattern: among the tokens of the same label whose labelled
             # carriers mostly coincide, the largest window (a 2x2 piece of a 3x3 pattern can also occur in
@@ -232,9 +246,17 @@ class PatchTriggers(ShortcutMiner):
             if flagged[labelled].mean() >= 0.9:
                 continue  # the same trigger, already reported (a fixed-pixel finding may hold only the
                 # carriers where the pattern happened to cover the same pixels: then this one extends it)
+            # a code that a few natural records share with a reported trigger's carriers borrows that
+            # trigger's evidence: its carriers no stronger finding holds must themselves look like another
+            # class (a stronger finding's missed carriers do; natural ones do not)
+            own = labelled[~flagged[labelled]]
             tested += 1
             where = positions(g, tok, labelled)
             masks = {r: window_mask((h, w, ch), c, tok.size, f) for r, c in where.items()}
+            if own.size < labelled.size:
+                own_masks = {r: masks[r] for r in own.tolist()}
+                if masked_disagreement_anywhere(flat, y, carriers, own_masks, tok.label, self.k)[0] < self.disagreement:
+                    continue
             disagree, looks, _ = masked_disagreement_anywhere(flat, y, carriers, masks, tok.label, self.k)
             if disagree < self.disagreement:
                 continue

@@ -18,6 +18,10 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   removed from label-issue findings (its label looks wrong because of the trigger, not as noise), together
   with the noise share it carried; a trigger finding that borrows a stronger trigger's records far beyond
   chance is subsumed by it (``findings_subsumed``);
+- **label quality beside a trigger** (docs/adr/0049-label-quality-beside-triggers-and-screened-window-codes.md):
+  once a discovered trigger finding explains the attack, label-noise records no trigger explains are one
+  low-severity ``label_quality`` finding per label pair and are not flagged (``flagged`` holds the records
+  the report takes for poison); with no trigger, label noise stays flagged (label flips are an attack);
 - the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
   records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
   the combined per-record p-values. Every flagged record carries the reasons of the detectors that
@@ -36,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from dataward.core.evidence import FDR, as_pvalue, benjamini_hochberg, empirical_null_pvalues
-from dataward.core.severity import SEVERITIES
+from dataward.core.severity import SEVERITIES, Severity
 from dataward.detect import registry
 from dataward.detect.interface import (
     BoolArray,
@@ -332,6 +336,21 @@ def _without(f: Finding, drop: set[int]) -> Finding | None:
     return replace(f, summary=summary, records=kept, evidence=evidence, n_records=None)
 
 
+def _as_label_quality(f: Finding, trigger: str) -> Finding:
+    """A label-issue finding beside a discovered trigger, restated as a low-severity label-quality finding:
+    its records are reported, not flagged (the trigger explains the attack; these labels look wrong the way
+    natural annotation errors do)."""
+    score = min(f.rank_score, Severity.LOW.score)
+    return replace(
+        f,
+        kind="label_quality",
+        severity=Severity.of_score(score),
+        score=score,
+        summary=f"label quality (not counted as poison): {f.summary}",
+        evidence={**f.evidence, "beside_trigger": trigger[:120]},
+    )
+
+
 def _trigger_strength(f: Finding) -> tuple[float, float, int]:
     """Sort key, strongest first: the smaller p-value; on a tie (large batches push strong triggers' p-values
     to the floating-point floor, 0.0) the purer finding, then the one explaining more records. A trigger
@@ -483,6 +502,15 @@ def combine(
     findings: list[Finding] = []
     dropped_fdr = 0
     attributed = 0
+    label_quality = 0
+    trigger_summary = next(
+        (
+            f.summary
+            for _n, f in sorted(tested, key=lambda t: _trigger_strength(t[1]))
+            if id(f) in discovered and f.kind == "trigger"
+        ),
+        "",
+    )
     uncalibrated: list[str] = []
     for name, result in ran:
         own = np.asarray(result.flagged, dtype=bool)
@@ -507,18 +535,22 @@ def combine(
         if result.findings and all(f.kind == "label_issue" for f in result.findings) and explained:
             attributed += int(np.sum(keep[list(explained)]))
             keep[list(explained)] = False
+        quality = np.zeros(n, dtype=bool)
         if result.findings and all(f.kind == "label_issue" for f in result.findings):
             keep &= _label_noise_left(result.findings, explained, n, q)
+            if explained:  # a poisoning finding explains the attack: the rest is label quality, not poison
+                quality, keep = keep, np.zeros(n, dtype=bool)
+                label_quality += int(quality.sum())
         for f in result.findings:
             if _finding_p(f) is not None and id(f) not in discovered:
                 continue
             if (_finding_p(f) is None and gated) or f.kind == "label_issue":
                 # such a finding holds only the records that stay flagged: those whose own p-values are
                 # discoveries, and label issues that no trigger explains
-                g = _without(f, {r for r in f.records if not keep[r]})
+                g = _without(f, {r for r in f.records if not (keep[r] or quality[r])})
                 if g is None:
                     continue
-                f = g
+                f = g if not quality.any() else _as_label_quality(g, trigger_summary)
             findings.append(f)
         flagged |= keep
         for idx, details in result.reasons.items():
@@ -555,6 +587,7 @@ def combine(
         "findings_subsumed": [f"{f.summary[:80]} (by {subsumed[id(f)][:60]})" for f in subsumed_list[:10]],
         "records_dropped_by_fdr": dropped_fdr,
         "records_attributed_to_triggers": attributed,
+        "records_label_quality": label_quality,
         "uncalibrated": uncalibrated,
     }
     return DetectionReport(
