@@ -139,7 +139,7 @@ def run_peers(peer_python: Path, jobs: list[Path], rows: list[dict[str, Any]], t
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one seed, 5 % flips only")
+    ap.add_argument("--quick", action="store_true", help="one seed, 5 %% flips only")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated data sets")
     ap.add_argument("--peer-python", default=str(ROOT / ".venv-bench-detection" / "bin" / "python"))
