@@ -25,7 +25,7 @@ from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source
 from dataward.store.batches import insert_batch
 from dataward.store.catalog import referenced_file_digests, write_transaction
-from dataward.store.objects import CHUNK, ObjectStore, ObjectWriter
+from dataward.store.objects import ObjectStore, ObjectWriter
 from dataward.timeutil import now, now_iso
 from dataward.workspace import Workspace
 
@@ -49,8 +49,11 @@ class StoredFile:
     size: int
 
 
-def _copy_unsynced(store: ObjectStore, item: InputFile, progress: Progress | None) -> tuple[StoredFile, ObjectWriter]:
-    """Stream ``item`` into a temporary object, hashing as it goes; the caller commits (fsync + rename) it."""
+def _copy_unsynced(
+    store: ObjectStore, item: InputFile, progress: Progress | None, direct: bool = False
+) -> tuple[StoredFile, ObjectWriter]:
+    """Stream ``item`` into a temporary object, hashing as it goes; the caller commits (fsync + rename) it.
+    ``direct``: around the page cache (for a file whose bytes are not read again to hash its records)."""
     try:
         f = open(item.path, "rb")  # noqa: SIM115 - closed below; fstat needs the descriptor
     except PermissionError:
@@ -63,15 +66,10 @@ def _copy_unsynced(store: ObjectStore, item: InputFile, progress: Progress | Non
             before = os.fstat(f.fileno())
             if not stat.S_ISREG(before.st_mode):
                 raise InputError(f"{item.path}: not a regular file")
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            write = w.write
+            on_chunk = (lambda n: progress(item.name, n)) if progress else None
             try:
-                while n := f.readinto(buf):
-                    write(view[:n])
-                    if progress:
-                        progress(item.name, n)
-            except OSError as exc:
+                w.copy_from(f, direct=direct, on_chunk=on_chunk)
+            except OSError as exc:  # write errors come as storage errors: this is the read side
                 raise InputError(f"{item.path}: read failed ({exc.strerror})") from None
             after = os.fstat(f.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or after.st_size != w.size:
@@ -106,10 +104,15 @@ def _copy_all(
     workers: int,
     progress: Progress | None,
     created: list[str] | None = None,
+    fmt: str | None = None,
 ) -> list[StoredFile]:
     """Copy ``inputs`` on ``workers`` hashing threads; fsync + rename run on a separate pool of I/O threads, so
     a hashing thread never waits for the disk, and the device sees many flushes at once (ext4 and most
-    filesystems group concurrent fsyncs into one journal commit). Every object is durable on return."""
+    filesystems group concurrent fsyncs into one journal commit). Every object is durable on return.
+
+    A file of format ``file`` (``fmt``, else by its name) is one opaque record: nothing reads it again
+    during the acquire, so it is written around the page cache (ADR 0058); a record format keeps its bytes
+    cached for the record hashing that reads them next."""
     with ThreadPoolExecutor(IO_THREADS) as io, ThreadPoolExecutor(workers) as pool:
 
         def commit(w: ObjectWriter) -> str:
@@ -119,7 +122,7 @@ def _copy_all(
             return digest
 
         def one(item: InputFile) -> tuple[StoredFile, Future[str]]:
-            s, w = _copy_unsynced(store, item, progress)
+            s, w = _copy_unsynced(store, item, progress, (fmt or detect_format(item.name)) == "file")
             return s, io.submit(commit, w)
 
         copied = list(pool.map(one, inputs))
@@ -265,7 +268,7 @@ def acquire(
             expected, kid = _expected_from_signed(p, src.supplier_key, source)
             verification = {"method": "dsse", "file": p.name, "supplier_keyid": kid}
         n_workers = workers or max(2, min(8, usable_cpus()))
-        stored = _copy_all(ws.objects, inputs, n_workers, progress, created)
+        stored = _copy_all(ws.objects, inputs, n_workers, progress, created, format)
         crash_point("acquire.after-copy")
         if expected is not None:
             _compare_expected(expected, stored, verification["file"])
