@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -155,6 +156,20 @@ class ObjectStore:
         return self.path(area, digest) if self._local else None
 
 
+_buffers = threading.local()
+
+
+def _copy_buffer() -> memoryview:
+    """This thread's copy buffer (DIRECT_CHUNK bytes, page-aligned), made once: fresh memory for every
+    file would cost a page fault per page touched, more than the copy of those pages itself."""
+    mem = getattr(_buffers, "mem", None)
+    if mem is None:
+        import mmap
+
+        mem = _buffers.mem = mmap.mmap(-1, DIRECT_CHUNK)  # page-aligned, as O_DIRECT needs
+    return memoryview(mem)
+
+
 def _direct(fd: int, flags: int, on: bool) -> bool:
     """Turn O_DIRECT on or off for ``fd`` (``flags``: its status flags without it); returns ``on``."""
     import fcntl
@@ -206,16 +221,23 @@ class ObjectWriter:
         raised as is (the caller words it); a write error aborts and raises a storage error.
         """
         fd = self._f.fileno() if self._store._local else -1
-        if not direct or fd < 0 or not hasattr(os, "O_DIRECT"):
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            while n := src.readinto(buf):  # type: ignore[attr-defined]
-                self.write(view[:n])
-                if on_chunk is not None:
-                    on_chunk(n)
-            return
+        view = _copy_buffer()
+        try:
+            if not direct or fd < 0 or not hasattr(os, "O_DIRECT"):
+                while n := src.readinto(view):  # type: ignore[attr-defined]
+                    with view[:n] as chunk:
+                        self.write(chunk)
+                    if on_chunk is not None:
+                        on_chunk(n)
+                return
+            self._copy_direct(src, view, fd, on_chunk)
+        finally:
+            # a traceback may still hold a slice of it; the buffer itself stays for the thread's next copy
+            with contextlib.suppress(BufferError):
+                view.release()
+
+    def _copy_direct(self, src: IO[bytes], view: memoryview, fd: int, on_chunk: Callable[[int], object] | None) -> None:
         import fcntl
-        import mmap
 
         self._f.flush()  # nothing buffered: from here on the descriptor is written directly
         flags = fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT
@@ -223,25 +245,17 @@ class ObjectWriter:
             aligned = _direct(fd, flags, True)
         except OSError:  # the file system does not do O_DIRECT
             aligned = False
-        mem = mmap.mmap(-1, DIRECT_CHUNK)  # page-aligned, as O_DIRECT needs
-        view = memoryview(mem)
-        try:
-            while n := src.readinto(view):  # type: ignore[attr-defined]
-                with view[:n] as chunk:
-                    self._h.update(chunk)
-                    if aligned and n % ALIGN:  # the tail: an O_DIRECT write must be whole blocks
-                        aligned = _direct(fd, flags, False)
-                    aligned = self._write_all(fd, chunk, aligned, flags)
-                self.size += n
-                if on_chunk is not None:
-                    on_chunk(n)
-            if aligned:
-                _direct(fd, flags, False)
-        finally:
-            # a traceback may still hold a slice of it: then the mapping goes with the last reference
-            with contextlib.suppress(BufferError):
-                view.release()
-                mem.close()
+        while n := src.readinto(view):  # type: ignore[attr-defined]
+            with view[:n] as chunk:
+                self._h.update(chunk)
+                if aligned and n % ALIGN:  # the tail: an O_DIRECT write must be whole blocks
+                    aligned = _direct(fd, flags, False)
+                aligned = self._write_all(fd, chunk, aligned, flags)
+            self.size += n
+            if on_chunk is not None:
+                on_chunk(n)
+        if aligned:
+            _direct(fd, flags, False)
 
     def _write_all(self, fd: int, chunk: memoryview, aligned: bool, flags: int) -> bool:
         """Write all of ``chunk`` at the descriptor's offset; returns whether O_DIRECT is still on."""
