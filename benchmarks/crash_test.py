@@ -327,13 +327,19 @@ def run_trials(
     n = 0
 
     def data_file() -> str:
+        """A delivery: a CSV, and every other time a directory with an opaque file beside it (written to the
+        store around the page cache, ADR 0058: whole blocks direct, a tail buffered)."""
         nonlocal n
         n += 1
-        p = root / "in" / f"d{n}.csv"
-        p.parent.mkdir(parents=True, exist_ok=True)
+        d = root / "in" / f"d{n}"
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / "d.csv"
         lines = [f"row {n}-{i} {rng.random():.6f},{i % 2}" for i in range(rows)]
         p.write_text("text,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
-        return str(p)
+        if n % 2:
+            return str(p)
+        (d / "blob.bin").write_bytes(rng.randbytes(rng.randrange(256 << 10, 1 << 20)))
+        return str(d)
 
     def timed(cmd: dict[str, Any]) -> float:
         t = time.perf_counter()
