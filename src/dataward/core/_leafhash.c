@@ -179,10 +179,10 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani_x2(uint32
     _mm_storeu_si128((__m128i *)&stb[4], _mm_alignr_epi8(b1, tb, 8));
 }
 
-/* Four independent messages of the same block count at once: on the CPUs measured two streams still leave
-   the SHA unit idle part of the time (one stream 36-37 ns a block, two 27-29, four 20, same run). The
-   message schedule of four streams does not fit the 16 XMM registers the SHA instructions can use; the
-   spills go to L1 and cost less than the idle rounds. */
+/* Four independent messages of the same block count at once: on the AMD EPYC measured (ADR 0058) two
+   streams still leave the SHA unit idle part of the time (one stream 36-37 ns a block, two 27-29, four 20,
+   same run). The message schedule of four streams does not fit the 16 XMM registers the SHA instructions
+   can use; the spills go to L1 and cost less than the idle rounds. */
 #define LANES 4
 __attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani_x4(uint32_t *st[LANES],
                                                                         const unsigned char *b[LANES],
