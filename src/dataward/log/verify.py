@@ -19,6 +19,7 @@ changed key); anything that does not fit falls back to a full verification, whic
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import hmac
 import json
@@ -39,7 +40,7 @@ from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
 from dataward.errors import Error, InputError
-from dataward.log import witness
+from dataward.log import _gc, witness
 from dataward.log.auditlog import NodeReader, canonical_bytes, entry_leaf_hash, latest_checkpoint
 from dataward.log.witness import StateBase, VerifiedMark
 from dataward.store import log_entries as store
@@ -333,6 +334,7 @@ _W: dict[str, Any] = {}
 
 
 def _worker_init(url: str, keys: dict[str, _KeyInfo]) -> None:
+    gc.disable()  # a pool process only checks rows until the pool ends (see dataward.log._gc)
     _W["engine"] = make_engine(url)
     _W["keys"] = keys
 
@@ -535,6 +537,23 @@ def verify_log(
         raise InputError(f"workers must be at least 1, got {workers}")
     if chunk < 1:
         raise InputError(f"chunk must be at least 1, got {chunk}")
+    with _gc.paused():
+        return _verify_log(
+            ws, max_problems, workers, incremental, remember, witness_path, progress, parallel_min_entries, chunk
+        )
+
+
+def _verify_log(
+    ws: Workspace,
+    max_problems: int,
+    workers: int | None,
+    incremental: bool,
+    remember: bool,
+    witness_path: str | os.PathLike[str] | None,
+    progress: Callable[[int, int], None] | None,
+    parallel_min_entries: int,
+    chunk: int,
+) -> LogVerification:
     n_workers = default_workers() if workers is None else workers
     wpath = Path(witness_path) if witness_path is not None else None
     opts = _Options(max_problems, n_workers, progress, parallel_min_entries, chunk)
