@@ -355,7 +355,7 @@ def _subject_name(subject: str, prefix: str) -> str | None:
 
 
 #: the C scanner json.loads ends in (json.loads of bytes first guesses the encoding and strips whitespace)
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[no-untyped-call]
+_scan_json: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def _loads(body: Any) -> Any:

@@ -206,7 +206,7 @@ def _revocation_mark(seq: int, krow: _KeyInfo) -> tuple[int, str, str]:
 
 #: the C scanner ``json.loads`` ends in, called directly on the decoded text (json.loads of bytes first
 #: guesses the encoding, then strips whitespace around the document: a third of the parse of a log entry)
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[no-untyped-call]
+_scan_json: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 #: what :func:`_parse_body` returns for a body that is not JSON at all
