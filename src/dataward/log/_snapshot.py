@@ -29,6 +29,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Union
 
 from dataward.errors import Error
+from dataward.log import _gc
 
 if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState
@@ -276,12 +277,19 @@ def encode_state(state: TrustedState) -> bytes:
 
     # no sort_keys: the dicts of a state are built in log order, so equal replays give equal bytes, and
     # sorting every entry's keys again would double the cost of writing
-    doc = {"type": FORMAT, "state": _encoder(TrustedState)(state)}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    with _gc.paused():  # a record per verified entry: collections would walk them all, again and again
+        doc = {"type": FORMAT, "state": _encoder(TrustedState)(state)}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def decode_state(data: bytes) -> TrustedState:
     """The state :func:`encode_state` wrote; raises :class:`SnapshotError` on anything else."""
+
+    with _gc.paused():  # a record per verified entry: collections would walk them all, again and again
+        return _decode_state(data)
+
+
+def _decode_state(data: bytes) -> TrustedState:
     from dataward.evidence.replay import TrustedState
 
     try:
