@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dataward.core.evidence import severity_of_evidence
 from dataward.detect._tails import benjamini_hochberg, strength_score, tail_pvalues
 from dataward.detect.interface import (
     BoolArray,
@@ -83,6 +84,45 @@ def unflagged_on_common_scale(scores: FloatArray, pvalues: FloatArray, flagged: 
     return out
 
 
+_CELL_LEVELS = (0.05, 0.01, 0.001)  # record p-value cut-offs a feature's excess is counted at
+_FLAG_P = 1e-3  # an excess flags its records from medium severity on (dataward.core.evidence)
+
+
+def excess_cells(p: FloatArray) -> list[tuple[int, tuple[float, float, float]]]:
+    """Per feature (column of ``p``, one class's record x feature p-values): the p-value of its excess of
+    small record p-values, and the cut-off it was found at; Bonferroni over the cut-offs.
+
+    An edit made to many records of one class on one feature leaves each record only a little odd, but
+    together far more of them than chance on that one feature. The null is that every feature has the
+    class's pooled rate of p <= a (the rate counts every feature, the edited one too: conservative), with
+    the counts' over-dispersion across features (some features are heavier-tailed than others) estimated
+    robustly from the features themselves and applied as a quasi-binomial (counts and trials divided by
+    it). The tail is the regularised incomplete beta, so fractional counts are exact.
+    """
+    from scipy.special import betainc
+
+    n, d = p.shape
+    best = np.ones(d)
+    level = np.full(d, _CELL_LEVELS[0])
+    chance = np.zeros(d)
+    for a in _CELL_LEVELS:
+        k = (p <= a).sum(axis=0).astype(np.float64)
+        rate = float(k.mean()) / n
+        if rate <= 0.0:
+            continue
+        expected = n * rate
+        # median of chi-square(1) is 0.455: the typical feature defines the dispersion, not the outliers
+        phi = max(1.0, float(np.median((k - expected) ** 2 / (expected * (1.0 - rate)))) / 0.455)
+        kk, nn = k / phi, n / phi
+        tail = np.ones(d)
+        hit = (k > expected) & (kk > 0)
+        tail[hit] = betainc(kk[hit], np.maximum(nn - kk[hit] + 1.0, 1e-9), rate)
+        better = tail < best
+        best[better], level[better], chance[better] = tail[better], a, expected
+    best = np.minimum(1.0, best * len(_CELL_LEVELS))
+    return [(j, (float(best[j]), float(level[j]), float(chance[j]))) for j in range(d)]
+
+
 @register
 class FeatureResiduals(Detector):
     """Flags records with one feature far from what their other features predict, within their class."""
@@ -108,6 +148,28 @@ class FeatureResiduals(Detector):
         mad = np.maximum(mad, np.maximum(0.5 * ref.std(axis=0), 1e-6))
         return np.asarray(np.abs(res - med) / mad, dtype=np.float64)
 
+    @staticmethod
+    def _cells(
+        z: FloatArray, scaled: BoolArray, y: IntArray, classes: list[int]
+    ) -> list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]]:
+        """Every (class, feature) with a robust scale: its records, their p-values against the class's
+        pooled reference of those features, and :func:`excess_cells` of those.
+
+        A feature without a robust scale within the class (more than half the class shares one value, as
+        pixels that are mostly blank) is left out: its rare other values are large residuals by
+        construction, far more often than the pooled rate, and would be read as an edit.
+        """
+        out: list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]] = []
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            cols = np.flatnonzero(scaled[idx[0]])
+            if cols.size < 2:
+                continue
+            zz = z[np.ix_(idx, cols)]
+            p = tail_pvalues(zz.ravel(), zz.ravel()).reshape(zz.shape)
+            out.extend((int(c), int(cols[k]), idx, p[:, k], pc) for k, pc in excess_cells(p))
+        return out
+
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         t0 = time.perf_counter()
         n = rep.n_records
@@ -119,9 +181,9 @@ class FeatureResiduals(Detector):
         d = x.shape[1]
         names = list(rep.feature_names or [f"feature {j}" for j in range(d)])
         rng = np.random.default_rng(seed)
-        pvalues = np.ones(n)
-        worst = np.zeros(n, dtype=np.int64)
-        zmax = np.zeros(n)
+        z_all = np.full((n, d), np.nan)  # robust residual z of each record's features, within its class
+        p_pool = np.ones((n, d))  # ... as p-values against its class's pooled reference
+        scaled = np.zeros((n, d), dtype=bool)  # the feature has a robust scale within the record's class
         classes_used = []
         gauss = rank_gauss(x)  # heavy-tailed and skewed columns would dominate a linear model's residuals
         for c in np.unique(y[y >= 0]):
@@ -143,12 +205,36 @@ class FeatureResiduals(Detector):
             # one pooled reference per class (every feature of every record, the trimmed ones included, so
             # the tail stays conservative): per-feature tails are too thin to fit on a few hundred records
             p = tail_pvalues(z.ravel(), z.ravel()).reshape(z.shape)
-            best = np.argmin(p, axis=1)
-            pvalues[idx] = np.minimum(1.0, p[np.arange(idx.size), best] * cols.size)
-            worst[idx] = cols[best]
-            zmax[idx] = z[np.arange(idx.size), best]
+            z_all[np.ix_(idx, cols)] = z
+            p_pool[np.ix_(idx, cols)] = p
+            raw = x[idx][:, cols]
+            scaled[np.ix_(idx, cols)] = (np.median(np.abs(raw - np.median(raw, axis=0)), axis=0) > 0)[None, :]
             classes_used.append(int(c))
+        best = np.argmin(p_pool, axis=1)
+        rows = np.arange(n)
+        n_cols = np.maximum(np.isfinite(z_all).sum(axis=1), 1)
+        pvalues = np.minimum(1.0, p_pool[rows, best] * n_cols)
+        worst = best.astype(np.int64)
+        zmax = np.nan_to_num(z_all[rows, best])
         flagged = benjamini_hochberg(pvalues, self.fdr)
+        cells = self._cells(z_all, scaled, y, classes_used)
+        # features whose excess of odd values within a class is a discovery (BH over every class x feature)
+        cell_p = np.asarray([cell[4][0] for cell in cells]) if cells else np.ones(0)
+        cell_found = benjamini_hochberg(cell_p, self.fdr)
+        excess: list[tuple[int, int, list[int], float, float]] = []
+        in_excess = np.zeros(n, dtype=bool)
+        for (c, j, members, pj, (pc, level, chance)), ok in zip(cells, cell_found, strict=True):
+            if ok:
+                recs = [int(r) for r in members[pj <= level]]
+                p_cell = min(1.0, pc * len(cells))
+                excess.append((c, j, recs, p_cell, chance))
+                # a low-severity excess (Bonferroni p above 1e-3) is worth a look, not an alarm: reported only
+                if p_cell <= _FLAG_P:
+                    in_excess[recs] = True
+        for i in np.flatnonzero(in_excess):  # the reason names the feature of the excess it belongs to
+            worst[i] = next(j for _c, j, recs, p_cell, _e in excess if p_cell <= _FLAG_P and i in recs)
+            zmax[i] = z_all[i, worst[i]]
+        flagged |= in_excess
         scores = unflagged_on_common_scale(
             strength_score(pvalues, flagged, 2.0 * -np.log10(self.fdr / max(n, 1))), pvalues, flagged
         )
@@ -157,8 +243,33 @@ class FeatureResiduals(Detector):
         label_names = rep.label_names
         groups: dict[tuple[int, int], list[int]] = {}
         for i in np.flatnonzero(flagged).tolist():
-            groups.setdefault((int(y[i]), int(worst[i])), []).append(i)
+            if not in_excess[i]:
+                groups.setdefault((int(y[i]), int(worst[i])), []).append(i)
             reasons[i] = (f"{names[worst[i]]} is {zmax[i]:.1f} robust s.d. from what its other features predict",)
+        for c, j, recs, p_cell, chance in sorted(excess, key=lambda e: e[3]):
+            label = label_names[c] if c < len(label_names) else str(c)
+            z_recs = z_all[recs, j]
+            findings.append(
+                Finding.scored(
+                    check=self.name,
+                    kind="feature_manipulation",
+                    summary=(
+                        f"feature {names[j]!r}: {len(recs)} records labelled {label!r} are off what their other "
+                        f"features predict, {chance:.1f} expected by chance (within-class model)"
+                    ),
+                    records=tuple(recs),
+                    evidence={
+                        "feature": names[j],
+                        "label": label,
+                        "expected_by_chance": round(chance, 2),
+                        "median_robust_z": round(float(np.median(z_recs)), 3),
+                        "p_value": p_cell,
+                        "fdr": self.fdr,
+                    },
+                    score=severity_of_evidence(p_cell, len(recs) / max(n, 1), cap="high").score,
+                    p_value=p_cell,
+                )
+            )
         for (c, j), recs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             label = label_names[c] if c < len(label_names) else str(c)
             p_group = float(min(pvalues[recs]))
