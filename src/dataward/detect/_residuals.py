@@ -88,39 +88,50 @@ _CELL_LEVELS = (0.05, 0.01, 0.001)  # record p-value cut-offs a feature's excess
 _FLAG_P = 1e-3  # an excess flags its records from medium severity on (dataward.core.evidence)
 
 
-def excess_cells(p: FloatArray) -> list[tuple[int, tuple[float, float, float]]]:
-    """Per feature (column of ``p``, one class's record x feature p-values): the p-value of its excess of
-    small record p-values, and the cut-off it was found at; Bonferroni over the cut-offs.
+def excess_table(
+    p_by_class: list[FloatArray], mask: BoolArray, prior: float = 2.0
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per (class, feature): the p-value of its excess of small record p-values, the cut-off it was found
+    at, and the count chance explains there; Bonferroni over the cut-offs.
 
-    An edit made to many records of one class on one feature leaves each record only a little odd, but
-    together far more of them than chance on that one feature. The null is that every feature has the
-    class's pooled rate of p <= a (the rate counts every feature, the edited one too: conservative), with
-    the counts' over-dispersion across features (some features are heavier-tailed than others) estimated
-    robustly from the features themselves and applied as a quasi-binomial (counts and trials divided by
-    it). The tail is the regularised incomplete beta, so fractional counts are exact.
+    ``p_by_class[c]`` holds class c's record x feature p-values (every feature; ``mask[c, j]`` says whether
+    feature j is tested in class c). An edit made to many records of one class on one feature leaves each
+    record only a little odd, but together far more of them than chance on that one feature. Chance is a
+    two-way model of the counts: a class's rate (from all its features) times the feature's rate relative
+    to its class in the *other* classes (some features are heavier-tailed than others everywhere; an
+    edit confined to one class does not raise its own expectation), shrunk to 1 by ``prior`` pseudo-counts.
+    The counts' remaining over-dispersion is estimated from the median cell and applied as a
+    quasi-binomial (counts and trials divided by it); the tail is the regularised incomplete beta.
     """
     from scipy.special import betainc
 
-    n, d = p.shape
-    best = np.ones(d)
-    level = np.full(d, _CELL_LEVELS[0])
-    chance = np.zeros(d)
+    n_classes, d = mask.shape
+    sizes = np.asarray([pc.shape[0] for pc in p_by_class], dtype=np.float64)
+    best = np.ones((n_classes, d))
+    level = np.full((n_classes, d), _CELL_LEVELS[0])
+    chance = np.zeros((n_classes, d))
     for a in _CELL_LEVELS:
-        k = (p <= a).sum(axis=0).astype(np.float64)
-        rate = float(k.mean()) / n
-        if rate <= 0.0:
+        k = np.asarray([(pc <= a).sum(axis=0) for pc in p_by_class], dtype=np.float64) * mask
+        tested = mask.sum(axis=1)
+        rate = np.where(tested > 0, k.sum(axis=1) / np.maximum(sizes * tested, 1.0), 0.0)  # per class
+        base = sizes * rate  # per class: a typical feature's count
+        if not np.any(base > 0):
             continue
-        expected = n * rate
-        # median of chi-square(1) is 0.455: the typical feature defines the dispersion, not the outliers
-        phi = max(1.0, float(np.median((k - expected) ** 2 / (expected * (1.0 - rate)))) / 0.455)
-        kk, nn = k / phi, n / phi
-        tail = np.ones(d)
-        hit = (k > expected) & (kk > 0)
-        tail[hit] = betainc(kk[hit], np.maximum(nn - kk[hit] + 1.0, 1e-9), rate)
+        k_all, b_all = k.sum(axis=0), (base[:, None] * mask).sum(axis=0)
+        factor = (k_all[None, :] - k + prior) / (b_all[None, :] - base[:, None] * mask + prior)
+        expected = base[:, None] * factor
+        live = mask & (expected > 0)
+        ratio = np.where(live, (k - expected) ** 2 / np.maximum(expected, 1e-12), np.nan)
+        # median of chi-square(1) is 0.455: the typical cell defines the dispersion, not the outliers
+        phi = max(1.0, float(np.nanmedian(ratio)) / 0.455) if np.any(live) else 1.0
+        r = np.clip(expected / np.maximum(sizes[:, None], 1.0), 1e-12, 1.0 - 1e-12)
+        kk, nn = k / phi, sizes[:, None] / phi
+        tail = np.ones((n_classes, d))
+        hit = live & (k > expected) & (kk > 0)
+        tail[hit] = betainc(kk[hit], np.maximum(nn - kk, 1e-9)[hit] + 1.0, r[hit])
         better = tail < best
-        best[better], level[better], chance[better] = tail[better], a, expected
-    best = np.minimum(1.0, best * len(_CELL_LEVELS))
-    return [(j, (float(best[j]), float(level[j]), float(chance[j]))) for j in range(d)]
+        best[better], level[better], chance[better] = tail[better], a, expected[better]
+    return np.minimum(1.0, best * len(_CELL_LEVELS)), level, chance
 
 
 @register
@@ -153,21 +164,30 @@ class FeatureResiduals(Detector):
         z: FloatArray, scaled: BoolArray, y: IntArray, classes: list[int]
     ) -> list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]]:
         """Every (class, feature) with a robust scale: its records, their p-values against the class's
-        pooled reference of those features, and :func:`excess_cells` of those.
+        pooled reference of those features, and :func:`excess_table` of them.
 
         A feature without a robust scale within the class (more than half the class shares one value, as
         pixels that are mostly blank) is left out: its rare other values are large residuals by
         construction, far more often than the pooled rate, and would be read as an edit.
         """
         out: list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]] = []
-        for c in classes:
+        d = z.shape[1]
+        members, p_by_class, mask = [], [], np.zeros((len(classes), d), dtype=bool)
+        for row, c in enumerate(classes):
             idx = np.flatnonzero(y == c)
             cols = np.flatnonzero(scaled[idx[0]])
-            if cols.size < 2:
-                continue
-            zz = z[np.ix_(idx, cols)]
-            p = tail_pvalues(zz.ravel(), zz.ravel()).reshape(zz.shape)
-            out.extend((int(c), int(cols[k]), idx, p[:, k], pc) for k, pc in excess_cells(p))
+            p = np.ones((idx.size, d))
+            if cols.size >= 2:
+                zz = z[np.ix_(idx, cols)]
+                p[:, cols] = tail_pvalues(zz.ravel(), zz.ravel()).reshape(zz.shape)
+                mask[row, cols] = True
+            members.append(idx)
+            p_by_class.append(p)
+        best, level, chance = excess_table(p_by_class, mask)
+        for row, c in enumerate(classes):
+            for j in np.flatnonzero(mask[row]):
+                cell = (float(best[row, j]), float(level[row, j]), float(chance[row, j]))
+                out.append((int(c), int(j), members[row], p_by_class[row][:, j], cell))
         return out
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
@@ -235,8 +255,14 @@ class FeatureResiduals(Detector):
             worst[i] = next(j for _c, j, recs, p_cell, _e in excess if p_cell <= _FLAG_P and i in recs)
             zmax[i] = z_all[i, worst[i]]
         flagged |= in_excess
+        # ranking only: within a discovered excess, the feature is no longer one of d tried at random, so
+        # its records are ordered by their p-value on that feature (flags and p-values stay as they are)
+        ranked = pvalues.copy()
+        for (_c, _j, members, pj, _cell), ok in zip(cells, cell_found, strict=True):
+            if ok:
+                ranked[members] = np.minimum(ranked[members], pj)
         scores = unflagged_on_common_scale(
-            strength_score(pvalues, flagged, 2.0 * -np.log10(self.fdr / max(n, 1))), pvalues, flagged
+            strength_score(pvalues, flagged, 2.0 * -np.log10(self.fdr / max(n, 1))), ranked, flagged
         )
         reasons: dict[int, tuple[str, ...]] = {}
         findings: list[Finding] = []
