@@ -11,6 +11,14 @@ record's p-value for feature ``j`` is its tail p-value against that reference (c
 beyond the 90th percentile by a generalised Pareto fit, :mod:`dataward.detect._tails`), Bonferroni-corrected
 over the features; records are flagged by Benjamini-Hochberg at ``fdr`` over all records. The finding names
 the feature, the class and how far the values sit from what the other features predict.
+
+An edit spread over many records (a few percent of the batch) leaves each one only a little odd, far below
+that record-level bar, but far more of them than chance on one feature of one class: per (class, feature)
+the count of records with p <= 0.05, 0.01 or 0.001 is tested against a two-way model of chance (the class's
+rate times the feature's rate in the other classes; :func:`excess_table`), with Benjamini-Hochberg at
+``fdr`` over every class x feature (docs/adr/0062-single-feature-excess-per-class.md). A discovered excess
+is a finding naming the feature; it flags its records only from medium severity on (Bonferroni p <= 1e-3),
+and ranks them by their p-value on that one feature.
 """
 
 from __future__ import annotations
@@ -251,9 +259,9 @@ class FeatureResiduals(Detector):
                 # a low-severity excess (Bonferroni p above 1e-3) is worth a look, not an alarm: reported only
                 if p_cell <= _FLAG_P:
                     in_excess[recs] = True
-        for i in np.flatnonzero(in_excess):  # the reason names the feature of the excess it belongs to
-            worst[i] = next(j for _c, j, recs, p_cell, _e in excess if p_cell <= _FLAG_P and i in recs)
-            zmax[i] = z_all[i, worst[i]]
+        for r in np.flatnonzero(in_excess).tolist():  # the reason names the feature of the excess it is in
+            worst[r] = next(j for _c, j, recs, p_cell, _e in excess if p_cell <= _FLAG_P and r in recs)
+            zmax[r] = z_all[r, worst[r]]
         flagged |= in_excess
         # ranking only: within a discovered excess, the feature is no longer one of d tried at random, so
         # its records are ordered by their p-value on that feature (flags and p-values stay as they are)
