@@ -100,3 +100,8 @@ def test_clean_breast_cancer_has_no_excess_that_flags(seed: int) -> None:
     result = FeatureResiduals().score(from_frame(frame, label="label", features=cols), seed=seed)
     assert not result.flagged.any()
     assert all(f.severity.value in ("info", "low") for f in result.findings)
+
+
+def test_excess_table_without_classes_is_empty() -> None:
+    best, level, chance = excess_table([], np.zeros((0, 3), dtype=bool))
+    assert best.shape == level.shape == chance.shape == (0, 3)

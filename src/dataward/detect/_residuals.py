@@ -118,6 +118,8 @@ def excess_table(
     best = np.ones((n_classes, d))
     level = np.full((n_classes, d), _CELL_LEVELS[0])
     chance = np.zeros((n_classes, d))
+    if n_classes == 0:  # no class large enough to model
+        return best, level, chance
     for a in _CELL_LEVELS:
         k = np.asarray([(pc <= a).sum(axis=0) for pc in p_by_class], dtype=np.float64) * mask
         tested = mask.sum(axis=1)
