@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.metrics import roc_auc_score
 
-from dataward.detect._residuals import FeatureResiduals, unflagged_on_common_scale
+from dataward.detect._residuals import FeatureResiduals, excess_table, unflagged_on_common_scale
 from dataward.detect.representation import from_frame
 from dataward.simulate import Roles, simulate
 
@@ -42,3 +43,65 @@ def test_single_feature_edit_ranks_high_on_breast_cancer() -> None:
     rep = from_frame(poisoned.data, label="label", features=cols)
     result = FeatureResiduals().score(rep, seed=2)
     assert roc_auc_score(poisoned.truth.mask(), result.scores) >= 0.85
+
+
+def _uniform_table(rng: np.random.Generator, sizes: tuple[int, ...], d: int) -> list[np.ndarray]:
+    return [rng.uniform(size=(n, d)) for n in sizes]
+
+
+def test_excess_table_finds_one_planted_cell_and_names_it() -> None:
+    rng = np.random.default_rng(0)
+    p = _uniform_table(rng, (200, 150, 180), 20)
+    p[1][:15, 7] = rng.uniform(0.0, 0.005, size=15)  # 15 records of class 1 odd on feature 7
+    best, _level, chance = excess_table(p, np.ones((3, 20), dtype=bool))
+    assert np.unravel_index(np.argmin(best), best.shape) == (1, 7)
+    assert best[1, 7] * best.size < 1e-3
+    assert chance[1, 7] < 5.0
+
+
+def test_excess_table_a_feature_heavy_in_every_class_is_chance() -> None:
+    rng = np.random.default_rng(1)
+    p = _uniform_table(rng, (200, 150, 180), 20)
+    for block in p:  # feature 3 has three times the small p-values everywhere: its tail, not an edit
+        rows = rng.choice(block.shape[0], size=block.shape[0] // 10, replace=False)
+        block[rows, 3] = rng.uniform(0.0, 0.02, size=rows.size)
+    best, _level, _chance = excess_table(p, np.ones((3, 20), dtype=bool))
+    assert best[:, 3].min() * best.size > 0.01
+    assert best.min() * best.size > 0.01
+
+
+def test_excess_table_ignores_untested_cells() -> None:
+    rng = np.random.default_rng(2)
+    p = _uniform_table(rng, (200, 150), 10)
+    p[0][:30, 4] = 1e-4
+    mask = np.ones((2, 10), dtype=bool)
+    mask[0, 4] = False
+    best, _level, _chance = excess_table(p, mask)
+    assert best[0, 4] == 1.0
+
+
+@pytest.mark.parametrize("seed", [2, 9])
+def test_single_feature_edit_at_three_percent_is_a_finding_naming_the_feature(seed: int) -> None:
+    frame, cols = _frame(load_breast_cancer)
+    poisoned = simulate(frame, "single_feature", Roles(label="label", features=tuple(cols)), rate=0.03, seed=seed)
+    rep = from_frame(poisoned.data, label="label", features=cols)
+    result = FeatureResiduals().score(rep, seed=seed)
+    feature = poisoned.truth.trigger["feature"]
+    named = [f for f in result.findings if f.evidence.get("feature") == feature and "expected_by_chance" in f.evidence]
+    assert named, [f.summary for f in result.findings]
+    truth = poisoned.truth.mask()
+    assert truth[list(named[0].records)].mean() >= 0.5
+    assert named[0].severity.value == "medium" and result.flagged[list(named[0].records)].all()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_breast_cancer_has_no_excess_that_flags(seed: int) -> None:
+    frame, cols = _frame(load_breast_cancer)
+    result = FeatureResiduals().score(from_frame(frame, label="label", features=cols), seed=seed)
+    assert not result.flagged.any()
+    assert all(f.severity.value in ("info", "low") for f in result.findings)
+
+
+def test_excess_table_without_classes_is_empty() -> None:
+    best, level, chance = excess_table([], np.zeros((0, 3), dtype=bool))
+    assert best.shape == level.shape == chance.shape == (0, 3)

@@ -11,6 +11,14 @@ record's p-value for feature ``j`` is its tail p-value against that reference (c
 beyond the 90th percentile by a generalised Pareto fit, :mod:`dataward.detect._tails`), Bonferroni-corrected
 over the features; records are flagged by Benjamini-Hochberg at ``fdr`` over all records. The finding names
 the feature, the class and how far the values sit from what the other features predict.
+
+An edit spread over many records (a few percent of the batch) leaves each one only a little odd, far below
+that record-level bar, but far more of them than chance on one feature of one class: per (class, feature)
+the count of records with p <= 0.05, 0.01 or 0.001 is tested against a two-way model of chance (the class's
+rate times the feature's rate in the other classes; :func:`excess_table`), with Benjamini-Hochberg at
+``fdr`` over every class x feature (docs/adr/0062-single-feature-excess-per-class.md). A discovered excess
+is a finding naming the feature; it flags its records only from medium severity on (Bonferroni p <= 1e-3),
+and ranks them by their p-value on that one feature.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dataward.core.evidence import severity_of_evidence
 from dataward.detect._tails import benjamini_hochberg, strength_score, tail_pvalues
 from dataward.detect.interface import (
     BoolArray,
@@ -83,6 +92,58 @@ def unflagged_on_common_scale(scores: FloatArray, pvalues: FloatArray, flagged: 
     return out
 
 
+_CELL_LEVELS = (0.05, 0.01, 0.001)  # record p-value cut-offs a feature's excess is counted at
+_FLAG_P = 1e-3  # an excess flags its records from medium severity on (dataward.core.evidence)
+
+
+def excess_table(
+    p_by_class: list[FloatArray], mask: BoolArray, prior: float = 2.0
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per (class, feature): the p-value of its excess of small record p-values, the cut-off it was found
+    at, and the count chance explains there; Bonferroni over the cut-offs.
+
+    ``p_by_class[c]`` holds class c's record x feature p-values (every feature; ``mask[c, j]`` says whether
+    feature j is tested in class c). An edit made to many records of one class on one feature leaves each
+    record only a little odd, but together far more of them than chance on that one feature. Chance is a
+    two-way model of the counts: a class's rate (from all its features) times the feature's rate relative
+    to its class in the *other* classes (some features are heavier-tailed than others everywhere; an
+    edit confined to one class does not raise its own expectation), shrunk to 1 by ``prior`` pseudo-counts.
+    The counts' remaining over-dispersion is estimated from the median cell and applied as a
+    quasi-binomial (counts and trials divided by it); the tail is the regularised incomplete beta.
+    """
+    from scipy.special import betainc
+
+    n_classes, d = mask.shape
+    sizes = np.asarray([pc.shape[0] for pc in p_by_class], dtype=np.float64)
+    best = np.ones((n_classes, d))
+    level = np.full((n_classes, d), _CELL_LEVELS[0])
+    chance = np.zeros((n_classes, d))
+    if n_classes == 0:  # no class large enough to model
+        return best, level, chance
+    for a in _CELL_LEVELS:
+        k = np.asarray([(pc <= a).sum(axis=0) for pc in p_by_class], dtype=np.float64) * mask
+        tested = mask.sum(axis=1)
+        rate = np.where(tested > 0, k.sum(axis=1) / np.maximum(sizes * tested, 1.0), 0.0)  # per class
+        base = sizes * rate  # per class: a typical feature's count
+        if not np.any(base > 0):
+            continue
+        k_all, b_all = k.sum(axis=0), (base[:, None] * mask).sum(axis=0)
+        factor = (k_all[None, :] - k + prior) / (b_all[None, :] - base[:, None] * mask + prior)
+        expected = base[:, None] * factor
+        live = mask & (expected > 0)
+        ratio = np.where(live, (k - expected) ** 2 / np.maximum(expected, 1e-12), np.nan)
+        # median of chi-square(1) is 0.455: the typical cell defines the dispersion, not the outliers
+        phi = max(1.0, float(np.nanmedian(ratio)) / 0.455) if np.any(live) else 1.0
+        r = np.clip(expected / np.maximum(sizes[:, None], 1.0), 1e-12, 1.0 - 1e-12)
+        kk, nn = k / phi, sizes[:, None] / phi
+        tail = np.ones((n_classes, d))
+        hit = live & (k > expected) & (kk > 0)
+        tail[hit] = betainc(kk[hit], np.maximum(nn - kk, 1e-9)[hit] + 1.0, r[hit])
+        better = tail < best
+        best[better], level[better], chance[better] = tail[better], a, expected[better]
+    return np.minimum(1.0, best * len(_CELL_LEVELS)), level, chance
+
+
 @register
 class FeatureResiduals(Detector):
     """Flags records with one feature far from what their other features predict, within their class."""
@@ -108,6 +169,37 @@ class FeatureResiduals(Detector):
         mad = np.maximum(mad, np.maximum(0.5 * ref.std(axis=0), 1e-6))
         return np.asarray(np.abs(res - med) / mad, dtype=np.float64)
 
+    @staticmethod
+    def _cells(
+        z: FloatArray, scaled: BoolArray, y: IntArray, classes: list[int]
+    ) -> list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]]:
+        """Every (class, feature) with a robust scale: its records, their p-values against the class's
+        pooled reference of those features, and :func:`excess_table` of them.
+
+        A feature without a robust scale within the class (more than half the class shares one value, as
+        pixels that are mostly blank) is left out: its rare other values are large residuals by
+        construction, far more often than the pooled rate, and would be read as an edit.
+        """
+        out: list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]] = []
+        d = z.shape[1]
+        members, p_by_class, mask = [], [], np.zeros((len(classes), d), dtype=bool)
+        for row, c in enumerate(classes):
+            idx = np.flatnonzero(y == c)
+            cols = np.flatnonzero(scaled[idx[0]])
+            p = np.ones((idx.size, d))
+            if cols.size >= 2:
+                zz = z[np.ix_(idx, cols)]
+                p[:, cols] = tail_pvalues(zz.ravel(), zz.ravel()).reshape(zz.shape)
+                mask[row, cols] = True
+            members.append(idx)
+            p_by_class.append(p)
+        best, level, chance = excess_table(p_by_class, mask)
+        for row, c in enumerate(classes):
+            for j in np.flatnonzero(mask[row]):
+                cell = (float(best[row, j]), float(level[row, j]), float(chance[row, j]))
+                out.append((int(c), int(j), members[row], p_by_class[row][:, j], cell))
+        return out
+
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         t0 = time.perf_counter()
         n = rep.n_records
@@ -119,9 +211,9 @@ class FeatureResiduals(Detector):
         d = x.shape[1]
         names = list(rep.feature_names or [f"feature {j}" for j in range(d)])
         rng = np.random.default_rng(seed)
-        pvalues = np.ones(n)
-        worst = np.zeros(n, dtype=np.int64)
-        zmax = np.zeros(n)
+        z_all = np.full((n, d), np.nan)  # robust residual z of each record's features, within its class
+        p_pool = np.ones((n, d))  # ... as p-values against its class's pooled reference
+        scaled = np.zeros((n, d), dtype=bool)  # the feature has a robust scale within the record's class
         classes_used = []
         gauss = rank_gauss(x)  # heavy-tailed and skewed columns would dominate a linear model's residuals
         for c in np.unique(y[y >= 0]):
@@ -143,22 +235,77 @@ class FeatureResiduals(Detector):
             # one pooled reference per class (every feature of every record, the trimmed ones included, so
             # the tail stays conservative): per-feature tails are too thin to fit on a few hundred records
             p = tail_pvalues(z.ravel(), z.ravel()).reshape(z.shape)
-            best = np.argmin(p, axis=1)
-            pvalues[idx] = np.minimum(1.0, p[np.arange(idx.size), best] * cols.size)
-            worst[idx] = cols[best]
-            zmax[idx] = z[np.arange(idx.size), best]
+            z_all[np.ix_(idx, cols)] = z
+            p_pool[np.ix_(idx, cols)] = p
+            raw = x[idx][:, cols]
+            scaled[np.ix_(idx, cols)] = (np.median(np.abs(raw - np.median(raw, axis=0)), axis=0) > 0)[None, :]
             classes_used.append(int(c))
+        best = np.argmin(p_pool, axis=1)
+        rows = np.arange(n)
+        n_cols = np.maximum(np.isfinite(z_all).sum(axis=1), 1)
+        pvalues = np.minimum(1.0, p_pool[rows, best] * n_cols)
+        worst = best.astype(np.int64)
+        zmax = np.nan_to_num(z_all[rows, best])
         flagged = benjamini_hochberg(pvalues, self.fdr)
+        cells = self._cells(z_all, scaled, y, classes_used)
+        # features whose excess of odd values within a class is a discovery (BH over every class x feature)
+        cell_p = np.asarray([cell[4][0] for cell in cells]) if cells else np.ones(0)
+        cell_found = benjamini_hochberg(cell_p, self.fdr)
+        excess: list[tuple[int, int, list[int], float, float]] = []
+        in_excess = np.zeros(n, dtype=bool)
+        for (c, j, members, pj, (pc, level, chance)), ok in zip(cells, cell_found, strict=True):
+            if ok:
+                recs = [int(r) for r in members[pj <= level]]
+                p_cell = min(1.0, pc * len(cells))
+                excess.append((c, j, recs, p_cell, chance))
+                # a low-severity excess (Bonferroni p above 1e-3) is worth a look, not an alarm: reported only
+                if p_cell <= _FLAG_P:
+                    in_excess[recs] = True
+        for r in np.flatnonzero(in_excess).tolist():  # the reason names the feature of the excess it is in
+            worst[r] = next(j for _c, j, recs, p_cell, _e in excess if p_cell <= _FLAG_P and r in recs)
+            zmax[r] = z_all[r, worst[r]]
+        flagged |= in_excess
+        # ranking only: within a discovered excess, the feature is no longer one of d tried at random, so
+        # its records are ordered by their p-value on that feature (flags and p-values stay as they are)
+        ranked = pvalues.copy()
+        for (_c, _j, members, pj, _cell), ok in zip(cells, cell_found, strict=True):
+            if ok:
+                ranked[members] = np.minimum(ranked[members], pj)
         scores = unflagged_on_common_scale(
-            strength_score(pvalues, flagged, 2.0 * -np.log10(self.fdr / max(n, 1))), pvalues, flagged
+            strength_score(pvalues, flagged, 2.0 * -np.log10(self.fdr / max(n, 1))), ranked, flagged
         )
         reasons: dict[int, tuple[str, ...]] = {}
         findings: list[Finding] = []
         label_names = rep.label_names
         groups: dict[tuple[int, int], list[int]] = {}
         for i in np.flatnonzero(flagged).tolist():
-            groups.setdefault((int(y[i]), int(worst[i])), []).append(i)
+            if not in_excess[i]:
+                groups.setdefault((int(y[i]), int(worst[i])), []).append(i)
             reasons[i] = (f"{names[worst[i]]} is {zmax[i]:.1f} robust s.d. from what its other features predict",)
+        for c, j, recs, p_cell, chance in sorted(excess, key=lambda e: e[3]):
+            label = label_names[c] if c < len(label_names) else str(c)
+            z_recs = z_all[recs, j]
+            findings.append(
+                Finding.scored(
+                    check=self.name,
+                    kind="feature_manipulation",
+                    summary=(
+                        f"feature {names[j]!r}: {len(recs)} records labelled {label!r} are off what their other "
+                        f"features predict, {chance:.1f} expected by chance (within-class model)"
+                    ),
+                    records=tuple(recs),
+                    evidence={
+                        "feature": names[j],
+                        "label": label,
+                        "expected_by_chance": round(chance, 2),
+                        "median_robust_z": round(float(np.median(z_recs)), 3),
+                        "p_value": p_cell,
+                        "fdr": self.fdr,
+                    },
+                    score=severity_of_evidence(p_cell, len(recs) / max(n, 1), cap="high").score,
+                    p_value=p_cell,
+                )
+            )
         for (c, j), recs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             label = label_names[c] if c < len(label_names) else str(c)
             p_group = float(min(pvalues[recs]))
