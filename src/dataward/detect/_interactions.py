@@ -66,6 +66,7 @@ _RING = 4.0
 _SCAN_MAX_RECORDS = 5000
 _SCAN_MAX_CENTERS = 300
 _SCAN_CANDIDATES = 30
+_SCAN_BUDGET = 30_000_000  # centres x records x pairs: a few seconds of array work, at most
 # a box finding flags every record in it that carries its label when the label's records expected there by
 # the local density are at most this share of them
 _NATURAL_SHARE = 0.1  # the fusion's false discovery rate (ADR 0043)
@@ -353,9 +354,9 @@ class FeatureInteractions(Detector):
 
         Each (record, pair, half-width) is a hypothesis: the records in the box that carry the centre's label
         are denser than that label's records around the box predict (the local density, so correlated
-        columns and tie groups are no evidence), and look like another class. Only centres
-        whose content looks like another class are evaluated on a larger table; Bonferroni counts every record
-        as a centre.
+        columns and tie groups are no evidence), and look like another class. On a table of more than
+        ``_SCAN_MAX_CENTERS`` records only centres whose content looks like another class are evaluated;
+        Bonferroni counts every record as a centre either way.
         """
         n = y.size
         cont = [i for i, c in enumerate(columns) if not discrete[c]]
@@ -366,7 +367,11 @@ class FeatureInteractions(Detector):
         # every record is a centre on a small table; on a larger one, those whose content looks like another
         # class (a poisoned record's mostly does: only the trigger's columns were set)
         pool = np.arange(n, dtype=np.int64) if n <= _SCAN_MAX_CENTERS else np.flatnonzero(looks_other)
-        centers = _sample(pool, _SCAN_MAX_CENTERS, 4)
+        # the centres a budget allows; with too few to find a cluster, no scan (the grids still run)
+        most = min(_SCAN_MAX_CENTERS, _SCAN_BUDGET // (n * len(pairs)))
+        if most < 10:
+            return [], 0
+        centers = _sample(pool, most, 4)
         if centers.size == 0:
             return [], n_scan
         # coordinates in standard deviations, not quantiles: quantile ranks stretch a tie group (wine's
