@@ -218,7 +218,7 @@ class FeatureInteractions(Detector):
         # the box scan (small tables, pairs of continuous columns): boxes centred on records, so a jittered
         # cluster around one value pair is not cut by a grid edge (wine: its values are a data value, and the
         # quantile edges of tied data sit on data values)
-        scan, n_scan = self._scan(numeric, columns, discrete, copies, y, looks_other, base_rate, prior)
+        scan, n_scan = self._scan(numeric, columns, discrete, rho, y, looks_other, base_rate, prior)
         n_hyp = max(1, n_hyp + n_scan)
         # strongest content disagreement first: the masked test decides, and large natural cells of a class
         # have astronomically small skew tails that would fill the candidates tested (clean digits)
@@ -344,7 +344,7 @@ class FeatureInteractions(Detector):
         numeric: dict[str, FloatArray],
         columns: list[str],
         discrete: dict[str, bool],
-        copies: set[tuple[int, int]],
+        rho: FloatArray,
         y: IntArray,
         looks_other: Any,
         base_rate: FloatArray,
@@ -356,11 +356,13 @@ class FeatureInteractions(Detector):
         are denser than that label's records around the box predict (the local density, so correlated
         columns and tie groups are no evidence), and look like another class. On a table of more than
         ``_SCAN_MAX_CENTERS`` records only centres whose content looks like another class are evaluated;
-        Bonferroni counts every record as a centre either way.
+        Bonferroni counts every record as a centre either way. Two near-copies (|Spearman| >= 0.9) are one
+        measurement along a band: their boxes are taken along and across the band (coordinates turned by
+        45 degrees), so the band's density is the line through the box, not an interaction.
         """
         n = y.size
         cont = [i for i, c in enumerate(columns) if not discrete[c]]
-        pairs = [(a, b) for a, b in combinations(cont, 2) if (a, b) not in copies]
+        pairs = list(combinations(cont, 2))
         if n > _SCAN_MAX_RECORDS or not pairs:
             return [], 0
         n_scan = n * len(pairs) * len(_HALF_WIDTHS)
@@ -390,8 +392,20 @@ class FeatureInteractions(Detector):
         same_other = same & np.asarray(looks_other, dtype=bool)[None, :]
         found: dict[tuple[int, int, int], dict[str, Any]] = {}
         for ia, ib in pairs:
-            da = np.abs(u[ia][None, :] - u[ia][centers][:, None])
-            db = np.abs(u[ib][None, :] - u[ib][centers][:, None])
+            xa, xb, lim_a, lim_b = u[ia], u[ib], lims[ia], lims[ib]
+            if abs(rho[ia, ib]) >= _COPY_RHO:
+                xa, xb = (
+                    (xa + np.sign(rho[ia, ib]) * xb) / np.sqrt(2.0),
+                    (xa - np.sign(rho[ia, ib]) * xb) / np.sqrt(2.0),
+                )
+                fin = np.isfinite(xa) & np.isfinite(xb)
+                xa, xb = np.where(fin, xa, np.inf), np.where(fin, xb, np.inf)
+                lim_a, lim_b = (
+                    (float(xa[fin].min()), float(xa[fin].max())),
+                    (float(xb[fin].min()), float(xb[fin].max())),
+                )
+            da = np.abs(xa[None, :] - xa[centers][:, None])
+            db = np.abs(xb[None, :] - xb[centers][:, None])
             for w in _HALF_WIDTHS:
                 box = (da <= w) & (db <= w)
                 h = (box & same).sum(axis=1)
@@ -411,9 +425,9 @@ class FeatureInteractions(Detector):
                 # and along each of the two lines through the box (a tie group of one column is a line, whose
                 # records the ring's area would spread too thin), each per length or area clipped to the
                 # data's range, plus one so an empty neighbourhood is not certainty; the largest is the null
-                ca, cb = u[ia][centers], u[ib][centers]
-                in_a, in_b = _span(ca, w, lims[ia]), _span(cb, w, lims[ib])
-                out_a, out_b = _span(ca, _RING * w, lims[ia]), _span(cb, _RING * w, lims[ib])
+                ca, cb = xa[centers], xb[centers]
+                in_a, in_b = _span(ca, w, lim_a), _span(cb, w, lim_b)
+                out_a, out_b = _span(ca, _RING * w, lim_a), _span(cb, _RING * w, lim_b)
                 near_a, near_b = (da <= _RING * w) & same, (db <= _RING * w) & same
                 ring = (near_a & near_b).sum(axis=1) - h
                 line_a = (near_b & (da <= w)).sum(axis=1) - h  # same range of a, b around it
@@ -431,8 +445,7 @@ class FeatureInteractions(Detector):
                     key = (ia, ib, j)
                     if key in found and found[key]["p"] <= p[j]:
                         continue
-                    strip_a, strip_b = da[j] <= w, db[j] <= w
-                    va, vb = numeric[columns[ia]][strip_a], numeric[columns[ib]][strip_b]
+                    va, vb = numeric[columns[ia]][box[j]], numeric[columns[ib]][box[j]]
                     found[key] = {
                         "p": float(p[j]),
                         "in_box": box[j],
