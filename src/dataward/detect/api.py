@@ -49,6 +49,7 @@ from dataward.detect.interface import (
     DetectorResult,
     Finding,
     FloatArray,
+    Modality,
     Reason,
     Representation,
 )
@@ -399,7 +400,7 @@ def _subsumed_triggers(
             ):
                 out[id(weak)] = strong.summary
                 break
-    if rep is None or rep.labels is None:
+    if rep is None or rep.labels is None or rep.modality != Modality.TABULAR:
         return out
     labels = np.asarray(rep.labels)
     names = list(rep.label_names)
