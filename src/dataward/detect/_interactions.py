@@ -91,7 +91,8 @@ def _grids(values: FloatArray, bins: int) -> list[tuple[IntArray, FloatArray]]:
 
 def _span(center: FloatArray, half: float, lim: tuple[float, float]) -> FloatArray:
     """Length of ``[center - half, center + half]`` inside ``lim``."""
-    return np.maximum(np.minimum(center + half, lim[1]) - np.maximum(center - half, lim[0]), 1e-9)
+    span: FloatArray = np.maximum(np.minimum(center + half, lim[1]) - np.maximum(center - half, lim[0]), 1e-9)
+    return span
 
 
 def _product_tail(x: Any, k: int) -> Any:
