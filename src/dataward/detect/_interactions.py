@@ -28,6 +28,13 @@ The product is tested against ``alpha`` Bonferroni-corrected over every (pair, g
 with enough support, and the masked tail must pass on its own, Bonferroni over the 60 tested. Only carriers
 whose own masked content disagrees with the label are flagged. The finding names both columns and the
 value ranges.
+
+On a small table (ADR 0061) boxes centred on records are searched too, on pairs of continuous columns: a
+grid edge can cut a cluster jittered around one value pair (quantile edges of tied data sit on data
+values, and the planted value is one). A box's evidence is its label's spike over that label's local
+density (ring and the two lines through the box) and the masked-content tail, combined exactly; near-copy
+pairs are searched along and across their band. Bonferroni counts every box and every cell. A box flags
+every record of its label in it when at most 10 % of them are expected there by the local density.
 """
 
 from __future__ import annotations
