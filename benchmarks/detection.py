@@ -18,6 +18,10 @@ Attacks come from dataward's simulator; the ground truth is what it changed. Pee
   poisoned data (activations of its last hidden layer, as in both papers); ``expected_pp_poison`` is
   given the true poisoning rate (an oracle advantage for that peer).
 
+Precision is undefined for a run that flags nothing (a calibrated detector may honestly find nothing in
+two planted records): such runs are left out of the mean precision, counted in the table ("k/N runs
+flagged nothing"), and still count as misses in recall and F1.
+
 Peers need class labels, so they do not apply to instruction records. Output: a Markdown table on stdout
 and JSON in benchmarks/out/detection.json. A separate speed/memory check runs ``dataward detect`` (the
 CLI, every applicable detector) on 100k text records in a subprocess.
@@ -309,7 +313,11 @@ def outcome(method: str, flagged: Any, scores: Any, truth: Any, seconds: float, 
         area = None
     else:
         p, r, f, _ = precision_recall_fscore_support(truth, flagged, average="binary", zero_division=0.0)
-        precision, recall, f1 = float(p), float(r), float(f)
+        # a run that flags nothing has no precision (0/0): counting it as 0 would punish a calibrated
+        # detector for staying quiet on a handful of planted records; the miss stays in recall and F1, and
+        # the table says how many runs flagged nothing
+        precision = float(p) if flagged.any() else float("nan")
+        recall, f1 = float(r), float(f)
         area = float(roc_auc_score(truth, np.asarray(scores, float))) if not truth.all() else None
     return Outcome(method, precision, recall, f1, area, float(flagged.mean()), seconds, **kw)
 
@@ -556,6 +564,7 @@ def mean_outcomes(runs: list[list[Outcome]]) -> list[dict[str, Any]]:
             {
                 "method": method,
                 "precision": _mean([o.precision for o in items]),
+                "runs_unflagged": sum(1 for o in items if o.flagged_fraction == 0.0),
                 "recall": _mean([o.recall for o in items]),
                 "f1": _mean([o.f1 for o in items]),
                 "auroc": float(np.mean(aurocs)) if aurocs else None,
@@ -758,8 +767,11 @@ def markdown(payload: dict[str, Any]) -> str:
             elif ours is not None and peer and res["attack"] != "clean":
                 ratio = "peer F1 = 0"
             named = r["trigger_named"]
+            precision = fmt(r["precision"])
+            if r.get("runs_unflagged") and res["attack"] != "clean":  # precision is the mean over the others
+                precision += f" ({r['runs_unflagged']}/{r['runs']} runs flagged nothing)"
             lines.append(
-                f"| {res['dataset']} | {res['attack']} | {r['method']} | {fmt(r['precision'])} | {fmt(r['recall'])} | "
+                f"| {res['dataset']} | {res['attack']} | {r['method']} | {precision} | {fmt(r['recall'])} | "
                 f"{fmt(r['f1'])} | {fmt(r['auroc'])} | {fmt(r['flagged_fraction'], pct=True)} | {r['seconds']:.2f} | "
                 f"{'n/a' if named is None else f'{named:.0%}'} | {ratio} |"
             )

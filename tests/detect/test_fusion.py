@@ -167,6 +167,39 @@ def test_a_weaker_trigger_that_borrows_a_stronger_ones_records_is_subsumed() -> 
     assert len(report.fusion["findings_subsumed"]) == 1
 
 
+def test_a_column_slice_that_holds_a_two_column_trigger_keeps_only_records_with_evidence_of_their_own() -> None:
+    """wine at 3 %: one column's range holds the 5 planted records and 6 natural ones (4 of them labelled
+    like the poison, at a 1/3 share); the two-column trigger inside it is the evidence, the 6 are not poison.
+    With 6 more records that all carry the label the slice has evidence of its own and stays."""
+    n = 180
+    planted = tuple(range(5))
+
+    def run(rest_labels: list[int]) -> set[int]:
+        labels = np.array([i % 3 for i in range(n)])
+        labels[list(planted)] = 0
+        rest = tuple(range(100, 100 + len(rest_labels)))
+        labels[list(rest)] = rest_labels
+        rep = Representation(
+            modality=Modality.TABULAR,
+            n_records=n,
+            ids=tuple(map(str, range(n))),
+            features=np.zeros((n, 1)),
+            labels=labels,
+            label_names=("0", "1", "2"),
+        )
+        one = {"label": "0", "trigger": {"flavanoids": "in [3.04, 3.17)"}}
+        two = {"label": "0", "trigger": {"flavanoids": [3.04, 3.23], "total_phenols": [1.63, 1.74]}}
+        findings = {
+            "column": _finding("column", "trigger", "flavanoids in [3.04, 3.17)", (*planted, *rest), one, 0.9, 3e-7),
+            "pair": _finding("pair", "trigger", "flavanoids and total_phenols", planted, two, 0.9, 3e-5),
+        }
+        results = {name: _result(name, n, list(f.records), (f,)) for name, f in findings.items()}
+        return set(np.flatnonzero(combine(rep, results, []).flagged).tolist())
+
+    assert run([0, 0, 0, 0, 1, 2]) == set(planted)
+    assert run([0] * 6) == set(planted) | set(range(100, 106))
+
+
 def test_on_p_values_at_the_floor_the_purer_larger_trigger_is_kept() -> None:
     # at 100k records both p-values underflow to 0.0: the trigger word (all 1,000 carriers, pure) must stand,
     # and the combination of it with a common word (478 of those carriers) must not take its place

@@ -28,6 +28,13 @@ The product is tested against ``alpha`` Bonferroni-corrected over every (pair, g
 with enough support, and the masked tail must pass on its own, Bonferroni over the 60 tested. Only carriers
 whose own masked content disagrees with the label are flagged. The finding names both columns and the
 value ranges.
+
+On a small table (ADR 0061) boxes centred on records are searched too, on pairs of continuous columns: a
+grid edge can cut a cluster jittered around one value pair (quantile edges of tied data sit on data
+values, and the planted value is one). A box's evidence is its label's spike over that label's local
+density (ring and the two lines through the box) and the masked-content tail, combined exactly; near-copy
+pairs are searched along and across their band. Bonferroni counts every box and every cell. A box flags
+every record of its label in it when at most 10 % of them are expected there by the local density.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, rankdata
+from scipy.stats import binom, poisson, rankdata
 
 from dataward.detect._shortcuts import _masked_majority, _sample
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
@@ -57,6 +64,19 @@ _SHIFTS = (0.0, 1.0 / 3.0, 2.0 / 3.0)
 _MAX_CANDIDATES = 60
 _MAX_COLUMNS = 64
 _COPY_RHO = 0.9  # |Spearman| from which two columns are one measurement
+# the box scan of small tables: half-widths in standard deviations (poison jittered by 0.02 s.d. spans about
+# +-0.05), the strips whose label share is the null (a sixteenth of a normal range), the ring that measures
+# the local density (out to _RING half-widths), and the caps that keep it a small-table search
+_HALF_WIDTHS = (0.025, 0.05, 0.1)
+_STRIP = 0.15
+_RING = 4.0
+_SCAN_MAX_RECORDS = 5000
+_SCAN_MAX_CENTERS = 300
+_SCAN_CANDIDATES = 30
+_SCAN_BUDGET = 30_000_000  # centres x records x pairs: a few seconds of array work, at most
+# a box finding flags every record in it that carries its label when the label's records expected there by
+# the local density are at most this share of them
+_NATURAL_SHARE = 0.1  # the fusion's false discovery rate (ADR 0043)
 
 
 def _grids(values: FloatArray, bins: int) -> list[tuple[IntArray, FloatArray]]:
@@ -74,6 +94,25 @@ def _grids(values: FloatArray, bins: int) -> list[tuple[IntArray, FloatArray]]:
         codes = np.where(finite, np.searchsorted(edges, values, side="right"), _MAX_BINS)
         out.append((codes.astype(np.int64), np.concatenate([[-np.inf], edges, [np.inf]])))
     return out
+
+
+def _span(center: FloatArray, half: float, lim: tuple[float, float]) -> FloatArray:
+    """Length of ``[center - half, center + half]`` inside ``lim``."""
+    span: FloatArray = np.maximum(np.minimum(center + half, lim[1]) - np.maximum(center - half, lim[0]), 1e-9)
+    return span
+
+
+def _product_tail(x: Any, k: int) -> Any:
+    """P(U_1 ... U_k <= x) for k independent uniform p-values (Fisher's combination, exact):
+    ``x * sum_{i<k} (-ln x)^i / i!``; the bare product of k tails is not a p-value."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 1e-300, 1.0)
+    log = -np.log(x)
+    term = np.ones_like(log)
+    total = np.ones_like(log)
+    for i in range(1, k):
+        term = term * log / i
+        total = total + term
+    return np.minimum(1.0, x * total)
 
 
 @register
@@ -184,7 +223,11 @@ class FeatureInteractions(Detector):
                         int(hit_cls[j]),
                     )
                 )
-        n_hyp = max(1, n_hyp)
+        # the box scan (small tables, pairs of continuous columns): boxes centred on records, so a jittered
+        # cluster around one value pair is not cut by a grid edge (wine: its values are a data value, and the
+        # quantile edges of tied data sit on data values)
+        scan, n_scan = self._scan(numeric, columns, discrete, rho, y, looks_other, base_rate, prior)
+        n_hyp = max(1, n_hyp + n_scan)
         # strongest content disagreement first: the masked test decides, and large natural cells of a class
         # have astronomically small skew tails that would fill the candidates tested (clean digits)
         candidates.sort()
@@ -194,48 +237,45 @@ class FeatureInteractions(Detector):
         reasons: dict[int, tuple[str, ...]] = {}
         findings: list[Finding] = []
         tested = 0
-        for _, _, ia, ib, sc, ga, gb, a_bin, b_bin, t in candidates:
-            if tested >= _MAX_CANDIDATES:
-                break
-            ca, ea = grids[columns[ia]][sc][ga]
-            cb, eb = grids[columns[ib]][sc][gb]
-            carriers = np.flatnonzero((ca == a_bin) & (cb == b_bin))
+
+        def test(
+            in_cell: Any, ia: int, ib: int, t: int, p0: float, ranges: tuple[FloatArray, FloatArray], box: Any
+        ) -> bool:
+            """The masked test of one candidate; a finding and its flags when it holds."""
+            carriers = np.flatnonzero(in_cell)
             labelled = carriers[y[carriers] == t]
             if labelled.size == 0 or flagged[labelled].mean() >= 0.5:
-                continue
-            tested += 1
+                return False
             drop = np.array([j for j, f in enumerate(fnames) if f in (columns[ia], columns[ib])], dtype=np.int64)
             # the masked test, with every record as a reference (self excluded): removing the carriers would
             # hide a class whose typical records fall in the cell
             majority = _masked_majority(flat, y, labelled, everyone, drop, self.k)
             disagree = labelled[majority != t]
-            in_cell = (ca == a_bin) & (cb == b_bin)
             # natural disagreement of the class, masked the same way
             pool = _sample(np.setdiff1d(np.flatnonzero(y == t), carriers), 100, 3)
             base = float(np.mean(_masked_majority(flat, y, pool, everyone, drop, self.k) != t)) if pool.size else 0.5
-            coarse_bins = [self._coarse_bin(grids[col], carriers) for col in (columns[ia], columns[ib])]
-            # each range alone, at the cell's scale and at the coarse one (a fine bin outside the cell may
-            # hold no record at all, which is no evidence that the range does not predict the label)
-            p0 = max(self._rate(ca, y, a_bin, t, in_cell), self._rate(cb, y, b_bin, t, in_cell), prior[t])
-            for coarse, b in coarse_bins:
-                p0 = max(p0, self._rate(coarse, y, b, t, in_cell))
-            p0 = min(0.999, p0)
             p_skew = float(binom.sf(labelled.size - 1, carriers.size, p0))
             # skew tail against the marginal-range null x disagreement tail against the natural rate
             p_mask = float(binom.sf(disagree.size - 1, labelled.size, max(base, 0.02))) if disagree.size else 1.0
-            adjusted = float(min(1.0, p_skew * p_mask * n_hyp))
+            # a box's evidence is its label's spike over the local density, not the skew over the strips;
+            # the product of its two tails is combined exactly (Fisher)
+            joint = p_skew * p_mask if box is None else _product_tail(box["p_spike"] * p_mask, 2)
+            adjusted = float(min(1.0, joint * n_hyp))
             if adjusted >= self.alpha or disagree.size < self.min_support:
-                continue
+                return True
             # the skew null (each range alone) does not hold for classes defined by interactions (a stroke
             # pair is what makes a '4'), so the masked disagreement must carry the evidence on its own too:
             # Bonferroni over the candidates that may be tested (clean digits: 3 of 41 carriers disagree)
-            if p_mask * _MAX_CANDIDATES >= self.alpha:
-                continue
+            if p_mask * (_MAX_CANDIDATES + _SCAN_CANDIDATES) >= self.alpha:
+                return True
+            if box is not None and box["lam"] <= _NATURAL_SHARE * labelled.size:
+                # so few records of the label are expected in the box that its labelled records are the
+                # trigger's, including carriers whose other columns still read as the label (source records
+                # near the class boundary) and label-noise records beside the trigger
+                disagree = labelled
             label = rep.label_names[t]
-            cond = (
-                f"{columns[ia]} in [{ea[a_bin]:.4g}, {ea[a_bin + 1]:.4g}) and "
-                f"{columns[ib]} in [{eb[b_bin]:.4g}, {eb[b_bin + 1]:.4g})"
-            )
+            ea, eb = ranges
+            cond = f"{columns[ia]} in [{ea[0]:.4g}, {ea[1]:.4g}) and {columns[ib]} in [{eb[0]:.4g}, {eb[1]:.4g})"
             flagged[disagree] = True
             pvalues[disagree] = np.minimum(pvalues[disagree], adjusted)
             strength = min(1.0, -np.log10(max(adjusted, 1e-300)) / (2.0 * -np.log10(self.alpha)))
@@ -243,6 +283,20 @@ class FeatureInteractions(Detector):
             scores[labelled] = np.maximum(scores[labelled], 0.3)
             for i in disagree.tolist():
                 reasons[i] = (*reasons.get(i, ()), f"has {cond}, jointly a shortcut to {label!r}")
+            evidence: dict[str, Any] = {
+                "carriers": int(carriers.size),
+                "masked_p_value": float(f"{p_mask:.3g}"),
+                "trigger": {columns[ia]: [float(ea[0]), float(ea[1])], columns[ib]: [float(eb[0]), float(eb[1])]},
+                "features": [columns[ia], columns[ib]],
+                "label": label,
+                "joint_purity": round(labelled.size / carriers.size, 4),
+                "prior": round(float(prior[t]), 4),
+                "natural_disagreement": round(base, 3),
+                "p_value": adjusted,
+                "hypotheses": n_hyp,
+            }
+            if box is not None:
+                evidence["expected_in_box"] = round(float(box["lam"]), 3)
             findings.append(
                 Finding.scored(
                     check=self.name,
@@ -250,39 +304,180 @@ class FeatureInteractions(Detector):
                     summary=(
                         f"interaction trigger: {cond} in {carriers.size} records, {labelled.size} labelled "
                         f"{label!r} (each range alone: at most {p0:.0%}); "
-                        f"without the two columns {disagree.size} of them look like other classes"
+                        f"without the two columns {int((majority != t).sum())} of them look like other classes"
                     ),
                     records=tuple(int(i) for i in disagree),  # the records it flags
-                    evidence={
-                        "carriers": int(carriers.size),
-                        "masked_p_value": float(f"{p_mask:.3g}"),
-                        "trigger": {
-                            columns[ia]: [float(ea[a_bin]), float(ea[a_bin + 1])],
-                            columns[ib]: [float(eb[b_bin]), float(eb[b_bin + 1])],
-                        },
-                        "features": [columns[ia], columns[ib]],
-                        "label": label,
-                        "joint_purity": round(labelled.size / carriers.size, 4),
-                        "prior": round(float(prior[t]), 4),
-                        "natural_disagreement": round(base, 3),
-                        "p_value": adjusted,
-                        "hypotheses": n_hyp,
-                    },
+                    evidence=evidence,
                     # severity follows the evidence: 0.5 at the Bonferroni line, 0.9 at its square
                     score=float(0.5 + 0.4 * strength),
                     p_value=adjusted,
                 )
             )
+            return True
+
+        scanned = 0
+        for cand in scan:
+            if scanned >= _SCAN_CANDIDATES:
+                break
+            scanned += int(test(cand["in_box"], cand["ia"], cand["ib"], cand["t"], cand["p0"], cand["ranges"], cand))
+        for _, _, ia, ib, sc, ga, gb, a_bin, b_bin, t in candidates:
+            if tested >= _MAX_CANDIDATES:
+                break
+            ca, ea = grids[columns[ia]][sc][ga]
+            cb, eb = grids[columns[ib]][sc][gb]
+            in_cell = (ca == a_bin) & (cb == b_bin)
+            carriers = np.flatnonzero(in_cell)
+            coarse_bins = [self._coarse_bin(grids[col], carriers) for col in (columns[ia], columns[ib])]
+            # each range alone, at the cell's scale and at the coarse one (a fine bin outside the cell may
+            # hold no record at all, which is no evidence that the range does not predict the label)
+            p0 = max(self._rate(ca, y, a_bin, t, in_cell), self._rate(cb, y, b_bin, t, in_cell), prior[t])
+            for coarse, b in coarse_bins:
+                p0 = max(p0, self._rate(coarse, y, b, t, in_cell))
+            p0 = min(0.999, p0)
+            ranges = (ea[a_bin : a_bin + 2], eb[b_bin : b_bin + 2])
+            tested += int(test(in_cell, ia, ib, t, p0, ranges, None))
         return DetectorResult(
             detector=self.name,
             scores=np.clip(scores, 0.0, 1.0),
             flagged=flagged,
             reasons=reasons,
             findings=tuple(findings),
-            params={**params, "hypotheses": n_hyp, "tested": tested},
+            params={**params, "hypotheses": n_hyp, "tested": tested, "scanned": scanned},
             seconds=time.perf_counter() - t0,
             pvalues=pvalues,
         )
+
+    def _scan(
+        self,
+        numeric: dict[str, FloatArray],
+        columns: list[str],
+        discrete: dict[str, bool],
+        rho: FloatArray,
+        y: IntArray,
+        looks_other: Any,
+        base_rate: FloatArray,
+        prior: FloatArray,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Boxes centred on records, in standard deviations, on pairs of continuous columns of a small table.
+
+        Each (record, pair, half-width) is a hypothesis: the records in the box that carry the centre's label
+        are denser than that label's records around the box predict (the local density, so correlated
+        columns and tie groups are no evidence), and look like another class. On a table of more than
+        ``_SCAN_MAX_CENTERS`` records only centres whose content looks like another class are evaluated;
+        Bonferroni counts every record as a centre either way. Two near-copies (|Spearman| >= 0.9) are one
+        measurement along a band: their boxes are taken along and across the band (coordinates turned by
+        45 degrees), so the band's density is the line through the box, not an interaction.
+        """
+        n = y.size
+        cont = [i for i, c in enumerate(columns) if not discrete[c]]
+        pairs = list(combinations(cont, 2))
+        if n > _SCAN_MAX_RECORDS or not pairs:
+            return [], 0
+        n_scan = n * len(pairs) * len(_HALF_WIDTHS)
+        # every record is a centre on a small table; on a larger one, those whose content looks like another
+        # class (a poisoned record's mostly does: only the trigger's columns were set)
+        pool = np.arange(n, dtype=np.int64) if n <= _SCAN_MAX_CENTERS else np.flatnonzero(looks_other)
+        # the centres a budget allows; with too few to find a cluster, no scan (the grids still run)
+        most = min(_SCAN_MAX_CENTERS, _SCAN_BUDGET // (n * len(pairs)))
+        if most < 10:
+            return [], 0
+        centers = _sample(pool, most, 4)
+        if centers.size == 0:
+            return [], n_scan
+        # coordinates in standard deviations, not quantiles: quantile ranks stretch a tie group (wine's
+        # alcalinity has eight records at 21.5) and split a cluster jittered around a tied value
+        u: dict[int, FloatArray] = {}
+        lims: dict[int, tuple[float, float]] = {}
+        for i in cont:
+            v = numeric[columns[i]]
+            fin = np.isfinite(v)
+            z = np.full(n, np.inf)  # a missing value is in no box
+            z[fin] = (v[fin] - v[fin].mean()) / (v[fin].std() or 1.0)
+            u[i] = z
+            lims[i] = (float(z[fin].min()), float(z[fin].max()))
+        t = y[centers]
+        same = y[None, :] == t[:, None]
+        same_other = same & np.asarray(looks_other, dtype=bool)[None, :]
+        found: dict[tuple[int, int, int], dict[str, Any]] = {}
+        for ia, ib in pairs:
+            xa, xb, lim_a, lim_b = u[ia], u[ib], lims[ia], lims[ib]
+            if abs(rho[ia, ib]) >= _COPY_RHO:
+                xa, xb = (
+                    (xa + np.sign(rho[ia, ib]) * xb) / np.sqrt(2.0),
+                    (xa - np.sign(rho[ia, ib]) * xb) / np.sqrt(2.0),
+                )
+                fin = np.isfinite(xa) & np.isfinite(xb)
+                xa, xb = np.where(fin, xa, np.inf), np.where(fin, xb, np.inf)
+                lim_a, lim_b = (
+                    (float(xa[fin].min()), float(xa[fin].max())),
+                    (float(xb[fin].min()), float(xb[fin].max())),
+                )
+            da = np.abs(xa[None, :] - xa[centers][:, None])
+            db = np.abs(xb[None, :] - xb[centers][:, None])
+            for w in _HALF_WIDTHS:
+                box = (da <= w) & (db <= w)
+                h = (box & same).sum(axis=1)
+                d = (box & same_other).sum(axis=1)
+                # the unmasked vote only screens (the trigger's columns can pull a carrier's vote to the label)
+                hit = (h >= self.min_support) & (d >= 1)
+                if not hit.any():
+                    continue
+                # each strip alone, outside the box, at least as wide as a coarse bin (a narrow strip holds a
+                # handful of records, whose label share is no estimate)
+                wide = max(w, _STRIP)
+                sa, sb = (da <= wide) & ~box, (db <= wide) & ~box
+                rate_a = (sa & same).sum(axis=1) / np.maximum(sa.sum(axis=1), 1)
+                rate_b = (sb & same).sum(axis=1) / np.maximum(sb.sum(axis=1), 1)
+                p0 = np.clip(np.maximum(np.maximum(rate_a, rate_b), prior[t]), 1e-3, 0.999)
+                # the label's local density: its records around the box, in the ring out to _RING half-widths
+                # and along each of the two lines through the box (a tie group of one column is a line, whose
+                # records the ring's area would spread too thin), each per length or area clipped to the
+                # data's range, plus one so an empty neighbourhood is not certainty; the largest is the null
+                ca, cb = xa[centers], xb[centers]
+                in_a, in_b = _span(ca, w, lim_a), _span(cb, w, lim_b)
+                out_a, out_b = _span(ca, _RING * w, lim_a), _span(cb, _RING * w, lim_b)
+                near_a, near_b = (da <= _RING * w) & same, (db <= _RING * w) & same
+                ring = (near_a & near_b).sum(axis=1) - h
+                line_a = (near_b & (da <= w)).sum(axis=1) - h  # same range of a, b around it
+                line_b = (near_a & (db <= w)).sum(axis=1) - h
+                lam = np.maximum.reduce(
+                    [
+                        (ring + 1) * in_a * in_b / np.maximum(out_a * out_b - in_a * in_b, 1e-12),
+                        (line_a + 1) * in_b / np.maximum(out_b - in_b, 1e-12),
+                        (line_b + 1) * in_a / np.maximum(out_a - in_a, 1e-12),
+                    ]
+                )
+                p_spike = poisson.sf(h - 1, lam)
+                p = _product_tail(p_spike * binom.sf(d - 1, h, base_rate[t]), 2)
+                for j in np.flatnonzero(hit).tolist():
+                    key = (ia, ib, j)
+                    if key in found and found[key]["p"] <= p[j]:
+                        continue
+                    va, vb = numeric[columns[ia]][box[j]], numeric[columns[ib]][box[j]]
+                    found[key] = {
+                        "p": float(p[j]),
+                        "in_box": box[j],
+                        "ia": ia,
+                        "ib": ib,
+                        "t": int(t[j]),
+                        "p0": float(p0[j]),
+                        "lam": float(lam[j]),
+                        "p_spike": float(p_spike[j]),
+                        "ranges": (
+                            np.array([va.min(), np.nextafter(va.max(), np.inf)]),
+                            np.array([vb.min(), np.nextafter(vb.max(), np.inf)]),
+                        ),
+                    }
+        # one candidate per distinct set of labelled carriers, strongest first
+        out: list[dict[str, Any]] = []
+        seen: set[bytes] = set()
+        for cand in sorted(found.values(), key=lambda c: c["p"]):
+            sig = np.packbits(cand["in_box"] & (y == cand["t"])).tobytes()
+            if sig in seen:
+                continue
+            seen.add(sig)
+            out.append(cand)
+        return out, n_scan
 
     @staticmethod
     def _counts(codes: IntArray, y: IntArray, k: int) -> IntArray:

@@ -49,6 +49,7 @@ from dataward.detect.interface import (
     DetectorResult,
     Finding,
     FloatArray,
+    Modality,
     Reason,
     Representation,
 )
@@ -364,15 +365,23 @@ def _trigger_strength(f: Finding) -> tuple[float, float, int]:
     )
 
 
-def _subsumed_triggers(found: Sequence[Finding], n: int, alpha: float = 1e-3) -> dict[int, str]:
+def _subsumed_triggers(
+    found: Sequence[Finding], n: int, alpha: float = 1e-3, rep: Representation | None = None
+) -> dict[int, str]:
     """Discovered trigger findings whose signal is a stronger trigger's, mapped to that one's summary.
 
     A weaker finding (larger p-value) of the same label whose records overlap a stronger one's far beyond
     chance (hypergeometric tail <= ``alpha``: two independent triggers share almost no carriers) borrowed
     its evidence from those shared records: one word of a combination trigger, or a common word paired with
     a trigger word. Its other records (natural carriers of that word) have no evidence of their own.
+
+    The converse for tables (with ``rep``'s labels): a stronger slice of columns that wholly holds a weaker
+    refinement of it (the same columns and more, the same label) borrowed its evidence from the refinement
+    when its other records do not carry the label beyond chance on their own (binomial tail against the
+    label's share > 0.05): one column of a two-column trigger, whose natural records in that range are not
+    poison.
     """
-    from scipy.stats import hypergeom
+    from scipy.stats import binom, hypergeom
 
     triggers = sorted((f for f in found if f.kind == "trigger"), key=_trigger_strength)
     out: dict[int, str] = {}
@@ -391,6 +400,25 @@ def _subsumed_triggers(found: Sequence[Finding], n: int, alpha: float = 1e-3) ->
             ):
                 out[id(weak)] = strong.summary
                 break
+    if rep is None or rep.labels is None or rep.modality != Modality.TABULAR:
+        return out
+    labels = np.asarray(rep.labels)
+    names = list(rep.label_names)
+    for i, weak in enumerate(triggers):
+        cols, label = weak.evidence.get("trigger"), weak.evidence.get("label")
+        if id(weak) in out or not isinstance(cols, dict) or label not in names:
+            continue
+        for strong in triggers[:i]:
+            slice_cols = strong.evidence.get("trigger")
+            if id(strong) in out or strong.evidence.get("label") != label or not isinstance(slice_cols, dict):
+                continue
+            rest = sorted(set(strong.records) - set(weak.records))
+            if not (set(slice_cols) < set(cols)) or not rest or len(rest) + len(weak.records) != len(strong.records):
+                continue
+            t = names.index(label)
+            carrying = int(np.sum(labels[rest] == t))
+            if float(binom.sf(carrying - 1, len(rest), float(np.mean(labels == t)))) > 0.05:
+                out[id(strong)] = weak.summary
     return out
 
 
@@ -488,7 +516,7 @@ def combine(
     found = benjamini_hochberg([1.0 if p is None else p for p in tested_p], q) if tested else np.zeros(0, dtype=bool)
     discovered = {id(f) for (_n, f), ok in zip(tested, found, strict=True) if ok}
     rejected = [f for (_n, f), ok in zip(tested, found, strict=True) if not ok]
-    subsumed = _subsumed_triggers([f for _n, f in tested if id(f) in discovered], n)
+    subsumed = _subsumed_triggers([f for _n, f in tested if id(f) in discovered], n, rep=rep)
     subsumed_list = [f for _n, f in tested if id(f) in subsumed]
     discovered -= set(subsumed)
     held_by = {name: {r for f in r_.findings if id(f) in discovered for r in f.records} for name, r_ in ran}
