@@ -230,7 +230,7 @@ class Reader:
         if not isinstance(self.fs, LocalFileSystem):
             return self.open()
         try:
-            return open(self.path, "rb")  # noqa: SIM115 - closed by the caller, as open()'s result is
+            return open(self.path, "rb")  # closed by the caller, as open()'s result is
         except (OSError, ValueError):
             return self.open()  # the same one-line errors as open()
 

@@ -584,7 +584,9 @@ class ProfileBuilder:
             col.n_tokens += int(w.sum())
             if w.size:
                 grouped = (
-                    pa.table({"t": pc.filter(flat, pa.array(nonempty)), "w": w}).group_by("t", use_threads=False).aggregate([("w", "sum")])
+                    pa.table({"t": pc.filter(flat, pa.array(nonempty)), "w": w})
+                    .group_by("t", use_threads=False)
+                    .aggregate([("w", "sum")])
                 )
                 _add_counts(
                     col.tokens, zip(grouped.column("t").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True)
