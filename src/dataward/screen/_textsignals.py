@@ -157,7 +157,7 @@ class TextSignalsCheck(Check):
         if not keep.any():
             return
         table = pa.table({"t": pc.filter(flat, pa.array(keep)), "w": weights[parents[keep]]})
-        grouped = table.group_by("t").aggregate([("w", "sum")])
+        grouped = table.group_by("t", use_threads=False).aggregate([("w", "sum")])
         tc = self._tokens.setdefault(name, {})
         for v, c in zip(grouped.column("t").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True):
             if is_odd_token(v):

@@ -568,7 +568,7 @@ class ProfileBuilder:
             shapes = distinct
             for pattern, repl in _SHAPE_STEPS:
                 shapes = pc.replace_substring_regex(shapes, pattern, repl)
-            grouped = pa.table({"s": shapes, "w": weights}).group_by("s").aggregate([("w", "sum")])
+            grouped = pa.table({"s": shapes, "w": weights}).group_by("s", use_threads=False).aggregate([("w", "sum")])
             _add_counts(
                 col.shapes, zip(grouped.column("s").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True)
             )
@@ -584,7 +584,9 @@ class ProfileBuilder:
             col.n_tokens += int(w.sum())
             if w.size:
                 grouped = (
-                    pa.table({"t": pc.filter(flat, pa.array(nonempty)), "w": w}).group_by("t").aggregate([("w", "sum")])
+                    pa.table({"t": pc.filter(flat, pa.array(nonempty)), "w": w})
+                    .group_by("t", use_threads=False)
+                    .aggregate([("w", "sum")])
                 )
                 _add_counts(
                     col.tokens, zip(grouped.column("t").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True)
@@ -636,7 +638,7 @@ class ProfileBuilder:
         for g in self.group:
             if g not in batch.schema.names or g in self.profile.groups_overflow:
                 continue
-            counts = table.group_by([g, label]).aggregate([([], "count_all")]).to_pylist()
+            counts = table.group_by([g, label], use_threads=False).aggregate([([], "count_all")]).to_pylist()
             gt = self.profile.groups.setdefault(g, {})
             for row in counts:
                 labels = gt.setdefault(value_key(row[g]) if row[g] is not None else "<null>", {})
