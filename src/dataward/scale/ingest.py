@@ -1,0 +1,346 @@
+"""Acquisition of one large line file by byte ranges: the workers copy, hash and check, the driver combines.
+
+The driver reads only short blocks (the header line, the bytes around each cut). Phase 1: each worker
+reads its byte range of the delivered file, writes it at the same offset of a preallocated temporary object
+(``pwrite``) and, for a CSV/TSV whose records are its lines, hashes and checks the range in the native plain
+pass (:func:`~dataward.records.leaves.plain_line_leaves`), writing the leaves to a scratch file. Phase 2,
+once the leaf counts give every range its first leaf index: one task streams the SHA-256 of the stored
+bytes (it names the object and is what suppliers sign; SHA-256 cannot be split), one concatenates and
+hashes the leaf list (the ``records_digest`` object), and the others compute the RFC 6962 perfect nodes
+that exactly cover their ranges (:func:`dataward.core.merkle.range_nodes`). The driver folds those nodes
+into the root, which is the single pass's root by construction: every node of the tree over ``n`` leaves is
+a perfect aligned subtree or lies on the right edge above them, and aligned subtrees nest.
+
+A file that is not plain (quotes, a lone CR, bad UTF-8, a wrong shape) is still copied this way; its records
+then go through :mod:`dataward.scale.records`, which settles quoting or hands the file to the single-process
+code (which names the line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from dataward.core import leafhash, merkle
+from dataward.errors import InputError, storage_error
+from dataward.records.leaves import plain_line_leaves
+from dataward.scale.interface import Executor
+from dataward.scale.records import newline_cuts, partition_target
+from dataward.store.objects import ObjectStore, PreallocatedObject
+
+#: a worker's read and write size (bounded memory for the hashing tasks)
+BLOCK = 8 << 20
+CHANGED = "changed while it was read"
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    """Phase 1: copy ``[start, end)`` of ``source`` into ``dest`` and, with a ``header``, hash its lines."""
+
+    source: str  # the delivered file, a path the workers reach
+    dest: str  # the preallocated temporary object (a local path)
+    start: int
+    end: int
+    size: int  # the file as the driver saw it: a worker seeing another size or mtime reports a change
+    mtime_ns: int
+    name: str
+    delimiter: str
+    header: bytes | None  # the header line (with its newline); None: copy only
+    leaves_path: str = ""
+
+
+@dataclass(frozen=True)
+class IngestPart:
+    """What a phase-1 task returns: its leaf count if its range is plain lines, else why not."""
+
+    count: int
+    plain: bool
+    error: str | None = None  # the file changed or could not be read: the acquisition is refused
+
+
+def _pread(fd: int, start: int, n: int) -> bytes | None:
+    """``n`` bytes at ``start``, or None when the file ends before (it shrank)."""
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        b = os.pread(fd, n - got, start + got)
+        if not b:
+            return None
+        parts.append(b)
+        got += len(b)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
+
+
+def ingest_task(t: IngestTask) -> IngestPart:
+    """Copy one byte range into the temporary object and, for a plain CSV/TSV range, write its leaves."""
+    try:
+        fd = os.open(t.source, os.O_RDONLY)
+    except OSError as exc:
+        return IngestPart(0, False, f"cannot read ({exc.strerror})")
+    try:
+        st = os.fstat(fd)
+        if (st.st_size, st.st_mtime_ns) != (t.size, t.mtime_ns):
+            return IngestPart(0, False, CHANGED)
+        try:
+            data = _pread(fd, t.start, t.end - t.start)
+        except OSError as exc:
+            return IngestPart(0, False, f"read failed ({exc.strerror})")
+        if data is None:
+            return IngestPart(0, False, CHANGED)
+    finally:
+        os.close(fd)
+    out = os.open(t.dest, os.O_WRONLY)  # an OSError here (disk full) is the store's: it propagates
+    try:
+        _pwrite_all(out, data, t.start)
+    finally:
+        os.close(out)
+    if t.header is None:
+        return IngestPart(0, False)
+    # the header line before every range but the first, as csv_task hashes a plain partition
+    blob = data if t.start == 0 else t.header + data
+    del data
+    try:
+        plain = plain_line_leaves(lambda: io.BytesIO(blob), t.name, t.delimiter)
+    except InputError:
+        return IngestPart(0, False)  # bad input: the partitioned or single-process code names the line
+    if plain is None:
+        return IngestPart(0, False)
+    with open(t.leaves_path, "wb") as f:
+        f.write(plain[0])
+    return IngestPart(plain[1], True)
+
+
+@dataclass(frozen=True)
+class HashTask:
+    """Phase 2: the SHA-256 of a whole local file (the stored object)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class LeafListTask:
+    """Phase 2: concatenate the ranges' leaf files into ``dest`` (the leaf-list object) and hash it."""
+
+    parts: tuple[str, ...]
+    dest: str
+
+
+@dataclass(frozen=True)
+class NodesTask:
+    """Phase 2: the perfect RFC 6962 nodes covering each range's leaves, given its first leaf index."""
+
+    parts: tuple[tuple[str, int], ...]  # (leaf file, index of its first leaf)
+
+
+Node = tuple[int, int, bytes]  # (level, index, hash) of a perfect subtree
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def range_nodes_of(leaves: bytes, first: int) -> list[Node]:
+    """The perfect nodes that exactly cover leaves ``[first, first + n)`` of a tree, from those ``n`` leaves."""
+    view = memoryview(leaves)
+    out: list[Node] = []
+    pos = 0
+    for level, index in merkle.range_nodes(first, first + len(leaves) // 32):
+        width = 32 << level
+        chunk = view[pos : pos + width]
+        # a perfect subtree's root is the RFC 6962 root of its 2**level leaves
+        out.append((level, index, leafhash.merkle_root(chunk if leafhash.NATIVE else bytes(chunk))))
+        pos += width
+    return out
+
+
+def finish_task(t: HashTask | LeafListTask | NodesTask) -> str | list[Node]:
+    """Run one phase-2 task: a file's SHA-256 hex, the leaf list's SHA-256 hex, or the ranges' nodes."""
+    if isinstance(t, HashTask):
+        return _sha256_file(t.path)
+    if isinstance(t, LeafListTask):
+        h = hashlib.sha256()
+        with open(t.dest, "r+b", buffering=0) as out:
+            for part in t.parts:
+                with open(part, "rb") as f:
+                    data = f.read()
+                h.update(data)
+                out.write(data)
+        return h.hexdigest()
+    nodes: list[Node] = []
+    for part, first in t.parts:
+        with open(part, "rb") as f:
+            nodes.extend(range_nodes_of(f.read(), first))
+    return nodes
+
+
+def root_from_nodes(size: int, nodes: Sequence[Node]) -> bytes:
+    """The RFC 6962 root over ``size`` leaves from perfect nodes that exactly cover ``[0, size)``."""
+    table = {(level, index): h for level, index, h in nodes}
+    if sum(1 << level for level, _i, _h in nodes) != size or len(table) != len(nodes):
+        raise ValueError(f"the nodes do not cover {size} leaves exactly once")
+
+    def get(level: int, index: int) -> bytes:
+        h = table.get((level, index))
+        if h is None:
+            if level == 0:
+                raise ValueError(f"leaf {index} is not covered")
+            # a node above the ranges' own nodes: aligned subtrees nest, so its halves are covered
+            h = merkle.node_hash(get(level - 1, 2 * index), get(level - 1, 2 * index + 1))
+        return h
+
+    return merkle.subtree_root(0, size, get)
+
+
+@dataclass(frozen=True)
+class IngestedDigests:
+    """A file's record digests as the workers left them: the count, the root and the stored leaf list."""
+
+    format: str
+    encoding: str
+    count: int
+    root: bytes
+    records_digest: str  # the leaf-list object in the ``meta`` area
+    records_created: bool  # this acquisition created that object
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """One file stored in quarantine by byte ranges, with its record digests when its ranges were plain."""
+
+    sha256: str
+    size: int
+    created: bool  # this acquisition created the quarantine object
+    digests: IngestedDigests | None
+
+
+def _header(f: IO[bytes], fmt: str) -> tuple[bytes, int] | None:
+    """The header line of a CSV/TSV and the offset after it, as ``_csv_digests`` finds them (None: none)."""
+    if fmt not in ("csv", "tsv"):
+        return None
+    f.seek(0)
+    header = b""
+    while not header.strip():
+        header = f.readline(1 << 20)
+        if not header:
+            return None
+    if not header.endswith(b"\n") or b"\r" in header.rstrip(b"\r\n"):
+        return None
+    return header, f.tell()
+
+
+def ingest_file(
+    executor: Executor,
+    store: ObjectStore,
+    path: str | os.PathLike[str],
+    name: str,
+    fmt: str,
+    *,
+    partition_bytes: int | None = None,
+) -> Ingested:
+    """Store ``path`` in quarantine by byte ranges on ``executor``; its record digests too when its records
+    are plain lines (CSV/TSV). Refuses a file that changes meanwhile. The store must be local."""
+    p = Path(path)
+    try:
+        f = open(p, "rb")  # noqa: SIM115 - closed below; fstat needs the descriptor
+    except PermissionError:
+        raise InputError(f"{p}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+    with f:
+        before = os.fstat(f.fileno())
+        if not stat.S_ISREG(before.st_mode):
+            raise InputError(f"{p}: not a regular file")
+        size = before.st_size
+        target = partition_target(size, partition_bytes)
+        head = _header(f, fmt)
+        ranges = newline_cuts(f, size, target)
+        if head is not None and ranges[0][1] < head[1]:
+            head = None  # the header is not within the first range: the partitioned code decides
+        obj = store.preallocate(size)
+        scratch: list[str] = []
+        meta: PreallocatedObject | None = None
+        try:
+            delimiter = "\t" if fmt == "tsv" else ","
+            tasks = []
+            for a, b in ranges:
+                leaves_path = store.scratch_path() if head is not None else ""
+                if leaves_path:
+                    scratch.append(leaves_path)
+                header = None if head is None else head[0]
+                tasks.append(
+                    IngestTask(str(p), obj.path, a, b, size, before.st_mtime_ns, name, delimiter, header, leaves_path)
+                )
+            try:
+                parts = executor.map(ingest_task, tasks)
+            except OSError as exc:
+                raise storage_error(obj.path.rsplit("/", 1)[0], exc, "write to the object store at") from None
+            errors = [e for e in (q.error for q in parts) if e]
+            after = os.fstat(f.fileno())
+            if CHANGED in errors or (after.st_size, after.st_mtime_ns) != (size, before.st_mtime_ns):
+                raise InputError(
+                    f"{p}: changed while it was read ({size} -> {after.st_size} bytes)",
+                    advice="Acquire deliveries only after the supplier has finished writing them.",
+                )
+            if errors:
+                raise InputError(f"{p}: {errors[0]}")
+            plain = head is not None and all(q.plain for q in parts)
+            finish: list[HashTask | LeafListTask | NodesTask] = [HashTask(obj.path)]
+            count = sum(q.count for q in parts) if plain else 0
+            if plain:
+                meta = store.preallocate(32 * count)
+                firsts = [0]
+                for q in parts[:-1]:
+                    firsts.append(firsts[-1] + q.count)
+                with_first = list(zip(scratch, firsts, strict=True))
+                half = len(with_first) // 2
+                # [file hash, nodes of the first half] and [leaf list, nodes of the rest]: with one contiguous
+                # run per worker (Dask) the two serial hashes land on different workers
+                finish = [
+                    HashTask(obj.path),
+                    NodesTask(tuple(with_first[:half])),
+                    LeafListTask(tuple(scratch), meta.path),
+                    NodesTask(tuple(with_first[half:])),
+                ]
+            done = executor.map(finish_task, finish)
+            sha = done[0]
+            assert isinstance(sha, str)
+            obj.commit("quarantine", sha)
+            digests = None
+            if plain and meta is not None:
+                nodes = [n for r in done if isinstance(r, list) for n in r]
+                leaves_sha = done[2]
+                assert isinstance(leaves_sha, str)
+                meta.commit("meta", leaves_sha)
+                warnings = (f"{name}: no records",) if count == 0 else ()
+                digests = IngestedDigests(
+                    fmt, "lines", count, root_from_nodes(count, nodes), leaves_sha, meta.created, warnings
+                )
+            return Ingested(sha, size, obj.created, digests)
+        finally:
+            obj.abort()
+            if meta is not None:
+                meta.abort()
+            for s in scratch:
+                with contextlib.suppress(OSError):
+                    os.remove(s)
