@@ -4,6 +4,7 @@ leaf list and the RFC 6962 root must be those of the serial path, whatever the c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import random
 from pathlib import Path
@@ -138,7 +139,7 @@ def test_root_from_range_nodes_of_any_cuts(size: int) -> None:
     assert want == merkle.root_from_leaf_hashes([leaves[i : i + 32] for i in range(0, len(leaves), 32)])
     for _ in range(10):
         cuts = sorted({0, size, *(rng.randint(0, size) for _ in range(rng.randint(0, 6)))})
-        nodes = [n for a, b in zip(cuts, cuts[1:]) for n in range_nodes_of(leaves[32 * a : 32 * b], a)]
+        nodes = [n for a, b in itertools.pairwise(cuts) for n in range_nodes_of(leaves[32 * a : 32 * b], a)]
         assert root_from_nodes(size, nodes) == want
     if size:
         with pytest.raises(ValueError, match="cover"):

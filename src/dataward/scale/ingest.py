@@ -26,7 +26,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from dataward.core import leafhash, merkle
 from dataward.errors import InputError, storage_error
@@ -168,7 +168,8 @@ def range_nodes_of(leaves: bytes, first: int) -> list[Node]:
         width = 32 << level
         chunk = view[pos : pos + width]
         # a perfect subtree's root is the RFC 6962 root of its 2**level leaves
-        out.append((level, index, leafhash.merkle_root(chunk if leafhash.NATIVE else bytes(chunk))))
+        blob = cast(bytes, chunk) if leafhash.NATIVE else bytes(chunk)  # the native root takes any buffer
+        out.append((level, index, leafhash.merkle_root(blob)))
         pos += width
     return out
 
