@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import os
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,18 @@ def test_root_from_range_nodes_of_any_cuts(size: int) -> None:
     if size:
         with pytest.raises(ValueError, match="cover"):
             root_from_nodes(size + 1, range_nodes_of(leaves, 0))
+
+
+def test_workers_that_cannot_reach_the_file_leave_it_to_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataward.scale.ingest as ingest
+
+    path = tmp_path / "in.csv"
+    path.write_bytes(_csv(100, 5))
+    store = ObjectStore(str(tmp_path / "objects"))
+    real = ingest.ingest_task
+    # a worker on another machine: the path names nothing there
+    monkeypatch.setattr(ingest, "ingest_task", lambda t: real(replace(t, source=str(tmp_path / "elsewhere.csv"))))
+    assert ingest_file(LocalExecutor(threads=2), store, path, path.name, "csv", partition_bytes=300) is None
+    assert not os.listdir(tmp_path / "objects" / "incoming")

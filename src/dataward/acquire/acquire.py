@@ -381,6 +381,8 @@ def _ingest_large(
         if f not in LINE_FORMATS or size < INGEST_MIN_BYTES:
             continue
         got = ingest_file(executor, ws.objects, item.path, item.name, f)
+        if got is None:
+            continue  # the workers do not share this file system: it is streamed here
         if got.created:
             created.append(got.sha256)
         if got.digests is not None and got.digests.records_created:

@@ -38,6 +38,8 @@ from dataward.store.objects import ObjectStore, PreallocatedObject
 #: a worker's read and write size (bounded memory for the hashing tasks)
 BLOCK = 8 << 20
 CHANGED = "changed while it was read"
+#: a worker cannot open the delivered file or the temporary object (not on a file system it shares)
+UNREACHABLE = "not reachable from the worker"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ def ingest_task(t: IngestTask) -> IngestPart:
     """Copy one byte range into the temporary object and, for a plain CSV/TSV range, write its leaves."""
     try:
         fd = os.open(t.source, os.O_RDONLY)
+        os.close(os.open(t.dest, os.O_WRONLY))
+    except (FileNotFoundError, PermissionError):
+        return IngestPart(0, False, UNREACHABLE)  # the driver opened both: this worker does not see them
     except OSError as exc:
         return IngestPart(0, False, f"cannot read ({exc.strerror})")
     try:
@@ -258,9 +263,10 @@ def ingest_file(
     fmt: str,
     *,
     partition_bytes: int | None = None,
-) -> Ingested:
+) -> Ingested | None:
     """Store ``path`` in quarantine by byte ranges on ``executor``; its record digests too when its records
-    are plain lines (CSV/TSV). Refuses a file that changes meanwhile. The store must be local."""
+    are plain lines (CSV/TSV). Refuses a file that changes meanwhile. The store must be local. None: the
+    workers cannot reach the file or the store (a cluster without a shared file system); stream it here."""
     p = Path(path)
     try:
         f = open(p, "rb")  # noqa: SIM115 - closed below; fstat needs the descriptor
@@ -297,6 +303,8 @@ def ingest_file(
             except OSError as exc:
                 raise storage_error(obj.path.rsplit("/", 1)[0], exc, "write to the object store at") from None
             errors = [e for e in (q.error for q in parts) if e]
+            if UNREACHABLE in errors:
+                return None
             after = os.fstat(f.fileno())
             if CHANGED in errors or (after.st_size, after.st_mtime_ns) != (size, before.st_mtime_ns):
                 raise InputError(
