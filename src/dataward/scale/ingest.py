@@ -24,6 +24,7 @@ import io
 import os
 import stat
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -331,7 +332,10 @@ def ingest_file(
                     LeafListTask(tuple(scratch), meta.path),
                     NodesTask(tuple(with_first[half:])),
                 ]
-            done = executor.map(finish_task, finish)
+            with ThreadPoolExecutor(1) as io_thread:
+                synced = io_thread.submit(obj.sync)  # the disk writes the copy back while the workers hash it
+                done = executor.map(finish_task, finish)
+                synced.result()
             sha = done[0]
             assert isinstance(sha, str)
             obj.commit("quarantine", sha)
