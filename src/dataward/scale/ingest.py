@@ -68,66 +68,127 @@ class IngestPart:
     error: str | None = None  # the file changed or could not be read: the acquisition is refused
 
 
-def _pread(fd: int, start: int, n: int) -> bytes | None:
-    """``n`` bytes at ``start``, or None when the file ends before (it shrank)."""
-    parts: list[bytes] = []
-    got = 0
-    while got < n:
-        b = os.pread(fd, n - got, start + got)
-        if not b:
-            return None
-        parts.append(b)
-        got += len(b)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+class _Short(Exception):
+    """The delivered file ended before the range did (it shrank while it was read)."""
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+class _TeeRange(io.RawIOBase):
+    """``prefix``, then bytes ``[start, end)`` of ``src`` (``pread``); every byte read from ``src`` is also
+    written at the same offset of ``dst`` (``pwrite``), so one pass over the range copies it and feeds the
+    hasher, in the hasher's own buffer (no copy of the range is held). Rereading a part writes the same bytes
+    again; ``copied`` is how far the range has been copied from ``start``. Seekable, so that a reader can
+    size its buffer to what is left."""
+
+    def __init__(self, prefix: bytes, src: int, dst: int, start: int, end: int, copied: list[int]) -> None:
+        self._prefix = prefix
+        self._src, self._dst = src, dst
+        self._start, self._end = start, end
+        self._pos = 0  # in the prefix followed by the range
+        self._copied = copied
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        size = len(self._prefix) + self._end - self._start
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        k = len(self._prefix)
+        if self._pos < k:
+            n = min(len(view), k - self._pos)
+            view[:n] = self._prefix[self._pos : self._pos + n]
+            self._pos += n
+            return n
+        at = self._start + self._pos - k
+        want = min(len(view), self._end - at)
+        if want <= 0:
+            return 0
+        n = os.preadv(self._src, [view[:want]], at)
+        if n == 0:
+            raise _Short
+        _pwrite_all(self._dst, view[:n], at)
+        self._pos += n
+        if at <= self._copied[0]:
+            self._copied[0] = max(self._copied[0], at + n)
+        return n
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     done = 0
     while done < len(view):
         done += os.pwrite(fd, view[done:], offset + done)
 
 
+def _copy_rest(src: int, dst: int, start: int, end: int) -> None:
+    """Copy ``[start, end)`` of ``src`` to the same offsets of ``dst`` through one reused buffer."""
+    buf = bytearray(min(BLOCK, max(0, end - start)))
+    view = memoryview(buf)
+    pos = start
+    while pos < end:
+        n = os.preadv(src, [view[: end - pos]], pos)
+        if n == 0:
+            raise _Short
+        _pwrite_all(dst, view[:n], pos)
+        pos += n
+
+
 def ingest_task(t: IngestTask) -> IngestPart:
     """Copy one byte range into the temporary object and, for a plain CSV/TSV range, write its leaves."""
     try:
-        fd = os.open(t.source, os.O_RDONLY)
-        os.close(os.open(t.dest, os.O_WRONLY))
+        src = os.open(t.source, os.O_RDONLY)
     except (FileNotFoundError, PermissionError):
-        return IngestPart(0, False, UNREACHABLE)  # the driver opened both: this worker does not see them
+        return IngestPart(0, False, UNREACHABLE)  # the driver opened it: this worker does not see it
     except OSError as exc:
         return IngestPart(0, False, f"cannot read ({exc.strerror})")
     try:
-        st = os.fstat(fd)
+        st = os.fstat(src)
         if (st.st_size, st.st_mtime_ns) != (t.size, t.mtime_ns):
             return IngestPart(0, False, CHANGED)
         try:
-            data = _pread(fd, t.start, t.end - t.start)
-        except OSError as exc:
-            return IngestPart(0, False, f"read failed ({exc.strerror})")
-        if data is None:
+            dst = os.open(t.dest, os.O_WRONLY)  # another OSError here (disk full later) is the store's
+        except (FileNotFoundError, PermissionError):
+            return IngestPart(0, False, UNREACHABLE)
+        try:
+            return _copy_and_hash(t, src, dst)
+        except _Short:
             return IngestPart(0, False, CHANGED)
+        finally:
+            os.close(dst)
     finally:
-        os.close(fd)
-    out = os.open(t.dest, os.O_WRONLY)  # an OSError here (disk full) is the store's: it propagates
-    try:
-        _pwrite_all(out, data, t.start)
-    finally:
-        os.close(out)
-    if t.header is None:
-        return IngestPart(0, False)
-    # the header line before every range but the first, as csv_task hashes a plain partition
-    blob = data if t.start == 0 else t.header + data
-    del data
-    try:
-        plain = plain_line_leaves(lambda: io.BytesIO(blob), t.name, t.delimiter)
-    except InputError:
-        return IngestPart(0, False)  # bad input: the partitioned or single-process code names the line
-    if plain is None:
-        return IngestPart(0, False)
-    with open(t.leaves_path, "wb") as f:
-        f.write(plain[0])
-    return IngestPart(plain[1], True)
+        os.close(src)
+
+
+def _copy_and_hash(t: IngestTask, src: int, dst: int) -> IngestPart:
+    copied = [t.start]
+    result = IngestPart(0, False)
+    if t.header is not None:
+        # the header line before every range but the first, as csv_task hashes a plain partition
+        prefix = t.header if t.start > 0 else b""
+
+        def opener() -> IO[bytes]:
+            return io.BufferedReader(_TeeRange(prefix, src, dst, t.start, t.end, copied))
+
+        try:
+            plain = plain_line_leaves(opener, t.name, t.delimiter)
+        except InputError:
+            plain = None  # bad input: the partitioned or single-process code names the line
+        if plain is not None:
+            with open(t.leaves_path, "wb") as f:
+                f.write(plain[0])
+            result = IngestPart(plain[1], True)
+    _copy_rest(src, dst, copied[0], t.end)  # what the hasher did not read (not plain, or no header)
+    return result
 
 
 @dataclass(frozen=True)
