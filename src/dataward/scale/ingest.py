@@ -247,7 +247,7 @@ def finish_task(t: HashTask | LeafListTask | NodesTask) -> str | list[Node]:
         return _sha256_file(t.path)
     if isinstance(t, LeafListTask):
         h = hashlib.sha256()
-        with open(t.dest, "r+b", buffering=0) as out:
+        with open(t.dest, "wb", buffering=0) as out:  # from the start: a retried task writes the same
             for part in t.parts:
                 with open(part, "rb") as f:
                     data = f.read()
@@ -379,14 +379,15 @@ def ingest_file(
             finish: list[HashTask | LeafListTask | NodesTask] = [HashTask(obj.path)]
             count = sum(q.count for q in parts) if plain else 0
             if plain:
-                meta = store.preallocate(32 * count)
+                meta = store.preallocate(32 * count, sparse=False)  # one task appends the leaf list
                 firsts = [0]
                 for q in parts[:-1]:
                     firsts.append(firsts[-1] + q.count)
                 with_first = list(zip(scratch, firsts, strict=True))
-                half = len(with_first) // 2
-                # [file hash, nodes of the first half] and [leaf list, nodes of the rest]: with one contiguous
-                # run per worker (Dask) the two serial hashes land on different workers
+                # [file hash, nodes of 2/3 of the ranges] and [leaf list, the other nodes]: with one contiguous
+                # run per worker (Dask) the two serial hashes land on different workers, about evenly (measured
+                # in one process at 10M rows: file hash 0.33 CPU s, leaf list 0.3-0.5, all nodes 0.71)
+                half = -(-2 * len(with_first) // 3)
                 finish = [
                     HashTask(obj.path),
                     NodesTask(tuple(with_first[:half])),
