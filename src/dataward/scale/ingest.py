@@ -226,7 +226,7 @@ def _sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def range_nodes_of(leaves: bytes, first: int) -> list[Node]:
+def range_nodes_of(leaves: bytes | memoryview, first: int) -> list[Node]:
     """The perfect nodes that exactly cover leaves ``[first, first + n)`` of a tree, from those ``n`` leaves."""
     view = memoryview(leaves)
     out: list[Node] = []
@@ -247,17 +247,23 @@ def finish_task(t: HashTask | LeafListTask | NodesTask) -> str | list[Node]:
         return _sha256_file(t.path)
     if isinstance(t, LeafListTask):
         h = hashlib.sha256()
+        buf = bytearray(BLOCK)  # one buffer for every part: no fresh memory per part
+        view = memoryview(buf)
         with open(t.dest, "wb", buffering=0) as out:  # from the start: a retried task writes the same
             for part in t.parts:
-                with open(part, "rb") as f:
-                    data = f.read()
-                h.update(data)
-                out.write(data)
+                with open(part, "rb", buffering=0) as f:
+                    while n := f.readinto(buf):
+                        h.update(view[:n])
+                        out.write(view[:n])
         return h.hexdigest()
     nodes: list[Node] = []
+    room = bytearray(max((os.path.getsize(part) for part, _ in t.parts), default=0))
     for part, first in t.parts:
-        with open(part, "rb") as f:
-            nodes.extend(range_nodes_of(f.read(), first))
+        with open(part, "rb", buffering=0) as f:
+            n = f.readinto(room)
+            while (m := f.readinto(memoryview(room)[n:])) and n < len(room):
+                n += m
+        nodes.extend(range_nodes_of(memoryview(room)[:n], first))
     return nodes
 
 
