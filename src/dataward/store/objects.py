@@ -140,10 +140,9 @@ class ObjectStore:
         os.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
         return tmp
 
-    def preallocate(self, size: int, *, sparse: bool = True) -> PreallocatedObject:
-        """A temporary object of ``size`` bytes that several processes fill by byte range (local stores); with
-        ``sparse=False`` it starts empty, for one writer that appends (no holes to fill: cheaper on ext4)."""
-        return PreallocatedObject(self, size, sparse=sparse)
+    def preallocate(self, size: int) -> PreallocatedObject:
+        """A temporary object of ``size`` bytes that several processes fill by byte range (local stores)."""
+        return PreallocatedObject(self, size)
 
 
 class ObjectWriter:
@@ -224,7 +223,7 @@ class PreallocatedObject:
     reaches the path; nothing is visible under a digest before ``commit``. The writers hash what they wrote
     (the digest names the object): ``commit`` trusts the digest it is given, as the caller's workers do."""
 
-    def __init__(self, store: ObjectStore, size: int, *, sparse: bool = True) -> None:
+    def __init__(self, store: ObjectStore, size: int) -> None:
         self._store = store
         self.path = store.scratch_path()
         self.size = size
@@ -233,8 +232,7 @@ class PreallocatedObject:
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             try:
-                if sparse:
-                    os.ftruncate(fd, size)  # the writers' ranges fill it
+                os.ftruncate(fd, size)  # sparse: the writers' ranges fill it
             finally:
                 os.close(fd)
         except OSError as exc:
