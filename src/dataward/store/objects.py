@@ -155,6 +155,24 @@ class ObjectStore:
         """The object's path on the local disk, if the store is local (for zero-copy readers)."""
         return self.path(area, digest) if self._local else None
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a local directory (objects can be filled by byte range, ``pwrite``)."""
+        return self._local
+
+    def scratch_path(self) -> str:
+        """A fresh temporary path under ``incoming/`` (local stores), for intermediate files of one write;
+        the caller removes it (``dataward doctor --fix`` collects what a crash leaves)."""
+        if not self._local:
+            raise ValueError("scratch files need a local object store")
+        tmp = self._tmp_path()
+        os.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
+        return tmp
+
+    def preallocate(self, size: int) -> PreallocatedObject:
+        """A temporary object of ``size`` bytes that several processes fill by byte range (local stores)."""
+        return PreallocatedObject(self, size)
+
 
 _buffers = threading.local()
 
@@ -316,6 +334,75 @@ class ObjectWriter:
                     self._store.fs.rm(self._tmp)
 
     def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
+class PreallocatedObject:
+    """A temporary local object of a known size, filled by byte range (``os.pwrite``) from any process that
+    reaches the path; nothing is visible under a digest before ``commit``. The writers hash what they wrote
+    (the digest names the object): ``commit`` trusts the digest it is given, as the caller's workers do."""
+
+    def __init__(self, store: ObjectStore, size: int) -> None:
+        self._store = store
+        self.path = store.scratch_path()
+        self.size = size
+        self.created = False
+        self._done = False
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            try:
+                os.ftruncate(fd, size)  # sparse: the writers' ranges fill it
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._done = True
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+            raise storage_error(self.path.rsplit("/", 1)[0], exc, "write to the object store at") from None
+
+    def sync(self) -> None:
+        """fsync what the writers have written so far (lets the disk work while they still hash)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(self.path.rsplit("/", 1)[0], exc, "write to the object store at") from None
+
+    def commit(self, area: str, digest: str) -> str:
+        """fsync the filled object and publish it in ``area`` under ``digest`` (which is returned)."""
+        _check_digest(digest)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                if os.fstat(fd).st_size != self.size:
+                    raise IntegrityError(f"a temporary object changed size ({self.size} bytes expected)")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.created = self._store._publish(self.path, area, digest)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(self._store.path(area, digest), exc, "publish the object") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return digest
+
+    def abort(self) -> None:
+        """Discard the temporary object; safe to call more than once and after ``commit``."""
+        if not self._done:
+            self._done = True
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+
+    def __enter__(self) -> PreallocatedObject:
         return self
 
     def __exit__(self, *exc: object) -> None:
