@@ -445,14 +445,15 @@ class LabelIssues(Detector):
         self.last_confident_joint: np.ndarray[Any, Any] | None = None
 
     def _flags(
-        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int, logits: FloatArray
+        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int, logits: FloatArray, calibrated: FloatArray
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """The flag rule, once the mixture test has rejected "no noise": ``(counted, flagged)``, where
         ``counted`` is the mixture's count ``n eps (K - 1) / K``, highest noise posterior first (left out of
         the next pass, read by fusion), and ``flagged`` the final set (ADR 0060): under
         ``flag_rule="mixture"`` the most probable wrong labels up to the expected-F1 optimum
-        (:func:`expected_f1_cut`; with class biases when their test asks for them, :func:`fit_class_bias`),
-        else that set's union with confident learning on the natural model ``q``:
+        (:func:`expected_f1_cut`), and when the class-bias test asks for biases (:func:`fit_class_bias`: the
+        cut then reads the biased model) confident learning's flags on the calibrated probabilities beside
+        them; else that set's union with confident learning on the natural model ``q``:
 
         - the mixture (labels drawn at random: the share leaks into every class, which is what the uniform
           component measures);
@@ -464,9 +465,13 @@ class LabelIssues(Detector):
         counted = np.zeros(n, dtype=bool)
         wrong = round(n * noise.share * (k - 1) / k)
         counted[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
-        # the cut reads the natural model with class biases where the labels ask for them (imbalanced classes)
+        # the cut reads the natural model with class biases where the labels ask for them (imbalanced classes);
+        # there the wrong labels are not spread as one uniform share, and confident learning's per-class
+        # thresholds on the calibrated probabilities add those of the classes that carry more of them
         biased = fit_class_bias(logits, y, noise, self.alpha)
         flagged = expected_f1_cut(wrong_label_posterior(*(biased or (natural, noise)), y))
+        if biased is not None:
+            flagged |= prune_by_noise_rate(calibrated, y, confident_joint(calibrated, y, k))
         self.last_confident_joint = prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
         if self.flag_rule == "mixture":
             return counted, flagged
@@ -537,7 +542,7 @@ class LabelIssues(Detector):
             flagged = counted = np.zeros(n, dtype=bool)
             self.last_confident_joint = np.zeros(n, dtype=bool)
             if gate <= self.alpha and informative and noise.share > 0:
-                counted, flagged = self._flags(natural, noise, y, k, logits)
+                counted, flagged = self._flags(natural, noise, y, k, logits, calibrated)
             # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
             # flags only add to the final set (ADR 0048: re-fitting without them was no better)
             keep = ~counted
