@@ -19,18 +19,21 @@ otherwise drags the model towards the flipped labels).
 ``eps`` the share of labels drawn at random (flips, careless annotation), both fitted by maximum likelihood.
 A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
 ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
-(boundary null: half chi-square(1)); with no significant noise at ``alpha`` = 0.01 nothing is flagged.
-The model must also beat the class priors out of fold (likelihood-ratio G test), or its disagreements with
-the labels are no evidence.
+(boundary null: half chi-square(1)) on the first pass, on the product and on each model view alone
+(Bonferroni; the k-NN vote's floored probabilities can hide flips on small tables, docs/adr/0060); with no
+significant noise at ``alpha`` = 0.01 nothing is flagged. The model must also beat the class priors out of
+fold (likelihood-ratio G test), or its disagreements with the labels are no evidence.
 
-**The flag rule** (docs/adr/0048), once the test rejects: by default (``flag_rule="mixture"``) the mixture's
-count; with ``flag_rule="mixture+confident-joint"`` the union of two estimates of the wrong labels, both read
-from the natural model ``q`` (it gains on imbalanced classes, SMS and breast cancer, and loses more than 0.02
-F1 on balanced ones, digits and sentiment, so it is not the default). The mixture's count ``n eps (K - 1) /
-K``, highest posterior of the noise component first (random flips leak into every class: what the uniform
-share measures); and confident learning (Northcutt, Jiang and Chuang, 2021, implemented here from the paper):
-per-class thresholds, the calibrated confident joint's count for each (given, true) class pair, pruned by
-largest margin within the given class (noise concentrated on class pairs, classes of unequal difficulty).
+**The flag rule** (docs/adr/0060), once the test rejects: by default (``flag_rule="mixture"``) the records
+most probably wrongly labelled under the mixture, up to where the expected F1 peaks; the natural model takes
+one bias per class when a likelihood-ratio test asks for it (random flips move imbalanced class shares
+towards uniform), and then confident learning's flags on the calibrated probabilities join the cut (the
+wrong labels are not one uniform share). Confident learning (Northcutt, Jiang and Chuang, 2021, implemented
+here from the paper): per-class thresholds, the calibrated confident joint's count for each (given, true)
+class pair, pruned by largest margin within the given class. With ``flag_rule="mixture+confident-joint"``
+(docs/adr/0048) the cut's union with confident learning on the natural model ``q``, always. The mixture's
+count ``n eps (K - 1) / K`` (highest posterior of the noise component first) is what the second pass
+leaves out of training and what the findings fusion reads hold.
 
 **p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
 atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
