@@ -6,9 +6,10 @@ Random label flips (the simulator's ``label_flip``) at 5 % and 10 % on real data
 For each case, precision, recall and F1 of:
 
 - ``dataward``: the ``label_issues`` detector alone, as shipped (out-of-fold probabilities; word, character
-  and naive Bayes views on text; the label-noise mixture's test, then its count; docs/adr/0043);
-- ``dataward-union``: the same fit with ``flag_rule="mixture+confident-joint"`` (the mixture's count or the
-  confident joint per class pair, docs/adr/0048), read off the same run;
+  and naive Bayes views on text; the label-noise mixture's first-pass test, then the expected-F1 cut, with
+  class biases and confident learning where a test asks for them; docs/adr/0060);
+- ``dataward-union``: the same fit with ``flag_rule="mixture+confident-joint"`` (the shipped flags or the
+  confident joint per class pair on the natural model, docs/adr/0048), read off the same run;
 - ``cleanlab-same-probs``: cleanlab 2.9 ``find_label_issues`` fed dataward's calibrated probabilities;
 - ``cleanlab-default``: ``CleanLearning`` over a logistic regression with its own cross-validation.
 

@@ -198,8 +198,8 @@ def test_confident_joint_rule_on_clean_labels_flags_only_natural_overlap() -> No
 
 @pytest.mark.slow
 def test_flag_rules_mixture_by_default_union_on_request() -> None:
-    """The default rule flags the mixture's count; the opt-in union adds the confident joint's flags (same fit),
-    and an unknown rule is refused with a one-line error."""
+    """The default rule flags the mixture's expected-F1 cut; the opt-in union adds the confident joint's flags
+    (same fit), and an unknown rule is refused with a one-line error."""
     from dataward.detect.interface import DetectionError
 
     x, y = load_digits(return_X_y=True)
@@ -216,3 +216,84 @@ def test_flag_rules_mixture_by_default_union_on_request() -> None:
     assert mixture.flagged.sum() > 0 and union.flagged.sum() >= mixture.flagged.sum()
     with pytest.raises(DetectionError, match="unknown flag_rule"):
         LabelIssues(flag_rule="union")
+
+
+def test_expected_f1_cut_maximises_the_plug_in_expected_f1() -> None:
+    from dataward.detect._labels import expected_f1_cut
+
+    rng = np.random.default_rng(3)
+    posterior = np.concatenate([rng.uniform(0.6, 1.0, 20), rng.uniform(0.0, 0.3, 200)])
+    flagged = expected_f1_cut(posterior)
+    order = np.argsort(-posterior)
+
+    def expected_f1(m: int) -> float:
+        return float(2.0 * posterior[order[:m]].sum() / (m + posterior.sum()))
+
+    m = int(flagged.sum())
+    assert flagged[order[:m]].all()  # the most probable first
+    assert all(expected_f1(m) >= expected_f1(j) - 1e-12 for j in range(1, posterior.size + 1))
+    assert 20 <= m < 60  # the near-certain ones, and not the long tail of doubtful ones
+    assert not expected_f1_cut(np.zeros(50)).any()
+
+
+def test_wrong_label_posterior_leaves_out_noisy_draws_that_hit_the_truth() -> None:
+    from dataward.detect._labels import NoiseFit, wrong_label_posterior
+
+    q = np.array([[0.9, 0.1], [0.5, 0.5], [1.0, 0.0]])
+    y = np.array([1, 0, 0])
+    noise = NoiseFit(1.0, 0.2, 0.0, np.zeros(3))
+    w = wrong_label_posterior(q, noise, y)
+    # labelled 1 with q_1 = 0.1: noise 0.1 * 0.9 against natural 0.8 * 0.1 + 0.1
+    assert w[0] == pytest.approx(0.1 * 0.9 / (0.8 * 0.1 + 0.1))
+    assert w[1] == pytest.approx(0.1 * 0.5 / (0.8 * 0.5 + 0.1))
+    assert w[2] == 0.0  # the label is surely the true class: never wrong
+
+
+def test_class_bias_taken_only_when_the_labels_ask_for_it() -> None:
+    from dataward.detect._labels import fit_class_bias, fit_label_noise
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    truth = (rng.uniform(size=n) < 0.15).astype(np.int64)  # 15 % minority
+    score = np.where(truth == 1, 1.0, -1.0) * 4.0 + rng.normal(scale=2.0, size=n)
+    # the true log-odds of the minority: the score's likelihood ratio plus the prior's
+    logits = np.column_stack([np.zeros(n), 2.0 * score + np.log(0.15 / 0.85)])
+    flip = rng.uniform(size=n) < 0.1
+    y = np.where(flip, 1 - truth, truth)
+    # a model fitted to the flipped labels leans towards the minority everywhere (its intercept follows the
+    # given shares): the biases are asked for and recover the flips better than the temperature alone
+    leaning = logits + np.array([0.0, 1.5])
+    natural, noise = fit_label_noise(leaning, y)
+    biased = fit_class_bias(leaning, y, noise, 0.01)
+    assert biased is not None
+    q_b, noise_b = biased
+    assert noise_b.p_value == noise.p_value and noise_b.share > 0
+    from sklearn.metrics import roc_auc_score
+
+    rows = np.arange(n)
+    assert roc_auc_score(flip, -q_b[rows, y]) >= roc_auc_score(flip, -natural[rows, y]) - 1e-9
+    # the same labels on logits without the lean: no bias is asked for
+    natural, noise = fit_label_noise(logits, y)
+    assert fit_class_bias(logits, y, noise, 0.01) is None
+    # no noise, nothing to refit
+    assert fit_class_bias(logits, truth, fit_label_noise(logits, truth)[1], 0.01) is None
+
+
+def test_noise_test_takes_the_model_view_when_the_knn_floor_hides_the_flips() -> None:
+    """On 150 iris records with 8 flips, the product with the k-NN vote did not reject (p 0.026) while the
+    logistic view alone does: the first-pass test over both (Bonferroni) flags them; clean iris stays quiet."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": "label"})
+    frame["label"] = frame["label"].astype(str)
+    poisoned = simulate(frame, "label_flip", Roles(label="label"), rate=0.05, seed=0)
+    truth = poisoned.truth.mask()
+    from dataward.detect import from_frame
+
+    result = LabelIssues().score(from_frame(poisoned.data, label="label"), seed=0)
+    assert result.params["noise_p_value"] <= 0.01
+    from sklearn.metrics import f1_score
+
+    assert f1_score(truth, result.flagged) >= 0.75
+    clean = LabelIssues().score(from_frame(frame, label="label"), seed=0)
+    assert not clean.flagged.any() and clean.params["noise_p_value"] > 0.05

@@ -19,18 +19,21 @@ otherwise drags the model towards the flipped labels).
 ``eps`` the share of labels drawn at random (flips, careless annotation), both fitted by maximum likelihood.
 A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
 ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
-(boundary null: half chi-square(1)); with no significant noise at ``alpha`` = 0.01 nothing is flagged.
-The model must also beat the class priors out of fold (likelihood-ratio G test), or its disagreements with
-the labels are no evidence.
+(boundary null: half chi-square(1)) on the first pass, on the product and on each model view alone
+(Bonferroni; the k-NN vote's floored probabilities can hide flips on small tables, docs/adr/0060); with no
+significant noise at ``alpha`` = 0.01 nothing is flagged. The model must also beat the class priors out of
+fold (likelihood-ratio G test), or its disagreements with the labels are no evidence.
 
-**The flag rule** (docs/adr/0048), once the test rejects: by default (``flag_rule="mixture"``) the mixture's
-count; with ``flag_rule="mixture+confident-joint"`` the union of two estimates of the wrong labels, both read
-from the natural model ``q`` (it gains on imbalanced classes, SMS and breast cancer, and loses more than 0.02
-F1 on balanced ones, digits and sentiment, so it is not the default). The mixture's count ``n eps (K - 1) /
-K``, highest posterior of the noise component first (random flips leak into every class: what the uniform
-share measures); and confident learning (Northcutt, Jiang and Chuang, 2021, implemented here from the paper):
-per-class thresholds, the calibrated confident joint's count for each (given, true) class pair, pruned by
-largest margin within the given class (noise concentrated on class pairs, classes of unequal difficulty).
+**The flag rule** (docs/adr/0060), once the test rejects: by default (``flag_rule="mixture"``) the records
+most probably wrongly labelled under the mixture, up to where the expected F1 peaks; the natural model takes
+one bias per class when a likelihood-ratio test asks for it (random flips move imbalanced class shares
+towards uniform), and then confident learning's flags on the calibrated probabilities join the cut (the
+wrong labels are not one uniform share). Confident learning (Northcutt, Jiang and Chuang, 2021, implemented
+here from the paper): per-class thresholds, the calibrated confident joint's count for each (given, true)
+class pair, pruned by largest margin within the given class. With ``flag_rule="mixture+confident-joint"``
+(docs/adr/0048) the cut's union with confident learning on the natural model ``q``, always. The mixture's
+count ``n eps (K - 1) / K`` (highest posterior of the noise component first) is what the second pass
+leaves out of training and what the findings fusion reads hold.
 
 **p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
 atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
@@ -221,6 +224,79 @@ def fit_label_noise(logits: FloatArray, y: IntArray) -> tuple[FloatArray, NoiseF
     return q, NoiseFit(t_hat, eps_hat, p_value, responsibility)
 
 
+def wrong_label_posterior(q: FloatArray, noise: NoiseFit, y: IntArray) -> FloatArray:
+    """Per record, the mixture's posterior probability that its given label is wrong: drawn by the noise
+    component (``eps / K``) and not the record's true class (``1 - q_y``), over ``(1 - eps) q_y + eps / K``.
+    A label the natural model could have drawn (ambiguity) is not wrong, nor a noisy draw that hit the truth."""
+    k = q.shape[1]
+    qy = q[np.arange(y.shape[0]), y]
+    noisy = noise.share / k
+    out: FloatArray = noisy * (1.0 - qy) / np.maximum((1.0 - noise.share) * qy + noisy, 1e-300)
+    return out
+
+
+def expected_f1_cut(posterior: FloatArray) -> np.ndarray[Any, Any]:
+    """The flags that maximise the expected F1 given each record's posterior of a wrong label: the ``m``
+    most probable, ``m`` maximising ``2 sum_top_m w / (m + sum_all w)`` (the plug-in expected F1: expected
+    true positives over the mean of the flag count and the expected number of wrong labels). It flags
+    further down the ranking than the expected count when the top records are near-certain and stops
+    earlier when the posteriors are spread (a weak model), and flags nothing without noise."""
+    flagged = np.zeros(posterior.shape[0], dtype=bool)
+    total = float(posterior.sum())
+    if total <= 0.0:
+        return flagged
+    order = np.argsort(-posterior, kind="stable")
+    gain = 2.0 * np.cumsum(posterior[order]) / (np.arange(1, order.size + 1) + total)
+    flagged[order[: int(np.argmax(gain)) + 1]] = True
+    return flagged
+
+
+def fit_class_bias(
+    logits: FloatArray, y: IntArray, noise: NoiseFit, alpha: float
+) -> tuple[FloatArray, NoiseFit] | None:
+    """The mixture refitted with one bias per class in the natural model, ``q = softmax(logits / T + b)``,
+    when the given labels ask for it: the likelihood ratio against ``b = 0`` (chi-square, ``K - 1`` degrees
+    of freedom) at level ``alpha``; ``None`` otherwise.
+
+    Random flips move the given class shares towards uniform (5 % flips of a 13 % class give it about
+    17 %), and a model fitted to the given labels puts its intercepts at the given shares, so on imbalanced
+    classes the product of experts leans towards the minority class everywhere, which one temperature
+    cannot undo. The biases let the natural model take the true shares back. The test of ``eps = 0`` is not
+    redone here: ``noise.p_value`` is carried over.
+    """
+    from scipy.optimize import minimize
+    from scipy.stats import chi2
+
+    n, k = logits.shape
+    if noise.share <= 0.0 or k < 2:
+        return None
+    rows = np.arange(n)
+    z = logits - logits.max(axis=1, keepdims=True)
+
+    def natural(th: FloatArray) -> FloatArray:
+        a = z / np.exp(th[0]) + np.concatenate(([0.0], th[2:]))
+        a -= a.max(axis=1, keepdims=True)
+        e = np.exp(a)
+        out: FloatArray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss(th: FloatArray) -> float:
+        q = natural(th)
+        return float(-np.sum(np.log(np.clip((1.0 - th[1]) * q[rows, y] + th[1] / k, 1e-300, 1.0))))
+
+    start = np.concatenate(([np.log(noise.temperature), noise.share], np.zeros(k - 1)))
+    bounds = [(np.log(0.02), np.log(20.0)), (0.0, 0.5)] + [(-10.0, 10.0)] * (k - 1)
+    fit = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
+    stat = 2.0 * (loss(start) - float(fit.fun))
+    if stat <= 0.0 or float(chi2.sf(stat, k - 1)) > alpha:
+        return None
+    q = natural(fit.x)
+    eps = float(fit.x[1])
+    noisy = eps / k
+    responsibility = noisy / ((1.0 - eps) * q[rows, y] + noisy) if eps > 0 else np.zeros(n)
+    return q, NoiseFit(float(np.exp(fit.x[0])), eps, noise.p_value, responsibility)
+
+
 def natural_label_pvalues(q: FloatArray, y: IntArray) -> FloatArray:
     """Per-record p-values of the given labels under "the label is drawn from ``q``" (natural ambiguity):
     ``P(q_Y <= q_y) = sum_c q_c [q_c <= q_y]`` for ``Y ~ q``, valid (uniform or conservative) for a
@@ -272,6 +348,23 @@ def prune_by_noise_rate(proba: FloatArray, y: IntArray, joint: FloatArray) -> np
             flagged[members[np.argsort(-margin, kind="stable")[:m]]] = True
     flagged &= proba.argmax(axis=1) != y
     return flagged
+
+
+def _noise_test(product: NoiseFit, models: list[FloatArray], y: IntArray, experts: int) -> float:
+    """The p-value of "no label noise beyond natural ambiguity": the mixture's test on the product of the
+    ``experts`` and, when there are several, on each model view alone, Bonferroni-corrected over the tests.
+
+    The k-NN vote's pseudo-counts floor its probabilities (a flipped record in a pure neighbourhood keeps
+    about 1 % for its given label), and the product inherits that floor; on small tables (8 flips among 150
+    records) it hides the flips from the test, while the logistic model alone, whose probabilities are not
+    floored, sees them. The k-NN vote alone is not tested: its floored, discrete probabilities make the
+    mixture's test anti-conservative on clean data. Each test is valid under the null, so the smallest
+    p-value times the number of tests is.
+    """
+    if experts < 2:
+        return product.p_value
+    tests = [product.p_value] + [fit_label_noise(np.log(np.clip(m, 1e-12, 1.0)), y)[1].p_value for m in models]
+    return float(min(1.0, min(tests) * len(tests)))
 
 
 def _knn_proba(idx: IntArray, y: IntArray, k: int, weight: FloatArray) -> FloatArray:
@@ -355,27 +448,37 @@ class LabelIssues(Detector):
         self.last_confident_joint: np.ndarray[Any, Any] | None = None
 
     def _flags(
-        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int
+        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int, logits: FloatArray, calibrated: FloatArray
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """The flag rule, once the mixture test has rejected "no noise": ``(counted, flagged)``, where
-        ``counted`` is the mixture's count (left out of the next pass, read by fusion) and ``flagged`` the
-        final set: the same under ``flag_rule="mixture"``, else the union of two estimates of the wrong
-        labels on the natural model ``q``, each suited to one noise structure.
+        ``counted`` is the mixture's count ``n eps (K - 1) / K``, highest noise posterior first (left out of
+        the next pass, read by fusion), and ``flagged`` the final set (ADR 0060): under
+        ``flag_rule="mixture"`` the most probable wrong labels up to the expected-F1 optimum
+        (:func:`expected_f1_cut`), and when the class-bias test asks for biases (:func:`fit_class_bias`: the
+        cut then reads the biased model) confident learning's flags on the calibrated probabilities beside
+        them; else that set's union with confident learning on the natural model ``q``:
 
-        - the mixture's count ``n eps (K - 1) / K``, highest noise posterior first (labels drawn at random:
-          the share leaks into every class, which is what the uniform component measures);
+        - the mixture (labels drawn at random: the share leaks into every class, which is what the uniform
+          component measures);
         - confident learning: the calibrated confident joint's count per (given, true) class pair, largest
           margin first within the given class (noise concentrated on some class pairs, and classes of
           different difficulty, which one global count and one global ranking treat alike).
         """
         n = y.shape[0]
-        flagged = np.zeros(n, dtype=bool)
+        counted = np.zeros(n, dtype=bool)
         wrong = round(n * noise.share * (k - 1) / k)
-        flagged[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
+        counted[np.argsort(-noise.responsibility, kind="stable")[:wrong]] = True
+        # the cut reads the natural model with class biases where the labels ask for them (imbalanced classes);
+        # there the wrong labels are not spread as one uniform share, and confident learning's per-class
+        # thresholds on the calibrated probabilities add those of the classes that carry more of them
+        biased = fit_class_bias(logits, y, noise, self.alpha)
+        flagged = expected_f1_cut(wrong_label_posterior(*(biased or (natural, noise)), y))
+        if biased is not None:
+            flagged |= prune_by_noise_rate(calibrated, y, confident_joint(calibrated, y, k))
         self.last_confident_joint = prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
         if self.flag_rule == "mixture":
-            return flagged, flagged
-        return flagged, flagged | self.last_confident_joint
+            return counted, flagged
+        return counted, flagged | self.last_confident_joint
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         from threadpoolctl import threadpool_limits
@@ -414,7 +517,8 @@ class LabelIssues(Detector):
         natural = calibrated
         noise = NoiseFit(1.0, 0.0, 1.0, np.zeros(n))
         informative = False
-        for _ in range(passes):
+        gate = 1.0
+        for step in range(passes):
             opinions = []
             raw = []
             for view, nb in views:
@@ -430,13 +534,18 @@ class LabelIssues(Detector):
             # the views agree in log space (a product of experts): one confident view is not averaged away
             logits = np.mean([np.log(np.clip(o, 1e-12, 1.0)) for o in raw], axis=0)
             natural, noise = fit_label_noise(logits, y)
+            if step == 0:
+                gate = _noise_test(noise, raw[: len(views)], y, len(raw))
+            # the test is the first pass's: the later passes train on folds chosen by looking at the labels, so
+            # their likelihood ratio is no longer calibrated; they refine the estimate, not the decision
+            noise = replace(noise, p_value=gate)
             # out of fold the model must beat the class priors, or its disagreements with the labels are noise,
             # not evidence (uninformative features, e.g. one categorical column)
             informative = _informative(calibrated[keep], y[keep], prior)
             flagged = counted = np.zeros(n, dtype=bool)
             self.last_confident_joint = np.zeros(n, dtype=bool)
-            if noise.p_value <= self.alpha and informative:
-                counted, flagged = self._flags(natural, noise, y, k)
+            if gate <= self.alpha and informative and noise.share > 0:
+                counted, flagged = self._flags(natural, noise, y, k, logits, calibrated)
             # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
             # flags only add to the final set (ADR 0048: re-fitting without them was no better)
             keep = ~counted
