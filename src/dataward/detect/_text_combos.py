@@ -33,7 +33,15 @@ import numpy as np
 from scipy import sparse
 
 from dataward.detect._findings import mark_carriers
-from dataward.detect.interface import Detector, DetectorResult, Finding, IntArray, Modality, Representation
+from dataward.detect.interface import (
+    Detector,
+    DetectorResult,
+    Finding,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
 from dataward.detect.registry import register
 from dataward.detect.text_triggers import (
     MiningParams,
@@ -96,7 +104,7 @@ class TextComboTriggers(Detector):
         corpus_unit_of[unit_ids] = np.arange(n_units)
         record_unit = corpus_unit_of[unit_of]
         records_of = UnitIndex(record_unit, n_units).records
-        table, n_hyp = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
+        table, n_hyp, chance = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
         params_out["pairs_searched"] = n_hyp
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
@@ -107,7 +115,16 @@ class TextComboTriggers(Detector):
             return DetectorResult(
                 self.name, scores, flagged, {}, params=params_out, seconds=time.perf_counter() - start, pvalues=pvalues
             )
-        mined = mine(corpus, targets, self.params, seed=seed, table=table, n_hypotheses=n_hyp)
+        mined = mine(
+            corpus,
+            targets,
+            self.params,
+            seed=seed,
+            table=table,
+            n_hypotheses=n_hyp,
+            expected_other=chance,
+            matched_null=True,
+        )
         has_unit = record_unit >= 0
         scores[has_unit] = mined.weak[record_unit[has_unit]]
         x = corpus.incidence().tocsr()
@@ -177,22 +194,26 @@ class TextComboTriggers(Detector):
             pvalues=pvalues,
         )
 
-    def _pairs(self, x: sparse.csc_matrix, y: np.ndarray[Any, Any], n_classes: int) -> tuple[NgramTable | None, int]:
-        """Candidate word pairs (as a miner table) and the number of pairs searched."""
+    def _pairs(
+        self, x: sparse.csc_matrix, y: np.ndarray[Any, Any], n_classes: int
+    ) -> tuple[NgramTable | None, int, FloatArray]:
+        """Candidate word pairs (as a miner table), the number of pairs searched, and each pair's chance co-carriers."""
         n_units = x.shape[0]
         p = self.params
         df = np.asarray(x.sum(axis=0)).ravel()
         ok = np.flatnonzero((df >= p.min_support) & (df <= max(p.min_support, p.max_fraction * n_units)))
         if ok.size < 2:
-            return None, 0
+            return None, 0, np.zeros(0)
         vocab = ok[np.argsort(-df[ok], kind="stable")[: self.max_tokens]]
         xs = sparse.csr_matrix(x[:, vocab])
+        dfv = df[vocab].astype(np.float64)
         both = sparse.triu(xs.T @ xs, k=1).tocsr()
         both.data[both.data < p.min_support] = 0
         both.eliminate_zeros()
         n_hyp = int(both.nnz)
         if n_hyp == 0:
-            return None, 0
+            return None, 0, np.zeros(0)
+        share = np.bincount(y, minlength=n_classes) / max(1, len(y))
         pairs_a: list[np.ndarray[Any, Any]] = []
         pairs_b: list[np.ndarray[Any, Any]] = []
         for c in range(n_classes):
@@ -204,19 +225,26 @@ class TextComboTriggers(Detector):
             keep = joint.data >= p.min_support
             a, b, hits = joint.row[keep], joint.col[keep], joint.data[keep]
             total = np.asarray(both[a, b]).ravel()
-            pure = (total > 0) & (hits >= p.min_purity * np.maximum(total, 1))
+            # a planted combination adds its carriers to those holding both words by chance (independence):
+            # the screen asks for that excess, and lets the carriers of other labels exceed the purity bound
+            # by the number of them chance co-occurrence brings (a small trigger's purity is otherwise
+            # decided by one or two natural texts that happen to hold both words)
+            chance = dfv[a] * dfv[b] / n_units
+            excess = total - chance
+            chance_off = chance * (1.0 - share[c])
+            pure = (excess >= p.min_support) & (hits + chance_off >= p.min_purity * total)
             pairs_a.append(a[pure])
             pairs_b.append(b[pure])
         a_all = np.concatenate(pairs_a) if pairs_a else np.zeros(0, dtype=np.int64)
         b_all = np.concatenate(pairs_b) if pairs_b else np.zeros(0, dtype=np.int64)
         if a_all.size == 0:
-            return None, n_hyp
+            return None, n_hyp, np.zeros(0)
         code = np.unique(a_all.astype(np.int64) * len(vocab) + b_all)
         a_all, b_all = code // len(vocab), code % len(vocab)
         matrix = _carriers(xs, a_all, b_all)
         support = np.diff(matrix.indptr).astype(np.int64)
         tokens = tuple((int(vocab[i]), int(vocab[j])) for i, j in zip(a_all, b_all, strict=True))
-        return NgramTable(tokens, matrix, support), n_hyp
+        return NgramTable(tokens, matrix, support), n_hyp, dfv[a_all] * dfv[b_all] / n_units * (1.0 - share.max())
 
 
 def _carriers(xs: sparse.csr_matrix, a: IntArray, b: IntArray, budget: int = 4_000_000) -> sparse.csc_matrix:

@@ -360,6 +360,8 @@ def mine(
     seed: int = 0,
     table: NgramTable | None = None,
     n_hypotheses: int | None = None,
+    expected_other: FloatArray | None = None,
+    matched_null: bool = False,
 ) -> MiningResult:
     """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
 
@@ -367,6 +369,14 @@ def mine(
     instruction data. A caller may pass its own candidate ``table`` (e.g. co-occurring token sets, whose
     "tokens" need not be adjacent) with ``n_hypotheses``, the number of candidates it chose them from, so
     that the Bonferroni bound covers the whole search and not only the survivors of its pre-selection.
+
+    ``expected_other`` (per candidate) is a number of off-target carriers the purity screen discounts: for
+    a set of words, those that hold them all by chance (the screen only chooses what is tested; the
+    Bonferroni bound covers every candidate searched). With ``matched_null``, a candidate's null rate is the larger of
+    ``q0`` and, for each of its tokens, the rate at which the target units holding that token but not the
+    whole candidate are contradicted once the candidate's removed tokens are taken out: the test then asks
+    whether the *combination* is contradicted more than its parts, which a word that is a trigger (or a
+    strong label word) on its own is not.
     """
     n_units = corpus.n_docs
     if table is None:
@@ -379,7 +389,9 @@ def mine(
     cooc.eliminate_zeros()
     coo = cooc.tocoo()
     hits = coo.data.astype(np.int64)
-    purity = hits / table.support[coo.row]
+    # off-target carriers that chance explains do not count against purity
+    chance = expected_other[coo.row] if expected_other is not None else 0.0
+    purity = (hits + chance) / table.support[coo.row]
     cand = purity >= params.min_purity
     pair_ngram, pair_target, pair_hits = coo.row[cand], coo.col[cand], hits[cand]
     active_targets = np.unique(pair_target)
@@ -417,6 +429,7 @@ def mine(
     x_content = x[:, content_cols].tocsr()
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     x.sort_indices()
+    x_csc = x.tocsc() if matched_null else None
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
@@ -469,6 +482,27 @@ def mine(
                 contra_g = contra[ent_bounds[i] : ent_bounds[i + 1]]
                 p_out = float(p_outs[i])
                 hits = n_on
+                q_g = q0
+                if matched_null:
+                    removed = np.unique(
+                        np.r_[full_tok[full_rows == cand_pos[g]], rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]
+                    ).astype(np.int64)
+                    q_g = _matched_rate(
+                        x,
+                        x_csc,
+                        y,
+                        units,
+                        table.tokens[g],
+                        removed,
+                        (log_odds, weights, folds),
+                        content,
+                        content_count,
+                        params,
+                        stop=(k, n_on, q0, threshold),
+                    )
+                    p = _test(params.test, k, n_on, n_all, q_g, p_out)
+                    if p > threshold:
+                        continue
                 if p <= threshold:  # count near-duplicate carriers (a spam template, a copied review) once
                     core = np.flatnonzero(np.isin(content_cols, np.asarray(table.tokens[g], dtype=np.int64)))
                     picked, groups = _context_groups(x_content, on, core, rng, params.max_context_sample)
@@ -479,7 +513,7 @@ def mine(
                     independent = round((int(groups.max()) + 1) * scale)
                     n_all = max(independent, n_all - (n_on - independent))
                     n_on = independent
-                    p = _test(params.test, k, n_on, n_all, q0, p_out)
+                    p = _test(params.test, k, n_on, n_all, q_g, p_out)
                 found.append(
                     Association(
                         ngram=g,
@@ -489,7 +523,7 @@ def mine(
                         contradicted=k,
                         independent=n_on,
                         base_rate=base,
-                        null_rate=q0,
+                        null_rate=q_g,
                         p_value=p,
                         threshold=threshold,
                         units=units.astype(np.int64),
@@ -498,6 +532,60 @@ def mine(
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+def _matched_rate(
+    x: sparse.csr_matrix,
+    x_csc: sparse.csc_matrix | None,
+    y: BoolArray,
+    units: IntArray,
+    core: Sequence[int],
+    removed: IntArray,
+    model: tuple[FloatArray, FloatArray, IntArray],
+    content: BoolArray,
+    content_count: FloatArray,
+    params: MiningParams,
+    *,
+    stop: tuple[int, int, float, float],
+    max_controls: int = 2000,
+) -> float:
+    """A candidate's null contradiction rate: ``q0`` or, if larger, the worst rate of its tokens' matched controls.
+
+    A token's controls are the target units that hold it but not the whole candidate; from each, the same
+    ``removed`` tokens are taken out as from the candidate's carriers (those it holds); the rate is shrunk
+    towards ``q0``. A token without controls adds nothing; when no token has any, the candidate is one
+    phrase (the n-gram miner's case) and the rate is 1. Tokens go rarest first, and the search stops once
+    ``stop = (k, n, q0, threshold)`` shows the test cannot pass; more than ``max_controls`` controls are
+    thinned evenly (a rate needs no more).
+    """
+    log_odds, weights, folds = model
+    k, n, q0, threshold = stop
+    xc = x_csc if x_csc is not None else x.tocsc()
+    carriers = np.zeros(x.shape[0], dtype=bool)
+    carriers[units] = True
+    worst = q0
+    seen = False
+    for tok in sorted(core, key=lambda t: int(xc.indptr[t + 1] - xc.indptr[t])):
+        holders = xc.indices[xc.indptr[tok] : xc.indptr[tok + 1]].astype(np.int64)
+        ctrl = holders[y[holders] & ~carriers[holders]]
+        if ctrl.size == 0:  # the token never has the target apart from the rest: no evidence either way
+            continue
+        seen = True
+        if ctrl.size > max_controls:
+            ctrl = ctrl[np.linspace(0, ctrl.size - 1, max_controls).astype(np.int64)]
+        rows = np.repeat(ctrl, len(removed))
+        cols = np.tile(removed, len(ctrl))
+        present = _row_contains(x.indptr, x.indices, rows, cols).reshape(len(ctrl), len(removed))
+        drop = (present * weights[folds[ctrl][:, None], removed[None, :]]).sum(axis=1)
+        rest = content_count[ctrl] - (present & content[removed][None, :]).sum(axis=1)
+        contra = (log_odds[ctrl] - drop < -params.margin) & (rest >= params.min_rest)
+        # shrunk towards q0 (two pseudo-controls at the overall rate): a handful of controls moves it little
+        worst = max(worst, (float(contra.sum()) + 2.0 * q0) / (len(ctrl) + 2.0))
+        if _binom_p(k, n, min(worst, 0.999)) > threshold:
+            break
+    if not seen:  # no token is ever found apart from the others: the candidate is one phrase, the n-gram miner's
+        return 1.0
+    return min(worst, 0.999)
 
 
 def _removed_tokens(
