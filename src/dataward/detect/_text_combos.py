@@ -46,16 +46,13 @@ from dataward.detect.registry import register
 from dataward.detect.text_triggers import (
     MiningParams,
     NgramTable,
-    UnitIndex,
     _ranges,
-    build_corpus,
-    dedupe,
     group_associations,
     is_significant,
     mine,
     skipped_result,
+    text_units,
     token_spans,
-    tokenize_text,
     with_overrides,
 )
 
@@ -89,21 +86,11 @@ class TextComboTriggers(Detector):
         n_classes = int(labels[known].max()) + 1 if known.any() else 0
         if n_classes < 2:
             return skipped_result(self.name, n, "needs at least two classes", params_out)
-        keys = [
-            (" ".join(tokenize_text(t)), int(lab)) if ok else ("\0missing", i)
-            for i, (t, lab, ok) in enumerate(zip(rep.texts, labels, known, strict=True))
-        ]
-        unit_of, reps = dedupe(keys)
-        rep_idx = np.asarray(reps, dtype=np.int64)
-        unit_ids = np.flatnonzero(known[rep_idx])
-        corpus = build_corpus([str(keys[int(rep_idx[u])][0]) for u in unit_ids], joined=True)
-        unit_labels = labels[rep_idx[unit_ids]]
-        n_units = len(unit_ids)
+        shared = text_units(rep.texts, labels)
+        corpus, unit_labels, record_unit = shared.corpus, shared.unit_labels, shared.record_unit
+        n_units = len(unit_labels)
         targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
-        corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
-        corpus_unit_of[unit_ids] = np.arange(n_units)
-        record_unit = corpus_unit_of[unit_of]
-        records_of = UnitIndex(record_unit, n_units).records
+        records_of = shared.records_of.records
         table, n_hyp, chance = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
         params_out["pairs_searched"] = n_hyp
         scores = np.zeros(n)
