@@ -600,9 +600,10 @@ def _matched_rate(
     """A candidate's null contradiction rate: ``q0`` or, if larger, the worst rate of its tokens' matched controls.
 
     A token's controls are the target units that hold it but not the whole candidate; from each, the same
-    ``removed`` tokens are taken out as from the candidate's carriers (those it holds); the rate is shrunk
-    towards ``q0``. A token without controls adds nothing; when no token has any, the candidate is one
-    phrase (the n-gram miner's case) and the rate is 1. Tokens go rarest first, and the search stops once
+    ``removed`` tokens are taken out as from the candidate's carriers (those it holds); a token's rate is
+    the lower confidence bound of its controls' (Clopper-Pearson, one-sided 95 %). A token without controls
+    adds nothing; when no token has any, the candidate is one phrase (the n-gram miner's case) and the rate
+    is 1. Tokens go rarest first, and the search stops once
     ``stop = (k, n, q0, threshold)`` shows the test cannot pass; more than ``max_controls`` controls are
     thinned evenly (a rate needs no more).
     """
@@ -627,8 +628,11 @@ def _matched_rate(
         drop = (present * weights[folds[ctrl][:, None], removed[None, :]]).sum(axis=1)
         rest = content_count[ctrl] - (present & content[removed][None, :]).sum(axis=1)
         contra = (log_odds[ctrl] - drop < -params.margin) & (rest >= params.min_rest)
-        # shrunk towards q0 (two pseudo-controls at the overall rate): a handful of controls moves it little
-        worst = max(worst, (float(contra.sum()) + 2.0 * q0) / (len(ctrl) + 2.0))
+        # the one-sided 95 % lower confidence bound of the controls' rate: a handful of controls that happen to
+        # be contradicted more often than q0 does not cost the test its power, a word that is a trigger does
+        hit = int(contra.sum())
+        if hit:
+            worst = max(worst, float(stats.beta.ppf(0.05, hit, len(ctrl) - hit + 1)))
         if _binom_p(k, n, min(worst, 0.999)) > threshold:
             break
     if not seen:  # no token is ever found apart from the others: the candidate is one phrase, the n-gram miner's
