@@ -601,9 +601,9 @@ def _matched_rate(
 
     A token's controls are the target units that hold it but not the whole candidate; from each, the same
     ``removed`` tokens are taken out as from the candidate's carriers (those it holds); a token's rate is
-    the lower confidence bound of its controls' (Clopper-Pearson, one-sided 95 %). A token without controls
-    adds nothing; when no token has any, the candidate is one phrase (the n-gram miner's case) and the rate
-    is 1. Tokens go rarest first, and the search stops once
+    the lower confidence bound of its controls' (Clopper-Pearson, one-sided, at level ``threshold``). A
+    token without controls adds nothing; when no token has any, the candidate is one phrase (the n-gram
+    miner's case) and the rate is 1. Tokens go rarest first, and the search stops once
     ``stop = (k, n, q0, threshold)`` shows the test cannot pass; more than ``max_controls`` controls are
     thinned evenly (a rate needs no more).
     """
@@ -628,11 +628,12 @@ def _matched_rate(
         drop = (present * weights[folds[ctrl][:, None], removed[None, :]]).sum(axis=1)
         rest = content_count[ctrl] - (present & content[removed][None, :]).sum(axis=1)
         contra = (log_odds[ctrl] - drop < -params.margin) & (rest >= params.min_rest)
-        # the one-sided 95 % lower confidence bound of the controls' rate: a handful of controls that happen to
-        # be contradicted more often than q0 does not cost the test its power, a word that is a trigger does
+        # the controls' rate counts from its lower confidence bound at the search's own level (the Bonferroni
+        # bound): it replaces q0 only when the word's contradiction is itself a discovery (a trigger, a strong
+        # label word), so controls that happen to be contradicted a little more often cost no power
         hit = int(contra.sum())
         if hit:
-            worst = max(worst, float(stats.beta.ppf(0.05, hit, len(ctrl) - hit + 1)))
+            worst = max(worst, float(stats.beta.ppf(threshold, hit, len(ctrl) - hit + 1)))
         if _binom_p(k, n, min(worst, 0.999)) > threshold:
             break
     if not seen:  # no token is ever found apart from the others: the candidate is one phrase, the n-gram miner's
