@@ -66,16 +66,12 @@ def test_a_worker_whose_result_is_refused_is_run_in_process(monkeypatch: pytest.
     one = detect(frame, label="label", text="text", seed=0)
     calls = _forks(monkeypatch)
 
-    class Refusing:
-        def __init__(self, *_a: Any) -> None:
-            pass
-
-        def load(self) -> Any:
-            raise ValueError("refused")
+    def refusing(_data: bytes) -> Any:
+        raise ValueError("refused")
 
     import dataward.records.sandbox as sandbox
 
-    monkeypatch.setattr(sandbox, "_ResultUnpickler", Refusing)
+    monkeypatch.setattr(sandbox, "load_values", refusing)
     two = detect(frame, label="label", text="text", seed=0)
     assert len(calls) == 1
     _same(one, two)

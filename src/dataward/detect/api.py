@@ -30,7 +30,6 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -304,7 +303,7 @@ def _run_all(
     import pickle
     import threading
 
-    from dataward.records.sandbox import _read_all, _ResultUnpickler
+    from dataward.records.sandbox import load_values, read_all
 
     rfd, wfd = os.pipe()
     pid = os.fork()
@@ -322,7 +321,7 @@ def _run_all(
     os.close(wfd)
     received: dict[str, bytes] = {}
     # the child blocks once the pipe is full: read it meanwhile, so that both sides work at once
-    reader = threading.Thread(target=lambda: received.update(data=_read_all(rfd)), daemon=True)
+    reader = threading.Thread(target=lambda: received.update(data=read_all(rfd)), daemon=True)
     reader.start()
     try:
         mine_here = run(here, advance)
@@ -333,7 +332,7 @@ def _run_all(
     theirs: dict[str, DetectorResult] | None = None
     if status == 0:
         try:
-            loaded = _ResultUnpickler(io.BytesIO(received.get("data", b""))).load()
+            loaded = load_values(received.get("data", b""))
             if isinstance(loaded, dict) and set(loaded) == {c.name for c in there}:
                 theirs = loaded
         except Exception:
