@@ -11,12 +11,19 @@ The search is a frequent-itemset step over co-occurrence, not adjacency:
 1. candidate words: document frequency between ``min_support`` and ``max_fraction`` of the distinct
    texts (the ``max_tokens`` most frequent of them);
 2. candidate pairs: every pair co-occurring in at least ``min_support`` texts is a hypothesis (their count
-   ``m`` is the multiplicity of the search); a pair is tested when at least ``min_purity`` of its carriers
-   share a label ``c`` while neither word alone reaches that purity (a pure single word is the n-gram
-   miner's case);
+   ``m`` is the multiplicity of the search); a pair is tested when it co-occurs in at least ``min_support``
+   more texts than chance (independence, ``df_a * df_b / n``) predicts, and at least ``min_purity`` of its
+   carriers share a label ``c`` once the carriers of other labels that chance co-occurrence brings are
+   discounted (a planted set of 17 texts with two natural texts beside it is 89 % pure). The screen only
+   chooses what is tested: the bound below covers all ``m`` pairs;
 3. the test is the n-gram miner's contradiction test (:func:`dataward.detect.text_triggers.mine`): with
    both words removed, an out-of-fold naive Bayes model reads the carriers labelled ``c`` as another class
-   more often than Binomial(n, q0) allows, one-sided, Bonferroni over ``m`` pairs x classes.
+   more often than Binomial(n, q) allows, one-sided, Bonferroni over ``m`` pairs x classes. The null rate
+   ``q`` is matched to the pair: the larger of ``q0`` (all texts labelled ``c``) and, per word, the
+   rate of the texts labelled ``c`` that hold that word but not the other, with the same tokens removed
+   (its one-sided 95 % lower bound). A word that is a trigger or a strong label word on its own is
+   contradicted as often without its partner, so its pairs are not combinations (a single-word trigger
+   seen through every common word beside it; a template such as ``&lt;#&gt;`` next to ``:``).
 
 Significant pairs whose carriers overlap merge into one finding; its trigger is every word of the merged
 pairs that at least 90 % of the carriers hold (so a three-word trigger is reported whole). The finding
@@ -33,21 +40,26 @@ import numpy as np
 from scipy import sparse
 
 from dataward.detect._findings import mark_carriers
-from dataward.detect.interface import Detector, DetectorResult, Finding, IntArray, Modality, Representation
+from dataward.detect.interface import (
+    Detector,
+    DetectorResult,
+    Finding,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
 from dataward.detect.registry import register
 from dataward.detect.text_triggers import (
     MiningParams,
     NgramTable,
-    UnitIndex,
     _ranges,
-    build_corpus,
-    dedupe,
     group_associations,
     is_significant,
     mine,
     skipped_result,
+    text_units,
     token_spans,
-    tokenize_text,
     with_overrides,
 )
 
@@ -81,22 +93,12 @@ class TextComboTriggers(Detector):
         n_classes = int(labels[known].max()) + 1 if known.any() else 0
         if n_classes < 2:
             return skipped_result(self.name, n, "needs at least two classes", params_out)
-        keys = [
-            (" ".join(tokenize_text(t)), int(lab)) if ok else ("\0missing", i)
-            for i, (t, lab, ok) in enumerate(zip(rep.texts, labels, known, strict=True))
-        ]
-        unit_of, reps = dedupe(keys)
-        rep_idx = np.asarray(reps, dtype=np.int64)
-        unit_ids = np.flatnonzero(known[rep_idx])
-        corpus = build_corpus([str(keys[int(rep_idx[u])][0]) for u in unit_ids], joined=True)
-        unit_labels = labels[rep_idx[unit_ids]]
-        n_units = len(unit_ids)
+        shared = text_units(rep.texts, labels)
+        corpus, unit_labels, record_unit = shared.corpus, shared.unit_labels, shared.record_unit
+        n_units = len(unit_labels)
         targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
-        corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
-        corpus_unit_of[unit_ids] = np.arange(n_units)
-        record_unit = corpus_unit_of[unit_of]
-        records_of = UnitIndex(record_unit, n_units).records
-        table, n_hyp = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
+        records_of = shared.records_of.records
+        table, n_hyp, chance = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
         params_out["pairs_searched"] = n_hyp
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
@@ -107,7 +109,16 @@ class TextComboTriggers(Detector):
             return DetectorResult(
                 self.name, scores, flagged, {}, params=params_out, seconds=time.perf_counter() - start, pvalues=pvalues
             )
-        mined = mine(corpus, targets, self.params, seed=seed, table=table, n_hypotheses=n_hyp)
+        mined = mine(
+            corpus,
+            targets,
+            self.params,
+            seed=seed,
+            table=table,
+            n_hypotheses=n_hyp,
+            expected_other=chance,
+            matched_null=True,
+        )
         has_unit = record_unit >= 0
         scores[has_unit] = mined.weak[record_unit[has_unit]]
         x = corpus.incidence().tocsr()
@@ -177,22 +188,26 @@ class TextComboTriggers(Detector):
             pvalues=pvalues,
         )
 
-    def _pairs(self, x: sparse.csc_matrix, y: np.ndarray[Any, Any], n_classes: int) -> tuple[NgramTable | None, int]:
-        """Candidate word pairs (as a miner table) and the number of pairs searched."""
+    def _pairs(
+        self, x: sparse.csc_matrix, y: np.ndarray[Any, Any], n_classes: int
+    ) -> tuple[NgramTable | None, int, FloatArray]:
+        """Candidate word pairs (as a miner table), the number of pairs searched, and each pair's chance co-carriers."""
         n_units = x.shape[0]
         p = self.params
         df = np.asarray(x.sum(axis=0)).ravel()
         ok = np.flatnonzero((df >= p.min_support) & (df <= max(p.min_support, p.max_fraction * n_units)))
         if ok.size < 2:
-            return None, 0
+            return None, 0, np.zeros(0)
         vocab = ok[np.argsort(-df[ok], kind="stable")[: self.max_tokens]]
         xs = sparse.csr_matrix(x[:, vocab])
+        dfv = df[vocab].astype(np.float64)
         both = sparse.triu(xs.T @ xs, k=1).tocsr()
         both.data[both.data < p.min_support] = 0
         both.eliminate_zeros()
         n_hyp = int(both.nnz)
         if n_hyp == 0:
-            return None, 0
+            return None, 0, np.zeros(0)
+        share = np.bincount(y, minlength=n_classes) / max(1, len(y))
         pairs_a: list[np.ndarray[Any, Any]] = []
         pairs_b: list[np.ndarray[Any, Any]] = []
         for c in range(n_classes):
@@ -204,19 +219,26 @@ class TextComboTriggers(Detector):
             keep = joint.data >= p.min_support
             a, b, hits = joint.row[keep], joint.col[keep], joint.data[keep]
             total = np.asarray(both[a, b]).ravel()
-            pure = (total > 0) & (hits >= p.min_purity * np.maximum(total, 1))
+            # a planted combination adds its carriers to those holding both words by chance (independence):
+            # the screen asks for that excess, and lets the carriers of other labels exceed the purity bound
+            # by the number of them chance co-occurrence brings (a small trigger's purity is otherwise
+            # decided by one or two natural texts that happen to hold both words)
+            chance = dfv[a] * dfv[b] / n_units
+            excess = total - chance
+            chance_off = chance * (1.0 - share[c])
+            pure = (excess >= p.min_support) & (hits + chance_off >= p.min_purity * total)
             pairs_a.append(a[pure])
             pairs_b.append(b[pure])
         a_all = np.concatenate(pairs_a) if pairs_a else np.zeros(0, dtype=np.int64)
         b_all = np.concatenate(pairs_b) if pairs_b else np.zeros(0, dtype=np.int64)
         if a_all.size == 0:
-            return None, n_hyp
+            return None, n_hyp, np.zeros(0)
         code = np.unique(a_all.astype(np.int64) * len(vocab) + b_all)
         a_all, b_all = code // len(vocab), code % len(vocab)
         matrix = _carriers(xs, a_all, b_all)
         support = np.diff(matrix.indptr).astype(np.int64)
         tokens = tuple((int(vocab[i]), int(vocab[j])) for i, j in zip(a_all, b_all, strict=True))
-        return NgramTable(tokens, matrix, support), n_hyp
+        return NgramTable(tokens, matrix, support), n_hyp, dfv[a_all] * dfv[b_all] / n_units * (1.0 - share.max())
 
 
 def _carriers(xs: sparse.csr_matrix, a: IntArray, b: IntArray, budget: int = 4_000_000) -> sparse.csc_matrix:

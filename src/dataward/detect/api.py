@@ -30,6 +30,7 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -249,9 +250,9 @@ def _detect(
     results: dict[str, DetectorResult] = {}
     meta: list[dict[str, Any]] = []
     with _progress(progress, len(chosen)) as advance:
+        done = _run_all(chosen, params or {}, rep, seed, advance)
         for cls in chosen:
-            kwargs = dict((params or {}).get(cls.name, {}))
-            result = _run(cls, kwargs, rep, seed)
+            result = done[cls.name]
             results[cls.name] = result
             meta.append(
                 {
@@ -262,8 +263,101 @@ def _detect(
                     "n_flagged": int(result.flagged.sum()) if result.skipped is None else 0,
                 }
             )
-            advance(cls.name)
     return combine(rep, results, meta, seed=seed, seconds=time.perf_counter() - started)
+
+
+#: from this many records on, the detectors run in two processes (a fork); below it a fork costs more than it saves
+PARALLEL_RECORDS = 20_000
+#: set to "1" to run every detector in this process
+ENV_PROCESSES = "DATAWARD_DETECT_PROCESSES"
+#: detectors that share work through the process they run in (one tokenisation of the texts): kept together
+_SHARED_WORK = frozenset({"text_triggers", "text_combos"})
+
+
+def _run_all(
+    chosen: Sequence[type[Detector]],
+    params: Mapping[str, Mapping[str, Any]],
+    rep: Representation,
+    seed: int,
+    advance: Any,
+) -> dict[str, DetectorResult]:
+    """Every chosen detector's result; on large inputs a forked worker runs part of them meanwhile.
+
+    The detectors are independent and single-threaded (one BLAS thread), so on a machine with two CPUs or
+    more the detectors outside :data:`_SHARED_WORK` run in a forked child (it inherits the representation,
+    nothing is copied in) while this process runs the rest. The child's results come back through the
+    records sandbox's restricted unpickler (values only). If the child fails in any way, its detectors run
+    here: the report is the same either way, the run only takes longer.
+    """
+
+    def run(classes: Sequence[type[Detector]], tick: Any) -> dict[str, DetectorResult]:
+        out: dict[str, DetectorResult] = {}
+        for cls in classes:
+            out[cls.name] = _run(cls, dict(params.get(cls.name, {})), rep, seed)
+            tick(cls.name)
+        return out
+
+    here = [c for c in chosen if c.name in _SHARED_WORK]
+    there = [c for c in chosen if c.name not in _SHARED_WORK]
+    if not (here and there and _may_fork(rep.n_records)):
+        return run(chosen, advance)
+    import pickle
+    import threading
+
+    from dataward.records.sandbox import load_values, read_all
+
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        status = 0
+        try:
+            os.close(rfd)
+            data = pickle.dumps(run(there, lambda _name: None), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(wfd, "wb") as out:
+                out.write(data)
+        except BaseException:
+            status = 70
+        finally:
+            os._exit(status)
+    os.close(wfd)
+    received: dict[str, bytes] = {}
+    # the child blocks once the pipe is full: read it meanwhile, so that both sides work at once
+    reader = threading.Thread(target=lambda: received.update(data=read_all(rfd)), daemon=True)
+    reader.start()
+    try:
+        mine_here = run(here, advance)
+    finally:
+        reader.join()
+        os.close(rfd)
+        _, status = os.waitpid(pid, 0)
+    theirs: dict[str, DetectorResult] | None = None
+    if status == 0:
+        try:
+            loaded = load_values(received.get("data", b""))
+            if isinstance(loaded, dict) and set(loaded) == {c.name for c in there}:
+                theirs = loaded
+        except Exception:
+            theirs = None
+    if theirs is None:
+        theirs = run(there, advance)
+    else:
+        for cls in there:
+            advance(cls.name)
+    return {**mine_here, **theirs}
+
+
+def _may_fork(n_records: int) -> bool:
+    """Whether a forked worker may run detectors: a large input, two CPUs, and no other thread in this process."""
+    import threading
+
+    if n_records < PARALLEL_RECORDS or not hasattr(os, "fork") or os.environ.get(ENV_PROCESSES) == "1":
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    # a fork copies only the calling thread: a lock another thread holds would stay held in the child
+    return cpus >= 2 and threading.active_count() == 1
 
 
 def _choose(rep: Representation, names: Sequence[str] | None, exclude: Sequence[str]) -> list[type[Detector]]:

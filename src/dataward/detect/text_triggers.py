@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -170,6 +171,53 @@ def dedupe(keys: Sequence[Any]) -> tuple[IntArray, list[int]]:
             reps.append(i)
         unit_of[i] = unit
     return unit_of, reps
+
+
+@dataclass(frozen=True, eq=False)
+class TextUnits:
+    """The distinct labelled texts of a representation (units), tokenised once for every text miner.
+
+    ``corpus`` holds one document per unit; ``unit_labels`` their labels; ``record_unit[i]`` is record
+    ``i``'s unit (-1: no label); ``records_of`` maps units back to records.
+    """
+
+    corpus: Corpus
+    unit_labels: IntArray
+    record_unit: IntArray
+    records_of: UnitIndex
+
+
+_UNITS_LOCK = threading.Lock()
+_UNITS_LAST: list[tuple[Sequence[str], IntArray, TextUnits]] = []  # the last texts seen: both miners read them
+
+
+def text_units(texts: Sequence[str], labels: IntArray) -> TextUnits:
+    """Tokenise and deduplicate (text, label) pairs; the last result is kept for the next miner on the same texts.
+
+    Tokenising is the largest fixed cost of a text miner (seconds at 100k texts); ``text_triggers`` and
+    ``text_combos`` read the same representation one after the other, so the second reuses the first's units
+    (the same ``texts`` object and equal labels; one entry, so memory stays bounded).
+    """
+    with _UNITS_LOCK:
+        for seen, seen_labels, units in _UNITS_LAST:
+            if seen is texts and np.array_equal(seen_labels, labels):
+                return units
+    known = labels >= 0
+    keys = [
+        (" ".join(tokenize_text(t)), int(lab)) if ok else ("\0missing", i)
+        for i, (t, lab, ok) in enumerate(zip(texts, labels, known, strict=True))
+    ]
+    unit_of, reps = dedupe(keys)
+    rep_idx = np.asarray(reps, dtype=np.int64)
+    unit_ids = np.flatnonzero(known[rep_idx])
+    corpus = build_corpus([str(keys[int(rep_idx[u])][0]) for u in unit_ids], joined=True)
+    corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
+    corpus_unit_of[unit_ids] = np.arange(len(unit_ids))
+    record_unit = corpus_unit_of[unit_of]
+    units = TextUnits(corpus, labels[rep_idx[unit_ids]], record_unit, UnitIndex(record_unit, len(unit_ids)))
+    with _UNITS_LOCK:
+        _UNITS_LAST[:] = [(texts, labels.copy(), units)]
+    return units
 
 
 # ------------------------------------------------------------------------------------ n-gram incidence
@@ -360,6 +408,8 @@ def mine(
     seed: int = 0,
     table: NgramTable | None = None,
     n_hypotheses: int | None = None,
+    expected_other: FloatArray | None = None,
+    matched_null: bool = False,
 ) -> MiningResult:
     """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
 
@@ -367,6 +417,14 @@ def mine(
     instruction data. A caller may pass its own candidate ``table`` (e.g. co-occurring token sets, whose
     "tokens" need not be adjacent) with ``n_hypotheses``, the number of candidates it chose them from, so
     that the Bonferroni bound covers the whole search and not only the survivors of its pre-selection.
+
+    ``expected_other`` (per candidate) is a number of off-target carriers the purity screen discounts: for
+    a set of words, those that hold them all by chance (the screen only chooses what is tested; the
+    Bonferroni bound covers every candidate searched). With ``matched_null``, a candidate's null rate is the larger of
+    ``q0`` and, for each of its tokens, the rate at which the target units holding that token but not the
+    whole candidate are contradicted once the candidate's removed tokens are taken out: the test then asks
+    whether the *combination* is contradicted more than its parts, which a word that is a trigger (or a
+    strong label word) on its own is not.
     """
     n_units = corpus.n_docs
     if table is None:
@@ -379,7 +437,9 @@ def mine(
     cooc.eliminate_zeros()
     coo = cooc.tocoo()
     hits = coo.data.astype(np.int64)
-    purity = hits / table.support[coo.row]
+    # off-target carriers that chance explains do not count against purity
+    chance = expected_other[coo.row] if expected_other is not None else 0.0
+    purity = (hits + chance) / table.support[coo.row]
     cand = purity >= params.min_purity
     pair_ngram, pair_target, pair_hits = coo.row[cand], coo.col[cand], hits[cand]
     active_targets = np.unique(pair_target)
@@ -417,6 +477,7 @@ def mine(
     x_content = x[:, content_cols].tocsr()
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     x.sort_indices()
+    x_csc = x.tocsc() if matched_null else None
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
@@ -469,6 +530,27 @@ def mine(
                 contra_g = contra[ent_bounds[i] : ent_bounds[i + 1]]
                 p_out = float(p_outs[i])
                 hits = n_on
+                q_g = q0
+                if matched_null:
+                    removed = np.unique(
+                        np.r_[full_tok[full_rows == cand_pos[g]], rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]
+                    ).astype(np.int64)
+                    q_g = _matched_rate(
+                        x,
+                        x_csc,
+                        y,
+                        units,
+                        table.tokens[g],
+                        removed,
+                        (log_odds, weights, folds),
+                        content,
+                        content_count,
+                        params,
+                        stop=(k, n_on, q0, threshold),
+                    )
+                    p = _test(params.test, k, n_on, n_all, q_g, p_out)
+                    if p > threshold:
+                        continue
                 if p <= threshold:  # count near-duplicate carriers (a spam template, a copied review) once
                     core = np.flatnonzero(np.isin(content_cols, np.asarray(table.tokens[g], dtype=np.int64)))
                     picked, groups = _context_groups(x_content, on, core, rng, params.max_context_sample)
@@ -479,7 +561,7 @@ def mine(
                     independent = round((int(groups.max()) + 1) * scale)
                     n_all = max(independent, n_all - (n_on - independent))
                     n_on = independent
-                    p = _test(params.test, k, n_on, n_all, q0, p_out)
+                    p = _test(params.test, k, n_on, n_all, q_g, p_out)
                 found.append(
                     Association(
                         ngram=g,
@@ -489,7 +571,7 @@ def mine(
                         contradicted=k,
                         independent=n_on,
                         base_rate=base,
-                        null_rate=q0,
+                        null_rate=q_g,
                         p_value=p,
                         threshold=threshold,
                         units=units.astype(np.int64),
@@ -498,6 +580,65 @@ def mine(
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+def _matched_rate(
+    x: sparse.csr_matrix,
+    x_csc: sparse.csc_matrix | None,
+    y: BoolArray,
+    units: IntArray,
+    core: Sequence[int],
+    removed: IntArray,
+    model: tuple[FloatArray, FloatArray, IntArray],
+    content: BoolArray,
+    content_count: FloatArray,
+    params: MiningParams,
+    *,
+    stop: tuple[int, int, float, float],
+    max_controls: int = 2000,
+) -> float:
+    """A candidate's null contradiction rate: ``q0`` or, if larger, the worst rate of its tokens' matched controls.
+
+    A token's controls are the target units that hold it but not the whole candidate; from each, the same
+    ``removed`` tokens are taken out as from the candidate's carriers (those it holds); a token's rate is
+    the lower confidence bound of its controls' (Clopper-Pearson, one-sided, at level ``threshold``). A
+    token without controls adds nothing; when no token has any, the candidate is one phrase (the n-gram
+    miner's case) and the rate is 1. Tokens go rarest first, and the search stops once
+    ``stop = (k, n, q0, threshold)`` shows the test cannot pass; more than ``max_controls`` controls are
+    thinned evenly (a rate needs no more).
+    """
+    log_odds, weights, folds = model
+    k, n, q0, threshold = stop
+    xc = x_csc if x_csc is not None else x.tocsc()
+    carriers = np.zeros(x.shape[0], dtype=bool)
+    carriers[units] = True
+    worst = q0
+    seen = False
+    for tok in sorted(core, key=lambda t: int(xc.indptr[t + 1] - xc.indptr[t])):
+        holders = xc.indices[xc.indptr[tok] : xc.indptr[tok + 1]].astype(np.int64)
+        ctrl = holders[y[holders] & ~carriers[holders]]
+        if ctrl.size == 0:  # the token never has the target apart from the rest: no evidence either way
+            continue
+        seen = True
+        if ctrl.size > max_controls:
+            ctrl = ctrl[np.linspace(0, ctrl.size - 1, max_controls).astype(np.int64)]
+        rows = np.repeat(ctrl, len(removed))
+        cols = np.tile(removed, len(ctrl))
+        present = _row_contains(x.indptr, x.indices, rows, cols).reshape(len(ctrl), len(removed))
+        drop = (present * weights[folds[ctrl][:, None], removed[None, :]]).sum(axis=1)
+        rest = content_count[ctrl] - (present & content[removed][None, :]).sum(axis=1)
+        contra = (log_odds[ctrl] - drop < -params.margin) & (rest >= params.min_rest)
+        # the controls' rate counts from its lower confidence bound at the search's own level (the Bonferroni
+        # bound): it replaces q0 only when the word's contradiction is itself a discovery (a trigger, a strong
+        # label word), so controls that happen to be contradicted a little more often cost no power
+        hit = int(contra.sum())
+        if hit:
+            worst = max(worst, float(stats.beta.ppf(threshold, hit, len(ctrl) - hit + 1)))
+        if _binom_p(k, n, min(worst, 0.999)) > threshold:
+            break
+    if not seen:  # no token is ever found apart from the others: the candidate is one phrase, the n-gram miner's
+        return 1.0
+    return min(worst, 0.999)
 
 
 def _removed_tokens(
@@ -744,32 +885,19 @@ class TextTriggerDetector(Detector):
         n_classes = int(labels[known].max()) + 1 if known.any() else 0
         if n_classes < 2:
             return skipped_result(self.name, n, "needs at least two classes", params_out)
-        keys = [
-            (" ".join(tokenize_text(t)), int(lab)) if ok else None
-            for t, lab, ok in zip(rep.texts, labels, known, strict=True)
-        ]
-        # records without a label are not units: give each its own (dropped) key
-        unit_of, reps = dedupe([k if k is not None else ("\0missing", i) for i, k in enumerate(keys)])
-        rep_idx = np.asarray(reps, dtype=np.int64)
-        usable = known[rep_idx]
-        unit_ids = np.flatnonzero(usable)
-        joined = [keys[int(rep_idx[u])] for u in unit_ids]
-        corpus = build_corpus([k[0] for k in joined if k is not None], joined=True)
-        unit_labels = labels[rep_idx[unit_ids]]
-        targets = sparse.csc_matrix(
-            (np.ones(len(unit_ids)), (np.arange(len(unit_ids)), unit_labels)), shape=(len(unit_ids), n_classes)
-        )
+        # records without a label are not units
+        shared = text_units(rep.texts, labels)
+        corpus, unit_labels, record_unit = shared.corpus, shared.unit_labels, shared.record_unit
+        n_units = len(unit_labels)
+        targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
         mined = mine(corpus, targets, self.params, seed=seed)
-        corpus_unit_of = np.full(len(reps), -1, dtype=np.int64)
-        corpus_unit_of[unit_ids] = np.arange(len(unit_ids))
-        records_of = UnitIndex(corpus_unit_of[unit_of], len(unit_ids)).records
+        records_of = shared.records_of.records
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
         reasons: dict[int, list[str]] = {}
         names = rep.label_names or tuple(str(i) for i in range(n_classes))
         significant = [a for a in mined.associations if is_significant(a, self.params)]
         # weak evidence for ranking (AUROC): candidates that did not pass the test score below 0.5
-        record_unit = corpus_unit_of[unit_of]
         has_unit = record_unit >= 0
         scores[has_unit] = mined.weak[record_unit[has_unit]]
         findings: list[Finding] = []

@@ -172,6 +172,16 @@ class _ResultUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} may not come out of the sandbox")
 
 
+def load_values(data: bytes) -> Any:
+    """Unpickle what a worker process sent back, building only values (see :class:`_ResultUnpickler`)."""
+    return _ResultUnpickler(io.BytesIO(data)).load()
+
+
+def read_all(fd: int) -> bytes:
+    """Every byte from ``fd`` until its end (a worker's result pipe)."""
+    return _read_all(fd)
+
+
 def _error_class(module: str, qualname: str) -> type[Error]:
     """The dataward error class the worker raised (looked up among loaded subclasses, never imported)."""
     todo: list[type[Error]] = [Error]
