@@ -78,6 +78,9 @@ def test_a_worker_whose_result_is_refused_is_run_in_process(monkeypatch: pytest.
 
 
 def test_small_inputs_and_the_switch_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(api.ENV_PROCESSES, "2")
     assert not api._may_fork(api.PARALLEL_RECORDS - 1)
     monkeypatch.setenv(api.ENV_PROCESSES, "1")
+    assert not api._may_fork(10 * api.PARALLEL_RECORDS)
+    monkeypatch.delenv(api.ENV_PROCESSES)  # opt-in: without the switch, one process
     assert not api._may_fork(10 * api.PARALLEL_RECORDS)

@@ -268,7 +268,8 @@ def _detect(
 
 #: from this many records on, the detectors run in two processes (a fork); below it a fork costs more than it saves
 PARALLEL_RECORDS = 20_000
-#: set to "1" to run every detector in this process
+#: set to "2" to run the detectors in two processes (opt-in: on a shared 2-core machine no gain could be
+#: shown against one process, ADR 0064); anything else runs every detector in this process
 ENV_PROCESSES = "DATAWARD_DETECT_PROCESSES"
 #: detectors that share work through the process they run in (one tokenisation of the texts): kept together
 _SHARED_WORK = frozenset({"text_triggers", "text_combos"})
@@ -347,10 +348,11 @@ def _run_all(
 
 
 def _may_fork(n_records: int) -> bool:
-    """Whether a forked worker may run detectors: a large input, two CPUs, and no other thread in this process."""
+    """Whether a forked worker may run detectors: asked for (``DATAWARD_DETECT_PROCESSES=2``), a large input,
+    two CPUs, and no other thread in this process."""
     import threading
 
-    if n_records < PARALLEL_RECORDS or not hasattr(os, "fork") or os.environ.get(ENV_PROCESSES) == "1":
+    if n_records < PARALLEL_RECORDS or not hasattr(os, "fork") or os.environ.get(ENV_PROCESSES) != "2":
         return False
     try:
         cpus = len(os.sched_getaffinity(0))
