@@ -34,7 +34,16 @@ import numpy as np
 from dataward.core.evidence import score_of_severity, severity_of_evidence
 from dataward.detect._explain import describe, explain_cluster
 from dataward.detect._features import dense_view
-from dataward.detect.interface import BoolArray, Detector, DetectorResult, Finding, FloatArray, Modality, Representation
+from dataward.detect.interface import (
+    BoolArray,
+    Detector,
+    DetectorResult,
+    Finding,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
 from dataward.detect.registry import register
 
 
@@ -86,6 +95,52 @@ def permutation_null_pvalue(r: FloatArray, d: float, rounds: int, seed: int, max
         null[b] = split_separation(perm)[3] if np.any(perm) else 0.0
     spread = max(float(null.std(ddof=1)), 0.05 * max(float(null.mean()), 1e-3), 1e-6)
     return float(norm.sf((d - float(null.mean())) / spread))
+
+
+def between_classes(
+    x: FloatArray, y: IntArray, classes: list[int], *, shrink: float = 0.1, min_separation: float = 2.0
+) -> tuple[FloatArray, IntArray]:
+    """How far each record has moved from its class toward another one: ``(t, toward)``.
+
+    For each ordered pair of classes (A, B), the records of A are projected on the pair's discriminant
+    direction (pooled within-class covariance shrunk toward a multiple of the identity by ``shrink``, so
+    that 64 pixels and 180 records give a stable direction) and placed on the line from A's median (t = 0)
+    to B's median (t = 1). A record's ``t`` is the largest such position over the other classes, ``toward``
+    that class (-1 when no pair applies). Pairs whose medians are not separated by at least
+    ``min_separation`` (Ashman's D of the two projections, robust spreads) are skipped: where two classes
+    overlap, "halfway between them" says nothing. Medians, not means, so that a poisoned share of A (a
+    clean-label attack moves records of A toward B without relabelling them) does not drag A's origin.
+    """
+    n = x.shape[0]
+    t = np.zeros(n)
+    toward = np.full(n, -1, dtype=np.int64)
+    members = {c: np.flatnonzero(y == c) for c in classes}
+    means = {c: x[idx].mean(axis=0) for c, idx in members.items()}
+    scatter = {c: (x[idx] - means[c]).T @ (x[idx] - means[c]) for c, idx in members.items()}
+    d = x.shape[1]
+    for a in classes:
+        ia = members[a]
+        for b in classes:
+            if a == b:
+                continue
+            ib = members[b]
+            cov = (scatter[a] + scatter[b]) / (ia.size + ib.size)
+            cov = (1.0 - shrink) * cov + shrink * (np.trace(cov) / d) * np.eye(d)
+            try:
+                w = np.linalg.solve(cov, means[b] - means[a])
+            except np.linalg.LinAlgError:
+                continue
+            pa, pb = x[ia] @ w, x[ib] @ w
+            ma, mb = float(np.median(pa)), float(np.median(pb))
+            sa = 1.4826 * float(np.median(np.abs(pa - ma)))
+            sb = 1.4826 * float(np.median(np.abs(pb - mb)))
+            if mb - ma <= 0 or np.sqrt(2.0) * (mb - ma) < min_separation * np.hypot(sa, sb):
+                continue
+            pos = (pa - ma) / (mb - ma)
+            better = pos > t[ia]
+            t[ia[better]] = pos[better]
+            toward[ia[better]] = b
+    return t, toward
 
 
 @register
@@ -179,6 +234,13 @@ class SpectralSignatures(Detector):
                         p_value=p_adj,
                     )
                 )
+        if len(classes) >= 2:
+            # rank (not flag) the records that sit between their class and another one: clean-label poison is
+            # moved toward another class without relabelling. The position saturates at halfway; the top
+            # direction's score is halved so that, unflagged, it does not drown the position (ADR 0063)
+            t, _ = between_classes(x, y, classes)
+            between = 0.49 * np.clip(2.0 * t, 0.0, 1.0)
+            scores = np.where(flagged, scores, np.maximum(0.5 * scores, between))
         return DetectorResult(
             detector=self.name,
             scores=scores,
