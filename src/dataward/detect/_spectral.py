@@ -370,7 +370,7 @@ class SpectralSignatures(Detector):
                     summary=(
                         f"class {names[a]!r}: {members.size} of {pair.members.size} records sit {where:.0%} of "
                         f"the way to class {names[pair.b]!r} as one cluster (Ashman D={d:.1f}, p={p_adj:.1e}): "
-                        "records moved toward another class without relabelling" + describe(explained)
+                        "moved toward that class without relabelling, or mislabelled" + describe(explained)
                     ),
                     records=tuple(int(i) for i in members),
                     evidence={
