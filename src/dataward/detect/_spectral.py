@@ -22,6 +22,13 @@ original, the method assumes the poison is a minority of its class. Scores are t
 scaled by the class's split point (0.5 at the boundary); per-record p-values are the class's corrected
 p-value for the records of a flagged cluster and 1 elsewhere; finding severity follows
 :func:`dataward.core.evidence.severity_of_evidence`.
+
+Clean-label poison (docs/adr/0063-clean-label-position-between-classes.md) keeps its labels and is moved
+toward another class: every record is also placed between its class and each other class along the pair's
+discriminant (:func:`pair_positions`), which ranks it; a cluster of a class sitting between 30 % and 80 % of
+the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
+column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
+finding naming the other class and the separating features.
 """
 
 from __future__ import annotations
