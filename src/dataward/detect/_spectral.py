@@ -22,11 +22,19 @@ original, the method assumes the poison is a minority of its class. Scores are t
 scaled by the class's split point (0.5 at the boundary); per-record p-values are the class's corrected
 p-value for the records of a flagged cluster and 1 elsewhere; finding severity follows
 :func:`dataward.core.evidence.severity_of_evidence`.
+
+Clean-label poison (docs/adr/0063-clean-label-position-between-classes.md) keeps its labels and is moved
+toward another class: every record is also placed between its class and each other class along the pair's
+discriminant (:func:`pair_positions`), which ranks it; a cluster of a class sitting between 30 % and 80 % of
+the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
+column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
+finding naming the other class and the separating features.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -34,7 +42,16 @@ import numpy as np
 from dataward.core.evidence import score_of_severity, severity_of_evidence
 from dataward.detect._explain import describe, explain_cluster
 from dataward.detect._features import dense_view
-from dataward.detect.interface import BoolArray, Detector, DetectorResult, Finding, FloatArray, Modality, Representation
+from dataward.detect.interface import (
+    BoolArray,
+    Detector,
+    DetectorResult,
+    Finding,
+    FloatArray,
+    IntArray,
+    Modality,
+    Representation,
+)
 from dataward.detect.registry import register
 
 
@@ -88,6 +105,96 @@ def permutation_null_pvalue(r: FloatArray, d: float, rounds: int, seed: int, max
     return float(norm.sf((d - float(null.mean())) / spread))
 
 
+@dataclass(frozen=True)
+class PairPosition:
+    """The records of class ``a`` placed on the line from ``a``'s median (0) to class ``b``'s median (1)."""
+
+    a: int
+    b: int
+    members: IntArray
+    direction: FloatArray
+    position: FloatArray
+
+
+def pair_positions(
+    x: FloatArray, y: IntArray, classes: list[int], *, shrink: float = 0.1, min_separation: float = 2.0
+) -> list[PairPosition]:
+    """Each ordered pair of separated classes (A, B) with the records of A placed between A and B.
+
+    The records of A are projected on the pair's discriminant direction (pooled within-class covariance
+    shrunk toward a multiple of the identity by ``shrink``, so that 64 pixels and 180 records give a stable
+    direction) and placed on the line from A's median (0) to B's median (1). Medians, not means, so that a
+    poisoned share of A does not drag A's origin. Pairs whose projections are not separated by at least
+    ``min_separation`` (Ashman's D with robust spreads) are skipped: where two classes overlap, "halfway
+    between them" says nothing.
+    """
+    members = {c: np.flatnonzero(y == c) for c in classes}
+    means = {c: x[idx].mean(axis=0) for c, idx in members.items()}
+    scatter = {c: (x[idx] - means[c]).T @ (x[idx] - means[c]) for c, idx in members.items()}
+    d = x.shape[1]
+    out: list[PairPosition] = []
+    for a in classes:
+        ia = members[a]
+        for b in classes:
+            if a == b:
+                continue
+            ib = members[b]
+            cov = (scatter[a] + scatter[b]) / (ia.size + ib.size)
+            cov = (1.0 - shrink) * cov + shrink * (np.trace(cov) / d) * np.eye(d)
+            try:
+                w = np.linalg.solve(cov, means[b] - means[a])
+            except np.linalg.LinAlgError:
+                continue
+            pa, pb = x[ia] @ w, x[ib] @ w
+            ma, mb = float(np.median(pa)), float(np.median(pb))
+            sa = 1.4826 * float(np.median(np.abs(pa - ma)))
+            sb = 1.4826 * float(np.median(np.abs(pb - mb)))
+            if mb - ma <= 0 or np.sqrt(2.0) * (mb - ma) < min_separation * np.hypot(sa, sb):
+                continue
+            out.append(PairPosition(a, b, ia, w / (mb - ma), (pa - ma) / (mb - ma)))
+    return out
+
+
+def between_classes(pairs: list[PairPosition], n: int) -> tuple[FloatArray, IntArray]:
+    """How far each record has moved from its class toward another one: ``(t, toward)``, the largest
+    position over the pairs and that class (-1 where no pair applies)."""
+    t = np.zeros(n)
+    toward = np.full(n, -1, dtype=np.int64)
+    for pair in pairs:
+        better = pair.position > t[pair.members]
+        t[pair.members[better]] = pair.position[better]
+        toward[pair.members[better]] = pair.b
+    return t, toward
+
+
+def oriented_split(pos: FloatArray) -> tuple[BoolArray, float]:
+    """2-means split of 1-D positions: (mask of the side toward the other class, Ashman's D), an empty mask
+    when that side is not the smaller one."""
+    _, upper = two_means_1d(pos)
+    if upper.sum() > (~upper).sum():
+        return np.zeros(pos.size, dtype=bool), 0.0
+    return upper, ashman_d(pos[upper], pos[~upper])
+
+
+def fixed_direction_null_pvalue(
+    r: FloatArray, w: FloatArray, d: float, rounds: int, seed: int, max_rows: int = 4000
+) -> float:
+    """p-value of Ashman's D = ``d`` of the split along ``w`` against copies of the class ``r`` with each
+    column permuted independently (marginals kept, any joint cluster destroyed), Gaussian fit as above."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    if r.shape[0] > max_rows:
+        r = r[rng.choice(r.shape[0], max_rows, replace=False)]
+    null = np.empty(rounds)
+    for b in range(rounds):
+        proj = np.column_stack([rng.permutation(r[:, j]) for j in range(r.shape[1])]) @ w
+        _, upper = two_means_1d(proj)
+        null[b] = ashman_d(proj[upper], proj[~upper]) if 0 < upper.sum() < proj.size else 0.0
+    spread = max(float(null.std(ddof=1)), 0.05 * max(float(null.mean()), 1e-3), 1e-6)
+    return float(norm.sf((d - float(null.mean())) / spread))
+
+
 @register
 class SpectralSignatures(Detector):
     name: ClassVar[str] = "spectral_signatures"
@@ -102,7 +209,11 @@ class SpectralSignatures(Detector):
         min_class: int = 20,
         null_rounds: int = 24,
         alpha: float = 1e-3,
+        between_min_d: float = 4.5,
+        between_band: tuple[float, float] = (0.3, 0.8),
     ) -> None:
+        self.between_min_d = float(between_min_d)
+        self.between_band = (float(between_band[0]), float(between_band[1]))
         self.null_rounds = int(null_rounds)
         self.alpha = float(alpha)
         self.min_d = float(min_d)
@@ -179,6 +290,16 @@ class SpectralSignatures(Detector):
                         p_value=p_adj,
                     )
                 )
+        between: dict[str, float] = {}
+        if len(classes) >= 2:
+            # records moved from their class toward another without relabelling (clean-label poison): ranked
+            # by their position between the two classes, flagged as a cluster when one stands out (ADR 0063)
+            pairs = pair_positions(x, y, classes)
+            t, _ = between_classes(pairs, n)
+            # the position saturates at halfway; the top direction's unflagged score is halved so that it
+            # does not drown the position
+            scores = np.where(flagged, scores, np.maximum(0.5 * scores, 0.49 * np.clip(2.0 * t, 0.0, 1.0)))
+            findings += self._between_findings(rep, x, pairs, flagged, scores, pvalues, reasons, between, seed)
         return DetectorResult(
             detector=self.name,
             scores=scores,
@@ -191,7 +312,87 @@ class SpectralSignatures(Detector):
                 "alpha": self.alpha,
                 "ashman_d": per_class,
                 "p_values": p_per_class,
+                "between_min_d": self.between_min_d,
+                "between_band": list(self.between_band),
+                "between_p_values": between,
             },
             seconds=time.perf_counter() - t0,
             pvalues=pvalues,
         )
+
+    def _between_findings(
+        self,
+        rep: Representation,
+        x: FloatArray,
+        pairs: list[PairPosition],
+        flagged: BoolArray,
+        scores: FloatArray,
+        pvalues: FloatArray,
+        reasons: dict[int, tuple[str, ...]],
+        p_out: dict[str, float],
+        seed: int,
+    ) -> list[Finding]:
+        """Per class, the strongest cluster of records sitting between it and another class, when its split
+        along the pair's direction beats the column-permutation null (Bonferroni over the pairs)."""
+        n = rep.n_records
+        names = rep.label_names
+        lo, hi = self.between_band
+        best: dict[int, tuple[float, PairPosition, BoolArray]] = {}
+        for pair in pairs:
+            upper, d = oriented_split(pair.position)
+            small = int(upper.sum())
+            if not (3 <= small <= self.max_fraction * pair.members.size and d >= self.between_min_d):
+                continue
+            # between the classes: records that sit at the other class are label issues, not moved records
+            if not lo <= float(np.median(pair.position[upper])) <= hi or flagged[pair.members[upper]].any():
+                continue
+            if pair.a not in best or d > best[pair.a][0]:
+                best[pair.a] = (d, pair, upper)
+        out: list[Finding] = []
+        for a, (d, pair, upper) in sorted(best.items()):
+            r = x[pair.members] - x[pair.members].mean(axis=0)
+            p_raw = fixed_direction_null_pvalue(r, pair.direction, d, self.null_rounds, seed + 7919 * a + pair.b)
+            p_adj = min(1.0, p_raw * max(1, len(pairs)))
+            key = f"{names[a]}->{names[pair.b]}"
+            p_out[key] = float(f"{p_adj:.3g}")
+            if p_adj > self.alpha:
+                continue
+            members = pair.members[upper]
+            where = float(np.median(pair.position[upper]))
+            flagged[members] = True
+            pvalues[members] = p_adj
+            scores[members] = 0.5 + 0.5 * np.clip(pair.position[upper] / max(hi, 1e-12), 0.0, 1.0)
+            for i in members:
+                reasons[int(i)] = (
+                    f"labelled {names[a]!r} but sits {pair.position[np.flatnonzero(pair.members == i)[0]]:.0%} "
+                    f"of the way to class {names[pair.b]!r}, in a cluster of {members.size} such records "
+                    f"(clean-label poison?, D={d:.1f}, p={p_adj:.1e} against a column-permutation null)",
+                )
+            explained = explain_cluster(rep, members, pair.members[~upper])
+            level = severity_of_evidence(p_adj, members.size / max(1, n), cap="high")
+            out.append(
+                Finding.scored(
+                    check=self.name,
+                    kind="clean_label",
+                    summary=(
+                        f"class {names[a]!r}: {members.size} of {pair.members.size} records sit {where:.0%} of "
+                        f"the way to class {names[pair.b]!r} as one cluster (Ashman D={d:.1f}, p={p_adj:.1e}): "
+                        "moved toward that class without relabelling, or mislabelled" + describe(explained)
+                    ),
+                    records=tuple(int(i) for i in members),
+                    evidence={
+                        "label": names[a],
+                        "toward": names[pair.b],
+                        "position": round(where, 3),
+                        "ashman_d": round(d, 3),
+                        "fraction": round(members.size / pair.members.size, 4),
+                        "p_value": p_adj,
+                        "null": f"column permutation within the class, {self.null_rounds} rounds, "
+                        f"Bonferroni over {len(pairs)} class pairs",
+                        **explained,
+                    },
+                    score=score_of_severity(level),
+                    p_value=p_adj,
+                )
+            )
+        return out
