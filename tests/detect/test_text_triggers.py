@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from text_corpus import corpus, rep_of  # tests/detect/text_corpus.py
 
 from dataward.detect.interface import Modality, Representation
 from dataward.detect.text_triggers import (
@@ -19,34 +20,6 @@ from dataward.detect.text_triggers import (
 from dataward.simulate import Roles, simulate
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def corpus(n: int = 800, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Two classes with their own vocabularies plus shared filler words."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(n):
-        label = "pos" if i % 2 else "neg"
-        own = [f"{label[0]}{rng.integers(150)}" for _ in range(5)]
-        filler = [f"w{rng.integers(60)}" for _ in range(3)]
-        words = own + filler
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append(label)
-    return texts, labels
-
-
-def rep_of(texts: list[str], labels: list[str]) -> Representation:
-    names = tuple(sorted(set(labels)))
-    return Representation(
-        modality=Modality.TEXT,
-        n_records=len(texts),
-        ids=tuple(str(i) for i in range(len(texts))),
-        features=None,
-        labels=np.asarray([names.index(x) for x in labels], dtype=np.int64),
-        label_names=names,
-        texts=tuple(texts),
-    )
 
 
 def poison(
