@@ -73,17 +73,33 @@ from dataward.detect.registry import register
 CHAR_MAX = 20_000
 #: level of the one test per data set for label noise beyond natural ambiguity (the miners' family-wise level)
 ALPHA = 0.01
+#: dense tables up to this many records, every class with at least SMALL_CLASS_MIN, take two more model views
+#: (an RBF SVM and shrinkage LDA, docs/adr/0074): cheap there, and the logistic model and the k-NN vote alone
+#: half believe many flips
+SMALL_MAX = 1_000
+SMALL_CLASS_MIN = 10
 #: the flag rules (ADR 0048): the mixture's count alone (default), or its union with confident learning's
 #: per-class-pair count, which gains on imbalanced classes and loses precision on balanced ones
 FLAG_RULES = ("mixture", "mixture+confident-joint")
 
 
 def _oof_proba(
-    x: Any, y: IntArray, k: int, keep: np.ndarray[Any, Any], folds: int, seed: int, c: float, nb: bool = False
+    x: Any,
+    y: IntArray,
+    k: int,
+    keep: np.ndarray[Any, Any],
+    folds: int,
+    seed: int,
+    c: float,
+    nb: bool = False,
+    kind: str = "logreg",
 ) -> FloatArray:
     """Out-of-fold class probabilities of a logistic regression on ``x``; with ``nb`` (two classes, sparse
     counts), on binary features scaled by their naive Bayes log-count ratio, estimated in the training fold
-    (Wang and Manning, 2012: the strongest linear model on short sentiment texts)."""
+    (Wang and Manning, 2012: the strongest linear model on short sentiment texts). ``kind="svm"`` is an RBF
+    support vector machine with Platt-scaled probabilities (fitted by its own inner cross-validation on the
+    training fold), ``kind="lda"`` linear discriminant analysis with Ledoit-Wolf shrinkage of the covariance
+    (the small dense tables' extra views, :func:`small_dense_views`)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, StratifiedKFold
@@ -108,7 +124,7 @@ def _oof_proba(
 
             model: Any = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=15, tol=None, random_state=seed)
         else:
-            model = LogisticRegression(C=c, max_iter=300)
+            model = _small_model(kind, y[train], seed) if kind != "logreg" else LogisticRegression(C=c, max_iter=300)
         fit_x, test_x = x[train], x[test]
         if nb:
             fit_x, test_x = _nb_scaled(x, y, train, test)
@@ -121,6 +137,44 @@ def _oof_proba(
         if missing.size:
             proba[np.ix_(test, missing)] = 0.0
     return proba
+
+
+def _small_model(kind: str, y: IntArray, seed: int) -> Any:
+    """The extra model of a small dense table: RBF SVM (Platt probabilities) or shrinkage LDA."""
+    if kind == "svm":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
+        # Platt scaling of the SVM's decision values, fitted on inner folds of the training fold (one SVM refit
+        # on all of it: ``ensemble=False``, what ``SVC(probability=True)`` did before scikit-learn 1.9)
+        from sklearn.model_selection import StratifiedKFold
+
+        counts = np.bincount(y)
+        inner = StratifiedKFold(n_splits=int(max(2, min(5, counts[counts > 0].min()))), shuffle=True, random_state=seed)
+        return CalibratedClassifierCV(SVC(kernel="rbf"), method="sigmoid", cv=inner, ensemble=False)
+    if kind == "lda":
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+        return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def small_dense_views(x: Any, y: IntArray, k: int) -> tuple[str, ...]:
+    """The extra model views of a small dense table (docs/adr/0074): an RBF SVM and shrinkage LDA when the
+    features are dense (not text n-grams), there are at most :data:`SMALL_MAX` records and every one of the
+    ``k`` classes has at least :data:`SMALL_CLASS_MIN` (the SVM's inner Platt fit and LDA's class means need
+    a few records per class in every training fold); none otherwise.
+
+    On a few hundred records the logistic model and the k-NN vote each half believe many flips (a flip near
+    the class boundary, or inside a sparse neighbourhood); a kernel model and a generative one err on
+    different records, and their fits cost well under a second there.
+    """
+    if sparse.issparse(x) or y.shape[0] > SMALL_MAX:
+        return ()
+    counts = np.bincount(y, minlength=k)
+    if k < 2 or int(counts.min()) < SMALL_CLASS_MIN:
+        return ()
+    return ("svm", "lda")
 
 
 def _nb_scaled(x: Any, y: IntArray, train: IntArray, test: IntArray) -> tuple[Any, Any]:
@@ -425,6 +479,7 @@ class LabelIssues(Detector):
         char_max: int = CHAR_MAX,
         knn: bool | None = None,
         flag_rule: str = "mixture",
+        small_views: bool = True,
     ) -> None:
         if flag_rule not in FLAG_RULES:
             raise DetectionError(
@@ -440,6 +495,8 @@ class LabelIssues(Detector):
         self.char_ngrams = bool(char_ngrams)
         self.char_max = int(char_max)
         self.knn = knn
+        #: the small dense tables' extra views and confident-learning flags (ADR 0074); off gives the views alone
+        self.small_views = bool(small_views)
         #: the calibrated probabilities of the last :meth:`score` (n, k), for peers fed the same ones
         self.last_probabilities: FloatArray | None = None
         #: the label-noise mixture of the last :meth:`score`
@@ -448,7 +505,14 @@ class LabelIssues(Detector):
         self.last_confident_joint: np.ndarray[Any, Any] | None = None
 
     def _flags(
-        self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int, logits: FloatArray, calibrated: FloatArray
+        self,
+        natural: FloatArray,
+        noise: NoiseFit,
+        y: IntArray,
+        k: int,
+        logits: FloatArray,
+        calibrated: FloatArray,
+        confident: bool = False,
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """The flag rule, once the mixture test has rejected "no noise": ``(counted, flagged)``, where
         ``counted`` is the mixture's count ``n eps (K - 1) / K``, highest noise posterior first (left out of
@@ -456,7 +520,8 @@ class LabelIssues(Detector):
         ``flag_rule="mixture"`` the most probable wrong labels up to the expected-F1 optimum
         (:func:`expected_f1_cut`), and when the class-bias test asks for biases (:func:`fit_class_bias`: the
         cut then reads the biased model) confident learning's flags on the calibrated probabilities beside
-        them; else that set's union with confident learning on the natural model ``q``:
+        them (and with ``confident``, on small dense tables, ADR 0074, always); else that set's union with
+        confident learning on the natural model ``q``:
 
         - the mixture (labels drawn at random: the share leaks into every class, which is what the uniform
           component measures);
@@ -473,7 +538,7 @@ class LabelIssues(Detector):
         # thresholds on the calibrated probabilities add those of the classes that carry more of them
         biased = fit_class_bias(logits, y, noise, self.alpha)
         flagged = expected_f1_cut(wrong_label_posterior(*(biased or (natural, noise)), y))
-        if biased is not None:
+        if biased is not None or confident:
             flagged |= prune_by_noise_rate(calibrated, y, confident_joint(calibrated, y, k))
         self.last_confident_joint = prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
         if self.flag_rule == "mixture":
@@ -506,6 +571,8 @@ class LabelIssues(Detector):
         # dense standardised features keep C=1
         c = self.c if self.c is not None else (10.0 if text else 1.0)
         use_knn = self.knn if self.knn is not None else not text  # k-NN on SVD text is weaker than the model
+        # small dense tables: an RBF SVM and shrinkage LDA join the views, confident learning the cut (ADR 0074)
+        small = small_dense_views(x, y, k) if self.small_views else ()
         idx = neighbours(rep, self.k, seed)[1] if use_knn else None
         keep = np.ones(n, dtype=bool)
         passes = self.passes if n <= 20_000 else 1
@@ -526,6 +593,10 @@ class LabelIssues(Detector):
                 p_view = _oof_proba(view, y, k, keep, self.folds, seed, 1.0 if nb else c, nb=nb)
                 raw.append(p_view)
                 opinions.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
+            for kind in small:
+                p_view = _oof_proba(x, y, k, keep, self.folds, seed, c, kind=kind)
+                raw.append(p_view)
+                opinions.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
             if idx is not None:
                 votes = _knn_proba(idx, y, k, keep.astype(np.float64))
                 raw.append(votes)
@@ -535,7 +606,7 @@ class LabelIssues(Detector):
             logits = np.mean([np.log(np.clip(o, 1e-12, 1.0)) for o in raw], axis=0)
             natural, noise = fit_label_noise(logits, y)
             if step == 0:
-                gate = _noise_test(noise, raw[: len(views)], y, len(raw))
+                gate = _noise_test(noise, raw[: len(views) + len(small)], y, len(raw))
             # the test is the first pass's: the later passes train on folds chosen by looking at the labels, so
             # their likelihood ratio is no longer calibrated; they refine the estimate, not the decision
             noise = replace(noise, p_value=gate)
@@ -545,7 +616,7 @@ class LabelIssues(Detector):
             flagged = counted = np.zeros(n, dtype=bool)
             self.last_confident_joint = np.zeros(n, dtype=bool)
             if gate <= self.alpha and informative and noise.share > 0:
-                counted, flagged = self._flags(natural, noise, y, k, logits, calibrated)
+                counted, flagged = self._flags(natural, noise, y, k, logits, calibrated, confident=bool(small))
             # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
             # flags only add to the final set (ADR 0048: re-fitting without them was no better)
             keep = ~counted
@@ -615,6 +686,7 @@ class LabelIssues(Detector):
                         "logreg(nb word)" if nb else "logreg(char tf-idf)" if v is not x else "logreg(word tf-idf)"
                         for v, nb in views
                     ]
+                    + [{"svm": "svm(rbf)", "lda": "lda(shrinkage)"}[m] for m in small]
                     + (["knn"] if use_knn else [])
                 ),
                 "rule": f"label-noise mixture test, then flags by {self.flag_rule}",
