@@ -143,12 +143,11 @@ def _small_model(kind: str, y: IntArray, seed: int) -> Any:
     """The extra model of a small dense table: RBF SVM (Platt probabilities) or shrinkage LDA."""
     if kind == "svm":
         from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.model_selection import StratifiedKFold
         from sklearn.svm import SVC
 
         # Platt scaling of the SVM's decision values, fitted on inner folds of the training fold (one SVM refit
         # on all of it: ``ensemble=False``, what ``SVC(probability=True)`` did before scikit-learn 1.9)
-        from sklearn.model_selection import StratifiedKFold
-
         counts = np.bincount(y)
         inner = StratifiedKFold(n_splits=int(max(2, min(5, counts[counts > 0].min()))), shuffle=True, random_state=seed)
         return CalibratedClassifierCV(SVC(kernel="rbf"), method="sigmoid", cv=inner, ensemble=False)
