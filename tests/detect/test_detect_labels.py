@@ -371,3 +371,25 @@ def test_small_dense_views_keep_the_gate_quiet_on_natural_ambiguity() -> None:
     assert "svm(rbf)" in result.params["model"]
     assert result.params["noise_p_value"] > 0.01
     assert not result.flagged.any()
+
+
+@pytest.mark.parametrize("kind", ["svm", "lda"])
+def test_small_dense_views_survive_a_class_left_with_one_training_record(kind: str) -> None:
+    """The second pass leaves the first pass's count out of training; a class can be left with one record
+    in a training fold, which the SVM's inner Platt split cannot take (the fold falls back to the logistic
+    model)."""
+    import warnings
+
+    from dataward.detect._labels import _oof_proba
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(100, dtype=int), np.ones(100, dtype=int), np.full(10, 2)]
+    x = rng.normal(size=(210, 4)) + y[:, None]
+    keep = np.ones(210, dtype=bool)
+    keep[200:209] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = _oof_proba(x, y, 3, keep, 5, 0, 1.0, kind=kind)
+    assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1.0)
+    # the well-represented classes are still told apart out of fold
+    assert (p[:200].argmax(axis=1) == y[:200]).mean() > 0.6

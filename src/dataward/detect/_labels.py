@@ -130,6 +130,8 @@ def _oof_proba(
             fit_x, test_x = _nb_scaled(x, y, train, test)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            if kind == "lda":  # a class left with one training record: its covariance share is the shrunk one
+                warnings.simplefilter("ignore", UserWarning)
             model.fit(fit_x, y[train])
         p = model.predict_proba(test_x)
         proba[np.ix_(test, model.classes_)] = p
@@ -149,7 +151,12 @@ def _small_model(kind: str, y: IntArray, seed: int) -> Any:
         # Platt scaling of the SVM's decision values, fitted on inner folds of the training fold (one SVM refit
         # on all of it: ``ensemble=False``, what ``SVC(probability=True)`` did before scikit-learn 1.9)
         counts = np.bincount(y)
-        inner = StratifiedKFold(n_splits=int(max(2, min(5, counts[counts > 0].min()))), shuffle=True, random_state=seed)
+        smallest = int(counts[counts > 0].min())
+        if smallest < 2:  # a class with one training record cannot be split for the Platt fit: logistic instead
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(max_iter=300)
+        inner = StratifiedKFold(n_splits=min(5, smallest), shuffle=True, random_state=seed)
         return CalibratedClassifierCV(SVC(kernel="rbf"), method="sigmoid", cv=inner, ensemble=False)
     if kind == "lda":
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
