@@ -8,7 +8,9 @@ never saw the record (stratified k-fold):
    TF-IDF, character 2-5-gram TF-IDF (``char_wb``: misspellings, "txt"-speak and inflections share
    features) and, with two classes, binary word features scaled by their naive Bayes log-count ratio
    estimated in the training fold (Wang and Manning, 2012); up to ``char_max`` records, above that word
-   n-grams and SGD alone; on dense modalities (tabular, images, embeddings) with a k-NN vote beside them;
+   n-grams and SGD alone; on dense modalities (tabular, images, embeddings) with a k-NN vote beside them,
+   and on small dense tables (at most 1,000 records, every class at least 10) an RBF SVM with Platt
+   probabilities and shrinkage LDA as well (docs/adr/0074);
 2. the views are combined in log space (a product of experts, so one confident view is not averaged away).
 
 A second pass re-fits with the first pass's flags left out of training (label noise in the training folds
@@ -20,17 +22,19 @@ otherwise drags the model towards the flipped labels).
 A temperature alone would absorb the flips by softening every record; the uniform share cannot explain
 ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
 (boundary null: half chi-square(1)) on the first pass, on the product and on each model view alone
-(Bonferroni; the k-NN vote's floored probabilities can hide flips on small tables, docs/adr/0060); with no
-significant noise at ``alpha`` = 0.01 nothing is flagged. The model must also beat the class priors out of
+(Bonferroni; the k-NN vote's floored probabilities can hide flips on small tables, docs/adr/0060; the small
+tables' SVM and LDA join the product only, docs/adr/0074); with no significant noise at ``alpha`` = 0.01
+nothing is flagged. The model must also beat the class priors out of
 fold (likelihood-ratio G test), or its disagreements with the labels are no evidence.
 
 **The flag rule** (docs/adr/0060), once the test rejects: by default (``flag_rule="mixture"``) the records
 most probably wrongly labelled under the mixture, up to where the expected F1 peaks; the natural model takes
 one bias per class when a likelihood-ratio test asks for it (random flips move imbalanced class shares
 towards uniform), and then confident learning's flags on the calibrated probabilities join the cut (the
-wrong labels are not one uniform share). Confident learning (Northcutt, Jiang and Chuang, 2021, implemented
-here from the paper): per-class thresholds, the calibrated confident joint's count for each (given, true)
-class pair, pruned by largest margin within the given class. With ``flag_rule="mixture+confident-joint"``
+wrong labels are not one uniform share), as they do on every small dense table (docs/adr/0074). Confident
+learning (Northcutt, Jiang and Chuang, 2021, implemented here from the paper): per-class thresholds, the
+calibrated confident joint's count for each (given, true) class pair, pruned by largest margin within the
+given class. With ``flag_rule="mixture+confident-joint"``
 (docs/adr/0048) the cut's union with confident learning on the natural model ``q``, always. The mixture's
 count ``n eps (K - 1) / K`` (highest posterior of the noise component first) is what the second pass
 leaves out of training and what the findings fusion reads hold.
