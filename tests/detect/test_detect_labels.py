@@ -393,3 +393,24 @@ def test_small_dense_views_survive_a_class_left_with_one_training_record(kind: s
     assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1.0)
     # the well-represented classes are still told apart out of fold
     assert (p[:200].argmax(axis=1) == y[:200]).mean() > 0.6
+
+
+def test_confident_learning_joins_only_where_its_count_agrees_with_the_mixture() -> None:
+    from dataward.detect._labels import counts_agree
+
+    joint = np.array([[90.0, 6.0], [4.0, 100.0]])  # 10 records counted as wrong labels
+    assert counts_agree(joint, 10.0, 0.01)
+    assert counts_agree(joint, 4.0, 0.01)  # (10 - 4) / sqrt(14) = 1.6 < 2.33
+    assert not counts_agree(joint, 1.0, 0.01)  # (10 - 1) / sqrt(11) = 2.7
+    # overlapping classes: confident learning counts natural ambiguity (50) far above the mixture's count (16)
+    assert not counts_agree(np.array([[150.0, 30.0], [20.0, 200.0]]), 16.0, 0.01)
+
+
+def test_small_dense_views_are_for_tables_not_images() -> None:
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(y), 300, replace=False)
+    image = LabelIssues().score(from_arrays(x[rows] / 16.0, y[rows], modality=Modality.IMAGE), seed=0)
+    assert "svm(rbf)" not in image.params["model"]
+    table = LabelIssues().score(from_arrays(x[rows], y[rows], modality=Modality.TABULAR), seed=0)
+    assert "svm(rbf)" in table.params["model"]
