@@ -103,7 +103,8 @@ def dispersion(k: FloatArray, expected: FloatArray, rate: FloatArray, trials: Fl
     The typical cell defines the dispersion, not the outliers. The chi-square(1) median (0.455) is the
     large-count limit; at the 0.001 cut-off a class expects a count below one, where the ratio is discrete
     and its null median is far from 0.455, which used to inflate or deflate the dispersion at random
-    (docs/adr/0080-single-feature-dispersion-exact-null-median.md). The null median is the pooled distribution's: each live cell weighs equally.
+    (docs/adr/0080-single-feature-dispersion-exact-null-median.md). The null median is the pooled
+    distribution's: each live cell weighs equally.
     """
     from scipy.stats import binom
 
