@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     tools = ["dataward", "dataward-union", "ensemble", "cleanlab-same-probs", "cleanlab-default"]
-    lines = ["| data | flips | seeds | " + " | ".join(f"{t} F1" for t in tools) + " |", "|" + " --- |" * (3 + len(tools))]
+    head = "| data | flips | seeds | " + " | ".join(f"{t} F1" for t in tools) + " |"
+    lines = [head, "|" + " --- |" * (3 + len(tools))]
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["data"], r["rate"]), []).append(r)
