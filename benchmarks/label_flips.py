@@ -113,7 +113,7 @@ def run_case(
     row: dict[str, Any] = {"data": name, "rate": rate, "seed": seed, "n": rep.n_records}
     row["dataward"] = {**prf(result.flagged, truth), "seconds": round(time.perf_counter() - t0, 2)}
     # the opt-in rule (flag_rule="mixture+confident-joint") flags this union; same fit, so read it off this run
-    assert detector.last_confident_joint is not None
+    assert detector.last_confident_joint is not None and detector.last_probabilities is not None
     row["dataward-union"] = prf(result.flagged | detector.last_confident_joint, truth)
     if ensemble:
         t1 = time.perf_counter()
