@@ -4,6 +4,7 @@ taken their records (and the noise share those carried) out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,11 @@ def _q_at(wrong: float, share: float) -> float:
 
 def _texts(texts: list[str], labels: list[str]) -> Representation:
     return from_frame(pd.DataFrame({"text": texts, "label": labels}), label="label", text="text")
+
+
+def _posteriors(findings: Sequence[Finding]) -> dict[int, float]:
+    """Each record of label-issue findings mapped to the wrong-label posterior its finding gives it."""
+    return {r: w for f in findings for r, w in zip(f.records, f.evidence["wrong_label_posterior"], strict=True)}
 
 
 def _rep(n: int) -> Representation:
@@ -145,16 +151,52 @@ def test_the_ensemble_keeps_the_flips_the_detector_calls_more_likely_wrong(seed:
     alone = report.results["label_issues"]
     assert _prf(alone.flagged, truth)[2] >= 0.55
     issues = [f for f in report.findings if f.kind == "label_issue"]
-    posterior = {r: w for f in issues for r, w in zip(f.records, f.evidence["wrong_label_posterior"], strict=True)}
+    posterior = _posteriors(issues)
     assert set(np.flatnonzero(report.flagged)) == set(posterior)  # no other detector flags here
     assert min(posterior.values()) >= WRONG_LABEL - 0.01
     (all_issues,) = {f.evidence["noise_model"]["share"] for f in alone.findings}  # one mixture for every finding
     assert all_issues > 0
-    mine = {r: w for f in alone.findings for r, w in zip(f.records, f.evidence["wrong_label_posterior"], strict=True)}
+    mine = _posteriors(alone.findings)
     assert set(mine) == set(np.flatnonzero(alone.flagged))  # the findings hold the detector's flags
     assert {r for r, w in mine.items() if w >= WRONG_LABEL + 0.01} <= set(posterior)
     precision, recall, f1 = _prf(report.flagged, truth)
     assert precision >= 0.85 and recall >= 0.25 and f1 >= 0.4
+
+
+@pytest.mark.slow
+def test_the_detectors_own_findings_give_way_to_a_trigger() -> None:
+    """The detector's real findings beside a trigger finding that holds half of its flags: those are the
+    trigger's, the noise share they carried goes with them, and what is left is label quality (reported,
+    not flagged) whose posteriors, re-read without that share, are no higher than the detector's."""
+    from dataward.detect._labels import LabelIssues
+
+    rep, _ = _flipped(1200, 1)
+    result = LabelIssues().score(rep, seed=1)
+    flagged = np.flatnonzero(result.flagged)
+    assert flagged.size >= 20
+    held = tuple(int(r) for r in flagged[::2])
+    trigger = Finding.scored(
+        check="trig", kind="trigger", summary="token 'zq'", records=held, evidence={}, score=0.9, p_value=1e-30
+    )
+    mask = np.zeros(rep.n_records, dtype=bool)
+    mask[list(held)] = True
+    trig = DetectorResult("trig", mask * 0.9, mask, {i: ("carrier",) for i in held}, (trigger,))
+    report = combine(rep, {"label_issues": result, "trig": trig}, [])
+    assert set(np.flatnonzero(report.flagged)) == set(held)
+    assert report.fusion["records_attributed_to_triggers"] == len(held)
+    assert all(r.detector == "trig" for rs in report.reasons.values() for r in rs)
+    left = [f for f in report.findings if f.check == "label_issues"]
+    assert left and all(f.kind == "label_quality" for f in left)
+    assert not {r for f in left for r in f.records} & set(held)
+    before = _posteriors(result.findings)
+    model = result.findings[0].evidence["noise_model"]
+    rest = [r for r in before if r not in set(held)]
+    q = [v for f in result.findings for v in f.evidence["label_probability"]]
+    records = [r for f in result.findings for r in f.records]
+    after = label_noise_posteriors(model, np.asarray(q), np.isin(records, held), len(held))
+    by_record = dict(zip(records, after, strict=True))
+    assert all(by_record[r] <= before[r] + 1e-3 for r in rest)
+    assert {r for f in left for r in f.records} == {r for r in rest if by_record[r] >= WRONG_LABEL}
 
 
 @pytest.mark.slow
