@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, 5 %% flips only")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--only", default="", help="comma-separated data sets")
     ap.add_argument("--peer-python", default=str(ROOT / ".venv-bench-detection" / "bin" / "python"))
     ap.add_argument("--out", default=str(OUT))
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(DATASETS)
     rates = (0.05,) if args.quick else (0.05, 0.10)
-    seeds = range(1 if args.quick else args.seeds)
+    seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     peer = Path(args.peer_python)
     if not peer.exists():
         print(f"cleanlab peer skipped: {peer} not found (make bench-env)", file=sys.stderr)
