@@ -153,12 +153,12 @@ def test_the_ensemble_keeps_the_flips_the_detector_calls_more_likely_wrong(seed:
     issues = [f for f in report.findings if f.kind == "label_issue"]
     posterior = _posteriors(issues)
     assert set(np.flatnonzero(report.flagged)) == set(posterior)  # no other detector flags here
-    assert min(posterior.values()) >= WRONG_LABEL - 0.01
+    assert min(posterior.values()) >= WRONG_LABEL
     (all_issues,) = {f.evidence["noise_model"]["share"] for f in alone.findings}  # one mixture for every finding
     assert all_issues > 0
     mine = _posteriors(alone.findings)
     assert set(mine) == set(np.flatnonzero(alone.flagged))  # the findings hold the detector's flags
-    assert {r for r, w in mine.items() if w >= WRONG_LABEL + 0.01} <= set(posterior)
+    assert {r for r, w in mine.items() if w >= WRONG_LABEL} == set(posterior)  # nothing explained: the same posterior
     precision, recall, f1 = _prf(report.flagged, truth)
     assert precision >= 0.85 and recall >= 0.25 and f1 >= 0.4
 

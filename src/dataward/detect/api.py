@@ -536,9 +536,9 @@ def label_noise_posteriors(
     class biases), ``label_probability`` each flagged record's probability of its label under that model,
     ``explained`` which of them a trigger explains. Those carried part of the estimated noise share; without
     them the share is re-estimated by the EM fixed point ``eps = mean responsibility`` (unflagged records'
-    responsibilities scale with ``eps``). The posterior of a wrong label is the noise component's
-    responsibility times ``1 - q_y`` (a random draw that hit the record's true class is no wrong label),
-    as in :func:`dataward.detect._labels.wrong_label_posterior`.
+    responsibilities scale with ``eps``); with nothing explained the share is the detector's. The posterior
+    of a wrong label is the noise component's responsibility times ``1 - q_y`` (a random draw that hit the
+    record's true class is no wrong label), as in :func:`dataward.detect._labels.wrong_label_posterior`.
     """
     share, mass, n, k = float(model["share"]), float(model["mass"]), int(model["n"]), int(model["classes"])
     q = np.clip(np.asarray(label_probability, dtype=np.float64), 0.0, 1.0)
@@ -553,7 +553,7 @@ def label_noise_posteriors(
     rest = ~np.asarray(explained, dtype=bool)
     unflagged_mass = max(0.0, mass - float(responsibility(share).sum()))
     eps = share
-    for _ in range(50):
+    for _ in range(50 if n_explained else 0):  # nothing explained: the detector's own posterior
         new = (float(responsibility(eps)[rest].sum()) + unflagged_mass * eps / share) / (n - n_explained)
         if abs(new - eps) < 1e-9:
             break
