@@ -45,8 +45,8 @@ class SnapshotError(Error):
     default_advice = "Run a full `dataward log verify`: it replays the whole log and writes a new snapshot."
 
 
-#: fields that are caches of derived values, rebuilt on use (the parsed public keys)
-_SKIPPED = frozenset({"_pubs"})
+#: fields that are caches of derived values, rebuilt on use (the parsed public keys, remembered authorizations)
+_SKIPPED = frozenset({"_pubs", "_allowed"})
 
 Codec = Callable[[Any], Any]
 
