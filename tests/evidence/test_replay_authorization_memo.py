@@ -87,7 +87,9 @@ def test_same_outcome_as_deciding_every_entry_afresh(seed: int, monkeypatch: pyt
     people = ["bob", "eve", "sam"]
     roles = ["screener", "screener@s1", "trainer", "approver@s2", "auditor"]
     for who in people:
-        log.add("principal.add", f"principal:{who}", {"keyid": f"k-{who}", "roles": [r.choice(roles)]}, principal="admin")
+        log.add(
+            "principal.add", f"principal:{who}", {"keyid": f"k-{who}", "roles": [r.choice(roles)]}, principal="admin"
+        )
     actions = ["batch.screen", "run.record", "batch.verify", "redteam.run", "batch.reject"]
     for _ in range(400):
         who = r.choice(people)
