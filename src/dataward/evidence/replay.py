@@ -271,6 +271,10 @@ class TrustedState:
     #: (principal, action, source) -> whether the principal's grants allow it; valid only for the grants as
     #: they are now: emptied whenever ``grants`` changes (:func:`_apply_roles`, the only place that changes it)
     _allowed: dict[tuple[str, str, str | None], bool] = field(default_factory=dict, repr=False, compare=False)
+    #: the signed body of each of ``entries`` (kept by a replay asked to, :func:`replay`'s ``keep_bodies``):
+    #: a canonical body is the exact JSON of the entry parsed from it, so a snapshot writes it as it is
+    #: (dataward.log._snapshot); used only while it has one body per entry, in the same order
+    _bodies: list[bytes] = field(default_factory=list, repr=False, compare=False)
 
     def fork(self) -> TrustedState:
         """An independent copy to replay uncommitted entries onto (the parsed public keys are shared)."""
@@ -626,6 +630,7 @@ def replay(
     state: TrustedState | None = None,
     check_signatures: bool = True,
     distrust: frozenset[int] = frozenset(),
+    keep_bodies: bool = False,
 ) -> TrustedState:
     """Replay ``entries`` (in sequence order) onto ``state`` (a new one by default) and return it.
 
@@ -634,12 +639,17 @@ def replay(
     ``check_signatures=False`` only for a caller that has just verified every entry's signature and canonical
     form itself (``log verify``); key validity over time and authorization are still checked here. Entries whose
     sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
+    ``keep_bodies``: keep the signed body of each kept entry beside it (for a caller that writes the state
+    out, :func:`dataward.log._snapshot.encode_state`; a state replayed onto one without them keeps none).
     """
     st = state if state is not None else TrustedState()
     for kid, pub in public_keys.items():
         for form in key_ids_of(pub):
             if form and form != kid:
                 st.aliases.setdefault(form, kid)
+    keep = keep_bodies and len(st._bodies) == len(st.entries)
+    if not keep:
+        st._bodies.clear()
     for raw in entries:
         if raw.seq != st.size:
             _problem(st, raw.seq, f"expected entry {st.size} here (entries missing, inserted or reordered)")
@@ -674,7 +684,16 @@ def replay(
         if not bootstrap and not _admin_quorum(st, raw, obj):
             continue
         st.last_time = t
+        n_kept = len(st.entries)
         _apply(st, raw.seq, obj)
+        if keep and len(st.entries) > n_kept:
+            # the entry kept is ``obj`` itself, parsed from this body, which is canonical JSON (checked above,
+            # or by the caller when check_signatures is False): the body is exactly the entry's JSON
+            if st.entries[-1] is obj and len(st._bodies) == n_kept:
+                st._bodies.append(raw.body)
+            else:
+                keep = False
+                st._bodies.clear()
     return st
 
 

@@ -841,7 +841,8 @@ def _check_new_nodes(
 def _replay(conn: Transaction, distrust: frozenset[int], state: TrustedState | None = None) -> TrustedState:
     from dataward.evidence.load import replay_log
 
-    return replay_log(conn, state=state, check_signatures=False, distrust=distrust)
+    # the bodies kept for the state snapshot a remembering verification writes (encode_state)
+    return replay_log(conn, state=state, check_signatures=False, distrust=distrust, keep_bodies=True)
 
 
 def _check_evidence(
