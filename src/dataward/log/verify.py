@@ -275,7 +275,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         # _parse_body inlined for the usual body (UTF-8, one JSON object, nothing around it); anything else
         # goes through _parse_body itself, which gives the json.loads verdict
-        obj = None
+        obj: Any = None
         try:
             text = body.decode("utf-8")
             obj, end = scan(text, 0)
