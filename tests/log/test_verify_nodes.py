@@ -9,15 +9,18 @@ import pytest
 
 from dataward.core import merkle
 from dataward.log import verify
+from dataward.store import log_entries
 
 
 def _tree(n: int) -> merkle.MerkleTree:
     return merkle.MerkleTree([hashlib.sha256(b"%d" % i).digest() for i in range(n)])
 
 
-def _problems(rows: list[tuple[Any, Any, Any]], tree: merkle.MerkleTree, monkeypatch: pytest.MonkeyPatch) -> list:
+def _problems(
+    rows: list[tuple[Any, Any, Any]], tree: merkle.MerkleTree, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[Any, ...]]:
     found: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(verify.store, "iter_nodes", lambda conn: iter(rows))
+    monkeypatch.setattr(log_entries, "iter_nodes", lambda conn: iter(rows))
     verify._check_nodes(None, tree, lambda *p: found.append(p))  # type: ignore[arg-type]
     return found
 
