@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, poisson, rankdata
+from scipy.stats import betabinom, binom, poisson, rankdata
 
 from dataward.detect._shortcuts import _masked_majority, _sample
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
@@ -77,6 +77,9 @@ _SCAN_BUDGET = 30_000_000  # centres x records x pairs: a few seconds of array w
 # a box finding flags every record in it that carries its label when the label's records expected there by
 # the local density are at most this share of them
 _NATURAL_SHARE = 0.1  # the fusion's false discovery rate (ADR 0043)
+# records read (masked k-NN) to measure the label-noise null of a candidate: outside the cell, and its
+# carriers not labelled with the candidate's class
+_NOISE_POOL = 600
 
 
 def _grids(values: FloatArray, bins: int) -> list[tuple[IntArray, FloatArray]]:
@@ -113,6 +116,53 @@ def _product_tail(x: Any, k: int) -> Any:
         term = term * log / i
         total = total + term
     return np.minimum(1.0, x * total)
+
+
+def _noise_tail(
+    flat: FloatArray,
+    y: IntArray,
+    carriers: IntArray,
+    labelled: IntArray,
+    majority: IntArray,
+    refs: IntArray,
+    drop: IntArray,
+    t: int,
+    k: int,
+) -> float:
+    """P(D >= d) under label noise: of the cell's carriers whose masked content reads as class s != t, each
+    carries label t with the share ``r_s`` that label has among records outside the cell reading as s.
+
+    Random flips are independent of where a record lies given its class, so under that null a cell's
+    flipped records follow its records of their source class; a trigger's carriers carry ``t`` far more
+    often than the records of their class elsewhere. ``r_s`` is estimated on at most ``_NOISE_POOL`` records
+    outside the cell, and its uncertainty is kept: ``D_s`` is beta-binomial (uniform prior on ``r_s``,
+    updated by the outside counts), the classes' counts are summed exactly by convolution. The carriers not
+    labelled ``t`` are read on at most ``_NOISE_POOL`` of them, their class counts scaled up.
+    """
+    d = int(np.sum(majority != t))
+    if d == 0:
+        return 1.0
+    n = y.size
+    n_cls = int(y.max()) + 1
+    others = carriers[y[carriers] != t]
+    sampled = _sample(others, _NOISE_POOL, 5)
+    read = _masked_majority(flat, y, sampled, refs, drop, k) if sampled.size else np.zeros(0, np.int64)
+    scale = others.size / max(1, sampled.size)
+    d_s = np.bincount(majority[majority != t], minlength=n_cls)
+    m_s = d_s + np.rint(scale * np.bincount(read, minlength=n_cls)).astype(np.int64)
+    outside = np.ones(n, dtype=bool)
+    outside[carriers] = False
+    pool = _sample(np.flatnonzero(outside), _NOISE_POOL, 6)
+    pool_read = _masked_majority(flat, y, pool, refs, drop, k) if pool.size else np.zeros(0, np.int64)
+    pmf = np.ones(1)
+    for s in range(n_cls):
+        if s == t or m_s[s] == 0:
+            continue
+        as_s = pool_read == s
+        c_s = int(np.sum(as_s & (y[pool] == t)))
+        pmf = np.convolve(pmf, betabinom.pmf(np.arange(m_s[s] + 1), int(m_s[s]), c_s + 1, int(as_s.sum()) - c_s + 1))
+    # the upper tail summed directly (1 - the lower part loses everything below 1e-16)
+    return float(np.clip(pmf[d:].sum(), 0.0, 1.0))
 
 
 @register
@@ -256,7 +306,12 @@ class FeatureInteractions(Detector):
             base = float(np.mean(_masked_majority(flat, y, pool, everyone, drop, self.k) != t)) if pool.size else 0.5
             p_skew = float(binom.sf(labelled.size - 1, carriers.size, p0))
             # skew tail against the marginal-range null x disagreement tail against the natural rate
-            p_mask = float(binom.sf(disagree.size - 1, labelled.size, max(base, 0.02))) if disagree.size else 1.0
+            p_natural = float(binom.sf(disagree.size - 1, labelled.size, max(base, 0.02))) if disagree.size else 1.0
+            # label noise: the disagreeing carriers labelled t against the share of t among records outside
+            # that read as the same classes (random flips land where their source class lives, so a cell of
+            # another class holds them); both nulls must fall (intersection-union: the larger tail)
+            p_noise = _noise_tail(flat, y, carriers, labelled, majority, everyone, drop, t, self.k)
+            p_mask = max(p_natural, p_noise)
             # a box's evidence is its label's spike over the local density, not the skew over the strips;
             # the product of its two tails is combined exactly (Fisher)
             joint = p_skew * p_mask if box is None else _product_tail(box["p_spike"] * p_mask, 2)
@@ -292,6 +347,8 @@ class FeatureInteractions(Detector):
                 "joint_purity": round(labelled.size / carriers.size, 4),
                 "prior": round(float(prior[t]), 4),
                 "natural_disagreement": round(base, 3),
+                "natural_p_value": float(f"{p_natural:.3g}"),
+                "label_noise_p_value": float(f"{p_noise:.3g}"),
                 "p_value": adjusted,
                 "hypotheses": n_hyp,
             }
