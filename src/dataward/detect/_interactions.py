@@ -77,9 +77,11 @@ _SCAN_BUDGET = 30_000_000  # centres x records x pairs: a few seconds of array w
 # a box finding flags every record in it that carries its label when the label's records expected there by
 # the local density are at most this share of them
 _NATURAL_SHARE = 0.1  # the fusion's false discovery rate (ADR 0043)
-# records read (masked k-NN) to measure the label-noise null of a candidate: outside the cell, and its
-# carriers not labelled with the candidate's class
-_NOISE_POOL = 600
+# records read (masked k-NN) to measure the label-noise null of a candidate: outside the cell (every one on
+# a table of up to 2,000 records: wine, breast_cancer, digits), and its carriers not labelled with the
+# candidate's class
+_NOISE_POOL = 2000
+_NOISE_CARRIERS = 300
 
 
 def _grids(values: FloatArray, bins: int) -> list[tuple[IntArray, FloatArray]]:
@@ -132,33 +134,38 @@ def _noise_tail(
     """P(D >= d) under label noise: of the cell's carriers whose masked content reads as class s != t, each
     carries label t with the share ``r_s`` that label has among records outside the cell reading as s.
 
-    Random flips are independent of where a record lies given its class, so under that null a cell's
-    flipped records follow its records of their source class; a trigger's carriers carry ``t`` far more
-    often than the records of their class elsewhere. ``r_s`` is estimated on at most ``_NOISE_POOL`` records
-    outside the cell, and its uncertainty is kept: ``D_s`` is beta-binomial (uniform prior on ``r_s``,
-    updated by the outside counts), the classes' counts are summed exactly by convolution. The carriers not
-    labelled ``t`` are read on at most ``_NOISE_POOL`` of them, their class counts scaled up.
+    ``majority`` is the masked read of ``labelled`` (the carriers labelled ``t``), ``d`` how many of them
+    read as another class. Random flips are independent of where a record lies given its class, so under
+    that null a cell's flipped records follow its records of their source class; a trigger's carriers carry
+    ``t`` far more often than the records of their class elsewhere. Every record outside the cell is read
+    the same way (at most ``_NOISE_POOL``, a seeded sample beyond), and so are the carriers not labelled
+    ``t`` (at most ``_NOISE_CARRIERS``, their class counts scaled up). The uncertainty of ``r_s`` is kept:
+    ``D_s`` is beta-binomial (uniform prior, updated by the outside counts), and the classes' counts are
+    summed exactly by convolution.
     """
     d = int(np.sum(majority != t))
     if d == 0:
         return 1.0
-    n = y.size
     n_cls = int(y.max()) + 1
-    others = carriers[y[carriers] != t]
-    sampled = _sample(others, _NOISE_POOL, 5)
-    read = _masked_majority(flat, y, sampled, refs, drop, k) if sampled.size else np.zeros(0, np.int64)
-    scale = others.size / max(1, sampled.size)
-    d_s = np.bincount(majority[majority != t], minlength=n_cls)
-    m_s = d_s + np.rint(scale * np.bincount(read, minlength=n_cls)).astype(np.int64)
-    outside = np.ones(n, dtype=bool)
+    outside = np.ones(y.size, dtype=bool)
     outside[carriers] = False
+    others = _sample(carriers[y[carriers] != t], _NOISE_CARRIERS, 5)
     pool = _sample(np.flatnonzero(outside), _NOISE_POOL, 6)
-    pool_read = _masked_majority(flat, y, pool, refs, drop, k) if pool.size else np.zeros(0, np.int64)
+    # one masked read for both (the same references, self excluded, as the labelled carriers')
+    queries = np.concatenate([others, pool])
+    read = np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [_masked_majority(flat, y, queries[i : i + 500], refs, drop, k) for i in range(0, queries.size, 500)]
+    )
+    read_others, read_pool = read[: others.size], read[others.size :]
+    scale = int(np.sum(y[carriers] != t)) / max(1, others.size)
+    d_s = np.bincount(majority[majority != t], minlength=n_cls)
+    m_s = d_s + np.rint(scale * np.bincount(read_others, minlength=n_cls)).astype(np.int64)
     pmf = np.ones(1)
     for s in range(n_cls):
         if s == t or m_s[s] == 0:
             continue
-        as_s = pool_read == s
+        as_s = read_pool == s
         c_s = int(np.sum(as_s & (y[pool] == t)))
         pmf = np.convolve(pmf, betabinom.pmf(np.arange(m_s[s] + 1), int(m_s[s]), c_s + 1, int(as_s.sum()) - c_s + 1))
     # the upper tail summed directly (1 - the lower part loses everything below 1e-16)
