@@ -314,21 +314,29 @@ class FeatureInteractions(Detector):
             p_skew = float(binom.sf(labelled.size - 1, carriers.size, p0))
             # skew tail against the marginal-range null x disagreement tail against the natural rate
             p_natural = float(binom.sf(disagree.size - 1, labelled.size, max(base, 0.02))) if disagree.size else 1.0
+
+            def adjusted_p(p_mask: float) -> float:
+                """The candidate's p-value, Bonferroni over every hypothesis; 1.0 when it fails a condition."""
+                # a box's evidence is its label's spike over the local density, not the skew over the strips;
+                # the product of its two tails is combined exactly (Fisher)
+                joint = p_skew * p_mask if box is None else _product_tail(box["p_spike"] * p_mask, 2)
+                adjusted = float(min(1.0, joint * n_hyp))
+                # the skew null (each range alone) does not hold for classes defined by interactions (a stroke
+                # pair is what makes a '4'), so the masked disagreement must carry the evidence on its own too:
+                # Bonferroni over the candidates that may be tested (clean digits: 3 of 41 carriers disagree)
+                alone = p_mask * (_MAX_CANDIDATES + _SCAN_CANDIDATES) < self.alpha
+                return adjusted if alone and adjusted < self.alpha and disagree.size >= self.min_support else 1.0
+
+            # the label-noise null only tightens the test: read only for candidates that pass without it
+            if adjusted_p(p_natural) >= self.alpha:
+                return True
             # label noise: the disagreeing carriers labelled t against the share of t among records outside
             # that read as the same classes (random flips land where their source class lives, so a cell of
             # another class holds them); both nulls must fall (intersection-union: the larger tail)
             p_noise = _noise_tail(flat, y, carriers, labelled, majority, everyone, drop, t, self.k)
             p_mask = max(p_natural, p_noise)
-            # a box's evidence is its label's spike over the local density, not the skew over the strips;
-            # the product of its two tails is combined exactly (Fisher)
-            joint = p_skew * p_mask if box is None else _product_tail(box["p_spike"] * p_mask, 2)
-            adjusted = float(min(1.0, joint * n_hyp))
-            if adjusted >= self.alpha or disagree.size < self.min_support:
-                return True
-            # the skew null (each range alone) does not hold for classes defined by interactions (a stroke
-            # pair is what makes a '4'), so the masked disagreement must carry the evidence on its own too:
-            # Bonferroni over the candidates that may be tested (clean digits: 3 of 41 carriers disagree)
-            if p_mask * (_MAX_CANDIDATES + _SCAN_CANDIDATES) >= self.alpha:
+            adjusted = adjusted_p(p_mask)
+            if adjusted >= self.alpha:
                 return True
             if box is not None and box["lam"] <= _NATURAL_SHARE * labelled.size:
                 # so few records of the label are expected in the box that its labelled records are the
