@@ -120,6 +120,7 @@ def test_a_planted_combination_amid_random_flips_is_still_found() -> None:
     assert flagged[trigger].mean() >= 0.9, flagged[trigger].mean()
     assert trigger[flagged].mean() >= 0.9, trigger[flagged].mean()
     assert not (flagged & flips).any()
+    assert planted.truth.trigger is not None
     for f in report.findings:
         assert f.evidence["label_noise_p_value"] * 90 < 0.01
         assert set(f.evidence["features"]) == set(planted.truth.trigger["features"])

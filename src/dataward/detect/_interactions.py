@@ -24,6 +24,13 @@ of columns, grid pair of one scale, cell and class ``t`` with at least ``min_sup
    are screened cheaply first with the same tail on unmasked k-NN labels, and the 60 with the strongest
    disagreement are tested.
 
+The masked tail is taken against two nulls, and the larger is used (an intersection-union test: both must
+fall, ADR 0079): the class's natural disagreement, and label noise. Random flips land where their source
+class lives, so a cell or box of class ``s`` holds the flips from ``s`` to ``t`` whose content reads as ``s``;
+under that null each carrier reading as ``s`` carries ``t`` with the share ``t`` has among the records
+reading as ``s`` outside the cell (beta-binomial, summed over the classes), and a trigger's carriers carry it
+far more often.
+
 The product is tested against ``alpha`` Bonferroni-corrected over every (pair, grids, cell, class) hypothesis
 with enough support, and the masked tail must pass on its own, Bonferroni over the 60 tested. Only carriers
 whose own masked content disagrees with the label are flagged. The finding names both columns and the
