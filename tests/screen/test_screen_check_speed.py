@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from dataward.screen import _outliers
-from dataward.screen._util import as_float
+from dataward.screen import _outliers, near_duplicates
+from dataward.screen._util import as_float, encoded
 from dataward.screen.api import check_table, create_baseline
 
 
@@ -114,3 +115,78 @@ def test_the_heap_keeps_the_2000_farthest_across_batches(monkeypatch: pytest.Mon
     new = _report(table, baseline, ["outliers"])
     monkeypatch.setattr(_outliers.OutliersCheck, "update", _old_outliers_update)
     assert new == _report(table, baseline, ["outliers"])
+
+
+def _old_column_hash(arr: pa.Array) -> np.ndarray:
+    """``near_duplicates.column_hash`` before the speed work (a new array at each step)."""
+    n = len(arr)
+    typ = arr.type
+    if pa.types.is_integer(typ) or pa.types.is_boolean(typ) or pa.types.is_temporal(typ):
+        vals = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        out = np.asarray(vals, dtype=np.int64).view(np.uint64) * near_duplicates._PRIME + np.uint64(1)
+    elif pa.types.is_floating(typ):
+        vals = np.asarray(pc.fill_null(pc.cast(arr, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False))
+        vals = vals + 0.0
+        nan = np.isnan(vals)
+        if nan.any():
+            vals[nan] = np.nan
+        out = vals.astype(np.float64).view(np.uint64) * near_duplicates._PRIME + np.uint64(2)
+    else:
+        enc = encoded(arr)
+        hashes = near_duplicates._str_hashes(enc.dictionary.to_pylist())
+        out = hashes[np.maximum(enc.indices, 0)] if hashes.size else np.zeros(n, dtype=np.uint64)
+    if arr.null_count:
+        nulls = np.asarray(pc.is_null(arr).to_numpy(zero_copy_only=False), dtype=bool)
+        out = np.where(nulls, near_duplicates._NULL, out)
+    return np.asarray(out, dtype=np.uint64)
+
+
+def _old_mix_into(h: np.ndarray, c: np.ndarray) -> None:
+    h[:] = near_duplicates.mix(h, c)
+
+
+def _duplicated(n: int, seed: int) -> pa.Table:
+    """Floats (with -0.0, NaN of two payloads and nulls), integers with nulls, booleans, strings; 3 % exact
+    copies of one record and 1 % copies that differ only in the label."""
+    r = np.random.default_rng(seed)
+    x = np.round(r.normal(0, 1, n), 1)
+    x[r.random(n) < 0.01] = -0.0
+    x[r.random(n) < 0.01] = np.nan
+    x[:5] = np.frombuffer(np.array([0x7FF8000000000001] * 5, dtype=np.uint64).tobytes(), dtype=np.float64)
+    k = r.integers(0, 20, n)
+    cols = {
+        "x": pa.array(x, mask=r.random(n) < 0.005),
+        "k": pa.array(k, mask=r.random(n) < 0.005),
+        "flag": pa.array(r.random(n) < 0.5),
+        "s": pa.array(r.choice(["p", "q", "r"], n).tolist(), mask=r.random(n) < 0.005),
+        "label": pa.array(np.where(r.random(n) < 0.5, "a", "b").tolist()),
+    }
+    table = pa.table(cols)
+    copies = np.zeros(n, dtype=np.int64)
+    flood = r.permutation(n)[: 3 * n // 100]
+    rows = np.arange(n)
+    rows[flood] = copies[flood]
+    conflict = r.permutation(n)[: n // 100]
+    rows[conflict] = 1
+    out = table.take(pa.array(rows))
+    label = np.asarray(out.column("label").to_pylist(), dtype=object)
+    label[conflict[::2]] = "b"
+    label[conflict[1::2]] = "a"
+    return out.set_column(4, "label", pa.array(label.tolist()))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("labelled", [False, True])
+def test_duplicates_are_the_same_as_before(monkeypatch: pytest.MonkeyPatch, seed: int, labelled: bool) -> None:
+    table = _batches(_duplicated(60_000, seed), [25_000, 3, 10_000])
+    if not labelled:
+        table = table.drop(["label"])
+    baseline = create_baseline(_duplicated(5_000, seed + 10), label="label" if labelled else None)
+    new = _report(table, baseline, ["duplicates"])
+    for name in table.column_names:
+        col = table.column(name).chunk(0)
+        assert np.array_equal(near_duplicates.column_hash(col), _old_column_hash(col)), name
+    monkeypatch.setattr(near_duplicates, "column_hash", _old_column_hash)
+    monkeypatch.setattr(near_duplicates, "mix_into", _old_mix_into)
+    assert new == _report(table, baseline, ["duplicates"])
+    assert '"exact_duplicates_flood"' in new  # the planted flood is found
