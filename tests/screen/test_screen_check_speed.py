@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from dataward.screen import _outliers, near_duplicates
@@ -190,3 +191,85 @@ def test_duplicates_are_the_same_as_before(monkeypatch: pytest.MonkeyPatch, seed
     monkeypatch.setattr(near_duplicates, "mix_into", _old_mix_into)
     assert new == _report(table, baseline, ["duplicates"])
     assert '"exact_duplicates_flood"' in new  # the planted flood is found
+
+
+# --- string columns read as Parquet dictionaries hand their encoding over ----------------------------------
+
+
+def _strings(n: int, seed: int, k: int = 7) -> pa.Array:
+    r = np.random.default_rng(seed)
+    values = np.array([f"v{i}" for i in range(k)], dtype=object)[r.integers(0, k, n)]
+    return pa.array(values.tolist(), mask=r.random(n) < 0.05)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_seeded_encoding_is_the_one_hashing_gives(seed: int) -> None:
+    plain = _strings(5000, seed)
+    r = np.random.default_rng(seed)
+    # a dictionary in another order, with entries the batch does not use
+    values = pa.array([f"v{i}" for i in r.permutation(9)])
+    lookup = {v: i for i, v in enumerate(values.to_pylist())}
+    codes = pa.array([None if v is None else lookup[v] for v in plain.to_pylist()], type=pa.int32())
+    dictionary = pa.DictionaryArray.from_arrays(codes, values)
+    fresh = pa.array(plain.to_pylist())  # other buffers: hashed, not seeded
+    assert encoded_seeded(plain, dictionary)
+    got, want = encoded(plain), encoded(fresh)
+    assert got.dictionary.equals(want.dictionary)
+    assert np.array_equal(got.indices, want.indices) and np.array_equal(got.counts, want.counts)
+
+
+def test_a_dictionary_with_repeats_or_nulls_is_not_used() -> None:
+    plain = pa.array(["a", "b", "a", None] * 50)
+    repeated = pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, 2, None] * 50, type=pa.int32()), pa.array(["a", "b", "a"])
+    )
+    with_null = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 2] * 50, type=pa.int32()), pa.array(["a", "b", None]))
+    assert not encoded_seeded(plain, repeated)
+    assert not encoded_seeded(plain, with_null)
+
+
+def encoded_seeded(plain: pa.Array, dictionary: pa.DictionaryArray) -> bool:
+    from dataward.screen._util import seed_encoded
+
+    return seed_encoded(plain, dictionary)
+
+
+@pytest.mark.parametrize(
+    ("row_group", "page_limit"),
+    [(1000, None), (2000, None), (700, None), (3000, 64)],  # 64-byte dictionary pages fall back to plain ones
+)
+def test_a_parquet_read_with_dictionaries_gives_the_plain_batches(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, row_group: int, page_limit: int | None
+) -> None:
+    from dataward.records import readers
+
+    monkeypatch.setattr(readers, "BATCH_ROWS", 1000)
+    n = 7_500
+    table = pa.table({"s": _strings(n, 4), "t": _strings(n, 5, k=300), "x": np.arange(n, dtype=np.float64)})
+    path = tmp_path / "f.parquet"
+    kwargs = {"dictionary_pagesize_limit": page_limit} if page_limit else {}
+    pq.write_table(table, path, row_group_size=row_group, **kwargs)
+    pairs: list[tuple[pa.Array, pa.DictionaryArray]] = []
+    plain = list(readers.read(str(path)))
+    via = list(readers.read(str(path), on_dictionary=lambda a, d: pairs.append((a, d))))
+    assert [b.num_rows for b in via] == [b.num_rows for b in plain]
+    assert all(a.equals(b) and a.schema.equals(b.schema) for a, b in zip(via, plain, strict=True))
+    if row_group % 1000 == 0:
+        assert pairs and all(a.equals(d.cast(a.type)) for a, d in pairs)
+    else:
+        assert not pairs  # row groups that do not end on a batch: read as before
+
+
+def test_rebatching_cuts_where_a_plain_read_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataward.records import readers
+
+    monkeypatch.setattr(readers, "BATCH_ROWS", 100)
+    table = pa.table({"s": _strings(1234, 6), "x": np.arange(1234)})
+    sizes, start, parts = [100, 37, 63, 250, 100, 1, 99, 584], 0, []
+    for size in sizes:
+        parts.append(table.slice(start, size).to_batches()[0])
+        start += size
+    out = list(readers._rebatch(iter(parts)))
+    assert [b.num_rows for b in out] == [100] * 12 + [34]
+    assert pa.Table.from_batches(out).equals(table)
+    assert out[0] is parts[0]  # a batch of the full size passes through untouched (its seeded encoding holds)
