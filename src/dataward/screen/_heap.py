@@ -20,7 +20,8 @@ come from the heap and are reused. It is a process-wide setting that a library c
 32 MiB and keeps at most 64 MiB of freed heap top for reuse, for the whole process; it changes no result.
 :func:`small_pages` turns transparent huge pages off for the process (``prctl(PR_SET_THP_DISABLE)``, Linux
 3.15+) while a screening call runs and restores the previous setting after it: other threads' memory
-faulted in meanwhile gets 4 KiB pages too, which changes their speed, never their values.
+faulted in meanwhile gets 4 KiB pages too, and a process started meanwhile keeps the setting (the flag
+survives fork and exec; screening starts none), which changes their speed, never their values.
 Setting the environment variable ``DATAWARD_KEEP_MALLOC=1`` leaves both alone. Off glibc (musl, macOS,
 Windows) :func:`settle_heap` does nothing; off Linux :func:`small_pages` does nothing.
 """
