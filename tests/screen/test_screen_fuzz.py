@@ -91,6 +91,17 @@ def test_numeric_nan_inf_against_baseline(values: list[float]) -> None:
     assert_clean(check_table(t))
 
 
+def test_values_spanning_the_whole_float_range_do_not_crash_drift() -> None:
+    """The drift histogram's range (max - min) overflowed to inf and its edges to NaN: the check crashed."""
+    values = [-1.7976931348623157e308] * 30 + [1.7976931348623157e308] * 30
+    n = len(values)
+    t = pa.table({"a": pa.array(values, pa.float64()), "b": pa.array(["x"] * n), "label": pa.array([0] * n)})
+    report = check_table(t, baseline=BASELINE)
+    assert_clean(report)
+    drift = next(r for r in report.results if r.check == "drift")
+    assert drift.skipped is None
+
+
 def test_empty_inputs(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("a,b\n")
     (tmp_path / "e.jsonl").write_text("")

@@ -204,6 +204,9 @@ class Reader:
     limits: Limits
     errors: str
     stats: ReadStats
+    #: called as ``on_dictionary(strings, dictionary_array)`` for each string column a reader had stored
+    #: dictionary-encoded (Parquet), after it is decoded to the plain strings it yields
+    on_dictionary: Callable[[pa.Array, pa.DictionaryArray], None] | None = None
 
     def open(self) -> IO[bytes]:
         """Open the file for binary reading; raises :class:`InputError` naming
@@ -412,11 +415,77 @@ def read_parquet(r: Reader) -> Iterator[pa.RecordBatch]:
             # buffered column reads without pre-buffering: the default reads whole files ahead
             pf = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False)
             check_column_names(pf.schema_arrow.names, r.path)
+            dict_cols = _dictionary_strings(pf) if r.on_dictionary is not None else []
+            if dict_cols:  # reopened: read_dictionary is an option of the file object
+                pf = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False, read_dictionary=dict_cols)
             # one thread: the records layer streams batch by batch and its callers spread work over cores;
             # Arrow's thread pool costs more to start (~0.4 CPU s on a cold process) than it saves here
-            yield from pf.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
+            batches = pf.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
+            if not dict_cols:
+                yield from batches
+                return
+            assert r.on_dictionary is not None
+            yield from _rebatch(_decode_dictionaries(b, dict_cols, r.on_dictionary) for b in batches)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"{r.path}: unreadable Parquet file: {str(exc).splitlines()[0]}") from None
+
+
+def _dictionary_strings(pf: Any) -> list[str]:
+    """The top-level string columns that every row group of the file stores with a dictionary page; none
+    unless every row group but the last holds a multiple of ``BATCH_ROWS`` rows (a reader of dictionaries
+    ends its batches at row-group ends, where a plain one carries on: see :func:`_rebatch`)."""
+    schema = pf.schema_arrow
+    strings = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    meta = pf.metadata
+    if not strings or meta.num_row_groups == 0:
+        return []
+    if any(meta.row_group(g).num_rows % BATCH_ROWS for g in range(meta.num_row_groups - 1)):
+        return []
+    out = []
+    first = meta.row_group(0)
+    for j in range(first.num_columns):
+        name = first.column(j).path_in_schema
+        groups = range(meta.num_row_groups)
+        if name in strings and all(meta.row_group(g).column(j).has_dictionary_page for g in groups):
+            out.append(name)
+    return out
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Batches of ``BATCH_ROWS`` rows (the last one shorter), as a plain Parquet read cuts them, from batches
+    that may end early; one that already has the size passes through as it is."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not pending and batch.num_rows == BATCH_ROWS:
+            yield batch
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= BATCH_ROWS:
+            table = pa.Table.from_batches(pending)
+            yield from table.slice(0, BATCH_ROWS).combine_chunks().to_batches(max_chunksize=BATCH_ROWS)
+            rest = table.slice(BATCH_ROWS)
+            pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+            held = rest.num_rows
+    if held:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches(max_chunksize=BATCH_ROWS)
+
+
+def _decode_dictionaries(
+    batch: pa.RecordBatch, names: list[str], on_dictionary: Callable[[pa.Array, pa.DictionaryArray], None]
+) -> pa.RecordBatch:
+    """The batch with each dictionary column read for ``names`` decoded to its plain strings (the same
+    values a plain read gives), each pair handed to ``on_dictionary``."""
+    arrays = list(batch.columns)
+    for i, col in enumerate(batch.schema):
+        if col.name in names and pa.types.is_dictionary(col.type):
+            d = arrays[i]
+            plain = d.cast(col.type.value_type)
+            on_dictionary(plain, d)
+            arrays[i] = plain
+    fields = [pa.field(f.name, a.type, f.nullable, f.metadata) for f, a in zip(batch.schema, arrays, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=batch.schema.metadata))
 
 
 def read_arrow(r: Reader) -> Iterator[pa.RecordBatch]:
@@ -620,11 +689,14 @@ def read(
     errors: str = "strict",
     stats: ReadStats | None = None,
     max_rows: int = BATCH_ROWS,
+    on_dictionary: Callable[[pa.Array, pa.DictionaryArray], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the file (or data directory, or image folder) at ``path``, in record order.
 
     ``fmt`` defaults to :func:`~dataward.records.sniff.sniff`; ``errors`` is ``"strict"`` or ``"replace"``
-    (see the module docstring); no batch holds more than ``max_rows`` rows."""
+    (see the module docstring); no batch holds more than ``max_rows`` rows. With ``on_dictionary``, string
+    columns a Parquet file stores dictionary-encoded are read as dictionaries and decoded to the same plain
+    strings, and the hook gets each (plain, dictionary) pair, so a caller can reuse the encoding."""
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors={errors!r}")
     fs = filesystem(fs)
@@ -641,7 +713,7 @@ def read(
     else:
         files = [path]
     for one in files:
-        for batch in _READERS[fmt](Reader(one, fs, lim, errors, st)):
+        for batch in _READERS[fmt](Reader(one, fs, lim, errors, st, on_dictionary)):
             if batch.num_columns > lim.max_columns:
                 raise lim.refuse("max_columns", one, f"{batch.num_columns:,} columns")
             if batch.num_rows > max_rows:

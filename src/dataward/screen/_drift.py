@@ -74,7 +74,11 @@ def _histogram(base: np.ndarray, batch: np.ndarray, bins: int = 30) -> dict[str,
     lo, hi = float(min(lo, base.min())), float(max(hi, base.max()))
     if not hi > lo:
         hi = lo + 1.0
-    edges = np.linspace(lo, hi, bins + 1)
+    if math.isfinite(hi - lo):
+        edges = np.linspace(lo, hi, bins + 1)
+    else:  # a range wider than the largest float (values near +-1.8e308): weights, so nothing overflows
+        t = np.arange(bins + 1, dtype=np.float64) / bins
+        edges = np.maximum.accumulate(lo * (1 - t) + hi * t)
     hb, _ = np.histogram(np.clip(base, lo, hi), edges)
     ha, _ = np.histogram(np.clip(batch, lo, hi), edges)
     return {

@@ -81,6 +81,7 @@ class OutliersCheck(Check):
         self._score_edges = np.zeros(21)
         self._prec32 = np.zeros((0, 0), dtype=np.float32)
         self._null_rate: float | None = None
+        self._buffers: dict[str, np.ndarray] = {}
 
     def _choose(self, batch: pa.RecordBatch) -> list[str]:
         ctx = self.context
@@ -146,25 +147,55 @@ class OutliersCheck(Check):
                 return
         assert self._center is not None and self._scale is not None and self._loc is not None
         assert self._prec is not None
-        # float32 halves the memory traffic; distances need no more precision than that
-        z = np.empty((batch.num_rows, len(self._cols)), dtype=np.float32)
+        # float32 halves the memory traffic; distances need no more precision than that. The matrix is
+        # column-major so that each column is written in one contiguous run (a row-major one is written with
+        # a stride of the row: 15 vs 1 ms a 262,144-row batch); BLAS packs both layouts alike, so the products
+        # are the same bits.
+        n, d = batch.num_rows, len(self._cols)
+        z = self._buffer("z", (n, d), np.float32, order="F")
+        work = self._buffer("work", (n,), np.float64)
         shift = self._center + self._loc * self._scale
         with np.errstate(invalid="ignore", over="ignore"):
             for j, c in enumerate(self._cols):
-                col = as_float(batch.column(c)) if c in batch.schema.names else np.full(batch.num_rows, np.nan)
-                z[:, j] = (col - shift[j]) / self._scale[j]
+                if c in batch.schema.names:
+                    np.subtract(as_float(batch.column(c)), shift[j], out=work)
+                    np.divide(work, self._scale[j], out=work)
+                    z[:, j] = work
+                else:
+                    z[:, j] = np.nan
         if not np.isfinite(z).all():  # missing: 0; overflow: far out (nan_to_num costs five passes even when clean)
             np.nan_to_num(z, copy=False, nan=0.0, posinf=1e6, neginf=-1e6)
-        d2 = ((z @ self._prec32) * z).sum(axis=1, dtype=np.float64)
-        self._hist += np.bincount(np.searchsorted(self._score_edges, d2, side="right"), minlength=22)[1:21]
+        zp = np.matmul(z, self._prec32, out=self._buffer("zp", (n, d), np.float32))
+        np.multiply(zp, z, out=zp)
+        d2 = np.sum(zp, axis=1, dtype=np.float64, out=work)
+        # the score histogram: how many reach each edge, differenced (21 comparisons a value instead of a
+        # binary search; the same counts, NaN and values below the first edge falling in no bin as before)
+        reach = np.array([np.count_nonzero(d2 >= e) for e in self._score_edges], dtype=np.int64)
+        self._hist += reach[:-1] - reach[1:]
         out = np.flatnonzero(d2 > self._threshold)
         self._count += out.size
-        for i in out[np.argsort(-d2[out])][:2000].tolist():
-            item = (float(d2[i]), offset + i, int(np.argmax(np.abs(z[i]))))
-            if len(self._heap) < 2000:
-                heapq.heappush(self._heap, item)
-            elif item[0] > self._heap[0][0]:
-                heapq.heapreplace(self._heap, item)
+        if not out.size:
+            return
+        top = out[np.argsort(-d2[out])][:2000]
+        heap = self._heap
+        # in descending distance: once one is not above the heap's smallest, none after it is
+        for dist, rec, col in zip(
+            d2[top].tolist(), (top + offset).tolist(), np.argmax(np.abs(z[top]), axis=1).tolist(), strict=True
+        ):
+            if len(heap) < 2000:
+                heapq.heappush(heap, (dist, rec, col))
+            elif dist > heap[0][0]:
+                heapq.heapreplace(heap, (dist, rec, col))
+            else:
+                break
+
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.ndarray:
+        """A scratch array of ``shape`` kept across batches (reused while the batch size stays the same)."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, dtype=dtype, order=order)  # type: ignore[call-overload]
+            self._buffers[key] = buf
+        return buf
 
     def finish(self) -> CheckResult:
         """A ``multivariate_outliers`` finding for records beyond the distance threshold, naming the columns
@@ -178,6 +209,7 @@ class OutliersCheck(Check):
             "columns": self._cols or [],
             "threshold_d2": self._threshold,
         }
+        self._buffers = {}
         if self._skip:
             return CheckResult(self.name, stats=stats_, skipped=self._skip)
         if not self._count:

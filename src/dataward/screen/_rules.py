@@ -629,7 +629,9 @@ class _NumericGrid:
         return got
 
     def update(self, x: np.ndarray) -> None:
-        x = x[np.isfinite(x)]
+        finite = np.isfinite(x)
+        if not finite.all():  # a copy only for the batches with NaN or infinities
+            x = x[finite]
         self.n += x.size
         if not x.size:
             return

@@ -164,12 +164,45 @@ def encoded(arr: pa.Array) -> Encoded:
     idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     out = Encoded(enc.dictionary, idx)
     if key is not None:
-        with _ENCODED_LOCK:
-            _ENCODED[key] = (arr, out)
-            held = sum(_held(a, e) for a, e in _ENCODED.values())
-            while _ENCODED and (held > _ENCODED_MAX_BYTES or len(_ENCODED) > _ENCODED_MAX):
-                held -= _held(*_ENCODED.pop(next(iter(_ENCODED))))
+        _remember(arr, key, out)
     return out
+
+
+def _remember(arr: pa.Array, key: tuple[int, ...], enc: Encoded) -> None:
+    with _ENCODED_LOCK:
+        _ENCODED[key] = (arr, enc)
+        held = sum(_held(a, e) for a, e in _ENCODED.values())
+        while _ENCODED and (held > _ENCODED_MAX_BYTES or len(_ENCODED) > _ENCODED_MAX):
+            held -= _held(*_ENCODED.pop(next(iter(_ENCODED))))
+
+
+def seed_encoded(arr: pa.Array, dictionary: pa.DictionaryArray) -> bool:
+    """Remember the :class:`Encoded` form of the string array ``arr`` from ``dictionary``, the dictionary
+    array it was decoded from (a Parquet column read as one), so that :func:`encoded` does not hash it again.
+
+    The result must be what :func:`encoded` computes: the distinct values in first-occurrence order. The
+    dictionary's codes are put in the order they first occur in the batch (Arrow's ``unique`` keeps first
+    occurrences) and unused entries dropped; a dictionary with a null or a repeated value, or one not
+    smaller than the batch, is not used (returns False) and the array is hashed when first asked for."""
+    key = _buffers_key(arr)
+    values, codes = dictionary.dictionary, dictionary.indices
+    if key is None or len(arr) != len(codes) or len(values) > max(len(arr) // 4, 1) or values.null_count:
+        return False
+    first = pc.unique(codes)
+    if first.null_count:
+        first = pc.drop_null(first)
+    perm = np.asarray(first.to_numpy(zero_copy_only=False), dtype=np.int64)
+    distinct = values.take(pa.array(perm))
+    if len(pc.unique(distinct)) != len(distinct):
+        return False
+    remap = np.full(len(values), -1, dtype=np.int64)
+    remap[perm] = np.arange(perm.size, dtype=np.int64)
+    raw = np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    idx = remap[raw] if raw.size else np.zeros(0, dtype=np.int64)
+    if codes.null_count:
+        idx[np.asarray(pc.is_null(codes).to_numpy(zero_copy_only=False), dtype=bool)] = -1
+    _remember(arr, key, Encoded(distinct, idx))
+    return True
 
 
 def regex_mask(arr: pa.Array, pattern: str) -> np.ndarray:

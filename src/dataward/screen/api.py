@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from dataward.progress import Progress, Task
 from dataward.screen import registry
+from dataward.screen._heap import settle_heap, small_pages
 from dataward.screen.baseline import Baseline, ProfileBuilder
 from dataward.screen.conform import Conformer, ReadStats, raw_batches, table_batches
 from dataward.screen.interface import (
@@ -110,6 +111,37 @@ def create_baseline(
     progress: Progress | None = None,
 ) -> Baseline:
     """Profile trusted data (see :mod:`dataward.screen.baseline`); the result merges with other partitions'."""
+    settle_heap()
+    with small_pages():
+        return _create_baseline(
+            path_or_table,
+            format=format,
+            label=label,
+            text=text,
+            group=group,
+            sample_size=sample_size,
+            max_values=max_values,
+            max_tokens=max_tokens,
+            partition=partition,
+            seed=seed,
+            progress=progress,
+        )
+
+
+def _create_baseline(
+    path_or_table: PathOrTable,
+    *,
+    format: str | None,
+    label: str | None,
+    text: str | Iterable[str] | None,
+    group: str | Iterable[str] | None,
+    sample_size: int,
+    max_values: int,
+    max_tokens: int,
+    partition: str,
+    seed: int,
+    progress: Progress | None,
+) -> Baseline:
     stats = ReadStats()
     subject, _files, factory = _source(path_or_table, format, stats)
     builder = ProfileBuilder(
@@ -195,11 +227,10 @@ def check_path(
     ``checks`` names the checks to run (default: all registered). Column options name the label, text,
     group and image columns; without them the baseline's roles are used.
     """
-    from threadpoolctl import threadpool_limits
-
+    settle_heap()
     # One BLAS thread: the outlier scoring's (n x d) @ (d x d) products are too small to share, and a second
     # OpenBLAS thread spent 7x the CPU on hand-offs (47 vs 6.6 ms a batch on a busy machine), same results.
-    with threadpool_limits(limits=1):
+    with _blas_controller().limit(limits=1), small_pages():
         return _check_path(
             path,
             format=format,
@@ -405,6 +436,20 @@ def _check_path(
         },
         seconds=time.perf_counter() - t0,
     )
+
+
+_CONTROLLER: list[Any] = []
+
+
+def _blas_controller() -> Any:
+    """One threadpoolctl controller a process: making one walks every loaded library and resolves its path
+    (about 40 ms a check), while limiting through it only sets the thread counts. It is made at the first
+    check, after this module imported every check (and so the BLAS libraries the checks call)."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 # Batches of a first pass are kept for the second one up to this many bytes (a re-read and re-conform of a

@@ -22,6 +22,7 @@ from dataward.errors import InputError
 from dataward.records import readers
 from dataward.records.readers import BATCH_ROWS, ReadStats, records_to_batch
 from dataward.records.sniff import READ_FORMATS, canonical_format, sniff
+from dataward.screen._util import seed_encoded
 from dataward.screen.interface import ScreenError
 
 __all__ = ["BATCH_ROWS", "FORMATS", "Conformer", "ReadStats", "detect_format", "raw_batches", "records_to_batch"]
@@ -60,13 +61,18 @@ def raw_batches(
     def factory() -> Iterator[pa.RecordBatch]:
         try:
             for f in files:
-                yield from readers.read(str(f), fmt, errors="replace", stats=stats)
+                # string columns stored as dictionaries hand their encoding to the checks (_util.encoded)
+                yield from readers.read(str(f), fmt, errors="replace", stats=stats, on_dictionary=_seed)
         except ScreenError:
             raise
         except InputError as exc:  # screening's callers see one error type for input it cannot screen
             raise ScreenError(exc.message, advice=exc.advice) from None
 
     return fmt, files, factory
+
+
+def _seed(plain: pa.Array, dictionary: pa.DictionaryArray) -> None:
+    seed_encoded(plain, dictionary)
 
 
 def table_batches(table: pa.Table | pa.RecordBatch) -> Callable[[], Iterator[pa.RecordBatch]]:

@@ -45,19 +45,24 @@ def _str_hashes(values: list[Any]) -> np.ndarray:
 
 
 def column_hash(arr: pa.Array) -> np.ndarray:
-    """A 64-bit hash per value (nulls share one value); equal values hash equal within one process."""
+    """A 64-bit hash per value (nulls share one value) in a new array; equal values hash equal within one
+    process."""
     n = len(arr)
     typ = arr.type
+    # the integer and float hashes are computed in place in one new array (each step used to make another)
     if pa.types.is_integer(typ) or pa.types.is_boolean(typ) or pa.types.is_temporal(typ):
         vals = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(zero_copy_only=False)
-        out = np.asarray(vals, dtype=np.int64).view(np.uint64) * _PRIME + np.uint64(1)
+        out = np.multiply(np.asarray(vals, dtype=np.int64).view(np.uint64), _PRIME)
+        np.add(out, np.uint64(1), out=out)
     elif pa.types.is_floating(typ):
         vals = np.asarray(pc.fill_null(pc.cast(arr, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False))
-        vals = vals + 0.0  # -0.0 + 0.0 is 0.0; every other value is unchanged
-        nan = np.isnan(vals)
+        fresh = np.add(vals, 0.0, dtype=np.float64)  # -0.0 + 0.0 is 0.0; every other value is unchanged
+        nan = np.isnan(fresh)
         if nan.any():
-            vals[nan] = np.nan  # one NaN payload
-        out = vals.astype(np.float64).view(np.uint64) * _PRIME + np.uint64(2)
+            fresh[nan] = np.nan  # one NaN payload
+        out = fresh.view(np.uint64)
+        np.multiply(out, _PRIME, out=out)
+        np.add(out, np.uint64(2), out=out)
     elif is_string(typ) or pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
         enc = encoded(arr) if is_string(typ) else None  # shared with the other checks of this batch
         if enc is None:
@@ -82,6 +87,15 @@ def mix(h: np.ndarray, c: np.ndarray) -> np.ndarray:
         h = (h ^ c) * _PRIME
         out: np.ndarray = h ^ (h >> np.uint64(29))
         return out
+
+
+def mix_into(h: np.ndarray, c: np.ndarray) -> None:
+    """:func:`mix` in place: ``h`` becomes the folded hashes and ``c`` (same size) is used as scratch."""
+    with np.errstate(over="ignore"):
+        np.bitwise_xor(h, c, out=h)
+        np.multiply(h, _PRIME, out=h)
+        np.right_shift(h, np.uint64(29), out=c)
+        np.bitwise_xor(h, c, out=h)
 
 
 def normalise_text(arr: pa.Array) -> pa.Array:
@@ -220,7 +234,7 @@ class DuplicatesCheck(Check):
             if name == label:
                 lab = c
             else:
-                feat = mix(feat, c)
+                mix_into(feat, c)  # c is this batch's own array, free after the fold
         if label and label in batch.schema.names:
             # 12 bytes a record: the fingerprint without the label, and a 4-byte label code; the full
             # fingerprint is recomputed from both at the end
