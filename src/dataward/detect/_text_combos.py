@@ -27,7 +27,9 @@ The search is a frequent-itemset step over co-occurrence, not adjacency:
 
 Significant pairs whose carriers overlap merge into one finding; its trigger is every word of the merged
 pairs that at least 90 % of the carriers hold (so a three-word trigger is reported whole). The finding
-quotes each word as written in the data and gives every record's character spans.
+quotes each word as written in the data and gives every record's character spans. Above ``max_units``
+distinct texts the pairs are searched on the n-gram miner's seeded sample of them, and every text holding
+the words of a combination found there is flagged (:func:`dataward.detect.text_triggers.unit_sample`).
 """
 
 from __future__ import annotations

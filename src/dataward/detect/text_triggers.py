@@ -19,7 +19,12 @@ The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
    ``min_contradiction`` of the carriers must be contradicted.
 
 Significant n-grams whose carriers overlap are merged into one finding; the trigger is extended left and
-right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text). The
+right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text).
+
+Above ``max_units`` distinct texts (100,000) the search runs on a seeded uniform sample of them: the
+test, its null and its Bonferroni bound are the sample's (the sample is independent of the data, so the
+null holds unchanged, and ``m`` counts the n-grams searched there); every record of the whole data that
+carries a trigger found there is flagged. The parameters say so (``sampled``); ADR 0076. The
 module also holds the mining engine that :mod:`dataward.detect._instruction` reuses with response patterns in
 place of class labels.
 """
