@@ -81,7 +81,7 @@ def run(n: int, seed: int) -> dict[str, Any]:
         child = subprocess.run(
             [sys.executable, "-c", _CHILD, str(path), exe], capture_output=True, text=True, check=True
         )
-        out = json.loads(child.stdout)
+        out: dict[str, Any] = json.loads(child.stdout)
         out["load_before"], out["load_after"] = before, [round(x, 2) for x in os.getloadavg()]
         report = Path(str(path) + ".json")
         if report.exists():
