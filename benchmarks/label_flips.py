@@ -10,6 +10,8 @@ For each case, precision, recall and F1 of:
   class biases and confident learning where a test asks for them; docs/adr/0060);
 - ``dataward-union``: the same fit with ``flag_rule="mixture+confident-joint"`` (the shipped flags or the
   confident joint per class pair on the natural model, docs/adr/0048), read off the same run;
+- ``ensemble``: the flags of the whole ensemble, ``dataward.detect.detect`` with every default detector
+  fused by ``combine`` (what ``dataward detect`` reports; docs/adr/0075); ``--no-ensemble`` skips it;
 - ``cleanlab-same-probs``: cleanlab 2.9 ``find_label_issues`` fed dataward's calibrated probabilities;
 - ``cleanlab-default``: ``CleanLearning`` over a logistic regression with its own cross-validation.
 
@@ -93,9 +95,11 @@ def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, f
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
 
 
-def run_case(name: str, rate: float, seed: int, job: Path | None) -> tuple[dict[str, Any], np.ndarray[Any, Any]]:
+def run_case(
+    name: str, rate: float, seed: int, job: Path | None, ensemble: bool = True
+) -> tuple[dict[str, Any], np.ndarray[Any, Any]]:
     """dataward on one case; with ``job``, the peer's input is written there (the peer runs once, at the end)."""
-    from dataward.detect import from_frame
+    from dataward.detect import detect, from_frame
     from dataward.detect._labels import LabelIssues
     from dataward.simulate import Roles, simulate
 
@@ -109,8 +113,12 @@ def run_case(name: str, rate: float, seed: int, job: Path | None) -> tuple[dict[
     row: dict[str, Any] = {"data": name, "rate": rate, "seed": seed, "n": rep.n_records}
     row["dataward"] = {**prf(result.flagged, truth), "seconds": round(time.perf_counter() - t0, 2)}
     # the opt-in rule (flag_rule="mixture+confident-joint") flags this union; same fit, so read it off this run
-    assert detector.last_confident_joint is not None
+    assert detector.last_confident_joint is not None and detector.last_probabilities is not None
     row["dataward-union"] = prf(result.flagged | detector.last_confident_joint, truth)
+    if ensemble:
+        t1 = time.perf_counter()
+        report = detect(rep, seed=seed)
+        row["ensemble"] = {**prf(report.flagged, truth), "seconds": round(time.perf_counter() - t1, 2)}
     if job is not None:
         assert rep.labels is not None
         extra: dict[str, Any] = (
@@ -142,13 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, 5 %% flips only")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--only", default="", help="comma-separated data sets")
     ap.add_argument("--peer-python", default=str(ROOT / ".venv-bench-detection" / "bin" / "python"))
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--no-ensemble", action="store_true", help="skip the whole ensemble's row (detect())")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(DATASETS)
     rates = (0.05,) if args.quick else (0.05, 0.10)
-    seeds = range(1 if args.quick else args.seeds)
+    seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     peer = Path(args.peer_python)
     if not peer.exists():
         print(f"cleanlab peer skipped: {peer} not found (make bench-env)", file=sys.stderr)
@@ -161,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             for rate in rates:
                 for seed in seeds:
                     job = Path(tmp) / f"job{len(rows)}.npz" if peer.exists() else None
-                    row, truth = run_case(name, rate, seed, job)
+                    row, truth = run_case(name, rate, seed, job, ensemble=not args.no_ensemble)
                     rows.append(row)
                     truths.append(truth)
                     if job is not None:
@@ -183,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    tools = ["dataward", "dataward-union", "cleanlab-same-probs", "cleanlab-default"]
-    lines = ["| data | flips | seeds | " + " | ".join(f"{t} F1" for t in tools) + " |", "|" + " --- |" * 7]
+    tools = ["dataward", "dataward-union", "ensemble", "cleanlab-same-probs", "cleanlab-default"]
+    head = "| data | flips | seeds | " + " | ".join(f"{t} F1" for t in tools) + " |"
+    lines = [head, "|" + " --- |" * (3 + len(tools))]
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["data"], r["rate"]), []).append(r)

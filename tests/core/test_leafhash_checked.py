@@ -214,7 +214,7 @@ def test_line_numbers_across_read_blocks(tmp_path: Path, chunk: int) -> None:
     body = b"a,b\n" + b"".join(b"%d,x\r\n" % i if i % 5 else b"\n" for i in range(200)) + b"1,2,3\n4,5\n"
     p = tmp_path / "n.csv"
     p.write_bytes(body)
-    with mock.patch.object(records, "CHUNK", chunk):
+    with mock.patch.object(records, "PLAIN_CHUNK", chunk):
         with pytest.raises(InputError, match=r"^n\.csv: malformed CSV: line 202: expected 2 columns, got 3$"):
             records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
         p.write_bytes(body.replace(b"1,2,3", b"1,\xe9"))

@@ -124,23 +124,28 @@ def test_label_noise_mixture_finds_the_noise_share_and_no_noise_in_natural_label
 
 
 def test_label_noise_left_after_a_trigger_explains_most_of_it() -> None:
-    from dataward.detect.api import label_noise_discoveries as noise_kept_after
+    from dataward.detect.api import label_noise_posteriors as wrong_after
 
-    # 1,000 records, noise share 3 %: 25 flagged with tiny natural probabilities, all but 5 explained
+    # 1,000 records, noise share 3 %: 25 flagged with tiny label probabilities, all but 5 explained
     q = np.full(25, 1e-4)
     model = {"share": 0.03, "mass": 26.0, "n": 1000, "classes": 2}
-    assert noise_kept_after(model, q, np.zeros(25, dtype=bool), 0, 0.05).all()
-    kept = noise_kept_after(model, q, np.arange(25) < 20, 20, 0.05)
-    assert not kept[:20].any() and kept[20:].all()  # 5 records of 1e-4 still beat a 0.5 % share
-    # with natural probabilities of 1 %, the share left (about 0.5 %) no longer calls them noise
+    assert (wrong_after(model, q, np.zeros(25, dtype=bool), 0) > 0.99).all()
+    wrong = wrong_after(model, q, np.arange(25) < 20, 20)
+    assert not wrong[:20].any() and (wrong[20:] > 0.9).all()  # 5 records of 1e-4 still beat a 0.5 % share
+    # with label probabilities of 1 %, the share left (about 0.5 %) no longer calls them wrong
     q = np.r_[np.full(20, 1e-4), np.full(5, 0.01)]
-    assert not noise_kept_after(model, q, np.arange(25) < 20, 20, 0.05).any()
-    assert not noise_kept_after({**model, "share": 0.0}, q, np.zeros(25, dtype=bool), 0, 0.05).any()
-    # the FDR bar is stricter than the posterior's 1/2: a record at posterior 0.6 is not a discovery alone
+    assert (wrong_after(model, q, np.arange(25) < 20, 20) < 0.5).all()
+    assert not wrong_after({**model, "share": 0.0}, q, np.zeros(25, dtype=bool), 0).any()
+    # nothing explained: the posterior is the detector's own (wrong_label_posterior under the same mixture)
+    from dataward.detect._labels import NoiseFit, wrong_label_posterior
+
     model = {"share": 0.02, "mass": 20.0, "n": 1000, "classes": 2}
-    q = np.r_[np.full(10, 1e-5), np.full(10, 0.0065)]  # posteriors ~1.0 and ~0.6
-    kept = noise_kept_after(model, q, np.zeros(20, dtype=bool), 0, 0.05)
-    assert kept[:10].all() and not kept[10:].all()
+    q = np.r_[np.full(10, 1e-5), np.full(10, 0.0065), np.full(10, 0.5)]
+    fit = NoiseFit(1.0, 0.02, 1e-9, np.zeros(30))
+    mine = wrong_label_posterior(np.c_[q, 1.0 - q], fit, np.zeros(30, dtype=np.int64))
+    # mass n * share: the share is the EM fixed point, so nothing explained leaves it where the detector put it
+    assert np.allclose(wrong_after(model, q, np.zeros(30, dtype=bool), 0), mine, atol=1e-6)
+    assert (mine[:10] > 0.99).all() and (mine[10:20] > 0.5).all() and (mine[20:] < 0.05).all()
 
 
 def _blobs(n_per: int, k: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.metrics import roc_auc_score
 
-from dataward.detect._residuals import FeatureResiduals, excess_table, unflagged_on_common_scale
+from dataward.detect._residuals import FeatureResiduals, dispersion, excess_table, unflagged_on_common_scale
 from dataward.detect.representation import from_frame
 from dataward.simulate import Roles, simulate
 
@@ -105,3 +105,36 @@ def test_clean_breast_cancer_has_no_excess_that_flags(seed: int) -> None:
 def test_excess_table_without_classes_is_empty() -> None:
     best, level, chance = excess_table([], np.zeros((0, 3), dtype=bool))
     assert best.shape == level.shape == chance.shape == (0, 3)
+
+
+@pytest.mark.parametrize("expected", [0.3, 0.8, 1.5, 40.0])
+def test_dispersion_of_exactly_binomial_counts_is_one(expected: float) -> None:
+    # small expected counts (the 0.001 cut-off) make the Pearson ratio discrete: at e = 0.8 its median is
+    # 0.8, which the chi-square(1) median (0.455) read as 1.76-fold over-dispersion
+    rng = np.random.default_rng(3)
+    trials, cells = 400, 300
+    rate = np.full((cells, 1), expected / trials)
+    k = rng.binomial(trials, rate).astype(np.float64)
+    e = rate * trials
+    live = np.ones_like(k, dtype=bool)
+    phi = dispersion(k, e, rate, np.full_like(k, trials), live)
+    assert phi <= 1.15
+    old = max(1.0, float(np.median((k - e) ** 2 / e)) / 0.455)
+    if expected == 0.8:
+        assert old > 1.5  # the approximation this replaces
+
+
+def test_dispersion_sees_real_over_dispersion() -> None:
+    rng = np.random.default_rng(4)
+    trials, cells = 400, 300
+    # each cell's rate itself varies (beta-distributed around 5/400): the counts spread more than binomial
+    rate_true = rng.beta(2.0, 2.0 * (trials / 5.0 - 1.0), size=(cells, 1))
+    k = rng.binomial(trials, rate_true).astype(np.float64)
+    rate = np.full_like(k, 5.0 / trials)
+    phi = dispersion(k, rate * trials, rate, np.full_like(k, trials), np.ones_like(k, dtype=bool))
+    assert phi > 1.5
+
+
+def test_dispersion_without_live_cells_is_one() -> None:
+    z = np.zeros((2, 3))
+    assert dispersion(z, z, z, z, np.zeros((2, 3), dtype=bool)) == 1.0

@@ -94,3 +94,46 @@ def test_any_body_gets_the_reference_verdict(value: object, mutate: int, where: 
             del b[where % len(b)]  # one byte removed
         body = bytes(b)
     assert _verdict(body) == _oracle(body)
+
+
+def _row_verdict(body: bytes) -> tuple[bool, bool]:
+    """The verdict of log verify's per-row check (which inlines the usual case of the parse) on a row holding
+    ``body``: (reported as JSON, reported as canonical)."""
+    from dataward.log.verify import _check_rows, _Task
+
+    row = (0, "t", "p", "a", "s", body, "k", b"\x00" * 64, b"\x00" * 32)
+    kinds = [p.detail for p in _check_rows([row], _Task(0, 1, 100), {}).problems]
+    not_json = "entry is not valid JSON (altered)" in kinds
+    return not not_json, not not_json and "entry is not canonical JSON (altered)" not in kinds
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ENTRY,
+        b" " + ENTRY,
+        ENTRY + b"x",
+        ENTRY[:-1],
+        b"\xef\xbb\xbf" + ENTRY,
+        ENTRY.decode("utf-8").encode("utf-16"),
+        b'{"a":"\\ud800"}',
+        b'{"a":NaN}',
+        b'{"a":1.0}',
+        b'{"b":1,"a":2}',
+        b'{"a":1,"a":1}',
+        b"[]",
+        b"null",
+        b"",
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    ],
+)
+def test_the_row_check_gives_the_reference_verdict(body: bytes) -> None:
+    assert _row_verdict(body) == _oracle(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_json, where=st.integers(0, 10_000), byte=st.integers(0, 255))
+def test_the_row_check_gives_the_reference_verdict_on_mutations(value: object, where: int, byte: int) -> None:
+    body = bytearray(canonical_json({"k": value, "seq": 0}))
+    body[where % len(body)] = byte
+    assert _row_verdict(bytes(body)) == _oracle(bytes(body))

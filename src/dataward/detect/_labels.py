@@ -33,14 +33,16 @@ here from the paper): per-class thresholds, the calibrated confident joint's cou
 class pair, pruned by largest margin within the given class. With ``flag_rule="mixture+confident-joint"``
 (docs/adr/0048) the cut's union with confident learning on the natural model ``q``, always. The mixture's
 count ``n eps (K - 1) / K`` (highest posterior of the noise component first) is what the second pass
-leaves out of training and what the findings fusion reads hold.
+leaves out of training; the findings hold the final flags.
 
 **p-values.** ``pvalues`` are the natural null's: ``P(q_Y <= q_y)`` for ``Y ~ q``, valid (uniform up to the
 atom at the observed label) when ``q`` is calibrated; the tests check that on labels drawn from ``q``.
-Findings carry the mixture's test as their p-value and, in ``evidence``, the fitted ``noise_model`` and
-each record's natural ``label_probability``: fusion (:mod:`dataward.detect.api`) keeps a record only where
-the two-groups model makes it a discovery at the ensemble's false discovery rate, after taking out the
-records a trigger explains (:func:`dataward.detect.api.label_noise_discoveries`). Severity is medium:
+Findings carry the mixture's test as their p-value and, in ``evidence``, the model the cut read
+(``last_cut_model``: with class biases where their test asked for them, else the natural one) as
+``noise_model``, each record's ``label_probability`` under it and its ``wrong_label_posterior``: fusion
+(:mod:`dataward.detect.api`) keeps a flagged record where that model still makes its label more likely
+wrong than right once the records a trigger explains, and the noise share they carried, are taken out
+(:func:`dataward.detect.api.label_noise_posteriors`, docs/adr/0075). Severity is medium:
 label noise is real and worth fixing, but on its own it is not an attack
 (:func:`dataward.core.evidence.severity_of_evidence`).
 """
@@ -446,13 +448,17 @@ class LabelIssues(Detector):
         self.last_noise: NoiseFit | None = None
         #: the confident joint's flags of the last :meth:`score` (computed under either rule, for comparison)
         self.last_confident_joint: np.ndarray[Any, Any] | None = None
+        #: the model the last :meth:`score`'s cut read, ``(q, noise fit)``: the class-biased refit where its test
+        #: asked for one, else the natural model and mixture (``None`` when nothing was flagged); the findings'
+        #: evidence and fusion read each record's wrong-label posterior under it
+        self.last_cut_model: tuple[FloatArray, NoiseFit] | None = None
 
     def _flags(
         self, natural: FloatArray, noise: NoiseFit, y: IntArray, k: int, logits: FloatArray, calibrated: FloatArray
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """The flag rule, once the mixture test has rejected "no noise": ``(counted, flagged)``, where
         ``counted`` is the mixture's count ``n eps (K - 1) / K``, highest noise posterior first (left out of
-        the next pass, read by fusion), and ``flagged`` the final set (ADR 0060): under
+        the next pass), and ``flagged`` the final set (ADR 0060; the findings hold it): under
         ``flag_rule="mixture"`` the most probable wrong labels up to the expected-F1 optimum
         (:func:`expected_f1_cut`), and when the class-bias test asks for biases (:func:`fit_class_bias`: the
         cut then reads the biased model) confident learning's flags on the calibrated probabilities beside
@@ -472,7 +478,8 @@ class LabelIssues(Detector):
         # there the wrong labels are not spread as one uniform share, and confident learning's per-class
         # thresholds on the calibrated probabilities add those of the classes that carry more of them
         biased = fit_class_bias(logits, y, noise, self.alpha)
-        flagged = expected_f1_cut(wrong_label_posterior(*(biased or (natural, noise)), y))
+        self.last_cut_model = biased or (natural, noise)
+        flagged = expected_f1_cut(wrong_label_posterior(*self.last_cut_model, y))
         if biased is not None:
             flagged |= prune_by_noise_rate(calibrated, y, confident_joint(calibrated, y, k))
         self.last_confident_joint = prune_by_noise_rate(natural, y, confident_joint(natural, y, k))
@@ -544,6 +551,7 @@ class LabelIssues(Detector):
             informative = _informative(calibrated[keep], y[keep], prior)
             flagged = counted = np.zeros(n, dtype=bool)
             self.last_confident_joint = np.zeros(n, dtype=bool)
+            self.last_cut_model = None
             if gate <= self.alpha and informative and noise.share > 0:
                 counted, flagged = self._flags(natural, noise, y, k, logits, calibrated)
             # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
@@ -565,37 +573,41 @@ class LabelIssues(Detector):
                 f"labelled {names[y[i]]!r} but looks like {names[alt[i]]!r} (p={natural[i, alt[i]]:.2f} vs "
                 f"{natural[i, y[i]]:.2g} for the given label; posterior {noise.responsibility[i]:.2f} of noise)",
             )
+        # the findings hold the final flags, with the model the cut read: fusion re-reads each record's
+        # wrong-label posterior under it once triggers have explained their records (docs/adr/0075)
+        cut_q, cut_noise = self.last_cut_model or (natural, noise)
+        cut_qy = cut_q[rows, y]
+        wrong = wrong_label_posterior(cut_q, cut_noise, y)
         model = {
-            "share": round(noise.share, 6),
-            "mass": float(noise.responsibility.sum()),
+            "share": round(cut_noise.share, 6),
+            "mass": float(cut_noise.responsibility.sum()),
             "n": n,
             "classes": k,
-            "temperature": round(noise.temperature, 4),
+            "temperature": round(cut_noise.temperature, 4),
+            "class_biases": self.last_cut_model is not None and self.last_cut_model[1] is not noise,
         }
         findings = [
             replace(
                 f,
-                # fusion re-reads each record's posterior from these (docs/adr/0043)
                 evidence={
                     **f.evidence,
                     "noise_model": model,
-                    "label_probability": [float(f"{natural[r, y[r]]:.4g}") for r in f.records],
+                    "label_probability": [float(f"{cut_qy[r]:.4g}") for r in f.records],
+                    "wrong_label_posterior": [round(float(wrong[r]), 4) for r in f.records],
                     "p_value": noise.p_value,
                 },
                 p_value=noise.p_value,
             )
-            # the findings fusion reads hold the mixture's count, whose posteriors it re-reads at its FDR; the
-            # confident joint's extra flags serve label cleaning (the detector alone) and carry reasons only
             for f in label_issue_findings(
                 self.name,
-                counted,
+                flagged,
                 y,
                 alt,
                 names,
                 summary="{n} record(s) labelled {given!r} look like {other!r}",
                 other_key="likely",
                 score=score_of_severity("medium"),
-                extra={"rule": "label-noise mixture: the estimated number of wrong labels, highest posterior first"},
+                extra={"rule": f"label-noise mixture test, then flags by {self.flag_rule}"},
             )
         ]
         return DetectorResult(

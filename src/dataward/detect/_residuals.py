@@ -96,6 +96,37 @@ _CELL_LEVELS = (0.05, 0.01, 0.001)  # record p-value cut-offs a feature's excess
 _FLAG_P = 1e-3  # an excess flags its records from medium severity on (dataward.core.evidence)
 
 
+def dispersion(k: FloatArray, expected: FloatArray, rate: FloatArray, trials: FloatArray, live: BoolArray) -> float:
+    """The counts' over-dispersion: the median Pearson ratio ``(k - e)^2 / e`` of the live cells over the
+    median the same ratio has when every cell's count is exactly binomial (``trials``, ``rate``); at least 1.
+
+    The typical cell defines the dispersion, not the outliers. The chi-square(1) median (0.455) is the
+    large-count limit; at the 0.001 cut-off a class expects a count below one, where the ratio is discrete
+    and its null median is far from 0.455, which used to inflate or deflate the dispersion at random
+    (docs/adr/0080-single-feature-dispersion-exact-null-median.md). The null median is the pooled
+    distribution's: each live cell weighs equally.
+    """
+    from scipy.stats import binom
+
+    cells = np.flatnonzero(live.ravel())
+    if cells.size == 0:
+        return 1.0
+    observed = float(np.median(((k - expected) ** 2 / np.maximum(expected, 1e-12)).ravel()[cells]))
+    values: list[FloatArray] = []
+    weights: list[FloatArray] = []
+    for c in cells:
+        n, p, e = int(trials.ravel()[c]), float(rate.ravel()[c]), float(expected.ravel()[c])
+        hi = int(min(n, binom.ppf(1.0 - 1e-9, n, p)))
+        support = np.arange(hi + 1, dtype=np.float64)
+        values.append((support - e) ** 2 / max(e, 1e-12))
+        weights.append(binom.pmf(support, n, p) / cells.size)
+    v, w = np.concatenate(values), np.concatenate(weights)
+    order = np.argsort(v, kind="stable")
+    cumulative = np.cumsum(w[order])
+    null_median = float(v[order][min(int(np.searchsorted(cumulative, 0.5 * cumulative[-1])), v.size - 1)])
+    return max(1.0, observed / max(null_median, 1e-12))
+
+
 def excess_table(
     p_by_class: list[FloatArray], mask: BoolArray, prior: float = 2.0
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -131,10 +162,8 @@ def excess_table(
         factor = (k_all[None, :] - k + prior) / (b_all[None, :] - base[:, None] * mask + prior)
         expected = base[:, None] * factor
         live = mask & (expected > 0)
-        ratio = np.where(live, (k - expected) ** 2 / np.maximum(expected, 1e-12), np.nan)
-        # median of chi-square(1) is 0.455: the typical cell defines the dispersion, not the outliers
-        phi = max(1.0, float(np.nanmedian(ratio)) / 0.455) if np.any(live) else 1.0
         r = np.clip(expected / np.maximum(sizes[:, None], 1.0), 1e-12, 1.0 - 1e-12)
+        phi = dispersion(k, expected, r, np.broadcast_to(sizes[:, None], k.shape), live)
         kk, nn = k / phi, sizes[:, None] / phi
         tail = np.ones((n_classes, d))
         hit = live & (k > expected) & (kk > 0)

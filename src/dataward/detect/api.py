@@ -12,8 +12,12 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   record stays flagged when a discovered finding holds it, when its own p-value is a discovery, or when
   its detector gives no p-values at all (rule-based detectors such as exact duplicates with conflicting
   labels; listed as ``uncalibrated`` in the report);
-- **label noise at the same bar**: records of ``label_issues`` stay flagged only where its label-noise
-  mixture makes them two-groups discoveries at q (:func:`label_noise_discoveries`);
+- **label noise** (docs/adr/0075-label-flips-through-fusion.md): a ``label_issues`` finding holds the
+  detector's final flags, with the mixture the detector's cut read (natural, or with class biases) and each
+  record's probability of its label under it; its p-value is the mixture's test, so the finding must be a
+  BH discovery among the findings. Its records stay flagged where that mixture makes the label more likely
+  wrong than right (posterior >= :data:`WRONG_LABEL`), after the noise share carried by records a trigger
+  explains is taken out (:func:`label_noise_posteriors`);
 - **attribution**: a record that a discovered trigger finding explains is attributed to that finding and
   removed from label-issue findings (its label looks wrong because of the trigger, not as noise), together
   with the noise share it carried; a trigger finding that borrows a stronger trigger's records far beyond
@@ -58,6 +62,10 @@ from dataward.detect.representation import from_frame, load_records
 from dataward.progress import Progress, Task
 
 THRESHOLD = 0.5
+#: a label-noise record stays flagged when its label is at least this likely wrong (more likely wrong than right)
+WRONG_LABEL = 0.5
+#: per-record evidence of a label-issue finding, aligned with its records (trimmed alike)
+_PER_RECORD = ("label_probability", "wrong_label_posterior")
 
 
 def load_builtin_detectors() -> None:
@@ -426,10 +434,10 @@ def _without(f: Finding, drop: set[int]) -> Finding | None:
     if head[0].isdigit() and int(head[0]) == len(f.records):
         summary = f"{len(kept)} {head[1]}"
     evidence = f.evidence
-    aligned = evidence.get("label_probability")
-    if isinstance(aligned, list) and len(aligned) == len(f.records):  # one value per record: trim alike
-        trimmed = [v for r, v in zip(f.records, aligned, strict=True) if r not in drop]
-        evidence = {**evidence, "label_probability": trimmed}
+    for key in _PER_RECORD:
+        aligned = evidence.get(key)
+        if isinstance(aligned, list) and len(aligned) == len(f.records):  # one value per record: trim alike
+            evidence = {**evidence, key: [v for r, v in zip(f.records, aligned, strict=True) if r not in drop]}
     return replace(f, summary=summary, records=kept, evidence=evidence, n_records=None)
 
 
@@ -518,49 +526,46 @@ def _subsumed_triggers(
     return out
 
 
-def label_noise_discoveries(
-    model: Mapping[str, Any], label_probability: FloatArray, explained: BoolArray, n_explained: int, fdr: float
-) -> BoolArray:
-    """Which flagged records are label-noise discoveries at false discovery rate ``fdr``, once
-    ``n_explained`` records are explained by something else (a trigger).
+def label_noise_posteriors(
+    model: Mapping[str, Any], label_probability: FloatArray, explained: BoolArray, n_explained: int
+) -> FloatArray:
+    """Each flagged record's posterior probability that its label is wrong, once ``n_explained`` records are
+    explained by something else (a trigger); 0 for the records in ``explained``.
 
-    ``model`` is a finding's ``noise_model`` evidence, ``label_probability`` the natural probability of each
-    flagged record's label, ``explained`` which of them a trigger explains. Those carried part of the
-    estimated noise share; without them the share is re-estimated by the EM fixed point ``eps = mean
-    posterior`` (unflagged records' posteriors scale with ``eps``). The local false discovery rate of a
-    record is ``1 - posterior``; the discoveries are the largest set, most certain first, whose mean local
-    false discovery rate is at most ``fdr`` (the two-groups model's FDR control, Efron 2008).
+    ``model`` is a finding's ``noise_model`` evidence (the mixture the detector's cut read: natural, or with
+    class biases), ``label_probability`` each flagged record's probability of its label under that model,
+    ``explained`` which of them a trigger explains. Those carried part of the estimated noise share; without
+    them the share is re-estimated by the EM fixed point ``eps = mean responsibility`` (unflagged records'
+    responsibilities scale with ``eps``); with nothing explained the share is the detector's. The posterior
+    of a wrong label is the noise component's responsibility times ``1 - q_y`` (a random draw that hit the
+    record's true class is no wrong label), as in :func:`dataward.detect._labels.wrong_label_posterior`.
     """
     share, mass, n, k = float(model["share"]), float(model["mass"]), int(model["n"]), int(model["classes"])
-    q = np.asarray(label_probability, dtype=np.float64)
-    kept = np.zeros(q.shape[0], dtype=bool)
+    q = np.clip(np.asarray(label_probability, dtype=np.float64), 0.0, 1.0)
+    out: FloatArray = np.zeros(q.shape[0])
     if share <= 0.0 or n <= n_explained:
-        return kept
-
-    def posterior(eps: float) -> FloatArray:
-        out: FloatArray = (eps / k) / ((1.0 - eps) * q + eps / k)
         return out
 
+    def responsibility(eps: float) -> FloatArray:
+        r: FloatArray = (eps / k) / np.maximum((1.0 - eps) * q + eps / k, 1e-300)
+        return r
+
     rest = ~np.asarray(explained, dtype=bool)
-    unflagged_mass = max(0.0, mass - float(posterior(share).sum()))
+    unflagged_mass = max(0.0, mass - float(responsibility(share).sum()))
     eps = share
-    for _ in range(50):
-        new = (float(posterior(eps)[rest].sum()) + unflagged_mass * eps / share) / (n - n_explained)
+    for _ in range(50 if n_explained else 0):  # nothing explained: the detector's own posterior
+        new = (float(responsibility(eps)[rest].sum()) + unflagged_mass * eps / share) / (n - n_explained)
         if abs(new - eps) < 1e-9:
             break
         eps = new
-    candidates = np.flatnonzero(rest)
-    local = 1.0 - posterior(eps)[candidates]
-    order = np.argsort(local, kind="stable")
-    mean_local = np.cumsum(local[order]) / np.arange(1, order.size + 1)
-    kept[candidates[order[: int(np.sum(mean_local <= fdr))]]] = True
-    return kept
+    out[rest] = (responsibility(eps) * (1.0 - q))[rest]
+    return out
 
 
-def _label_noise_left(findings: Sequence[Finding], explained: set[int], n: int, q: float) -> BoolArray:
-    """The records of label-noise findings that are discoveries at FDR ``q`` once triggers explain
-    ``explained`` (the noise share those records carried is taken out first; see
-    :func:`label_noise_discoveries`); findings without a noise model keep their records."""
+def _label_noise_left(findings: Sequence[Finding], explained: set[int], n: int) -> BoolArray:
+    """The records of label-noise findings whose label is still more likely wrong than right
+    (:data:`WRONG_LABEL`) once triggers explain ``explained`` (the noise share those records carried is
+    taken out first; see :func:`label_noise_posteriors`); findings without a noise model keep their records."""
     keep = np.ones(n, dtype=bool)
     modelled = [f for f in findings if isinstance(f.evidence.get("noise_model"), Mapping)]
     if not modelled:
@@ -568,8 +573,8 @@ def _label_noise_left(findings: Sequence[Finding], explained: set[int], n: int, 
     records = np.asarray([r for f in modelled for r in f.records], dtype=np.int64)
     probability = np.asarray([v for f in modelled for v in f.evidence["label_probability"]], dtype=np.float64)
     gone = np.isin(records, np.fromiter(explained, dtype=np.int64, count=len(explained)))
-    kept = label_noise_discoveries(modelled[0].evidence["noise_model"], probability, gone, len(explained), q)
-    keep[records[~kept]] = False
+    wrong = label_noise_posteriors(modelled[0].evidence["noise_model"], probability, gone, len(explained))
+    keep[records[wrong < WRONG_LABEL]] = False
     return keep
 
 
@@ -661,7 +666,7 @@ def combine(
             keep[list(explained)] = False
         quality = np.zeros(n, dtype=bool)
         if result.findings and all(f.kind == "label_issue" for f in result.findings):
-            keep &= _label_noise_left(result.findings, explained, n, q)
+            keep &= _label_noise_left(result.findings, explained, n)
             if explained:  # a poisoning finding explains the attack: the rest is label quality, not poison
                 quality, keep = keep, np.zeros(n, dtype=bool)
                 label_quality += int(quality.sum())

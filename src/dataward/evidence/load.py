@@ -71,11 +71,18 @@ def replay_log(
     state: TrustedState | None = None,
     check_signatures: bool = True,
     distrust: frozenset[int] = frozenset(),
+    keep_bodies: bool = False,
 ) -> TrustedState:
-    """Replay the log read through ``conn`` (on top of ``state``, from its size on)."""
+    """Replay the log read through ``conn`` (on top of ``state``, from its size on); ``keep_bodies`` as
+    :func:`dataward.evidence.replay.replay`."""
     st = state if state is not None else TrustedState(default_policy=default_policy_digest())
     return replay(
-        raw_entries(conn, st.size), public_keys(conn), state=st, check_signatures=check_signatures, distrust=distrust
+        raw_entries(conn, st.size),
+        public_keys(conn),
+        state=st,
+        check_signatures=check_signatures,
+        distrust=distrust,
+        keep_bodies=keep_bodies,
     )
 
 

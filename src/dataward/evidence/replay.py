@@ -268,6 +268,13 @@ class TrustedState:
     generations: dict[str, GenerationEvidence] = field(default_factory=dict)  # batch -> its generation entry
     verifications: dict[str, list[VerifyEvidence]] = field(default_factory=dict)  # batch -> batch.verify entries
     _pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
+    #: (principal, action, source) -> whether the principal's grants allow it; valid only for the grants as
+    #: they are now: emptied whenever ``grants`` changes (:func:`_apply_roles`, the only place that changes it)
+    _allowed: dict[tuple[str, str, str | None], bool] = field(default_factory=dict, repr=False, compare=False)
+    #: the signed body of each of ``entries`` (kept by a replay asked to, :func:`replay`'s ``keep_bodies``):
+    #: a canonical body is the exact JSON of the entry parsed from it, so a snapshot writes it as it is
+    #: (dataward.log._snapshot); used only while it has one body per entry, in the same order
+    _bodies: list[bytes] = field(default_factory=list, repr=False, compare=False)
 
     def fork(self) -> TrustedState:
         """An independent copy to replay uncommitted entries onto (the parsed public keys are shared)."""
@@ -277,6 +284,7 @@ class TrustedState:
         finally:
             self._pubs = pubs
         out._pubs = dict(pubs)
+        out._allowed = {}
         return out
 
     # queries ---------------------------------------------------------------------------------------------
@@ -385,6 +393,24 @@ def _parse(state: TrustedState, raw: RawEntry, *, form_checked: bool = False) ->
         _problem(state, raw.seq, "entry is not canonical JSON (altered)")
         return None
     get = obj.get
+    # every check below at once, as one expression (the entry that fails one is judged again, check by check,
+    # to name the first that fails)
+    t, p, a, sj, k = get("time"), get("principal"), get("action"), get("subject"), get("keyid")
+    if (
+        type(t) is str
+        and type(p) is str
+        and type(a) is str
+        and type(sj) is str
+        and type(k) is str
+        and t == raw.time
+        and p == raw.principal
+        and a == raw.action
+        and sj == raw.subject
+        and k == raw.keyid
+        and get("seq") == raw.seq
+        and type(get("details")) is dict
+    ):
+        return obj
     for col, column in (
         ("time", raw.time),
         ("principal", raw.principal),
@@ -478,10 +504,21 @@ def _authorize(state: TrustedState, raw: RawEntry, obj: dict[str, Any]) -> bool:
         return True
     if action not in PERMISSIONS:
         return True  # an action this version does not know changes nothing here
-    if not allowed(state.grants_of(principal), action, _action_source(state, obj)):
+    if not _allowed(state, principal, action, _action_source(state, obj)):
         _problem(state, raw.seq, f"{principal} did not hold a role allowing {action} at that time")
         return False
     return True
+
+
+def _allowed(state: TrustedState, principal: str, action: str, source: str | None) -> bool:
+    """``allowed(state.grants_of(principal), action, source)``, remembered until the grants change: the
+    answer depends on nothing else, and every change of ``state.grants`` empties the memo first."""
+    key = (principal, action, source)
+    memo = state._allowed
+    ok = memo.get(key)
+    if ok is None:
+        ok = memo[key] = allowed(state.grants_of(principal), action, source)
+    return ok
 
 
 def _self_rotation(obj: dict[str, Any]) -> bool:
@@ -593,6 +630,7 @@ def replay(
     state: TrustedState | None = None,
     check_signatures: bool = True,
     distrust: frozenset[int] = frozenset(),
+    keep_bodies: bool = False,
 ) -> TrustedState:
     """Replay ``entries`` (in sequence order) onto ``state`` (a new one by default) and return it.
 
@@ -601,12 +639,17 @@ def replay(
     ``check_signatures=False`` only for a caller that has just verified every entry's signature and canonical
     form itself (``log verify``); key validity over time and authorization are still checked here. Entries whose
     sequence number is in ``distrust`` (that caller's failures) are skipped without a second report.
+    ``keep_bodies``: keep the signed body of each kept entry beside it (for a caller that writes the state
+    out, :func:`dataward.log._snapshot.encode_state`; a state replayed onto one without them keeps none).
     """
     st = state if state is not None else TrustedState()
     for kid, pub in public_keys.items():
         for form in key_ids_of(pub):
             if form and form != kid:
                 st.aliases.setdefault(form, kid)
+    keep = keep_bodies and len(st._bodies) == len(st.entries)
+    if not keep:
+        st._bodies.clear()
     for raw in entries:
         if raw.seq != st.size:
             _problem(st, raw.seq, f"expected entry {st.size} here (entries missing, inserted or reordered)")
@@ -641,8 +684,28 @@ def replay(
         if not bootstrap and not _admin_quorum(st, raw, obj):
             continue
         st.last_time = t
+        n_kept = len(st.entries)
         _apply(st, raw.seq, obj)
+        if keep and len(st.entries) > n_kept:
+            # the entry kept is ``obj`` itself, parsed from this body, which is canonical JSON (checked above,
+            # or by the caller when check_signatures is False): the body is exactly the entry's JSON
+            if st.entries[-1] is obj and len(st._bodies) == n_kept:
+                st._bodies.append(raw.body)
+            else:
+                keep = False
+                st._bodies.clear()
     return st
+
+
+#: the actions whose facts are about the principal their subject names
+_PRINCIPAL_ACTIONS = KEY_REGISTERING | {"role.grant", "role.revoke"}
+#: the actions :func:`_apply_synthetic` records (of a ``batch:`` subject)
+_SYNTHETIC_ACTIONS = frozenset({"batch.generation", "batch.verify"})
+#: the actions :func:`_apply_batch` acts on without a known batch as subject (it creates one, or changes the
+#: batches its details list); for any other action it changes only the known batch its subject names
+_BATCH_ACTIONS = frozenset({"batch.acquire", "dataset.release", "dataset.rollback", "incident.resolve"})
+#: the actions :func:`_apply_version` records
+_VERSION_ACTIONS = frozenset({"dataset.release", "dataset.rollback"})
 
 
 def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
@@ -656,22 +719,27 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
         st.workspace_id = _subject_name(subject, "workspace:")
         if isinstance(d.get("admin_threshold"), int) and d["admin_threshold"] >= 1:
             st.admin_threshold = d["admin_threshold"]
-    name = _subject_name(subject, "principal:")
-    if action == "principal.add" and name is not None:
-        st.principals[name] = None if seq == 1 else who
-        _apply_roles(st, name, d.get("roles"), add=True)
-    elif action == "role.grant" and name is not None:
-        _apply_roles(st, name, d.get("roles"), add=True)
-    elif action == "role.revoke" and name is not None:
-        _apply_roles(st, name, d.get("roles"), add=False)
-    if action in KEY_REGISTERING and action != "principal.add" and name is not None and name not in st.principals:
-        st.principals[name] = who
-    if action in KEY_REGISTERING and name is not None and isinstance(d.get("keyid"), str):
-        old = _str(d.get("old_keyid"))
-        if old is not None and old in st.keys and st.keys[old].retired_at is None:
-            st.keys[old].retired_at = t
-        if d["keyid"] not in st.keys:
-            st.keys[d["keyid"]] = KeyEvidence(d["keyid"], name, t, seq, expires_at=_str(d.get("expires_at")))
+    if action in _PRINCIPAL_ACTIONS:  # the facts that name a principal by the entry's subject
+        name = _subject_name(subject, "principal:")
+        if name is not None:
+            if action == "principal.add":
+                st.principals[name] = None if seq == 1 else who
+                _apply_roles(st, name, d.get("roles"), add=True)
+            elif action == "role.grant":
+                _apply_roles(st, name, d.get("roles"), add=True)
+            elif action == "role.revoke":
+                _apply_roles(st, name, d.get("roles"), add=False)
+            if action in KEY_REGISTERING:
+                if action != "principal.add" and name not in st.principals:
+                    st.principals[name] = who
+                if isinstance(d.get("keyid"), str):
+                    old = _str(d.get("old_keyid"))
+                    if old is not None and old in st.keys and st.keys[old].retired_at is None:
+                        st.keys[old].retired_at = t
+                    if d["keyid"] not in st.keys:
+                        st.keys[d["keyid"]] = KeyEvidence(
+                            d["keyid"], name, t, seq, expires_at=_str(d.get("expires_at"))
+                        )
     elif action == "key.revoke":
         kid = _str(d.get("keyid"))
         if kid is not None and kid in st.keys and st.keys[kid].principal != LOG_PRINCIPAL:
@@ -693,10 +761,17 @@ def _apply(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
     elif action == "token.revoke" and isinstance(d.get("token"), str) and d["token"] in st.tokens:
         st.tokens[d["token"]].update({"revoked_at": t, "revoked_by": who})
     if action not in UNRECORDED:
-        st.entries.append({**obj, "seq": seq})
-    _apply_synthetic(st, seq, obj)
-    _apply_batch(st, seq, obj)
-    _apply_version(st, seq, obj)
+        # the copy kept is the entry with its number; a body whose "seq" is that int already is kept as
+        # parsed (nothing changes an entry's dict after it is parsed; equal to the copy it used to make)
+        st.entries.append(obj if type(obj.get("seq")) is int and obj["seq"] == seq else {**obj, "seq": seq})
+    # each helper below changes nothing for an entry outside its guard (they test the same conditions)
+    bid = _subject_name(subject, "batch:")
+    if bid is not None and action in _SYNTHETIC_ACTIONS:
+        _apply_synthetic(st, seq, obj)
+    if action in _BATCH_ACTIONS or (bid is not None and bid in st.batches):
+        _apply_batch(st, seq, obj)
+    if action in _VERSION_ACTIONS:
+        _apply_version(st, seq, obj)
     for a in d.get("attestations") or []:
         if isinstance(a, dict) and isinstance(a.get("sha256"), str):
             st.attestations[a["sha256"]] = {
@@ -736,6 +811,7 @@ def _apply_synthetic(st: TrustedState, seq: int, obj: dict[str, Any]) -> None:
 def _apply_roles(st: TrustedState, principal: str, roles: Any, *, add: bool) -> None:
     if not isinstance(roles, list):
         return
+    st._allowed.clear()  # the grants change: no remembered authorization holds any longer
     for text in roles:
         if not isinstance(text, str):
             continue

@@ -45,8 +45,9 @@ class SnapshotError(Error):
     default_advice = "Run a full `dataward log verify`: it replays the whole log and writes a new snapshot."
 
 
-#: fields that are caches of derived values, rebuilt on use (the parsed public keys)
-_SKIPPED = frozenset({"_pubs"})
+#: fields that are caches of derived values, rebuilt on use (the parsed public keys, remembered authorizations,
+#: the signed bodies of the entries)
+_SKIPPED = frozenset({"_pubs", "_allowed", "_bodies"})
 
 Codec = Callable[[Any], Any]
 
@@ -278,8 +279,29 @@ def encode_state(state: TrustedState) -> bytes:
     # no sort_keys: the dicts of a state are built in log order, so equal replays give equal bytes, and
     # sorting every entry's keys again would double the cost of writing
     with _gc.paused():  # a record per verified entry: collections would walk them all, again and again
-        doc = {"type": FORMAT, "state": _encoder(TrustedState)(state)}
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        fields = _encoder(TrustedState)(state)
+        bodies = state._bodies
+        if not bodies or len(bodies) != len(state.entries):
+            doc = {"type": FORMAT, "state": fields}
+            return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        # the same bytes with the entries written as their signed bodies: each is canonical JSON (sorted keys,
+        # these separators, UTF-8 kept) of the dict parsed from it, which keeps its order, so json.dumps of
+        # that dict gives the body again (tests/log/test_snapshot.py compares both ways)
+        at = _entries_at()
+        parts = [b"[" + b",".join(bodies) + b"]" if i == at else _dumps(f) for i, f in enumerate(fields)]
+        return b'{"type":' + _dumps(FORMAT) + b',"state":[' + b",".join(parts) + b"]}"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@cache
+def _entries_at() -> int:
+    """The place of ``entries`` among the encoded fields of a state."""
+    from dataward.evidence.replay import TrustedState
+
+    return [name for name, _ in _fields(TrustedState)].index("entries")
 
 
 def decode_state(data: bytes) -> TrustedState:

@@ -65,9 +65,17 @@ def _canonical_details(details: dict[str, Any]) -> bytes:
 def canonical_bytes(value: Any) -> bytes:
     """:func:`dataward.core.canonical.canonical_json` of ``value``, byte for byte, at less cost per call (the
     log encodes and checks one body per entry)."""
+    return canonical_text(value).encode("utf-8")
+
+
+def canonical_text(value: Any) -> str:
+    """:func:`canonical_bytes` before its UTF-8 encoding. For a ``body`` that decodes as UTF-8,
+    ``canonical_text(v) == body.decode("utf-8")`` exactly when ``canonical_bytes(v) == body`` (strict UTF-8
+    is one-to-one; a text holding a lone surrogate, which no decoded body holds, is simply unequal), so a
+    check can compare texts and skip the encoding. Raises ValueError for NaN or infinities."""
     if _c_encode is not None and type(value) in (dict, list):
-        return "".join(_c_encode(value, 0)).encode("utf-8")
-    return _canonical_text(value).encode("utf-8")
+        return "".join(_c_encode(value, 0))
+    return _canonical_text(value)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ from dataward.records.sniff import format_of_name
 LINE_FORMATS = ("text", "csv", "tsv", "jsonl")
 FORMATS = (*LINE_FORMATS, "parquet", "file")
 CHUNK = 16 << 20
+#: the plain-CSV reader's block: its buffer (two blocks) stays in the last-level cache between the read and
+#: the native pass over it, and is quicker to allocate than two 16 MiB blocks (ADR 0078)
+PLAIN_CHUNK = 4 << 20
 
 
 def detect_format(name: str) -> str:
@@ -188,8 +191,8 @@ class _BlockReader:
             size = f.seek(0, os.SEEK_END)
             f.seek(pos)
         except (OSError, AttributeError, ValueError):
-            return 2 * CHUNK
-        return max(1, min(2 * CHUNK, size - pos + 1))
+            return 2 * PLAIN_CHUNK
+        return max(1, min(2 * PLAIN_CHUNK, size - pos + 1))
 
     def __iter__(self) -> Iterator[memoryview]:
         lim = current()
@@ -197,7 +200,7 @@ class _BlockReader:
         have = 0  # a line carried over from the previous read, at buf[:have]
         while True:
             if have == len(buf):  # a long line: a larger buffer (earlier views stay valid on the old one)
-                bigger = bytearray(have + 2 * CHUNK)
+                bigger = bytearray(have + 2 * PLAIN_CHUNK)
                 bigger[:have] = buf[:have]
                 buf = bigger
             n = self._f.readinto(memoryview(buf)[have:])  # type: ignore[attr-defined]
