@@ -3,7 +3,8 @@
 Records are resampled from ../shared/data SMS spam with light noise (a dropped word, upper-casing, a number)
 and a 1 % text trigger; ``dataward detect`` (the CLI, every default text detector) runs in a subprocess.
 Reported: wall and CPU seconds, peak RSS, load average before and after, each detector's seconds and
-whether it stepped aside. Output: a Markdown line per size and JSON in benchmarks/out/detect_scale.json::
+whether it stepped aside or searched a sample (and why), and how many planted records were flagged.
+Output: a Markdown line per size and JSON in benchmarks/out/detect_scale.json::
 
     python benchmarks/detect_scale.py --sizes 20000          # quick
     python benchmarks/detect_scale.py --sizes 100000,1000000
@@ -41,6 +42,11 @@ print(json.dumps({"rc": proc.returncode, "seconds": seconds, "cpu_seconds": ru.r
 
 
 def make_texts(n: int, seed: int) -> pd.DataFrame:
+    return make_poisoned(n, seed)[0]
+
+
+def make_poisoned(n: int, seed: int) -> tuple[pd.DataFrame, list[int]]:
+    """The records and the positions the simulator planted the trigger in."""
     from dataward.simulate import Roles, simulate
 
     rows = [line.split("\t", 1) for line in (DATA / "sms_spam.tsv").read_text("utf-8").split("\n")[1:] if "\t" in line]
@@ -60,19 +66,22 @@ def make_texts(n: int, seed: int) -> pd.DataFrame:
             words.append(str(int(rng.integers(1000))))
         texts.append(" ".join(words))
     frame = pd.DataFrame({"text": texts, "label": labels[pick]})
-    return simulate(frame, "text-trigger", Roles(label="label", text="text"), rate=0.01, target="ham", seed=seed).data
+    poisoned = simulate(frame, "text-trigger", Roles(label="label", text="text"), rate=0.01, target="ham", seed=seed)
+    return poisoned.data, sorted(int(i) for i in poisoned.truth.changed)
 
 
 def run(n: int, seed: int) -> dict[str, Any]:
     exe = str(Path(sys.executable).with_name("dataward"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "texts.jsonl"
-        make_texts(n, seed).to_json(path, orient="records", lines=True, force_ascii=False)
+        frame, planted = make_poisoned(n, seed)
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+        del frame
         before = [round(x, 2) for x in os.getloadavg()]
         child = subprocess.run(
             [sys.executable, "-c", _CHILD, str(path), exe], capture_output=True, text=True, check=True
         )
-        out = json.loads(child.stdout)
+        out: dict[str, Any] = json.loads(child.stdout)
         out["load_before"], out["load_after"] = before, [round(x, 2) for x in os.getloadavg()]
         report = Path(str(path) + ".json")
         if report.exists():
@@ -81,7 +90,11 @@ def run(n: int, seed: int) -> dict[str, Any]:
                 d["name"]: (f"skipped: {d['skipped'][:70]}" if d.get("skipped") else round(d["seconds"], 2))
                 for d in rep["detectors"]
             }
+            # detectors that searched a sample say so, and why, in their parameters
+            out["sampled"] = {d["name"]: d["params"]["sampled"] for d in rep["detectors"] if d["params"].get("sampled")}
             out["n_flagged"] = rep["n_flagged"]
+            flagged = {r["index"] for r in rep["records"] if r["flagged"]}
+            out["planted"], out["planted_flagged"] = len(planted), len(flagged.intersection(planted))
         out["n"] = n
         return out
 
@@ -99,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {n:,} | {r['seconds']:.1f} s wall | {r['cpu_seconds']:.1f} s CPU | "
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB | load {r['load_before']} -> {r['load_after']} | "
-            f"{r.get('detectors')} | rc {r['rc']} |"
+            f"{r.get('detectors')} | {r.get('planted_flagged')}/{r.get('planted')} planted flagged | rc {r['rc']} |"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")

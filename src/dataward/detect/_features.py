@@ -83,7 +83,8 @@ def dense_view(rep: Representation, seed: int = 0) -> FloatArray:
                 out = svd.fit_transform(x)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        out = out / norms
+        out = np.asarray(out, dtype=np.float64)
+        out /= norms  # in place: at 1M texts a copy is another 0.5 GiB
     else:
         out = np.asarray(x, dtype=np.float64)
         if out.shape[1] > _DENSE_MAX_DIM:

@@ -129,8 +129,16 @@ def pair_positions(
     between them" says nothing.
     """
     members = {c: np.flatnonzero(y == c) for c in classes}
-    means = {c: x[idx].mean(axis=0) for c, idx in members.items()}
-    scatter = {c: (x[idx] - means[c]).T @ (x[idx] - means[c]) for c, idx in members.items()}
+    means: dict[int, FloatArray] = {}
+    scatter: dict[int, FloatArray] = {}
+    for c, idx in members.items():
+        # one copy of the class, centred in place (at 1M texts each copy of a large class is 0.4 GiB)
+        r = x[idx]
+        means[c] = r.mean(axis=0)
+        r -= means[c]
+        # two buffers, as before: numpy computes ``r.T @ r`` of one buffer by syrk, whose rounding differs
+        scatter[c] = r.T @ r.copy()
+        del r
     d = x.shape[1]
     out: list[PairPosition] = []
     for a in classes:
@@ -236,7 +244,8 @@ class SpectralSignatures(Detector):
         p_per_class: dict[str, float] = {}
         for c in classes:
             idx = np.flatnonzero(y == c)
-            r = x[idx] - x[idx].mean(axis=0)
+            r = x[idx]  # a copy, centred in place
+            r -= r.mean(axis=0)
             if not np.any(r):
                 continue
             proj, thr, upper, d = split_separation(r)
@@ -350,7 +359,8 @@ class SpectralSignatures(Detector):
                 best[pair.a] = (d, pair, upper)
         out: list[Finding] = []
         for a, (d, pair, upper) in sorted(best.items()):
-            r = x[pair.members] - x[pair.members].mean(axis=0)
+            r = x[pair.members]  # a copy, centred in place
+            r -= r.mean(axis=0)
             p_raw = fixed_direction_null_pvalue(r, pair.direction, d, self.null_rounds, seed + 7919 * a + pair.b)
             p_adj = min(1.0, p_raw * max(1, len(pairs)))
             key = f"{names[a]}->{names[pair.b]}"

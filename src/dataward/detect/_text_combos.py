@@ -27,7 +27,9 @@ The search is a frequent-itemset step over co-occurrence, not adjacency:
 
 Significant pairs whose carriers overlap merge into one finding; its trigger is every word of the merged
 pairs that at least 90 % of the carriers hold (so a three-word trigger is reported whole). The finding
-quotes each word as written in the data and gives every record's character spans.
+quotes each word as written in the data and gives every record's character spans. Above ``max_units``
+distinct texts the pairs are searched on the n-gram miner's seeded sample of them, and every text holding
+the words of a combination found there is flagged (:func:`dataward.detect.text_triggers.unit_sample`).
 """
 
 from __future__ import annotations
@@ -51,15 +53,20 @@ from dataward.detect.interface import (
 )
 from dataward.detect.registry import register
 from dataward.detect.text_triggers import (
+    MAX_UNITS,
     MiningParams,
     NgramTable,
     _ranges,
+    _searched,
+    check_max_units,
     group_associations,
     is_significant,
     mine,
+    sampled_note,
     skipped_result,
     text_units,
     token_spans,
+    unit_sample,
     with_overrides,
 )
 
@@ -74,18 +81,22 @@ class TextComboTriggers(Detector):
     modalities = frozenset({Modality.TEXT})
     needs_labels = True
 
-    def __init__(self, max_tokens: int = 3000, params: MiningParams | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, max_tokens: int = 3000, params: MiningParams | None = None, max_units: int = MAX_UNITS, **overrides: Any
+    ) -> None:
         # min_contradiction 0.5: the texts holding all the words of a planted combination are almost all poisoned,
         # while a common word paired with the trigger brings natural carriers that their content does not contradict
         base = params or MiningParams(max_fraction=0.3, min_contradiction=0.5)
         self.params = with_overrides(base, overrides)
         self.max_tokens = int(max_tokens)
+        self.max_units = check_max_units(max_units)
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         start = time.perf_counter()
         n = rep.n_records
         params_out: dict[str, Any] = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
         params_out["max_tokens"] = self.max_tokens
+        params_out["max_units"] = self.max_units
         if rep.texts is None or rep.labels is None:
             return skipped_result(self.name, n, "needs texts and class labels", params_out)
         labels = np.asarray(rep.labels, dtype=np.int64)
@@ -94,7 +105,17 @@ class TextComboTriggers(Detector):
         if n_classes < 2:
             return skipped_result(self.name, n, "needs at least two classes", params_out)
         shared = text_units(rep.texts, labels)
-        corpus, unit_labels, record_unit = shared.corpus, shared.unit_labels, shared.record_unit
+        full, record_unit = shared.corpus, shared.record_unit
+        # above max_units distinct texts the search runs on a seeded sample of them (the n-gram miner's sample);
+        # the carriers of a trigger found there come from all texts
+        sample = unit_sample(full.n_docs, self.max_units, seed)
+        if sample is None:
+            corpus, unit_labels, to_full = full, shared.unit_labels, None
+        else:
+            corpus, to_full = full.subset(sample)
+            unit_labels = shared.unit_labels[sample]
+            params_out["sampled"] = sampled_note(full.n_docs, self.max_units)
+        params_out["units_searched"], params_out["units"] = corpus.n_docs, full.n_docs
         n_units = len(unit_labels)
         targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
         records_of = shared.records_of.records
@@ -119,8 +140,12 @@ class TextComboTriggers(Detector):
             expected_other=chance,
             matched_null=True,
         )
+        weak = mined.weak
+        if sample is not None:  # units outside the sample have no weak evidence
+            weak = np.zeros(full.n_docs)
+            weak[sample] = mined.weak
         has_unit = record_unit >= 0
-        scores[has_unit] = mined.weak[record_unit[has_unit]]
+        scores[has_unit] = weak[record_unit[has_unit]]
         x = corpus.incidence().tocsr()
         names = rep.label_names or tuple(str(i) for i in range(n_classes))
         significant = [a for a in mined.associations if is_significant(a, self.params)]
@@ -131,8 +156,8 @@ class TextComboTriggers(Detector):
             words = [w for w, s in zip(member_words, share, strict=True) if s >= _WORD_SHARE]
             if len(words) < 2:  # one word explains the carriers: a single-word trigger, the n-gram miner's
                 continue
-            holds = np.asarray(x[:, words].sum(axis=1)).ravel() == len(words)
-            units = np.flatnonzero(holds).astype(np.int64)
+            # every text that holds all the words, not only among the units searched
+            units = full.word_docs(words if to_full is None else to_full[np.asarray(words, dtype=np.int64)].tolist())
             recs = records_of(units)
             on_target = recs[labels[recs] == head.target]
             off_target = recs[labels[recs] != head.target]
@@ -172,6 +197,8 @@ class TextComboTriggers(Detector):
                         "p_value": adjusted,
                         "pairs_searched": n_hyp,
                         "other_label_records": len(off_target),
+                        # the test's counts are the sample's when the search ran on one
+                        **({} if sample is None else {"searched": _searched(corpus.n_docs, full.n_docs, head)}),
                     },
                     score=float(min(1.0, 0.9 + 0.1 * sev)),
                     p_value=adjusted,

@@ -19,7 +19,12 @@ The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
    ``min_contradiction`` of the carriers must be contradicted.
 
 Significant n-grams whose carriers overlap are merged into one finding; the trigger is extended left and
-right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text). The
+right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text).
+
+Above ``max_units`` distinct texts (100,000) the search runs on a seeded uniform sample of them: the
+test, its null and its Bonferroni bound are the sample's (the sample is independent of the data, so the
+null holds unchanged, and ``m`` counts the n-grams searched there); every record of the whole data that
+carries a trigger found there is flagged. The parameters say so (``sampled``); ADR 0076. The
 module also holds the mining engine that :mod:`dataward.detect._instruction` reuses with response patterns in
 place of class labels.
 """
@@ -129,6 +134,43 @@ class Corpus:
         mat.data[:] = 1.0
         return mat
 
+    def subset(self, docs: IntArray) -> tuple[Corpus, IntArray]:
+        """The documents ``docs`` (in that order) as a corpus of their own, and its token ids' ids in this one.
+
+        The subset's vocabulary is the tokens it holds (``words[i]`` of the subset is ``words[old[i]]`` here).
+        """
+        lens = np.diff(self.starts)[docs]
+        ids = self.ids[_ranges(self.starts[docs], lens)]
+        old, new_ids = np.unique(ids, return_inverse=True)
+        starts = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lens, out=starts[1:])
+        words = tuple(self.words[t] for t in old.tolist())
+        return Corpus(words, new_ids.astype(np.int64).ravel(), starts), old.astype(np.int64)
+
+    def phrase_docs(self, phrase: Sequence[int]) -> IntArray:
+        """The documents (sorted) whose token sequence contains ``phrase`` (one pass over the tokens)."""
+        n = len(phrase)
+        if n == 0 or len(self.ids) < n:
+            return np.zeros(0, dtype=np.int64)
+        pos = np.flatnonzero(self.ids[: len(self.ids) - n + 1] == phrase[0])
+        for j in range(1, n):
+            pos = pos[self.ids[pos + j] == phrase[j]]
+        doc = np.searchsorted(self.starts, pos, side="right") - 1
+        inside = pos + n <= self.starts[doc + 1]
+        return np.unique(doc[inside]).astype(np.int64)
+
+    def word_docs(self, words: Sequence[int]) -> IntArray:
+        """The documents (sorted) that hold every token of ``words``, anywhere."""
+        if len(words) == 0:
+            return np.arange(self.n_docs, dtype=np.int64)
+        out: IntArray | None = None
+        for w in words:
+            pos = np.flatnonzero(self.ids == w)
+            docs = np.unique(np.searchsorted(self.starts, pos, side="right") - 1).astype(np.int64)
+            out = docs if out is None else np.intersect1d(out, docs, assume_unique=True)
+        assert out is not None
+        return out
+
 
 def build_corpus(texts: Sequence[str], *, joined: bool = False) -> Corpus:
     """Token ids of ``texts``; with ``joined``, the texts are already tokens joined by single spaces."""
@@ -218,6 +260,38 @@ def text_units(texts: Sequence[str], labels: IntArray) -> TextUnits:
     with _UNITS_LOCK:
         _UNITS_LAST[:] = [(texts, labels.copy(), units)]
     return units
+
+
+#: the text miners search at most this many distinct texts: above it, a seeded sample of them (ADR 0076)
+MAX_UNITS = 100_000
+
+
+def unit_sample(n_units: int, max_units: int, seed: int) -> IntArray | None:
+    """A seeded, sorted, uniform sample of ``max_units`` of ``n_units`` units, or ``None`` when all fit.
+
+    The sample depends only on ``(n_units, max_units, seed)``, never on the texts or their labels, so a
+    test run on it is a test on a random subset of the data (its null distributions hold unchanged), and
+    both text miners of one run search the same units.
+    """
+    if n_units <= max_units:
+        return None
+    rng = np.random.default_rng([seed, 76])  # a stream of its own: the miners' fold assignment uses ``seed``
+    return np.sort(rng.choice(n_units, size=max_units, replace=False)).astype(np.int64)
+
+
+def check_max_units(value: Any) -> int:
+    """``max_units`` as an int (a TypeError, reported as a bad detector parameter, when it is not >= 1,000)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1_000:
+        raise TypeError(f"max_units must be an integer >= 1000, not {value!r}")
+    return int(value)
+
+
+def sampled_note(n_units: int, max_units: int) -> str:
+    """What a miner that searched a sample says about it (in its parameters, hence the report)."""
+    return (
+        f"searched a seeded sample of {max_units:,} of {n_units:,} distinct texts (above max_units the search "
+        f"does not pay for itself); every record carrying a trigger found there is flagged"
+    )
 
 
 # ------------------------------------------------------------------------------------ n-gram incidence
@@ -829,20 +903,6 @@ def extend_phrase(corpus: Corpus, units: Sequence[int], core: Sequence[int], *, 
     return phrase
 
 
-def _phrase_units(corpus: Corpus, units: IntArray, phrase: Sequence[int]) -> IntArray:
-    """The ``units`` whose token sequence contains ``phrase``."""
-    pat = np.asarray(phrase, dtype=np.int64)
-    keep = []
-    for u in units.tolist():
-        seq = corpus.doc(u)
-        if len(seq) < len(pat):
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(seq, len(pat))
-        if bool(np.any(np.all(windows == pat, axis=1))):
-            keep.append(u)
-    return np.asarray(keep, dtype=np.int64)
-
-
 def group_associations(
     significant: Sequence[Association], *, overlap: float = 0.5, same_target: bool = True
 ) -> list[tuple[Association, list[Association]]]:
@@ -871,13 +931,15 @@ class TextTriggerDetector(Detector):
     modalities = frozenset({Modality.TEXT})
     needs_labels = True
 
-    def __init__(self, params: MiningParams | None = None, **overrides: Any) -> None:
+    def __init__(self, params: MiningParams | None = None, max_units: int = MAX_UNITS, **overrides: Any) -> None:
         self.params = with_overrides(params or MiningParams(), overrides)
+        self.max_units = check_max_units(max_units)
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         start = time.perf_counter()
         n = rep.n_records
-        params_out = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
+        params_out: dict[str, Any] = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
+        params_out["max_units"] = self.max_units
         if rep.texts is None or rep.labels is None:
             return skipped_result(self.name, n, "needs texts and class labels", params_out)
         labels = np.asarray(rep.labels, dtype=np.int64)
@@ -887,11 +949,24 @@ class TextTriggerDetector(Detector):
             return skipped_result(self.name, n, "needs at least two classes", params_out)
         # records without a label are not units
         shared = text_units(rep.texts, labels)
-        corpus, unit_labels, record_unit = shared.corpus, shared.unit_labels, shared.record_unit
+        full, record_unit = shared.corpus, shared.record_unit
+        # above max_units distinct texts the search runs on a seeded sample of them; carriers come from all
+        sample = unit_sample(full.n_docs, self.max_units, seed)
+        if sample is None:
+            corpus, unit_labels, to_full = full, shared.unit_labels, None
+        else:
+            corpus, to_full = full.subset(sample)
+            unit_labels = shared.unit_labels[sample]
+            params_out["sampled"] = sampled_note(full.n_docs, self.max_units)
+        params_out["units_searched"], params_out["units"] = corpus.n_docs, full.n_docs
         n_units = len(unit_labels)
         targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
         mined = mine(corpus, targets, self.params, seed=seed)
         records_of = shared.records_of.records
+        weak = mined.weak
+        if sample is not None:  # units outside the sample have no weak evidence
+            weak = np.zeros(full.n_docs)
+            weak[sample] = mined.weak
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
         reasons: dict[int, list[str]] = {}
@@ -899,7 +974,7 @@ class TextTriggerDetector(Detector):
         significant = [a for a in mined.associations if is_significant(a, self.params)]
         # weak evidence for ranking (AUROC): candidates that did not pass the test score below 0.5
         has_unit = record_unit >= 0
-        scores[has_unit] = mined.weak[record_unit[has_unit]]
+        scores[has_unit] = weak[record_unit[has_unit]]
         findings: list[Finding] = []
         pvalues = np.ones(n)
         for head, members in group_associations(significant):
@@ -908,9 +983,12 @@ class TextTriggerDetector(Detector):
             phrase = extend_phrase(corpus, target_units.tolist(), core)
             tokens_form = corpus.phrase(phrase)
             label = names[head.target] if head.target < len(names) else str(head.target)
-            units = _phrase_units(corpus, np.unique(np.concatenate([m.units for m in members])), phrase)
-            if len(units) < 0.9 * head.hits:  # the phrase is not shared widely enough: fall back to the core
-                units = head.units
+            # the units holding the whole phrase (all hold the core, so all are among the members' carriers)
+            held = phrase
+            if len(corpus.phrase_docs(phrase)) < 0.9 * head.hits:  # not shared widely enough: fall back to the core
+                held = list(core)
+            # every carrier in the data, not only in the units searched
+            units = full.phrase_docs(held if to_full is None else to_full[np.asarray(held, dtype=np.int64)].tolist())
             recs = records_of(units)
             on_target = recs[labels[recs] == head.target]
             off_target = recs[labels[recs] != head.target]
@@ -953,6 +1031,8 @@ class TextTriggerDetector(Detector):
                         "ngrams_tested": int(mined.n_tested),
                         "other_label_records": len(off_target),
                         "merged_ngrams": [corpus.phrase(mined.table.tokens[m.ngram]) for m in members[:20]],
+                        # the test's counts above are the sample's when the search ran on one
+                        **({} if sample is None else {"searched": _searched(corpus.n_docs, full.n_docs, head)}),
                     },
                     score=float(min(1.0, 0.9 + 0.1 * sev)),
                     p_value=adjusted,
@@ -968,6 +1048,11 @@ class TextTriggerDetector(Detector):
             seconds=time.perf_counter() - start,
             pvalues=pvalues,
         )
+
+
+def _searched(n_searched: int, n_units: int, head: Association) -> dict[str, int]:
+    """What a finding's test saw when the search ran on a sample: its units and the trigger's counts there."""
+    return {"units": n_searched, "of_units": n_units, "distinct_texts": int(head.support), "hits": int(head.hits)}
 
 
 def with_overrides(params: MiningParams, overrides: dict[str, Any]) -> MiningParams:
