@@ -10,6 +10,11 @@ its columns removed, at least half of its carriers labelled with its label look 
 (:func:`masked_disagreement`), and the joint evidence (purity tail x disagreement tail against the natural
 disagreement rate, :func:`trigger_p`) survives Bonferroni correction over all tokens at ``alpha`` (1 %).
 Testing both together finds a trigger that points at a majority class (purity alone is weak there).
+The masked tail is also taken against label noise, and the larger p-value is used (both nulls must fall,
+ADR 0081): random flips land where their source class lives, so a value shared by records of class ``s``
+collects the flips from ``s``, whose content reads as ``s``; under that null each carrier reading as ``s``
+carries the label with the share it has among records outside reading as ``s`` (the helper of
+:mod:`dataward.detect._interactions`). That tail stands alone: under noise, purity counts the same flips.
 The finding names the columns and values.
 """
 
@@ -25,6 +30,7 @@ import pandas as pd
 
 from dataward.detect._interactions import _noise_tail
 from dataward.detect._shortcuts import (
+    _MAX_REFS,
     ShortcutMiner,
     _masked_majority,
     _sample,
@@ -197,7 +203,7 @@ class TabularShortcuts(ShortcutMiner):
         labelled carrier read against the references of the masked test (non-carriers, self excluded)."""
         others = np.ones(y.size, dtype=bool)
         others[carriers] = False
-        refs = _sample(np.flatnonzero(others), 3000, 1)
+        refs = _sample(np.flatnonzero(others), _MAX_REFS, 1)
         majority = np.concatenate(
             [np.zeros(0, np.int64)]
             + [
