@@ -10,6 +10,11 @@ its columns removed, at least half of its carriers labelled with its label look 
 (:func:`masked_disagreement`), and the joint evidence (purity tail x disagreement tail against the natural
 disagreement rate, :func:`trigger_p`) survives Bonferroni correction over all tokens at ``alpha`` (1 %).
 Testing both together finds a trigger that points at a majority class (purity alone is weak there).
+The masked tail is also taken against label noise, and the larger p-value is used (both nulls must fall,
+ADR 0081): random flips land where their source class lives, so a value shared by records of class ``s``
+collects the flips from ``s``, whose content reads as ``s``; under that null each carrier reading as ``s``
+carries the label with the share it has among records outside reading as ``s`` (the helper of
+:mod:`dataward.detect._interactions`). That tail stands alone: under noise, purity counts the same flips.
 The finding names the columns and values.
 """
 
@@ -23,7 +28,17 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dataward.detect._shortcuts import ShortcutMiner, base_disagreement, enriched_tokens, masked_disagreement, trigger_p
+from dataward.detect._interactions import _noise_tail
+from dataward.detect._shortcuts import (
+    _MAX_REFS,
+    ShortcutMiner,
+    _masked_majority,
+    _sample,
+    base_disagreement,
+    enriched_tokens,
+    masked_disagreement,
+    trigger_p,
+)
 from dataward.detect.interface import DetectorResult, Finding, IntArray, Modality, Representation
 from dataward.detect.registry import register
 
@@ -134,6 +149,15 @@ class TabularShortcuts(ShortcutMiner):
             joint = trigger_p(labelled.size, carriers.size, prior[lab], round(disagree * labelled.size), base)
             if joint * n_tests >= self.alpha:
                 continue
+            # label noise (ADR 0081): random flips land where their source class lives, so a value of one
+            # class holds the flips from it, whose content reads as that class; each carrier reading as s
+            # carries the label with the share it has among records outside reading as s. That tail stands
+            # alone: under noise the purity is those same flips (not an independent factor). Both nulls must
+            # fall (the larger tail); read only for candidates that pass the natural one
+            p_noise = self._noise_p(flat, y, carriers, labelled, drop, lab)
+            joint = max(joint, p_noise)
+            if joint * n_tests >= self.alpha:
+                continue
             claimed[carriers] = True
             label_name = rep.label_names[lab]
             condition = " and ".join(f"{columns[c]} {disc[c][1].get(lev, str(lev))}" for c, lev in toks)
@@ -155,6 +179,7 @@ class TabularShortcuts(ShortcutMiner):
                         "label": label_name,
                         "masked_disagreement": round(disagree, 3),
                         "natural_disagreement": round(base, 3),
+                        "label_noise_p_value": float(f"{p_noise:.3g}"),
                         "p_value": float(f"{min(1.0, joint * n_tests):.3g}"),
                         "content_looks_like": {rep.label_names[c]: v for c, v in looks.items()},
                     },
@@ -170,6 +195,23 @@ class TabularShortcuts(ShortcutMiner):
             params={**params, "candidates": len(tokens)},
             seconds=time.perf_counter() - t0,
         )
+
+    def _noise_p(
+        self, flat: Any, y: IntArray, carriers: IntArray, labelled: IntArray, drop: IntArray, lab: int
+    ) -> float:
+        """The masked tail under label noise (:func:`dataward.detect._interactions._noise_tail`), every
+        labelled carrier read against the references of the masked test (non-carriers, self excluded)."""
+        others = np.ones(y.size, dtype=bool)
+        others[carriers] = False
+        refs = _sample(np.flatnonzero(others), _MAX_REFS, 1)
+        majority = np.concatenate(
+            [np.zeros(0, np.int64)]
+            + [
+                _masked_majority(flat, y, labelled[i : i + 500], refs, drop, self.k)
+                for i in range(0, labelled.size, 500)
+            ]
+        )
+        return _noise_tail(flat, y, carriers, labelled, majority, refs, drop, lab, self.k)
 
     @staticmethod
     def _merge(tokens: list[tuple[int, int, int]], q: IntArray) -> list[tuple[list[tuple[int, int]], int]]:
