@@ -419,3 +419,22 @@ def test_small_dense_views_are_for_tables_not_images() -> None:
     assert "svm(rbf)" not in image.params["model"]
     table = LabelIssues().score(from_arrays(x[rows], y[rows], modality=Modality.TABULAR), seed=0)
     assert "svm(rbf)" in table.params["model"]
+
+
+def test_fitting_views_drops_a_view_that_explains_the_labels_worse() -> None:
+    """Labels drawn from a logistic model: a second view close to it stays, one that is confidently wrong on
+    a third of the records leaves the product (docs/adr/0082), in either order."""
+    from dataward.detect._labels import fitting_views
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    q1 = 1.0 / (1.0 + np.exp(-3.0 * x))
+    y = (rng.random(n) < q1).astype(int)
+    q = np.c_[1.0 - q1, q1]
+    close = np.clip(q + rng.normal(scale=0.03, size=(n, 1)) * [1.0, -1.0], 0.01, 0.99)
+    wrong = q.copy()
+    wrong[x > 0.5] = wrong[x > 0.5][:, ::-1]
+    assert fitting_views([q], [close, wrong], y, 2.0) == [True, False]
+    assert fitting_views([q], [wrong, close], y, 2.0) == [False, True]
+    assert fitting_views([q], [close], y, 2.0) == [True]
