@@ -658,6 +658,7 @@ class LabelIssues(Detector):
         # small dense tables: an RBF SVM and shrinkage LDA join the views, confident learning the cut (ADR 0074)
         small = small_dense_views(x, y, k) if self.small_views and rep.modality is Modality.TABULAR else ()
         small_table = bool(small)
+        dropped: tuple[str, ...] = ()
         idx = neighbours(rep, self.k, seed)[1] if use_knn else None
         keep = np.ones(n, dtype=bool)
         passes = self.passes if n <= 20_000 else 1
@@ -695,6 +696,7 @@ class LabelIssues(Detector):
                 if self.view_gate is not None:
                     # a view that makes the product explain the labels worse leaves it (docs/adr/0082)
                     fits = fitting_views(base, extra_raw, y, self.view_gate)
+                    dropped = tuple(kind for kind, fit in zip(small, fits, strict=True) if not fit)
                     small = tuple(kind for kind, fit in zip(small, fits, strict=True) if fit)
                     extra_raw = [r for r, fit in zip(extra_raw, fits, strict=True) if fit]
                     extra_cal = [r for r, fit in zip(extra_cal, fits, strict=True) if fit]
@@ -796,6 +798,8 @@ class LabelIssues(Detector):
                     + [{"svm": "svm(rbf)", "lda": "lda(shrinkage)"}[m] for m in small]
                     + (["knn"] if use_knn else [])
                 ),
+                # small dense tables' views the gate read but the flags' product left out (docs/adr/0082)
+                "dropped_views": "+".join({"svm": "svm(rbf)", "lda": "lda(shrinkage)"}[m] for m in dropped),
                 "rule": f"label-noise mixture test, then flags by {self.flag_rule}",
                 "noise_share": round(noise.share, 6),
                 "noise_p_value": noise.p_value,
