@@ -10,7 +10,8 @@ never saw the record (stratified k-fold):
    estimated in the training fold (Wang and Manning, 2012); up to ``char_max`` records, above that word
    n-grams and SGD alone; on dense modalities (tabular, images, embeddings) with a k-NN vote beside them,
    and on small dense tables (at most 1,000 records, every class at least 10) an RBF SVM with Platt
-   probabilities and shrinkage LDA as well (docs/adr/0074);
+   probabilities and shrinkage LDA as well (docs/adr/0074), each kept in the flags' product only while it
+   does not make the product explain the given labels worse (:func:`fitting_views`, docs/adr/0082);
 2. the views are combined in log space (a product of experts, so one confident view is not averaged away).
 
 A second pass re-fits with the first pass's flags left out of training (label noise in the training folds
@@ -573,7 +574,9 @@ class LabelIssues(Detector):
         self.knn = knn
         #: the small dense tables' extra views and confident-learning flags (ADR 0074); off gives the views alone
         self.small_views = bool(small_views)
-        self.view_gate: float | None = view_gate
+        #: on small dense tables, the z above which a view's removal must raise the mixture's likelihood of the
+        #: given labels for it to leave the flags' product (ADR 0082); None keeps both views (ADR 0074)
+        self.view_gate: float | None = None if view_gate is None else float(view_gate)
         #: the calibrated probabilities of the last :meth:`score` (n, k), for peers fed the same ones
         self.last_probabilities: FloatArray | None = None
         #: the label-noise mixture of the last :meth:`score`
