@@ -360,7 +360,8 @@ def test_small_dense_views_find_more_flips_on_wine_than_the_views_alone() -> Non
 def test_small_dense_views_keep_the_gate_quiet_on_natural_ambiguity() -> None:
     """Labels drawn from a smooth 3-class model (ambiguity, no flips): the gate does not reject, though the
     mixture's test on the SVM view alone does (its one-vs-rest Platt probabilities are too sharp for the
-    mixture): the SVM joins the product, not the one-view tests (docs/adr/0074)."""
+    mixture): the SVM joins the gate's product, not the one-view tests (docs/adr/0074); the flags' product
+    leaves it out here, as it explains the labels worse than the views without it (docs/adr/0082)."""
     from dataward.detect._labels import _oof_proba, fit_label_noise
 
     rng = np.random.default_rng(2)
@@ -373,7 +374,7 @@ def test_small_dense_views_keep_the_gate_quiet_on_natural_ambiguity() -> None:
     svm = _oof_proba(rep.features, y, 3, np.ones(400, dtype=bool), 5, 2, 1.0, kind="svm")
     assert fit_label_noise(np.log(np.clip(svm, 1e-12, 1.0)), y)[1].p_value <= 0.01
     result = LabelIssues().score(rep, seed=2)
-    assert "svm(rbf)" in result.params["model"]
+    assert "svm(rbf)" not in result.params["model"] and result.params["dropped_views"] == "svm(rbf)"
     assert result.params["noise_p_value"] > 0.01
     assert not result.flagged.any()
 
@@ -419,3 +420,22 @@ def test_small_dense_views_are_for_tables_not_images() -> None:
     assert "svm(rbf)" not in image.params["model"]
     table = LabelIssues().score(from_arrays(x[rows], y[rows], modality=Modality.TABULAR), seed=0)
     assert "svm(rbf)" in table.params["model"]
+
+
+def test_fitting_views_drops_a_view_that_explains_the_labels_worse() -> None:
+    """Labels drawn from a logistic model: a second view close to it stays, one that is confidently wrong on
+    a third of the records leaves the product (docs/adr/0082), in either order."""
+    from dataward.detect._labels import fitting_views
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    q1 = 1.0 / (1.0 + np.exp(-3.0 * x))
+    y = (rng.random(n) < q1).astype(int)
+    q = np.c_[1.0 - q1, q1]
+    close = np.clip(q + rng.normal(scale=0.03, size=(n, 1)) * [1.0, -1.0], 0.01, 0.99)
+    wrong = q.copy()
+    wrong[x > 0.5] = wrong[x > 0.5][:, ::-1]
+    assert fitting_views([q], [close, wrong], y, 2.0) == [True, False]
+    assert fitting_views([q], [wrong, close], y, 2.0) == [False, True]
+    assert fitting_views([q], [close], y, 2.0) == [True]

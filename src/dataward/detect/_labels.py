@@ -10,7 +10,8 @@ never saw the record (stratified k-fold):
    estimated in the training fold (Wang and Manning, 2012); up to ``char_max`` records, above that word
    n-grams and SGD alone; on dense modalities (tabular, images, embeddings) with a k-NN vote beside them,
    and on small dense tables (at most 1,000 records, every class at least 10) an RBF SVM with Platt
-   probabilities and shrinkage LDA as well (docs/adr/0074);
+   probabilities and shrinkage LDA as well (docs/adr/0074), each kept in the flags' product only while it
+   does not make the product explain the given labels worse (:func:`fitting_views`, docs/adr/0082);
 2. the views are combined in log space (a product of experts, so one confident view is not averaged away).
 
 A second pass re-fits with the first pass's flags left out of training (label noise in the training folds
@@ -452,6 +453,42 @@ def _noise_test(product: NoiseFit, models: list[FloatArray], y: IntArray, expert
     return float(min(1.0, min(tests) * len(tests)))
 
 
+def fitting_views(base: list[FloatArray], extra: list[FloatArray], y: IntArray, z: float) -> list[bool]:
+    """Which of the ``extra`` views stay in the product of experts with the ``base`` views (docs/adr/0082).
+
+    Backward elimination on the label-noise mixture's log-likelihood of the given labels (each product fitted
+    by :func:`fit_label_noise`, temperature and share alike, so every candidate has the same two parameters):
+    the view whose removal raises it most leaves while that rise, paired per record, is more than ``z``
+    standard errors; a misspecified view (linear discriminants on two moons) makes the product explain the
+    labels worse than the views without it."""
+    n = y.shape[0]
+    rows = np.arange(n)
+
+    def loglik(chosen: list[int]) -> FloatArray:
+        views = base + [extra[i] for i in chosen]
+        logits = np.mean([np.log(np.clip(v, 1e-12, 1.0)) for v in views], axis=0)
+        q, fit = fit_label_noise(logits, y)
+        out: FloatArray = np.log((1.0 - fit.share) * q[rows, y] + fit.share / q.shape[1])
+        return out
+
+    chosen = list(range(len(extra)))
+    current = loglik(chosen)
+    while chosen:
+        worst: tuple[float, int, FloatArray] | None = None
+        for i in chosen:
+            without = loglik([j for j in chosen if j != i])
+            d = without - current
+            se = float(d.std(ddof=1)) / np.sqrt(n)
+            gain = float(d.mean()) / se if se > 0 else 0.0
+            if gain > z and (worst is None or gain > worst[0]):
+                worst = (gain, i, without)
+        if worst is None:
+            break
+        chosen.remove(worst[1])
+        current = worst[2]
+    return [i in chosen for i in range(len(extra))]
+
+
 def _product(probabilities: list[FloatArray]) -> FloatArray:
     """The normalised product of experts of ``probabilities`` (their mean in log space)."""
     logits = np.mean([np.log(np.clip(p, 1e-12, 1.0)) for p in probabilities], axis=0)
@@ -519,6 +556,7 @@ class LabelIssues(Detector):
         knn: bool | None = None,
         flag_rule: str = "mixture",
         small_views: bool = True,
+        view_gate: float | None = 2.0,
     ) -> None:
         if flag_rule not in FLAG_RULES:
             raise DetectionError(
@@ -536,6 +574,9 @@ class LabelIssues(Detector):
         self.knn = knn
         #: the small dense tables' extra views and confident-learning flags (ADR 0074); off gives the views alone
         self.small_views = bool(small_views)
+        #: on small dense tables, the z above which a view's removal must raise the mixture's likelihood of the
+        #: given labels for it to leave the flags' product (ADR 0082); None keeps both views (ADR 0074)
+        self.view_gate: float | None = None if view_gate is None else float(view_gate)
         #: the calibrated probabilities of the last :meth:`score` (n, k), for peers fed the same ones
         self.last_probabilities: FloatArray | None = None
         #: the label-noise mixture of the last :meth:`score`
@@ -619,6 +660,8 @@ class LabelIssues(Detector):
         use_knn = self.knn if self.knn is not None else not text  # k-NN on SVD text is weaker than the model
         # small dense tables: an RBF SVM and shrinkage LDA join the views, confident learning the cut (ADR 0074)
         small = small_dense_views(x, y, k) if self.small_views and rep.modality is Modality.TABULAR else ()
+        small_table = bool(small)
+        dropped: tuple[str, ...] = ()
         idx = neighbours(rep, self.k, seed)[1] if use_knn else None
         keep = np.ones(n, dtype=bool)
         passes = self.passes if n <= 20_000 else 1
@@ -639,24 +682,38 @@ class LabelIssues(Detector):
                 p_view = _oof_proba(view, y, k, keep, self.folds, seed, 1.0 if nb else c, nb=nb)
                 raw.append(p_view)
                 opinions.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
+            extra_raw, extra_cal = [], []
             for kind in small:
                 p_view = _oof_proba(x, y, k, keep, self.folds, seed, c, kind=kind)
-                raw.append(p_view)
-                opinions.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
-            if idx is not None:
-                votes = _knn_proba(idx, y, k, keep.astype(np.float64))
+                extra_raw.append(p_view)
+                extra_cal.append(_temperature(p_view, y, keep) if self.calibrate else p_view)
+            votes = _knn_proba(idx, y, k, keep.astype(np.float64)) if idx is not None else None
+            if small and step == 0:
+                # the gate (docs/adr/0074): the mixture's test on the product with the SVM and LDA views and on
+                # the product without them (the views of docs/adr/0060), Bonferroni; not the SVM alone, whose
+                # one-vs-rest Platt probabilities made the mixture's test reject on 8 of 15 clean 3-class tables.
+                # It reads every view, so choosing the views below does not touch its null (docs/adr/0082)
+                base = raw + ([votes] if votes is not None else [])
+                every = fit_label_noise(np.log(np.clip(_product(base + extra_raw), 1e-300, 1.0)), y)[1]
+                gate = _noise_test(every, [_product(base)], y, len(base) + len(small))
+                if self.view_gate is not None:
+                    # a view that makes the product explain the labels worse leaves it (docs/adr/0082)
+                    fits = fitting_views(base, extra_raw, y, self.view_gate)
+                    dropped = tuple(kind for kind, fit in zip(small, fits, strict=True) if not fit)
+                    small = tuple(kind for kind, fit in zip(small, fits, strict=True) if fit)
+                    extra_raw = [r for r, fit in zip(extra_raw, fits, strict=True) if fit]
+                    extra_cal = [r for r, fit in zip(extra_cal, fits, strict=True) if fit]
+            raw += extra_raw
+            opinions += extra_cal
+            if votes is not None:
                 raw.append(votes)
                 opinions.append(votes)
             calibrated = np.mean(opinions, axis=0)
             # the views agree in log space (a product of experts): one confident view is not averaged away
             logits = np.mean([np.log(np.clip(o, 1e-12, 1.0)) for o in raw], axis=0)
             natural, noise = fit_label_noise(logits, y)
-            if step == 0:
-                # on small tables the product with the SVM and LDA views and the product without them (the views
-                # of docs/adr/0060), Bonferroni; not the SVM alone, whose one-vs-rest Platt probabilities made the
-                # mixture's test reject on 8 of 15 clean 3-class tables (docs/adr/0074)
-                tested = [_product(raw[: len(views)] + raw[len(views) + len(small) :])] if small else raw[: len(views)]
-                gate = _noise_test(noise, tested, y, len(raw))
+            if step == 0 and not small_table:
+                gate = _noise_test(noise, raw[: len(views)], y, len(raw))
             # the test is the first pass's: the later passes train on folds chosen by looking at the labels, so
             # their likelihood ratio is no longer calibrated; they refine the estimate, not the decision
             noise = replace(noise, p_value=gate)
@@ -667,7 +724,7 @@ class LabelIssues(Detector):
             self.last_confident_joint = np.zeros(n, dtype=bool)
             self.last_cut_model = None
             if gate <= self.alpha and informative and noise.share > 0:
-                counted, flagged = self._flags(natural, noise, y, k, logits, calibrated, confident=bool(small))
+                counted, flagged = self._flags(natural, noise, y, k, logits, calibrated, confident=small_table)
             # the next pass leaves the mixture's count out of training (ADR 0043); the confident joint's extra
             # flags only add to the final set (ADR 0048: re-fitting without them was no better)
             keep = ~counted
@@ -744,6 +801,8 @@ class LabelIssues(Detector):
                     + [{"svm": "svm(rbf)", "lda": "lda(shrinkage)"}[m] for m in small]
                     + (["knn"] if use_knn else [])
                 ),
+                # small dense tables' views the gate read but the flags' product left out (docs/adr/0082)
+                "dropped_views": "+".join({"svm": "svm(rbf)", "lda": "lda(shrinkage)"}[m] for m in dropped),
                 "rule": f"label-noise mixture test, then flags by {self.flag_rule}",
                 "noise_share": round(noise.share, 6),
                 "noise_p_value": noise.p_value,
