@@ -114,7 +114,7 @@ class ClassReader:
     of planted records that keep one label reads as that label (its neighbours are each other).
     """
 
-    def __init__(self, x: FloatArray, y: IntArray, seed: int, k: int = 10, max_ref: int = 20_000) -> None:
+    def __init__(self, x: FloatArray, y: IntArray, seed: int, k: int = 5, max_ref: int = 20_000) -> None:
         from sklearn.neighbors import NearestNeighbors
 
         n = y.shape[0]
