@@ -8,6 +8,8 @@ while planted clusters (a patch relabelled to one class, records moved toward an
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,8 +28,10 @@ def _table(name: str) -> pd.DataFrame:
     return frame
 
 
-def _spectral(frame: pd.DataFrame, seed: int, **roles: str) -> tuple[list[tuple[str, tuple[int, ...]]], dict]:
-    report = detect(frame, label="label", seed=seed, detectors=["spectral_signatures"], **roles)
+def _spectral(
+    frame: pd.DataFrame, seed: int, image: str | None = None
+) -> tuple[list[tuple[str, tuple[int, ...]]], dict[str, Any]]:
+    report = detect(frame, label="label", image=image, seed=seed, detectors=["spectral_signatures"])
     result = report.results["spectral_signatures"]
     return [(f.kind, f.records) for f in result.findings], dict(result.params)
 

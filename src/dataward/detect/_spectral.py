@@ -442,6 +442,19 @@ class SpectralSignatures(Detector):
         lo, hi = self.between_band
         return lo <= float(np.median(pair.position[upper])) <= hi and not flagged[pair.members[upper]].any()
 
+    @staticmethod
+    def _reads_as_label(reader: ClassReader, pair: PairPosition, seed: int, max_read: int = 4000) -> BoolArray:
+        """Which records of the pair's class read as their label (:class:`ClassReader`); in a class of more
+        than ``max_read`` records a seeded sample of that many is read and the rest count as reading so (the
+        neighbour queries stay bounded at a million records; unread flips are kept, as before ADR 0083)."""
+        members = pair.members
+        keep = np.ones(members.size, dtype=bool)
+        read = np.arange(members.size)
+        if members.size > max_read:
+            read = np.sort(np.random.default_rng(seed + pair.a).choice(members.size, max_read, replace=False))
+        keep[read] = reader.read(members[read]) == pair.a
+        return keep
+
     def _between_findings(
         self,
         rep: Representation,
@@ -463,7 +476,7 @@ class SpectralSignatures(Detector):
         hi = self.between_band[1]
         assert rep.labels is not None
         y = rep.labels
-        best: dict[int, tuple[float, PairPosition, BoolArray, BoolArray, float]] = {}
+        best: dict[int, tuple[float, PairPosition, BoolArray, BoolArray, float, BoolArray]] = {}
         for pair in pairs:
             upper, d = oriented_split(pair.position)
             if not self._between_split_ok(pair, upper, d, flagged):
@@ -471,7 +484,7 @@ class SpectralSignatures(Detector):
             # records flipped into the class sit toward their source class too, read as it and are label
             # noise: the cluster must also stand among the records that read as their label (ADR 0083)
             reader = reader or ClassReader(x, y, seed)
-            keep = reader.read(pair.members) == pair.a
+            keep = self._reads_as_label(reader, pair, seed)
             kept = upper & keep
             d_kept = 0.0
             if keep.sum() > 3:
@@ -482,9 +495,9 @@ class SpectralSignatures(Detector):
             if not self._between_split_ok(pair, kept, d_kept, flagged, int(keep.sum())):
                 continue
             if pair.a not in best or d_kept > best[pair.a][4]:
-                best[pair.a] = (d, pair, upper, kept, d_kept)
+                best[pair.a] = (d, pair, upper, kept, d_kept, keep)
         out: list[Finding] = []
-        for a, (d, pair, upper, kept, d_kept) in sorted(best.items()):
+        for a, (d, pair, upper, kept, d_kept, keep) in sorted(best.items()):
             r = x[pair.members]  # a copy, centred in place
             r -= r.mean(axis=0)
             p_raw = fixed_direction_null_pvalue(r, pair.direction, d, self.null_rounds, seed + 7919 * a + pair.b)
@@ -494,7 +507,6 @@ class SpectralSignatures(Detector):
             if p_adj > self.alpha:
                 continue
             # the same null among the records that read as their label (both must fall)
-            keep = reader.read(pair.members) == a if reader is not None else np.ones(pair.members.size, bool)
             r = x[pair.members[keep]]
             r -= r.mean(axis=0)
             p_raw = fixed_direction_null_pvalue(r, pair.direction, d_kept, self.null_rounds, seed + 7919 * a + pair.b)
