@@ -476,7 +476,7 @@ class SpectralSignatures(Detector):
         hi = self.between_band[1]
         assert rep.labels is not None
         y = rep.labels
-        best: dict[int, tuple[float, PairPosition, BoolArray, BoolArray, float, BoolArray]] = {}
+        best: dict[int, tuple[float, PairPosition, BoolArray, float, BoolArray]] = {}
         for pair in pairs:
             upper, d = oriented_split(pair.position)
             if not self._between_split_ok(pair, upper, d, flagged):
@@ -494,10 +494,10 @@ class SpectralSignatures(Detector):
             noise_out[f"{names[pair.a]}->{names[pair.b]}"] = round(d_kept, 3)
             if not self._between_split_ok(pair, kept, d_kept, flagged, int(keep.sum())):
                 continue
-            if pair.a not in best or d_kept > best[pair.a][4]:
-                best[pair.a] = (d, pair, upper, kept, d_kept, keep)
+            if pair.a not in best or d_kept > best[pair.a][3]:
+                best[pair.a] = (d, pair, upper, d_kept, keep)
         out: list[Finding] = []
-        for a, (d, pair, upper, kept, d_kept, keep) in sorted(best.items()):
+        for a, (d, pair, upper, d_kept, keep) in sorted(best.items()):
             r = x[pair.members]  # a copy, centred in place
             r -= r.mean(axis=0)
             p_raw = fixed_direction_null_pvalue(r, pair.direction, d, self.null_rounds, seed + 7919 * a + pair.b)
@@ -515,7 +515,6 @@ class SpectralSignatures(Detector):
             if p_kept > self.alpha:
                 continue
             p_adj = max(p_adj, p_kept)
-            upper = kept
             members = pair.members[upper]
             where = float(np.median(pair.position[upper]))
             flagged[members] = True
