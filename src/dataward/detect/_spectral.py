@@ -29,6 +29,15 @@ discriminant (:func:`pair_positions`), which ranks it; a cluster of a class sitt
 the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
 column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
 finding naming the other class and the separating features.
+
+Random label flips split off too (docs/adr/0083-spectral-label-noise-null.md): the records flipped into a
+class are records of their source classes, far from it along its top direction and toward their source. Each
+record is read by the labels of its 5 nearest other records (:class:`ClassReader`); a flip reads as its
+source, a planted cluster that keeps one label reads as that label (its records are each other's
+neighbours). Both findings must also beat label noise: a top-direction split its label-noise null
+(:func:`label_noise_null_pvalue`: the records reading as the class column-permuted, each record reading as
+another class ``s`` replaced by a random record of ``s``), a between-classes cluster the same split, band and
+column-permutation null among the class's records that read as its label.
 """
 
 from __future__ import annotations
