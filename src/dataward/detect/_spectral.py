@@ -194,9 +194,46 @@ def label_noise_null_pvalue(
     return float(norm.sf((d - float(null.mean())) / spread))
 
 
+def flip_rate_pvalue(y: IntArray, a: int, reader: ClassReader, seed: int, max_rows: int = 4000) -> float:
+    """p-value of the records labelled ``a`` that read as another class being more than uniform label noise
+    predicts (a targeted flip: many records of one class relabelled ``a``), Bonferroni over the sources.
+
+    Records are read (:class:`ClassReader`; a seeded sample of ``max_rows`` above that many) into a table of
+    label by reading class. Under noise that spreads over the labels alike, every off-diagonal cell holds the
+    same share of the records reading as its class; that share is pooled over the cells other than the one
+    tested (one pseudo-count each way), and the records labelled ``a`` reading as ``s`` are binomial on the
+    records reading as ``s`` with it.
+    """
+    from scipy.stats import binom
+
+    n = y.shape[0]
+    rows = np.arange(n)
+    if n > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+    labels, reads = y[rows], reader.read(rows)
+    k = reader.n_classes
+    joint = np.zeros((k, k))
+    np.add.at(joint, (labels, reads), 1.0)  # joint[label, read]
+    best = 1.0
+    read_totals = joint.sum(axis=0)
+    present = joint.sum(axis=1) > 0
+    sources = [t for t in range(k) if t != a and read_totals[t] > 0]
+    for src in sources:
+        # uniform noise: every off-diagonal cell holds the same share of its reading class; pooled over the
+        # cells other than the one tested
+        cells = [(t, r) for r in range(k) for t in range(k) if t != r and present[t] and read_totals[r] > 0]
+        cells = [cell for cell in cells if cell != (a, src)]
+        flips = sum(float(joint[t, r]) for t, r in cells)
+        exposure = sum(float(read_totals[r]) for _, r in cells)
+        share = (flips + 1.0) / (exposure + 2.0)
+        best = min(best, float(binom.sf(float(joint[a, src]) - 1, int(read_totals[src]), share)))
+    return min(1.0, best * max(1, len(sources)))
+
+
 def _split_along(w: FloatArray) -> Callable[[FloatArray], float]:
     """Ashman's D of the oriented split of rows projected on ``w`` (:func:`oriented_split`)."""
     return lambda rows: oriented_split(rows @ w)[1]
+
 
 @dataclass(frozen=True)
 class PairPosition:
@@ -359,7 +396,9 @@ class SpectralSignatures(Detector):
                 p_noise = label_noise_null_pvalue(
                     x, y, idx, lambda m: split_separation(m)[3], d, reader, self.null_rounds, seed + 104729 + c
                 )
-                p_noise = min(1.0, p_noise * len(classes))
+                # the copies keep as many flips as the class holds: a targeted flip is told by its count
+                p_rate = flip_rate_pvalue(y, c, reader, seed + 7 * c)
+                p_noise = min(1.0, 2.0 * min(p_noise, p_rate) * len(classes))
                 noise_per_class[rep.label_names[c]] = float(f"{p_noise:.3g}")
                 ok = p_noise <= self.alpha
                 p_adj = max(p_adj, p_noise)
