@@ -17,7 +17,7 @@ from sklearn import datasets
 
 from dataward.detect import detect, from_frame
 from dataward.detect._features import dense_view
-from dataward.detect._spectral import ClassReader, label_noise_null_pvalue, split_separation
+from dataward.detect._spectral import ClassReader, flip_rate_pvalue, label_noise_null_pvalue, split_separation
 from dataward.simulate import Roles, simulate
 
 
@@ -116,3 +116,22 @@ def test_planted_attacks_stay_found() -> None:
     found, _ = _spectral(patched.data, 101, image="image")
     held = [r for kind, recs in found if kind == "trigger" for r in recs]
     assert held and truth[held].mean() > 0.9 and truth[held].sum() >= 0.9 * truth.sum()
+
+
+def test_a_targeted_flip_is_more_than_label_noise() -> None:
+    """Records of one class all relabelled as another (the simulator's targeted flip) read as their source
+    like random flips do; their count, against the rate the other label/reading cells show, tells them."""
+    frame = _table("wine")
+    for seed in (1, 2):
+        flipped = simulate(frame, "targeted_flip", Roles(label="label"), rate=0.05, target="class_2", seed=seed)
+        truth = flipped.truth.mask()
+        found, params = _spectral(flipped.data, seed)
+        held = [r for kind, recs in found if kind == "trigger" for r in recs]
+        assert held and truth[held].all() and truth[held].sum() == truth.sum()
+        assert params["label_noise_p_values"]["class_2"] <= 1e-3
+    # random flips at the same rate: no source of any class is over-represented
+    flipped = simulate(frame, "label_flip", Roles(label="label"), rate=0.05, seed=0)
+    rep = from_frame(flipped.data, label="label")
+    assert rep.labels is not None
+    reader = ClassReader(dense_view(rep, 0), rep.labels, 0)
+    assert min(flip_rate_pvalue(rep.labels, a, reader, 0) for a in range(3)) > 1e-3
