@@ -36,7 +36,8 @@ record is read by the labels of its 5 nearest other records (:class:`ClassReader
 source, a planted cluster that keeps one label reads as that label (its records are each other's
 neighbours). Both findings must also beat label noise: a top-direction split its label-noise null
 (:func:`label_noise_null_pvalue`: the records reading as the class column-permuted, each record reading as
-another class ``s`` replaced by a random record of ``s``), a between-classes cluster the same split, band and
+another class ``s`` replaced by a random record of ``s``; or the count of those records beyond uniform
+noise, :func:`flip_rate_pvalue`, which tells a targeted flip), a between-classes cluster the same split, band and
 column-permutation null among the class's records that read as its label.
 """
 
