@@ -59,13 +59,12 @@ def test_clean_label_cluster_is_found_ranked_and_explained() -> None:
     assert finding.evidence["features"] and finding.evidence["features"][0]["p_value"] < 1e-3
 
 
-def test_clean_digits_raise_no_clean_label_finding_and_flips_only_hold_poison() -> None:
+def test_clean_digits_and_flipped_digits_raise_no_clean_label_finding() -> None:
     frame, feats = _digits()
     clean = detect(frame, label="label", features=feats, detectors=["spectral_signatures"])
     assert not [f for f in clean.findings if f.kind == "clean_label"]
-    # flipped records labelled A also sit between A and their true class: what is found must be mostly them
+    # flipped records labelled A also sit between A and their true class, but read as that class: label
+    # noise, not a moved cluster (ADR 0083), so no clean-label finding holds them
     flipped = simulate(frame, "label_flip", Roles(label="label", features=tuple(feats)), rate=0.05, seed=3)
-    truth = flipped.truth.mask()
     report = detect(flipped.data, label="label", features=feats, detectors=["spectral_signatures"])
-    held = [r for f in report.findings if f.kind == "clean_label" for r in f.records]
-    assert truth[held].mean() >= 0.8
+    assert not [f for f in report.findings if f.kind == "clean_label"]

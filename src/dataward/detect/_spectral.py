@@ -29,11 +29,22 @@ discriminant (:func:`pair_positions`), which ranks it; a cluster of a class sitt
 the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
 column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
 finding naming the other class and the separating features.
+
+Random label flips split off too (docs/adr/0083-spectral-label-noise-null.md): the records flipped into a
+class are records of their source classes, far from it along its top direction and toward their source. Each
+record is read by the labels of its 5 nearest other records (:class:`ClassReader`); a flip reads as its
+source, a planted cluster that keeps one label reads as that label (its records are each other's
+neighbours). Both findings must also beat label noise: a top-direction split its label-noise null
+(:func:`label_noise_null_pvalue`: the records reading as the class column-permuted, each record reading as
+another class ``s`` replaced by a random record of ``s``; or the count of those records beyond uniform
+noise, :func:`flip_rate_pvalue`, which tells a targeted flip), a between-classes cluster the same split, band and
+column-permutation null among the class's records that read as its label.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -103,6 +114,126 @@ def permutation_null_pvalue(r: FloatArray, d: float, rounds: int, seed: int, max
         null[b] = split_separation(perm)[3] if np.any(perm) else 0.0
     spread = max(float(null.std(ddof=1)), 0.05 * max(float(null.mean()), 1e-3), 1e-6)
     return float(norm.sf((d - float(null.mean())) / spread))
+
+
+class ClassReader:
+    """The class each record reads as from its features: the majority label of its ``k`` nearest other
+    records (self excluded, so no fold is needed) in a reference sample of at most ``max_ref`` records.
+
+    A randomly flipped record reads as its source class (its neighbours are that class's records); a cluster
+    of planted records that keep one label reads as that label (its neighbours are each other).
+    """
+
+    def __init__(self, x: FloatArray, y: IntArray, seed: int, k: int = 5, max_ref: int = 20_000) -> None:
+        from sklearn.neighbors import NearestNeighbors
+
+        n = y.shape[0]
+        rng = np.random.default_rng(seed)
+        self.ref = np.sort(rng.choice(n, max_ref, replace=False)) if n > max_ref else np.arange(n)
+        self.k = int(min(k, max(1, self.ref.size - 1)))
+        self.x, self.y = x, y
+        self.n_classes = int(y.max()) + 1 if y.size else 1
+        self.nn = NearestNeighbors(n_neighbors=self.k + 1).fit(x[self.ref])
+        self._cache: dict[int, int] = {}
+
+    def read(self, idx: IntArray) -> IntArray:
+        todo = np.asarray([i for i in idx if int(i) not in self._cache], dtype=np.int64)
+        if todo.size:
+            _, nb = self.nn.kneighbors(self.x[todo])
+            for i, row in zip(todo, self.ref[nb], strict=True):
+                votes = np.bincount(self.y[row[row != i][: self.k]], minlength=self.n_classes)
+                self._cache[int(i)] = int(np.argmax(votes))
+        return np.asarray([self._cache[int(i)] for i in idx], dtype=np.int64)
+
+
+def label_noise_null_pvalue(
+    x: FloatArray,
+    y: IntArray,
+    members: IntArray,
+    statistic: Callable[[FloatArray], float],
+    d: float,
+    reader: ClassReader,
+    rounds: int,
+    seed: int,
+    max_rows: int = 4000,
+) -> float:
+    """p-value of the class's separation ``d`` against copies of the class under label noise.
+
+    Under class-conditional label noise a flipped record is a record of its source class, placed at random.
+    So each copy keeps what the class would be without a planted cluster: its records that read as the class
+    (:class:`ClassReader`) with each column permuted independently (the column-permutation null), and every
+    record that reads as another class ``s`` replaced by a random record labelled ``s`` that reads as ``s``
+    (as many flips from ``s`` as the class holds, placed as ``s``'s records are). ``statistic`` (the same
+    separation as observed, on the rows of a copy) of ``rounds`` copies, Gaussian fit as the other nulls.
+    Flips give about the observed separation; a cluster that reads as its label, or whose records share a
+    signal their source class's records lack, beats it."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    if members.size > max_rows:
+        members = np.sort(rng.choice(members, max_rows, replace=False))
+    a = int(np.bincount(y[members]).argmax())
+    reads = reader.read(members)
+    own = members[reads == a]
+    pools: dict[int, IntArray] = {}
+    for s in np.unique(reads[reads != a]):
+        cand = np.flatnonzero(y == s)
+        need = int(np.sum(reads == s))
+        if cand.size > max(60, 4 * need):
+            cand = rng.choice(cand, max(60, 4 * need), replace=False)
+        agree = cand[reader.read(cand) == s]
+        pools[int(s)] = agree if agree.size else cand
+    null = np.empty(rounds)
+    base = x[own]
+    for b in range(rounds):
+        parts = [np.column_stack([rng.permutation(base[:, j]) for j in range(base.shape[1])])] if own.size else []
+        for s, pool in pools.items():
+            parts.append(x[rng.choice(pool, int(np.sum(reads == s)), replace=True)])
+        copy = np.vstack(parts)
+        null[b] = statistic(copy - copy.mean(axis=0))
+    spread = max(float(null.std(ddof=1)), 0.05 * max(float(null.mean()), 1e-3), 1e-6)
+    return float(norm.sf((d - float(null.mean())) / spread))
+
+
+def flip_rate_pvalue(y: IntArray, a: int, reader: ClassReader, seed: int, max_rows: int = 4000) -> float:
+    """p-value of the records labelled ``a`` that read as another class being more than uniform label noise
+    predicts (a targeted flip: many records of one class relabelled ``a``), Bonferroni over the sources.
+
+    Records are read (:class:`ClassReader`; a seeded sample of ``max_rows`` above that many) into a table of
+    label by reading class. Under noise that spreads over the labels alike, every off-diagonal cell holds the
+    same share of the records reading as its class; that share is pooled over the cells other than the one
+    tested (one pseudo-count each way), and the records labelled ``a`` reading as ``s`` are binomial on the
+    records reading as ``s`` with it.
+    """
+    from scipy.stats import binom
+
+    n = y.shape[0]
+    rows = np.arange(n)
+    if n > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+    labels, reads = y[rows], reader.read(rows)
+    k = reader.n_classes
+    joint = np.zeros((k, k))
+    np.add.at(joint, (labels, reads), 1.0)  # joint[label, read]
+    best = 1.0
+    read_totals = joint.sum(axis=0)
+    present = joint.sum(axis=1) > 0
+    sources = [t for t in range(k) if t != a and read_totals[t] > 0]
+    for src in sources:
+        # uniform noise: every off-diagonal cell holds the same share of its reading class; pooled over the
+        # cells other than the one tested
+        cells = [(t, r) for r in range(k) for t in range(k) if t != r and present[t] and read_totals[r] > 0]
+        cells = [cell for cell in cells if cell != (a, src)]
+        flips = sum(float(joint[t, r]) for t, r in cells)
+        exposure = sum(float(read_totals[r]) for _, r in cells)
+        share = (flips + 1.0) / (exposure + 2.0)
+        best = min(best, float(binom.sf(float(joint[a, src]) - 1, int(read_totals[src]), share)))
+    return min(1.0, best * max(1, len(sources)))
+
+
+def _split_along(w: FloatArray) -> Callable[[FloatArray], float]:
+    """Ashman's D of the oriented split of rows projected on ``w`` (:func:`oriented_split`)."""
+    return lambda rows: oriented_split(rows @ w)[1]
 
 
 @dataclass(frozen=True)
@@ -242,6 +373,8 @@ class SpectralSignatures(Detector):
         pvalues = np.ones(n)
         classes = [c for c in range(len(rep.label_names)) if int(np.sum(y == c)) >= self.min_class]
         p_per_class: dict[str, float] = {}
+        noise_per_class: dict[str, float] = {}
+        reader: ClassReader | None = None
         for c in classes:
             idx = np.flatnonzero(y == c)
             r = x[idx]  # a copy, centred in place
@@ -259,6 +392,17 @@ class SpectralSignatures(Detector):
                 p_adj = min(1.0, permutation_null_pvalue(r, d, self.null_rounds, seed + c) * len(classes))
                 p_per_class[rep.label_names[c]] = float(f"{p_adj:.3g}")
             ok = candidate and p_adj <= self.alpha
+            if ok:  # and the split must beat label noise too: flips into the class split off as well
+                reader = reader or ClassReader(x, y, seed)
+                p_noise = label_noise_null_pvalue(
+                    x, y, idx, lambda m: split_separation(m)[3], d, reader, self.null_rounds, seed + 104729 + c
+                )
+                # the copies keep as many flips as the class holds: a targeted flip is told by its count
+                p_rate = flip_rate_pvalue(y, c, reader, seed + 7 * c)
+                p_noise = min(1.0, 2.0 * min(p_noise, p_rate) * len(classes))
+                noise_per_class[rep.label_names[c]] = float(f"{p_noise:.3g}")
+                ok = p_noise <= self.alpha
+                p_adj = max(p_adj, p_noise)
             if ok:
                 cls_scores = np.where(upper, 0.5 + 0.5 * np.minimum(1.0, (spread - 1.0) + d / 10.0), 0.49 * spread)
             else:
@@ -300,6 +444,7 @@ class SpectralSignatures(Detector):
                     )
                 )
         between: dict[str, float] = {}
+        between_noise: dict[str, float] = {}
         if len(classes) >= 2:
             # records moved from their class toward another without relabelling (clean-label poison): ranked
             # by their position between the two classes, flagged as a cluster when one stands out (ADR 0063)
@@ -308,7 +453,9 @@ class SpectralSignatures(Detector):
             # the position saturates at halfway; the top direction's unflagged score is halved so that it
             # does not drown the position
             scores = np.where(flagged, scores, np.maximum(0.5 * scores, 0.49 * np.clip(2.0 * t, 0.0, 1.0)))
-            findings += self._between_findings(rep, x, pairs, flagged, scores, pvalues, reasons, between, seed)
+            findings += self._between_findings(
+                rep, x, pairs, flagged, scores, pvalues, reasons, between, between_noise, seed, reader
+            )
         return DetectorResult(
             detector=self.name,
             scores=scores,
@@ -324,10 +471,38 @@ class SpectralSignatures(Detector):
                 "between_min_d": self.between_min_d,
                 "between_band": list(self.between_band),
                 "between_p_values": between,
+                "label_noise_p_values": noise_per_class,
+                "between_ashman_d_reading_as_label": between_noise,
             },
             seconds=time.perf_counter() - t0,
             pvalues=pvalues,
         )
+
+    def _between_split_ok(
+        self, pair: PairPosition, upper: BoolArray, d: float, flagged: BoolArray, size: int | None = None
+    ) -> bool:
+        """The cheap conditions of a between-classes cluster: 3 records to ``max_fraction`` of the class (of
+        ``size`` records, default all), Ashman's D >= ``between_min_d``, its median position inside the band
+        (records that sit at the other class are label issues, not moved records), none flagged already."""
+        small = int(upper.sum())
+        total = pair.members.size if size is None else size
+        if not (3 <= small <= self.max_fraction * total and d >= self.between_min_d):
+            return False
+        lo, hi = self.between_band
+        return lo <= float(np.median(pair.position[upper])) <= hi and not flagged[pair.members[upper]].any()
+
+    @staticmethod
+    def _reads_as_label(reader: ClassReader, pair: PairPosition, seed: int, max_read: int = 4000) -> BoolArray:
+        """Which records of the pair's class read as their label (:class:`ClassReader`); in a class of more
+        than ``max_read`` records a seeded sample of that many is read and the rest count as reading so (the
+        neighbour queries stay bounded at a million records; unread flips are kept, as before ADR 0083)."""
+        members = pair.members
+        keep = np.ones(members.size, dtype=bool)
+        read = np.arange(members.size)
+        if members.size > max_read:
+            read = np.sort(np.random.default_rng(seed + pair.a).choice(members.size, max_read, replace=False))
+        keep[read] = reader.read(members[read]) == pair.a
+        return keep
 
     def _between_findings(
         self,
@@ -339,26 +514,39 @@ class SpectralSignatures(Detector):
         pvalues: FloatArray,
         reasons: dict[int, tuple[str, ...]],
         p_out: dict[str, float],
+        noise_out: dict[str, float],
         seed: int,
+        reader: ClassReader | None = None,
     ) -> list[Finding]:
         """Per class, the strongest cluster of records sitting between it and another class, when its split
         along the pair's direction beats the column-permutation null (Bonferroni over the pairs)."""
         n = rep.n_records
         names = rep.label_names
-        lo, hi = self.between_band
-        best: dict[int, tuple[float, PairPosition, BoolArray]] = {}
+        hi = self.between_band[1]
+        assert rep.labels is not None
+        y = rep.labels
+        best: dict[int, tuple[float, PairPosition, BoolArray, float, BoolArray]] = {}
         for pair in pairs:
             upper, d = oriented_split(pair.position)
-            small = int(upper.sum())
-            if not (3 <= small <= self.max_fraction * pair.members.size and d >= self.between_min_d):
+            if not self._between_split_ok(pair, upper, d, flagged):
                 continue
-            # between the classes: records that sit at the other class are label issues, not moved records
-            if not lo <= float(np.median(pair.position[upper])) <= hi or flagged[pair.members[upper]].any():
+            # records flipped into the class sit toward their source class too, read as it and are label
+            # noise: the cluster must also stand among the records that read as their label (ADR 0083)
+            reader = reader or ClassReader(x, y, seed)
+            keep = self._reads_as_label(reader, pair, seed)
+            kept = upper & keep
+            d_kept = 0.0
+            if keep.sum() > 3:
+                kept_upper, d_kept = oriented_split(pair.position[keep])
+                kept = np.zeros(pair.members.size, dtype=bool)
+                kept[np.flatnonzero(keep)[kept_upper]] = True
+            noise_out[f"{names[pair.a]}->{names[pair.b]}"] = round(d_kept, 3)
+            if not self._between_split_ok(pair, kept, d_kept, flagged, int(keep.sum())):
                 continue
-            if pair.a not in best or d > best[pair.a][0]:
-                best[pair.a] = (d, pair, upper)
+            if pair.a not in best or d_kept > best[pair.a][3]:
+                best[pair.a] = (d, pair, upper, d_kept, keep)
         out: list[Finding] = []
-        for a, (d, pair, upper) in sorted(best.items()):
+        for a, (d, pair, upper, d_kept, keep) in sorted(best.items()):
             r = x[pair.members]  # a copy, centred in place
             r -= r.mean(axis=0)
             p_raw = fixed_direction_null_pvalue(r, pair.direction, d, self.null_rounds, seed + 7919 * a + pair.b)
@@ -367,6 +555,15 @@ class SpectralSignatures(Detector):
             p_out[key] = float(f"{p_adj:.3g}")
             if p_adj > self.alpha:
                 continue
+            # the same null among the records that read as their label (both must fall)
+            r = x[pair.members[keep]]
+            r -= r.mean(axis=0)
+            p_raw = fixed_direction_null_pvalue(r, pair.direction, d_kept, self.null_rounds, seed + 7919 * a + pair.b)
+            p_kept = min(1.0, p_raw * max(1, len(pairs)))
+            p_out[f"{key} (reading as {names[a]})"] = float(f"{p_kept:.3g}")
+            if p_kept > self.alpha:
+                continue
+            p_adj = max(p_adj, p_kept)
             members = pair.members[upper]
             where = float(np.median(pair.position[upper]))
             flagged[members] = True
