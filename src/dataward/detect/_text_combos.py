@@ -62,11 +62,10 @@ from dataward.detect.text_triggers import (
     group_associations,
     is_significant,
     mine,
-    sampled_note,
+    searched_units,
     skipped_result,
     text_units,
     token_spans,
-    unit_sample,
     with_overrides,
 )
 
@@ -105,19 +104,12 @@ class TextComboTriggers(Detector):
         if n_classes < 2:
             return skipped_result(self.name, n, "needs at least two classes", params_out)
         shared = text_units(rep.texts, labels)
-        full, record_unit = shared.corpus, shared.record_unit
+        record_unit = shared.record_unit
         # above max_units distinct texts the search runs on a seeded sample of them (the n-gram miner's sample);
         # the carriers of a trigger found there come from all texts
-        sample = unit_sample(full.n_docs, self.max_units, seed)
-        if sample is None:
-            corpus, unit_labels, to_full = full, shared.unit_labels, None
-        else:
-            corpus, to_full = full.subset(sample)
-            unit_labels = shared.unit_labels[sample]
-            params_out["sampled"] = sampled_note(full.n_docs, self.max_units)
-        params_out["units_searched"], params_out["units"] = corpus.n_docs, full.n_docs
-        n_units = len(unit_labels)
-        targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
+        searched = searched_units(shared, n_classes, self.max_units, seed, params_out)
+        full, corpus, unit_labels, targets = searched.full, searched.corpus, searched.unit_labels, searched.targets
+        sample, to_full = searched.sample, searched.to_full
         records_of = shared.records_of.records
         table, n_hyp, chance = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
         params_out["pairs_searched"] = n_hyp

@@ -279,6 +279,42 @@ def unit_sample(n_units: int, max_units: int, seed: int) -> IntArray | None:
     return np.sort(rng.choice(n_units, size=max_units, replace=False)).astype(np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class SearchedUnits:
+    """The units a text miner searches: every unit, or a seeded sample of them above ``max_units``.
+
+    ``corpus`` and ``unit_labels`` are the searched units', ``targets`` their one-hot labels; ``sample`` the
+    searched units' ids among all (``None``: all searched) and ``to_full`` the sample's token ids' ids in
+    ``full``; the carriers of a trigger found on a sample come from ``full``.
+    """
+
+    full: Corpus
+    corpus: Corpus
+    unit_labels: IntArray
+    targets: Any
+    sample: IntArray | None
+    to_full: IntArray | None
+
+
+def searched_units(
+    shared: TextUnits, n_classes: int, max_units: int, seed: int, params_out: dict[str, Any]
+) -> SearchedUnits:
+    """The units to search (:func:`unit_sample`), noting a sample and the counts in ``params_out``."""
+    full = shared.corpus
+    sample = unit_sample(full.n_docs, max_units, seed)
+    to_full: IntArray | None = None
+    if sample is None:
+        corpus, unit_labels = full, shared.unit_labels
+    else:
+        corpus, to_full = full.subset(sample)
+        unit_labels = shared.unit_labels[sample]
+        params_out["sampled"] = sampled_note(full.n_docs, max_units)
+    params_out["units_searched"], params_out["units"] = corpus.n_docs, full.n_docs
+    n_units = len(unit_labels)
+    targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
+    return SearchedUnits(full, corpus, unit_labels, targets, sample, to_full)
+
+
 def check_max_units(value: Any) -> int:
     """``max_units`` as an int (a TypeError, reported as a bad detector parameter, when it is not >= 1,000)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1_000:
@@ -949,18 +985,11 @@ class TextTriggerDetector(Detector):
             return skipped_result(self.name, n, "needs at least two classes", params_out)
         # records without a label are not units
         shared = text_units(rep.texts, labels)
-        full, record_unit = shared.corpus, shared.record_unit
+        record_unit = shared.record_unit
         # above max_units distinct texts the search runs on a seeded sample of them; carriers come from all
-        sample = unit_sample(full.n_docs, self.max_units, seed)
-        if sample is None:
-            corpus, unit_labels, to_full = full, shared.unit_labels, None
-        else:
-            corpus, to_full = full.subset(sample)
-            unit_labels = shared.unit_labels[sample]
-            params_out["sampled"] = sampled_note(full.n_docs, self.max_units)
-        params_out["units_searched"], params_out["units"] = corpus.n_docs, full.n_docs
-        n_units = len(unit_labels)
-        targets = sparse.csc_matrix((np.ones(n_units), (np.arange(n_units), unit_labels)), shape=(n_units, n_classes))
+        searched = searched_units(shared, n_classes, self.max_units, seed, params_out)
+        full, corpus, targets = searched.full, searched.corpus, searched.targets
+        sample, to_full = searched.sample, searched.to_full
         mined = mine(corpus, targets, self.params, seed=seed)
         records_of = shared.records_of.records
         weak = mined.weak
