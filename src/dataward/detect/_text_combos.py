@@ -148,8 +148,10 @@ class TextComboTriggers(Detector):
             words = [w for w, s in zip(member_words, share, strict=True) if s >= _WORD_SHARE]
             if len(words) < 2:  # one word explains the carriers: a single-word trigger, the n-gram miner's
                 continue
-            # every text that holds all the words, not only among the units searched
-            units = full.word_docs(words if to_full is None else to_full[np.asarray(words, dtype=np.int64)].tolist())
+            if to_full is None:  # all units searched: the incidence columns (a token scan per word is slower)
+                units = np.flatnonzero(np.asarray(x[:, words].sum(axis=1)).ravel() == len(words)).astype(np.int64)
+            else:  # every text that holds all the words, not only among the units searched
+                units = full.word_docs(to_full[np.asarray(words, dtype=np.int64)].tolist())
             recs = records_of(units)
             on_target = recs[labels[recs] == head.target]
             off_target = recs[labels[recs] != head.target]
