@@ -53,7 +53,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.stats import betabinom, binom, poisson, rankdata
-from scipy.stats import t as student_t
 
 from dataward.detect._shortcuts import _masked_majority, _sample
 from dataward.detect.interface import Detector, DetectorResult, Finding, FloatArray, IntArray, Modality, Representation
@@ -180,67 +179,6 @@ def _noise_tail(
     return float(np.clip(pmf[d:].sum(), 0.0, 1.0))
 
 
-def _standardised(values: FloatArray) -> tuple[FloatArray, float]:
-    """A column in standard deviations (missing values NaN), and its resolution there: half the smallest gap
-    between two distinct values (a tie group is one value, not a spread of width zero)."""
-    fin = np.isfinite(values)
-    z = np.full(values.size, np.nan)
-    if not fin.any():
-        return z, 1.0
-    z[fin] = (values[fin] - values[fin].mean()) / (values[fin].std() or 1.0)
-    gaps = np.diff(np.unique(z[fin]))
-    return z, float(gaps.min() / 2.0) if gaps.size else 1.0
-
-
-def _cluster_members(
-    za: FloatArray, zb: FloatArray, res: tuple[float, float], core: IntArray, y: IntArray, t: int, taken: Any
-) -> tuple[IntArray, FloatArray]:
-    """Records of label ``t`` that belong to the trigger's cluster of ``core`` rather than to the label's own
-    records around it (two-component posterior at each record, ADR 0086); with their posteriors.
-
-    The trigger's component is the core's location and spread in the two columns, each column's predictive
-    Student t (``m - 1`` degrees of freedom, scale ``s sqrt(1 + 1/m)``, ``s`` floored at the column's
-    resolution), times ``m``; the natural component is the label's own density around the record (records of
-    ``t`` outside the core, the record itself excluded, plus one): the largest of a square of ``_RING`` times
-    the core's scale (at least ``_STRIP``) and the two lines through the record at the core's own width (a
-    tie group is a line). A record joins when the trigger's share of the two, its posterior, is at least
-    ``1 - _NATURAL_SHARE``: then the expected share of natural records among those joining is at most the
-    fusion's false discovery rate.
-    """
-    m = core.size
-    empty = np.zeros(0, np.int64), np.zeros(0)
-    if m < 3:
-        return empty
-    pts = np.column_stack([za[core], zb[core]])
-    if not np.isfinite(pts).all():
-        return empty
-    mu = pts.mean(axis=0)
-    spread = np.maximum(pts.std(axis=0, ddof=1), np.asarray(res))
-    scale = spread * np.sqrt(1.0 + 1.0 / m)
-    outside = np.ones(y.size, dtype=bool)
-    outside[core] = False
-    da, db = np.abs(za - mu[0]), np.abs(zb - mu[1])  # NaN compares False: a missing value is in no window
-    cand = np.flatnonzero((y == t) & outside & ~np.asarray(taken, bool) & (da <= 4 * scale[0]) & (db <= 4 * scale[1]))
-    if cand.size == 0:
-        return empty
-    g = m * student_t.pdf(da[cand] / scale[0], m - 1) / scale[0] * student_t.pdf(db[cand] / scale[1], m - 1) / scale[1]
-    ref = np.flatnonzero((y == t) & outside & np.isfinite(za) & np.isfinite(zb))
-    wide = np.maximum(_RING * 2.0 * scale, _STRIP)  # half-widths of the square
-    core_w = 2.0 * scale  # half-widths of the lines (the core's own width)
-    xa, xb = za[cand][:, None], zb[cand][:, None]
-    ra, rb = np.abs(za[ref][None, :] - xa), np.abs(zb[ref][None, :] - xb)
-    self_ref = cand[:, None] == ref[None, :]
-    windows = ((wide[0], wide[1]), (core_w[0], wide[1]), (wide[0], core_w[1]))
-    f = np.max(
-        [((ra <= wa) & (rb <= wb) & ~self_ref).sum(axis=1) + 1.0 for wa, wb in windows]
-        / np.array([4.0 * wa * wb for wa, wb in windows])[:, None],
-        axis=0,
-    )
-    post = g / (g + f)
-    keep = post >= 1.0 - _NATURAL_SHARE
-    return cand[keep], post[keep]
-
-
 @register
 class FeatureInteractions(Detector):
     """Names pairs of value ranges that are a shortcut to one label only together, and flags their records."""
@@ -291,7 +229,6 @@ class FeatureInteractions(Detector):
         flat = np.asarray(rep.features, dtype=np.float64)
         fnames = list(rep.feature_names or ())
         everyone = _sample(np.arange(n, dtype=np.int64), 3000, 1)
-        standard = {c: _standardised(numeric[c]) for c in columns}
         # cheap screen: does a record's full content already look like another class? (a poisoned record's
         # does: only the two trigger columns were set, the rest is its source class)
         looks_other = (
@@ -413,14 +350,6 @@ class FeatureInteractions(Detector):
                 # trigger's, including carriers whose other columns still read as the label (source records
                 # near the class boundary) and label-noise records beside the trigger
                 disagree = labelled
-            # the trigger's cluster: records of the label so close to the flagged carriers' values that they
-            # are far likelier the trigger's than the label's own (source records whose other columns still
-            # read as the label); none when fewer than three carriers disagree
-            (za, res_a), (zb, res_b) = standard[columns[ia]], standard[columns[ib]]
-            members, _ = _cluster_members(za, zb, (res_a, res_b), disagree, y, t, flagged)
-            if flagged[disagree].all() and members.size == 0:
-                return True  # an earlier finding already holds every record: no second finding for them
-            disagree = np.union1d(disagree, members)
             label = rep.label_names[t]
             ea, eb = ranges
             cond = f"{columns[ia]} in [{ea[0]:.4g}, {ea[1]:.4g}) and {columns[ib]} in [{eb[0]:.4g}, {eb[1]:.4g})"
@@ -433,7 +362,6 @@ class FeatureInteractions(Detector):
                 reasons[i] = (*reasons.get(i, ()), f"has {cond}, jointly a shortcut to {label!r}")
             evidence: dict[str, Any] = {
                 "carriers": int(carriers.size),
-                "cluster_members": int(members.size),
                 "masked_p_value": float(f"{p_mask:.3g}"),
                 "trigger": {columns[ia]: [float(ea[0]), float(ea[1])], columns[ib]: [float(eb[0]), float(eb[1])]},
                 "features": [columns[ia], columns[ib]],
