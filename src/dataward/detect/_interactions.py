@@ -300,6 +300,7 @@ class FeatureInteractions(Detector):
         scores = np.zeros(n)
         reasons: dict[int, tuple[str, ...]] = {}
         findings: list[Finding] = []
+        held: dict[tuple[int, int], set[int]] = {}  # records flagged by each pair's findings
         tested = 0
 
         def test(
@@ -353,11 +354,18 @@ class FeatureInteractions(Detector):
             label = rep.label_names[t]
             ea, eb = ranges
             cond = f"{columns[ia]} in [{ea[0]:.4g}, {ea[1]:.4g}) and {columns[ib]} in [{eb[0]:.4g}, {eb[1]:.4g})"
+            repeated = held.setdefault((ia, ib), set()).issuperset(disagree.tolist())
+            held[(ia, ib)].update(disagree.tolist())
             flagged[disagree] = True
             pvalues[disagree] = np.minimum(pvalues[disagree], adjusted)
             strength = min(1.0, -np.log10(max(adjusted, 1e-300)) / (2.0 * -np.log10(self.alpha)))
             scores[disagree] = np.maximum(scores[disagree], 0.5 + 0.5 * strength)
             scores[labelled] = np.maximum(scores[labelled], 0.3)
+            if repeated:
+                # the same records through another cell or box of the same two columns (its grids and
+                # half-widths overlap): their p-values and scores take the stronger evidence, the report
+                # keeps one finding of them
+                return True
             for i in disagree.tolist():
                 reasons[i] = (*reasons.get(i, ()), f"has {cond}, jointly a shortcut to {label!r}")
             evidence: dict[str, Any] = {
