@@ -15,6 +15,12 @@ ADR 0081): random flips land where their source class lives, so a value shared b
 collects the flips from ``s``, whose content reads as ``s``; under that null each carrier reading as ``s``
 carries the label with the share it has among records outside reading as ``s`` (the helper of
 :mod:`dataward.detect._interactions`). That tail stands alone: under noise, purity counts the same flips.
+Both tests also read the records nearest the candidate's values in its own columns (rank distance; three
+per carrier, 30-300 records, ADR 0086): the purity tail is taken against the larger of the label's prior and
+its share among them, and the natural disagreement against the larger of the class's rate and that of the
+label's records among them (at least 5). A value of a column that separates two classes selects records at
+their boundary, whose other columns are ambiguous too (iris: petal width 1.8, where petal length follows
+it); a planted value carries the label far more often than the values around it.
 The finding names the columns and values.
 """
 
@@ -27,6 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from dataward.detect._interactions import _noise_tail
 from dataward.detect._shortcuts import (
@@ -44,6 +51,11 @@ from dataward.detect.registry import register
 
 _BINS = 16
 _LEVELS = 32
+# the records nearest a candidate's values that measure its local nulls: three per carrier, 30-300 of them;
+# the label's own among them measure the natural disagreement when there are at least _MIN_LOCAL
+_LOCAL_MIN = 30
+_LOCAL_MAX = 300
+_MIN_LOCAL = 5
 
 
 def _discretise(values: Sequence[Any], min_support: int) -> tuple[IntArray, dict[int, str]]:
@@ -146,7 +158,18 @@ class TabularShortcuts(ShortcutMiner):
             if disagree < self.disagreement:
                 continue
             base = base_disagreement(flat, y, carriers, drop, lab, self.k)
-            joint = trigger_p(labelled.size, carriers.size, prior[lab], round(disagree * labelled.size), base)
+            # the records nearest the carriers' values (ADR 0086): a value of a column that separates the
+            # classes selects records near their boundary, whose other columns are ambiguous too (iris:
+            # petal width 1.8 and petal length); their disagreement and label shares are the null there
+            near = self._value_neighbours(raw, [columns[c] for c, _ in toks], carriers)
+            share = prior[lab]
+            if near is not None:
+                share = max(share, float(np.mean(y[near] == lab)))
+                local = near[y[near] == lab]
+                if local.size >= _MIN_LOCAL:
+                    refs = _sample(np.flatnonzero(~np.isin(np.arange(n), carriers)), _MAX_REFS, 1)
+                    base = max(base, float(np.mean(_masked_majority(flat, y, local, refs, drop, self.k) != lab)))
+            joint = trigger_p(labelled.size, carriers.size, share, round(disagree * labelled.size), base)
             if joint * n_tests >= self.alpha:
                 continue
             # label noise (ADR 0081): random flips land where their source class lives, so a value of one
@@ -196,8 +219,39 @@ class TabularShortcuts(ShortcutMiner):
             seconds=time.perf_counter() - t0,
         )
 
+    @staticmethod
+    def _value_neighbours(raw: Any, cols: list[str], carriers: IntArray) -> IntArray | None:
+        """The records (not carriers) nearest the carriers' values in ``cols``: rank distance to the carriers'
+        median rank, summed over the columns; ``_LOCAL_MIN``-``_LOCAL_MAX`` of them, three per carrier. None
+        when a column is not numeric (a category has no neighbouring values)."""
+        n = len(next(iter(raw.values()))) if raw else 0
+        dist = np.zeros(n)
+        for c in cols:
+            v = pd.to_numeric(pd.Series(list(raw[c])), errors="coerce").to_numpy(dtype=np.float64)
+            fin = np.isfinite(v)
+            if fin.mean() < 0.95:
+                return None
+            r = np.full(n, np.inf)
+            r[fin] = rankdata(v[fin]) / fin.sum()
+            held = r[carriers][np.isfinite(r[carriers])]
+            if held.size == 0:  # the carriers' token is a missing value: no neighbouring values
+                return None
+            dist += np.abs(r - np.median(held))
+        dist[carriers] = np.inf
+        cand = np.flatnonzero(np.isfinite(dist))
+        size = min(cand.size, max(_LOCAL_MIN, min(_LOCAL_MAX, 3 * carriers.size)))
+        if size == 0:
+            return None
+        return np.sort(cand[np.argsort(dist[cand], kind="stable")[:size]])
+
     def _noise_p(
-        self, flat: Any, y: IntArray, carriers: IntArray, labelled: IntArray, drop: IntArray, lab: int
+        self,
+        flat: Any,
+        y: IntArray,
+        carriers: IntArray,
+        labelled: IntArray,
+        drop: IntArray,
+        lab: int,
     ) -> float:
         """The masked tail under label noise (:func:`dataward.detect._interactions._noise_tail`), every
         labelled carrier read against the references of the masked test (non-carriers, self excluded)."""
