@@ -52,10 +52,10 @@ from dataward.detect.registry import register
 _BINS = 16
 _LEVELS = 32
 # the records nearest a candidate's values that measure its local nulls: three per carrier, 30-300 of them;
-# the label's own among them measure the natural disagreement when there are at least _MIN_LOCAL
+# the label's own among them measure the natural disagreement when there are at least _LOCAL_LABEL_MIN of them
 _LOCAL_MIN = 30
 _LOCAL_MAX = 300
-_MIN_LOCAL = 5
+_LOCAL_LABEL_MIN = 5
 
 
 def _discretise(values: Sequence[Any], min_support: int) -> tuple[IntArray, dict[int, str]]:
@@ -166,7 +166,7 @@ class TabularShortcuts(ShortcutMiner):
             if near is not None:
                 share = max(share, float(np.mean(y[near] == lab)))
                 local = near[y[near] == lab]
-                if local.size >= _MIN_LOCAL:
+                if local.size >= _LOCAL_LABEL_MIN:
                     refs = _sample(np.flatnonzero(~np.isin(np.arange(n), carriers)), _MAX_REFS, 1)
                     base = max(base, float(np.mean(_masked_majority(flat, y, local, refs, drop, self.k) != lab)))
             joint = trigger_p(labelled.size, carriers.size, share, round(disagree * labelled.size), base)
