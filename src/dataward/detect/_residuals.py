@@ -19,6 +19,11 @@ rate times the feature's rate in the other classes; :func:`excess_table`), with 
 ``fdr`` over every class x feature (docs/adr/0062-single-feature-excess-per-class.md). A discovered excess
 is a finding naming the feature; it flags its records only from medium severity on (Bonferroni p <= 1e-3),
 and ranks them by their p-value on that one feature.
+
+Label noise: records of other classes relabelled into a class bend its model, and natural records then
+look edited. An excess must also be a discovery (Benjamini-Hochberg at ``fdr``) among the records that read
+as their label by their 5 nearest records' labels, with the class models fitted on those alone (an
+intersection-union test; it can only remove findings; docs/adr/0084-single-feature-label-noise-view.md).
 """
 
 from __future__ import annotations
@@ -310,11 +315,12 @@ class FeatureResiduals(Detector):
         # features whose excess of odd values within a class is a discovery (BH over every class x feature)
         cell_p = np.asarray([cell[4][0] for cell in cells]) if cells else np.ones(0)
         cell_found = benjamini_hochberg(cell_p, self.fdr)
-        as_label = np.ones(n, dtype=bool)  # the record reads as its label (by its neighbours' labels)
         noise_p: dict[tuple[int, int], float] = {}
         if cell_found.any():
-            # the label-noise view (an intersection-union test): the excess must stand among the records that
-            # read as their label, with the class models fitted on those alone
+            # the label-noise view: under label noise a class holds records of other classes, which bend its
+            # model and make natural records look edited; the excess must also be a discovery among the
+            # records that read as their label, with the class models fitted on those alone
+            # (docs/adr/0084-single-feature-label-noise-view.md)
             as_label = self._reads_as_label(gauss, y, classes_used, seed)
             z_label = np.full((n, d), np.nan)
             for c in classes_used:
@@ -322,16 +328,13 @@ class FeatureResiduals(Detector):
                 z_label[np.ix_(idx, cols)] = self._class_z(gauss[idx][:, cols], folds, as_label[idx])
             for c, j, _m, _pj, cell in self._cells(z_label, scaled, y, classes_used, rows=as_label):
                 noise_p[(c, j)] = cell[0]
-            cell_p = np.asarray(
-                [max(cell[4][0], noise_p.get((cell[0], cell[1]), 1.0)) for cell in cells], dtype=np.float64
-            )
-            cell_found = benjamini_hochberg(cell_p, self.fdr)
-            cells = [(c, j, m, pj, (float(pc), lv, ch)) for (c, j, m, pj, (_p, lv, ch)), pc in zip(cells, cell_p, strict=True)]
+            in_view = np.asarray([noise_p.get((cell[0], cell[1]), 1.0) for cell in cells], dtype=np.float64)
+            cell_found &= benjamini_hochberg(in_view, self.fdr)
         excess: list[tuple[int, int, list[int], float, float]] = []
         in_excess = np.zeros(n, dtype=bool)
         for (c, j, members, pj, (pc, level, chance)), ok in zip(cells, cell_found, strict=True):
             if ok:
-                recs = [int(r) for r in members[(pj <= level) & as_label[members]]]
+                recs = [int(r) for r in members[pj <= level]]
                 p_cell = min(1.0, pc * len(cells))
                 excess.append((c, j, recs, p_cell, chance))
                 # a low-severity excess (Bonferroni p above 1e-3) is worth a look, not an alarm: reported only
@@ -374,6 +377,7 @@ class FeatureResiduals(Detector):
                         "feature": names[j],
                         "label": label,
                         "expected_by_chance": round(chance, 2),
+                        "label_noise_p_value": noise_p.get((c, j), 1.0),
                         "median_robust_z": round(float(np.median(z_recs)), 3),
                         "p_value": p_cell,
                         "fdr": self.fdr,
