@@ -156,5 +156,6 @@ def test_single_feature_excess_stands_in_the_label_noise_view() -> None:
     poisoned = simulate(frame, "single_feature", Roles(label="label", features=tuple(cols)), rate=0.03, seed=2)
     result = FeatureResiduals().score(from_frame(poisoned.data, label="label", features=cols), seed=2)
     (named,) = [f for f in result.findings if "expected_by_chance" in f.evidence]
-    assert named.evidence["feature"] == poisoned.truth.trigger["feature"]
+    trigger = poisoned.truth.trigger
+    assert trigger is not None and named.evidence["feature"] == trigger["feature"]
     assert 0.0 < named.evidence["label_noise_p_value"] < 1e-3
