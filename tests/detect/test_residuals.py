@@ -138,3 +138,24 @@ def test_dispersion_sees_real_over_dispersion() -> None:
 def test_dispersion_without_live_cells_is_one() -> None:
     z = np.zeros((2, 3))
     assert dispersion(z, z, z, z, np.zeros((2, 3), dtype=bool)) == 1.0
+
+
+@pytest.mark.parametrize(("loader", "rate", "seed"), [(load_wine, 0.10, 7), (load_breast_cancer, 0.05, 8)])
+def test_random_label_flips_make_no_single_feature_excess(loader: object, rate: float, seed: int) -> None:
+    # records of other classes relabelled into a class bend its model: natural records looked edited
+    # (wine: five natural records of class 1 on flavanoids beside one flip; breast_cancer: 32 natural records)
+    frame, cols = _frame(loader)
+    poisoned = simulate(frame, "label_flip", Roles(label="label"), rate=rate, seed=seed)
+    result = FeatureResiduals().score(from_frame(poisoned.data, label="label", features=cols), seed=seed)
+    assert not [f.summary for f in result.findings if "expected_by_chance" in f.evidence]
+    assert not result.flagged.any()
+
+
+def test_single_feature_excess_stands_in_the_label_noise_view() -> None:
+    frame, cols = _frame(load_breast_cancer)
+    poisoned = simulate(frame, "single_feature", Roles(label="label", features=tuple(cols)), rate=0.03, seed=2)
+    result = FeatureResiduals().score(from_frame(poisoned.data, label="label", features=cols), seed=2)
+    (named,) = [f for f in result.findings if "expected_by_chance" in f.evidence]
+    trigger = poisoned.truth.trigger
+    assert trigger is not None and named.evidence["feature"] == trigger["feature"]
+    assert 0.0 < named.evidence["label_noise_p_value"] < 1e-3

@@ -19,6 +19,11 @@ rate times the feature's rate in the other classes; :func:`excess_table`), with 
 ``fdr`` over every class x feature (docs/adr/0062-single-feature-excess-per-class.md). A discovered excess
 is a finding naming the feature; it flags its records only from medium severity on (Bonferroni p <= 1e-3),
 and ranks them by their p-value on that one feature.
+
+Label noise: records of other classes relabelled into a class bend its model, and natural records then
+look edited. An excess must also be a discovery (Benjamini-Hochberg at ``fdr``) among the records that read
+as their label by their 5 nearest records' labels, with the class models fitted on those alone (an
+intersection-union test; it can only remove findings; docs/adr/0084-single-feature-label-noise-view.md).
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ def unflagged_on_common_scale(scores: FloatArray, pvalues: FloatArray, flagged: 
 
 
 _CELL_LEVELS = (0.05, 0.01, 0.001)  # record p-value cut-offs a feature's excess is counted at
+_READ_MAX = 4000  # records read per class for the label-noise view
 _FLAG_P = 1e-3  # an excess flags its records from medium severity on (dataward.core.evidence)
 
 
@@ -199,8 +205,40 @@ class FeatureResiduals(Detector):
         return np.asarray(np.abs(res - med) / mad, dtype=np.float64)
 
     @staticmethod
+    def _class_z(x: FloatArray, folds: IntArray, use: BoolArray) -> FloatArray:
+        """Robust residual z of one class's records (fits on the records in ``use`` only), two passes."""
+        z = FeatureResiduals._zscores(x, folds, use.astype(np.float64))
+        # second pass without the least typical tenth: a manipulated share of the class must not teach the
+        # model its own edit
+        worst_z = z.max(axis=1)
+        keep = use & (worst_z <= np.quantile(worst_z[use], 0.9)) if use.any() else use
+        return FeatureResiduals._zscores(x, folds, keep.astype(np.float64))
+
+    @staticmethod
+    def _reads_as_label(x: FloatArray, y: IntArray, classes: list[int], seed: int) -> BoolArray:
+        """Whether each record reads as its label by its 5 nearest records' labels (at most
+        :data:`_READ_MAX` records read per class, a seeded sample; unread ones count as reading as theirs)."""
+        from dataward.detect._spectral import ClassReader
+
+        n = y.shape[0]
+        out = np.ones(n, dtype=bool)
+        labelled = np.flatnonzero(y >= 0)
+        if labelled.size < 3:
+            return out
+        reader = ClassReader(x[labelled], y[labelled], seed)
+        rng = np.random.default_rng(seed)
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[labelled] = np.arange(labelled.size)
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            if idx.size > _READ_MAX:
+                idx = np.sort(rng.choice(idx, _READ_MAX, replace=False))
+            out[idx] = reader.read(pos[idx]) == c
+        return out
+
+    @staticmethod
     def _cells(
-        z: FloatArray, scaled: BoolArray, y: IntArray, classes: list[int]
+        z: FloatArray, scaled: BoolArray, y: IntArray, classes: list[int], rows: BoolArray | None = None
     ) -> list[tuple[int, int, IntArray, FloatArray, tuple[float, float, float]]]:
         """Every (class, feature) with a robust scale: its records, their p-values against the class's
         pooled reference of those features, and :func:`excess_table` of them.
@@ -213,8 +251,8 @@ class FeatureResiduals(Detector):
         d = z.shape[1]
         members, p_by_class, mask = [], [], np.zeros((len(classes), d), dtype=bool)
         for row, c in enumerate(classes):
-            idx = np.flatnonzero(y == c)
-            cols = np.flatnonzero(scaled[idx[0]])
+            idx = np.flatnonzero((y == c) if rows is None else (y == c) & rows)
+            cols = np.flatnonzero(scaled[idx[0]]) if idx.size else np.zeros(0, dtype=np.int64)
             p = np.ones((idx.size, d))
             if cols.size >= 2:
                 zz = z[np.ix_(idx, cols)]
@@ -244,6 +282,7 @@ class FeatureResiduals(Detector):
         p_pool = np.ones((n, d))  # ... as p-values against its class's pooled reference
         scaled = np.zeros((n, d), dtype=bool)  # the feature has a robust scale within the record's class
         classes_used = []
+        fits: dict[int, tuple[IntArray, IntArray, IntArray]] = {}  # per class: records, columns, folds
         gauss = rank_gauss(x)  # heavy-tailed and skewed columns would dominate a linear model's residuals
         for c in np.unique(y[y >= 0]):
             idx = np.flatnonzero(y == c)
@@ -255,12 +294,8 @@ class FeatureResiduals(Detector):
                 continue
             folds = rng.permutation(np.arange(idx.size) % self.folds).astype(np.int64)
             xg = gauss[idx][:, cols]
-            z = self._zscores(xg, folds, None)
-            # second pass without the least typical tenth: a manipulated share of the class must not
-            # teach the model its own edit
-            worst_z = z.max(axis=1)
-            keep = (worst_z <= np.quantile(worst_z, 0.9)).astype(np.float64)
-            z = self._zscores(xg, folds, keep)
+            z = self._class_z(xg, folds, np.ones(idx.size, dtype=bool))
+            fits[int(c)] = (idx, cols, folds)
             # one pooled reference per class (every feature of every record, the trimmed ones included, so
             # the tail stays conservative): per-feature tails are too thin to fit on a few hundred records
             p = tail_pvalues(z.ravel(), z.ravel()).reshape(z.shape)
@@ -280,6 +315,21 @@ class FeatureResiduals(Detector):
         # features whose excess of odd values within a class is a discovery (BH over every class x feature)
         cell_p = np.asarray([cell[4][0] for cell in cells]) if cells else np.ones(0)
         cell_found = benjamini_hochberg(cell_p, self.fdr)
+        noise_p: dict[tuple[int, int], float] = {}
+        if cell_found.any():
+            # the label-noise view: under label noise a class holds records of other classes, which bend its
+            # model and make natural records look edited; the excess must also be a discovery among the
+            # records that read as their label, with the class models fitted on those alone
+            # (docs/adr/0084-single-feature-label-noise-view.md)
+            as_label = self._reads_as_label(gauss, y, classes_used, seed)
+            z_label = np.full((n, d), np.nan)
+            for c in classes_used:
+                idx, cols, folds = fits[c]
+                z_label[np.ix_(idx, cols)] = self._class_z(gauss[idx][:, cols], folds, as_label[idx])
+            for c, j, _m, _pj, cell in self._cells(z_label, scaled, y, classes_used, rows=as_label):
+                noise_p[(c, j)] = cell[0]
+            in_view = np.asarray([noise_p.get((cell[0], cell[1]), 1.0) for cell in cells], dtype=np.float64)
+            cell_found &= benjamini_hochberg(in_view, self.fdr)
         excess: list[tuple[int, int, list[int], float, float]] = []
         in_excess = np.zeros(n, dtype=bool)
         for (c, j, members, pj, (pc, level, chance)), ok in zip(cells, cell_found, strict=True):
@@ -327,6 +377,7 @@ class FeatureResiduals(Detector):
                         "feature": names[j],
                         "label": label,
                         "expected_by_chance": round(chance, 2),
+                        "label_noise_p_value": noise_p.get((c, j), 1.0),
                         "median_robust_z": round(float(np.median(z_recs)), 3),
                         "p_value": p_cell,
                         "fdr": self.fdr,
