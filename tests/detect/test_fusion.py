@@ -247,3 +247,22 @@ def test_label_noise_beside_a_trigger_is_label_quality_and_without_one_is_flagge
     alone = combine(_rep(n), {"labels": results["labels"]}, [])
     assert set(np.flatnonzero(alone.flagged)) == set(noisy)
     assert [f.kind for f in alone.findings] == ["label_issue"] and alone.fusion["records_label_quality"] == 0
+
+
+def test_one_detector_near_its_line_outranks_several_that_find_a_record_slightly_odd() -> None:
+    # the ensemble's ranking is the cubic mean of the detector scores (ADR 0085): record 0 is scored 0.45 by
+    # the one detector that models its attack, record 1 0.27 by three detectors scoring natural oddities;
+    # the root-mean-square put record 1 first (3 x 0.27^2 > 0.45^2), the cubic mean puts record 0 first
+    n, names = 50, ["a", "b", "c", "d", "e"]
+    scores = {name: np.zeros(n) for name in names}
+    scores["a"][0] = 0.45
+    for name in ("b", "c", "d"):
+        scores[name][1] = 0.27
+    scores["e"][2] = 0.8  # a flagged record stays above every unflagged one
+    results = {
+        name: DetectorResult(name, s, s >= 0.5, {2: ("why",)} if name == "e" else {}, ()) for name, s in scores.items()
+    }
+    report = combine(_rep(n), results, [])
+    assert list(np.argsort(-report.scores)[:3]) == [2, 0, 1]
+    assert report.scores[2] >= 0.5 > report.scores[0] > report.scores[1] > report.scores[3] == 0.0
+    assert report.scores[0] == pytest.approx(np.nextafter(0.5, 0.0) * 0.45 / 5 ** (1 / 3))

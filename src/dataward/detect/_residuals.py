@@ -86,7 +86,7 @@ def conditional_residuals(x: FloatArray, folds: IntArray, weights: FloatArray | 
 def unflagged_on_common_scale(scores: FloatArray, pvalues: FloatArray, flagged: BoolArray) -> FloatArray:
     """Unflagged records' scores as ``0.49 L / (L + 1)`` with ``L = -log10 p`` (flagged ones unchanged).
 
-    The ensemble ranks unflagged records by the root-mean-square of the detector scores (ADR 0003). Mapped
+    The ensemble ranks unflagged records by a power mean of the detector scores (ADR 0003, 0085). Mapped
     linearly up to twice the flag line, this detector's unflagged scores stayed below 0.14 where the
     other tabular detectors reach 0.3-0.5 for their top 1 %, so a record only this detector finds odd was
     averaged away (ADR 0050). The map is monotone: the detector's own ranking is unchanged.

@@ -26,8 +26,9 @@ The ensemble (docs/adr/0003-detection-ensemble.md, calibrated by docs/adr/0021-c
   once a discovered trigger finding explains the attack, label-noise records no trigger explains are one
   low-severity ``label_quality`` finding per label pair and are not flagged (``flagged`` holds the records
   the report takes for poison); with no trigger, label noise stays flagged (label flips are an attack);
-- the ensemble score is the root-mean-square of the detector scores, mapped into [0.5, 1] for flagged
-  records and [0, 0.5) for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
+- the ensemble score is the cubic mean of the detector scores (:data:`SCORE_POWER`; the root-mean-square
+  until docs/adr/0085-ensemble-score-cubic-mean.md), mapped into [0.5, 1] for flagged records and [0, 0.5)
+  for the others, so 0.5 is the ensemble's threshold; ``pvalues`` of the report are
   the combined per-record p-values. Every flagged record carries the reasons of the detectors that
   flagged it.
 """
@@ -62,6 +63,8 @@ from dataward.detect.representation import from_frame, load_records
 from dataward.progress import Progress, Task
 
 THRESHOLD = 0.5
+#: order of the power mean of the detector scores that ranks records (2 was the root-mean-square; ADR 0085)
+SCORE_POWER = 3.0
 #: a label-noise record stays flagged when its label is at least this likely wrong (more likely wrong than right)
 WRONG_LABEL = 0.5
 #: per-record evidence of a label-issue finding, aligned with its records (trimmed alike)
@@ -587,16 +590,16 @@ def combine(
     seconds: float = 0.0,
     q: float = FDR,
 ) -> DetectionReport:
-    """The ensemble: FDR-controlled flags, attribution, RMS of detector scores (see the module docstring)."""
+    """The ensemble: FDR-controlled flags, attribution, power mean of detector scores (module docstring)."""
     n = rep.n_records
-    sq_sum = np.zeros(n)
+    power_sum = np.zeros(n)
     ran = [(name, r) for name, r in results.items() if r.skipped is None]
     # --- p-values: the detector's own, else the empirical null of its scores
     own_p: list[np.ndarray[Any, Any]] = []
     all_p: list[np.ndarray[Any, Any]] = []
     for _name, result in ran:
         s = np.clip(np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
-        sq_sum += s**2
+        power_sum += s**SCORE_POWER
         if result.pvalues is not None:
             p = np.clip(np.nan_to_num(np.asarray(result.pvalues, dtype=np.float64), nan=1.0), 0.0, 1.0)
             own_p.append(p)
@@ -701,11 +704,12 @@ def combine(
         if corrupt:
             for r in recs:
                 flagged[r] = True
-                sq_sum[r] = max(sq_sum[r], float(max(len(ran), 1)))
+                power_sum[r] = max(power_sum[r], float(max(len(ran), 1)))
                 reasons.setdefault(r, []).append(Reason("input", "the image could not be decoded"))
-    # root-mean-square of the detector scores: ranks better than the maximum (a record several detectors
-    # find a little suspicious beats one a single detector finds odd; see ADR 0003)
-    strength = np.sqrt(sq_sum / max(len(ran), 1))
+    # power mean of the detector scores: between the agreement of the root-mean-square (a record several
+    # detectors find a little suspicious; ADR 0003) and the maximum (the one detector that models the attack
+    # and sees it while the others score natural outliers; ADR 0085)
+    strength = (power_sum / max(len(ran), 1)) ** (1.0 / SCORE_POWER)
     scores = np.where(flagged, THRESHOLD + (1.0 - THRESHOLD) * strength, np.nextafter(THRESHOLD, 0.0) * strength)
     findings.sort(key=lambda f: (-f.rank_score, -len(f.records), f.check, f.summary))
     fusion = {
