@@ -35,7 +35,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dataward.core import ed25519, merkle
+from dataward.core import ed25519, leafhash, merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
@@ -235,16 +235,47 @@ def _parse_body(body: bytes) -> tuple[Any, bool]:
 
 
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
-    """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
+    """The per-entry checks over ``rows`` (ordered by seq, all within the task's range).
+
+    The hashing and the signatures are done first, each in one tight pass over the chunk: the leaf hashes
+    in one call (:func:`dataward.core.leafhash.entry_leaves`, native when built), compared with the stored
+    ones at once; each signature verified with the key its row's ``keyid`` column names. The entry loop
+    then uses those results, and verifies again itself whenever the signed body names another key than
+    the column (the column is reported as changed; the verdict is the body's key's), so every entry gets
+    exactly the checks and the reports of one entry at a time."""
     res = _ChunkResult(task.lo, task.hi)
-    pubs: dict[str, ed25519.Verifier] = {}
+    rows = rows if type(rows) is list else list(rows)
     legacy_ids = {hashlib.sha256(k.public_key).hexdigest() for k in keys.values()}
     expected = task.lo
     last_time = ""
     problems = res.problems
-    leaves = res.leaves
-    sha256, b64, compare = hashlib.sha256, base64.b64encode, hmac.compare_digest
+    compare = hmac.compare_digest
     scan, ctext = _scan_json, canonical_text
+
+    # a cell rewritten as another type (TEXT, a number) becomes bytes that fail the checks, never a crash
+    bodies = [r[5] if type(r[5]) is bytes else _cell_bytes(r[5]) for r in rows]
+    sigs = [r[7] if type(r[7]) is bytes else _cell_bytes(r[7]) for r in rows]
+    blob = leafhash.entry_leaves(bodies, sigs)
+    leaves = res.leaves
+    leaves.extend(blob[i : i + 32] for i in range(0, len(blob), 32))
+    stored = [r[8] for r in rows]
+    # every stored leaf hash at once when each is 32 bytes (otherwise, or on a difference, entry by entry)
+    leaves_ok = all(type(h) is bytes and len(h) == 32 for h in stored) and compare(b"".join(stored), blob)
+
+    # the signatures, each with the key its keyid column names (None: no such key; the loop judges it)
+    pubs: dict[str, ed25519.Verifier] = {}
+    for kid in {r[6] for r in rows}:
+        if type(kid) is str and kid in keys:
+            pubs[kid] = ed25519.verifier(keys[kid].public_key)
+    col_kids = [r[6] for r in rows]
+    if len(pubs) == 1 and len(set(col_kids)) == 1:
+        sig_ok: list[bool | None] = list(map(next(iter(pubs.values())), sigs, bodies))
+    else:
+        get_pub = pubs.get
+        sig_ok = [
+            None if (c := get_pub(k) if type(k) is str else None) is None else c(s, b)
+            for k, s, b in zip(col_kids, sigs, bodies)
+        ]
 
     def problem(seq: int | None, kind: str, detail: str) -> None:
         if len(problems) < task.max_problems:
@@ -255,7 +286,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if len(res.marked) < MAX_MARKED:
             res.marked.append(m)
 
-    for r in rows:
+    for i, r in enumerate(rows):
         seq = r[0] if type(r[0]) is int else int(r[0])
         if res.first_seq is None:
             res.first_seq = seq  # a gap before a chunk's first row is found when the chunks are joined
@@ -265,13 +296,8 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             problem(seq, "order", "entry has a negative sequence number (inserted)")
         res.last_seq = seq
         expected = seq + 1
-        # a cell rewritten as another type (TEXT, a number) becomes bytes that fail the checks, never a crash
-        body = r[5] if type(r[5]) is bytes else _cell_bytes(r[5])
-        sig = r[7] if type(r[7]) is bytes else _cell_bytes(r[7])
-        # entry_leaf_hash(body, sig), inlined: one call less per entry
-        leaf = sha256(b'\x00{"entry":' + body + b',"signature":"' + b64(sig) + b'"}').digest()
-        leaves.append(leaf)
-        if not compare(r[8] if type(r[8]) is bytes else _cell_bytes(r[8]), leaf):
+        body = bodies[i]
+        if not leaves_ok and not compare(r[8] if type(r[8]) is bytes else _cell_bytes(r[8]), leaves[i]):
             problem(seq, "entry", "stored leaf hash differs from the entry's")
         # _parse_body inlined for the usual body (UTF-8, one JSON object, nothing around it); anything else
         # goes through _parse_body itself, which gives the json.loads verdict
@@ -304,9 +330,9 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         ):
             if get("seq") != seq:
                 problem(seq, "order", f"entry says it is number {get('seq')} (rows swapped or renumbered)")
-            for col, i in _COLUMNS:
-                if get(col) != r[i]:
-                    problem(seq, "entry", f"column {col!r} was changed ({r[i]!r}, signed {get(col)!r})")
+            for col, ci in _COLUMNS:
+                if get(col) != r[ci]:
+                    problem(seq, "entry", f"column {col!r} was changed ({r[ci]!r}, signed {get(col)!r})")
         t = t if type(t) is str else str(get("time", ""))
         if not res.first_time:
             res.first_time = t
@@ -319,10 +345,14 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if krow is None:
             problem(seq, "signature", f"signed by unknown key {kid[:16]} (forged entry)")
             continue
-        check = pubs.get(kid)
-        if check is None:
-            check = pubs[kid] = ed25519.verifier(krow.public_key)
-        if not check(sig, body):
+        # the signature verified above with the column's key when the body names that same key
+        ok = sig_ok[i] if kid == col_kids[i] and type(col_kids[i]) is str else None
+        if ok is None:
+            check = pubs.get(kid)
+            if check is None:
+                check = pubs[kid] = ed25519.verifier(krow.public_key)
+            ok = check(sigs[i], body)
+        if not ok:
             problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
             continue
         res.n_sigs += 1
