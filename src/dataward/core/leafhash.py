@@ -247,7 +247,7 @@ def py_entry_leaves(bodies: list[bytes], signatures: list[bytes]) -> bytes:
         raise ValueError("bodies and signatures must have the same length")
     sha, b64 = hashlib.sha256, base64.b64encode
     out = []
-    for i, (body, sig) in enumerate(zip(bodies, signatures)):
+    for i, (body, sig) in enumerate(zip(bodies, signatures, strict=True)):
         if type(body) is not bytes or type(sig) is not bytes:
             raise TypeError(f"entry {i}: bodies and signatures must be bytes")
         out.append(sha(b'\x00{"entry":' + body + b',"signature":"' + b64(sig) + b'"}').digest())

@@ -18,7 +18,6 @@ changed key); anything that does not fit falls back to a full verification, whic
 
 from __future__ import annotations
 
-import base64
 import gc
 import hashlib
 import hmac
@@ -291,7 +290,7 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
             get_pub = pubs.get
             sig_ok = [
                 None if (c := get_pub(k) if type(k) is str else None) is None else c(s, b)
-                for k, s, b in zip(col_kids, sigs, bodies)
+                for k, s, b in zip(col_kids, sigs, bodies, strict=True)
             ]
         for i, r in enumerate(rows_b):
             seq = r[0] if type(r[0]) is int else int(r[0])
