@@ -179,3 +179,45 @@ def test_fallback_selected_by_environment() -> None:
     env = {**os.environ, "DATAWARD_NATIVE_HASH": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+# ------------------------------------------------------------------------------ audit log entry leaves
+
+
+def _entry_leaf(body: bytes, sig: bytes) -> bytes:
+    from dataward.log.auditlog import entry_leaf_hash
+
+    return entry_leaf_hash(body, sig)
+
+
+@needs_native
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=300), st.binary(max_size=70)), max_size=30))
+def test_entry_leaves_native_equals_python_and_the_log(pairs: list[tuple[bytes, bytes]]) -> None:
+    bodies, sigs = [b for b, _s in pairs], [s for _b, s in pairs]
+    want = b"".join(_entry_leaf(b, s) for b, s in pairs)
+    assert leafhash.py_entry_leaves(bodies, sigs) == want
+    assert native.entry_leaves(bodies, sigs) == want
+
+
+@needs_native
+def test_entry_leaves_every_length_both_backends(backend: str) -> None:
+    # record lengths across the one- and two-block paddings and several blocks; every base64 padding
+    bodies = [bytes(range(n % 256)) * (1 + n // 256) for n in range(0, 400)]
+    sigs = [bytes([n % 251]) * (n % 67) for n in range(0, 400)]
+    want = b"".join(_entry_leaf(b, s) for b, s in zip(bodies, sigs, strict=True))
+    assert native.entry_leaves(bodies, sigs) == want
+
+
+@pytest.mark.parametrize("impl", ["native", "python"])
+def test_entry_leaves_refuse_what_is_not_bytes(impl: str) -> None:
+    if impl == "native" and native is None:
+        pytest.skip("native extension not built")
+    f = native.entry_leaves if impl == "native" else leafhash.py_entry_leaves
+    with pytest.raises(TypeError):
+        f([b"{}", "text"], [b"s", b"s"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        f([b"{}"], [bytearray(b"s")])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        f([b"{}", b"{}"], [b"s"])
+    assert f([], []) == b""

@@ -869,6 +869,92 @@ static PyObject *py_set_backend(PyObject *self, PyObject *args) {
     return previous;
 }
 
+/* ------------------------------------------------------------------------------ audit log entry leaves */
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* standard base64 with padding (Python's base64.b64encode) of n bytes into out; returns its length */
+static size_t b64_encode(const unsigned char *in, size_t n, unsigned char *out) {
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = B64[v >> 18];
+        out[o++] = B64[(v >> 12) & 63];
+        out[o++] = B64[(v >> 6) & 63];
+        out[o++] = B64[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = B64[v >> 18];
+        out[o++] = B64[(v >> 12) & 63];
+        out[o++] = '=';
+        out[o++] = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = B64[v >> 18];
+        out[o++] = B64[(v >> 12) & 63];
+        out[o++] = B64[(v >> 6) & 63];
+        out[o++] = '=';
+    }
+    return o;
+}
+
+static const char ENTRY_HEAD[] = "{\"entry\":";
+static const char ENTRY_MID[] = ",\"signature\":\"";
+static const char ENTRY_TAIL[] = "\"}";
+
+/* entry_leaves(bodies, signatures) -> leaves: for each i the leaf hash of the audit log entry record
+   {"entry":<body>,"signature":"<base64 of signature>"} (dataward.log.auditlog.entry_leaf_hash), concatenated.
+   Both are lists of bytes of the same length (anything else raises TypeError / ValueError). */
+static PyObject *py_entry_leaves(PyObject *self, PyObject *args) {
+    PyObject *bodies, *sigs;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &bodies, &PyList_Type, &sigs))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(bodies);
+    if (PyList_GET_SIZE(sigs) != n) {
+        PyErr_SetString(PyExc_ValueError, "bodies and signatures must have the same length");
+        return NULL;
+    }
+    size_t cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyList_GET_ITEM(bodies, i), *s = PyList_GET_ITEM(sigs, i);
+        if (!PyBytes_CheckExact(b) || !PyBytes_CheckExact(s)) {
+            PyErr_Format(PyExc_TypeError, "entry %zd: bodies and signatures must be bytes", i);
+            return NULL;
+        }
+        size_t need = (size_t)PyBytes_GET_SIZE(b) + 4 * (((size_t)PyBytes_GET_SIZE(s) + 2) / 3);
+        if (need > cap)
+            cap = need;
+    }
+    cap += sizeof ENTRY_HEAD + sizeof ENTRY_MID + sizeof ENTRY_TAIL;
+    unsigned char *buf = PyMem_Malloc(cap);
+    if (!buf)
+        return PyErr_NoMemory();
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * HASH);
+    if (!out) {
+        PyMem_Free(buf);
+        return NULL;
+    }
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    /* the lists cannot change meanwhile: no Python code runs in this loop */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyList_GET_ITEM(bodies, i), *s = PyList_GET_ITEM(sigs, i);
+        size_t len = 0, bl = (size_t)PyBytes_GET_SIZE(b);
+        memcpy(buf, ENTRY_HEAD, sizeof ENTRY_HEAD - 1);
+        len += sizeof ENTRY_HEAD - 1;
+        memcpy(buf + len, PyBytes_AS_STRING(b), bl);
+        len += bl;
+        memcpy(buf + len, ENTRY_MID, sizeof ENTRY_MID - 1);
+        len += sizeof ENTRY_MID - 1;
+        len += b64_encode((const unsigned char *)PyBytes_AS_STRING(s), (size_t)PyBytes_GET_SIZE(s), buf + len);
+        memcpy(buf + len, ENTRY_TAIL, sizeof ENTRY_TAIL - 1);
+        len += sizeof ENTRY_TAIL - 1;
+        leaf(buf, len, w + HASH * (size_t)i);
+    }
+    PyMem_Free(buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"backend", py_backend, METH_NOARGS, "backend() -> name of the SHA-256 compression function in use"},
     {"set_backend", py_set_backend, METH_VARARGS, "set_backend(name) -> previous backend name"},
@@ -879,6 +965,7 @@ static PyMethodDef methods[] = {
      "bad_utf8, bad_shape, shape_got, not_plain, newlines)"},
     {"leaf_hashes_offsets", py_leaf_hashes_offsets, METH_VARARGS, "leaf_hashes_offsets(data, offsets, threads) -> leaves"},
     {"merkle_root", py_merkle_root, METH_VARARGS, "merkle_root(leaves, threads) -> root"},
+    {"entry_leaves", py_entry_leaves, METH_VARARGS, "entry_leaves(bodies, signatures) -> leaves"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,7 @@ exactly as :func:`dataward.core.merkle.root_from_leaf_hashes`. Pure: no file or 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Sequence
@@ -26,11 +27,13 @@ __all__ = [
     "NATIVE",
     "LineCheck",
     "available_threads",
+    "entry_leaves",
     "leaf_hashes_concat",
     "leaf_hashes_offsets",
     "line_leaves",
     "line_leaves_checked",
     "merkle_root",
+    "py_entry_leaves",
     "py_leaf_hashes_offsets",
     "py_line_leaves",
     "py_line_leaves_checked",
@@ -232,6 +235,33 @@ def leaf_hashes_concat(records: Sequence[bytes], *, threads: int | None = None) 
     offsets = np.zeros(len(records) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, records), dtype=np.int64, count=len(records)), out=offsets[1:])
     leaves: bytes = _native.leaf_hashes_offsets(b"".join(records), offsets, _threads(threads))
+    return leaves
+
+
+# ------------------------------------------------------------------------------- audit log entries
+
+
+def py_entry_leaves(bodies: list[bytes], signatures: list[bytes]) -> bytes:
+    """Pure-Python :func:`entry_leaves`."""
+    if len(bodies) != len(signatures):
+        raise ValueError("bodies and signatures must have the same length")
+    sha, b64 = hashlib.sha256, base64.b64encode
+    out = []
+    for i, (body, sig) in enumerate(zip(bodies, signatures, strict=True)):
+        if type(body) is not bytes or type(sig) is not bytes:
+            raise TypeError(f"entry {i}: bodies and signatures must be bytes")
+        out.append(sha(b'\x00{"entry":' + body + b',"signature":"' + b64(sig) + b'"}').digest())
+    return b"".join(out)
+
+
+def entry_leaves(bodies: list[bytes], signatures: list[bytes]) -> bytes:
+    """The leaf hashes of audit log entries, concatenated (32 bytes each): entry ``i`` is the RFC 6962 leaf
+    of ``{"entry":<bodies[i]>,"signature":"<base64 of signatures[i]>"}``, exactly
+    ``dataward.log.auditlog.entry_leaf_hash(bodies[i], signatures[i])``. Both are lists of bytes (anything
+    else raises TypeError) of the same length (ValueError)."""
+    if _native is None:
+        return py_entry_leaves(bodies, signatures)
+    leaves: bytes = _native.entry_leaves(bodies, signatures)
     return leaves
 
 

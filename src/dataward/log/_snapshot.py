@@ -34,7 +34,7 @@ from dataward.log import _gc
 if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState
 
-__all__ = ["SnapshotError", "decode_state", "encode_state"]
+__all__ = ["SnapshotError", "decode_state", "encode_state", "encode_state_parts"]
 
 FORMAT = "dataward-evidence-state/v2"
 
@@ -274,6 +274,13 @@ def _decoder(tp: Any) -> Codec:
 
 def encode_state(state: TrustedState) -> bytes:
     """The state as JSON bytes (deterministic: the same replay gives the same bytes)."""
+    return b"".join(encode_state_parts(state))
+
+
+def encode_state_parts(state: TrustedState) -> list[bytes]:
+    """:func:`encode_state` in pieces whose concatenation is its bytes: a caller that writes or hashes the
+    state takes them one by one, with no copy of the whole (tens of MB for 10^5 entries, each copy new
+    pages for the kernel to map)."""
     from dataward.evidence.replay import TrustedState
 
     # no sort_keys: the dicts of a state are built in log order, so equal replays give equal bytes, and
@@ -283,13 +290,18 @@ def encode_state(state: TrustedState) -> bytes:
         bodies = state._bodies
         if not bodies or len(bodies) != len(state.entries):
             doc = {"type": FORMAT, "state": fields}
-            return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            return [json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")]
         # the same bytes with the entries written as their signed bodies: each is canonical JSON (sorted keys,
         # these separators, UTF-8 kept) of the dict parsed from it, which keeps its order, so json.dumps of
         # that dict gives the body again (tests/log/test_snapshot.py compares both ways)
         at = _entries_at()
-        parts = [b"[" + b",".join(bodies) + b"]" if i == at else _dumps(f) for i, f in enumerate(fields)]
-        return b'{"type":' + _dumps(FORMAT) + b',"state":[' + b",".join(parts) + b"]}"
+        parts = [b'{"type":', _dumps(FORMAT), b',"state":[']
+        for i, f in enumerate(fields):
+            if i:
+                parts.append(b",")
+            parts += (b"[", b",".join(bodies), b"]") if i == at else (_dumps(f),)
+        parts.append(b"]}")
+        return parts
 
 
 def _dumps(value: Any) -> bytes:

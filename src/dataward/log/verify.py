@@ -18,10 +18,10 @@ changed key); anything that does not fit falls back to a full verification, whic
 
 from __future__ import annotations
 
-import base64
 import gc
 import hashlib
 import hmac
+import itertools
 import json
 import json.scanner
 import os
@@ -35,7 +35,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dataward.core import ed25519, merkle
+from dataward.core import ed25519, leafhash, merkle
 from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import parse_signed_checkpoint
 from dataward.core.dsse import key_id, legacy_key_id, public_key_from_hex
@@ -57,6 +57,8 @@ CHUNK = 1 << 15
 PARALLEL_MIN_ENTRIES = 50_000
 #: most "marked" lines kept (their total is counted)
 MAX_MARKED = 1000
+#: rows checked per pass of the hashing and the signatures (a chunk is read and checked in such batches)
+_ROW_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -235,16 +237,25 @@ def _parse_body(body: bytes) -> tuple[Any, bool]:
 
 
 def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> _ChunkResult:
-    """The per-entry checks over ``rows`` (ordered by seq, all within the task's range)."""
+    """The per-entry checks over ``rows`` (ordered by seq, all within the task's range).
+
+    The rows are taken :data:`_ROW_BATCH` at a time. For each batch the hashing and the signatures are done
+    first, each in one tight pass: the leaf hashes
+    in one call (:func:`dataward.core.leafhash.entry_leaves`, native when built), compared with the stored
+    ones at once; each signature verified with the key its row's ``keyid`` column names. The entry loop
+    then uses those results, and verifies again itself whenever the signed body names another key than
+    the column (the column is reported as changed; the verdict is the body's key's), so every entry gets
+    exactly the checks and the reports of one entry at a time."""
     res = _ChunkResult(task.lo, task.hi)
-    pubs: dict[str, ed25519.Verifier] = {}
     legacy_ids = {hashlib.sha256(k.public_key).hexdigest() for k in keys.values()}
     expected = task.lo
     last_time = ""
     problems = res.problems
-    leaves = res.leaves
-    sha256, b64, compare = hashlib.sha256, base64.b64encode, hmac.compare_digest
+    compare = hmac.compare_digest
     scan, ctext = _scan_json, canonical_text
+    pubs: dict[str, ed25519.Verifier] = {}
+    leaves = res.leaves
+    it = iter(rows)
 
     def problem(seq: int | None, kind: str, detail: str) -> None:
         if len(problems) < task.max_problems:
@@ -255,93 +266,118 @@ def _check_rows(rows: Iterable[Any], task: _Task, keys: dict[str, _KeyInfo]) -> 
         if len(res.marked) < MAX_MARKED:
             res.marked.append(m)
 
-    for r in rows:
-        seq = r[0] if type(r[0]) is int else int(r[0])
-        if res.first_seq is None:
-            res.first_seq = seq  # a gap before a chunk's first row is found when the chunks are joined
-        elif seq != expected:
-            problem(expected, "missing", f"entries {expected}..{seq - 1} are missing (deleted)")
-        if seq < 0:
-            problem(seq, "order", "entry has a negative sequence number (inserted)")
-        res.last_seq = seq
-        expected = seq + 1
+    # the rows a few thousand at a time (the lists of a batch stay in the caches)
+    while rows_b := list(itertools.islice(it, _ROW_BATCH)):
         # a cell rewritten as another type (TEXT, a number) becomes bytes that fail the checks, never a crash
-        body = r[5] if type(r[5]) is bytes else _cell_bytes(r[5])
-        sig = r[7] if type(r[7]) is bytes else _cell_bytes(r[7])
-        # entry_leaf_hash(body, sig), inlined: one call less per entry
-        leaf = sha256(b'\x00{"entry":' + body + b',"signature":"' + b64(sig) + b'"}').digest()
-        leaves.append(leaf)
-        if not compare(r[8] if type(r[8]) is bytes else _cell_bytes(r[8]), leaf):
-            problem(seq, "entry", "stored leaf hash differs from the entry's")
-        # _parse_body inlined for the usual body (UTF-8, one JSON object, nothing around it); anything else
-        # goes through _parse_body itself, which gives the json.loads verdict
-        obj: Any = None
-        try:
-            text = body.decode("utf-8")
-            obj, end = scan(text, 0)
-            canonical = end == len(text) and type(obj) is dict and ctext(obj) == text
-        except (UnicodeError, ValueError, StopIteration, RecursionError):
-            canonical = False
-        if not canonical:
-            obj, canonical = _parse_body(body)
-            if obj is _NOT_JSON:
-                problem(seq, "entry", "entry is not valid JSON (altered)")
-                continue
-            if not canonical:
-                problem(seq, "entry", "entry is not canonical JSON (altered)")
-                continue
-        get = obj.get
-        t = get("time")
-        kid = get("keyid")
-        # the sequence number and the five columns at once; an entry failing any is checked again one by one
-        if not (
-            get("seq") == seq
-            and t == r[1]
-            and get("principal") == r[2]
-            and get("action") == r[3]
-            and get("subject") == r[4]
-            and kid == r[6]
-        ):
-            if get("seq") != seq:
-                problem(seq, "order", f"entry says it is number {get('seq')} (rows swapped or renumbered)")
-            for col, i in _COLUMNS:
-                if get(col) != r[i]:
-                    problem(seq, "entry", f"column {col!r} was changed ({r[i]!r}, signed {get(col)!r})")
-        t = t if type(t) is str else str(get("time", ""))
-        if not res.first_time:
-            res.first_time = t
-        if t < last_time:
-            problem(seq, "order", "entry is older than the one before it (reordered)")
+        bodies = [r[5] if type(r[5]) is bytes else _cell_bytes(r[5]) for r in rows_b]
+        sigs = [r[7] if type(r[7]) is bytes else _cell_bytes(r[7]) for r in rows_b]
+        blob = leafhash.entry_leaves(bodies, sigs)
+        at = len(leaves)
+        leaves.extend(blob[i : i + 32] for i in range(0, len(blob), 32))
+        stored = [r[8] for r in rows_b]
+        # every stored leaf hash at once when each is 32 bytes (otherwise, or on a difference, entry by entry)
+        leaves_ok = all(type(h) is bytes and len(h) == 32 for h in stored) and compare(b"".join(stored), blob)
+        # the signatures, each with the key its keyid column names (None: no such key; the loop judges it)
+        col_kids = [r[6] for r in rows_b]
+        kinds = set(col_kids)
+        for kid in kinds:
+            if type(kid) is str and kid in keys and kid not in pubs:
+                pubs[kid] = ed25519.verifier(keys[kid].public_key)
+        sig_ok: list[bool | None]
+        if len(kinds) == 1 and (one := pubs.get(next(iter(kinds)))) is not None:
+            sig_ok = list(map(one, sigs, bodies))
         else:
-            last_time = t
-        kid = kid if type(kid) is str else str(kid)
-        krow = keys.get(kid)
-        if krow is None:
-            problem(seq, "signature", f"signed by unknown key {kid[:16]} (forged entry)")
-            continue
-        check = pubs.get(kid)
-        if check is None:
-            check = pubs[kid] = ed25519.verifier(krow.public_key)
-        if not check(sig, body):
-            problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
-            continue
-        res.n_sigs += 1
-        if kid in legacy_ids:
-            mark(
-                (
-                    seq,
-                    krow.keyid,
-                    f"entry {seq}: names its key by the legacy key ID {kid[:16]} (a workspace from before "
-                    f"keyrings); accepted as key {key_id(public_key_from_hex(krow.public_key.hex()))[:16]}",
+            get_pub = pubs.get
+            sig_ok = [
+                None if (c := get_pub(k) if type(k) is str else None) is None else c(s, b)
+                for k, s, b in zip(col_kids, sigs, bodies, strict=True)
+            ]
+        for i, r in enumerate(rows_b):
+            seq = r[0] if type(r[0]) is int else int(r[0])
+            if res.first_seq is None:
+                res.first_seq = seq  # a gap before a chunk's first row is found when the chunks are joined
+            elif seq != expected:
+                problem(expected, "missing", f"entries {expected}..{seq - 1} are missing (deleted)")
+            if seq < 0:
+                problem(seq, "order", "entry has a negative sequence number (inserted)")
+            res.last_seq = seq
+            expected = seq + 1
+            body = bodies[i]
+            if not leaves_ok and not compare(r[8] if type(r[8]) is bytes else _cell_bytes(r[8]), leaves[at + i]):
+                problem(seq, "entry", "stored leaf hash differs from the entry's")
+            # _parse_body inlined for the usual body (UTF-8, one JSON object, nothing around it); anything else
+            # goes through _parse_body itself, which gives the json.loads verdict
+            obj: Any = None
+            try:
+                text = body.decode("utf-8")
+                obj, end = scan(text, 0)
+                canonical = end == len(text) and type(obj) is dict and ctext(obj) == text
+            except (UnicodeError, ValueError, StopIteration, RecursionError):
+                canonical = False
+            if not canonical:
+                obj, canonical = _parse_body(body)
+                if obj is _NOT_JSON:
+                    problem(seq, "entry", "entry is not valid JSON (altered)")
+                    continue
+                if not canonical:
+                    problem(seq, "entry", "entry is not canonical JSON (altered)")
+                    continue
+            get = obj.get
+            t = get("time")
+            kid = get("keyid")
+            # the sequence number and the five columns at once; an entry failing any is checked again one by one
+            if not (
+                get("seq") == seq
+                and t == r[1]
+                and get("principal") == r[2]
+                and get("action") == r[3]
+                and get("subject") == r[4]
+                and kid == r[6]
+            ):
+                if get("seq") != seq:
+                    problem(seq, "order", f"entry says it is number {get('seq')} (rows swapped or renumbered)")
+                for col, ci in _COLUMNS:
+                    if get(col) != r[ci]:
+                        problem(seq, "entry", f"column {col!r} was changed ({r[ci]!r}, signed {get(col)!r})")
+            t = t if type(t) is str else str(get("time", ""))
+            if not res.first_time:
+                res.first_time = t
+            if t < last_time:
+                problem(seq, "order", "entry is older than the one before it (reordered)")
+            else:
+                last_time = t
+            kid = kid if type(kid) is str else str(kid)
+            krow = keys.get(kid)
+            if krow is None:
+                problem(seq, "signature", f"signed by unknown key {kid[:16]} (forged entry)")
+                continue
+            # the signature verified above with the column's key when the body names that same key
+            ok = sig_ok[i] if kid == col_kids[i] and type(col_kids[i]) is str else None
+            if ok is None:
+                check = pubs.get(kid)
+                if check is None:
+                    check = pubs[kid] = ed25519.verifier(krow.public_key)
+                ok = check(sigs[i], body)
+            if not ok:
+                problem(seq, "signature", f"signature by {krow.principal} does not verify (entry forged or altered)")
+                continue
+            res.n_sigs += 1
+            if kid in legacy_ids:
+                mark(
+                    (
+                        seq,
+                        krow.keyid,
+                        f"entry {seq}: names its key by the legacy key ID {kid[:16]} (a workspace from before "
+                        f"keyrings); accepted as key {key_id(public_key_from_hex(krow.public_key.hex()))[:16]}",
+                    )
                 )
-            )
-        if krow.principal != get("principal"):
-            problem(seq, "signature", f"signed by {krow.principal}'s key but claims principal {get('principal')!r}")
-        why = krow.invalid_at(t)
-        if why:
-            problem(seq, "key", f"signature made when {why}")
-        elif krow.revoked_at:
-            mark(_revocation_mark(seq, krow))
+            if krow.principal != get("principal"):
+                problem(seq, "signature", f"signed by {krow.principal}'s key but claims principal {get('principal')!r}")
+            why = krow.invalid_at(t)
+            if why:
+                problem(seq, "key", f"signature made when {why}")
+            elif krow.revoked_at:
+                mark(_revocation_mark(seq, krow))
     res.last_time = last_time
     return res
 

@@ -44,7 +44,7 @@ from dataward.core.canonical import canonical_json
 from dataward.core.checkpoint import Checkpoint, parse_signed_checkpoint
 from dataward.core.dsse import key_id
 from dataward.errors import Error, IntegrityError
-from dataward.log._snapshot import decode_state, encode_state
+from dataward.log._snapshot import decode_state, encode_state_parts
 from dataward.log.auditlog import NodeReader, latest_checkpoint
 from dataward.log.query import checkpoint_at
 
@@ -384,13 +384,19 @@ def record_verified(
         base = proof.base
         if base is None or base.size > proof.size or proof.size - base.size > journal_limit(proof.size):
             # the state written anew (a full verification, or a journal grown past its limit)
-            state = encode_state(proof.state)
+            # written and hashed piece by piece: the same bytes as encode_state, without a copy of the whole
+            parts = encode_state_parts(proof.state)
             spath = _state_path(path, ws)
             spath.parent.mkdir(parents=True, exist_ok=True)
             tmp = spath.with_name(f".{spath.name}.{secrets.token_hex(4)}")
-            tmp.write_bytes(state)
+            digest = hashlib.sha256()
+            with tmp.open("wb") as f:
+                for part in parts:
+                    f.write(part)
+                    digest.update(part)
+            del parts
             os.replace(tmp, spath)
-            base = StateBase(proof.size, proof.frontier, hashlib.sha256(state).hexdigest())
+            base = StateBase(proof.size, proof.frontier, digest.hexdigest())
         mark: dict[str, Any] = {
             "version": 2,
             "size": proof.size,
