@@ -582,6 +582,7 @@ def mine(
     rem_len[cand_ngrams] = counts
     content = np.asarray(x.sum(axis=0)).ravel() >= 2  # tokens seen in at least two units
     full_content = np.bincount(full_rows, weights=content[full_tok], minlength=len(cand_ngrams))
+    part_content = np.bincount(rows, weights=content[rem_tok], minlength=len(cand_ngrams))
     content_cols = np.flatnonzero(content)
     content_count = np.asarray(x[:, content_cols].sum(axis=1)).ravel()
     x_content = x[:, content_cols].tocsr()
@@ -598,6 +599,11 @@ def mine(
         full_weight = np.stack(
             [np.bincount(full_rows, weights=weights[f, full_tok], minlength=len(cand_ngrams)) for f in range(n_folds)]
         )
+        # the looked-up tokens' weights per (fold, candidate): their negative and positive parts and magnitude
+        part = [weights[f, rem_tok] for f in range(n_folds)]
+        part_low = np.stack([np.bincount(rows, weights=np.minimum(w, 0.0), minlength=len(cand_ngrams)) for w in part])
+        part_high = np.stack([np.bincount(rows, weights=np.maximum(w, 0.0), minlength=len(cand_ngrams)) for w in part])
+        part_abs = part_high - part_low
         base = float(y.mean())
         sel = pair_target == t
         for gs, hs in _chunks(pair_ngram[sel], pair_hits[sel], ngram_csc.indptr):
@@ -607,22 +613,39 @@ def mine(
             ent_unit = ngram_csc.indices[_ranges(starts, lens)].astype(np.int64)
             keep = y[ent_unit]
             ent_pair, ent_unit = ent_pair[keep], ent_unit[keep]
-            rlen = rem_len[gs[ent_pair]]
-            tri_ent = np.repeat(np.arange(len(ent_unit)), rlen)
-            tri_tok = rem_tok[_ranges(rem_start[gs[ent_pair]], rlen)]
-            tri_unit = ent_unit[tri_ent]
-            present = _row_contains(x.indptr, x.indices, tri_unit, tri_tok)
             ent_pos = cand_pos[gs[ent_pair]]
-            drop_weight = full_weight[folds[ent_unit], ent_pos] + np.bincount(
-                tri_ent, weights=np.where(present, weights[folds[tri_unit], tri_tok], 0.0), minlength=len(ent_unit)
+            ent_fold = folds[ent_unit]
+            # a carrier is contradicted when, without g's removed tokens, it reads as not-target (odds of
+            # margin) and keeps min_rest content tokens; only carriers whose verdict depends on which of the
+            # tokens most-but-not-all carriers hold they have are looked up (see _undecided)
+            odds = log_odds[ent_unit]
+            full_drop = full_weight[ent_fold, ent_pos]
+            rest_full = content_count[ent_unit] - full_content[ent_pos]
+            contra, look = _undecided(
+                odds,
+                full_drop,
+                rest_full,
+                (part_low[ent_fold, ent_pos], part_high[ent_fold, ent_pos], part_abs[ent_fold, ent_pos]),
+                part_content[ent_pos],
+                params,
             )
-            drop_content = full_content[ent_pos] + np.bincount(
-                tri_ent, weights=present & content[tri_tok], minlength=len(ent_unit)
-            )
-            removed = log_odds[ent_unit] - drop_weight
-            # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
-            rest = content_count[ent_unit] - drop_content
-            contra = (removed < -params.margin) & (rest >= params.min_rest)
+            if look.size:  # the exact verdict, as every carrier's was computed before the bounds
+                look_unit, look_g = ent_unit[look], gs[ent_pair[look]]
+                rlen = rem_len[look_g]
+                tri_ent = np.repeat(np.arange(len(look)), rlen)
+                tri_tok = rem_tok[_ranges(rem_start[look_g], rlen)]
+                tri_unit = look_unit[tri_ent]
+                present = _row_contains(x.indptr, x.indices, tri_unit, tri_tok)
+                drop_weight = full_drop[look] + np.bincount(
+                    tri_ent, weights=np.where(present, weights[folds[tri_unit], tri_tok], 0.0), minlength=len(look)
+                )
+                drop_content = full_content[ent_pos[look]] + np.bincount(
+                    tri_ent, weights=present & content[tri_tok], minlength=len(look)
+                )
+                removed = odds[look] - drop_weight
+                # a carrier with (almost) nothing left but words seen nowhere else gives no evidence either way
+                rest = content_count[look_unit] - drop_content
+                contra[look] = (removed < -params.margin) & (rest >= params.min_rest)
             ks = np.bincount(ent_pair, weights=contra, minlength=len(gs)).astype(np.int64)
             supports = table.support[gs]
             # the association test's null: the target's rate among units without g (at least 1/n)
@@ -801,6 +824,34 @@ def _removed_tokens(
         order = np.argsort(keys, kind="stable")
         keys, full = keys[order], full[order]
     return keys // vocab, keys % vocab, full
+
+
+def _undecided(
+    odds: FloatArray,
+    full_drop: FloatArray,
+    rest_full: FloatArray,
+    part: tuple[FloatArray, FloatArray, FloatArray],
+    part_content: FloatArray,
+    params: MiningParams,
+) -> tuple[BoolArray, IntArray]:
+    """Each carrier's contradiction verdict where bounds decide it, and the carriers (positions) they do not.
+
+    A carrier's log-odds without g are ``odds - full_drop - s``, where ``s`` is the summed weight of the
+    looked-up tokens it holds, and its remaining content is ``rest_full - c``, ``c`` the content tokens
+    among them; whatever it holds, ``low <= s <= high`` (the sums of the tokens' negative and positive
+    weights) and ``0 <= c <= part_content``. So it is surely contradicted when even ``s = low`` leaves it
+    below ``-margin`` and even ``c = part_content`` leaves ``min_rest``, and surely not when ``s = high``
+    leaves it above ``-margin`` or ``c = 0`` leaves too little. The comparisons keep a slack far above the
+    rounding of the sums (relative 1e-9 of the magnitudes involved; rounding is below 1e-13 here), so a
+    carrier they decide gets the verdict its exact sum would give; only the others need the look-up.
+    """
+    low, high, size = part
+    slack = 1e-9 * (1.0 + np.abs(odds) + np.abs(full_drop) + size)
+    limit = -params.margin
+    sure = (odds - full_drop - low < limit - slack) & (rest_full - part_content >= params.min_rest)
+    never = (odds - full_drop - high > limit + slack) | (rest_full < params.min_rest)
+    contra: BoolArray = sure & ~never
+    return contra, np.flatnonzero(~(sure | never)).astype(np.int64)
 
 
 def _row_contains(indptr: IntArray, indices: IntArray, rows: IntArray, cols: IntArray) -> BoolArray:
