@@ -185,17 +185,20 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
     import scale
 
     data = scale.generate(a.dask_rows)
-    modes = ["single", "dask", "processes"]
+    modes = list(a.dask_modes)
+    if a.before_src:  # the code before a change, alternated with the rest in the same rounds
+        modes.append("dask-before")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     rounds: list[dict[str, dict[str, Any]]] = []
     for r in range(a.dask_repeat):
-        order = modes[r % 3 :] + modes[: r % 3]
+        order = modes[r % len(modes) :] + modes[: r % len(modes)]
         this: dict[str, dict[str, Any]] = {}
         for mode in order:
             warm = warm_file(data)
             load0 = _load()
-            cmd = [sys.executable, str(HERE / "scale.py"), "--one", "acquire", str(a.dask_rows), mode]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            cmd = [sys.executable, str(HERE / "scale.py"), "--one", "acquire", str(a.dask_rows), mode.split("-")[0]]
+            env = {**os.environ, "PYTHONPATH": a.before_src} if mode == "dask-before" else None
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
             if out.returncode:
                 return [_row("dask", today=f"not measured: scale.py failed ({out.stderr.strip()[-200:]})")]
             res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -216,7 +219,6 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
     cpu = {m: _summary(runs[m], "cpu_seconds") for m in modes}
     bound = {m: _summary(runs[m], "cpu_bound_seconds") for m in modes}
     paired = [round(x["single"]["seconds"] / x["dask"]["seconds"], 3) for x in rounds]
-    paired_pool = [round(x["single"]["seconds"] / x["processes"]["seconds"], 3) for x in rounds]
     paired_bound = [round(x["single"]["cpu_bound_seconds"] / x["dask"]["cpu_bound_seconds"], 3) for x in rounds]
     loads = [x["load"][0][0] for m in modes for x in runs[m]] + [x["load"][1][0] for m in modes for x in runs[m]]
     n = len(paired)
@@ -229,8 +231,7 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
             peer=f"one process: {wall['single']['median']:.1f} s wall "
             f"({wall['single']['spread'][0]:.1f}-{wall['single']['spread'][1]:.1f}), "
             f"{cpu['single']['median']:.1f} s CPU; Dask CPU {cpu['dask']['median']:.1f} s in all; "
-            f"per-round wall ratios {paired}; "
-            f"2-process pool {_ratio(wall['single']['median'], wall['processes']['median'])}x",
+            f"per-round wall ratios {paired}",
             wall=wall["dask"]["median"],
             cpu=cpu["dask"]["median"],
             peer_wall=wall["single"]["median"],
@@ -248,11 +249,15 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
             paired_ratio_cpu_bound=paired_bound,
             runs=runs,
             parts={
-                "2-process pool": {
-                    "wall": wall["processes"]["median"],
-                    "ratio_wall": _ratio(wall["single"]["median"], wall["processes"]["median"]),
-                    "paired_ratio_wall": paired_pool,
+                {"processes": "2-process pool", "dask-before": "Dask x2, code before"}[m]: {
+                    "wall": wall[m]["median"],
+                    "cpu": cpu[m]["median"],
+                    "ratio_wall": _ratio(wall["single"]["median"], wall[m]["median"]),
+                    "ratio_cpu_bound": _ratio(bound["single"]["median"], bound[m]["median"]),
+                    "paired_ratio_wall": [round(x["single"]["seconds"] / x[m]["seconds"], 3) for x in rounds],
                 }
+                for m in modes
+                if m not in ("single", "dask")
             },
         )
     ]
@@ -403,6 +408,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
         if r.get("peer"):
             print(f"{'':<46}   peer/floor, same run: {r['peer']}")
+        for part, v in (r.get("parts") or {}).items():
+            if "ratio_wall" in v:
+                print(f"{'':<46}   {part}: {v['wall']:.2f} s wall, {v['ratio_wall']}x the peer's wall")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", choices=("acquire", "records", "log", "dask", "check"))
     ap.add_argument("--json", type=Path, help="write the rows here")
     ap.add_argument("--rounds", type=int, help="alternated rounds of the dask and check rows (default 3; --quick 1)")
+    ap.add_argument("--dask-modes", nargs="+", default=["single", "dask", "processes"], help="the dask row's cells")
+    ap.add_argument("--before-src", help="the dask row also runs Dask x2 on the code under this src directory")
     ap.add_argument("--dir", default="/tmp/dataward-bench-speed", help="generated data (shared with speed.py)")
     a = ap.parse_args(argv)
     # the sizes speed.py's parts read, then this table's own
