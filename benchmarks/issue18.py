@@ -215,6 +215,7 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
             )
         rounds.append(this)
     same = all(x["root"] == runs["single"][0]["root"] for m in modes for x in runs[m])
+    native = all(x.get("native", False) for m in modes for x in runs[m])
     wall = {m: _summary(runs[m], "seconds") for m in modes}
     cpu = {m: _summary(runs[m], "cpu_seconds") for m in modes}
     bound = {m: _summary(runs[m], "cpu_bound_seconds") for m in modes}
@@ -227,7 +228,8 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
             "dask",
             today=f"{_ratio(wall['single']['median'], wall['dask']['median'])}x wall "
             f"({wall['dask']['median']:.1f} s, {wall['dask']['spread'][0]:.1f}-{wall['dask']['spread'][1]:.1f}), "
-            f"{_ratio(bound['single']['median'], bound['dask']['median'])}x CPU-bound, median of {n}",
+            f"{_ratio(bound['single']['median'], bound['dask']['median'])}x CPU-bound, median of {n}"
+            + ("" if native else " (NOT NATIVE: pure-Python leaf hashes)"),
             peer=f"one process: {wall['single']['median']:.1f} s wall "
             f"({wall['single']['spread'][0]:.1f}-{wall['single']['spread'][1]:.1f}), "
             f"{cpu['single']['median']:.1f} s CPU; Dask CPU {cpu['dask']['median']:.1f} s in all; "
@@ -241,6 +243,7 @@ def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
             load=_spread(loads),
             rows_in_file=a.dask_rows,
             same_root=same,
+            native=native,
             repeats=n,
             wall_s=wall,
             cpu_s=cpu,

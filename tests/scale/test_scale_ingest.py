@@ -99,9 +99,9 @@ def test_not_plain_is_copied_but_left_to_the_partitioned_code(tmp_path: Path, pa
 
 
 @pytest.mark.parametrize("threads", [2, 3, 5])
-def test_nodes_split_into_runs_match_serial_path(tmp_path: Path, threads: int) -> None:
-    # several workers: the ranges are dealt into contiguous runs, each leaf file is removed once read, and the
-    # leaf list is hashed back from the written object; all of it must give the serial path's bytes
+def test_concurrent_tasks_match_serial_path(tmp_path: Path, threads: int) -> None:
+    # tasks of both phases running at once (threads share the leaf files and write the leaf list side by side):
+    # the object, its SHA-256, the count, the root and the leaf list must still be the serial path's
     ex = LocalExecutor(threads)
     for rows, partition_bytes in ((0, 64), (5, 16), (1000, 300), (3000, 997)):
         _check(ex, tmp_path, _csv(rows, rows + threads), "csv", partition_bytes)
