@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,96 +143,249 @@ def rows_speed(a: argparse.Namespace, tmp: Path, key: str) -> list[dict[str, Any
     ]
 
 
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def _spread(xs: list[float]) -> list[float]:
+    return [round(min(xs), 3), round(max(xs), 3)] if xs else []
+
+
+def warm_file(path: Path) -> dict[str, Any]:
+    """Read ``path`` through once so that the next reader finds it in the page cache (every mode the same way),
+    after writing back dirty pages (a previous run's output must not be flushed during the next timing).
+    Returns how long that took and how much of the file was resident before (``fincore``, when present)."""
+    os.sync()
+    resident = None
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], capture_output=True, text=True, check=False)
+    if out.returncode == 0 and out.stdout.strip().isdigit():
+        resident = round(int(out.stdout.strip()) / max(1, path.stat().st_size), 3)
+    t = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(8 << 20)
+        while f.readinto(buf):
+            pass
+    return {"resident_before": resident, "warm_s": round(time.perf_counter() - t, 3)}
+
+
+def _summary(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    xs = [r[key] for r in runs]
+    return {"median": round(_median(xs), 3), "spread": _spread(xs), "runs": xs}
+
+
 def rows_dask(a: argparse.Namespace) -> list[dict[str, Any]]:
-    """acquire() of a generated CSV: one process (the peer) against 2 Dask workers and a 2-process pool."""
-    runs: dict[str, dict[str, Any]] = {}
-    load = _load()
-    for mode in ("single", "dask", "processes"):
-        cmd = [sys.executable, str(HERE / "scale.py"), "--one", "acquire", str(a.dask_rows), mode]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if out.returncode:
-            return [_row("dask", today=f"not measured: scale.py failed ({out.stderr.strip()[-200:]})")]
-        runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    one, dask, pool = runs["single"], runs["dask"], runs["processes"]
-    same = all(r["root"] == one["root"] for r in (dask, pool))
+    """acquire() of a generated CSV: one process (the peer) against 2 Dask workers and a 2-process pool.
+
+    Each cell runs in its own process (``scale.py --one``). Before every cell the input is read through once
+    (the page cache is warm for every mode alike, and dirty pages of the previous cell are written back);
+    the modes alternate, their order rotating from round to round, for ``--rounds`` rounds. The row
+    gives the median of each mode and the spread (min-max) of wall and CPU time, the ratio of the medians
+    and the median of the ratios within a round, with the load average beside every cell."""
+    sys.path.insert(0, str(HERE))
+    import scale
+
+    data = scale.generate(a.dask_rows)
+    modes = list(a.dask_modes)
+    if a.before_src:  # the code before a change, alternated with the rest in the same rounds
+        modes.append("dask-before")
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for r in range(a.dask_repeat):
+        order = modes[r % len(modes) :] + modes[: r % len(modes)]
+        this: dict[str, dict[str, Any]] = {}
+        for mode in order:
+            warm = warm_file(data)
+            load0 = _load()
+            cmd = [sys.executable, str(HERE / "scale.py"), "--one", "acquire", str(a.dask_rows), mode.split("-")[0]]
+            env = {**os.environ, "PYTHONPATH": a.before_src} if mode == "dask-before" else None
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+            if out.returncode:
+                return [_row("dask", today=f"not measured: scale.py failed ({out.stderr.strip()[-200:]})")]
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res.update(warm)
+            res["load"] = [load0, _load()]
+            res["cpu_seconds"] = round(res["driver_cpu_seconds"] + sum(res["worker_cpu_seconds"]), 2)
+            res["round"] = r
+            runs[mode].append(res)
+            this[mode] = res
+            print(
+                f"dask round {r} {mode:9s} {res['seconds']:6.2f} s wall, {res['cpu_seconds']:5.2f} s CPU "
+                f"(bound {res['cpu_bound_seconds']:.2f}), cached {warm['resident_before']}, load {res['load']}",
+                file=sys.stderr,
+            )
+        rounds.append(this)
+    same = all(x["root"] == runs["single"][0]["root"] for m in modes for x in runs[m])
+    native = all(x.get("native", False) for m in modes for x in runs[m])
+    wall = {m: _summary(runs[m], "seconds") for m in modes}
+    cpu = {m: _summary(runs[m], "cpu_seconds") for m in modes}
+    bound = {m: _summary(runs[m], "cpu_bound_seconds") for m in modes}
+    paired = [round(x["single"]["seconds"] / x["dask"]["seconds"], 3) for x in rounds]
+    paired_bound = [round(x["single"]["cpu_bound_seconds"] / x["dask"]["cpu_bound_seconds"], 3) for x in rounds]
+    loads = [x["load"][0][0] for m in modes for x in runs[m]] + [x["load"][1][0] for m in modes for x in runs[m]]
+    n = len(paired)
     return [
         _row(
             "dask",
-            today=f"{_ratio(one['seconds'], dask['seconds'])}x wall ({dask['seconds']:.1f} s), "
-            f"{_ratio(one['cpu_bound_seconds'], dask['cpu_bound_seconds'])}x CPU-bound",
-            peer=f"one process: {one['seconds']:.1f} s wall, {one['driver_cpu_seconds']:.1f} s CPU",
-            wall=dask["seconds"],
-            cpu=round(dask["driver_cpu_seconds"] + sum(dask["worker_cpu_seconds"]), 2),
-            peer_wall=one["seconds"],
-            peer_cpu=one["driver_cpu_seconds"],
-            ratio_wall=_ratio(one["seconds"], dask["seconds"]),
-            ratio_cpu=_ratio(one["cpu_bound_seconds"], dask["cpu_bound_seconds"]),
-            load=[load, _load()],
+            today=f"{_ratio(wall['single']['median'], wall['dask']['median'])}x wall "
+            f"({wall['dask']['median']:.1f} s, {wall['dask']['spread'][0]:.1f}-{wall['dask']['spread'][1]:.1f}), "
+            f"{_ratio(bound['single']['median'], bound['dask']['median'])}x CPU-bound, median of {n}"
+            + ("" if native else " (NOT NATIVE: pure-Python leaf hashes)"),
+            peer=f"one process: {wall['single']['median']:.1f} s wall "
+            f"({wall['single']['spread'][0]:.1f}-{wall['single']['spread'][1]:.1f}), "
+            f"{cpu['single']['median']:.1f} s CPU; Dask CPU {cpu['dask']['median']:.1f} s in all; "
+            f"per-round wall ratios {paired}",
+            wall=wall["dask"]["median"],
+            cpu=cpu["dask"]["median"],
+            peer_wall=wall["single"]["median"],
+            peer_cpu=cpu["single"]["median"],
+            ratio_wall=_ratio(wall["single"]["median"], wall["dask"]["median"]),
+            ratio_cpu=_ratio(bound["single"]["median"], bound["dask"]["median"]),
+            load=_spread(loads),
             rows_in_file=a.dask_rows,
             same_root=same,
-            parts={"2-process pool": {"wall": pool["seconds"], "ratio_wall": _ratio(one["seconds"], pool["seconds"])}},
+            native=native,
+            repeats=n,
+            wall_s=wall,
+            cpu_s=cpu,
+            cpu_bound_s=bound,
+            paired_ratio_wall=paired,
+            paired_ratio_cpu_bound=paired_bound,
+            runs=runs,
+            parts={
+                {"processes": "2-process pool", "dask-before": "Dask x2, code before"}[m]: {
+                    "wall": wall[m]["median"],
+                    "cpu": cpu[m]["median"],
+                    "ratio_wall": _ratio(wall["single"]["median"], wall[m]["median"]),
+                    "ratio_cpu_bound": _ratio(bound["single"]["median"], bound[m]["median"]),
+                    "paired_ratio_wall": [round(x["single"]["seconds"] / x[m]["seconds"], 3) for x in rounds],
+                }
+                for m in modes
+                if m not in ("single", "dask")
+            },
         )
     ]
 
 
-_CHECK_CHILD = """
-import json, sys, tempfile
+_CHECK_DATA = """
+import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import screening
-rows = int(sys.argv[2])
-out = {}
-with tempfile.TemporaryDirectory(prefix="dw-issue18-check-") as tmp:
-    d = Path(tmp)
-    ref, batch = screening.make(rows, 1, planted=False), screening.make(rows, 2, planted=True)
-    screening.write(ref, d / "ref.parquet")
-    screening.write(batch, d / "batch.parquet")
-    out["dataward"] = screening.run_dataward(d / "ref.parquet", d / "batch.parquet")
-    try:
-        import great_expectations  # noqa: F401
-    except ImportError:
-        out["ge"] = None
-    else:
-        out["ge"] = screening.run_ge(ref.to_pandas(), batch.to_pandas())
-print(json.dumps(out))
+rows, d = int(sys.argv[2]), Path(sys.argv[3])
+screening.write(screening.make(rows, 1, planted=False), d / "ref.parquet")
+screening.write(screening.make(rows, 2, planted=True), d / "batch.parquet")
 """
+
+#: timed calls of each side per fresh process; the first is the first-call figure, the others the steady state
+CHECK_CALLS = 3
+
+
+def _check_stats(calls: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    xs = [c[key] for c in calls]
+    return {"median": round(_median(xs), 3), "spread": _spread(xs)}
 
 
 def rows_check(a: argparse.Namespace) -> list[dict[str, Any]]:
-    """``create_baseline`` + ``check_path`` against Great Expectations' suite (in the peers' venv if built)."""
+    """``create_baseline`` + ``check_path`` against Great Expectations' suite (in the peers' venv if built).
+
+    Each side runs in its own fresh process (``screening.py --side``), so that neither inherits the other's heap,
+    allocator settings or page-cache state; GE's DataFrames are read before its timing. One untimed process of
+    each side first faults the libraries and the files into memory (pages idle for a minute may have been
+    reclaimed). Then ``--rounds`` rounds alternate the order of the sides; each process times
+    ``CHECK_CALLS`` calls. The first call of a process (lazy imports, pools, first touch of memory) and the
+    later calls (the steady state) are summarised apart: median and min-max of wall and CPU seconds (user and
+    system apart), with the load average of every call. The row's ratio is the steady state's, the
+    conservative one; the first calls' ratio is beside it."""
     venv_python = SCREENING_VENV / "bin" / "python"
     python = str(venv_python) if (SCREENING_VENV / ".stamp").exists() and venv_python.exists() else sys.executable
-    load = _load()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"), os.environ.get("PYTHONPATH")])),
     }
-    cmd = [python, "-c", _CHECK_CHILD, str(HERE), str(a.check_rows)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    if out.returncode:
-        return [_row("check", today=f"not measured: screening failed ({out.stderr.strip()[-200:]})")]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    dw, ge = res["dataward"], res["ge"]
-    caught = all(dw[k] for k in ("caught_new_category", "caught_cluster", "caught_label_shift"))
+    load = _load()
+    with tempfile.TemporaryDirectory(prefix="dw-issue18-check-") as tmp:
+        d = Path(tmp)
+        made = subprocess.run(
+            [python, "-c", _CHECK_DATA, str(HERE), str(a.check_rows), tmp], capture_output=True, text=True, env=env
+        )
+        if made.returncode:
+            return [_row("check", today=f"not measured: data failed ({made.stderr.strip()[-200:]})")]
+        sides = ["dataward", "ge"]
+
+        def side(name: str, calls: int) -> dict[str, Any] | str:
+            cmd = [python, str(HERE / "screening.py"), "--side", name, str(d / "ref.parquet"), str(d / "batch.parquet")]
+            out = subprocess.run([*cmd, str(calls)], capture_output=True, text=True, check=False, env=env)
+            if out.returncode:
+                return out.stderr.strip()[-200:]
+            res: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+            return res
+
+        ge_ok = True
+        for name in sides:  # warm-up: libraries and files into memory, nothing timed
+            got = side(name, 1)
+            if isinstance(got, str):
+                if name == "dataward":
+                    return [_row("check", today=f"not measured: screening failed ({got})")]
+                ge_ok = False
+                sides = ["dataward"]
+        procs: dict[str, list[dict[str, Any]]] = {n: [] for n in sides}
+        for r in range(a.check_repeat):
+            for name in sides if r % 2 == 0 else sides[::-1]:
+                got = side(name, CHECK_CALLS)
+                if isinstance(got, str):
+                    return [_row("check", today=f"not measured: {name} failed ({got})")]
+                procs[name].append(got)
+                c = got["calls"]
+                print(
+                    f"check round {r} {name:8s} wall {[x['wall'] for x in c]} CPU {[x['cpu'] for x in c]} "
+                    f"(sys {[x['sys'] for x in c]}) load {[x['load'] for x in c]}",
+                    file=sys.stderr,
+                )
+    summary: dict[str, Any] = {}
+    for name, ps in procs.items():
+        first = [p["calls"][0] for p in ps]
+        steady = [c for p in ps for c in p["calls"][1:]]
+        summary[name] = {
+            part: {k: _check_stats(cs, k) for k in ("wall", "cpu", "user", "sys", "minflt")}
+            for part, cs in (("first", first), ("steady", steady))
+            if cs
+        }
+    dw = summary["dataward"]
+    caught = all(all(c["caught"]) for p in procs["dataward"] for c in p["calls"])
+    loads = [c["load"] for ps in procs.values() for p in ps for c in p["calls"]]
+    steady = "steady" if "steady" in dw else "first"
     row = _row(
         "check",
-        today=f"{dw['total_s']:.2f} s wall, {dw['total_cpu_s']:.2f} s CPU (baseline + check)",
-        wall=dw["total_s"],
-        cpu=dw["total_cpu_s"],
-        load=[load, _load()],
+        today=f"{dw[steady]['wall']['median']:.2f} s wall, {dw[steady]['cpu']['median']:.2f} s CPU "
+        f"({dw[steady]['cpu']['spread'][0]:.2f}-{dw[steady]['cpu']['spread'][1]:.2f}); first call "
+        f"{dw['first']['cpu']['median']:.2f} s CPU (baseline + check)",
+        wall=dw[steady]["wall"]["median"],
+        cpu=dw[steady]["cpu"]["median"],
+        load=[load, _spread(loads), _load()],
         rows_in_file=a.check_rows,
         caught_all_planted=caught,
+        rounds=a.check_repeat,
+        calls_per_process=CHECK_CALLS,
+        sides=summary,
+        processes=procs,
     )
-    if ge is None or "total_s" not in ge:
+    if not ge_ok:
         row.update(peer=f"not measured: GE not installed in {Path(python).parent.parent.name or python}")
-    else:
-        row.update(
-            peer=f"Great Expectations: {ge['total_s']:.2f} s wall, {ge['total_cpu_s']:.2f} s CPU",
-            peer_wall=ge["total_s"],
-            peer_cpu=ge["total_cpu_s"],
-            ratio_wall=_ratio(ge["total_s"], dw["total_s"]),
-            ratio_cpu=_ratio(ge["total_cpu_s"], dw["total_cpu_s"]),
-        )
+        return [row]
+    ge = summary["ge"]
+    row.update(
+        peer=f"Great Expectations: {ge[steady]['wall']['median']:.2f} s wall, {ge[steady]['cpu']['median']:.2f} s CPU "
+        f"({ge[steady]['cpu']['spread'][0]:.2f}-{ge[steady]['cpu']['spread'][1]:.2f}); first call "
+        f"{ge['first']['cpu']['median']:.2f} s CPU; first calls' ratio "
+        f"{_ratio(ge['first']['wall']['median'], dw['first']['wall']['median'])}x wall, "
+        f"{_ratio(ge['first']['cpu']['median'], dw['first']['cpu']['median'])}x CPU",
+        peer_wall=ge[steady]["wall"]["median"],
+        peer_cpu=ge[steady]["cpu"]["median"],
+        ratio_wall=_ratio(ge[steady]["wall"]["median"], dw[steady]["wall"]["median"]),
+        ratio_cpu=_ratio(ge[steady]["cpu"]["median"], dw[steady]["cpu"]["median"]),
+        ratio_first_wall=_ratio(ge["first"]["wall"]["median"], dw["first"]["wall"]["median"]),
+        ratio_first_cpu=_ratio(ge["first"]["cpu"]["median"], dw["first"]["cpu"]["median"]),
+    )
     return [row]
 
 
@@ -257,6 +411,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
         if r.get("peer"):
             print(f"{'':<46}   peer/floor, same run: {r['peer']}")
+        for part, v in (r.get("parts") or {}).items():
+            if "ratio_wall" in v:
+                print(f"{'':<46}   {part}: {v['wall']:.2f} s wall, {v['ratio_wall']}x the peer's wall")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,15 +421,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat (minutes, not tens of minutes)")
     ap.add_argument("--only", nargs="*", choices=("acquire", "records", "log", "dask", "check"))
     ap.add_argument("--json", type=Path, help="write the rows here")
+    ap.add_argument("--rounds", type=int, help="alternated rounds of the dask and check rows (default 3; --quick 1)")
+    ap.add_argument("--dask-modes", nargs="+", default=["single", "dask", "processes"], help="the dask row's cells")
+    ap.add_argument("--before-src", help="the dask row also runs Dask x2 on the code under this src directory")
     ap.add_argument("--dir", default="/tmp/dataward-bench-speed", help="generated data (shared with speed.py)")
     a = ap.parse_args(argv)
     # the sizes speed.py's parts read, then this table's own
     a.csv_rows, a.append_entries, a.log_entries, a.many_files, a.repeat = 1_000_000, 20_000, 100_000, 192, 3
     a.dask_rows, a.check_rows = 10_000_000, 1_000_000
+    a.dask_repeat = a.check_repeat = 3
     if a.quick:
         a.csv_rows, a.append_entries, a.log_entries, a.many_files, a.repeat = 100_000, 5000, 20_000, 32, 1
         a.dask_rows, a.check_rows = 1_000_000, 100_000
+        a.dask_repeat = a.check_repeat = 1
         a.dir += "-quick"
+    if a.rounds:
+        a.dask_repeat = a.check_repeat = a.rounds
     only = a.only or ["acquire", "records", "log", "dask", "check"]
     print(f"cpus: {os.cpu_count()}, load average at start: {_load()}", file=sys.stderr)
     rows: list[dict[str, Any]] = []

@@ -84,6 +84,14 @@ def _warm() -> None:
     import dataward.screen.pii  # noqa: F401
 
 
+def _native() -> bool:
+    """Whether the leaf hashes ran in the native extension (a checkout without its in-place build falls back
+    to pure Python, 3-5x the CPU: such a figure is not the product's)."""
+    from dataward.core import leafhash
+
+    return bool(leafhash.NATIVE)
+
+
 def _worker_cpu(ex: Any) -> dict[str, float]:
     if not hasattr(ex, "_client"):  # not a Dask executor: process pools are measured at the end
         return {}
@@ -198,6 +206,7 @@ def run_step(step: str, rows: int, mode: str) -> dict[str, Any]:
             "cpu_bound_seconds": round(driver_cpu + max(worker_cpu, default=0.0), 2),
             "driver_peak_rss_mb": round(_peak_rss_mb(), 1),
             "worker_peak_rss_mb": peaks,
+            "native": _native(),
             **result,
         }
     finally:

@@ -98,6 +98,16 @@ def test_not_plain_is_copied_but_left_to_the_partitioned_code(tmp_path: Path, pa
     _check(ex, tmp_path, jsonl, "jsonl", partition_bytes, plain=False)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_concurrent_tasks_match_serial_path(tmp_path: Path, threads: int) -> None:
+    # tasks of both phases running at once (threads share the leaf files and write the leaf list side by side):
+    # the object, its SHA-256, the count, the root and the leaf list must still be the serial path's
+    ex = LocalExecutor(threads)
+    for rows, partition_bytes in ((0, 64), (5, 16), (1000, 300), (3000, 997)):
+        _check(ex, tmp_path, _csv(rows, rows + threads), "csv", partition_bytes)
+        _check(ex, tmp_path, _csv(rows, 7, crlf=True, blank_every=11), "csv", partition_bytes)
+
+
 def test_dask_workers_match_serial_path(tmp_path: Path, dask_executor: Any) -> None:
     _check(dask_executor, tmp_path, _csv(5000, 11), "csv", 20_000)
     _check(dask_executor, tmp_path, b'a,b\n"x\ny",1\n' * 500, "csv", 2000, plain=False)

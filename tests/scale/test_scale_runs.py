@@ -100,7 +100,9 @@ def test_check_cli_executor_flag_and_workspace_setting(tmp_path: Path, capsys: p
 
 
 @pytest.mark.slow
-def test_detect_split_across_executors_equals_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_detect_split_across_executors_equals_one_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dask_executor: Executor
+) -> None:
     # breast_cancer with 5 % flipped labels: enough records for the label-noise test to find them (on wine's
     # 178 records it has little power), so the reports compared below are not empty
     frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
@@ -111,7 +113,7 @@ def test_detect_split_across_executors_equals_one_process(tmp_path: Path, capsys
     single = detect(path, label="label", seed=1).to_json()
     assert single["n_records"] == 569 and any(r["flagged"] for r in single["records"])
     assert len(single["detectors"]) >= 3
-    for ex in (LocalExecutor(), ProcessExecutor(2)):
+    for ex in (LocalExecutor(), ProcessExecutor(2), dask_executor):
         got = detect_on(ex, str(path), label="label", seed=1).to_json()
         assert _timeless(got) == _timeless(single), ex.name
     assert main(["-w", str(tmp_path), "detect", str(path), "--label", "label", "--seed", "1", "--json"]) == 0
