@@ -2,7 +2,8 @@
 
 Random label flips (the simulator's ``label_flip``) at 5 % and 10 % on real data: SMS spam and the three
 "sentiment labelled sentences" files joined (text), scikit-learn's digits, breast_cancer, wine and iris
-(tabular).
+(tabular). Three harder small dense tables are opt-in (``--only moons,blobs,digits600``: two moons with four
+noise columns, a noisy 3-class ``make_classification`` and 600 digits as a table; docs/adr/0074, 0082).
 For each case, precision, recall and F1 of:
 
 - ``dataward``: the ``label_issues`` detector alone, as shipped (out-of-fold probabilities; word, character
@@ -86,6 +87,42 @@ DATASETS = {
 }
 
 
+def _table_frame(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[pd.DataFrame, dict[str, str]]:
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    frame["label"] = [f"c{t}" for t in y]
+    return frame, {}
+
+
+def _moons(seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Two moons, 500 records, noise 0.2, with four N(0, 1) columns beside the two informative ones."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(500, noise=0.2, random_state=seed)
+    return _table_frame(np.hstack([x, np.random.default_rng(seed).normal(size=(500, 4))]), y)
+
+
+def _blobs(seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Noisy 3-class ``make_classification`` (400 x 10, 5 informative, class_sep 1.2; its default flip_y = 0.01
+    already draws 1 % of the labels at random, unmarked in the truth for every column alike)."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(400, n_features=10, n_informative=5, n_classes=3, class_sep=1.2, random_state=seed)
+    return _table_frame(x, y)
+
+
+def _digits600(seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The first 600 rows of scikit-learn's digits as a table (10 classes, a small dense table)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return _table_frame(bunch.data[:600], bunch.target[:600])
+
+
+#: harder small dense tables outside the default run (docs/adr/0074, 0082, 0087): ``--only moons,blobs,digits600``;
+#: moons and blobs are drawn with the case's seed (data seed = flip seed)
+EXTRA_TABLES = {"moons": _moons, "blobs": _blobs, "digits600": _digits600}
+
+
 def prf(flags: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> dict[str, float]:
     tp = int(np.sum(flags & truth))
     fp = int(np.sum(flags & ~truth))
@@ -103,7 +140,7 @@ def run_case(
     from dataward.detect._labels import LabelIssues
     from dataward.simulate import Roles, simulate
 
-    frame, roles = DATASETS[name]()
+    frame, roles = EXTRA_TABLES[name](seed) if name in EXTRA_TABLES else DATASETS[name]()
     poisoned = simulate(frame, "label_flip", Roles(label="label", text=roles.get("text")), rate=rate, seed=seed)
     truth = poisoned.truth.mask()
     rep = from_frame(poisoned.data, label="label", text=roles.get("text"))
@@ -151,12 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="one seed, 5 %% flips only")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--only", default="", help="comma-separated data sets")
+    ap.add_argument("--only", default="", help=f"comma-separated data sets: {', '.join([*DATASETS, *EXTRA_TABLES])}")
     ap.add_argument("--peer-python", default=str(ROOT / ".venv-bench-detection" / "bin" / "python"))
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--no-ensemble", action="store_true", help="skip the whole ensemble's row (detect())")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(DATASETS)
+    unknown = [n for n in names if n not in DATASETS and n not in EXTRA_TABLES]
+    if unknown:
+        ap.error(f"unknown data set(s): {', '.join(unknown)}")
     rates = (0.05,) if args.quick else (0.05, 0.10)
     seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     peer = Path(args.peer_python)
