@@ -118,7 +118,7 @@ def _digits600(seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
     return _table_frame(bunch.data[:600], bunch.target[:600])
 
 
-#: harder small dense tables outside the default run (docs/adr/0074, 0082, 0087): ``--only moons,blobs,digits600``;
+#: harder small dense tables outside the default run (docs/adr/0074, 0082): ``--only moons,blobs,digits600``;
 #: moons and blobs are drawn with the case's seed (data seed = flip seed)
 EXTRA_TABLES = {"moons": _moons, "blobs": _blobs, "digits600": _digits600}
 

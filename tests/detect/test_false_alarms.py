@@ -7,30 +7,16 @@ The full table (every data set, and ``screen`` in a workspace) is the benchmark'
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from bench_module import load_benchmark  # tests/detect/bench_module.py
 
 from dataward.detect import detect
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("false_alarms_bench", ROOT / "benchmarks" / "false_alarms.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = load_benchmark("false_alarms")
 HAVE_SHARED = (BENCH.DATA / "sentiment" / "yelp_labelled.txt").exists()
 SLOW = pytest.mark.slow
 

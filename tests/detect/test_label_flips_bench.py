@@ -1,28 +1,12 @@
-"""The label-flip benchmark's opt-in harder tables (docs/adr/0087): seeded, the shapes the ADRs describe, and
+"""The label-flip benchmark's opt-in harder tables (docs/adr/0074, 0082): seeded, the shapes the ADRs describe, and
 an unknown ``--only`` name is an error rather than a silent empty run."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
+from bench_module import load_benchmark  # tests/detect/bench_module.py
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("label_flips_bench", ROOT / "benchmarks" / "label_flips.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = load_benchmark("label_flips")
 
 
 @pytest.mark.parametrize(("name", "rows", "columns", "classes"), [("moons", 500, 6, 2), ("blobs", 400, 10, 3)])
