@@ -574,6 +574,7 @@ def mine(
     cand_pos = np.full(n_ngrams, -1, dtype=np.int64)
     cand_pos[cand_ngrams] = np.arange(len(cand_ngrams))
     full_rows, full_tok = rows[rem_full], rem_tok[rem_full]
+    full_bounds = np.searchsorted(full_rows, np.arange(len(cand_ngrams) + 1))  # rows are sorted
     rows, rem_tok = rows[~rem_full], rem_tok[~rem_full]
     counts = np.bincount(rows, minlength=len(cand_ngrams))
     rem_start = np.zeros(n_ngrams, dtype=np.int64)
@@ -665,9 +666,9 @@ def mine(
                 hits = n_on
                 q_g = q0
                 if matched_null:
-                    removed = np.unique(
-                        np.r_[full_tok[full_rows == cand_pos[g]], rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]
-                    ).astype(np.int64)
+                    pos = int(cand_pos[g])
+                    own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
+                    removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]).astype(np.int64)
                     q_g = _matched_rate(
                         x,
                         x_csc,
