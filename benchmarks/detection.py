@@ -584,11 +584,13 @@ _SPEED_CHILD = r"""
 import json, resource, subprocess, sys, time
 path, exe = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-proc = subprocess.run([exe, "detect", path, "--label", "label", "--text", "text", "--json", path + ".json", "--quiet"],
-                      capture_output=True, text=True)
+cmd = [exe, "detect", path, "--label", "label", "--text", "text", "--json-out", path + ".json", "--quiet"]
+proc = subprocess.run(cmd, capture_output=True, text=True)
 seconds = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"rc": proc.returncode, "seconds": seconds, "peak_rss_bytes": rss, "stderr": proc.stderr[-500:]}))
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+rss = use.ru_maxrss * 1024
+print(json.dumps({"rc": proc.returncode, "seconds": seconds, "cpu_seconds": use.ru_utime + use.ru_stime,
+                  "peak_rss_bytes": rss, "stderr": proc.stderr[-500:]}))
 """
 
 
