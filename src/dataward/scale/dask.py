@@ -92,7 +92,7 @@ class DaskExecutor(Executor):
                         n_workers=max(1, workers or 2),
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=":0",
+                        dashboard_address=None,  # no one could find its port; with bokeh installed it costs the start
                         silence_logs=40,
                     )
                     self._client = distributed.Client(self._cluster, set_as_default=False)
