@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             name = getattr(fn, "__name__", str(fn))
             kinds = sorted({type(x).__name__ for x in items})
-            _mark(f"map {name} {'/'.join(kinds)} x{len(items)}", w0, w1, round(time.process_time() - c0, 3), tasks=tasks)
+            what = f"map {name} {'/'.join(kinds)} x{len(items)}"
+            _mark(what, w0, w1, round(time.process_time() - c0, 3), tasks=tasks)
             return [r for r, _t in out]
 
     for mod, names in (

@@ -2,8 +2,9 @@
 
 The driver reads only short blocks (the header line, the bytes around each cut). Phase 1: each worker
 reads its byte range of the delivered file, writes it at the same offset of a preallocated temporary object
-(through a shared mapping of the range: :class:`_RangeOut`) and, for a CSV/TSV whose records are its lines, hashes and checks the range in the native plain
-pass (:func:`~dataward.records.leaves.plain_line_leaves`), writing the leaves to a scratch file. Phase 2,
+(through a shared mapping of the range, :class:`_RangeOut`) and, for a CSV/TSV whose records are its lines,
+hashes and checks the range in the native plain pass (:func:`~dataward.records.leaves.plain_line_leaves`),
+writing the leaves to a scratch file. Phase 2,
 once the leaf counts give every range its first leaf index: each worker takes a contiguous run of ranges,
 reads each range's leaf file once (and removes it), writes its leaves at their place in the leaf-list object
 and computes the RFC 6962 perfect nodes that exactly cover the range
