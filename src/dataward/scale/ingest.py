@@ -236,13 +236,14 @@ def _copy_and_hash(t: IngestTask, src: int, dst: _RangeOut) -> IngestPart:
         def opener() -> IO[bytes]:
             return io.BufferedReader(_TeeRange(prefix, src, dst, t.start, t.end, copied))
 
-        try:
-            plain = plain_line_leaves(opener, t.name, t.delimiter)
-        except InputError:
-            plain = None  # bad input: the partitioned or single-process code names the line
+        # each block's leaves go to the leaf file as they come: no buffer of the range's leaves (fresh memory
+        # per range); what a range that is not plain wrote there is removed with the other scratch files
+        with open(t.leaves_path, "wb") as f:  # buffered: large writes go straight through, whole
+            try:
+                plain = plain_line_leaves(opener, t.name, t.delimiter, sink=f.write)
+            except InputError:
+                plain = None  # bad input: the partitioned or single-process code names the line
         if plain is not None:
-            with open(t.leaves_path, "wb") as f:
-                f.write(plain[0])
             result = IngestPart(plain[1], True)
     _copy_rest(src, dst, copied[0], t.end)  # what the hasher did not read (not plain, or no header)
     return result
