@@ -179,6 +179,22 @@ def test_plain_reading_agrees_with_arrow(data: bytes) -> None:
     assert leaves == b"".join(hashlib.sha256(b"\x00" + r).digest() for r in recs)
 
 
+@settings(max_examples=40, deadline=None)
+@given(data=plain_csv())
+def test_plain_leaves_to_a_sink_are_the_returned_leaves(data: bytes) -> None:
+    """With a sink, the blocks' leaves arrive in order and make up exactly the leaves returned without one."""
+    try:
+        want = records.plain_line_leaves(lambda: io.BytesIO(data), "t.csv", ",")
+    except InputError:
+        return
+    assert want is not None
+    for chunk in (64, 1 << 20):  # many blocks, one block
+        parts: list[bytes] = []
+        with mock.patch.object(records, "PLAIN_CHUNK", chunk):
+            got = records.plain_line_leaves(lambda: io.BytesIO(data), "t.csv", ",", sink=parts.append)
+        assert got == (b"", want[1]) and b"".join(parts) == want[0]
+
+
 def test_not_plain_files_go_to_the_csv_parser(tmp_path: Path) -> None:
     for body in (b'a,b\n1,"x"\n', b"a,b\n1,2\r3,4\n", b'"a",b\n1,2\n', b"\na,b\r\r\n"):
         p = tmp_path / "q.csv"

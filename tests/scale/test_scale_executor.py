@@ -193,3 +193,19 @@ def test_dask_map_keeps_order_and_raises(dask_executor: Executor) -> None:
         assert dask_executor.map(_square_or_fail, list(range(n))) == [i * i for i in range(n)]
     with pytest.raises(ValueError, match="negative -3"):
         dask_executor.map(_square_or_fail, [1, 2, -3, 4])
+
+
+def test_local_cluster_counts_its_workers_when_the_listing_fails(
+    dask_executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """acquire() copies by byte ranges only with >= 2 workers: a local cluster whose scheduler listing fails
+    once (or omits a busy worker) still counts the workers it started, and its map still runs every task."""
+    ex: Any = dask_executor
+    assert ex.workers == 2
+
+    def fails(*a: Any, **kw: Any) -> Any:
+        raise TimeoutError("scheduler busy")
+
+    monkeypatch.setattr(ex._client, "scheduler_info", fails)
+    assert ex.workers == 2
+    assert ex.map(abs, [-3, 1, -2]) == [3, 1, 2]

@@ -170,3 +170,57 @@ def test_workers_that_cannot_reach_the_file_leave_it_to_the_driver(
     monkeypatch.setattr(ingest, "ingest_task", lambda t: real(replace(t, source=str(tmp_path / "elsewhere.csv"))))
     assert ingest_file(LocalExecutor(threads=2), store, path, path.name, "csv", partition_bytes=300) is None
     assert not os.listdir(tmp_path / "objects" / "incoming")
+
+
+@pytest.mark.parametrize("how", ["mapped", "no-fallocate", "no-mmap", "no-populate"])
+def test_every_write_path_stores_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The ranges are written through shared mappings; a file system without fallocate or mmap (and a kernel
+    without MADV_POPULATE_WRITE) gets pwrite or faults per page instead: the stored bytes, the leaf list and
+    the root are the same on every path, at cuts that are not page-aligned."""
+    import dataward.scale.ingest as ing
+
+    calls: list[str] = []
+    real_mmap = ing.mmap.mmap
+
+    def no_fallocate(fd: int, offset: int, length: int) -> None:
+        calls.append("fallocate")
+        raise OSError(95, "Operation not supported")  # EOPNOTSUPP
+
+    def no_mmap(*a: Any, **kw: Any) -> Any:
+        calls.append("mmap")
+        raise OSError(19, "No such device")  # ENODEV: the file system cannot map files
+
+    def counted_mmap(*a: Any, **kw: Any) -> Any:
+        calls.append("mmap")
+        return real_mmap(*a, **kw)
+
+    if how == "no-fallocate":
+        monkeypatch.setattr(ing.os, "posix_fallocate", no_fallocate)
+    elif how == "no-mmap":
+        monkeypatch.setattr(ing.mmap, "mmap", no_mmap)
+    else:
+        monkeypatch.setattr(ing.mmap, "mmap", counted_mmap)
+        if how == "no-populate":
+            monkeypatch.setattr(ing, "MADV_POPULATE_WRITE", 0)
+    data = _csv(3000, 21)
+    for pb in (4093, 10_000):
+        _check(LocalExecutor(threads=2), tmp_path, data, "csv", pb)
+    assert calls and set(calls) == {"fallocate" if how == "no-fallocate" else "mmap"}
+
+
+def test_a_full_disk_is_a_storage_error_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks are allocated before a range is mapped, so a full disk is refused as a storage error (a write to
+    a mapping on a full disk would be a SIGBUS), and the temporary objects are removed."""
+    import dataward.scale.ingest as ing
+    from dataward.errors import Error
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")  # ENOSPC
+
+    monkeypatch.setattr(ing.os, "posix_fallocate", full)
+    path = tmp_path / "in.csv"
+    path.write_bytes(_csv(500, 3))
+    store = ObjectStore(str(tmp_path / "objects"))
+    with pytest.raises(Error, match="object store"):
+        ingest_file(LocalExecutor(threads=2), store, path, path.name, "csv", partition_bytes=2000)
+    assert not os.listdir(tmp_path / "objects" / "incoming")

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -344,8 +344,14 @@ def _plain_columns(open_file: Any, name: str, delimiter: str) -> int | None:
     return len(_header_columns(text, delimiter, name))
 
 
-def plain_line_leaves(open_file: Any, name: str, delimiter: str) -> tuple[bytes, int] | None:
+def plain_line_leaves(
+    open_file: Any, name: str, delimiter: str, sink: Callable[[bytes], object] | None = None
+) -> tuple[bytes, int] | None:
     """Validated records of a CSV/TSV whose records are its lines, in one native pass per block.
+
+    With ``sink``, each block's leaves are passed to it as they come (in order) and the leaves returned are
+    empty: no buffer of the whole range's leaves is made. A caller must discard what the sink received when
+    the result is None or an error is raised.
 
     When no line holds a quote (CSV) or a CR outside a CRLF, a CSV parser's records are exactly the
     non-blank lines after the header, so shape (a delimiter count per line equal to the header's) and
@@ -379,7 +385,10 @@ def plain_line_leaves(open_file: Any, name: str, delimiter: str) -> tuple[bytes,
                 shape = (first + bytes(view[: chk.bad_shape]).count(b"\n"), chk.shape_got + 1)
             reader.lineno += chk.newlines + 1  # a block ends at a line end, without its LF
             header_pending = header_pending and not skipped
-            out.append(leaves)
+            if sink is None:
+                out.append(leaves)
+            else:
+                sink(leaves)
             count += n
     if shape is not None:
         raise InputError(f"{name}: malformed {kind}: line {shape[0]}: expected {ncols} columns, got {shape[1]}")

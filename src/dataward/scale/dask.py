@@ -92,10 +92,11 @@ class DaskExecutor(Executor):
                         n_workers=max(1, workers or 2),
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=":0",
+                        dashboard_address=None,  # no one could find its port; with bokeh installed it costs the start
                         silence_logs=40,
                     )
                     self._client = distributed.Client(self._cluster, set_as_default=False)
+                    self._client.wait_for_workers(len(self._cluster.workers), timeout=timeout)
         except (OSError, TimeoutError, ValueError) as exc:
             self.close()
             where = scheduler or "a local cluster"
@@ -113,7 +114,13 @@ class DaskExecutor(Executor):
 
     @property
     def workers(self) -> int:
-        return max(1, len(self._slots()))
+        """Worker threads the scheduler lists; for a local cluster never fewer than the workers it was
+        started with (one thread each): a worker missing from one listing (busy, restarting) must not send
+        an acquisition down the one-process path, which the caller decides from this count."""
+        listed = len(self._slots())
+        if self._cluster is not None:
+            return max(1, listed, len(self._cluster.workers))
+        return max(1, listed)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if not items:

@@ -2,8 +2,9 @@
 
 The driver reads only short blocks (the header line, the bytes around each cut). Phase 1: each worker
 reads its byte range of the delivered file, writes it at the same offset of a preallocated temporary object
-(``pwrite``) and, for a CSV/TSV whose records are its lines, hashes and checks the range in the native plain
-pass (:func:`~dataward.records.leaves.plain_line_leaves`), writing the leaves to a scratch file. Phase 2,
+(through a shared mapping of the range, :class:`_RangeOut`) and, for a CSV/TSV whose records are its lines,
+hashes and checks the range in the native plain pass (:func:`~dataward.records.leaves.plain_line_leaves`),
+writing the leaves to a scratch file. Phase 2,
 once the leaf counts give every range its first leaf index: each worker takes a contiguous run of ranges,
 reads each range's leaf file once (and removes it), writes its leaves at their place in the leaf-list object
 and computes the RFC 6962 perfect nodes that exactly cover the range
@@ -21,10 +22,13 @@ code (which names the line).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
+import mmap
 import os
 import stat
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +45,8 @@ from dataward.store.objects import ObjectStore, PreallocatedObject
 #: a worker's read and write size (bounded memory for the hashing tasks)
 BLOCK = 8 << 20
 CHANGED = "changed while it was read"
+#: Linux's madvise(2) advice that faults a mapping's pages in writable, in one call (0: not this platform)
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23 if sys.platform.startswith("linux") else 0)
 #: a worker cannot open the delivered file or the temporary object (not on a file system it shares)
 UNREACHABLE = "not reachable from the worker"
 
@@ -76,12 +82,12 @@ class _Short(Exception):
 
 class _TeeRange(io.RawIOBase):
     """``prefix``, then bytes ``[start, end)`` of ``src`` (``pread``); every byte read from ``src`` is also
-    written at the same offset of ``dst`` (``pwrite``), so one pass over the range copies it and feeds the
+    written at the same offset of ``dst``, so one pass over the range copies it and feeds the
     hasher, in the hasher's own buffer (no copy of the range is held). Rereading a part writes the same bytes
     again; ``copied`` is how far the range has been copied from ``start``. Seekable, so that a reader can
     size its buffer to what is left."""
 
-    def __init__(self, prefix: bytes, src: int, dst: int, start: int, end: int, copied: list[int]) -> None:
+    def __init__(self, prefix: bytes, src: int, dst: _RangeOut, start: int, end: int, copied: list[int]) -> None:
         self._prefix = prefix
         self._src, self._dst = src, dst
         self._start, self._end = start, end
@@ -118,7 +124,7 @@ class _TeeRange(io.RawIOBase):
         n = os.preadv(self._src, [view[:want]], at)
         if n == 0:
             raise _Short
-        _pwrite_all(self._dst, view[:n], at)
+        self._dst.write(view[:n], at)
         self._pos += n
         if at <= self._copied[0]:
             self._copied[0] = max(self._copied[0], at + n)
@@ -132,7 +138,55 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         done += os.pwrite(fd, view[done:], offset + done)
 
 
-def _copy_rest(src: int, dst: int, start: int, end: int) -> None:
+class _RangeOut:
+    """Writes into bytes ``[start, end)`` of a preallocated object, through a shared mapping of that range.
+
+    Workers fill disjoint ranges of one file at once: ``pwrite`` to one file holds its inode's lock for the
+    whole copy (ext4, XFS), page allocation included, so two writers take turns (measured: two processes
+    writing 256 MB each into one file, 2.5-5.6 s wall and 1.5-2.7 s blocked each, against 2.5-2.9 s and
+    0.3-0.4 s for two files or a shared mapping of one). A page fault in a mapping takes no such lock.
+    The range's blocks are allocated first (``posix_fallocate``), so a full disk is an ``OSError`` here, not
+    a ``SIGBUS`` at a page fault; where that or the mapping is not available the writes are ``pwrite``. The
+    mapping's pages are made writable in one call (``MADV_POPULATE_WRITE``) rather than a fault per page."""
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self._fd = fd
+        self._map: mmap.mmap | None = None
+        self._base = start - start % mmap.ALLOCATIONGRANULARITY
+        if end <= start:
+            return
+        try:
+            os.posix_fallocate(fd, start, end - start)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+                raise
+            return  # the file system does not allocate ahead (EOPNOTSUPP, EINVAL): plain writes
+        with contextlib.suppress(OSError, ValueError):
+            self._map = mmap.mmap(fd, end - self._base, offset=self._base)
+        if self._map is not None and MADV_POPULATE_WRITE:
+            with contextlib.suppress(OSError):  # before Linux 5.14: the pages fault in one by one as written
+                self._map.madvise(MADV_POPULATE_WRITE)
+
+    def write(self, data: bytes | memoryview, at: int) -> None:
+        if self._map is None:
+            _pwrite_all(self._fd, data, at)
+            return
+        i = at - self._base
+        self._map[i : i + len(data)] = data
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()  # the dirty pages stay in the page cache for the commit's fsync
+            self._map = None
+
+    def __enter__(self) -> _RangeOut:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _copy_rest(src: int, dst: _RangeOut, start: int, end: int) -> None:
     """Copy ``[start, end)`` of ``src`` to the same offsets of ``dst`` through one reused buffer."""
     buf = bytearray(min(BLOCK, max(0, end - start)))
     view = memoryview(buf)
@@ -141,7 +195,7 @@ def _copy_rest(src: int, dst: int, start: int, end: int) -> None:
         n = os.preadv(src, [view[: end - pos]], pos)
         if n == 0:
             raise _Short
-        _pwrite_all(dst, view[:n], pos)
+        dst.write(view[:n], pos)
         pos += n
 
 
@@ -158,11 +212,12 @@ def ingest_task(t: IngestTask) -> IngestPart:
         if (st.st_size, st.st_mtime_ns) != (t.size, t.mtime_ns):
             return IngestPart(0, False, CHANGED)
         try:
-            dst = os.open(t.dest, os.O_WRONLY)  # another OSError here (disk full later) is the store's
+            dst = os.open(t.dest, os.O_RDWR)  # another OSError here (disk full later) is the store's
         except (FileNotFoundError, PermissionError):
             return IngestPart(0, False, UNREACHABLE)
         try:
-            return _copy_and_hash(t, src, dst)
+            with _RangeOut(dst, t.start, t.end) as out:
+                return _copy_and_hash(t, src, out)
         except _Short:
             return IngestPart(0, False, CHANGED)
         finally:
@@ -171,7 +226,7 @@ def ingest_task(t: IngestTask) -> IngestPart:
         os.close(src)
 
 
-def _copy_and_hash(t: IngestTask, src: int, dst: int) -> IngestPart:
+def _copy_and_hash(t: IngestTask, src: int, dst: _RangeOut) -> IngestPart:
     copied = [t.start]
     result = IngestPart(0, False)
     if t.header is not None:
@@ -181,13 +236,14 @@ def _copy_and_hash(t: IngestTask, src: int, dst: int) -> IngestPart:
         def opener() -> IO[bytes]:
             return io.BufferedReader(_TeeRange(prefix, src, dst, t.start, t.end, copied))
 
-        try:
-            plain = plain_line_leaves(opener, t.name, t.delimiter)
-        except InputError:
-            plain = None  # bad input: the partitioned or single-process code names the line
+        # each block's leaves go to the leaf file as they come: no buffer of the range's leaves (fresh memory
+        # per range); what a range that is not plain wrote there is removed with the other scratch files
+        with open(t.leaves_path, "wb") as f:  # buffered: large writes go straight through, whole
+            try:
+                plain = plain_line_leaves(opener, t.name, t.delimiter, sink=f.write)
+            except InputError:
+                plain = None  # bad input: the partitioned or single-process code names the line
         if plain is not None:
-            with open(t.leaves_path, "wb") as f:
-                f.write(plain[0])
             result = IngestPart(plain[1], True)
     _copy_rest(src, dst, copied[0], t.end)  # what the hasher did not read (not plain, or no header)
     return result
@@ -264,7 +320,7 @@ def finish_task(t: HashTask | LeafListTask | NodesTask) -> str | list[Node]:
         return h.hexdigest()
     nodes: list[Node] = []
     room = bytearray(max((os.path.getsize(part) for part, _ in t.parts), default=0))
-    out = os.open(t.dest, os.O_WRONLY)
+    out = os.open(t.dest, os.O_RDWR)
     try:
         for part, first in t.parts:
             with open(part, "rb", buffering=0) as f:
@@ -275,7 +331,8 @@ def finish_task(t: HashTask | LeafListTask | NodesTask) -> str | list[Node]:
                 with contextlib.suppress(OSError):  # the driver removes what is left in any case
                     os.remove(part)
             leaves = memoryview(room)[:n]
-            _pwrite_all(out, leaves, 32 * first)  # the leaf list, written by both workers (page cache is costly)
+            with _RangeOut(out, 32 * first, 32 * first + n) as dst:  # the leaf list, written by both workers
+                dst.write(leaves, 32 * first)
             nodes.extend(range_nodes_of(leaves, first))
     finally:
         os.close(out)
