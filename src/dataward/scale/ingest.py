@@ -38,6 +38,7 @@ from typing import IO, cast
 from dataward.core import leafhash, merkle
 from dataward.errors import InputError, storage_error
 from dataward.records.leaves import plain_line_leaves
+from dataward.scale.dask import chunks
 from dataward.scale.interface import Executor
 from dataward.scale.records import newline_cuts, partition_target
 from dataward.store.objects import ObjectStore, PreallocatedObject
@@ -339,18 +340,6 @@ def finish_task(t: HashTask | LeafListTask | NodesTask) -> str | list[Node]:
     return nodes
 
 
-def _runs(n: int, k: int) -> list[range]:
-    """``range(n)`` as at most ``k`` contiguous runs of about equal length (none empty)."""
-    k = max(1, min(k, n))
-    size, extra = divmod(n, k)
-    out, start = [], 0
-    for i in range(k):
-        end = start + size + (1 if i < extra else 0)
-        out.append(range(start, end))
-        start = end
-    return [r for r in out if len(r)]
-
-
 def root_from_nodes(size: int, nodes: Sequence[Node]) -> bytes:
     """The RFC 6962 root over ``size`` leaves from perfect nodes that exactly cover ``[0, size)``."""
     table = {(level, index): h for level, index, h in nodes}
@@ -481,7 +470,7 @@ def ingest_file(
                 # 0.2, all nodes 0.71 plus writing the 320 MB leaf list, 0.3-2 s depending on the page cache.
                 finish = [
                     NodesTask(tuple(with_first[r.start : r.stop]), meta.path, consume=True)
-                    for r in _runs(len(with_first), executor.workers)
+                    for r in chunks(len(with_first), executor.workers)
                 ]
             with ThreadPoolExecutor(1) as io_thread:
                 synced = io_thread.submit(obj.sync)  # the disk writes the copy back while the workers hash it
