@@ -239,3 +239,118 @@ def test_line_numbers_across_read_blocks(tmp_path: Path, chunk: int) -> None:
         p.write_bytes(body.replace(b"1,2,3\n", b""))
         got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
     assert got is not None and got[1] == 160 + 1
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return call()
+    except InputError as exc:
+        return ("error", exc.message)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=plain_csv(), chunk=st.sampled_from([7, 64, 1 << 20]))
+def test_mapped_file_gives_the_read_leaves_and_errors(tmp_path_factory: Any, data: bytes, chunk: int) -> None:
+    """A regular file is mapped instead of read: the same leaves, counts and errors, whatever the block cuts."""
+    p = tmp_path_factory.mktemp("mapped") / "t.csv"
+    p.write_bytes(data)
+    want = _outcome(lambda: records.plain_line_leaves(lambda: io.BytesIO(data), "t.csv", ","))
+    mapped: list[bool] = []
+    real = records._BlockReader._mapping
+
+    def spy(self: Any) -> Any:
+        got = real(self)
+        mapped.append(got is not None)
+        return got
+
+    with (
+        mock.patch.object(records, "MAPPED_MIN", 0),
+        mock.patch.object(records, "CHUNK", chunk),
+        mock.patch.object(records._BlockReader, "_mapping", spy),
+    ):
+        got = _outcome(lambda: records.plain_line_leaves(lambda: open(p, "rb"), "t.csv", ","))
+    assert got == want
+    assert all(mapped) or not data  # every reader of a non-empty file mapped it (an empty one cannot be)
+
+
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_mapped_line_numbers_and_long_lines(tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b"a,b\n" + b"".join(b"%d,x\r\n" % i if i % 5 else b"\n" for i in range(200)) + b"1,2,3\n4,5"
+    p = tmp_path / "n.csv"
+    p.write_bytes(body)
+    with mock.patch.object(records, "MAPPED_MIN", 0), mock.patch.object(records, "CHUNK", chunk):
+        with pytest.raises(InputError, match=r"^n\.csv: malformed CSV: line 202: expected 2 columns, got 3$"):
+            records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        p.write_bytes(body.replace(b"1,2,3\n", b""))  # no LF at the end: the last line is still a record
+        got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        assert got is not None and got[1] == 160 + 1
+        assert got[0][-32:] == hashlib.sha256(b"\x004,5").digest()
+        # a line longer than a block but within the limit is one record; over the limit it is refused by line
+        long = b"7," + b"y" * (5 * chunk)
+        p.write_bytes(b"a,b\n1,2\n" + long + b"\n3,4\n")
+        got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        assert got is not None and got[1] == 3 and got[0][32:64] == hashlib.sha256(b"\x00" + long).digest()
+        monkeypatch.setenv("DATAWARD_MAX_RECORD_BYTES", str(4 * chunk))
+        with pytest.raises(InputError, match=rf"^n\.csv line 3: .*a line of {len(long):,} bytes"):
+            records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+
+
+def test_mapping_is_closed_also_when_the_file_is_not_plain(tmp_path: Path) -> None:
+    p = tmp_path / "q.csv"
+    p.write_bytes(b"a,b\n" + b"1,2\n" * 50 + b'3,"x"\n' + b"5,6\n" * 50)
+    made: list[Any] = []
+    real = records._BlockReader._mapping
+
+    def keep(self: Any) -> Any:
+        got = real(self)
+        made.append(got)
+        return got
+
+    with (
+        mock.patch.object(records, "MAPPED_MIN", 0),
+        mock.patch.object(records, "CHUNK", 64),
+        mock.patch.object(records._BlockReader, "_mapping", keep),
+    ):
+        assert records.plain_line_leaves(lambda: open(p, "rb"), "q.csv", ",") is None
+    assert made and made[0] is not None and made[0].closed
+
+
+def test_small_files_and_streams_are_read_not_mapped(tmp_path: Path) -> None:
+    p = tmp_path / "s.csv"
+    p.write_bytes(b"a,b\n1,2\n")
+    with open(p, "rb") as f:
+        assert records._BlockReader(f, "s.csv")._mapping() is None  # under MAPPED_MIN
+    with mock.patch.object(records, "MAPPED_MIN", 0):
+        assert records._BlockReader(io.BytesIO(b"a,b\n1,2\n"), "s.csv")._mapping() is None  # no file descriptor
+        with open(p, "rb") as f:
+            m = records._BlockReader(f, "s.csv")._mapping()
+            assert m is not None
+            m.close()
+
+
+def test_a_mapped_object_truncated_while_hashed_kills_the_process_not_the_digests(tmp_path: Path) -> None:
+    """A writer of the object store who truncates an object while it is hashed (threat model): the hashing
+    process dies with SIGBUS (as in a crash: nothing published); it never returns leaves of other bytes."""
+    import signal
+    import subprocess
+    import sys
+
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"a,b\n" + b"1,2\n" * 200_000)
+    child = f"""
+import os
+from unittest import mock
+from dataward.records import leaves as records
+real = records._BlockReader._mapped_blocks
+def cut_after_first(self, mapped):
+    for i, view in enumerate(real(self, mapped)):
+        yield view
+        if i == 0:
+            os.truncate({str(p)!r}, 4096)
+with mock.patch.object(records, "MAPPED_MIN", 0), mock.patch.object(records, "CHUNK", 64 << 10):
+    with mock.patch.object(records._BlockReader, "_mapped_blocks", cut_after_first):
+        print(records.plain_line_leaves(lambda: open({str(p)!r}, "rb"), "t.csv", ",")[1])
+"""
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
+    assert run.returncode == -signal.SIGBUS, (run.returncode, run.stdout, run.stderr[-500:])
+    assert run.stdout == b""

@@ -15,14 +15,17 @@ are directly the leaves of the batch's Merkle tree. Canonical record bytes per f
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import datetime as _dt
 import decimal
 import io
 import json
 import math
+import mmap
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +44,9 @@ CHUNK = 16 << 20
 #: the plain-CSV reader's block: its buffer (two blocks) stays in the last-level cache between the read and
 #: the native pass over it, and is quicker to allocate than two 16 MiB blocks (ADR 0078)
 PLAIN_CHUNK = 4 << 20
+#: from this size a regular file is mapped instead of read: the copy into a buffer was a third of the
+#: plain-CSV path's CPU, a mapping costs one page fault per 16 pages (ADR 0095)
+MAPPED_MIN = 8 << 20
 
 
 def detect_format(name: str) -> str:
@@ -194,7 +200,54 @@ class _BlockReader:
             return 2 * PLAIN_CHUNK
         return max(1, min(2 * PLAIN_CHUNK, size - pos + 1))
 
+    def _mapping(self) -> mmap.mmap | None:
+        """A read-only mapping of a regular file big enough to pay for it, or None (read it instead)."""
+        try:
+            fd = self._f.fileno()
+            st = os.fstat(fd)
+            pos = self._f.tell()
+        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_size - pos < MAPPED_MIN or current().max_record_bytes < CHUNK:
+            return None
+        try:
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        if hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        return mapped
+
+    def _mapped_blocks(self, mapped: mmap.mmap) -> Iterator[memoryview]:
+        """The blocks as views of the mapping (no copy: the native pass reads the page cache). Every block
+        but the last ends at an LF (not included); a window of CHUNK bytes holds an LF unless a line is longer,
+        and then the line's whole length is known and checked against the limit."""
+        lim = current()
+        start, end = self._f.tell(), len(mapped)
+        with memoryview(mapped) as whole:
+            while start < end:
+                stop = min(start + CHUNK, end)
+                cut = mapped.rfind(b"\n", start, stop)
+                if cut < 0:
+                    nl = mapped.find(b"\n", stop)
+                    line_end = end if nl < 0 else nl
+                    if line_end - start > lim.max_record_bytes:
+                        raise self._too_long(line_end - start, self.lineno, False)
+                    cut = line_end
+                with whole[start:cut] as view:
+                    yield view
+                start = cut + 1
+        self._f.seek(end)
+
     def __iter__(self) -> Iterator[memoryview]:
+        mapped = self._mapping()
+        if mapped is not None:
+            try:
+                yield from self._mapped_blocks(mapped)
+            finally:
+                with contextlib.suppress(BufferError):  # a consumer still holds a view: it goes with the last
+                    mapped.close()
+            return
         lim = current()
         buf = bytearray(self._capacity())
         have = 0  # a line carried over from the previous read, at buf[:have]
