@@ -3,6 +3,7 @@ check against Python's decoder, and the plain-lines reading of a CSV against Arr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import random
@@ -39,6 +40,27 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
         pytest.skip(f"{request.param} not available on this CPU")
     yield request.param
     native.set_backend(previous)
+
+
+@contextlib.contextmanager
+def _scan(name: str) -> Iterator[None]:
+    """One of the native line scans: the one-pass SSE2 scan (x86) or memchr with a byte loop."""
+    if native is None:
+        pytest.skip("native extension not built")
+    try:
+        previous = native.set_line_scan(name)
+    except ValueError:
+        pytest.skip(f"the {name} line scan is not available on this CPU")
+    try:
+        yield
+    finally:
+        native.set_line_scan(previous)
+
+
+@pytest.fixture(params=["sse2", "bytes"])
+def line_scan(request: pytest.FixtureRequest) -> Iterator[str]:
+    with _scan(request.param):
+        yield request.param
 
 
 def _native_checked(block: bytes, skip: bool, ndelims: int, quote: int | None, threads: int) -> Any:
@@ -87,14 +109,14 @@ def _compare(block: bytes, skip: bool, ndelims: int, quote: int | None, threads:
 
 @settings(max_examples=150, deadline=None)
 @given(block=blocks, skip=st.booleans(), ndelims=st.integers(0, 3), quoted=st.booleans(), threads=st.integers(1, 3))
-def test_native_equals_python(block: bytes, skip: bool, ndelims: int, quoted: bool, threads: int) -> None:
-    if native is None:
-        pytest.skip("native extension not built")
-    _compare(block, skip, ndelims, QUOTE if quoted else None, threads)
+@pytest.mark.parametrize("scan", ["sse2", "bytes"])
+def test_native_equals_python(scan: str, block: bytes, skip: bool, ndelims: int, quoted: bool, threads: int) -> None:
+    with _scan(scan):
+        _compare(block, skip, ndelims, QUOTE if quoted else None, threads)
 
 
 @pytest.mark.slow
-def test_native_equals_python_across_threads(backend: str) -> None:
+def test_native_equals_python_across_threads(backend: str, line_scan: str) -> None:
     # over 1 MiB so that the block is cut between threads; errors planted in the second half
     rng = random.Random(3)
     rows = [b"%d,%d,x%d" % (i, rng.randrange(99), i) for i in range(110_000)]
@@ -269,30 +291,44 @@ def test_mapped_file_gives_the_read_leaves_and_errors(tmp_path_factory: Any, dat
         mock.patch.object(records._BlockReader, "_mapping", spy),
     ):
         got = _outcome(lambda: records.plain_line_leaves(lambda: open(p, "rb"), "t.csv", ","))
+        parts: list[bytes] = []  # with a sink the blocks are CHUNK at most: the cuts between them are tested
+        streamed = _outcome(lambda: records.plain_line_leaves(lambda: open(p, "rb"), "t.csv", ",", sink=parts.append))
     assert got == want
+    if isinstance(streamed, tuple) and streamed[0] != "error":
+        streamed = (b"".join(parts), streamed[1])
+    assert streamed == want
     assert all(mapped) or not data  # every reader of a non-empty file mapped it (an empty one cannot be)
 
 
 @pytest.mark.parametrize("chunk", [7, 64])
-def test_mapped_line_numbers_and_long_lines(tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    body = b"a,b\n" + b"".join(b"%d,x\r\n" % i if i % 5 else b"\n" for i in range(200)) + b"1,2,3\n4,5"
+@pytest.mark.parametrize("streamed", [False, True])
+def test_mapped_line_numbers_and_long_lines(
+    tmp_path: Path, chunk: int, streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = tmp_path / "n.csv"
+
+    def leaves() -> tuple[bytes, int] | None:
+        parts: list[bytes] = []
+        got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",", sink=parts.append if streamed else None)
+        return (b"".join(parts), got[1]) if streamed and got is not None else got
+
+    body = b"a,b\n" + b"".join(b"%d,x\r\n" % i if i % 5 else b"\n" for i in range(200)) + b"1,2,3\n4,5"
     p.write_bytes(body)
     with mock.patch.object(records, "MAPPED_MIN", 0), mock.patch.object(records, "CHUNK", chunk):
         with pytest.raises(InputError, match=r"^n\.csv: malformed CSV: line 202: expected 2 columns, got 3$"):
-            records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+            leaves()
         p.write_bytes(body.replace(b"1,2,3\n", b""))  # no LF at the end: the last line is still a record
-        got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        got = leaves()
         assert got is not None and got[1] == 160 + 1
         assert got[0][-32:] == hashlib.sha256(b"\x004,5").digest()
         # a line longer than a block but within the limit is one record; over the limit it is refused by line
         long = b"7," + b"y" * (5 * chunk)
         p.write_bytes(b"a,b\n1,2\n" + long + b"\n3,4\n")
-        got = records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+        got = leaves()
         assert got is not None and got[1] == 3 and got[0][32:64] == hashlib.sha256(b"\x00" + long).digest()
         monkeypatch.setenv("DATAWARD_MAX_RECORD_BYTES", str(4 * chunk))
         with pytest.raises(InputError, match=rf"^n\.csv line 3: .*a line of {len(long):,} bytes"):
-            records.plain_line_leaves(lambda: open(p, "rb"), "n.csv", ",")
+            leaves()
 
 
 def test_mapping_is_closed_also_when_the_file_is_not_plain(tmp_path: Path) -> None:
@@ -349,7 +385,7 @@ def cut_after_first(self, mapped):
             os.truncate({str(p)!r}, 4096)
 with mock.patch.object(records, "MAPPED_MIN", 0), mock.patch.object(records, "CHUNK", 64 << 10):
     with mock.patch.object(records._BlockReader, "_mapped_blocks", cut_after_first):
-        print(records.plain_line_leaves(lambda: open({str(p)!r}, "rb"), "t.csv", ",")[1])
+        print(records.plain_line_leaves(lambda: open({str(p)!r}, "rb"), "t.csv", ",", sink=len)[1])
 """
     run = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
     assert run.returncode == -signal.SIGBUS, (run.returncode, run.stdout, run.stderr[-500:])

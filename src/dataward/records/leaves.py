@@ -179,9 +179,12 @@ class _BlockReader:
     consumer advances :attr:`lineno` past each block (it counts the block's lines anyway), which names the
     line of a refused over-long record."""
 
-    def __init__(self, f: IO[bytes], name: str) -> None:
+    def __init__(self, f: IO[bytes], name: str, *, bounded: bool = True) -> None:
         self._f = f
         self._name = name
+        # unbounded: a mapped file in as few blocks as the record limit allows (a consumer that keeps every
+        # block's leaves anyway saves their copies); bounded: CHUNK at most, for a consumer that streams them
+        self._bounded = bounded
         self.lineno = 1  # of the next block's first line
 
     def _too_long(self, size: int, line: int, over: bool) -> Exception:
@@ -223,10 +226,12 @@ class _BlockReader:
         but the last ends at an LF (not included); a window of CHUNK bytes holds an LF unless a line is longer,
         and then the line's whole length is known and checked against the limit."""
         lim = current()
+        # lines of a window that ends at an LF are within the limit; a longer window holds longer lines
+        window = CHUNK if self._bounded else max(CHUNK, lim.max_record_bytes + 1)
         start, end = self._f.tell(), len(mapped)
         with memoryview(mapped) as whole:
             while start < end:
-                stop = min(start + CHUNK, end)
+                stop = min(start + window, end)
                 cut = mapped.rfind(b"\n", start, stop)
                 if cut < 0:
                     nl = mapped.find(b"\n", stop)
@@ -421,7 +426,7 @@ def plain_line_leaves(
     header_pending = True
     shape: tuple[int, int] | None = None
     with open_file() as f:
-        reader = _BlockReader(f, name)
+        reader = _BlockReader(f, name, bounded=sink is not None)
         for view in reader:
             first = reader.lineno
             leaves, n, skipped, chk = leafhash.line_leaves_checked(
