@@ -641,11 +641,12 @@ class _NumericGrid:
             self.tail_counts[q] += int(np.count_nonzero(x < t if side == "low" else x > t))
         out = x[(x < self.lo) | (x > self.hi)]
         if out.size:
-            cells = np.where(
-                out > self.hi,
-                np.floor((out - self.hi) / self.ext_width) + 1,
-                -np.floor((self.lo - out) / self.ext_width) - 1,
-            )
+            with np.errstate(over="ignore"):  # values near the float range overflow to inf: clipped below
+                cells = np.where(
+                    out > self.hi,
+                    np.floor((out - self.hi) / self.ext_width) + 1,
+                    -np.floor((self.lo - out) / self.ext_width) - 1,
+                )
             cells = np.clip(cells, -1e15, 1e15).astype(np.int64)
             u, c = np.unique(cells, return_counts=True)
             for cell, cnt in zip(u.tolist(), c.tolist(), strict=True):
