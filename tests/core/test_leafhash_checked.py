@@ -327,7 +327,10 @@ def test_mapped_line_numbers_and_long_lines(
         got = leaves()
         assert got is not None and got[1] == 3 and got[0][32:64] == hashlib.sha256(b"\x00" + long).digest()
         monkeypatch.setenv("DATAWARD_MAX_RECORD_BYTES", str(4 * chunk))
-        with pytest.raises(InputError, match=rf"^n\.csv line 3: .*a line of {len(long):,} bytes"):
+        with pytest.raises(InputError, match=r"^n\.csv line 3: .*a line of over [\d,]+ bytes"):
+            leaves()
+        p.write_bytes(b"a,b\n1,2\n" + long)  # the last line, without an LF, over the limit
+        with pytest.raises(InputError, match=rf"^n\.csv line 3: .*a line of over {4 * chunk:,} bytes"):
             leaves()
 
 

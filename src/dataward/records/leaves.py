@@ -223,8 +223,8 @@ class _BlockReader:
 
     def _mapped_blocks(self, mapped: mmap.mmap) -> Iterator[memoryview]:
         """The blocks as views of the mapping (no copy: the native pass reads the page cache). Every block
-        but the last ends at an LF (not included); a window of CHUNK bytes holds an LF unless a line is longer,
-        and then the line's whole length is known and checked against the limit."""
+        but the last ends at an LF (not included). A window holds an LF unless a line is longer than it; then
+        the line's end is searched for up to the record limit, and a line over the limit is refused."""
         lim = current()
         # lines of a window that ends at an LF are within the limit; a longer window holds longer lines
         window = CHUNK if self._bounded else max(CHUNK, lim.max_record_bytes + 1)
@@ -233,12 +233,13 @@ class _BlockReader:
             while start < end:
                 stop = min(start + window, end)
                 cut = mapped.rfind(b"\n", start, stop)
-                if cut < 0:
-                    nl = mapped.find(b"\n", stop)
-                    line_end = end if nl < 0 else nl
-                    if line_end - start > lim.max_record_bytes:
-                        raise self._too_long(line_end - start, self.lineno, False)
-                    cut = line_end
+                if cut < 0:  # a line longer than the window: searched no further than the limit allows
+                    bound = min(end, start + lim.max_record_bytes + 1)
+                    nl = mapped.find(b"\n", stop, bound)
+                    cut = end if nl < 0 else nl
+                    if cut - start > lim.max_record_bytes:
+                        raise self._too_long(lim.max_record_bytes, self.lineno, True)
+                    cut = min(cut, end)
                 with whole[start:cut] as view:
                     yield view
                 start = cut + 1
