@@ -280,6 +280,7 @@ def pair_positions(
         scatter[c] = r.T @ r.copy()
         del r
     d = x.shape[1]
+    medians = {c: np.median(x[idx], axis=0) for c, idx in members.items()} if off_line else {}
     out: list[PairPosition] = []
     for a in classes:
         ia = members[a]
@@ -299,14 +300,15 @@ def pair_positions(
             sb = 1.4826 * float(np.median(np.abs(pb - mb)))
             if mb - ma <= 0 or np.sqrt(2.0) * (mb - ma) < min_separation * np.hypot(sa, sb):
                 continue
-            off = off_line_spread(x[ia], cov, means[b] - means[a]) if off_line else None
+            off = off_line_spread(x[ia], cov, means[b] - means[a], medians[a]) if off_line else None
             out.append(PairPosition(a, b, ia, w / (mb - ma), (pa - ma) / (mb - ma), off))
     return out
 
 
-def off_line_spread(r: FloatArray, cov: FloatArray, delta: FloatArray) -> FloatArray:
-    """Robust z, within the class, of each row's squared distance from the class's median off the line of
-    the pair's discriminant, in the space whitened by the pair's (shrunk) pooled covariance ``cov``.
+def off_line_spread(r: FloatArray, cov: FloatArray, delta: FloatArray, origin: FloatArray) -> FloatArray:
+    """Robust z, within the class, of each row's squared distance from ``origin`` (the class's coordinate-wise
+    median) off the line of the pair's discriminant, in the space whitened by the pair's (shrunk) pooled
+    covariance ``cov``.
 
     In that space the discriminant is the direction of the mean difference ``delta``; what is left after
     removing it is the record's spread within its class. A record moved part of the way toward a record of
@@ -316,7 +318,7 @@ def off_line_spread(r: FloatArray, cov: FloatArray, delta: FloatArray) -> FloatA
     from scipy.linalg import solve_triangular
 
     chol = np.linalg.cholesky(cov)
-    z = solve_triangular(chol, (r - np.median(r, axis=0)).T, lower=True).T
+    z = solve_triangular(chol, (r - origin).T, lower=True).T
     e = solve_triangular(chol, delta, lower=True)
     e /= max(float(np.linalg.norm(e)), 1e-12)
     along = z @ e
