@@ -25,7 +25,9 @@ p-value for the records of a flagged cluster and 1 elsewhere; finding severity f
 
 Clean-label poison (docs/adr/0063-clean-label-position-between-classes.md) keeps its labels and is moved
 toward another class: every record is also placed between its class and each other class along the pair's
-discriminant (:func:`pair_positions`), which ranks it; a cluster of a class sitting between 30 % and 80 % of
+discriminant (:func:`pair_positions`), which ranks it, less its spread off the pair's line in the whitened
+space (:func:`between_strength`; a blend of two records sits nearer that line than a natural record,
+docs/adr/0094-clean-label-spread-off-the-pairs-line.md); a cluster of a class sitting between 30 % and 80 % of
 the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
 column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
 finding naming the other class and the separating features.
