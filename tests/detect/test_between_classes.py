@@ -106,7 +106,7 @@ def test_blends_sit_nearer_the_pairs_line_than_records_at_the_same_position() ->
     assert abs(np.median(pair.position[blend_at]) - np.median(pair.position[tail_at])) < 0.1  # t cannot tell
     assert np.median(pair.off_line[blend_at]) < -0.8 and abs(np.median(pair.off_line[:300])) < 0.3
     truth = np.r_[np.ones(k), np.zeros(k)]
-    plain, strength = between_strength(pairs, len(y), 0.0), between_strength(pairs, len(y), 0.2)
+    plain, strength = between_strength(pairs, len(y), 0.0), between_strength(pairs, len(y), 0.5)
     t_only = roc_auc_score(truth, np.r_[plain[blend_at], plain[tail_at]])
     with_off = roc_auc_score(truth, np.r_[strength[blend_at], strength[tail_at]])
     assert with_off > 0.62 and with_off > t_only + 0.12, (t_only, with_off)
@@ -115,7 +115,7 @@ def test_blends_sit_nearer_the_pairs_line_than_records_at_the_same_position() ->
 def test_ensemble_ranks_clean_label_breast_cancer_above_the_issue_target() -> None:
     # issue 15's bar at 3 % (17 benign records moved halfway toward malignant ones), benchmark seeds: 0.892
     # with the position alone, where malignant records of that class's broad natural tail toward benign sat
-    # beside the poison; their spread off the pair's line is a natural record's, the poison's half (ADR 0094)
+    # beside the poison; the poison sits nearer the pair's line than its class, which raises it (ADR 0094)
     d = datasets.load_breast_cancer(as_frame=True)
     frame = d.frame.rename(columns={"target": "label"})
     frame["label"] = frame["label"].map({0: "malignant", 1: "benign"})

@@ -25,8 +25,8 @@ p-value for the records of a flagged cluster and 1 elsewhere; finding severity f
 
 Clean-label poison (docs/adr/0063-clean-label-position-between-classes.md) keeps its labels and is moved
 toward another class: every record is also placed between its class and each other class along the pair's
-discriminant (:func:`pair_positions`), which ranks it, less its spread off the pair's line in the whitened
-space (:func:`between_strength`; a blend of two records sits nearer that line than a natural record,
+discriminant (:func:`pair_positions`), which ranks it, raised where the record sits nearer the pair's line in
+the whitened space than its class does (:func:`between_strength`; a blend of two records does,
 docs/adr/0094-clean-label-spread-off-the-pairs-line.md); a cluster of a class sitting between 30 % and 80 % of
 the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
 column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
@@ -343,15 +343,26 @@ def between_classes(pairs: list[PairPosition], n: int) -> tuple[FloatArray, IntA
     return t, toward
 
 
+#: a record tighter than its class raises its position by at most this many robust spreads of the off-line
+#: distance (ADR 0094): with the default weight 0.5 a record counts at most twice as far between the classes
+OFF_LINE_BOUND = 2.0
+
+
 def between_strength(pairs: list[PairPosition], n: int, off_line_weight: float) -> FloatArray:
     """The ranking strength of each record as moved toward another class, in [0, 1]: over the pairs, the
-    largest ``2 t - off_line_weight * z_off`` (``t`` the position, saturating at halfway; ``z_off`` the
-    robust z of the record's spread off the pair's line, :func:`off_line_spread`; ADR 0063, ADR 0094)."""
+    largest ``2 t (1 + off_line_weight * min(OFF_LINE_BOUND, max(0, -z_off)))`` (``t`` the position,
+    saturating at halfway; ``z_off`` the robust z of the record's spread off the pair's line,
+    :func:`off_line_spread`; ADR 0063, ADR 0094).
+
+    Only a record *nearer* the line than its class's median is raised, in proportion to its position: a blend
+    of two records is tighter than the class, while a record far off the line is an outlier of another kind
+    (a patch, a flipped record with its own oddities) and keeps ADR 0063's position, so no record ranks lower
+    than the position alone put it, and records at the class's core (``t`` near 0) stay there."""
     out = np.zeros(n)
     for pair in pairs:
         v = 2.0 * pair.position
         if pair.off_line is not None and off_line_weight:
-            v = v - off_line_weight * pair.off_line
+            v = v * (1.0 + off_line_weight * np.clip(-pair.off_line, 0.0, OFF_LINE_BOUND))
         out[pair.members] = np.maximum(out[pair.members], np.clip(v, 0.0, 1.0))
     return out
 
@@ -400,7 +411,7 @@ class SpectralSignatures(Detector):
         alpha: float = 1e-3,
         between_min_d: float = 4.5,
         between_band: tuple[float, float] = (0.3, 0.8),
-        off_line_weight: float = 0.2,
+        off_line_weight: float = 0.5,
     ) -> None:
         self.off_line_weight = float(off_line_weight)
         self.between_min_d = float(between_min_d)
@@ -502,8 +513,8 @@ class SpectralSignatures(Detector):
             # by their position between the two classes, flagged as a cluster when one stands out (ADR 0063)
             pairs = pair_positions(x, y, classes, off_line=self.off_line_weight > 0)
             strength = between_strength(pairs, n, self.off_line_weight)
-            # the position saturates at halfway, less a record's spread off the pair's line (ADR 0094); the
-            # top direction's unflagged score is halved so that it does not drown the position
+            # the position saturates at halfway, raised for a record nearer the pair's line than its class
+            # (ADR 0094); the top direction's unflagged score is halved so that it does not drown the position
             scores = np.where(flagged, scores, np.maximum(0.5 * scores, 0.49 * strength))
             findings += self._between_findings(
                 rep, x, pairs, flagged, scores, pvalues, reasons, between, between_noise, seed, reader
