@@ -356,8 +356,8 @@ def between_strength(pairs: list[PairPosition], n: int, off_line_weight: float) 
 
     Only a record *nearer* the line than its class's median is raised, in proportion to its position: a blend
     of two records is tighter than the class, while a record far off the line is an outlier of another kind
-    (a patch, a flipped record with its own oddities) and keeps ADR 0063's position, so no record ranks lower
-    than the position alone put it, and records at the class's core (``t`` near 0) stay there."""
+    (a patch, a flipped record with its own oddities) and keeps ADR 0063's position, so no record scores lower
+    than the position alone gave it, and records at the class's core (``t`` near 0) stay there."""
     out = np.zeros(n)
     for pair in pairs:
         v = 2.0 * pair.position
