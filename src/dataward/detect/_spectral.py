@@ -25,7 +25,9 @@ p-value for the records of a flagged cluster and 1 elsewhere; finding severity f
 
 Clean-label poison (docs/adr/0063-clean-label-position-between-classes.md) keeps its labels and is moved
 toward another class: every record is also placed between its class and each other class along the pair's
-discriminant (:func:`pair_positions`), which ranks it; a cluster of a class sitting between 30 % and 80 % of
+discriminant (:func:`pair_positions`), which ranks it, raised where the record sits nearer the pair's line in
+the whitened space than its class does (:func:`between_strength`; a blend of two records does,
+docs/adr/0094-clean-label-spread-off-the-pairs-line.md); a cluster of a class sitting between 30 % and 80 % of
 the way to another class, split off with Ashman's D >= ``between_min_d`` (4.5) and beating the
 column-permutation null along that fixed direction (Bonferroni over the pairs), is a ``clean_label``
 finding naming the other class and the separating features.
@@ -245,10 +247,19 @@ class PairPosition:
     members: IntArray
     direction: FloatArray
     position: FloatArray
+    #: robust z, within A, of each record's squared whitened distance from A's median off the pair's line
+    #: (:func:`off_line_spread`); a blend of two records sits closer to the line than A's own records
+    off_line: FloatArray | None = None
 
 
 def pair_positions(
-    x: FloatArray, y: IntArray, classes: list[int], *, shrink: float = 0.1, min_separation: float = 2.0
+    x: FloatArray,
+    y: IntArray,
+    classes: list[int],
+    *,
+    shrink: float = 0.1,
+    min_separation: float = 2.0,
+    off_line: bool = False,
 ) -> list[PairPosition]:
     """Each ordered pair of separated classes (A, B) with the records of A placed between A and B.
 
@@ -257,7 +268,7 @@ def pair_positions(
     direction) and placed on the line from A's median (0) to B's median (1). Medians, not means, so that a
     poisoned share of A does not drag A's origin. Pairs whose projections are not separated by at least
     ``min_separation`` (Ashman's D with robust spreads) are skipped: where two classes overlap, "halfway
-    between them" says nothing.
+    between them" says nothing. With ``off_line`` each pair also carries :func:`off_line_spread`.
     """
     members = {c: np.flatnonzero(y == c) for c in classes}
     means: dict[int, FloatArray] = {}
@@ -271,6 +282,7 @@ def pair_positions(
         scatter[c] = r.T @ r.copy()
         del r
     d = x.shape[1]
+    medians = {c: np.median(x[idx], axis=0) for c, idx in members.items()} if off_line else {}
     out: list[PairPosition] = []
     for a in classes:
         ia = members[a]
@@ -290,7 +302,32 @@ def pair_positions(
             sb = 1.4826 * float(np.median(np.abs(pb - mb)))
             if mb - ma <= 0 or np.sqrt(2.0) * (mb - ma) < min_separation * np.hypot(sa, sb):
                 continue
-            out.append(PairPosition(a, b, ia, w / (mb - ma), (pa - ma) / (mb - ma)))
+            off = off_line_spread(x[ia], cov, means[b] - means[a], medians[a]) if off_line else None
+            out.append(PairPosition(a, b, ia, w / (mb - ma), (pa - ma) / (mb - ma), off))
+    return out
+
+
+def off_line_spread(r: FloatArray, cov: FloatArray, delta: FloatArray, origin: FloatArray) -> FloatArray:
+    """Robust z, within the class, of each row's squared distance from ``origin`` (the class's coordinate-wise
+    median) off the line of the pair's discriminant, in the space whitened by the pair's (shrunk) pooled
+    covariance ``cov``.
+
+    In that space the discriminant is the direction of the mean difference ``delta``; what is left after
+    removing it is the record's spread within its class. A record moved part of the way toward a record of
+    another class is an average of two records, and an average of two independent deviations has half the
+    variance: it sits nearer the line than the class's own records (ADR 0094). Median and MAD of the class,
+    so that a poisoned share does not set the scale."""
+    from scipy.linalg import solve_triangular
+
+    chol = np.linalg.cholesky(cov)
+    z = solve_triangular(chol, (r - origin).T, lower=True).T
+    e = solve_triangular(chol, delta, lower=True)
+    e /= max(float(np.linalg.norm(e)), 1e-12)
+    along = z @ e
+    off = np.einsum("ij,ij->i", z, z) - along**2
+    mid = float(np.median(off))
+    mad = 1.4826 * float(np.median(np.abs(off - mid)))
+    out: FloatArray = (off - mid) / max(mad, 1e-12)
     return out
 
 
@@ -304,6 +341,30 @@ def between_classes(pairs: list[PairPosition], n: int) -> tuple[FloatArray, IntA
         t[pair.members[better]] = pair.position[better]
         toward[pair.members[better]] = pair.b
     return t, toward
+
+
+#: a record tighter than its class raises its position by at most this many robust spreads of the off-line
+#: distance (ADR 0094): with the default weight 0.5 a record counts at most twice as far between the classes
+OFF_LINE_BOUND = 2.0
+
+
+def between_strength(pairs: list[PairPosition], n: int, off_line_weight: float) -> FloatArray:
+    """The ranking strength of each record as moved toward another class, in [0, 1]: over the pairs, the
+    largest ``2 t (1 + off_line_weight * min(OFF_LINE_BOUND, max(0, -z_off)))`` (``t`` the position,
+    saturating at halfway; ``z_off`` the robust z of the record's spread off the pair's line,
+    :func:`off_line_spread`; ADR 0063, ADR 0094).
+
+    Only a record *nearer* the line than its class's median is raised, in proportion to its position: a blend
+    of two records is tighter than the class, while a record far off the line is an outlier of another kind
+    (a patch, a flipped record with its own oddities) and keeps ADR 0063's position, so no record scores lower
+    than the position alone gave it, and records at the class's core (``t`` near 0) stay there."""
+    out = np.zeros(n)
+    for pair in pairs:
+        v = 2.0 * pair.position
+        if pair.off_line is not None and off_line_weight:
+            v = v * (1.0 + off_line_weight * np.clip(-pair.off_line, 0.0, OFF_LINE_BOUND))
+        out[pair.members] = np.maximum(out[pair.members], np.clip(v, 0.0, 1.0))
+    return out
 
 
 def oriented_split(pos: FloatArray) -> tuple[BoolArray, float]:
@@ -350,7 +411,9 @@ class SpectralSignatures(Detector):
         alpha: float = 1e-3,
         between_min_d: float = 4.5,
         between_band: tuple[float, float] = (0.3, 0.8),
+        off_line_weight: float = 0.5,
     ) -> None:
+        self.off_line_weight = float(off_line_weight)
         self.between_min_d = float(between_min_d)
         self.between_band = (float(between_band[0]), float(between_band[1]))
         self.null_rounds = int(null_rounds)
@@ -448,11 +511,11 @@ class SpectralSignatures(Detector):
         if len(classes) >= 2:
             # records moved from their class toward another without relabelling (clean-label poison): ranked
             # by their position between the two classes, flagged as a cluster when one stands out (ADR 0063)
-            pairs = pair_positions(x, y, classes)
-            t, _ = between_classes(pairs, n)
-            # the position saturates at halfway; the top direction's unflagged score is halved so that it
-            # does not drown the position
-            scores = np.where(flagged, scores, np.maximum(0.5 * scores, 0.49 * np.clip(2.0 * t, 0.0, 1.0)))
+            pairs = pair_positions(x, y, classes, off_line=self.off_line_weight > 0)
+            strength = between_strength(pairs, n, self.off_line_weight)
+            # the position saturates at halfway, raised for a record nearer the pair's line than its class
+            # (ADR 0094); the top direction's unflagged score is halved so that it does not drown the position
+            scores = np.where(flagged, scores, np.maximum(0.5 * scores, 0.49 * strength))
             findings += self._between_findings(
                 rep, x, pairs, flagged, scores, pvalues, reasons, between, between_noise, seed, reader
             )
@@ -470,6 +533,7 @@ class SpectralSignatures(Detector):
                 "p_values": p_per_class,
                 "between_min_d": self.between_min_d,
                 "between_band": list(self.between_band),
+                "off_line_weight": self.off_line_weight,
                 "between_p_values": between,
                 "label_noise_p_values": noise_per_class,
                 "between_ashman_d_reading_as_label": between_noise,
