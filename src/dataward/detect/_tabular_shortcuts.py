@@ -102,6 +102,34 @@ def _discretise(values: Sequence[Any], min_support: int) -> tuple[IntArray, dict
     return codes, names
 
 
+def _trend_share(
+    offsets: np.ndarray[Any, Any], near: IntArray, carriers: IntArray, is_label: np.ndarray[Any, Any]
+) -> float:
+    """The label's share the neighbours' trend predicts at the carriers' values: a logistic fit of "has the
+    label" on the neighbours' rank offsets (one per column), averaged over the carriers' offsets, or the
+    share of the neighbours on one side of them (below or above, per column, at least ``_LOCAL_MIN // 2``),
+    whichever is larger. A share that climbs through the carriers' values (a class boundary) predicts what
+    the values on its pure side carry without a trigger; flat neighbours predict their own share. 0 when
+    the offsets are not finite (the pooled share is then the null)."""
+    x, target = offsets[near], is_label[near]
+    at = offsets[carriers]
+    if not (np.isfinite(x).all() and np.isfinite(at).all()):
+        return 0.0
+    # each side of the carriers' values alone, per column: a share that peaks on one side (the class's
+    # centre) and falls on the other is not a line through them
+    sides = [target[cut] for j in range(x.shape[1]) for cut in (x[:, j] < 0, x[:, j] > 0)]
+    side_share = max((float(t.mean()) for t in sides if t.size >= _LOCAL_MIN // 2), default=0.0)
+    if target.all() or not target.any():
+        return side_share
+    from sklearn.linear_model import LogisticRegression
+
+    # offsets scaled to [-1, 1]; a weak penalty, so that the fitted slope is the neighbours' (a strong one
+    # would flatten a climbing share back to the pooled one)
+    scale = float(np.abs(x).max()) or 1.0
+    model = LogisticRegression(C=1e4).fit(x / scale, target)
+    return max(side_share, float(np.mean(model.predict_proba(at / scale)[:, 1])))
+
+
 @register
 class TabularShortcuts(ShortcutMiner):
     name: ClassVar[str] = "tabular_shortcuts"
@@ -161,10 +189,13 @@ class TabularShortcuts(ShortcutMiner):
             # the records nearest the carriers' values (ADR 0086): a value of a column that separates the
             # classes selects records near their boundary, whose other columns are ambiguous too (iris:
             # petal width 1.8 and petal length); their disagreement and label shares are the null there
-            near = self._value_neighbours(raw, [columns[c] for c, _ in toks], carriers)
+            near, offsets = self._value_neighbours(raw, [columns[c] for c, _ in toks], carriers)
             share = prior[lab]
             if near is not None:
-                share = max(share, float(np.mean(y[near] == lab)))
+                # the label's share around the carriers' values, and the trend of that share through them: a
+                # column that separates classes makes the share climb across their boundary, so values on
+                # the pure side (an end bin above all) are purer than their neighbours pooled (ADR 0096)
+                share = max(share, float(np.mean(y[near] == lab)), _trend_share(offsets, near, carriers, y == lab))
                 local = near[y[near] == lab]
                 if local.size >= _LOCAL_LABEL_MIN:
                     refs = _sample(np.flatnonzero(~np.isin(np.arange(n), carriers)), _MAX_REFS, 1)
@@ -220,29 +251,35 @@ class TabularShortcuts(ShortcutMiner):
         )
 
     @staticmethod
-    def _value_neighbours(raw: Any, cols: list[str], carriers: IntArray) -> IntArray | None:
+    def _value_neighbours(
+        raw: Any, cols: list[str], carriers: IntArray
+    ) -> tuple[IntArray | None, np.ndarray[Any, Any]]:
         """The records (not carriers) nearest the carriers' values in ``cols``: rank distance to the carriers'
         median rank, summed over the columns; ``_LOCAL_MIN``-``_LOCAL_MAX`` of them, three per carrier. None
-        when a column is not numeric (a category has no neighbouring values)."""
+        when a column is not numeric (a category has no neighbouring values). Also every record's rank
+        offset from the carriers' median rank, one column per column of ``cols``."""
         n = len(next(iter(raw.values()))) if raw else 0
         dist = np.zeros(n)
+        offsets: list[np.ndarray[Any, Any]] = []
         for c in cols:
             v = pd.to_numeric(pd.Series(list(raw[c])), errors="coerce").to_numpy(dtype=np.float64)
             fin = np.isfinite(v)
             if fin.mean() < 0.95:
-                return None
+                return None, np.zeros((0, 0))
             r = np.full(n, np.inf)
             r[fin] = rankdata(v[fin]) / fin.sum()
             held = r[carriers][np.isfinite(r[carriers])]
             if held.size == 0:  # the carriers' token is a missing value: no neighbouring values
-                return None
-            dist += np.abs(r - np.median(held))
+                return None, np.zeros((0, 0))
+            offsets.append(r - np.median(held))
+            dist += np.abs(offsets[-1])
         dist[carriers] = np.inf
         cand = np.flatnonzero(np.isfinite(dist))
         size = min(cand.size, max(_LOCAL_MIN, min(_LOCAL_MAX, 3 * carriers.size)))
         if size == 0:
-            return None
-        return np.sort(cand[np.argsort(dist[cand], kind="stable")[:size]])
+            return None, np.zeros((0, 0))
+        near = np.sort(cand[np.argsort(dist[cand], kind="stable")[:size]])
+        return near, np.stack(offsets, axis=1)
 
     def _noise_p(
         self,
