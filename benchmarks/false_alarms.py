@@ -113,6 +113,25 @@ def _synthetic(kind: str, n: int = 2000, d: int = 10) -> Builder:
     return build
 
 
+def _gaussian_classes(root: Path) -> tuple[Path, dict[str, Any]]:
+    """Three Gaussian classes whose labels follow the features: 3 s.d. apart along x0, the middle one also
+    1.5 s.d. up x1, x7 skewed (a column that separates classes makes label shares climb across boundaries;
+    ADR 0096)."""
+    rng = np.random.default_rng(7)
+    parts = []
+    for k in range(3):
+        z = rng.normal(size=(200, 8))
+        z[:, 0] += 3 * k
+        z[:, 1] += 1.5 * (k % 2)
+        z[:, 7] = np.exp(z[:, 7])
+        part = pd.DataFrame(z, columns=[f"x{i}" for i in range(8)])
+        part["label"] = f"c{k}"
+        parts.append(part)
+    path = root / "gaussian_classes.csv"
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    return path, {"label": "label"}
+
+
 def _templated(root: Path) -> tuple[Path, dict[str, Any]]:
     """A templated text column: every value starts with the same words (real sentences after them)."""
     path, _ = _sentiment("yelp")(root)
@@ -135,6 +154,7 @@ DATASETS: dict[str, Builder] = {
     "digit_images": _digit_images,
     "uniform": _synthetic("uniform"),
     "gaussian": _synthetic("gaussian"),
+    "gaussian_classes": _gaussian_classes,
     "templated_text": _templated,
 }
 QUICK = ("yelp", "breast_cancer", "wine", "uniform", "templated_text")
