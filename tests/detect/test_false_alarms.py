@@ -33,7 +33,7 @@ SLOW = pytest.mark.slow
         pytest.param("breast_cancer", marks=SLOW),
         "wine",
         "uniform",
-        "gaussian_classes",
+        pytest.param("gaussian_classes", marks=SLOW),
     ],
 )
 def test_clean_data_set_raises_no_alarm(name: str, tmp_path: Path) -> None:
