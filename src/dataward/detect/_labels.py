@@ -24,7 +24,8 @@ A temperature alone would absorb the flips by softening every record; the unifor
 ambiguity (it ignores ``x``), so the two are identified. ``eps = 0`` is tested by the likelihood ratio
 (boundary null: half chi-square(1)) on the first pass, on the product and on each model view alone
 (Bonferroni; the k-NN vote's floored probabilities can hide flips on small tables, docs/adr/0060; the small
-tables' SVM and LDA join the product only, docs/adr/0074); with no significant noise at ``alpha`` = 0.01
+tables' SVM and LDA join the product only, docs/adr/0074, and with two classes the SVM and k-NN product is
+tested too, docs/adr/0097); with no significant noise at ``alpha`` = 0.01
 nothing is flagged. The model must also beat the class priors out of
 fold (likelihood-ratio G test), or its disagreements with the labels are no evidence.
 
