@@ -472,3 +472,32 @@ def test_small_table_flags_are_the_cut_and_confident_learning_on_the_shared_prob
     from sklearn.metrics import f1_score
 
     assert f1_score(truth, result.flagged) >= 0.85
+
+
+def test_two_class_gate_reads_the_non_linear_views_on_two_moons() -> None:
+    """Two moons with four noise columns and 5 % flips (25 records): every product the gate tested held a
+    linear view, which misfits the curved boundary, and none rejected (p 0.049 after Bonferroni), so nothing
+    was flagged; the SVM and k-NN product rejects (docs/adr/0097). The unflipped table stays quiet, and with
+    three classes the gate keeps its two products (the SVM's one-vs-rest Platt probabilities are not a
+    likelihood fit)."""
+    from sklearn.datasets import make_moons
+    from sklearn.metrics import f1_score
+
+    from dataward.detect import from_frame
+    from dataward.detect._labels import gate_products
+
+    x, y = make_moons(500, noise=0.2, random_state=4)
+    x = np.hstack([x, np.random.default_rng(4).normal(size=(500, 4))])
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)])
+    frame["label"] = [f"c{t}" for t in y]
+    poisoned = simulate(frame, "label_flip", Roles(label="label"), rate=0.05, seed=4)
+    result = LabelIssues().score(from_frame(poisoned.data, label="label"), seed=4)
+    assert result.params["noise_p_value"] <= 0.01
+    assert f1_score(poisoned.truth.mask(), result.flagged) >= 0.4
+    clean = LabelIssues().score(from_frame(frame, label="label"), seed=4)
+    assert not clean.flagged.any() and clean.params["noise_p_value"] > 0.05
+
+    p = np.full((10, 2), 0.5)
+    assert len(gate_products([p, p], {"svm": p, "lda": p}, p, 2)) == 2
+    assert len(gate_products([p, p], {"svm": p, "lda": p}, p, 3)) == 1
+    assert len(gate_products([p], {"svm": p}, None, 2)) == 1
