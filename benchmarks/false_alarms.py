@@ -113,11 +113,11 @@ def _synthetic(kind: str, n: int = 2000, d: int = 10) -> Builder:
     return build
 
 
-def _gaussian_classes(root: Path) -> tuple[Path, dict[str, Any]]:
+def gaussian_classes_frame(seed: int = 7) -> pd.DataFrame:
     """Three Gaussian classes whose labels follow the features: 3 s.d. apart along x0, the middle one also
     1.5 s.d. up x1, x7 skewed (a column that separates classes makes label shares climb across boundaries;
     ADR 0096)."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     parts = []
     for k in range(3):
         z = rng.normal(size=(200, 8))
@@ -127,8 +127,12 @@ def _gaussian_classes(root: Path) -> tuple[Path, dict[str, Any]]:
         part = pd.DataFrame(z, columns=[f"x{i}" for i in range(8)])
         part["label"] = f"c{k}"
         parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _gaussian_classes(root: Path) -> tuple[Path, dict[str, Any]]:
     path = root / "gaussian_classes.csv"
-    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    gaussian_classes_frame().to_csv(path, index=False)
     return path, {"label": "label"}
 
 

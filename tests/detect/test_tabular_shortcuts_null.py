@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from bench_module import load_benchmark  # tests/detect/bench_module.py
 from sklearn import datasets
 
 from dataward.detect import from_frame
@@ -84,28 +85,12 @@ def test_a_trigger_amid_random_flips_is_found_and_the_flips_are_not_flagged() ->
     assert not (flagged & flips).any()
 
 
-def _three_gaussian_classes(seed: int) -> pd.DataFrame:
-    """Three classes of 200 records, 3 s.d. apart along f0 (the middle one also 1.5 s.d. up f1), a skewed
-    f7: the column that separates the classes makes every value's label share climb across the boundaries."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for k in range(3):
-        z = rng.normal(size=(200, 8))
-        z[:, 0] += 3 * k
-        z[:, 1] += 1.5 * (k % 2)
-        z[:, 7] = np.exp(z[:, 7])
-        part = pd.DataFrame(z, columns=[f"f{i}" for i in range(8)])
-        part["label"] = f"c{k}"
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
 @pytest.mark.parametrize("seed", [4, 6, 7, 9, 13, 14])
 def test_a_class_boundary_on_the_pure_side_is_no_trigger(seed: int) -> None:
     # before ADR 0096: critical findings such as "f0 in [3.48, 4.02) in 38 records, 37 labelled 'c1'" (the bin
     # between c1's centre and the c1/c2 boundary, purer than its neighbours pooled from both sides) or "f1 in
     # [2.45, inf)" (the end bin of a climbing share); 8 of 20 seeds raised one
-    result = _score(_three_gaussian_classes(seed), seed)
+    result = _score(load_benchmark("false_alarms").gaussian_classes_frame(seed), seed)
     assert not result.findings, [f.summary for f in result.findings]
 
 
