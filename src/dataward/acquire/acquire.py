@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -19,7 +20,14 @@ from dataward.errors import AuthorizationError, ConflictError, Error, InputError
 from dataward.identity import Actor
 from dataward.model.batch import Batch, BatchFile, BatchState
 from dataward.model.subject import Subject
-from dataward.records.leaves import FORMATS, LINE_FORMATS, RecordDigests, detect_format, record_digests
+from dataward.records.leaves import (
+    FORMATS,
+    LINE_FORMATS,
+    RecordDigests,
+    detect_format,
+    implied_leaf_list,
+    record_digests,
+)
 from dataward.scale.merkle_parts import merkle_root
 from dataward.scale.processes import ProcessExecutor, usable_cpus
 from dataward.sources import get_source
@@ -468,11 +476,20 @@ def _create_batch(
         # a file the workers hashed left its leaf list in the meta area, not here
         return rd.leaves if isinstance(rd, RecordDigests) else ws.objects.read_bytes("meta", rd.records_digest)
 
+    def leaf_list_digest(s: StoredFile, rd: RecordDigests | IngestedDigests) -> Future[str] | str:
+        if not isinstance(rd, RecordDigests):
+            return rd.records_digest  # the workers stored it
+        digest = hashlib.sha256(rd.leaves).hexdigest()
+        if implied_leaf_list(s.sha256, digest) is not None:
+            # an opaque file's list is its SHA-256's leaf, which the signed manifest names: readers derive it
+            # and check it against this digest, so a durable object of it would cost an fsync per file and
+            # assure nothing more (ADR 0100)
+            return digest
+        return io.submit(put_meta, rd.leaves)
+
     with ThreadPoolExecutor(IO_THREADS) as io:
         # record-digest lists are written (and fsynced) in parallel while the roots are computed here
-        meta: list[Future[str] | str] = [
-            io.submit(put_meta, rd.leaves) if isinstance(rd, RecordDigests) else rd.records_digest for rd in digests
-        ]
+        meta = [leaf_list_digest(s, rd) for s, rd in zip(stored, digests, strict=True)]
         file_roots = [merkle_root(executor, rd.leaves) if isinstance(rd, RecordDigests) else rd.root for rd in digests]
         if len(file_roots) == 1:
             root_bytes = file_roots[0]
