@@ -15,7 +15,7 @@ from dataward.acquire.verify import batch_manifest, verify_batch
 from dataward.batches import BatchState, list_batches
 from dataward.core import merkle
 from dataward.log.verify import verify_log
-from dataward.records.leaves import record_digests
+from dataward.records.leaves import file_leaf, implied_leaf_list, record_digests
 
 
 def _write(p: Path, data: bytes) -> Path:
@@ -42,7 +42,14 @@ def test_records_and_merkle_roots_per_format(env: Any) -> None:
     # the batch root covers every record of every file, in file order
     all_leaves: list[bytes] = []
     for f in batch.files:
-        raw = env.ws.objects.read_bytes("meta", f.records_digest or "")
+        implied = implied_leaf_list(f.sha256, f.records_digest or "")
+        if f.format == "file":  # its list is its SHA-256's leaf, named by the manifest: no object (ADR 0100)
+            assert implied == file_leaf(f.sha256)
+            assert not env.ws.objects.exists("meta", f.records_digest or "")
+            raw = implied
+        else:
+            assert implied is None
+            raw = env.ws.objects.read_bytes("meta", f.records_digest or "")
         all_leaves += [raw[i : i + 32] for i in range(0, len(raw), 32)]
     assert merkle.root_from_leaf_hashes(all_leaves).hex() == batch.merkle_root
     report = verify_batch(env.ws, batch.id)

@@ -1,4 +1,5 @@
-"""What the acquire command imports at start-up (ADR 0055): fingerprinting files needs no Arrow or NumPy."""
+"""What the acquire command imports at start-up (ADR 0055): fingerprinting files needs no Arrow or NumPy,
+and a local object store no fsspec, nor output that is not drawn rich's tables and progress bars (ADR 0100)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("pyarrow", "numpy", "pandas", "sklearn")
+HEAVY = ("pyarrow", "numpy", "pandas", "sklearn", "fsspec", "rich.table", "rich.progress")
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -20,7 +21,7 @@ def _loaded_after(code: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_acquire_command_imports_no_arrow_or_numpy() -> None:
+def test_acquire_command_imports_no_arrow_numpy_or_fsspec() -> None:
     assert _loaded_after("import dataward.cli._acquire") == []
 
 

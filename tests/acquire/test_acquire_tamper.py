@@ -38,7 +38,10 @@ def test_every_single_byte_change_is_detected_and_located(env: Any) -> None:
     targets: list[tuple[str, str, str, dict[str, Any] | None]] = []  # (kind, path, file name, file entry)
     for f in manifest["files"]:
         targets.append(("file", store.path("quarantine", f["sha256"]), f["name"], f))
-        targets.append(("records", store.path("meta", f["records_digest"]), f["name"], f))
+        if f["format"] != "file":  # an opaque file's list is implied by its SHA-256: nothing stored (ADR 0100)
+            targets.append(("records", store.path("meta", f["records_digest"]), f["name"], f))
+        else:
+            assert not store.exists("meta", f["records_digest"])
     targets.append(("manifest", store.path("meta", batch.manifest_digest), "", None))
     assert verify_batch(env.ws, batch.id).ok
     rng = random.Random(2026)

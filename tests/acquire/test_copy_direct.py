@@ -168,3 +168,17 @@ def test_acquire_writes_opaque_files_direct_and_record_files_cached(
     seen.clear()
     acq._copy_all(store, items, 2, None, fmt="text")
     assert seen == {"a.bin": False, "b.csv": False}
+
+
+def test_copy_threads_do_not_follow_the_cpus_for_files_written_around_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # on 2 CPUs a copy around the page cache would keep only 2 writes in flight: the device's wait, not the CPU
+    monkeypatch.setattr(acq, "usable_cpus", lambda: 2)
+    opaque = [InputFile("a.bin", tmp_path / "a.bin"), InputFile("b.csv", tmp_path / "b.csv")]
+    records = [InputFile("b.csv", tmp_path / "b.csv"), InputFile("c.jsonl", tmp_path / "c.jsonl")]
+    assert acq._copy_threads(opaque, None) == acq.COPY_THREADS
+    assert acq._copy_threads(records, None) == 2
+    assert acq._copy_threads(records, "file") == acq.COPY_THREADS  # --format file: every file is opaque
+    monkeypatch.setattr(acq, "usable_cpus", lambda: 64)
+    assert acq._copy_threads(records, None) == acq.COPY_THREADS

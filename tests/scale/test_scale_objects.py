@@ -84,3 +84,40 @@ def test_workspace_on_memory_objects(make_workspace: Any, tmp_path: Path) -> Non
         out.write(b'{"a": 1}\n{"a": 3}\n')
     report = verify_batch(ws, batch.id)
     assert not report.ok and any(p.kind in ("file", "records") for p in report.problems)
+
+
+@pytest.mark.parametrize("form", ["path", "file-url", "local-url", "relative", "trailing-slash"])
+def test_local_store_root_is_fsspecs(form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsspec
+
+    monkeypatch.chdir(tmp_path)
+    url = {
+        "path": str(tmp_path / "objects"),
+        "file-url": f"file://{tmp_path}/objects",
+        "local-url": f"local://{tmp_path}/objects",
+        "relative": "objects",
+        "trailing-slash": f"{tmp_path}/objects/",
+    }[form]
+    store = ObjectStore(url)
+    _fs, root = fsspec.core.url_to_fs(url)
+    assert store.is_local and store.root == root.rstrip("/") == str(tmp_path / "objects")
+    digest = store.put_bytes("meta", b"x")
+    assert store.fs.exists(store.path("meta", digest))  # the fsspec view (doctor's scan) sees the same object
+
+
+def test_local_store_reads_and_writes_without_fsspec(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from dataward.store.objects import ObjectStore\n"
+        f"s = ObjectStore({str(tmp_path / 'objects')!r})\n"
+        "d = s.put_bytes('quarantine', b'data')\n"
+        "assert s.exists('quarantine', d) and s.read_bytes('quarantine', d) == b'data'\n"
+        "s.remove('quarantine', d)\n"
+        "assert not s.exists('quarantine', d)\n"
+        "print('fsspec' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -6,7 +6,6 @@ import contextlib
 import os
 
 import click
-from rich.table import Table
 
 from dataward.acquire.acquire import acquire
 from dataward.acquire.verify import verify_batch
@@ -172,6 +171,8 @@ def batch_list(ctx: click.Context, source: str | None, state: str | None, as_jso
     items = list_batches(ws, source=source, state=state)
 
     def human() -> None:
+        from rich.table import Table
+
         t = Table("batch", "source", "state", "files", "records", "acquired", "by")
         for b in items:
             t.add_row(
@@ -192,6 +193,8 @@ def batch_show(ctx: click.Context, batch_id: str, as_json: bool) -> None:
     b = get_batch(ws, batch_id)
 
     def human() -> None:
+        from rich.table import Table
+
         console.print(f"[bold]{b.id}[/] from {b.source}, state {b.state}, acquired {b.created_at} by {b.created_by}")
         t = Table("file", "format", "records", "bytes", "sha256")
         for f in b.files:

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
-from rich.text import Text
 
 from dataward.errors import InputError
 from dataward.identity import Actor
 from dataward.workspace import Workspace
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from dataward.synthetic import VersionReader
 
 # soft_wrap: rich never breaks a line itself, so a hash or an id stays whole in a pipe or a log file
@@ -42,6 +41,8 @@ def print_table(table: Table) -> None:
     if not piped():
         console.print(table)
         return
+    from rich.text import Text
+
     columns = table.columns
     click.echo("\t".join(str(c.header) for c in columns))
     cells = [list(c.cells) for c in columns]
@@ -115,6 +116,11 @@ def emit(as_json: bool, value: Any, human: Callable[[], None]) -> None:
 @contextmanager
 def byte_progress(total: int, description: str) -> Iterator[Callable[[str, int], None]]:
     """A transfer progress bar on stderr (silent when stderr is not a terminal)."""
+    if not err_console.is_terminal:  # nothing to draw: rich's progress machinery is not even imported
+        yield lambda _what, _n: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -123,7 +129,6 @@ def byte_progress(total: int, description: str) -> Iterator[Callable[[str, int],
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
-        disable=not err_console.is_terminal,
     )
     with progress:
         task = progress.add_task(description, total=total)

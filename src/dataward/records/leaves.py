@@ -19,6 +19,7 @@ import contextlib
 import csv
 import datetime as _dt
 import decimal
+import hashlib
 import io
 import json
 import math
@@ -585,6 +586,20 @@ def check_jsonl(f: IO[bytes], name: str) -> None:
 def file_leaf(sha256_hex: str) -> bytes:
     """The one leaf of an opaque file: the leaf hash of its raw SHA-256 digest."""
     return merkle.leaf_hash(bytes.fromhex(sha256_hex))
+
+
+def implied_leaf_list(file_sha256: str, records_digest: str) -> bytes | None:
+    """The record-digest list named ``records_digest`` when the file's own SHA-256 determines it (an opaque
+    file: its one leaf is :func:`file_leaf`), else None: then the list is a stored ``meta`` object.
+
+    Acquisition stores no object for such a list (ADR 0100); a reader takes it from here. It is returned only
+    when its SHA-256 is ``records_digest``, the same check a reader makes of a stored list, so it is exactly
+    the list the signed manifest names."""
+    try:
+        leaf = file_leaf(file_sha256)
+    except (TypeError, ValueError):  # not a SHA-256 hex digest: nothing implied
+        return None
+    return leaf if hashlib.sha256(leaf).hexdigest() == records_digest else None
 
 
 def record_digests(

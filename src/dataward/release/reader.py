@@ -162,7 +162,7 @@ def _to_table(ws: Workspace, pred: dict[str, Any]) -> Any:
         where = f"batch {batch_id} file {f['name']}"
         data = _released_bytes(ws, f, where)
         t = _file_table(data, f, where)
-        raw = leaf_bytes(ws, f["records_digest"], where)
+        raw = leaf_bytes(ws, f["sha256"], f["records_digest"], where)
         n = len(raw) // 32
         if t.num_rows != n:
             raise IntegrityError(f"{where}: {t.num_rows} rows read, {n} records signed")

@@ -39,6 +39,7 @@ from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint
 from dataward.log.verify import key_valid_at
 from dataward.model.roles import Grant
 from dataward.model.version import Version
+from dataward.records.leaves import implied_leaf_list
 from dataward.store import versions_repo
 from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
@@ -202,8 +203,12 @@ def approval_problem(ws: Workspace, conn: Transaction, batch: Batch, keys: dict[
 
 
 # leaves -----------------------------------------------------------------------------------------------------
-def leaf_bytes(ws: Workspace, records_digest: str, where: str) -> bytes:
-    """A file's record leaves, concatenated (32 bytes each), from its re-hashed record-digest list."""
+def leaf_bytes(ws: Workspace, file_sha256: str, records_digest: str, where: str) -> bytes:
+    """A file's record leaves, concatenated (32 bytes each), from its re-hashed record-digest list (an opaque
+    file's from its SHA-256: no object holds it)."""
+    implied = implied_leaf_list(file_sha256, records_digest)
+    if implied is not None:
+        return implied
     try:
         raw = ws.objects.read_bytes("meta", records_digest, verify=True)
     except Error as exc:
@@ -213,9 +218,9 @@ def leaf_bytes(ws: Workspace, records_digest: str, where: str) -> bytes:
     return raw
 
 
-def file_leaves(ws: Workspace, records_digest: str, where: str) -> list[bytes]:
-    """The 32-byte record leaf hashes of a file, from its stored record-digest list."""
-    raw = leaf_bytes(ws, records_digest, where)
+def file_leaves(ws: Workspace, file_sha256: str, records_digest: str, where: str) -> list[bytes]:
+    """The 32-byte record leaf hashes of a file, from its record-digest list."""
+    raw = leaf_bytes(ws, file_sha256, records_digest, where)
     return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
 
@@ -275,7 +280,7 @@ def entry_records(ws: Workspace, entry: dict[str, Any], *, served: bool = True) 
     out: list[tuple[str, int, bytes]] = []
     seen = 0
     for f in entry["files"]:
-        leaves = file_leaves(ws, f["records_digest"], f"batch {entry['batch']} file {f['name']}")
+        leaves = file_leaves(ws, f["sha256"], f["records_digest"], f"batch {entry['batch']} file {f['name']}")
         if len(leaves) != f["records"]:
             raise IntegrityError(f"batch {entry['batch']} file {f['name']}: record-digest list length differs")
         for k, leaf in enumerate(leaves):

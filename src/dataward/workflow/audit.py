@@ -35,6 +35,7 @@ from dataward.core.canonical import canonical_json
 from dataward.errors import ConflictError, InputError, IntegrityError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.workflow_records import Audit, AuditItem, ReviewDecision
+from dataward.records.leaves import implied_leaf_list
 from dataward.store import audits
 from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
@@ -345,7 +346,10 @@ def locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tup
             mine.append(wanted[j])
             j += 1
         if mine:
-            leaves = ws.objects.read_bytes("meta", f.records_digest) if f.records_digest else b""
+            leaves = b""
+            if f.records_digest:
+                implied = implied_leaf_list(f.sha256, f.records_digest)
+                leaves = implied if implied is not None else ws.objects.read_bytes("meta", f.records_digest)
             for r in mine:
                 i = r - offset
                 out[r] = (f.position, i, leaves[32 * i : 32 * i + 32].hex())
