@@ -204,7 +204,12 @@ def test_an_edit_of_a_column_in_an_exact_relation_is_still_found() -> None:
     assert in_relation.sum() == 8  # the 6 informative columns and the 2 combinations of them
     feature = cols[int(np.flatnonzero(in_relation)[0])]
     poisoned = simulate(
-        frame, "single_feature", Roles(label="label", features=tuple(cols)), rate=0.03, seed=4, params={"feature": feature}
+        frame,
+        "single_feature",
+        Roles(label="label", features=tuple(cols)),
+        rate=0.03,
+        seed=4,
+        params={"feature": feature},
     )
     result = FeatureResiduals().score(from_frame(poisoned.data, label="label", features=cols), seed=4)
     assert roc_auc_score(poisoned.truth.mask(), result.scores) >= 0.95

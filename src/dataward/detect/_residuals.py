@@ -4,7 +4,10 @@ An attacker who biases one feature of some records of one class (a sensor offset
 every value inside its marginal range, so range and per-column outlier checks see nothing. The edited value
 no longer agrees with the rest of the record: within a class, each feature is predicted from the others by a
 shrunk Gaussian model (Ledoit-Wolf precision matrix, the best linear predictor; fitted out of fold), and the
-residual is standardised by its class's robust scale (MAD).
+residual is standardised by its class's robust scale (MAD). Columns go through a rank-Gaussian map, except
+those in an exact linear relation (kept linear: the map would bend it); a class made of clusters is a
+Gaussian mixture chosen by BIC, on the mapped or the raw columns, and each feature is read within the
+components its record's other features point to (docs/adr/0098-single-feature-class-mixtures-and-exact-relations.md).
 
 Null and calibration: per class, the pooled |z| of every feature of every record is the reference; a
 record's p-value for feature ``j`` is its tail p-value against that reference (conformal rank, extended
@@ -60,7 +63,11 @@ def rank_gauss(x: FloatArray) -> FloatArray:
 
 
 def conditional_residuals(
-    x: FloatArray, folds: IntArray, weights: FloatArray | None = None, mixture: tuple[int, str] = (1, "full"), seed: int = 0
+    x: FloatArray,
+    folds: IntArray,
+    weights: FloatArray | None = None,
+    mixture: tuple[int, str] = (1, "full"),
+    seed: int = 0,
 ) -> FloatArray:
     """Out-of-fold residual of each feature given the others (x: one class's records, standardised).
 
@@ -79,10 +86,8 @@ def conditional_residuals(
         if train.sum() < 3 or not test.any():
             continue
         if mixture[0] > 1:
-            mixed = _mixture_residuals(x[train], x[test], mixture, seed + f)
-            if mixed is not None:
-                out[test] = mixed
-                continue
+            out[test] = _mixture_residuals(x[train], x[test], mixture, seed + f)
+            continue
         mean = x[train].mean(axis=0)
         precision = LedoitWolf().fit(x[train] - mean).precision_
         diag = np.diag(precision).copy()
@@ -179,14 +184,13 @@ def class_representation(
     return xg, mix_g
 
 
-def _mixture_residuals(
-    train: FloatArray, test: FloatArray, mixture: tuple[int, str], seed: int
-) -> FloatArray | None:
+def _mixture_residuals(train: FloatArray, test: FloatArray, mixture: tuple[int, str], seed: int) -> FloatArray:
     """Each test record's feature j as a normal score of its conditional distribution given its other
     features under a Gaussian mixture fitted on ``train`` (components by the mixture's hard assignment, each
     with a Ledoit-Wolf covariance; "tied": one pooled within-component covariance). The components are
     weighted by how well each explains the record's *other* features, so an edit of j does not move the
-    record into another component. None if a component is too small to fit."""
+    record into another component. A fold whose mixture has a component too small to fit is read as one
+    component, on the same scale."""
     from scipy.special import logsumexp, ndtr, ndtri
     from sklearn.covariance import LedoitWolf
     from sklearn.mixture import GaussianMixture
@@ -198,7 +202,7 @@ def _mixture_residuals(
     labels = gm.predict(train)
     sizes = np.bincount(labels, minlength=k)
     if sizes.min() < d + 2:
-        return None
+        k, labels, sizes = 1, np.zeros_like(labels), np.asarray([labels.size])
     means = np.stack([train[labels == c].mean(axis=0) for c in range(k)])
     centred_train = train - means[labels]
     if kind == "tied":
@@ -396,7 +400,11 @@ class FeatureResiduals(Detector):
 
     @staticmethod
     def _zscores(
-        x: FloatArray, folds: IntArray, weights: FloatArray | None, mixture: tuple[int, str] = (1, "full"), seed: int = 0
+        x: FloatArray,
+        folds: IntArray,
+        weights: FloatArray | None,
+        mixture: tuple[int, str] = (1, "full"),
+        seed: int = 0,
     ) -> FloatArray:
         res = conditional_residuals(x, folds, weights, mixture, seed)
         ref = res
@@ -474,7 +482,12 @@ class FeatureResiduals(Detector):
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         t0 = time.perf_counter()
         n = rep.n_records
-        params: dict[str, Any] = {"fdr": self.fdr, "folds": self.folds, "min_class": self.min_class}
+        params: dict[str, Any] = {
+            "fdr": self.fdr,
+            "folds": self.folds,
+            "min_class": self.min_class,
+            "mixtures": self.mixtures,
+        }
         x = np.asarray(rep.features, dtype=np.float64) if rep.features is not None else None
         if x is None or x.ndim != 2 or x.shape[1] < 2 or rep.labels is None:
             return DetectorResult(self.name, np.zeros(n), np.zeros(n, dtype=bool), {}, skipped="needs 2+ features")
