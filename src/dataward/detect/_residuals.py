@@ -4,7 +4,10 @@ An attacker who biases one feature of some records of one class (a sensor offset
 every value inside its marginal range, so range and per-column outlier checks see nothing. The edited value
 no longer agrees with the rest of the record: within a class, each feature is predicted from the others by a
 shrunk Gaussian model (Ledoit-Wolf precision matrix, the best linear predictor; fitted out of fold), and the
-residual is standardised by its class's robust scale (MAD).
+residual is standardised by its class's robust scale (MAD). Columns go through a rank-Gaussian map, except
+those in an exact linear relation (kept linear: the map would bend it); a class made of clusters is a
+Gaussian mixture chosen by BIC, on the mapped or the raw columns, and each feature is read within the
+components its record's other features point to (docs/adr/0098-single-feature-class-mixtures-and-exact-relations.md).
 
 Null and calibration: per class, the pooled |z| of every feature of every record is the reference; a
 record's p-value for feature ``j`` is its tail p-value against that reference (conformal rank, extended
@@ -59,10 +62,18 @@ def rank_gauss(x: FloatArray) -> FloatArray:
     return np.asarray(norm.ppf(ranks / (n + 1.0)), dtype=np.float64)
 
 
-def conditional_residuals(x: FloatArray, folds: IntArray, weights: FloatArray | None = None) -> FloatArray:
+def conditional_residuals(
+    x: FloatArray,
+    folds: IntArray,
+    weights: FloatArray | None = None,
+    mixture: tuple[int, str] = (1, "full"),
+    seed: int = 0,
+) -> FloatArray:
     """Out-of-fold residual of each feature given the others (x: one class's records, standardised).
 
     ``weights`` (0/1) leaves records out of the fits (a trimmed second pass), never out of the output.
+    ``mixture`` (components, covariance type; :func:`class_mixture`) models a class made of clusters: each
+    feature's residual is then read within the components its record's *other* features point to.
     """
     from sklearn.covariance import LedoitWolf
 
@@ -74,6 +85,9 @@ def conditional_residuals(x: FloatArray, folds: IntArray, weights: FloatArray | 
         train, test = (folds != f) & use, folds == f
         if train.sum() < 3 or not test.any():
             continue
+        if mixture[0] > 1:
+            out[test] = _mixture_residuals(x[train], x[test], mixture, seed + f)
+            continue
         mean = x[train].mean(axis=0)
         precision = LedoitWolf().fit(x[train] - mean).precision_
         diag = np.diag(precision).copy()
@@ -81,6 +95,195 @@ def conditional_residuals(x: FloatArray, folds: IntArray, weights: FloatArray | 
         # residual of x_j on the rest = (Theta (x - mean))_j / Theta_jj for a Gaussian model
         out[test] = ((x[test] - mean) @ precision) / diag
     return out
+
+
+_MIXTURE_SAMPLE = 4000  # records a mixture is chosen and fitted on (all records are read by it)
+
+
+def _sample(n: int, seed: int) -> IntArray:
+    """At most :data:`_MIXTURE_SAMPLE` of ``n`` positions, a seeded sample (all of them if fewer)."""
+    if n <= _MIXTURE_SAMPLE:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, _MIXTURE_SAMPLE, replace=False))
+
+
+def mixture_params(n_components: int, kind: str, d: int) -> int:
+    """Free parameters of a Gaussian mixture in d dimensions (means, covariances, weights)."""
+    return n_components * d + (n_components if kind == "full" else 1) * d * (d + 1) // 2 + n_components - 1
+
+
+def class_mixture(x: FloatArray, seed: int, max_components: int = 3) -> tuple[tuple[int, str], float]:
+    """The Gaussian mixture (components, covariance type) that BIC prefers for one class's records.
+
+    One Gaussian unless a mixture is clearly better: a class made of clusters (a bimodal class) does not
+    fit one Gaussian, and the misfit reads as an edit of the features that separate the clusters. A mixture
+    is a candidate only when the class has more records than it has free parameters (BIC is meaningless,
+    and a full covariance singular, below that). Returns the choice and its BIC.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    n, d = x.shape
+    best, choice = np.inf, (1, "full")
+    for k in range(1, max_components + 1):
+        for kind in ("full", "tied"):
+            if k == 1 and kind == "tied":
+                continue
+            if k > 1 and mixture_params(k, kind, d) >= n:
+                continue
+            gm = GaussianMixture(k, covariance_type=kind, reg_covar=1e-4, n_init=2, random_state=seed).fit(x)
+            bic = float(gm.bic(x))
+            if bic < best:
+                best, choice = bic, (k, kind)
+    return choice, best
+
+
+def rank_gauss_log_jacobian(raw: FloatArray, gauss: FloatArray, rows: IntArray) -> FloatArray:
+    """``log dg/dx`` of the rank-Gaussian map g of each column at the records ``rows``: a Gaussian kernel
+    density of the column (all records) over the standard normal density at the mapped value."""
+    from scipy.stats import gaussian_kde, norm
+
+    out = np.zeros((rows.size, raw.shape[1]))
+    reference = _sample(raw.shape[0], 0)
+    for j in range(raw.shape[1]):
+        column = raw[:, j]
+        if column.std() <= 0:
+            continue
+        density = gaussian_kde(column[reference])(column[rows])
+        out[:, j] = np.log(np.maximum(density, 1e-300)) - norm.logpdf(gauss[rows, j])
+    return out
+
+
+def class_representation(
+    raw: FloatArray, gauss: FloatArray, rows: IntArray, cols: IntArray, seed: int
+) -> tuple[FloatArray, tuple[int, str]]:
+    """One class's model columns and mixture: rank-Gaussian (exact linear relations kept linear) or every
+    column affinely standardised, whichever BIC prefers for the raw values, each with its best mixture.
+
+    The rank-Gaussian map tames heavy tails, but it bends a class made of clusters (a steep empirical CDF
+    inside a mode, flat between modes), and the bend reads as an edit; on such a class the raw values can
+    be the better model. The two are compared on one scale, the density of the raw values: the map's
+    log-Jacobian enters the likelihood. Rank-Gaussian, one Gaussian, when no mixture fits the class's
+    records (:func:`class_mixture`).
+    """
+    raw_c, gauss_c = raw[np.ix_(rows, cols)], gauss[np.ix_(rows, cols)]
+    xg, exact = linear_where_exact(raw_c, gauss_c)
+    d = xg.shape[1]
+    if mixture_params(2, "tied", d) >= rows.size:
+        return xg, (1, "full")
+    scale = gauss_c.std(axis=0) / np.maximum(raw_c.std(axis=0), 1e-300)
+    xs = (raw_c - raw_c.mean(axis=0)) * scale + gauss_c.mean(axis=0)
+    sample = _sample(rows.size, seed)  # the choice is made on a sample of a large class
+    n = sample.size
+    mix_g, bic_g = class_mixture(xg[sample], seed)
+    mix_s, bic_s = class_mixture(xs[sample], seed)
+    log_jac = rank_gauss_log_jacobian(raw[:, cols], gauss[:, cols], rows[sample])
+    log_jac[:, exact] = np.log(scale[exact])
+    # BIC of the raw values = BIC of the mapped values - 2 x the log-Jacobian summed over the records
+    if bic_s - 2.0 * n * float(np.log(scale).sum()) < bic_g - 2.0 * float(log_jac.sum()):
+        return xs, mix_s
+    return xg, mix_g
+
+
+def _mixture_residuals(train: FloatArray, test: FloatArray, mixture: tuple[int, str], seed: int) -> FloatArray:
+    """Each test record's feature j as a normal score of its conditional distribution given its other
+    features under a Gaussian mixture fitted on ``train`` (components by the mixture's hard assignment, each
+    with a Ledoit-Wolf covariance; "tied": one pooled within-component covariance). The components are
+    weighted by how well each explains the record's *other* features, so an edit of j does not move the
+    record into another component. A fold whose mixture has a component too small to fit is read as one
+    component, on the same scale."""
+    from scipy.special import logsumexp, ndtr, ndtri
+    from sklearn.covariance import LedoitWolf
+    from sklearn.mixture import GaussianMixture
+
+    k, kind = mixture
+    d = train.shape[1]
+    sample = _sample(train.shape[0], seed)
+    gm = GaussianMixture(k, covariance_type=kind, reg_covar=1e-4, n_init=2, random_state=seed).fit(train[sample])
+    labels = gm.predict(train)
+    sizes = np.bincount(labels, minlength=k)
+    if sizes.min() < d + 2:
+        k, labels, sizes = 1, np.zeros_like(labels), np.asarray([labels.size])
+    means = np.stack([train[labels == c].mean(axis=0) for c in range(k)])
+    centred_train = train - means[labels]
+    if kind == "tied":
+        precisions = [LedoitWolf(assume_centered=True).fit(centred_train).precision_] * k
+    else:
+        precisions = [LedoitWolf(assume_centered=True).fit(centred_train[labels == c]).precision_ for c in range(k)]
+    log_joint = np.zeros((k, test.shape[0], d))  # log p(component) + log p(other features | component)
+    z_within = np.zeros((k, test.shape[0], d))
+    for c in range(k):
+        theta = precisions[c]
+        diag = np.maximum(np.diag(theta), 1e-12)
+        centred = test - means[c]
+        a = centred @ theta
+        _sign, logdet = np.linalg.slogdet(theta)
+        log_full = 0.5 * logdet - 0.5 * np.einsum("ij,ij->i", a, centred) - 0.5 * d * np.log(2 * np.pi)
+        resid = a / diag  # x_j minus its conditional mean given the rest, within component c
+        log_cond = 0.5 * np.log(diag) - 0.5 * diag * resid**2 - 0.5 * np.log(2 * np.pi)
+        log_joint[c] = np.log(sizes[c] / sizes.sum()) + log_full[:, None] - log_cond
+        # read against the component's own residual spread, not the shrunk model's conditional variance:
+        # shrinkage inflates the latter the more, the better a feature is predicted, and by a different
+        # factor in each component, which no one scale per feature undoes
+        members = centred_train[labels == c] @ theta / diag
+        spread = _MAD * np.median(np.abs(members - np.median(members, axis=0)), axis=0)
+        z_within[c] = resid / np.maximum(spread, np.maximum(0.5 * members.std(axis=0), 1e-12))
+    weight = np.exp(log_joint - logsumexp(log_joint, axis=0))
+    lower, upper = (weight * ndtr(z_within)).sum(axis=0), (weight * ndtr(-z_within)).sum(axis=0)
+    with np.errstate(divide="ignore"):
+        z = np.where(lower < upper, ndtri(np.maximum(lower, 1e-300)), -ndtri(np.maximum(upper, 1e-300)))
+    return np.asarray(z, dtype=np.float64)
+
+
+_EXACT = 1e-8  # relative variance below which a linear relation between columns is exact (see below)
+
+
+def exact_relation_columns(raw: FloatArray) -> BoolArray:
+    """The columns that take part in an exact linear relation among one class's raw values (a column that
+    is a linear combination of others), robust to a minority of records that break it (an edit of one).
+
+    Each column is regressed on the others, then refitted on the half of the records it fits best
+    (concentration steps, as in least trimmed squares), so records off the relation do not hide it. Exact
+    means the residual variance on that half is below :data:`_EXACT` of the column's variance: values kept
+    to 5 significant digits or more (float32 has 7) keep an exact relation that far, and no natural
+    dependence comes near it.
+    """
+    n, d = raw.shape
+    found = np.zeros(d, dtype=bool)
+    # only columns with a robust scale: where most of the class shares one value (blank pixels), half the
+    # records fit any relation among such columns exactly
+    live = np.flatnonzero(np.median(np.abs(raw - np.median(raw, axis=0)), axis=0) > 0)
+    if live.size < 2 or n < 2 * live.size + 2:
+        return found
+    x = np.column_stack([(raw[:, live] - raw[:, live].mean(axis=0)) / raw[:, live].std(axis=0), np.ones(n)])
+    for j in range(live.size):
+        others = np.delete(x, j, axis=1)
+        use = np.ones(n, dtype=bool)
+        for _ in range(3):
+            coef = np.linalg.lstsq(others[use], x[use, j], rcond=None)[0]
+            residual = np.abs(x[:, j] - others @ coef)
+            use = residual <= np.median(residual)
+        found[live[j]] = float(np.mean(residual[use] ** 2)) <= _EXACT
+    return found
+
+
+def linear_where_exact(raw: FloatArray, gauss: FloatArray) -> tuple[FloatArray, BoolArray]:
+    """One class's model columns: rank-Gaussian, except those in an exact linear relation, which keep their
+    raw values (affinely matched to the rank-Gaussian column's mean and spread in the class).
+
+    A rank-Gaussian map is monotone but not linear, so it turns an exact linear relation (a column that is a
+    sum or a combination of others) into a curved one: its residuals are then the curvature, structure
+    rather than noise, and scaled by the near-zero residual scale of a column so well predicted they read as
+    edits (README, the false-alarm row). On the raw values the relation stays exact and an edit of any of its
+    columns breaks it. Returns the columns and which of them are linear.
+    """
+    exact = exact_relation_columns(raw)
+    if not exact.any():
+        return gauss, exact
+    out = gauss.copy()
+    r = raw[:, exact]
+    sd = np.maximum(r.std(axis=0), 1e-300)
+    out[:, exact] = (r - r.mean(axis=0)) / sd * gauss[:, exact].std(axis=0) + gauss[:, exact].mean(axis=0)
+    return out, exact
 
 
 def unflagged_on_common_scale(scores: FloatArray, pvalues: FloatArray, flagged: BoolArray) -> FloatArray:
@@ -187,16 +390,23 @@ class FeatureResiduals(Detector):
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TABULAR})
     needs_labels: ClassVar[bool] = True
 
-    def __init__(self, fdr: float = 0.01, folds: int = 5, min_class: int = 20) -> None:
+    def __init__(self, fdr: float = 0.01, folds: int = 5, min_class: int = 20, mixtures: bool = True) -> None:
         if not 0.0 < fdr < 1.0:
             raise TypeError(f"fdr must be in (0, 1), not {fdr!r}")
         self.fdr = float(fdr)
         self.folds = int(folds)
         self.min_class = int(min_class)
+        self.mixtures = bool(mixtures)
 
     @staticmethod
-    def _zscores(x: FloatArray, folds: IntArray, weights: FloatArray | None) -> FloatArray:
-        res = conditional_residuals(x, folds, weights)
+    def _zscores(
+        x: FloatArray,
+        folds: IntArray,
+        weights: FloatArray | None,
+        mixture: tuple[int, str] = (1, "full"),
+        seed: int = 0,
+    ) -> FloatArray:
+        res = conditional_residuals(x, folds, weights, mixture, seed)
         ref = res
         med = np.median(ref, axis=0)
         mad = _MAD * np.median(np.abs(ref - med), axis=0)
@@ -205,14 +415,16 @@ class FeatureResiduals(Detector):
         return np.asarray(np.abs(res - med) / mad, dtype=np.float64)
 
     @staticmethod
-    def _class_z(x: FloatArray, folds: IntArray, use: BoolArray) -> FloatArray:
+    def _class_z(
+        x: FloatArray, folds: IntArray, use: BoolArray, mixture: tuple[int, str] = (1, "full"), seed: int = 0
+    ) -> FloatArray:
         """Robust residual z of one class's records (fits on the records in ``use`` only), two passes."""
-        z = FeatureResiduals._zscores(x, folds, use.astype(np.float64))
+        z = FeatureResiduals._zscores(x, folds, use.astype(np.float64), mixture, seed)
         # second pass without the least typical tenth: a manipulated share of the class must not teach the
         # model its own edit
         worst_z = z.max(axis=1)
         keep = use & (worst_z <= np.quantile(worst_z[use], 0.9)) if use.any() else use
-        return FeatureResiduals._zscores(x, folds, keep.astype(np.float64))
+        return FeatureResiduals._zscores(x, folds, keep.astype(np.float64), mixture, seed)
 
     @staticmethod
     def _reads_as_label(x: FloatArray, y: IntArray, classes: list[int], seed: int) -> BoolArray:
@@ -270,7 +482,12 @@ class FeatureResiduals(Detector):
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         t0 = time.perf_counter()
         n = rep.n_records
-        params: dict[str, Any] = {"fdr": self.fdr, "folds": self.folds, "min_class": self.min_class}
+        params: dict[str, Any] = {
+            "fdr": self.fdr,
+            "folds": self.folds,
+            "min_class": self.min_class,
+            "mixtures": self.mixtures,
+        }
         x = np.asarray(rep.features, dtype=np.float64) if rep.features is not None else None
         if x is None or x.ndim != 2 or x.shape[1] < 2 or rep.labels is None:
             return DetectorResult(self.name, np.zeros(n), np.zeros(n, dtype=bool), {}, skipped="needs 2+ features")
@@ -282,7 +499,7 @@ class FeatureResiduals(Detector):
         p_pool = np.ones((n, d))  # ... as p-values against its class's pooled reference
         scaled = np.zeros((n, d), dtype=bool)  # the feature has a robust scale within the record's class
         classes_used = []
-        fits: dict[int, tuple[IntArray, IntArray, IntArray]] = {}  # per class: records, columns, folds
+        fits: dict[int, tuple[IntArray, IntArray, IntArray, FloatArray, tuple[int, str]]] = {}
         gauss = rank_gauss(x)  # heavy-tailed and skewed columns would dominate a linear model's residuals
         for c in np.unique(y[y >= 0]):
             idx = np.flatnonzero(y == c)
@@ -293,9 +510,12 @@ class FeatureResiduals(Detector):
             if cols.size < 2:
                 continue
             folds = rng.permutation(np.arange(idx.size) % self.folds).astype(np.int64)
-            xg = gauss[idx][:, cols]
-            z = self._class_z(xg, folds, np.ones(idx.size, dtype=bool))
-            fits[int(c)] = (idx, cols, folds)
+            if self.mixtures:
+                xg, mixture = class_representation(x, gauss, idx, cols, seed)
+            else:
+                xg, mixture = linear_where_exact(x[idx][:, cols], gauss[idx][:, cols])[0], (1, "full")
+            z = self._class_z(xg, folds, np.ones(idx.size, dtype=bool), mixture, seed)
+            fits[int(c)] = (idx, cols, folds, xg, mixture)
             # one pooled reference per class (every feature of every record, the trimmed ones included, so
             # the tail stays conservative): per-feature tails are too thin to fit on a few hundred records
             p = tail_pvalues(z.ravel(), z.ravel()).reshape(z.shape)
@@ -324,8 +544,8 @@ class FeatureResiduals(Detector):
             as_label = self._reads_as_label(gauss, y, classes_used, seed)
             z_label = np.full((n, d), np.nan)
             for c in classes_used:
-                idx, cols, folds = fits[c]
-                z_label[np.ix_(idx, cols)] = self._class_z(gauss[idx][:, cols], folds, as_label[idx])
+                idx, cols, folds, xg, mixture = fits[c]
+                z_label[np.ix_(idx, cols)] = self._class_z(xg, folds, as_label[idx], mixture, seed)
             for c, j, _m, _pj, cell in self._cells(z_label, scaled, y, classes_used, rows=as_label):
                 noise_p[(c, j)] = cell[0]
             in_view = np.asarray([noise_p.get((cell[0], cell[1]), 1.0) for cell in cells], dtype=np.float64)
