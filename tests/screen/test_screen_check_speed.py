@@ -193,6 +193,46 @@ def test_duplicates_are_the_same_as_before(monkeypatch: pytest.MonkeyPatch, seed
     assert '"exact_duplicates_flood"' in new  # the planted flood is found
 
 
+def _old_clusters(keys: np.ndarray) -> list[np.ndarray]:
+    """The clusters as they were found before the bucket pre-filter: a sort of every key."""
+    if keys.size < 2:
+        return []
+    s = np.sort(keys)
+    repeated = np.unique(s[1:][s[1:] == s[:-1]])
+    if repeated.size == 0:
+        return []
+    slot = np.minimum(np.searchsorted(repeated, keys), repeated.size - 1)
+    pos = np.flatnonzero(repeated[slot] == keys)
+    order = pos[np.argsort(keys[pos], kind="stable")]
+    sk = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [sk.size]]))
+    groups = [order[starts[i] : starts[i] + sizes[i]] for i in np.flatnonzero(sizes >= 2)]
+    groups.sort(key=lambda g: -g.size)
+    return groups
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("n", [3, 1000, 65_535, 65_536, 300_000])
+@pytest.mark.parametrize("shape", ["hashes", "floods", "few", "top_bits_equal"])
+def test_clusters_are_the_ones_a_full_sort_gives(seed: int, n: int, shape: str) -> None:
+    r = np.random.default_rng(seed)
+    keys = r.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    if shape == "floods":  # copies of a few keys over the batch, and the extreme values
+        keys[r.integers(0, n, n // 50 + 1)] = keys[0]
+        keys[r.integers(0, n, n // 500 + 1)] = keys[1]
+        keys[: min(n, 2)] = np.uint64(2**64 - 1)
+    elif shape == "few":
+        keys = r.integers(0, 50, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    elif shape == "top_bits_equal":  # every key in one bucket: nothing is filtered out
+        keys = r.integers(0, 1 << 16, n).astype(np.uint64)
+    got, want = near_duplicates._clusters(keys), _old_clusters(keys)
+    assert len(got) == len(want)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    if shape != "hashes" and n >= 1000:
+        assert want  # the planted repeats are there
+
+
 # --- string columns read as Parquet dictionaries hand their encoding over ----------------------------------
 
 
@@ -216,6 +256,19 @@ def test_a_seeded_encoding_is_the_one_hashing_gives(seed: int) -> None:
     got, want = encoded(plain), encoded(fresh)
     assert got.dictionary.equals(want.dictionary)
     assert np.array_equal(got.indices, want.indices) and np.array_equal(got.counts, want.counts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_dictionary_in_first_occurrence_order_hands_its_codes_over(seed: int) -> None:
+    # a Parquet column chunk's dictionary: every entry used, in the order of first occurrence, no null
+    plain = pc.drop_null(_strings(5000, seed))
+    dictionary = plain.dictionary_encode()
+    assert encoded_seeded(plain, dictionary)
+    got, want = encoded(plain), encoded(pa.array(plain.to_pylist()))
+    assert got.indices.dtype == np.int32  # the codes themselves, not a converted copy
+    assert got.dictionary.equals(want.dictionary)
+    assert np.array_equal(got.indices, want.indices) and np.array_equal(got.counts, want.counts)
+    assert np.array_equal(got.gather(np.arange(len(got.dictionary)) * 10, -1), want.indices * 10)
 
 
 def test_a_dictionary_with_repeats_or_nulls_is_not_used() -> None:
@@ -273,3 +326,65 @@ def test_rebatching_cuts_where_a_plain_read_cuts(monkeypatch: pytest.MonkeyPatch
     assert [b.num_rows for b in out] == [100] * 12 + [34]
     assert pa.Table.from_batches(out).equals(table)
     assert out[0] is parts[0]  # a batch of the full size passes through untouched (its seeded encoding holds)
+
+
+# --- the row sample: a full sample only looks at the batch rows that can enter it --------------------------
+
+
+def _old_update_sample(self: Any, batch: pa.RecordBatch, offset: int) -> None:
+    """The row sample as it was drawn before: a partition of every batch's priorities."""
+    from dataward.screen.baseline import kind_of
+
+    n, k = batch.num_rows, self.profile.sample_size
+    if n == 0 or k <= 0:
+        return
+    prio = np.random.default_rng([*self._seed, offset]).random(n)
+    take = np.argpartition(prio, k)[:k] if n > k else np.arange(n)
+    numeric = [
+        name
+        for name in batch.schema.names
+        if kind_of(batch.column(name).type) in ("numeric", "integer")
+        and self.profile.columns[name].kind in ("numeric", "integer")
+    ]
+    idx = pa.array(take)
+    new_vals = {
+        name: np.asarray(
+            pc.fill_null(pc.cast(pc.take(batch.column(name), idx), pa.float64(), safe=False), np.nan).to_numpy(),
+            dtype=np.float64,
+        )
+        for name in numeric
+    }
+    all_prio = np.concatenate([self._prio, prio[take]])
+    keep = np.argsort(all_prio, kind="stable")[:k]
+    old_n = self._prio.size
+    for name in set(self._sample) | set(new_vals):
+        old = self._sample.get(name, np.full(old_n, np.nan))
+        new = new_vals.get(name, np.full(take.size, np.nan))
+        self._sample[name] = np.concatenate([old, new])[keep]
+    self._prio = all_prio[keep]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("sizes", "sample_size"), [([5000, 5000, 5000], 1000), ([700, 3, 40, 9000], 800), ([], 50)])
+def test_the_row_sample_is_the_one_a_partition_of_every_batch_gives(
+    monkeypatch: pytest.MonkeyPatch, seed: int, sizes: list[int], sample_size: int
+) -> None:
+    from dataward.screen.baseline import ProfileBuilder
+
+    r = np.random.default_rng(seed)
+    n = 20_000
+    table = _batches(
+        pa.table(
+            {
+                "x": pa.array(r.normal(0, 1, n), mask=r.random(n) < 0.01),
+                "k": pa.array(r.integers(0, 50, n)),
+                "s": pa.array(r.choice(["p", "q"], n).tolist()),
+            }
+        ),
+        sizes,
+    )
+    new = create_baseline(table, sample_size=sample_size, seed=seed)
+    monkeypatch.setattr(ProfileBuilder, "_update_sample", _old_update_sample)
+    old = create_baseline(table, sample_size=sample_size, seed=seed)
+    assert len(new.profile.sample["x"]) == sample_size
+    assert json.dumps(new.profile.to_dict()) == json.dumps(old.profile.to_dict())  # the same bits

@@ -101,7 +101,8 @@ def short(value: object, limit: int = 40) -> str:
 
 class Encoded:
     """A string array's distinct values (first-occurrence order, nulls excluded), each row's index into them
-    (-1 for a null) and each distinct value's count."""
+    (-1 for a null; a signed integer array, read-only when it is a Parquet column's own codes) and each
+    distinct value's count."""
 
     __slots__ = ("counts", "dictionary", "indices")
 
@@ -195,6 +196,16 @@ def seed_encoded(arr: pa.Array, dictionary: pa.DictionaryArray) -> bool:
     distinct = values.take(pa.array(perm))
     if len(pc.unique(distinct)) != len(distinct):
         return False
+    if (
+        not codes.null_count
+        and pa.types.is_signed_integer(codes.type)
+        and perm.size == len(values)
+        and np.array_equal(perm, np.arange(perm.size))
+    ):
+        # the usual Parquet dictionary: already in first-occurrence order, every entry used, no null; its
+        # codes are the indices as they are (int32, read-only: no copy, held with the array)
+        _remember(arr, key, Encoded(distinct, codes.to_numpy(zero_copy_only=False)))
+        return True
     remap = np.full(len(values), -1, dtype=np.int64)
     remap[perm] = np.arange(perm.size, dtype=np.int64)
     raw = np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False), dtype=np.int64)

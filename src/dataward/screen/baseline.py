@@ -605,7 +605,13 @@ class ProfileBuilder:
         if n == 0 or k <= 0:
             return
         prio = np.random.default_rng([*self._seed, offset]).random(n)
-        take = np.argpartition(prio, k)[:k] if n > k else np.arange(n)
+        if self._prio.size >= k:
+            # a full sample keeps only priorities below its largest (ties go to the kept rows), so only
+            # those rows of the batch are candidates: a few thousand instead of a partition of the batch
+            cand = np.flatnonzero(prio < self._prio.max())
+            take = cand[np.argpartition(prio[cand], k)[:k]] if cand.size > k else cand
+        else:
+            take = np.argpartition(prio, k)[:k] if n > k else np.arange(n)
         numeric = [
             name
             for name in batch.schema.names
