@@ -12,7 +12,7 @@ from typing import Any
 from dataward.batches import Batch, load_batch
 from dataward.core import dsse, merkle
 from dataward.errors import Error, NotFoundError, SignatureError
-from dataward.records.leaves import implied_leaf_list, record_digests
+from dataward.records.leaves import leaf_list, record_digests
 from dataward.store import batches as batch_rows
 from dataward.store.objects import ObjectStore
 from dataward.timeutil import parse_iso
@@ -187,9 +187,7 @@ def _check_file(store: ObjectStore, area: str, f: dict[str, Any], problems: list
     digest = str(f.get("sha256"))
     expected_leaves: list[bytes] | None = None
     try:
-        raw = implied_leaf_list(digest, str(f.get("records_digest")))
-        if raw is None:
-            raw = store.read_bytes("meta", str(f.get("records_digest")), verify=False)
+        raw = leaf_list(store, digest, str(f.get("records_digest")), verify=False)
         if not _eq(hashlib.sha256(raw).hexdigest(), str(f.get("records_digest"))):
             problems.append(Problem("records", "stored record-digest list was modified", name))
         else:

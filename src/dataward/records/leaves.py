@@ -602,6 +602,15 @@ def implied_leaf_list(file_sha256: str, records_digest: str) -> bytes | None:
     return leaf if hashlib.sha256(leaf).hexdigest() == records_digest else None
 
 
+def leaf_list(objects: Any, file_sha256: str, records_digest: str, *, verify: bool = True) -> bytes:
+    """A file's record-digest list: implied by its SHA-256 for an opaque file (:func:`implied_leaf_list`),
+    else the ``meta`` object ``records_digest`` of the object store ``objects`` (re-hashed with ``verify``)."""
+    implied = implied_leaf_list(file_sha256, records_digest)
+    if implied is not None:
+        return implied
+    return bytes(objects.read_bytes("meta", records_digest, verify=verify))
+
+
 def record_digests(
     open_file: Any, name: str, fmt: str, *, file_sha256: str, strict: bool = True, encoding: str | None = None
 ) -> RecordDigests:

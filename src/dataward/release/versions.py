@@ -39,7 +39,7 @@ from dataward.log.auditlog import NodeReader, entry_leaf_hash, latest_checkpoint
 from dataward.log.verify import key_valid_at
 from dataward.model.roles import Grant
 from dataward.model.version import Version
-from dataward.records.leaves import implied_leaf_list
+from dataward.records.leaves import leaf_list
 from dataward.store import versions_repo
 from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
@@ -206,11 +206,8 @@ def approval_problem(ws: Workspace, conn: Transaction, batch: Batch, keys: dict[
 def leaf_bytes(ws: Workspace, file_sha256: str, records_digest: str, where: str) -> bytes:
     """A file's record leaves, concatenated (32 bytes each), from its re-hashed record-digest list (an opaque
     file's from its SHA-256: no object holds it)."""
-    implied = implied_leaf_list(file_sha256, records_digest)
-    if implied is not None:
-        return implied
     try:
-        raw = ws.objects.read_bytes("meta", records_digest, verify=True)
+        raw = leaf_list(ws.objects, file_sha256, records_digest)
     except Error as exc:
         raise IntegrityError(f"{where}: record-digest list: {exc.message}") from None
     if len(raw) % 32:

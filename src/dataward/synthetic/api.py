@@ -21,7 +21,7 @@ from dataward.lifecycle import PREDICATE_GENERATION as GENERATION_PREDICATE
 from dataward.lifecycle import attest, attestations_for
 from dataward.model.source import SourceKind
 from dataward.model.subject import Subject
-from dataward.records.leaves import implied_leaf_list, record_digests
+from dataward.records.leaves import leaf_list, record_digests
 from dataward.sources import get_source
 from dataward.synthetic._generation import (
     GenerationStatement,
@@ -245,9 +245,7 @@ def regenerate(
 def _stored_leaves(ws: Workspace, batch: Batch) -> bytes:
     if len(batch.files) != 1 or batch.files[0].records_digest is None:
         raise IntegrityError(f"batch {batch.id} is not a single-file synthetic batch")
-    raw = implied_leaf_list(batch.files[0].sha256, batch.files[0].records_digest)
-    if raw is None:
-        raw = ws.objects.read_bytes("meta", batch.files[0].records_digest)
+    raw = leaf_list(ws.objects, batch.files[0].sha256, batch.files[0].records_digest)
     if hashlib.sha256(raw).hexdigest() != batch.files[0].records_digest:
         raise IntegrityError(f"batch {batch.id}: the stored record-digest list does not match its digest")
     return raw

@@ -35,7 +35,7 @@ from dataward.core.canonical import canonical_json
 from dataward.errors import ConflictError, InputError, IntegrityError, NotFoundError
 from dataward.identity import Actor
 from dataward.model.workflow_records import Audit, AuditItem, ReviewDecision
-from dataward.records.leaves import implied_leaf_list
+from dataward.records.leaves import leaf_list
 from dataward.store import audits
 from dataward.store.catalog import Transaction
 from dataward.timeutil import now_iso
@@ -348,8 +348,7 @@ def locate(ws: Workspace, batch: Batch, records: Iterable[int]) -> dict[int, tup
         if mine:
             leaves = b""
             if f.records_digest:
-                implied = implied_leaf_list(f.sha256, f.records_digest)
-                leaves = implied if implied is not None else ws.objects.read_bytes("meta", f.records_digest)
+                leaves = leaf_list(ws.objects, f.sha256, f.records_digest)
             for r in mine:
                 i = r - offset
                 out[r] = (f.position, i, leaves[32 * i : 32 * i + 32].hex())
