@@ -193,3 +193,26 @@ def test_records_and_lazy_imports_work_inside_the_confined_worker(confined: None
         return sum(b.num_rows for b in records.read(p))
 
     assert run_sandboxed(read, str(data), where="t.parquet") == 3
+
+
+def _warn_on_stderr(text: str) -> int:
+    import sys
+
+    print(text, file=sys.stderr)  # what a library's warning does (loky's, when it cannot run lscpu)
+    sys.stderr.flush()
+    return len(text)
+
+
+def test_a_worker_writing_to_a_stream_moved_off_its_descriptor_writes_to_the_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent whose sys.stderr is a file on another descriptor (a test runner capturing output): the worker
+    closes that descriptor, and a warning it prints goes to fd 2 instead of crashing it."""
+    import sys
+
+    moved = (tmp_path / "moved.txt").open("w")
+    monkeypatch.setattr(sys, "stderr", moved)
+    assert moved.fileno() > 2
+    assert run_sandboxed(_warn_on_stderr, "a warning", where="w.csv") == len("a warning")
+    moved.close()
+    assert (tmp_path / "moved.txt").read_text() == ""  # the worker could not write there: it was closed

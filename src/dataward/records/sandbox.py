@@ -114,6 +114,15 @@ def _close_fds(keep: set[int]) -> None:
         if fd > 2 and fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
+    # a stream the parent had moved off its standard descriptor (a test runner capturing output) now names a
+    # closed one: a library's warning printed there would crash the worker; it writes to fd 1 or 2 instead
+    for name, std in (("stdout", 1), ("stderr", 2)):
+        try:
+            moved = getattr(sys, name).fileno() not in keep | {0, 1, 2}
+        except (AttributeError, ValueError, OSError):
+            moved = False  # no descriptor at all (an in-memory stream): nothing was closed under it
+        if moved:
+            setattr(sys, name, io.TextIOWrapper(io.FileIO(std, "w", closefd=False), line_buffering=True))
 
 
 #: the address-space backstop is this many times the memory limit (see :func:`_set_limits`)
