@@ -123,6 +123,7 @@ class DriftCheck(Check):
     """
 
     name = "drift"
+    thread_safe = True  # its state is its own (ADR 0104)
     description = "per-column drift: KS, PSI, Wasserstein (numeric); chi-square, Jensen-Shannon (categorical, text)"
     needs_baseline = True
 
@@ -232,6 +233,7 @@ class LabelsCheck(Check):
     """Label-distribution shift against the baseline (total variation distance and chi-square)."""
 
     name = "labels"
+    thread_safe = True  # its state is its own (ADR 0104)
     description = "label-distribution shift against the baseline (total variation distance and chi-square)"
     needs_baseline = True
 
@@ -285,6 +287,7 @@ class GroupBiasCheck(Check):
     """Label balance per value of each named group column, against the baseline's or across the batch's groups."""
 
     name = "group_bias"
+    thread_safe = True  # its state is its own (ADR 0104)
     description = "label balance per group value (named group columns), against the baseline or across groups"
 
     def applies(self, ctx: Any) -> str | None:

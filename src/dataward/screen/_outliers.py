@@ -62,6 +62,7 @@ class OutliersCheck(Check):
     """
 
     name = "outliers"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "robust multivariate outliers (MCD Mahalanobis distance) on numeric features"
 

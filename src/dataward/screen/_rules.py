@@ -82,6 +82,7 @@ class SchemaCheck(Check):
     """Flags columns missing or added, type changes, values that do not fit the type and nulls in never-null columns."""
 
     name = "schema"
+    thread_safe = True  # its state is its own (ADR 0104)
     description = "columns missing or added, type changes, values that do not fit the type, new nulls"
 
     def begin(self, ctx: Any) -> None:
@@ -157,6 +158,7 @@ class FormatCheck(Check):
     """Flags string values that do not match the format class (regex) the baseline learnt for their column."""
 
     name = "format"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "string values that do not match the baseline's format class (regex) for their column"
     needs_baseline = True
@@ -213,6 +215,7 @@ class RangeCheck(Check):
     """
 
     name = "range"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "numeric values outside the baseline's range (with a 10% margin), new NaN or infinities"
     needs_baseline = True
@@ -288,6 +291,7 @@ class MissingCheck(Check):
     """Flags columns whose missing rate moved from the baseline's, by absolute change and a two-proportion z-test."""
 
     name = "missing"
+    thread_safe = True  # its state is its own (ADR 0104)
     description = "missing-rate changes per column (absolute change and a two-proportion z-test)"
     needs_baseline = True
 
@@ -350,6 +354,7 @@ class NewValuesCheck(Check):
     """
 
     name = "new_values"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "never-seen categories, and never-seen tokens that are frequent in the batch"
     needs_baseline = True
@@ -678,6 +683,7 @@ class TailsCheck(Check):
     """Flags tail mass beyond the baseline's quantiles and tight clusters (spikes) the baseline does not explain."""
 
     name = "tails"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "tail mass beyond baseline quantiles, and tight clusters (spikes) a baseline does not explain"
     needs_baseline = True

@@ -74,6 +74,7 @@ class TextSignalsCheck(Check):
     """Flags invisible characters, homoglyph mixing, unusual scripts and recurring odd tokens in text columns."""
 
     name = "text_signals"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "invisible characters, homoglyph mixing, unusual scripts, repeated odd tokens"
 

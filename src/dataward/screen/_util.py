@@ -145,8 +145,9 @@ def few_distinct(arr: pa.Array) -> bool:
     if len(arr) < 4096:
         return False
     key = _buffers_key(arr)
-    if key is not None and key in _ENCODED:
-        return len(_ENCODED[key][1].dictionary) <= len(arr) // 8
+    hit = _ENCODED.get(key) if key is not None else None  # one look-up: another thread may evict meanwhile
+    if hit is not None:
+        return len(hit[1].dictionary) <= len(arr) // 8
     return bool(pc.count_distinct(arr.slice(0, 2048)).as_py() < 256)
 
 

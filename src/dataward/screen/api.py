@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -19,6 +20,7 @@ import pyarrow as pa
 from dataward.progress import Progress, Task
 from dataward.screen import registry
 from dataward.screen._heap import settle_heap, small_pages
+from dataward.screen._parallel import read_ahead, run_all, screen_threads
 from dataward.screen.baseline import Baseline, ProfileBuilder
 from dataward.screen.conform import Conformer, ReadStats, raw_batches, table_batches
 from dataward.screen.interface import (
@@ -157,7 +159,7 @@ def _create_baseline(
     conformer = Conformer(None)
     offset = 0
     with _Progress(progress, f"profiling {subject}") as bar:
-        for raw in factory():
+        for raw in read_ahead(factory(), screen_threads()):  # the next batch decoded while this one is profiled
             batch = conformer.conform(raw, offset)
             try:
                 builder.update(batch, offset)
@@ -284,9 +286,13 @@ def _check_path(
     target = baseline.schema if baseline is not None else None
     conformer = Conformer(target)
 
+    threads = screen_threads()
+
     def first_pass() -> Iterator[pa.RecordBatch]:
         offset = 0
-        for raw in factory():
+        # the next batch is read and decoded while this one is checked; conforming (which may widen the schema
+        # the checks read) stays on this thread, in order
+        for raw in read_ahead(factory(), threads):
             batch = conformer.conform(raw, offset)
             offset += batch.num_rows
             yield batch
@@ -343,21 +349,46 @@ def _check_path(
             elif guarded(check, lambda c=check: c.begin(ctx)):  # type: ignore[misc]
                 active.append(check)
 
+    first_batch = True
     with _Progress(progress, f"screening {subject}") as bar:
         for batch in first_pass():
             if first:
                 start_checks()
                 first = False
             ctx.schema = conformer.schema
+            failed: list[Check] = []
+            tasks: list[Callable[[], None]] = []
+            mine: list[Callable[[], None]] = []  # checks that must stay on this thread (Check.thread_safe)
             if builder is not None:
-                try:
-                    builder.update(batch, offset)
-                except Exception as exc:  # the batch profile feeds drift checks; losing it must be visible
-                    builder = None
-                    profile_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            for check in list(active):
-                if not guarded(check, lambda c=check, b=batch, o=offset: c.update(b, o)):  # type: ignore[misc]
-                    active.remove(check)
+                current: ProfileBuilder = builder
+
+                def profile(b: pa.RecordBatch = batch, o: int = offset, into: ProfileBuilder = current) -> None:
+                    nonlocal profile_error
+                    try:
+                        into.update(b, o)
+                    except Exception as exc:  # the batch profile feeds drift checks; losing it must be visible
+                        profile_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+                tasks.append(profile)
+            for check in _longest_first(active, timings):
+
+                def update(
+                    c: Check = check, b: pa.RecordBatch = batch, o: int = offset, out: list[Check] = failed
+                ) -> None:
+                    if not guarded(c, lambda: c.update(b, o)):
+                        out.append(c)
+
+                (tasks if check.thread_safe else mine).append(update)
+            if first_batch and baseline is not None:
+                # the report names the baseline by its digest (the SHA-256 of its canonical JSON: ~40 ms of
+                # Python for a profile's 80,000 sampled values): computed, and kept, while the checks run
+                tasks.append(partial(_digest_of, baseline))
+            first_batch = False
+            run_all(tasks, threads, on_caller=mine)
+            if profile_error is not None:
+                builder = None
+            for check in failed:
+                active.remove(check)
             if kept is not None:
                 kept_bytes += batch.nbytes
                 if kept_bytes <= _KEEP_BYTES:
@@ -403,20 +434,40 @@ def _check_path(
 
             off = 0
             for batch in again():
-                for check in list(second):
-                    if not guarded(check, lambda c=check, b=batch, o=off: c.update_second(b, o)):  # type: ignore[misc]
-                        second.remove(check)
-                        active.remove(check)
+                lost: list[Check] = []
+
+                def second_update(c: Check, b: pa.RecordBatch = batch, o: int = off, out: list[Check] = lost) -> None:
+                    if not guarded(c, lambda: c.update_second(b, o)):
+                        out.append(c)
+
+                run_all(
+                    [partial(second_update, c) for c in second if c.thread_safe],
+                    threads,
+                    on_caller=[partial(second_update, c) for c in second if not c.thread_safe],
+                )
+                for check in lost:
+                    second.remove(check)
+                    active.remove(check)
                 off += batch.num_rows
                 bar.advance(batch.num_rows)
         kept = None
         _release_arrow_memory()
-    for check in active:
-        if check.name in results:
-            continue
+    finished: dict[str, CheckResult] = {}
+
+    def finish(check: Check) -> None:
         box: list[CheckResult] = []
-        if guarded(check, lambda c=check, o=box: o.append(c.finish())):  # type: ignore[misc]
-            res = box[0]
+        if guarded(check, lambda: box.append(check.finish())):
+            finished[check.name] = box[0]
+
+    unfinished = [c for c in _longest_first(active, timings) if c.name not in results]
+    run_all(
+        [partial(finish, c) for c in unfinished if c.thread_safe],
+        threads,
+        on_caller=[partial(finish, c) for c in unfinished if not c.thread_safe],
+    )
+    for check in active:  # in the checks' order, whichever finished first
+        res = finished.get(check.name)
+        if res is not None:
             results[check.name] = CheckResult(
                 res.check, res.findings, res.stats, timings.get(check.name, 0.0), res.skipped
             )
@@ -455,6 +506,16 @@ def _blas_controller() -> Any:
 # Batches of a first pass are kept for the second one up to this many bytes (a re-read and re-conform of a
 # 1M-row, 78 MiB Parquet batch cost ~0.3 CPU s); larger inputs are read again, so memory stays bounded.
 _KEEP_BYTES = 128 << 20
+
+
+def _digest_of(baseline: Baseline) -> None:
+    baseline.digest()  # cached on the baseline
+
+
+def _longest_first(checks: Sequence[Check], timings: dict[str, float]) -> list[Check]:
+    """The checks in the order their work so far took longest (the registry's order at the first batch), so that
+    the threads of :func:`run_all` end together; the order changes only who waits, never a result."""
+    return sorted(checks, key=lambda c: -timings.get(c.name, 0.0))
 
 
 def _release_arrow_memory() -> None:

@@ -610,6 +610,7 @@ class IntelCheck(Check):
     """Matches records, files and images against every loaded threat-intelligence indicator."""
 
     name = "intel"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "matches records, files and images against every loaded threat-intelligence indicator"
 

@@ -219,6 +219,10 @@ class Check(ABC):
     needs_baseline: ClassVar[bool] = False
     #: whether the check reads ``ctx.batch_profile`` (a run of checks that do not skips building it)
     needs_batch_profile: ClassVar[bool] = True
+    #: whether the runner may call this check's hooks on a worker thread while other checks run theirs; a
+    #: check's own calls always come in order, one at a time. A check that shares mutable state with others
+    #: (a module-level cache without a lock, ...) leaves it False and runs on the calling thread.
+    thread_safe: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.ctx: CheckContext | None = None

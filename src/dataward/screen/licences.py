@@ -197,6 +197,7 @@ class LicencesCheck(Check):
     """
 
     name = "licences"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "licence per source (dataset card, Croissant) and per record: SPDX validity, allow-list, missing"
 

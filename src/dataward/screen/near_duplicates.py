@@ -204,6 +204,7 @@ class DuplicatesCheck(Check):
     """
 
     name = "duplicates"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "exact duplicate floods, near-duplicate texts (MinHash LSH) and images (pHash), label conflicts"
 

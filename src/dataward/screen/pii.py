@@ -230,6 +230,7 @@ class PiiCheck(Check):
     """
 
     name = "pii"
+    thread_safe = True  # its state is its own (ADR 0104)
     needs_batch_profile = False
     description = "e-mail, phone, payment card (Luhn), IBAN (mod-97), US SSN, IP address, secrets, high-entropy"
 
