@@ -194,23 +194,3 @@ def test_thread_count_comes_from_the_environment_or_the_cores(monkeypatch: pytes
     monkeypatch.delenv("DATAWARD_SCREEN_THREADS")
     assert 1 <= _parallel.screen_threads() <= 4
     assert np.all([c.thread_safe for c in registry.default_checks()])  # every built-in check is marked
-
-
-def test_beside_returns_the_result_or_raises_and_runs_on_its_own_thread() -> None:
-    where: list[str] = []
-
-    def work() -> int:
-        where.append(threading.current_thread().name)
-        return 41 + 1
-
-    assert _parallel.beside(work, 2)() == 42
-    assert where == ["dataward-screen-beside"]
-    assert _parallel.beside(work, 1)() == 42  # one thread: run when asked, on the caller's thread
-    assert where[-1] == threading.current_thread().name
-
-    def bad() -> int:
-        raise KeyError("half failed")
-
-    join = _parallel.beside(bad, 2)
-    with pytest.raises(KeyError, match="half failed"):
-        join()

@@ -119,32 +119,3 @@ def read_ahead(items: Iterator[T], threads: int) -> Iterator[T]:
         close = getattr(items, "close", None)
         if close is not None:
             close()
-
-
-def beside(fn: Callable[[], T], threads: int) -> Callable[[], T]:
-    """Start ``fn`` on a thread of its own (when ``threads`` > 1) and return the call that waits for its
-    result, or raises its exception; with one thread ``fn`` runs when its result is asked for.
-
-    For the large independent halves of one task (two sorts of a million keys): a new thread, not the
-    pool's, so that a task on the pool never waits for work queued behind itself."""
-    if threads <= 1:
-        return fn
-    box: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:  # handed to the caller by the join below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="dataward-screen-beside", daemon=True)
-    thread.start()
-
-    def join() -> T:
-        thread.join()
-        if failure:
-            raise failure[0]
-        return box[0]
-
-    return join

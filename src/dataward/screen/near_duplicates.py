@@ -19,7 +19,6 @@ clusters are low; records that agree in everything but the label are their own f
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ import pyarrow.compute as pc
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from dataward.screen._images import hamming, image_bytes, phash
-from dataward.screen._parallel import beside, screen_threads
 from dataward.screen._util import encoded, fmt_share, is_string
 from dataward.screen.baseline import kind_of
 from dataward.screen.interface import MAX_RECORDS, Check, CheckResult, Finding, Severity
@@ -319,11 +317,9 @@ class DuplicatesCheck(Check):
                 lab64 = self._labels_all[a : a + step].astype(np.uint64)
                 with np.errstate(over="ignore"):
                     rows[a : a + step] = mix(feat[a : a + step], lab64 * _PRIME + np.uint64(7))
-            # the label-less fingerprints' clusters (for label conflicts) sorted beside the full ones (ADR 0104)
-            conflict_groups = beside(partial(_clusters, feat), screen_threads())
             findings += self._exact(rows, n, sizes)
             del rows
-            findings += self._conflicts(conflict_groups(), self._labels_all, n)
+            findings += self._conflicts(feat, self._labels_all, n)
             del feat
         else:
             rows = _gather(self._rows, np.uint64)
@@ -391,7 +387,8 @@ class DuplicatesCheck(Check):
     def _exact(self, rows: np.ndarray, n: int, sizes: list[int]) -> list[Finding]:
         return self._cluster_findings("exact_duplicates", "identical records", _clusters(rows), n, sizes, {})
 
-    def _conflicts(self, groups: list[np.ndarray], lab: np.ndarray, n: int) -> list[Finding]:
+    def _conflicts(self, feat: np.ndarray, lab: np.ndarray, n: int) -> list[Finding]:
+        groups = _clusters(feat)
         conflicted = [g for g in groups if np.unique(lab[g]).size > 1]
         if not conflicted:
             return []
