@@ -18,7 +18,9 @@ The search is a frequent-itemset step over co-occurrence, not adjacency:
    chooses what is tested: the bound below covers all ``m`` pairs;
 3. the test is the n-gram miner's contradiction test (:func:`dataward.detect.text_triggers.mine`): with
    both words removed, an out-of-fold naive Bayes model reads the carriers labelled ``c`` as another class
-   more often than Binomial(n, q) allows, one-sided, Bonferroni over ``m`` pairs x classes. The null rate
+   more often than Binomial(n, q) allows, one-sided, weighted Bonferroni over ``m`` pairs x classes (each
+   pair's share of alpha grows with how far its words co-occur beyond chance, read from the texts alone:
+   :func:`pair_weights`, ADR 0103). The null rate
    ``q`` is matched to the pair: the larger of ``q0`` (all texts labelled ``c``) and, per word, the
    rate of the texts labelled ``c`` that hold that word but not the other, with the same tokens removed
    (its one-sided 95 % lower bound). A word that is a trigger or a strong label word on its own is
@@ -34,13 +36,14 @@ the words of a combination found there is flagged (:func:`dataward.detect.text_t
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
+from scipy import sparse, stats
 
 from dataward.detect._findings import mark_carriers
 from dataward.detect.interface import (
@@ -70,6 +73,9 @@ from dataward.detect.text_triggers import (
     with_overrides,
 )
 
+#: a pair's co-occurrence surprise counts up to the square of the family-wise bound (twice its -log10), where
+#: the miners' strength scale ends too (:func:`dataward.detect.text_triggers.strength`)
+_SURPRISE_CAP_BOUNDS = 2.0
 _WORD_SHARE = 0.9  # a merged pair's word belongs to the trigger when this share of its carriers hold it
 
 
@@ -82,7 +88,12 @@ class TextComboTriggers(Detector):
     needs_labels = True
 
     def __init__(
-        self, max_tokens: int = 3000, params: MiningParams | None = None, max_units: int = MAX_UNITS, **overrides: Any
+        self,
+        max_tokens: int = 3000,
+        params: MiningParams | None = None,
+        max_units: int = MAX_UNITS,
+        weighted: bool = True,
+        **overrides: Any,
     ) -> None:
         # min_contradiction 0.5: the texts holding all the words of a planted combination are almost all poisoned,
         # while a common word paired with the trigger brings natural carriers that their content does not contradict
@@ -90,6 +101,9 @@ class TextComboTriggers(Detector):
         self.params = with_overrides(base, overrides)
         self.max_tokens = int(max_tokens)
         self.max_units = check_max_units(max_units)
+        if not isinstance(weighted, bool):
+            raise TypeError(f"weighted must be True or False, not {weighted!r}")
+        self.weighted = weighted
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
         start = time.perf_counter()
@@ -97,6 +111,7 @@ class TextComboTriggers(Detector):
         params_out: dict[str, Any] = {k: getattr(self.params, k) for k in self.params.__dataclass_fields__}
         params_out["max_tokens"] = self.max_tokens
         params_out["max_units"] = self.max_units
+        params_out["weighted"] = self.weighted
         if rep.texts is None or rep.labels is None:
             return skipped_result(self.name, n, "needs texts and class labels", params_out)
         labels = np.asarray(rep.labels, dtype=np.int64)
@@ -112,7 +127,7 @@ class TextComboTriggers(Detector):
         full, corpus, unit_labels, targets = searched.full, searched.corpus, searched.unit_labels, searched.targets
         sample, to_full = searched.sample, searched.to_full
         records_of = shared.records_of.records
-        table, n_hyp, chance = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
+        table, n_hyp, chance, weights = self._pairs(corpus.incidence().tocsc(), unit_labels, n_classes)
         params_out["pairs_searched"] = n_hyp
         scores = np.zeros(n)
         flagged = np.zeros(n, dtype=bool)
@@ -132,6 +147,7 @@ class TextComboTriggers(Detector):
             n_hypotheses=n_hyp,
             expected_other=chance,
             matched_null=True,
+            weights=weights,
         )
         weak = mined.weak
         if sample is not None:  # units outside the sample have no weak evidence
@@ -162,7 +178,8 @@ class TextComboTriggers(Detector):
             forms, spans = _verbatim_words(rep.texts, on_target.tolist(), tokens)
             trigger = " + ".join(forms)
             label = names[head.target] if head.target < len(names) else str(head.target)
-            adjusted = float(min(1.0, head.p_value * mined.n_tested))
+            # the family-wise p-value: the binomial tail over the pair's own share of alpha (weighted Bonferroni)
+            adjusted = float(min(1.0, head.p_value * self.params.alpha / head.threshold))
             purity = len(on_target) / max(1, len(recs))
             sev = float(min(1.0, -np.log10(max(head.p_value, 1e-300)) / (-2.0 * np.log10(head.threshold))))
             mark_carriers(scores, flagged, pvalues, on_target, off_target, strength=sev, p_value=adjusted)
@@ -212,14 +229,15 @@ class TextComboTriggers(Detector):
 
     def _pairs(
         self, x: sparse.csc_matrix, y: np.ndarray[Any, Any], n_classes: int
-    ) -> tuple[NgramTable | None, int, FloatArray]:
-        """Candidate word pairs (as a miner table), the number of pairs searched, and each pair's chance co-carriers."""
+    ) -> tuple[NgramTable | None, int, FloatArray, FloatArray | None]:
+        """Candidate word pairs (as a miner table), the number of pairs searched, each pair's chance co-carriers
+        and its Bonferroni weight (:func:`pair_weights`; ``None`` for the plain bound)."""
         n_units = x.shape[0]
         p = self.params
         df = np.asarray(x.sum(axis=0)).ravel()
         ok = np.flatnonzero((df >= p.min_support) & (df <= max(p.min_support, p.max_fraction * n_units)))
         if ok.size < 2:
-            return None, 0, np.zeros(0)
+            return None, 0, np.zeros(0), None
         vocab = ok[np.argsort(-df[ok], kind="stable")[: self.max_tokens]]
         xs = sparse.csr_matrix(x[:, vocab])
         dfv = df[vocab].astype(np.float64)
@@ -228,7 +246,7 @@ class TextComboTriggers(Detector):
         both.eliminate_zeros()
         n_hyp = int(both.nnz)
         if n_hyp == 0:
-            return None, 0, np.zeros(0)
+            return None, 0, np.zeros(0), None
         share = np.bincount(y, minlength=n_classes) / max(1, len(y))
         pairs_a: list[np.ndarray[Any, Any]] = []
         pairs_b: list[np.ndarray[Any, Any]] = []
@@ -254,13 +272,60 @@ class TextComboTriggers(Detector):
         a_all = np.concatenate(pairs_a) if pairs_a else np.zeros(0, dtype=np.int64)
         b_all = np.concatenate(pairs_b) if pairs_b else np.zeros(0, dtype=np.int64)
         if a_all.size == 0:
-            return None, n_hyp, np.zeros(0)
+            return None, n_hyp, np.zeros(0), None
         code = np.unique(a_all.astype(np.int64) * len(vocab) + b_all)
         a_all, b_all = code // len(vocab), code % len(vocab)
         matrix = _carriers(xs, a_all, b_all)
         support = np.diff(matrix.indptr).astype(np.int64)
         tokens = tuple((int(vocab[i]), int(vocab[j])) for i, j in zip(a_all, b_all, strict=True))
-        return NgramTable(tokens, matrix, support), n_hyp, dfv[a_all] * dfv[b_all] / n_units * (1.0 - share.max())
+        weights = None
+        if self.weighted:  # every searched pair's weight, then the tested pairs' (the others' share is unspent)
+            every = both.tocoo()
+            all_weights = pair_weights(every.data, dfv[every.row], dfv[every.col], n_units, p)
+            every_code = every.row.astype(np.int64) * len(vocab) + every.col
+            order = np.argsort(every_code, kind="stable")
+            weights = all_weights[order[np.searchsorted(every_code[order], code)]]
+        chance_out = dfv[a_all] * dfv[b_all] / n_units * (1.0 - share.max())
+        return NgramTable(tokens, matrix, support), n_hyp, chance_out, weights
+
+
+def pair_weights(
+    joint: FloatArray, df_a: FloatArray, df_b: FloatArray, n_units: int, params: MiningParams
+) -> FloatArray:
+    """Each searched pair's weighted-Bonferroni weight, from word counts alone; the weights sum to the pairs' number.
+
+    ``joint`` texts of ``n_units`` hold both words, ``df_a`` and ``df_b`` each. A planted combination adds its
+    carriers to the texts that hold both words by chance, so its words co-occur far more than independence
+    predicts, while the bulk of the searched pairs co-occur about as chance has it. The raw weight is the
+    co-occurrence surprise ``-log10 P(X >= joint)`` for ``X`` Poisson with the independence mean
+    ``df_a * df_b / n_units`` (the hypergeometric tail, exact for words placed independently, is lighter, and
+    scipy's takes minutes for 10^5 pairs), clipped to ``[1, -log10(alpha / m)]``:
+
+    - zero for a pair whose excess over chance is below ``min_support`` (the label-free half of the test
+      screen in :meth:`TextComboTriggers._pairs`: such a pair is never tested, so its share of alpha would
+      be lost);
+    - at least 1, so that a combination of very common words (little surprise however planted) keeps about
+      the plain bound;
+    - at most the surprise that is itself significant at the search's level: beyond it, more surprise only
+      ranks natural collocations ("customer service") and would hand them the bound of the planted pairs.
+
+    Normalised to mean 1 over all ``m`` searched pairs, so the bounds ``alpha * w / m`` sum to at most
+    ``alpha`` over every (pair, class): Bonferroni's union bound holds for any such fixed weights, and these
+    are fixed given the texts (the labels are not read), so the family-wise error is controlled conditional
+    on the texts, which is what the contradiction test's null is about.
+    """
+    m = len(joint)
+    if m == 0:
+        return np.zeros(0)
+    joint = np.asarray(joint, dtype=np.float64)
+    df_a, df_b = np.asarray(df_a, dtype=np.float64), np.asarray(df_b, dtype=np.float64)
+    chance = df_a * df_b / n_units
+    excess = joint - chance
+    surprise = -stats.poisson.logsf(joint - 1, chance) / math.log(10.0)
+    cap = max(1.0, -_SURPRISE_CAP_BOUNDS * math.log10(params.alpha / m))
+    raw = np.where(excess >= params.min_support, np.clip(surprise, 1.0, cap), 0.0)
+    total = float(raw.sum())
+    return raw * (m / total) if total > 0 else np.ones(m)
 
 
 def _carriers(xs: sparse.csr_matrix, a: IntArray, b: IntArray, budget: int = 1_000_000) -> sparse.csc_matrix:

@@ -413,7 +413,7 @@ class Association:
     base_rate: float  # share of all units with the target
     null_rate: float  # q0: share of target units the content model reads as not-target from full content
     p_value: float
-    threshold: float  # Bonferroni bound alpha / m
+    threshold: float  # Bonferroni bound alpha / m (alpha * w / m with a weight w for the candidate)
     units: IntArray  # carrier units (all, with and without the target)
     rate_without: float = 0.0  # share of units without g that have the target
 
@@ -520,6 +520,7 @@ def mine(
     n_hypotheses: int | None = None,
     expected_other: FloatArray | None = None,
     matched_null: bool = False,
+    weights: FloatArray | None = None,
 ) -> MiningResult:
     """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
 
@@ -535,6 +536,11 @@ def mine(
     whole candidate are contradicted once the candidate's removed tokens are taken out: the test then asks
     whether the *combination* is contradicted more than its parts, which a word that is a trigger (or a
     strong label word) on its own is not.
+
+    ``weights`` (per candidate, fixed before the labels are read) make the bound a weighted Bonferroni one:
+    candidate ``g`` is tested at ``alpha * weights[g] / m``. The family-wise error stays at most ``alpha``
+    when the weights of all ``n_hypotheses`` candidates searched (the untested ones included) sum to at
+    most ``n_hypotheses``; the caller owes that, and that the weights do not depend on the labels.
     """
     n_units = corpus.n_docs
     if table is None:
@@ -555,7 +561,8 @@ def mine(
     active_targets = np.unique(pair_target)
     n_tested = (n_hypotheses if n_hypotheses is not None else n_ngrams) * max(1, len(active_targets))
     threshold = params.alpha / n_tested
-    bound = -math.log10(threshold)
+    # each candidate's own bound (the plain Bonferroni one without weights)
+    bounds = threshold * (np.ones(n_ngrams) if weights is None else np.asarray(weights, dtype=np.float64))
     weak = np.zeros(n_units)
     if len(pair_ngram) == 0:
         return MiningResult((), table, n_tested, weak)
@@ -652,12 +659,14 @@ def mine(
             # the association test's null: the target's rate among units without g (at least 1/n)
             p_outs = np.maximum((target_count[t] - hs) / np.maximum(1, n_units - supports), 1.0 / n_units)
             ps = _tests(params.test, ks, hs, supports, q0, p_outs)
+            bound_gs = bounds[gs]
             with np.errstate(divide="ignore"):
-                strong = np.clip(-np.log10(ps) / (2.0 * bound), 0.0, 1.0)
+                strong = np.clip(np.log10(ps) / (2.0 * np.log10(bound_gs)), 0.0, 1.0)
             np.maximum.at(weak, ent_unit, (0.49 * strong * ks / np.maximum(hs, 1))[ent_pair])
             ent_bounds = np.searchsorted(ent_pair, np.arange(len(gs) + 1))
-            for i in np.flatnonzero(ps <= threshold).tolist():  # only these can pass the test
+            for i in np.flatnonzero(ps <= bound_gs).tolist():  # only these can pass the test
                 g = int(gs[i])
+                bound_g = float(bound_gs[i])
                 k, n_on, n_all, p = int(ks[i]), int(hs[i]), int(supports[i]), float(ps[i])
                 units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
                 on = ent_unit[ent_bounds[i] : ent_bounds[i + 1]]
@@ -680,12 +689,12 @@ def mine(
                         content,
                         content_count,
                         params,
-                        stop=(k, n_on, q0, threshold),
+                        stop=(k, n_on, q0, bound_g),
                     )
                     p = _test(params.test, k, n_on, n_all, q_g, p_out)
-                    if p > threshold:
+                    if p > bound_g:
                         continue
-                if p <= threshold:  # count near-duplicate carriers (a spam template, a copied review) once
+                if p <= bound_g:  # count near-duplicate carriers (a spam template, a copied review) once
                     core = np.flatnonzero(np.isin(content_cols, np.asarray(table.tokens[g], dtype=np.int64)))
                     picked, groups = _context_groups(x_content, on, core, rng, params.max_context_sample)
                     k_groups = np.bincount(groups, weights=contra_g[picked].astype(np.float64))
@@ -707,7 +716,7 @@ def mine(
                         base_rate=base,
                         null_rate=q_g,
                         p_value=p,
-                        threshold=threshold,
+                        threshold=bound_g,
                         units=units.astype(np.int64),
                         rate_without=(target_count[t] - hits) / max(1, n_units - int(table.support[g])),
                     )
