@@ -12,7 +12,7 @@ from text_corpus import corpus, rep_of  # tests/detect/text_corpus.py
 
 from dataward.detect._text_combos import TextComboTriggers, pair_weights
 from dataward.detect.representation import from_frame
-from dataward.detect.text_triggers import MiningParams, text_units
+from dataward.detect.text_triggers import _LENGTH_GROUPS, MiningParams, _rate_by_length, text_units
 from dataward.simulate import Roles, simulate
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -130,7 +130,7 @@ def test_the_weighted_bound_names_a_small_combination_the_plain_bound_misses() -
     frame = pd.DataFrame(rows, columns=["text", "label"])
     roles = Roles(label="label", text="text")
     poisoned = simulate(
-        frame, "text-combo-trigger", roles, rate=0.003, target="positive", seed=169, params={"n_words": 2}
+        frame, "text-combo-trigger", roles, rate=0.003, target="positive", seed=152, params={"n_words": 2}
     )
     trigger = poisoned.truth.trigger
     assert trigger is not None
@@ -138,8 +138,39 @@ def test_the_weighted_bound_names_a_small_combination_the_plain_bound_misses() -
     rep = from_frame(poisoned.data, label="label", text="text")
 
     def named(weighted: bool) -> bool:
-        result = TextComboTriggers(weighted=weighted).score(rep, seed=169)
+        result = TextComboTriggers(weighted=weighted).score(rep, seed=152)
         return any(sorted(t.lower() for t in f.evidence["trigger_tokens"]) == words for f in result.findings)
 
     assert not named(weighted=False)
     assert named(weighted=True)
+
+
+def test_the_null_rate_by_length_groups_the_target_texts_by_their_content_tokens() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, 2000).astype(np.float64)
+    y = rng.random(2000) < 0.7
+    contradicted = rng.random(2000) < lengths / 100.0  # long texts are read as another class more often
+    edges, rate = _rate_by_length(contradicted, y, lengths)
+    group = np.searchsorted(edges, lengths, side="right")
+    for g in range(rate.size):
+        members = y & (group == g)
+        assert rate[g] == pytest.approx(contradicted[members].mean())
+    assert rate[-1] > 3 * rate[0]  # the trend is kept, not averaged away
+    assert rate.size == _LENGTH_GROUPS
+    assert _rate_by_length(contradicted, np.zeros(2000, dtype=bool), lengths)[1].tolist() == [0.0]
+
+
+@pytest.mark.skipif(not (SHARED / "sms_spam.tsv").exists(), reason="needs the shared data sets")
+def test_sms_with_shuffled_labels_has_no_combination() -> None:
+    """The permutation null: SMS texts with their labels shuffled hold no trigger. Words that co-occur beyond
+    chance pick long texts, which the content model reads as another class more often (spam is long); against
+    the all-texts rate the test named pairs such as ', + "' on 9 of 10 shuffles (seeds 0-9), against the rate
+    of texts as long as the carriers on 1 (docs/adr/0106). Seeds 0-2 each gave one or two findings before."""
+    lines = (SHARED / "sms_spam.tsv").read_text(encoding="utf-8").split("\n")[1:]  # after the header
+    frame = pd.DataFrame([ln.split("\t", 1)[::-1] for ln in lines if ln.strip()], columns=["text", "label"])
+    found = []
+    for seed in range(3):
+        data = frame.assign(label=np.random.default_rng(seed).permutation(frame["label"].to_numpy()))
+        result = TextComboTriggers().score(from_frame(data, label="label", text="text"), seed=seed)
+        found += [f.evidence["trigger"] for f in result.findings]
+    assert found == []

@@ -604,6 +604,7 @@ def mine(
         log_odds, weights = fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
+        by_length = _rate_by_length(log_odds < -params.margin, y, content_count) if matched_null else None
         full_weight = np.stack(
             [np.bincount(full_rows, weights=weights[f, full_tok], minlength=len(cand_ngrams)) for f in range(n_folds)]
         )
@@ -675,6 +676,15 @@ def mine(
                 hits = n_on
                 q_g = q0
                 if matched_null:
+                    assert by_length is not None
+                    # a long text is read as another class more often (the content model's evidence grows with
+                    # its words), and words that co-occur beyond chance pick long texts: the null is at least the
+                    # rate of target texts as long as these carriers are without the candidate's own tokens
+                    # (a planted trigger lengthens its carriers by itself; docs/adr/0106)
+                    edges, by_rate = by_length
+                    rest_len = content_count[on] - len(table.tokens[g])
+                    q_len = float(by_rate[np.searchsorted(edges, rest_len, side="right")].mean())
+                    q_start = max(q0, min(q_len, 0.999))
                     pos = int(cand_pos[g])
                     own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
                     removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]).astype(np.int64)
@@ -689,7 +699,7 @@ def mine(
                         content,
                         content_count,
                         params,
-                        stop=(k, n_on, q0, bound_g),
+                        stop=(k, n_on, q_start, bound_g),
                     )
                     p = _test(params.test, k, n_on, n_all, q_g, p_out)
                     if p > bound_g:
@@ -723,6 +733,28 @@ def mine(
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+#: the target texts are cut into this many groups of equal size by their number of content tokens
+_LENGTH_GROUPS = 5
+
+
+def _rate_by_length(
+    contradicted: BoolArray, y: BoolArray, content_count: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The share of target units that the content model reads as another class, by length: the group edges
+    (quantiles of the target units' content token counts, ties kept together) and each group's rate; look a
+    length up with ``rate[np.searchsorted(edges, length, side="right")]``. Read from the content model alone,
+    before any candidate is tested."""
+    if not y.any():
+        return np.zeros(0), np.zeros(1)
+    lengths = content_count[y]
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, _LENGTH_GROUPS + 1)[1:-1]))
+    group = np.searchsorted(edges, lengths, side="right")
+    n_groups = edges.size + 1
+    hits = np.bincount(group, weights=contradicted[y].astype(np.float64), minlength=n_groups)
+    sizes = np.bincount(group, minlength=n_groups)
+    return edges, np.where(sizes > 0, hits / np.maximum(sizes, 1), 0.0)
 
 
 def _matched_rate(
