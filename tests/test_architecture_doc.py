@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -18,6 +20,7 @@ def _edges(mermaid: str) -> set[tuple[str, str, str]]:
     return {(a, arrow, b) for a, arrow, b in re.findall(r"^\s*(\w+) (-->|-\.->)\|\d+\| (\w+)$", mermaid, flags=re.M)}
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_the_diagram_has_the_codes_edges() -> None:
     documented = _edges(DOC.split("```mermaid", 1)[1].split("```", 1)[0])
     assert documented, "no mermaid diagram in docs/architecture.md"

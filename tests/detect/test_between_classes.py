@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn import datasets
 from sklearn.metrics import roc_auc_score
 
@@ -81,6 +82,7 @@ def _clean_label_auroc(frame: pd.DataFrame) -> list[float]:
     return areas
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_ensemble_ranks_clean_label_wine_above_the_issue_target() -> None:
     # issue 15's bar for clean-label poison at 3 % (5 records of 178 moved halfway toward class 1): the
     # ensemble's AUROC over the benchmark's seeds; spectral_signatures ranks them best and the cubic mean
@@ -118,6 +120,7 @@ def test_blends_sit_nearer_the_pairs_line_than_records_at_the_same_position() ->
     assert with_off > 0.62 and with_off > t_only + 0.12, (t_only, with_off)
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_ensemble_ranks_clean_label_breast_cancer_above_the_issue_target() -> None:
     # issue 15's bar at 3 % (17 benign records moved halfway toward malignant ones), benchmark seeds: 0.892
     # with the position alone, where malignant records of that class's broad natural tail toward benign sat

@@ -158,6 +158,7 @@ def test_simulate_file_round_trip(tmp_path: Path, fmt: str) -> None:
     assert len(flagged & set(truth.changed)) >= 0.6 * len(truth.changed)
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_activation_clustering_is_opt_in() -> None:
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
     default = detect(frame, label="label")

@@ -69,6 +69,7 @@ def test_label_issues_find_random_flips_on_digits(rate: float) -> None:
     assert result.findings and result.findings[0].kind == "label_issue"
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_label_issues_quiet_on_clean_wine_and_deterministic() -> None:
     frame = _wine_frame()
     first = detect(frame, label="label", seed=5, detectors=["label_issues"])
@@ -284,6 +285,7 @@ def test_class_bias_taken_only_when_the_labels_ask_for_it() -> None:
     assert fit_class_bias(logits, truth, fit_label_noise(logits, truth)[1], 0.01) is None
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_noise_test_takes_the_model_view_when_the_knn_floor_hides_the_flips() -> None:
     """On 150 iris records with 8 flips, the product with the k-NN vote did not reject (p 0.026) while the
     logistic view alone does: the first-pass test over both (Bonferroni) flags them; clean iris stays quiet."""
@@ -336,6 +338,7 @@ def test_small_dense_views_in_the_detector_on_wine_not_on_digits_or_text() -> No
     assert "svm" not in text.params["model"] and "lda" not in text.params["model"]
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_small_dense_views_find_more_flips_on_wine_than_the_views_alone() -> None:
     """Seeded 5 % flips on wine (9 of 178 labels), seeds 0-2: with the SVM and LDA views and confident
     learning in the cut, F1 1.0 / 0.94 / 1.0 against 0.95 / 0.88 / 0.95 with the logistic model and the k-NN
@@ -412,6 +415,7 @@ def test_confident_learning_joins_only_where_its_count_agrees_with_the_mixture()
     assert not counts_agree(np.array([[150.0, 30.0], [20.0, 200.0]]), 16.0, 0.01)
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_small_dense_views_are_for_tables_not_images() -> None:
     x, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(0)
@@ -474,6 +478,7 @@ def test_small_table_flags_are_the_cut_and_confident_learning_on_the_shared_prob
     assert f1_score(truth, result.flagged) >= 0.85
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_two_class_gate_reads_the_non_linear_views_on_two_moons() -> None:
     """Two moons with four noise columns and 5 % flips (25 records): every product the gate tested held a
     linear view, which misfits the curved boundary, and none rejected (p 0.049 after Bonferroni), so nothing

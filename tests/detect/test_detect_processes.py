@@ -51,6 +51,7 @@ def _same(a: Any, b: Any) -> None:
     assert [d["name"] for d in a.detectors] == [d["name"] for d in b.detectors]
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_two_processes_give_the_one_process_report(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = _frame()
     one = detect(frame, label="label", text="text", seed=0)
@@ -61,6 +62,7 @@ def test_two_processes_give_the_one_process_report(monkeypatch: pytest.MonkeyPat
     _same(one, two)
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_a_worker_whose_result_is_refused_is_run_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = _frame(seed=1)
     one = detect(frame, label="label", text="text", seed=0)

@@ -3,9 +3,11 @@ made it time an argument error in a second)."""
 
 from __future__ import annotations
 
+import pytest
 from bench_module import load_benchmark  # tests/detect/bench_module.py
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_speed_check_runs_detect_and_reads_its_report() -> None:
     detection = load_benchmark("detection")
     result = detection.speed_check(3_000)

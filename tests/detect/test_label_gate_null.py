@@ -49,6 +49,7 @@ def test_ring_labels_follow_the_stated_probability() -> None:
         assert abs(y[band].mean() - p[band].mean()) <= 4 * se, (lo, hi)
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_sharp_ring_with_flips_is_caught() -> None:
     """The same rings with ``a = 20`` (classes separable at ``r^2 = 1.4``) and 5 % random flips: the gate
     rejects and the flags find the flips; the unflipped tables stay quiet."""

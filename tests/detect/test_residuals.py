@@ -44,6 +44,7 @@ def test_clean_wine_is_quiet() -> None:
     assert result.scores.max() < 0.49
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_single_feature_edit_ranks_high_on_breast_cancer() -> None:
     frame, cols = _frame(load_breast_cancer)
     poisoned = simulate(frame, "single_feature", Roles(label="label", features=tuple(cols)), rate=0.03, seed=2)
@@ -188,6 +189,7 @@ def test_two_clusters_per_class_make_no_single_feature_finding() -> None:
     assert not report.results["feature_residuals"].findings
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_columns_that_are_exact_combinations_of_others_make_no_single_feature_finding() -> None:
     # seeds 2 and 5 raised medium findings when the rank-Gaussian map bent the exact relation (ADR 0098)
     for seed in (2, 5):
@@ -197,6 +199,7 @@ def test_columns_that_are_exact_combinations_of_others_make_no_single_feature_fi
         assert not result.findings, seed
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_an_edit_of_a_column_in_an_exact_relation_is_still_found() -> None:
     frame = _classification_table(4, n_redundant=2)
     cols = [c for c in frame.columns if c != "label"]
@@ -227,6 +230,7 @@ def test_exact_relation_found_despite_edited_records_and_not_in_natural_dependen
     assert not exact_relation_columns(frame[cols].to_numpy()).any()
 
 
+@pytest.mark.slow  # over half a CPU-second (docs/adr/0046): left to make test
 def test_class_mixture_finds_two_clusters_and_keeps_one_gaussian_otherwise() -> None:
     rng = np.random.default_rng(0)
     one = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5))

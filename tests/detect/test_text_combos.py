@@ -160,6 +160,7 @@ def test_the_null_rate_by_length_groups_the_target_texts_by_their_content_tokens
     assert _rate_by_length(contradicted, np.zeros(2000, dtype=bool), lengths)[1].tolist() == [0.0]
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 @pytest.mark.skipif(not (SHARED / "sms_spam.tsv").exists(), reason="needs the shared data sets")
 def test_sms_with_shuffled_labels_has_no_combination() -> None:
     """The permutation null: SMS texts with their labels shuffled hold no trigger. Words that co-occur beyond

@@ -135,6 +135,7 @@ def test_acquire_on_dask_gives_the_same_manifest_roots(
     assert out["merkle_root"] == plain.merkle_root
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_unreachable_scheduler_is_a_clean_error() -> None:
     with pytest.raises(SchedulerError, match=r"tcp://127\.0\.0\.1:1"):
         DaskExecutor(scheduler="tcp://127.0.0.1:1", timeout=1)
@@ -187,6 +188,7 @@ def _square_or_fail(x: int) -> int:
     return x * x
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_dask_map_keeps_order_and_raises(dask_executor: Executor) -> None:
     assert dask_executor.workers == 2
     for n in (1, 2, 3, 17):

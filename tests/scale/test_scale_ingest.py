@@ -75,6 +75,7 @@ def test_crlf_blank_lines_tsv_and_no_final_newline(tmp_path: Path, partition_byt
     _check(ex, tmp_path, b"\n\n" + _csv(50, 5), "csv", 1, plain=False)
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_every_cut_position(tmp_path: Path) -> None:
     """Cuts at every byte of a small file: each record boundary falls at a range edge at some size."""
     data = _csv(40, 9, blank_every=5)

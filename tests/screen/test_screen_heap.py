@@ -104,6 +104,7 @@ def test_small_pages_turns_huge_pages_off_inside_and_restores_the_callers_settin
     assert out["kept_off"] == 1  # a caller who had them off keeps them off
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_a_screening_call_settles_the_heap_and_gives_the_same_report() -> None:
     code = """
         import json

@@ -54,7 +54,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ref, batch
 
 
-@pytest.mark.parametrize("threads", [2, 3, 8])
+@pytest.mark.parametrize(
+    "threads", [2, pytest.param(3, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)]
+)
 def test_the_report_is_the_one_thread_report(
     files: tuple[Path, Path], threads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

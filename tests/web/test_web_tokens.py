@@ -76,6 +76,7 @@ def test_only_admins_manage_tokens_and_refusals_are_logged(ws: Workspace) -> Non
     assert _cli(ws, "token", "create", "rita", "--expires", "forever")[0] == InputError.exit_code
 
 
+@pytest.mark.slow  # over a second: the quick lane (make check) leaves it to make test
 def test_durations_and_expiry(ws: Workspace) -> None:
     assert parse_duration("90m") == timedelta(minutes=90)
     assert parse_duration("2w") == timedelta(weeks=2)
