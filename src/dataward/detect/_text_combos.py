@@ -21,8 +21,10 @@ The search is a frequent-itemset step over co-occurrence, not adjacency:
    more often than Binomial(n, q) allows, one-sided, weighted Bonferroni over ``m`` pairs x classes (each
    pair's share of alpha grows with how far its words co-occur beyond chance, read from the texts alone:
    :func:`pair_weights`, ADR 0103). The null rate
-   ``q`` is matched to the pair: the larger of ``q0`` (all texts labelled ``c``) and, per word, the
-   rate of the texts labelled ``c`` that hold that word but not the other, with the same tokens removed
+   ``q`` is matched to the pair: the largest of ``q0`` (all texts labelled ``c``), the rate of texts
+   labelled ``c`` as long as the carriers without the pair's words (long texts are read as another class
+   more often, and co-occurring words pick long texts; ADR 0106) and, per word, the rate of the texts
+   labelled ``c`` that hold that word but not the other, with the same tokens removed
    (its one-sided 95 % lower bound). A word that is a trigger or a strong label word on its own is
    contradicted as often without its partner, so its pairs are not combinations (a single-word trigger
    seen through every common word beside it; a template such as ``&lt;#&gt;`` next to ``:``).
