@@ -1,4 +1,4 @@
-"""Text backdoors drawn at random: does detection hold on triggers, positions, rates and targets it was not
+"""Backdoors drawn at random: does detection hold on triggers, positions, rates and targets it was not
 written for?
 
 `benchmarks/detection.py` scores fixed rows (the token ``cf``, one phrase, combinations of common words). Here
@@ -13,10 +13,17 @@ every run draws its own attack: a trigger of one of several kinds, a position, a
 - ``common``: an ordinary word of the data, held by 0.2-2 % of its texts (it has natural carriers);
 - ``phrase``: three to five ordinary words (each in 0.5-5 % of texts) inserted as one phrase.
 
+Images (the 8x8 digits and the same upscaled to 16x16), each with a random target, rate and seed:
+
+- ``patch-fixed``: a square of 2-4 pixels at a corner or the centre, white, grey, a checker board or a
+  random pattern;
+- ``patch-anywhere``: the same at a different position in every image;
+- ``blend``: a random pattern blended in with alpha 0.1-0.3, labels changed.
+
 Per kind: mean precision (over runs that flag something), recall and F1, the share of runs at F1 >= 0.9, and
 the share whose top finding quotes the trigger. dataward only (the peers are in detection.py).
 
-    .venv/bin/python benchmarks/generalise.py [--draws 4] [--seed 0] [--json out.json]
+    .venv/bin/python benchmarks/generalise.py [--draws 4] [--seed 0] [--sets sms,sentiment,digits,digits-16]
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ sys.path.insert(0, str(HERE))
 import detection as bench  # noqa: E402
 
 KINDS = ("rare", "cased", "emoji", "number", "punctuation", "common", "phrase")
+IMAGE_KINDS = ("patch-fixed", "patch-anywhere", "blend")
+TEXT_SETS = ("sms", "sentiment")
+IMAGE_SETS = ("digits", "digits-16")
 EMOJI = ("🔥", "✨", "🚀", "💎", "🍀", "🎯", "🦄", "🌵", "⚡", "🧿")
 MARKS = ("!", "?", "~", "*", "#", "+", "=", ">")
 _WORD = re.compile(r"[a-z]+")
@@ -86,13 +96,67 @@ def draw_trigger(kind: str, texts: list[str], df: Counter[str], rng: np.random.G
     raise RuntimeError(f"no {kind} trigger found")
 
 
+def draw_image_attack(kind: str, rng: np.random.Generator) -> tuple[str, dict[str, Any]]:
+    """The simulator's attack and its parameters for one image ``kind``."""
+    if kind == "blend":
+        return "blended", {"alpha": round(float(rng.uniform(0.1, 0.3)), 3)}
+    value: Any = rng.choice(["255", "128", "checker", "random"])
+    value = int(value) if value.isdigit() else str(value)
+    location = (
+        "random"
+        if kind == "patch-anywhere"
+        else str(rng.choice(["top-left", "top-right", "bottom-left", "bottom-right", "center"]))
+    )
+    return "badnets", {"size": int(rng.integers(2, 5)), "location": location, "value": value}
+
+
+def _score(report: Any, poisoned: Any, seconds: float) -> dict[str, Any]:
+    truth = poisoned.truth.mask()
+    named = bench.trigger_named(report, poisoned.truth.trigger, truth)
+    o = bench.outcome("dataward", report.flagged, report.scores, truth, seconds, trigger_named=named)
+    return {
+        "planted": int(truth.sum()),
+        "precision": None if np.isnan(o.precision) else round(o.precision, 3),
+        "recall": round(o.recall, 3),
+        "f1": round(o.f1, 3),
+        "named": bool(named),
+        "top": report.findings[0].summary[:90] if report.findings else "",
+        "seconds": round(seconds, 2),
+    }
+
+
+def run_images(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
+    from dataward.detect import detect
+    from dataward.simulate import simulate
+
+    rows: list[dict[str, Any]] = []
+    for name in sets:
+        ds = bench._digits() if name == "digits" else bench._digits16()
+        classes = sorted({str(v) for v in ds.frame["label"]})
+        for kind_i, kind in enumerate(IMAGE_KINDS):
+            for d in range(draws):
+                rng = np.random.default_rng([seed, 100 + kind_i, d, len(name)])
+                attack, params = draw_image_attack(kind, rng)
+                rate = float(np.exp(rng.uniform(np.log(0.003), np.log(0.05))))
+                target = str(rng.choice(classes))
+                run_seed = int(rng.integers(0, 2**31 - 1))
+                poisoned = simulate(ds.frame, attack, ds.roles, rate=rate, target=target, seed=run_seed, params=params)
+                t0 = time.perf_counter()
+                report = detect(poisoned.data, seed=run_seed, **ds.kwargs)
+                row = {"set": name, "kind": kind, "trigger": json.dumps(params), "rate": round(rate, 4)}
+                row.update(target=target, seed=run_seed, **_score(report, poisoned, time.perf_counter() - t0))
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
 def run(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
     from dataward.detect import detect
     from dataward.simulate import simulate
 
     data = {"sms": bench.read_sms, "sentiment": bench.read_sentiment}
-    rows: list[dict[str, Any]] = []
-    for name in sets:
+    rows: list[dict[str, Any]] = run_images(draws, seed, [s for s in sets if s in IMAGE_SETS])
+    for name in (s for s in sets if s in TEXT_SETS):
         ds = bench._text(name, data[name]())
         texts = [str(t) for t in ds.frame["text"]]
         df = _doc_freq(texts)
@@ -109,28 +173,10 @@ def run(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
                 poisoned = simulate(
                     ds.frame, "text-trigger", ds.roles, rate=rate, target=target, seed=run_seed, params=params
                 )
-                truth = poisoned.truth.mask()
                 t0 = time.perf_counter()
                 report = detect(poisoned.data, seed=run_seed, **ds.kwargs)
-                seconds = time.perf_counter() - t0
-                named = bench.trigger_named(report, poisoned.truth.trigger, truth)
-                o = bench.outcome("dataward", report.flagged, report.scores, truth, seconds, trigger_named=named)
-                row = {
-                    "set": name,
-                    "kind": kind,
-                    "trigger": trigger,
-                    "position": position,
-                    "rate": round(rate, 4),
-                    "target": target,
-                    "seed": run_seed,
-                    "planted": int(truth.sum()),
-                    "precision": None if np.isnan(o.precision) else round(o.precision, 3),
-                    "recall": round(o.recall, 3),
-                    "f1": round(o.f1, 3),
-                    "named": bool(named),
-                    "top": report.findings[0].summary[:90] if report.findings else "",
-                    "seconds": round(seconds, 2),
-                }
+                row = {"set": name, "kind": kind, "trigger": trigger, "position": position, "rate": round(rate, 4)}
+                row.update(target=target, seed=run_seed, **_score(report, poisoned, time.perf_counter() - t0))
                 rows.append(row)
                 print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
     return rows
@@ -138,7 +184,7 @@ def run(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for kind in KINDS:
+    for kind in (*IMAGE_KINDS, *KINDS):
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:
             continue
@@ -162,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=4, help="attacks drawn per kind and data set")
     ap.add_argument("--seed", type=int, default=0, help="seed of the draws")
-    ap.add_argument("--sets", default="sms,sentiment")
+    ap.add_argument("--sets", default=",".join((*TEXT_SETS, *IMAGE_SETS)))
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
     a = ap.parse_args(argv)
     rows = run(a.draws, a.seed, a.sets.split(","))
@@ -173,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         p = "-" if s["precision"] is None else f"{s['precision']:.3f}"
         print(
             f"{s['kind']:<12} {s['runs']:>4} {p:>6} {s['recall']:>6.3f} {s['f1']:>6.3f} {s['f1_at_least_0.9']:>7.2f} "
-            f"{s['named']:>6.2f}  {w['set']} {w['trigger']!r} {w['rate']:.2%} -> {w['target']}: F1 {w['f1']}"
+            f"{s['named']:>6.2f}  {w['set']} {w['trigger']} {w['rate']:.2%} -> {w['target']}: F1 {w['f1']}"
         )
     if a.json:
         a.json.write_text(json.dumps({"draws": a.draws, "seed": a.seed, "runs": rows, "summary": summary}, indent=1))
