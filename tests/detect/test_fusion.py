@@ -266,3 +266,50 @@ def test_one_detector_near_its_line_outranks_several_that_find_a_record_slightly
     assert list(np.argsort(-report.scores)[:3]) == [2, 0, 1]
     assert report.scores[2] >= 0.5 > report.scores[0] > report.scores[1] > report.scores[3] == 0.0
     assert report.scores[0] == pytest.approx(np.nextafter(0.5, 0.0) * 0.45 / 5 ** (1 / 3))
+
+
+def test_among_equal_scores_the_better_supported_view_of_a_trigger_leads() -> None:
+    """A phrase trigger found as it stands and as its words anywhere in the text: the same carriers, both
+    critical. The report opens with the one whose (family-wise) p-value is smaller, whichever detector
+    found it and whichever scores a little higher on its own scale."""
+    n = 3000
+    carriers = tuple(range(100, 130))
+    label = {"label": "negative"}
+    for phrase_p, words_p in ((1e-150, 1e-90), (1e-90, 1e-150)):
+        findings = {
+            "a_words": _finding("a_words", "trigger", "combination 'my + per'", carriers, label, 0.982, words_p),
+            "b_phrase": _finding("b_phrase", "trigger", "trigger 'per my'", carriers, label, 0.98, phrase_p),
+        }
+        results = {
+            name: _result(name, n, list(carriers), (f,), np.where(np.isin(np.arange(n), carriers), f.p_value, 1.0))
+            for name, f in findings.items()
+        }
+        report = combine(_rep(n), results, [])
+        assert set(np.flatnonzero(report.flagged)) == set(carriers)
+        leader = "b_phrase" if phrase_p < words_p else "a_words"
+        assert [f.check for f in report.findings] == [leader, ({"a_words", "b_phrase"} - {leader}).pop()]
+
+
+def test_a_phrase_trigger_leads_the_combination_of_its_words_it_restates() -> None:
+    """The same carriers found as the phrase 'per my last email' and as the words 'my + per + last + email'
+    anywhere: the phrase leads even where the combination's p-value is the smaller. A combination that also
+    holds records without the phrase says something the phrase does not, and keeps its place by evidence."""
+    n = 3000
+    carriers = tuple(range(100, 130))
+    label = {"label": "negative"}
+    phrase_ev = {**label, "trigger_tokens": "per my last email"}
+
+    def order(combo_records: tuple[int, ...]) -> list[str]:
+        combo_ev = {**label, "trigger_tokens": ["my", "per", "last", "email"], "adjacent": False}
+        findings = {
+            "a_words": _finding("a_words", "trigger", "combination", combo_records, combo_ev, 0.98, 1e-150),
+            "b_phrase": _finding("b_phrase", "trigger", "phrase", carriers, phrase_ev, 0.98, 1e-90),
+        }
+        results = {
+            name: _result(name, n, list(f.records), (f,), np.where(np.isin(np.arange(n), f.records), f.p_value, 1.0))
+            for name, f in findings.items()
+        }
+        return [f.check for f in combine(_rep(n), results, []).findings]
+
+    assert order(carriers) == ["b_phrase", "a_words"]
+    assert order((*carriers, 2000, 2001))[0] == "a_words"

@@ -421,6 +421,40 @@ def _skipped(name: str, n: int, why: str) -> DetectorResult:
     return DetectorResult(detector=name, scores=np.zeros(n), flagged=np.zeros(n, dtype=bool), reasons={}, skipped=why)
 
 
+def _report_order(f: Finding, *, restated: bool = False) -> tuple[int, bool, float, float, int, str, str]:
+    """Sort key of the report's findings: the higher severity first; within one severity a finding that
+    restates another (``restated``) after it, then the stronger evidence (the smaller family-wise p-value,
+    which every detector reports corrected for its own search), then the detector's score, then the finding
+    with more records. The scores of two detectors are each their own scale: two views of one trigger hold
+    the same records, and the better supported one leads, not the one whose detector scores a little higher
+    (or whose name sorts first)."""
+    p = _finding_p(f)
+    return (-f.severity.rank, restated, 1.0 if p is None else p, -f.rank_score, -len(f.records), f.check, f.summary)
+
+
+def _restated_combinations(findings: Sequence[Finding]) -> set[int]:
+    """Combination triggers (words anywhere in the text) that a phrase trigger of the same label restates:
+    the phrase holds every one of the combination's words and every one of its records. The phrase says
+    more (the words' order and adjacency, quoted as they stand in the data), so it is reported first."""
+    phrases = [
+        (f.evidence.get("label"), set(f.records), set(str(f.evidence["trigger_tokens"]).split()))
+        for f in findings
+        if f.kind == "trigger" and isinstance(f.evidence.get("trigger_tokens"), str)
+    ]
+    out: set[int] = set()
+    for f in findings:
+        words = f.evidence.get("trigger_tokens")
+        if f.kind != "trigger" or not isinstance(words, list) or f.evidence.get("adjacent") is not False:
+            continue
+        mine = set(f.records)
+        if any(
+            label == f.evidence.get("label") and mine <= records and {str(w).lower() for w in words} <= tokens
+            for label, records, tokens in phrases
+        ):
+            out.add(id(f))
+    return out
+
+
 def _finding_p(f: Finding) -> float | None:
     """A finding's p-value: the field, else ``evidence["p_value"]`` (detectors written before the field)."""
     return f.p_value if f.p_value is not None else as_pvalue(f.evidence.get("p_value"))
@@ -711,7 +745,8 @@ def combine(
     # and sees it while the others score natural outliers; ADR 0085)
     strength = (power_sum / max(len(ran), 1)) ** (1.0 / SCORE_POWER)
     scores = np.where(flagged, THRESHOLD + (1.0 - THRESHOLD) * strength, np.nextafter(THRESHOLD, 0.0) * strength)
-    findings.sort(key=lambda f: (-f.rank_score, -len(f.records), f.check, f.summary))
+    restated = _restated_combinations(findings)
+    findings.sort(key=lambda f: _report_order(f, restated=id(f) in restated))
     fusion = {
         "fdr": q,
         "findings_tested": len(tested),
