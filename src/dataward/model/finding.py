@@ -80,7 +80,8 @@ class Finding:
 
     @property
     def rank_score(self) -> float:
-        """The 0..1 score findings are ordered by: the detector's score, else the severity's representative."""
+        """The 0..1 score: the detector's, else the severity's representative (within a severity a report
+        orders its findings by evidence first, then by this score: ``dataward.detect.api``)."""
         return self.severity.score if self.score is None else self.score
 
     def __post_init__(self) -> None:
