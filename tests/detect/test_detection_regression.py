@@ -71,6 +71,17 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
     ),
     ("ensemble sentiment combo-2 1%", "sentiment", "text-combo-trigger", 0.01, 7, {"n_words": 2}, ENSEMBLE, "f1"),
     ("ensemble digits blended 0.3%", "digits-img", "blended", 0.003, 7, {"alpha": 0.2}, ENSEMBLE, "f1"),
+    # a phrase found as it stands and as its words anywhere: the report must open with the phrase (ADR 0108)
+    (
+        "ensemble sentiment phrase 1% named",
+        "sentiment",
+        "text-trigger",
+        0.01,
+        7,
+        {"trigger": "per my last email", "position": "start"},
+        ENSEMBLE,
+        "named",
+    ),
     # five planted images (0.3 %) at random positions: tested first because their content votes elsewhere
     (
         "digits patch anywhere 0.3%",
@@ -135,6 +146,10 @@ def measure(row: tuple[str, str, str, float, int, dict[str, Any], str, str]) -> 
     truth = poisoned.truth.mask()
     if detector == ENSEMBLE:
         report = detect(rep, seed=0)
+        if metric == "named":  # 1 when the report's first finding is a trigger quoting the planted one
+            top = report.findings[0] if report.findings else None
+            quoted = str(top.evidence.get("trigger", "")) if top is not None and top.kind == "trigger" else ""
+            return float(quoted.lower() == str(params["trigger"]).lower())
         return float(f1_score(truth, report.flagged, zero_division=0.0))
     load_builtin_detectors()
     result = registry.get(detector)().score(rep, seed=0)
