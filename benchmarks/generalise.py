@@ -20,6 +20,11 @@ Images (the 8x8 digits and the same upscaled to 16x16), each with a random targe
 - ``patch-anywhere``: the same at a different position in every image;
 - ``blend``: a random pattern blended in with alpha 0.1-0.3, labels changed.
 
+Tables (breast cancer, wine, the digits as 64 columns), each with a random target, rate and seed:
+
+- ``table-combo``: 2-3 random features set to in-range values (jitter 0.01-0.05 s.d.), labels changed;
+- ``single-feature``: one random feature shifted by 1-3 s.d. within one class (scored by AUROC).
+
 Per kind: mean precision (over runs that flag something), recall and F1, the share of runs at F1 >= 0.9, and
 the share whose top finding quotes the trigger. dataward only (the peers are in detection.py).
 
@@ -49,6 +54,8 @@ KINDS = ("rare", "cased", "emoji", "number", "punctuation", "common", "phrase")
 IMAGE_KINDS = ("patch-fixed", "patch-anywhere", "blend")
 TEXT_SETS = ("sms", "sentiment")
 IMAGE_SETS = ("digits", "digits-16")
+TABLE_KINDS = ("table-combo", "single-feature")
+TABLE_SETS = ("breast_cancer", "wine", "digits-table")
 EMOJI = ("🔥", "✨", "🚀", "💎", "🍀", "🎯", "🦄", "🌵", "⚡", "🧿")
 MARKS = ("!", "?", "~", "*", "#", "+", "=", ">")
 _WORD = re.compile(r"[a-z]+")
@@ -119,6 +126,7 @@ def _score(report: Any, poisoned: Any, seconds: float) -> dict[str, Any]:
         "precision": None if np.isnan(o.precision) else round(o.precision, 3),
         "recall": round(o.recall, 3),
         "f1": round(o.f1, 3),
+        "auroc": None if o.auroc is None else round(o.auroc, 3),
         "named": bool(named),
         "top": report.findings[0].summary[:90] if report.findings else "",
         "seconds": round(seconds, 2),
@@ -150,12 +158,45 @@ def run_images(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def run_tables(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
+    from dataward.detect import detect
+    from dataward.simulate import simulate
+
+    rows: list[dict[str, Any]] = []
+    for name in sets:
+        ds = bench._breast_cancer() if name == "breast_cancer" else bench._table(name)
+        classes = sorted({str(v) for v in ds.frame["label"]})
+        for kind_i, kind in enumerate(TABLE_KINDS):
+            for d in range(draws):
+                rng = np.random.default_rng([seed, 200 + kind_i, d, len(name)])
+                if kind == "table-combo":
+                    attack = "tabular_combo_trigger"
+                    params: dict[str, Any] = {
+                        "n_features": int(rng.integers(2, 4)),
+                        "jitter": round(float(rng.uniform(0.01, 0.05)), 3),
+                    }
+                else:
+                    attack, params = "single_feature", {"shift": round(float(rng.uniform(1.0, 3.0)), 2)}
+                rate = float(np.exp(rng.uniform(np.log(0.003), np.log(0.05))))
+                target = str(rng.choice(classes))
+                run_seed = int(rng.integers(0, 2**31 - 1))
+                poisoned = simulate(ds.frame, attack, ds.roles, rate=rate, target=target, seed=run_seed, params=params)
+                t0 = time.perf_counter()
+                report = detect(poisoned.data, seed=run_seed, **ds.kwargs)
+                row = {"set": name, "kind": kind, "trigger": json.dumps(params), "rate": round(rate, 4)}
+                row.update(target=target, seed=run_seed, **_score(report, poisoned, time.perf_counter() - t0))
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
 def run(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
     from dataward.detect import detect
     from dataward.simulate import simulate
 
     data = {"sms": bench.read_sms, "sentiment": bench.read_sentiment}
-    rows: list[dict[str, Any]] = run_images(draws, seed, [s for s in sets if s in IMAGE_SETS])
+    rows = run_images(draws, seed, [s for s in sets if s in IMAGE_SETS])
+    rows += run_tables(draws, seed, [s for s in sets if s in TABLE_SETS])
     for name in (s for s in sets if s in TEXT_SETS):
         ds = bench._text(name, data[name]())
         texts = [str(t) for t in ds.frame["text"]]
@@ -182,9 +223,14 @@ def run(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _mean_or_none(values: list[Any]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(float(np.mean(known)), 3) if known else None
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for kind in (*IMAGE_KINDS, *KINDS):
+    for kind in (*TABLE_KINDS, *IMAGE_KINDS, *KINDS):
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:
             continue
@@ -197,8 +243,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "recall": round(float(np.mean([r["recall"] for r in mine])), 3),
                 "f1": round(float(np.mean([r["f1"] for r in mine])), 3),
                 "f1_at_least_0.9": round(float(np.mean([r["f1"] >= 0.9 for r in mine])), 3),
+                "auroc": _mean_or_none([r["auroc"] for r in mine]),
                 "named": round(float(np.mean([r["named"] for r in mine])), 3),
-                "worst": min(mine, key=lambda r: r["f1"]),
+                # single-feature edits are ranked, not flagged (issue 15 scores them by AUROC)
+                "worst": min(mine, key=lambda r: (r["auroc"] or 0.0) if kind == "single-feature" else r["f1"]),
             }
         )
     return out
@@ -208,17 +256,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=4, help="attacks drawn per kind and data set")
     ap.add_argument("--seed", type=int, default=0, help="seed of the draws")
-    ap.add_argument("--sets", default=",".join((*TEXT_SETS, *IMAGE_SETS)))
+    ap.add_argument("--sets", default=",".join((*TEXT_SETS, *IMAGE_SETS, *TABLE_SETS)))
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
     a = ap.parse_args(argv)
     rows = run(a.draws, a.seed, a.sets.split(","))
     summary = summarise(rows)
-    print(f"{'kind':<12} {'runs':>4} {'P':>6} {'R':>6} {'F1':>6} {'F1>=.9':>7} {'named':>6}  worst run")
+    print(f"{'kind':<15} {'runs':>4} {'P':>6} {'R':>6} {'F1':>6} {'F1>=.9':>7} {'AUROC':>6} {'named':>6}  worst run")
     for s in summary:
         w = s["worst"]
         p = "-" if s["precision"] is None else f"{s['precision']:.3f}"
         print(
-            f"{s['kind']:<12} {s['runs']:>4} {p:>6} {s['recall']:>6.3f} {s['f1']:>6.3f} {s['f1_at_least_0.9']:>7.2f} "
+            f"{s['kind']:<15} {s['runs']:>4} {p:>6} {s['recall']:>6.3f} {s['f1']:>6.3f} {s['f1_at_least_0.9']:>7.2f} "
+            f"{'-' if s['auroc'] is None else format(s['auroc'], '.3f'):>6} "
             f"{s['named']:>6.2f}  {w['set']} {w['trigger']} {w['rate']:.2%} -> {w['target']}: F1 {w['f1']}"
         )
     if a.json:

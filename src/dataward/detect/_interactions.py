@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy.special import betainc
 from scipy.stats import betabinom, binom, poisson, rankdata
 
 from dataward.detect._shortcuts import _masked_majority, _sample
@@ -84,6 +85,12 @@ _SCAN_BUDGET = 30_000_000  # centres x records x pairs: a few seconds of array w
 # a box finding flags every record in it that carries its label when the label's records expected there by
 # the local density are at most this share of them
 _NATURAL_SHARE = 0.1  # the fusion's false discovery rate (ADR 0043)
+#: records beside a finding's box (nearest in its two columns' ranks) that a shared third range is judged against
+_SHARED_REFERENCE = 100
+#: the family-wise level of the shared ranges: a tenth of the detector's, since the reference records only
+#: approximate the flagged records' own classes and neighbourhood (ADR 0109: at the detector's 0.01, 3 of 54
+#: findings named a column not planted, at p 0.003-0.007)
+_SHARED_ALPHA = 0.001
 # records read (masked k-NN) to measure the label-noise null of a candidate: outside the cell (every one on
 # a table of up to 2,000 records: wine, breast_cancer, digits), and its carriers not labelled with the
 # candidate's class
@@ -112,6 +119,56 @@ def _span(center: FloatArray, half: float, lim: tuple[float, float]) -> FloatArr
     """Length of ``[center - half, center + half]`` inside ``lim``."""
     span: FloatArray = np.maximum(np.minimum(center + half, lim[1]) - np.maximum(center - half, lim[0]), 1e-9)
     return span
+
+
+def _shared_ranges(
+    numeric: dict[str, FloatArray],
+    columns: list[str],
+    pair: tuple[int, int],
+    records: IntArray,
+    pool: IntArray,
+    rho: FloatArray,
+    alpha: float,
+) -> dict[str, tuple[float, float, float]]:
+    """Further columns whose values a finding's flagged ``records`` all hold in a narrow range: the rest of a
+    trigger of three columns found through two of them (reported, never tested for flags).
+
+    The range is the records' own (min to max). Against the records of ``pool`` (the classes the flagged
+    records' other columns read as: a relabelled record's content is its source class's) nearest them in the
+    pair's two columns (:data:`_SHARED_REFERENCE`, by rank; a column that follows the class is as narrow
+    there; a near-copy of one of the pair, ``|rho| >= _COPY_RHO`` in ``rho``, is not looked at), the share
+    ``s`` of those records inside the range is what ``k`` independent draws would span with probability
+    ``P(Beta(k - 1, 2) <= s)`` (the coverage of a sample's range; ties only widen it). Kept where that,
+    times the columns looked at, is at most ``alpha``. Returns ``{column: (low, high, p)}``."""
+    k = int(records.size)
+    if k < 4 or len(columns) < 3:
+        return {}
+    ia, ib = pair
+    n = numeric[columns[ia]].size
+    ra = rankdata(np.nan_to_num(numeric[columns[ia]])) / n
+    rb = rankdata(np.nan_to_num(numeric[columns[ib]])) / n
+    others = np.setdiff1d(pool, records)
+    if others.size < _SHARED_REFERENCE:
+        return {}
+    centre = (float(np.median(ra[records])), float(np.median(rb[records])))
+    near = others[np.argsort(np.hypot(ra[others] - centre[0], rb[others] - centre[1]), kind="stable")]
+    near = near[:_SHARED_REFERENCE]
+    m = len(columns) - 2
+    out: dict[str, tuple[float, float, float]] = {}
+    for j, col in enumerate(columns):
+        if j in pair or max(abs(rho[j, ia]), abs(rho[j, ib])) >= _COPY_RHO:
+            continue  # a near-copy of one of the pair is as narrow as the pair, and says nothing more
+        vals = numeric[col]
+        mine = vals[records]
+        if not np.isfinite(mine).all():
+            continue
+        lo, hi = float(mine.min()), float(mine.max())
+        ref = vals[near]
+        share = float(np.mean((ref >= lo) & (ref <= hi)))
+        p = float(betainc(k - 1, 2, share)) * m
+        if p <= alpha:
+            out[col] = (lo, hi, p)
+    return dict(sorted(out.items(), key=lambda kv: kv[1][2]))
 
 
 def _product_tail(x: Any, k: int) -> Any:
@@ -384,6 +441,18 @@ class FeatureInteractions(Detector):
             }
             if box is not None:
                 evidence["expected_in_box"] = round(float(box["lam"]), 3)
+            # the rest of a wider trigger: compared with records of the classes the flagged ones read as
+            read_as = np.unique(majority[majority != t])
+            shared = _shared_ranges(
+                numeric, columns, (ia, ib), disagree, np.flatnonzero(np.isin(y, read_as)), rho, _SHARED_ALPHA
+            )
+            also = ""
+            if shared:
+                evidence["also_shared"] = {c: [lo, hi] for c, (lo, hi, _p) in shared.items()}
+                evidence["also_shared_p_value"] = {c: float(f"{p:.3g}") for c, (_lo, _hi, p) in shared.items()}
+                also = "; they also share " + ", ".join(
+                    f"{c} in [{lo:.4g}, {hi:.4g}]" for c, (lo, hi, _p) in shared.items()
+                )
             findings.append(
                 Finding.scored(
                     check=self.name,
@@ -392,6 +461,7 @@ class FeatureInteractions(Detector):
                         f"interaction trigger: {cond} in {carriers.size} records, {labelled.size} labelled "
                         f"{label!r} (each range alone: at most {p0:.0%}); "
                         f"without the two columns {int((majority != t).sum())} of them look like other classes"
+                        f"{also}"
                     ),
                     records=tuple(int(i) for i in disagree),  # the records it flags
                     evidence=evidence,
