@@ -411,7 +411,9 @@ class FeatureInteractions(Detector):
             label = rep.label_names[t]
             ea, eb = ranges
             cond = f"{columns[ia]} in [{ea[0]:.4g}, {ea[1]:.4g}) and {columns[ib]} in [{eb[0]:.4g}, {eb[1]:.4g})"
-            repeated = held.setdefault((ia, ib), set()).issuperset(disagree.tolist())
+            # the same records through another cell or box of the same two columns, or through another second
+            # column (a trigger's records fall into one cell of many pairs that hold one of its columns)
+            repeated = held.setdefault((ia, ib), set()).issuperset(disagree.tolist()) or bool(flagged[disagree].all())
             held[(ia, ib)].update(disagree.tolist())
             flagged[disagree] = True
             pvalues[disagree] = np.minimum(pvalues[disagree], adjusted)
@@ -419,9 +421,7 @@ class FeatureInteractions(Detector):
             scores[disagree] = np.maximum(scores[disagree], 0.5 + 0.5 * strength)
             scores[labelled] = np.maximum(scores[labelled], 0.3)
             if repeated:
-                # the same records through another cell or box of the same two columns (its grids and
-                # half-widths overlap): their p-values and scores take the stronger evidence, the report
-                # keeps one finding of them
+                # their p-values and scores take the stronger evidence, the report keeps one finding of them
                 return True
             for i in disagree.tolist():
                 reasons[i] = (*reasons.get(i, ()), f"has {cond}, jointly a shortcut to {label!r}")
