@@ -133,10 +133,26 @@ def _score(report: Any, poisoned: Any, seconds: float) -> dict[str, Any]:
     }
 
 
-def run_images(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
+def _drawn_run(
+    ds: Any, name: str, kind: str, attack: str, params: dict[str, Any], classes: list[str], rng: np.random.Generator
+) -> dict[str, Any]:
+    """One image or table attack: its rate, target and seed drawn from ``rng``, simulated, detected, scored."""
     from dataward.detect import detect
     from dataward.simulate import simulate
 
+    rate = float(np.exp(rng.uniform(np.log(0.003), np.log(0.05))))
+    target = str(rng.choice(classes))
+    run_seed = int(rng.integers(0, 2**31 - 1))
+    poisoned = simulate(ds.frame, attack, ds.roles, rate=rate, target=target, seed=run_seed, params=params)
+    t0 = time.perf_counter()
+    report = detect(poisoned.data, seed=run_seed, **ds.kwargs)
+    row = {"set": name, "kind": kind, "trigger": json.dumps(params), "rate": round(rate, 4)}
+    row.update(target=target, seed=run_seed, **_score(report, poisoned, time.perf_counter() - t0))
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def run_images(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name in sets:
         ds = bench._digits() if name == "digits" else bench._digits16()
@@ -145,23 +161,11 @@ def run_images(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
             for d in range(draws):
                 rng = np.random.default_rng([seed, 100 + kind_i, d, len(name)])
                 attack, params = draw_image_attack(kind, rng)
-                rate = float(np.exp(rng.uniform(np.log(0.003), np.log(0.05))))
-                target = str(rng.choice(classes))
-                run_seed = int(rng.integers(0, 2**31 - 1))
-                poisoned = simulate(ds.frame, attack, ds.roles, rate=rate, target=target, seed=run_seed, params=params)
-                t0 = time.perf_counter()
-                report = detect(poisoned.data, seed=run_seed, **ds.kwargs)
-                row = {"set": name, "kind": kind, "trigger": json.dumps(params), "rate": round(rate, 4)}
-                row.update(target=target, seed=run_seed, **_score(report, poisoned, time.perf_counter() - t0))
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+                rows.append(_drawn_run(ds, name, kind, attack, params, classes, rng))
     return rows
 
 
 def run_tables(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
-    from dataward.detect import detect
-    from dataward.simulate import simulate
-
     rows: list[dict[str, Any]] = []
     for name in sets:
         ds = bench._breast_cancer() if name == "breast_cancer" else bench._table(name)
@@ -177,16 +181,7 @@ def run_tables(draws: int, seed: int, sets: list[str]) -> list[dict[str, Any]]:
                     }
                 else:
                     attack, params = "single_feature", {"shift": round(float(rng.uniform(1.0, 3.0)), 2)}
-                rate = float(np.exp(rng.uniform(np.log(0.003), np.log(0.05))))
-                target = str(rng.choice(classes))
-                run_seed = int(rng.integers(0, 2**31 - 1))
-                poisoned = simulate(ds.frame, attack, ds.roles, rate=rate, target=target, seed=run_seed, params=params)
-                t0 = time.perf_counter()
-                report = detect(poisoned.data, seed=run_seed, **ds.kwargs)
-                row = {"set": name, "kind": kind, "trigger": json.dumps(params), "rate": round(rate, 4)}
-                row.update(target=target, seed=run_seed, **_score(report, poisoned, time.perf_counter() - t0))
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+                rows.append(_drawn_run(ds, name, kind, attack, params, classes, rng))
     return rows
 
 

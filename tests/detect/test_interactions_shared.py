@@ -3,6 +3,8 @@ not the columns that merely follow the pair or the records' class (ADR 0109)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,22 +57,21 @@ def test_nothing_is_shared_by_records_drawn_like_the_rest() -> None:
     assert named <= 0.05 * 200 + 2 * np.sqrt(0.05 * 0.95 * 200)
 
 
-@pytest.mark.slow
-def test_a_three_column_trigger_on_digits_is_named_whole() -> None:
-    # measured: seeds 101, 118, 135 at 3 % find the cell of two planted pixels and name the third
+def _digits_with_trigger(rate: float, seed: int) -> tuple[Any, Any]:
+    """The digits as a 64-column table with a three-pixel trigger, and feature_interactions' report on it."""
     d = datasets.load_digits()
     frame = pd.DataFrame(d.data, columns=[f"px{i}" for i in range(64)])
     frame["label"] = [str(v) for v in d.target]
     feats = [c for c in frame.columns if c != "label"]
-    poisoned = simulate(
-        frame,
-        "tabular_combo_trigger",
-        Roles(label="label", features=tuple(feats)),
-        rate=0.03,
-        seed=101,
-        params={"n_features": 3},
-    )
-    report = detect(poisoned.data, label="label", features=feats, detectors=["feature_interactions"])
+    roles = Roles(label="label", features=tuple(feats))
+    poisoned = simulate(frame, "tabular_combo_trigger", roles, rate=rate, seed=seed, params={"n_features": 3})
+    return poisoned, detect(poisoned.data, label="label", features=feats, detectors=["feature_interactions"])
+
+
+@pytest.mark.slow
+def test_a_three_column_trigger_on_digits_is_named_whole() -> None:
+    # measured: seeds 101, 118, 135 at 3 % find the cell of two planted pixels and name the third
+    poisoned, report = _digits_with_trigger(0.03, 101)
     top = report.findings[0].evidence
     named = set(top["features"]) | set(top.get("also_shared", {}))
     assert set(poisoned.truth.trigger["features"]) <= named
@@ -81,19 +82,7 @@ def test_a_three_column_trigger_on_digits_is_named_whole() -> None:
 def test_one_trigger_seen_through_many_second_columns_is_one_finding() -> None:
     # measured: digits table at 1 %, seed 8, three planted pixels: ten findings (px17 with ten other pixels,
     # the same records) before; each finding now holds records no earlier finding of the detector holds
-    d = datasets.load_digits()
-    frame = pd.DataFrame(d.data, columns=[f"px{i}" for i in range(64)])
-    frame["label"] = [str(v) for v in d.target]
-    feats = [c for c in frame.columns if c != "label"]
-    poisoned = simulate(
-        frame,
-        "tabular_combo_trigger",
-        Roles(label="label", features=tuple(feats)),
-        rate=0.01,
-        seed=8,
-        params={"n_features": 3},
-    )
-    report = detect(poisoned.data, label="label", features=feats, detectors=["feature_interactions"])
+    poisoned, report = _digits_with_trigger(0.01, 8)
     held: set[int] = set()
     for f in report.findings:
         assert not set(f.records) <= held, f.summary
