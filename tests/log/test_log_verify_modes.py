@@ -189,3 +189,27 @@ def test_incremental_applies_a_later_backdated_revocation(logenv: LogEnv) -> Non
     with ws.engine.connect() as conn:
         assert conn.execute(schema.keys.select().where(schema.keys.c.keyid == alice.keyid)).first().status == "revoked"
     ws.engine.dispose()
+
+
+def test_balanced_chunk_gives_every_worker_several_chunks() -> None:
+    from dataward.log.verify import CHUNK, balanced_chunk
+
+    # 100k entries in chunks of 32k were 4 tasks for 2 workers: one worker checked 65k entries, the other 35k
+    assert balanced_chunk(CHUNK, 100_000, 2) == 8192
+    assert -(-100_000 // balanced_chunk(CHUNK, 100_000, 2)) >= 8
+    assert balanced_chunk(CHUNK, 1_000_000, 2) == CHUNK  # enough chunks already
+    assert balanced_chunk(CHUNK, 10_000, 2) == 4096  # never below one row batch
+    assert balanced_chunk(8, 100, 2) == 8  # a chunk asked for below a row batch is kept
+
+
+def test_parallel_verification_cuts_a_small_log_finer(logenv: LogEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataward.log import verify
+
+    ws = logenv.open()
+    seq = verify_log(ws)
+    monkeypatch.setattr(verify, "_ROW_BATCH", 1)  # lets the chunk shrink to a few entries on this small log
+    par = verify_log(ws, workers=2, parallel_min_entries=0, chunk=1 << 10)
+    assert par.ok and seq.ok
+    assert -(-par.entries // par.chunk) >= 2 * verify.TASKS_PER_WORKER > -(-par.entries // (2 * par.chunk))
+    assert (par.entries, par.signatures_checked, par.root) == (seq.entries, seq.signatures_checked, seq.root)
+    ws.engine.dispose()

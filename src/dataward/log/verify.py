@@ -2,7 +2,8 @@
 
 Full mode checks every entry: canonical JSON, the indexed columns against the signed body, the sequence
 number, time order, the signature (Ed25519, the dominant cost), and that the key was valid when the entry
-was signed. The rows are cut into aligned chunks of :data:`CHUNK` sequence numbers; with ``workers > 1``
+was signed. The rows are cut into aligned chunks of :data:`CHUNK` sequence numbers (smaller when a pool
+would otherwise get too few to share out evenly, :func:`balanced_chunk`); with ``workers > 1``
 the chunks are checked in a process pool (each worker reads its own rows), the parent only joins the leaf
 hashes and builds the tree.
 
@@ -51,8 +52,11 @@ if TYPE_CHECKING:
     from dataward.evidence.replay import TrustedState
     from dataward.workspace import Workspace
 
-#: sequence numbers per chunk (the unit of parallel work and of the rows digest)
+#: sequence numbers per chunk at most (the unit of parallel work)
 CHUNK = 1 << 15
+#: a parallel verification cuts the entries into at least this many chunks per worker (smaller chunks, down
+#: to :data:`_ROW_BATCH`): four chunks of 32k over two workers left one worker idle for a third of the time
+TASKS_PER_WORKER = 4
 #: below this many entries the pool's start-up costs more than it saves
 PARALLEL_MIN_ENTRIES = 50_000
 #: most "marked" lines kept (their total is counted)
@@ -402,6 +406,14 @@ def _worker_run(task: _Task) -> _ChunkResult:
         return _check_rows(_range_rows(conn, task.lo, task.hi), task, _W["keys"])
 
 
+def balanced_chunk(chunk: int, entries: int, workers: int) -> int:
+    """``chunk`` halved (not below :data:`_ROW_BATCH`) until ``entries`` make at least
+    :data:`TASKS_PER_WORKER` chunks per worker, so the pool's workers finish at about the same time."""
+    while chunk > _ROW_BATCH and -(-entries // chunk) < TASKS_PER_WORKER * workers:
+        chunk //= 2
+    return chunk
+
+
 def _tasks(lo: int, hi: int, n_rows: int, max_problems: int, chunk: int, start: int = 0) -> list[_Task]:
     """Aligned chunks covering ``[max(lo, start), hi]``; sequence numbers below 0 or far beyond the row count
     (a tampered row) get one chunk each side, so a forged huge number cannot blow up the task list."""
@@ -671,8 +683,10 @@ def _verify_full(ws: Workspace, o: _Options) -> tuple[LogVerification, VerifiedM
         keys, key_digests = _keys(ws, conn, problem)
         n_rows, lo, hi = _counts(conn)
         note = latest_checkpoint(conn)
-        tasks = _tasks(lo, hi, n_rows, o.max_problems, o.chunk)
-        parallel = o.workers > 1 and n_rows >= o.parallel_min_entries and len(tasks) > 1
+        pool = o.workers > 1 and n_rows >= o.parallel_min_entries
+        chunk = balanced_chunk(o.chunk, n_rows, o.workers) if pool else o.chunk
+        tasks = _tasks(lo, hi, n_rows, o.max_problems, chunk)
+        parallel = pool and len(tasks) > 1
         chunks, early = _run_chunks(
             ws, conn, tasks, keys, o.workers, parallel, o.progress, lambda: _replay(conn, frozenset())
         )
@@ -692,7 +706,7 @@ def _verify_full(ws: Workspace, o: _Options) -> tuple[LogVerification, VerifiedM
         j.marked_count,
         "full",
         0,
-        o.chunk,
+        chunk,
     )
     proof = None
     if result.ok and cp_size == len(j.leaves):
@@ -735,8 +749,10 @@ def _verify_incremental(
             return "the verified entries past the recorded evidence state differ from the ones verified"
         keys, key_digests = _keys(ws, conn, problem)
         note = latest_checkpoint(conn)
-        tasks = _tasks(lo, hi, n_rows, o.max_problems, o.chunk, start=n)
-        parallel = o.workers > 1 and n_rows - n >= o.parallel_min_entries and len(tasks) > 1
+        pool = o.workers > 1 and n_rows - n >= o.parallel_min_entries
+        chunk = balanced_chunk(o.chunk, n_rows - n, o.workers) if pool else o.chunk
+        tasks = _tasks(lo, hi, n_rows, o.max_problems, chunk, start=n)
+        parallel = pool and len(tasks) > 1
         state = mark.state
         chunks, early = _run_chunks(
             ws, conn, tasks, keys, o.workers, parallel, o.progress, lambda: _replay(conn, frozenset(), state.fork())
@@ -768,7 +784,7 @@ def _verify_incremental(
         marked_count,
         "incremental",
         n,
-        o.chunk,
+        chunk,
     )
     proof = None
     if result.ok and cp_size == frontier.size:
