@@ -323,6 +323,19 @@ class TabularComboTrigger(SeededAttack):
         )
 
 
+def _integer_column(values: pd.Series) -> bool:
+    return bool(np.all(np.mod(values.dropna().to_numpy(dtype=np.float64), 1.0) == 0))
+
+
+def _shiftable(values: pd.Series, shift: float) -> bool:
+    """Whether a shift of ``shift`` standard deviations changes a value of this column at all: the column
+    varies, and in an integer column the shift is at least half a unit (rounding would undo less)."""
+    std = float(values.std())
+    if not std > 0:
+        return False
+    return not _integer_column(values) or shift * std >= 0.5
+
+
 @register_attack
 class SingleFeature(SeededAttack):
     """One feature manipulated within one class (labels kept): e.g. a sensor biased for one label."""
@@ -341,10 +354,22 @@ class SingleFeature(SeededAttack):
         rate, target = call.rate, call.target
         col = call.label()
         cols = numeric_columns(data, roles)
-        feature = str(params.get("feature", cols[int(rng.integers(len(cols)))]))
+        shift = float(params.get("shift", 1.5))
+        given = params.get("feature")
+        drawn = cols[int(rng.integers(len(cols)))]  # drawn even when given: the seeds' streams stay as they were
+        feature = str(given) if given is not None else drawn
         if feature not in cols:
             raise SimulationError(f"no numeric column {feature!r}", advice="Pass feature=<a numeric column>.")
-        shift = float(params.get("shift", 1.5))
+        if not _shiftable(data[feature], shift):
+            editable = [c for c in cols if _shiftable(data[c], shift)]
+            if given is not None or not editable:
+                raise SimulationError(
+                    f"a shift of {shift} std cannot change column {feature!r} (constant, or an integer column "
+                    "whose std is too small for the shift to survive rounding)",
+                    advice="Pass another feature or a larger shift.",
+                )
+            # a near-constant integer column (a blank pixel) rounds every shifted value back: nothing is edited
+            feature = editable[int(rng.integers(len(editable)))]
         classes = sorted(pd.unique(data[col]), key=str)
         tgt = resolve_target(data, col, target) if target is not None else classes[int(rng.integers(len(classes)))]
         chosen = pick(rng, np.flatnonzero((data[col] == tgt).to_numpy()), rate, len(data))
@@ -354,7 +379,7 @@ class SingleFeature(SeededAttack):
         lo, hi = float(data[feature].min()), float(data[feature].max())
         how: dict[int, str] = {}
         j = list(out.columns).index(feature)
-        integer = bool(np.all(np.mod(data[feature].dropna().to_numpy(dtype=np.float64), 1.0) == 0))
+        integer = _integer_column(data[feature])
         for i in chosen:
             before = float(data[feature].iloc[i])
             up = before + shift * std
@@ -364,8 +389,16 @@ class SingleFeature(SeededAttack):
             new = float(np.clip(new, lo, hi))
             if integer:
                 new = float(np.rint(new))
+            if new == before:
+                continue  # clipped back onto its own value: not edited, so not poisoned
             out.iloc[i, j] = new
             how[i] = f"{feature} {before:.4g} -> {new:.4g} (label {tgt} kept)"
+        chosen = [i for i in chosen if i in how]
+        if not chosen:
+            raise SimulationError(
+                f"a shift of {shift} std of {feature!r} inside its range changes no record of class {tgt}",
+                advice="Pass another feature or target.",
+            )
         return call.result(
             out,
             chosen,
