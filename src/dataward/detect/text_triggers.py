@@ -81,22 +81,27 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), int(ends[m.start()]), int(ends[m.end() - 1]) + 1) for m in _TOKEN_RE.finditer(low)]
 
 
-def locate_phrase(text: str, phrase: Sequence[str]) -> tuple[int, int] | None:
-    """Character span of the first occurrence of the token sequence ``phrase`` in ``text``, if any."""
+def locate_phrase(text: str, phrase: Sequence[str], anchor: str | None = None) -> tuple[int, int] | None:
+    """Character span of the first occurrence of the token sequence ``phrase`` in ``text``, if any; with
+    ``anchor`` "start" or "end", only an occurrence that opens or closes the text's tokens."""
     toks = token_spans(text)
     n = len(phrase)
-    for i in range(len(toks) - n + 1):
+    first = len(toks) - n if anchor == "end" else 0
+    last = 0 if anchor == "start" else len(toks) - n
+    for i in range(max(first, 0), last + 1):
         if all(toks[i + j][0] == phrase[j] for j in range(n)):
             return toks[i][1], toks[i + n - 1][2]
     return None
 
 
-def verbatim(texts: Sequence[str], records: Sequence[int], phrase: Sequence[str]) -> tuple[str, dict[int, list[int]]]:
+def verbatim(
+    texts: Sequence[str], records: Sequence[int], phrase: Sequence[str], anchor: str | None = None
+) -> tuple[str, dict[int, list[int]]]:
     """The trigger exactly as it is written in the data (its most common original form) and each record's span."""
     forms: Counter[str] = Counter()
     spans: dict[int, list[int]] = {}
     for r in records:
-        span = locate_phrase(texts[r], phrase)
+        span = locate_phrase(texts[r], phrase, anchor)
         if span is not None:
             spans[int(r)] = [span[0], span[1]]
             forms[texts[r][span[0] : span[1]]] += 1
@@ -158,6 +163,20 @@ class Corpus:
         doc = np.searchsorted(self.starts, pos, side="right") - 1
         inside = pos + n <= self.starts[doc + 1]
         return np.unique(doc[inside]).astype(np.int64)
+
+    def edge_docs(self, phrase: Sequence[int], anchor: str) -> IntArray:
+        """The documents (sorted) whose token sequence opens (``anchor`` "start") or closes ("end") with
+        ``phrase``."""
+        n = len(phrase)
+        lens = np.diff(self.starts)
+        docs = np.flatnonzero(lens >= n)
+        if n == 0 or docs.size == 0:
+            return docs.astype(np.int64)
+        first = self.starts[docs] if anchor == "start" else self.starts[docs + 1] - n
+        ok = np.ones(docs.size, dtype=bool)
+        for j in range(n):
+            ok &= self.ids[first + j] == phrase[j]
+        return docs[ok].astype(np.int64)
 
     def word_docs(self, words: Sequence[int]) -> IntArray:
         """The documents (sorted) that hold every token of ``words``, anywhere."""
@@ -397,6 +416,62 @@ def ngram_table(corpus: Corpus, *, n_max: int, min_support: int, max_support: in
     return NgramTable(tuple(token_lists), mat, np.concatenate(supports))
 
 
+@dataclass(frozen=True, eq=False)
+class PositionalTable:
+    """An n-gram table with positional candidates appended: n-grams that open or close their documents.
+
+    ``anchors[g]`` is None for an ordinary n-gram (anywhere in a text), "start" or "end" for one counted
+    only where it opens or closes a text. A trigger inserted at a fixed place (the usual prefix or suffix
+    backdoor) is label-pure there even when the word also occurs naturally elsewhere in the texts; its
+    natural carriers are then not flagged with it (docs/adr/0110-positional-text-triggers.md).
+    """
+
+    table: NgramTable
+    anchors: tuple[str | None, ...]
+
+
+def positional_table(
+    base: NgramTable, corpus: Corpus, *, n_max: int, min_support: int, max_support: int
+) -> PositionalTable:
+    """``base`` with every 1..n_max-gram that opens (or closes) ``min_support``..``max_support`` documents
+    appended as a candidate of its own, unless it does so in every document that holds it (then it is the
+    ordinary n-gram again: one hypothesis, tested once)."""
+    lens = np.diff(corpus.starts)
+    general = {tok: int(sup) for tok, sup in zip(base.tokens, base.support.tolist(), strict=True)}
+    tokens: list[tuple[int, ...]] = []
+    anchors: list[str | None] = []
+    cols: list[IntArray] = []
+    for anchor in ("start", "end"):
+        for n in range(1, n_max + 1):
+            docs = np.flatnonzero(lens >= n)
+            if docs.size < min_support:
+                break
+            first = corpus.starts[docs] if anchor == "start" else corpus.starts[docs + 1] - n
+            grams = np.stack([corpus.ids[first + j] for j in range(n)], axis=1)
+            keys, inverse, counts = np.unique(grams, axis=0, return_inverse=True, return_counts=True)
+            inverse = inverse.ravel()
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.r_[0, np.cumsum(counts)]
+            for k in np.flatnonzero((counts >= min_support) & (counts <= max_support)).tolist():
+                tok = tuple(int(t) for t in keys[k])
+                if general.get(tok, -1) == int(counts[k]):
+                    continue  # every carrier holds it there: the same candidate as the ordinary n-gram
+                tokens.append(tok)
+                anchors.append(anchor)
+                cols.append(docs[order[bounds[k] : bounds[k + 1]]])
+    if not tokens:
+        return PositionalTable(base, (None,) * len(base.tokens))
+    rows = np.concatenate(cols)
+    col_ids = np.repeat(np.arange(len(cols)), [len(c) for c in cols])
+    extra = sparse.csc_matrix((np.ones(len(rows)), (rows, col_ids)), shape=(corpus.n_docs, len(cols)))
+    table = NgramTable(
+        (*base.tokens, *tokens),
+        sparse.hstack([base.matrix, extra], format="csc"),
+        np.concatenate([base.support, np.asarray([len(c) for c in cols], dtype=np.int64)]),
+    )
+    return PositionalTable(table, (None,) * len(base.tokens) + tuple(anchors))
+
+
 # ---------------------------------------------------------------------------------- the mining engine
 
 
@@ -521,6 +596,8 @@ def mine(
     expected_other: FloatArray | None = None,
     matched_null: bool = False,
     weights: FloatArray | None = None,
+    length_null: bool = False,
+    refit_null: bool = False,
 ) -> MiningResult:
     """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
 
@@ -535,7 +612,14 @@ def mine(
     ``q0`` and, for each of its tokens, the rate at which the target units holding that token but not the
     whole candidate are contradicted once the candidate's removed tokens are taken out: the test then asks
     whether the *combination* is contradicted more than its parts, which a word that is a trigger (or a
-    strong label word) on its own is not.
+    strong label word) on its own is not. Either way (``matched_null`` or ``length_null``) the null rate is at
+    least the rate of target units as long as the carriers are without the candidate's tokens (ADR 0106).
+
+    ``refit_null``: a candidate that passes is judged again by a content model trained without any of its
+    carriers, and must pass that test too (its p-value is the larger of the two). Words that only the
+    carriers share (a genre: quoted chain messages) otherwise learn their label from the carriers' own
+    labels in the other folds, and a few off-label carriers make the rest read as another class
+    (docs/adr/0110-positional-text-triggers.md). Planted carriers read as their source class either way.
 
     ``weights`` (per candidate, fixed before the labels are read) make the bound a weighted Bonferroni one:
     candidate ``g`` is tested at ``alpha * weights[g] / m``. The family-wise error stays at most ``alpha``
@@ -604,7 +688,9 @@ def mine(
         log_odds, weights = fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
-        by_length = _rate_by_length(log_odds < -params.margin, y, content_count) if matched_null else None
+        by_length = (
+            _rate_by_length(log_odds < -params.margin, y, content_count) if matched_null or length_null else None
+        )
         full_weight = np.stack(
             [np.bincount(full_rows, weights=weights[f, full_tok], minlength=len(cand_ngrams)) for f in range(n_folds)]
         )
@@ -675,6 +761,16 @@ def mine(
                 p_out = float(p_outs[i])
                 hits = n_on
                 q_g = q0
+                if length_null and not matched_null:
+                    assert by_length is not None
+                    # a long text is read as another class more often: the null rate of texts this long
+                    edges, by_rate = by_length
+                    rest_len = content_count[on] - len(table.tokens[g])
+                    q_len = float(by_rate[np.searchsorted(edges, rest_len, side="right")].mean())
+                    q_g = max(q0, min(q_len, 0.999))
+                    p = _test(params.test, k, n_on, n_all, q_g, p_out)
+                    if p > bound_g:
+                        continue
                 if matched_null:
                     assert by_length is not None
                     # a long text is read as another class more often (the content model's evidence grows with
@@ -707,14 +803,24 @@ def mine(
                 if p <= bound_g:  # count near-duplicate carriers (a spam template, a copied review) once
                     core = np.flatnonzero(np.isin(content_cols, np.asarray(table.tokens[g], dtype=np.int64)))
                     picked, groups = _context_groups(x_content, on, core, rng, params.max_context_sample)
-                    k_groups = np.bincount(groups, weights=contra_g[picked].astype(np.float64))
                     sizes = np.bincount(groups)
                     scale = n_on / len(groups)
-                    k = round(np.sum(k_groups * 2 > sizes) * scale)
+                    k = _independent_count(contra_g, picked, groups, sizes, scale)
                     independent = round((int(groups.max()) + 1) * scale)
                     n_all = max(independent, n_all - (n_on - independent))
                     n_on = independent
                     p = _test(params.test, k, n_on, n_all, q_g, p_out)
+                    if refit_null and p <= bound_g:
+                        pos = int(cand_pos[g])
+                        own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
+                        removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
+                        contra_out = _contradicted_without(
+                            x, y, units, on, removed.astype(np.int64), content, content_count, params
+                        )
+                        k_out = _independent_count(contra_out, picked, groups, sizes, scale)
+                        p = max(p, _test(params.test, k_out, n_on, n_all, q_g, p_out))
+                        if p > bound_g:
+                            continue
                 found.append(
                     Association(
                         ngram=g,
@@ -735,13 +841,52 @@ def mine(
     return MiningResult(tuple(found), table, n_tested, weak)
 
 
+def _independent_count(contra: BoolArray, picked: IntArray, groups: IntArray, sizes: IntArray, scale: float) -> int:
+    """Contradicted carriers counting each group of near-duplicate contexts once (a majority vote), scaled
+    back from the carriers compared to all of them."""
+    k_groups = np.bincount(groups, weights=contra[picked].astype(np.float64), minlength=len(sizes))
+    return round(float(np.sum(k_groups * 2 > sizes)) * scale)
+
+
+def _contradicted_without(
+    x: sparse.csr_matrix,
+    y: BoolArray,
+    carriers: IntArray,
+    on: IntArray,
+    removed: IntArray,
+    content: BoolArray,
+    content_count: FloatArray,
+    params: MiningParams,
+) -> BoolArray:
+    """Whether each unit of ``on`` (carriers with the target) reads as another class without the ``removed``
+    tokens, by a content model trained on every unit except the ``carriers`` (all of them, any label).
+
+    A token that no unit outside the carriers holds gives no evidence here: the multinomial model would read
+    each such token as evidence for the smaller class (its smoothed rate is ``s / (tokens of the class)``),
+    so texts full of words seen nowhere else (misspellings, run-together words) read as the smaller class."""
+    split = np.zeros(x.shape[0], dtype=np.int64)
+    split[carriers] = 1  # the carriers are one fold: their log-odds come from the model fitted on the rest
+    log_odds, weights = fold_log_odds(x, y, split, 2, params.smoothing, params.model)
+    seen = np.asarray(x[split == 0].sum(axis=0)).ravel() > 0
+    unseen_weight = np.where(seen, 0.0, weights[1])
+    x_on = x[on]
+    log_odds_on = log_odds[on] - np.asarray(x_on @ unseen_weight).ravel()
+    w = np.where(seen, weights[1], 0.0)
+    ent = np.repeat(np.arange(len(on)), len(removed))
+    toks = np.tile(removed, len(on))
+    present = _row_contains(x.indptr, x.indices, on[ent], toks)
+    drop = np.bincount(ent, weights=np.where(present, w[toks], 0.0), minlength=len(on))
+    drop_content = np.bincount(ent, weights=present & content[toks], minlength=len(on))
+    rest = content_count[on] - drop_content
+    out: BoolArray = ((log_odds_on - drop) < -params.margin) & (rest >= params.min_rest)
+    return out
+
+
 #: the target texts are cut into this many groups of equal size by their number of content tokens
 _LENGTH_GROUPS = 5
 
 
-def _rate_by_length(
-    contradicted: BoolArray, y: BoolArray, content_count: FloatArray
-) -> tuple[FloatArray, FloatArray]:
+def _rate_by_length(contradicted: BoolArray, y: BoolArray, content_count: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The share of target units that the content model reads as another class, by length: the group edges
     (quantiles of the target units' content token counts, ties kept together) and each group's rate; look a
     length up with ``rate[np.searchsorted(edges, length, side="right")]``. Read from the content model alone,
@@ -996,8 +1141,11 @@ def strength(a: Association) -> float:
     return float(min(1.0, max(0.0, -math.log10(a.p_value) / (2.0 * bound))))
 
 
-def extend_phrase(corpus: Corpus, units: Sequence[int], core: Sequence[int], *, agree: float = 0.9) -> list[int]:
-    """Grow ``core`` left and right while at least ``agree`` of the carriers share the next token."""
+def extend_phrase(
+    corpus: Corpus, units: Sequence[int], core: Sequence[int], *, agree: float = 0.9, anchor: str | None = None
+) -> list[int]:
+    """Grow ``core`` left and right while at least ``agree`` of the carriers share the next token (with
+    ``anchor``, the phrase stays where it opens or closes the text and grows on its free side only)."""
     phrase = list(core)
     seqs = [corpus.doc(int(u)) for u in units]
     if not seqs:
@@ -1007,13 +1155,17 @@ def extend_phrase(corpus: Corpus, units: Sequence[int], core: Sequence[int], *, 
         n = len(pat)
         if n == 0 or len(seq) < n:
             return -1
+        if anchor is not None:
+            at = 0 if anchor == "start" else len(seq) - n
+            return at if list(seq[at : at + n]) == pat else -1
         hits = np.flatnonzero(seq[: len(seq) - n + 1] == pat[0])
         for h in hits:
             if list(seq[h : h + n]) == pat:
                 return int(h)
         return -1
 
-    for side in ("left", "right"):
+    sides = ("left", "right") if anchor is None else ("right",) if anchor == "start" else ("left",)
+    for side in sides:
         while len(phrase) < _MAX_PHRASE:
             nxt: Counter[int] = Counter()
             for seq in seqs:
@@ -1083,7 +1235,21 @@ class TextTriggerDetector(Detector):
         searched = searched_units(shared, n_classes, self.max_units, seed, params_out)
         full, corpus, targets = searched.full, searched.corpus, searched.targets
         sample, to_full = searched.sample, searched.to_full
-        mined = mine(corpus, targets, self.params, seed=seed)
+        p = self.params
+        max_support = max(p.min_support, int(p.max_fraction * corpus.n_docs))
+        base = ngram_table(corpus, n_max=p.n_max, min_support=p.min_support, max_support=max_support)
+        positional = positional_table(base, corpus, n_max=p.n_max, min_support=p.min_support, max_support=max_support)
+        anchors = positional.anchors
+        mined = mine(
+            corpus,
+            targets,
+            p,
+            seed=seed,
+            table=positional.table,
+            n_hypotheses=len(anchors),
+            length_null=True,
+            refit_null=True,
+        )
         records_of = shared.records_of.records
         weak = mined.weak
         if sample is not None:  # units outside the sample have no weak evidence
@@ -1101,20 +1267,24 @@ class TextTriggerDetector(Detector):
         pvalues = np.ones(n)
         for head, members in group_associations(significant):
             core = mined.table.tokens[head.ngram]
+            anchor = anchors[head.ngram]
             target_units = head.units[np.asarray(targets[head.units, head.target].todense()).ravel() > 0]
-            phrase = extend_phrase(corpus, target_units.tolist(), core)
+            phrase = extend_phrase(corpus, target_units.tolist(), core, anchor=anchor)
             tokens_form = corpus.phrase(phrase)
             label = names[head.target] if head.target < len(names) else str(head.target)
+
             # the units holding the whole phrase (all hold the core, so all are among the members' carriers)
             held = phrase
-            if len(corpus.phrase_docs(phrase)) < 0.9 * head.hits:  # not shared widely enough: fall back to the core
+            if len(_holders(corpus, phrase, anchor)) < 0.9 * head.hits:  # not shared widely: fall back to the core
                 held = list(core)
             # every carrier in the data, not only in the units searched
-            units = full.phrase_docs(held if to_full is None else to_full[np.asarray(held, dtype=np.int64)].tolist())
+            held_full = held if to_full is None else to_full[np.asarray(held, dtype=np.int64)].tolist()
+            units = _holders(full, held_full, anchor)
             recs = records_of(units)
             on_target = recs[labels[recs] == head.target]
             off_target = recs[labels[recs] != head.target]
-            trigger, spans = verbatim(rep.texts, recs.tolist(), [corpus.words[t] for t in phrase])
+            trigger, spans = verbatim(rep.texts, recs.tolist(), [corpus.words[t] for t in phrase], anchor)
+            where = "" if anchor is None else f" at the {anchor} of the text"
             sev = strength(head)
             purity = head.hits / head.support
             lift = purity / head.base_rate if head.base_rate > 0 else float("inf")
@@ -1130,8 +1300,9 @@ class TextTriggerDetector(Detector):
                     check=self.name,
                     kind="trigger",
                     summary=(
-                        f"trigger {trigger!r} -> label {label!r}: {len(recs)} records carry it, "
-                        f"{purity:.0%} labelled {label!r} (base rate {head.base_rate:.1%}), "
+                        f"trigger {trigger!r}{where} -> label {label!r}: {len(recs)} records carry it"
+                        f"{' there' if anchor else ''}, {purity:.0%} labelled {label!r} "
+                        f"(base rate {head.base_rate:.1%}), "
                         f"{head.contradicted}/{head.hits} read as another class without it (p={head.p_value:.1e})"
                     ),
                     records=tuple(int(r) for r in recs),
@@ -1140,6 +1311,7 @@ class TextTriggerDetector(Detector):
                         "trigger_tokens": tokens_form,
                         "spans": {str(r): v for r, v in spans.items()},
                         "core": corpus.phrase(core),
+                        **({} if anchor is None else {"position": anchor}),
                         "label": label,
                         "support": len(recs),
                         "distinct_texts": int(head.support),
@@ -1170,6 +1342,11 @@ class TextTriggerDetector(Detector):
             seconds=time.perf_counter() - start,
             pvalues=pvalues,
         )
+
+
+def _holders(corpus: Corpus, tokens: Sequence[int], anchor: str | None) -> IntArray:
+    """The documents holding ``tokens`` anywhere, or where they open or close the text (``anchor``)."""
+    return corpus.phrase_docs(tokens) if anchor is None else corpus.edge_docs(tokens, anchor)
 
 
 def _searched(n_searched: int, n_units: int, head: Association) -> dict[str, int]:
