@@ -88,10 +88,10 @@ def test_locate_phrase_with_an_anchor() -> None:
 @pytest.mark.parametrize("shuffle", [3, 5])
 def test_sms_with_shuffled_labels_has_no_trigger(shuffle: int) -> None:
     # labels independent of the texts: no trigger can exist. Texts opening with a quote mark (54 of SMS, long
-    # and full of words seen nowhere else) read as the smaller class by the multinomial model once its
-    # carriers' words are unseen, and passed the contradiction test at the start of the text (shuffle 3)
-    # and anywhere (shuffle 5, before positional candidates); the refit without the carriers, in which
-    # unseen words give no evidence, refuses both
+    # and full of words seen nowhere else) read as the smaller class by the multinomial model, which takes
+    # every unseen word as evidence for it, and passed the contradiction test at the start of the text
+    # (shuffle 3) and anywhere (shuffle 5, already before positional candidates); judged again with unseen
+    # words giving no evidence, both are refused
     from pathlib import Path
 
     import pandas as pd

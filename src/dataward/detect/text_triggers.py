@@ -615,11 +615,12 @@ def mine(
     strong label word) on its own is not. Either way (``matched_null`` or ``length_null``) the null rate is at
     least the rate of target units as long as the carriers are without the candidate's tokens (ADR 0106).
 
-    ``refit_null``: a candidate that passes is judged again by a content model trained without any of its
-    carriers, and must pass that test too (its p-value is the larger of the two). Words that only the
-    carriers share (a genre: quoted chain messages) otherwise learn their label from the carriers' own
-    labels in the other folds, and a few off-label carriers make the rest read as another class
-    (docs/adr/0110-positional-text-triggers.md). Planted carriers read as their source class either way.
+    ``refit_null``: a candidate that passes is judged again with the words each carrier's fold never saw
+    in training giving no evidence (:func:`_contradicted_by_seen_words`), against the same null rate, and
+    must pass that test too (its p-value is the larger of the two; it can only remove findings). Texts made
+    of words seen nowhere else otherwise read as the smaller class whatever their label
+    (docs/adr/0110-positional-text-triggers.md). Planted carriers read as their source class by the words
+    of that class either way.
 
     ``weights`` (per candidate, fixed before the labels are read) make the bound a weighted Bonferroni one:
     candidate ``g`` is tested at ``alpha * weights[g] / m``. The family-wise error stays at most ``alpha``
@@ -681,6 +682,12 @@ def mine(
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     x.sort_indices()
     x_csc = x.tocsc() if matched_null else None
+    # per fold, the tokens its training units hold (the refit's "seen" words)
+    seen = (
+        np.stack([np.asarray(x[folds != f].sum(axis=0)).ravel() > 0 for f in range(n_folds)])
+        if refit_null
+        else np.zeros((n_folds, 0), dtype=bool)
+    )
     found: list[Association] = []
     for t in active_targets:
         y = np.zeros(n_units, dtype=bool)
@@ -814,8 +821,14 @@ def mine(
                         pos = int(cand_pos[g])
                         own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
                         removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
-                        contra_out = _contradicted_without(
-                            x, y, units, on, removed.astype(np.int64), content, content_count, params
+                        contra_out = _contradicted_by_seen_words(
+                            x,
+                            on,
+                            removed.astype(np.int64),
+                            (log_odds, weights, folds, seen),
+                            content,
+                            content_count,
+                            params,
                         )
                         k_out = _independent_count(contra_out, picked, groups, sizes, scale)
                         p = max(p, _test(params.test, k_out, n_on, n_all, q_g, p_out))
@@ -848,37 +861,36 @@ def _independent_count(contra: BoolArray, picked: IntArray, groups: IntArray, si
     return round(float(np.sum(k_groups * 2 > sizes)) * scale)
 
 
-def _contradicted_without(
+def _contradicted_by_seen_words(
     x: sparse.csr_matrix,
-    y: BoolArray,
-    carriers: IntArray,
     on: IntArray,
     removed: IntArray,
+    model: tuple[FloatArray, FloatArray, IntArray, BoolArray],
     content: BoolArray,
     content_count: FloatArray,
     params: MiningParams,
 ) -> BoolArray:
-    """Whether each unit of ``on`` (carriers with the target) reads as another class without the ``removed``
-    tokens, by a content model trained on every unit except the ``carriers`` (all of them, any label).
+    """Whether each unit of ``on`` reads as another class without the ``removed`` tokens when the words its
+    fold's model never saw in training give no evidence (``model``: the out-of-fold log-odds, weights,
+    folds, and per fold which tokens its training units hold).
 
-    A token that no unit outside the carriers holds gives no evidence here: the multinomial model would read
-    each such token as evidence for the smaller class (its smoothed rate is ``s / (tokens of the class)``),
-    so texts full of words seen nowhere else (misspellings, run-together words) read as the smaller class."""
-    split = np.zeros(x.shape[0], dtype=np.int64)
-    split[carriers] = 1  # the carriers are one fold: their log-odds come from the model fitted on the rest
-    log_odds, weights = fold_log_odds(x, y, split, 2, params.smoothing, params.model)
-    seen = np.asarray(x[split == 0].sum(axis=0)).ravel() > 0
-    unseen_weight = np.where(seen, 0.0, weights[1])
-    x_on = x[on]
-    log_odds_on = log_odds[on] - np.asarray(x_on @ unseen_weight).ravel()
-    w = np.where(seen, weights[1], 0.0)
+    The multinomial model reads every unseen word as evidence for the smaller class (the smoothed rate of
+    a word is ``s / tokens of the class``), so a text made of words seen nowhere else (misspellings,
+    run-together words) reads as the smaller class whatever its label."""
+    log_odds, weights, folds, seen = model
+    fold = folds[on]
+    unseen_part = np.zeros(len(on))
+    for f in np.unique(fold).tolist():
+        at = np.flatnonzero(fold == f)
+        unseen_part[at] = x[on[at]] @ np.where(seen[f], 0.0, weights[f])
     ent = np.repeat(np.arange(len(on)), len(removed))
     toks = np.tile(removed, len(on))
     present = _row_contains(x.indptr, x.indices, on[ent], toks)
-    drop = np.bincount(ent, weights=np.where(present, w[toks], 0.0), minlength=len(on))
+    kept = np.where(seen[fold[ent], toks], weights[fold[ent], toks], 0.0)
+    drop = np.bincount(ent, weights=np.where(present, kept, 0.0), minlength=len(on))
     drop_content = np.bincount(ent, weights=present & content[toks], minlength=len(on))
     rest = content_count[on] - drop_content
-    out: BoolArray = ((log_odds_on - drop) < -params.margin) & (rest >= params.min_rest)
+    out: BoolArray = ((log_odds[on] - unseen_part - drop) < -params.margin) & (rest >= params.min_rest)
     return out
 
 
