@@ -831,7 +831,9 @@ def mine(
                             params,
                         )
                         k_out = _independent_count(contra_out, picked, groups, sizes, scale)
-                        p = max(p, _test(params.test, k_out, n_on, n_all, q_g, p_out))
+                        p_out_test = _test(params.test, k_out, n_on, n_all, q_g, p_out)
+                        if p_out_test > p:  # the finding reports the count of the test whose p-value it keeps
+                            k, p = k_out, p_out_test
                         if p > bound_g:
                             continue
                 found.append(
