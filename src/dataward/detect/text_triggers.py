@@ -771,10 +771,7 @@ def mine(
                 if length_null and not matched_null:
                     assert by_length is not None
                     # a long text is read as another class more often: the null rate of texts this long
-                    edges, by_rate = by_length
-                    rest_len = content_count[on] - len(table.tokens[g])
-                    q_len = float(by_rate[np.searchsorted(edges, rest_len, side="right")].mean())
-                    q_g = max(q0, min(q_len, 0.999))
+                    q_g = max(q0, min(_length_rate(by_length, content_count[on] - len(table.tokens[g])), 0.999))
                     p = _test(params.test, k, n_on, n_all, q_g, p_out)
                     if p > bound_g:
                         continue
@@ -784,10 +781,7 @@ def mine(
                     # its words), and words that co-occur beyond chance pick long texts: the null is at least the
                     # rate of target texts as long as these carriers are without the candidate's own tokens
                     # (a planted trigger lengthens its carriers by itself; docs/adr/0106)
-                    edges, by_rate = by_length
-                    rest_len = content_count[on] - len(table.tokens[g])
-                    q_len = float(by_rate[np.searchsorted(edges, rest_len, side="right")].mean())
-                    q_start = max(q0, min(q_len, 0.999))
+                    q_start = max(q0, min(_length_rate(by_length, content_count[on] - len(table.tokens[g])), 0.999))
                     pos = int(cand_pos[g])
                     own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
                     removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]).astype(np.int64)
@@ -854,6 +848,12 @@ def mine(
                 )
     found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+def _length_rate(by_length: tuple[FloatArray, FloatArray], lengths: FloatArray) -> float:
+    """The mean null rate of target texts as long as ``lengths`` (:func:`_rate_by_length`'s groups)."""
+    edges, by_rate = by_length
+    return float(by_rate[np.searchsorted(edges, lengths, side="right")].mean())
 
 
 def _independent_count(contra: BoolArray, picked: IntArray, groups: IntArray, sizes: IntArray, scale: float) -> int:
