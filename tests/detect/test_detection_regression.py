@@ -82,6 +82,18 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
         ENSEMBLE,
         "named",
     ),
+    # an ordinary word (natural carriers in both classes) planted where texts open: pure only there (ADR 0110;
+    # F1 0.13 before positional candidates)
+    (
+        "ensemble sentiment ordinary word at the start 1%",
+        "sentiment",
+        "text-trigger",
+        0.01,
+        7,
+        {"trigger": "every", "position": "start"},
+        ENSEMBLE,
+        "f1",
+    ),
     # five planted images (0.3 %) at random positions: tested first because their content votes elsewhere
     (
         "digits patch anywhere 0.3%",
