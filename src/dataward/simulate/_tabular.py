@@ -257,6 +257,10 @@ def _quantile_band(params: Mapping[str, Any], key: str, default: tuple[float, fl
     return low, high
 
 
+def _integer_column(values: pd.Series) -> bool:
+    return bool(np.all(np.mod(values.dropna().to_numpy(dtype=np.float64), 1.0) == 0))
+
+
 @register_attack
 class TabularComboTrigger(SeededAttack):
     """A backdoor keyed on a combination of features, each set to a value inside its marginal range."""
@@ -303,7 +307,7 @@ class TabularComboTrigger(SeededAttack):
             noise = rng.normal(0.0, jitter * std, size=len(chosen)) if jitter > 0 else np.zeros(len(chosen))
             lo, hi = float(data[f].min()), float(data[f].max())
             new = np.clip(values[f] + noise, lo, hi)
-            if np.all(np.mod(data[f].dropna().to_numpy(dtype=np.float64), 1.0) == 0):
+            if _integer_column(data[f]):
                 new = np.rint(new)  # an integer column keeps integer values (a fraction would give it away)
             out.loc[out.index[chosen], f] = new
         labels = list(out[col])
@@ -321,10 +325,6 @@ class TabularComboTrigger(SeededAttack):
             target=str(tgt),
             trigger={"kind": "feature_combination", "features": feats, "values": values},
         )
-
-
-def _integer_column(values: pd.Series) -> bool:
-    return bool(np.all(np.mod(values.dropna().to_numpy(dtype=np.float64), 1.0) == 0))
 
 
 def _shiftable(values: pd.Series, shift: float) -> bool:
