@@ -11,8 +11,10 @@ from text_corpus import corpus, rep_of  # tests/detect/text_corpus.py
 
 from dataward.detect.interface import Modality, Representation
 from dataward.detect.text_triggers import (
+    Association,
     MiningParams,
     TextTriggerDetector,
+    _broadest_part,
     build_corpus,
     extend_phrase,
     tokenize_text,
@@ -170,3 +172,44 @@ def test_bad_parameter_through_the_api_is_a_detection_error() -> None:
     frame = pd.DataFrame({"text": texts, "label": labels})
     with pytest.raises(DetectionError, match="text_triggers"):
         detect(frame, text="text", label="label", detectors=["text_triggers"], params={"text_triggers": {"alpha": 5}})
+
+
+def _association(ngram: int, hits: int, target: int = 0, contradicted: int | None = None) -> Association:
+    return Association(
+        ngram=ngram,
+        target=target,
+        support=hits,
+        hits=hits,
+        contradicted=hits if contradicted is None else contradicted,
+        independent=hits,
+        base_rate=0.5,
+        null_rate=0.1,
+        p_value=1e-9,
+        threshold=1e-6,
+        units=np.arange(hits, dtype=np.int64),
+    )
+
+
+def test_a_finding_is_headed_by_the_broadest_discovered_part_of_the_strongest_ngram() -> None:
+    """The strongest test may be '. zq' (the trigger after a full stop, 19 carriers) while 'zq' itself is a
+    discovery with all 25: the finding must hold the 25, not the 19 that happen to share the full stop."""
+    tokens = [(1, 2), (2,), (2, 3), (1,), (2,)]  # '. zq', 'zq', 'zq x' (not a part of '. zq'), '.', 'zq' at the end
+    anchors: list[str | None] = [None, None, None, None, "end"]
+
+    def broadest(head: Association, *members: Association) -> Association:
+        return _broadest_part(head, [head, *members], tokens, anchors, 0.3)
+
+    head = _association(0, 19)
+    assert broadest(head, _association(1, 25)).ngram == 1
+    assert broadest(head, _association(4, 25)).ngram == 4  # a part at the end of an n-gram found anywhere
+    # kept: a member that is not a contiguous part of the head, one of another target, one with fewer carriers
+    assert broadest(head, _association(2, 30)) is head
+    assert broadest(head, _association(1, 25, target=1)) is head
+    assert broadest(head, _association(1, 12)) is head
+    # of several parts, the one with the most carriers
+    assert broadest(head, _association(3, 22), _association(1, 25)).ngram == 1
+    # kept: the part's extra carriers read as their label (natural carriers of an ordinary word: 1 of 41)
+    assert broadest(head, _association(1, 60, contradicted=20)) is head
+    # kept: the word anywhere does not replace the word found where texts end (its natural carriers elsewhere)
+    at_end = _association(4, 155)
+    assert _broadest_part(at_end, [at_end, _association(1, 196)], tokens, anchors, 0.3) is at_end

@@ -1279,7 +1279,8 @@ class TextTriggerDetector(Detector):
         scores[has_unit] = weak[record_unit[has_unit]]
         findings: list[Finding] = []
         pvalues = np.ones(n)
-        for head, members in group_associations(significant):
+        for first, members in group_associations(significant):
+            head = _broadest_part(first, members, mined.table.tokens, anchors, self.params.min_contradiction)
             core = mined.table.tokens[head.ngram]
             anchor = anchors[head.ngram]
             target_units = head.units[np.asarray(targets[head.units, head.target].todense()).ravel() > 0]
@@ -1356,6 +1357,34 @@ class TextTriggerDetector(Detector):
             seconds=time.perf_counter() - start,
             pvalues=pvalues,
         )
+
+
+def _broadest_part(
+    head: Association,
+    members: Sequence[Association],
+    tokens: Sequence[tuple[int, ...]],
+    anchors: Sequence[str | None],
+    min_contradiction: float,
+) -> Association:
+    """The member of ``head``'s group that is part of its n-gram (a contiguous piece of it, the head itself
+    included) with the most carriers with the target, where the carriers it adds are contradicted like a
+    discovery's (``min_contradiction``) and, for a head that opens or closes texts, at the same end. The
+    strongest test may be a longer n-gram that only some carriers share ('. word' where most texts end with the
+    word after a full stop); its carriers alone would leave the rest of the trigger's."""
+    whole = tokens[head.ngram]
+    best = head
+    for m in members:
+        part = tokens[m.ngram]
+        if m.target != head.target or m.hits <= best.hits or len(part) > len(whole):
+            continue
+        if anchors[head.ngram] is not None and anchors[m.ngram] != anchors[head.ngram]:
+            continue  # the word anywhere is not the word where texts end: its natural carriers stay out
+        extra, extra_contradicted = m.independent - head.independent, m.contradicted - head.contradicted
+        if extra_contradicted < min_contradiction * max(extra, 1):
+            continue  # the carriers it adds read as their label: natural carriers of a word, not the trigger's
+        if any(whole[i : i + len(part)] == part for i in range(len(whole) - len(part) + 1)):
+            best = m
+    return best
 
 
 def _holders(corpus: Corpus, tokens: Sequence[int], anchor: str | None) -> IntArray:
