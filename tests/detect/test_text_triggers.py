@@ -10,6 +10,7 @@ import pytest
 from text_corpus import corpus, rep_of  # tests/detect/text_corpus.py
 
 from dataward.detect.interface import Modality, Representation
+from dataward.detect.representation import from_frame
 from dataward.detect.text_triggers import (
     Association,
     MiningParams,
@@ -213,3 +214,46 @@ def test_a_finding_is_headed_by_the_broadest_discovered_part_of_the_strongest_ng
     # kept: the word anywhere does not replace the word found where texts end (its natural carriers elsewhere)
     at_end = _association(4, 155)
     assert _broadest_part(at_end, [at_end, _association(1, 196)], tokens, anchors, 0.3) is at_end
+
+
+def _sentiment() -> pd.DataFrame:
+    rows = []
+    for part in ("amazon_cells", "imdb", "yelp"):
+        for line in (SHARED / "sentiment" / f"{part}_labelled.txt").read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                text, label = line.rsplit("\t", 1)
+                rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+@pytest.mark.skipif(not (SHARED / "sentiment").exists(), reason="needs ../shared/data/sentiment")
+@pytest.mark.parametrize("second_margin", [True, False])
+def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
+    second_margin: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four ordinary words planted in 16 short reviews (0.53 %): 8 of the 16 read as their source class by 4:1
+    without the phrase, 12 by any odds. The test at 4:1 alone misses it (p 2.8e-5 against a bound of 2.3e-6);
+    tested at both margins, each at half the bound, it is found with every carrier (ADR 0111)."""
+    from dataward.detect import text_triggers
+
+    monkeypatch.setattr(text_triggers, "SECOND_MARGIN", second_margin)
+    poisoned = simulate(
+        _sentiment(),
+        "text-trigger",
+        Roles(label="label", text="text"),
+        rate=0.0053,
+        target="negative",
+        seed=1340290378,
+        params={"trigger": "sound especially night other", "position": "random"},
+    )
+    rep = from_frame(poisoned.data, label="label", text="text")
+    result = TextTriggerDetector().score(rep, seed=1340290378)
+    truth = poisoned.truth.mask()
+    if not second_margin:
+        assert not result.flagged[truth].any()
+        return
+    assert result.flagged[truth].all() and result.flagged.sum() == truth.sum()
+    finding = result.findings[0]
+    assert finding.evidence["trigger"] == "sound especially night other"
+    # the search is paid for at both margins: the bound times the hypotheses counted is alpha
+    assert finding.evidence["bonferroni_bound"] * finding.evidence["ngrams_tested"] == pytest.approx(0.01)
