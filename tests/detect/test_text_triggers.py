@@ -255,5 +255,6 @@ def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
     assert result.flagged[truth].all() and result.flagged.sum() == truth.sum()
     finding = result.findings[0]
     assert finding.evidence["trigger"] == "sound especially night other"
+    assert finding.evidence["contradicted_at_odds"] == 1.0  # found by the test at even odds
     # the search is paid for at both margins: the bound times the hypotheses counted is alpha
     assert finding.evidence["bonferroni_bound"] * finding.evidence["ngrams_tested"] == pytest.approx(0.01)

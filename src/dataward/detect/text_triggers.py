@@ -495,6 +495,7 @@ class Association:
     threshold: float  # Bonferroni bound alpha / m (alpha * w / m with a weight w for the candidate)
     units: IntArray  # carrier units (all, with and without the target)
     rate_without: float = 0.0  # share of units without g that have the target
+    margin: float = math.log(4.0)  # "contradicted": read as not-target by these log-odds (MiningParams.margin)
 
     @property
     def lift(self) -> float:
@@ -848,10 +849,16 @@ def mine(
                         threshold=bound_g,
                         units=units.astype(np.int64),
                         rate_without=(target_count[t] - hits) / max(1, n_units - int(table.support[g])),
+                        margin=params.margin,
                     )
                 )
-    found.sort(key=lambda a: (a.p_value, -len(table.tokens[a.ngram]), -a.support))
+    found.sort(key=lambda a: _strongest_first(a, table))
     return MiningResult(tuple(found), table, n_tested, weak)
+
+
+def _strongest_first(a: Association, table: NgramTable) -> tuple[float, int, int]:
+    """Sort key of associations: the smaller p-value, then the longer n-gram, then the more carriers."""
+    return (a.p_value, -len(table.tokens[a.ngram]), -a.support)
 
 
 def _length_rate(by_length: tuple[FloatArray, FloatArray], lengths: FloatArray) -> float:
@@ -1278,7 +1285,7 @@ class TextTriggerDetector(Detector):
             key = (a.ngram, a.target)
             if key not in best or a.p_value < best[key].p_value:
                 best[key] = a
-        merged = sorted(best.values(), key=lambda a: (a.p_value, -len(positional.table.tokens[a.ngram]), -a.support))
+        merged = sorted(best.values(), key=lambda a: _strongest_first(a, positional.table))
         mined = MiningResult(
             tuple(merged),
             runs[0].table,
@@ -1355,6 +1362,7 @@ class TextTriggerDetector(Detector):
                         "lift": round(lift, 3),
                         "base_rate": round(head.base_rate, 4),
                         "contradicted": int(head.contradicted),
+                        "contradicted_at_odds": round(math.exp(head.margin), 3),  # 1.0: by any odds
                         "null_rate": round(head.null_rate, 4),
                         "p_value": head.p_value,
                         "bonferroni_bound": head.threshold,
