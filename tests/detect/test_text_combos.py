@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
-from text_corpus import corpus, rep_of  # tests/detect/text_corpus.py
+from text_corpus import corpus, rep_of, sentiment_frame  # tests/detect/text_corpus.py
 
 from dataward.detect._text_combos import TextComboTriggers, pair_weights
 from dataward.detect.representation import from_frame
@@ -121,13 +121,7 @@ def test_the_weighted_bound_names_a_small_combination_the_plain_bound_misses() -
     negative without the words, p about 6e-2 after the plain Bonferroni bound over ~10,000 (pair, class)
     tests; the planted pair's co-occurrence is among the most surprising 2 % of the pairs searched, and its
     weighted bound is about ten times the plain one."""
-    rows = []
-    for name in ("amazon_cells", "imdb", "yelp"):
-        for line in (SHARED / "sentiment" / f"{name}_labelled.txt").read_text(encoding="utf-8").split("\n"):
-            if line.strip():
-                text, label = line.rsplit("\t", 1)
-                rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
-    frame = pd.DataFrame(rows, columns=["text", "label"])
+    frame = sentiment_frame()
     roles = Roles(label="label", text="text")
     poisoned = simulate(
         frame, "text-combo-trigger", roles, rate=0.003, target="positive", seed=152, params={"n_words": 2}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from text_corpus import corpus, rep_of  # tests/detect/text_corpus.py
+from text_corpus import corpus, rep_of, sentiment_frame  # tests/detect/text_corpus.py
 
 from dataward.detect.interface import Modality, Representation
 from dataward.detect.representation import from_frame
@@ -216,16 +216,6 @@ def test_a_finding_is_headed_by_the_broadest_discovered_part_of_the_strongest_ng
     assert _broadest_part(at_end, [at_end, _association(1, 196)], tokens, anchors, 0.3) is at_end
 
 
-def _sentiment() -> pd.DataFrame:
-    rows = []
-    for part in ("amazon_cells", "imdb", "yelp"):
-        for line in (SHARED / "sentiment" / f"{part}_labelled.txt").read_text(encoding="utf-8").split("\n"):
-            if line.strip():
-                text, label = line.rsplit("\t", 1)
-                rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
-    return pd.DataFrame(rows, columns=["text", "label"])
-
-
 @pytest.mark.skipif(not (SHARED / "sentiment").exists(), reason="needs ../shared/data/sentiment")
 @pytest.mark.parametrize("second_margin", [True, False])
 def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
@@ -238,7 +228,7 @@ def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
 
     monkeypatch.setattr(text_triggers, "SECOND_MARGIN", second_margin)
     poisoned = simulate(
-        _sentiment(),
+        sentiment_frame(),
         "text-trigger",
         Roles(label="label", text="text"),
         rate=0.0053,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 
 from dataward.detect.interface import Modality, Representation
+
+#: the shared real data sets (read-only), beside the repository
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def corpus(n: int = 800, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -33,3 +39,14 @@ def rep_of(texts: list[str], labels: list[str]) -> Representation:
         label_names=names,
         texts=tuple(texts),
     )
+
+
+def sentiment_frame() -> pd.DataFrame:
+    """The labelled sentiment sentences (Amazon, IMDb, Yelp) in file order: columns text and label."""
+    rows = []
+    for part in ("amazon_cells", "imdb", "yelp"):
+        for line in (SHARED / "sentiment" / f"{part}_labelled.txt").read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                text, label = line.rsplit("\t", 1)
+                rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
+    return pd.DataFrame(rows, columns=["text", "label"])
