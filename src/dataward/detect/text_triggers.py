@@ -283,10 +283,10 @@ def text_units(texts: Sequence[str], labels: IntArray) -> TextUnits:
 
 #: the text miners search at most this many distinct texts: above it, a seeded sample of them (ADR 0076)
 MAX_UNITS = 100_000
-#: text_triggers tests every candidate twice, counting carriers contradicted at the margin (4:1) and at even
-#: odds, each test at half the bound: short texts often lean away from their planted label only weakly, while
-#: a small set read strongly as another class is found more surely at 4:1 (docs/adr/0111)
-SECOND_MARGIN = True
+#: off: testing every candidate also at even odds (each test at half the bound) finds more weakly contradicted
+#: triggers in short texts, but raised a trigger on clean synthetic reviews: a label word's carriers read as the
+#: other class without it more often at even odds than the null rate allows (docs/adr/0111)
+SECOND_MARGIN = False
 
 
 def unit_sample(n_units: int, max_units: int, seed: int) -> IntArray | None:
