@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
+from text_corpus import sentiment_frame  # tests/detect/text_corpus.py
 
 from dataward.detect import detect, registry
 from dataward.detect.api import load_builtin_detectors
@@ -120,14 +121,7 @@ GRID: list[tuple[str, str, str, float, int, dict[str, Any], str, str]] = [
 
 def _frame(name: str) -> tuple[pd.DataFrame, Roles, dict[str, Any]]:
     if name == "sentiment":
-        rows = []
-        for part in ("amazon_cells", "imdb", "yelp"):
-            for line in (DATA / "sentiment" / f"{part}_labelled.txt").read_text(encoding="utf-8").split("\n"):
-                if line.strip():
-                    text, label = line.rsplit("\t", 1)
-                    rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
-        frame = pd.DataFrame(rows, columns=["text", "label"])
-        return frame, Roles(label="label", text="text"), {"label": "label", "text": "text"}
+        return sentiment_frame(), Roles(label="label", text="text"), {"label": "label", "text": "text"}
     from sklearn import datasets
 
     if name in ("digits-img", "digits16-img"):  # images: 8x8, or upscaled to 16x16 (bilinear)
