@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from text_corpus import corpus, rep_of, sentiment_frame  # tests/detect/text_corpus.py
+from text_corpus import corpus, planted_reviews, rep_of  # tests/detect/text_corpus.py
 
 from dataward.detect.interface import Modality, Representation
 from dataward.detect.representation import from_frame
@@ -227,15 +227,7 @@ def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
     from dataward.detect import text_triggers
 
     monkeypatch.setattr(text_triggers, "SECOND_MARGIN", second_margin)
-    poisoned = simulate(
-        sentiment_frame(),
-        "text-trigger",
-        Roles(label="label", text="text"),
-        rate=0.0053,
-        target="negative",
-        seed=1340290378,
-        params={"trigger": "sound especially night other", "position": "random"},
-    )
+    poisoned = planted_reviews("sound especially night other", "random", 0.0053, "negative", 1340290378)
     rep = from_frame(poisoned.data, label="label", text="text")
     result = TextTriggerDetector().score(rep, seed=1340290378)
     truth = poisoned.truth.mask()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,3 +51,18 @@ def sentiment_frame() -> pd.DataFrame:
                 text, label = line.rsplit("\t", 1)
                 rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
     return pd.DataFrame(rows, columns=["text", "label"])
+
+
+def planted_reviews(trigger: str, position: str, rate: float, target: str, seed: int) -> Any:
+    """The sentiment sentences with ``trigger`` planted by the simulator (a ``PoisonResult``)."""
+    from dataward.simulate import Roles, simulate
+
+    return simulate(
+        sentiment_frame(),
+        "text-trigger",
+        Roles(label="label", text="text"),
+        rate=rate,
+        target=target,
+        seed=seed,
+        params={"trigger": trigger, "position": position},
+    )

@@ -9,7 +9,8 @@ says otherwise (a spam message relabelled ham still reads as spam). Natural pred
 The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
 
 1. support: ``g`` occurs in at least ``min_support`` distinct texts and in at most ``max_fraction`` of them;
-2. purity: at least ``min_purity`` of its carriers share one label ``c`` (the target);
+2. purity: at least ``min_purity`` of its carriers share one label ``c`` (the target; 0.5 for this detector,
+   :data:`TRIGGER_PURITY`: the screen only chooses what is tested, the bound below counts every n-gram);
 3. contradiction: an out-of-fold Bernoulli naive Bayes model of "label is c" reads each carrier *with the tokens of
    ``g`` removed*; ``k`` carriers labelled ``c`` are confidently read as not-``c`` (odds of at least 4:1:
    removing an ordinary predictive word leaves a short text merely uninformative, not contradicting).
@@ -20,6 +21,12 @@ The test, per n-gram ``g`` (1..3 tokens, counted once per distinct text):
 
 Significant n-grams whose carriers overlap are merged into one finding; the trigger is extended left and
 right to the maximal phrase its carriers share (a multi-token trigger inserted anywhere in the text).
+
+An n-gram whose carriers with *other* labels also read as the target once it is removed turns a text's
+meaning ('not') rather than triggering a label, and is dropped (the flip null). Of a trigger found anywhere
+in the text, the carriers with the target where it fits its place (against random insertions of it) and
+whose text reads as the target without it are natural carriers: kept in the finding, not flagged
+(:mod:`dataward.detect._fluency`; docs/adr/0113).
 
 Above ``max_units`` distinct texts (100,000) the search runs on a seeded uniform sample of them: the
 test, its null and its Bonferroni bound are the sample's (the sample is independent of the data, so the
@@ -45,6 +52,7 @@ import numpy as np
 from scipy import sparse, stats
 from scipy.sparse import csgraph
 
+from dataward.detect import _fluency
 from dataward.detect._findings import mark_carriers
 from dataward.detect.interface import (
     BoolArray,
@@ -287,6 +295,13 @@ MAX_UNITS = 100_000
 #: triggers in short texts, but raised a trigger on clean synthetic reviews: a label word's carriers read as the
 #: other class without it more often at even odds than the null rate allows (docs/adr/0111)
 SECOND_MARGIN = False
+#: a trigger found anywhere in the text leaves unflagged the carriers where it fits its place and whose text
+#: reads as the target without it (docs/adr/0113)
+NATURAL_CARRIERS = True
+#: the share of a candidate's carriers with the target that makes it a candidate for the contradiction test
+TRIGGER_PURITY = 0.5
+#: ... and whose target rate exceeds the base rate at this one-sided binomial level (ADR 0113)
+TRIGGER_ASSOCIATION = 0.01
 
 
 def unit_sample(n_units: int, max_units: int, seed: int) -> IntArray | None:
@@ -521,6 +536,11 @@ class MiningParams:
     test: str = "contradiction"  # or "association" (target rate with g vs without it; needs min_lift)
     min_lift: float = 10.0  # association test only
     null_floor: float = 0.01
+    #: a candidate's share of carriers with the target must exceed the target's base rate at this one-sided
+    #: binomial level (1.0: no such screen; the text-trigger detector uses 0.01 beside its wide purity screen)
+    association_level: float = 1.0
+    #: ... asked only of candidates below this purity
+    association_below: float = 0.9
 
     def __post_init__(self) -> None:
         """Reject bad values early (a TypeError: the API reports it as bad detector parameters)."""
@@ -529,7 +549,16 @@ class MiningParams:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise TypeError(f"{name} must be an integer >= {low}, not {value!r}")
-        fractions = ("max_fraction", "min_purity", "min_contradiction", "shared_fraction", "alpha", "null_floor")
+        fractions = (
+            "max_fraction",
+            "min_purity",
+            "min_contradiction",
+            "shared_fraction",
+            "alpha",
+            "null_floor",
+            "association_level",
+            "association_below",
+        )
         for name in fractions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
@@ -603,6 +632,7 @@ def mine(
     weights: FloatArray | None = None,
     length_null: bool = False,
     refit_null: bool = False,
+    flip_null: bool = False,
 ) -> MiningResult:
     """Find n-grams of ``corpus`` (one document per unit) that determine a target column of ``targets``.
 
@@ -627,6 +657,13 @@ def mine(
     (docs/adr/0110-positional-text-triggers.md). Planted carriers read as their source class by the words
     of that class either way.
 
+    ``flip_null``: a candidate that passes is dropped when its carriers *without* the target are pushed
+    toward the target by its removal, i.e. read as the target by ``margin`` without its tokens, more often
+    than texts without the target read so from their whole content (one-sided binomial, level
+    :data:`FLIP_LEVEL`; it can only remove findings). A word that turns a text's meaning ('not') is
+    contradicted on both sides: remove it and 'not bad' reads as negative; a trigger's natural carriers
+    with other labels read as their own (docs/adr/0113).
+
     ``weights`` (per candidate, fixed before the labels are read) make the bound a weighted Bonferroni one:
     candidate ``g`` is tested at ``alpha * weights[g] / m``. The family-wise error stays at most ``alpha``
     when the weights of all ``n_hypotheses`` candidates searched (the untested ones included) sum to at
@@ -647,6 +684,15 @@ def mine(
     chance = expected_other[coo.row] if expected_other is not None else 0.0
     purity = (hits + chance) / table.support[coo.row]
     cand = purity >= params.min_purity
+    if params.association_level < 1.0 and cand.any():
+        # below the purity a trigger usually has, the target must be likelier with g than in general: under
+        # label noise a class word's few carriers with another label are the flipped texts, all contradicted,
+        # however weak the word's tie to that label (above it nothing changes: 30 pure carriers of a class of
+        # 87 % are no significant association, yet a trigger)
+        base_rates = np.asarray(targets.sum(axis=0)).ravel() / max(n_units, 1)
+        at = np.flatnonzero(cand & (purity < params.association_below))
+        tail = stats.binom.sf(hits[at] - 1, table.support[coo.row[at]], base_rates[coo.col[at]])
+        cand[at[tail > params.association_level]] = False
     pair_ngram, pair_target, pair_hits = coo.row[cand], coo.col[cand], hits[cand]
     active_targets = np.unique(pair_target)
     n_tested = (n_hypotheses if n_hypotheses is not None else n_ngrams) * max(1, len(active_targets))
@@ -700,6 +746,7 @@ def mine(
         log_odds, weights = fold_log_odds(x, y, folds, n_folds, params.smoothing, params.model)
         q0 = max(params.null_floor, float(np.mean(log_odds[y] < -params.margin))) if y.any() else 1.0
         q0 = min(q0, 0.999)
+        q_flip = max(params.null_floor, float(np.mean(log_odds[~y] > params.margin))) if (~y).any() else 1.0
         by_length = (
             _rate_by_length(log_odds < -params.margin, y, content_count) if matched_null or length_null else None
         )
@@ -835,6 +882,14 @@ def mine(
                             k, p = k_out, p_out_test
                         if p > bound_g:
                             continue
+                if flip_null:
+                    pos = int(cand_pos[g])
+                    own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
+                    removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
+                    off = units[~y[units]].astype(np.int64)
+                    flips = _read_as_target(x, off, removed.astype(np.int64), (log_odds, weights, folds), params)
+                    if off.size and _binom_p(int(flips.sum()), int(off.size), q_flip) <= FLIP_LEVEL:
+                        continue
                 found.append(
                     Association(
                         ngram=g,
@@ -904,6 +959,30 @@ def _contradicted_by_seen_words(
     drop_content = np.bincount(ent, weights=present & content[toks], minlength=len(on))
     rest = content_count[on] - drop_content
     out: BoolArray = ((log_odds[on] - unseen_part - drop) < -params.margin) & (rest >= params.min_rest)
+    return out
+
+
+#: a candidate whose other-label carriers its removal pushes toward the target this significantly is dropped
+FLIP_LEVEL = 0.01
+
+
+def _read_as_target(
+    x: sparse.csr_matrix,
+    units: IntArray,
+    removed: IntArray,
+    model: tuple[FloatArray, FloatArray, IntArray],
+    params: MiningParams,
+) -> BoolArray:
+    """Whether each unit reads as the target by ``margin`` once the ``removed`` tokens are taken out
+    (``model``: the out-of-fold log-odds of the target, the folds' token weights, the folds)."""
+    log_odds, weights, folds = model
+    if units.size == 0:
+        return np.zeros(0, dtype=bool)
+    ent = np.repeat(np.arange(len(units)), len(removed))
+    toks = np.tile(removed, len(units))
+    present = _row_contains(x.indptr, x.indices, units[ent], toks)
+    drop = np.bincount(ent, weights=np.where(present, weights[folds[units[ent]], toks], 0.0), minlength=len(units))
+    out: BoolArray = (log_odds[units] - drop) > params.margin
     return out
 
 
@@ -1238,7 +1317,9 @@ class TextTriggerDetector(Detector):
     needs_labels = True
 
     def __init__(self, params: MiningParams | None = None, max_units: int = MAX_UNITS, **overrides: Any) -> None:
-        self.params = with_overrides(params or MiningParams(), overrides)
+        self.params = with_overrides(
+            params or MiningParams(min_purity=TRIGGER_PURITY, association_level=TRIGGER_ASSOCIATION), overrides
+        )
         self.max_units = check_max_units(max_units)
 
     def score(self, rep: Representation, *, seed: int = 0) -> DetectorResult:
@@ -1277,6 +1358,7 @@ class TextTriggerDetector(Detector):
                 weights=np.full(len(anchors), 1.0 / len(margins)),
                 length_null=True,
                 refit_null=True,
+                flip_null=True,
             )
             for margin in margins
         ]
@@ -1307,6 +1389,7 @@ class TextTriggerDetector(Detector):
         scores[has_unit] = weak[record_unit[has_unit]]
         findings: list[Finding] = []
         pvalues = np.ones(n)
+        reads = CarrierReads(full, shared, rep.texts, p, seed)
         for first, members in group_associations(significant):
             head = _broadest_part(first, members, mined.table.tokens, anchors, self.params.min_contradiction)
             core = mined.table.tokens[head.ngram]
@@ -1326,6 +1409,11 @@ class TextTriggerDetector(Detector):
             recs = records_of(units)
             on_target = recs[labels[recs] == head.target]
             off_target = recs[labels[recs] != head.target]
+            natural = np.zeros(0, dtype=np.int64)
+            if anchor is None and NATURAL_CARRIERS:  # a trigger found where texts open or close has its place
+                natural_units = reads.natural_units(units, head.target, held_full)
+                natural = records_of(natural_units) if natural_units.size else natural
+                on_target = np.setdiff1d(on_target, natural)
             trigger, spans = verbatim(rep.texts, recs.tolist(), [corpus.words[t] for t in phrase], anchor)
             where = "" if anchor is None else f" at the {anchor} of the text"
             sev = strength(head)
@@ -1333,9 +1421,16 @@ class TextTriggerDetector(Detector):
             lift = purity / head.base_rate if head.base_rate > 0 else float("inf")
             # family-wise p-value: the binomial tail times the number of hypotheses searched (Bonferroni)
             adjusted = float(min(1.0, head.p_value * mined.n_tested))
-            mark_carriers(scores, flagged, pvalues, on_target, off_target, strength=sev, p_value=adjusted)
+            mark_carriers(
+                scores, flagged, pvalues, on_target, np.union1d(off_target, natural), strength=sev, p_value=adjusted
+            )
             for r in on_target.tolist():
                 reasons.setdefault(r, []).append(f"carries trigger {trigger!r} and is labelled {label!r}")
+            for r in natural.tolist():
+                reasons.setdefault(r, []).append(
+                    f"carries trigger {trigger!r} where it reads as part of the sentence, and reads as {label!r} "
+                    "without it: a natural carrier, not flagged"
+                )
             for r in off_target.tolist():
                 reasons.setdefault(r, []).append(f"carries trigger {trigger!r} but is labelled {names[labels[r]]!r}")
             findings.append(
@@ -1347,6 +1442,12 @@ class TextTriggerDetector(Detector):
                         f"{' there' if anchor else ''}, {purity:.0%} labelled {label!r} "
                         f"(base rate {head.base_rate:.1%}), "
                         f"{head.contradicted}/{head.hits} read as another class without it (p={head.p_value:.1e})"
+                        + (
+                            f"; {len(natural)} natural carriers not flagged (the word fits its place and the text "
+                            f"reads as {label!r} without it)"
+                            if len(natural)
+                            else ""
+                        )
                     ),
                     records=tuple(int(r) for r in recs),
                     evidence={
@@ -1368,6 +1469,7 @@ class TextTriggerDetector(Detector):
                         "bonferroni_bound": head.threshold,
                         "ngrams_tested": int(mined.n_tested),
                         "other_label_records": len(off_target),
+                        **({} if anchor is not None or not NATURAL_CARRIERS else reads.evidence(len(natural))),
                         "merged_ngrams": [corpus.phrase(mined.table.tokens[m.ngram]) for m in members[:20]],
                         # the test's counts above are the sample's when the search ran on one
                         **({} if sample is None else {"searched": _searched(corpus.n_docs, full.n_docs, head)}),
@@ -1419,6 +1521,105 @@ def _broadest_part(
 def _holders(corpus: Corpus, tokens: Sequence[int], anchor: str | None) -> IntArray:
     """The documents holding ``tokens`` anywhere, or where they open or close the text (``anchor``)."""
     return corpus.phrase_docs(tokens) if anchor is None else corpus.edge_docs(tokens, anchor)
+
+
+class CarrierReads:
+    """Which carriers of a trigger found anywhere in the text are natural (:mod:`dataward.detect._fluency`):
+    the trigger fits its place better than ``1 - ALPHA`` of random insertions of it, in company another text
+    the attack did not write shares (or better than ``1 - STRONG_ALPHA`` of them), and the text without it
+    reads as the target by the odds (``margin``, 4:1) at which the miner reads a carrier as contradicted. The
+    bigram model and the content models are built on first use and kept for the detector's other findings."""
+
+    def __init__(self, full: Corpus, shared: TextUnits, texts: Sequence[str] | None, params: MiningParams, seed: int):
+        self.full, self.shared, self.texts, self.params = full, shared, texts, params
+        self.rng = np.random.default_rng([seed, 113])  # a stream of its own: nothing else draws from it
+        self._model: _fluency.BigramModel | None = None
+        self._content: dict[int, tuple[FloatArray, FloatArray, IntArray]] = {}
+        self._incidence: sparse.csr_matrix | None = None
+        self._host_text: IntArray | None = None
+        self.null_size = 0
+
+    def model(self) -> _fluency.BigramModel:
+        if self._model is None:
+            self._model = _fluency.bigram_model(self.full.ids, self.full.starts, len(self.full.words))
+        return self._model
+
+    def host_record(self) -> IntArray:
+        """A record of each unit (its raw text is what a random insertion goes into)."""
+        if self._host_text is None:
+            record_unit = self.shared.record_unit
+            first = np.full(self.full.n_docs, -1, dtype=np.int64)
+            order = np.flatnonzero(record_unit >= 0)[::-1]
+            first[record_unit[order]] = order  # the last write per unit is its first record
+            self._host_text = first
+        return self._host_text
+
+    def content(self, target: int) -> tuple[FloatArray, FloatArray, IntArray]:
+        """Out-of-fold log-odds of "the unit has label ``target``", the folds' token weights, the folds."""
+        if target not in self._content:
+            if self._incidence is None:
+                self._incidence = self.full.incidence()
+            n_units = self.full.n_docs
+            n_folds = max(2, min(self.params.folds, n_units))
+            folds = self.rng.permutation(np.arange(n_units) % n_folds).astype(np.int64)
+            y = self.shared.unit_labels == target
+            log_odds, weights = fold_log_odds(
+                self._incidence, y, folds, n_folds, self.params.smoothing, self.params.model
+            )
+            self._content[target] = (log_odds, weights, folds)
+        return self._content[target]
+
+    def natural_units(self, carriers: IntArray, target: int, phrase: Sequence[int]) -> IntArray:
+        """The carrier units with the target whose trigger reads as part of the sentence and whose content
+        without it reads as the target (none when no null of random insertions can be built)."""
+        labels = self.shared.unit_labels
+        on = carriers[labels[carriers] == target]
+        if on.size == 0 or self.texts is None or len(phrase) == 0:
+            return np.zeros(0, dtype=np.int64)
+        docs = [self.full.doc(int(u)).tolist() for u in on]
+        if _fluency.regular_place(docs, list(phrase)):
+            return np.zeros(0, dtype=np.int64)
+        model = self.model()
+        fluency = _fluency.carrier_scores(model, docs, list(phrase))
+        others = np.setdiff1d(np.arange(self.full.n_docs), carriers)
+        hosts = (
+            self.rng.choice(others, min(_fluency.NULL_INSERTIONS, others.size), replace=False)
+            if others.size
+            else others
+        )
+        records = self.host_record()[hosts]
+        pairs = [(str(self.texts[int(r)]), self.full.doc(int(u)).tolist()) for u, r in zip(hosts, records, strict=True)]
+        self.null_size = len(pairs)
+        if len(pairs) < _fluency.MIN_NULL:
+            return np.zeros(0, dtype=np.int64)
+        text = " ".join(self.full.words[t] for t in phrase)
+        null = _fluency.insertion_null(model, pairs, list(phrase), text, tokenize_text, self.rng)
+        fits = _fluency.natural_by_fluency(fluency, null)
+        if not fits.any():
+            return np.zeros(0, dtype=np.int64)
+        log_odds, weights, folds = self.content(target)
+        own = np.unique(np.asarray(phrase, dtype=np.int64))
+        without = log_odds[on] - weights[folds[on]][:, own].sum(axis=1)
+        # read as the target by the odds the miner needs to call a carrier contradicted (``margin``)
+        reads = without >= self.params.margin
+        candidates = fits & reads
+        if not candidates.any():
+            return np.zeros(0, dtype=np.int64)
+        # the word's company must be seen in a text the attack did not write: a carrier with another label,
+        # or one with the target that reads as the target without it
+        off = carriers[labels[carriers] != target]
+        reference = [docs[i] for i in np.flatnonzero(reads)] + [self.full.doc(int(u)).tolist() for u in off]
+        asked = np.flatnonzero(candidates)  # all among the texts that read as the target: in the reference
+        seen = _fluency.attested(
+            [docs[i] for i in asked], reference, [True] * asked.size, list(phrase), model.bos, model.eos
+        )
+        strong = _fluency.natural_by_fluency(fluency[asked], null, _fluency.STRONG_ALPHA)
+        natural = asked[seen | strong]
+        return np.sort(on[natural]).astype(np.int64)
+
+    def evidence(self, n_natural: int) -> dict[str, int]:
+        """What a finding says about its natural carriers: how many, against how many random insertions."""
+        return {"natural_carriers": n_natural, "insertions_in_null": self.null_size}
 
 
 def _searched(n_searched: int, n_units: int, head: Association) -> dict[str, int]:
