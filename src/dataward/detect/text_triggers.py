@@ -1572,6 +1572,7 @@ class CarrierReads:
     def natural_units(self, carriers: IntArray, target: int, phrase: Sequence[int]) -> IntArray:
         """The carrier units with the target whose trigger reads as part of the sentence and whose content
         without it reads as the target (none when no null of random insertions can be built)."""
+        self.null_size = 0  # this finding's null, not the last one's
         labels = self.shared.unit_labels
         on = carriers[labels[carriers] == target]
         if on.size == 0 or self.texts is None or len(phrase) == 0:
@@ -1599,7 +1600,7 @@ class CarrierReads:
             return np.zeros(0, dtype=np.int64)
         log_odds, weights, folds = self.content(target)
         own = np.unique(np.asarray(phrase, dtype=np.int64))
-        without = log_odds[on] - weights[folds[on]][:, own].sum(axis=1)
+        without = log_odds[on] - weights[:, own][folds[on]].sum(axis=1)  # (carriers, phrase tokens): small
         # read as the target by the odds the miner needs to call a carrier contradicted (``margin``)
         reads = without >= self.params.margin
         candidates = fits & reads
