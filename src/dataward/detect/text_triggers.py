@@ -1540,6 +1540,7 @@ class CarrierReads:
         self.null_size = 0
 
     def model(self) -> _fluency.BigramModel:
+        """The bigram model of every unit's tokens (built on first use)."""
         if self._model is None:
             self._model = _fluency.bigram_model(self.full.ids, self.full.starts, len(self.full.words))
         return self._model
