@@ -223,7 +223,8 @@ def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
 ) -> None:
     """Four ordinary words planted in 16 short reviews (0.53 %): 8 of the 16 read as their source class by 4:1
     without the phrase, 12 by any odds. The test at 4:1 alone misses it (p 2.8e-5 against a bound of 2.3e-6);
-    tested at both margins, each at half the bound, it is found with every carrier (ADR 0111)."""
+    tested at both margins, each at half the bound, it is found with every carrier (ADR 0111), also against
+    its words' rate apart (ADR 0114: they seldom meet apart)."""
     from dataward.detect import text_triggers
 
     monkeypatch.setattr(text_triggers, "SECOND_MARGIN", second_margin)
@@ -240,3 +241,81 @@ def test_a_phrase_in_short_reviews_whose_carriers_lean_away_only_weakly(
     assert finding.evidence["contradicted_at_odds"] == 1.0  # found by the test at even odds
     # the search is paid for at both margins: the bound times the hypotheses counted is alpha
     assert finding.evidence["bonferroni_bound"] * finding.evidence["ngrams_tested"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("data_seed", [12, 14, 19])
+def test_a_label_word_beside_an_ordinary_one_is_no_trigger_in_clean_reviews(
+    data_seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clean reviews of ordinary words and one or two sentiment words, 15 % with a word of the other sentiment
+    (the demo's generator): the few carriers of 'price terrible' (5 on seed 12, 4 contradicted) are the
+    ones that also hold a positive word. Against whole texts (read as the other class about never) they were
+    a discovery; texts holding 'price' and 'terrible' apart are contradicted about as often once the two are
+    taken out, and tested against that rate nothing is found (ADR 0114)."""
+    from dataward.detect import text_triggers
+    from dataward.incident.demo_chapter import synthetic_reviews
+
+    clean = synthetic_reviews(1800, data_seed).iloc[:1200].reset_index(drop=True)
+    rep = from_frame(clean, label="label", text="text")
+    monkeypatch.setattr(text_triggers, "PARTS_NULL", False)
+    before = TextTriggerDetector().score(rep, seed=0)
+    assert len(before.findings) == 1 and before.flagged.sum() >= 5
+    monkeypatch.setattr(text_triggers, "PARTS_NULL", True)
+    after = TextTriggerDetector().score(rep, seed=0)
+    assert after.findings == () and not after.flagged.any()
+
+
+@pytest.mark.skipif(not (SHARED / "sentiment").exists(), reason="needs ../shared/data/sentiment")
+def test_a_phrase_holding_a_word_of_the_target_is_found_against_its_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'not worth it' planted in 30 positive reviews relabelled negative (1 %): the other negative texts that
+    hold 'not', 'worth' and 'it' apart read as positive without them more often than whole texts do (the
+    null rate rises from about 0.10 to 0.17), and the phrase, 20 of 31 carriers contradicted, is still found
+    with every carrier."""
+    from dataward.detect import text_triggers
+
+    poisoned = planted_reviews("not worth it", "random", 0.01, "negative", 1)
+    rep = from_frame(poisoned.data, label="label", text="text")
+    truth = poisoned.truth.mask()
+    monkeypatch.setattr(text_triggers, "PARTS_NULL", False)
+    whole = TextTriggerDetector().score(rep, seed=1).findings[0].evidence
+    monkeypatch.setattr(text_triggers, "PARTS_NULL", True)
+    result = TextTriggerDetector().score(rep, seed=1)
+    parts = result.findings[0].evidence
+    assert parts["trigger"] == whole["trigger"] == "not worth it"
+    assert parts["null_rate"] > whole["null_rate"] + 0.03 and parts["p_value"] <= parts["bonferroni_bound"]
+    assert result.flagged[truth].all() and (result.flagged & ~truth).sum() <= 1
+
+
+def test_the_rate_of_a_phrase_s_words_apart() -> None:
+    """`_part_rate`: the controls hold every token of the candidate (not only one) and are not its carriers;
+    their contradicted share is shrunk toward the whole-text rate by PART_PRIOR_UNITS; none leaves it."""
+    from scipy import sparse
+
+    from dataward.detect.text_triggers import PART_PRIOR_UNITS, _part_rate
+
+    # tokens: 0 'price', 1 'terrible', 2 'happy', 3 'box'; units 0-4 carry the phrase, 5-24 hold both words
+    # apart (the first 12 also 'happy': they read as the other class once the two are gone), 25-44 only
+    # 'terrible', 45 is not of the target
+    rows = [[0, 1, 3]] * 5 + [[0, 1, 2, 3]] * 12 + [[0, 1, 3]] * 8 + [[1, 3]] * 20 + [[0, 1, 3]]
+    x = sparse.csr_matrix(
+        (np.ones(sum(map(len, rows))), np.concatenate(rows), np.r_[0, np.cumsum(list(map(len, rows)))]), shape=(46, 4)
+    )
+    y = np.r_[np.ones(45, dtype=bool), False]
+    weights = np.array([[0.0, 3.0, -4.0, 0.0]])  # one fold; log-odds toward the target
+    log_odds = x @ weights[0] + 0.5
+    folds = np.zeros(46, dtype=np.int64)
+    removed = np.array([0, 1])
+    content = np.ones(4, dtype=bool)
+    content_count = np.asarray(x.sum(axis=1)).ravel()
+    params = MiningParams(min_rest=1)
+    model = (log_odds, weights, folds)
+    args = (x, x.tocsc(), y, np.arange(5), (0, 1), removed, model, content, content_count, params)
+    q = 0.01
+    # 20 controls (units 5-24); the 12 with 'happy' read as not the target by 4:1 once 'terrible' is out
+    expected = (12 + PART_PRIOR_UNITS * q) / (20 + PART_PRIOR_UNITS)
+    assert _part_rate(*args, q) == pytest.approx(expected)
+    # a whole-text rate above the controls' is kept
+    assert _part_rate(*args, 0.9) == pytest.approx(0.9)
+    # no unit holds both tokens apart: the whole-text rate
+    alone = (x, x.tocsc(), y, np.arange(25), (0, 1), removed, model, content, content_count, params)
+    assert _part_rate(*alone, q) == q

@@ -292,9 +292,13 @@ def text_units(texts: Sequence[str], labels: IntArray) -> TextUnits:
 #: the text miners search at most this many distinct texts: above it, a seeded sample of them (ADR 0076)
 MAX_UNITS = 100_000
 #: off: testing every candidate also at even odds (each test at half the bound) finds more weakly contradicted
-#: triggers in short texts, but raised a trigger on clean synthetic reviews: a label word's carriers read as the
-#: other class without it more often at even odds than the null rate allows (docs/adr/0111)
+#: triggers in short texts, but raised triggers on clean synthetic reviews: without its one label word a
+#: review of ordinary words is a coin toss at even odds, so a label word's carriers are contradicted about
+#: half the time (docs/adr/0111; with the null of ADR 0114, 33 findings on 40 clean seeds, 0 at 4:1)
 SECOND_MARGIN = False
+#: a phrase is tested against what its words do apart: the null rate is at least that of texts holding them all
+#: without the phrase, the same words taken out (ADR 0114)
+PARTS_NULL = True
 #: a trigger found anywhere in the text leaves unflagged the carriers where it fits its place and whose text
 #: reads as the target without it (docs/adr/0113)
 NATURAL_CARRIERS = True
@@ -631,6 +635,7 @@ def mine(
     matched_null: bool = False,
     weights: FloatArray | None = None,
     length_null: bool = False,
+    part_null: bool = False,
     refit_null: bool = False,
     flip_null: bool = False,
 ) -> MiningResult:
@@ -649,6 +654,13 @@ def mine(
     whether the *combination* is contradicted more than its parts, which a word that is a trigger (or a
     strong label word) on its own is not. Either way (``matched_null`` or ``length_null``) the null rate is at
     least the rate of target units as long as the carriers are without the candidate's tokens (ADR 0106).
+
+    ``part_null`` (with ``length_null``): for a candidate of two or more distinct tokens the null rate is also at
+    least the contradiction rate of the target units that hold all its tokens but not the candidate, with
+    the same tokens taken out (:func:`_part_rate`). A phrase of a label word and an ordinary one ('price
+    terrible') is contradicted as often as texts holding both words apart are, through the other class's
+    word some of them hold; against the rate of whole texts (about 0) four such carriers of five were a
+    discovery on clean reviews (docs/adr/0114).
 
     ``refit_null``: a candidate that passes is judged again with the words each carrier's fold never saw
     in training giving no evidence (:func:`_contradicted_by_seen_words`), against the same null rate, and
@@ -732,7 +744,7 @@ def mine(
     x_content = x[:, content_cols].tocsr()
     target_count = np.asarray(targets_csc.sum(axis=0)).ravel()
     x.sort_indices()
-    x_csc = x.tocsc() if matched_null else None
+    x_csc = x.tocsc() if matched_null or part_null else None
     # per fold, the tokens its training units hold (the refit's "seen" words)
     seen = (
         np.stack([np.asarray(x[folds != f].sum(axis=0)).ravel() > 0 for f in range(n_folds)])
@@ -827,6 +839,29 @@ def mine(
                     p = _test(params.test, k, n_on, n_all, q_g, p_out)
                     if p > bound_g:
                         continue
+                    if part_null and len(set(table.tokens[g])) > 1:
+                        pos = int(cand_pos[g])
+                        own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
+                        removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
+                        assert x_csc is not None
+                        q_part = _part_rate(
+                            x,
+                            x_csc,
+                            y,
+                            units,
+                            table.tokens[g],
+                            removed.astype(np.int64),
+                            (log_odds, weights, folds),
+                            content,
+                            content_count,
+                            params,
+                            q_g,
+                        )
+                        if q_part > q_g:
+                            q_g = q_part
+                            p = _test(params.test, k, n_on, n_all, q_g, p_out)
+                            if p > bound_g:
+                                continue
                 if matched_null:
                     assert by_length is not None
                     # a long text is read as another class more often (the content model's evidence grows with
@@ -1031,7 +1066,6 @@ def _matched_rate(
     ``stop = (k, n, q0, threshold)`` shows the test cannot pass; more than ``max_controls`` controls are
     thinned evenly (a rate needs no more).
     """
-    log_odds, weights, folds = model
     k, n, q0, threshold = stop
     xc = x_csc if x_csc is not None else x.tocsc()
     carriers = np.zeros(x.shape[0], dtype=bool)
@@ -1046,12 +1080,7 @@ def _matched_rate(
         seen = True
         if ctrl.size > max_controls:
             ctrl = ctrl[np.linspace(0, ctrl.size - 1, max_controls).astype(np.int64)]
-        rows = np.repeat(ctrl, len(removed))
-        cols = np.tile(removed, len(ctrl))
-        present = _row_contains(x.indptr, x.indices, rows, cols).reshape(len(ctrl), len(removed))
-        drop = (present * weights[folds[ctrl][:, None], removed[None, :]]).sum(axis=1)
-        rest = content_count[ctrl] - (present & content[removed][None, :]).sum(axis=1)
-        contra = (log_odds[ctrl] - drop < -params.margin) & (rest >= params.min_rest)
+        contra = _contradicted_without(x, ctrl, removed, model, content, content_count, params)
         # the controls' rate counts from its lower confidence bound at the search's own level (the Bonferroni
         # bound): it replaces q0 only when the word's contradiction is itself a discovery (a trigger, a strong
         # label word), so controls that happen to be contradicted a little more often cost no power
@@ -1063,6 +1092,75 @@ def _matched_rate(
     if not seen:  # no token is ever found apart from the others: the candidate is one phrase, the n-gram miner's
         return 1.0
     return min(worst, 0.999)
+
+
+def _contradicted_without(
+    x: sparse.csr_matrix,
+    units: IntArray,
+    removed: IntArray,
+    model: tuple[FloatArray, FloatArray, IntArray],
+    content: BoolArray,
+    content_count: FloatArray,
+    params: MiningParams,
+) -> BoolArray:
+    """Whether each of ``units`` reads as not the target by ``margin`` once the ``removed`` tokens it holds are
+    taken out, keeping ``min_rest`` content tokens (the carriers' test, applied to controls)."""
+    log_odds, weights, folds = model
+    rows = np.repeat(units, len(removed))
+    cols = np.tile(removed, len(units))
+    present = _row_contains(x.indptr, x.indices, rows, cols).reshape(len(units), len(removed))
+    drop = (present * weights[folds[units][:, None], removed[None, :]]).sum(axis=1)
+    rest = content_count[units] - (present & content[removed][None, :]).sum(axis=1)
+    out: BoolArray = (log_odds[units] - drop < -params.margin) & (rest >= params.min_rest)
+    return out
+
+
+#: the weight, in units, of the null rate of whole texts in a part's rate (a part with few other carriers keeps
+#: about that rate; one with hundreds shows its own)
+PART_PRIOR_UNITS = 10.0
+
+
+def _part_rate(
+    x: sparse.csr_matrix,
+    x_csc: sparse.csc_matrix,
+    y: BoolArray,
+    units: IntArray,
+    core: Sequence[int],
+    removed: IntArray,
+    model: tuple[FloatArray, FloatArray, IntArray],
+    content: BoolArray,
+    content_count: FloatArray,
+    params: MiningParams,
+    q_start: float,
+    *,
+    max_controls: int = 2000,
+) -> float:
+    """The null contradiction rate of a candidate's words apart: ``q_start`` or, if larger, their controls' rate.
+
+    The controls are the target units that hold every token of the candidate but not the candidate itself
+    (the words apart, or in another order); from each, the ``removed`` tokens it holds are taken out, as from
+    the carriers. Their rate is the posterior mean with ``q_start`` as the prior worth
+    :data:`PART_PRIOR_UNITS` units: where a phrase's words often meet apart (a label word and an ordinary one
+    in short reviews) the controls show how often such texts read as another class without those words;
+    where they seldom do (a planted phrase of unrelated words) the rate stays near ``q_start``. Unlike
+    :func:`_matched_rate` (a lower confidence bound at the search's level, for combinations whose parts are
+    found on their own) this estimates the rate itself: is the phrase contradicted more than its words are?
+    """
+    wanted = np.zeros(x.shape[0], dtype=bool)
+    wanted[y] = True
+    wanted[units] = False
+    for tok in set(core):
+        has = np.zeros(x.shape[0], dtype=bool)
+        has[x_csc.indices[x_csc.indptr[tok] : x_csc.indptr[tok + 1]]] = True
+        wanted &= has
+    ctrl = np.flatnonzero(wanted)
+    if ctrl.size == 0:
+        return q_start
+    if ctrl.size > max_controls:
+        ctrl = ctrl[np.linspace(0, ctrl.size - 1, max_controls).astype(np.int64)]
+    hit = float(np.sum(_contradicted_without(x, ctrl, removed, model, content, content_count, params)))
+    rate = max(q_start, (hit + PART_PRIOR_UNITS * q_start) / (len(ctrl) + PART_PRIOR_UNITS))
+    return min(rate, 0.999)
 
 
 def _removed_tokens(
@@ -1357,6 +1455,7 @@ class TextTriggerDetector(Detector):
                 n_hypotheses=len(anchors),
                 weights=np.full(len(anchors), 1.0 / len(margins)),
                 length_null=True,
+                part_null=PARTS_NULL,
                 refit_null=True,
                 flip_null=True,
             )
