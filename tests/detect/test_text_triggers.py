@@ -259,7 +259,7 @@ def test_a_label_word_beside_an_ordinary_one_is_no_trigger_in_clean_reviews(
     rep = from_frame(clean, label="label", text="text")
     monkeypatch.setattr(text_triggers, "PARTS_NULL", False)
     before = TextTriggerDetector().score(rep, seed=0)
-    assert len(before.findings) == 1 and before.flagged.sum() >= 5
+    assert before.findings and before.flagged.sum() >= 5
     monkeypatch.setattr(text_triggers, "PARTS_NULL", True)
     after = TextTriggerDetector().score(rep, seed=0)
     assert after.findings == () and not after.flagged.any()
@@ -319,3 +319,30 @@ def test_the_rate_of_a_phrase_s_words_apart() -> None:
     # no unit holds both tokens apart: the whole-text rate
     alone = (x, x.tocsc(), y, np.arange(25), (0, 1), removed, model, content, content_count, params)
     assert _part_rate(*alone, q) == q
+
+
+def test_near_duplicate_groups_do_not_chain() -> None:
+    """A chain of texts each similar to the next (Jaccard 0.6) but not to the ones further on is not one group:
+    a group is one carrier and the ungrouped carriers near-identical to it. Copies of one text stay one group."""
+    from scipy import sparse
+
+    from dataward.detect.text_triggers import _context_groups
+
+    rows = [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6], [4, 5, 6, 7], [9, 10, 11], [9, 10, 11]]
+    x = sparse.csr_matrix(
+        (np.ones(sum(map(len, rows))), np.concatenate(rows), np.r_[0, np.cumsum(list(map(len, rows)))]), shape=(7, 12)
+    )
+    picked, groups = _context_groups(x, np.arange(7), np.array([], dtype=np.int64), np.random.default_rng(0), 400)
+    assert picked.tolist() == list(range(7))
+    assert groups.tolist() == [0, 0, 1, 1, 2, 3, 3]  # chained, the five would have been one group
+
+
+def test_clean_reviews_with_a_small_vocabulary_raise_no_trigger() -> None:
+    """6,000 clean synthetic reviews (seed 1004): 'poor' at the end has 79 negative carriers, 4 contradicted.
+    Grouped by chains of similar texts, 75 of them were one group and the test saw 4 of 5 (a critical
+    trigger, ADR 0114)."""
+    from dataward.incident.demo_chapter import synthetic_reviews
+
+    rep = from_frame(synthetic_reviews(6000, 1004), label="label", text="text")
+    result = TextTriggerDetector().score(rep, seed=4)
+    assert result.findings == () and not result.flagged.any()
