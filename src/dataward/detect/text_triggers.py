@@ -828,6 +828,14 @@ def mine(
                 units = ngram_csc.indices[ngram_csc.indptr[g] : ngram_csc.indptr[g + 1]]
                 on = ent_unit[ent_bounds[i] : ent_bounds[i + 1]]
                 contra_g = contra[ent_bounds[i] : ent_bounds[i + 1]]
+                # the tokens taken out of g's carriers: its own and those most of them share (every null uses them)
+                pos = int(cand_pos[g])
+                removed_g = np.unique(
+                    np.r_[
+                        full_tok[full_bounds[pos] : full_bounds[pos + 1]],
+                        rem_tok[rem_start[g] : rem_start[g] + rem_len[g]],
+                    ]
+                ).astype(np.int64)
                 p_out = float(p_outs[i])
                 hits = n_on
                 q_g = q0
@@ -839,9 +847,6 @@ def mine(
                     if p > bound_g:
                         continue
                     if part_null and len(set(table.tokens[g])) > 1:
-                        pos = int(cand_pos[g])
-                        own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
-                        removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
                         assert x_csc is not None
                         q_part = _part_rate(
                             x,
@@ -849,7 +854,7 @@ def mine(
                             y,
                             units,
                             table.tokens[g],
-                            removed.astype(np.int64),
+                            removed_g,
                             (log_odds, weights, folds),
                             content,
                             content_count,
@@ -868,16 +873,13 @@ def mine(
                     # rate of target texts as long as these carriers are without the candidate's own tokens
                     # (a planted trigger lengthens its carriers by itself; docs/adr/0106)
                     q_start = max(q0, min(_length_rate(by_length, content_count[on] - len(table.tokens[g])), 0.999))
-                    pos = int(cand_pos[g])
-                    own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
-                    removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]]).astype(np.int64)
                     q_g = _matched_rate(
                         x,
                         x_csc,
                         y,
                         units,
                         table.tokens[g],
-                        removed,
+                        removed_g,
                         (log_odds, weights, folds),
                         content,
                         content_count,
@@ -898,13 +900,10 @@ def mine(
                     n_on = independent
                     p = _test(params.test, k, n_on, n_all, q_g, p_out)
                     if refit_null and p <= bound_g:
-                        pos = int(cand_pos[g])
-                        own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
-                        removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
                         contra_out = _contradicted_by_seen_words(
                             x,
                             on,
-                            removed.astype(np.int64),
+                            removed_g,
                             (log_odds, weights, folds, seen),
                             content,
                             content_count,
@@ -917,11 +916,8 @@ def mine(
                         if p > bound_g:
                             continue
                 if flip_null:
-                    pos = int(cand_pos[g])
-                    own = full_tok[full_bounds[pos] : full_bounds[pos + 1]]
-                    removed = np.unique(np.r_[own, rem_tok[rem_start[g] : rem_start[g] + rem_len[g]]])
                     off = units[~y[units]].astype(np.int64)
-                    flips = _read_as_target(x, off, removed.astype(np.int64), (log_odds, weights, folds), params)
+                    flips = _read_as_target(x, off, removed_g, (log_odds, weights, folds), params)
                     if off.size and _binom_p(int(flips.sum()), int(off.size), q_flip) <= FLIP_LEVEL:
                         continue
                 found.append(
